@@ -1,6 +1,6 @@
 /** Jest: unit tests per workspace, end-to-end tests against the real stack in test/. */
 const transform = {
-  '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: { module: 'commonjs', target: 'ES2022', esModuleInterop: true, sourceMap: true } }],
+  '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true, module: 'commonjs', target: 'ES2022', esModuleInterop: true, sourceMap: true } }],
 };
 
 module.exports = {

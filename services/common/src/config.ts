@@ -1,0 +1,74 @@
+import { z } from 'zod';
+
+/** The environments a process can run in. Production refuses development secrets. */
+export const gefEnvSchema = z.enum(['development', 'test', 'production']);
+export type GefEnv = z.infer<typeof gefEnvSchema>;
+
+/** A TCP port, given as a string in the environment. */
+export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+
+/** Settings every process shares. */
+export const baseConfigShape = {
+  GEF_ENV: gefEnvSchema.default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+};
+
+/** Thrown when the environment does not satisfy a process's schema. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Secrets with development defaults. A production process refuses to start while any of
+ * them still holds its development value or is empty.
+ */
+export interface DevSecret {
+  name: string;
+  devValue: string;
+}
+
+/**
+ * Parses the environment with a zod object schema, once. The only place `process.env` is
+ * read is the caller's `config.ts`, which passes it here.
+ */
+export function parseConfig<S extends z.ZodRawShape>(
+  shape: S,
+  env: Record<string, string | undefined>,
+  devSecrets: DevSecret[] = [],
+): z.infer<z.ZodObject<S>> {
+  const schema = z.object(shape);
+  // Empty strings mean "not set", so defaults apply.
+  const cleaned: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && value !== '') cleaned[key] = value;
+  }
+  const result = schema.safeParse(cleaned);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
+  }
+  const config = result.data as Record<string, unknown>;
+  if (config['GEF_ENV'] === 'production') {
+    const weak = devSecrets.filter((s) => !cleaned[s.name] || cleaned[s.name] === s.devValue).map((s) => s.name);
+    if (weak.length > 0) {
+      throw new ConfigError(weak.map((name) => `${name}: must be set to a real secret in production`));
+    }
+  }
+  return result.data;
+}
+
+/** Reads a comma-separated list. */
+export const commaList = z
+  .string()
+  .default('')
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x.length > 0),
+  );

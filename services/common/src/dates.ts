@@ -1,0 +1,42 @@
+/**
+ * Dates as the REST contract writes them: UTC, ISO 8601 without offset, six fractional
+ * digits (`2026-11-28T05:13:18.000000`).
+ */
+export function formatApiDate(date: Date | null | undefined): string | null {
+  if (!date || Number.isNaN(date.getTime())) return null;
+  return `${date.toISOString().slice(0, 19)}.${String(date.getUTCMilliseconds()).padStart(3, '0')}000`;
+}
+
+const isoDateTime =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*(Z|[+-]\d{2}:?\d{2}|\s\d{2}:?\d{2})?)?$/i;
+
+/**
+ * Parses any ISO 8601 date or date-time, with or without offset (no offset means UTC),
+ * date-only, and the broken form where a `+` in the offset arrived as a space. Returns
+ * null for anything else.
+ */
+export function parseApiDate(input: string): Date | null {
+  const m = isoDateTime.exec(input.trim());
+  if (!m) return null;
+  const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', zone] = m;
+  const ms = Number((frac + '000').slice(0, 3));
+  let offsetMinutes = 0;
+  if (zone && zone.toUpperCase() !== 'Z') {
+    const z = zone.trim();
+    const sign = z.startsWith('-') ? -1 : 1;
+    const digits = z.replace(/[^0-9]/g, '');
+    offsetMinutes = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)));
+  }
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) return null;
+  const utc = Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMinutes * 60_000;
+  const date = new Date(utc);
+  // Reject days that do not exist (2026-02-30).
+  if (new Date(Date.UTC(year, month - 1, day)).getUTCDate() !== day) return null;
+  return Number.isNaN(date.getTime()) ? null : date;
+}

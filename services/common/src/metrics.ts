@@ -1,0 +1,74 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Interceptor } from '@connectrpc/connect';
+import { ConnectError } from '@connectrpc/connect';
+import client from 'prom-client';
+
+/** The process's Prometheus registry, with Node's default metrics. */
+export function createMetricsRegistry(service: string): client.Registry {
+  const registry = new client.Registry();
+  registry.setDefaultLabels({ service });
+  client.collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** Counts and times every RPC a server handles. */
+export function metricsInterceptor(registry: client.Registry): Interceptor {
+  const duration = new client.Histogram({
+    name: 'gef_rpc_server_duration_seconds',
+    help: 'RPC handling time by procedure and code',
+    labelNames: ['procedure', 'code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  return (next) => async (req) => {
+    const end = duration.startTimer({ procedure: `${req.service.typeName}/${req.method.name}` });
+    try {
+      const res = await next(req);
+      end({ code: 'ok' });
+      return res;
+    } catch (err) {
+      end({ code: err instanceof ConnectError ? String(err.code) : 'unknown' });
+      throw err;
+    }
+  };
+}
+
+/**
+ * The HTTP/1.1 side port of a process: `GET /metrics` (Prometheus text format) and
+ * `GET /healthz` (200 once the process has started).
+ */
+export async function startMetricsServer(
+  registry: client.Registry,
+  port: number,
+  host: string,
+): Promise<{ server: http.Server; port: number }> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/metrics') {
+      registry
+        .metrics()
+        .then((text) => {
+          res.writeHead(200, { 'Content-Type': registry.contentType });
+          res.end(text);
+        })
+        .catch(() => {
+          res.writeHead(500, { 'Content-Type': 'text/plain' });
+          res.end('metrics unavailable\n');
+        });
+      return;
+    }
+    if (req.method === 'GET' && path === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{"status":"ok"}');
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'application/json' });
+    res.end('{"status":404,"detail":"Not found"}');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return { server, port: (server.address() as AddressInfo).port };
+}

@@ -1,0 +1,57 @@
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import type { Logger } from 'pino';
+import type client from 'prom-client';
+import { errorInterceptor, loggingInterceptor } from './interceptors';
+import { metricsInterceptor } from './metrics';
+
+export interface RpcServerOptions {
+  routes: (router: ConnectRouter) => void;
+  logger: Logger;
+  registry: client.Registry;
+  interceptors?: Interceptor[];
+}
+
+/**
+ * Builds an unstarted Connect server (h2c: gRPC, gRPC-Web and Connect over cleartext
+ * HTTP/2) with the platform's interceptors. Tests start it on port 0.
+ */
+export function createRpcServer(options: RpcServerOptions): http2.Http2Server {
+  const handler = connectNodeAdapter({
+    routes: options.routes,
+    interceptors: [
+      metricsInterceptor(options.registry),
+      loggingInterceptor(options.logger),
+      errorInterceptor(options.logger),
+      ...(options.interceptors ?? []),
+    ],
+    // The gateway enforces request size limits; this is a backstop.
+    readMaxBytes: 64 * 1024 * 1024,
+  });
+  return http2.createServer(handler);
+}
+
+/** Starts listening and resolves with the bound port. */
+export async function listen(server: http2.Http2Server, port: number, host: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/** Stops accepting connections and closes open HTTP/2 sessions. */
+export async function closeServer(server: http2.Http2Server, graceMs = 5000): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

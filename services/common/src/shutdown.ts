@@ -1,0 +1,55 @@
+import type { Logger } from 'pino';
+
+export type Closer = () => Promise<void> | void;
+
+/**
+ * Runs the closers in reverse order of registration on SIGTERM or SIGINT (each bounded
+ * by a timeout), then exits. A second signal exits at once.
+ */
+export class Shutdown {
+  private readonly closers: { name: string; close: Closer }[] = [];
+  private stopping = false;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  add(name: string, close: Closer): void {
+    this.closers.push({ name, close });
+  }
+
+  /** Installs the signal handlers. */
+  listen(): void {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(signal, () => {
+        if (this.stopping) process.exit(1);
+        this.logger.info({ signal }, 'shutting down');
+        void this.run().then((ok) => process.exit(ok ? 0 : 1));
+      });
+    }
+  }
+
+  /** Runs every closer; resolves false when one failed or timed out. */
+  async run(): Promise<boolean> {
+    this.stopping = true;
+    let ok = true;
+    for (const { name, close } of [...this.closers].reverse()) {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          Promise.resolve().then(close),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('timed out')), this.timeoutMs);
+          }),
+        ]);
+      } catch (err) {
+        ok = false;
+        this.logger.error({ err, part: name }, 'error while shutting down');
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return ok;
+  }
+}

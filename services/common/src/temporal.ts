@@ -1,0 +1,91 @@
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Logger } from 'pino';
+
+/** The task queue of each worker kind. */
+export const taskQueues = {
+  user: 'gef-user',
+  script: 'gef-script',
+  execution: 'gef-execution',
+  runner: 'gef-runner',
+} as const;
+
+export interface TemporalSettings {
+  address: string;
+  namespace: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A Temporal client whose connection is made on first use, so a service starts (and
+ * reports Temporal as down) while the Temporal server is unavailable.
+ */
+export function createTemporalClient(settings: TemporalSettings): { client: Client; connection: Connection } {
+  const connection = Connection.lazy({ address: settings.address });
+  return { client: new Client({ connection, namespace: settings.namespace }), connection };
+}
+
+/** Health check: the frontend answers a system-info call. */
+export async function pingTemporal(connection: Connection, namespace: string): Promise<void> {
+  await connection.workflowService.describeNamespace({ namespace });
+}
+
+/**
+ * Runs a worker for the life of the process. When Temporal is down at start or the worker
+ * fails, it reconnects with backoff; `stop()` shuts it down gracefully.
+ */
+export class SupervisedWorker {
+  private worker: Worker | undefined;
+  private connection: NativeConnection | undefined;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly settings: TemporalSettings,
+    private readonly options: Omit<WorkerOptions, 'connection' | 'namespace'>,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  get running(): boolean {
+    return this.worker?.getState() === 'RUNNING';
+  }
+
+  private async run(): Promise<void> {
+    let delay = 500;
+    while (!this.stopped) {
+      try {
+        this.connection = await NativeConnection.connect({ address: this.settings.address });
+        this.worker = await Worker.create({
+          ...this.options,
+          connection: this.connection,
+          namespace: this.settings.namespace,
+        });
+        this.logger.info({ taskQueue: this.options.taskQueue }, 'temporal worker started');
+        delay = 500;
+        await this.worker.run();
+        if (this.stopped) break;
+        this.logger.warn({ taskQueue: this.options.taskQueue }, 'temporal worker stopped; restarting');
+      } catch (err) {
+        if (this.stopped) break;
+        this.logger.warn({ err: String(err), taskQueue: this.options.taskQueue, retryInMs: delay }, 'temporal worker unavailable');
+      } finally {
+        await this.connection?.close().catch(() => undefined);
+        this.connection = undefined;
+        this.worker = undefined;
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 10_000);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.worker && this.worker.getState() === 'RUNNING') this.worker.shutdown();
+    await this.loop;
+  }
+}

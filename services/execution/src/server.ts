@@ -1,0 +1,21 @@
+import { createRpcServer, healthRoutes, platformVersion, type HealthCheck, type Logger } from '@gef/common';
+import type client from 'prom-client';
+import type { ExecutionServiceDeps } from './handlers/execution-service';
+import { routes } from './routes';
+
+/** Builds the execution service's RPC server, unstarted (tests listen on port 0). */
+export function buildServer(options: {
+  deps: ExecutionServiceDeps;
+  checks: Record<string, HealthCheck>;
+  logger: Logger;
+  registry: client.Registry;
+}) {
+  return createRpcServer({
+    routes: (router) => {
+      routes(options.deps)(router);
+      healthRoutes('execution', platformVersion, options.checks)(router);
+    },
+    logger: options.logger,
+    registry: options.registry,
+  });
+}

@@ -1,0 +1,22 @@
+import os from 'node:os';
+import type { RunnerActivities } from '@gef/workflows/activities';
+import { pythonVersion } from '../runtimes/python/probe';
+import { hasTool } from '../sandbox/tools';
+
+/** The runner's activities, on the `gef-runner` task queue. */
+export function createRunnerActivities(options: { python: string }): RunnerActivities {
+  return {
+    async describeRunner() {
+      const [python, setpriv, prlimit] = await Promise.all([
+        pythonVersion(options.python),
+        hasTool('setpriv'),
+        hasTool('prlimit'),
+      ]);
+      return {
+        hostname: os.hostname(),
+        runtimes: python ? [{ name: 'python3', version: python }] : [],
+        sandbox: { setpriv, prlimit },
+      };
+    },
+  };
+}

@@ -1,0 +1,22 @@
+import { createLogger, createMetricsRegistry, describeFailure, Shutdown, startMetricsServer } from '@gef/common';
+import { loadConfig } from './config';
+import { createWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger('runner', config.LOG_LEVEL);
+  const shutdown = new Shutdown(logger, 30_000);
+  shutdown.listen();
+  const registry = createMetricsRegistry('runner');
+  const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST);
+  shutdown.add('metrics server', () => new Promise<void>((r) => metrics.server.close(() => r())));
+  const worker = createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, logger);
+  worker.start();
+  shutdown.add('temporal worker', () => worker.stop());
+  logger.info({ metricsPort: metrics.port }, 'runner started');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`runner failed to start: ${describeFailure(err)}\n`);
+  process.exit(1);
+});

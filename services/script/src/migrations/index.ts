@@ -1,0 +1,5 @@
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261128000001 } from './Migration20261128000001';
+
+/** The script service's migrations, oldest first. */
+export const migrations: MigrationObject[] = [{ name: 'Migration20261128000001', class: Migration20261128000001 }];

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { baseConfigShape, parseConfig, port } from '@gef/common';
+
+const shape = {
+  ...baseConfigShape,
+  PORT: port(50051),
+  METRICS_PORT: port(9101),
+  DATABASE_URL: z.string().url().default('postgres://postgres:postgres@127.0.0.1:5432/gef_user'),
+  KEYCLOAK_URL: z.string().url().default('http://127.0.0.1:8080'),
+  KEYCLOAK_REALM: z.string().min(1).default('gef'),
+  KEYCLOAK_CLIENT_ID: z.string().min(1).default('gef-api'),
+  KEYCLOAK_CLIENT_SECRET: z.string().min(1).default('gef-api-dev-secret'),
+  SMTP_HOST: z.string().min(1).default('127.0.0.1'),
+  SMTP_PORT: port(1025),
+  MAIL_FROM: z.string().min(3).default('GEF API <no-reply@gef.local>'),
+  PUBLIC_URL: z.string().url().default('http://localhost:3000'),
+  GEF_ADMIN_EMAIL: z.string().email().default('admin@gef.local'),
+  GEF_ADMIN_PASSWORD: z.string().min(12).default('Admin-Dev-Passw0rd!'),
+};
+
+export type UserConfig = ReturnType<typeof loadConfig>;
+
+/** The user service's configuration, from the environment. */
+export function loadConfig(env: Record<string, string | undefined> = process.env) {
+  return parseConfig(shape, env, [
+    { name: 'KEYCLOAK_CLIENT_SECRET', devValue: 'gef-api-dev-secret' },
+    { name: 'GEF_ADMIN_PASSWORD', devValue: 'Admin-Dev-Passw0rd!' },
+    { name: 'GEF_ADMIN_EMAIL', devValue: 'admin@gef.local' },
+  ]);
+}

@@ -1,0 +1,18 @@
+import type { Logger } from '@gef/common';
+import { SupervisedWorker, taskQueues, type TemporalSettings } from '@gef/common/temporal';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { createUserActivities } from './activities';
+import type { KeycloakAdminClient } from './keycloak/admin-client';
+
+/** The user service's Temporal worker: the deleteUser workflow and the user activities. */
+export function createWorker(settings: TemporalSettings, orm: MikroORM, keycloak: KeycloakAdminClient, logger: Logger) {
+  return new SupervisedWorker(
+    settings,
+    {
+      taskQueue: taskQueues.user,
+      workflowsPath: require.resolve('@gef/workflows'),
+      activities: createUserActivities(orm, keycloak),
+    },
+    logger,
+  );
+}

@@ -1,0 +1,56 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { ExecutionActivities, ScriptActivities, UserActivities } from './activities';
+import { taskQueues } from './task-queues';
+
+export interface DeleteUserInput {
+  userId: string;
+}
+
+export interface DeleteUserResult {
+  userId: string;
+  scripts: number;
+  executions: number;
+  keycloakUserDeleted: boolean;
+  profileDeleted: boolean;
+}
+
+const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } as const;
+
+const user = proxyActivities<UserActivities>({
+  taskQueue: taskQueues.user,
+  startToCloseTimeout: '1m',
+  retry,
+});
+const scripts = proxyActivities<ScriptActivities>({
+  taskQueue: taskQueues.script,
+  startToCloseTimeout: '5m',
+  retry,
+});
+const executions = proxyActivities<ExecutionActivities>({
+  taskQueue: taskQueues.execution,
+  startToCloseTimeout: '5m',
+  retry,
+});
+
+/**
+ * Deletes a user everywhere. Each step is idempotent and retried until it succeeds, so a
+ * crash halfway finishes on restart instead of leaving half a user. The login goes first,
+ * so nobody can act as the user while the rest is removed; the profile goes last, so the
+ * user stays findable until everything else is gone.
+ */
+export async function deleteUser(input: DeleteUserInput): Promise<DeleteUserResult> {
+  const keycloak = await user.deleteKeycloakUser(input.userId);
+  const ownExecutions = await executions.deleteExecutionsOfUser(input.userId);
+  const ownScripts = await scripts.deleteScriptsOfUser(input.userId);
+  const profile = await user.deleteUserProfile(input.userId);
+  return {
+    userId: input.userId,
+    scripts: ownScripts.scripts,
+    executions: ownExecutions.executions,
+    keycloakUserDeleted: keycloak.deleted,
+    profileDeleted: profile.deleted,
+  };
+}
+
+/** The workflow id of a user's deletion: one at a time per user. */
+export const deleteUserWorkflowId = (userId: string) => `delete-user-${userId}`;

@@ -1,0 +1,3 @@
+// Workflow code: deterministic, no Node APIs. Every export here is a workflow the workers
+// can run, or a plain helper they share with clients.
+export * from './delete-user';
