@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { baseConfigShape, parseConfig, port } from '@gef/common';
 
-const shape = {
+export const configShape = {
   ...baseConfigShape,
   PORT: port(50053),
   METRICS_PORT: port(9103),
@@ -15,5 +15,5 @@ export type ExecutionConfig = ReturnType<typeof loadConfig>;
 
 /** The execution service's configuration, from the environment. */
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
-  return parseConfig(shape, env, [{ name: 'EXECUTION_TOKEN_SECRET', devValue: 'gef-execution-token-dev-secret' }]);
+  return parseConfig(configShape, env, [{ name: 'EXECUTION_TOKEN_SECRET', devValue: 'gef-execution-token-dev-secret' }]);
 }

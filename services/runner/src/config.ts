@@ -2,7 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { baseConfigShape, parseConfig, port } from '@gef/common';
 
-const shape = {
+export const configShape = {
   ...baseConfigShape,
   METRICS_PORT: port(9104),
   SCRIPT_SERVICE_URL: z.string().url().default('http://127.0.0.1:50052'),
@@ -19,5 +19,5 @@ export type RunnerConfig = ReturnType<typeof loadConfig>;
  * only through Temporal and the services' RPCs.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
-  return parseConfig(shape, env);
+  return parseConfig(configShape, env);
 }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { baseConfigShape, parseConfig, port } from '@gef/common';
 
-const shape = {
+export const configShape = {
   ...baseConfigShape,
   PORT: port(50052),
   METRICS_PORT: port(9102),
@@ -16,5 +16,5 @@ export type ScriptConfig = ReturnType<typeof loadConfig>;
 
 /** The script service's configuration, from the environment. */
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
-  return parseConfig(shape, env);
+  return parseConfig(configShape, env);
 }

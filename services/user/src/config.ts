@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { baseConfigShape, parseConfig, port } from '@gef/common';
 
-const shape = {
+export const configShape = {
   ...baseConfigShape,
   PORT: port(50051),
   METRICS_PORT: port(9101),
@@ -22,7 +22,7 @@ export type UserConfig = ReturnType<typeof loadConfig>;
 
 /** The user service's configuration, from the environment. */
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
-  return parseConfig(shape, env, [
+  return parseConfig(configShape, env, [
     { name: 'KEYCLOAK_CLIENT_SECRET', devValue: 'gef-api-dev-secret' },
     { name: 'GEF_ADMIN_PASSWORD', devValue: 'Admin-Dev-Passw0rd!' },
     { name: 'GEF_ADMIN_EMAIL', devValue: 'admin@gef.local' },
