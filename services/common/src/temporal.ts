@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 import type { Logger } from 'pino';
 
 /** The task queue of each worker kind. */
@@ -16,6 +16,25 @@ export interface TemporalSettings {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let runtimeInstalled = false;
+
+/** Sends the Temporal SDK's own log lines through the process's pino logger, once. */
+export function installTemporalLogging(logger: Logger): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace',
+    DEBUG: 'debug',
+    INFO: 'info',
+    WARN: 'warn',
+    ERROR: 'error',
+  };
+  const child = logger.child({ component: 'temporal' });
+  Runtime.install({
+    logger: new DefaultLogger('INFO', (entry) => child[levels[entry.level]](entry.meta ?? {}, entry.message)),
+  });
+}
 
 /**
  * A Temporal client whose connection is made on first use, so a service starts (and
@@ -48,6 +67,7 @@ export class SupervisedWorker {
   ) {}
 
   start(): void {
+    installTemporalLogging(this.logger);
     this.loop ??= this.run();
   }
 

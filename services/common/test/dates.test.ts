@@ -1,0 +1,30 @@
+import { formatApiDate, parseApiDate } from '../src/dates';
+
+describe('API dates', () => {
+  it('formats UTC with six fractional digits and no offset', () => {
+    expect(formatApiDate(new Date(Date.UTC(2026, 10, 28, 5, 13, 18, 0)))).toBe('2026-11-28T05:13:18.000000');
+    expect(formatApiDate(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678)))).toBe('2026-01-02T03:04:05.678000');
+    expect(formatApiDate(null)).toBeNull();
+    expect(formatApiDate(new Date(Number.NaN))).toBeNull();
+  });
+
+  it.each([
+    ['2026-11-28T05:13:18.123456', Date.UTC(2026, 10, 28, 5, 13, 18, 123)],
+    ['2026-11-28T05:13:18Z', Date.UTC(2026, 10, 28, 5, 13, 18)],
+    ['2026-11-28T07:13:18+02:00', Date.UTC(2026, 10, 28, 5, 13, 18)],
+    ['2026-11-28T05:13:18.123456 00:00', Date.UTC(2026, 10, 28, 5, 13, 18, 123)],
+    ['2026-11-28T06:13:18 01:00', Date.UTC(2026, 10, 28, 5, 13, 18)],
+    ['2026-11-28T00:13:18-0500', Date.UTC(2026, 10, 28, 5, 13, 18)],
+    ['2026-11-28', Date.UTC(2026, 10, 28)],
+    ['2026-11-28 05:13', Date.UTC(2026, 10, 28, 5, 13)],
+  ])('parses %s', (input, expected) => {
+    expect(parseApiDate(input)?.getTime()).toBe(expected);
+  });
+
+  it.each(['', 'yesterday', '2026-13-01', '2026-02-30', '2026-11-28T25:00:00', '28/11/2026', "2026-11-28'; drop table x"])(
+    'refuses %j',
+    (input) => {
+      expect(parseApiDate(input)).toBeNull();
+    },
+  );
+});

@@ -1,0 +1,51 @@
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError, createClient, createRouterTransport } from '@connectrpc/connect';
+import { health } from '@gef/protos';
+import pino from 'pino';
+import { NotFound, PermissionDenied, reasonHeader, toConnectError } from '../src/errors';
+import { errorInterceptor } from '../src/interceptors';
+
+describe('the error vocabulary', () => {
+  it('maps each domain error to its Connect code and keeps the reason', () => {
+    const err = toConnectError(new NotFound('Script not found', 'not_found'));
+    expect(err.code).toBe(Code.NotFound);
+    expect(err.rawMessage).toBe('Script not found');
+    expect(err.metadata.get(reasonHeader)).toBe('not_found');
+    expect(toConnectError(new PermissionDenied('nope')).code).toBe(Code.PermissionDenied);
+  });
+
+  it('hides anything unknown behind a bare Internal error', () => {
+    const err = toConnectError(new Error('relation "secret_table" does not exist at 10.0.0.5'));
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toBe('Internal error');
+  });
+
+  it('crosses an RPC boundary through the server interceptor', async () => {
+    const logged: unknown[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    let fail: Error = new NotFound('gone', 'not_found');
+    const transport = createRouterTransport(
+      (router) => {
+        router.service(health.HealthService, {
+          check: () => {
+            throw fail;
+          },
+        });
+      },
+      { router: { interceptors: [errorInterceptor(logger)] } },
+    );
+    const client = createClient(health.HealthService, transport);
+    await expect(client.check(create(health.CheckRequestSchema))).rejects.toMatchObject({
+      code: Code.NotFound,
+      rawMessage: 'gone',
+    });
+    expect(logged).toHaveLength(0);
+
+    fail = new Error('password=hunter2 connection refused');
+    const caught = await client.check({}).catch((e: unknown) => e);
+    expect(caught).toBeInstanceOf(ConnectError);
+    expect((caught as ConnectError).code).toBe(Code.Internal);
+    expect((caught as ConnectError).rawMessage).not.toContain('hunter2');
+    expect(logged).toHaveLength(1);
+  });
+});
