@@ -9,11 +9,14 @@ export abstract class GefError extends Error {
   abstract readonly code: Code;
   /** A short machine-readable reason, e.g. `not_found`, sent as `error` by the gateway. */
   readonly reason: string | undefined;
+  /** Extra machine-readable fields for the error body (e.g. `minutes_remaining`). */
+  readonly details: Record<string, string | number | boolean> | undefined;
 
-  constructor(message: string, reason?: string) {
+  constructor(message: string, reason?: string, details?: Record<string, string | number | boolean>) {
     super(message);
     this.name = new.target.name;
     this.reason = reason;
+    this.details = details;
   }
 }
 
@@ -58,6 +61,19 @@ export class ResourceExhausted extends GefError {
 
 /** The metadata key carrying a GefError's reason across RPC. */
 export const reasonHeader = 'gef-error-reason';
+/** The metadata key carrying a GefError's details (JSON) across RPC. */
+export const detailsHeader = 'gef-error-details';
+
+/** A well-formed request the rules refuse, e.g. a weak password (HTTP 422). */
+export class Unprocessable extends GefError {
+  readonly code = Code.InvalidArgument;
+  constructor(message: string, reason = 'unprocessable', details?: Record<string, string | number | boolean>) {
+    super(message, reason, details);
+  }
+}
+
+/** Reasons the gateway answers with 422 instead of 400. */
+export const unprocessableReasons = new Set(['unprocessable', 'weak_password']);
 
 /** Turns a domain error into a ConnectError; anything unknown becomes a bare Internal. */
 export function toConnectError(err: unknown): ConnectError {
@@ -65,6 +81,7 @@ export function toConnectError(err: unknown): ConnectError {
   if (err instanceof GefError) {
     const metadata = new Headers();
     if (err.reason) metadata.set(reasonHeader, err.reason);
+    if (err.details) metadata.set(detailsHeader, JSON.stringify(err.details));
     return new ConnectError(err.message, err.code, metadata);
   }
   return new ConnectError('Internal error', Code.Internal);

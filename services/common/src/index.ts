@@ -9,3 +9,4 @@ export * from './clients';
 export * from './shutdown';
 export * from './dates';
 export * from './version';
+export * from './list-query';

@@ -16,6 +16,7 @@ export const configShape = {
   PUBLIC_URL: z.string().url().default('http://localhost:3000'),
   GEF_ADMIN_EMAIL: z.string().email().default('admin@gef.local'),
   GEF_ADMIN_PASSWORD: z.string().min(12).default('Admin-Dev-Passw0rd!'),
+  ACCESS_TOKEN_LIFETIME_SECONDS: z.coerce.number().int().positive().default(3600),
 };
 
 export type UserConfig = ReturnType<typeof loadConfig>;

@@ -2,9 +2,16 @@ import { describeFailure } from '@gef/common';
 import { runService } from '@gef/common/service';
 import { loadConfig } from './config';
 import { ensureSuperAdmin } from './domain/bootstrap-admin';
+import { RoleDirectory } from './domain/role-directory';
+import { Users } from './domain/users';
 import { UserProfileSchema } from './entities/user-profile';
+import { PasswordTokenSchema } from './entities/password-token';
+import { RevocationSchema } from './entities/revocation';
 import { KeycloakAdminClient } from './keycloak/admin-client';
+import { KeycloakTokenClient } from './keycloak/token-client';
+import { Mailer } from './mail/mailer';
 import { migrations } from './migrations';
+import { RevocationHub } from './revocations/revocation-hub';
 import { routes } from './routes';
 import { createWorker } from './worker';
 
@@ -13,17 +20,33 @@ const config = loadConfig();
 void runService({
   name: 'user',
   config,
-  entities: [UserProfileSchema],
+  entities: [UserProfileSchema, PasswordTokenSchema, RevocationSchema],
   migrations,
-  wire: ({ orm, logger, temporal }) => {
-    const keycloak = new KeycloakAdminClient({
+  wire: async ({ orm, logger, temporal, shutdown }) => {
+    const keycloakSettings = {
       url: config.KEYCLOAK_URL,
       realm: config.KEYCLOAK_REALM,
       clientId: config.KEYCLOAK_CLIENT_ID,
       clientSecret: config.KEYCLOAK_CLIENT_SECRET,
+    };
+    const keycloak = new KeycloakAdminClient(keycloakSettings);
+    const mailer = new Mailer({ host: config.SMTP_HOST, port: config.SMTP_PORT, from: config.MAIL_FROM, publicUrl: config.PUBLIC_URL });
+    shutdown.add('mailer', () => mailer.close());
+    const revocations = new RevocationHub(orm, config.DATABASE_URL, config.ACCESS_TOKEN_LIFETIME_SECONDS, logger);
+    await revocations.start();
+    shutdown.add('revocations', () => revocations.stop());
+    const users = new Users({
+      orm,
+      keycloak,
+      tokens: new KeycloakTokenClient(keycloakSettings),
+      mailer,
+      revocations,
+      roles: new RoleDirectory(keycloak),
+      temporal: temporal.client,
+      logger,
     });
     return {
-      routes: routes({ orm, keycloak }),
+      routes: routes({ users, revocations }),
       checks: { keycloak: () => keycloak.ping() },
       worker: createWorker(temporal.settings, orm, keycloak, logger),
       // The first SUPERADMIN. Keycloak may still be starting, so retry in the background.

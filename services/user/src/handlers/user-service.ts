@@ -1,54 +1,126 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { create } from '@bufbuild/protobuf';
-import type { MikroORM } from '@mikro-orm/postgresql';
-import { InvalidArgument, NotFound } from '@gef/common';
-import { unitOfWork } from '@gef/common/orm';
+import { Unauthenticated } from '@gef/common';
 import { user } from '@gef/protos';
-import { highestRole } from '../domain/roles';
-import type { KeycloakAdminClient } from '../keycloak/admin-client';
-import { toUserMessage } from '../mappers/user-mapper';
-import { UserProfileRepository } from '../repositories/user-profile-repository';
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import type { Actor } from '../domain/policy';
+import type { Users } from '../domain/users';
+import type { RevocationHub } from '../revocations/revocation-hub';
+import {
+  actorFromCaller,
+  roleFromProto,
+  toRevocationMessage,
+  toTokensMessage,
+  toUserMessage,
+} from '../mappers/user-mapper';
 
 export interface UserServiceDeps {
-  orm: MikroORM;
-  keycloak: KeycloakAdminClient;
+  users: Users;
+  revocations: RevocationHub;
 }
 
-/** gef.user.v1.UserService. */
-export function userService(deps: UserServiceDeps): Partial<ServiceImpl<typeof user.UserService>> {
+function requireActor(caller: user.Caller | undefined): Actor {
+  const actor = actorFromCaller(caller);
+  if (!actor) throw new Unauthenticated('Authorization required', 'authorization_required');
+  return actor;
+}
+
+/** gef.user.v1.UserService: maps messages to the Users domain and back. */
+export function userService({ users, revocations }: UserServiceDeps): ServiceImpl<typeof user.UserService> {
   return {
     async getUser(req) {
-      const key = req.idOrEmail.trim();
-      if (!key) throw new InvalidArgument('id_or_email is required');
-      const profile = await unitOfWork(deps.orm, (em) => {
-        const repo = new UserProfileRepository(em);
-        return uuidPattern.test(key) ? repo.findById(key.toLowerCase()) : repo.findByEmail(key);
-      });
-      if (!profile) throw new NotFound('User not found', 'not_found');
-      const roles = await deps.keycloak.getUserRealmRoles(profile.id);
-      return create(user.GetUserResponseSchema, {
-        user: toUserMessage(profile, highestRole(roles.map((r) => r.name))),
-      });
+      const view = await users.get(req.idOrEmail, actorFromCaller(req.caller));
+      return create(user.GetUserResponseSchema, { user: toUserMessage(view) });
     },
 
     async listUsers(req) {
-      const page = Math.max(1, req.page || 1);
-      const perPage = Math.min(100, Math.max(1, req.perPage || 20));
-      const { items, total } = await unitOfWork(deps.orm, (em) => new UserProfileRepository(em).page(page, perPage));
-      const [admins, superadmins] = await Promise.all([
-        deps.keycloak.usersInRole('ADMIN'),
-        deps.keycloak.usersInRole('SUPERADMIN'),
-      ]);
-      return create(user.ListUsersResponseSchema, {
-        users: items.map((p) =>
-          toUserMessage(p, superadmins.has(p.id) ? 'SUPERADMIN' : admins.has(p.id) ? 'ADMIN' : 'USER'),
-        ),
-        page,
-        perPage,
-        total: BigInt(total),
+      const res = await users.list(actorFromCaller(req.caller), {
+        filter: req.filter,
+        sort: req.sort,
+        page: req.page,
+        perPage: req.perPage,
       });
+      return create(user.ListUsersResponseSchema, {
+        users: res.users.map(toUserMessage),
+        page: res.page,
+        perPage: res.perPage,
+        total: BigInt(res.total),
+      });
+    },
+
+    async createUser(req) {
+      const view = await users.create(
+        {
+          email: req.email,
+          name: req.name,
+          password: req.password || undefined,
+          country: req.country,
+          institution: req.institution,
+          role: roleFromProto(req.role) ?? 'USER',
+        },
+        actorFromCaller(req.caller),
+      );
+      return create(user.CreateUserResponseSchema, { user: toUserMessage(view) });
+    },
+
+    async updateUser(req) {
+      const view = await users.update(
+        req.idOrEmail,
+        {
+          ...(req.name !== undefined ? { name: req.name } : {}),
+          ...(req.country !== undefined ? { country: req.country } : {}),
+          ...(req.institution !== undefined ? { institution: req.institution } : {}),
+          ...(roleFromProto(req.role) ? { role: roleFromProto(req.role) } : {}),
+          ...(req.password !== undefined ? { password: req.password } : {}),
+        },
+        requireActor(req.caller),
+      );
+      return create(user.UpdateUserResponseSchema, { user: toUserMessage(view) });
+    },
+
+    async changePassword(req) {
+      const view = await users.changePassword(requireActor(req.caller), req.oldPassword, req.newPassword, req.sessionId);
+      return create(user.ChangePasswordResponseSchema, { user: toUserMessage(view) });
+    },
+
+    async deleteUser(req) {
+      const view = await users.delete(req.idOrEmail, requireActor(req.caller));
+      return create(user.DeleteUserResponseSchema, { user: toUserMessage(view) });
+    },
+
+    async recoverPassword(req) {
+      await users.recoverPassword(req.idOrEmail);
+      return create(user.RecoverPasswordResponseSchema, {
+        message: 'If the account exists, an e-mail with a link to reset the password has been sent.',
+      });
+    },
+
+    async resetPassword(req) {
+      const view = await users.resetPassword(req.token, req.password);
+      return create(user.ResetPasswordResponseSchema, { user: toUserMessage(view) });
+    },
+
+    async login(req) {
+      return create(user.LoginResponseSchema, { tokens: toTokensMessage(await users.login(req.email, req.password)) });
+    },
+
+    async refresh(req) {
+      return create(user.RefreshResponseSchema, { tokens: toTokensMessage(await users.refresh(req.refreshToken)) });
+    },
+
+    async logout(req) {
+      await users.logout(requireActor(req.caller), req.sessionId, req.refreshToken);
+      return create(user.LogoutResponseSchema, { message: 'Successfully logged out' });
+    },
+
+    async logoutAll(req) {
+      await users.logoutAll(requireActor(req.caller));
+      return create(user.LogoutAllResponseSchema, { message: 'Successfully logged out from all sessions' });
+    },
+
+    async *watchRevocations(_req, ctx) {
+      for await (const r of revocations.watch(ctx.signal)) {
+        yield create(user.WatchRevocationsResponseSchema, { revocation: toRevocationMessage(r) });
+      }
     },
   };
 }

@@ -107,9 +107,11 @@ export class KeycloakAdminClient {
     return res;
   }
 
-  /** Checks that Keycloak answers and our client credentials work. */
+  /** Checks that Keycloak answers for the realm and our client credentials work. */
   async ping(): Promise<void> {
-    this.token = undefined;
+    const res = await this.fetch(`${this.realmBase}/.well-known/openid-configuration`, {});
+    if (!res.ok) throw new KeycloakError(res.status, 'realm discovery', '');
+    await res.arrayBuffer();
     await this.accessToken();
   }
 
@@ -184,6 +186,91 @@ export class KeycloakAdminClient {
       'assign roles',
     );
     if (!res.ok) throw new KeycloakError(res.status, 'assign roles', await res.text());
+  }
+
+  async removeUserRealmRoles(id: string, roles: KeycloakRole[]): Promise<void> {
+    if (roles.length === 0) return;
+    const res = await this.admin(
+      `/users/${encodeURIComponent(id)}/role-mappings/realm`,
+      { method: 'DELETE', body: JSON.stringify(roles) },
+      'remove roles',
+    );
+    if (!res.ok && res.status !== 404) throw new KeycloakError(res.status, 'remove roles', await res.text());
+  }
+
+  /** Changes a user's name, e-mail or enabled flag. */
+  async updateUser(id: string, changes: { firstName?: string; email?: string; enabled?: boolean }): Promise<void> {
+    const res = await this.admin(`/users/${encodeURIComponent(id)}`, { method: 'PUT', body: JSON.stringify(changes) }, 'update user');
+    if (!res.ok) throw new KeycloakError(res.status, 'update user', await res.text());
+  }
+
+  /**
+   * Sets a user's password. Resolves to the policy violation Keycloak reports, if any.
+   */
+  async setPassword(id: string, password: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const res = await this.admin(
+      `/users/${encodeURIComponent(id)}/reset-password`,
+      { method: 'PUT', body: JSON.stringify({ type: 'password', value: password, temporary: false }) },
+      'set password',
+    );
+    if (res.ok) return { ok: true };
+    const text = await res.text();
+    if (res.status === 400) {
+      let reason = 'Password does not satisfy the password policy';
+      try {
+        const body = JSON.parse(text) as { error_description?: string; errorMessage?: string };
+        reason = body.error_description ?? body.errorMessage ?? reason;
+      } catch {
+        // keep the generic reason
+      }
+      return { ok: false, reason };
+    }
+    throw new KeycloakError(res.status, 'set password', text);
+  }
+
+  /** Ends every session of a user. */
+  async logoutUser(id: string): Promise<void> {
+    const res = await this.admin(`/users/${encodeURIComponent(id)}/logout`, { method: 'POST' }, 'log out user');
+    if (!res.ok && res.status !== 404) throw new KeycloakError(res.status, 'log out user', await res.text());
+  }
+
+  /** The user's open sessions. */
+  async userSessions(id: string): Promise<{ id: string; start: number; lastAccess: number }[]> {
+    const res = await this.admin(`/users/${encodeURIComponent(id)}/sessions`, {}, 'list sessions');
+    if (res.status === 404) return [];
+    if (!res.ok) throw new KeycloakError(res.status, 'list sessions', await res.text());
+    return (await res.json()) as { id: string; start: number; lastAccess: number }[];
+  }
+
+  /** Ends one session. */
+  async deleteSession(sessionId: string): Promise<void> {
+    const res = await this.admin(`/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' }, 'end session');
+    if (!res.ok && res.status !== 404) throw new KeycloakError(res.status, 'end session', await res.text());
+  }
+
+  /** Brute-force detection state of a user. */
+  async bruteForceStatus(id: string): Promise<{ disabled: boolean; numFailures: number; lastFailure: number }> {
+    const res = await this.admin(`/attack-detection/brute-force/users/${encodeURIComponent(id)}`, {}, 'brute-force status');
+    if (!res.ok) throw new KeycloakError(res.status, 'brute-force status', await res.text());
+    return (await res.json()) as { disabled: boolean; numFailures: number; lastFailure: number };
+  }
+
+  /** Clears a user's brute-force lockout. */
+  async clearBruteForce(id: string): Promise<void> {
+    const res = await this.admin(`/attack-detection/brute-force/users/${encodeURIComponent(id)}`, { method: 'DELETE' }, 'clear lockout');
+    if (!res.ok && res.status !== 404) throw new KeycloakError(res.status, 'clear lockout', await res.text());
+  }
+
+  /** The realm's brute-force settings. */
+  async bruteForceSettings(): Promise<{ waitIncrementSeconds: number; maxFailureWaitSeconds: number; failureFactor: number }> {
+    const res = await this.admin('', {}, 'get realm');
+    if (!res.ok) throw new KeycloakError(res.status, 'get realm', await res.text());
+    const realm = (await res.json()) as { waitIncrementSeconds?: number; maxFailureWaitSeconds?: number; failureFactor?: number };
+    return {
+      waitIncrementSeconds: realm.waitIncrementSeconds ?? 900,
+      maxFailureWaitSeconds: realm.maxFailureWaitSeconds ?? 900,
+      failureFactor: realm.failureFactor ?? 5,
+    };
   }
 
   /** Ids of the users holding a realm role (directly). */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gef/user/v1/user.proto.
  */
 export const file_gef_user_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChZnZWYvdXNlci92MS91c2VyLnByb3RvEgtnZWYudXNlci52MSLWAQoEVXNlchIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRuYW1lGAMgASgJEg8KB2NvdW50cnkYBCABKAkSEwoLaW5zdGl0dXRpb24YBSABKAkSHwoEcm9sZRgGIAEoDjIRLmdlZi51c2VyLnYxLlJvbGUSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJQoOR2V0VXNlclJlcXVlc3QSEwoLaWRfb3JfZW1haWwYASABKAkiMgoPR2V0VXNlclJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5nZWYudXNlci52MS5Vc2VyIjIKEExpc3RVc2Vyc1JlcXVlc3QSDAoEcGFnZRgBIAEoDRIQCghwZXJfcGFnZRgCIAEoDSJkChFMaXN0VXNlcnNSZXNwb25zZRIgCgV1c2VycxgBIAMoCzIRLmdlZi51c2VyLnYxLlVzZXISDAoEcGFnZRgCIAEoDRIQCghwZXJfcGFnZRgDIAEoDRINCgV0b3RhbBgEIAEoBCpQCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABINCglST0xFX1VTRVIQARIOCgpST0xFX0FETUlOEAISEwoPUk9MRV9TVVBFUkFETUlOEAMyqQEKC1VzZXJTZXJ2aWNlEkkKB0dldFVzZXISGy5nZWYudXNlci52MS5HZXRVc2VyUmVxdWVzdBocLmdlZi51c2VyLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEk8KCUxpc3RVc2VycxIdLmdlZi51c2VyLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHi5nZWYudXNlci52MS5MaXN0VXNlcnNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChZnZWYvdXNlci92MS91c2VyLnByb3RvEgtnZWYudXNlci52MSLWAQoEVXNlchIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRuYW1lGAMgASgJEg8KB2NvdW50cnkYBCABKAkSEwoLaW5zdGl0dXRpb24YBSABKAkSHwoEcm9sZRgGIAEoDjIRLmdlZi51c2VyLnYxLlJvbGUSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgoGQ2FsbGVyEg8KB3VzZXJfaWQYASABKAkSHwoEcm9sZRgCIAEoDjIRLmdlZi51c2VyLnYxLlJvbGUiYwoOR2V0VXNlclJlcXVlc3QSEwoLaWRfb3JfZW1haWwYASABKAkSIwoGY2FsbGVyGAIgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEhcKD2luY2x1ZGVfc2NyaXB0cxgDIAEoCCIyCg9HZXRVc2VyUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmdlZi51c2VyLnYxLlVzZXIidQoQTGlzdFVzZXJzUmVxdWVzdBIMCgRwYWdlGAEgASgNEhAKCHBlcl9wYWdlGAIgASgNEg4KBmZpbHRlchgDIAEoCRIMCgRzb3J0GAQgASgJEiMKBmNhbGxlchgFIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlciJkChFMaXN0VXNlcnNSZXNwb25zZRIgCgV1c2VycxgBIAMoCzIRLmdlZi51c2VyLnYxLlVzZXISDAoEcGFnZRgCIAEoDRIQCghwZXJfcGFnZRgDIAEoDRINCgV0b3RhbBgEIAEoBCKuAQoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIPCgdjb3VudHJ5GAQgASgJEhMKC2luc3RpdHV0aW9uGAUgASgJEh8KBHJvbGUYBiABKA4yES5nZWYudXNlci52MS5Sb2xlEiMKBmNhbGxlchgHIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlciI1ChJDcmVhdGVVc2VyUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmdlZi51c2VyLnYxLlVzZXIi+gEKEVVwZGF0ZVVzZXJSZXF1ZXN0EhMKC2lkX29yX2VtYWlsGAEgASgJEiMKBmNhbGxlchgCIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlchIRCgRuYW1lGAMgASgJSACIAQESFAoHY291bnRyeRgEIAEoCUgBiAEBEhgKC2luc3RpdHV0aW9uGAUgASgJSAKIAQESHwoEcm9sZRgGIAEoDjIRLmdlZi51c2VyLnYxLlJvbGUSFQoIcGFzc3dvcmQYByABKAlIA4gBAUIHCgVfbmFtZUIKCghfY291bnRyeUIOCgxfaW5zdGl0dXRpb25CCwoJX3Bhc3N3b3JkIjUKElVwZGF0ZVVzZXJSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZ2VmLnVzZXIudjEuVXNlciJ8ChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSIwoGY2FsbGVyGAEgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEhQKDG9sZF9wYXNzd29yZBgCIAEoCRIUCgxuZXdfcGFzc3dvcmQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCSI5ChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5nZWYudXNlci52MS5Vc2VyIk0KEURlbGV0ZVVzZXJSZXF1ZXN0EhMKC2lkX29yX2VtYWlsGAEgASgJEiMKBmNhbGxlchgCIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlciI1ChJEZWxldGVVc2VyUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmdlZi51c2VyLnYxLlVzZXIiLQoWUmVjb3ZlclBhc3N3b3JkUmVxdWVzdBITCgtpZF9vcl9lbWFpbBgBIAEoCSIqChdSZWNvdmVyUGFzc3dvcmRSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJIjcKFFJlc2V0UGFzc3dvcmRSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIjgKFVJlc2V0UGFzc3dvcmRSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZ2VmLnVzZXIudjEuVXNlciIvCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSJaCgZUb2tlbnMSFAoMYWNjZXNzX3Rva2VuGAEgASgJEhUKDXJlZnJlc2hfdG9rZW4YAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIPCgd1c2VyX2lkGAQgASgJIjQKDUxvZ2luUmVzcG9uc2USIwoGdG9rZW5zGAEgASgLMhMuZ2VmLnVzZXIudjEuVG9rZW5zIjYKD1JlZnJlc2hSZXNwb25zZRIjCgZ0b2tlbnMYASABKAsyEy5nZWYudXNlci52MS5Ub2tlbnMiXwoNTG9nb3V0UmVxdWVzdBIjCgZjYWxsZXIYASABKAsyEy5nZWYudXNlci52MS5DYWxsZXISEgoKc2Vzc2lvbl9pZBgCIAEoCRIVCg1yZWZyZXNoX3Rva2VuGAMgASgJIjcKEExvZ291dEFsbFJlcXVlc3QSIwoGY2FsbGVyGAEgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyIiEKDkxvZ291dFJlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkiJAoRTG9nb3V0QWxsUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCSIZChdXYXRjaFJldm9jYXRpb25zUmVxdWVzdCJHChhXYXRjaFJldm9jYXRpb25zUmVzcG9uc2USKwoKcmV2b2NhdGlvbhgBIAEoCzIXLmdlZi51c2VyLnYxLlJldm9jYXRpb24iqwEKClJldm9jYXRpb24SCgoCaWQYASABKAMSEQoHdXNlcl9pZBgCIAEoCUgAEhQKCnNlc3Npb25faWQYAyABKAlIABIuCgpub3RfYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZ0YXJnZXQqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDQoJUk9MRV9VU0VSEAESDgoKUk9MRV9BRE1JThACEhMKD1JPTEVfU1VQRVJBRE1JThADMp8ICgtVc2VyU2VydmljZRJJCgdHZXRVc2VyEhsuZ2VmLnVzZXIudjEuR2V0VXNlclJlcXVlc3QaHC5nZWYudXNlci52MS5HZXRVc2VyUmVzcG9uc2UiA5ACARJPCglMaXN0VXNlcnMSHS5nZWYudXNlci52MS5MaXN0VXNlcnNSZXF1ZXN0Gh4uZ2VmLnVzZXIudjEuTGlzdFVzZXJzUmVzcG9uc2UiA5ACARJNCgpDcmVhdGVVc2VyEh4uZ2VmLnVzZXIudjEuQ3JlYXRlVXNlclJlcXVlc3QaHy5nZWYudXNlci52MS5DcmVhdGVVc2VyUmVzcG9uc2USTQoKVXBkYXRlVXNlchIeLmdlZi51c2VyLnYxLlVwZGF0ZVVzZXJSZXF1ZXN0Gh8uZ2VmLnVzZXIudjEuVXBkYXRlVXNlclJlc3BvbnNlElkKDkNoYW5nZVBhc3N3b3JkEiIuZ2VmLnVzZXIudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GiMuZ2VmLnVzZXIudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRJNCgpEZWxldGVVc2VyEh4uZ2VmLnVzZXIudjEuRGVsZXRlVXNlclJlcXVlc3QaHy5nZWYudXNlci52MS5EZWxldGVVc2VyUmVzcG9uc2USXAoPUmVjb3ZlclBhc3N3b3JkEiMuZ2VmLnVzZXIudjEuUmVjb3ZlclBhc3N3b3JkUmVxdWVzdBokLmdlZi51c2VyLnYxLlJlY292ZXJQYXNzd29yZFJlc3BvbnNlElYKDVJlc2V0UGFzc3dvcmQSIS5nZWYudXNlci52MS5SZXNldFBhc3N3b3JkUmVxdWVzdBoiLmdlZi51c2VyLnYxLlJlc2V0UGFzc3dvcmRSZXNwb25zZRI+CgVMb2dpbhIZLmdlZi51c2VyLnYxLkxvZ2luUmVxdWVzdBoaLmdlZi51c2VyLnYxLkxvZ2luUmVzcG9uc2USRAoHUmVmcmVzaBIbLmdlZi51c2VyLnYxLlJlZnJlc2hSZXF1ZXN0GhwuZ2VmLnVzZXIudjEuUmVmcmVzaFJlc3BvbnNlEkEKBkxvZ291dBIaLmdlZi51c2VyLnYxLkxvZ291dFJlcXVlc3QaGy5nZWYudXNlci52MS5Mb2dvdXRSZXNwb25zZRJKCglMb2dvdXRBbGwSHS5nZWYudXNlci52MS5Mb2dvdXRBbGxSZXF1ZXN0Gh4uZ2VmLnVzZXIudjEuTG9nb3V0QWxsUmVzcG9uc2USYQoQV2F0Y2hSZXZvY2F0aW9ucxIkLmdlZi51c2VyLnYxLldhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0GiUuZ2VmLnVzZXIudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * User is the public view of a user: never a password or hash.
@@ -71,15 +71,52 @@ export const UserSchema: GenMessage<User> = /*@__PURE__*/
   messageDesc(file_gef_user_v1_user, 0);
 
 /**
+ * Caller is who makes a request, as the gateway authenticated them. Absent for anonymous
+ * requests.
+ *
+ * @generated from message gef.user.v1.Caller
+ */
+export type Caller = Message<"gef.user.v1.Caller"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: gef.user.v1.Role role = 2;
+   */
+  role: Role;
+};
+
+/**
+ * Describes the message gef.user.v1.Caller.
+ * Use `create(CallerSchema)` to create a new message.
+ */
+export const CallerSchema: GenMessage<Caller> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 1);
+
+/**
  * @generated from message gef.user.v1.GetUserRequest
  */
 export type GetUserRequest = Message<"gef.user.v1.GetUserRequest"> & {
   /**
-   * A UUID or an e-mail address.
+   * A UUID, an e-mail address or `me`.
    *
    * @generated from field: string id_or_email = 1;
    */
   idOrEmail: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * Embed the user's scripts.
+   *
+   * @generated from field: bool include_scripts = 3;
+   */
+  includeScripts: boolean;
 };
 
 /**
@@ -87,7 +124,7 @@ export type GetUserRequest = Message<"gef.user.v1.GetUserRequest"> & {
  * Use `create(GetUserRequestSchema)` to create a new message.
  */
 export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
-  messageDesc(file_gef_user_v1_user, 1);
+  messageDesc(file_gef_user_v1_user, 2);
 
 /**
  * @generated from message gef.user.v1.GetUserResponse
@@ -104,7 +141,7 @@ export type GetUserResponse = Message<"gef.user.v1.GetUserResponse"> & {
  * Use `create(GetUserResponseSchema)` to create a new message.
  */
 export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
-  messageDesc(file_gef_user_v1_user, 2);
+  messageDesc(file_gef_user_v1_user, 3);
 
 /**
  * @generated from message gef.user.v1.ListUsersRequest
@@ -123,6 +160,25 @@ export type ListUsersRequest = Message<"gef.user.v1.ListUsersRequest"> & {
    * @generated from field: uint32 per_page = 2;
    */
   perPage: number;
+
+  /**
+   * `field OP value` comma list (see the REST contract).
+   *
+   * @generated from field: string filter = 3;
+   */
+  filter: string;
+
+  /**
+   * `field [asc|desc]` comma list; `-field` means descending.
+   *
+   * @generated from field: string sort = 4;
+   */
+  sort: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 5;
+   */
+  caller?: Caller | undefined;
 };
 
 /**
@@ -130,7 +186,7 @@ export type ListUsersRequest = Message<"gef.user.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_gef_user_v1_user, 3);
+  messageDesc(file_gef_user_v1_user, 4);
 
 /**
  * @generated from message gef.user.v1.ListUsersResponse
@@ -162,7 +218,586 @@ export type ListUsersResponse = Message<"gef.user.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_gef_user_v1_user, 4);
+  messageDesc(file_gef_user_v1_user, 5);
+
+/**
+ * @generated from message gef.user.v1.CreateUserRequest
+ */
+export type CreateUserRequest = Message<"gef.user.v1.CreateUserRequest"> & {
+  /**
+   * @generated from field: string email = 1;
+   */
+  email: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Empty: the user gets an e-mail with a link to set one.
+   *
+   * @generated from field: string password = 3;
+   */
+  password: string;
+
+  /**
+   * @generated from field: string country = 4;
+   */
+  country: string;
+
+  /**
+   * @generated from field: string institution = 5;
+   */
+  institution: string;
+
+  /**
+   * @generated from field: gef.user.v1.Role role = 6;
+   */
+  role: Role;
+
+  /**
+   * Absent for anonymous registration.
+   *
+   * @generated from field: gef.user.v1.Caller caller = 7;
+   */
+  caller?: Caller | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.CreateUserRequest.
+ * Use `create(CreateUserRequestSchema)` to create a new message.
+ */
+export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 6);
+
+/**
+ * @generated from message gef.user.v1.CreateUserResponse
+ */
+export type CreateUserResponse = Message<"gef.user.v1.CreateUserResponse"> & {
+  /**
+   * @generated from field: gef.user.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.CreateUserResponse.
+ * Use `create(CreateUserResponseSchema)` to create a new message.
+ */
+export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 7);
+
+/**
+ * @generated from message gef.user.v1.UpdateUserRequest
+ */
+export type UpdateUserRequest = Message<"gef.user.v1.UpdateUserRequest"> & {
+  /**
+   * A UUID, an e-mail address or `me`.
+   *
+   * @generated from field: string id_or_email = 1;
+   */
+  idOrEmail: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * @generated from field: optional string name = 3;
+   */
+  name?: string | undefined;
+
+  /**
+   * @generated from field: optional string country = 4;
+   */
+  country?: string | undefined;
+
+  /**
+   * @generated from field: optional string institution = 5;
+   */
+  institution?: string | undefined;
+
+  /**
+   * Ignored when the target is `me`.
+   *
+   * @generated from field: gef.user.v1.Role role = 6;
+   */
+  role: Role;
+
+  /**
+   * Sets the password (PATCH me with password + repeatPassword).
+   *
+   * @generated from field: optional string password = 7;
+   */
+  password?: string | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.UpdateUserRequest.
+ * Use `create(UpdateUserRequestSchema)` to create a new message.
+ */
+export const UpdateUserRequestSchema: GenMessage<UpdateUserRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 8);
+
+/**
+ * @generated from message gef.user.v1.UpdateUserResponse
+ */
+export type UpdateUserResponse = Message<"gef.user.v1.UpdateUserResponse"> & {
+  /**
+   * @generated from field: gef.user.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.UpdateUserResponse.
+ * Use `create(UpdateUserResponseSchema)` to create a new message.
+ */
+export const UpdateUserResponseSchema: GenMessage<UpdateUserResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 9);
+
+/**
+ * @generated from message gef.user.v1.ChangePasswordRequest
+ */
+export type ChangePasswordRequest = Message<"gef.user.v1.ChangePasswordRequest"> & {
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 1;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * @generated from field: string old_password = 2;
+   */
+  oldPassword: string;
+
+  /**
+   * @generated from field: string new_password = 3;
+   */
+  newPassword: string;
+
+  /**
+   * The session that asked, kept open while the others end.
+   *
+   * @generated from field: string session_id = 4;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message gef.user.v1.ChangePasswordRequest.
+ * Use `create(ChangePasswordRequestSchema)` to create a new message.
+ */
+export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 10);
+
+/**
+ * @generated from message gef.user.v1.ChangePasswordResponse
+ */
+export type ChangePasswordResponse = Message<"gef.user.v1.ChangePasswordResponse"> & {
+  /**
+   * @generated from field: gef.user.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.ChangePasswordResponse.
+ * Use `create(ChangePasswordResponseSchema)` to create a new message.
+ */
+export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 11);
+
+/**
+ * @generated from message gef.user.v1.DeleteUserRequest
+ */
+export type DeleteUserRequest = Message<"gef.user.v1.DeleteUserRequest"> & {
+  /**
+   * A UUID, an e-mail address or `me`.
+   *
+   * @generated from field: string id_or_email = 1;
+   */
+  idOrEmail: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.DeleteUserRequest.
+ * Use `create(DeleteUserRequestSchema)` to create a new message.
+ */
+export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 12);
+
+/**
+ * @generated from message gef.user.v1.DeleteUserResponse
+ */
+export type DeleteUserResponse = Message<"gef.user.v1.DeleteUserResponse"> & {
+  /**
+   * The user as it was.
+   *
+   * @generated from field: gef.user.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.DeleteUserResponse.
+ * Use `create(DeleteUserResponseSchema)` to create a new message.
+ */
+export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 13);
+
+/**
+ * @generated from message gef.user.v1.RecoverPasswordRequest
+ */
+export type RecoverPasswordRequest = Message<"gef.user.v1.RecoverPasswordRequest"> & {
+  /**
+   * @generated from field: string id_or_email = 1;
+   */
+  idOrEmail: string;
+};
+
+/**
+ * Describes the message gef.user.v1.RecoverPasswordRequest.
+ * Use `create(RecoverPasswordRequestSchema)` to create a new message.
+ */
+export const RecoverPasswordRequestSchema: GenMessage<RecoverPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 14);
+
+/**
+ * @generated from message gef.user.v1.RecoverPasswordResponse
+ */
+export type RecoverPasswordResponse = Message<"gef.user.v1.RecoverPasswordResponse"> & {
+  /**
+   * @generated from field: string message = 1;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message gef.user.v1.RecoverPasswordResponse.
+ * Use `create(RecoverPasswordResponseSchema)` to create a new message.
+ */
+export const RecoverPasswordResponseSchema: GenMessage<RecoverPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 15);
+
+/**
+ * @generated from message gef.user.v1.ResetPasswordRequest
+ */
+export type ResetPasswordRequest = Message<"gef.user.v1.ResetPasswordRequest"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: string password = 2;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message gef.user.v1.ResetPasswordRequest.
+ * Use `create(ResetPasswordRequestSchema)` to create a new message.
+ */
+export const ResetPasswordRequestSchema: GenMessage<ResetPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 16);
+
+/**
+ * @generated from message gef.user.v1.ResetPasswordResponse
+ */
+export type ResetPasswordResponse = Message<"gef.user.v1.ResetPasswordResponse"> & {
+  /**
+   * @generated from field: gef.user.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.ResetPasswordResponse.
+ * Use `create(ResetPasswordResponseSchema)` to create a new message.
+ */
+export const ResetPasswordResponseSchema: GenMessage<ResetPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 17);
+
+/**
+ * @generated from message gef.user.v1.LoginRequest
+ */
+export type LoginRequest = Message<"gef.user.v1.LoginRequest"> & {
+  /**
+   * @generated from field: string email = 1;
+   */
+  email: string;
+
+  /**
+   * @generated from field: string password = 2;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message gef.user.v1.LoginRequest.
+ * Use `create(LoginRequestSchema)` to create a new message.
+ */
+export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 18);
+
+/**
+ * @generated from message gef.user.v1.RefreshRequest
+ */
+export type RefreshRequest = Message<"gef.user.v1.RefreshRequest"> & {
+  /**
+   * @generated from field: string refresh_token = 1;
+   */
+  refreshToken: string;
+};
+
+/**
+ * Describes the message gef.user.v1.RefreshRequest.
+ * Use `create(RefreshRequestSchema)` to create a new message.
+ */
+export const RefreshRequestSchema: GenMessage<RefreshRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 19);
+
+/**
+ * Tokens is what a login or refresh gives.
+ *
+ * @generated from message gef.user.v1.Tokens
+ */
+export type Tokens = Message<"gef.user.v1.Tokens"> & {
+  /**
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * @generated from field: string refresh_token = 2;
+   */
+  refreshToken: string;
+
+  /**
+   * The access token's lifetime in seconds.
+   *
+   * @generated from field: uint32 expires_in = 3;
+   */
+  expiresIn: number;
+
+  /**
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message gef.user.v1.Tokens.
+ * Use `create(TokensSchema)` to create a new message.
+ */
+export const TokensSchema: GenMessage<Tokens> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 20);
+
+/**
+ * @generated from message gef.user.v1.LoginResponse
+ */
+export type LoginResponse = Message<"gef.user.v1.LoginResponse"> & {
+  /**
+   * @generated from field: gef.user.v1.Tokens tokens = 1;
+   */
+  tokens?: Tokens | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.LoginResponse.
+ * Use `create(LoginResponseSchema)` to create a new message.
+ */
+export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 21);
+
+/**
+ * @generated from message gef.user.v1.RefreshResponse
+ */
+export type RefreshResponse = Message<"gef.user.v1.RefreshResponse"> & {
+  /**
+   * @generated from field: gef.user.v1.Tokens tokens = 1;
+   */
+  tokens?: Tokens | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.RefreshResponse.
+ * Use `create(RefreshResponseSchema)` to create a new message.
+ */
+export const RefreshResponseSchema: GenMessage<RefreshResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 22);
+
+/**
+ * @generated from message gef.user.v1.LogoutRequest
+ */
+export type LogoutRequest = Message<"gef.user.v1.LogoutRequest"> & {
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 1;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * The session of the access token used.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * Optional: the refresh token to end as well.
+   *
+   * @generated from field: string refresh_token = 3;
+   */
+  refreshToken: string;
+};
+
+/**
+ * Describes the message gef.user.v1.LogoutRequest.
+ * Use `create(LogoutRequestSchema)` to create a new message.
+ */
+export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 23);
+
+/**
+ * @generated from message gef.user.v1.LogoutAllRequest
+ */
+export type LogoutAllRequest = Message<"gef.user.v1.LogoutAllRequest"> & {
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 1;
+   */
+  caller?: Caller | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.LogoutAllRequest.
+ * Use `create(LogoutAllRequestSchema)` to create a new message.
+ */
+export const LogoutAllRequestSchema: GenMessage<LogoutAllRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 24);
+
+/**
+ * @generated from message gef.user.v1.LogoutResponse
+ */
+export type LogoutResponse = Message<"gef.user.v1.LogoutResponse"> & {
+  /**
+   * @generated from field: string message = 1;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message gef.user.v1.LogoutResponse.
+ * Use `create(LogoutResponseSchema)` to create a new message.
+ */
+export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 25);
+
+/**
+ * @generated from message gef.user.v1.LogoutAllResponse
+ */
+export type LogoutAllResponse = Message<"gef.user.v1.LogoutAllResponse"> & {
+  /**
+   * @generated from field: string message = 1;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message gef.user.v1.LogoutAllResponse.
+ * Use `create(LogoutAllResponseSchema)` to create a new message.
+ */
+export const LogoutAllResponseSchema: GenMessage<LogoutAllResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 26);
+
+/**
+ * @generated from message gef.user.v1.WatchRevocationsRequest
+ */
+export type WatchRevocationsRequest = Message<"gef.user.v1.WatchRevocationsRequest"> & {
+};
+
+/**
+ * Describes the message gef.user.v1.WatchRevocationsRequest.
+ * Use `create(WatchRevocationsRequestSchema)` to create a new message.
+ */
+export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 27);
+
+/**
+ * @generated from message gef.user.v1.WatchRevocationsResponse
+ */
+export type WatchRevocationsResponse = Message<"gef.user.v1.WatchRevocationsResponse"> & {
+  /**
+   * @generated from field: gef.user.v1.Revocation revocation = 1;
+   */
+  revocation?: Revocation | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.WatchRevocationsResponse.
+ * Use `create(WatchRevocationsResponseSchema)` to create a new message.
+ */
+export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 28);
+
+/**
+ * Revocation makes tokens unusable: all of a user's tokens issued before `not_before`,
+ * or every token of one session.
+ *
+ * @generated from message gef.user.v1.Revocation
+ */
+export type Revocation = Message<"gef.user.v1.Revocation"> & {
+  /**
+   * Monotonic id; a reconnecting watcher gets everything still in force anyway.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from oneof gef.user.v1.Revocation.target
+   */
+  target: {
+    /**
+     * @generated from field: string user_id = 2;
+     */
+    value: string;
+    case: "userId";
+  } | {
+    /**
+     * @generated from field: string session_id = 3;
+     */
+    value: string;
+    case: "sessionId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Tokens issued (`iat`, seconds) before this instant are refused.
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 4;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * After this instant the revocation no longer matters (every token it covers expired).
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 5;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message gef.user.v1.Revocation.
+ * Use `create(RevocationSchema)` to create a new message.
+ */
+export const RevocationSchema: GenMessage<Revocation> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 29);
 
 /**
  * Role is a Keycloak realm role.
@@ -198,13 +833,13 @@ export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
   enumDesc(file_gef_user_v1_user, 0);
 
 /**
- * UserService owns user profiles and talks to Keycloak's admin API.
+ * UserService owns user profiles, logins (through Keycloak), mail and revocations.
  *
  * @generated from service gef.user.v1.UserService
  */
 export const UserService: GenService<{
   /**
-   * GetUser finds a user by id or e-mail.
+   * GetUser finds a user by id, e-mail or `me`, as the caller may see them.
    *
    * @generated from rpc gef.user.v1.UserService.GetUser
    */
@@ -214,7 +849,7 @@ export const UserService: GenService<{
     output: typeof GetUserResponseSchema;
   },
   /**
-   * ListUsers lists users, paginated.
+   * ListUsers lists users, filtered, sorted and paginated (ADMIN and above).
    *
    * @generated from rpc gef.user.v1.UserService.ListUsers
    */
@@ -222,6 +857,116 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof ListUsersRequestSchema;
     output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * CreateUser registers a user, with or without a password.
+   *
+   * @generated from rpc gef.user.v1.UserService.CreateUser
+   */
+  createUser: {
+    methodKind: "unary";
+    input: typeof CreateUserRequestSchema;
+    output: typeof CreateUserResponseSchema;
+  },
+  /**
+   * UpdateUser changes a user's profile, role or password.
+   *
+   * @generated from rpc gef.user.v1.UserService.UpdateUser
+   */
+  updateUser: {
+    methodKind: "unary";
+    input: typeof UpdateUserRequestSchema;
+    output: typeof UpdateUserResponseSchema;
+  },
+  /**
+   * ChangePassword checks the old password, sets a new one and ends the other sessions.
+   *
+   * @generated from rpc gef.user.v1.UserService.ChangePassword
+   */
+  changePassword: {
+    methodKind: "unary";
+    input: typeof ChangePasswordRequestSchema;
+    output: typeof ChangePasswordResponseSchema;
+  },
+  /**
+   * DeleteUser deletes a user everywhere (the deleteUser workflow).
+   *
+   * @generated from rpc gef.user.v1.UserService.DeleteUser
+   */
+  deleteUser: {
+    methodKind: "unary";
+    input: typeof DeleteUserRequestSchema;
+    output: typeof DeleteUserResponseSchema;
+  },
+  /**
+   * RecoverPassword mails a single-use link; the answer never says whether the account exists.
+   *
+   * @generated from rpc gef.user.v1.UserService.RecoverPassword
+   */
+  recoverPassword: {
+    methodKind: "unary";
+    input: typeof RecoverPasswordRequestSchema;
+    output: typeof RecoverPasswordResponseSchema;
+  },
+  /**
+   * ResetPassword consumes a link's token and sets the password.
+   *
+   * @generated from rpc gef.user.v1.UserService.ResetPassword
+   */
+  resetPassword: {
+    methodKind: "unary";
+    input: typeof ResetPasswordRequestSchema;
+    output: typeof ResetPasswordResponseSchema;
+  },
+  /**
+   * Login exchanges e-mail and password for tokens.
+   *
+   * @generated from rpc gef.user.v1.UserService.Login
+   */
+  login: {
+    methodKind: "unary";
+    input: typeof LoginRequestSchema;
+    output: typeof LoginResponseSchema;
+  },
+  /**
+   * Refresh exchanges a refresh token for new tokens.
+   *
+   * @generated from rpc gef.user.v1.UserService.Refresh
+   */
+  refresh: {
+    methodKind: "unary";
+    input: typeof RefreshRequestSchema;
+    output: typeof RefreshResponseSchema;
+  },
+  /**
+   * Logout ends one session.
+   *
+   * @generated from rpc gef.user.v1.UserService.Logout
+   */
+  logout: {
+    methodKind: "unary";
+    input: typeof LogoutRequestSchema;
+    output: typeof LogoutResponseSchema;
+  },
+  /**
+   * LogoutAll ends every session of the caller.
+   *
+   * @generated from rpc gef.user.v1.UserService.LogoutAll
+   */
+  logoutAll: {
+    methodKind: "unary";
+    input: typeof LogoutAllRequestSchema;
+    output: typeof LogoutAllResponseSchema;
+  },
+  /**
+   * WatchRevocations streams the revocations still in force, then new ones as they happen.
+   *
+   * @generated from rpc gef.user.v1.UserService.WatchRevocations
+   */
+  watchRevocations: {
+    methodKind: "server_streaming";
+    input: typeof WatchRevocationsRequestSchema;
+    output: typeof WatchRevocationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gef_user_v1_user, 0);

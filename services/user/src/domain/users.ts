@@ -1,0 +1,391 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Client as TemporalClient } from '@temporalio/client';
+import {
+  AlreadyExists,
+  filterToSql,
+  InvalidArgument,
+  NotFound,
+  parseFilter,
+  parsePaging,
+  parseSort,
+  PermissionDenied,
+  sortToSql,
+  Unauthenticated,
+  Unprocessable,
+  type FieldMap,
+  type Logger,
+} from '@gef/common';
+import { unitOfWork } from '@gef/common/orm';
+import { taskQueues } from '@gef/common/temporal';
+import { deleteUser as deleteUserWorkflow, deleteUserWorkflowId } from '@gef/workflows';
+import type { UserProfile } from '../entities/user-profile';
+import type { Mailer } from '../mail/mailer';
+import { KeycloakError, type KeycloakAdminClient } from '../keycloak/admin-client';
+import type { KeycloakTokenClient, KeycloakTokens } from '../keycloak/token-client';
+import { UserProfileRepository } from '../repositories/user-profile-repository';
+import type { RevocationHub } from '../revocations/revocation-hub';
+import { assertMayDeleteSelf, assertMayGrant, assertMayManage, canListUsers, canSeeUser, type Actor } from './policy';
+import type { RoleDirectory } from './role-directory';
+import type { RoleName } from './roles';
+import { normaliseEmail, passwordPolicyViolation, profileLimits, profileText } from './validation';
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const tokenLifetimeMs = 60 * 60 * 1000;
+
+export interface UserView {
+  profile: UserProfile;
+  role: RoleName;
+}
+
+export interface UsersDeps {
+  orm: MikroORM;
+  keycloak: KeycloakAdminClient;
+  tokens: KeycloakTokenClient;
+  mailer: Mailer;
+  revocations: RevocationHub;
+  roles: RoleDirectory;
+  temporal: TemporalClient;
+  logger: Logger;
+}
+
+/** Fields of `filter` and `sort` on users. */
+export const userListFields: FieldMap = {
+  id: { column: 'p.id', type: 'uuid' },
+  email: { column: 'p.email', type: 'string' },
+  name: { column: 'p.name', type: 'string' },
+  country: { column: 'p.country', type: 'string' },
+  institution: { column: 'p.institution', type: 'string' },
+  role: { column: 'p.role', type: 'enum', values: ['USER', 'ADMIN', 'SUPERADMIN'], sortable: false },
+  created_at: { column: 'p.created_at', type: 'date' },
+  updated_at: { column: 'p.updated_at', type: 'date' },
+};
+
+const digest = (token: string) => createHash('sha256').update(token).digest('hex');
+
+/** The user rules of the contract (§2–§4), over Keycloak and the profile table. */
+export class Users {
+  constructor(private readonly deps: UsersDeps) {}
+
+  private repo<T>(fn: (repo: UserProfileRepository) => Promise<T>): Promise<T> {
+    return unitOfWork(this.deps.orm, (em) => fn(new UserProfileRepository(em)));
+  }
+
+  /** Finds a profile by id, e-mail or `me`. */
+  private async findProfile(key: string, actor: Actor | undefined): Promise<UserProfile | null> {
+    const k = key.trim();
+    if (k === 'me') {
+      if (!actor) throw new Unauthenticated('Authorization required', 'authorization_required');
+      return this.repo((r) => r.findById(actor.userId));
+    }
+    if (uuidPattern.test(k)) return this.repo((r) => r.findById(k.toLowerCase()));
+    if (k.includes('@') && k.length <= 254) return this.repo((r) => r.findByEmail(k));
+    return null;
+  }
+
+  /** A user the actor may see, else 404. */
+  async get(key: string, actor: Actor | undefined): Promise<UserView> {
+    const profile = await this.findProfile(key, actor);
+    if (!profile) throw new NotFound('User not found', 'not_found');
+    const role = await this.deps.roles.roleOf(profile.id);
+    if (!canSeeUser(actor, profile.id, role)) throw new NotFound('User not found', 'not_found');
+    return { profile, role };
+  }
+
+  async list(
+    actor: Actor | undefined,
+    query: { filter?: string; sort?: string; page?: number; perPage?: number },
+  ): Promise<{ users: UserView[]; page: number; perPage: number; total: number }> {
+    if (!canListUsers(actor)) throw new PermissionDenied('Only administrators may list users', 'forbidden');
+    const filter = parseFilter(query.filter, userListFields);
+    const sort = parseSort(query.sort, userListFields);
+    const paging = parsePaging(query.page, query.perPage);
+    const { admins, superadmins } = await this.deps.roles.holders();
+    const adminIds = [...admins].filter((id) => !superadmins.has(id));
+    const superIds = [...superadmins];
+    // The role of each row, computed in SQL from Keycloak's role holders.
+    const roleSql = `case when p.id = any(?::uuid[]) then 'SUPERADMIN' when p.id = any(?::uuid[]) then 'ADMIN' else 'USER' end`;
+    const where = filterToSql(filter, userListFields);
+    const visibility = actor!.role === 'SUPERADMIN' ? 'true' : `(p.role = 'USER' or p.id = ?)`;
+    const visibilityParams = actor!.role === 'SUPERADMIN' ? [] : [actor!.userId];
+    const base = `from (select p.*, ${roleSql} as role from user_profile p) p where ${where.sql} and ${visibility}`;
+    const params = [superIds, adminIds, ...where.params, ...visibilityParams];
+    const conn = this.deps.orm.em.getConnection();
+    const [rows, count] = await Promise.all([
+      conn.execute<(Record<string, unknown> & { role: RoleName })[]>(
+        `select p.* ${base} order by ${sortToSql(sort, userListFields, 'p.created_at asc', 'p.id asc')} limit ? offset ?`,
+        [...params, paging.perPage, paging.offset],
+      ),
+      conn.execute<{ n: string }[]>(`select count(*) as n ${base}`, params),
+    ]);
+    return {
+      users: rows.map((r) => ({
+        profile: {
+          id: String(r['id']),
+          email: String(r['email']),
+          name: String(r['name']),
+          country: String(r['country']),
+          institution: String(r['institution']),
+          createdAt: new Date(r['created_at'] as string),
+          updatedAt: new Date(r['updated_at'] as string),
+        } as UserProfile,
+        role: r.role,
+      })),
+      page: paging.page,
+      perPage: paging.perPage,
+      total: Number(count[0]?.n ?? 0),
+    };
+  }
+
+  async create(
+    input: { email: string; name: string; password?: string; country?: string; institution?: string; role?: RoleName },
+    actor: Actor | undefined,
+  ): Promise<UserView> {
+    const email = normaliseEmail(input.email);
+    const name = profileText('name', input.name, profileLimits.name, true);
+    const country = profileText('country', input.country ?? '', profileLimits.country);
+    const institution = profileText('institution', input.institution ?? '', profileLimits.institution);
+    const role = input.role ?? 'USER';
+    assertMayGrant(actor, role);
+    if (input.password) {
+      const weak = passwordPolicyViolation(input.password);
+      if (weak) throw new Unprocessable(weak, 'weak_password');
+    }
+    if (await this.repo((r) => r.findByEmail(email))) throw new AlreadyExists('A user with this email already exists', 'already_exists');
+
+    let id: string;
+    try {
+      id = await this.deps.keycloak.createUser({ email, name, ...(input.password ? { password: input.password } : {}) });
+    } catch (err) {
+      if (err instanceof KeycloakError && err.status === 409) {
+        throw new AlreadyExists('A user with this email already exists', 'already_exists');
+      }
+      if (err instanceof KeycloakError && err.status === 400) {
+        throw new Unprocessable('Password does not satisfy the password policy', 'weak_password');
+      }
+      throw err;
+    }
+    try {
+      if (role !== 'USER') {
+        await this.deps.keycloak.addUserRealmRoles(id, [await this.deps.keycloak.getRealmRole(role)]);
+        this.deps.roles.invalidate();
+      }
+      const profile = await unitOfWork(this.deps.orm, async (em) =>
+        new UserProfileRepository(em).create({ id, email, name, country, institution }),
+      );
+      if (!input.password) await this.mailToken(profile, 'set');
+      return { profile, role };
+    } catch (err) {
+      // Leave no half user behind.
+      await this.deps.keycloak.deleteUser(id).catch(() => undefined);
+      await this.repo((r) => r.deleteById(id)).catch(() => undefined);
+      if (err instanceof Error && /unique|duplicate/i.test(err.message)) {
+        throw new AlreadyExists('A user with this email already exists', 'already_exists');
+      }
+      throw err;
+    }
+  }
+
+  async update(
+    key: string,
+    changes: { name?: string; country?: string; institution?: string; role?: RoleName; password?: string },
+    actor: Actor,
+  ): Promise<UserView> {
+    const self = key.trim() === 'me' || key.trim().toLowerCase() === actor.userId;
+    const target = await this.get(key, actor);
+    if (!self) assertMayManage(actor, target.profile.id, target.role);
+    const name = changes.name !== undefined ? profileText('name', changes.name, profileLimits.name, true) : undefined;
+    const country = changes.country !== undefined ? profileText('country', changes.country, profileLimits.country) : undefined;
+    const institution =
+      changes.institution !== undefined ? profileText('institution', changes.institution, profileLimits.institution) : undefined;
+    const role = self ? undefined : changes.role;
+    if (role && role !== target.role) {
+      assertMayGrant(actor, role);
+      if (target.role !== 'USER') assertMayGrant(actor, target.role);
+    }
+    if (changes.password !== undefined) {
+      const weak = passwordPolicyViolation(changes.password);
+      if (weak) throw new Unprocessable(weak, 'weak_password');
+    }
+    const profileChanged =
+      (name !== undefined && name !== target.profile.name) ||
+      (country !== undefined && country !== target.profile.country) ||
+      (institution !== undefined && institution !== target.profile.institution);
+    const roleChanged = role !== undefined && role !== target.role;
+    if (!profileChanged && !roleChanged && changes.password === undefined) throw new InvalidArgument('Not updated', 'not_updated');
+
+    if (changes.password !== undefined) {
+      const res = await this.deps.keycloak.setPassword(target.profile.id, changes.password);
+      if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
+    }
+    if (roleChanged) {
+      const current = await this.deps.keycloak.getUserRealmRoles(target.profile.id);
+      const elevated = current.filter((r) => r.name === 'ADMIN' || r.name === 'SUPERADMIN');
+      await this.deps.keycloak.removeUserRealmRoles(target.profile.id, elevated);
+      if (role !== 'USER') await this.deps.keycloak.addUserRealmRoles(target.profile.id, [await this.deps.keycloak.getRealmRole(role!)]);
+      this.deps.roles.invalidate();
+      // Tokens carry roles: the old ones stop working now.
+      await this.deps.revocations.revokeUser(target.profile.id);
+    }
+    let profile = target.profile;
+    if (profileChanged || roleChanged || changes.password !== undefined) {
+      profile = await unitOfWork(this.deps.orm, async (em) => {
+        const p = await new UserProfileRepository(em).findById(target.profile.id);
+        if (!p) throw new NotFound('User not found', 'not_found');
+        if (name !== undefined) p.name = name;
+        if (country !== undefined) p.country = country;
+        if (institution !== undefined) p.institution = institution;
+        p.updatedAt = new Date();
+        return p;
+      });
+      if (name !== undefined) await this.deps.keycloak.updateUser(profile.id, { firstName: name }).catch(() => undefined);
+    }
+    return { profile, role: role ?? target.role };
+  }
+
+  async changePassword(actor: Actor, oldPassword: string, newPassword: string, sessionId: string): Promise<UserView> {
+    const me = await this.get('me', actor);
+    const check = await this.deps.tokens.login(me.profile.email, oldPassword);
+    if (!check.ok) throw new Unauthenticated('Old password is wrong', 'invalid_credentials');
+    // The check opened a session of its own: close it.
+    await this.deps.tokens.logout(check.tokens.refreshToken).catch(() => undefined);
+    const weak = passwordPolicyViolation(newPassword);
+    if (weak) throw new Unprocessable(weak, 'weak_password');
+    const res = await this.deps.keycloak.setPassword(me.profile.id, newPassword);
+    if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
+    // Every other session ends.
+    const sessions = await this.deps.keycloak.userSessions(me.profile.id);
+    for (const s of sessions) {
+      if (s.id === sessionId) continue;
+      await this.deps.keycloak.deleteSession(s.id);
+      await this.deps.revocations.revokeSession(s.id);
+    }
+    return me;
+  }
+
+  async delete(key: string, actor: Actor): Promise<UserView> {
+    const self = key.trim() === 'me' || key.trim().toLowerCase() === actor.userId;
+    const target = await this.get(key, actor);
+    if (self) assertMayDeleteSelf(actor);
+    else assertMayManage(actor, target.profile.id, target.role);
+    // Logins and tokens stop now; the workflow removes the rest, surviving crashes.
+    await this.deps.keycloak.updateUser(target.profile.id, { enabled: false }).catch((err: unknown) => {
+      if (!(err instanceof KeycloakError && err.status === 404)) throw err;
+    });
+    await this.deps.revocations.revokeUser(target.profile.id);
+    await this.deps.temporal.workflow
+      .start(deleteUserWorkflow, {
+        taskQueue: taskQueues.user,
+        workflowId: deleteUserWorkflowId(target.profile.id),
+        args: [{ userId: target.profile.id }],
+      })
+      .catch((err: unknown) => {
+        // Already being deleted: that deletion finishes the job.
+        if (!(err instanceof Error && err.name === 'WorkflowExecutionAlreadyStartedError')) throw err;
+      });
+    return target;
+  }
+
+  private async mailToken(profile: UserProfile, purpose: 'set' | 'reset'): Promise<void> {
+    const token = randomBytes(32).toString('base64url');
+    await this.deps.orm.em
+      .getConnection()
+      .execute('insert into password_token (digest, user_id, purpose, expires_at) values (?, ?, ?, ?)', [
+        digest(token),
+        profile.id,
+        purpose,
+        new Date(Date.now() + tokenLifetimeMs),
+      ]);
+    if (purpose === 'set') await this.deps.mailer.sendSetPassword(profile.email, profile.name, token);
+    else await this.deps.mailer.sendRecoverPassword(profile.email, profile.name, token);
+  }
+
+  /** Mails a reset link when the account exists; says nothing either way. */
+  async recoverPassword(key: string): Promise<void> {
+    const k = key.trim();
+    const profile = uuidPattern.test(k)
+      ? await this.repo((r) => r.findById(k.toLowerCase()))
+      : k.includes('@') && k.length <= 254
+        ? await this.repo((r) => r.findByEmail(k))
+        : null;
+    if (!profile) return;
+    try {
+      await this.mailToken(profile, 'reset');
+    } catch (err) {
+      this.deps.logger.error({ err: String(err), userId: profile.id }, 'could not send the recovery e-mail');
+    }
+  }
+
+  async resetPassword(token: string, password: string): Promise<UserView> {
+    if (!token || token.length > 200) throw new NotFound('Invalid or expired token', 'not_found');
+    const conn = this.deps.orm.em.getConnection();
+    const rows = await conn.execute<{ user_id: string }[]>(
+      'select user_id from password_token where digest = ? and used_at is null and expires_at > now()',
+      [digest(token)],
+    );
+    const userId = rows[0]?.user_id;
+    if (!userId) throw new NotFound('Invalid or expired token', 'not_found');
+    const weak = passwordPolicyViolation(password);
+    if (weak) throw new Unprocessable(weak, 'weak_password');
+    // Consume the token first: of two concurrent uses only one wins.
+    const claimed = await conn.execute<{ user_id: string }[]>(
+      'update password_token set used_at = now() where digest = ? and used_at is null and expires_at > now() returning user_id',
+      [digest(token)],
+    );
+    if (claimed.length === 0) throw new NotFound('Invalid or expired token', 'not_found');
+    const res = await this.deps.keycloak.setPassword(userId, password);
+    if (!res.ok) {
+      await conn.execute('update password_token set used_at = null where digest = ?', [digest(token)]);
+      throw new Unprocessable(res.reason, 'weak_password');
+    }
+    await this.deps.keycloak.clearBruteForce(userId);
+    const profile = await this.repo((r) => r.findById(userId));
+    if (!profile) throw new NotFound('Invalid or expired token', 'not_found');
+    return { profile, role: await this.deps.roles.roleOf(userId) };
+  }
+
+  async login(emailInput: string, password: string): Promise<KeycloakTokens> {
+    let email: string;
+    try {
+      email = normaliseEmail(emailInput);
+    } catch {
+      throw new Unauthenticated('Invalid credentials', 'invalid_credentials');
+    }
+    if (!password || password.length > 1024) throw new Unauthenticated('Invalid credentials', 'invalid_credentials');
+    const res = await this.deps.tokens.login(email, password);
+    if (res.ok) return res.tokens;
+    const profile = await this.repo((r) => r.findByEmail(email));
+    if (profile) {
+      const status = await this.deps.keycloak.bruteForceStatus(profile.id).catch(() => undefined);
+      if (status?.disabled) {
+        const settings = await this.deps.keycloak.bruteForceSettings().catch(() => ({ waitIncrementSeconds: 900, maxFailureWaitSeconds: 900, failureFactor: 5 }));
+        const waitMs = Math.min(settings.waitIncrementSeconds, settings.maxFailureWaitSeconds) * 1000;
+        const remaining = Math.max(1, Math.ceil((status.lastFailure + waitMs - Date.now()) / 60_000));
+        throw new Unauthenticated('Account locked after too many failed logins', 'account_locked', { minutes_remaining: remaining });
+      }
+    }
+    if (res.failure === 'account_disabled') throw new Unauthenticated('Account disabled', 'account_disabled');
+    throw new Unauthenticated('Invalid credentials', 'invalid_credentials');
+  }
+
+  async refresh(refreshToken: string): Promise<KeycloakTokens> {
+    if (!refreshToken || refreshToken.length > 8192) throw new Unauthenticated('Invalid refresh token', 'invalid_token');
+    const res = await this.deps.tokens.refresh(refreshToken);
+    if (!res.ok) throw new Unauthenticated('Invalid refresh token', 'invalid_token');
+    return res.tokens;
+  }
+
+  async logout(actor: Actor, sessionId: string, refreshToken: string): Promise<void> {
+    if (refreshToken) await this.deps.tokens.logout(refreshToken);
+    if (sessionId) {
+      await this.deps.keycloak.deleteSession(sessionId);
+      await this.deps.revocations.revokeSession(sessionId);
+    }
+    void actor;
+  }
+
+  async logoutAll(actor: Actor): Promise<void> {
+    await this.deps.keycloak.logoutUser(actor.userId);
+    await this.deps.revocations.revokeUser(actor.userId);
+  }
+}

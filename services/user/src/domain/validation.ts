@@ -1,0 +1,40 @@
+import { InvalidArgument } from '@gef/common';
+
+/** A clear 422 reason when a password misses the policy (≥ 12, upper, lower, digit, symbol). */
+export function passwordPolicyViolation(password: string): string | undefined {
+  if (password.length < 12) return 'Password must be at least 12 characters long';
+  if (password.length > 256) return 'Password must be at most 256 characters long';
+  if (!/[A-Z]/.test(password)) return 'Password must contain an upper-case letter';
+  if (!/[a-z]/.test(password)) return 'Password must contain a lower-case letter';
+  if (!/[0-9]/.test(password)) return 'Password must contain a digit';
+  if (!/[^A-Za-z0-9]/.test(password)) return 'Password must contain a symbol';
+  return undefined;
+}
+
+// Printable characters only: no C0/C1 control characters except none at all.
+const controlCharacters = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Lower-cases and checks an e-mail address (RFC 5321 lengths, one @, a dotted domain). */
+export function normaliseEmail(input: string): string {
+  const email = input.trim().toLowerCase();
+  if (email.length === 0) throw new InvalidArgument('email is required', 'invalid_argument');
+  if (email.length > 254 || controlCharacters.test(email)) throw new InvalidArgument('Invalid email address', 'invalid_argument');
+  const m = /^([^\s@"(),:;<>[\\\]]{1,64})@([a-z0-9\u00a1-\uffff](?:[a-z0-9\u00a1-\uffff-]{0,62}[a-z0-9\u00a1-\uffff])?(?:\.[a-z0-9\u00a1-\uffff](?:[a-z0-9\u00a1-\uffff-]{0,62}[a-z0-9\u00a1-\uffff])?)+)$/u.exec(
+    email,
+  );
+  if (!m || m[1]!.startsWith('.') || m[1]!.endsWith('.') || m[1]!.includes('..')) {
+    throw new InvalidArgument('Invalid email address', 'invalid_argument');
+  }
+  return email;
+}
+
+/** Checks a free-text profile field: trimmed, bounded, no control characters. */
+export function profileText(field: string, input: string, max: number, required = false): string {
+  const value = input.trim();
+  if (required && value.length === 0) throw new InvalidArgument(`${field} is required`, 'invalid_argument');
+  if (value.length > max) throw new InvalidArgument(`${field} must be at most ${max} characters`, 'invalid_argument');
+  if (controlCharacters.test(value)) throw new InvalidArgument(`${field} must not contain control characters`, 'invalid_argument');
+  return value;
+}
+
+export const profileLimits = { name: 200, country: 100, institution: 300 } as const;

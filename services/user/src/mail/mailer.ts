@@ -1,0 +1,57 @@
+import nodemailer, { type Transporter } from 'nodemailer';
+
+export interface MailSettings {
+  host: string;
+  port: number;
+  from: string;
+  /** Where links point: `${publicUrl}/reset-password?token=…`. */
+  publicUrl: string;
+}
+
+/** The e-mails the platform sends, over SMTP. */
+export class Mailer {
+  private readonly transport: Transporter;
+
+  constructor(private readonly settings: MailSettings) {
+    this.transport = nodemailer.createTransport({
+      host: settings.host,
+      port: settings.port,
+      secure: false,
+      ignoreTLS: settings.host === '127.0.0.1' || settings.host === 'localhost',
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 20_000,
+    });
+  }
+
+  /** The link carrying a single-use password token. */
+  link(token: string): string {
+    return `${this.settings.publicUrl.replace(/\/$/, '')}/reset-password?token=${encodeURIComponent(token)}`;
+  }
+
+  private async send(to: string, subject: string, text: string): Promise<void> {
+    await this.transport.sendMail({ from: this.settings.from, to, subject, text });
+  }
+
+  /** Registration without a password: a link to set one. */
+  sendSetPassword(to: string, name: string, token: string): Promise<void> {
+    return this.send(
+      to,
+      'Set your GEF API password',
+      `Hello ${name},\n\nAn account was created for you. Set your password with this link (valid for one hour, usable once):\n\n${this.link(token)}\n\nTo set it from a client, send the token with your new password to POST /api/v1/user/reset-password.\nToken: ${token}\n`,
+    );
+  }
+
+  /** Password recovery: a link to reset it. */
+  sendRecoverPassword(to: string, name: string, token: string): Promise<void> {
+    return this.send(
+      to,
+      'Reset your GEF API password',
+      `Hello ${name},\n\nSomebody asked to reset the password of this account. If it was you, use this link (valid for one hour, usable once):\n\n${this.link(token)}\n\nTo reset it from a client, send the token with your new password to POST /api/v1/user/reset-password.\nToken: ${token}\n\nIf it was not you, ignore this message.\n`,
+    );
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}

@@ -1,0 +1,173 @@
+import { EventEmitter } from 'node:events';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import pg from 'pg';
+import type { Logger } from '@gef/common';
+import { unitOfWork } from '@gef/common/orm';
+
+export interface RevocationRecord {
+  id: number;
+  userId: string | null;
+  sessionId: string | null;
+  notBefore: Date;
+  expiresAt: Date;
+}
+
+const channel = 'gef_revocation';
+
+interface Row {
+  id: string;
+  user_id: string | null;
+  session_id: string | null;
+  not_before: Date;
+  expires_at: Date;
+}
+
+const toRecord = (r: Row): RevocationRecord => ({
+  id: Number(r.id),
+  userId: r.user_id,
+  sessionId: r.session_id,
+  notBefore: new Date(r.not_before),
+  expiresAt: new Date(r.expires_at),
+});
+
+/**
+ * Token revocations: stored in PostgreSQL, announced with NOTIFY so every replica of the
+ * user service streams them to its gateways at once.
+ */
+export class RevocationHub {
+  private readonly events = new EventEmitter();
+  private listener: pg.Client | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly databaseUrl: string,
+    /** How long an access token lives: a revocation matters that long. */
+    private readonly tokenLifetimeSeconds: number,
+    private readonly logger: Logger,
+  ) {
+    this.events.setMaxListeners(0);
+  }
+
+  /** Starts listening for revocations made by any replica. */
+  async start(): Promise<void> {
+    while (!this.stopped) {
+      const client = new pg.Client({ connectionString: this.databaseUrl });
+      try {
+        await client.connect();
+        client.on('notification', (msg) => {
+          if (msg.channel === channel && msg.payload) void this.announce(Number(msg.payload));
+        });
+        client.on('error', (err) => {
+          this.logger.warn({ err: String(err) }, 'revocation listener lost its connection');
+          void client.end().catch(() => undefined);
+          if (this.listener === client) this.listener = undefined;
+          if (!this.stopped) setTimeout(() => void this.start(), 1000);
+        });
+        await client.query(`listen ${channel}`);
+        this.listener = client;
+        // Anything announced while disconnected is re-sent to current watchers.
+        this.events.emit('resync');
+        return;
+      } catch (err) {
+        await client.end().catch(() => undefined);
+        this.logger.warn({ err: String(err) }, 'revocation listener cannot connect; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.events.emit('stop');
+    await this.listener?.end().catch(() => undefined);
+  }
+
+  private async announce(id: number): Promise<void> {
+    const rows = await this.orm.em
+      .getConnection()
+      .execute<Row[]>('select id, user_id, session_id, not_before, expires_at from revocation where id = ?', [id]);
+    if (rows[0]) this.events.emit('revocation', toRecord(rows[0]));
+  }
+
+  /** Revocations still in force. */
+  async active(): Promise<RevocationRecord[]> {
+    const rows = await this.orm.em
+      .getConnection()
+      .execute<Row[]>('select id, user_id, session_id, not_before, expires_at from revocation where expires_at > now() order by id');
+    return rows.map(toRecord);
+  }
+
+  private async insert(userId: string | null, sessionId: string | null, notBefore: Date): Promise<void> {
+    const expiresAt = new Date(Date.now() + (this.tokenLifetimeSeconds + 60) * 1000);
+    await unitOfWork(this.orm, async (em) => {
+      const conn = em.getConnection();
+      const rows = await conn.execute<{ id: string }[]>(
+        'insert into revocation (user_id, session_id, not_before, expires_at) values (?, ?, ?, ?) returning id',
+        [userId, sessionId, notBefore, expiresAt],
+      );
+      await conn.execute(`select pg_notify('${channel}', ?)`, [String(rows[0]!.id)]);
+    });
+    // Old revocations are of no use once every token they cover has expired.
+    await this.orm.em.getConnection().execute('delete from revocation where expires_at < now()');
+  }
+
+  /**
+   * Refuses every token of the user issued before now. Tokens carry `iat` in whole
+   * seconds, so the cut-off is the next whole second, and this resolves only once that
+   * second has begun: a login made after this returns is never refused.
+   */
+  async revokeUser(userId: string): Promise<void> {
+    const notBefore = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
+    await this.insert(userId, null, notBefore);
+    const wait = notBefore.getTime() - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait + 5));
+  }
+
+  /** Refuses every token of one session. */
+  async revokeSession(sessionId: string): Promise<void> {
+    await this.insert(null, sessionId, new Date());
+  }
+
+  /** Everything in force, then each new revocation until the signal aborts. */
+  async *watch(signal: AbortSignal): AsyncGenerator<RevocationRecord> {
+    const seen = new Set<number>();
+    const queue: RevocationRecord[] = [];
+    let wake: (() => void) | undefined;
+    const push = (r: RevocationRecord) => {
+      queue.push(r);
+      wake?.();
+    };
+    const resync = () => {
+      void this.active().then((rs) => rs.forEach(push), () => undefined);
+    };
+    const stop = () => wake?.();
+    this.events.on('revocation', push);
+    this.events.on('resync', resync);
+    this.events.on('stop', stop);
+    signal.addEventListener('abort', stop);
+    try {
+      for (const r of await this.active()) push(r);
+      while (!signal.aborted && !this.stopped) {
+        const next = queue.shift();
+        if (next) {
+          if (!seen.has(next.id)) {
+            seen.add(next.id);
+            yield next;
+          }
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    } finally {
+      this.events.off('revocation', push);
+      this.events.off('resync', resync);
+      this.events.off('stop', stop);
+      signal.removeEventListener('abort', stop);
+    }
+  }
+}
+
