@@ -1,0 +1,74 @@
+import { InvalidArgument } from '../src/errors';
+import { filterToSql, parseFilter, parsePaging, parseSort, sortToSql, type FieldMap } from '../src/list-query';
+
+const fields: FieldMap = {
+  name: { column: 't.name', type: 'string' },
+  status: { column: 't.status', type: 'enum', values: ['PENDING', 'FINISHED', 'FAILED'] },
+  progress: { column: 't.progress', type: 'number' },
+  public: { column: 't.public', type: 'boolean' },
+  user_id: { column: 't.user_id', type: 'uuid' },
+  updated_at: { column: 't.updated_at', type: 'date' },
+  params: { column: 't.params', type: 'string', sortable: false },
+};
+
+describe('filter', () => {
+  it('parses an AND list with typed values into SQL placeholders', () => {
+    const filter = parseFilter('name like %ndvi%,status=finished,progress>=50,public=true', fields);
+    const { sql, params } = filterToSql(filter, fields);
+    expect(sql).toBe('t.name::text ilike ? and t.status = ? and t.progress >= ? and t.public = ?');
+    expect(params).toEqual(['%ndvi%', 'FINISHED', 50, true]);
+  });
+
+  it('parses an OR group in parentheses', () => {
+    const { sql, params } = filterToSql(parseFilter('(status=FAILED|status=FINISHED),name!=x', fields), fields);
+    expect(sql).toBe('(t.status = ? or t.status = ?) and t.name <> ?');
+    expect(params).toEqual(['FAILED', 'FINISHED', 'x']);
+  });
+
+  it('parses dates in any ISO form', () => {
+    const { params } = filterToSql(parseFilter('updated_at>2026-11-28T05:13:18.123456 00:00', fields), fields);
+    expect(params[0]).toEqual(new Date(Date.UTC(2026, 10, 28, 5, 13, 18, 123)));
+  });
+
+  it('keeps SQL out of the text', () => {
+    const { sql, params } = filterToSql(parseFilter("name=x' or 1=1 --", fields), fields);
+    expect(sql).toBe('t.name = ?');
+    expect(params).toEqual(["x' or 1=1 --"]);
+  });
+
+  it.each([
+    ['password=x', /Unknown filter field 'password'/],
+    ['status=RUNNINGX', /Invalid value for 'status'/],
+    ['user_id=abc', /expected a UUID/],
+    ['progress>=lots', /expected a number/],
+    ['updated_at>yesterday', /ISO 8601/],
+    ['progress like 5', /does not support like/],
+    ['(status=FAILED', /Unbalanced/],
+    ['name', /Invalid filter condition/],
+  ])('refuses %j with a 400 naming the problem', (input, message) => {
+    expect(() => parseFilter(input, fields)).toThrow(InvalidArgument);
+    expect(() => parseFilter(input, fields)).toThrow(message);
+  });
+});
+
+describe('sort', () => {
+  it('reads `field dir` and `-field`, ending with a tiebreaker', () => {
+    const sort = parseSort('-updated_at,name asc', fields);
+    expect(sortToSql(sort, fields, 't.created_at', 't.id')).toBe('t.updated_at desc, t.name asc, t.id');
+    expect(sortToSql([], fields, 't.created_at desc', 't.id desc')).toBe('t.created_at desc, t.id desc');
+  });
+
+  it('refuses unknown and unsortable fields', () => {
+    expect(() => parseSort('secret', fields)).toThrow(/Unknown sort field 'secret'/);
+    expect(() => parseSort('params', fields)).toThrow(InvalidArgument);
+    expect(() => parseSort('name sideways', fields)).toThrow(InvalidArgument);
+  });
+});
+
+describe('paging', () => {
+  it('defaults to page 1 of 20 and caps per_page at 100', () => {
+    expect(parsePaging(undefined, undefined)).toEqual({ page: 1, perPage: 20, offset: 0 });
+    expect(parsePaging(3, 500)).toEqual({ page: 3, perPage: 100, offset: 200 });
+    expect(parsePaging(0, -5)).toEqual({ page: 1, perPage: 20, offset: 0 });
+  });
+});

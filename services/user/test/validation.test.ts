@@ -1,0 +1,41 @@
+import { InvalidArgument } from '@gef/common';
+import { normaliseEmail, passwordPolicyViolation, profileText } from '../src/domain/validation';
+
+describe('validation', () => {
+  it.each([
+    ['short1!A', /at least 12/],
+    ['alllowercase1!', /upper-case/],
+    ['ALLUPPERCASE1!', /lower-case/],
+    ['NoDigitsHere!!', /digit/],
+    ['NoSymbols12345', /symbol/],
+  ])('refuses the password %j', (password, reason) => {
+    expect(passwordPolicyViolation(password)).toMatch(reason);
+  });
+
+  it('accepts a strong password', () => {
+    expect(passwordPolicyViolation('Correct-Horse-42')).toBeUndefined();
+  });
+
+  it.each([
+    ['  Alice@Example.ORG ', 'alice@example.org'],
+    ['bob+tag@sub.example.com', 'bob+tag@sub.example.com'],
+    ['josé@exämple.org', 'josé@exämple.org'],
+  ])('normalises %j', (input, expected) => {
+    expect(normaliseEmail(input)).toBe(expected);
+  });
+
+  it.each(['', 'no-at-sign', 'a@b', 'a@@b.org', 'a b@c.org', '.a@b.org', 'a..b@c.org', `${'x'.repeat(250)}@b.org`, 'a\u0007@b.org', "x'; drop table user_profile;--@a.org"])(
+    'refuses the e-mail %j',
+    (input) => {
+      expect(() => normaliseEmail(input)).toThrow(InvalidArgument);
+    },
+  );
+
+  it('bounds free text and refuses control characters', () => {
+    expect(profileText('name', '  Ada  ', 10)).toBe('Ada');
+    expect(() => profileText('name', 'x'.repeat(10_000), 200)).toThrow(/at most 200/);
+    expect(() => profileText('name', 'a\u0000b', 200)).toThrow(/control characters/);
+    expect(() => profileText('name', '   ', 200, true)).toThrow(/required/);
+    expect(profileText('name', '<script>alert(1)</script>', 200)).toBe('<script>alert(1)</script>');
+  });
+});
