@@ -1,0 +1,82 @@
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+
+/** What the gateway needs from a verified Keycloak access token. */
+export interface AccessClaims {
+  userId: string;
+  /** Realm roles. */
+  roles: string[];
+  /** Keycloak session id (`sid`), empty when absent. */
+  sessionId: string;
+  /** Issued at, seconds since the epoch. */
+  issuedAt: number;
+  expiresAt: number;
+}
+
+/** Why a token was refused; each is a 401 with this `error` code. */
+export type TokenFailure = 'invalid_token' | 'token_expired';
+
+export class TokenError extends Error {
+  constructor(
+    readonly failure: TokenFailure | 'token_revoked' | 'authorization_required',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TokenError';
+  }
+}
+
+export interface KeycloakVerifierSettings {
+  url: string;
+  realm: string;
+  clientId: string;
+}
+
+/**
+ * Verifies Keycloak-issued JWTs locally against the realm's keys (fetched once, cached,
+ * refetched when a token names an unknown key, so key rotation needs no restart): RS256,
+ * issuer, audience or authorised party, expiry.
+ */
+export class KeycloakVerifier {
+  private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
+  readonly issuer: string;
+
+  constructor(private readonly settings: KeycloakVerifierSettings) {
+    this.issuer = `${settings.url.replace(/\/$/, '')}/realms/${encodeURIComponent(settings.realm)}`;
+    this.jwks = createRemoteJWKSet(new URL(`${this.issuer}/protocol/openid-connect/certs`), {
+      cooldownDuration: 5_000,
+      cacheMaxAge: 10 * 60_000,
+      timeoutDuration: 5_000,
+    });
+  }
+
+  async verify(token: string): Promise<AccessClaims> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.jwks, {
+        issuer: this.issuer,
+        algorithms: ['RS256'],
+        clockTolerance: 5,
+      }));
+    } catch (err) {
+      if (err instanceof errors.JWTExpired) throw new TokenError('token_expired', 'Token has expired');
+      if (err instanceof errors.JWKSTimeout) throw err;
+      throw new TokenError('invalid_token', 'Invalid token');
+    }
+    const audience = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : [];
+    const azp = typeof payload['azp'] === 'string' ? payload['azp'] : '';
+    if (!audience.includes(this.settings.clientId) && azp !== this.settings.clientId) {
+      throw new TokenError('invalid_token', 'Token was not issued for this API');
+    }
+    if (payload['typ'] !== undefined && payload['typ'] !== 'Bearer') throw new TokenError('invalid_token', 'Not an access token');
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new TokenError('invalid_token', 'Token has no subject');
+    const realmAccess = payload['realm_access'] as { roles?: unknown } | undefined;
+    const roles = Array.isArray(realmAccess?.roles) ? realmAccess.roles.filter((r): r is string => typeof r === 'string') : [];
+    return {
+      userId: payload.sub.toLowerCase(),
+      roles,
+      sessionId: typeof payload['sid'] === 'string' ? payload['sid'] : '',
+      issuedAt: payload.iat ?? 0,
+      expiresAt: payload.exp ?? 0,
+    };
+  }
+}

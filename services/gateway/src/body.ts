@@ -1,0 +1,188 @@
+import zlib from 'node:zlib';
+import type { Transform } from 'node:stream';
+import type { NextFunction, Request, Response } from 'express';
+import { HttpError } from './http-errors';
+
+/**
+ * Request bodies: read as a stream with byte counters on both the bytes received and the
+ * bytes inflated, so a gzip bomb is stopped at the limit, never inflated fully first.
+ */
+
+const inflaters: Record<string, () => Transform> = {
+  gzip: () => zlib.createGunzip(),
+  'x-gzip': () => zlib.createGunzip(),
+  deflate: () => zlib.createInflate(),
+};
+
+/** Nesting deeper than this is refused before parsing (keeps every later step safe). */
+export const maxJsonDepth = 64;
+
+const tooLarge = (what: string, limit: number) =>
+  new HttpError(413, 'payload_too_large', `${what} exceeds the limit of ${limit} bytes`);
+
+/** True when the request announces a body (RFC 9112: Content-Length or Transfer-Encoding). */
+export function hasBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** The inflater for a Content-Encoding header, `undefined` for identity; 415 for others. */
+function inflaterFor(header: string | undefined): Transform | undefined {
+  const encoding = (header ?? '').trim().toLowerCase();
+  if (encoding === '' || encoding === 'identity') return undefined;
+  const make = inflaters[encoding];
+  if (!make) {
+    const named = /^[a-z0-9._-]{1,32}$/.test(encoding) ? `: ${encoding}` : '';
+    throw new HttpError(415, 'unsupported_media_type', `Unsupported Content-Encoding${named}`);
+  }
+  return make();
+}
+
+/**
+ * Reads the whole body, inflating gzip or deflate. 413 when more than `limit` bytes arrive
+ * or inflate; 415 for an unknown encoding; 400 for a corrupt compressed stream.
+ */
+export function readBody(req: Request, limit: number): Promise<Buffer> {
+  if (!hasBody(req)) return Promise.resolve(Buffer.alloc(0));
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge('Request body', limit));
+  let inflater: Transform | undefined;
+  try {
+    inflater = inflaterFor(req.headers['content-encoding']);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let bodyBytes = 0;
+    let settled = false;
+
+    const cleanup = () => {
+      req.off('data', onReceived);
+      req.off('end', onReceivedEnd);
+      req.off('error', onRequestError);
+      if (inflater) {
+        inflater.off('data', onBody);
+        inflater.off('end', succeed);
+        inflater.off('error', onInflateError);
+        inflater.on('error', () => undefined);
+        inflater.destroy();
+      }
+    };
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      // Let the rest of the body drain; the answer closes the connection.
+      req.resume();
+      reject(err);
+    };
+    function succeed() {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      resolve(Buffer.concat(chunks, bodyBytes));
+    }
+    function onBody(chunk: Buffer) {
+      bodyBytes += chunk.length;
+      if (bodyBytes > limit) fail(tooLarge(inflater ? 'Inflated request body' : 'Request body', limit));
+      else chunks.push(chunk);
+    }
+    function onReceived(chunk: Buffer) {
+      received += chunk.length;
+      if (received > limit) return fail(tooLarge('Request body', limit));
+      if (!inflater) return onBody(chunk);
+      if (!inflater.write(chunk)) {
+        req.pause();
+        inflater.once('drain', () => {
+          if (!settled) req.resume();
+        });
+      }
+    }
+    function onReceivedEnd() {
+      if (!inflater || received === 0) succeed();
+      else inflater.end();
+    }
+    function onRequestError() {
+      fail(new HttpError(400, 'invalid_argument', 'Request body could not be read'));
+    }
+    function onInflateError() {
+      fail(new HttpError(400, 'invalid_argument', 'Malformed compressed body'));
+    }
+
+    req.on('data', onReceived);
+    req.on('end', onReceivedEnd);
+    req.on('error', onRequestError);
+    if (inflater) {
+      inflater.on('data', onBody);
+      inflater.on('end', succeed);
+      inflater.on('error', onInflateError);
+    }
+  });
+}
+
+/** `application/json` or any `+json` type; `undefined` when absent. */
+function checkJsonContentType(header: string | undefined): void {
+  if (header === undefined || header.trim() === '') return;
+  const [type = '', ...params] = header.split(';').map((p) => p.trim().toLowerCase());
+  const isJson = type === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(type);
+  if (!isJson) throw new HttpError(415, 'unsupported_media_type', 'Content-Type must be application/json');
+  for (const param of params) {
+    const [name, value = ''] = param.split('=').map((s) => s.trim().replace(/^"|"$/g, ''));
+    if (name === 'charset' && !['utf-8', 'utf8', 'us-ascii'].includes(value)) {
+      throw new HttpError(415, 'unsupported_media_type', 'JSON bodies must be UTF-8');
+    }
+  }
+}
+
+/** The deepest nesting of objects and arrays in a JSON text, stopping past `max`. */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+const malformed = () => new HttpError(400, 'invalid_argument', 'Malformed JSON body');
+
+/** Parses a JSON body; keys named `__proto__` are dropped. */
+export function parseJson(bytes: Buffer): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new HttpError(400, 'invalid_argument', 'Request body is not valid UTF-8');
+  }
+  if (jsonDepthExceeds(text, maxJsonDepth)) {
+    throw new HttpError(400, 'invalid_argument', `JSON body is nested deeper than ${maxJsonDepth} levels`);
+  }
+  try {
+    return JSON.parse(text, (key, value: unknown) => (key === '__proto__' ? undefined : value));
+  } catch {
+    throw malformed();
+  }
+}
+
+/**
+ * Reads a JSON body into `req.body`: `undefined` when there is none. Whether the value has
+ * the right shape (an object, which fields) is the route's validation, a 400.
+ */
+export function jsonBody(limit: number) {
+  return async (req: Request, _res: Response, next: NextFunction): Promise<void> => {
+    if (hasBody(req)) checkJsonContentType(req.headers['content-type']);
+    const bytes = await readBody(req, limit);
+    req.body = bytes.length === 0 ? undefined : parseJson(bytes);
+    next();
+  };
+}

@@ -1,0 +1,32 @@
+import type { Client } from '@connectrpc/connect';
+import { health } from '@gef/protos';
+import { serviceClient } from '@gef/common';
+import type { GatewayConfig } from './config';
+
+/** The services behind the gateway, by the name used in health reports. */
+export const serviceNames = ['user', 'script', 'execution'] as const;
+export type ServiceName = (typeof serviceNames)[number];
+
+/** RPC clients of the services (one HTTP/2 transport per service per process). */
+export interface ServiceClients {
+  health: Record<ServiceName, Client<typeof health.HealthService>>;
+}
+
+export function serviceUrls(config: GatewayConfig): Record<ServiceName, string> {
+  return {
+    user: config.USER_SERVICE_URL,
+    script: config.SCRIPT_SERVICE_URL,
+    execution: config.EXECUTION_SERVICE_URL,
+  };
+}
+
+export function createServiceClients(config: GatewayConfig): ServiceClients {
+  const urls = serviceUrls(config);
+  return {
+    health: {
+      user: serviceClient(health.HealthService, urls.user),
+      script: serviceClient(health.HealthService, urls.script),
+      execution: serviceClient(health.HealthService, urls.execution),
+    },
+  };
+}

@@ -1,0 +1,50 @@
+import type { NextFunction, Request, Response } from 'express';
+import client from 'prom-client';
+
+/** The route template of a request (`/api/v1/script/{script}`), set when a route matches. */
+export function setRouteTemplate(res: Response, template: string): void {
+  res.locals['route'] = template;
+}
+
+/** Label for requests that matched no route, so unknown paths cannot grow the label set. */
+export const unmatchedRoute = 'unmatched';
+
+const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** Routes polled by probes and scrapers: logged at debug level only. */
+const quietRoutes = new Set(['/ping', '/api-health', '/metrics']);
+
+/**
+ * Times every request into `gef_http_request_duration_seconds{method, route, status}` and
+ * writes one access-log line per request.
+ */
+export function httpMetrics(registry: client.Registry) {
+  const duration = new client.Histogram({
+    name: 'gef_http_request_duration_seconds',
+    help: 'HTTP request handling time by method, route template and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const started = process.hrtime.bigint();
+    let recorded = false;
+    const record = () => {
+      if (recorded) return;
+      recorded = true;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = typeof res.locals['route'] === 'string' ? (res.locals['route'] as string) : unmatchedRoute;
+      const method = knownMethods.has(req.method) ? req.method : 'OTHER';
+      // A client that went away before the answer finished is counted as 499.
+      const status = res.writableFinished ? String(res.statusCode) : '499';
+      duration.observe({ method, route, status }, seconds);
+      const line = { method, route, path: req.path, status: Number(status), ms: Math.round(seconds * 1e4) / 10 };
+      if (quietRoutes.has(route)) req.log.debug(line, 'request');
+      else req.log.info(line, 'request');
+    };
+    res.once('finish', record);
+    res.once('close', record);
+    next();
+  };
+}

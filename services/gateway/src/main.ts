@@ -1,0 +1,40 @@
+import type { AddressInfo } from 'node:net';
+import { ConfigError, createLogger, Shutdown } from '@gef/common';
+import { loadConfig } from './config';
+import { closeGateway, createGateway } from './server';
+
+/** Starts the gateway: the only file with side effects. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`gateway: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger('gateway', config.LOG_LEVEL);
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+
+  const { server } = createGateway(config, { logger });
+  const shutdown = new Shutdown(logger);
+  shutdown.add('http', () => closeGateway(server));
+  shutdown.listen();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, config.HOST, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  logger.info({ host: config.HOST, port, env: config.GEF_ENV }, 'gateway listening');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`gateway: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,8 @@
+import { docsResource } from './docs';
+import { healthResource } from './health';
+import { metricsResource } from './metrics';
+import { pingResource } from './ping';
+import type { Resource } from './types';
+
+/** Every resource the gateway serves: its routes and its part of the OpenAPI document. */
+export const resources: readonly Resource[] = [pingResource, healthResource, metricsResource, docsResource];

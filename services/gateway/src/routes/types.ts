@@ -1,0 +1,43 @@
+import type { Request, Response } from 'express';
+import type client from 'prom-client';
+import type { Logger } from '@gef/common';
+import type { ServiceClients } from '../clients';
+import type { GatewayConfig } from '../config';
+import type { OpenApiDocument, OpenApiResource } from '../openapi/types';
+
+/** The methods a route may declare (HEAD follows GET; OPTIONS is answered for every path). */
+export type RouteMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+/** What a route's handler may use. */
+export interface RouteContext {
+  config: GatewayConfig;
+  logger: Logger;
+  registry: client.Registry;
+  clients: ServiceClients;
+  /** The OpenAPI document the gateway serves. */
+  openapi: OpenApiDocument;
+}
+
+/** One operation: the single table that Express routing and the OpenAPI check both read. */
+export interface RouteDef {
+  method: RouteMethod;
+  /** The OpenAPI path template, e.g. `/api/v1/script/{script}` (Express gets `:script`). */
+  path: string;
+  /** The OpenAPI operation this route implements (checked against the document in tests). */
+  operationId: string;
+  /** How the body is read: `json` into `req.body`; `none` (default) leaves it unread. */
+  body?: 'none' | 'json';
+  /** False for raw downloads: never compressed, whatever the client accepts. */
+  compress?: boolean;
+  handler: (req: Request, res: Response) => void | Promise<void>;
+}
+
+/**
+ * A resource: its part of the OpenAPI document and its routes. Adding a resource is one
+ * file in `routes/`, one in `openapi/`, and a line in `routes/index.ts`.
+ */
+export interface Resource {
+  name: string;
+  openapi: OpenApiResource;
+  routes: (ctx: RouteContext) => RouteDef[];
+}

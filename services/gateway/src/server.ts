@@ -1,0 +1,141 @@
+import http from 'node:http';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type client from 'prom-client';
+import { createMetricsRegistry, platformVersion, type Logger } from '@gef/common';
+import { createServiceClients, type ServiceClients } from './clients';
+import type { GatewayConfig } from './config';
+import { compressResponses } from './compression';
+import { cors } from './cors';
+import { bodyForStatus, sendError } from './http-errors';
+import { httpMetrics } from './http-metrics';
+import { buildOpenApiDocument } from './openapi/document';
+import type { OpenApiDocument } from './openapi/types';
+import { requestContext } from './request-context';
+import { resources as defaultResources } from './routes';
+import { mountFallbacks, mountRoutes } from './routes/mount';
+import type { Resource, RouteContext, RouteDef } from './routes/types';
+import { securityHeaders } from './security-headers';
+
+/** How long a client may take, so slow clients cannot hold the server. */
+export interface ServerTimeouts {
+  /** Receiving the request headers. */
+  headersTimeoutMs: number;
+  /** Receiving the whole request, body included (uploads are the slowest). */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection; above a load balancer's idle timeout (often 60 s). */
+  keepAliveTimeoutMs: number;
+  /** How often Node checks the two request timeouts above. */
+  checkIntervalMs: number;
+}
+
+export const defaultTimeouts: ServerTimeouts = {
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 120_000,
+  keepAliveTimeoutMs: 65_000,
+  checkIntervalMs: 5_000,
+};
+
+export interface GatewayDeps {
+  logger: Logger;
+  /** Defaults to a fresh `createMetricsRegistry('gateway')`. */
+  registry?: client.Registry;
+  /** Defaults to clients of the services at the configured URLs. */
+  clients?: ServiceClients;
+  /** Defaults to every resource of `routes/index.ts`. */
+  resources?: readonly Resource[];
+  timeouts?: Partial<ServerTimeouts>;
+}
+
+export interface Gateway {
+  app: Express;
+  /** Not listening yet: `main.ts` (or a test) starts it. */
+  server: http.Server;
+  registry: client.Registry;
+  openapi: OpenApiDocument;
+  /** The route table the app was built from. */
+  routes: readonly RouteDef[];
+}
+
+/** Builds the gateway: an Express 5 app and an unstarted HTTP server around it. */
+export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway {
+  const { logger } = deps;
+  const registry = deps.registry ?? createMetricsRegistry('gateway');
+  const clients = deps.clients ?? createServiceClients(config);
+  const resources = deps.resources ?? defaultResources;
+  const openapi = buildOpenApiDocument(
+    resources.map((r) => r.openapi),
+    { version: platformVersion },
+  );
+  const ctx: RouteContext = { config, logger, registry, clients, openapi };
+  const routes = resources.flatMap((r) => r.routes(ctx));
+
+  const app = express();
+  app.disable('x-powered-by');
+  // Whatever happens, Express's own final handler never renders a stack trace.
+  app.set('env', 'production');
+  app.set('etag', 'weak');
+
+  app.use(requestContext(logger));
+  app.use(httpMetrics(registry));
+  app.use(securityHeaders());
+  app.use(cors(config.CORS_ORIGINS));
+  app.use(compressResponses());
+  mountRoutes(app.router, routes, { bodyLimit: config.BODY_LIMIT_BYTES });
+  mountFallbacks(app.router, routes);
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    sendError(req, res, err);
+  });
+
+  const timeouts = { ...defaultTimeouts, ...deps.timeouts };
+  const server = http.createServer({ connectionsCheckingInterval: timeouts.checkIntervalMs }, app);
+  server.headersTimeout = timeouts.headersTimeoutMs;
+  server.requestTimeout = timeouts.requestTimeoutMs;
+  server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, logger));
+
+  return { app, server, registry, openapi, routes };
+}
+
+/**
+ * Requests Node refuses before Express sees them (malformed HTTP, headers too large,
+ * timeouts) get the JSON error body too, then the connection closes.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex, logger: Logger): void {
+  if (err.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
+    socket.destroy();
+    return;
+  }
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? 431
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT'
+        ? 408
+        : err.code === 'HPE_URI_TOO_LONG'
+          ? 414
+          : 400;
+  logger.debug({ code: err.code, status }, 'refused malformed request');
+  const body = JSON.stringify(bodyForStatus(status));
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Bad Request'}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}
+
+/** Stops accepting, lets requests in progress finish (up to `graceMs`), then closes. */
+export async function closeGateway(server: http.Server, graceMs = 5000): Promise<void> {
+  if (!server.listening) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.closeAllConnections();
+      resolve();
+    }, graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,110 @@
+import zlib from 'node:zlib';
+import { resources } from '../src/routes';
+import { echoResource } from './echo-resource';
+import { rawRequest, request, startStack, type TestRequest, type TestStack } from './support';
+
+const json = { 'Content-Type': 'application/json' };
+const post = (body: TestRequest['body'], headers: Record<string, string> = json): TestRequest => ({ method: 'POST', headers, body });
+
+/** [name, path, request, expected status, expected `error` or a detail pattern] */
+type Row = [string, string, TestRequest, number, (string | RegExp)?];
+
+const rows: Row[] = [
+  // Bodies of the wrong shape: 400 from validation, never a 500.
+  ['JSON null', '/test/echo', post('null'), 400, /must be a JSON object/],
+  ['JSON array', '/test/echo', post('[{"name":"x"}]'), 400, /must be a JSON object/],
+  ['JSON string', '/test/echo', post('"name"'), 400, /must be a JSON object/],
+  ['JSON number', '/test/echo', post('42'), 400, /must be a JSON object/],
+  ['JSON boolean', '/test/echo', post('true'), 400, /must be a JSON object/],
+  ['no body', '/test/echo', post(undefined), 400, /is required/],
+  ['whitespace body', '/test/echo', post('   \n'), 400, 'Malformed JSON body'],
+  ['truncated JSON', '/test/echo', post('{"name":'), 400, 'Malformed JSON body'],
+  ['trailing garbage', '/test/echo', post('{"name":"x"} x'), 400, 'Malformed JSON body'],
+  ['single quotes', '/test/echo', post("{'name':'x'}"), 400, 'Malformed JSON body'],
+  ['NaN literal', '/test/echo', post('{"name":"x","count":NaN}'), 400, 'Malformed JSON body'],
+  ['wrong field type', '/test/echo', post('{"name":5}'), 400, /^name: /],
+  ['empty required field', '/test/echo', post('{"name":""}'), 400, /^name: /],
+  ['number too large for an integer', '/test/echo', post('{"name":"x","count":1e400}'), 400, /^count: /],
+  ['invalid UTF-8', '/test/echo', post(Buffer.from([0x7b, 0x22, 0x6e, 0xff, 0xfe, 0x22, 0x7d])), 400, /not valid UTF-8/],
+  ['arrays nested 100,000 deep', '/test/echo', post('['.repeat(100_000) + ']'.repeat(100_000)), 400, /nested deeper/],
+  ['objects nested 10,000 deep', '/test/echo', post('{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000)), 400, /nested deeper/],
+  ['brackets inside strings do not count as nesting', '/test/echo', post(JSON.stringify({ name: '['.repeat(1000) })), 200],
+  ['UTF-8 byte order mark', '/test/echo', post(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"name":"x"}')])), 200],
+  ['__proto__ key is dropped', '/test/echo', post('{"name":"x","__proto__":{"admin":true}}'), 200],
+  ['duplicate keys: the last wins', '/test/echo', post('{"name":"a","name":"b"}'), 200],
+  // Media types and encodings.
+  ['text/plain body', '/test/echo', post('{"name":"x"}', { 'Content-Type': 'text/plain' }), 415, 'unsupported_media_type'],
+  ['form body', '/test/echo', post('name=x', { 'Content-Type': 'application/x-www-form-urlencoded' }), 415, 'unsupported_media_type'],
+  ['multipart body', '/test/echo', post('--b--', { 'Content-Type': 'multipart/form-data; boundary=b' }), 415, 'unsupported_media_type'],
+  ['latin-1 charset', '/test/echo', post('{"name":"x"}', { 'Content-Type': 'application/json; charset=iso-8859-1' }), 415, 'unsupported_media_type'],
+  ['brotli', '/test/echo', post(zlib.brotliCompressSync('{"name":"x"}'), { ...json, 'Content-Encoding': 'br' }), 415, 'unsupported_media_type'],
+  ['stacked encodings', '/test/echo', post(zlib.gzipSync(zlib.gzipSync('{"name":"x"}')), { ...json, 'Content-Encoding': 'gzip, gzip' }), 415, 'unsupported_media_type'],
+  ['garbage encoding name', '/test/echo', post('{"name":"x"}', { ...json, 'Content-Encoding': '<script>' }), 415, 'Unsupported Content-Encoding'],
+  ['truncated gzip', '/test/echo', post(zlib.gzipSync('{"name":"x"}').subarray(0, 12), { ...json, 'Content-Encoding': 'gzip' }), 400, 'Malformed compressed body'],
+  ['gzip header, empty body', '/test/echo', post(Buffer.alloc(0), { ...json, 'Content-Encoding': 'gzip' }), 400, /is required/],
+  ['gzip of invalid JSON', '/test/echo', post(zlib.gzipSync('{nope'), { ...json, 'Content-Encoding': 'gzip' }), 400, 'Malformed JSON body'],
+  ['identity encoding', '/test/echo', post('{"name":"x"}', { ...json, 'Content-Encoding': 'identity' }), 200],
+  // Paths, methods and queries.
+  ['undecodable path parameter', '/api/docs/%ff', {}, 400, 'invalid_argument'],
+  ['undecodable path, unknown route', '/%ff/%fe', {}, 404, 'not_found'],
+  ['dot segments', '/%2e%2e/%2e%2e/etc/passwd', {}, 404, 'not_found'],
+  ['encoded slash in a parameter', '/api/docs/..%2F..%2Fpackage.json', {}, 404, 'not_found'],
+  ['NUL in a parameter', '/test/items/%00', {}, 200],
+  ['undecodable query', '/ping?x=%ff&y', {}, 200],
+  ['nested and prototype query keys', '/ping?a[b][c]=1&__proto__=x&constructor[prototype]=y', {}, 200],
+  ['repeated query keys', '/ping?a=1&a=2&a=3', {}, 200],
+  ['double slash', '//ping', {}, 404, 'not_found'],
+  ['a body on a GET route is ignored', '/ping', { method: 'GET', headers: json, body: '{nope' }, 200],
+  ['a JSON body to a GET-only path', '/ping', post('{nope'), 405, 'method_not_allowed'],
+  ['GET on a POST-only path', '/test/echo', {}, 405, 'method_not_allowed'],
+  ['a WebDAV method', '/ping', { method: 'PROPFIND' }, 405, 'method_not_allowed'],
+  ['a very long unknown path', `/${'a'.repeat(8000)}`, {}, 404, 'not_found'],
+  // Headers.
+  ['malformed Accept-Encoding', '/swagger.json', { headers: { 'Accept-Encoding': 'gzip;q=abc, ;;, *;q=' } }, 200],
+  ['Origin "null"', '/ping', { headers: { Origin: 'null' } }, 200],
+  ['bogus Content-Length on GET', '/ping', { headers: { 'Content-Length': '0' } }, 200],
+];
+
+describe('bad input never produces a 500', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack({ BODY_LIMIT_BYTES: String(256 * 1024) }, { resources: [...resources, echoResource] });
+  });
+  afterAll(() => stack.stop());
+
+  // One argument per case: Jest would take a fifth parameter of a four-element row for `done`.
+  it.each(rows.map((row) => [row[0], row] as const))('%s', async (_name, [, path, req, status, expected]) => {
+    const res = await request(stack.gateway.url, path, req);
+    expect(res.status).toBe(status);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.text).not.toMatch(/\bat .+:\d+:\d+|node_modules|\.ts\b|Error:/);
+    const body = res.json();
+    if (status >= 400) {
+      expect(body.status).toBe(status);
+      expect(typeof body.detail).toBe('string');
+      if (typeof expected === 'string') expect([body.error, body.detail]).toContain(expected);
+      else if (expected) expect(body.detail).toMatch(expected);
+    }
+    if (path === '/test/echo' && status === 200) {
+      expect(Object.keys(body.data)).not.toContain('admin');
+      expect(Object.getPrototypeOf(body.data)).toBe(Object.prototype);
+    }
+  });
+
+  /** Requests Node itself refuses: the answer is still the JSON envelope, not a bare line. */
+  it.each<[string, string, number | null]>([
+    ['malformed request line', 'GARBAGE\r\n\r\n', 400],
+    ['unknown method', 'FOO /ping HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+    ['header too large', `GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+    // Broken after the request reached a route: the connection is closed, nothing more.
+    ['invalid chunked encoding', 'POST /test/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n', null],
+    ['both Content-Length and chunked', 'POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+  ])('%s', async (_name, raw, status) => {
+    const answer = await rawRequest(stack.gateway.port, raw);
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    if (status === null) expect(answer === '' || /^HTTP\/1\.1 4\d\d /.test(head)).toBe(true);
+    else expect(head).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    if (body) expect(JSON.parse(body)).toMatchObject({ status });
+    expect(answer).not.toMatch(/\bat .+:\d+:\d+/);
+  });
+});

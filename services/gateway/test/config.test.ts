@@ -1,0 +1,48 @@
+import { ConfigError } from '@gef/common';
+import { loadConfig } from '../src/config';
+
+describe('gateway configuration', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      GEF_ENV: 'development',
+      HOST: '127.0.0.1',
+      PORT: 3000,
+      KEYCLOAK_URL: 'http://127.0.0.1:8080',
+      KEYCLOAK_REALM: 'gef',
+      KEYCLOAK_CLIENT_ID: 'gef-api',
+      PUBLIC_URL: 'http://localhost:3000',
+      USER_SERVICE_URL: 'http://127.0.0.1:50051',
+      SCRIPT_SERVICE_URL: 'http://127.0.0.1:50052',
+      EXECUTION_SERVICE_URL: 'http://127.0.0.1:50053',
+      CORS_ORIGINS: [],
+      BODY_LIMIT_BYTES: 1_048_576,
+      UPLOAD_LIMIT_BYTES: 52_428_800,
+    });
+  });
+
+  it('reads lists and strips trailing slashes from URLs', () => {
+    const config = loadConfig({ CORS_ORIGINS: 'https://a.example, https://b.example ,', KEYCLOAK_URL: 'https://kc.example/auth/' });
+    expect(config.CORS_ORIGINS).toEqual(['https://a.example', 'https://b.example']);
+    expect(config.KEYCLOAK_URL).toBe('https://kc.example/auth');
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['BODY_LIMIT_BYTES', '-1'],
+    ['USER_SERVICE_URL', 'not a url'],
+    ['KEYCLOAK_URL', 'ftp://kc.example'],
+    ['GEF_ENV', 'staging'],
+  ])('refuses %s=%s, naming the variable', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(name));
+  });
+
+  it('refuses development secrets in production', () => {
+    expect(() => loadConfig({ GEF_ENV: 'production' })).toThrow(/KEYCLOAK_CLIENT_SECRET.*EXECUTION_TOKEN_SECRET|EXECUTION_TOKEN_SECRET.*KEYCLOAK_CLIENT_SECRET/);
+    expect(
+      loadConfig({ GEF_ENV: 'production', KEYCLOAK_CLIENT_SECRET: 'real-1', EXECUTION_TOKEN_SECRET: 'real-2' }).GEF_ENV,
+    ).toBe('production');
+  });
+});
