@@ -1,5 +1,5 @@
 import type { Client } from '@connectrpc/connect';
-import { health } from '@gef/protos';
+import { health, user } from '@gef/protos';
 import { serviceClient } from '@gef/common';
 import type { GatewayConfig } from './config';
 
@@ -10,6 +10,7 @@ export type ServiceName = (typeof serviceNames)[number];
 /** RPC clients of the services (one HTTP/2 transport per service per process). */
 export interface ServiceClients {
   health: Record<ServiceName, Client<typeof health.HealthService>>;
+  user: Client<typeof user.UserService>;
 }
 
 export function serviceUrls(config: GatewayConfig): Record<ServiceName, string> {
@@ -28,5 +29,6 @@ export function createServiceClients(config: GatewayConfig): ServiceClients {
       script: serviceClient(health.HealthService, urls.script),
       execution: serviceClient(health.HealthService, urls.execution),
     },
+    user: serviceClient(user.UserService, urls.user),
   };
 }

@@ -10,6 +10,17 @@ const baseUrl = (fallback: string) =>
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+/** A rate limit written `<max>/<window seconds>`, e.g. `120/60`. */
+const rateLimit = (fallback: string) =>
+  z
+    .string()
+    .regex(/^\d{1,7}\/\d{1,7}$/, 'expected <max>/<window seconds>')
+    .default(fallback)
+    .transform((v) => {
+      const [max, windowSeconds] = v.split('/').map(Number) as [number, number];
+      return { max, windowSeconds: Math.max(1, windowSeconds) };
+    });
+
 /** The gateway's settings (docs/configuration.md). */
 export const configShape = {
   ...baseConfigShape,
@@ -29,6 +40,16 @@ export const configShape = {
   /** JSON bodies, compressed and inflated. */
   BODY_LIMIT_BYTES: positiveInt(1_048_576),
   UPLOAD_LIMIT_BYTES: positiveInt(52_428_800),
+  /** Express `trust proxy`: `false`, `true`, a hop count, or a comma list of addresses/subnets. */
+  TRUST_PROXY: z.string().default('false'),
+  /** Rate limits, as `<max>/<window seconds>`. */
+  RATE_LIMIT_LOGIN_PER_CLIENT: rateLimit('600/60'),
+  RATE_LIMIT_LOGIN_PER_ACCOUNT: rateLimit('120/60'),
+  RATE_LIMIT_REFRESH_PER_CLIENT: rateLimit('600/60'),
+  RATE_LIMIT_REGISTER_PER_CLIENT: rateLimit('60/3600'),
+  RATE_LIMIT_RECOVER_PER_CLIENT: rateLimit('30/3600'),
+  RATE_LIMIT_RECOVER_PER_ACCOUNT: rateLimit('5/3600'),
+  RATE_LIMIT_RUN_PER_ACCOUNT: rateLimit('600/60'),
 };
 
 export type GatewayConfig = z.infer<z.ZodObject<typeof configShape>>;

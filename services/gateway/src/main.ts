@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger, Shutdown } from '@gef/common';
+import { RevocationCache } from './auth/revocation-cache';
+import { createServiceClients } from './clients';
 import { loadConfig } from './config';
 import { closeGateway, createGateway } from './server';
 
@@ -18,8 +20,14 @@ async function main(): Promise<void> {
   const logger = createLogger('gateway', config.LOG_LEVEL);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
-  const { server } = createGateway(config, { logger });
+  const clients = createServiceClients(config);
+  const revocations = new RevocationCache(clients.user, logger);
   const shutdown = new Shutdown(logger);
+  shutdown.add('revocations', () => revocations.stop());
+  // Follow revocations before serving, so no revoked token slips through at start.
+  await revocations.start();
+  const { server, limiter } = createGateway(config, { logger, clients, revocations });
+  shutdown.add('rate limiter', () => limiter.close());
   shutdown.add('http', () => closeGateway(server));
   shutdown.listen();
 

@@ -2,6 +2,8 @@ import http from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type client from 'prom-client';
 import { createMetricsRegistry, platformVersion, type Logger } from '@gef/common';
+import { Authenticator } from './auth/authenticator';
+import type { RevocationCache } from './auth/revocation-cache';
 import { createServiceClients, type ServiceClients } from './clients';
 import type { GatewayConfig } from './config';
 import { compressResponses } from './compression';
@@ -10,6 +12,8 @@ import { bodyForStatus, sendError } from './http-errors';
 import { httpMetrics } from './http-metrics';
 import { buildOpenApiDocument } from './openapi/document';
 import type { OpenApiDocument } from './openapi/types';
+import type { Limits } from './rate-limit/limits';
+import { RateLimiter, type Limiter } from './rate-limit/rate-limiter';
 import { requestContext } from './request-context';
 import { resources as defaultResources } from './routes';
 import { mountFallbacks, mountRoutes } from './routes/mount';
@@ -44,6 +48,10 @@ export interface GatewayDeps {
   /** Defaults to every resource of `routes/index.ts`. */
   resources?: readonly Resource[];
   timeouts?: Partial<ServerTimeouts>;
+  /** Token revocations followed from the user service (started by `main.ts`). */
+  revocations?: RevocationCache;
+  /** Defaults to counters in the gateway's database (DATABASE_URL). */
+  limiter?: Limiter;
 }
 
 export interface Gateway {
@@ -54,6 +62,7 @@ export interface Gateway {
   openapi: OpenApiDocument;
   /** The route table the app was built from. */
   routes: readonly RouteDef[];
+  limiter: Limiter;
 }
 
 /** Builds the gateway: an Express 5 app and an unstarted HTTP server around it. */
@@ -66,11 +75,17 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     resources.map((r) => r.openapi),
     { version: platformVersion },
   );
-  const ctx: RouteContext = { config, logger, registry, clients, openapi };
+  const auth = Authenticator.fromSettings(
+    { url: config.KEYCLOAK_URL, realm: config.KEYCLOAK_REALM, clientId: config.KEYCLOAK_CLIENT_ID },
+    deps.revocations,
+  );
+  const limiter = deps.limiter ?? RateLimiter.fromUrl(config.DATABASE_URL, logger);
+  const ctx: RouteContext = { config, logger, registry, clients, openapi, auth, limiter, limits: limitsOf(config) };
   const routes = resources.flatMap((r) => r.routes(ctx));
 
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', trustProxy(config.TRUST_PROXY));
   // Whatever happens, Express's own final handler never renders a stack trace.
   app.set('env', 'production');
   app.set('etag', 'weak');
@@ -93,7 +108,29 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, logger));
 
-  return { app, server, registry, openapi, routes };
+  return { app, server, registry, openapi, routes, limiter };
+}
+
+/** The configured rate limits by name. */
+function limitsOf(config: GatewayConfig): Limits {
+  return {
+    login_client: config.RATE_LIMIT_LOGIN_PER_CLIENT,
+    login_account: config.RATE_LIMIT_LOGIN_PER_ACCOUNT,
+    refresh_client: config.RATE_LIMIT_REFRESH_PER_CLIENT,
+    register_client: config.RATE_LIMIT_REGISTER_PER_CLIENT,
+    recover_client: config.RATE_LIMIT_RECOVER_PER_CLIENT,
+    recover_account: config.RATE_LIMIT_RECOVER_PER_ACCOUNT,
+    run_account: config.RATE_LIMIT_RUN_PER_ACCOUNT,
+  };
+}
+
+/** TRUST_PROXY as Express wants it. */
+function trustProxy(value: string): boolean | number | string[] {
+  const v = value.trim().toLowerCase();
+  if (v === 'true') return true;
+  if (v === 'false' || v === '') return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v.split(',').map((x) => x.trim()).filter(Boolean);
 }
 
 /**

@@ -3,7 +3,10 @@ import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { create } from '@bufbuild/protobuf';
 import { healthRoutes, type HealthCheck } from '@gef/common';
+import { user } from '@gef/protos';
+import type { Limit, LimitDecision, Limiter } from '../src/rate-limit/rate-limiter';
 import pino from 'pino';
 import { loadConfig } from '../src/config';
 import { closeGateway, createGateway, type Gateway, type GatewayDeps } from '../src/server';
@@ -19,7 +22,19 @@ export interface FakeService {
 export async function startFakeService(name: string, checks: Record<string, HealthCheck> = { database: async () => {} }): Promise<FakeService> {
   // The same object is read at every call, so tests can change the checks between requests.
   const state: Record<string, HealthCheck> = { ...checks };
-  const server = http2.createServer(connectNodeAdapter({ routes: healthRoutes(name, '0.1.0', state) }));
+  const server = http2.createServer(
+    connectNodeAdapter({
+      routes: (router) => {
+        healthRoutes(name, '0.1.0', state)(router);
+        // The one user route that needs neither a token nor a body.
+        if (name === 'user') {
+          router.service(user.UserService, {
+            recoverPassword: () => create(user.RecoverPasswordResponseSchema, { message: 'sent if it exists' }),
+          });
+        }
+      },
+    }),
+  );
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => {
     sessions.add(session);
@@ -92,13 +107,24 @@ export interface RunningGateway extends Gateway {
   close(): Promise<void>;
 }
 
+/** Rate-limit counters in memory (the real ones live in PostgreSQL). */
+export class MemoryLimiter implements Limiter {
+  readonly counts = new Map<string, number>();
+  async hit(key: string, limit: Limit): Promise<LimitDecision> {
+    const n = (this.counts.get(key) ?? 0) + 1;
+    this.counts.set(key, n);
+    return n <= limit.max ? { allowed: true } : { allowed: false, retryAfterSeconds: limit.windowSeconds };
+  }
+  async close(): Promise<void> {}
+}
+
 /** Builds the gateway with a test environment and starts it on port 0. */
 export async function startGateway(
   env: Record<string, string> = {},
   deps: Partial<GatewayDeps> = {},
 ): Promise<RunningGateway> {
   const config = loadConfig({ GEF_ENV: 'test', LOG_LEVEL: 'silent', ...env });
-  const gateway = createGateway(config, { logger: deps.logger ?? pino({ level: 'silent' }), ...deps });
+  const gateway = createGateway(config, { logger: deps.logger ?? pino({ level: 'silent' }), limiter: new MemoryLimiter(), ...deps });
   await new Promise<void>((resolve) => gateway.server.listen(0, '127.0.0.1', resolve));
   const { port } = gateway.server.address() as AddressInfo;
   return { ...gateway, port, url: `http://127.0.0.1:${port}`, close: () => closeGateway(gateway.server, 1000) };

@@ -9,12 +9,18 @@ export interface Limit {
 
 export type LimitDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
 
+/** Counts events against limits. */
+export interface Limiter {
+  hit(key: string, limit: Limit): Promise<LimitDecision>;
+  close(): Promise<void>;
+}
+
 /**
  * Fixed-window counters in the gateway's own PostgreSQL schema, so limits hold across
  * every gateway replica. One statement per check. When the database cannot answer, the
  * check lets the request through (and says so in the log) rather than refuse everyone.
  */
-export class RateLimiter {
+export class RateLimiter implements Limiter {
   private ready: Promise<void> | undefined;
 
   constructor(

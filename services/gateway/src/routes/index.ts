@@ -1,8 +1,10 @@
+import { authResource } from './auth';
 import { docsResource } from './docs';
 import { healthResource } from './health';
 import { metricsResource } from './metrics';
 import { pingResource } from './ping';
 import type { Resource } from './types';
+import { usersResource } from './users';
 
 /** Every resource the gateway serves: its routes and its part of the OpenAPI document. */
-export const resources: readonly Resource[] = [pingResource, healthResource, metricsResource, docsResource];
+export const resources: readonly Resource[] = [pingResource, healthResource, metricsResource, docsResource, authResource, usersResource];

@@ -1,7 +1,10 @@
 import type { Request, Response } from 'express';
 import type client from 'prom-client';
 import type { Logger } from '@gef/common';
+import type { Authenticator } from '../auth/authenticator';
 import type { ServiceClients } from '../clients';
+import type { Limits } from '../rate-limit/limits';
+import type { Limiter } from '../rate-limit/rate-limiter';
 import type { GatewayConfig } from '../config';
 import type { OpenApiDocument, OpenApiResource } from '../openapi/types';
 
@@ -16,6 +19,11 @@ export interface RouteContext {
   clients: ServiceClients;
   /** The OpenAPI document the gateway serves. */
   openapi: OpenApiDocument;
+  /** Verifies bearer tokens. */
+  auth: Authenticator;
+  /** Shared rate-limit counters and the configured limits. */
+  limiter: Limiter;
+  limits: Limits;
 }
 
 /** One operation: the single table that Express routing and the OpenAPI check both read. */

@@ -1,0 +1,35 @@
+import type { Request } from 'express';
+import { InvalidArgument } from '@gef/common';
+
+/**
+ * The query string of a request, checked against the names a route documents: an unknown
+ * name or a repeated one is a 400 naming it.
+ */
+export function queryOf(req: Request, allowed: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(req.query)) {
+    if (!allowed.includes(key)) throw new InvalidArgument(`Unknown query parameter '${key.slice(0, 100)}'`, 'invalid_argument');
+    if (typeof value !== 'string') throw new InvalidArgument(`Query parameter '${key}' must be given once, as text`, 'invalid_argument');
+    out[key] = value;
+  }
+  return out;
+}
+
+/** A positive whole number from the query (`page`, `per_page`), or undefined. */
+export function positiveInt(query: Record<string, string>, name: string): number | undefined {
+  const raw = query[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) throw new InvalidArgument(`${name} must be a positive integer`, 'invalid_argument');
+  return Number(raw);
+}
+
+/** A comma list from the query, each item one of `allowed`. */
+export function listOf(query: Record<string, string>, name: string, allowed: readonly string[]): string[] {
+  const raw = query[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!allowed.includes(item)) throw new InvalidArgument(`Unknown ${name} value '${item.slice(0, 100)}'; expected ${allowed.join(', ')}`, 'invalid_argument');
+  }
+  return items;
+}

@@ -1,0 +1,94 @@
+import type { Request } from 'express';
+import { z } from 'zod';
+import type { user } from '@gef/protos';
+import { authOpenApi } from '../openapi/auth';
+import { enforceLimits, clientKey } from '../rate-limit/limits';
+import { rpcOptions } from '../request-context';
+import { parseInput } from '../validation';
+import { callerOf } from '../auth/caller';
+import type { Resource } from './types';
+
+const loginBody = z.object({
+  email: z.string().max(1000),
+  password: z.string().max(1024),
+});
+
+const refreshBody = z.object({ refresh_token: z.string().min(1).max(8192) });
+
+const logoutBody = z.object({ refresh_token: z.string().max(8192).optional() }).optional();
+
+/** The login reply: no envelope (clients read these keys at the top level). */
+function tokenReply(tokens: user.Tokens | undefined) {
+  return {
+    access_token: tokens?.accessToken ?? '',
+    refresh_token: tokens?.refreshToken ?? '',
+    expires_in: tokens?.expiresIn ?? 0,
+    user_id: tokens?.userId ?? '',
+  };
+}
+
+const emailKey = (req: Request): string => {
+  const email = (req.body as { email?: unknown } | undefined)?.email;
+  return typeof email === 'string' ? email.trim().toLowerCase().slice(0, 320) : '';
+};
+
+/** `/auth…`: logins through Keycloak, via the user service. */
+export const authResource: Resource = {
+  name: 'auth',
+  openapi: authOpenApi,
+  routes: ({ clients, auth, limiter, limits }) => [
+    {
+      method: 'post',
+      path: '/auth',
+      operationId: 'login',
+      body: 'json',
+      handler: async (req, res) => {
+        await enforceLimits(limiter, limits, [
+          { name: 'login_client', key: clientKey(req) },
+          ...(emailKey(req) ? [{ name: 'login_account' as const, key: emailKey(req) }] : []),
+        ]);
+        const body = parseInput(loginBody, req.body);
+        const reply = await clients.user.login({ email: body.email, password: body.password }, rpcOptions(req));
+        res.json(tokenReply(reply.tokens));
+      },
+    },
+    {
+      method: 'post',
+      path: '/auth/refresh',
+      operationId: 'refreshToken',
+      body: 'json',
+      handler: async (req, res) => {
+        await enforceLimits(limiter, limits, [{ name: 'refresh_client', key: clientKey(req) }]);
+        const body = parseInput(refreshBody, req.body);
+        const reply = await clients.user.refresh({ refreshToken: body.refresh_token }, rpcOptions(req));
+        res.json(tokenReply(reply.tokens));
+      },
+    },
+    {
+      method: 'post',
+      path: '/auth/logout',
+      operationId: 'logout',
+      body: 'json',
+      handler: async (req, res) => {
+        const principal = await auth.require(req);
+        const body = parseInput(logoutBody, req.body);
+        await clients.user.logout(
+          { caller: callerOf(principal), sessionId: principal.sessionId, refreshToken: body?.refresh_token ?? '' },
+          rpcOptions(req),
+        );
+        res.json({ msg: 'Successfully logged out' });
+      },
+    },
+    {
+      method: 'post',
+      path: '/auth/logout-all',
+      operationId: 'logoutAll',
+      body: 'json',
+      handler: async (req, res) => {
+        const principal = await auth.require(req);
+        const reply = await clients.user.logoutAll({ caller: callerOf(principal) }, rpcOptions(req));
+        res.json({ msg: reply.message });
+      },
+    },
+  ],
+};

@@ -1,0 +1,260 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { z } from 'zod';
+import { formatApiDate, InvalidArgument } from '@gef/common';
+import type { user } from '@gef/protos';
+import { callerOf, roleFromName, roleName } from '../auth/caller';
+import { usersOpenApi } from '../openapi/users';
+import { clientKey, enforceLimits } from '../rate-limit/limits';
+import { listOf, positiveInt, queryOf } from '../query';
+import { rpcOptions } from '../request-context';
+import { parseInput } from '../validation';
+import type { Resource } from './types';
+
+/** A user as the REST API shows it. */
+export function userJson(u: user.User | undefined) {
+  if (!u) return null;
+  return {
+    id: u.id,
+    email: u.email,
+    name: u.name,
+    country: u.country,
+    institution: u.institution,
+    role: roleName(u.role),
+    created_at: u.createdAt ? formatApiDate(timestampDate(u.createdAt)) : null,
+    updated_at: u.updatedAt ? formatApiDate(timestampDate(u.updatedAt)) : null,
+  };
+}
+
+const text = z.string().max(100_000);
+const roleText = z.string().max(20).refine((r) => roleFromName(r) !== undefined, 'role must be one of USER, ADMIN, SUPERADMIN');
+
+const createBody = z.object({
+  email: z.string().max(1000),
+  name: text,
+  password: z.string().max(1024).optional(),
+  country: text.nullish(),
+  institution: text.nullish(),
+  role: roleText.optional(),
+});
+
+const updateMeBody = z
+  .object({
+    name: text.optional(),
+    country: text.nullish(),
+    institution: text.nullish(),
+    password: z.string().max(1024).optional(),
+    repeatPassword: z.string().max(1024).optional(),
+  })
+  .refine((b) => b.password === undefined || b.password === b.repeatPassword, {
+    message: 'password and repeatPassword must be equal',
+    path: ['repeatPassword'],
+  });
+
+const updateUserBody = z.object({
+  name: text.optional(),
+  country: text.nullish(),
+  institution: text.nullish(),
+  role: roleText.optional(),
+});
+
+const changePasswordBody = z.object({
+  old_password: z.string().min(1).max(1024),
+  new_password: z.string().min(1).max(1024),
+});
+
+const resetBody = z.object({ token: z.string().min(1).max(1000), password: z.string().max(1024) });
+
+const listQuery = ['filter', 'sort', 'page', 'per_page', 'include'] as const;
+const keyOf = (raw: string | string[] | undefined): string => {
+  const v = Array.isArray(raw) ? raw[0] : raw;
+  if (!v || v.length > 320) throw new InvalidArgument('Invalid user id or e-mail', 'invalid_argument');
+  return v;
+};
+
+/** `/api/v1/user…`. */
+export const usersResource: Resource = {
+  name: 'users',
+  openapi: usersOpenApi,
+  routes: ({ clients, auth, limiter, limits }) => [
+    {
+      method: 'post',
+      path: '/api/v1/user',
+      operationId: 'createUser',
+      body: 'json',
+      handler: async (req, res) => {
+        const principal = await auth.optional(req);
+        queryOf(req, []);
+        await enforceLimits(limiter, limits, [{ name: 'register_client', key: clientKey(req) }]);
+        const body = parseInput(createBody, req.body);
+        const reply = await clients.user.createUser(
+          {
+            email: body.email,
+            name: body.name,
+            password: body.password ?? '',
+            country: body.country ?? '',
+            institution: body.institution ?? '',
+            ...(body.role ? { role: roleFromName(body.role) } : {}),
+            caller: callerOf(principal),
+          },
+          rpcOptions(req),
+        );
+        res.json({ data: userJson(reply.user) });
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/user',
+      operationId: 'listUsers',
+      handler: async (req, res) => {
+        const principal = await auth.require(req);
+        const query = queryOf(req, listQuery);
+        listOf(query, 'include', ['scripts']);
+        const reply = await clients.user.listUsers(
+          {
+            caller: callerOf(principal),
+            filter: query['filter'] ?? '',
+            sort: query['sort'] ?? '',
+            page: positiveInt(query, 'page') ?? 0,
+            perPage: positiveInt(query, 'per_page') ?? 0,
+          },
+          rpcOptions(req),
+        );
+        res.json({ data: reply.users.map(userJson), page: reply.page, per_page: reply.perPage, total: Number(reply.total) });
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/user/me',
+      operationId: 'getMe',
+      handler: async (req, res) => {
+        const principal = await auth.require(req);
+        queryOf(req, ['include']);
+        const reply = await clients.user.getUser({ idOrEmail: 'me', caller: callerOf(principal) }, rpcOptions(req));
+        res.json({ data: userJson(reply.user) });
+      },
+    },
+    {
+      method: 'patch',
+      path: '/api/v1/user/me',
+      operationId: 'updateMe',
+      body: 'json',
+      handler: async (req, res) => {
+        const principal = await auth.require(req);
+        queryOf(req, []);
+        const body = parseInput(updateMeBody, req.body);
+        const reply = await clients.user.updateUser(
+          {
+            idOrEmail: 'me',
+            caller: callerOf(principal),
+            ...(body.name !== undefined ? { name: body.name } : {}),
+            ...(body.country !== undefined && body.country !== null ? { country: body.country } : {}),
+            ...(body.institution !== undefined && body.institution !== null ? { institution: body.institution } : {}),
+            ...(body.password !== undefined ? { password: body.password } : {}),
+          },
+          rpcOptions(req),
+        );
+        res.json({ data: userJson(reply.user) });
+      },
+    },
+    {
+      method: 'patch',
+      path: '/api/v1/user/me/change-password',
+      operationId: 'changeMyPassword',
+      body: 'json',
+      handler: async (req, res) => {
+        const principal = await auth.require(req);
+        queryOf(req, []);
+        const body = parseInput(changePasswordBody, req.body);
+        const reply = await clients.user.changePassword(
+          { caller: callerOf(principal), oldPassword: body.old_password, newPassword: body.new_password, sessionId: principal.sessionId },
+          rpcOptions(req),
+        );
+        res.json({ data: userJson(reply.user) });
+      },
+    },
+    {
+      method: 'delete',
+      path: '/api/v1/user/me',
+      operationId: 'deleteMe',
+      handler: async (req, res) => {
+        const principal = await auth.require(req);
+        queryOf(req, []);
+        const reply = await clients.user.deleteUser({ idOrEmail: 'me', caller: callerOf(principal) }, rpcOptions(req));
+        res.json({ data: userJson(reply.user) });
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/user/reset-password',
+      operationId: 'resetPassword',
+      body: 'json',
+      handler: async (req, res) => {
+        queryOf(req, []);
+        await enforceLimits(limiter, limits, [{ name: 'recover_client', key: clientKey(req) }]);
+        const body = parseInput(resetBody, req.body);
+        const reply = await clients.user.resetPassword({ token: body.token, password: body.password }, rpcOptions(req));
+        res.json({ data: userJson(reply.user) });
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/user/{user}',
+      operationId: 'getUser',
+      handler: async (req, res) => {
+        const principal = await auth.require(req);
+        queryOf(req, ['include']);
+        const reply = await clients.user.getUser({ idOrEmail: keyOf(req.params['user']), caller: callerOf(principal) }, rpcOptions(req));
+        res.json({ data: userJson(reply.user) });
+      },
+    },
+    {
+      method: 'patch',
+      path: '/api/v1/user/{user}',
+      operationId: 'updateUser',
+      body: 'json',
+      handler: async (req, res) => {
+        const principal = await auth.require(req);
+        queryOf(req, []);
+        const body = parseInput(updateUserBody, req.body);
+        const reply = await clients.user.updateUser(
+          {
+            idOrEmail: keyOf(req.params['user']),
+            caller: callerOf(principal),
+            ...(body.name !== undefined ? { name: body.name } : {}),
+            ...(body.country !== undefined && body.country !== null ? { country: body.country } : {}),
+            ...(body.institution !== undefined && body.institution !== null ? { institution: body.institution } : {}),
+            ...(body.role ? { role: roleFromName(body.role) } : {}),
+          },
+          rpcOptions(req),
+        );
+        res.json({ data: userJson(reply.user) });
+      },
+    },
+    {
+      method: 'delete',
+      path: '/api/v1/user/{user}',
+      operationId: 'deleteUser',
+      handler: async (req, res) => {
+        const principal = await auth.require(req);
+        queryOf(req, []);
+        const reply = await clients.user.deleteUser({ idOrEmail: keyOf(req.params['user']), caller: callerOf(principal) }, rpcOptions(req));
+        res.json({ data: userJson(reply.user) });
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/user/{user}/recover-password',
+      operationId: 'recoverPassword',
+      handler: async (req, res) => {
+        queryOf(req, []);
+        const key = keyOf(req.params['user']).trim().toLowerCase();
+        await enforceLimits(limiter, limits, [
+          { name: 'recover_client', key: clientKey(req) },
+          { name: 'recover_account', key },
+        ]);
+        const reply = await clients.user.recoverPassword({ idOrEmail: key }, rpcOptions(req));
+        res.json({ data: { message: reply.message } });
+      },
+    },
+  ],
+};

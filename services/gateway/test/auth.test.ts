@@ -1,0 +1,151 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { createClient, createRouterTransport } from '@connectrpc/connect';
+import type { Request } from 'express';
+import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
+import pino from 'pino';
+import { user } from '@gef/protos';
+import { Authenticator, platformRole } from '../src/auth/authenticator';
+import { RevocationCache } from '../src/auth/revocation-cache';
+import { HttpError } from '../src/http-errors';
+
+const realm = 'gef';
+let jwksServer: http.Server;
+let keycloakUrl: string;
+let privateKey: KeyLike;
+let otherKey: KeyLike;
+
+beforeAll(async () => {
+  const pair = await generateKeyPair('RS256');
+  privateKey = pair.privateKey;
+  otherKey = (await generateKeyPair('RS256')).privateKey;
+  const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+  jwksServer = http.createServer((req, res) => {
+    if (req.url === `/realms/${realm}/protocol/openid-connect/certs`) {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ keys: [jwk] }));
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
+  keycloakUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  jwksServer.closeAllConnections();
+  await new Promise((r) => jwksServer.close(r));
+});
+
+const userId = '1b4e28ba-2fa1-41d2-883f-0016d3cca427';
+
+async function token(overrides: Record<string, unknown> = {}, options: { key?: KeyLike; exp?: number; iat?: number; iss?: string } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ realm_access: { roles: ['default-roles-gef', 'USER', 'ADMIN'] }, sid: 'session-1', azp: 'gef-api', typ: 'Bearer', ...overrides })
+    .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+    .setSubject(userId)
+    .setIssuer(options.iss ?? `${keycloakUrl}/realms/${realm}`)
+    .setAudience(['gef-api', 'account'])
+    .setIssuedAt(options.iat ?? now)
+    .setExpirationTime(options.exp ?? now + 300)
+    .sign(options.key ?? privateKey);
+}
+
+const req = (authorization?: string) => ({ headers: authorization === undefined ? {} : { authorization } }) as unknown as Request;
+
+async function failure(p: Promise<unknown>): Promise<{ status: number; error: string }> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof HttpError) return { status: err.status, error: err.error };
+    throw err;
+  }
+  throw new Error('expected a refusal');
+}
+
+function authenticator(revocations?: RevocationCache) {
+  return Authenticator.fromSettings({ url: keycloakUrl, realm, clientId: 'gef-api' }, revocations);
+}
+
+describe('the authenticator', () => {
+  it('accepts a valid Keycloak token and takes the highest role', async () => {
+    const principal = await authenticator().require(req(`Bearer ${await token()}`));
+    expect(principal).toEqual({ kind: 'user', userId, role: 'ADMIN', sessionId: 'session-1' });
+  });
+
+  it.each([
+    ['no header', undefined, 'authorization_required'],
+    ['not bearer', 'Basic dXNlcjpwYXNz', 'invalid_token'],
+    ['garbage', 'Bearer not-a-jwt', 'invalid_token'],
+  ])('refuses %s', async (_name, header, error) => {
+    expect(await failure(authenticator().require(req(header)))).toEqual({ status: 401, error });
+  });
+
+  it('refuses expired, foreign, mis-addressed and mis-signed tokens', async () => {
+    const a = authenticator();
+    const past = Math.floor(Date.now() / 1000) - 3600;
+    expect(await failure(a.require(req(`Bearer ${await token({}, { iat: past - 60, exp: past })}`)))).toEqual({ status: 401, error: 'token_expired' });
+    expect(await failure(a.require(req(`Bearer ${await token({}, { iss: 'http://elsewhere/realms/gef' })}`)))).toEqual({ status: 401, error: 'invalid_token' });
+    expect(await failure(a.require(req(`Bearer ${await token({}, { key: otherKey })}`)))).toEqual({ status: 401, error: 'invalid_token' });
+    const foreign = await new SignJWT({ azp: 'other-client' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setSubject(userId)
+      .setIssuer(`${keycloakUrl}/realms/${realm}`)
+      .setAudience('account')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    expect(await failure(a.require(req(`Bearer ${foreign}`)))).toEqual({ status: 401, error: 'invalid_token' });
+  });
+
+  it('refuses revoked users (tokens issued before the cut-off) and sessions', async () => {
+    const now = Date.now();
+    const revocations: user.Revocation[] = [
+      create(user.RevocationSchema, {
+        id: 1n,
+        target: { case: 'userId', value: userId },
+        notBefore: timestampFromDate(new Date(Math.ceil(now / 1000) * 1000)),
+        expiresAt: timestampFromDate(new Date(now + 3_600_000)),
+      }),
+      create(user.RevocationSchema, {
+        id: 2n,
+        target: { case: 'sessionId', value: 'session-gone' },
+        notBefore: timestampFromDate(new Date(now)),
+        expiresAt: timestampFromDate(new Date(now + 3_600_000)),
+      }),
+    ];
+    const transport = createRouterTransport((router) => {
+      router.service(user.UserService, {
+        async *watchRevocations() {
+          for (const revocation of revocations) yield create(user.WatchRevocationsResponseSchema, { revocation });
+          await new Promise((r) => setTimeout(r, 60_000).unref());
+        },
+      });
+    });
+    const cache = new RevocationCache(createClient(user.UserService, transport), pino({ level: 'silent' }));
+    await cache.start(2000);
+    try {
+      expect(cache.isConnected).toBe(true);
+      const a = authenticator(cache);
+      const before = Math.floor(now / 1000) - 1;
+      expect(await failure(a.require(req(`Bearer ${await token({}, { iat: before })}`)))).toEqual({ status: 401, error: 'token_revoked' });
+      expect(await failure(a.require(req(`Bearer ${await token({ sid: 'session-gone' }, { iat: Math.ceil(now / 1000) + 1 })}`)))).toEqual({
+        status: 401,
+        error: 'token_revoked',
+      });
+      const later = await a.require(req(`Bearer ${await token({ sid: 'session-2' }, { iat: Math.ceil(now / 1000) + 1 })}`));
+      expect(later.userId).toBe(userId);
+    } finally {
+      cache.stop();
+    }
+  });
+
+  it('maps realm roles to the platform role', () => {
+    expect(platformRole(['offline_access', 'USER'])).toBe('USER');
+    expect(platformRole(['SUPERADMIN', 'ADMIN'])).toBe('SUPERADMIN');
+    expect(platformRole([])).toBe('USER');
+  });
+});
