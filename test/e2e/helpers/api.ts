@@ -1,0 +1,85 @@
+import { gzipSync } from 'node:zlib';
+
+import { apiUrl, readStackInfo } from '../../harness/stack';
+
+export { apiUrl };
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+export interface RequestOptions {
+  token?: string;
+  body?: unknown;
+  /** Send the JSON body gzip-compressed. */
+  gzip?: boolean;
+  headers?: Record<string, string>;
+  /** A raw body (string or bytes) sent as is. */
+  raw?: string | Uint8Array;
+}
+
+/** One HTTP request to the gateway; the body is parsed as JSON when it is JSON. */
+export async function api<T = any>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
+  const headers: Record<string, string> = { ...options.headers };
+  let body: BodyInit | undefined;
+  if (options.raw !== undefined) {
+    body = options.raw as BodyInit;
+  } else if (options.body !== undefined) {
+    const json = JSON.stringify(options.body);
+    headers['Content-Type'] ??= 'application/json';
+    if (options.gzip) {
+      headers['Content-Encoding'] = 'gzip';
+      body = gzipSync(json);
+    } else {
+      body = json;
+    }
+  }
+  if (options.token) headers['Authorization'] = `Bearer ${options.token}`;
+  const res = await fetch(`${apiUrl()}${path}`, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown = text;
+  if ((res.headers.get('content-type') ?? '').includes('json') && text.length > 0) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+  }
+  return { status: res.status, headers: res.headers, body: parsed as T, text };
+}
+
+/** A unique e-mail address for a test. */
+export function uniqueEmail(prefix = 'user'): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}@example.org`;
+}
+
+export const strongPassword = 'Strong-Passw0rd!';
+
+/** The first SUPERADMIN (development defaults unless the stack set others). */
+export function superadminCredentials(): { email: string; password: string } {
+  const env = readStackInfo().env.user;
+  return { email: env['GEF_ADMIN_EMAIL'] ?? 'admin@gef.local', password: env['GEF_ADMIN_PASSWORD'] ?? 'Admin-Dev-Passw0rd!' };
+}
+
+/** Logs in, waiting for the bootstrap SUPERADMIN to exist on a fresh stack. */
+export async function login(email: string, password: string, timeoutMs = 60_000): Promise<{ access_token: string; refresh_token: string; user_id: string; expires_in: number }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await api('POST', '/auth', { body: { email, password } });
+    if (res.status === 200) return res.body;
+    if (Date.now() > deadline) throw new Error(`login of ${email} failed: ${res.status} ${res.text}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Registers a USER with a password and logs in. */
+export async function newUser(prefix = 'user'): Promise<{ id: string; email: string; password: string; token: string; refresh: string }> {
+  const email = uniqueEmail(prefix);
+  const created = await api('POST', '/api/v1/user', { body: { email, name: `Test ${prefix}`, password: strongPassword } });
+  if (created.status !== 200) throw new Error(`registration failed: ${created.status} ${created.text}`);
+  const tokens = await login(email, strongPassword);
+  return { id: created.body.data.id, email, password: strongPassword, token: tokens.access_token, refresh: tokens.refresh_token };
+}
