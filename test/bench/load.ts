@@ -1,0 +1,101 @@
+import http from 'node:http';
+
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  seconds: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export interface LoadOptions {
+  url: string;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  concurrency: number;
+  durationMs: number;
+  /** Status counted as success. */
+  expectStatus?: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/**
+ * A closed-loop load: `concurrency` clients, each sending its next request when the last
+ * one answered, over keep-alive connections, for `durationMs`.
+ */
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
+  const url = new URL(options.url);
+  const latencies: number[] = [];
+  let errors = 0;
+  const deadline = Date.now() + options.durationMs;
+  const one = () =>
+    new Promise<number>((resolve) => {
+      const started = performance.now();
+      const req = http.request(
+        {
+          agent,
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname + url.search,
+          method: options.method ?? 'GET',
+          headers: { ...(options.body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(options.body) } : {}), ...options.headers },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode === (options.expectStatus ?? 200) ? performance.now() - started : -1));
+        },
+      );
+      req.on('error', () => resolve(-1));
+      if (options.body) req.write(options.body);
+      req.end();
+    });
+  const began = performance.now();
+  await Promise.all(
+    Array.from({ length: options.concurrency }, async () => {
+      while (Date.now() < deadline) {
+        const ms = await one();
+        if (ms < 0) errors++;
+        else latencies.push(ms);
+      }
+    }),
+  );
+  const seconds = (performance.now() - began) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return {
+    requests: latencies.length,
+    errors,
+    seconds: Number(seconds.toFixed(2)),
+    perSecond: Number((latencies.length / seconds).toFixed(1)),
+    p50Ms: Number(percentile(latencies, 50).toFixed(2)),
+    p99Ms: Number(percentile(latencies, 99).toFixed(2)),
+    maxMs: Number((latencies[latencies.length - 1] ?? 0).toFixed(2)),
+  };
+}
+
+/** A bare node:http server answering the same JSON body, for comparison. */
+export async function bareServer(body: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * `npm run bench`: starts the whole stack (through the launcher, in a fresh data dir, on
+ * free ports), measures, prints every figure as JSON and as text, and stops it.
+ *
+ *   start        first start of a fresh data dir (tools cached), then a second start
+ *   memory       idle resident memory of each process (with its children)
+ *   auth         POST /auth logins per second and p99
+ *   read         authenticated GET /api/v1/user/me at 32 concurrent clients, beside a bare
+ *                node:http server answering the same JSON in the same run
+ *
+ * BENCH_SECONDS sets each load's duration (default 10).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { freeStackPorts, startStack, type Stack } from '@gef/deploy';
+import { bareServer, runLoad, type LoadResult } from './load';
+import { treeRssKib } from './memory';
+
+const seconds = Number(process.env['BENCH_SECONDS'] ?? 10);
+const results: Record<string, unknown> = {
+  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() },
+};
+
+async function start(dataDir: string, ports: Awaited<ReturnType<typeof freeStackPorts>>): Promise<{ stack: Stack; ms: number }> {
+  const began = Date.now();
+  const stack = await startStack({ dataDir, ports, env: { GEF_ENV: 'test', LOG_LEVEL: 'warn', RATE_LIMIT_LOGIN_PER_CLIENT: '1000000/60', RATE_LIMIT_LOGIN_PER_ACCOUNT: '1000000/60' }, onStatus: () => undefined });
+  return { stack, ms: Date.now() - began };
+}
+
+async function waitHealthy(url: string): Promise<void> {
+  for (let i = 0; i < 240; i++) {
+    const res = await fetch(`${url}/api-health`).catch(() => undefined);
+    if (res?.status === 200) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error('stack never became healthy');
+}
+
+async function login(api: string, email: string, password: string): Promise<string> {
+  for (let i = 0; i < 240; i++) {
+    const res = await fetch(`${api}/auth`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, password }) });
+    if (res.status === 200) return ((await res.json()) as { access_token: string }).access_token;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error('cannot log in');
+}
+
+const line = (name: string, r: LoadResult) => `${name.padEnd(34)} ${String(r.perSecond).padStart(9)} req/s   p50 ${r.p50Ms} ms   p99 ${r.p99Ms} ms   errors ${r.errors}`;
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(join(os.tmpdir(), 'gef-bench-'));
+  const ports = await freeStackPorts();
+  try {
+    let { stack, ms } = await start(dataDir, ports);
+    await waitHealthy(stack.urls.gateway);
+    const first = ms;
+    await stack.stop();
+    ({ stack, ms } = await start(dataDir, ports));
+    await waitHealthy(stack.urls.gateway);
+    results['start'] = { firstStartMs: first, secondStartMs: ms, parts: stack.timings };
+
+    const api = stack.urls.gateway;
+    const token = await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!');
+    await new Promise((r) => setTimeout(r, 5000));
+    const memory: Record<string, number> = {};
+    for (const [part, pid] of Object.entries(stack.pids())) if (pid) memory[part] = Math.round(treeRssKib(pid) / 1024);
+    results['idleMemoryMiB'] = memory;
+
+    const body = JSON.stringify({ email: 'admin@gef.local', password: 'Admin-Dev-Passw0rd!' });
+    const logins = await runLoad({ url: `${api}/auth`, method: 'POST', body, concurrency: 8, durationMs: seconds * 1000 });
+
+    const me = await fetch(`${api}/api/v1/user/me`, { headers: { Authorization: `Bearer ${token}` } });
+    const meBody = await me.text();
+    const bare = await bareServer(meBody);
+    const bareResult = await runLoad({ url: `${bare.url}/api/v1/user/me`, concurrency: 32, durationMs: seconds * 1000 });
+    await bare.close();
+    const gatewayResult = await runLoad({ url: `${api}/api/v1/user/me`, headers: { Authorization: `Bearer ${token}` }, concurrency: 32, durationMs: seconds * 1000 });
+    results['auth'] = { logins, concurrency: 8 };
+    results['read'] = { gateway: gatewayResult, bare: bareResult, ratio: Number((gatewayResult.perSecond / bareResult.perSecond).toFixed(3)), concurrency: 32 };
+
+    await stack.stop();
+    process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n`);
+    const m = results['machine'] as { cpus: number; cpuModel: string; memoryGiB: number };
+    process.stdout.write(
+      [
+        `machine: ${m.cpus} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${process.version}`,
+        `first start (fresh data, tools cached): ${(first / 1000).toFixed(1)} s; second start: ${(ms / 1000).toFixed(1)} s`,
+        `idle memory (MiB): ${Object.entries(memory).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+        line('POST /auth (8 clients)', logins),
+        line('GET /api/v1/user/me (32 clients)', gatewayResult),
+        line('bare node:http, same JSON (32)', bareResult),
+        `gateway/bare ratio: ${(results['read'] as { ratio: number }).ratio}`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
