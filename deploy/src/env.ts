@@ -1,0 +1,138 @@
+import { join } from 'node:path';
+import {
+  DATABASES,
+  DEV_DB_PASSWORD,
+  DEV_DB_USER,
+  KEYCLOAK_CLIENT_ID,
+  KEYCLOAK_REALM,
+  type StackConfig,
+  type StackPorts,
+} from './config';
+import type { ServicePart } from './parts';
+
+const LOCAL = '127.0.0.1';
+
+export function databaseUrl(ports: StackPorts, database: string): string {
+  return `postgres://${DEV_DB_USER}:${DEV_DB_PASSWORD}@${LOCAL}:${ports.postgres}/${database}`;
+}
+
+/** The URLs an operator or a test uses. */
+export interface StackUrls {
+  /** Gateway base URL (http://127.0.0.1:PORT). */
+  gateway: string;
+  api: string;
+  docs: string;
+  health: string;
+  temporal: string;
+  temporalUi: string;
+  keycloak: string;
+  keycloakAdmin: string;
+  keycloakManagement: string;
+  maildevWeb: string;
+  /** MailDev 3's REST API (GET /email lists the mails; v2 had it at the web root). */
+  maildevApi: string;
+  maildevSmtp: string;
+  postgres: string;
+  user: string;
+  script: string;
+  execution: string;
+}
+
+export function stackUrls(ports: StackPorts, host = 'localhost'): StackUrls {
+  const http = (port: number): string => `http://${host}:${port}`;
+  return {
+    gateway: http(ports.gateway),
+    api: `${http(ports.gateway)}/api/v1`,
+    docs: `${http(ports.gateway)}/api/docs`,
+    health: `${http(ports.gateway)}/api-health`,
+    temporal: `${LOCAL}:${ports.temporal}`,
+    temporalUi: http(ports.temporalUi),
+    keycloak: http(ports.keycloak),
+    keycloakAdmin: `${http(ports.keycloak)}/admin/`,
+    keycloakManagement: http(ports.keycloakManagement),
+    maildevWeb: http(ports.maildevWeb),
+    maildevApi: `${http(ports.maildevWeb)}/api`,
+    maildevSmtp: `smtp://${LOCAL}:${ports.maildevSmtp}`,
+    postgres: `postgres://${DEV_DB_USER}:${DEV_DB_PASSWORD}@${LOCAL}:${ports.postgres}/postgres`,
+    user: `http://${LOCAL}:${ports.user}`,
+    script: `http://${LOCAL}:${ports.script}`,
+    execution: `http://${LOCAL}:${ports.execution}`,
+  };
+}
+
+/**
+ * The variables every service gets (docs/configuration.md): where the other parts are,
+ * shared secrets and mode. Per-service ones come from serviceEnv().
+ */
+export function sharedServiceEnv(config: StackConfig): Record<string, string> {
+  const { ports, settings } = config;
+  return {
+    GEF_ENV: settings.gefEnv,
+    HOST: LOCAL,
+    TEMPORAL_ADDRESS: `${LOCAL}:${ports.temporal}`,
+    TEMPORAL_NAMESPACE: 'default',
+    KEYCLOAK_URL: `http://${LOCAL}:${ports.keycloak}`,
+    KEYCLOAK_REALM,
+    KEYCLOAK_CLIENT_ID,
+    KEYCLOAK_CLIENT_SECRET: settings.keycloakClientSecret,
+    SMTP_HOST: LOCAL,
+    SMTP_PORT: String(ports.maildevSmtp),
+    PUBLIC_URL: `http://localhost:${ports.gateway}`,
+    USER_SERVICE_URL: `http://${LOCAL}:${ports.user}`,
+    SCRIPT_SERVICE_URL: `http://${LOCAL}:${ports.script}`,
+    EXECUTION_SERVICE_URL: `http://${LOCAL}:${ports.execution}`,
+    GEF_DATA_DIR: config.dataDir,
+  };
+}
+
+/** The variables one service gets: shared ones, its ports, its own database. */
+export function serviceEnv(part: ServicePart, config: StackConfig): Record<string, string> {
+  const { ports } = config;
+  const env = sharedServiceEnv(config);
+  switch (part) {
+    case 'user':
+      Object.assign(env, { PORT: String(ports.user), METRICS_PORT: String(ports.userMetrics), DATABASE_URL: databaseUrl(ports, DATABASES.user) });
+      break;
+    case 'script':
+      Object.assign(env, { PORT: String(ports.script), METRICS_PORT: String(ports.scriptMetrics), DATABASE_URL: databaseUrl(ports, DATABASES.script) });
+      break;
+    case 'execution':
+      Object.assign(env, { PORT: String(ports.execution), METRICS_PORT: String(ports.executionMetrics), DATABASE_URL: databaseUrl(ports, DATABASES.execution) });
+      break;
+    case 'runner':
+      // The runner has no server and no database credentials.
+      Object.assign(env, { METRICS_PORT: String(ports.runnerMetrics) });
+      break;
+    case 'gateway':
+      // /metrics is served on PORT.
+      Object.assign(env, { PORT: String(ports.gateway), DATABASE_URL: databaseUrl(ports, DATABASES.gateway) });
+      break;
+  }
+  return env;
+}
+
+/** Variables a child must not inherit from the launcher's own environment. */
+const NOT_INHERITED: Record<ServicePart, string[]> = {
+  user: ['METRICS_PORT'],
+  script: ['METRICS_PORT'],
+  execution: ['METRICS_PORT'],
+  runner: ['PORT', 'DATABASE_URL', 'PGPASSWORD', 'KEYCLOAK_CLIENT_SECRET', 'EXECUTION_TOKEN_SECRET', 'GEF_ADMIN_PASSWORD'],
+  gateway: ['METRICS_PORT'],
+};
+
+/** The complete environment of a service process: inherited, computed, then extra. */
+export function serviceProcessEnv(part: ServicePart, config: StackConfig): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...config.baseEnv };
+  for (const name of NOT_INHERITED[part]) delete env[name];
+  const computed = serviceEnv(part, config);
+  if (part === 'runner') {
+    // Shared secrets are not the runner's business either.
+    delete computed.KEYCLOAK_CLIENT_SECRET;
+  }
+  return { ...env, ...computed, ...config.extraEnv };
+}
+
+/** The service's entry point, relative to the repository root. */
+export function serviceEntry(part: ServicePart, repoRoot: string): string {
+  return join(repoRoot, 'services', part, 'src', 'main.ts');
+}

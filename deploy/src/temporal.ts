@@ -1,0 +1,49 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StackConfig } from './config';
+import { ManagedProcess } from './process';
+import type { Launched } from './launched';
+import { httpOk, waitUntil } from './wait';
+
+/** Search attributes registered at start, for the workflows to index executions by. */
+export const SEARCH_ATTRIBUTES = ['GefUserId=Keyword', 'GefScriptId=Keyword', 'GefStatus=Keyword'];
+
+export function temporalArgs(config: StackConfig): string[] {
+  const { ports } = config;
+  return [
+    'server',
+    'start-dev',
+    '--db-filename',
+    join(config.dataDir, 'temporal', 'temporal.db'),
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(ports.temporal),
+    '--ui-port',
+    String(ports.temporalUi),
+    '--http-port',
+    String(ports.temporalHttp),
+    '--metrics-port',
+    String(ports.temporalMetrics),
+    '--namespace',
+    'default',
+    ...SEARCH_ATTRIBUTES.flatMap((attribute) => ['--search-attribute', attribute]),
+  ];
+}
+
+/** Starts the Temporal dev server; ready when its default namespace and Web UI answer. */
+export function launchTemporal(config: StackConfig, binary: string, timeoutMs = 90_000): Launched {
+  mkdirSync(join(config.dataDir, 'temporal'), { recursive: true });
+  const proc = ManagedProcess.spawn({
+    name: 'temporal',
+    command: binary,
+    args: temporalArgs(config),
+    cwd: config.dataDir,
+    env: { ...config.baseEnv },
+    logFile: join(config.logDir, 'temporal.log'),
+  });
+  const namespaceUrl = `http://127.0.0.1:${config.ports.temporalHttp}/api/v1/namespaces/default`;
+  const uiUrl = `http://127.0.0.1:${config.ports.temporalUi}/`;
+  const ready = waitUntil(async () => (await httpOk(namespaceUrl)) && (await httpOk(uiUrl)), { what: 'temporal', timeoutMs, process: proc });
+  return { proc, ready };
+}

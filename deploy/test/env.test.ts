@@ -1,0 +1,83 @@
+import { resolveConfig, type StackPorts } from '../src/config';
+import { serviceEnv, serviceProcessEnv, stackUrls } from '../src/env';
+import { readinessUrl } from '../src/services';
+
+const ports: Partial<StackPorts> = { postgres: 6000, gateway: 6001, keycloak: 6002, maildevSmtp: 6003, temporal: 6004, user: 6005, script: 6006, execution: 6007 };
+const config = resolveConfig({ processEnv: {}, dataDir: '/data', repoRoot: '/repo', ports });
+
+describe('serviceEnv', () => {
+  test('every service learns where the others are', () => {
+    const env = serviceEnv('script', config);
+    expect(env).toMatchObject({
+      GEF_ENV: 'development',
+      HOST: '127.0.0.1',
+      TEMPORAL_ADDRESS: '127.0.0.1:6004',
+      TEMPORAL_NAMESPACE: 'default',
+      KEYCLOAK_URL: 'http://127.0.0.1:6002',
+      KEYCLOAK_REALM: 'gef',
+      KEYCLOAK_CLIENT_ID: 'gef-api',
+      KEYCLOAK_CLIENT_SECRET: 'gef-api-dev-secret',
+      SMTP_HOST: '127.0.0.1',
+      SMTP_PORT: '6003',
+      PUBLIC_URL: 'http://localhost:6001',
+      USER_SERVICE_URL: 'http://127.0.0.1:6005',
+      SCRIPT_SERVICE_URL: 'http://127.0.0.1:6006',
+      EXECUTION_SERVICE_URL: 'http://127.0.0.1:6007',
+      GEF_DATA_DIR: '/data',
+    });
+  });
+
+  test('each service with a database gets its own', () => {
+    expect(serviceEnv('user', config).DATABASE_URL).toBe('postgres://postgres:postgres@127.0.0.1:6000/gef_user');
+    expect(serviceEnv('script', config).DATABASE_URL).toBe('postgres://postgres:postgres@127.0.0.1:6000/gef_script');
+    expect(serviceEnv('execution', config).DATABASE_URL).toBe('postgres://postgres:postgres@127.0.0.1:6000/gef_execution');
+    expect(serviceEnv('gateway', config).DATABASE_URL).toBe('postgres://postgres:postgres@127.0.0.1:6000/gef_gateway');
+  });
+
+  test('ports per process: RPC PORT and METRICS_PORT; the gateway serves metrics on PORT', () => {
+    expect(serviceEnv('user', config)).toMatchObject({ PORT: '6005', METRICS_PORT: '9101' });
+    expect(serviceEnv('runner', config)).toMatchObject({ METRICS_PORT: '9104' });
+    expect(serviceEnv('runner', config).PORT).toBeUndefined();
+    expect(serviceEnv('gateway', config).PORT).toBe('6001');
+    expect(serviceEnv('gateway', config).METRICS_PORT).toBeUndefined();
+  });
+});
+
+describe('serviceProcessEnv', () => {
+  const withShell = resolveConfig({
+    processEnv: { PATH: '/bin', DATABASE_URL: 'postgres://leak', METRICS_PORT: '1', KEYCLOAK_CLIENT_SECRET: 'shell-secret' },
+    env: { LOG_LEVEL: 'debug' },
+    dataDir: '/data',
+    repoRoot: '/repo',
+    ports,
+  });
+
+  test('inherits the launcher environment, computed values win, extra env wins over both', () => {
+    const env = serviceProcessEnv('user', withShell);
+    expect(env.PATH).toBe('/bin');
+    expect(env.DATABASE_URL).toBe('postgres://postgres:postgres@127.0.0.1:6000/gef_user');
+    expect(env.METRICS_PORT).toBe('9101');
+    expect(env.LOG_LEVEL).toBe('debug');
+    expect(env.KEYCLOAK_CLIENT_SECRET).toBe('shell-secret');
+  });
+
+  test('the runner gets no database credentials or shared secrets, not even inherited ones', () => {
+    const env = serviceProcessEnv('runner', withShell);
+    expect(env.DATABASE_URL).toBeUndefined();
+    expect(env.KEYCLOAK_CLIENT_SECRET).toBeUndefined();
+    expect(env.METRICS_PORT).toBe('9104');
+  });
+});
+
+test('readiness: /healthz on METRICS_PORT, /ping on the gateway', () => {
+  expect(readinessUrl('execution', config)).toBe('http://127.0.0.1:9103/healthz');
+  expect(readinessUrl('gateway', config)).toBe('http://127.0.0.1:6001/ping');
+});
+
+test('printed URLs', () => {
+  const urls = stackUrls(config.ports, 'localhost');
+  expect(urls.api).toBe('http://localhost:6001/api/v1');
+  expect(urls.docs).toBe('http://localhost:6001/api/docs');
+  expect(urls.keycloakAdmin).toBe('http://localhost:6002/admin/');
+  expect(urls.temporalUi).toBe('http://localhost:8233');
+});
