@@ -37,7 +37,7 @@ async function newAdmin(): Promise<{ id: string; token: string; email: string }>
 
 describe('login family', () => {
   it('registers, logs in, refreshes, logs out, and refuses the old token within a second', async () => {
-    const email = uniqueEmail('Flow');
+    const email = uniqueEmail('flow');
     const created = await api('POST', '/api/v1/user', { body: { email: email.toUpperCase(), name: 'Flow', password: strongPassword, country: 'KE', unknown: 1 } });
     expect(created.status).toBe(200);
     expect(created.body.data).toMatchObject({ email, name: 'Flow', country: 'KE', institution: '', role: 'USER' });

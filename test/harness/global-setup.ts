@@ -39,7 +39,14 @@ export default async function globalSetup(): Promise<void> {
     ports,
     parts,
     postgresSeed: seed,
-    env: { GEF_ENV: 'test' },
+    env: {
+      GEF_ENV: 'test',
+      // Tests register and log in many users from one address; per-account limits stay as configured.
+      RATE_LIMIT_LOGIN_PER_CLIENT: '100000/60',
+      RATE_LIMIT_REGISTER_PER_CLIENT: '100000/3600',
+      RATE_LIMIT_RECOVER_PER_CLIENT: '100000/3600',
+      RATE_LIMIT_REFRESH_PER_CLIENT: '100000/60',
+    },
     gracePeriodMs: 5000,
     onStatus: status,
   });

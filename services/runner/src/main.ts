@@ -1,5 +1,7 @@
 import { createLogger, createMetricsRegistry, describeFailure, Shutdown, startMetricsServer } from '@gef/common';
 import { loadConfig } from './config';
+import { sweepUnfinishedEnvironments } from './environments/ensure-environment';
+import { environmentSettings } from './environments/settings';
 import { createWorker } from './worker';
 
 async function main(): Promise<void> {
@@ -10,6 +12,9 @@ async function main(): Promise<void> {
   const registry = createMetricsRegistry('runner');
   const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST);
   shutdown.add('metrics server', () => new Promise<void>((r) => metrics.server.close(() => r())));
+  // Half-built environments of a runner killed mid-build: older than any build can take.
+  const swept = await sweepUnfinishedEnvironments(environmentSettings(config), (config.PIP_TIMEOUT_SECONDS + 600) * 1000);
+  if (swept > 0) logger.info({ swept }, 'unfinished environments removed');
   const worker = createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, logger);
   worker.start();
   shutdown.add('temporal worker', () => worker.stop());

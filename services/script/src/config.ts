@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { baseConfigShape, parseConfig, port } from '@gef/common';
+import type { ArchiveLimits } from './archive/limits';
 
 export const configShape = {
   ...baseConfigShape,
@@ -10,6 +11,9 @@ export const configShape = {
   USER_SERVICE_URL: z.string().url().default('http://127.0.0.1:50051'),
   GEF_DATA_DIR: z.string().min(1).default(path.resolve(__dirname, '../../../.data')),
   UPLOAD_LIMIT_BYTES: z.coerce.number().int().positive().default(50 * 1024 * 1024),
+  ARCHIVE_INFLATED_LIMIT_BYTES: z.coerce.number().int().positive().default(500 * 1024 * 1024),
+  ARCHIVE_MAX_MEMBERS: z.coerce.number().int().positive().default(10_000),
+  ARCHIVE_CHECK_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(120),
 };
 
 export type ScriptConfig = ReturnType<typeof loadConfig>;
@@ -18,3 +22,18 @@ export type ScriptConfig = ReturnType<typeof loadConfig>;
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
   return parseConfig(configShape, env);
 }
+
+/** The archive checks' bounds from the configuration. */
+export function archiveLimits(config: ScriptConfig): ArchiveLimits {
+  return {
+    maxCompressedBytes: config.UPLOAD_LIMIT_BYTES,
+    maxInflatedBytes: config.ARCHIVE_INFLATED_LIMIT_BYTES,
+    maxMembers: config.ARCHIVE_MAX_MEMBERS,
+    timeoutMs: config.ARCHIVE_CHECK_TIMEOUT_SECONDS * 1000,
+    maxConfigurationBytes: 1024 * 1024,
+    maxRequirementsBytes: 64 * 1024,
+  };
+}
+
+/** Where archives are stored. */
+export const artifactsDir = (config: ScriptConfig) => path.join(path.resolve(config.GEF_DATA_DIR), 'artifacts');

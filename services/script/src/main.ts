@@ -1,6 +1,11 @@
 import { runService } from '@gef/common/service';
-import { loadConfig } from './config';
-import { ScriptSchema } from './entities/script';
+import { LocalArtifactStore } from './artifacts/local-artifact-store';
+import { TemporalBuildLauncher } from './builds/temporal-build-launcher';
+import { archiveLimits, artifactsDir, loadConfig } from './config';
+import type { ScriptDeps } from './domain/deps';
+import { releaseArtifacts } from './domain/artifact-release';
+import { resumeBuilds } from './domain/script-builds';
+import { entities } from './entities';
 import { migrations } from './migrations';
 import { routes } from './routes';
 import { createWorker } from './worker';
@@ -10,10 +15,23 @@ const config = loadConfig();
 void runService({
   name: 'script',
   config,
-  entities: [ScriptSchema],
+  entities,
   migrations,
-  wire: ({ orm, logger, temporal }) => ({
-    routes: routes({ orm }),
-    worker: createWorker(temporal.settings, orm, logger),
-  }),
+  wire: ({ orm, logger, temporal }) => {
+    const store = new LocalArtifactStore(artifactsDir(config));
+    const deps: ScriptDeps = { orm, store, limits: archiveLimits(config), builds: new TemporalBuildLauncher(temporal.client), logger };
+    return {
+      routes: routes(deps),
+      worker: createWorker(temporal.settings, deps, logger),
+      // Housekeeping after a crash: stray upload files, queued archive removals, builds
+      // that never started.
+      started: () =>
+        void (async () => {
+          await store.sweepTemporary();
+          await releaseArtifacts(deps);
+          const resumed = await resumeBuilds(deps);
+          if (resumed > 0) logger.info({ resumed }, 'pending builds resumed');
+        })().catch((err: unknown) => logger.warn({ err }, 'start-up housekeeping failed; it runs again at the next start')),
+    };
+  },
 });

@@ -1,13 +1,17 @@
 import type { Logger } from '@gef/common';
 import { SupervisedWorker, taskQueues, type TemporalSettings } from '@gef/common/temporal';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import { createScriptActivities } from './activities';
+import type { ScriptDeps } from './domain/deps';
 
-/** The script service's Temporal worker: the activities that change script state. */
-export function createWorker(settings: TemporalSettings, orm: MikroORM, logger: Logger) {
+/** The script service's Temporal worker: the buildScript workflow and the activities that change script state. */
+export function createWorker(settings: TemporalSettings, deps: ScriptDeps, logger: Logger) {
   return new SupervisedWorker(
     settings,
-    { taskQueue: taskQueues.script, activities: createScriptActivities(orm) },
+    {
+      taskQueue: taskQueues.script,
+      workflowsPath: require.resolve('@gef/workflows'),
+      activities: createScriptActivities(deps),
+    },
     logger,
   );
 }

@@ -24,9 +24,9 @@ export interface RequestOptions {
 /** One HTTP request to the gateway; the body is parsed as JSON when it is JSON. */
 export async function api<T = any>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = { ...options.headers };
-  let body: BodyInit | undefined;
+  let body: string | Uint8Array | undefined;
   if (options.raw !== undefined) {
-    body = options.raw as BodyInit;
+    body = options.raw;
   } else if (options.body !== undefined) {
     const json = JSON.stringify(options.body);
     headers['Content-Type'] ??= 'application/json';

@@ -10,7 +10,7 @@ interface MaildevEmail {
 
 /** Waits for an e-mail to `to` whose subject matches, in MailDev; returns its text. */
 export async function waitForMail(to: string, subject: RegExp, timeoutMs = 20_000): Promise<MaildevEmail> {
-  const base = readStackInfo().urls.maildevWeb;
+  const base = readStackInfo().urls.maildevApi;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const res = await fetch(`${base}/email`);
@@ -26,7 +26,7 @@ export async function waitForMail(to: string, subject: RegExp, timeoutMs = 20_00
 
 /** Every e-mail sent to an address. */
 export async function mailsTo(to: string): Promise<MaildevEmail[]> {
-  const res = await fetch(`${readStackInfo().urls.maildevWeb}/email`);
+  const res = await fetch(`${readStackInfo().urls.maildevApi}/email`);
   return ((await res.json()) as MaildevEmail[]).filter((m) => m.to.some((t) => t.address.toLowerCase() === to.toLowerCase()));
 }
 

@@ -34,7 +34,7 @@ export class RevocationCache {
       const started = Date.now();
       const check = () => {
         if (this.connected || Date.now() - started > waitMs || this.stopped) resolve();
-        else setTimeout(check, 50).unref();
+        else setTimeout(check, 50);
       };
       check();
     });

@@ -2,9 +2,10 @@ import os from 'node:os';
 import type { RunnerActivities } from '@gef/workflows/activities';
 import { pythonVersion } from '../runtimes/python/probe';
 import { hasTool } from '../sandbox/tools';
+import { prepareEnvironmentActivity, type PrepareEnvironmentDeps } from './prepare-environment';
 
 /** The runner's activities, on the `gef-runner` task queue. */
-export function createRunnerActivities(options: { python: string }): RunnerActivities {
+export function createRunnerActivities(options: { python: string } & PrepareEnvironmentDeps): RunnerActivities {
   return {
     async describeRunner() {
       const [python, setpriv, prlimit] = await Promise.all([
@@ -18,5 +19,6 @@ export function createRunnerActivities(options: { python: string }): RunnerActiv
         sandbox: { setpriv, prlimit },
       };
     },
+    prepareEnvironment: prepareEnvironmentActivity(options),
   };
 }

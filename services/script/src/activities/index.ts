@@ -1,13 +1,15 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
-import { unitOfWork } from '@gef/common/orm';
 import type { ScriptActivities } from '@gef/workflows/activities';
-import { ScriptRepository } from '../repositories/script-repository';
+import { deleteScriptsOfUser } from '../domain/script-changes';
+import { finishScriptBuild, startScriptBuild } from '../domain/script-builds';
+import type { ScriptDeps } from '../domain/deps';
 
 /** The script service's activities, run by its worker on the `gef-script` task queue. */
-export function createScriptActivities(orm: MikroORM): ScriptActivities {
+export function createScriptActivities(deps: ScriptDeps): ScriptActivities {
   return {
     async deleteScriptsOfUser(userId) {
-      return { scripts: await unitOfWork(orm, (em) => new ScriptRepository(em).deleteByUser(userId)) };
+      return { scripts: await deleteScriptsOfUser(deps, userId) };
     },
+    startScriptBuild: (ref) => startScriptBuild(deps, ref),
+    finishScriptBuild: (outcome) => finishScriptBuild(deps, outcome),
   };
 }

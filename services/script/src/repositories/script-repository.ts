@@ -1,28 +1,65 @@
+import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@gef/common/orm';
 import { ScriptSchema, type Script } from '../entities/script';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+export interface ScriptPageQuery {
+  /** A SQL boolean over `script s` with `?` placeholders. */
+  where: string;
+  params: unknown[];
+  orderBy: string;
+  limit: number;
+  offset: number;
+}
+
 /** Scripts in the service's own database. */
 export class ScriptRepository {
   constructor(private readonly em: EntityManager) {}
 
+  private keyOf(key: string): { id: string } | { slug: string } {
+    return uuidPattern.test(key) ? { id: key.toLowerCase() } : { slug: key };
+  }
+
   /** By id (a UUID) or slug. */
   findByIdOrSlug(key: string): Promise<Script | null> {
-    return this.em.findOne(ScriptSchema, uuidPattern.test(key) ? { id: key.toLowerCase() } : { slug: key });
+    return this.em.findOne(ScriptSchema, this.keyOf(key));
   }
 
-  async page(page: number, perPage: number): Promise<{ items: Script[]; total: number }> {
-    const [items, total] = await this.em.findAndCount(
-      ScriptSchema,
-      {},
-      { orderBy: { createdAt: 'asc', id: 'asc' }, limit: perPage, offset: (page - 1) * perPage },
-    );
-    return { items, total };
+  /** By id or slug, the row locked until the transaction ends. */
+  lockByIdOrSlug(key: string): Promise<Script | null> {
+    return this.em.findOne(ScriptSchema, this.keyOf(key), { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
   }
 
-  /** Deletes a user's scripts with their versions and logs (cascade); returns how many. */
-  deleteByUser(userId: string): Promise<number> {
-    return this.em.nativeDelete(ScriptSchema, { userId });
+  async slugTaken(slug: string): Promise<boolean> {
+    return (await this.em.count(ScriptSchema, { slug })) > 0;
+  }
+
+  create(input: Omit<Script, 'createdAt' | 'updatedAt'>): Script {
+    const now = new Date();
+    return this.em.create(ScriptSchema, { ...input, createdAt: now, updatedAt: now });
+  }
+
+  async page(query: ScriptPageQuery): Promise<{ items: Script[]; total: number }> {
+    const [rows, counted] = await Promise.all([
+      this.em.execute<Record<string, unknown>[]>(
+        `select s.* from script s where ${query.where} order by ${query.orderBy} limit ? offset ?`,
+        [...query.params, query.limit, query.offset],
+      ),
+      this.em.execute<{ n: string }[]>(`select count(*) as n from script s where ${query.where}`, query.params),
+    ]);
+    return { items: rows.map((r) => this.em.map(ScriptSchema, r)), total: Number(counted[0]?.n ?? 0) };
+  }
+
+  /** Ids of a user's scripts. */
+  async idsOfUser(userId: string): Promise<string[]> {
+    const rows = await this.em.find(ScriptSchema, { userId }, { fields: ['id'] });
+    return rows.map((r) => r.id);
+  }
+
+  /** Deletes scripts (versions and logs go by cascade); returns how many. */
+  deleteByIds(ids: string[]): Promise<number> {
+    if (ids.length === 0) return Promise.resolve(0);
+    return this.em.nativeDelete(ScriptSchema, { id: { $in: ids } });
   }
 }

@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Caller } from "../../user/v1/user_pb";
+import { file_gef_user_v1_user } from "../../user/v1/user_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file gef/script/v1/script.proto.
  */
 export const file_gef_script_v1_script: GenFile = /*@__PURE__*/
-  fileDesc("ChpnZWYvc2NyaXB0L3YxL3NjcmlwdC5wcm90bxINZ2VmLnNjcmlwdC52MSL/AgoGU2NyaXB0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEc2x1ZxgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIrCgZzdGF0dXMYBSABKA4yGy5nZWYuc2NyaXB0LnYxLlNjcmlwdFN0YXR1cxIOCgZwdWJsaWMYBiABKAgSDwoHdXNlcl9pZBgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAogASgNEg8KB3J1bnRpbWUYCyABKAkSEQoJY3B1X2xpbWl0GAwgASgBEhQKDG1lbW9yeV9saW1pdBgNIAEoBBIPCgd0aW1lb3V0GA4gASgNEi4KDXBhcmFtc19zY2hlbWEYDyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0ImsKCVNjcmlwdExvZxIKCgJpZBgBIAEoAxIMCgR0ZXh0GAIgASgJEjEKDXJlZ2lzdGVyX2RhdGUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXNjcmlwdF9pZBgEIAEoCSImChBHZXRTY3JpcHRSZXF1ZXN0EhIKCmlkX29yX3NsdWcYASABKAkiOgoRR2V0U2NyaXB0UmVzcG9uc2USJQoGc2NyaXB0GAEgASgLMhUuZ2VmLnNjcmlwdC52MS5TY3JpcHQiNAoSTGlzdFNjcmlwdHNSZXF1ZXN0EgwKBHBhZ2UYASABKA0SEAoIcGVyX3BhZ2UYAiABKA0ibAoTTGlzdFNjcmlwdHNSZXNwb25zZRImCgdzY3JpcHRzGAEgAygLMhUuZ2VmLnNjcmlwdC52MS5TY3JpcHQSDAoEcGFnZRgCIAEoDRIQCghwZXJfcGFnZRgDIAEoDRINCgV0b3RhbBgEIAEoBCqXAQoMU2NyaXB0U3RhdHVzEh0KGVNDUklQVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVTQ1JJUFRfU1RBVFVTX1BFTkRJTkcQARIaChZTQ1JJUFRfU1RBVFVTX0JVSUxESU5HEAISGQoVU0NSSVBUX1NUQVRVU19TVUNDRVNTEAMSFgoSU0NSSVBUX1NUQVRVU19GQUlMEAQyvwEKDVNjcmlwdFNlcnZpY2USUwoJR2V0U2NyaXB0Eh8uZ2VmLnNjcmlwdC52MS5HZXRTY3JpcHRSZXF1ZXN0GiAuZ2VmLnNjcmlwdC52MS5HZXRTY3JpcHRSZXNwb25zZSIDkAIBElkKC0xpc3RTY3JpcHRzEiEuZ2VmLnNjcmlwdC52MS5MaXN0U2NyaXB0c1JlcXVlc3QaIi5nZWYuc2NyaXB0LnYxLkxpc3RTY3JpcHRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChpnZWYvc2NyaXB0L3YxL3NjcmlwdC5wcm90bxINZ2VmLnNjcmlwdC52MSKnAwoGU2NyaXB0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEc2x1ZxgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIrCgZzdGF0dXMYBSABKA4yGy5nZWYuc2NyaXB0LnYxLlNjcmlwdFN0YXR1cxIOCgZwdWJsaWMYBiABKAgSDwoHdXNlcl9pZBgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAogASgNEg8KB3J1bnRpbWUYCyABKAkSEQoJY3B1X2xpbWl0GAwgASgBEhQKDG1lbW9yeV9saW1pdBgNIAEoBBIPCgd0aW1lb3V0GA4gASgNEi4KDXBhcmFtc19zY2hlbWEYDyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBGxvZ3MYECADKAsyGC5nZWYuc2NyaXB0LnYxLlNjcmlwdExvZyJrCglTY3JpcHRMb2cSCgoCaWQYASABKAMSDAoEdGV4dBgCIAEoCRIxCg1yZWdpc3Rlcl9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglzY3JpcHRfaWQYBCABKAkiWgoMVXBsb2FkSGVhZGVyEiMKBmNhbGxlchgBIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlchIRCglmaWxlX25hbWUYAiABKAkSEgoKaWRfb3Jfc2x1ZxgDIAEoCSJdChNDcmVhdGVTY3JpcHRSZXF1ZXN0Ei0KBmhlYWRlchgBIAEoCzIbLmdlZi5zY3JpcHQudjEuVXBsb2FkSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0Ij0KFENyZWF0ZVNjcmlwdFJlc3BvbnNlEiUKBnNjcmlwdBgBIAEoCzIVLmdlZi5zY3JpcHQudjEuU2NyaXB0Il0KE1VwZGF0ZVNjcmlwdFJlcXVlc3QSLQoGaGVhZGVyGAEgASgLMhsuZ2VmLnNjcmlwdC52MS5VcGxvYWRIZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgYKBHBhcnQiPQoUVXBkYXRlU2NyaXB0UmVzcG9uc2USJQoGc2NyaXB0GAEgASgLMhUuZ2VmLnNjcmlwdC52MS5TY3JpcHQinAEKG1VwZGF0ZVNjcmlwdE1ldGFkYXRhUmVxdWVzdBISCgppZF9vcl9zbHVnGAEgASgJEiMKBmNhbGxlchgCIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlchIRCgRuYW1lGAMgASgJSACIAQESGAoLZGVzY3JpcHRpb24YBCABKAlIAYgBAUIHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb24iRQocVXBkYXRlU2NyaXB0TWV0YWRhdGFSZXNwb25zZRIlCgZzY3JpcHQYASABKAsyFS5nZWYuc2NyaXB0LnYxLlNjcmlwdCJhChBHZXRTY3JpcHRSZXF1ZXN0EhIKCmlkX29yX3NsdWcYASABKAkSIwoGY2FsbGVyGAIgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEhQKDGluY2x1ZGVfbG9ncxgDIAEoCCI6ChFHZXRTY3JpcHRSZXNwb25zZRIlCgZzY3JpcHQYASABKAsyFS5nZWYuc2NyaXB0LnYxLlNjcmlwdCKeAQoSTGlzdFNjcmlwdHNSZXF1ZXN0EgwKBHBhZ2UYASABKA0SEAoIcGVyX3BhZ2UYAiABKA0SDgoGZmlsdGVyGAMgASgJEgwKBHNvcnQYBCABKAkSIwoGY2FsbGVyGAUgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEhQKDGluY2x1ZGVfbG9ncxgGIAEoCBIPCgd1c2VyX2lkGAcgASgJImwKE0xpc3RTY3JpcHRzUmVzcG9uc2USJgoHc2NyaXB0cxgBIAMoCzIVLmdlZi5zY3JpcHQudjEuU2NyaXB0EgwKBHBhZ2UYAiABKA0SEAoIcGVyX3BhZ2UYAyABKA0SDQoFdG90YWwYBCABKAQiTgoTRGVsZXRlU2NyaXB0UmVxdWVzdBISCgppZF9vcl9zbHVnGAEgASgJEiMKBmNhbGxlchgCIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlciI9ChREZWxldGVTY3JpcHRSZXNwb25zZRIlCgZzY3JpcHQYASABKAsyFS5nZWYuc2NyaXB0LnYxLlNjcmlwdCJhChZTZXRTY3JpcHRQdWJsaWNSZXF1ZXN0EhIKCmlkX29yX3NsdWcYASABKAkSIwoGY2FsbGVyGAIgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEg4KBnB1YmxpYxgDIAEoCCJAChdTZXRTY3JpcHRQdWJsaWNSZXNwb25zZRIlCgZzY3JpcHQYASABKAsyFS5nZWYuc2NyaXB0LnYxLlNjcmlwdCJhChVEb3dubG9hZFNjcmlwdFJlcXVlc3QSEgoKaWRfb3Jfc2x1ZxgBIAEoCRIjCgZjYWxsZXIYAiABKAsyEy5nZWYudXNlci52MS5DYWxsZXISDwoHdmVyc2lvbhgDIAEoDSJyCg1TY3JpcHRBcmNoaXZlEhEKCXNjcmlwdF9pZBgBIAEoCRIMCgRzbHVnGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SEQoJZmlsZV9uYW1lGAQgASgJEgwKBHNpemUYBSABKAQSDgoGZGlnZXN0GAYgASgJIlYKFkRvd25sb2FkU2NyaXB0UmVzcG9uc2USLQoHYXJjaGl2ZRgBIAEoCzIcLmdlZi5zY3JpcHQudjEuU2NyaXB0QXJjaGl2ZRINCgVjaHVuaxgCIAEoDCKsAQoVTGlzdFNjcmlwdExvZ3NSZXF1ZXN0EhIKCmlkX29yX3NsdWcYASABKAkSIwoGY2FsbGVyGAIgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEikKBXN0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgdsYXN0X2lkGAQgASgDSACIAQESDQoFbGltaXQYBSABKA1CCgoIX2xhc3RfaWQiQAoWTGlzdFNjcmlwdExvZ3NSZXNwb25zZRImCgRsb2dzGAEgAygLMhguZ2VmLnNjcmlwdC52MS5TY3JpcHRMb2ciUQoWR2V0U2NyaXB0Rm9yUnVuUmVxdWVzdBISCgppZF9vcl9zbHVnGAEgASgJEiMKBmNhbGxlchgCIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlciK8AgoMU2NyaXB0Rm9yUnVuEiUKBnNjcmlwdBgBIAEoCzIVLmdlZi5zY3JpcHQudjEuU2NyaXB0Eg8KB3ZlcnNpb24YAiABKA0SKwoGc3RhdHVzGAMgASgOMhsuZ2VmLnNjcmlwdC52MS5TY3JpcHRTdGF0dXMSDgoGZGlnZXN0GAQgASgJEgwKBHNpemUYBSABKAQSDwoHcnVudGltZRgGIAEoCRIYChBlbnZpcm9ubWVudF9oYXNoGAcgASgJEhQKDHJlcXVpcmVtZW50cxgIIAEoCRIRCgljcHVfbGltaXQYCSABKAESFAoMbWVtb3J5X2xpbWl0GAogASgEEg8KB3RpbWVvdXQYCyABKA0SLgoNcGFyYW1zX3NjaGVtYRgMIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiQwoXR2V0U2NyaXB0Rm9yUnVuUmVzcG9uc2USKAoDcnVuGAEgASgLMhsuZ2VmLnNjcmlwdC52MS5TY3JpcHRGb3JSdW4iSgoVQXBwZW5kQnVpbGRMb2dSZXF1ZXN0EhEKCXNjcmlwdF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgNEg0KBWxpbmVzGAMgAygJIioKFkFwcGVuZEJ1aWxkTG9nUmVzcG9uc2USEAoIYXBwZW5kZWQYASABKA0qlwEKDFNjcmlwdFN0YXR1cxIdChlTQ1JJUFRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVU0NSSVBUX1NUQVRVU19QRU5ESU5HEAESGgoWU0NSSVBUX1NUQVRVU19CVUlMRElORxACEhkKFVNDUklQVF9TVEFUVVNfU1VDQ0VTUxADEhYKElNDUklQVF9TVEFUVVNfRkFJTBAEMrEICg1TY3JpcHRTZXJ2aWNlElkKDENyZWF0ZVNjcmlwdBIiLmdlZi5zY3JpcHQudjEuQ3JlYXRlU2NyaXB0UmVxdWVzdBojLmdlZi5zY3JpcHQudjEuQ3JlYXRlU2NyaXB0UmVzcG9uc2UoARJZCgxVcGRhdGVTY3JpcHQSIi5nZWYuc2NyaXB0LnYxLlVwZGF0ZVNjcmlwdFJlcXVlc3QaIy5nZWYuc2NyaXB0LnYxLlVwZGF0ZVNjcmlwdFJlc3BvbnNlKAESbwoUVXBkYXRlU2NyaXB0TWV0YWRhdGESKi5nZWYuc2NyaXB0LnYxLlVwZGF0ZVNjcmlwdE1ldGFkYXRhUmVxdWVzdBorLmdlZi5zY3JpcHQudjEuVXBkYXRlU2NyaXB0TWV0YWRhdGFSZXNwb25zZRJTCglHZXRTY3JpcHQSHy5nZWYuc2NyaXB0LnYxLkdldFNjcmlwdFJlcXVlc3QaIC5nZWYuc2NyaXB0LnYxLkdldFNjcmlwdFJlc3BvbnNlIgOQAgESWQoLTGlzdFNjcmlwdHMSIS5nZWYuc2NyaXB0LnYxLkxpc3RTY3JpcHRzUmVxdWVzdBoiLmdlZi5zY3JpcHQudjEuTGlzdFNjcmlwdHNSZXNwb25zZSIDkAIBElcKDERlbGV0ZVNjcmlwdBIiLmdlZi5zY3JpcHQudjEuRGVsZXRlU2NyaXB0UmVxdWVzdBojLmdlZi5zY3JpcHQudjEuRGVsZXRlU2NyaXB0UmVzcG9uc2USYAoPU2V0U2NyaXB0UHVibGljEiUuZ2VmLnNjcmlwdC52MS5TZXRTY3JpcHRQdWJsaWNSZXF1ZXN0GiYuZ2VmLnNjcmlwdC52MS5TZXRTY3JpcHRQdWJsaWNSZXNwb25zZRJkCg5Eb3dubG9hZFNjcmlwdBIkLmdlZi5zY3JpcHQudjEuRG93bmxvYWRTY3JpcHRSZXF1ZXN0GiUuZ2VmLnNjcmlwdC52MS5Eb3dubG9hZFNjcmlwdFJlc3BvbnNlIgOQAgEwARJiCg5MaXN0U2NyaXB0TG9ncxIkLmdlZi5zY3JpcHQudjEuTGlzdFNjcmlwdExvZ3NSZXF1ZXN0GiUuZ2VmLnNjcmlwdC52MS5MaXN0U2NyaXB0TG9nc1Jlc3BvbnNlIgOQAgESZQoPR2V0U2NyaXB0Rm9yUnVuEiUuZ2VmLnNjcmlwdC52MS5HZXRTY3JpcHRGb3JSdW5SZXF1ZXN0GiYuZ2VmLnNjcmlwdC52MS5HZXRTY3JpcHRGb3JSdW5SZXNwb25zZSIDkAIBEl0KDkFwcGVuZEJ1aWxkTG9nEiQuZ2VmLnNjcmlwdC52MS5BcHBlbmRCdWlsZExvZ1JlcXVlc3QaJS5nZWYuc2NyaXB0LnYxLkFwcGVuZEJ1aWxkTG9nUmVzcG9uc2ViBnByb3RvMw", [file_gef_user_v1_user, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message gef.script.v1.Script
@@ -34,6 +36,8 @@ export type Script = Message<"gef.script.v1.Script"> & {
   slug: string;
 
   /**
+   * Empty string when none was given.
+   *
    * @generated from field: string description = 4;
    */
   description: string;
@@ -102,6 +106,13 @@ export type Script = Message<"gef.script.v1.Script"> & {
    * @generated from field: google.protobuf.Struct params_schema = 15;
    */
   paramsSchema?: JsonObject | undefined;
+
+  /**
+   * The build log, oldest first; filled only when the request asked for logs.
+   *
+   * @generated from field: repeated gef.script.v1.ScriptLog logs = 16;
+   */
+  logs: ScriptLog[];
 };
 
 /**
@@ -144,6 +155,182 @@ export const ScriptLogSchema: GenMessage<ScriptLog> = /*@__PURE__*/
   messageDesc(file_gef_script_v1_script, 1);
 
 /**
+ * UploadHeader is the first message of an upload.
+ *
+ * @generated from message gef.script.v1.UploadHeader
+ */
+export type UploadHeader = Message<"gef.script.v1.UploadHeader"> & {
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 1;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * The multipart part's file name; must end in `.tar.gz`.
+   *
+   * @generated from field: string file_name = 2;
+   */
+  fileName: string;
+
+  /**
+   * UpdateScript only: the script to add a version to (a UUID or a slug).
+   *
+   * @generated from field: string id_or_slug = 3;
+   */
+  idOrSlug: string;
+};
+
+/**
+ * Describes the message gef.script.v1.UploadHeader.
+ * Use `create(UploadHeaderSchema)` to create a new message.
+ */
+export const UploadHeaderSchema: GenMessage<UploadHeader> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 2);
+
+/**
+ * @generated from message gef.script.v1.CreateScriptRequest
+ */
+export type CreateScriptRequest = Message<"gef.script.v1.CreateScriptRequest"> & {
+  /**
+   * @generated from oneof gef.script.v1.CreateScriptRequest.part
+   */
+  part: {
+    /**
+     * @generated from field: gef.script.v1.UploadHeader header = 1;
+     */
+    value: UploadHeader;
+    case: "header";
+  } | {
+    /**
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message gef.script.v1.CreateScriptRequest.
+ * Use `create(CreateScriptRequestSchema)` to create a new message.
+ */
+export const CreateScriptRequestSchema: GenMessage<CreateScriptRequest> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 3);
+
+/**
+ * @generated from message gef.script.v1.CreateScriptResponse
+ */
+export type CreateScriptResponse = Message<"gef.script.v1.CreateScriptResponse"> & {
+  /**
+   * @generated from field: gef.script.v1.Script script = 1;
+   */
+  script?: Script | undefined;
+};
+
+/**
+ * Describes the message gef.script.v1.CreateScriptResponse.
+ * Use `create(CreateScriptResponseSchema)` to create a new message.
+ */
+export const CreateScriptResponseSchema: GenMessage<CreateScriptResponse> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 4);
+
+/**
+ * @generated from message gef.script.v1.UpdateScriptRequest
+ */
+export type UpdateScriptRequest = Message<"gef.script.v1.UpdateScriptRequest"> & {
+  /**
+   * @generated from oneof gef.script.v1.UpdateScriptRequest.part
+   */
+  part: {
+    /**
+     * @generated from field: gef.script.v1.UploadHeader header = 1;
+     */
+    value: UploadHeader;
+    case: "header";
+  } | {
+    /**
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message gef.script.v1.UpdateScriptRequest.
+ * Use `create(UpdateScriptRequestSchema)` to create a new message.
+ */
+export const UpdateScriptRequestSchema: GenMessage<UpdateScriptRequest> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 5);
+
+/**
+ * @generated from message gef.script.v1.UpdateScriptResponse
+ */
+export type UpdateScriptResponse = Message<"gef.script.v1.UpdateScriptResponse"> & {
+  /**
+   * @generated from field: gef.script.v1.Script script = 1;
+   */
+  script?: Script | undefined;
+};
+
+/**
+ * Describes the message gef.script.v1.UpdateScriptResponse.
+ * Use `create(UpdateScriptResponseSchema)` to create a new message.
+ */
+export const UpdateScriptResponseSchema: GenMessage<UpdateScriptResponse> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 6);
+
+/**
+ * @generated from message gef.script.v1.UpdateScriptMetadataRequest
+ */
+export type UpdateScriptMetadataRequest = Message<"gef.script.v1.UpdateScriptMetadataRequest"> & {
+  /**
+   * A UUID or a slug.
+   *
+   * @generated from field: string id_or_slug = 1;
+   */
+  idOrSlug: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * @generated from field: optional string name = 3;
+   */
+  name?: string | undefined;
+
+  /**
+   * @generated from field: optional string description = 4;
+   */
+  description?: string | undefined;
+};
+
+/**
+ * Describes the message gef.script.v1.UpdateScriptMetadataRequest.
+ * Use `create(UpdateScriptMetadataRequestSchema)` to create a new message.
+ */
+export const UpdateScriptMetadataRequestSchema: GenMessage<UpdateScriptMetadataRequest> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 7);
+
+/**
+ * @generated from message gef.script.v1.UpdateScriptMetadataResponse
+ */
+export type UpdateScriptMetadataResponse = Message<"gef.script.v1.UpdateScriptMetadataResponse"> & {
+  /**
+   * @generated from field: gef.script.v1.Script script = 1;
+   */
+  script?: Script | undefined;
+};
+
+/**
+ * Describes the message gef.script.v1.UpdateScriptMetadataResponse.
+ * Use `create(UpdateScriptMetadataResponseSchema)` to create a new message.
+ */
+export const UpdateScriptMetadataResponseSchema: GenMessage<UpdateScriptMetadataResponse> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 8);
+
+/**
  * @generated from message gef.script.v1.GetScriptRequest
  */
 export type GetScriptRequest = Message<"gef.script.v1.GetScriptRequest"> & {
@@ -153,6 +340,18 @@ export type GetScriptRequest = Message<"gef.script.v1.GetScriptRequest"> & {
    * @generated from field: string id_or_slug = 1;
    */
   idOrSlug: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * Embed the build log.
+   *
+   * @generated from field: bool include_logs = 3;
+   */
+  includeLogs: boolean;
 };
 
 /**
@@ -160,7 +359,7 @@ export type GetScriptRequest = Message<"gef.script.v1.GetScriptRequest"> & {
  * Use `create(GetScriptRequestSchema)` to create a new message.
  */
 export const GetScriptRequestSchema: GenMessage<GetScriptRequest> = /*@__PURE__*/
-  messageDesc(file_gef_script_v1_script, 2);
+  messageDesc(file_gef_script_v1_script, 9);
 
 /**
  * @generated from message gef.script.v1.GetScriptResponse
@@ -177,21 +376,59 @@ export type GetScriptResponse = Message<"gef.script.v1.GetScriptResponse"> & {
  * Use `create(GetScriptResponseSchema)` to create a new message.
  */
 export const GetScriptResponseSchema: GenMessage<GetScriptResponse> = /*@__PURE__*/
-  messageDesc(file_gef_script_v1_script, 3);
+  messageDesc(file_gef_script_v1_script, 10);
 
 /**
  * @generated from message gef.script.v1.ListScriptsRequest
  */
 export type ListScriptsRequest = Message<"gef.script.v1.ListScriptsRequest"> & {
   /**
+   * 1-based page number.
+   *
    * @generated from field: uint32 page = 1;
    */
   page: number;
 
   /**
+   * Page size, at most 100 (default 20).
+   *
    * @generated from field: uint32 per_page = 2;
    */
   perPage: number;
+
+  /**
+   * `field OP value` comma list over id, name, slug, description, status, public,
+   * user_id, version, runtime, created_at, updated_at.
+   *
+   * @generated from field: string filter = 3;
+   */
+  filter: string;
+
+  /**
+   * `field [asc|desc]` comma list; `-field` means descending. Default: created_at, id.
+   *
+   * @generated from field: string sort = 4;
+   */
+  sort: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 5;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * Embed each script's build log.
+   *
+   * @generated from field: bool include_logs = 6;
+   */
+  includeLogs: boolean;
+
+  /**
+   * Narrow to one user's scripts (still only those the caller may see).
+   *
+   * @generated from field: string user_id = 7;
+   */
+  userId: string;
 };
 
 /**
@@ -199,7 +436,7 @@ export type ListScriptsRequest = Message<"gef.script.v1.ListScriptsRequest"> & {
  * Use `create(ListScriptsRequestSchema)` to create a new message.
  */
 export const ListScriptsRequestSchema: GenMessage<ListScriptsRequest> = /*@__PURE__*/
-  messageDesc(file_gef_script_v1_script, 4);
+  messageDesc(file_gef_script_v1_script, 11);
 
 /**
  * @generated from message gef.script.v1.ListScriptsResponse
@@ -231,7 +468,422 @@ export type ListScriptsResponse = Message<"gef.script.v1.ListScriptsResponse"> &
  * Use `create(ListScriptsResponseSchema)` to create a new message.
  */
 export const ListScriptsResponseSchema: GenMessage<ListScriptsResponse> = /*@__PURE__*/
-  messageDesc(file_gef_script_v1_script, 5);
+  messageDesc(file_gef_script_v1_script, 12);
+
+/**
+ * @generated from message gef.script.v1.DeleteScriptRequest
+ */
+export type DeleteScriptRequest = Message<"gef.script.v1.DeleteScriptRequest"> & {
+  /**
+   * @generated from field: string id_or_slug = 1;
+   */
+  idOrSlug: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+};
+
+/**
+ * Describes the message gef.script.v1.DeleteScriptRequest.
+ * Use `create(DeleteScriptRequestSchema)` to create a new message.
+ */
+export const DeleteScriptRequestSchema: GenMessage<DeleteScriptRequest> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 13);
+
+/**
+ * @generated from message gef.script.v1.DeleteScriptResponse
+ */
+export type DeleteScriptResponse = Message<"gef.script.v1.DeleteScriptResponse"> & {
+  /**
+   * The script as it was.
+   *
+   * @generated from field: gef.script.v1.Script script = 1;
+   */
+  script?: Script | undefined;
+};
+
+/**
+ * Describes the message gef.script.v1.DeleteScriptResponse.
+ * Use `create(DeleteScriptResponseSchema)` to create a new message.
+ */
+export const DeleteScriptResponseSchema: GenMessage<DeleteScriptResponse> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 14);
+
+/**
+ * @generated from message gef.script.v1.SetScriptPublicRequest
+ */
+export type SetScriptPublicRequest = Message<"gef.script.v1.SetScriptPublicRequest"> & {
+  /**
+   * @generated from field: string id_or_slug = 1;
+   */
+  idOrSlug: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * @generated from field: bool public = 3;
+   */
+  public: boolean;
+};
+
+/**
+ * Describes the message gef.script.v1.SetScriptPublicRequest.
+ * Use `create(SetScriptPublicRequestSchema)` to create a new message.
+ */
+export const SetScriptPublicRequestSchema: GenMessage<SetScriptPublicRequest> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 15);
+
+/**
+ * @generated from message gef.script.v1.SetScriptPublicResponse
+ */
+export type SetScriptPublicResponse = Message<"gef.script.v1.SetScriptPublicResponse"> & {
+  /**
+   * @generated from field: gef.script.v1.Script script = 1;
+   */
+  script?: Script | undefined;
+};
+
+/**
+ * Describes the message gef.script.v1.SetScriptPublicResponse.
+ * Use `create(SetScriptPublicResponseSchema)` to create a new message.
+ */
+export const SetScriptPublicResponseSchema: GenMessage<SetScriptPublicResponse> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 16);
+
+/**
+ * @generated from message gef.script.v1.DownloadScriptRequest
+ */
+export type DownloadScriptRequest = Message<"gef.script.v1.DownloadScriptRequest"> & {
+  /**
+   * @generated from field: string id_or_slug = 1;
+   */
+  idOrSlug: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * The version to download; 0 means the current one.
+   *
+   * @generated from field: uint32 version = 3;
+   */
+  version: number;
+};
+
+/**
+ * Describes the message gef.script.v1.DownloadScriptRequest.
+ * Use `create(DownloadScriptRequestSchema)` to create a new message.
+ */
+export const DownloadScriptRequestSchema: GenMessage<DownloadScriptRequest> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 17);
+
+/**
+ * ScriptArchive describes a version's archive.
+ *
+ * @generated from message gef.script.v1.ScriptArchive
+ */
+export type ScriptArchive = Message<"gef.script.v1.ScriptArchive"> & {
+  /**
+   * @generated from field: string script_id = 1;
+   */
+  scriptId: string;
+
+  /**
+   * @generated from field: string slug = 2;
+   */
+  slug: string;
+
+  /**
+   * @generated from field: uint32 version = 3;
+   */
+  version: number;
+
+  /**
+   * The file name it was uploaded as.
+   *
+   * @generated from field: string file_name = 4;
+   */
+  fileName: string;
+
+  /**
+   * Size in bytes.
+   *
+   * @generated from field: uint64 size = 5;
+   */
+  size: bigint;
+
+  /**
+   * Lower-case hex SHA-256 of the bytes.
+   *
+   * @generated from field: string digest = 6;
+   */
+  digest: string;
+};
+
+/**
+ * Describes the message gef.script.v1.ScriptArchive.
+ * Use `create(ScriptArchiveSchema)` to create a new message.
+ */
+export const ScriptArchiveSchema: GenMessage<ScriptArchive> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 18);
+
+/**
+ * @generated from message gef.script.v1.DownloadScriptResponse
+ */
+export type DownloadScriptResponse = Message<"gef.script.v1.DownloadScriptResponse"> & {
+  /**
+   * Set on the first message only.
+   *
+   * @generated from field: gef.script.v1.ScriptArchive archive = 1;
+   */
+  archive?: ScriptArchive | undefined;
+
+  /**
+   * @generated from field: bytes chunk = 2;
+   */
+  chunk: Uint8Array;
+};
+
+/**
+ * Describes the message gef.script.v1.DownloadScriptResponse.
+ * Use `create(DownloadScriptResponseSchema)` to create a new message.
+ */
+export const DownloadScriptResponseSchema: GenMessage<DownloadScriptResponse> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 19);
+
+/**
+ * @generated from message gef.script.v1.ListScriptLogsRequest
+ */
+export type ListScriptLogsRequest = Message<"gef.script.v1.ListScriptLogsRequest"> & {
+  /**
+   * @generated from field: string id_or_slug = 1;
+   */
+  idOrSlug: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * Only lines registered strictly after this instant.
+   *
+   * @generated from field: google.protobuf.Timestamp start = 3;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * Only lines with an id strictly greater than this.
+   *
+   * @generated from field: optional int64 last_id = 4;
+   */
+  lastId?: bigint | undefined;
+
+  /**
+   * At most this many lines (default and maximum 1000).
+   *
+   * @generated from field: uint32 limit = 5;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message gef.script.v1.ListScriptLogsRequest.
+ * Use `create(ListScriptLogsRequestSchema)` to create a new message.
+ */
+export const ListScriptLogsRequestSchema: GenMessage<ListScriptLogsRequest> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 20);
+
+/**
+ * @generated from message gef.script.v1.ListScriptLogsResponse
+ */
+export type ListScriptLogsResponse = Message<"gef.script.v1.ListScriptLogsResponse"> & {
+  /**
+   * @generated from field: repeated gef.script.v1.ScriptLog logs = 1;
+   */
+  logs: ScriptLog[];
+};
+
+/**
+ * Describes the message gef.script.v1.ListScriptLogsResponse.
+ * Use `create(ListScriptLogsResponseSchema)` to create a new message.
+ */
+export const ListScriptLogsResponseSchema: GenMessage<ListScriptLogsResponse> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 21);
+
+/**
+ * @generated from message gef.script.v1.GetScriptForRunRequest
+ */
+export type GetScriptForRunRequest = Message<"gef.script.v1.GetScriptForRunRequest"> & {
+  /**
+   * @generated from field: string id_or_slug = 1;
+   */
+  idOrSlug: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+};
+
+/**
+ * Describes the message gef.script.v1.GetScriptForRunRequest.
+ * Use `create(GetScriptForRunRequestSchema)` to create a new message.
+ */
+export const GetScriptForRunRequestSchema: GenMessage<GetScriptForRunRequest> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 22);
+
+/**
+ * ScriptForRun is what running a script's current version needs.
+ *
+ * @generated from message gef.script.v1.ScriptForRun
+ */
+export type ScriptForRun = Message<"gef.script.v1.ScriptForRun"> & {
+  /**
+   * @generated from field: gef.script.v1.Script script = 1;
+   */
+  script?: Script | undefined;
+
+  /**
+   * @generated from field: uint32 version = 2;
+   */
+  version: number;
+
+  /**
+   * The build status of that version (the script's status).
+   *
+   * @generated from field: gef.script.v1.ScriptStatus status = 3;
+   */
+  status: ScriptStatus;
+
+  /**
+   * The archive's SHA-256 (lower-case hex) and size.
+   *
+   * @generated from field: string digest = 4;
+   */
+  digest: string;
+
+  /**
+   * @generated from field: uint64 size = 5;
+   */
+  size: bigint;
+
+  /**
+   * @generated from field: string runtime = 6;
+   */
+  runtime: string;
+
+  /**
+   * The key of the runtime environment (runtime + normalised requirements).
+   *
+   * @generated from field: string environment_hash = 7;
+   */
+  environmentHash: string;
+
+  /**
+   * requirements.txt as uploaded (empty when none).
+   *
+   * @generated from field: string requirements = 8;
+   */
+  requirements: string;
+
+  /**
+   * @generated from field: double cpu_limit = 9;
+   */
+  cpuLimit: number;
+
+  /**
+   * @generated from field: uint64 memory_limit = 10;
+   */
+  memoryLimit: bigint;
+
+  /**
+   * @generated from field: uint32 timeout = 11;
+   */
+  timeout: number;
+
+  /**
+   * @generated from field: google.protobuf.Struct params_schema = 12;
+   */
+  paramsSchema?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message gef.script.v1.ScriptForRun.
+ * Use `create(ScriptForRunSchema)` to create a new message.
+ */
+export const ScriptForRunSchema: GenMessage<ScriptForRun> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 23);
+
+/**
+ * @generated from message gef.script.v1.GetScriptForRunResponse
+ */
+export type GetScriptForRunResponse = Message<"gef.script.v1.GetScriptForRunResponse"> & {
+  /**
+   * @generated from field: gef.script.v1.ScriptForRun run = 1;
+   */
+  run?: ScriptForRun | undefined;
+};
+
+/**
+ * Describes the message gef.script.v1.GetScriptForRunResponse.
+ * Use `create(GetScriptForRunResponseSchema)` to create a new message.
+ */
+export const GetScriptForRunResponseSchema: GenMessage<GetScriptForRunResponse> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 24);
+
+/**
+ * @generated from message gef.script.v1.AppendBuildLogRequest
+ */
+export type AppendBuildLogRequest = Message<"gef.script.v1.AppendBuildLogRequest"> & {
+  /**
+   * @generated from field: string script_id = 1;
+   */
+  scriptId: string;
+
+  /**
+   * @generated from field: uint32 version = 2;
+   */
+  version: number;
+
+  /**
+   * Lines without the `Build: ` prefix; it is added.
+   *
+   * @generated from field: repeated string lines = 3;
+   */
+  lines: string[];
+};
+
+/**
+ * Describes the message gef.script.v1.AppendBuildLogRequest.
+ * Use `create(AppendBuildLogRequestSchema)` to create a new message.
+ */
+export const AppendBuildLogRequestSchema: GenMessage<AppendBuildLogRequest> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 25);
+
+/**
+ * @generated from message gef.script.v1.AppendBuildLogResponse
+ */
+export type AppendBuildLogResponse = Message<"gef.script.v1.AppendBuildLogResponse"> & {
+  /**
+   * @generated from field: uint32 appended = 1;
+   */
+  appended: number;
+};
+
+/**
+ * Describes the message gef.script.v1.AppendBuildLogResponse.
+ * Use `create(AppendBuildLogResponseSchema)` to create a new message.
+ */
+export const AppendBuildLogResponseSchema: GenMessage<AppendBuildLogResponse> = /*@__PURE__*/
+  messageDesc(file_gef_script_v1_script, 26);
 
 /**
  * ScriptStatus follows PENDING -> BUILDING -> SUCCESS | FAIL.
@@ -274,11 +926,49 @@ export const ScriptStatusSchema: GenEnum<ScriptStatus> = /*@__PURE__*/
 /**
  * ScriptService owns scripts, their versions, archives and build logs.
  *
+ * Visibility: a caller sees their own scripts and public ones; ADMIN and SUPERADMIN see
+ * all. A script the caller cannot see is NotFound; changing a visible script the caller
+ * does not own (and is not ADMIN+) is PermissionDenied. No caller is anonymous.
+ *
  * @generated from service gef.script.v1.ScriptService
  */
 export const ScriptService: GenService<{
   /**
-   * GetScript finds a script by id or slug.
+   * CreateScript uploads a new script: the first message carries the header, the others
+   * the archive's bytes in order. The archive is checked while it streams; a bad one is
+   * InvalidArgument and leaves nothing behind. Returns the script, PENDING; the build
+   * runs in the background.
+   *
+   * @generated from rpc gef.script.v1.ScriptService.CreateScript
+   */
+  createScript: {
+    methodKind: "client_streaming";
+    input: typeof CreateScriptRequestSchema;
+    output: typeof CreateScriptResponseSchema;
+  },
+  /**
+   * UpdateScript uploads a new version of a script, in the same shape as CreateScript.
+   * The slug never changes; the build starts again.
+   *
+   * @generated from rpc gef.script.v1.ScriptService.UpdateScript
+   */
+  updateScript: {
+    methodKind: "client_streaming";
+    input: typeof UpdateScriptRequestSchema;
+    output: typeof UpdateScriptResponseSchema;
+  },
+  /**
+   * UpdateScriptMetadata changes the name and/or description only.
+   *
+   * @generated from rpc gef.script.v1.ScriptService.UpdateScriptMetadata
+   */
+  updateScriptMetadata: {
+    methodKind: "unary";
+    input: typeof UpdateScriptMetadataRequestSchema;
+    output: typeof UpdateScriptMetadataResponseSchema;
+  },
+  /**
+   * GetScript finds a visible script by id or slug.
    *
    * @generated from rpc gef.script.v1.ScriptService.GetScript
    */
@@ -288,7 +978,7 @@ export const ScriptService: GenService<{
     output: typeof GetScriptResponseSchema;
   },
   /**
-   * ListScripts lists scripts, paginated.
+   * ListScripts lists visible scripts, filtered, sorted and paginated.
    *
    * @generated from rpc gef.script.v1.ScriptService.ListScripts
    */
@@ -296,6 +986,69 @@ export const ScriptService: GenService<{
     methodKind: "unary";
     input: typeof ListScriptsRequestSchema;
     output: typeof ListScriptsResponseSchema;
+  },
+  /**
+   * DeleteScript removes a script with its versions, archives and logs (owner or ADMIN+).
+   *
+   * @generated from rpc gef.script.v1.ScriptService.DeleteScript
+   */
+  deleteScript: {
+    methodKind: "unary";
+    input: typeof DeleteScriptRequestSchema;
+    output: typeof DeleteScriptResponseSchema;
+  },
+  /**
+   * SetScriptPublic publishes or unpublishes a script (owner or ADMIN+).
+   *
+   * @generated from rpc gef.script.v1.ScriptService.SetScriptPublic
+   */
+  setScriptPublic: {
+    methodKind: "unary";
+    input: typeof SetScriptPublicRequestSchema;
+    output: typeof SetScriptPublicResponseSchema;
+  },
+  /**
+   * DownloadScript streams a version's archive, bytes exactly as uploaded. The first
+   * message carries the archive's description (and may carry bytes too).
+   *
+   * @generated from rpc gef.script.v1.ScriptService.DownloadScript
+   */
+  downloadScript: {
+    methodKind: "server_streaming";
+    input: typeof DownloadScriptRequestSchema;
+    output: typeof DownloadScriptResponseSchema;
+  },
+  /**
+   * ListScriptLogs lists build log lines, oldest first.
+   *
+   * @generated from rpc gef.script.v1.ScriptService.ListScriptLogs
+   */
+  listScriptLogs: {
+    methodKind: "unary";
+    input: typeof ListScriptLogsRequestSchema;
+    output: typeof ListScriptLogsResponseSchema;
+  },
+  /**
+   * GetScriptForRun describes what the execution service and runners need to run a
+   * visible script: its current version, archive digest, runtime, environment and limits.
+   *
+   * @generated from rpc gef.script.v1.ScriptService.GetScriptForRun
+   */
+  getScriptForRun: {
+    methodKind: "unary";
+    input: typeof GetScriptForRunRequestSchema;
+    output: typeof GetScriptForRunResponseSchema;
+  },
+  /**
+   * AppendBuildLog appends lines to the build log of a version being built (runners).
+   * Lines for a version that is not building are dropped (appended = 0).
+   *
+   * @generated from rpc gef.script.v1.ScriptService.AppendBuildLog
+   */
+  appendBuildLog: {
+    methodKind: "unary";
+    input: typeof AppendBuildLogRequestSchema;
+    output: typeof AppendBuildLogResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gef_script_v1_script, 0);

@@ -1,0 +1,158 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { buildPythonEnvironment } from '../runtimes/python/build-python-environment';
+import { EnvironmentError } from './environment-error';
+import { environmentHash } from './environment-hash';
+import { normaliseRequirements } from './requirements';
+
+/** Where and how environments are made on this runner. */
+export interface EnvironmentSettings {
+  /** `<GEF_DATA_DIR>`: environments live in `environments/<hash>`. */
+  dataDir: string;
+  python: string;
+  /** The environment of venv and pip. */
+  processEnv: Record<string, string>;
+  pipTimeoutMs: number;
+}
+
+export interface EnvironmentHooks {
+  /** Progress and tool output, line by line. */
+  onLine?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface Environment {
+  hash: string;
+  /** The environment's directory. */
+  path: string;
+  /** Its interpreter. */
+  python: string;
+  /** Whether it existed already (or another build made it meanwhile). */
+  reused: boolean;
+}
+
+const marker = '.gef-environment.json';
+const supported = new Set(['python3']);
+
+/** Builds in progress in this process, by hash: a second build of a hash waits for the first. */
+const inFlight = new Map<string, Promise<Environment>>();
+
+const environmentsDir = (settings: EnvironmentSettings) => path.join(path.resolve(settings.dataDir), 'environments');
+
+async function isReady(dir: string): Promise<boolean> {
+  try {
+    await Promise.all([fs.access(path.join(dir, marker)), fs.access(path.join(dir, 'bin', 'python'))]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function describe(hash: string, dir: string, reused: boolean): Environment {
+  return { hash, path: dir, python: path.join(dir, 'bin', 'python'), reused };
+}
+
+async function build(settings: EnvironmentSettings, runtime: string, requirements: string[], hash: string, hooks: EnvironmentHooks): Promise<Environment> {
+  const onLine = hooks.onLine ?? (() => undefined);
+  const root = environmentsDir(settings);
+  const final = path.join(root, hash);
+  await fs.mkdir(root, { recursive: true });
+  // Built beside its final place and renamed in one step: a directory named by its hash
+  // is always complete. Another runner process racing on the same hash loses the rename
+  // and uses the winner's.
+  const tmp = await fs.mkdtemp(path.join(root, `.tmp-${hash.slice(0, 12)}-${process.pid}-`));
+  try {
+    await buildPythonEnvironment(tmp, requirements, {
+      python: settings.python,
+      env: settings.processEnv,
+      pipTimeoutMs: settings.pipTimeoutMs,
+      pipCacheDir: path.join(path.resolve(settings.dataDir), 'cache', 'pip'),
+      onLine,
+      ...(hooks.signal ? { signal: hooks.signal } : {}),
+    });
+    await fs.writeFile(path.join(tmp, marker), `${JSON.stringify({ hash, runtime, requirements, createdAt: new Date().toISOString() }, null, 2)}\n`);
+    // Readable by the unprivileged users scripts run as.
+    await fs.chmod(tmp, 0o755);
+    try {
+      await fs.rename(tmp, final);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await isReady(final))) {
+        await fs.rm(tmp, { recursive: true, force: true });
+        onLine(`environment ${hash.slice(0, 12)} was finished by another build meanwhile; using it`);
+        return describe(hash, final, true);
+      }
+      throw err;
+    }
+    return describe(hash, final, false);
+  } catch (err) {
+    await fs.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * The environment of a runtime and its requirements on this runner, made when missing.
+ * Environments are a cache keyed by the hash of runtime + normalised requirements: a
+ * runner that lacks one builds it by the same steps, so runners need no shared disk.
+ * Two requests for the same hash at once build it once. Throws EnvironmentError.
+ */
+export async function ensureEnvironment(
+  settings: EnvironmentSettings,
+  runtime: string,
+  requirements: string,
+  hooks: EnvironmentHooks = {},
+): Promise<Environment> {
+  if (!supported.has(runtime)) throw new EnvironmentError(`unsupported runtime '${runtime}'`, false);
+  const normalised = normaliseRequirements(requirements);
+  const hash = environmentHash(runtime, normalised);
+  const dir = path.join(environmentsDir(settings), hash);
+  if (await isReady(dir)) {
+    hooks.onLine?.(`environment ${hash.slice(0, 12)} exists; reusing it`);
+    return describe(hash, dir, true);
+  }
+  const running = inFlight.get(hash);
+  if (running) {
+    hooks.onLine?.(`environment ${hash.slice(0, 12)} is being prepared by another build; waiting for it`);
+    return { ...(await running), reused: true };
+  }
+  hooks.onLine?.(`preparing environment ${hash.slice(0, 12)} (${normalised.length} requirement${normalised.length === 1 ? '' : 's'})`);
+  const building = build(settings, runtime, normalised, hash, hooks).finally(() => inFlight.delete(hash));
+  inFlight.set(hash, building);
+  return building;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes half-built environments left by a runner killed mid-build: those of a process
+ * that is gone, and any older than `maxAgeMs`.
+ */
+export async function sweepUnfinishedEnvironments(settings: EnvironmentSettings, maxAgeMs: number): Promise<number> {
+  const root = environmentsDir(settings);
+  let names: string[];
+  try {
+    names = await fs.readdir(root);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names.filter((n) => n.startsWith('.tmp-'))) {
+    const dir = path.join(root, name);
+    const owner = Number(/^\.tmp-[0-9a-f]+-(\d+)-/.exec(name)?.[1]);
+    const orphaned = Number.isInteger(owner) && owner !== process.pid && !isAlive(owner);
+    const stat = await fs.stat(dir).catch(() => undefined);
+    if (stat && (orphaned || Date.now() - stat.mtimeMs > maxAgeMs)) {
+      await fs.rm(dir, { recursive: true, force: true });
+      removed++;
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,60 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { runStreaming } from '../../process/run-streaming';
+import { EnvironmentError } from '../../environments/environment-error';
+import { pipFailure } from './pip-failure';
+
+export interface PythonBuild {
+  /** The interpreter environments are made from. */
+  python: string;
+  /** The environment of pip and venv (PATH, HOME, proxies, PIP_*). */
+  env: Record<string, string>;
+  pipTimeoutMs: number;
+  /** pip's download cache. */
+  pipCacheDir: string;
+  onLine: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+let basePipAvailable: Promise<boolean> | undefined;
+
+/** Whether the base interpreter has pip (then `pip --python` fills a pip-less venv quickly). */
+function hasBasePip(build: PythonBuild): Promise<boolean> {
+  basePipAvailable ??= runStreaming(build.python, ['-m', 'pip', '--version'], { env: build.env, timeoutMs: 30_000 })
+    .then((r) => r.code === 0)
+    .catch(() => false);
+  return basePipAvailable;
+}
+
+/** Creates a virtual environment in `dir` (empty or absent) and installs the requirements. */
+export async function buildPythonEnvironment(dir: string, requirements: string[], build: PythonBuild): Promise<void> {
+  const basePip = requirements.length > 0 && (await hasBasePip(build));
+  const withPip = requirements.length > 0 && !basePip;
+  build.onLine(`creating a virtual environment with ${build.python}`);
+  const venv = await runStreaming(build.python, ['-m', 'venv', ...(withPip ? [] : ['--without-pip']), dir], {
+    env: build.env,
+    timeoutMs: 120_000,
+    onLine: build.onLine,
+    ...(build.signal ? { signal: build.signal } : {}),
+  });
+  if (venv.code !== 0) {
+    throw new EnvironmentError(`could not create the virtual environment: ${venv.tail.at(-1) ?? `exit code ${venv.code}`}`, !venv.aborted);
+  }
+  if (requirements.length === 0) {
+    build.onLine('no requirements to install');
+    return;
+  }
+  const file = path.join(dir, 'gef-requirements.txt');
+  await fs.writeFile(file, `${requirements.join('\n')}\n`);
+  build.onLine(`installing ${requirements.length} requirement${requirements.length === 1 ? '' : 's'} with pip`);
+  const pythonInEnv = path.join(dir, 'bin', 'python');
+  const pipArgs = basePip ? ['-m', 'pip', '--python', pythonInEnv] : ['-m', 'pip'];
+  const pip = await runStreaming(
+    basePip ? build.python : pythonInEnv,
+    [...pipArgs, 'install', '--no-input', '--disable-pip-version-check', '--progress-bar', 'off', '--cache-dir', build.pipCacheDir, '-r', file],
+    { env: build.env, timeoutMs: build.pipTimeoutMs, onLine: build.onLine, ...(build.signal ? { signal: build.signal } : {}) },
+  );
+  if (pip.aborted) throw new EnvironmentError('the build was cancelled', true);
+  if (pip.timedOut) throw new EnvironmentError(`pip install took longer than ${Math.round(build.pipTimeoutMs / 1000)} s`, true);
+  if (pip.code !== 0) throw pipFailure(pip.tail, pip.code);
+}

@@ -1,0 +1,39 @@
+import pino from 'pino';
+import { BuildLogSink } from '../src/build-log/build-log-sink';
+
+const logger = pino({ level: 'silent' });
+
+describe('BuildLogSink', () => {
+  it('sends full batches at once and the rest after a short wait, in order', async () => {
+    const sent: string[][] = [];
+    const sink = new BuildLogSink(async (lines) => void sent.push(lines), logger, { maxBatch: 3, flushIntervalMs: 20 });
+    for (let i = 1; i <= 7; i++) sink.line(`line ${i}`);
+    expect(sent).toEqual([]); // the first batch is on its way
+    await new Promise((r) => setTimeout(r, 60));
+    expect(sent).toEqual([['line 1', 'line 2', 'line 3'], ['line 4', 'line 5', 'line 6'], ['line 7']]);
+    await sink.close();
+  });
+
+  it('keeps order when sends are slow and retries a failed send', async () => {
+    const sent: string[] = [];
+    let failures = 1;
+    const sink = new BuildLogSink(
+      async (lines) => {
+        await new Promise((r) => setTimeout(r, 5));
+        if (failures-- > 0) throw new Error('unavailable');
+        sent.push(...lines);
+      },
+      logger,
+      { maxBatch: 2, flushIntervalMs: 5 },
+    );
+    for (let i = 1; i <= 5; i++) sink.line(String(i));
+    await sink.close();
+    expect(sent).toEqual(['1', '2', '3', '4', '5']);
+  });
+
+  it('drops a batch that keeps failing instead of failing the build', async () => {
+    const sink = new BuildLogSink(() => Promise.reject(new Error('down')), logger, { attempts: 2 });
+    sink.line('lost');
+    await expect(sink.close()).resolves.toBeUndefined();
+  });
+});

@@ -1,0 +1,79 @@
+import { InvalidArgument } from '@gef/common';
+import { slugify } from './slug';
+
+/** The runtimes a script may declare. */
+export const supportedRuntimes = ['python3'] as const;
+export type Runtime = (typeof supportedRuntimes)[number];
+
+/** What the platform reads from `configuration.json`; other keys are kept and ignored. */
+export interface ScriptConfiguration {
+  name: string;
+  slug: string;
+  description: string;
+  runtime: Runtime;
+  cpuLimit: number | null;
+  /** Bytes. */
+  memoryLimit: number | null;
+  /** Seconds. */
+  timeout: number | null;
+  paramsSchema: Record<string, unknown> | null;
+  /** The whole parsed object, as uploaded. */
+  raw: Record<string, unknown>;
+}
+
+const maxNameLength = 1000;
+const maxDescriptionLength = 100_000;
+
+const invalid = (message: string) => new InvalidArgument(`Invalid configuration.json: ${message}`, 'invalid_archive');
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function positiveNumber(raw: Record<string, unknown>, key: string, integer: boolean, max = Number.MAX_SAFE_INTEGER): number | null {
+  const value = raw[key];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max || (integer && !Number.isSafeInteger(value))) {
+    throw invalid(`'${key}' must be a positive ${integer ? 'integer' : 'number'}`);
+  }
+  return value;
+}
+
+/** Parses and checks the text of `configuration.json`. */
+export function parseConfiguration(text: string): ScriptConfiguration {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (err) {
+    throw invalid(`not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (!isObject(raw)) throw invalid('must be a JSON object');
+
+  if (typeof raw['name'] !== 'string' || raw['name'].trim() === '') throw invalid("'name' is required");
+  const name = raw['name'].trim();
+  if (name.length > maxNameLength) throw invalid(`'name' is longer than ${maxNameLength} characters`);
+  const slug = slugify(name);
+  if (slug === '') throw invalid("'name' must contain a letter or a digit");
+
+  const description = raw['description'] ?? '';
+  if (typeof description !== 'string') throw invalid("'description' must be a string");
+  if (description.length > maxDescriptionLength) throw invalid(`'description' is longer than ${maxDescriptionLength} characters`);
+
+  const runtime = raw['runtime'] ?? 'python3';
+  if (typeof runtime !== 'string' || !(supportedRuntimes as readonly string[]).includes(runtime.trim().toLowerCase())) {
+    throw invalid(`unsupported runtime ${JSON.stringify(runtime)} (supported: ${supportedRuntimes.join(', ')})`);
+  }
+
+  const paramsSchema = raw['params_schema'] ?? null;
+  if (paramsSchema !== null && !isObject(paramsSchema)) throw invalid("'params_schema' must be a JSON object");
+
+  return {
+    name,
+    slug,
+    description,
+    runtime: runtime.trim().toLowerCase() as Runtime,
+    cpuLimit: positiveNumber(raw, 'cpu_limit', false),
+    memoryLimit: positiveNumber(raw, 'memory_limit', true),
+    timeout: positiveNumber(raw, 'timeout', true, 0xffffffff),
+    paramsSchema,
+    raw,
+  };
+}

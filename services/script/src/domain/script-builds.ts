@@ -1,0 +1,77 @@
+import type { ScriptBuildOutcome, ScriptBuildPlan, ScriptBuildRef } from '@gef/workflows/activities';
+import { unitOfWork } from '@gef/common/orm';
+import { ScriptLogRepository } from '../repositories/script-log-repository';
+import { ScriptRepository } from '../repositories/script-repository';
+import { ScriptVersionRepository } from '../repositories/script-version-repository';
+import type { ScriptDeps } from './deps';
+
+const prefix = 'Build: ';
+const maxLinesPerAppend = 1000;
+
+/** The buildScript workflow's first step: PENDING → BUILDING, and what to build. */
+export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm'>, ref: ScriptBuildRef): Promise<ScriptBuildPlan> {
+  return deps.orm.em.fork().transactional(async (em) => {
+    const script = await new ScriptRepository(em).lockByIdOrSlug(ref.scriptId);
+    if (!script) return { proceed: false, reason: 'the script was deleted' };
+    const version = await new ScriptVersionRepository(em).lock(ref.scriptId, ref.version);
+    if (!version) return { proceed: false, reason: 'the version was deleted' };
+    if (version.status === 'SUCCESS' || version.status === 'FAIL') return { proceed: false, reason: `the build already ended ${version.status}` };
+    version.status = 'BUILDING';
+    if (script.version === ref.version) {
+      script.status = 'BUILDING';
+      script.updatedAt = new Date();
+    }
+    await em.flush();
+    const runtime = typeof version.configuration['runtime'] === 'string' ? version.configuration['runtime'].trim().toLowerCase() : script.runtime;
+    await new ScriptLogRepository(em).append(script.id, ref.version, [`${prefix}started for version ${ref.version} (${runtime})`]);
+    return { proceed: true, runtime, requirements: version.requirements };
+  });
+}
+
+/** The buildScript workflow's last step: SUCCESS or FAIL, the reason as the last line. */
+export async function finishScriptBuild(deps: Pick<ScriptDeps, 'orm'>, outcome: ScriptBuildOutcome): Promise<void> {
+  await deps.orm.em.fork().transactional(async (em) => {
+    const script = await new ScriptRepository(em).lockByIdOrSlug(outcome.scriptId);
+    if (!script) return;
+    const version = await new ScriptVersionRepository(em).lock(outcome.scriptId, outcome.version);
+    if (!version || version.status === 'SUCCESS' || version.status === 'FAIL') return;
+    const now = new Date();
+    version.status = outcome.status;
+    version.builtAt = now;
+    if (outcome.status === 'SUCCESS' && outcome.environmentHash) version.environmentHash = outcome.environmentHash;
+    if (script.version === outcome.version) {
+      script.status = outcome.status;
+      script.updatedAt = now;
+    }
+    await em.flush();
+    const last =
+      outcome.status === 'SUCCESS'
+        ? `${prefix}SUCCESS: version ${outcome.version} is ready${outcome.environmentHash ? ` (environment ${outcome.environmentHash.slice(0, 12)})` : ''}`
+        : `${prefix}FAIL: ${oneLine(outcome.reason ?? 'the build failed')}`;
+    await new ScriptLogRepository(em).append(script.id, outcome.version, [last]);
+  });
+}
+
+/** Build output from a runner, while that version builds; otherwise dropped. */
+export async function appendBuildLog(deps: Pick<ScriptDeps, 'orm'>, ref: ScriptBuildRef, lines: string[]): Promise<number> {
+  const kept = lines.slice(0, maxLinesPerAppend).map((l) => `${prefix}${oneLine(l)}`);
+  return unitOfWork(deps.orm, async (em) => {
+    const version = await new ScriptVersionRepository(em).find(ref.scriptId, ref.version);
+    if (!version || version.status !== 'BUILDING') return 0;
+    return new ScriptLogRepository(em).append(ref.scriptId, ref.version, kept);
+  });
+}
+
+/** Starts the builds of versions still PENDING or BUILDING (after a restart or a failed start). */
+export async function resumeBuilds(deps: ScriptDeps): Promise<number> {
+  const rows = await deps.orm.em
+    .fork()
+    .execute<{ script_id: string; number: number }[]>("select script_id, number from script_version where status in ('PENDING', 'BUILDING') order by created_at");
+  for (const row of rows) await deps.builds.launch({ scriptId: row.script_id, version: row.number });
+  return rows.length;
+}
+
+function oneLine(text: string): string {
+   
+  return text.replace(/\r?\n|\r/g, ' ').replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '').trimEnd();
+}

@@ -1,0 +1,96 @@
+import { InvalidArgument } from '@gef/common';
+import type { EntityManager } from '@gef/common/orm';
+import type { Script } from '../entities/script';
+import { ArtifactReleaseRepository } from '../repositories/artifact-release-repository';
+import { ScriptRepository } from '../repositories/script-repository';
+import { ScriptVersionRepository } from '../repositories/script-version-repository';
+import { releaseArtifacts } from './artifact-release';
+import type { ScriptDeps } from './deps';
+import { assertMayChange, requireActor, type Actor } from './policy';
+import { findVisible } from './script-reads';
+
+/** Runs a change on a visible script the actor may change, with its row locked. */
+async function changeScript<T>(
+  deps: ScriptDeps,
+  caller: Actor | undefined,
+  idOrSlug: string,
+  change: (script: Script, em: EntityManager) => Promise<T>,
+): Promise<T> {
+  const actor = requireActor(caller);
+  return deps.orm.em.fork().transactional(async (em) => {
+    const repo = new ScriptRepository(em);
+    const visible = await findVisible(repo, actor, idOrSlug);
+    assertMayChange(actor, visible);
+    const script = (await repo.lockByIdOrSlug(visible.id)) ?? visible;
+    return change(script, em);
+  });
+}
+
+const maxNameLength = 1000;
+const maxDescriptionLength = 100_000;
+
+/** PATCH /script/<s> with JSON: name and/or description only. */
+export async function updateScriptMetadata(
+  deps: ScriptDeps,
+  caller: Actor | undefined,
+  idOrSlug: string,
+  changes: { name?: string; description?: string },
+): Promise<Script> {
+  const name = changes.name?.trim();
+  if (changes.name !== undefined && (!name || name.length > maxNameLength)) {
+    throw new InvalidArgument(`name must be 1 to ${maxNameLength} characters`, 'invalid_argument');
+  }
+  if (changes.description !== undefined && changes.description.length > maxDescriptionLength) {
+    throw new InvalidArgument(`description is longer than ${maxDescriptionLength} characters`, 'invalid_argument');
+  }
+  if (name === undefined && changes.description === undefined) throw new InvalidArgument('Not updated', 'not_updated');
+  return changeScript(deps, caller, idOrSlug, async (script, em) => {
+    if (name !== undefined) script.name = name;
+    if (changes.description !== undefined) script.description = changes.description;
+    script.updatedAt = new Date();
+    await em.flush();
+    return script;
+  });
+}
+
+/** POST /script/<s>/publish and /unpublish. */
+export async function setScriptPublic(deps: ScriptDeps, caller: Actor | undefined, idOrSlug: string, isPublic: boolean): Promise<Script> {
+  return changeScript(deps, caller, idOrSlug, async (script, em) => {
+    if (script.public !== isPublic) {
+      script.public = isPublic;
+      script.updatedAt = new Date();
+      await em.flush();
+    }
+    return script;
+  });
+}
+
+/**
+ * DELETE /script/<s>: the script, its versions and logs go in one transaction, its
+ * archives are queued for release there and removed once no version uses them.
+ * Executions (another service) are kept.
+ */
+export async function deleteScript(deps: ScriptDeps, caller: Actor | undefined, idOrSlug: string): Promise<Script> {
+  const deleted = await changeScript(deps, caller, idOrSlug, async (script, em) => {
+    const snapshot = { ...script };
+    const digests = await new ScriptVersionRepository(em).digestsOf([script.id]);
+    await new ArtifactReleaseRepository(em).queue(digests);
+    await new ScriptRepository(em).deleteByIds([script.id]);
+    return snapshot;
+  });
+  await releaseArtifacts(deps).catch((err: unknown) => deps.logger.warn({ err }, 'archive release deferred'));
+  return deleted;
+}
+
+/** The deleteUser workflow's step: every script of a user, like deleteScript. */
+export async function deleteScriptsOfUser(deps: ScriptDeps, userId: string): Promise<number> {
+  const count = await deps.orm.em.fork().transactional(async (em) => {
+    const repo = new ScriptRepository(em);
+    const ids = await repo.idsOfUser(userId);
+    await new ArtifactReleaseRepository(em).queue(await new ScriptVersionRepository(em).digestsOf(ids));
+    return repo.deleteByIds(ids);
+  });
+  // Also finishes releases a crashed earlier attempt left queued.
+  await releaseArtifacts(deps);
+  return count;
+}

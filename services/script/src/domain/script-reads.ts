@@ -1,0 +1,130 @@
+import type { Readable } from 'node:stream';
+import { filterToSql, InvalidArgument, NotFound, parseFilter, parsePaging, parseSort, sortToSql, type FieldMap } from '@gef/common';
+import { unitOfWork } from '@gef/common/orm';
+import { scriptStatuses, type Script } from '../entities/script';
+import type { ScriptLog } from '../entities/script-log';
+import type { ScriptVersion } from '../entities/script-version';
+import { ScriptLogRepository } from '../repositories/script-log-repository';
+import { ScriptRepository } from '../repositories/script-repository';
+import { ScriptVersionRepository } from '../repositories/script-version-repository';
+import type { ScriptDeps } from './deps';
+import { canSee, isAdmin, requireActor, type Actor } from './policy';
+import type { ScriptView } from './script-view';
+
+/** Fields of `filter` and `sort` on scripts. */
+export const scriptListFields: FieldMap = {
+  id: { column: 's.id', type: 'uuid' },
+  name: { column: 's.name', type: 'string' },
+  slug: { column: 's.slug', type: 'string' },
+  description: { column: 's.description', type: 'string', sortable: false },
+  status: { column: 's.status', type: 'enum', values: scriptStatuses },
+  public: { column: 's.public', type: 'boolean' },
+  user_id: { column: 's.user_id', type: 'uuid' },
+  version: { column: 's.version', type: 'number' },
+  runtime: { column: 's.runtime', type: 'string' },
+  created_at: { column: 's.created_at', type: 'date' },
+  updated_at: { column: 's.updated_at', type: 'date' },
+};
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const maxLogLines = 1000;
+
+/** A script the actor may see, else NotFound (whether or not it exists). */
+export async function findVisible(repo: ScriptRepository, actor: Actor, idOrSlug: string): Promise<Script> {
+  const key = idOrSlug.trim();
+  if (!key) throw new InvalidArgument('A script id or slug is required', 'invalid_argument');
+  const script = await repo.findByIdOrSlug(key);
+  if (!script || !canSee(actor, script)) throw new NotFound('Script not found', 'not_found');
+  return script;
+}
+
+export async function getScript(deps: ScriptDeps, caller: Actor | undefined, idOrSlug: string, includeLogs: boolean): Promise<ScriptView> {
+  const actor = requireActor(caller);
+  return unitOfWork(deps.orm, async (em) => {
+    const script = await findVisible(new ScriptRepository(em), actor, idOrSlug);
+    if (!includeLogs) return { script };
+    const logs = await new ScriptLogRepository(em).forScripts([script.id]);
+    return { script, logs: logs.get(script.id) ?? [] };
+  });
+}
+
+export interface ScriptListQuery {
+  filter?: string;
+  sort?: string;
+  page?: number;
+  perPage?: number;
+  includeLogs?: boolean;
+  userId?: string;
+}
+
+/** GET /script: own + public (ADMIN+: all), filtered, sorted, paginated. */
+export async function listScripts(deps: ScriptDeps, caller: Actor | undefined, query: ScriptListQuery) {
+  const actor = requireActor(caller);
+  const filter = filterToSql(parseFilter(query.filter, scriptListFields), scriptListFields);
+  const sort = parseSort(query.sort, scriptListFields);
+  const paging = parsePaging(query.page, query.perPage);
+  const where: string[] = [`(${filter.sql})`];
+  const params: unknown[] = [...filter.params];
+  if (!isAdmin(actor)) {
+    where.push('(s.user_id = ? or s.public)');
+    params.push(actor.userId);
+  }
+  if (query.userId) {
+    if (!uuidPattern.test(query.userId)) throw new InvalidArgument('user_id must be a UUID', 'invalid_argument');
+    where.push('s.user_id = ?');
+    params.push(query.userId.toLowerCase());
+  }
+  return unitOfWork(deps.orm, async (em) => {
+    const { items, total } = await new ScriptRepository(em).page({
+      where: where.join(' and '),
+      params,
+      orderBy: sortToSql(sort, scriptListFields, 's.created_at asc', 's.id asc'),
+      limit: paging.perPage,
+      offset: paging.offset,
+    });
+    const logs = query.includeLogs ? await new ScriptLogRepository(em).forScripts(items.map((s) => s.id)) : undefined;
+    const views: ScriptView[] = items.map((script) => (logs ? { script, logs: logs.get(script.id) ?? [] } : { script }));
+    return { scripts: views, page: paging.page, perPage: paging.perPage, total };
+  });
+}
+
+/** GET /script/<s>/log: oldest first, strictly after `after` (ISO text) and/or `afterId`. */
+export async function listScriptLogs(
+  deps: ScriptDeps,
+  caller: Actor | undefined,
+  idOrSlug: string,
+  options: { after?: string; afterId?: number; limit?: number },
+): Promise<ScriptLog[]> {
+  const actor = requireActor(caller);
+  const limit = Math.min(maxLogLines, options.limit && options.limit > 0 ? options.limit : maxLogLines);
+  return unitOfWork(deps.orm, async (em) => {
+    const script = await findVisible(new ScriptRepository(em), actor, idOrSlug);
+    return new ScriptLogRepository(em).list(script.id, { after: options.after, afterId: options.afterId, limit });
+  });
+}
+
+/** A visible script's version (0: the current one). */
+async function findVersion(deps: ScriptDeps, actor: Actor, idOrSlug: string, number: number): Promise<{ script: Script; version: ScriptVersion }> {
+  return unitOfWork(deps.orm, async (em) => {
+    const script = await findVisible(new ScriptRepository(em), actor, idOrSlug);
+    const version = await new ScriptVersionRepository(em).find(script.id, number || script.version);
+    if (!version) throw new NotFound(`Script version ${number || script.version} not found`, 'not_found');
+    return { script, version };
+  });
+}
+
+/** GET /script/<s>/download: the version's bytes exactly as uploaded. */
+export async function openDownload(
+  deps: ScriptDeps,
+  caller: Actor | undefined,
+  idOrSlug: string,
+  number = 0,
+): Promise<{ script: Script; version: ScriptVersion; stream: Readable }> {
+  const { script, version } = await findVersion(deps, requireActor(caller), idOrSlug, number);
+  return { script, version, stream: await deps.store.get(version.digest.trim()) };
+}
+
+/** What running the current version needs. */
+export async function getScriptForRun(deps: ScriptDeps, caller: Actor | undefined, idOrSlug: string) {
+  return findVersion(deps, requireActor(caller), idOrSlug, 0);
+}

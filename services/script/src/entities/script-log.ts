@@ -1,0 +1,17 @@
+import { defineEntity, type InferEntity } from '@mikro-orm/core';
+
+/** One line of a script's build log. */
+export const ScriptLogSchema = defineEntity({
+  name: 'ScriptLog',
+  tableName: 'script_log',
+  properties: (p) => ({
+    id: p.bigint('number').primary().autoincrement(),
+    scriptId: p.uuid().fieldName('script_id'),
+    /** The version whose build wrote it. */
+    version: p.integer().nullable(),
+    text: p.text(),
+    registerDate: p.datetime().fieldName('register_date'),
+  }),
+});
+
+export type ScriptLog = InferEntity<typeof ScriptLogSchema>;

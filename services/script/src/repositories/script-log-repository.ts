@@ -1,0 +1,62 @@
+import type { EntityManager } from '@gef/common/orm';
+import { ScriptLogSchema, type ScriptLog } from '../entities/script-log';
+
+/** The longest build log line kept. */
+const maxLineLength = 10_000;
+
+/** Build log lines. */
+export class ScriptLogRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  /**
+   * Appends lines in order, each with its own id (the insert order). Dates are kept to the
+   * millisecond, the precision clients get back, so `start=<a line's date>` is exact.
+   */
+  async append(scriptId: string, version: number | null, lines: string[]): Promise<number> {
+    if (lines.length === 0) return 0;
+    const texts = lines.map((l) => (l.length > maxLineLength ? `${l.slice(0, maxLineLength)}…` : l));
+    await this.em.execute(
+      `insert into script_log (script_id, version, text, register_date)
+       select ?, ?, t.text, date_trunc('milliseconds', clock_timestamp())
+       from unnest(array[?]::text[]) with ordinality as t(text, n) order by t.n`,
+      [scriptId, version, texts],
+    );
+    return texts.length;
+  }
+
+  /** Lines of a script, oldest first, strictly after a date (ISO 8601 text) and/or an id. */
+  async list(scriptId: string, options: { after?: string; afterId?: number; limit: number }): Promise<ScriptLog[]> {
+    const where: string[] = ['script_id = ?'];
+    const params: unknown[] = [scriptId];
+    if (options.after) {
+      where.push('register_date > ?::timestamptz');
+      params.push(options.after);
+    }
+    if (options.afterId !== undefined) {
+      where.push('id > ?');
+      params.push(options.afterId);
+    }
+    const rows = await this.em.execute<Record<string, unknown>[]>(
+      `select * from script_log where ${where.join(' and ')} order by id asc limit ?`,
+      [...params, options.limit],
+    );
+    return rows.map((r) => this.em.map(ScriptLogSchema, r));
+  }
+
+  /** Every line of several scripts, oldest first, grouped by script id. */
+  async forScripts(scriptIds: string[]): Promise<Map<string, ScriptLog[]>> {
+    const out = new Map<string, ScriptLog[]>();
+    if (scriptIds.length === 0) return out;
+    const rows = await this.em.execute<Record<string, unknown>[]>(
+      `select * from script_log where script_id in (${scriptIds.map(() => '?').join(', ')}) order by id asc`,
+      scriptIds,
+    );
+    for (const row of rows) {
+      const log = this.em.map(ScriptLogSchema, row);
+      const list = out.get(log.scriptId) ?? [];
+      list.push(log);
+      out.set(log.scriptId, list);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,58 @@
+import { InvalidArgument } from '@gef/common';
+import { parseConfiguration } from '../src/domain/configuration';
+
+describe('parseConfiguration', () => {
+  it('reads the fields the platform uses and keeps the rest', () => {
+    const c = parseConfiguration(
+      JSON.stringify({
+        name: ' Sample Script ',
+        description: 'Counts things',
+        runtime: 'python3',
+        cpu_limit: 1.5,
+        memory_limit: 1073741824,
+        timeout: 3600,
+        params_schema: { type: 'object', properties: { n: { type: 'integer' } } },
+        environment: 'trends.earth-environment',
+        environment_version: '0.1.6',
+        id: 'old-id',
+      }),
+    );
+    expect(c).toMatchObject({
+      name: 'Sample Script',
+      slug: 'sample-script',
+      description: 'Counts things',
+      runtime: 'python3',
+      cpuLimit: 1.5,
+      memoryLimit: 1073741824,
+      timeout: 3600,
+      paramsSchema: { type: 'object' },
+    });
+    expect(c.raw['environment_version']).toBe('0.1.6');
+  });
+
+  it('applies defaults', () => {
+    const c = parseConfiguration('\uFEFF{"name": "x"}');
+    expect(c).toMatchObject({ description: '', runtime: 'python3', cpuLimit: null, memoryLimit: null, timeout: null, paramsSchema: null });
+  });
+
+  it.each([
+    ['not json', /not valid JSON/],
+    ['[1, 2]', /must be a JSON object/],
+    ['null', /must be a JSON object/],
+    ['{}', /'name' is required/],
+    ['{"name": "   "}', /'name' is required/],
+    ['{"name": 5}', /'name' is required/],
+    ['{"name": "***"}', /letter or a digit/],
+    ['{"name": "x", "description": 3}', /'description' must be a string/],
+    ['{"name": "x", "runtime": "R"}', /unsupported runtime/],
+    ['{"name": "x", "params_schema": [1]}', /'params_schema' must be a JSON object/],
+    ['{"name": "x", "params_schema": "string"}', /'params_schema' must be a JSON object/],
+    ['{"name": "x", "memory_limit": "1g"}', /'memory_limit' must be a positive integer/],
+    ['{"name": "x", "memory_limit": 1.5}', /'memory_limit' must be a positive integer/],
+    ['{"name": "x", "timeout": -1}', /'timeout' must be a positive integer/],
+    ['{"name": "x", "cpu_limit": 0}', /'cpu_limit' must be a positive number/],
+  ])('refuses %s', (text, message) => {
+    expect(() => parseConfiguration(text)).toThrow(InvalidArgument);
+    expect(() => parseConfiguration(text)).toThrow(message);
+  });
+});

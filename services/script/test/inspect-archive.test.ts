@@ -1,0 +1,285 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import { InvalidArgument } from '@gef/common';
+import { inspectArchive } from '../src/archive/inspect-archive';
+import { defaultArchiveLimits, type ArchiveLimits } from '../src/archive/limits';
+import { chunks, cliLayout, gzip, paxRecords, tar, tarHeader, type TestMember } from './support/tar-writer';
+
+const limits = (over: Partial<ArchiveLimits> = {}): ArchiveLimits => ({ ...defaultArchiveLimits, ...over });
+const inspect = (bytes: Buffer, over: Partial<ArchiveLimits> = {}, chunkSize = 7919) => inspectArchive(chunks(bytes, chunkSize), limits(over));
+
+/** Expects InvalidArgument with `Invalid archive: …` matching `message`. */
+async function expectRefused(promise: Promise<unknown>, message: RegExp): Promise<void> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(InvalidArgument);
+  expect((err as InvalidArgument).reason).toBe('invalid_archive');
+  expect((err as Error).message).toMatch(message);
+}
+
+const withCli = (...extra: TestMember[]) => [...cliLayout(), ...extra];
+
+describe('inspectArchive accepts', () => {
+  it('the Trends.Earth CLI layout', async () => {
+    const bytes = gzip(tar(cliLayout({ name: 'My First Script', environment: 'trends.earth-environment' })));
+    const contents = await inspect(bytes);
+    expect(contents.configuration).toMatchObject({ name: 'My First Script', slug: 'my-first-script', runtime: 'python3' });
+    expect(contents.requirements).toBe('');
+    expect(contents.members).toBe(5);
+    expect(contents.compressedBytes).toBe(bytes.length);
+  });
+
+  it('whatever the chunk sizes', async () => {
+    const bytes = gzip(tar(cliLayout({ name: 'x' }, 'numpy==1.26.4\n')));
+    for (const size of [1, 3, 511, 512, 513, 65536]) {
+      const contents = await inspect(bytes, {}, size);
+      expect(contents.requirements).toBe('numpy==1.26.4\n');
+    }
+  });
+
+  it('./-prefixed names, pax and GNU long names, ustar prefixes and links inside', async () => {
+    const long = `src/${'d'.repeat(120)}/file.py`;
+    const bytes = gzip(
+      tar([
+        { name: './', type: '5' },
+        { name: './configuration.json', data: '{"name": "Dotted"}' },
+        { name: 'PaxHeader', type: 'x', data: paxRecords({ path: long }) },
+        { name: 'ignored-by-pax', data: 'x = 1\n' },
+        { name: '././@LongLink', type: 'L', data: `src/${'e'.repeat(150)}.py\0` },
+        { name: 'ignored-by-gnu', data: '' },
+        { name: 'main.py', prefix: './src', data: 'def run(params, logger):\n    return 1\n' },
+        { name: 'src/alias.py', type: '2', linkName: 'main.py' },
+        { name: 'src/up.py', type: '2', linkName: '../configuration.json' },
+        { name: 'src/copy.py', type: '1', linkName: './src/main.py' },
+      ]),
+    );
+    const contents = await inspect(bytes);
+    expect(contents.configuration.slug).toBe('dotted');
+    expect(contents.members).toBe(8);
+  });
+
+  it('an archive ended by a single zero block, or with record padding after the end', async () => {
+    await expect(inspect(gzip(tar(cliLayout(), 1)))).resolves.toBeDefined();
+    await expect(inspect(gzip(Buffer.concat([tar(cliLayout()), Buffer.alloc(10240)])))).resolves.toBeDefined();
+  });
+
+  it('what GNU tar makes', async () => {
+    let hasTar = true;
+    try {
+      execFileSync('tar', ['--version']);
+    } catch {
+      hasTar = false;
+    }
+    if (!hasTar) return;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-tar-'));
+    try {
+      const root = path.join(dir, 'My Script');
+      fs.mkdirSync(path.join(root, 'src'), { recursive: true });
+      fs.writeFileSync(path.join(root, 'configuration.json'), JSON.stringify({ name: 'GNU tar script', description: 'd' }));
+      fs.writeFileSync(path.join(root, 'requirements.txt'), '');
+      fs.writeFileSync(path.join(root, 'src', '__init__.py'), '');
+      fs.writeFileSync(path.join(root, 'src', 'main.py'), 'def run(params, logger):\n    return "OK"\n');
+      const file = path.join(dir, 'My Script 1.0.tar.gz');
+      execFileSync('tar', ['-czf', file, '-C', root, '.']);
+      const contents = await inspectArchive(fs.createReadStream(file), limits());
+      expect(contents.configuration).toMatchObject({ slug: 'gnu-tar-script', description: 'd' });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('inspectArchive refuses', () => {
+  it('a plain tar (not gzip)', async () => {
+    await expectRefused(inspect(tar(cliLayout())), /not gzip-compressed/);
+  });
+
+  it('an empty file', async () => {
+    await expectRefused(inspect(Buffer.alloc(0)), /empty/);
+  });
+
+  it('gzip that is not a tar', async () => {
+    await expectRefused(inspect(gzip(Buffer.from('just some text, not a tar archive\n'.repeat(40)))), /not a tar archive/);
+  });
+
+  it('gzip of nothing', async () => {
+    await expectRefused(inspect(gzip(Buffer.alloc(0))), /archive is empty/);
+  });
+
+  it('corrupt gzip data', async () => {
+    const bytes = gzip(tar(cliLayout()));
+    const broken = Buffer.from(bytes);
+    for (let i = 20; i < broken.length - 8; i += 3) broken[i] = broken[i]! ^ 0x5a;
+    await expectRefused(inspect(broken), /corrupt gzip data|truncated|not a tar|checksum/);
+  });
+
+  it('truncated gzip', async () => {
+    const bytes = gzip(tar(cliLayout()));
+    await expectRefused(inspect(bytes.subarray(0, bytes.length - 30)), /truncated/);
+  });
+
+  it('a tar truncated inside a member', async () => {
+    const whole = tar(withCli({ name: 'data.bin', data: Buffer.alloc(5000, 7) }));
+    await expectRefused(inspect(gzip(whole.subarray(0, whole.length - 1024 - 3000))), /truncated/);
+  });
+
+  it('a tar without its end-of-archive blocks', async () => {
+    await expectRefused(inspect(gzip(tar(cliLayout(), 0))), /truncated/);
+  });
+
+  it('a corrupt header after the first member', async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'x.py', data: 'x', badChecksum: true })))), /bad checksum/);
+  });
+
+  it('a member with an absolute path', async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: '/etc/cron.d/evil', data: 'x' })))), /absolute path/);
+  });
+
+  it("a member with '..'", async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'src/../../evil.py', data: 'x' })))), /'\.\.'/);
+  });
+
+  it("a pax path override with '..'", async () => {
+    const bytes = gzip(tar(withCli({ name: 'PaxHeader', type: 'x', data: paxRecords({ path: '../outside.txt' }) }, { name: 'innocent.txt', data: 'x' })));
+    await expectRefused(inspect(bytes), /'\.\.'/);
+  });
+
+  it('a GNU long name that is absolute', async () => {
+    const bytes = gzip(tar(withCli({ name: '././@LongLink', type: 'L', data: `/tmp/${'x'.repeat(120)}\0` }, { name: 'short', data: 'x' })));
+    await expectRefused(inspect(bytes), /absolute path/);
+  });
+
+  it('a symlink pointing outside', async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'src/link', type: '2', linkName: '../../etc/passwd' })))), /points outside/);
+  });
+
+  it('an absolute symlink', async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'link', type: '2', linkName: '/etc/passwd' })))), /points outside/);
+  });
+
+  it('a hardlink pointing outside', async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'hard', type: '1', linkName: '../../etc/shadow' })))), /hardlink .* points outside/);
+  });
+
+  it('a hardlink to a member that does not exist', async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'hard', type: '1', linkName: 'nowhere' })))), /earlier file/);
+  });
+
+  it('a member written through a symlink (a chain that climbs out)', async () => {
+    const bytes = gzip(
+      tar(
+        withCli(
+          { name: 'a/', type: '5' },
+          { name: 'a/b', type: '2', linkName: '..' },
+          { name: 'a/b/c', type: '2', linkName: '..' },
+        ),
+      ),
+    );
+    await expectRefused(inspect(bytes), /under the symlink/);
+  });
+
+  it('a character device', async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'dev/null', type: '3' })))), /device file/);
+  });
+
+  it('a block device', async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'sda', type: '4' })))), /device file/);
+  });
+
+  it('a FIFO', async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'pipe', type: '6' })))), /FIFO/);
+  });
+
+  it('an unsupported member type', async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'sparse', type: 'S', data: 'x' })))), /unsupported member type 'S'/);
+  });
+
+  it('more than 10,000 members (12,000)', async () => {
+    const members = withCli(...Array.from({ length: 12_000 }, (_, i) => ({ name: `src/f${i}.py`, data: '' })));
+    await expectRefused(inspect(gzip(tar(members))), /more than 10000 members/);
+  });
+
+  it('a gzip bomb (over 500 MB inflated from about half a megabyte)', async () => {
+    // A tar header announcing a 600 MB file of zeros, compressed as it is generated.
+    const announced = 600 * 1024 * 1024;
+    const gz = zlib.createGzip({ level: 9 });
+    const parts: Buffer[] = [];
+    gz.on('data', (c: Buffer) => parts.push(c));
+    const done = new Promise((r) => gz.on('end', r));
+    gz.write(tar(cliLayout(), 0));
+    gz.write(tarHeader({ name: 'zeros.bin' }, announced));
+    const zeros = Buffer.alloc(8 * 1024 * 1024);
+    for (let written = 0; written < announced; written += zeros.length) {
+      if (!gz.write(zeros)) await new Promise((r) => gz.once('drain', r));
+    }
+    gz.end();
+    await done;
+    const bomb = Buffer.concat(parts);
+    expect(bomb.length).toBeLessThan(1024 * 1024);
+    const started = Date.now();
+    await expectRefused(inspect(bomb, {}, 65536), /more than 500 MB once uncompressed/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  }, 60_000);
+
+  it('more than the upload limit', async () => {
+    const bytes = gzip(tar(withCli({ name: 'noise.bin', data: randomBytes(200_000) })));
+    await expectRefused(inspect(bytes, { maxCompressedBytes: 10_000 }), /larger than the upload limit of 9.8 KB/);
+  });
+
+  it('a pax size that runs past the end', async () => {
+    const bytes = gzip(tar(withCli({ name: 'PaxHeader', type: 'x', data: paxRecords({ size: '999999' }) }, { name: 'x.bin', data: 'x' })));
+    await expectRefused(inspect(bytes), /truncated/);
+  });
+
+  it('an archive that takes too long to arrive', async () => {
+    const head = gzip(tar(cliLayout())).subarray(0, 20);
+    const slow = new Readable({ read() {} });
+    slow.push(head);
+    await expectRefused(inspectArchive(slow, limits({ timeoutMs: 200 })), /took too long/);
+    slow.destroy();
+  });
+
+  it('a missing configuration.json', async () => {
+    await expectRefused(inspect(gzip(tar(cliLayout().slice(1)))), /configuration\.json is missing/);
+  });
+
+  it('configuration.json only below the root', async () => {
+    const members = cliLayout().map((m) => (m.name === 'configuration.json' ? { ...m, name: 'sub/configuration.json' } : m));
+    await expectRefused(inspect(gzip(tar(members))), /configuration\.json is missing at the root/);
+  });
+
+  it('configuration.json as a symlink', async () => {
+    const members = [...cliLayout().slice(1), { name: 'real.json', data: '{"name":"x"}' }, { name: 'configuration.json', type: '2', linkName: 'real.json' }];
+    await expectRefused(inspect(gzip(tar(members))), /configuration\.json must be a regular file, not a symlink/);
+  });
+
+  it('invalid JSON in configuration.json', async () => {
+    const members = cliLayout().map((m) => (m.name === 'configuration.json' ? { ...m, data: '{"name": "x",' } : m));
+    await expectRefused(inspect(gzip(tar(members))), /configuration\.json: not valid JSON/);
+  });
+
+  it('a configuration.json without a name', async () => {
+    await expectRefused(inspect(gzip(tar(cliLayout({ description: 'nameless' })))), /'name' is required/);
+  });
+
+  it('a huge configuration.json', async () => {
+    const members = cliLayout().map((m) => (m.name === 'configuration.json' ? { ...m, data: `{"name":"x","pad":"${'p'.repeat(2 * 1024 * 1024)}"}` } : m));
+    await expectRefused(inspect(gzip(tar(members))), /configuration\.json is larger than 1 MB/);
+  });
+
+  it('a python3 script without src/main.py', async () => {
+    await expectRefused(inspect(gzip(tar(cliLayout().filter((m) => m.name !== 'src/main.py')))), /src\/main\.py is missing/);
+  });
+
+  it('requirements.txt that is not UTF-8', async () => {
+    const members = cliLayout().map((m) => (m.name === 'requirements.txt' ? { ...m, data: Buffer.from([0x66, 0xff, 0xfe, 0x0a]) } : m));
+    await expectRefused(inspect(gzip(tar(members))), /requirements\.txt is not UTF-8/);
+  });
+});

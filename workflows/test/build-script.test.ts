@@ -1,0 +1,162 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { PrepareEnvironmentInput, RunnerActivities, ScriptActivities, ScriptBuildOutcome, ScriptBuildRef } from '../src/activities';
+import { buildScript, buildScriptWorkflowId, type BuildScriptResult } from '../src/build-script';
+import { taskQueues } from '../src/task-queues';
+
+/** The machine's Temporal CLI: TEMPORAL_CLI, else the launcher's cache. */
+function temporalCli(): string {
+  const cache = process.env['GEF_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gef');
+  const candidate = process.env['TEMPORAL_CLI'] ?? path.join(cache, 'temporal-1.5.1', 'temporal');
+  if (!fs.existsSync(candidate)) throw new Error(`No Temporal CLI at ${candidate} (set TEMPORAL_CLI or run npm start once)`);
+  return candidate;
+}
+
+const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** What the fake script service saw. */
+interface Recorded {
+  calls: string[];
+  outcomes: ScriptBuildOutcome[];
+  prepareInputs: PrepareEnvironmentInput[];
+}
+
+interface Fakes {
+  plan?: Awaited<ReturnType<ScriptActivities['startScriptBuild']>>;
+  prepare?: (input: PrepareEnvironmentInput, attempt: number) => Promise<{ environmentHash: string; reused: boolean; hostname: string }>;
+  finishFailures?: number;
+}
+
+describe('buildScript workflow', () => {
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundleWithSourceMap;
+  let n = 0;
+
+  beforeAll(async () => {
+    // Failing activities are the point of several tests: keep the worker's log quiet.
+    Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
+    env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: temporalCli() } } });
+    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/index.ts'), logger: quiet });
+  }, 120_000);
+
+  afterAll(async () => {
+    await env?.teardown();
+  });
+
+  /** Runs one build with fake activities on the script and runner task queues. */
+  async function run(fakes: Fakes): Promise<{ result: BuildScriptResult; recorded: Recorded }> {
+    n++;
+    const recorded: Recorded = { calls: [], outcomes: [], prepareInputs: [] };
+    let finishFailures = fakes.finishFailures ?? 0;
+    const scriptActivities: ScriptActivities = {
+      async deleteScriptsOfUser() {
+        return { scripts: 0 };
+      },
+      async startScriptBuild(ref: ScriptBuildRef) {
+        recorded.calls.push(`start v${ref.version}`);
+        return fakes.plan ?? { proceed: true, runtime: 'python3', requirements: 'six==1.17.0\n' };
+      },
+      async finishScriptBuild(outcome) {
+        if (finishFailures-- > 0) throw new Error('database unavailable');
+        recorded.calls.push(`finish ${outcome.status}`);
+        recorded.outcomes.push(outcome);
+      },
+    };
+    const runnerActivities: RunnerActivities = {
+      async describeRunner() {
+        return { hostname: 'test', runtimes: [], sandbox: { setpriv: false, prlimit: false } };
+      },
+      async prepareEnvironment(input) {
+        const attempt = Context.current().info.attempt;
+        recorded.calls.push(`prepare attempt ${attempt}`);
+        recorded.prepareInputs.push(input);
+        return (fakes.prepare ?? (async () => ({ environmentHash: 'a'.repeat(64), reused: false, hostname: 'test' })))(input, attempt);
+      },
+    };
+    // Workflows run on the script queue (as on the script service); the runner has its own.
+    const scriptWorker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: taskQueues.script,
+      workflowBundle: bundle,
+      activities: scriptActivities,
+    });
+    const runnerWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.runner, activities: runnerActivities });
+    const ref = { scriptId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, version: 3 };
+    const result = await runnerWorker.runUntil(
+      scriptWorker.runUntil(
+        env.client.workflow.execute(buildScript, {
+          taskQueue: taskQueues.script,
+          workflowId: buildScriptWorkflowId(ref),
+          args: [ref],
+        }),
+      ),
+    );
+    return { result, recorded };
+  }
+
+  it('goes PENDING → BUILDING → SUCCESS with the environment hash', async () => {
+    const { result, recorded } = await run({});
+    expect(result).toMatchObject({ status: 'SUCCESS', version: 3, environmentHash: 'a'.repeat(64) });
+    expect(recorded.calls).toEqual(['start v3', 'prepare attempt 1', 'finish SUCCESS']);
+    expect(recorded.prepareInputs[0]).toMatchObject({ version: 3, runtime: 'python3', requirements: 'six==1.17.0\n' });
+    expect(recorded.outcomes[0]).toMatchObject({ status: 'SUCCESS', environmentHash: 'a'.repeat(64) });
+  }, 60_000);
+
+  it('ends FAIL with the reason, without retrying, when a requirement cannot be installed', async () => {
+    const reason = 'pip install failed: No matching distribution found for no-such-package';
+    const { result, recorded } = await run({
+      prepare: async () => {
+        throw ApplicationFailure.nonRetryable(reason, 'InvalidRequirements');
+      },
+    });
+    expect(result).toMatchObject({ status: 'FAIL', reason });
+    expect(recorded.calls).toEqual(['start v3', 'prepare attempt 1', 'finish FAIL']);
+    expect(recorded.outcomes[0]).toEqual({ scriptId: expect.any(String), version: 3, status: 'FAIL', reason });
+  }, 60_000);
+
+  it('retries a transient failure on the runner', async () => {
+    const { result, recorded } = await run({
+      prepare: async (_input, attempt) => {
+        if (attempt === 1) throw new Error('PyPI unreachable');
+        return { environmentHash: 'b'.repeat(64), reused: true, hostname: 'test' };
+      },
+    });
+    expect(result.status).toBe('SUCCESS');
+    expect(recorded.calls).toEqual(['start v3', 'prepare attempt 1', 'prepare attempt 2', 'finish SUCCESS']);
+  }, 60_000);
+
+  it('retries the state change until it is recorded', async () => {
+    const { result, recorded } = await run({ finishFailures: 2 });
+    expect(result.status).toBe('SUCCESS');
+    expect(recorded.outcomes).toHaveLength(1);
+  }, 60_000);
+
+  it('does nothing more when the version is gone or already built', async () => {
+    const { result, recorded } = await run({ plan: { proceed: false, reason: 'the script was deleted' } });
+    expect(result).toMatchObject({ status: 'SKIPPED', reason: 'the script was deleted' });
+    expect(recorded.calls).toEqual(['start v3']);
+  }, 60_000);
+
+  it('finishes on a retry when the runner dies mid-build (heartbeat timeout)', async () => {
+    const { result, recorded } = await run({
+      prepare: async (_input, attempt) => {
+        if (attempt === 1) {
+          // A runner that died: no heartbeats, no answer, until Temporal gives up on it.
+          await new Promise<void>((resolve) => Context.current().cancellationSignal.addEventListener('abort', () => resolve()));
+          throw new Error('abandoned');
+        }
+        return { environmentHash: 'c'.repeat(64), reused: false, hostname: 'another-runner' };
+      },
+    });
+    expect(result).toMatchObject({ status: 'SUCCESS', environmentHash: 'c'.repeat(64) });
+    expect(recorded.calls).toEqual(['start v3', 'prepare attempt 1', 'prepare attempt 2', 'finish SUCCESS']);
+  }, 90_000);
+
+  it('names each version build after the script and version', () => {
+    expect(buildScriptWorkflowId({ scriptId: 'abc', version: 2 })).toBe('build-script-abc-v2');
+  });
+});
