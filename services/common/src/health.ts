@@ -5,7 +5,7 @@ import { health } from '@gef/protos';
 /** A dependency check: resolves when the dependency is up, rejects with why not. */
 export type HealthCheck = () => Promise<void>;
 
-const checkTimeoutMs = 2000;
+const checkTimeoutMs = 1500;
 
 async function runCheck(name: string, check: HealthCheck): Promise<health.DependencyStatus> {
   const started = performance.now();

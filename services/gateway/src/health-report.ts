@@ -6,7 +6,7 @@ import { serviceNames } from './clients';
 import { isConnectionFailure } from './http-errors';
 
 /** Each check has this long to answer. */
-export const healthCheckTimeoutMs = 2000;
+export const healthCheckTimeoutMs = 3000;
 
 export interface DependencyState {
   status: 'up' | 'down';

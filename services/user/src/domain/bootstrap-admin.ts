@@ -25,7 +25,7 @@ export async function ensureSuperAdmin(
   let id = existing?.id;
   if (!id) {
     try {
-      id = await keycloak.createUser({ email, name: 'Administrator', password: account.password });
+      id = await keycloak.createUser({ email, password: account.password });
       logger.info({ email }, 'created the first SUPERADMIN');
     } catch (err) {
       // Another replica may have created it in the meantime.

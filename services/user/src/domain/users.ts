@@ -109,7 +109,9 @@ export class Users {
     const visibility = actor!.role === 'SUPERADMIN' ? 'true' : `(p.role = 'USER' or p.id = ?)`;
     const visibilityParams = actor!.role === 'SUPERADMIN' ? [] : [actor!.userId];
     const base = `from (select p.*, ${roleSql} as role from user_profile p) p where ${where.sql} and ${visibility}`;
-    const params = [superIds, adminIds, ...where.params, ...visibilityParams];
+    // Arrays travel as PostgreSQL array literals (the driver would expand a JS array into a list).
+    const uuidArray = (ids: string[]) => `{${ids.filter((id) => uuidPattern.test(id)).join(',')}}`;
+    const params = [uuidArray(superIds), uuidArray(adminIds), ...where.params, ...visibilityParams];
     const conn = this.deps.orm.em.getConnection();
     const [rows, count] = await Promise.all([
       conn.execute<(Record<string, unknown> & { role: RoleName })[]>(
@@ -155,7 +157,8 @@ export class Users {
 
     let id: string;
     try {
-      id = await this.deps.keycloak.createUser({ email, name, ...(input.password ? { password: input.password } : {}) });
+      // The profile (name included) lives here; Keycloak keeps only the login.
+      id = await this.deps.keycloak.createUser({ email, ...(input.password ? { password: input.password } : {}) });
     } catch (err) {
       if (err instanceof KeycloakError && err.status === 409) {
         throw new AlreadyExists('A user with this email already exists', 'already_exists');
@@ -238,7 +241,6 @@ export class Users {
         p.updatedAt = new Date();
         return p;
       });
-      if (name !== undefined) await this.deps.keycloak.updateUser(profile.id, { firstName: name }).catch(() => undefined);
     }
     return { profile, role: role ?? target.role };
   }

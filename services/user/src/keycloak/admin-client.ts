@@ -134,7 +134,7 @@ export class KeycloakAdminClient {
   }
 
   /** Creates a user and returns its id. */
-  async createUser(input: { email: string; name: string; password?: string; enabled?: boolean }): Promise<string> {
+  async createUser(input: { email: string; password?: string; enabled?: boolean }): Promise<string> {
     const res = await this.admin(
       '/users',
       {
@@ -142,7 +142,6 @@ export class KeycloakAdminClient {
         body: JSON.stringify({
           username: input.email,
           email: input.email,
-          firstName: input.name,
           enabled: input.enabled ?? true,
           emailVerified: true,
           credentials: input.password ? [{ type: 'password', value: input.password, temporary: false }] : [],
