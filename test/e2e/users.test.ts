@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
-import { readStackInfo } from '../harness/stack';
+import { readStackInfo, startPart, stopPart } from '../harness/stack';
 import { api, login, newUser, strongPassword, superadminCredentials, uniqueEmail } from './helpers/api';
 import { mailsTo, tokenFrom, waitForMail } from './helpers/mail';
 
@@ -199,6 +199,23 @@ describe('deletion and roles', () => {
     expect((await api('GET', '/api/v1/user/me', { token: u.token })).status).toBe(401);
     expect((await api('POST', '/auth', { body: { email: u.email, password: u.password } })).status).toBe(401);
     const gone = await eventually(() => api('GET', `/api/v1/user/${u.id}`, { token: superToken }), (r) => r.status === 404, 30_000);
+    expect(gone.status).toBe(404);
+  });
+
+  it('finishes a deletion after a service that holds part of it was down', async () => {
+    const u = await newUser('saga');
+    await stopPart('execution');
+    try {
+      const res = await api('DELETE', `/api/v1/user/${u.id}`, { token: superToken });
+      expect(res.status).toBe(200);
+      // Logins stop at once; the rest waits for the execution service's worker.
+      expect((await api('POST', '/auth', { body: { email: u.email, password: u.password } })).status).toBe(401);
+      await new Promise((r) => setTimeout(r, 3000));
+      expect((await api('GET', `/api/v1/user/${u.id}`, { token: superToken })).status).toBe(200);
+    } finally {
+      await startPart('execution');
+    }
+    const gone = await eventually(() => api('GET', `/api/v1/user/${u.id}`, { token: superToken }), (r) => r.status === 404, 60_000);
     expect(gone.status).toBe(404);
   });
 
