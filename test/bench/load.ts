@@ -8,6 +8,8 @@ export interface LoadResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** The first failure seen, for diagnosis. */
+  firstError?: string;
 }
 
 export interface LoadOptions {
@@ -35,6 +37,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const url = new URL(options.url);
   const latencies: number[] = [];
   let errors = 0;
+  let firstError: string | undefined;
   const deadline = Date.now() + options.durationMs;
   const one = () =>
     new Promise<number>((resolve) => {
@@ -49,11 +52,21 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
           headers: { ...(options.body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(options.body) } : {}), ...options.headers },
         },
         (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode === (options.expectStatus ?? 200) ? performance.now() - started : -1));
+          const ok = res.statusCode === (options.expectStatus ?? 200);
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => {
+            if (!ok && !firstError) chunks.push(c);
+          });
+          res.on('end', () => {
+            if (!ok) firstError ??= `${res.statusCode} ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`;
+            resolve(ok ? performance.now() - started : -1);
+          });
         },
       );
-      req.on('error', () => resolve(-1));
+      req.on('error', (err) => {
+        firstError ??= err.message;
+        resolve(-1);
+      });
       if (options.body) req.write(options.body);
       req.end();
     });
@@ -78,6 +91,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     p50Ms: Number(percentile(latencies, 50).toFixed(2)),
     p99Ms: Number(percentile(latencies, 99).toFixed(2)),
     maxMs: Number((latencies[latencies.length - 1] ?? 0).toFixed(2)),
+    ...(firstError ? { firstError } : {}),
   };
 }
 

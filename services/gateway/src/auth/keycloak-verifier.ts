@@ -39,6 +39,13 @@ export interface KeycloakVerifierSettings {
 export class KeycloakVerifier {
   private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
   readonly issuer: string;
+  /**
+   * Tokens already verified, until they expire: a client sends the same token many times,
+   * and the signature check is the costliest step. Revocation is checked on every request
+   * by the caller, not cached here.
+   */
+  private readonly verified = new Map<string, AccessClaims>();
+  private static readonly maxCached = 10_000;
 
   constructor(private readonly settings: KeycloakVerifierSettings) {
     this.issuer = `${settings.url.replace(/\/$/, '')}/realms/${encodeURIComponent(settings.realm)}`;
@@ -50,6 +57,23 @@ export class KeycloakVerifier {
   }
 
   async verify(token: string): Promise<AccessClaims> {
+    const cached = this.verified.get(token);
+    if (cached) {
+      if (cached.expiresAt * 1000 > Date.now() - 5_000) return cached;
+      this.verified.delete(token);
+      throw new TokenError('token_expired', 'Token has expired');
+    }
+    const claims = await this.verifyUncached(token);
+    if (this.verified.size >= KeycloakVerifier.maxCached) {
+      // Drop the oldest entry (Map keeps insertion order).
+      const oldest = this.verified.keys().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    this.verified.set(token, claims);
+    return claims;
+  }
+
+  private async verifyUncached(token: string): Promise<AccessClaims> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.jwks, {
