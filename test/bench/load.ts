@@ -16,7 +16,8 @@ export interface LoadOptions {
   url: string;
   method?: string;
   headers?: Record<string, string>;
-  body?: string;
+  /** The request body, or one per client (by client index). */
+  body?: string | ((client: number) => string);
   concurrency: number;
   durationMs: number;
   /** Status counted as success. */
@@ -39,8 +40,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let errors = 0;
   let firstError: string | undefined;
   const deadline = Date.now() + options.durationMs;
-  const one = () =>
+  const one = (client: number) =>
     new Promise<number>((resolve) => {
+      const body = typeof options.body === 'function' ? options.body(client) : options.body;
       const started = performance.now();
       const req = http.request(
         {
@@ -49,7 +51,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
           port: url.port,
           path: url.pathname + url.search,
           method: options.method ?? 'GET',
-          headers: { ...(options.body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(options.body) } : {}), ...options.headers },
+          headers: { ...(body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : {}), ...options.headers },
         },
         (res) => {
           const ok = res.statusCode === (options.expectStatus ?? 200);
@@ -67,14 +69,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         firstError ??= err.message;
         resolve(-1);
       });
-      if (options.body) req.write(options.body);
+      if (body) req.write(body);
       req.end();
     });
   const began = performance.now();
   await Promise.all(
-    Array.from({ length: options.concurrency }, async () => {
+    Array.from({ length: options.concurrency }, async (_, client) => {
       while (Date.now() < deadline) {
-        const ms = await one();
+        const ms = await one(client);
         if (ms < 0) errors++;
         else latencies.push(ms);
       }

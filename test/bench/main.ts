@@ -24,7 +24,7 @@ const results: Record<string, unknown> = {
 
 async function start(dataDir: string, ports: Awaited<ReturnType<typeof freeStackPorts>>): Promise<{ stack: Stack; ms: number }> {
   const began = Date.now();
-  const stack = await startStack({ dataDir, ports, env: { GEF_ENV: 'test', LOG_LEVEL: 'warn', RATE_LIMIT_LOGIN_PER_CLIENT: '1000000/60', RATE_LIMIT_LOGIN_PER_ACCOUNT: '1000000/60' }, onStatus: () => undefined });
+  const stack = await startStack({ dataDir, ports, env: { GEF_ENV: 'test', LOG_LEVEL: 'warn', RATE_LIMIT_LOGIN_PER_CLIENT: '1000000/60', RATE_LIMIT_LOGIN_PER_ACCOUNT: '1000000/60', RATE_LIMIT_REGISTER_PER_CLIENT: '1000000/3600' }, onStatus: () => undefined });
   return { stack, ms: Date.now() - began };
 }
 
@@ -67,8 +67,14 @@ async function main(): Promise<void> {
     for (const [part, pid] of Object.entries(stack.pids())) if (pid) memory[part] = Math.round(treeRssKib(pid) / 1024);
     results['idleMemoryMiB'] = memory;
 
-    const body = JSON.stringify({ email: 'admin@gef.local', password: 'Admin-Dev-Passw0rd!' });
-    const logins = await runLoad({ url: `${api}/auth`, method: 'POST', body, concurrency: 8, durationMs: seconds * 1000 });
+    // Eight users, each logging in again and again (as older runtimes do before every call).
+    const password = 'Bench-Passw0rd!42';
+    const emails = Array.from({ length: 8 }, (_, i) => `bench-${Date.now()}-${i}@example.org`);
+    for (const email of emails) {
+      const res = await fetch(`${api}/api/v1/user`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, name: 'Bench', password }) });
+      if (res.status !== 200) throw new Error(`cannot register a bench user: ${res.status} ${await res.text()}`);
+    }
+    const logins = await runLoad({ url: `${api}/auth`, method: 'POST', body: (client) => JSON.stringify({ email: emails[client], password }), concurrency: 8, durationMs: seconds * 1000 });
 
     const me = await fetch(`${api}/api/v1/user/me`, { headers: { Authorization: `Bearer ${token}` } });
     const meBody = await me.text();
