@@ -1,5 +1,5 @@
 import type { Client } from '@connectrpc/connect';
-import { health, user } from '@gef/protos';
+import { health, script, user } from '@gef/protos';
 import { serviceClient } from '@gef/common';
 import type { GatewayConfig } from './config';
 
@@ -11,6 +11,7 @@ export type ServiceName = (typeof serviceNames)[number];
 export interface ServiceClients {
   health: Record<ServiceName, Client<typeof health.HealthService>>;
   user: Client<typeof user.UserService>;
+  script: Client<typeof script.ScriptService>;
 }
 
 export function serviceUrls(config: GatewayConfig): Record<ServiceName, string> {
@@ -30,5 +31,6 @@ export function createServiceClients(config: GatewayConfig): ServiceClients {
       execution: serviceClient(health.HealthService, urls.execution),
     },
     user: serviceClient(user.UserService, urls.user),
+    script: serviceClient(script.ScriptService, urls.script),
   };
 }

@@ -3,8 +3,9 @@ import { docsResource } from './docs';
 import { healthResource } from './health';
 import { metricsResource } from './metrics';
 import { pingResource } from './ping';
+import { scriptsResource } from './scripts';
 import type { Resource } from './types';
 import { usersResource } from './users';
 
 /** Every resource the gateway serves: its routes and its part of the OpenAPI document. */
-export const resources: readonly Resource[] = [pingResource, healthResource, metricsResource, docsResource, authResource, usersResource];
+export const resources: readonly Resource[] = [pingResource, healthResource, metricsResource, docsResource, authResource, usersResource, scriptsResource];

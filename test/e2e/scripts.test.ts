@@ -1,0 +1,368 @@
+/**
+ * CONTRACT §5 against the real stack: publishing script archives as the Trends.Earth CLI
+ * packs them, builds through Temporal and the runner, build logs, downloads, new versions,
+ * requirements from PyPI, hostile archives, the visibility and ownership rules of every
+ * route, and many uploads at once.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { readStackInfo } from '../harness/stack';
+import { api, login, newUser, strongPassword, superadminCredentials, uniqueEmail } from './helpers/api';
+import { buildLog, cliArchive, cliMembers, rawGet, slugOf, tar, targz, tarHeader, upload, waitForStatus, type Member } from './helpers/archives';
+
+jest.setTimeout(180_000);
+
+type Account = { id: string; token: string };
+let owner: Account;
+let other: Account;
+let admin: Account;
+
+const unique = () => randomBytes(4).toString('hex');
+const apiDatePattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/;
+
+beforeAll(async () => {
+  const superadmin = superadminCredentials();
+  const superToken = (await login(superadmin.email, superadmin.password, 120_000)).access_token;
+  const email = uniqueEmail('script-admin');
+  const created = await api('POST', '/api/v1/user', { token: superToken, body: { email, name: 'Script Admin', password: strongPassword, role: 'ADMIN' } });
+  expect(created.status).toBe(200);
+  admin = { id: created.body.data.id, token: (await login(email, strongPassword)).access_token };
+  [owner, other] = await Promise.all([newUser('script-owner'), newUser('script-other')]);
+  // Workaround: with no revocation in force the user service's WatchRevocations sends
+  // nothing, so the gateway never counts the stream as connected and, 30 s after it
+  // started, answers 503 "Token revocations are unavailable". One logout makes a
+  // revocation. (Reported; remove once the stream confirms itself when empty.)
+  const throwaway = await newUser('script-logout');
+  expect((await api('POST', '/auth/logout', { token: throwaway.token })).status).toBe(200);
+});
+
+/** Every file under the script service's artifact store. */
+function artifactFiles(): string[] {
+  const info = readStackInfo();
+  const root = join(info.env.script['GEF_DATA_DIR'] ?? info.dataDir, 'artifacts');
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry);
+      if (statSync(path).isDirectory()) walk(path);
+      else out.push(path);
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+describe('a script as the Trends.Earth CLI publishes it', () => {
+  const name = `CLI Layout Script ${unique()}`;
+  const fileName = `${name}.tar.gz`;
+  const archive = cliArchive(name);
+  let id: string;
+
+  it('is accepted at once as PENDING and builds to SUCCESS with a Build log', async () => {
+    const res = await upload(owner.token, archive, fileName);
+    expect(res.status).toBe(200);
+    const script = res.body.data;
+    expect(script).toEqual({
+      id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/),
+      name,
+      slug: slugOf(name),
+      description: '',
+      status: 'PENDING',
+      public: false,
+      user_id: owner.id,
+      created_at: expect.stringMatching(apiDatePattern),
+      updated_at: expect.stringMatching(apiDatePattern),
+      version: 1,
+      runtime: 'python3',
+      cpu_limit: null,
+      memory_limit: null,
+      timeout: null,
+    });
+    id = script.id;
+    const built = await waitForStatus(owner.token, id);
+    expect(built.script.status).toBe('SUCCESS');
+
+    const log = await buildLog(owner.token, id);
+    expect(log.length).toBeGreaterThan(1);
+    expect(log.every((l) => l.text.startsWith('Build: ') && l.script_id === id && apiDatePattern.test(l.register_date))).toBe(true);
+    expect(log.map((l) => l.id)).toEqual([...log.map((l) => l.id)].sort((a, b) => a - b));
+    expect(log[0]!.text).toContain(fileName);
+  });
+
+  it('serves its build log after an id (last-id) and after an instant (start), oldest first', async () => {
+    const log = await buildLog(owner.token, id);
+    const afterFirst = await buildLog(owner.token, id, `?last-id=${log[0]!.id}`);
+    expect(afterFirst).toEqual(log.slice(1));
+    expect(await buildLog(owner.token, id, `?last-id=${log[log.length - 1]!.id}`)).toEqual([]);
+
+    const pivot = log[0]!.register_date;
+    const later = log.filter((l) => l.register_date > pivot);
+    expect(await buildLog(owner.token, id, `?start=${pivot}`)).toEqual(later);
+    // A `+` that arrived as a space, and an explicit offset.
+    expect(await buildLog(owner.token, id, `?start=${pivot}+00:00`)).toEqual(later);
+    expect(await buildLog(owner.token, id, `?start=${encodeURIComponent(`${pivot}Z`)}&last-id=0`)).toEqual(later);
+    expect(await buildLog(owner.token, id, '?start=2000-01-01')).toEqual(log);
+
+    expect((await api('GET', `/api/v1/script/${id}/log?start=not-a-date`, { token: owner.token })).status).toBe(400);
+    expect((await api('GET', `/api/v1/script/${id}/log?last-id=abc`, { token: owner.token })).status).toBe(400);
+  });
+
+  it('downloads exactly the uploaded bytes, as application/gzip, never compressed', async () => {
+    const res = await rawGet(`/api/v1/script/${id}/download`, { Authorization: `Bearer ${owner.token}`, 'Accept-Encoding': 'gzip, deflate' });
+    expect(res.status).toBe(200);
+    expect(res.body.equals(archive)).toBe(true);
+    expect(res.headers['content-type']).toBe('application/gzip');
+    expect(res.headers['content-encoding']).toBeUndefined();
+    expect(res.headers['content-length']).toBe(String(archive.length));
+    expect(res.headers['content-disposition']).toContain(`filename="${fileName}"`);
+  });
+
+  it('is found by slug, with its logs, owner and executions when asked', async () => {
+    const res = await api('GET', `/api/v1/script/${slugOf(name)}?include=logs,user,executions`, { token: owner.token });
+    expect(res.status).toBe(200);
+    expect(res.body.data).toMatchObject({ id, status: 'SUCCESS', executions: [], user: { id: owner.id, name: 'Test script-owner' } });
+    expect(res.body.data.user).not.toHaveProperty('email');
+    expect(res.body.data.logs.length).toBeGreaterThan(1);
+    const list = await api('GET', `/api/v1/script?filter=${encodeURIComponent(`slug=${slugOf(name)}`)}`, { token: owner.token });
+    expect(list.status).toBe(200);
+    expect(list.body).toMatchObject({ page: 1, total: 1, data: [{ id }] });
+  });
+
+  it('takes a new version with the same requirements: the slug stays and the build is fast', async () => {
+    const v2 = cliArchive(`${name} renamed`, { main: 'def run(params, logger):\n    return "OK v2"\n' });
+    const res = await upload(owner.token, v2, `${name} v2.tar.gz`, id);
+    expect(res.status).toBe(200);
+    expect(res.body.data).toMatchObject({ id, slug: slugOf(name), version: 2 });
+    expect(['PENDING', 'BUILDING']).toContain(res.body.data.status);
+    const built = await waitForStatus(owner.token, id);
+    expect(built.script.status).toBe('SUCCESS');
+    // The environment is reused: about a second (slack for a loaded machine).
+    expect(built.ms).toBeLessThan(10_000);
+    process.stderr.write(`[scripts] re-upload with unchanged requirements built in ${built.ms} ms\n`);
+    const download = await rawGet(`/api/v1/script/${id}/download`, { Authorization: `Bearer ${owner.token}` });
+    expect(download.body.equals(v2)).toBe(true);
+
+    const meta = await api('PATCH', `/api/v1/script/${id}`, { token: owner.token, body: { description: 'Land degradation' } });
+    expect(meta.status).toBe(200);
+    expect(meta.body.data).toMatchObject({ description: 'Land degradation', slug: slugOf(name), version: 2 });
+  });
+});
+
+describe('requirements', () => {
+  it('installs one from PyPI (SUCCESS) and ends FAIL naming one that cannot be resolved', async () => {
+    const missing = `gef-no-such-package-${unique()}`;
+    const [good, bad] = await Promise.all([
+      upload(owner.token, cliArchive(`Needs Six ${unique()}`, { requirements: 'six\n' }), 'needs six.tar.gz'),
+      upload(owner.token, cliArchive(`Needs Nothing Real ${unique()}`, { requirements: `${missing}==1.0\n` }), 'needs missing.tar.gz'),
+    ]);
+    expect([good.status, bad.status]).toEqual([200, 200]);
+    const [goodBuilt, badBuilt] = await Promise.all([waitForStatus(owner.token, good.body.data.id, undefined, 150_000), waitForStatus(owner.token, bad.body.data.id, undefined, 150_000)]);
+    expect(goodBuilt.script.status).toBe('SUCCESS');
+    expect((await buildLog(owner.token, good.body.data.id)).some((l) => /six/i.test(l.text))).toBe(true);
+    expect(badBuilt.script.status).toBe('FAIL');
+    const badLog = await buildLog(owner.token, bad.body.data.id);
+    expect(badLog[badLog.length - 1]!.text).toContain(missing);
+  });
+});
+
+describe('hostile archives', () => {
+  const valid = (name = `Hostile ${unique()}`) => cliMembers(name);
+  const withMember = (member: Member) => targz([...valid(), member]);
+  const bomb = (): Buffer => {
+    // A member declaring 640 MiB, then zeros: gzip members concatenated are one gzip
+    // stream, so 40 copies of 16 MiB of zeros compressed (~16 KB each) fill it.
+    const head = Buffer.concat([tar(valid()).subarray(0, -1024), tarHeader({ name: 'src/big.bin', size: 640 * 1024 * 1024 })]);
+    const zeros = gzipSync(Buffer.alloc(16 * 1024 * 1024));
+    return Buffer.concat([gzipSync(head), ...Array.from({ length: 40 }, () => zeros)]);
+  };
+  let takenName: string;
+
+  beforeAll(async () => {
+    takenName = `Taken Slug ${unique()}`;
+    const res = await upload(owner.token, cliArchive(takenName), 'taken.tar.gz');
+    expect(res.status).toBe(200);
+  });
+
+  const cases: [string, () => Buffer, RegExp, string?][] = [
+    ['not gzip', () => Buffer.from('this is not a gzip stream at all'.repeat(20)), /not gzip/],
+    ['gzip but not tar', () => gzipSync(Buffer.from('plain text, no tar headers here\n'.repeat(100))), /not a tar archive/],
+    ['truncated', () => targz(valid()).subarray(0, 120), /truncated/],
+    ['an empty file', () => Buffer.alloc(0), /empty/],
+    ['an absolute path', () => withMember({ name: '/etc/cron.d/evil', data: 'x' }), /absolute path/],
+    ['a .. member', () => withMember({ name: 'src/../../evil.py', data: 'x' }), /'\.\.'/],
+    ['a symlink escaping the archive', () => withMember({ name: 'src/escape', type: '2', linkName: '../../../etc/passwd' }), /symlink .* outside/],
+    ['a hard link to an outside path', () => withMember({ name: 'src/hard', type: '1', linkName: '/etc/passwd' }), /hardlink .* outside/],
+    ['a device file', () => withMember({ name: 'src/tty', type: '3' }), /device file/],
+    ['12,000 members', () => targz([...valid(), ...Array.from({ length: 12_000 }, (_, i): Member => ({ name: `src/f${i}.py`, data: '' }))]), /more than 10000 members/],
+    ['a gzip bomb beyond the inflated limit', bomb, /more than .* once uncompressed/],
+    ['invalid JSON in configuration.json', () => targz([{ name: 'configuration.json', data: '{"name": "x",' }, ...valid().slice(1)]), /not valid JSON/],
+    ['no name in configuration.json', () => targz([{ name: 'configuration.json', data: '{"description": "no name"}' }, ...valid().slice(1)]), /'name' is required/],
+    ['a configuration.json that is not an object', () => targz([{ name: 'configuration.json', data: '["x"]' }, ...valid().slice(1)]), /must be a JSON object/],
+    ['no configuration.json', () => targz(valid().slice(1)), /configuration\.json is missing/],
+    ['a taken slug', () => cliArchive(takenName), /slug '.*' already exists/],
+    ['a file name without .tar.gz', () => targz(valid()), /named \*\.tar\.gz/, 'script.zip'],
+  ];
+
+  it(`refuses ${cases.length} hostile archives with 400 and a clear detail, leaving nothing behind`, async () => {
+    const before = artifactFiles();
+    const listBefore = await api('GET', '/api/v1/script?per_page=100', { token: admin.token });
+    const failures: string[] = [];
+    for (const [label, make, detail, fileName] of cases) {
+      const res = await upload(other.token, make(), fileName ?? `${label}.tar.gz`);
+      const body = res.body as { status?: number; detail?: string };
+      if (res.status !== 400 || body.status !== 400 || typeof body.detail !== 'string' || !detail.test(body.detail)) {
+        failures.push(`${label}: ${res.status} ${res.text.slice(0, 300)}`);
+      }
+    }
+    expect(failures).toEqual([]);
+    // No script recorded: the other user has none; nobody's list grew.
+    const mine = await api('GET', `/api/v1/script?filter=${encodeURIComponent(`user_id=${other.id}`)}`, { token: admin.token });
+    expect(mine.body.total).toBe(0);
+    const listAfter = await api('GET', '/api/v1/script?per_page=100', { token: admin.token });
+    expect(listAfter.body.total).toBe(listBefore.body.total);
+    // No file left in the artifact store (uploads are staged there, then discarded).
+    let after = artifactFiles();
+    for (let i = 0; i < 20 && after.join() !== before.join(); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = artifactFiles();
+    }
+    expect(after).toEqual(before);
+  });
+
+  it('refuses an upload beyond the upload limit with 413 while it streams', async () => {
+    const limit = Number(readStackInfo().env.gateway['UPLOAD_LIMIT_BYTES'] ?? 52_428_800);
+    const before = artifactFiles();
+    // A well-formed archive (so the checks pass as far as they get) that is too large.
+    const tooBig = gzipSync(tar([...valid(), { name: 'src/data.bin', data: randomBytes(limit + 64 * 1024) }]), { level: 1 });
+    const res = await upload(other.token, tooBig, 'too big.tar.gz');
+    expect(res.status).toBe(413);
+    expect(res.body).toMatchObject({ status: 413, error: 'payload_too_large' });
+    let after = artifactFiles();
+    for (let i = 0; i < 50 && after.join() !== before.join(); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = artifactFiles();
+    }
+    expect(after).toEqual(before);
+  });
+});
+
+describe('visibility and ownership', () => {
+  let id: string;
+  const anonymous = { id: '', token: '' };
+
+  const callAs = async (who: Account, route: string): Promise<number> => {
+    const token = who.token || undefined;
+    switch (route) {
+      case 'get':
+        return (await api('GET', `/api/v1/script/${id}`, { token })).status;
+      case 'download':
+        return (await rawGet(`/api/v1/script/${id}/download`, token ? { Authorization: `Bearer ${token}` } : {})).status;
+      case 'log':
+        return (await api('GET', `/api/v1/script/${id}/log`, { token })).status;
+      case 'list': {
+        const res = await api('GET', `/api/v1/script?per_page=100&filter=${encodeURIComponent(`id=${id}`)}`, { token });
+        return res.status === 200 ? (res.body.total === 1 ? 200 : 404) : res.status;
+      }
+      case 'patch-json':
+        return (await api('PATCH', `/api/v1/script/${id}`, { token, body: { description: `changed ${unique()}` } })).status;
+      case 'patch-file':
+        return (await upload(token, cliArchive(`Visibility ${unique()}`), 'next.tar.gz', id)).status;
+      case 'publish':
+        return (await api('POST', `/api/v1/script/${id}/publish`, { token })).status;
+      case 'unpublish':
+        return (await api('POST', `/api/v1/script/${id}/unpublish`, { token })).status;
+      default:
+        throw new Error(route);
+    }
+  };
+
+  const reads = ['get', 'download', 'log', 'list'];
+  const changes = ['patch-json', 'patch-file', 'publish', 'unpublish'];
+
+  beforeAll(async () => {
+    const res = await upload(owner.token, cliArchive(`Visibility ${unique()}`), 'visibility.tar.gz');
+    expect(res.status).toBe(200);
+    id = res.body.data.id;
+  });
+
+  /** Runs every route as one caller and returns route → status. */
+  const matrix = async (who: Account, routes: string[]) => {
+    const out: Record<string, number> = {};
+    for (const route of routes) out[route] = await callAs(who, route);
+    return out;
+  };
+  const expecting = (routes: string[], status: number) => Object.fromEntries(routes.map((r) => [r, status]));
+
+  it('a private script: the owner and ADMIN may do everything, another user sees nothing, anonymous is refused', async () => {
+    expect(await matrix(anonymous, [...reads, ...changes])).toEqual(expecting([...reads, ...changes], 401));
+    expect(await matrix(other, [...reads, ...changes])).toEqual({ ...expecting(reads, 404), ...expecting(changes, 404) });
+    // The publish/unpublish pair leaves it private.
+    expect(await matrix(owner, [...reads, ...changes])).toEqual(expecting([...reads, ...changes], 200));
+    expect(await matrix(admin, [...reads, ...changes])).toEqual(expecting([...reads, ...changes], 200));
+    expect((await api('DELETE', `/api/v1/script/${id}`, { token: other.token })).status).toBe(404);
+    expect((await api('DELETE', `/api/v1/script/${id}`)).status).toBe(401);
+  });
+
+  it('a public script: another user may read it and not change it (403)', async () => {
+    expect((await api('POST', `/api/v1/script/${id}/publish`, { token: owner.token })).body.data.public).toBe(true);
+    expect(await matrix(other, [...reads, ...changes])).toEqual({ ...expecting(reads, 200), ...expecting(changes, 403) });
+    expect((await api('DELETE', `/api/v1/script/${id}`, { token: other.token })).status).toBe(403);
+    // Still public: other's unpublish was refused. Embedded users never carry private fields.
+    const seen = await api('GET', `/api/v1/script/${id}?include=user`, { token: other.token });
+    expect(seen.body.data.public).toBe(true);
+    expect(JSON.stringify(seen.body.data.user ?? {})).not.toMatch(/email|role|password/);
+    const asAdmin = await api('GET', `/api/v1/script/${id}?include=user`, { token: admin.token });
+    expect(asAdmin.body.data.user).toEqual({ id: owner.id, name: 'Test script-owner', country: '', institution: '' });
+  });
+
+  it('lists own and public scripts for a USER and every script for an ADMIN', async () => {
+    const privateName = `Private ${unique()}`;
+    const created = await upload(owner.token, cliArchive(privateName), 'private.tar.gz');
+    const privateId = created.body.data.id as string;
+    const ids = async (token: string) => {
+      const res = await api('GET', `/api/v1/script?per_page=100&filter=${encodeURIComponent(`user_id=${owner.id}`)}`, { token });
+      expect(res.status).toBe(200);
+      return (res.body.data as { id: string }[]).map((s) => s.id);
+    };
+    expect(await ids(owner.token)).toEqual(expect.arrayContaining([id, privateId]));
+    expect(await ids(admin.token)).toEqual(expect.arrayContaining([id, privateId]));
+    const seenByOther = await ids(other.token);
+    expect(seenByOther).toContain(id);
+    expect(seenByOther).not.toContain(privateId);
+  });
+
+  it('the owner, or an ADMIN, deletes it; then it is gone for everyone', async () => {
+    const deleted = await api('DELETE', `/api/v1/script/${id}`, { token: admin.token });
+    expect(deleted.status).toBe(200);
+    expect(deleted.body.data.id).toBe(id);
+    expect(await matrix(owner, reads)).toEqual(expecting(reads, 404));
+    const mine = await upload(owner.token, cliArchive(`Deleted By Owner ${unique()}`), 'mine.tar.gz');
+    expect((await api('DELETE', `/api/v1/script/${mine.body.data.id}`, { token: owner.token })).status).toBe(200);
+    expect((await api('GET', `/api/v1/script/${mine.body.data.id}`, { token: owner.token })).status).toBe(404);
+  });
+});
+
+describe('load', () => {
+  it('takes twenty uploads at once and builds every one to SUCCESS', async () => {
+    const began = Date.now();
+    const uploads = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => {
+        const name = `Concurrent ${i} ${unique()}`;
+        return upload(owner.token, cliArchive(name), `${name}.tar.gz`);
+      }),
+    );
+    expect(uploads.map((u) => u.status)).toEqual(Array(20).fill(200));
+    const built = await Promise.all(uploads.map((u) => waitForStatus(owner.token, u.body.data.id, undefined, 150_000)));
+    expect(built.map((b) => b.script.status)).toEqual(Array(20).fill('SUCCESS'));
+    expect(new Set(uploads.map((u) => u.body.data.slug)).size).toBe(20);
+    process.stderr.write(`[scripts] twenty uploads to SUCCESS in ${Date.now() - began} ms\n`);
+  });
+});
