@@ -8,14 +8,31 @@ import { GefError, toConnectError } from './errors';
  */
 export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    try {
-      return await next(req);
-    } catch (err) {
+    const translate = (err: unknown): ConnectError => {
       if (!(err instanceof GefError) && !(err instanceof ConnectError)) {
         logger.error({ err, procedure: req.method.name, service: req.service.typeName }, 'unhandled error in RPC');
       }
-      throw toConnectError(err);
+      return toConnectError(err);
+    };
+    let res;
+    try {
+      res = await next(req);
+    } catch (err) {
+      throw translate(err);
     }
+    if (!res.stream) return res;
+    // A streaming handler throws while its messages are read: translate those errors too.
+    const messages = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        try {
+          yield* messages;
+        } catch (err) {
+          throw translate(err);
+        }
+      })(),
+    };
   };
 }
 

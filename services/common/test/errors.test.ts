@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient, createRouterTransport } from '@connectrpc/connect';
-import { health } from '@gef/protos';
+import { health, user } from '@gef/protos';
 import pino from 'pino';
 import { NotFound, PermissionDenied, reasonHeader, toConnectError } from '../src/errors';
 import { errorInterceptor } from '../src/interceptors';
@@ -47,5 +47,27 @@ describe('the error vocabulary', () => {
     expect((caught as ConnectError).code).toBe(Code.Internal);
     expect((caught as ConnectError).rawMessage).not.toContain('hunter2');
     expect(logged).toHaveLength(1);
+  });
+
+  it('translates errors a streaming handler throws mid-stream', async () => {
+    const logger = pino({ level: 'silent' });
+    const transport = createRouterTransport(
+      (router) => {
+        router.service(user.UserService, {
+          // eslint-disable-next-line require-yield
+          async *watchRevocations() {
+            throw new NotFound('no such stream', 'not_found');
+          },
+        });
+      },
+      { router: { interceptors: [errorInterceptor(logger)] } },
+    );
+    const client = createClient(user.UserService, transport);
+    const read = async () => {
+      for await (const _ of client.watchRevocations({})) {
+        // nothing arrives
+      }
+    };
+    await expect(read()).rejects.toMatchObject({ code: Code.NotFound, rawMessage: 'no such stream' });
   });
 });

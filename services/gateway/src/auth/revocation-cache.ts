@@ -19,6 +19,10 @@ export class RevocationCache {
   private abort = new AbortController();
   private stopped = false;
   private sweeper: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  private lastMessageAt = 0;
+  /** The user service sends a keep-alive every 15 s; silence for this long means a dead stream. */
+  private static readonly silenceMs = 45_000;
 
   constructor(
     private readonly client: Client<typeof user.UserService>,
@@ -29,6 +33,13 @@ export class RevocationCache {
   start(waitMs = 5000): Promise<void> {
     this.sweeper = setInterval(() => this.sweep(), 60_000);
     this.sweeper.unref();
+    this.watchdog = setInterval(() => {
+      if (this.connected && Date.now() - this.lastMessageAt > RevocationCache.silenceMs) {
+        this.logger.warn('revocation stream silent; reconnecting');
+        this.abort.abort();
+      }
+    }, 5_000);
+    this.watchdog.unref();
     void this.follow();
     return new Promise((resolve) => {
       const started = Date.now();
@@ -44,6 +55,7 @@ export class RevocationCache {
     this.stopped = true;
     this.abort.abort();
     clearInterval(this.sweeper);
+    clearInterval(this.watchdog);
   }
 
   /** True while the stream is up, or was lost only moments ago. */
@@ -63,6 +75,7 @@ export class RevocationCache {
         const stream = this.client.watchRevocations({}, { signal: this.abort.signal, timeoutMs: 0 });
         let first = true;
         for await (const res of stream) {
+          this.lastMessageAt = Date.now();
           if (first) {
             this.connected = true;
             first = false;

@@ -173,25 +173,6 @@ export function attachmentDisposition(fileName: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 
-/**
- * The error to answer when a server stream failed before its first message.
- *
- * TODO: errors thrown inside a service's streaming handler bypass the services' error
- * interceptor (services/common `errorInterceptor` maps only what `next(req)` throws), so a
- * NotFound from DownloadScript arrives as a bare Internal. Until the interceptor maps
- * stream errors too, an Internal is explained by asking the unary RPC for the same script;
- * any other error stands as it is.
- */
-async function reasonOfStreamFailure(err: unknown, ask: () => Promise<unknown>): Promise<unknown> {
-  if (!(err instanceof ConnectError) || (err.code !== Code.Internal && err.code !== Code.Unknown)) return err;
-  try {
-    await ask();
-  } catch (reason) {
-    if (reason instanceof ConnectError && reason.code !== Code.Internal && reason.code !== Code.Unknown) return reason;
-  }
-  return err;
-}
-
 /** Writes a chunk, waiting while the client's socket is full; false when the client left. */
 async function writeChunk(res: Response, chunk: Uint8Array): Promise<boolean> {
   if (res.destroyed) return false;
@@ -366,9 +347,7 @@ export const scriptsResource: Resource = {
           const messages = stream[Symbol.asyncIterator]();
           try {
             // Errors (not found, not visible) come before the first message: a normal error answer.
-            const first = await messages.next().catch(async (err: unknown) => {
-              throw await reasonOfStreamFailure(err, () => clients.script.getScript({ idOrSlug: scriptKey(req), caller: callerOf(principal) }, rpcOptions(req)));
-            });
+            const first = await messages.next();
             const archive = first.done ? undefined : first.value.archive;
             if (!archive) throw new Error('The download stream did not start with the archive description');
             const fileName = archive.fileName || `${archive.slug || archive.scriptId}.tar.gz`;

@@ -119,7 +119,8 @@ export function userService({ users, revocations }: UserServiceDeps): ServiceImp
 
     async *watchRevocations(_req, ctx) {
       for await (const r of revocations.watch(ctx.signal)) {
-        yield create(user.WatchRevocationsResponseSchema, { revocation: toRevocationMessage(r) });
+        // `null`: in sync (or a keep-alive); an empty message says so.
+        yield create(user.WatchRevocationsResponseSchema, r ? { revocation: toRevocationMessage(r) } : {});
       }
     },
   };

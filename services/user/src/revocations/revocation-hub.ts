@@ -129,8 +129,12 @@ export class RevocationHub {
     await this.insert(null, sessionId, new Date());
   }
 
-  /** Everything in force, then each new revocation until the signal aborts. */
-  async *watch(signal: AbortSignal): AsyncGenerator<RevocationRecord> {
+  /**
+   * Everything in force, then `null` (the watcher is in sync), then each new revocation
+   * until the signal aborts, with a `null` every `keepAliveMs` so both ends notice a dead
+   * connection.
+   */
+  async *watch(signal: AbortSignal, keepAliveMs = 15_000): AsyncGenerator<RevocationRecord | null> {
     const seen = new Set<number>();
     const queue: RevocationRecord[] = [];
     let wake: (() => void) | undefined;
@@ -146,8 +150,21 @@ export class RevocationHub {
     this.events.on('resync', resync);
     this.events.on('stop', stop);
     signal.addEventListener('abort', stop);
+    let keepAlive = false;
+    const timer = setInterval(() => {
+      keepAlive = true;
+      wake?.();
+    }, keepAliveMs);
     try {
       for (const r of await this.active()) push(r);
+      while (queue.length > 0) {
+        const next = queue.shift()!;
+        if (!seen.has(next.id)) {
+          seen.add(next.id);
+          yield next;
+        }
+      }
+      yield null;
       while (!signal.aborted && !this.stopped) {
         const next = queue.shift();
         if (next) {
@@ -157,12 +174,18 @@ export class RevocationHub {
           }
           continue;
         }
+        if (keepAlive) {
+          keepAlive = false;
+          yield null;
+          continue;
+        }
         await new Promise<void>((resolve) => {
           wake = resolve;
         });
         wake = undefined;
       }
     } finally {
+      clearInterval(timer);
       this.events.off('revocation', push);
       this.events.off('resync', resync);
       this.events.off('stop', stop);
