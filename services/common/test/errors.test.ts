@@ -54,7 +54,6 @@ describe('the error vocabulary', () => {
     const transport = createRouterTransport(
       (router) => {
         router.service(user.UserService, {
-          // eslint-disable-next-line require-yield
           async *watchRevocations() {
             throw new NotFound('no such stream', 'not_found');
           },
