@@ -130,6 +130,17 @@ describe('a script as the Trends.Earth CLI publishes it', () => {
     expect(list.body).toMatchObject({ page: 1, total: 1, data: [{ id }] });
   });
 
+  it("is embedded in its owner's profile with include=scripts", async () => {
+    const me = await api('GET', '/api/v1/user/me?include=scripts', { token: owner.token });
+    expect(me.status).toBe(200);
+    expect(me.body.data.scripts.map((s: { id: string }) => s.id)).toContain(id);
+    const plain = await api('GET', '/api/v1/user/me', { token: owner.token });
+    expect(plain.body.data).not.toHaveProperty('scripts');
+    const listed = await api('GET', `/api/v1/user?include=scripts&filter=${encodeURIComponent(`id=${owner.id}`)}`, { token: admin.token });
+    expect(listed.status).toBe(200);
+    expect(listed.body.data[0].scripts.map((s: { id: string }) => s.id)).toContain(id);
+  });
+
   it('takes a new version with the same requirements: the slug stays and the build is fast', async () => {
     const v2 = cliArchive(`${name} renamed`, { main: 'def run(params, logger):\n    return "OK v2"\n' });
     const res = await upload(owner.token, v2, `${name} v2.tar.gz`, id);

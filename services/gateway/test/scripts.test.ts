@@ -252,22 +252,6 @@ describe('GET /api/v1/script/{script}/download', () => {
     expect(res.json()).toMatchObject({ status: 404, detail: 'Script not found' });
   });
 
-  it('explains a stream that failed as Internal by asking GetScript (the services map stream errors poorly)', async () => {
-    stack.handlers.script.downloadScript = async function* () {
-      yield* [];
-      throw new Error('a NotFound that lost its code on the way');
-    };
-    stack.handlers.script.getScript = () => {
-      throw new ConnectError('Script not found', Code.NotFound);
-    };
-    const res = await get('/api/v1/script/gone/download');
-    expect(res.status).toBe(404);
-    expect(res.json()).toMatchObject({ status: 404, detail: 'Script not found' });
-
-    stack.handlers.script.getScript = () => create(script.GetScriptResponseSchema, { script: fakeScript() });
-    expect((await get('/api/v1/script/broken/download')).status).toBe(500);
-  });
-
   it('names any file safely', () => {
     expect(attachmentDisposition('Análise "x".tar.gz')).toBe(`attachment; filename="An_lise _x_.tar.gz"; filename*=UTF-8''An%C3%A1lise%20%22x%22.tar.gz`);
   });

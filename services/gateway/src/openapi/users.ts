@@ -46,6 +46,7 @@ export const usersOpenApi: OpenApiResource = {
         role: { enum: ['USER', 'ADMIN', 'SUPERADMIN'] },
         created_at: schemaRef('ApiDate'),
         updated_at: schemaRef('ApiDate'),
+        scripts: { type: 'array', items: schemaRef('Script'), description: 'Only with `include=scripts`: the scripts of the user that the caller may see.' },
       },
     },
     Role: { enum: ['USER', 'ADMIN', 'SUPERADMIN'], description: 'Case-insensitive on input.' },

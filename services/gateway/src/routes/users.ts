@@ -8,6 +8,10 @@ import { clientKey, enforceLimits } from '../rate-limit/limits';
 import { listOf, positiveInt, queryOf } from '../query';
 import { rpcOptions } from '../request-context';
 import { parseInput } from '../validation';
+import type { Request } from 'express';
+import type { Principal } from '../auth/authenticator';
+import type { ServiceClients } from '../clients';
+import { scriptJson } from './scripts';
 import type { Resource } from './types';
 
 /** A user as the REST API shows it. */
@@ -65,6 +69,27 @@ const changePasswordBody = z.object({
 const resetBody = z.object({ token: z.string().min(1).max(1000), password: z.string().max(1024) });
 
 const listQuery = ['filter', 'sort', 'page', 'per_page', 'include'] as const;
+
+/**
+ * A user as JSON, with their scripts (those the caller may see) when `include=scripts`.
+ * Embedding is the gateway's one aggregation: each user's scripts come from the script
+ * service, asked in parallel.
+ */
+async function usersJson(
+  req: Request,
+  clients: ServiceClients,
+  principal: Principal,
+  users: user.User[],
+  include: string[],
+): Promise<Record<string, unknown>[]> {
+  if (!include.includes('scripts')) return users.map((u) => userJson(u)!);
+  return Promise.all(
+    users.map(async (u) => {
+      const reply = await clients.script.listScripts({ caller: callerOf(principal), userId: u.id, perPage: 100 }, rpcOptions(req));
+      return { ...userJson(u)!, scripts: reply.scripts.map((s) => scriptJson(s)) };
+    }),
+  );
+}
 const keyOf = (raw: string | string[] | undefined): string => {
   const v = Array.isArray(raw) ? raw[0] : raw;
   if (!v || v.length > 320) throw new InvalidArgument('Invalid user id or e-mail', 'invalid_argument');
@@ -108,7 +133,7 @@ export const usersResource: Resource = {
       handler: async (req, res) => {
         const principal = await auth.require(req);
         const query = queryOf(req, listQuery);
-        listOf(query, 'include', ['scripts']);
+        const include = listOf(query, 'include', ['scripts']);
         const reply = await clients.user.listUsers(
           {
             caller: callerOf(principal),
@@ -119,7 +144,7 @@ export const usersResource: Resource = {
           },
           rpcOptions(req),
         );
-        res.json({ data: reply.users.map(userJson), page: reply.page, per_page: reply.perPage, total: Number(reply.total) });
+        res.json({ data: await usersJson(req, clients, principal, reply.users, include), page: reply.page, per_page: reply.perPage, total: Number(reply.total) });
       },
     },
     {
@@ -128,9 +153,9 @@ export const usersResource: Resource = {
       operationId: 'getMe',
       handler: async (req, res) => {
         const principal = await auth.require(req);
-        queryOf(req, ['include']);
+        const include = listOf(queryOf(req, ['include']), 'include', ['scripts']);
         const reply = await clients.user.getUser({ idOrEmail: 'me', caller: callerOf(principal) }, rpcOptions(req));
-        res.json({ data: userJson(reply.user) });
+        res.json({ data: (await usersJson(req, clients, principal, reply.user ? [reply.user] : [], include))[0] ?? null });
       },
     },
     {
@@ -202,9 +227,9 @@ export const usersResource: Resource = {
       operationId: 'getUser',
       handler: async (req, res) => {
         const principal = await auth.require(req);
-        queryOf(req, ['include']);
+        const include = listOf(queryOf(req, ['include']), 'include', ['scripts']);
         const reply = await clients.user.getUser({ idOrEmail: keyOf(req.params['user']), caller: callerOf(principal) }, rpcOptions(req));
-        res.json({ data: userJson(reply.user) });
+        res.json({ data: (await usersJson(req, clients, principal, reply.user ? [reply.user] : [], include))[0] ?? null });
       },
     },
     {
