@@ -31,6 +31,9 @@ export function keycloakArgs(config: StackConfig): string[] {
     '--db-pool-max-size=20',
     '--import-realm',
     '--log-console-color=false',
+    // Runtimes log in with one account from many runs at once; with brute-force detection on,
+    // Keycloak would otherwise refuse all but one of concurrent logins of the same user.
+    '--spi-brute-force-protector-default-brute-force-detector-allow-concurrent-requests=true',
   ];
 }
 

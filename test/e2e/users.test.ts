@@ -82,6 +82,12 @@ describe('login family', () => {
     expect(Date.now() - started).toBeLessThan(60_000);
   });
 
+  it('lets one account log in from many runtimes at once', async () => {
+    const u = await newUser('parallel');
+    const results = await Promise.all(Array.from({ length: 8 }, () => api('POST', '/auth', { body: { email: u.email, password: u.password } })));
+    expect(results.map((r) => r.status)).toEqual(Array(8).fill(200));
+  });
+
   it('refuses wrong credentials with the contract body', async () => {
     const res = await api('POST', '/auth', { body: { email: 'nobody-here@example.org', password: 'Wrong-Passw0rd!' } });
     expect(res.status).toBe(401);
