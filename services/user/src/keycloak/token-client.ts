@@ -50,7 +50,9 @@ export class KeycloakTokenClient {
         tokens: {
           accessToken: body.access_token,
           refreshToken: body.refresh_token,
-          expiresIn: body.expires_in,
+          // The lifetime as issued (exp - iat); Keycloak's own expires_in may be a second short.
+          expiresIn:
+            typeof claims['exp'] === 'number' && typeof claims['iat'] === 'number' ? claims['exp'] - claims['iat'] : body.expires_in,
           userId: String(claims['sub'] ?? ''),
           sessionId: String(claims['sid'] ?? body.session_state ?? ''),
         },
