@@ -87,3 +87,90 @@ export interface RunnerDescription {
   runtimes: { name: string; version: string }[];
   sandbox: { setpriv: boolean; prlimit: boolean };
 }
+
+/**
+ * The run path's state changes, hosted by the execution service's worker (task queue
+ * `gef-execution`, where `runExecution` runs; called as local activities).
+ */
+export interface ExecutionRunActivities {
+  /**
+   * Takes one of the user's concurrency slots when it is the run's turn (oldest waiting run
+   * first), marking it READY; otherwise records `queued_at` and answers `waiting`. `ended`
+   * when the run is gone, terminal or being cancelled. Idempotent.
+   */
+  claimExecutionSlot(input: ClaimSlotInput): Promise<ClaimSlotResult>;
+  /**
+   * Gives the run's slot back (if it held one) and names the oldest waiting runs of the
+   * user that now fit, to be woken. Idempotent.
+   */
+  releaseExecutionSlot(input: ReleaseSlotInput): Promise<ReleaseSlotResult>;
+  /**
+   * Ends a run the runner could not end: FAILED with the reason as a log line, or CANCELLED
+   * (always CANCELLED while CANCELLING). A terminal status is never overwritten.
+   */
+  endExecution(input: EndExecutionInput): Promise<EndExecutionResult>;
+}
+
+export interface ClaimSlotInput {
+  executionId: string;
+  userId: string;
+  /** The user's concurrency limit; null when unlimited (ADMIN and SUPERADMIN). */
+  limit: number | null;
+}
+
+export type ClaimSlotResult = { outcome: 'granted' } | { outcome: 'waiting' } | { outcome: 'ended'; status: string };
+
+export interface ReleaseSlotInput {
+  executionId: string;
+  userId: string;
+  limit: number;
+}
+
+export interface ReleaseSlotResult {
+  /** Executions whose workflows should try for a slot again. */
+  wake: string[];
+}
+
+export interface EndExecutionInput {
+  executionId: string;
+  status: 'FAILED' | 'CANCELLED';
+  /** The log line saying why. */
+  reason: string;
+}
+
+export interface EndExecutionResult {
+  /** The status afterwards; `GONE` when the execution no longer exists. */
+  status: string;
+}
+
+/** The run path on the runners (task queue `gef-runner`). */
+export interface RunnerRunActivities {
+  /**
+   * Runs an execution's script on this runner: takes the attempt (RUNNING), prepares the
+   * environment and the archive, runs the script in the sandbox with the wall-clock
+   * timeout, streams its log and progress (heartbeats carry the progress) and records the
+   * outcome with the results. Params, logs and results travel over RPC, never through
+   * Temporal. A cancellation stops the process (signal, grace period, kill) and then throws.
+   */
+  runScript(input: RunScriptInput): Promise<RunScriptResult>;
+}
+
+export interface RunScriptInput {
+  executionId: string;
+}
+
+export interface RunScriptResult {
+  /**
+   * What happened on the runner: the script ended FINISHED or FAILED (a timeout is FAILED),
+   * the run was CANCELLED, STOPPED because its status was set from outside, or SKIPPED
+   * because it had ended, was cancelled or superseded before this attempt began.
+   */
+  outcome: 'FINISHED' | 'FAILED' | 'CANCELLED' | 'STOPPED' | 'SKIPPED';
+  /** The execution's status afterwards (a status set from outside wins). */
+  status: string;
+}
+
+/** What the progress heartbeats of `runScript` carry. */
+export interface RunScriptHeartbeat {
+  progress: number;
+}

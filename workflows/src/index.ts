@@ -2,3 +2,4 @@
 // can run, or a plain helper they share with clients.
 export * from './delete-user';
 export * from './build-script';
+export * from './run-execution';

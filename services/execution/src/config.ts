@@ -9,6 +9,16 @@ export const configShape = {
   USER_SERVICE_URL: z.string().url().default('http://127.0.0.1:50051'),
   SCRIPT_SERVICE_URL: z.string().url().default('http://127.0.0.1:50052'),
   EXECUTION_TOKEN_SECRET: z.string().min(16).default('gef-execution-token-dev-secret'),
+  /** Runs a USER may have going at once; ADMIN and SUPERADMIN are unlimited. */
+  MAX_CONCURRENT_EXECUTIONS: z.coerce.number().int().min(1).max(10_000).default(3),
+  /** A script's wall-clock timeout when its configuration.json sets none. */
+  EXECUTION_DEFAULT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(3600),
+  /** How long a runner may stay silent (no heartbeat) before its run moves to another runner. */
+  RUNNER_HEARTBEAT_TIMEOUT_SECONDS: z.coerce.number().int().min(2).max(600).default(10),
+  /** Runner attempts of a run before it ends FAILED. */
+  EXECUTION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
+  /** Time a runner may spend preparing (environment, archive) on top of the script's timeout. */
+  RUNNER_PREPARE_TIMEOUT_SECONDS: z.coerce.number().int().min(60).max(24 * 3600).default(1800),
 };
 
 export type ExecutionConfig = ReturnType<typeof loadConfig>;

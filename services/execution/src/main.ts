@@ -1,8 +1,14 @@
+import { serviceClient } from '@gef/common';
 import { runService } from '@gef/common/service';
+import { script } from '@gef/protos';
 import { loadConfig } from './config';
-import { ExecutionSchema } from './entities/execution';
+import type { ExecutionServiceDeps } from './handlers/execution-service';
+import { entities } from './entities';
+import { ExecutionEvents } from './events/execution-events';
 import { migrations } from './migrations';
 import { routes } from './routes';
+import { TemporalRunLauncher } from './runs/temporal-run-launcher';
+import { ScriptServiceCatalog } from './scripts/script-service-catalog';
 import { createWorker } from './worker';
 
 const config = loadConfig();
@@ -10,10 +16,30 @@ const config = loadConfig();
 void runService({
   name: 'execution',
   config,
-  entities: [ExecutionSchema],
+  entities,
   migrations,
-  wire: ({ orm, logger, temporal }) => ({
-    routes: routes({ orm }),
-    worker: createWorker(temporal.settings, orm, logger),
-  }),
+  wire: ({ orm, logger, temporal, shutdown }) => {
+    const events = new ExecutionEvents(config.DATABASE_URL, logger);
+    shutdown.add('execution events', () => events.stop());
+    const deps: ExecutionServiceDeps = {
+      orm,
+      logger,
+      events,
+      scripts: new ScriptServiceCatalog(serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL)),
+      runs: new TemporalRunLauncher(temporal.client),
+      tokenSecret: config.EXECUTION_TOKEN_SECRET,
+      settings: {
+        maxConcurrent: config.MAX_CONCURRENT_EXECUTIONS,
+        defaultTimeoutSeconds: config.EXECUTION_DEFAULT_TIMEOUT_SECONDS,
+        heartbeatTimeoutSeconds: config.RUNNER_HEARTBEAT_TIMEOUT_SECONDS,
+        maxAttempts: config.EXECUTION_MAX_ATTEMPTS,
+        prepareTimeoutSeconds: config.RUNNER_PREPARE_TIMEOUT_SECONDS,
+      },
+    };
+    return {
+      routes: routes(deps),
+      worker: createWorker(temporal.settings, deps, logger),
+      started: () => void events.start(),
+    };
+  },
 });

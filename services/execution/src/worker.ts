@@ -1,13 +1,21 @@
 import type { Logger } from '@gef/common';
 import { SupervisedWorker, taskQueues, type TemporalSettings } from '@gef/common/temporal';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import { createExecutionActivities } from './activities';
+import type { ExecutionDeps } from './domain/deps';
 
-/** The execution service's Temporal worker: the activities that change execution state. */
-export function createWorker(settings: TemporalSettings, orm: MikroORM, logger: Logger) {
+/**
+ * The execution service's Temporal worker: the runExecution workflows and the activities
+ * that change execution state (the run path's run as local activities, beside the workflow).
+ */
+export function createWorker(settings: TemporalSettings, deps: Pick<ExecutionDeps, 'orm' | 'runs' | 'logger'>, logger: Logger) {
   return new SupervisedWorker(
     settings,
-    { taskQueue: taskQueues.execution, activities: createExecutionActivities(orm) },
+    {
+      taskQueue: taskQueues.execution,
+      workflowsPath: require.resolve('@gef/workflows'),
+      activities: createExecutionActivities(deps),
+      maxCachedWorkflows: 2000,
+    },
     logger,
   );
 }

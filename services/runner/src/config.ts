@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { baseConfigShape, parseConfig, port } from '@gef/common';
@@ -8,9 +9,41 @@ export const configShape = {
   SCRIPT_SERVICE_URL: z.string().url().default('http://127.0.0.1:50052'),
   EXECUTION_SERVICE_URL: z.string().url().default('http://127.0.0.1:50053'),
   GEF_DATA_DIR: z.string().min(1).default(path.resolve(__dirname, '../../../.data')),
-  PYTHON: z.string().min(1).default('python3'),
+  /**
+   * The interpreter environments are made from. Scripts run as unprivileged users, so it
+   * must be readable by them: the system interpreter by default when there is one (a
+   * pyenv build under a private home is not).
+   */
+  PYTHON: z.string().min(1).default(fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'),
   RUNNER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
   PIP_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(900),
+  /** What scripts get as API_URL: the gateway's public address. */
+  API_URL: z.string().url().optional(),
+  PUBLIC_URL: z.string().url().default('http://127.0.0.1:3000'),
+  /**
+   * Where the runner keeps environments, archives and run directories. Default
+   * `<GEF_DATA_DIR>/runner` when scripts' users can reach it, else a directory of its own
+   * under the system's temporary directory (see sandbox/runner-dirs.ts).
+   */
+  RUNNER_DATA_DIR: z.string().min(1).optional(),
+  /** `on`: scripts run as unprivileged users (needs root); `off`: as the runner's user; `auto`: on when possible. */
+  SANDBOX: z.enum(['auto', 'on', 'off']).default('auto'),
+  /** The sandbox users: uid = gid = base + n, one per run at a time. */
+  SANDBOX_UID_BASE: z.coerce.number().int().min(1000).max(4_000_000_000).default(900_000),
+  SANDBOX_UID_COUNT: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+  /** Default limits (a script's configuration sets memory and timeout itself). */
+  SANDBOX_MEMORY_BYTES: z.coerce.number().int().positive().default(4 * 1024 ** 3),
+  SANDBOX_MAX_PROCESSES: z.coerce.number().int().positive().default(256),
+  SANDBOX_MAX_OPEN_FILES: z.coerce.number().int().positive().default(1024),
+  SANDBOX_MAX_FILE_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+  /** Between SIGTERM and SIGKILL when a run is cancelled, stopped or times out. */
+  SANDBOX_KILL_GRACE_SECONDS: z.coerce.number().min(0).max(300).default(5),
+  /** How often a running script's heartbeat (with its progress) is sent to Temporal. */
+  RUN_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
+  /** How long a log line may wait to be sent with others. */
+  RUN_LOG_FLUSH_MS: z.coerce.number().int().min(10).max(10_000).default(200),
+  /** Log lines kept per attempt; later ones are dropped with a note. */
+  RUN_LOG_MAX_LINES: z.coerce.number().int().min(100).default(100_000),
 };
 
 /**
@@ -34,5 +67,5 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   toolEnv['PIP_DISABLE_PIP_VERSION_CHECK'] = '1';
   toolEnv['PIP_NO_INPUT'] = '1';
-  return { ...config, toolEnv };
+  return { ...config, toolEnv, apiUrl: config.API_URL ?? config.PUBLIC_URL };
 }

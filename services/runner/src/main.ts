@@ -2,6 +2,7 @@ import { createLogger, createMetricsRegistry, describeFailure, Shutdown, startMe
 import { loadConfig } from './config';
 import { sweepUnfinishedEnvironments } from './environments/ensure-environment';
 import { environmentSettings } from './environments/settings';
+import { prepareRunnerDirs } from './sandbox/runner-dirs';
 import { createWorker } from './worker';
 
 async function main(): Promise<void> {
@@ -12,10 +13,12 @@ async function main(): Promise<void> {
   const registry = createMetricsRegistry('runner');
   const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST);
   shutdown.add('metrics server', () => new Promise<void>((r) => metrics.server.close(() => r())));
+  const sandboxed = config.SANDBOX !== 'off' && typeof process.getuid === 'function' && process.getuid() === 0;
+  const dirs = await prepareRunnerDirs({ dataDir: config.GEF_DATA_DIR, ...(config.RUNNER_DATA_DIR ? { configured: config.RUNNER_DATA_DIR } : {}), sandboxed });
   // Half-built environments of a runner killed mid-build: older than any build can take.
-  const swept = await sweepUnfinishedEnvironments(environmentSettings(config), (config.PIP_TIMEOUT_SECONDS + 600) * 1000);
+  const swept = await sweepUnfinishedEnvironments(environmentSettings(config, dirs.root), (config.PIP_TIMEOUT_SECONDS + 600) * 1000);
   if (swept > 0) logger.info({ swept }, 'unfinished environments removed');
-  const worker = createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, logger);
+  const worker = await createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, dirs, logger);
   worker.start();
   shutdown.add('temporal worker', () => worker.stop());
   logger.info({ metricsPort: metrics.port }, 'runner started');

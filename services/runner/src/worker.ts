@@ -1,27 +1,74 @@
+import os from 'node:os';
+import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { serviceClient, type Logger } from '@gef/common';
 import { SupervisedWorker, taskQueues, type TemporalSettings } from '@gef/common/temporal';
-import { script } from '@gef/protos';
+import { execution, script } from '@gef/protos';
 import { createRunnerActivities } from './activities';
+import { ArchiveCache } from './archives/archive-cache';
+import { scriptServiceSource } from './archives/script-service-source';
 import type { RunnerConfig } from './config';
 import { environmentSettings } from './environments/settings';
+import { executionsApi } from './execution-log/execution-service-api';
+import { installShim, type RunnerDirs } from './sandbox/runner-dirs';
+import { Sandbox } from './sandbox/sandbox';
+import { sandboxMode } from './sandbox/sandbox-mode';
 
-/** The runner's Temporal worker. */
-export function createWorker(settings: TemporalSettings, config: RunnerConfig, logger: Logger) {
+/** The locale a script gets: the runner's, else C.UTF-8. */
+function localeOf(env: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = { LANG: env['LANG'] ?? 'C.UTF-8' };
+  for (const [key, value] of Object.entries(env)) if (/^LC_[A-Z]+$/.test(key)) out[key] = value;
+  return out;
+}
+
+/** The runner's Temporal worker: builds' environments and script runs. */
+export async function createWorker(settings: TemporalSettings, config: RunnerConfig, dirs: RunnerDirs, logger: Logger) {
   const scripts = serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL);
+  const executions = serviceClient(execution.ExecutionService, config.EXECUTION_SERVICE_URL);
+  const environments = environmentSettings(config, dirs.root);
+  const { mode, prlimit, setpriv } = await sandboxMode(config, logger);
+  const sandbox = new Sandbox({ mode, prlimit, setpriv, uidBase: config.SANDBOX_UID_BASE, uidCount: config.SANDBOX_UID_COUNT, dirs });
+  const swept = await sandbox.sweep();
+  if (swept > 0) logger.info({ swept }, 'leftovers of runs of a runner that died removed');
+  const shim = await installShim(dirs, path.join(__dirname, 'runtimes', 'python', 'gef_runtime.py'));
+  logger.info({ sandbox: mode, root: dirs.root, python: config.PYTHON }, 'runner ready to run scripts');
   return new SupervisedWorker(
     settings,
     {
       taskQueue: taskQueues.runner,
       activities: createRunnerActivities({
         python: config.PYTHON,
-        environments: environmentSettings(config),
+        environments,
         appendBuildLog: async (ref, lines) => {
           await scripts.appendBuildLog(create(script.AppendBuildLogRequestSchema, { ...ref, lines }));
         },
         logger,
+        run: {
+          executions: executionsApi(executions),
+          archives: new ArchiveCache(dirs.archives, scriptServiceSource(scripts)),
+          sandbox,
+          environments,
+          shim,
+          envName: config.GEF_ENV,
+          apiUrl: config.apiUrl,
+          locale: localeOf(config.toolEnv),
+          defaults: {
+            memoryBytes: config.SANDBOX_MEMORY_BYTES,
+            processes: config.SANDBOX_MAX_PROCESSES,
+            openFiles: config.SANDBOX_MAX_OPEN_FILES,
+            fileBytes: config.SANDBOX_MAX_FILE_BYTES,
+          },
+          killGraceMs: config.SANDBOX_KILL_GRACE_SECONDS * 1000,
+          heartbeatIntervalMs: config.RUN_HEARTBEAT_INTERVAL_MS,
+          logFlushMs: config.RUN_LOG_FLUSH_MS,
+          logMaxLines: config.RUN_LOG_MAX_LINES,
+          logger,
+        },
       }),
       maxConcurrentActivityTaskExecutions: config.RUNNER_CONCURRENCY,
+      // Heartbeats (and so cancellations) reach the server at least every second.
+      maxHeartbeatThrottleInterval: Math.min(1000, config.RUN_HEARTBEAT_INTERVAL_MS),
+      identity: `runner@${os.hostname()}:${process.pid}`,
     },
     logger,
   );

@@ -1,13 +1,21 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
-import { unitOfWork } from '@gef/common/orm';
-import type { ExecutionActivities } from '@gef/workflows/activities';
-import { ExecutionRepository } from '../repositories/execution-repository';
+import { Context } from '@temporalio/activity';
+import type { ExecutionActivities, ExecutionRunActivities } from '@gef/workflows/activities';
+import { deleteExecutionsOfUser } from '../domain/delete-executions';
+import type { ExecutionDeps } from '../domain/deps';
+import { claimSlot, endExecution, releaseSlot } from '../domain/run-slots';
 
-/** The execution service's activities, run by its worker on the `gef-execution` task queue. */
-export function createExecutionActivities(orm: MikroORM): ExecutionActivities {
+/**
+ * The execution service's activities, run by its worker on the `gef-execution` task queue:
+ * the run path's state changes (local activities of runExecution) and the deleteUser step.
+ */
+export function createExecutionActivities(deps: Pick<ExecutionDeps, 'orm' | 'runs' | 'logger'>): ExecutionActivities & ExecutionRunActivities {
   return {
     async deleteExecutionsOfUser(userId) {
-      return { executions: await unitOfWork(orm, (em) => new ExecutionRepository(em).deleteByUser(userId)) };
+      const executions = await deleteExecutionsOfUser(deps, userId, () => Context.current().heartbeat());
+      return { executions };
     },
+    claimExecutionSlot: (input) => claimSlot(deps, input),
+    releaseExecutionSlot: (input) => releaseSlot(deps, input),
+    endExecution: (input) => endExecution(deps, input),
   };
 }

@@ -21,6 +21,8 @@ export const ExecutionSchema = defineEntity({
     scriptVersion: p.integer().fieldName('script_version'),
     queuedAt: p.datetime().nullable().fieldName('queued_at'),
     attempt: p.integer().default(0),
+    /** Whether the run holds one of its user's concurrency slots (READY until its workflow ends). */
+    slotHeld: p.boolean().default(false).fieldName('slot_held'),
   }),
 });
 

@@ -1,44 +1,203 @@
-import type { ServiceImpl } from '@connectrpc/connect';
-import { create } from '@bufbuild/protobuf';
-import type { MikroORM } from '@mikro-orm/postgresql';
-import { NotFound } from '@gef/common';
-import { unitOfWork } from '@gef/common/orm';
+import { ConnectError, type ServiceImpl } from '@connectrpc/connect';
+import { create, toJson } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
+import { GefError, InvalidArgument, toConnectError } from '@gef/common';
 import { execution } from '@gef/protos';
-import { toExecutionMessage } from '../mappers/execution-mapper';
-import { ExecutionRepository } from '../repositories/execution-repository';
+import type { ExecutionDeps } from '../domain/deps';
+import { appendExecutionLogs, cancelExecution, updateExecution, type ExecutionChanges } from '../domain/execution-changes';
+import { getExecution, listExecutionLogs, listExecutions } from '../domain/execution-reads';
+import type { NewLogLine } from '../domain/log-lines';
+import { runScript } from '../domain/run-script';
+import { completeAttempt, startAttempt } from '../domain/runner-attempts';
+import type { ExecutionEvents } from '../events/execution-events';
+import { watchExecution, type WatchEvent } from '../events/watch-execution';
+import { actorFromCaller } from '../mappers/caller-mapper';
+import { levelFromMessage, statusFromMessage, toExecutionMessage, toLogMessage, toStatusMessage } from '../mappers/execution-mapper';
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export interface ExecutionServiceDeps extends ExecutionDeps {
+  events: ExecutionEvents;
+}
 
-export interface ExecutionServiceDeps {
-  orm: MikroORM;
+function linesOf(lines: execution.LogLine[]): NewLogLine[] {
+  return lines.map((l) => {
+    const level = levelFromMessage(l.level);
+    if (!level) throw new InvalidArgument('Each log line needs a level: DEBUG, INFO, WARNING, ERROR or CRITICAL', 'invalid_argument');
+    return { text: l.text, level, seq: l.seq ?? null };
+  });
+}
+
+const dateOf = (t: { seconds: bigint; nanos: number } | undefined) => (t ? timestampDate(t as Parameters<typeof timestampDate>[0]) : undefined);
+
+function watchMessage(event: WatchEvent): execution.WatchExecutionResponse {
+  const lastLogId = BigInt(event.lastLogId);
+  switch (event.kind) {
+    case 'log':
+      return create(execution.WatchExecutionResponseSchema, { event: { case: 'log', value: toLogMessage(event.log) }, lastLogId });
+    case 'progress':
+      return create(execution.WatchExecutionResponseSchema, {
+        event: { case: 'progress', value: create(execution.ExecutionProgressEventSchema, { progress: event.progress }) },
+        lastLogId,
+      });
+    case 'status':
+      return create(execution.WatchExecutionResponseSchema, {
+        event: {
+          case: 'status',
+          value: create(execution.ExecutionStatusEventSchema, { status: toStatusMessage(event.execution.status), execution: toExecutionMessage(event.execution) }),
+        },
+        lastLogId,
+      });
+  }
 }
 
 /** gef.execution.v1.ExecutionService. */
-export function executionService(deps: ExecutionServiceDeps): Partial<ServiceImpl<typeof execution.ExecutionService>> {
+export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof execution.ExecutionService> {
   return {
+    async runScript(req) {
+      const params = (req.params ?? {}) as Record<string, unknown>;
+      const created = await runScript(deps, actorFromCaller(req.caller), req.idOrSlug, params);
+      return create(execution.RunScriptResponseSchema, { execution: toExecutionMessage(created) });
+    },
+
     async getExecution(req) {
-      // An id that is not a UUID names nothing: 404, never a database error.
-      if (!uuidPattern.test(req.id)) throw new NotFound('Execution not found', 'not_found');
-      const found = await unitOfWork(deps.orm, (em) => new ExecutionRepository(em).findById(req.id.toLowerCase()));
-      if (!found) throw new NotFound('Execution not found', 'not_found');
-      return create(execution.GetExecutionResponseSchema, { execution: toExecutionMessage(found) });
+      const view = await getExecution(deps, actorFromCaller(req.caller), req.id, {
+        includeLogs: req.includeLogs,
+        excludeParams: req.excludeParams,
+        excludeResults: req.excludeResults,
+      });
+      return create(execution.GetExecutionResponseSchema, { execution: toExecutionMessage(view.execution, view.logs) });
     },
 
     async listExecutions(req) {
-      const page = Math.max(1, req.page || 1);
-      const perPage = Math.min(100, Math.max(1, req.perPage || 20));
-      if (req.userId && !uuidPattern.test(req.userId)) {
-        return create(execution.ListExecutionsResponseSchema, { executions: [], page, perPage, total: 0n });
-      }
-      const { items, total } = await unitOfWork(deps.orm, (em) =>
-        new ExecutionRepository(em).page(page, perPage, req.userId || undefined),
-      );
-      return create(execution.ListExecutionsResponseSchema, {
-        executions: items.map(toExecutionMessage),
-        page,
-        perPage,
-        total: BigInt(total),
+      const res = await listExecutions(deps, actorFromCaller(req.caller), {
+        page: req.page,
+        perPage: req.perPage,
+        userId: req.userId,
+        ownOnly: req.ownOnly,
+        status: req.status,
+        scriptId: req.scriptId,
+        scriptIds: req.scriptIds,
+        updatedAt: dateOf(req.updatedAt),
+        startDateFrom: dateOf(req.startDateFrom),
+        startDateTo: dateOf(req.startDateTo),
+        endDateFrom: dateOf(req.endDateFrom),
+        endDateTo: dateOf(req.endDateTo),
+        filter: req.filter,
+        sort: req.sort,
+        includeLogs: req.includeLogs,
+        excludeParams: req.excludeParams,
+        excludeResults: req.excludeResults,
       });
+      return create(execution.ListExecutionsResponseSchema, {
+        executions: res.executions.map((v) => toExecutionMessage(v.execution, v.logs)),
+        page: res.page,
+        perPage: res.perPage,
+        total: BigInt(res.total),
+      });
+    },
+
+    async updateExecution(req) {
+      const changes: ExecutionChanges = {};
+      if (req.status !== undefined) {
+        const status = statusFromMessage(req.status);
+        if (!status) throw new InvalidArgument('Invalid status', 'invalid_argument');
+        changes.status = status;
+      }
+      if (req.progress !== undefined) changes.progress = req.progress;
+      if (req.results) changes.results = { value: toJson(ValueSchema, req.results) };
+      const res = await updateExecution(deps, actorFromCaller(req.caller), req.executionToken || undefined, req.id, changes);
+      return create(execution.UpdateExecutionResponseSchema, { execution: toExecutionMessage(res.execution), changed: res.changed });
+    },
+
+    async cancelExecution(req) {
+      const res = await cancelExecution(deps, actorFromCaller(req.caller), req.id);
+      const d = res.details;
+      return create(execution.CancelExecutionResponseSchema, {
+        execution: toExecutionMessage(res.execution),
+        cancellationDetails: create(execution.CancellationDetailsSchema, {
+          previousStatus: toStatusMessage(d.previousStatus),
+          immediate: d.immediate,
+          requestedAt: timestampFromDate(d.requestedAt),
+          requestedBy: d.requestedBy,
+          message: d.message,
+        }),
+      });
+    },
+
+    async appendExecutionLogs(req) {
+      const res = await appendExecutionLogs(deps, actorFromCaller(req.caller), req.executionToken || undefined, req.id, {
+        lines: linesOf(req.lines),
+        ...(req.progress !== undefined ? { progress: req.progress } : {}),
+      });
+      return create(execution.AppendExecutionLogsResponseSchema, {
+        appended: res.appended,
+        status: toStatusMessage(res.status),
+        stop: res.stop,
+        stopReason: res.stopReason,
+        ...(req.returnLogs ? { logs: res.logs.map(toLogMessage) } : {}),
+      });
+    },
+
+    async listExecutionLogs(req) {
+      const logs = await listExecutionLogs(deps, actorFromCaller(req.caller), req.id, {
+        ...(req.start ? { after: timestampDate(req.start) } : {}),
+        ...(req.lastId !== undefined ? { afterId: Number(req.lastId) } : {}),
+        limit: req.limit,
+      });
+      return create(execution.ListExecutionLogsResponseSchema, { logs: logs.map(toLogMessage) });
+    },
+
+    async *watchExecution(req, ctx) {
+      const events = watchExecution(deps, deps.events, actorFromCaller(req.caller), req.id, req.afterLogId !== undefined ? Number(req.afterLogId) : undefined, ctx.signal);
+      try {
+        for await (const event of events) yield watchMessage(event);
+      } catch (err) {
+        // Errors of a stream pass the unary error interceptor by: mapped here.
+        if (!(err instanceof GefError) && !(err instanceof ConnectError)) deps.logger.error({ err }, 'WatchExecution failed');
+        throw toConnectError(err);
+      }
+    },
+
+    async startExecutionAttempt(req) {
+      const res = await startAttempt(deps, { executionId: req.executionId, attempt: req.attempt, runner: req.runner });
+      if (!res.proceed) {
+        return create(execution.StartExecutionAttemptResponseSchema, { proceed: false, reason: res.reason, status: toStatusMessage(res.status) });
+      }
+      const s = res.spec;
+      return create(execution.StartExecutionAttemptResponseSchema, {
+        proceed: true,
+        status: toStatusMessage(res.status),
+        token: res.token,
+        runnerToken: res.runnerToken,
+        paramsJson: res.paramsJson,
+        userId: res.userId,
+        spec: create(execution.RunSpecSchema, {
+          scriptId: s.scriptId,
+          version: s.version,
+          digest: s.digest,
+          size: BigInt(s.size),
+          runtime: s.runtime,
+          environmentHash: s.environmentHash,
+          requirements: s.requirements,
+          cpuLimit: s.cpuLimit,
+          memoryLimit: BigInt(s.memoryLimit),
+          timeoutSeconds: s.timeoutSeconds,
+          scriptUserId: s.scriptUserId,
+        }),
+      });
+    },
+
+    async completeExecutionAttempt(req) {
+      const status = statusFromMessage(req.status);
+      if (!status) throw new InvalidArgument('Invalid status', 'invalid_argument');
+      const res = await completeAttempt(deps, {
+        runnerToken: req.runnerToken,
+        executionId: req.executionId,
+        status,
+        ...(req.resultsJson !== undefined ? { resultsJson: req.resultsJson } : {}),
+        lines: linesOf(req.lines),
+        ...(req.progress !== undefined ? { progress: req.progress } : {}),
+      });
+      return create(execution.CompleteExecutionAttemptResponseSchema, { applied: res.applied, status: toStatusMessage(res.status) });
     },
   };
 }

@@ -1,7 +1,11 @@
 import { create, fromJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
 import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
 import { execution } from '@gef/protos';
-import type { Execution, ExecutionStatus } from '../entities/execution';
+import { runExecutionWorkflowId } from '@gef/workflows';
+import type { ExecutionStatus } from '../entities/execution';
+import type { LogLevel } from '../entities/execution-log';
+import type { LogRecord } from '../repositories/execution-log-repository';
+import type { ExecutionRecord } from '../repositories/execution-repository';
 
 const statusToProto: Record<ExecutionStatus, execution.ExecutionStatus> = {
   PENDING: execution.ExecutionStatus.PENDING,
@@ -13,21 +17,55 @@ const statusToProto: Record<ExecutionStatus, execution.ExecutionStatus> = {
   CANCELLED: execution.ExecutionStatus.CANCELLED,
 };
 
-/** An execution entity as the Execution message. */
-export function toExecutionMessage(e: Execution): execution.Execution {
+const statusFromProtoMap = new Map(Object.entries(statusToProto).map(([name, value]) => [value, name as ExecutionStatus]));
+
+export const toStatusMessage = (status: ExecutionStatus | undefined): execution.ExecutionStatus =>
+  status ? statusToProto[status] : execution.ExecutionStatus.UNSPECIFIED;
+
+/** A status from a request; undefined for UNSPECIFIED or unknown values. */
+export const statusFromMessage = (status: execution.ExecutionStatus): ExecutionStatus | undefined => statusFromProtoMap.get(status);
+
+const levelToProto: Record<LogLevel, execution.LogLevel> = {
+  DEBUG: execution.LogLevel.DEBUG,
+  INFO: execution.LogLevel.INFO,
+  WARNING: execution.LogLevel.WARNING,
+  ERROR: execution.LogLevel.ERROR,
+  CRITICAL: execution.LogLevel.CRITICAL,
+};
+
+const levelFromProtoMap = new Map(Object.entries(levelToProto).map(([name, value]) => [value, name as LogLevel]));
+
+/** A level from a request; undefined for UNSPECIFIED. */
+export const levelFromMessage = (level: execution.LogLevel): LogLevel | undefined => levelFromProtoMap.get(level);
+
+export function toLogMessage(log: LogRecord): execution.ExecutionLog {
+  return create(execution.ExecutionLogSchema, {
+    id: BigInt(log.id),
+    text: log.text,
+    level: levelToProto[log.level] ?? execution.LogLevel.INFO,
+    registerDate: timestampFromDate(log.registerDate),
+    executionId: log.executionId,
+    attempt: log.attempt,
+  });
+}
+
+/** An execution as the Execution message (params/results only when loaded). */
+export function toExecutionMessage(e: ExecutionRecord, logs?: LogRecord[]): execution.Execution {
   return create(execution.ExecutionSchema, {
     id: e.id,
     scriptId: e.scriptId,
     userId: e.userId,
     status: statusToProto[e.status],
-    progress: Number(e.progress),
-    params: e.params as JsonObject,
-    ...(e.results !== null && e.results !== undefined ? { results: fromJson(ValueSchema, e.results as JsonValue) } : {}),
+    progress: e.progress,
+    ...(e.params !== undefined ? { params: e.params as JsonObject } : {}),
+    ...(e.results !== undefined && e.results !== null ? { results: fromJson(ValueSchema, e.results as JsonValue) } : {}),
     startDate: timestampFromDate(e.startDate),
     ...(e.endDate ? { endDate: timestampFromDate(e.endDate) } : {}),
     updatedAt: timestampFromDate(e.updatedAt),
     scriptVersion: e.scriptVersion,
     ...(e.queuedAt ? { queuedAt: timestampFromDate(e.queuedAt) } : {}),
     attempt: e.attempt,
+    workflowId: runExecutionWorkflowId(e.id),
+    ...(logs ? { logs: logs.map(toLogMessage) } : {}),
   });
 }

@@ -1,26 +1,161 @@
 import type { EntityManager } from '@gef/common/orm';
-import { ExecutionSchema, type Execution } from '../entities/execution';
+import type { ExecutionStatus } from '../entities/execution';
 
-/** Executions in the service's own database. */
+/** An execution as the service reads it. `params`/`results` are undefined when not loaded. */
+export interface ExecutionRecord {
+  id: string;
+  scriptId: string;
+  userId: string;
+  status: ExecutionStatus;
+  progress: number;
+  params?: Record<string, unknown>;
+  results?: unknown;
+  startDate: Date;
+  endDate: Date | null;
+  updatedAt: Date;
+  scriptVersion: number;
+  queuedAt: Date | null;
+  attempt: number;
+  slotHeld: boolean;
+}
+
+export interface Columns {
+  params?: boolean;
+  results?: boolean;
+}
+
+/** The channel every change of an execution (state or log) is announced on. */
+export const executionChannel = 'gef_execution';
+
+const baseColumns = 'e.id, e.script_id, e.user_id, e.status, e.progress, e.start_date, e.end_date, e.updated_at, e.script_version, e.queued_at, e.attempt, e.slot_held';
+
+export function selectColumns(columns: Columns = { params: true, results: true }): string {
+  return [baseColumns, columns.params ? 'e.params' : null, columns.results ? 'e.results' : null].filter(Boolean).join(', ');
+}
+
+type Row = Record<string, unknown>;
+
+export function toRecord(r: Row): ExecutionRecord {
+  const record: ExecutionRecord = {
+    id: r['id'] as string,
+    scriptId: r['script_id'] as string,
+    userId: r['user_id'] as string,
+    status: r['status'] as ExecutionStatus,
+    progress: Number(r['progress']),
+    startDate: new Date(r['start_date'] as Date),
+    endDate: r['end_date'] ? new Date(r['end_date'] as Date) : null,
+    updatedAt: new Date(r['updated_at'] as Date),
+    scriptVersion: Number(r['script_version']),
+    queuedAt: r['queued_at'] ? new Date(r['queued_at'] as Date) : null,
+    attempt: Number(r['attempt']),
+    slotHeld: Boolean(r['slot_held']),
+  };
+  if ('params' in r) record.params = (r['params'] ?? {}) as Record<string, unknown>;
+  if ('results' in r) record.results = r['results'];
+  return record;
+}
+
+/** The current instant as the database stores it (milliseconds, the precision clients get). */
+export const nowSql = "date_trunc('milliseconds', clock_timestamp())";
+
+export interface ListWhere {
+  where: string;
+  params: unknown[];
+  orderBy: string;
+  limit: number;
+  offset: number;
+  columns: Columns;
+}
+
+/** Executions in the service's own database. Queries are plain SQL on the given manager. */
 export class ExecutionRepository {
   constructor(private readonly em: EntityManager) {}
 
-  findById(id: string): Promise<Execution | null> {
-    return this.em.findOne(ExecutionSchema, { id });
+  async insert(e: { id: string; scriptId: string; userId: string; params: Record<string, unknown>; scriptVersion: number }): Promise<ExecutionRecord> {
+    const rows = await this.em.execute<Row[]>(
+      `insert into execution as e (id, script_id, user_id, status, progress, params, start_date, updated_at, script_version, attempt)
+       values (?, ?, ?, 'PENDING', 0, ?::jsonb, ${nowSql}, ${nowSql}, ?, 0)
+       returning ${selectColumns()}`,
+      [e.id, e.scriptId, e.userId, JSON.stringify(e.params), e.scriptVersion],
+    );
+    return toRecord(rows[0]!);
   }
 
-  /** Newest first; optionally one user's. */
-  async page(page: number, perPage: number, userId?: string): Promise<{ items: Execution[]; total: number }> {
-    const [items, total] = await this.em.findAndCount(ExecutionSchema, userId ? { userId } : {}, {
-      orderBy: { startDate: 'desc', id: 'desc' },
-      limit: perPage,
-      offset: (page - 1) * perPage,
-    });
-    return { items, total };
+  async findById(id: string, columns?: Columns): Promise<ExecutionRecord | null> {
+    const rows = await this.em.execute<Row[]>(`select ${selectColumns(columns)} from execution e where e.id = ?`, [id]);
+    return rows[0] ? toRecord(rows[0]) : null;
   }
 
-  /** Deletes the executions a user made, with their logs (cascade); returns how many. */
-  deleteByUser(userId: string): Promise<number> {
-    return this.em.nativeDelete(ExecutionSchema, { userId });
+  /** The row, locked until the transaction ends (serialises state changes and log appends). */
+  async lock(id: string, columns: Columns = {}): Promise<ExecutionRecord | null> {
+    const rows = await this.em.execute<Row[]>(`select ${selectColumns(columns)} from execution e where e.id = ? for update`, [id]);
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** Sets columns (SQL assignments with `?` params) and returns the row. */
+  async set(id: string, assignments: string[], params: unknown[], columns: Columns = { params: true, results: true }): Promise<ExecutionRecord> {
+    const rows = await this.em.execute<Row[]>(
+      `update execution e set ${[...assignments, `updated_at = ${nowSql}`].join(', ')} where e.id = ? returning ${selectColumns(columns)}`,
+      [...params, id],
+    );
+    return toRecord(rows[0]!);
+  }
+
+  /** Announces a change to every watcher (delivered at commit). */
+  async notify(id: string): Promise<void> {
+    await this.em.execute(`select pg_notify('${executionChannel}', ?)`, [id]);
+  }
+
+  async page(q: ListWhere): Promise<{ items: ExecutionRecord[]; total: number }> {
+    const [rows, count] = await Promise.all([
+      this.em.execute<Row[]>(
+        `select ${selectColumns(q.columns)} from execution e where ${q.where} order by ${q.orderBy} limit ? offset ?`,
+        [...q.params, q.limit, q.offset],
+      ),
+      this.em.execute<{ n: string }[]>(`select count(*) as n from execution e where ${q.where}`, q.params),
+    ]);
+    return { items: rows.map(toRecord), total: Number(count[0]?.n ?? 0) };
+  }
+
+  /** Serialises slot decisions of one user (until the transaction ends). */
+  async lockUserSlots(userId: string): Promise<void> {
+    await this.em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`execution-slots:${userId}`]);
+  }
+
+  async countHeldSlots(userId: string): Promise<number> {
+    const rows = await this.em.execute<{ n: string }[]>('select count(*) as n from execution where user_id = ? and slot_held', [userId]);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Runs of the user waiting for a slot that were accepted before the given one. */
+  async countOlderWaiting(userId: string, startDate: Date, id: string): Promise<number> {
+    const rows = await this.em.execute<{ n: string }[]>(
+      `select count(*) as n from execution
+       where user_id = ? and status = 'PENDING' and not slot_held and (start_date, id) < (?, ?)`,
+      [userId, startDate, id],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** The oldest runs of the user waiting for a slot. */
+  async oldestWaiting(userId: string, limit: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    const rows = await this.em.execute<{ id: string }[]>(
+      `select id from execution where user_id = ? and status = 'PENDING' and not slot_held order by start_date, id limit ?`,
+      [userId, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** Up to `limit` executions of a user with their status (for deletion). */
+  async idsOfUser(userId: string, limit: number): Promise<{ id: string; status: ExecutionStatus; scriptId: string; scriptVersion: number }[]> {
+    const rows = await this.em.execute<Row[]>('select id, status, script_id, script_version from execution where user_id = ? limit ?', [userId, limit]);
+    return rows.map((r) => ({ id: r['id'] as string, status: r['status'] as ExecutionStatus, scriptId: r['script_id'] as string, scriptVersion: Number(r['script_version']) }));
+  }
+
+  async deleteByIds(ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const rows = await this.em.execute<{ id: string }[]>('delete from execution where id in (?) returning id', [ids]);
+    return rows.length;
   }
 }

@@ -1,11 +1,14 @@
 import os from 'node:os';
-import type { RunnerActivities } from '@gef/workflows/activities';
+import type { RunnerActivities, RunnerRunActivities } from '@gef/workflows/activities';
 import { pythonVersion } from '../runtimes/python/probe';
 import { hasTool } from '../sandbox/tools';
 import { prepareEnvironmentActivity, type PrepareEnvironmentDeps } from './prepare-environment';
+import { runScriptActivity, type RunScriptDeps } from './run-script';
 
-/** The runner's activities, on the `gef-runner` task queue. */
-export function createRunnerActivities(options: { python: string } & PrepareEnvironmentDeps): RunnerActivities {
+/** The runner's activities, on the `gef-runner` task queue: builds' environments and runs. */
+export function createRunnerActivities(
+  options: { python: string } & PrepareEnvironmentDeps & { run?: RunScriptDeps },
+): RunnerActivities & Partial<RunnerRunActivities> {
   return {
     async describeRunner() {
       const [python, setpriv, prlimit] = await Promise.all([
@@ -20,5 +23,6 @@ export function createRunnerActivities(options: { python: string } & PrepareEnvi
       };
     },
     prepareEnvironment: prepareEnvironmentActivity(options),
+    ...(options.run ? { runScript: runScriptActivity(options.run) } : {}),
   };
 }

@@ -4,6 +4,7 @@ import { buildPythonEnvironment } from '../runtimes/python/build-python-environm
 import { EnvironmentError } from './environment-error';
 import { environmentHash } from './environment-hash';
 import { normaliseRequirements } from './requirements';
+import { isAlive } from '../process/is-alive';
 
 /** Where and how environments are made on this runner. */
 export interface EnvironmentSettings {
@@ -120,15 +121,6 @@ export async function ensureEnvironment(
   const building = build(settings, runtime, normalised, hash, hooks).finally(() => inFlight.delete(hash));
   inFlight.set(hash, building);
   return building;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -1,10 +1,10 @@
 import type { RunnerConfig } from '../config';
 import type { EnvironmentSettings } from './ensure-environment';
 
-/** Environment settings from the runner's configuration. */
-export function environmentSettings(config: RunnerConfig): EnvironmentSettings {
+/** Environment settings from the runner's configuration; environments live under `root`. */
+export function environmentSettings(config: RunnerConfig, root: string = config.GEF_DATA_DIR): EnvironmentSettings {
   return {
-    dataDir: config.GEF_DATA_DIR,
+    dataDir: root,
     python: config.PYTHON,
     processEnv: config.toolEnv,
     pipTimeoutMs: config.PIP_TIMEOUT_SECONDS * 1000,

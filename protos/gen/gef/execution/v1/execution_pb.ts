@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Caller } from "../../user/v1/user_pb";
+import { file_gef_user_v1_user } from "../../user/v1/user_pb";
 import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file gef/execution/v1/execution.proto.
  */
 export const file_gef_execution_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("CiBnZWYvZXhlY3V0aW9uL3YxL2V4ZWN1dGlvbi5wcm90bxIQZ2VmLmV4ZWN1dGlvbi52MSK4AwoJRXhlY3V0aW9uEgoKAmlkGAEgASgJEhEKCXNjcmlwdF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEjEKBnN0YXR1cxgEIAEoDjIhLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uU3RhdHVzEhAKCHByb2dyZXNzGAUgASgBEicKBnBhcmFtcxgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoHcmVzdWx0cxgHIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIuCgpzdGFydF9kYXRlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfZGF0ZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOc2NyaXB0X3ZlcnNpb24YCyABKA0SLQoJcXVldWVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdhdHRlbXB0GA0gASgNIq0BCgxFeGVjdXRpb25Mb2cSCgoCaWQYASABKAMSDAoEdGV4dBgCIAEoCRIpCgVsZXZlbBgDIAEoDjIaLmdlZi5leGVjdXRpb24udjEuTG9nTGV2ZWwSMQoNcmVnaXN0ZXJfZGF0ZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZXhlY3V0aW9uX2lkGAUgASgJEg8KB2F0dGVtcHQYBiABKA0iIQoTR2V0RXhlY3V0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSJGChRHZXRFeGVjdXRpb25SZXNwb25zZRIuCglleGVjdXRpb24YASABKAsyGy5nZWYuZXhlY3V0aW9uLnYxLkV4ZWN1dGlvbiJIChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSDAoEcGFnZRgBIAEoDRIQCghwZXJfcGFnZRgCIAEoDRIPCgd1c2VyX2lkGAMgASgJIngKFkxpc3RFeGVjdXRpb25zUmVzcG9uc2USLwoKZXhlY3V0aW9ucxgBIAMoCzIbLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uEgwKBHBhZ2UYAiABKA0SEAoIcGVyX3BhZ2UYAyABKA0SDQoFdG90YWwYBCABKAQqiAIKD0V4ZWN1dGlvblN0YXR1cxIgChxFWEVDVVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYRVhFQ1VUSU9OX1NUQVRVU19QRU5ESU5HEAESGgoWRVhFQ1VUSU9OX1NUQVRVU19SRUFEWRACEhwKGEVYRUNVVElPTl9TVEFUVVNfUlVOTklORxADEh0KGUVYRUNVVElPTl9TVEFUVVNfRklOSVNIRUQQBBIbChdFWEVDVVRJT05fU1RBVFVTX0ZBSUxFRBAFEh8KG0VYRUNVVElPTl9TVEFUVVNfQ0FOQ0VMTElORxAGEh4KGkVYRUNVVElPTl9TVEFUVVNfQ0FOQ0VMTEVEEAcqkgEKCExvZ0xldmVsEhkKFUxPR19MRVZFTF9VTlNQRUNJRklFRBAAEhMKD0xPR19MRVZFTF9ERUJVRxABEhIKDkxPR19MRVZFTF9JTkZPEAISFQoRTE9HX0xFVkVMX1dBUk5JTkcQAxITCg9MT0dfTEVWRUxfRVJST1IQBBIWChJMT0dfTEVWRUxfQ1JJVElDQUwQBTLgAQoQRXhlY3V0aW9uU2VydmljZRJiCgxHZXRFeGVjdXRpb24SJS5nZWYuZXhlY3V0aW9uLnYxLkdldEV4ZWN1dGlvblJlcXVlc3QaJi5nZWYuZXhlY3V0aW9uLnYxLkdldEV4ZWN1dGlvblJlc3BvbnNlIgOQAgESaAoOTGlzdEV4ZWN1dGlvbnMSJy5nZWYuZXhlY3V0aW9uLnYxLkxpc3RFeGVjdXRpb25zUmVxdWVzdBooLmdlZi5leGVjdXRpb24udjEuTGlzdEV4ZWN1dGlvbnNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiBnZWYvZXhlY3V0aW9uL3YxL2V4ZWN1dGlvbi5wcm90bxIQZ2VmLmV4ZWN1dGlvbi52MSL7AwoJRXhlY3V0aW9uEgoKAmlkGAEgASgJEhEKCXNjcmlwdF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEjEKBnN0YXR1cxgEIAEoDjIhLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uU3RhdHVzEhAKCHByb2dyZXNzGAUgASgBEicKBnBhcmFtcxgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoHcmVzdWx0cxgHIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIuCgpzdGFydF9kYXRlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfZGF0ZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOc2NyaXB0X3ZlcnNpb24YCyABKA0SLQoJcXVldWVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdhdHRlbXB0GA0gASgNEhMKC3dvcmtmbG93X2lkGA4gASgJEiwKBGxvZ3MYDyADKAsyHi5nZWYuZXhlY3V0aW9uLnYxLkV4ZWN1dGlvbkxvZyKtAQoMRXhlY3V0aW9uTG9nEgoKAmlkGAEgASgDEgwKBHRleHQYAiABKAkSKQoFbGV2ZWwYAyABKA4yGi5nZWYuZXhlY3V0aW9uLnYxLkxvZ0xldmVsEjEKDXJlZ2lzdGVyX2RhdGUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGV4ZWN1dGlvbl9pZBgFIAEoCRIPCgdhdHRlbXB0GAYgASgNInQKEFJ1blNjcmlwdFJlcXVlc3QSIwoGY2FsbGVyGAEgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEhIKCmlkX29yX3NsdWcYAiABKAkSJwoGcGFyYW1zGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJDChFSdW5TY3JpcHRSZXNwb25zZRIuCglleGVjdXRpb24YASABKAsyGy5nZWYuZXhlY3V0aW9uLnYxLkV4ZWN1dGlvbiKNAQoTR2V0RXhlY3V0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIjCgZjYWxsZXIYAiABKAsyEy5nZWYudXNlci52MS5DYWxsZXISFAoMaW5jbHVkZV9sb2dzGAMgASgIEhYKDmV4Y2x1ZGVfcGFyYW1zGAQgASgIEhcKD2V4Y2x1ZGVfcmVzdWx0cxgFIAEoCCJGChRHZXRFeGVjdXRpb25SZXNwb25zZRIuCglleGVjdXRpb24YASABKAsyGy5nZWYuZXhlY3V0aW9uLnYxLkV4ZWN1dGlvbiKXBAoVTGlzdEV4ZWN1dGlvbnNSZXF1ZXN0EgwKBHBhZ2UYASABKA0SEAoIcGVyX3BhZ2UYAiABKA0SDwoHdXNlcl9pZBgDIAEoCRIjCgZjYWxsZXIYBCABKAsyEy5nZWYudXNlci52MS5DYWxsZXISEAoIb3duX29ubHkYBSABKAgSDgoGc3RhdHVzGAYgASgJEhEKCXNjcmlwdF9pZBgHIAEoCRIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9zdGFydF9kYXRlX2Zyb20YCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXN0YXJ0X2RhdGVfdG8YCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWVuZF9kYXRlX2Zyb20YCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2VuZF9kYXRlX3RvGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZmaWx0ZXIYDSABKAkSDAoEc29ydBgOIAEoCRIUCgxpbmNsdWRlX2xvZ3MYDyABKAgSFgoOZXhjbHVkZV9wYXJhbXMYECABKAgSFwoPZXhjbHVkZV9yZXN1bHRzGBEgASgIEhIKCnNjcmlwdF9pZHMYEiADKAkieAoWTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRIvCgpleGVjdXRpb25zGAEgAygLMhsuZ2VmLmV4ZWN1dGlvbi52MS5FeGVjdXRpb24SDAoEcGFnZRgCIAEoDRIQCghwZXJfcGFnZRgDIAEoDRINCgV0b3RhbBgEIAEoBCLyAQoWVXBkYXRlRXhlY3V0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIjCgZjYWxsZXIYAiABKAsyEy5nZWYudXNlci52MS5DYWxsZXISFwoPZXhlY3V0aW9uX3Rva2VuGAMgASgJEjYKBnN0YXR1cxgEIAEoDjIhLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uU3RhdHVzSACIAQESFQoIcHJvZ3Jlc3MYBSABKAFIAYgBARInCgdyZXN1bHRzGAYgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlQgkKB19zdGF0dXNCCwoJX3Byb2dyZXNzIloKF1VwZGF0ZUV4ZWN1dGlvblJlc3BvbnNlEi4KCWV4ZWN1dGlvbhgBIAEoCzIbLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uEg8KB2NoYW5nZWQYAiABKAgiSQoWQ2FuY2VsRXhlY3V0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIjCgZjYWxsZXIYAiABKAsyEy5nZWYudXNlci52MS5DYWxsZXIivQEKE0NhbmNlbGxhdGlvbkRldGFpbHMSOgoPcHJldmlvdXNfc3RhdHVzGAEgASgOMiEuZ2VmLmV4ZWN1dGlvbi52MS5FeGVjdXRpb25TdGF0dXMSEQoJaW1tZWRpYXRlGAIgASgIEjAKDHJlcXVlc3RlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GAQgASgJEg8KB21lc3NhZ2UYBSABKAkijgEKF0NhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEi4KCWV4ZWN1dGlvbhgBIAEoCzIbLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uEkMKFGNhbmNlbGxhdGlvbl9kZXRhaWxzGAIgASgLMiUuZ2VmLmV4ZWN1dGlvbi52MS5DYW5jZWxsYXRpb25EZXRhaWxzIlwKB0xvZ0xpbmUSDAoEdGV4dBgBIAEoCRIpCgVsZXZlbBgCIAEoDjIaLmdlZi5leGVjdXRpb24udjEuTG9nTGV2ZWwSEAoDc2VxGAMgASgNSACIAQFCBgoEX3NlcSLJAQoaQXBwZW5kRXhlY3V0aW9uTG9nc1JlcXVlc3QSCgoCaWQYASABKAkSIwoGY2FsbGVyGAIgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEhcKD2V4ZWN1dGlvbl90b2tlbhgDIAEoCRIoCgVsaW5lcxgEIAMoCzIZLmdlZi5leGVjdXRpb24udjEuTG9nTGluZRIVCghwcm9ncmVzcxgFIAEoAUgAiAEBEhMKC3JldHVybl9sb2dzGAYgASgIQgsKCV9wcm9ncmVzcyKzAQobQXBwZW5kRXhlY3V0aW9uTG9nc1Jlc3BvbnNlEhAKCGFwcGVuZGVkGAEgASgNEjEKBnN0YXR1cxgCIAEoDjIhLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uU3RhdHVzEgwKBHN0b3AYAyABKAgSEwoLc3RvcF9yZWFzb24YBCABKAkSLAoEbG9ncxgFIAMoCzIeLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uTG9nIqcBChhMaXN0RXhlY3V0aW9uTG9nc1JlcXVlc3QSCgoCaWQYASABKAkSIwoGY2FsbGVyGAIgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEikKBXN0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgdsYXN0X2lkGAQgASgDSACIAQESDQoFbGltaXQYBSABKA1CCgoIX2xhc3RfaWQiSQoZTGlzdEV4ZWN1dGlvbkxvZ3NSZXNwb25zZRIsCgRsb2dzGAEgAygLMh4uZ2VmLmV4ZWN1dGlvbi52MS5FeGVjdXRpb25Mb2cidAoVV2F0Y2hFeGVjdXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJEiMKBmNhbGxlchgCIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlchIZCgxhZnRlcl9sb2dfaWQYAyABKANIAIgBAUIPCg1fYWZ0ZXJfbG9nX2lkInkKFEV4ZWN1dGlvblN0YXR1c0V2ZW50EjEKBnN0YXR1cxgBIAEoDjIhLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uU3RhdHVzEi4KCWV4ZWN1dGlvbhgCIAEoCzIbLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uIioKFkV4ZWN1dGlvblByb2dyZXNzRXZlbnQSEAoIcHJvZ3Jlc3MYASABKAEi3QEKFldhdGNoRXhlY3V0aW9uUmVzcG9uc2USLQoDbG9nGAEgASgLMh4uZ2VmLmV4ZWN1dGlvbi52MS5FeGVjdXRpb25Mb2dIABI8Cghwcm9ncmVzcxgCIAEoCzIoLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uUHJvZ3Jlc3NFdmVudEgAEjgKBnN0YXR1cxgDIAEoCzImLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uU3RhdHVzRXZlbnRIABITCgtsYXN0X2xvZ19pZBgEIAEoA0IHCgVldmVudCJVChxTdGFydEV4ZWN1dGlvbkF0dGVtcHRSZXF1ZXN0EhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEg4KBnJ1bm5lchgDIAEoCSLmAQoHUnVuU3BlYxIRCglzY3JpcHRfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoDRIOCgZkaWdlc3QYAyABKAkSDAoEc2l6ZRgEIAEoBBIPCgdydW50aW1lGAUgASgJEhgKEGVudmlyb25tZW50X2hhc2gYBiABKAkSFAoMcmVxdWlyZW1lbnRzGAcgASgJEhEKCWNwdV9saW1pdBgIIAEoARIUCgxtZW1vcnlfbGltaXQYCSABKAQSFwoPdGltZW91dF9zZWNvbmRzGAogASgNEhYKDnNjcmlwdF91c2VyX2lkGAsgASgJIucBCh1TdGFydEV4ZWN1dGlvbkF0dGVtcHRSZXNwb25zZRIPCgdwcm9jZWVkGAEgASgIEg4KBnJlYXNvbhgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS5nZWYuZXhlY3V0aW9uLnYxLkV4ZWN1dGlvblN0YXR1cxINCgV0b2tlbhgEIAEoCRIUCgxydW5uZXJfdG9rZW4YBSABKAkSEwoLcGFyYW1zX2pzb24YBiABKAkSJwoEc3BlYxgHIAEoCzIZLmdlZi5leGVjdXRpb24udjEuUnVuU3BlYxIPCgd1c2VyX2lkGAggASgJIvoBCh9Db21wbGV0ZUV4ZWN1dGlvbkF0dGVtcHRSZXF1ZXN0EhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIUCgxydW5uZXJfdG9rZW4YAiABKAkSMQoGc3RhdHVzGAMgASgOMiEuZ2VmLmV4ZWN1dGlvbi52MS5FeGVjdXRpb25TdGF0dXMSGQoMcmVzdWx0c19qc29uGAQgASgJSACIAQESKAoFbGluZXMYBSADKAsyGS5nZWYuZXhlY3V0aW9uLnYxLkxvZ0xpbmUSFQoIcHJvZ3Jlc3MYBiABKAFIAYgBAUIPCg1fcmVzdWx0c19qc29uQgsKCV9wcm9ncmVzcyJmCiBDb21wbGV0ZUV4ZWN1dGlvbkF0dGVtcHRSZXNwb25zZRIPCgdhcHBsaWVkGAEgASgIEjEKBnN0YXR1cxgCIAEoDjIhLmdlZi5leGVjdXRpb24udjEuRXhlY3V0aW9uU3RhdHVzKogCCg9FeGVjdXRpb25TdGF0dXMSIAocRVhFQ1VUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGEVYRUNVVElPTl9TVEFUVVNfUEVORElORxABEhoKFkVYRUNVVElPTl9TVEFUVVNfUkVBRFkQAhIcChhFWEVDVVRJT05fU1RBVFVTX1JVTk5JTkcQAxIdChlFWEVDVVRJT05fU1RBVFVTX0ZJTklTSEVEEAQSGwoXRVhFQ1VUSU9OX1NUQVRVU19GQUlMRUQQBRIfChtFWEVDVVRJT05fU1RBVFVTX0NBTkNFTExJTkcQBhIeChpFWEVDVVRJT05fU1RBVFVTX0NBTkNFTExFRBAHKpIBCghMb2dMZXZlbBIZChVMT0dfTEVWRUxfVU5TUEVDSUZJRUQQABITCg9MT0dfTEVWRUxfREVCVUcQARISCg5MT0dfTEVWRUxfSU5GTxACEhUKEUxPR19MRVZFTF9XQVJOSU5HEAMSEwoPTE9HX0xFVkVMX0VSUk9SEAQSFgoSTE9HX0xFVkVMX0NSSVRJQ0FMEAUy1wgKEEV4ZWN1dGlvblNlcnZpY2USVAoJUnVuU2NyaXB0EiIuZ2VmLmV4ZWN1dGlvbi52MS5SdW5TY3JpcHRSZXF1ZXN0GiMuZ2VmLmV4ZWN1dGlvbi52MS5SdW5TY3JpcHRSZXNwb25zZRJiCgxHZXRFeGVjdXRpb24SJS5nZWYuZXhlY3V0aW9uLnYxLkdldEV4ZWN1dGlvblJlcXVlc3QaJi5nZWYuZXhlY3V0aW9uLnYxLkdldEV4ZWN1dGlvblJlc3BvbnNlIgOQAgESaAoOTGlzdEV4ZWN1dGlvbnMSJy5nZWYuZXhlY3V0aW9uLnYxLkxpc3RFeGVjdXRpb25zUmVxdWVzdBooLmdlZi5leGVjdXRpb24udjEuTGlzdEV4ZWN1dGlvbnNSZXNwb25zZSIDkAIBEmYKD1VwZGF0ZUV4ZWN1dGlvbhIoLmdlZi5leGVjdXRpb24udjEuVXBkYXRlRXhlY3V0aW9uUmVxdWVzdBopLmdlZi5leGVjdXRpb24udjEuVXBkYXRlRXhlY3V0aW9uUmVzcG9uc2USZgoPQ2FuY2VsRXhlY3V0aW9uEiguZ2VmLmV4ZWN1dGlvbi52MS5DYW5jZWxFeGVjdXRpb25SZXF1ZXN0GikuZ2VmLmV4ZWN1dGlvbi52MS5DYW5jZWxFeGVjdXRpb25SZXNwb25zZRJyChNBcHBlbmRFeGVjdXRpb25Mb2dzEiwuZ2VmLmV4ZWN1dGlvbi52MS5BcHBlbmRFeGVjdXRpb25Mb2dzUmVxdWVzdBotLmdlZi5leGVjdXRpb24udjEuQXBwZW5kRXhlY3V0aW9uTG9nc1Jlc3BvbnNlEnEKEUxpc3RFeGVjdXRpb25Mb2dzEiouZ2VmLmV4ZWN1dGlvbi52MS5MaXN0RXhlY3V0aW9uTG9nc1JlcXVlc3QaKy5nZWYuZXhlY3V0aW9uLnYxLkxpc3RFeGVjdXRpb25Mb2dzUmVzcG9uc2UiA5ACARJqCg5XYXRjaEV4ZWN1dGlvbhInLmdlZi5leGVjdXRpb24udjEuV2F0Y2hFeGVjdXRpb25SZXF1ZXN0GiguZ2VmLmV4ZWN1dGlvbi52MS5XYXRjaEV4ZWN1dGlvblJlc3BvbnNlIgOQAgEwARJ4ChVTdGFydEV4ZWN1dGlvbkF0dGVtcHQSLi5nZWYuZXhlY3V0aW9uLnYxLlN0YXJ0RXhlY3V0aW9uQXR0ZW1wdFJlcXVlc3QaLy5nZWYuZXhlY3V0aW9uLnYxLlN0YXJ0RXhlY3V0aW9uQXR0ZW1wdFJlc3BvbnNlEoEBChhDb21wbGV0ZUV4ZWN1dGlvbkF0dGVtcHQSMS5nZWYuZXhlY3V0aW9uLnYxLkNvbXBsZXRlRXhlY3V0aW9uQXR0ZW1wdFJlcXVlc3QaMi5nZWYuZXhlY3V0aW9uLnYxLkNvbXBsZXRlRXhlY3V0aW9uQXR0ZW1wdFJlc3BvbnNlYgZwcm90bzM", [file_gef_user_v1_user, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message gef.execution.v1.Execution
@@ -46,23 +48,29 @@ export type Execution = Message<"gef.execution.v1.Execution"> & {
   progress: number;
 
   /**
+   * Absent when the request excluded params.
+   *
    * @generated from field: google.protobuf.Struct params = 6;
    */
   params?: JsonObject | undefined;
 
   /**
-   * Any JSON value.
+   * Any JSON value; absent when there are none yet or the request excluded results.
    *
    * @generated from field: google.protobuf.Value results = 7;
    */
   results?: Value | undefined;
 
   /**
+   * When the run was accepted.
+   *
    * @generated from field: google.protobuf.Timestamp start_date = 8;
    */
   startDate?: Timestamp | undefined;
 
   /**
+   * Set once the status is terminal (FINISHED, FAILED, CANCELLED).
+   *
    * @generated from field: google.protobuf.Timestamp end_date = 9;
    */
   endDate?: Timestamp | undefined;
@@ -73,19 +81,39 @@ export type Execution = Message<"gef.execution.v1.Execution"> & {
   updatedAt?: Timestamp | undefined;
 
   /**
+   * The script version the run is pinned to.
+   *
    * @generated from field: uint32 script_version = 11;
    */
   scriptVersion: number;
 
   /**
+   * When the run first had to wait for a free slot of its user.
+   *
    * @generated from field: google.protobuf.Timestamp queued_at = 12;
    */
   queuedAt?: Timestamp | undefined;
 
   /**
+   * The runner attempt (1 for the first runner, 0 before any runner took it).
+   *
    * @generated from field: uint32 attempt = 13;
    */
   attempt: number;
+
+  /**
+   * The Temporal workflow id of the run (`execution-<id>`), for operators (show to ADMIN+).
+   *
+   * @generated from field: string workflow_id = 14;
+   */
+  workflowId: string;
+
+  /**
+   * The log, oldest first; filled only when the request asked for logs (at most 1000 lines).
+   *
+   * @generated from field: repeated gef.execution.v1.ExecutionLog logs = 15;
+   */
+  logs: ExecutionLog[];
 };
 
 /**
@@ -125,6 +153,8 @@ export type ExecutionLog = Message<"gef.execution.v1.ExecutionLog"> & {
   executionId: string;
 
   /**
+   * The runner attempt the line belongs to (0: before any runner).
+   *
    * @generated from field: uint32 attempt = 6;
    */
   attempt: number;
@@ -138,6 +168,54 @@ export const ExecutionLogSchema: GenMessage<ExecutionLog> = /*@__PURE__*/
   messageDesc(file_gef_execution_v1_execution, 1);
 
 /**
+ * @generated from message gef.execution.v1.RunScriptRequest
+ */
+export type RunScriptRequest = Message<"gef.execution.v1.RunScriptRequest"> & {
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 1;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * A UUID or a slug.
+   *
+   * @generated from field: string id_or_slug = 2;
+   */
+  idOrSlug: string;
+
+  /**
+   * The run's parameters (query string merged with the body, `token` dropped).
+   *
+   * @generated from field: google.protobuf.Struct params = 3;
+   */
+  params?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message gef.execution.v1.RunScriptRequest.
+ * Use `create(RunScriptRequestSchema)` to create a new message.
+ */
+export const RunScriptRequestSchema: GenMessage<RunScriptRequest> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 2);
+
+/**
+ * @generated from message gef.execution.v1.RunScriptResponse
+ */
+export type RunScriptResponse = Message<"gef.execution.v1.RunScriptResponse"> & {
+  /**
+   * @generated from field: gef.execution.v1.Execution execution = 1;
+   */
+  execution?: Execution | undefined;
+};
+
+/**
+ * Describes the message gef.execution.v1.RunScriptResponse.
+ * Use `create(RunScriptResponseSchema)` to create a new message.
+ */
+export const RunScriptResponseSchema: GenMessage<RunScriptResponse> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 3);
+
+/**
  * @generated from message gef.execution.v1.GetExecutionRequest
  */
 export type GetExecutionRequest = Message<"gef.execution.v1.GetExecutionRequest"> & {
@@ -145,6 +223,28 @@ export type GetExecutionRequest = Message<"gef.execution.v1.GetExecutionRequest"
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * Embed the log (at most 1000 lines, oldest first).
+   *
+   * @generated from field: bool include_logs = 3;
+   */
+  includeLogs: boolean;
+
+  /**
+   * @generated from field: bool exclude_params = 4;
+   */
+  excludeParams: boolean;
+
+  /**
+   * @generated from field: bool exclude_results = 5;
+   */
+  excludeResults: boolean;
 };
 
 /**
@@ -152,7 +252,7 @@ export type GetExecutionRequest = Message<"gef.execution.v1.GetExecutionRequest"
  * Use `create(GetExecutionRequestSchema)` to create a new message.
  */
 export const GetExecutionRequestSchema: GenMessage<GetExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_gef_execution_v1_execution, 2);
+  messageDesc(file_gef_execution_v1_execution, 4);
 
 /**
  * @generated from message gef.execution.v1.GetExecutionResponse
@@ -169,28 +269,126 @@ export type GetExecutionResponse = Message<"gef.execution.v1.GetExecutionRespons
  * Use `create(GetExecutionResponseSchema)` to create a new message.
  */
 export const GetExecutionResponseSchema: GenMessage<GetExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_gef_execution_v1_execution, 3);
+  messageDesc(file_gef_execution_v1_execution, 5);
 
 /**
  * @generated from message gef.execution.v1.ListExecutionsRequest
  */
 export type ListExecutionsRequest = Message<"gef.execution.v1.ListExecutionsRequest"> & {
   /**
+   * 1-based page number.
+   *
    * @generated from field: uint32 page = 1;
    */
   page: number;
 
   /**
+   * Page size, at most 100 (default 20).
+   *
    * @generated from field: uint32 per_page = 2;
    */
   perPage: number;
 
   /**
-   * Narrow to one user's executions; empty for all.
+   * Narrow to one user's executions (ADMIN+; for others it can only narrow to themselves).
    *
    * @generated from field: string user_id = 3;
    */
   userId: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 4;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * Only the caller's own executions, whatever the role (`/execution/user`).
+   *
+   * @generated from field: bool own_only = 5;
+   */
+  ownOnly: boolean;
+
+  /**
+   * Comma list of statuses (any case).
+   *
+   * @generated from field: string status = 6;
+   */
+  status: string;
+
+  /**
+   * Only runs of this script (UUID).
+   *
+   * @generated from field: string script_id = 7;
+   */
+  scriptId: string;
+
+  /**
+   * Only executions changed at or after this instant.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 8;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * Inclusive bounds on start_date and end_date.
+   *
+   * @generated from field: google.protobuf.Timestamp start_date_from = 9;
+   */
+  startDateFrom?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_date_to = 10;
+   */
+  startDateTo?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_date_from = 11;
+   */
+  endDateFrom?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_date_to = 12;
+   */
+  endDateTo?: Timestamp | undefined;
+
+  /**
+   * `field OP value` comma list over id, script_id, user_id, status, progress, start_date,
+   * end_date, updated_at, script_version, queued_at, attempt.
+   *
+   * @generated from field: string filter = 13;
+   */
+  filter: string;
+
+  /**
+   * `field [asc|desc]` comma list; `-field` means descending. Default: start_date desc, id desc.
+   *
+   * @generated from field: string sort = 14;
+   */
+  sort: string;
+
+  /**
+   * Embed each execution's log (at most 1000 lines each).
+   *
+   * @generated from field: bool include_logs = 15;
+   */
+  includeLogs: boolean;
+
+  /**
+   * @generated from field: bool exclude_params = 16;
+   */
+  excludeParams: boolean;
+
+  /**
+   * @generated from field: bool exclude_results = 17;
+   */
+  excludeResults: boolean;
+
+  /**
+   * Only runs of any of these scripts (UUIDs), e.g. to embed executions in script lists.
+   *
+   * @generated from field: repeated string script_ids = 18;
+   */
+  scriptIds: string[];
 };
 
 /**
@@ -198,7 +396,7 @@ export type ListExecutionsRequest = Message<"gef.execution.v1.ListExecutionsRequ
  * Use `create(ListExecutionsRequestSchema)` to create a new message.
  */
 export const ListExecutionsRequestSchema: GenMessage<ListExecutionsRequest> = /*@__PURE__*/
-  messageDesc(file_gef_execution_v1_execution, 4);
+  messageDesc(file_gef_execution_v1_execution, 6);
 
 /**
  * @generated from message gef.execution.v1.ListExecutionsResponse
@@ -230,7 +428,725 @@ export type ListExecutionsResponse = Message<"gef.execution.v1.ListExecutionsRes
  * Use `create(ListExecutionsResponseSchema)` to create a new message.
  */
 export const ListExecutionsResponseSchema: GenMessage<ListExecutionsResponse> = /*@__PURE__*/
-  messageDesc(file_gef_execution_v1_execution, 5);
+  messageDesc(file_gef_execution_v1_execution, 7);
+
+/**
+ * @generated from message gef.execution.v1.UpdateExecutionRequest
+ */
+export type UpdateExecutionRequest = Message<"gef.execution.v1.UpdateExecutionRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * The execution's API_TOKEN, instead of a caller.
+   *
+   * @generated from field: string execution_token = 3;
+   */
+  executionToken: string;
+
+  /**
+   * @generated from field: optional gef.execution.v1.ExecutionStatus status = 4;
+   */
+  status?: ExecutionStatus | undefined;
+
+  /**
+   * 0-100, floats accepted.
+   *
+   * @generated from field: optional double progress = 5;
+   */
+  progress?: number | undefined;
+
+  /**
+   * Any JSON value (JSON null as NullValue).
+   *
+   * @generated from field: google.protobuf.Value results = 6;
+   */
+  results?: Value | undefined;
+};
+
+/**
+ * Describes the message gef.execution.v1.UpdateExecutionRequest.
+ * Use `create(UpdateExecutionRequestSchema)` to create a new message.
+ */
+export const UpdateExecutionRequestSchema: GenMessage<UpdateExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 8);
+
+/**
+ * @generated from message gef.execution.v1.UpdateExecutionResponse
+ */
+export type UpdateExecutionResponse = Message<"gef.execution.v1.UpdateExecutionResponse"> & {
+  /**
+   * @generated from field: gef.execution.v1.Execution execution = 1;
+   */
+  execution?: Execution | undefined;
+
+  /**
+   * False when the request changed nothing (the same terminal status again).
+   *
+   * @generated from field: bool changed = 2;
+   */
+  changed: boolean;
+};
+
+/**
+ * Describes the message gef.execution.v1.UpdateExecutionResponse.
+ * Use `create(UpdateExecutionResponseSchema)` to create a new message.
+ */
+export const UpdateExecutionResponseSchema: GenMessage<UpdateExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 9);
+
+/**
+ * @generated from message gef.execution.v1.CancelExecutionRequest
+ */
+export type CancelExecutionRequest = Message<"gef.execution.v1.CancelExecutionRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+};
+
+/**
+ * Describes the message gef.execution.v1.CancelExecutionRequest.
+ * Use `create(CancelExecutionRequestSchema)` to create a new message.
+ */
+export const CancelExecutionRequestSchema: GenMessage<CancelExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 10);
+
+/**
+ * CancellationDetails says what a cancel request did.
+ *
+ * @generated from message gef.execution.v1.CancellationDetails
+ */
+export type CancellationDetails = Message<"gef.execution.v1.CancellationDetails"> & {
+  /**
+   * The status the execution had when the request came.
+   *
+   * @generated from field: gef.execution.v1.ExecutionStatus previous_status = 1;
+   */
+  previousStatus: ExecutionStatus;
+
+  /**
+   * True when the run had not started and is CANCELLED already; false when its process is
+   * being stopped (CANCELLING, then CANCELLED).
+   *
+   * @generated from field: bool immediate = 2;
+   */
+  immediate: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp requested_at = 3;
+   */
+  requestedAt?: Timestamp | undefined;
+
+  /**
+   * The user who asked.
+   *
+   * @generated from field: string requested_by = 4;
+   */
+  requestedBy: string;
+
+  /**
+   * In words, for clients.
+   *
+   * @generated from field: string message = 5;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message gef.execution.v1.CancellationDetails.
+ * Use `create(CancellationDetailsSchema)` to create a new message.
+ */
+export const CancellationDetailsSchema: GenMessage<CancellationDetails> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 11);
+
+/**
+ * @generated from message gef.execution.v1.CancelExecutionResponse
+ */
+export type CancelExecutionResponse = Message<"gef.execution.v1.CancelExecutionResponse"> & {
+  /**
+   * @generated from field: gef.execution.v1.Execution execution = 1;
+   */
+  execution?: Execution | undefined;
+
+  /**
+   * @generated from field: gef.execution.v1.CancellationDetails cancellation_details = 2;
+   */
+  cancellationDetails?: CancellationDetails | undefined;
+};
+
+/**
+ * Describes the message gef.execution.v1.CancelExecutionResponse.
+ * Use `create(CancelExecutionResponseSchema)` to create a new message.
+ */
+export const CancelExecutionResponseSchema: GenMessage<CancelExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 12);
+
+/**
+ * LogLine is a line to append.
+ *
+ * @generated from message gef.execution.v1.LogLine
+ */
+export type LogLine = Message<"gef.execution.v1.LogLine"> & {
+  /**
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * @generated from field: gef.execution.v1.LogLevel level = 2;
+   */
+  level: LogLevel;
+
+  /**
+   * The line's sequence number at its source within the attempt; absent for lines without
+   * one (e.g. one line posted over REST), which are never deduplicated.
+   *
+   * @generated from field: optional uint32 seq = 3;
+   */
+  seq?: number | undefined;
+};
+
+/**
+ * Describes the message gef.execution.v1.LogLine.
+ * Use `create(LogLineSchema)` to create a new message.
+ */
+export const LogLineSchema: GenMessage<LogLine> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 13);
+
+/**
+ * @generated from message gef.execution.v1.AppendExecutionLogsRequest
+ */
+export type AppendExecutionLogsRequest = Message<"gef.execution.v1.AppendExecutionLogsRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * An execution token (the script's API_TOKEN or the runner's token), instead of a caller.
+   * The lines belong to the token's attempt; otherwise to the execution's current attempt.
+   *
+   * @generated from field: string execution_token = 3;
+   */
+  executionToken: string;
+
+  /**
+   * At most 1000 lines; texts beyond 32 KiB are cut.
+   *
+   * @generated from field: repeated gef.execution.v1.LogLine lines = 4;
+   */
+  lines: LogLine[];
+
+  /**
+   * The run's progress (0-100), sent with the batch by runners.
+   *
+   * @generated from field: optional double progress = 5;
+   */
+  progress?: number | undefined;
+
+  /**
+   * Return the stored lines (e.g. for a REST POST of one line).
+   *
+   * @generated from field: bool return_logs = 6;
+   */
+  returnLogs: boolean;
+};
+
+/**
+ * Describes the message gef.execution.v1.AppendExecutionLogsRequest.
+ * Use `create(AppendExecutionLogsRequestSchema)` to create a new message.
+ */
+export const AppendExecutionLogsRequestSchema: GenMessage<AppendExecutionLogsRequest> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 14);
+
+/**
+ * @generated from message gef.execution.v1.AppendExecutionLogsResponse
+ */
+export type AppendExecutionLogsResponse = Message<"gef.execution.v1.AppendExecutionLogsResponse"> & {
+  /**
+   * Lines stored now (a redelivered batch stores 0).
+   *
+   * @generated from field: uint32 appended = 1;
+   */
+  appended: number;
+
+  /**
+   * The execution's status after the append.
+   *
+   * @generated from field: gef.execution.v1.ExecutionStatus status = 2;
+   */
+  status: ExecutionStatus;
+
+  /**
+   * For runners: the attempt should stop its process (cancelled, ended from outside,
+   * superseded or deleted); `stop_reason` says which.
+   *
+   * @generated from field: bool stop = 3;
+   */
+  stop: boolean;
+
+  /**
+   * @generated from field: string stop_reason = 4;
+   */
+  stopReason: string;
+
+  /**
+   * The stored lines, when asked.
+   *
+   * @generated from field: repeated gef.execution.v1.ExecutionLog logs = 5;
+   */
+  logs: ExecutionLog[];
+};
+
+/**
+ * Describes the message gef.execution.v1.AppendExecutionLogsResponse.
+ * Use `create(AppendExecutionLogsResponseSchema)` to create a new message.
+ */
+export const AppendExecutionLogsResponseSchema: GenMessage<AppendExecutionLogsResponse> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 15);
+
+/**
+ * @generated from message gef.execution.v1.ListExecutionLogsRequest
+ */
+export type ListExecutionLogsRequest = Message<"gef.execution.v1.ListExecutionLogsRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * Only lines registered strictly after this instant.
+   *
+   * @generated from field: google.protobuf.Timestamp start = 3;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * Only lines with an id strictly greater than this.
+   *
+   * @generated from field: optional int64 last_id = 4;
+   */
+  lastId?: bigint | undefined;
+
+  /**
+   * At most this many lines (default and maximum 1000).
+   *
+   * @generated from field: uint32 limit = 5;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message gef.execution.v1.ListExecutionLogsRequest.
+ * Use `create(ListExecutionLogsRequestSchema)` to create a new message.
+ */
+export const ListExecutionLogsRequestSchema: GenMessage<ListExecutionLogsRequest> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 16);
+
+/**
+ * @generated from message gef.execution.v1.ListExecutionLogsResponse
+ */
+export type ListExecutionLogsResponse = Message<"gef.execution.v1.ListExecutionLogsResponse"> & {
+  /**
+   * @generated from field: repeated gef.execution.v1.ExecutionLog logs = 1;
+   */
+  logs: ExecutionLog[];
+};
+
+/**
+ * Describes the message gef.execution.v1.ListExecutionLogsResponse.
+ * Use `create(ListExecutionLogsResponseSchema)` to create a new message.
+ */
+export const ListExecutionLogsResponseSchema: GenMessage<ListExecutionLogsResponse> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 17);
+
+/**
+ * @generated from message gef.execution.v1.WatchExecutionRequest
+ */
+export type WatchExecutionRequest = Message<"gef.execution.v1.WatchExecutionRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: gef.user.v1.Caller caller = 2;
+   */
+  caller?: Caller | undefined;
+
+  /**
+   * Resume strictly after this log line id (SSE Last-Event-ID); from the first line otherwise.
+   *
+   * @generated from field: optional int64 after_log_id = 3;
+   */
+  afterLogId?: bigint | undefined;
+};
+
+/**
+ * Describes the message gef.execution.v1.WatchExecutionRequest.
+ * Use `create(WatchExecutionRequestSchema)` to create a new message.
+ */
+export const WatchExecutionRequestSchema: GenMessage<WatchExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 18);
+
+/**
+ * ExecutionStatusEvent is the execution's state: sent first, then on every status change.
+ *
+ * @generated from message gef.execution.v1.ExecutionStatusEvent
+ */
+export type ExecutionStatusEvent = Message<"gef.execution.v1.ExecutionStatusEvent"> & {
+  /**
+   * @generated from field: gef.execution.v1.ExecutionStatus status = 1;
+   */
+  status: ExecutionStatus;
+
+  /**
+   * The execution without params and logs (results included once terminal).
+   *
+   * @generated from field: gef.execution.v1.Execution execution = 2;
+   */
+  execution?: Execution | undefined;
+};
+
+/**
+ * Describes the message gef.execution.v1.ExecutionStatusEvent.
+ * Use `create(ExecutionStatusEventSchema)` to create a new message.
+ */
+export const ExecutionStatusEventSchema: GenMessage<ExecutionStatusEvent> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 19);
+
+/**
+ * ExecutionProgressEvent is a change of progress.
+ *
+ * @generated from message gef.execution.v1.ExecutionProgressEvent
+ */
+export type ExecutionProgressEvent = Message<"gef.execution.v1.ExecutionProgressEvent"> & {
+  /**
+   * @generated from field: double progress = 1;
+   */
+  progress: number;
+};
+
+/**
+ * Describes the message gef.execution.v1.ExecutionProgressEvent.
+ * Use `create(ExecutionProgressEventSchema)` to create a new message.
+ */
+export const ExecutionProgressEventSchema: GenMessage<ExecutionProgressEvent> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 20);
+
+/**
+ * @generated from message gef.execution.v1.WatchExecutionResponse
+ */
+export type WatchExecutionResponse = Message<"gef.execution.v1.WatchExecutionResponse"> & {
+  /**
+   * @generated from oneof gef.execution.v1.WatchExecutionResponse.event
+   */
+  event: {
+    /**
+     * @generated from field: gef.execution.v1.ExecutionLog log = 1;
+     */
+    value: ExecutionLog;
+    case: "log";
+  } | {
+    /**
+     * @generated from field: gef.execution.v1.ExecutionProgressEvent progress = 2;
+     */
+    value: ExecutionProgressEvent;
+    case: "progress";
+  } | {
+    /**
+     * @generated from field: gef.execution.v1.ExecutionStatusEvent status = 3;
+     */
+    value: ExecutionStatusEvent;
+    case: "status";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The id of the last log line sent on this stream so far (0 before any, or the resume
+   * point): the SSE event id.
+   *
+   * @generated from field: int64 last_log_id = 4;
+   */
+  lastLogId: bigint;
+};
+
+/**
+ * Describes the message gef.execution.v1.WatchExecutionResponse.
+ * Use `create(WatchExecutionResponseSchema)` to create a new message.
+ */
+export const WatchExecutionResponseSchema: GenMessage<WatchExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 21);
+
+/**
+ * @generated from message gef.execution.v1.StartExecutionAttemptRequest
+ */
+export type StartExecutionAttemptRequest = Message<"gef.execution.v1.StartExecutionAttemptRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * The Temporal activity attempt (1-based).
+   *
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * The runner's host name, for the log.
+   *
+   * @generated from field: string runner = 3;
+   */
+  runner: string;
+};
+
+/**
+ * Describes the message gef.execution.v1.StartExecutionAttemptRequest.
+ * Use `create(StartExecutionAttemptRequestSchema)` to create a new message.
+ */
+export const StartExecutionAttemptRequestSchema: GenMessage<StartExecutionAttemptRequest> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 22);
+
+/**
+ * RunSpec is what running the pinned script version needs.
+ *
+ * @generated from message gef.execution.v1.RunSpec
+ */
+export type RunSpec = Message<"gef.execution.v1.RunSpec"> & {
+  /**
+   * @generated from field: string script_id = 1;
+   */
+  scriptId: string;
+
+  /**
+   * @generated from field: uint32 version = 2;
+   */
+  version: number;
+
+  /**
+   * The archive's SHA-256 (lower-case hex) and size in bytes.
+   *
+   * @generated from field: string digest = 3;
+   */
+  digest: string;
+
+  /**
+   * @generated from field: uint64 size = 4;
+   */
+  size: bigint;
+
+  /**
+   * @generated from field: string runtime = 5;
+   */
+  runtime: string;
+
+  /**
+   * @generated from field: string environment_hash = 6;
+   */
+  environmentHash: string;
+
+  /**
+   * requirements.txt as uploaded (empty when none).
+   *
+   * @generated from field: string requirements = 7;
+   */
+  requirements: string;
+
+  /**
+   * CPU cores and memory bytes; 0 means the runner's default.
+   *
+   * @generated from field: double cpu_limit = 8;
+   */
+  cpuLimit: number;
+
+  /**
+   * @generated from field: uint64 memory_limit = 9;
+   */
+  memoryLimit: bigint;
+
+  /**
+   * Wall-clock timeout in seconds (the configured default applied).
+   *
+   * @generated from field: uint32 timeout_seconds = 10;
+   */
+  timeoutSeconds: number;
+
+  /**
+   * The script's owner: the runner downloads the pinned archive as them.
+   *
+   * @generated from field: string script_user_id = 11;
+   */
+  scriptUserId: string;
+};
+
+/**
+ * Describes the message gef.execution.v1.RunSpec.
+ * Use `create(RunSpecSchema)` to create a new message.
+ */
+export const RunSpecSchema: GenMessage<RunSpec> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 23);
+
+/**
+ * @generated from message gef.execution.v1.StartExecutionAttemptResponse
+ */
+export type StartExecutionAttemptResponse = Message<"gef.execution.v1.StartExecutionAttemptResponse"> & {
+  /**
+   * @generated from field: bool proceed = 1;
+   */
+  proceed: boolean;
+
+  /**
+   * Why not, when proceed is false.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: gef.execution.v1.ExecutionStatus status = 3;
+   */
+  status: ExecutionStatus;
+
+  /**
+   * The script's API_TOKEN (scope `execution`): may update this execution and append to its
+   * log while it runs.
+   *
+   * @generated from field: string token = 4;
+   */
+  token: string;
+
+  /**
+   * The runner's token for this attempt (scope `runner`): AppendExecutionLogs and
+   * CompleteExecutionAttempt.
+   *
+   * @generated from field: string runner_token = 5;
+   */
+  runnerToken: string;
+
+  /**
+   * The run's params as a JSON object (without ENV and EXECUTION_ID).
+   *
+   * @generated from field: string params_json = 6;
+   */
+  paramsJson: string;
+
+  /**
+   * @generated from field: gef.execution.v1.RunSpec spec = 7;
+   */
+  spec?: RunSpec | undefined;
+
+  /**
+   * @generated from field: string user_id = 8;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message gef.execution.v1.StartExecutionAttemptResponse.
+ * Use `create(StartExecutionAttemptResponseSchema)` to create a new message.
+ */
+export const StartExecutionAttemptResponseSchema: GenMessage<StartExecutionAttemptResponse> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 24);
+
+/**
+ * @generated from message gef.execution.v1.CompleteExecutionAttemptRequest
+ */
+export type CompleteExecutionAttemptRequest = Message<"gef.execution.v1.CompleteExecutionAttemptRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * The runner token of the attempt.
+   *
+   * @generated from field: string runner_token = 2;
+   */
+  runnerToken: string;
+
+  /**
+   * FINISHED, FAILED or CANCELLED (CANCELLED only applies while CANCELLING).
+   *
+   * @generated from field: gef.execution.v1.ExecutionStatus status = 3;
+   */
+  status: ExecutionStatus;
+
+  /**
+   * The results as JSON text (FINISHED).
+   *
+   * @generated from field: optional string results_json = 4;
+   */
+  resultsJson?: string | undefined;
+
+  /**
+   * The attempt's last log lines.
+   *
+   * @generated from field: repeated gef.execution.v1.LogLine lines = 5;
+   */
+  lines: LogLine[];
+
+  /**
+   * @generated from field: optional double progress = 6;
+   */
+  progress?: number | undefined;
+};
+
+/**
+ * Describes the message gef.execution.v1.CompleteExecutionAttemptRequest.
+ * Use `create(CompleteExecutionAttemptRequestSchema)` to create a new message.
+ */
+export const CompleteExecutionAttemptRequestSchema: GenMessage<CompleteExecutionAttemptRequest> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 25);
+
+/**
+ * @generated from message gef.execution.v1.CompleteExecutionAttemptResponse
+ */
+export type CompleteExecutionAttemptResponse = Message<"gef.execution.v1.CompleteExecutionAttemptResponse"> & {
+  /**
+   * Whether the status was applied.
+   *
+   * @generated from field: bool applied = 1;
+   */
+  applied: boolean;
+
+  /**
+   * The execution's status afterwards.
+   *
+   * @generated from field: gef.execution.v1.ExecutionStatus status = 2;
+   */
+  status: ExecutionStatus;
+};
+
+/**
+ * Describes the message gef.execution.v1.CompleteExecutionAttemptResponse.
+ * Use `create(CompleteExecutionAttemptResponseSchema)` to create a new message.
+ */
+export const CompleteExecutionAttemptResponseSchema: GenMessage<CompleteExecutionAttemptResponse> = /*@__PURE__*/
+  messageDesc(file_gef_execution_v1_execution, 26);
 
 /**
  * @generated from enum gef.execution.v1.ExecutionStatus
@@ -303,6 +1219,8 @@ export enum LogLevel {
   INFO = 2,
 
   /**
+   * WARN and WARNING both map here.
+   *
    * @generated from enum value: LOG_LEVEL_WARNING = 3;
    */
   WARNING = 3,
@@ -327,11 +1245,32 @@ export const LogLevelSchema: GenEnum<LogLevel> = /*@__PURE__*/
 /**
  * ExecutionService owns executions, their logs, the run queue and cancellation.
  *
+ * Callers are users as the gateway authenticated them (`caller`), or, where a method says
+ * so, an execution token (`execution_token`): the API_TOKEN a running script holds (scope
+ * `execution`, accepted by UpdateExecution and AppendExecutionLogs for its own execution
+ * while it has not reached a terminal status) or a runner's token (scope `runner`, from
+ * StartExecutionAttempt). Give exactly one of them. An execution the caller may not see is
+ * NotFound (a non-UUID id too); changing one the caller can see but may not change is
+ * PermissionDenied.
+ *
  * @generated from service gef.execution.v1.ExecutionService
  */
 export const ExecutionService: GenService<{
   /**
-   * GetExecution finds an execution by id.
+   * RunScript starts a run of a visible script's current version with the given params
+   * (already merged by the gateway). NotFound when the script is not visible,
+   * InvalidArgument when it is not built ("… is not BUILT") or the params fail its
+   * params_schema (the message holds the schema error). Returns the execution, PENDING.
+   *
+   * @generated from rpc gef.execution.v1.ExecutionService.RunScript
+   */
+  runScript: {
+    methodKind: "unary";
+    input: typeof RunScriptRequestSchema;
+    output: typeof RunScriptResponseSchema;
+  },
+  /**
+   * GetExecution finds an execution by id (owner or ADMIN+).
    *
    * @generated from rpc gef.execution.v1.ExecutionService.GetExecution
    */
@@ -341,7 +1280,7 @@ export const ExecutionService: GenService<{
     output: typeof GetExecutionResponseSchema;
   },
   /**
-   * ListExecutions lists executions, paginated.
+   * ListExecutions lists executions (own; ADMIN+ all), filtered, sorted and paginated.
    *
    * @generated from rpc gef.execution.v1.ExecutionService.ListExecutions
    */
@@ -349,6 +1288,89 @@ export const ExecutionService: GenService<{
     methodKind: "unary";
     input: typeof ListExecutionsRequestSchema;
     output: typeof ListExecutionsResponseSchema;
+  },
+  /**
+   * UpdateExecution sets status, progress and/or results (ADMIN+ or the execution's token).
+   * Terminal statuses are final: another status afterwards is Aborted, the same one a
+   * no-op. Reaching a terminal status sets end_date and progress 100 (unless progress is
+   * given too) and stops the run's process.
+   *
+   * @generated from rpc gef.execution.v1.ExecutionService.UpdateExecution
+   */
+  updateExecution: {
+    methodKind: "unary";
+    input: typeof UpdateExecutionRequestSchema;
+    output: typeof UpdateExecutionResponseSchema;
+  },
+  /**
+   * CancelExecution cancels a run (owner or ADMIN+). Not started: CANCELLED at once.
+   * Running: CANCELLING, then the process is stopped and the run ends CANCELLED.
+   * Terminal: InvalidArgument. Already cancelling: Aborted.
+   *
+   * @generated from rpc gef.execution.v1.ExecutionService.CancelExecution
+   */
+  cancelExecution: {
+    methodKind: "unary";
+    input: typeof CancelExecutionRequestSchema;
+    output: typeof CancelExecutionResponseSchema;
+  },
+  /**
+   * AppendExecutionLogs appends log lines (ADMIN+ or an execution token). Lines with a
+   * sequence number are idempotent on (execution, attempt, seq): a redelivered batch
+   * stores nothing twice.
+   *
+   * @generated from rpc gef.execution.v1.ExecutionService.AppendExecutionLogs
+   */
+  appendExecutionLogs: {
+    methodKind: "unary";
+    input: typeof AppendExecutionLogsRequestSchema;
+    output: typeof AppendExecutionLogsResponseSchema;
+  },
+  /**
+   * ListExecutionLogs lists log lines oldest first (owner or ADMIN+).
+   *
+   * @generated from rpc gef.execution.v1.ExecutionService.ListExecutionLogs
+   */
+  listExecutionLogs: {
+    methodKind: "unary";
+    input: typeof ListExecutionLogsRequestSchema;
+    output: typeof ListExecutionLogsResponseSchema;
+  },
+  /**
+   * WatchExecution streams an execution's state, then its log lines, progress and status
+   * changes as they happen (owner or ADMIN+). It resumes exactly after `after_log_id` and
+   * ends once the execution is terminal and every line has been sent.
+   *
+   * @generated from rpc gef.execution.v1.ExecutionService.WatchExecution
+   */
+  watchExecution: {
+    methodKind: "server_streaming";
+    input: typeof WatchExecutionRequestSchema;
+    output: typeof WatchExecutionResponseSchema;
+  },
+  /**
+   * StartExecutionAttempt is called by a runner when it takes a run: RUNNING with the
+   * attempt number, and what the run needs. `proceed` is false when the run ended or was
+   * cancelled meanwhile, or a later attempt exists. Runners only.
+   *
+   * @generated from rpc gef.execution.v1.ExecutionService.StartExecutionAttempt
+   */
+  startExecutionAttempt: {
+    methodKind: "unary";
+    input: typeof StartExecutionAttemptRequestSchema;
+    output: typeof StartExecutionAttemptResponseSchema;
+  },
+  /**
+   * CompleteExecutionAttempt records a runner's outcome with its last log lines. The status
+   * is applied only while the attempt is current and the status is not terminal (a status
+   * set from outside wins); the lines are kept either way. Runners only.
+   *
+   * @generated from rpc gef.execution.v1.ExecutionService.CompleteExecutionAttempt
+   */
+  completeExecutionAttempt: {
+    methodKind: "unary";
+    input: typeof CompleteExecutionAttemptRequestSchema;
+    output: typeof CompleteExecutionAttemptResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gef_execution_v1_execution, 0);

@@ -1,0 +1,25 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from '@gef/common';
+import type { RunLauncher } from './run-launcher';
+import type { ScriptCatalog } from './script-catalog';
+
+/** Settings of the run path. */
+export interface RunSettings {
+  /** Concurrent runs of a USER (ADMIN+ unlimited). */
+  maxConcurrent: number;
+  defaultTimeoutSeconds: number;
+  heartbeatTimeoutSeconds: number;
+  maxAttempts: number;
+  prepareTimeoutSeconds: number;
+}
+
+/** What the execution service's domain code works with. */
+export interface ExecutionDeps {
+  orm: MikroORM;
+  scripts: ScriptCatalog;
+  runs: RunLauncher;
+  /** EXECUTION_TOKEN_SECRET. */
+  tokenSecret: string;
+  settings: RunSettings;
+  logger: Logger;
+}

@@ -1,0 +1,192 @@
+import { Aborted, InvalidArgument } from '@gef/common';
+import type { StopRequest } from '@gef/workflows';
+import type { ExecutionStatus } from '../entities/execution';
+import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
+import { ExecutionRepository, nowSql, type ExecutionRecord } from '../repositories/execution-repository';
+import { assertMayRead, executionIdOf, executionNotFound, requireActor, type Actor } from './actor';
+import { assertMayChange, credentialOf, type Credential } from './credentials';
+import type { ExecutionDeps } from './deps';
+import { checkLines, serviceLineSeq, type NewLogLine } from './log-lines';
+import { checkProgress } from './progress';
+import { isTerminal, notStartedStatuses } from './statuses';
+
+export interface ExecutionChanges {
+  status?: ExecutionStatus;
+  progress?: number;
+  /** Present (even JSON null) when results are to be set. */
+  results?: { value: unknown };
+}
+
+/** Tells the run's workflow to stop, without failing the request when Temporal is away. */
+async function stopRun(deps: ExecutionDeps, executionId: string, request: StopRequest): Promise<void> {
+  try {
+    await deps.runs.stop(executionId, request);
+  } catch (err) {
+    deps.logger.warn({ err: String(err), executionId }, 'could not signal the run; its runner learns it from the database');
+  }
+}
+
+/**
+ * PATCH /execution/<id> (ADMIN+ or the execution's token). Terminal statuses are final:
+ * another status afterwards is Aborted (409), the same one again a no-op. Reaching a
+ * terminal status sets end_date and progress 100 (unless progress is given) and stops the
+ * run's process; nothing the runner sends later overwrites it.
+ */
+export async function updateExecution(
+  deps: ExecutionDeps,
+  caller: Actor | undefined,
+  token: string | undefined,
+  rawId: string,
+  changes: ExecutionChanges,
+): Promise<{ execution: ExecutionRecord; changed: boolean }> {
+  const credential = await credentialOf(deps.tokenSecret, caller, token, ['execution']);
+  const id = executionIdOf(rawId);
+  if (changes.status === undefined && changes.progress === undefined && changes.results === undefined) {
+    throw new InvalidArgument('Nothing to update: give status, progress or results', 'invalid_argument');
+  }
+  if (changes.progress !== undefined) checkProgress(changes.progress);
+  if (changes.status === 'CANCELLING') {
+    throw new InvalidArgument('CANCELLING is set by cancelling the execution (POST /execution/<id>/cancel)', 'invalid_argument');
+  }
+  let previous: ExecutionStatus = 'PENDING';
+  const outcome = await deps.orm.em.fork().transactional(async (em) => {
+    const repo = new ExecutionRepository(em);
+    const current = await repo.lock(id);
+    if (!current) throw executionNotFound();
+    assertMayChange(credential, current);
+    previous = current.status;
+    if (isTerminal(current.status)) {
+      if (changes.status === current.status) return { execution: (await repo.findById(id)) ?? current, changed: false };
+      throw new Aborted(`Execution is already ${current.status}; it can no longer change`, 'conflict');
+    }
+    const assignments: string[] = [];
+    const params: unknown[] = [];
+    if (changes.status !== undefined) {
+      assignments.push('status = ?');
+      params.push(changes.status);
+    }
+    if (changes.results !== undefined) {
+      assignments.push('results = ?::jsonb');
+      params.push(JSON.stringify(changes.results.value ?? null));
+    }
+    const reachesTerminal = changes.status !== undefined && isTerminal(changes.status);
+    if (changes.progress !== undefined) {
+      assignments.push('progress = ?');
+      params.push(changes.progress);
+    } else if (reachesTerminal) {
+      assignments.push('progress = 100');
+    }
+    if (reachesTerminal) assignments.push(`end_date = ${nowSql}`);
+    const execution = await repo.set(id, assignments, params);
+    await repo.notify(id);
+    return { execution, changed: true };
+  });
+  if (outcome.changed && outcome.execution.status !== previous && isTerminal(outcome.execution.status)) {
+    await stopRun(deps, id, { reason: 'terminal', status: outcome.execution.status });
+  }
+  return outcome;
+}
+
+export interface CancellationDetails {
+  previousStatus: ExecutionStatus;
+  immediate: boolean;
+  requestedAt: Date;
+  requestedBy: string;
+  message: string;
+}
+
+/**
+ * POST /execution/<id>/cancel (owner or ADMIN+). Not started: CANCELLED at once. Running:
+ * CANCELLING; the run's workflow has the runner stop the process (signal, grace period,
+ * kill) and then records CANCELLED. Terminal: InvalidArgument; already cancelling: Aborted.
+ */
+export async function cancelExecution(
+  deps: ExecutionDeps,
+  caller: Actor | undefined,
+  rawId: string,
+): Promise<{ execution: ExecutionRecord; details: CancellationDetails }> {
+  const actor = requireActor(caller);
+  const id = executionIdOf(rawId);
+  const result = await deps.orm.em.fork().transactional(async (em) => {
+    const repo = new ExecutionRepository(em);
+    const current = await repo.lock(id);
+    if (!current) throw executionNotFound();
+    assertMayRead(actor, current);
+    if (isTerminal(current.status)) {
+      throw new InvalidArgument(`Execution is already ${current.status}; it cannot be cancelled`, 'invalid_argument');
+    }
+    if (current.status === 'CANCELLING') throw new Aborted('Execution is already being cancelled', 'conflict');
+    const immediate = notStartedStatuses.includes(current.status);
+    const by = actor.userId === current.userId ? 'its owner' : `user ${actor.userId}`;
+    const execution = immediate
+      ? await repo.set(id, ["status = 'CANCELLED'", `end_date = ${nowSql}`], [])
+      : await repo.set(id, ["status = 'CANCELLING'"], []);
+    const line: NewLogLine = immediate
+      ? { level: 'INFO', text: `Execution cancelled by ${by} before it started`, seq: serviceLineSeq.cancelledBeforeStart }
+      : { level: 'INFO', text: `Cancellation requested by ${by}: stopping the script`, seq: serviceLineSeq.cancelRequested };
+    await new ExecutionLogRepository(em).append(id, current.attempt, [line]);
+    await repo.notify(id);
+    const details: CancellationDetails = {
+      previousStatus: current.status,
+      immediate,
+      requestedAt: execution.updatedAt,
+      requestedBy: actor.userId,
+      message: immediate ? 'The execution had not started; it is cancelled.' : 'The execution is being stopped; it will be CANCELLED shortly.',
+    };
+    return { execution, details };
+  });
+  await stopRun(deps, id, { reason: 'cancel', status: 'CANCELLED' });
+  return result;
+}
+
+export interface AppendResult {
+  appended: number;
+  status: ExecutionStatus | undefined;
+  stop: boolean;
+  stopReason: string;
+  logs: LogRecord[];
+}
+
+/** Why a runner's attempt should stop, or '' to go on. */
+export function stopReasonFor(execution: ExecutionRecord, attempt: number): string {
+  if (execution.attempt > attempt) return 'superseded';
+  if (execution.status === 'CANCELLING') return 'cancel';
+  if (isTerminal(execution.status)) return 'terminal';
+  return '';
+}
+
+/**
+ * POST /execution/<id>/log (ADMIN+ or the script's token, one line at a time) and the
+ * runners' batches (runner token, numbered lines, progress). Numbered lines are stored
+ * once per (execution, attempt, seq). A runner's batch for an attempt that is no longer
+ * current stores nothing and is told to stop.
+ */
+export async function appendExecutionLogs(
+  deps: ExecutionDeps,
+  caller: Actor | undefined,
+  token: string | undefined,
+  rawId: string,
+  input: { lines: NewLogLine[]; progress?: number },
+): Promise<AppendResult> {
+  const credential: Credential = await credentialOf(deps.tokenSecret, caller, token, ['execution', 'runner']);
+  const id = executionIdOf(rawId);
+  const lines = checkLines(input.lines);
+  if (input.progress !== undefined) checkProgress(input.progress);
+  return deps.orm.em.fork().transactional(async (em) => {
+    const repo = new ExecutionRepository(em);
+    let execution = await repo.lock(id);
+    if (!execution) throw executionNotFound();
+    assertMayChange(credential, execution);
+    const runnerAttempt = credential.kind === 'token' && credential.claims.scope === 'runner' ? credential.claims.attempt : undefined;
+    if (runnerAttempt !== undefined && runnerAttempt !== execution.attempt) {
+      return { appended: 0, status: execution.status, stop: true, stopReason: stopReasonFor(execution, runnerAttempt) || 'superseded', logs: [] };
+    }
+    const attempt = credential.kind === 'token' ? credential.claims.attempt : execution.attempt;
+    const stored = await new ExecutionLogRepository(em).append(id, attempt, lines);
+    const progressChanged = input.progress !== undefined && !isTerminal(execution.status) && input.progress !== execution.progress;
+    if (progressChanged) execution = await repo.set(id, ['progress = ?'], [input.progress], {});
+    if (stored.length > 0 || progressChanged) await repo.notify(id);
+    const stopReason = runnerAttempt !== undefined ? stopReasonFor(execution, runnerAttempt) : '';
+    return { appended: stored.length, status: execution.status, stop: stopReason !== '', stopReason, logs: stored };
+  });
+}

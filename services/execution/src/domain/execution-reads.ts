@@ -1,0 +1,155 @@
+import { filterToSql, InvalidArgument, parseFilter, parsePaging, parseSort, sortToSql, type FieldMap } from '@gef/common';
+import { executionStatuses, type ExecutionStatus } from '../entities/execution';
+import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
+import { ExecutionRepository, type Columns, type ExecutionRecord } from '../repositories/execution-repository';
+import { assertMayRead, executionIdOf, executionNotFound, isAdmin, isUuid, requireActor, type Actor } from './actor';
+import type { ExecutionDeps } from './deps';
+
+/** Fields of `filter` and `sort` on executions. */
+export const executionListFields: FieldMap = {
+  id: { column: 'e.id', type: 'uuid' },
+  script_id: { column: 'e.script_id', type: 'uuid' },
+  user_id: { column: 'e.user_id', type: 'uuid' },
+  status: { column: 'e.status', type: 'enum', values: executionStatuses },
+  progress: { column: 'e.progress', type: 'number' },
+  start_date: { column: 'e.start_date', type: 'date' },
+  end_date: { column: 'e.end_date', type: 'date' },
+  updated_at: { column: 'e.updated_at', type: 'date' },
+  script_version: { column: 'e.script_version', type: 'number' },
+  queued_at: { column: 'e.queued_at', type: 'date' },
+  attempt: { column: 'e.attempt', type: 'number' },
+};
+
+/** Embedded log lines per execution (a log may be longer: read it with ListExecutionLogs). */
+export const maxEmbeddedLines = 1000;
+const maxLogLines = 1000;
+
+export interface ExecutionView {
+  execution: ExecutionRecord;
+  logs?: LogRecord[];
+}
+
+export interface ReadOptions {
+  includeLogs?: boolean;
+  excludeParams?: boolean;
+  excludeResults?: boolean;
+}
+
+const columnsOf = (o: ReadOptions): Columns => ({ params: !o.excludeParams, results: !o.excludeResults });
+
+/** GET /execution/<id>: the owner or ADMIN+, else NotFound. */
+export async function getExecution(deps: ExecutionDeps, caller: Actor | undefined, rawId: string, options: ReadOptions = {}): Promise<ExecutionView> {
+  const actor = requireActor(caller);
+  const id = executionIdOf(rawId);
+  const em = deps.orm.em.fork();
+  const execution = await new ExecutionRepository(em).findById(id, columnsOf(options));
+  if (!execution) throw executionNotFound();
+  assertMayRead(actor, execution);
+  if (!options.includeLogs) return { execution };
+  const logs = await new ExecutionLogRepository(em).list(id, { limit: maxEmbeddedLines });
+  return { execution, logs };
+}
+
+export interface ExecutionListQuery extends ReadOptions {
+  page?: number;
+  perPage?: number;
+  userId?: string;
+  ownOnly?: boolean;
+  status?: string;
+  scriptId?: string;
+  scriptIds?: string[];
+  updatedAt?: Date;
+  startDateFrom?: Date;
+  startDateTo?: Date;
+  endDateFrom?: Date;
+  endDateTo?: Date;
+  filter?: string;
+  sort?: string;
+}
+
+function uuidParam(name: string, value: string): string {
+  if (!isUuid(value.trim())) throw new InvalidArgument(`${name} must be a UUID`, 'invalid_argument');
+  return value.trim().toLowerCase();
+}
+
+/** The statuses of a comma list (any case). */
+export function parseStatuses(text: string): ExecutionStatus[] {
+  return text
+    .split(',')
+    .map((s) => s.trim().toUpperCase())
+    .filter((s) => s.length > 0)
+    .map((s) => {
+      const status = executionStatuses.find((x) => x === s);
+      if (!status) throw new InvalidArgument(`Invalid status '${s.slice(0, 40)}': expected one of ${executionStatuses.join(', ')}`, 'invalid_filter');
+      return status;
+    });
+}
+
+/** The WHERE clause of a list (with `?` params) for the actor. */
+export function listWhere(actor: Actor, q: ExecutionListQuery): { where: string; params: unknown[] } {
+  const filter = filterToSql(parseFilter(q.filter, executionListFields), executionListFields);
+  const where: string[] = [`(${filter.sql})`];
+  const params: unknown[] = [...filter.params];
+  const add = (sql: string, ...values: unknown[]) => {
+    where.push(sql);
+    params.push(...values);
+  };
+  if (q.ownOnly || !isAdmin(actor)) add('e.user_id = ?', actor.userId);
+  if (q.userId) add('e.user_id = ?', uuidParam('user_id', q.userId));
+  if (q.status) {
+    const statuses = parseStatuses(q.status);
+    if (statuses.length > 0) add(`e.status in (${statuses.map(() => '?').join(', ')})`, ...statuses);
+  }
+  if (q.scriptId) add('e.script_id = ?', uuidParam('script_id', q.scriptId));
+  if (q.scriptIds && q.scriptIds.length > 0) {
+    const ids = q.scriptIds.map((s) => uuidParam('script_ids', s));
+    add(`e.script_id in (${ids.map(() => '?').join(', ')})`, ...ids);
+  }
+  if (q.updatedAt) add('e.updated_at >= ?', q.updatedAt);
+  if (q.startDateFrom) add('e.start_date >= ?', q.startDateFrom);
+  if (q.startDateTo) add('e.start_date <= ?', q.startDateTo);
+  if (q.endDateFrom) add('e.end_date >= ?', q.endDateFrom);
+  if (q.endDateTo) add('e.end_date <= ?', q.endDateTo);
+  return { where: where.join(' and '), params };
+}
+
+/** GET /execution and /execution/user: own (ADMIN+: all), filtered, sorted, paginated. */
+export async function listExecutions(deps: ExecutionDeps, caller: Actor | undefined, q: ExecutionListQuery) {
+  const actor = requireActor(caller);
+  const { where, params } = listWhere(actor, q);
+  const sort = parseSort(q.sort, executionListFields);
+  const paging = parsePaging(q.page, q.perPage);
+  const em = deps.orm.em.fork();
+  const { items, total } = await new ExecutionRepository(em).page({
+    where,
+    params,
+    orderBy: sortToSql(sort, executionListFields, 'e.start_date desc', 'e.id desc'),
+    limit: paging.perPage,
+    offset: paging.offset,
+    columns: columnsOf(q),
+  });
+  const logs = q.includeLogs ? await new ExecutionLogRepository(em).forExecutions(items.map((e) => e.id), maxEmbeddedLines) : undefined;
+  const views: ExecutionView[] = items.map((execution) => (logs ? { execution, logs: logs.get(execution.id) ?? [] } : { execution }));
+  return { executions: views, page: paging.page, perPage: paging.perPage, total };
+}
+
+/** GET /execution/<id>/log: oldest first, strictly after `after` and/or `afterId`. */
+export async function listExecutionLogs(
+  deps: ExecutionDeps,
+  caller: Actor | undefined,
+  rawId: string,
+  options: { after?: Date; afterId?: number; limit?: number },
+): Promise<LogRecord[]> {
+  const actor = requireActor(caller);
+  const id = executionIdOf(rawId);
+  const limit = Math.min(maxLogLines, options.limit && options.limit > 0 ? options.limit : maxLogLines);
+  const em = deps.orm.em.fork();
+  const execution = await new ExecutionRepository(em).findById(id, { params: false, results: false });
+  if (!execution) throw executionNotFound();
+  assertMayRead(actor, execution);
+  return new ExecutionLogRepository(em).list(id, {
+    ...(options.after ? { after: options.after } : {}),
+    ...(options.afterId !== undefined ? { afterId: options.afterId } : {}),
+    limit,
+  });
+}

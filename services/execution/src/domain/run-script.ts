@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { InvalidArgument, Unavailable } from '@gef/common';
+import { runExecutionWorkflowId } from '@gef/workflows';
+import { ExecutionRepository, type ExecutionRecord } from '../repositories/execution-repository';
+import { RunSpecRepository } from '../repositories/run-spec-repository';
+import { isAdmin, requireActor, type Actor } from './actor';
+import type { ExecutionDeps } from './deps';
+import { validateParams } from './params-schema';
+
+/**
+ * POST /script/<s>/run: a visible, built script's current version, params checked against
+ * its params_schema; the execution is stored PENDING (pinned to the version) and its
+ * runExecution workflow started. When the workflow cannot be started nothing is kept.
+ */
+export async function runScript(
+  deps: ExecutionDeps,
+  caller: Actor | undefined,
+  idOrSlug: string,
+  params: Record<string, unknown>,
+): Promise<ExecutionRecord> {
+  const actor = requireActor(caller);
+  const key = idOrSlug.trim();
+  if (!key) throw new InvalidArgument('A script id or slug is required', 'invalid_argument');
+  const script = await deps.scripts.scriptForRun(actor, key);
+  if (script.status !== 'SUCCESS') throw new InvalidArgument(`Script ${script.slug} is not BUILT`, 'not_built');
+  validateParams(`${script.scriptId}:${script.version}`, script.paramsSchema, params);
+
+  const id = randomUUID();
+  const execution = await deps.orm.em.fork().transactional(async (em) => {
+    await new RunSpecRepository(em).record({
+      scriptId: script.scriptId,
+      version: script.version,
+      scriptUserId: script.scriptUserId,
+      digest: script.digest,
+      size: script.size,
+      runtime: script.runtime,
+      environmentHash: script.environmentHash,
+      requirements: script.requirements,
+      cpuLimit: script.cpuLimit,
+      memoryLimit: script.memoryLimit,
+      timeout: script.timeout,
+    });
+    return new ExecutionRepository(em).insert({ id, scriptId: script.scriptId, userId: actor.userId, params, scriptVersion: script.version });
+  });
+
+  try {
+    await deps.runs.start({
+      executionId: id,
+      userId: actor.userId,
+      scriptId: script.scriptId,
+      concurrencyLimit: isAdmin(actor) ? null : deps.settings.maxConcurrent,
+      timeoutSeconds: script.timeout > 0 ? script.timeout : deps.settings.defaultTimeoutSeconds,
+      prepareTimeoutSeconds: deps.settings.prepareTimeoutSeconds,
+      heartbeatTimeoutSeconds: deps.settings.heartbeatTimeoutSeconds,
+      maxAttempts: deps.settings.maxAttempts,
+    });
+  } catch (err) {
+    deps.logger.error({ err, executionId: id, workflowId: runExecutionWorkflowId(id) }, 'could not start the run');
+    await deps.orm.em
+      .fork()
+      .execute('delete from execution where id = ?', [id])
+      .catch(() => undefined);
+    throw new Unavailable('The run could not be scheduled; try again shortly', 'unavailable');
+  }
+  return execution;
+}

@@ -1,0 +1,73 @@
+import type { ClaimSlotInput, ClaimSlotResult, EndExecutionInput, EndExecutionResult, ReleaseSlotInput, ReleaseSlotResult } from '@gef/workflows/activities';
+import { ExecutionLogRepository } from '../repositories/execution-log-repository';
+import { ExecutionRepository, nowSql } from '../repositories/execution-repository';
+import type { ExecutionDeps } from './deps';
+import { serviceLineSeq } from './log-lines';
+import { isTerminal } from './statuses';
+
+/**
+ * The concurrency queue, kept in the database: a run holds one of its user's slots from the
+ * grant (READY) until its workflow ends. A run may take a slot when fewer than `limit` are
+ * held and no older run of the user is waiting; decisions for one user are serialised by an
+ * advisory lock. A run that must wait records `queued_at` and sleeps in its workflow until
+ * a run of the user that ends wakes it (releaseSlot names the oldest waiters that fit).
+ */
+export async function claimSlot(deps: Pick<ExecutionDeps, 'orm'>, input: ClaimSlotInput): Promise<ClaimSlotResult> {
+  return deps.orm.em.fork().transactional(async (em) => {
+    const repo = new ExecutionRepository(em);
+    if (input.limit !== null) await repo.lockUserSlots(input.userId);
+    const current = await repo.lock(input.executionId);
+    if (!current) return { outcome: 'ended', status: 'GONE' };
+    if (isTerminal(current.status) || current.status === 'CANCELLING') return { outcome: 'ended', status: current.status };
+    if (current.slotHeld) return { outcome: 'granted' };
+    if (input.limit !== null) {
+      const held = await repo.countHeldSlots(input.userId);
+      const ahead = held < input.limit ? await repo.countOlderWaiting(input.userId, current.startDate, current.id) : 0;
+      if (held + ahead >= input.limit) {
+        if (!current.queuedAt) {
+          await repo.set(current.id, [`queued_at = ${nowSql}`], [], {});
+          await new ExecutionLogRepository(em).append(current.id, current.attempt, [
+            { level: 'INFO', text: `Waiting for a free slot: at most ${input.limit} runs of a user go at once`, seq: serviceLineSeq.queued },
+          ]);
+          await repo.notify(current.id);
+        }
+        return { outcome: 'waiting' };
+      }
+    }
+    await repo.set(current.id, [`slot_held = ${input.limit !== null}`, "status = case when status = 'PENDING' then 'READY' else status end"], [], {});
+    await repo.notify(current.id);
+    return { outcome: 'granted' };
+  });
+}
+
+/** Gives a run's slot back; names the oldest waiting runs of the user that now fit. */
+export async function releaseSlot(deps: Pick<ExecutionDeps, 'orm'>, input: ReleaseSlotInput): Promise<ReleaseSlotResult> {
+  return deps.orm.em.fork().transactional(async (em) => {
+    const repo = new ExecutionRepository(em);
+    await repo.lockUserSlots(input.userId);
+    await em.execute('update execution set slot_held = false where id = ? and slot_held', [input.executionId]);
+    const held = await repo.countHeldSlots(input.userId);
+    return { wake: await repo.oldestWaiting(input.userId, input.limit - held) };
+  });
+}
+
+/**
+ * Ends a run the runner could not end: CANCELLED while it was being cancelled (or when asked
+ * to), else FAILED, with the reason as a log line. A terminal status stays as it is.
+ */
+export async function endExecution(deps: Pick<ExecutionDeps, 'orm'>, input: EndExecutionInput): Promise<EndExecutionResult> {
+  return deps.orm.em.fork().transactional(async (em) => {
+    const repo = new ExecutionRepository(em);
+    const current = await repo.lock(input.executionId);
+    if (!current) return { status: 'GONE' };
+    if (isTerminal(current.status)) return { status: current.status };
+    const status = input.status === 'CANCELLED' || current.status === 'CANCELLING' ? 'CANCELLED' : 'FAILED';
+    await repo.set(current.id, ['status = ?', `end_date = ${nowSql}`], [status], {});
+    const text = status === 'CANCELLED' && input.status === 'FAILED' ? `Execution cancelled (${input.reason})` : input.reason;
+    await new ExecutionLogRepository(em).append(current.id, current.attempt, [
+      { level: status === 'FAILED' ? 'ERROR' : 'INFO', text, seq: status === 'FAILED' ? serviceLineSeq.failedByPlatform : serviceLineSeq.cancelled },
+    ]);
+    await repo.notify(current.id);
+    return { status };
+  });
+}

@@ -1,0 +1,139 @@
+import { FailedPrecondition, InvalidArgument } from '@gef/common';
+import { signExecutionToken, verifyExecutionToken } from '@gef/common/execution-token';
+import type { ExecutionStatus } from '../entities/execution';
+import { ExecutionLogRepository } from '../repositories/execution-log-repository';
+import { ExecutionRepository, nowSql } from '../repositories/execution-repository';
+import { RunSpecRepository, type RunSpecRecord } from '../repositories/run-spec-repository';
+import { executionIdOf } from './actor';
+import type { ExecutionDeps } from './deps';
+import { checkLines, serviceLineSeq, type NewLogLine } from './log-lines';
+import { checkProgress } from './progress';
+import { isTerminal } from './statuses';
+
+export type AttemptStart =
+  | { proceed: false; reason: string; status: ExecutionStatus | undefined }
+  | {
+      proceed: true;
+      status: ExecutionStatus;
+      token: string;
+      runnerToken: string;
+      paramsJson: string;
+      spec: RunSpecRecord & { timeoutSeconds: number };
+      userId: string;
+    };
+
+/**
+ * A runner takes a run: RUNNING with the attempt number and a log line saying where, the
+ * params, the pinned version's spec and two tokens for this attempt. Not when the run has
+ * ended, is being cancelled, or a later attempt exists.
+ */
+export async function startAttempt(deps: ExecutionDeps, input: { executionId: string; attempt: number; runner: string }): Promise<AttemptStart> {
+  const id = executionIdOf(input.executionId);
+  if (!Number.isInteger(input.attempt) || input.attempt < 1) throw new InvalidArgument('attempt must be 1 or more', 'invalid_argument');
+  const runner = input.runner.trim().slice(0, 200) || 'unknown';
+  const started = await deps.orm.em.fork().transactional(async (em) => {
+    const repo = new ExecutionRepository(em);
+    const current = await repo.lock(id, { params: true });
+    if (!current) return { proceed: false as const, reason: 'the execution no longer exists', status: undefined };
+    if (isTerminal(current.status)) return { proceed: false as const, reason: `the execution is already ${current.status}`, status: current.status };
+    if (current.status === 'CANCELLING') return { proceed: false as const, reason: 'the execution is being cancelled', status: current.status };
+    if (current.attempt > input.attempt) return { proceed: false as const, reason: `attempt ${current.attempt} runs the execution`, status: current.status };
+    const spec = await new RunSpecRepository(em).find(current.scriptId, current.scriptVersion);
+    if (!spec) throw new FailedPrecondition(`No run spec for version ${current.scriptVersion} of script ${current.scriptId}`, 'failed_precondition');
+    const execution = { ...(await repo.set(id, ["status = 'RUNNING'", 'attempt = ?'], [input.attempt], {})), params: current.params };
+    const retry = input.attempt > 1 ? ' (the previous attempt did not finish: its runner stopped answering or failed)' : '';
+    await new ExecutionLogRepository(em).append(id, input.attempt, [
+      { level: 'INFO', text: `Attempt ${input.attempt} started on runner ${runner}${retry}`, seq: serviceLineSeq.attemptStarted },
+    ]);
+    await repo.notify(id);
+    return { proceed: true as const, execution, spec };
+  });
+  if (!started.proceed) return started;
+  const { execution, spec } = started;
+  const timeoutSeconds = spec.timeout > 0 ? spec.timeout : deps.settings.defaultTimeoutSeconds;
+  // Valid while the run may go on; the service also refuses it once the run has ended.
+  const ttlSeconds = timeoutSeconds + deps.settings.prepareTimeoutSeconds + 600;
+  const [token, runnerToken] = await Promise.all([
+    signExecutionToken(deps.tokenSecret, { executionId: id, scope: 'execution', attempt: input.attempt, ttlSeconds }),
+    signExecutionToken(deps.tokenSecret, { executionId: id, scope: 'runner', attempt: input.attempt, ttlSeconds }),
+  ]);
+  return {
+    proceed: true,
+    status: execution.status,
+    token,
+    runnerToken,
+    paramsJson: JSON.stringify(execution.params ?? {}),
+    spec: { ...spec, timeoutSeconds },
+    userId: execution.userId,
+  };
+}
+
+export interface AttemptOutcome {
+  runnerToken: string;
+  executionId: string;
+  status: ExecutionStatus;
+  /** JSON text of the results (FINISHED). */
+  resultsJson?: string;
+  lines: NewLogLine[];
+  progress?: number;
+}
+
+/**
+ * A runner's outcome: its last lines are stored in any case; the status only while the
+ * attempt is current and the run is not terminal (a status set from outside wins). A run
+ * being cancelled ends CANCELLED whatever the script did meanwhile.
+ */
+export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome): Promise<{ applied: boolean; status: ExecutionStatus | undefined }> {
+  const claims = await verifyExecutionToken(deps.tokenSecret, input.runnerToken, ['runner']);
+  const id = executionIdOf(input.executionId);
+  if (claims.executionId !== id) throw new InvalidArgument('The runner token belongs to another execution', 'invalid_argument');
+  if (!['FINISHED', 'FAILED', 'CANCELLED'].includes(input.status)) {
+    throw new InvalidArgument('A runner ends a run FINISHED, FAILED or CANCELLED', 'invalid_argument');
+  }
+  const lines = checkLines(input.lines);
+  if (input.progress !== undefined) checkProgress(input.progress);
+  const results = input.resultsJson;
+  if (results !== undefined) {
+    try {
+      JSON.parse(results);
+    } catch {
+      throw new InvalidArgument('results_json is not JSON', 'invalid_argument');
+    }
+  }
+  return deps.orm.em.fork().transactional(async (em) => {
+    const repo = new ExecutionRepository(em);
+    const current = await repo.lock(id);
+    if (!current) return { applied: false, status: undefined };
+    if (current.attempt !== claims.attempt) return { applied: false, status: current.status };
+    const logs = new ExecutionLogRepository(em);
+    await logs.append(id, claims.attempt, lines);
+    if (isTerminal(current.status) || (input.status === 'CANCELLED' && current.status !== 'CANCELLING')) {
+      await repo.notify(id);
+      return { applied: false, status: current.status };
+    }
+    const assignments: string[] = [`end_date = ${nowSql}`];
+    const params: unknown[] = [];
+    let status: ExecutionStatus = input.status;
+    if (current.status === 'CANCELLING') {
+      status = 'CANCELLED';
+      if (input.status !== 'CANCELLED') {
+        await logs.append(id, claims.attempt, [
+          { level: 'INFO', text: `The script ended (${input.status}) before it could be stopped`, seq: serviceLineSeq.endedBeforeStopped },
+        ]);
+      }
+      await logs.append(id, claims.attempt, [{ level: 'INFO', text: 'Execution cancelled', seq: serviceLineSeq.cancelled }]);
+    } else if (status === 'FINISHED') {
+      assignments.push('results = ?::jsonb');
+      params.push(results ?? 'null');
+      assignments.push('progress = 100');
+    } else if (input.progress !== undefined) {
+      assignments.push('progress = ?');
+      params.push(input.progress);
+    }
+    assignments.unshift('status = ?');
+    params.unshift(status);
+    const execution = await repo.set(id, assignments, params, {});
+    await repo.notify(id);
+    return { applied: true, status: execution.status };
+  });
+}

@@ -1,0 +1,97 @@
+import type { LogRecord } from '../repositories/execution-log-repository';
+import { ExecutionLogRepository } from '../repositories/execution-log-repository';
+import { ExecutionRepository, type ExecutionRecord } from '../repositories/execution-repository';
+import { assertMayRead, executionIdOf, executionNotFound, requireActor, type Actor } from '../domain/actor';
+import type { ExecutionDeps } from '../domain/deps';
+import { isTerminal } from '../domain/statuses';
+import type { ExecutionEvents } from './execution-events';
+
+export type WatchEvent =
+  | { kind: 'status'; execution: ExecutionRecord; lastLogId: number }
+  | { kind: 'progress'; progress: number; lastLogId: number }
+  | { kind: 'log'; log: LogRecord; lastLogId: number };
+
+type StateEvent = Extract<WatchEvent, { kind: 'status' | 'progress' }>;
+
+const page = 500;
+
+/**
+ * An execution's state, then its log lines, progress and status changes as they happen,
+ * woken by the change announcements (no polling). Resumes strictly after `afterLogId`;
+ * lines come in id order, which is commit order for one execution. Each round reads the
+ * state before the lines, so the lines written with a terminal status are sent before it;
+ * the stream ends after the terminal status.
+ */
+export async function* watchExecution(
+  deps: Pick<ExecutionDeps, 'orm'>,
+  events: ExecutionEvents,
+  caller: Actor | undefined,
+  rawId: string,
+  afterLogId: number | undefined,
+  signal: AbortSignal,
+): AsyncGenerator<WatchEvent> {
+  const actor = requireActor(caller);
+  const id = executionIdOf(rawId);
+  const em = () => deps.orm.em.fork();
+  const first = await new ExecutionRepository(em()).findById(id, { params: false, results: false });
+  if (!first) throw executionNotFound();
+  assertMayRead(actor, first);
+
+  let dirty = true;
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    dirty = true;
+    wake?.();
+  };
+  const unsubscribe = events.subscribe(id, poke);
+  signal.addEventListener('abort', poke);
+  void events.start();
+  let cursor = afterLogId ?? 0;
+  let status: string | undefined;
+  let progress: number | undefined;
+  try {
+    for (let round = 0; !signal.aborted; round++) {
+      if (!dirty) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (dirty || signal.aborted) resolve();
+        });
+        wake = undefined;
+        continue;
+      }
+      dirty = false;
+      const repo = new ExecutionRepository(em());
+      const state = await repo.findById(id, { params: false, results: false });
+      if (!state) return;
+      const terminal = isTerminal(state.status);
+      const progressChanged = state.progress !== progress;
+      const statusChanged = state.status !== status;
+      progress = state.progress;
+      status = state.status;
+      const full = statusChanged && terminal ? ((await repo.findById(id, { params: false, results: true })) ?? state) : state;
+      const statusEvent: StateEvent | undefined = statusChanged ? { kind: 'status', execution: full, lastLogId: cursor } : undefined;
+      const progressEvent: StateEvent | undefined =
+        progressChanged && (round > 0 || state.progress !== 0) ? { kind: 'progress', progress: state.progress, lastLogId: cursor } : undefined;
+      // The first round tells the state before the lines (unless it is final). Otherwise the
+      // lines come first, so a client that stops at a terminal status has them all, and a
+      // progress change comes before the status change (a run reaches 100 before FINISHED).
+      const stateFirst = round === 0 && !terminal;
+      const stateEvents = (stateFirst ? [statusEvent, progressEvent] : [progressEvent, statusEvent]).filter((e): e is StateEvent => e !== undefined);
+      if (stateFirst) for (const e of stateEvents) yield { ...e, lastLogId: cursor };
+      const logs = new ExecutionLogRepository(em());
+      for (;;) {
+        const lines = await logs.list(id, { afterId: cursor, limit: page });
+        for (const log of lines) {
+          cursor = log.id;
+          yield { kind: 'log', log, lastLogId: cursor };
+        }
+        if (lines.length < page || signal.aborted) break;
+      }
+      if (!stateFirst) for (const e of stateEvents) yield { ...e, lastLogId: cursor };
+      if (terminal) return;
+    }
+  } finally {
+    unsubscribe();
+    signal.removeEventListener('abort', poke);
+  }
+}

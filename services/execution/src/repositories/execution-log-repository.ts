@@ -1,0 +1,91 @@
+import type { EntityManager } from '@gef/common/orm';
+import type { LogLevel } from '../entities/execution-log';
+import type { NewLogLine } from '../domain/log-lines';
+import { nowSql } from './execution-repository';
+
+export interface LogRecord {
+  id: number;
+  executionId: string;
+  attempt: number;
+  seq: number | null;
+  level: LogLevel;
+  text: string;
+  registerDate: Date;
+}
+
+type Row = Record<string, unknown>;
+
+const toLog = (r: Row): LogRecord => ({
+  id: Number(r['id']),
+  executionId: r['execution_id'] as string,
+  attempt: Number(r['attempt']),
+  seq: r['seq'] === null || r['seq'] === undefined ? null : Number(r['seq']),
+  level: r['level'] as LogLevel,
+  text: r['text'] as string,
+  registerDate: new Date(r['register_date'] as Date),
+});
+
+const columns = 'id, execution_id, attempt, seq, level, text, register_date';
+
+/** Log lines of executions. */
+export class ExecutionLogRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  /**
+   * Appends lines in order. A line whose (execution, attempt, seq) is stored already is
+   * skipped, so a redelivered batch adds nothing. Callers hold the execution's row lock, so
+   * one execution's line ids grow in commit order (a reader resuming after an id misses
+   * nothing). Returns the lines stored now.
+   */
+  async append(executionId: string, attempt: number, lines: NewLogLine[]): Promise<LogRecord[]> {
+    if (lines.length === 0) return [];
+    const rows = await this.em.execute<Row[]>(
+      `insert into execution_log (execution_id, attempt, seq, level, text, register_date)
+       select ?, ?, t.seq, t.level, t.text, ${nowSql}
+       from unnest(array[?]::integer[], array[?]::varchar[], array[?]::text[]) with ordinality as t(seq, level, text, n)
+       order by t.n
+       on conflict on constraint execution_log_seq_unique do nothing
+       returning ${columns}`,
+      [executionId, attempt, lines.map((l) => l.seq), lines.map((l) => l.level), lines.map((l) => l.text)],
+    );
+    return rows.map(toLog).sort((a, b) => a.id - b.id);
+  }
+
+  /** Lines oldest first, strictly after an instant and/or an id. */
+  async list(executionId: string, options: { after?: Date; afterId?: number; limit: number }): Promise<LogRecord[]> {
+    const where = ['execution_id = ?'];
+    const params: unknown[] = [executionId];
+    if (options.after) {
+      where.push('register_date > ?');
+      params.push(options.after);
+    }
+    if (options.afterId !== undefined) {
+      where.push('id > ?');
+      params.push(options.afterId);
+    }
+    const rows = await this.em.execute<Row[]>(`select ${columns} from execution_log where ${where.join(' and ')} order by id asc limit ?`, [
+      ...params,
+      options.limit,
+    ]);
+    return rows.map(toLog);
+  }
+
+  /** The first lines of several executions, oldest first, grouped by execution. */
+  async forExecutions(ids: string[], limitEach: number): Promise<Map<string, LogRecord[]>> {
+    const out = new Map<string, LogRecord[]>();
+    if (ids.length === 0) return out;
+    const rows = await this.em.execute<Row[]>(
+      `select l.* from unnest(array[?]::uuid[]) as x(id)
+       cross join lateral (select ${columns} from execution_log where execution_id = x.id order by id asc limit ?) l
+       order by l.id`,
+      [ids, limitEach],
+    );
+    for (const row of rows) {
+      const log = toLog(row);
+      const list = out.get(log.executionId) ?? [];
+      list.push(log);
+      out.set(log.executionId, list);
+    }
+    return out;
+  }
+}

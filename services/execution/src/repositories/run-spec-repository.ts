@@ -1,0 +1,63 @@
+import type { EntityManager } from '@gef/common/orm';
+
+export interface RunSpecRecord {
+  scriptId: string;
+  version: number;
+  scriptUserId: string;
+  digest: string;
+  size: number;
+  runtime: string;
+  environmentHash: string;
+  requirements: string;
+  cpuLimit: number;
+  memoryLimit: number;
+  /** Seconds; 0: the configured default. */
+  timeout: number;
+}
+
+type Row = Record<string, unknown>;
+
+/** What running each pinned script version needs (one row per version, shared by its runs). */
+export class RunSpecRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  /** Records a version's spec; a version is immutable, so an existing row is kept. */
+  async record(spec: RunSpecRecord): Promise<void> {
+    await this.em.execute(
+      `insert into script_run_spec (script_id, version, script_user_id, digest, size, runtime, environment_hash, requirements, cpu_limit, memory_limit, timeout)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (script_id, version) do nothing`,
+      [spec.scriptId, spec.version, spec.scriptUserId, spec.digest, spec.size, spec.runtime, spec.environmentHash, spec.requirements, spec.cpuLimit, spec.memoryLimit, spec.timeout],
+    );
+  }
+
+  async find(scriptId: string, version: number): Promise<RunSpecRecord | null> {
+    const rows = await this.em.execute<Row[]>('select * from script_run_spec where script_id = ? and version = ?', [scriptId, version]);
+    const r = rows[0];
+    if (!r) return null;
+    return {
+      scriptId: r['script_id'] as string,
+      version: Number(r['version']),
+      scriptUserId: r['script_user_id'] as string,
+      digest: r['digest'] as string,
+      size: Number(r['size']),
+      runtime: r['runtime'] as string,
+      environmentHash: r['environment_hash'] as string,
+      requirements: r['requirements'] as string,
+      cpuLimit: Number(r['cpu_limit']),
+      memoryLimit: Number(r['memory_limit']),
+      timeout: Number(r['timeout']),
+    };
+  }
+
+  /** Removes specs of these versions that no execution uses any more. */
+  async pruneUnused(versions: { scriptId: string; version: number }[]): Promise<void> {
+    for (const v of versions) {
+      await this.em.execute(
+        `delete from script_run_spec s where s.script_id = ? and s.version = ?
+         and not exists (select 1 from execution e where e.script_id = s.script_id and e.script_version = s.version)`,
+        [v.scriptId, v.version],
+      );
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { taskQueues } from '@gef/common/temporal';
+import {
+  gefScriptIdKey,
+  gefStatusKey,
+  gefUserIdKey,
+  runExecution,
+  runExecutionWorkflowId,
+  stopExecutionSignal,
+  type RunExecutionInput,
+  type StopRequest,
+} from '@gef/workflows';
+import type { RunLauncher } from '../domain/run-launcher';
+
+const callTimeoutMs = 10_000;
+
+async function bounded<T>(call: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      call,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Temporal did not answer ${what} in time`)), callTimeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    call.catch(() => undefined);
+  }
+}
+
+/** Runs as runExecution workflows on the execution service's task queue. */
+export class TemporalRunLauncher implements RunLauncher {
+  constructor(private readonly client: Client) {}
+
+  async start(run: RunExecutionInput): Promise<void> {
+    try {
+      await bounded(
+        this.client.workflow.start(runExecution, {
+          taskQueue: taskQueues.execution,
+          workflowId: runExecutionWorkflowId(run.executionId),
+          args: [run],
+          // An execution runs once: its workflow id is never reused.
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          typedSearchAttributes: [
+            { key: gefUserIdKey, value: run.userId },
+            { key: gefScriptIdKey, value: run.scriptId },
+            { key: gefStatusKey, value: 'PENDING' },
+          ],
+        }),
+        'the start of a run',
+      );
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return;
+      throw err;
+    }
+  }
+
+  async stop(executionId: string, request: StopRequest): Promise<void> {
+    try {
+      await bounded(this.client.workflow.getHandle(runExecutionWorkflowId(executionId)).signal(stopExecutionSignal, request), 'a stop signal');
+    } catch (err) {
+      // A run whose workflow has ended needs no telling.
+      if (err instanceof WorkflowNotFoundError) return;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,452 @@
+import { randomUUID } from 'node:crypto';
+import { fromJson } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { signExecutionToken } from '@gef/common/execution-token';
+import { execution } from '@gef/protos';
+import { claimSlot, endExecution, releaseSlot } from '../src/domain/run-slots';
+import { deleteExecutionsOfUser } from '../src/domain/delete-executions';
+import { startPostgres, type TestPostgres } from './support/postgres';
+import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
+
+const S = execution.ExecutionStatus;
+const L = execution.LogLevel;
+
+async function codeOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error('expected the call to fail');
+}
+
+// The execution service's RPCs over a real PostgreSQL (Temporal and the script service faked).
+describe('execution service', () => {
+  let pg: TestPostgres;
+  let f: ServiceFixture;
+
+  beforeAll(async () => {
+    pg = await startPostgres('gef_execution_test');
+    f = await serviceFixture(pg.url);
+  }, 120_000);
+
+  afterAll(async () => {
+    await f?.close();
+    await pg?.stop();
+  }, 60_000);
+
+  /** A user with a built script of their own. */
+  function someone(over: { timeout?: number; paramsSchema?: Record<string, unknown>; status?: string } = {}) {
+    const userId = randomUUID();
+    const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId, version: 4, ...over });
+    return { userId, script };
+  }
+
+  async function run(userId: string, scriptId: string, params: Record<string, unknown> = {}, role: 'USER' | 'ADMIN' = 'USER') {
+    const res = await f.client.runScript({ caller: caller(userId, role), idOrSlug: scriptId, params: params as never });
+    return res.execution!;
+  }
+
+  /** A runner taking the run (attempt n). */
+  async function startAttempt(id: string, attempt = 1) {
+    return f.client.startExecutionAttempt({ executionId: id, attempt, runner: 'runner-test' });
+  }
+
+  describe('RunScript', () => {
+    it('returns the execution PENDING at once, pinned to the current version, and starts its run', async () => {
+      const { userId, script } = someone({ timeout: 77 });
+      const e = await run(userId, script.slug, { a: 1, b: 'x' });
+      expect(e.status).toBe(S.PENDING);
+      expect(e.progress).toBe(0);
+      expect(e.scriptVersion).toBe(4);
+      expect(e.userId).toBe(userId);
+      expect(e.params).toEqual({ a: 1, b: 'x' });
+      expect(e.workflowId).toBe(`execution-${e.id}`);
+      expect(e.endDate).toBeUndefined();
+      expect(f.runs.started.at(-1)).toEqual({
+        executionId: e.id,
+        userId,
+        scriptId: script.scriptId,
+        concurrencyLimit: 3,
+        timeoutSeconds: 77,
+        prepareTimeoutSeconds: 300,
+        heartbeatTimeoutSeconds: 10,
+        maxAttempts: 3,
+      });
+    });
+
+    it('does not limit ADMIN runs and applies the default timeout', async () => {
+      const { script } = someone();
+      const admin = randomUUID();
+      const e = await run(admin, script.scriptId, {}, 'ADMIN');
+      expect(f.runs.started.at(-1)).toMatchObject({ executionId: e.id, concurrencyLimit: null, timeoutSeconds: 600 });
+    });
+
+    it('refuses scripts the caller cannot see (404) and scripts not built (400)', async () => {
+      const { script } = someone();
+      expect(await codeOf(run(randomUUID(), script.scriptId))).toEqual({ code: Code.NotFound, message: 'Script not found' });
+      const building = someone({ status: 'BUILDING' });
+      expect(await codeOf(run(building.userId, building.script.scriptId))).toEqual({
+        code: Code.InvalidArgument,
+        message: `Script ${building.script.slug} is not BUILT`,
+      });
+    });
+
+    it('checks params against the params_schema with the schema error', async () => {
+      const { userId, script } = someone({
+        paramsSchema: { type: 'object', properties: { year: { type: 'integer', minimum: 2000 } }, required: ['year'] },
+      });
+      expect(await codeOf(run(userId, script.scriptId, {}))).toEqual({ code: Code.InvalidArgument, message: "Invalid params: params must have required property 'year'" });
+      expect(await codeOf(run(userId, script.scriptId, { year: 1999 }))).toEqual({ code: Code.InvalidArgument, message: 'Invalid params: params.year must be >= 2000' });
+      expect((await run(userId, script.scriptId, { year: 2020 })).status).toBe(S.PENDING);
+    });
+
+    it('keeps nothing when the run cannot be scheduled', async () => {
+      const { userId, script } = someone();
+      f.runs.failStart = true;
+      try {
+        expect((await codeOf(run(userId, script.scriptId))).code).toBe(Code.Unavailable);
+      } finally {
+        f.runs.failStart = false;
+      }
+      const list = await f.client.listExecutions({ caller: caller(userId) });
+      expect(list.total).toBe(0n);
+    });
+  });
+
+  describe('reads', () => {
+    it('shows an execution to its owner and ADMIN+, as NotFound to others and for non-UUID ids', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId, { p: true });
+      expect((await f.client.getExecution({ id: e.id, caller: caller(userId) })).execution!.id).toBe(e.id);
+      expect((await f.client.getExecution({ id: e.id.toUpperCase(), caller: caller(randomUUID(), 'SUPERADMIN') })).execution!.id).toBe(e.id);
+      expect((await codeOf(f.client.getExecution({ id: e.id, caller: caller(randomUUID()) }))).code).toBe(Code.NotFound);
+      expect((await codeOf(f.client.getExecution({ id: 'not-a-uuid', caller: caller(userId) }))).code).toBe(Code.NotFound);
+      const lean = await f.client.getExecution({ id: e.id, caller: caller(userId), excludeParams: true, excludeResults: true });
+      expect(lean.execution!.params).toBeUndefined();
+    });
+
+    it('lists own executions (ADMIN: all, user_id narrows), filtered, sorted and paginated', async () => {
+      const a = someone();
+      const b = someone();
+      const ids = [];
+      for (let i = 0; i < 3; i++) ids.push((await run(a.userId, a.script.scriptId)).id);
+      await run(b.userId, b.script.scriptId);
+      const own = await f.client.listExecutions({ caller: caller(a.userId), perPage: 2 });
+      expect(own.total).toBe(3n);
+      expect(own.executions.map((e) => e.id)).toEqual([ids[2], ids[1]]);
+      expect(own.perPage).toBe(2);
+      const page2 = await f.client.listExecutions({ caller: caller(a.userId), perPage: 2, page: 2 });
+      expect(page2.executions.map((e) => e.id)).toEqual([ids[0]]);
+      // A USER asking for someone else's runs still sees only their own.
+      expect((await f.client.listExecutions({ caller: caller(a.userId), userId: b.userId })).total).toBe(0n);
+      const admin = randomUUID();
+      expect((await f.client.listExecutions({ caller: caller(admin, 'ADMIN'), userId: b.userId })).total).toBe(1n);
+      expect((await f.client.listExecutions({ caller: caller(admin, 'ADMIN'), ownOnly: true })).total).toBe(0n);
+      const sorted = await f.client.listExecutions({ caller: caller(a.userId), sort: 'start_date', excludeParams: true });
+      expect(sorted.executions.map((e) => e.id)).toEqual(ids);
+      expect(sorted.executions[0]!.params).toBeUndefined();
+      const byScript = await f.client.listExecutions({ caller: caller(admin, 'ADMIN'), scriptId: b.script.scriptId });
+      expect(byScript.total).toBe(1n);
+      const byScripts = await f.client.listExecutions({ caller: caller(admin, 'ADMIN'), scriptIds: [a.script.scriptId, b.script.scriptId] });
+      expect(byScripts.total).toBe(4n);
+      expect((await f.client.listExecutions({ caller: caller(a.userId), status: 'pending,running' })).total).toBe(3n);
+      expect((await f.client.listExecutions({ caller: caller(a.userId), status: 'FINISHED' })).total).toBe(0n);
+      expect((await f.client.listExecutions({ caller: caller(a.userId), filter: `id=${ids[1]}` })).executions.map((e) => e.id)).toEqual([ids[1]]);
+      expect(await codeOf(f.client.listExecutions({ caller: caller(a.userId), filter: 'secret=1' }))).toEqual({
+        code: Code.InvalidArgument,
+        message: "Unknown filter field 'secret'",
+      });
+      expect((await codeOf(f.client.listExecutions({ caller: caller(a.userId), status: 'DONE' }))).code).toBe(Code.InvalidArgument);
+    });
+
+    it('filters on updated_at (at or after) and start/end date ranges', async () => {
+      const { userId, script } = someone();
+      const first = await run(userId, script.scriptId);
+      const second = await run(userId, script.scriptId);
+      const since = timestampDate(second.updatedAt!);
+      const changed = await f.client.listExecutions({ caller: caller(userId), updatedAt: timestampFromDate(since) });
+      expect(changed.executions.map((e) => e.id)).toEqual([second.id]);
+      const before = await f.client.listExecutions({ caller: caller(userId), startDateTo: first.startDate! });
+      expect(before.executions.map((e) => e.id)).toEqual([first.id]);
+      await f.client.updateExecution({ id: first.id, caller: caller(randomUUID(), 'ADMIN'), status: S.FINISHED });
+      const ended = await f.client.listExecutions({ caller: caller(userId), endDateFrom: timestampFromDate(new Date(Date.now() - 60_000)) });
+      expect(ended.executions.map((e) => e.id)).toEqual([first.id]);
+    });
+  });
+
+  describe('UpdateExecution', () => {
+    it('is for ADMIN+ (403 for the owner, 404 for others) and needs something to change', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      expect((await codeOf(f.client.updateExecution({ id: e.id, caller: caller(userId), progress: 5 }))).code).toBe(Code.PermissionDenied);
+      expect((await codeOf(f.client.updateExecution({ id: e.id, caller: caller(randomUUID()), progress: 5 }))).code).toBe(Code.NotFound);
+      expect((await codeOf(f.client.updateExecution({ id: e.id, caller: caller(randomUUID(), 'ADMIN') }))).code).toBe(Code.InvalidArgument);
+      expect((await codeOf(f.client.updateExecution({ id: e.id, caller: caller(randomUUID(), 'ADMIN'), progress: 101 }))).code).toBe(Code.InvalidArgument);
+    });
+
+    it('keeps float progress and any JSON results; a terminal status sets end_date and progress 100 and is final', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const admin = caller(randomUUID(), 'ADMIN');
+      const running = await f.client.updateExecution({ id: e.id, caller: admin, status: S.RUNNING, progress: 42.5 });
+      expect(running.execution).toMatchObject({ status: S.RUNNING, progress: 42.5 });
+      const withResults = await f.client.updateExecution({ id: e.id, caller: admin, results: fromJson(ValueSchema, [1, 'two', { three: null }]) });
+      expect(withResults.execution!.results).toEqual(fromJson(ValueSchema, [1, 'two', { three: null }]));
+      const done = await f.client.updateExecution({ id: e.id, caller: admin, status: S.FINISHED });
+      expect(done.execution).toMatchObject({ status: S.FINISHED, progress: 100 });
+      expect(done.execution!.endDate).toBeDefined();
+      expect(f.runs.stopped.at(-1)).toEqual({ executionId: e.id, request: { reason: 'terminal', status: 'FINISHED' } });
+      const again = await f.client.updateExecution({ id: e.id, caller: admin, status: S.FINISHED, progress: 3 });
+      expect(again.changed).toBe(false);
+      expect(again.execution!.progress).toBe(100);
+      expect((await codeOf(f.client.updateExecution({ id: e.id, caller: admin, status: S.FAILED }))).code).toBe(Code.Aborted);
+      const failed = await run(userId, script.scriptId);
+      const withProgress = await f.client.updateExecution({ id: failed.id, caller: admin, status: S.FAILED, progress: 30 });
+      expect(withProgress.execution).toMatchObject({ status: S.FAILED, progress: 30 });
+    });
+
+    it('accepts the execution\'s own token while it runs, and nothing else with it', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const other = await run(userId, script.scriptId);
+      const grant = await startAttempt(e.id);
+      expect(grant.proceed).toBe(true);
+      const ok = await f.client.updateExecution({ id: e.id, executionToken: grant.token, progress: 10.25 });
+      expect(ok.execution!.progress).toBe(10.25);
+      expect((await codeOf(f.client.updateExecution({ id: other.id, executionToken: grant.token, progress: 1 }))).code).toBe(Code.PermissionDenied);
+      // The runner's token is for the runner's RPCs only.
+      expect((await codeOf(f.client.updateExecution({ id: e.id, executionToken: grant.runnerToken, progress: 1 }))).code).toBe(Code.Unauthenticated);
+      const forged = await signExecutionToken('another-secret-of-enough-length', { executionId: e.id, scope: 'execution', attempt: 1, ttlSeconds: 60 });
+      expect((await codeOf(f.client.updateExecution({ id: e.id, executionToken: forged, progress: 1 }))).code).toBe(Code.Unauthenticated);
+      await f.client.updateExecution({ id: e.id, executionToken: grant.token, status: S.FINISHED, results: fromJson(ValueSchema, { ok: true }) });
+      expect(await codeOf(f.client.updateExecution({ id: e.id, executionToken: grant.token, progress: 1 }))).toEqual({
+        code: Code.Unauthenticated,
+        message: 'The execution token is no longer valid: the execution is FINISHED',
+      });
+      expect((await codeOf(f.client.appendExecutionLogs({ id: e.id, executionToken: grant.token, lines: [{ text: 'late', level: L.INFO }] }))).code).toBe(Code.Unauthenticated);
+    });
+  });
+
+  describe('logs', () => {
+    it('stores a numbered batch once however often it is delivered, each line with its attempt, in order', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const first = await startAttempt(e.id, 1);
+      const batch = { id: e.id, executionToken: first.runnerToken, lines: [0, 1, 2].map((seq) => ({ text: `a1 line ${seq}`, level: L.INFO, seq })) };
+      expect((await f.client.appendExecutionLogs(batch)).appended).toBe(3);
+      expect((await f.client.appendExecutionLogs(batch)).appended).toBe(0);
+      // A redelivery overlapping a new batch stores only the new lines.
+      const overlap = { ...batch, lines: [2, 3].map((seq) => ({ text: `a1 line ${seq}`, level: L.WARNING, seq })), progress: 12.5 };
+      const reply = await f.client.appendExecutionLogs(overlap);
+      expect(reply).toMatchObject({ appended: 1, stop: false, status: S.RUNNING });
+      // The runner died; attempt 2 numbers its lines from 0 again.
+      const second = await startAttempt(e.id, 2);
+      await f.client.appendExecutionLogs({ id: e.id, executionToken: second.runnerToken, lines: [{ text: 'a2 line 0', level: L.INFO, seq: 0 }] });
+      // The first attempt, back from the dead, is told to stop and stores nothing.
+      const zombie = await f.client.appendExecutionLogs({ ...batch, lines: [{ text: 'zombie', level: L.INFO, seq: 9 }] });
+      expect(zombie).toMatchObject({ appended: 0, stop: true, stopReason: 'superseded' });
+      const logs = (await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) })).logs;
+      expect(logs.map((l) => [l.attempt, l.text])).toEqual([
+        [1, 'Attempt 1 started on runner runner-test'],
+        [1, 'a1 line 0'],
+        [1, 'a1 line 1'],
+        [1, 'a1 line 2'],
+        [1, 'a1 line 3'],
+        [2, expect.stringMatching(/^Attempt 2 started on runner runner-test/)],
+        [2, 'a2 line 0'],
+      ]);
+      expect(logs.map((l) => Number(l.id))).toEqual([...logs.map((l) => Number(l.id))].sort((x, y) => x - y));
+      expect((await f.client.getExecution({ id: e.id, caller: caller(userId) })).execution).toMatchObject({ attempt: 2, progress: 12.5 });
+    });
+
+    it('takes single lines from ADMIN+ (REST POST /log) and reads strictly after last_id and start', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const admin = caller(randomUUID(), 'ADMIN');
+      const posted = [];
+      for (const [text, level] of [['one', L.DEBUG], ['two', L.WARNING], ['two', L.WARNING]] as const) {
+        const r = await f.client.appendExecutionLogs({ id: e.id, caller: admin, lines: [{ text, level }], returnLogs: true });
+        posted.push(r.logs[0]!);
+      }
+      // Lines without a number are never deduplicated.
+      expect(posted.map((l) => l.text)).toEqual(['one', 'two', 'two']);
+      expect((await codeOf(f.client.appendExecutionLogs({ id: e.id, caller: caller(userId), lines: [{ text: 'x', level: L.INFO }] }))).code).toBe(Code.PermissionDenied);
+      expect((await codeOf(f.client.appendExecutionLogs({ id: e.id, caller: admin, lines: [{ text: 'x', level: L.UNSPECIFIED }] }))).code).toBe(Code.InvalidArgument);
+      const afterId = await f.client.listExecutionLogs({ id: e.id, caller: caller(userId), lastId: posted[0]!.id });
+      expect(afterId.logs.map((l) => l.text)).toEqual(['two', 'two']);
+      const afterStart = await f.client.listExecutionLogs({ id: e.id, caller: caller(userId), start: posted[2]!.registerDate! });
+      expect(afterStart.logs).toEqual([]);
+      expect((await codeOf(f.client.listExecutionLogs({ id: e.id, caller: caller(randomUUID()) }))).code).toBe(Code.NotFound);
+    });
+  });
+
+  describe('CancelExecution', () => {
+    it('cancels a run that has not started at once', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const res = await f.client.cancelExecution({ id: e.id, caller: caller(userId) });
+      expect(res.execution).toMatchObject({ status: S.CANCELLED });
+      expect(res.execution!.endDate).toBeDefined();
+      expect(res.cancellationDetails).toMatchObject({ previousStatus: S.PENDING, immediate: true, requestedBy: userId });
+      expect(f.runs.stopped.at(-1)).toEqual({ executionId: e.id, request: { reason: 'cancel', status: 'CANCELLED' } });
+      expect(await codeOf(f.client.cancelExecution({ id: e.id, caller: caller(userId) }))).toEqual({
+        code: Code.InvalidArgument,
+        message: 'Execution is already CANCELLED; it cannot be cancelled',
+      });
+      // The runner that picks it up afterwards does not start it.
+      expect(await startAttempt(e.id)).toMatchObject({ proceed: false, status: S.CANCELLED });
+    });
+
+    it('moves a running run to CANCELLING, tells its runner, and ends it CANCELLED', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const grant = await startAttempt(e.id);
+      expect((await codeOf(f.client.cancelExecution({ id: e.id, caller: caller(randomUUID()) }))).code).toBe(Code.NotFound);
+      const res = await f.client.cancelExecution({ id: e.id, caller: caller(randomUUID(), 'ADMIN') });
+      expect(res.execution).toMatchObject({ status: S.CANCELLING });
+      expect(res.cancellationDetails).toMatchObject({ previousStatus: S.RUNNING, immediate: false });
+      expect((await codeOf(f.client.cancelExecution({ id: e.id, caller: caller(userId) }))).code).toBe(Code.Aborted);
+      const reply = await f.client.appendExecutionLogs({ id: e.id, executionToken: grant.runnerToken, lines: [{ text: 'stopping', level: L.INFO, seq: 0 }] });
+      expect(reply).toMatchObject({ stop: true, stopReason: 'cancel' });
+      const done = await f.client.completeExecutionAttempt({ executionId: e.id, runnerToken: grant.runnerToken, status: S.CANCELLED, lines: [] });
+      expect(done).toMatchObject({ applied: true, status: S.CANCELLED });
+      const logs = (await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) })).logs.map((l) => l.text);
+      expect(logs).toEqual(['Attempt 1 started on runner runner-test', expect.stringMatching(/^Cancellation requested by user .*: stopping the script$/), 'stopping', 'Execution cancelled']);
+    });
+  });
+
+  describe('runner attempts', () => {
+    it('records the outcome with results and the last lines; RUNNING with the attempt before', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId, { x: 1 });
+      const grant = await startAttempt(e.id);
+      expect(grant).toMatchObject({ proceed: true, status: S.RUNNING, paramsJson: '{"x":1}', userId });
+      expect(grant.spec).toMatchObject({ scriptId: script.scriptId, version: 4, digest: 'a'.repeat(64), timeoutSeconds: 600, scriptUserId: userId });
+      const done = await f.client.completeExecutionAttempt({
+        executionId: e.id,
+        runnerToken: grant.runnerToken,
+        status: S.FINISHED,
+        resultsJson: '{"answer":42,"big":12345678901234567890}',
+        lines: [{ text: 'last', level: L.INFO, seq: 0 }],
+      });
+      expect(done).toMatchObject({ applied: true, status: S.FINISHED });
+      const got = (await f.client.getExecution({ id: e.id, caller: caller(userId) })).execution!;
+      expect(got).toMatchObject({ status: S.FINISHED, progress: 100, attempt: 1 });
+      expect(got.results).toEqual(fromJson(ValueSchema, { answer: 42, big: 12345678901234567890 }));
+    });
+
+    it('never overwrites a status set from outside, but keeps the runner\'s lines', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const grant = await startAttempt(e.id);
+      await f.client.updateExecution({ id: e.id, caller: caller(randomUUID(), 'ADMIN'), status: S.FAILED });
+      const reply = await f.client.appendExecutionLogs({ id: e.id, executionToken: grant.runnerToken, lines: [{ text: 'still here', level: L.INFO, seq: 0 }] });
+      expect(reply).toMatchObject({ stop: true, stopReason: 'terminal' });
+      const done = await f.client.completeExecutionAttempt({ executionId: e.id, runnerToken: grant.runnerToken, status: S.FINISHED, resultsJson: '1', lines: [{ text: 'stopped', level: L.INFO, seq: 1 }] });
+      expect(done).toMatchObject({ applied: false, status: S.FAILED });
+      const got = (await f.client.getExecution({ id: e.id, caller: caller(userId), includeLogs: true })).execution!;
+      expect(got.status).toBe(S.FAILED);
+      expect(got.results).toBeUndefined();
+      expect(got.logs.map((l) => l.text)).toEqual(['Attempt 1 started on runner runner-test', 'still here', 'stopped']);
+    });
+
+    it('ends a run FAILED for the workflow without touching a terminal one', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      expect(await endExecution(f.deps, { executionId: e.id, status: 'FAILED', reason: 'The run failed: its runner stopped answering (3 attempts)' })).toEqual({ status: 'FAILED' });
+      expect(await endExecution(f.deps, { executionId: e.id, status: 'CANCELLED', reason: 'x' })).toEqual({ status: 'FAILED' });
+      const logs = (await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) })).logs;
+      expect(logs.map((l) => [l.level, l.text])).toEqual([[L.ERROR, 'The run failed: its runner stopped answering (3 attempts)']]);
+    });
+  });
+
+  describe('concurrency slots', () => {
+    it('lets three runs of a USER go, queues the fourth (queued_at), and wakes the oldest when one ends', async () => {
+      const { userId, script } = someone();
+      const ids = [];
+      for (let i = 0; i < 5; i++) ids.push((await run(userId, script.scriptId)).id);
+      const claim = (id: string) => claimSlot(f.deps, { executionId: id, userId, limit: 3 });
+      // Claims come in any order; the oldest runs win.
+      expect(await claim(ids[4]!)).toEqual({ outcome: 'waiting' });
+      expect(await claim(ids[0]!)).toEqual({ outcome: 'granted' });
+      expect(await claim(ids[1]!)).toEqual({ outcome: 'granted' });
+      expect(await claim(ids[3]!)).toEqual({ outcome: 'waiting' });
+      expect(await claim(ids[2]!)).toEqual({ outcome: 'granted' });
+      expect(await claim(ids[2]!)).toEqual({ outcome: 'granted' });
+      const queued = (await f.client.getExecution({ id: ids[3]!, caller: caller(userId) })).execution!;
+      expect(queued.status).toBe(S.PENDING);
+      expect(queued.queuedAt).toBeDefined();
+      expect((await f.client.getExecution({ id: ids[0]!, caller: caller(userId) })).execution!.status).toBe(S.READY);
+      await f.client.updateExecution({ id: ids[1]!, caller: caller(randomUUID(), 'ADMIN'), status: S.FINISHED });
+      expect(await releaseSlot(f.deps, { executionId: ids[1]!, userId, limit: 3 })).toEqual({ wake: [ids[3]] });
+      expect(await claim(ids[4]!)).toEqual({ outcome: 'waiting' });
+      expect(await claim(ids[3]!)).toEqual({ outcome: 'granted' });
+      // A cancelled waiter ends; its release passes the turn on.
+      await f.client.cancelExecution({ id: ids[4]!, caller: caller(userId) });
+      expect(await claim(ids[4]!)).toEqual({ outcome: 'ended', status: 'CANCELLED' });
+      expect(await releaseSlot(f.deps, { executionId: ids[4]!, userId, limit: 3 })).toEqual({ wake: [] });
+    });
+  });
+
+  describe('WatchExecution', () => {
+    it('streams the state, then lines, progress and status as they happen, and resumes exactly after a line', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const grant = await startAttempt(e.id);
+      const controller = new AbortController();
+      const seen: string[] = [];
+      const ids: bigint[] = [];
+      const watching = (async () => {
+        for await (const m of f.client.watchExecution({ id: e.id, caller: caller(userId) }, { signal: controller.signal })) {
+          if (m.event.case === 'log') {
+            seen.push(`log ${m.event.value.text}`);
+            ids.push(m.event.value.id);
+          } else if (m.event.case === 'progress') seen.push(`progress ${m.event.value.progress}`);
+          else if (m.event.case === 'status') seen.push(`status ${execution.ExecutionStatus[m.event.value.status]}`);
+        }
+      })();
+      const until = async (n: number) => {
+        for (let i = 0; i < 500 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+      };
+      await until(2);
+      await f.client.appendExecutionLogs({ id: e.id, executionToken: grant.runnerToken, lines: [{ text: 'one', level: L.INFO, seq: 0 }], progress: 50 });
+      await until(4);
+      await f.client.completeExecutionAttempt({ executionId: e.id, runnerToken: grant.runnerToken, status: S.FINISHED, resultsJson: '"OK"', lines: [{ text: 'two', level: L.INFO, seq: 1 }] });
+      await watching;
+      expect(seen).toEqual(['status RUNNING', 'log Attempt 1 started on runner runner-test', 'log one', 'progress 50', 'log two', 'progress 100', 'status FINISHED']);
+
+      const resumed: string[] = [];
+      for await (const m of f.client.watchExecution({ id: e.id, caller: caller(userId), afterLogId: ids[1]! })) {
+        if (m.event.case === 'log') resumed.push(m.event.value.text);
+        else if (m.event.case === 'status') {
+          resumed.push(`status ${execution.ExecutionStatus[m.event.value.status]}`);
+          expect(m.event.value.execution!.results).toEqual(fromJson(ValueSchema, 'OK'));
+          expect(m.lastLogId).toBe(ids[2]);
+        }
+      }
+      expect(resumed).toEqual(['two', 'status FINISHED']);
+      expect((await codeOf((async () => { for await (const _ of f.client.watchExecution({ id: e.id, caller: caller(randomUUID()) })) void _; })())).code).toBe(Code.NotFound);
+    });
+  });
+
+  describe('deleteExecutionsOfUser', () => {
+    it('removes the user\'s executions with their logs and stops the ones still going', async () => {
+      const { userId, script } = someone();
+      const other = randomUUID();
+      f.scripts.scripts.get(script.scriptId)!.public = true;
+      const mine = await run(userId, script.scriptId);
+      await f.client.appendExecutionLogs({ id: mine.id, caller: caller(randomUUID(), 'ADMIN'), lines: [{ text: 'x', level: L.INFO }] });
+      const theirs = await run(other, script.scriptId);
+      expect(await deleteExecutionsOfUser(f.deps, userId)).toBe(1);
+      expect(await deleteExecutionsOfUser(f.deps, userId)).toBe(0);
+      expect(f.runs.stopped.at(-1)).toEqual({ executionId: mine.id, request: { reason: 'deleted' } });
+      expect((await codeOf(f.client.getExecution({ id: mine.id, caller: caller(userId) }))).code).toBe(Code.NotFound);
+      expect((await f.client.getExecution({ id: theirs.id, caller: caller(other) })).execution!.id).toBe(theirs.id);
+      const rows = await f.orm.em.fork().execute('select count(*)::int as n from execution_log where execution_id = ?', [mine.id]);
+      expect(rows[0]).toEqual({ n: 0 });
+    });
+  });
+});

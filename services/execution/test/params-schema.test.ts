@@ -1,0 +1,59 @@
+import { InvalidArgument } from '@gef/common';
+import { validateParams } from '../src/domain/params-schema';
+import { checkLines, parseLevel } from '../src/domain/log-lines';
+
+function message(fn: () => void): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidArgument);
+    return (err as Error).message;
+  }
+  throw new Error('expected InvalidArgument');
+}
+
+describe('params_schema', () => {
+  const schema = {
+    type: 'object',
+    properties: { area: { enum: ['global', 'local'] }, year: { type: 'integer' } },
+    additionalProperties: false,
+  };
+
+  it('accepts params that satisfy the schema, and anything without one', () => {
+    expect(() => validateParams('s:1', schema, { area: 'global', year: 2020 })).not.toThrow();
+    expect(() => validateParams('s:0', undefined, { anything: true })).not.toThrow();
+    expect(() => validateParams('s:0b', {}, { anything: true })).not.toThrow();
+  });
+
+  it('names the schema error', () => {
+    expect(message(() => validateParams('s:1', schema, { area: 'moon' }))).toBe('Invalid params: params.area must be equal to one of the allowed values ("global", "local")');
+    expect(message(() => validateParams('s:1', schema, { extra: 1 }))).toBe("Invalid params: params must NOT have additional properties ('extra')");
+    expect(message(() => validateParams('s:1', schema, { year: '2020' }))).toBe('Invalid params: params.year must be integer');
+  });
+
+  it('understands draft 2020-12 schemas and refuses broken ones', () => {
+    const modern = {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      properties: { a: { type: 'array', prefixItems: [{ type: 'string' }] } },
+      required: ['a'],
+    };
+    expect(message(() => validateParams('s:2', modern, {}))).toBe("Invalid params: params must have required property 'a'");
+    expect(message(() => validateParams('s:2', modern, { a: [1] }))).toBe('Invalid params: params.a.0 must be string');
+    expect(() => validateParams('s:2', modern, { a: ['x', 2] })).not.toThrow();
+    expect(message(() => validateParams('s:3', { type: 'no-such-type' }, {}))).toMatch(/^The script's params_schema is not a valid JSON Schema/);
+  });
+});
+
+describe('log lines', () => {
+  it('reads the REST level names in any case, WARN as WARNING', () => {
+    expect(['debug', 'Info', 'WARN', 'warning', 'error', 'CRITICAL', 'trace'].map(parseLevel)).toEqual(['DEBUG', 'INFO', 'WARNING', 'WARNING', 'ERROR', 'CRITICAL', undefined]);
+  });
+
+  it('cuts long lines and refuses a batch numbering a line twice', () => {
+    const [long] = checkLines([{ text: 'x'.repeat(40_000), level: 'INFO', seq: 0 }]);
+    expect(long!.text.length).toBeLessThan(33_000);
+    expect(message(() => checkLines([{ text: 'a', level: 'INFO', seq: 1 }, { text: 'b', level: 'INFO', seq: 1 }]))).toBe('Log sequence number 1 appears twice');
+    expect(message(() => checkLines(Array.from({ length: 1001 }, () => ({ text: 'a', level: 'INFO' as const, seq: null }))))).toBe('At most 1000 lines per request');
+  });
+});

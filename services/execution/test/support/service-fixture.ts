@@ -1,0 +1,108 @@
+import { create } from '@bufbuild/protobuf';
+import { createClient, createRouterTransport, type Client } from '@connectrpc/connect';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { createLogger, errorInterceptor, NotFound } from '@gef/common';
+import { openDatabase } from '@gef/common/orm';
+import { execution, user } from '@gef/protos';
+import type { RunExecutionInput, StopRequest } from '@gef/workflows';
+import type { Actor } from '../../src/domain/actor';
+import type { RunLauncher } from '../../src/domain/run-launcher';
+import type { ScriptCatalog, ScriptForRun } from '../../src/domain/script-catalog';
+import { entities } from '../../src/entities';
+import { ExecutionEvents } from '../../src/events/execution-events';
+import type { ExecutionServiceDeps } from '../../src/handlers/execution-service';
+import { migrations } from '../../src/migrations';
+import { routes } from '../../src/routes';
+
+export const tokenSecret = 'a-test-secret-of-enough-length';
+
+/** Scripts the fake script service knows; visibility as the real one (own, public, ADMIN+). */
+export class FakeScripts implements ScriptCatalog {
+  readonly scripts = new Map<string, ScriptForRun & { public: boolean }>();
+
+  add(s: Partial<ScriptForRun> & { scriptId: string; scriptUserId: string; public?: boolean }): ScriptForRun {
+    const full = {
+      slug: `script-${s.scriptId.slice(-4)}`,
+      version: 1,
+      status: 'SUCCESS',
+      digest: 'a'.repeat(64),
+      size: 100,
+      runtime: 'python3',
+      environmentHash: 'b'.repeat(64),
+      requirements: '',
+      cpuLimit: 0,
+      memoryLimit: 0,
+      timeout: 0,
+      public: false,
+      ...s,
+    };
+    this.scripts.set(s.scriptId, full);
+    return full;
+  }
+
+  async scriptForRun(actor: Actor, idOrSlug: string): Promise<ScriptForRun> {
+    const found = [...this.scripts.values()].find((s) => s.scriptId === idOrSlug || s.slug === idOrSlug);
+    if (!found || !(found.public || found.scriptUserId === actor.userId || actor.role !== 'USER')) throw new NotFound('Script not found', 'not_found');
+    return found;
+  }
+}
+
+/** Records what the service asks of Temporal. */
+export class FakeRuns implements RunLauncher {
+  readonly started: RunExecutionInput[] = [];
+  readonly stopped: { executionId: string; request: StopRequest }[] = [];
+  failStart = false;
+
+  async start(run: RunExecutionInput): Promise<void> {
+    if (this.failStart) throw new Error('Temporal is down');
+    this.started.push(run);
+  }
+
+  async stop(executionId: string, request: StopRequest): Promise<void> {
+    this.stopped.push({ executionId, request });
+  }
+}
+
+export interface ServiceFixture {
+  orm: MikroORM;
+  deps: ExecutionServiceDeps;
+  scripts: FakeScripts;
+  runs: FakeRuns;
+  client: Client<typeof execution.ExecutionService>;
+  close(): Promise<void>;
+}
+
+/** The execution service's RPCs in memory (Connect router transport) over a real database. */
+export async function serviceFixture(databaseUrl: string): Promise<ServiceFixture> {
+  const logger = createLogger('execution-test', 'silent');
+  const orm = await openDatabase({ url: databaseUrl, entities, migrations, logger });
+  const scripts = new FakeScripts();
+  const runs = new FakeRuns();
+  const events = new ExecutionEvents(databaseUrl, logger);
+  await events.start();
+  const deps: ExecutionServiceDeps = {
+    orm,
+    logger,
+    events,
+    scripts,
+    runs,
+    tokenSecret,
+    settings: { maxConcurrent: 3, defaultTimeoutSeconds: 600, heartbeatTimeoutSeconds: 10, maxAttempts: 3, prepareTimeoutSeconds: 300 },
+  };
+  const transport = createRouterTransport(routes(deps), { router: { interceptors: [errorInterceptor(logger)] } });
+  return {
+    orm,
+    deps,
+    scripts,
+    runs,
+    client: createClient(execution.ExecutionService, transport),
+    async close() {
+      await events.stop();
+      await orm.close();
+    },
+  };
+}
+
+const roles = { USER: user.Role.USER, ADMIN: user.Role.ADMIN, SUPERADMIN: user.Role.SUPERADMIN } as const;
+
+export const caller = (userId: string, role: keyof typeof roles = 'USER') => create(user.CallerSchema, { userId, role: roles[role] });

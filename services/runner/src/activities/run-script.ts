@@ -1,0 +1,272 @@
+import os from 'node:os';
+import { CancelledFailure, Context } from '@temporalio/activity';
+import type { Logger } from '@gef/common';
+import type { RunScriptHeartbeat, RunScriptInput, RunScriptResult } from '@gef/workflows/activities';
+import type { ArchiveCache } from '../archives/archive-cache';
+import { ensureEnvironment, type EnvironmentSettings } from '../environments/ensure-environment';
+import { EnvironmentError } from '../environments/environment-error';
+import { ExecutionLogSink, type BatchReply, type LineLevel, type LogBatch, type NumberedLine } from '../execution-log/execution-log-sink';
+import { runPython, type PythonOutcome } from '../runtimes/python/run-python';
+import type { Sandbox, SandboxLimits, SandboxRun } from '../sandbox/sandbox';
+
+/** A run as the execution service hands it to a runner (StartExecutionAttempt). */
+export interface AttemptGrant {
+  proceed: boolean;
+  reason: string;
+  status: string;
+  token: string;
+  runnerToken: string;
+  paramsJson: string;
+  userId: string;
+  spec: {
+    scriptId: string;
+    version: number;
+    digest: string;
+    size: number;
+    runtime: string;
+    environmentHash: string;
+    requirements: string;
+    cpuLimit: number;
+    memoryLimit: number;
+    timeoutSeconds: number;
+    scriptUserId: string;
+  };
+}
+
+export interface AttemptResult {
+  executionId: string;
+  runnerToken: string;
+  status: 'FINISHED' | 'FAILED' | 'CANCELLED';
+  resultsJson?: string;
+  lines: NumberedLine[];
+  progress?: number;
+}
+
+/** The execution service as a runner uses it (its runner RPCs). */
+export interface ExecutionsApi {
+  startAttempt(executionId: string, attempt: number, runner: string): Promise<AttemptGrant>;
+  appendLogs(executionId: string, runnerToken: string, batch: LogBatch): Promise<BatchReply>;
+  completeAttempt(result: AttemptResult): Promise<{ applied: boolean; status: string }>;
+}
+
+export interface RunScriptDeps {
+  executions: ExecutionsApi;
+  archives: ArchiveCache;
+  sandbox: Sandbox;
+  environments: EnvironmentSettings;
+  /** The runtime shim's installed path. */
+  shim: string;
+  /** What scripts get as ENV and API_URL. */
+  envName: string;
+  apiUrl: string;
+  /** Locale variables passed to scripts (LANG, LC_*). */
+  locale: Record<string, string>;
+  defaults: Omit<SandboxLimits, 'cpuSeconds'>;
+  killGraceMs: number;
+  heartbeatIntervalMs: number;
+  logFlushMs: number;
+  logMaxLines: number;
+  logger: Logger;
+}
+
+/** How an attempt must stop, from the service's answers or Temporal. */
+type StopReason = 'cancel' | 'terminal' | 'superseded' | 'gone' | 'runner';
+const serviceReasons: readonly string[] = ['cancel', 'terminal', 'superseded', 'gone'];
+
+function describeExit(outcome: Extract<PythonOutcome, { kind: 'exited' }>): string {
+  if (outcome.signal === 'SIGKILL') return 'it was killed (SIGKILL), most likely for exceeding its memory or CPU limit';
+  if (outcome.signal === 'SIGXCPU') return 'it exceeded its CPU time limit';
+  if (outcome.signal === 'SIGXFSZ') return 'it wrote a file larger than its limit';
+  if (outcome.signal) return `it was ended by ${outcome.signal}`;
+  return `exit code ${outcome.code}`;
+}
+
+function whyStopped(reason: string): string {
+  if (reason === 'cancel') return 'Cancellation requested';
+  if (reason === 'terminal') return 'The execution was ended from outside';
+  if (reason === 'superseded') return 'A later attempt took over this run';
+  if (reason === 'gone') return 'The execution was deleted';
+  return 'This runner is stopping';
+}
+
+/** Retries a call to the execution service for a while (it may be restarting). */
+async function persistently<T>(call: () => Promise<T>, signalAlive: () => void, attempts = 30): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (i >= attempts) throw err;
+      signalAlive();
+      await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(i, 6))));
+    }
+  }
+}
+
+/**
+ * The runner's part of a run (activity `runScript`, task queue `gef-runner`). Takes the
+ * attempt, prepares the environment (built here when this runner lacks it) and the archive
+ * (cached by digest), runs the script in the sandbox with the wall-clock timeout, streams its
+ * lines and progress in batches, heartbeats the progress, and records the outcome with the
+ * last lines in one call. A cancel (Temporal cancellation, or the service's answer) stops the
+ * process — SIGTERM, grace period, SIGKILL — with log lines saying so; a status set from
+ * outside stops it the same way and is left as it is.
+ */
+export function runScriptActivity(deps: RunScriptDeps) {
+  return async function runScript(input: RunScriptInput): Promise<RunScriptResult> {
+    const ctx = Context.current();
+    const attempt = ctx.info.attempt;
+    const hostname = os.hostname();
+    const grant = await deps.executions.startAttempt(input.executionId, attempt, hostname);
+    if (!grant.proceed) return { outcome: 'SKIPPED', status: grant.status };
+
+    let stopReason: StopReason | undefined;
+    let stopProcess: ((reason: string) => void) | undefined;
+    const requestStop = (reason: StopReason) => {
+      if (stopReason) return;
+      stopReason = reason;
+      stopProcess?.(reason);
+    };
+    const sink = new ExecutionLogSink((batch) => deps.executions.appendLogs(input.executionId, grant.runnerToken, batch), deps.logger, {
+      flushMs: deps.logFlushMs,
+      maxLines: deps.logMaxLines,
+      onStop: (reason) => requestStop(serviceReasons.includes(reason) ? (reason as StopReason) : 'terminal'),
+    });
+    const onCancel = () => {
+      if (!ctx.cancellationDetails?.cancelRequested) {
+        requestStop('runner');
+        return;
+      }
+      // Cancelled by the workflow: a cancel, or a status set from outside. The service knows which.
+      void deps.executions.appendLogs(input.executionId, grant.runnerToken, { lines: [] }).then(
+        (reply) => requestStop(reply.stopReason && reply.stopReason !== 'cancel' && serviceReasons.includes(reply.stopReason) ? (reply.stopReason as StopReason) : 'cancel'),
+        () => requestStop('cancel'),
+      );
+    };
+    ctx.cancellationSignal.addEventListener('abort', onCancel);
+    const beat = () => ctx.heartbeat({ progress: sink.progress ?? 0 } satisfies RunScriptHeartbeat);
+    beat();
+    const heartbeat = setInterval(beat, deps.heartbeatIntervalMs);
+
+    const spec = grant.spec;
+    let outcome: PythonOutcome | undefined;
+    let setupFailure: string | undefined;
+    let sandboxRun: SandboxRun | undefined;
+    try {
+      try {
+        sandboxRun = await deps.sandbox.open(`${input.executionId}-a${attempt}`);
+        const env = await ensureEnvironment(deps.environments, spec.runtime, spec.requirements, {
+          onLine: (line) => sink.line('DEBUG', `Environment: ${line}`),
+          signal: ctx.cancellationSignal,
+        });
+        if (spec.environmentHash && env.hash !== spec.environmentHash) {
+          sink.line('WARNING', `Environment: this runner computed ${env.hash.slice(0, 12)}, the build recorded ${spec.environmentHash.slice(0, 12)}`);
+        }
+        const archive = await deps.archives.get(spec);
+        const memoryBytes = spec.memoryLimit > 0 ? spec.memoryLimit : deps.defaults.memoryBytes;
+        const limits: SandboxLimits = {
+          ...deps.defaults,
+          memoryBytes,
+          // CPU time: the wall-clock budget on every core the script may use.
+          cpuSeconds: spec.timeoutSeconds * Math.max(1, Math.ceil(spec.cpuLimit || 1)) + 5,
+        };
+        await sandboxRun.extract(archive, limits);
+        if (stopReason) throw new Error('stopped before the script started');
+        const params = JSON.parse(grant.paramsJson) as Record<string, unknown>;
+        const running = runPython({
+          sandbox: sandboxRun,
+          python: env.python,
+          shim: deps.shim,
+          params,
+          env: {
+            EXECUTION_ID: input.executionId,
+            ENV: deps.envName,
+            API_URL: deps.apiUrl,
+            API_TOKEN: grant.token,
+            PATH: `${env.path}/bin:/usr/local/bin:/usr/bin:/bin`,
+            HOME: sandboxRun.dir,
+            ...deps.locale,
+          },
+          limits,
+          timeoutMs: spec.timeoutSeconds * 1000,
+          killGraceMs: deps.killGraceMs,
+          onLog: (level, text) => sink.line(level, text),
+          onProgress: (value) => {
+            sink.setProgress(value);
+            beat();
+          },
+        });
+        stopProcess = (reason) => {
+          sink.line('INFO', `${whyStopped(reason)}: stopping the script (SIGTERM, then SIGKILL after ${Math.round(deps.killGraceMs / 1000)} s)`);
+          running.stop(reason);
+        };
+        if (stopReason) stopProcess(stopReason);
+        outcome = await running.outcome;
+      } catch (err) {
+        if (!stopReason) {
+          if (err instanceof EnvironmentError && !err.retryable) {
+            setupFailure = `The environment could not be prepared: ${err.message}`;
+          } else {
+            // Anything else (archive download, a full disk…) is this runner's trouble: retried.
+            sink.line('WARNING', `This attempt failed on runner ${hostname}: ${err instanceof Error ? err.message : String(err)}`);
+            await sink.close();
+            throw err;
+          }
+        }
+      }
+    } finally {
+      clearInterval(heartbeat);
+      ctx.cancellationSignal.removeEventListener('abort', onCancel);
+      // Every process of the run is gone already (killed with its group when the script
+      // ended); the sweep for strays, the directory and the uid are cleared off the
+      // critical path (the uid is not reused before that is done).
+      void sandboxRun?.close().catch((err: unknown) => deps.logger.warn({ err: String(err) }, 'run directory cleanup failed'));
+    }
+
+    // The outcome, with the attempt's last lines.
+    let status: AttemptResult['status'] = 'FAILED';
+    let resultsJson: string | undefined;
+    const line = (level: LineLevel, text: string) => sink.line(level, text);
+    if (stopReason) {
+      if (!outcome) line('INFO', `${whyStopped(stopReason)}: the script was not started`);
+      else if (outcome.kind === 'stopped' || outcome.kind === 'timeout') {
+        line('INFO', outcome.killed ? 'The script did not stop in time and was killed' : 'The script stopped');
+      }
+      if (stopReason === 'cancel') status = 'CANCELLED';
+    } else if (setupFailure) {
+      line('ERROR', setupFailure);
+    } else if (outcome?.kind === 'result') {
+      status = 'FINISHED';
+      resultsJson = outcome.resultJson;
+    } else if (outcome?.kind === 'timeout') {
+      line('ERROR', `The script exceeded its timeout of ${spec.timeoutSeconds} s and was stopped${outcome.killed ? ' (killed)' : ''}`);
+    } else if (outcome?.kind === 'exited') {
+      line('ERROR', `The script ended without a result: ${describeExit(outcome)}`);
+    }
+    const rest = await sink.close();
+
+    if (stopReason === 'runner') {
+      // The worker is shutting down or lost the run: another attempt takes over.
+      await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
+      throw new Error('the runner stopped before the script ended');
+    }
+    if (stopReason === 'terminal' || stopReason === 'superseded' || stopReason === 'gone') {
+      const reply = await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
+      if (ctx.cancellationSignal.aborted) throw new CancelledFailure('stopped');
+      return { outcome: 'STOPPED', status: reply?.status ?? 'UNKNOWN' };
+    }
+    const recorded = await persistently(
+      () =>
+        deps.executions.completeAttempt({
+          executionId: input.executionId,
+          runnerToken: grant.runnerToken,
+          status,
+          ...(resultsJson !== undefined ? { resultsJson } : {}),
+          lines: rest.lines,
+          ...(rest.progress !== undefined ? { progress: rest.progress } : {}),
+        }),
+      () => ctx.heartbeat({ progress: sink.progress ?? 0 }),
+    );
+    if (stopReason === 'cancel' && ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+    return { outcome: stopReason === 'cancel' ? 'CANCELLED' : status, status: recorded.status };
+  };
+}

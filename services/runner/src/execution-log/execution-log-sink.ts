@@ -1,0 +1,141 @@
+import type { Logger } from '@gef/common';
+
+export type LineLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR' | 'CRITICAL';
+
+/** A line numbered at its source: (execution, attempt, seq) is stored once. */
+export interface NumberedLine {
+  seq: number;
+  level: LineLevel;
+  text: string;
+}
+
+export interface LogBatch {
+  lines: NumberedLine[];
+  progress?: number;
+}
+
+/** What the execution service answered: whether the attempt should stop, and why. */
+export interface BatchReply {
+  stop: boolean;
+  stopReason: string;
+  /** The execution's status as the service has it. */
+  status: string;
+}
+
+export interface ExecutionLogSinkOptions {
+  /** Lines sent at once at most. */
+  maxBatch?: number;
+  /** How long a line (or a progress change) may wait for company. */
+  flushMs?: number;
+  /** Lines kept for the attempt; later ones are dropped with a note. */
+  maxLines?: number;
+  /** Told when the service answers that the attempt should stop. */
+  onStop?: (reason: string) => void;
+}
+
+const maxLineLength = 32 * 1024;
+
+/**
+ * A run's log on its way to the execution service: every line gets the attempt's next
+ * sequence number here, at the source; lines and the latest progress go in batches, one
+ * batch at a time and in order, each retried until it is delivered (the service stores a
+ * numbered line once, so a batch delivered twice adds nothing). No database round trip per
+ * line.
+ */
+export class ExecutionLogSink {
+  private buffer: NumberedLine[] = [];
+  private progressValue: number | undefined;
+  private sentProgress: number | undefined;
+  private nextSeq = 0;
+  private accepted = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private closed = false;
+  private readonly maxBatch: number;
+  private readonly flushMs: number;
+  private readonly maxLines: number;
+
+  constructor(
+    private readonly send: (batch: LogBatch) => Promise<BatchReply>,
+    private readonly logger: Logger,
+    private readonly options: ExecutionLogSinkOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 500;
+    this.flushMs = options.flushMs ?? 200;
+    this.maxLines = options.maxLines ?? 100_000;
+  }
+
+  /** The latest progress reported (for heartbeats). */
+  get progress(): number | undefined {
+    return this.progressValue;
+  }
+
+  line(level: LineLevel, text: string): void {
+    if (this.accepted >= this.maxLines) return;
+    this.accepted++;
+    const clipped = text.length > maxLineLength ? `${text.slice(0, maxLineLength)}… [cut at ${maxLineLength} characters]` : text;
+    this.buffer.push({ seq: this.nextSeq++, level, text: clipped });
+    if (this.accepted === this.maxLines) {
+      this.buffer.push({ seq: this.nextSeq++, level: 'WARNING', text: `The log reached ${this.maxLines} lines; later lines of this attempt are dropped` });
+    }
+    this.schedule();
+  }
+
+  setProgress(value: number): void {
+    if (this.progressValue === value) return;
+    this.progressValue = value;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    if (this.buffer.length >= this.maxBatch) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
+  }
+
+  /** Sends what is waiting, after earlier batches. */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.chain = this.chain.then(() => this.deliver());
+    return this.chain;
+  }
+
+  private async deliver(): Promise<void> {
+    const progressChanged = this.progressValue !== undefined && this.progressValue !== this.sentProgress;
+    if (this.buffer.length === 0 && !progressChanged) return;
+    const lines = this.buffer.splice(0, this.maxBatch);
+    const progress = this.progressValue;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const reply = await this.send({ lines, ...(progressChanged ? { progress } : {}) });
+        if (progressChanged) this.sentProgress = progress;
+        if (reply.stop) this.options.onStop?.(reply.stopReason);
+        break;
+      } catch (err) {
+        if (attempt === 1 || attempt % 10 === 0) this.logger.warn({ err: String(err), lines: lines.length, attempt }, 'execution log batch not delivered; retrying');
+        if (this.closed && attempt >= 5) {
+          // The outcome carries what is left; it is sent with the same numbers.
+          this.buffer.unshift(...lines);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(attempt, 6))));
+      }
+    }
+    if (this.buffer.length > 0) await this.deliver();
+  }
+
+  /**
+   * Ends the sink: waits for batches under way and hands back what is still waiting (sent
+   * with the run's outcome, in the same request).
+   */
+  async close(): Promise<LogBatch> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.chain;
+    const lines = this.buffer.splice(0);
+    const progressChanged = this.progressValue !== undefined && this.progressValue !== this.sentProgress;
+    return { lines, ...(progressChanged ? { progress: this.progressValue } : {}) };
+  }
+}

@@ -1,0 +1,17 @@
+import type { Logger } from '@gef/common';
+import type { RunnerConfig } from '../config';
+import { hasTool } from './tools';
+
+/** Whether runs get users of their own: `on` needs root (setuid) and setpriv. */
+export async function sandboxMode(config: RunnerConfig, logger: Logger): Promise<{ mode: 'on' | 'off'; prlimit: boolean; setpriv: boolean }> {
+  const [setpriv, prlimit] = await Promise.all([hasTool('setpriv'), hasTool('prlimit')]);
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  const possible = root && setpriv;
+  const wanted = config.SANDBOX === 'auto' ? (config.GEF_ENV === 'production' ? 'on' : possible ? 'on' : 'off') : config.SANDBOX;
+  if (wanted === 'on' && !possible) {
+    throw new Error(`SANDBOX=on needs the runner to run as root with setpriv (root: ${root}, setpriv: ${setpriv})`);
+  }
+  if (wanted === 'off') logger.warn('scripts run as the runner\'s own user (no sandbox users): development only');
+  if (!prlimit) logger.warn('prlimit is missing: scripts run without resource limits');
+  return { mode: wanted, prlimit, setpriv };
+}

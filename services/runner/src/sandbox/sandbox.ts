@@ -1,0 +1,308 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fsSync, { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { RunnerDirs } from './runner-dirs';
+import { isAlive } from '../process/is-alive';
+
+/** Resource limits of one run (setrlimit through prlimit). */
+export interface SandboxLimits {
+  /** Address space (RLIMIT_AS), bytes. */
+  memoryBytes: number;
+  /** CPU time (RLIMIT_CPU), seconds. */
+  cpuSeconds: number;
+  /** Processes of the sandbox user (RLIMIT_NPROC); ignored without a user of its own. */
+  processes: number;
+  /** Open files (RLIMIT_NOFILE). */
+  openFiles: number;
+  /** Largest file written (RLIMIT_FSIZE), bytes. */
+  fileBytes: number;
+}
+
+export interface SandboxSettings {
+  /** `on`: each run as an unprivileged uid/gid of its own (needs root); `off`: as the runner. */
+  mode: 'on' | 'off';
+  uidBase: number;
+  uidCount: number;
+  dirs: RunnerDirs;
+  /** prlimit is there (util-linux). */
+  prlimit: boolean;
+  /** setpriv is there: also used for the parent-death signal when not isolated. */
+  setpriv?: boolean;
+}
+
+/** Temporary directories where a run's user may leave files behind. */
+const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm'];
+
+/**
+ * Live processes whose effective uid is `uid`, from the owners of /proc/<pid> (a fast scan;
+ * a process that made itself non-dumpable shows as root and is missed: killUser covers it).
+ */
+export function processesOf(uid: number): number[] {
+  const pids: number[] = [];
+  let entries: string[];
+  try {
+    entries = fsSync.readdirSync('/proc');
+  } catch {
+    return pids;
+  }
+  for (const e of entries) {
+    if (e.charCodeAt(0) > 57) continue;
+    try {
+      if (fsSync.statSync(`/proc/${e}`).uid !== uid) continue;
+      // A zombie is dead already (reaping it is its parent's business, init's for escapees).
+      const stat = fsSync.readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') pids.push(Number(e));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+/** SIGKILL to the processes the fast scan finds. */
+export function killFound(uid: number): void {
+  for (const pid of processesOf(uid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
+}
+
+/** `kill -9 -1` as the uid: every process of that user (but the killer), in any group or session. */
+function killAsUser(uid: number): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'kill', '-9', '-1'], {
+      stdio: 'ignore',
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin' },
+    });
+    child.once('error', () => resolve());
+    child.once('close', () => resolve());
+  });
+}
+
+/**
+ * Kills every process of a uid, whatever its process group or session (also one that made
+ * itself invisible to the fast scan): SIGKILL to what the scan finds, then kill(-1) as that
+ * user, twice (a process forked while the first went round is caught by the second).
+ */
+export async function killUser(uid: number): Promise<void> {
+  killFound(uid);
+  await killAsUser(uid);
+  await killAsUser(uid);
+  killFound(uid);
+  // Before the uid is used again, its processes are gone (reaped), for at most a second.
+  for (let i = 0; i < 100 && processesOf(uid).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+/**
+ * Where and as whom scripts run. With mode `on` each run gets a uid/gid of its own from a
+ * range (taken with a lock file, so runner processes on one machine never share one), its
+ * own working directory (0700, owned by that user), limits through prlimit, and no new
+ * privileges; when it ends every process of that user is killed and its files in the
+ * shared temporary directories removed, so the next run with that uid finds nothing.
+ */
+export class Sandbox {
+  private readonly taken = new Set<number>();
+
+  constructor(readonly settings: SandboxSettings) {}
+
+  get isolated(): boolean {
+    return this.settings.mode === 'on';
+  }
+
+  /** A fresh run directory (and uid), named after the run. */
+  async open(label: string): Promise<SandboxRun> {
+    const uid = this.isolated ? await this.takeUid() : undefined;
+    try {
+      const safe = label.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
+      const dir = path.join(this.settings.dirs.work, `${safe}-${randomBytes(6).toString('hex')}`);
+      await fs.mkdir(dir, { mode: 0o700 });
+      if (uid !== undefined) await fs.chown(dir, uid, uid);
+      return new SandboxRun(this, dir, uid);
+    } catch (err) {
+      if (uid !== undefined) await this.releaseUid(uid);
+      throw err;
+    }
+  }
+
+  private async takeUid(): Promise<number> {
+    const { uidBase, uidCount, dirs } = this.settings;
+    const start = Math.floor(Math.random() * uidCount);
+    for (let i = 0; i < uidCount; i++) {
+      const uid = uidBase + ((start + i) % uidCount);
+      if (this.taken.has(uid)) continue;
+      const lock = path.join(dirs.uids, String(uid));
+      try {
+        await fs.writeFile(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+        this.taken.add(uid);
+        return uid;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const owner = Number(await fs.readFile(lock, 'utf8').catch(() => ''));
+      if (Number.isInteger(owner) && owner > 0 && (owner === process.pid || isAlive(owner))) continue;
+      // Left by a runner that died: take it over, and first remove what its run left behind.
+      await fs.writeFile(lock, String(process.pid), { mode: 0o600 });
+      this.taken.add(uid);
+      await killUser(uid);
+      removeTempFilesOf(uid);
+      return uid;
+    }
+    throw new Error(`all ${uidCount} sandbox user ids are in use`);
+  }
+
+  /**
+   * After a runner on this machine died: what its runs left (processes, temporary files,
+   * run directories, uid locks) is removed. Runs of live runner processes are left alone.
+   */
+  async sweep(maxAgeMs = 24 * 3600_000): Promise<number> {
+    let swept = 0;
+    const { dirs } = this.settings;
+    const live = new Set<number>();
+    for (const name of await fs.readdir(dirs.uids).catch(() => [] as string[])) {
+      const uid = Number(name);
+      if (!Number.isInteger(uid)) continue;
+      const owner = Number(await fs.readFile(path.join(dirs.uids, name), 'utf8').catch(() => ''));
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+        live.add(uid);
+        continue;
+      }
+      await killUser(uid);
+      removeTempFilesOf(uid);
+      await fs.rm(path.join(dirs.uids, name), { force: true });
+      swept++;
+    }
+    for (const name of await fs.readdir(dirs.work).catch(() => [] as string[])) {
+      const dir = path.join(dirs.work, name);
+      const stat = await fs.stat(dir).catch(() => undefined);
+      if (!stat) continue;
+      const stale = this.isolated ? stat.uid !== process.getuid?.() && !live.has(stat.uid) : Date.now() - stat.mtimeMs > maxAgeMs;
+      if (stale) {
+        await fs.rm(dir, { recursive: true, force: true });
+        swept++;
+      }
+    }
+    return swept;
+  }
+
+  async releaseUid(uid: number): Promise<void> {
+    this.taken.delete(uid);
+    await fs.rm(path.join(this.settings.dirs.uids, String(uid)), { force: true });
+  }
+}
+
+/** Files a uid left at the top of the shared temporary directories. */
+export function removeTempFilesOf(uid: number): void {
+  for (const dir of sharedTempDirs) {
+    let names: string[];
+    try {
+      names = fsSync.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const full = path.join(dir, name);
+      try {
+        if (fsSync.lstatSync(full).uid === uid) fsSync.rmSync(full, { recursive: true, force: true });
+      } catch {
+        // Gone, or not ours to remove.
+      }
+    }
+  }
+}
+
+/** One run's place in the sandbox. */
+export class SandboxRun {
+  private closed = false;
+
+  constructor(
+    private readonly sandbox: Sandbox,
+    /** The working directory (HOME too). */
+    readonly dir: string,
+    /** The run's own uid (= gid), when isolated. */
+    readonly uid: number | undefined,
+  ) {}
+
+  /** The command line that runs `command` as the run's user, with the limits. */
+  wrap(command: string, args: string[], limits: SandboxLimits): { command: string; args: string[] } {
+    const line: string[] = [];
+    // --pdeathsig: a runner that dies takes its script with it (what the script started is
+    // swept by the next runner on this machine, see Sandbox.sweep).
+    if (this.uid !== undefined) {
+      line.push('setpriv', `--reuid=${this.uid}`, `--regid=${this.uid}`, '--clear-groups', '--no-new-privs', '--pdeathsig=KILL', '--');
+    } else if (this.sandbox.settings.setpriv) {
+      line.push('setpriv', '--pdeathsig=KILL', '--');
+    }
+    if (this.sandbox.settings.prlimit) {
+      line.push(
+        'prlimit',
+        `--as=${Math.floor(limits.memoryBytes)}`,
+        `--cpu=${Math.max(1, Math.ceil(limits.cpuSeconds))}`,
+        `--nofile=${limits.openFiles}`,
+        `--fsize=${Math.floor(limits.fileBytes)}`,
+        '--core=0',
+        // RLIMIT_NPROC counts every process of the real uid: only meaningful for a uid of its own.
+        ...(this.uid !== undefined ? [`--nproc=${limits.processes}`] : []),
+        '--',
+      );
+    }
+    line.push(command, ...args);
+    return { command: line[0]!, args: line.slice(1) };
+  }
+
+  /** Extracts a tar.gz into the run directory, as the run's user. */
+  async extract(archive: string, limits: SandboxLimits, timeoutMs = 120_000): Promise<void> {
+    const { command, args } = this.wrap('tar', ['-x', '-z', '-f', '-', '-C', this.dir, '--no-same-owner', '--no-same-permissions'], limits);
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(command, args, { stdio: ['pipe', 'ignore', 'pipe'], env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C' } });
+      let stderr = '';
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.stderr.on('data', (d: Buffer) => {
+        if (stderr.length < 4000) stderr += d.toString();
+      });
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      child.once('close', (code, signal) => {
+        clearTimeout(timer);
+        if (code === 0) resolve();
+        else reject(new Error(`the archive could not be extracted (${signal ?? `exit code ${code}`}): ${stderr.trim().split('\n').at(-1) ?? ''}`));
+      });
+      const input = createReadStream(archive);
+      input.on('error', (err) => {
+        child.kill('SIGKILL');
+        reject(err);
+      });
+      // tar may stop reading early when it fails; the close handler reports that.
+      child.stdin.on('error', () => undefined);
+      input.pipe(child.stdin);
+    });
+  }
+
+  /** Kills the run's processes the fast scan finds (its user's, when isolated). */
+  killFound(): void {
+    if (this.uid !== undefined) killFound(this.uid);
+  }
+
+  /** Kills every process of the run's user, wherever it went (when isolated). */
+  async killAll(): Promise<void> {
+    if (this.uid !== undefined) await killUser(this.uid);
+  }
+
+  /** Ends the run's place: processes killed, directory and temporary files removed, uid given back. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.killAll();
+    await fs.rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
+    if (this.uid !== undefined) {
+      removeTempFilesOf(this.uid);
+      await this.sandbox.releaseUid(this.uid);
+    }
+  }
+}

@@ -1,0 +1,222 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { processesOf } from '../src/sandbox/sandbox';
+import { Fixture, isRoot } from './support/run-script-fixture';
+
+const configuration = JSON.stringify({ name: 'test script' });
+
+// The runtime shim with the real python3, in the sandbox (as an unprivileged user when the
+// tests run as root, as they do here).
+describe('the Python runtime shim', () => {
+  let fixture: Fixture;
+
+  beforeAll(async () => {
+    fixture = await new Fixture(isRoot ? 'on' : 'off').init();
+  });
+  afterAll(() => fixture.cleanup());
+
+  it('runs run(params, logger): every level, float progress, printed output, dict results', async () => {
+    const main = [
+      'import sys',
+      'def run(params, logger):',
+      '    logger.debug("debug %s", params["name"])',
+      '    logger.info("info")',
+      '    logger.warn("warn")',
+      '    logger.warning("warning")',
+      '    print("printed", 42)',
+      '    logger.send_progress(12.5)',
+      '    logger.error("error")',
+      '    logger.critical("critical")',
+      '    print("to stderr", file=sys.stderr)',
+      '    try:',
+      '        1 / 0',
+      '    except ZeroDivisionError:',
+      '        logger.exception("caught")',
+      '    logger.send_progress(99.9)',
+      '    return {"name": params["name"], "env": params["ENV"], "id": params["EXECUTION_ID"], "n": [1, 2.5, None]}',
+    ].join('\n');
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main }, { params: { name: 'x' } });
+    expect(r.outcome.kind).toBe('result');
+    expect(JSON.parse((r.outcome as { resultJson: string }).resultJson)).toEqual({
+      name: 'x',
+      env: 'test',
+      id: '00000000-0000-4000-8000-000000000001',
+      n: [1, 2.5, null],
+    });
+    expect(r.lines.slice(0, 9).map((l) => [l.level, l.text])).toEqual([
+      ['DEBUG', 'debug x'],
+      ['INFO', 'info'],
+      ['WARNING', 'warn'],
+      ['WARNING', 'warning'],
+      ['INFO', 'printed 42'],
+      ['ERROR', 'error'],
+      ['CRITICAL', 'critical'],
+      ['WARNING', 'to stderr'],
+      ['ERROR', expect.stringContaining('caught\nTraceback (most recent call last):')],
+    ]);
+    expect(r.lines[8]!.text).toContain('ZeroDivisionError: division by zero');
+    expect(r.progress).toEqual([12.5, 99.9]);
+    expect(fs.existsSync(r.dir)).toBe(false);
+  }, 30_000);
+
+  it('imports src/main.py as a package: relative and sibling imports work', async () => {
+    const r = await fixture.run({
+      'configuration.json': configuration,
+      'src/__init__.py': '',
+      'src/helper.py': 'VALUE = "from helper"\n',
+      'src/other.py': 'OTHER = "sibling"\n',
+      'src/main.py': 'from .helper import VALUE\nimport other\ndef run(params, logger):\n    return [VALUE, other.OTHER]\n',
+    });
+    expect(r.outcome).toEqual({ kind: 'result', resultJson: '["from helper","sibling"]' });
+  }, 30_000);
+
+  it('ends FAILED with an ERROR line holding the traceback when the script raises', async () => {
+    const main = 'def helper():\n    raise ValueError("bad input")\n\ndef run(params, logger):\n    logger.info("before")\n    helper()\n';
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main });
+    expect(r.outcome).toEqual({ kind: 'failed', message: 'ValueError: bad input' });
+    const error = r.lines.find((l) => l.level === 'ERROR')!;
+    expect(error.text).toMatch(/^Traceback \(most recent call last\):/);
+    expect(error.text).toContain('src/main.py", line 2, in helper');
+    expect(error.text).toContain('ValueError: bad input');
+    // The shim's own frames are not the script's business.
+    expect(error.text).not.toContain('gef_runtime.py');
+  }, 30_000);
+
+  it('ends FAILED with a line saying so when the result is not JSON', async () => {
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': 'def run(params, logger):\n    return {"s": {1, 2}}\n' });
+    expect(r.outcome).toEqual({ kind: 'failed', message: 'the result is not JSON' });
+    expect(r.lines).toContainEqual({ level: 'ERROR', text: expect.stringMatching(/returned a value that is not JSON \(dict\): Object of type set is not JSON serializable/) });
+  }, 30_000);
+
+  it('fails cleanly when src/main.py has no run()', async () => {
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': 'x = 1\n' });
+    expect(r.outcome).toMatchObject({ kind: 'failed', message: expect.stringContaining('no run(params, logger)') });
+  }, 30_000);
+
+  it('stops a script at its wall-clock timeout, the whole process group', async () => {
+    const main = 'import subprocess, time\ndef run(params, logger):\n    subprocess.Popen(["sleep", "60"])\n    logger.info("sleeping")\n    time.sleep(60)\n';
+    const started = Date.now();
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main }, { timeoutMs: 1500 });
+    expect(r.outcome).toEqual({ kind: 'timeout', killed: false });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(r.lines).toContainEqual({ level: 'INFO', text: 'sleeping' });
+  }, 30_000);
+
+  it('kills a script that ignores SIGTERM after the grace period', async () => {
+    const main = 'import signal, time\ndef run(params, logger):\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    logger.info("ignoring TERM")\n    time.sleep(60)\n';
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main }, { stopAfterMs: 800, killGraceMs: 500 });
+    expect(r.outcome).toEqual({ kind: 'stopped', reason: 'cancel', killed: true });
+  }, 30_000);
+
+  it('reports a process that dies without a result', async () => {
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': 'import os\ndef run(params, logger):\n    os._exit(3)\n' });
+    expect(r.outcome).toEqual({ kind: 'exited', code: 3, signal: null });
+  }, 30_000);
+
+  it('keeps output written straight to the descriptors (subprocesses, C code)', async () => {
+    const main = 'import subprocess, sys\ndef run(params, logger):\n    subprocess.run(["echo", "from a subprocess"], stdout=sys.stdout)\n    return "OK"\n';
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main });
+    expect(r.outcome).toEqual({ kind: 'result', resultJson: '"OK"' });
+    expect(r.lines).toContainEqual({ level: 'INFO', text: 'from a subprocess' });
+  }, 30_000);
+
+  it('enforces the memory limit', async () => {
+    const main = 'def run(params, logger):\n    block = bytearray(600 * 1024 * 1024)\n    return len(block)\n';
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main }, { limits: { memoryBytes: 256 * 1024 ** 2 } });
+    expect(r.outcome).toEqual({ kind: 'failed', message: 'MemoryError' });
+  }, 30_000);
+
+  (isRoot ? describe : describe.skip)('sandbox', () => {
+    it('runs as an unprivileged user with a scrubbed environment', async () => {
+      const main = [
+        'import os',
+        'def run(params, logger):',
+        '    return {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "groups": os.getgroups(), "env": dict(os.environ), "cwd": os.getcwd()}',
+      ].join('\n');
+      process.env['GEF_SECRET_FOR_TEST'] = 'must not leak';
+      const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main });
+      delete process.env['GEF_SECRET_FOR_TEST'];
+      expect(r.outcome.kind).toBe('result');
+      const result = JSON.parse((r.outcome as { resultJson: string }).resultJson) as { uid: number; euid: number; gid: number; groups: number[]; env: Record<string, string>; cwd: string };
+      expect(result.uid).toBe(r.uid);
+      expect(result.euid).toBe(r.uid);
+      expect(result.uid).toBeGreaterThanOrEqual(910_000);
+      expect(result.gid).toBe(r.uid);
+      expect(result.groups).toEqual([]);
+      expect(Object.keys(result.env).sort()).toEqual(['API_TOKEN', 'API_URL', 'ENV', 'EXECUTION_ID', 'HOME', 'LANG', 'PATH']);
+      expect(result.cwd).toBe(r.dir);
+      expect(result.env['HOME']).toBe(r.dir);
+    }, 30_000);
+
+    it('cannot read secrets, the runner\'s files or other runs', async () => {
+      const main = [
+        'import os',
+        'def attempt(path):',
+        '    try:',
+        '        with open(path, "rb") as f:',
+        '            f.read(1)',
+        '        return "read"',
+        '    except OSError as e:',
+        '        return type(e).__name__',
+        'def listing(path):',
+        '    try:',
+        '        os.listdir(path)',
+        '        return "listed"',
+        '    except OSError as e:',
+        '        return type(e).__name__',
+        'def run(params, logger):',
+        '    return {',
+        '        "shadow": attempt("/etc/shadow"),',
+        `        "runner_environ": attempt("/proc/${process.pid}/environ"),`,
+        `        "archives": listing(${JSON.stringify(fixture.dirs.archives)}),`,
+        `        "work": listing(${JSON.stringify(fixture.dirs.work)}),`,
+        `        "locks": listing(${JSON.stringify(fixture.dirs.uids)}),`,
+        '        "root_home": listing("/root"),',
+        '    }',
+      ].join('\n');
+      const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main });
+      expect(r.outcome.kind).toBe('result');
+      expect(JSON.parse((r.outcome as { resultJson: string }).resultJson)).toEqual({
+        shadow: 'PermissionError',
+        runner_environ: 'PermissionError',
+        archives: 'PermissionError',
+        work: 'PermissionError',
+        locks: 'PermissionError',
+        root_home: 'PermissionError',
+      });
+    }, 30_000);
+
+    it('leaves nothing behind: escaped processes, temporary files and the run directory go', async () => {
+      const main = [
+        'import subprocess, tempfile',
+        'def run(params, logger):',
+        '    subprocess.Popen(["setsid", "sleep", "120"], start_new_session=True)',
+        '    fd, path = tempfile.mkstemp(prefix="gef-left-")',
+        '    return path',
+      ].join('\n');
+      const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main });
+      expect(r.outcome.kind).toBe('result');
+      const left = JSON.parse((r.outcome as { resultJson: string }).resultJson) as string;
+      expect(fs.existsSync(left)).toBe(false);
+      expect(fs.existsSync(r.dir)).toBe(false);
+      expect(processesOf(r.uid!)).toEqual([]);
+    }, 30_000);
+
+    it('sweeps what the runs of a runner that died left behind', async () => {
+      const uid = 910_049;
+      // A lock of a dead runner process, a process and a run directory of that uid.
+      fs.writeFileSync(`${fixture.dirs.uids}/${uid}`, '999999');
+      const orphan = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'sleep', '60'], { detached: true, stdio: 'ignore' });
+      orphan.unref();
+      const dir = `${fixture.dirs.work}/left-behind`;
+      fs.mkdirSync(dir);
+      fs.chownSync(dir, uid, uid);
+      for (let i = 0; i < 100 && processesOf(uid).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(processesOf(uid)).toHaveLength(1);
+      expect(await fixture.sandbox.sweep()).toBe(2);
+      expect(processesOf(uid)).toEqual([]);
+      expect(fs.existsSync(dir)).toBe(false);
+      expect(fs.existsSync(`${fixture.dirs.uids}/${uid}`)).toBe(false);
+    }, 30_000);
+  });
+});

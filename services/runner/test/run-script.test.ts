@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createLogger } from '@gef/common';
+import type { RunScriptResult } from '@gef/workflows/activities';
+import { runScriptActivity, type AttemptGrant, type AttemptResult, type ExecutionsApi } from '../src/activities/run-script';
+import { ArchiveCache } from '../src/archives/archive-cache';
+import type { LogBatch, NumberedLine } from '../src/execution-log/execution-log-sink';
+import { Fixture, isRoot, makeArchive, python } from './support/run-script-fixture';
+
+const logger = createLogger('test', 'silent');
+const executionId = '0b6c1d9e-2f3a-4b5c-8d7e-9f0a1b2c3d4e';
+
+/** The execution service as the runner sees it, recording what it is told. */
+class FakeExecutions implements ExecutionsApi {
+  lines: NumberedLine[] = [];
+  batches: LogBatch[] = [];
+  completed: AttemptResult[] = [];
+  reply = { stop: false, stopReason: '', status: 'RUNNING' };
+  /** Answer `reply` only once a line with this text has arrived (RUNNING before). */
+  replyAfter: string | undefined;
+  proceed = true;
+
+  constructor(private readonly grant: Omit<AttemptGrant, 'proceed' | 'reason' | 'status'>) {}
+
+  async startAttempt(): Promise<AttemptGrant> {
+    return this.proceed ? { ...this.grant, proceed: true, reason: '', status: 'RUNNING' } : { ...this.grant, proceed: false, reason: 'ended', status: 'CANCELLED' };
+  }
+
+  async appendLogs(_id: string, _token: string, batch: LogBatch) {
+    this.batches.push(batch);
+    this.lines.push(...batch.lines);
+    if (this.replyAfter && !this.texts().includes(this.replyAfter)) return { stop: false, stopReason: '', status: 'RUNNING' };
+    return this.reply;
+  }
+
+  async completeAttempt(result: AttemptResult) {
+    this.completed.push(result);
+    this.lines.push(...result.lines);
+    return { applied: true, status: result.status };
+  }
+
+  texts(): string[] {
+    return this.lines.map((l) => l.text);
+  }
+}
+
+// The runner activity end to end on this machine: a real environment (venv), the archive
+// cache, the sandbox and python3; the execution service and Temporal are fakes.
+describe('runScript activity', () => {
+  let fixture: Fixture;
+
+  beforeAll(async () => {
+    fixture = await new Fixture(isRoot ? 'on' : 'off').init();
+  });
+  afterAll(() => fixture.cleanup());
+
+  async function setup(main: string, over: { timeoutSeconds?: number; attempt?: number } = {}) {
+    const archive = makeArchive(fixture.tmp, { 'configuration.json': '{"name":"t"}', 'src/main.py': main });
+    const bytes = fs.readFileSync(archive);
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    const executions = new FakeExecutions({
+      token: 'script-token',
+      runnerToken: 'runner-token',
+      paramsJson: '{"n": 3}',
+      userId: 'user',
+      spec: {
+        scriptId: 'script',
+        version: 1,
+        digest,
+        size: bytes.length,
+        runtime: 'python3',
+        environmentHash: '',
+        requirements: '',
+        cpuLimit: 0,
+        memoryLimit: 0,
+        timeoutSeconds: over.timeoutSeconds ?? 30,
+        scriptUserId: 'owner',
+      },
+    });
+    const downloads: string[] = [];
+    const activity = runScriptActivity({
+      executions,
+      archives: new ArchiveCache(fixture.dirs.archives, async function* (ref) {
+        downloads.push(ref.digest);
+        yield bytes;
+      }),
+      sandbox: fixture.sandbox,
+      environments: { dataDir: fixture.dirs.root, python, processEnv: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, pipTimeoutMs: 60_000 },
+      shim: fixture.shim,
+      envName: 'test',
+      apiUrl: 'http://127.0.0.1:3000',
+      locale: { LANG: 'C.UTF-8' },
+      defaults: { memoryBytes: 1024 ** 3, processes: 64, openFiles: 256, fileBytes: 1024 ** 3 },
+      killGraceMs: 500,
+      heartbeatIntervalMs: 100,
+      logFlushMs: 20,
+      logMaxLines: 1000,
+      logger,
+    });
+    const env = new MockActivityEnvironment({ attempt: over.attempt ?? 1 });
+    const heartbeats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => heartbeats.push(d));
+    return { executions, env, heartbeats, downloads, run: () => env.run(activity, { executionId }) as Promise<RunScriptResult> };
+  }
+
+  it('runs the script and records FINISHED with its results and numbered lines, heartbeating progress', async () => {
+    const t = await setup('def run(params, logger):\n    logger.info("n is %d", params["n"])\n    logger.send_progress(33.3)\n    import time; time.sleep(0.3)\n    return {"double": params["n"] * 2}\n');
+    expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    const [done] = t.executions.completed;
+    expect(done).toMatchObject({ executionId, runnerToken: 'runner-token', status: 'FINISHED', resultsJson: '{"double":6}' });
+    expect(t.executions.texts()).toContain('n is 3');
+    const seqs = t.executions.lines.map((l) => l.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i));
+    expect(t.heartbeats).toContainEqual({ progress: 33.3 });
+    // A second run of the same version uses the cached archive.
+    const again = await setup('def run(params, logger):\n    return 1\n');
+    await again.run();
+    expect(again.downloads).toHaveLength(1);
+  }, 60_000);
+
+  it('records FAILED for an exception, with the traceback line', async () => {
+    const t = await setup('def run(params, logger):\n    raise RuntimeError("boom")\n');
+    expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });
+    expect(t.executions.completed[0]).toMatchObject({ status: 'FAILED' });
+    expect(t.executions.lines.find((l) => l.level === 'ERROR')?.text).toMatch(/Traceback[\s\S]*RuntimeError: boom/);
+  }, 60_000);
+
+  it('records FAILED with a line saying so at the timeout', async () => {
+    const t = await setup('import time\ndef run(params, logger):\n    time.sleep(30)\n', { timeoutSeconds: 1 });
+    expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });
+    expect(t.executions.texts()).toContain('The script exceeded its timeout of 1 s and was stopped');
+  }, 60_000);
+
+  it('stops the script on cancellation (signal, grace, kill) and records CANCELLED', async () => {
+    const t = await setup('import signal, time\ndef run(params, logger):\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    logger.info("started")\n    time.sleep(30)\n');
+    const running = t.run();
+    for (let i = 0; i < 200 && !t.executions.texts().includes('started'); i++) await new Promise((r) => setTimeout(r, 20));
+    t.env.cancel();
+    await expect(running).rejects.toBeInstanceOf(CancelledFailure);
+    expect(t.executions.completed[0]).toMatchObject({ status: 'CANCELLED' });
+    expect(t.executions.texts()).toEqual(
+      expect.arrayContaining(['Cancellation requested: stopping the script (SIGTERM, then SIGKILL after 1 s)', 'The script did not stop in time and was killed']),
+    );
+  }, 60_000);
+
+  it('stops when the service answers that the run ended from outside, leaving its status alone', async () => {
+    const t = await setup('import time\ndef run(params, logger):\n    for i in range(300):\n        logger.info("tick %d", i)\n        time.sleep(0.05)\n');
+    t.executions.reply = { stop: true, stopReason: 'terminal', status: 'FINISHED' };
+    t.executions.replyAfter = 'tick 0';
+    expect(await t.run()).toEqual({ outcome: 'STOPPED', status: 'FINISHED' });
+    expect(t.executions.completed).toEqual([]);
+    expect(t.executions.texts()).toContain('The execution was ended from outside: stopping the script (SIGTERM, then SIGKILL after 1 s)');
+  }, 60_000);
+
+  it('does not start a run that ended or was cancelled meanwhile', async () => {
+    const t = await setup('def run(params, logger):\n    return 1\n');
+    t.executions.proceed = false;
+    expect(await t.run()).toEqual({ outcome: 'SKIPPED', status: 'CANCELLED' });
+    expect(t.executions.lines).toEqual([]);
+  }, 60_000);
+});

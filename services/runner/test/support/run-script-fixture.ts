@@ -1,0 +1,100 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runPython, type PythonOutcome, type ScriptLevel } from '../../src/runtimes/python/run-python';
+import { installShim, prepareRunnerDirs, type RunnerDirs } from '../../src/sandbox/runner-dirs';
+import { Sandbox, type SandboxLimits } from '../../src/sandbox/sandbox';
+
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+export const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+/** A tar.gz with the given files (paths relative to the archive root). */
+export function makeArchive(dir: string, files: Record<string, string>): string {
+  const src = fs.mkdtempSync(path.join(dir, 'archive-'));
+  for (const [name, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(src, name)), { recursive: true });
+    fs.writeFileSync(path.join(src, name), text);
+  }
+  const file = `${src}.tar.gz`;
+  execFileSync('tar', ['-czf', file, '-C', src, '.']);
+  return file;
+}
+
+export interface ScriptRun {
+  outcome: PythonOutcome;
+  lines: { level: ScriptLevel; text: string }[];
+  progress: number[];
+  dir: string;
+  uid: number | undefined;
+}
+
+/** A sandbox over temporary runner directories. */
+export class Fixture {
+  readonly tmp: string;
+  dirs!: RunnerDirs;
+  sandbox!: Sandbox;
+  shim!: string;
+
+  constructor(readonly mode: 'on' | 'off') {
+    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-runner-test-'));
+  }
+
+  async init(): Promise<this> {
+    // A directory scripts' users can reach (mkdtemp makes 0700 ones).
+    fs.chmodSync(this.tmp, 0o711);
+    this.dirs = await prepareRunnerDirs({ dataDir: this.tmp, sandboxed: this.mode === 'on' });
+    this.sandbox = new Sandbox({ mode: this.mode, prlimit: true, uidBase: 910_000, uidCount: 50, dirs: this.dirs });
+    this.shim = await installShim(this.dirs, path.resolve(__dirname, '../../src/runtimes/python/gef_runtime.py'));
+    return this;
+  }
+
+  limits(over: Partial<SandboxLimits> = {}): SandboxLimits {
+    return { memoryBytes: 1024 ** 3, cpuSeconds: 60, processes: 64, openFiles: 256, fileBytes: 64 * 1024 ** 2, ...over };
+  }
+
+  /** Extracts the files and runs src/main.py through the shim. */
+  async run(
+    files: Record<string, string>,
+    options: { params?: Record<string, unknown>; timeoutMs?: number; env?: Record<string, string>; stopAfterMs?: number; killGraceMs?: number; limits?: Partial<SandboxLimits> } = {},
+  ): Promise<ScriptRun> {
+    const archive = makeArchive(this.tmp, files);
+    const run = await this.sandbox.open('test');
+    const lines: ScriptRun['lines'] = [];
+    const progress: number[] = [];
+    try {
+      const limits = this.limits(options.limits);
+      await run.extract(archive, limits);
+      const running = runPython({
+        sandbox: run,
+        python,
+        shim: this.shim,
+        params: options.params ?? {},
+        env: {
+          EXECUTION_ID: '00000000-0000-4000-8000-000000000001',
+          ENV: 'test',
+          API_URL: 'http://127.0.0.1:1',
+          API_TOKEN: 'token-for-the-test',
+          PATH: '/usr/local/bin:/usr/bin:/bin',
+          HOME: run.dir,
+          LANG: 'C.UTF-8',
+          ...options.env,
+        },
+        limits,
+        timeoutMs: options.timeoutMs ?? 30_000,
+        killGraceMs: options.killGraceMs ?? 1000,
+        onLog: (level, text) => lines.push({ level, text }),
+        onProgress: (p) => progress.push(p),
+      });
+      if (options.stopAfterMs !== undefined) setTimeout(() => running.stop('cancel'), options.stopAfterMs);
+      const outcome = await running.outcome;
+      return { outcome, lines, progress, dir: run.dir, uid: run.uid };
+    } finally {
+      await run.close();
+    }
+  }
+
+  cleanup(): void {
+    fs.rmSync(this.tmp, { recursive: true, force: true });
+  }
+}

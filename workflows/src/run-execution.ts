@@ -1,0 +1,183 @@
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineSignal,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  TimeoutFailure,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { ClaimSlotResult, ExecutionRunActivities, RunnerRunActivities } from './activities';
+import { taskQueues } from './task-queues';
+
+/** Search attributes (Keyword) the dev server registers at start, for operators' filters. */
+export const gefUserIdKey = defineSearchAttributeKey('GefUserId', SearchAttributeType.KEYWORD);
+export const gefScriptIdKey = defineSearchAttributeKey('GefScriptId', SearchAttributeType.KEYWORD);
+export const gefStatusKey = defineSearchAttributeKey('GefStatus', SearchAttributeType.KEYWORD);
+
+export interface RunExecutionInput {
+  executionId: string;
+  userId: string;
+  scriptId: string;
+  /** The user's concurrency limit; null when unlimited (ADMIN and SUPERADMIN). */
+  concurrencyLimit: number | null;
+  /** The script's wall-clock timeout (the runner enforces it). */
+  timeoutSeconds: number;
+  /** Time a runner may take to prepare (environment, archive) on top of the timeout. */
+  prepareTimeoutSeconds: number;
+  /** A runner silent this long is taken for dead and the run moves to another. */
+  heartbeatTimeoutSeconds: number;
+  /** Runner attempts before the run ends FAILED. */
+  maxAttempts: number;
+}
+
+export interface RunExecutionResult {
+  executionId: string;
+  /** The execution's final status as this workflow knows it. */
+  status: string;
+}
+
+/**
+ * Why a run must stop, sent by the execution service after it changed the database:
+ * `cancel` (CancelExecution: CANCELLED already when it had not started, else CANCELLING),
+ * `terminal` (a terminal status set from outside; `status` names it) or `deleted`.
+ */
+export interface StopRequest {
+  reason: 'cancel' | 'terminal' | 'deleted';
+  status?: string;
+}
+
+export const stopExecutionSignal = defineSignal<[StopRequest]>('stopExecution');
+/** A slot of the user may be free: try to claim it again. */
+export const slotFreedSignal = defineSignal('slotFreed');
+
+/** The workflow id of an execution's run. */
+export const runExecutionWorkflowId = (executionId: string) => `execution-${executionId}`;
+
+/** Why the runner activity failed for good, in words for the execution's log. */
+function failureReason(err: unknown, input: RunExecutionInput): string {
+  let cause: unknown = err;
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  if (cause instanceof TimeoutFailure) {
+    if (cause.timeoutType === 'HEARTBEAT') {
+      return `The run failed: its runner stopped answering (${input.maxAttempts} attempt${input.maxAttempts === 1 ? '' : 's'})`;
+    }
+    return `The run failed: it did not end within ${input.timeoutSeconds + input.prepareTimeoutSeconds} s on its runner`;
+  }
+  const message = cause instanceof ApplicationFailure || cause instanceof Error ? cause.message : String(cause);
+  return `The run failed on the runner: ${message}`;
+}
+
+/**
+ * One run of a script: wait for a slot under the user's concurrency limit (oldest first,
+ * woken by a signal when a slot frees; no polling), READY, run on a runner with heartbeats
+ * (a runner that dies is replaced: the activity is retried and `attempt` grows), terminal
+ * status. The runner records RUNNING, log lines, progress, results and the outcome over
+ * RPC; this workflow sees only ids and statuses. A status set from outside is final: the
+ * run stops and nothing overwrites it. Cancellation follows the contract's state machine.
+ */
+export async function runExecution(input: RunExecutionInput): Promise<RunExecutionResult> {
+  const id = input.executionId;
+  const state = proxyLocalActivities<ExecutionRunActivities>({
+    startToCloseTimeout: '30s',
+    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+  });
+  const runner = proxyActivities<RunnerRunActivities>({
+    taskQueue: taskQueues.runner,
+    startToCloseTimeout: (input.timeoutSeconds + input.prepareTimeoutSeconds) * 1000,
+    heartbeatTimeout: input.heartbeatTimeoutSeconds * 1000,
+    // A cancelled run ends only once its runner has stopped the process.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: input.maxAttempts },
+  });
+
+  let wakeups = 0;
+  let stop: StopRequest | undefined;
+  let runScope: CancellationScope | undefined;
+  setHandler(slotFreedSignal, () => {
+    wakeups++;
+  });
+  setHandler(stopExecutionSignal, (request) => {
+    stop ??= request;
+    runScope?.cancel();
+  });
+
+  /** Waits for the run's turn; `ended` when it ended meanwhile (cancelled, ended from outside). */
+  async function takeSlot(): Promise<ClaimSlotResult> {
+    for (;;) {
+      if (stop) return { outcome: 'ended', status: stop.status ?? 'CANCELLED' };
+      const seen = wakeups;
+      const claim = await state.claimExecutionSlot({ executionId: id, userId: input.userId, limit: input.concurrencyLimit });
+      if (claim.outcome !== 'waiting') return claim;
+      await condition(() => wakeups > seen || stop !== undefined);
+    }
+  }
+
+  /** Runs the script on a runner; the execution's final status. */
+  async function runOnRunner(): Promise<string> {
+    runScope = new CancellationScope();
+    try {
+      const result = await runScope.run(() => runner.runScript({ executionId: id }));
+      // A cancel that came while no runner held the run: the runner did not start it.
+      if (result.status === 'CANCELLING') return (await state.endExecution({ executionId: id, status: 'CANCELLED', reason: 'Execution cancelled' })).status;
+      return result.status;
+    } catch (err) {
+      // Asked to stop: however the runner ended the attempt, the stop decides the outcome.
+      if (stop) {
+        if (stop.reason === 'cancel') return (await state.endExecution({ executionId: id, status: 'CANCELLED', reason: 'Execution cancelled' })).status;
+        return stop.status ?? 'GONE';
+      }
+      if (isCancellation(err)) throw err;
+      return (await state.endExecution({ executionId: id, status: 'FAILED', reason: failureReason(err, input) })).status;
+    } finally {
+      runScope = undefined;
+    }
+  }
+
+  let status = 'PENDING';
+  try {
+    const claim = await takeSlot();
+    if (claim.outcome === 'ended') {
+      status = claim.status;
+    } else if (stop) {
+      // Stopped between the grant and the runner: the service has recorded the outcome.
+      status = stop.reason === 'cancel' ? 'CANCELLED' : (stop.status ?? 'GONE');
+    } else {
+      upsertSearchAttributes([{ key: gefStatusKey, value: 'READY' }]);
+      status = await runOnRunner();
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    // The workflow itself was cancelled (by an operator in Temporal): the run ends CANCELLED.
+    await CancellationScope.nonCancellable(async () => {
+      status = (await state.endExecution({ executionId: id, status: 'CANCELLED', reason: 'Execution cancelled by an operator' })).status;
+      await releaseSlot();
+      upsertSearchAttributes([{ key: gefStatusKey, value: status }]);
+    });
+    throw err;
+  }
+  await releaseSlot();
+  upsertSearchAttributes([{ key: gefStatusKey, value: status }]);
+  return { executionId: id, status };
+
+  /** Gives the slot back and wakes the runs of the user that now fit. */
+  async function releaseSlot(): Promise<void> {
+    if (input.concurrencyLimit === null) return;
+    const { wake } = await state.releaseExecutionSlot({ executionId: id, userId: input.userId, limit: input.concurrencyLimit });
+    await Promise.all(
+      wake.map((next) =>
+        getExternalWorkflowHandle(runExecutionWorkflowId(next))
+          .signal(slotFreedSignal)
+          // Already ended, or not started yet (it claims when it starts).
+          .catch(() => undefined),
+      ),
+    );
+  }
+}

@@ -1,0 +1,407 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CancelledFailure, Context } from '@temporalio/activity';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { ClaimSlotInput, EndExecutionInput, ExecutionRunActivities, ReleaseSlotInput, RunnerRunActivities, RunScriptResult } from '../src/activities';
+import {
+  gefScriptIdKey,
+  gefStatusKey,
+  gefUserIdKey,
+  runExecution,
+  runExecutionWorkflowId,
+  slotFreedSignal,
+  stopExecutionSignal,
+  type RunExecutionInput,
+  type RunExecutionResult,
+} from '../src/run-execution';
+import { taskQueues } from '../src/task-queues';
+
+function temporalCli(): string {
+  const cache = process.env['GEF_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gef');
+  const candidate = process.env['TEMPORAL_CLI'] ?? path.join(cache, 'temporal-1.5.1', 'temporal');
+  if (!fs.existsSync(candidate)) throw new Error(`No Temporal CLI at ${candidate} (set TEMPORAL_CLI or run npm start once)`);
+  return candidate;
+}
+
+const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Row {
+  userId: string;
+  status: string;
+  slotHeld: boolean;
+  order: number;
+  queued: boolean;
+}
+
+/**
+ * The execution service's slot and state rules, in memory (the real ones are SQL in
+ * services/execution/src/domain/run-slots.ts, with the same decisions).
+ */
+class FakeExecutions {
+  readonly rows = new Map<string, Row>();
+  readonly calls: string[] = [];
+  private order = 0;
+
+  add(id: string, userId: string): void {
+    this.rows.set(id, { userId, status: 'PENDING', slotHeld: false, order: this.order++, queued: false });
+  }
+
+  activities(): ExecutionRunActivities {
+    return {
+      claimExecutionSlot: async (input: ClaimSlotInput) => {
+        const row = this.rows.get(input.executionId);
+        if (!row) return { outcome: 'ended', status: 'GONE' };
+        if (['FINISHED', 'FAILED', 'CANCELLED', 'CANCELLING'].includes(row.status)) return { outcome: 'ended', status: row.status };
+        if (row.slotHeld) return { outcome: 'granted' };
+        if (input.limit !== null) {
+          const mine = [...this.rows.values()].filter((r) => r.userId === input.userId);
+          const held = mine.filter((r) => r.slotHeld).length;
+          const ahead = mine.filter((r) => r.status === 'PENDING' && !r.slotHeld && r.order < row.order).length;
+          if (held + ahead >= input.limit) {
+            if (!row.queued) this.calls.push(`queued ${input.executionId}`);
+            row.queued = true;
+            return { outcome: 'waiting' };
+          }
+        }
+        row.slotHeld = input.limit !== null;
+        if (row.status === 'PENDING') row.status = 'READY';
+        this.calls.push(`granted ${input.executionId}`);
+        return { outcome: 'granted' };
+      },
+      releaseExecutionSlot: async (input: ReleaseSlotInput) => {
+        const row = this.rows.get(input.executionId);
+        if (row) row.slotHeld = false;
+        const mine = [...this.rows.entries()].filter(([, r]) => r.userId === input.userId);
+        const held = mine.filter(([, r]) => r.slotHeld).length;
+        const wake = mine
+          .filter(([, r]) => r.status === 'PENDING' && !r.slotHeld)
+          .sort((a, b) => a[1].order - b[1].order)
+          .slice(0, Math.max(0, input.limit - held))
+          .map(([id]) => id);
+        this.calls.push(`released ${input.executionId}`);
+        return { wake };
+      },
+      endExecution: async (input: EndExecutionInput) => {
+        const row = this.rows.get(input.executionId);
+        if (!row) return { status: 'GONE' };
+        if (['FINISHED', 'FAILED', 'CANCELLED'].includes(row.status)) return { status: row.status };
+        row.status = input.status === 'CANCELLED' || row.status === 'CANCELLING' ? 'CANCELLED' : 'FAILED';
+        this.calls.push(`ended ${input.executionId} ${row.status}: ${input.reason}`);
+        return { status: row.status };
+      },
+    };
+  }
+}
+
+type RunnerBehaviour = (executionId: string, attempt: number) => Promise<RunScriptResult>;
+
+/** Resolves when a predicate holds, checking every few milliseconds (test code only). */
+async function eventually(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > until) throw new Error('condition not reached in time');
+    await sleep(10);
+  }
+}
+
+/** A runner activity that heartbeats until told what to do, or until it is cancelled. */
+function controllableRun(fake: FakeExecutions, control: Map<string, (result: RunScriptResult) => void>): RunnerBehaviour {
+  return async (executionId) => {
+    const ctx = Context.current();
+    const row = fake.rows.get(executionId)!;
+    row.status = 'RUNNING';
+    fake.calls.push(`run ${executionId}`);
+    const heartbeat = setInterval(() => ctx.heartbeat({ progress: 0 }), 200);
+    try {
+      return await new Promise<RunScriptResult>((resolve, reject) => {
+        control.set(executionId, (result) => {
+          row.status = result.status;
+          resolve(result);
+        });
+        ctx.cancellationSignal.addEventListener('abort', () => {
+          fake.calls.push(`stopped ${executionId}`);
+          reject(new CancelledFailure('cancelled'));
+        });
+      });
+    } finally {
+      clearInterval(heartbeat);
+    }
+  };
+}
+
+describe('runExecution workflow', () => {
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundleWithSourceMap;
+  let n = 0;
+
+  beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
+    env = await TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: temporalCli() }, searchAttributes: [gefUserIdKey, gefScriptIdKey, gefStatusKey] },
+    });
+    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/index.ts'), logger: quiet });
+  }, 120_000);
+
+  afterAll(async () => {
+    await env?.teardown();
+  });
+
+  const newId = () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`;
+
+  function input(executionId: string, userId: string, over: Partial<RunExecutionInput> = {}): RunExecutionInput {
+    return {
+      executionId,
+      userId,
+      scriptId: 'script-1',
+      concurrencyLimit: 3,
+      timeoutSeconds: 60,
+      prepareTimeoutSeconds: 60,
+      heartbeatTimeoutSeconds: 5,
+      maxAttempts: 3,
+      ...over,
+    };
+  }
+
+  /** Workers for the execution queue (workflow + state) and the runner queue, around `body`. */
+  async function withWorkers<T>(fake: FakeExecutions, runner: RunnerBehaviour, body: () => Promise<T>): Promise<T> {
+    const executionWorker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: taskQueues.execution,
+      workflowBundle: bundle,
+      activities: fake.activities(),
+    });
+    const runnerActivities: RunnerRunActivities = { runScript: (i) => runner(i.executionId, Context.current().info.attempt) };
+    const runnerWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.runner, activities: runnerActivities });
+    return runnerWorker.runUntil(executionWorker.runUntil(body()));
+  }
+
+  function start(fake: FakeExecutions, run: RunExecutionInput) {
+    if (!fake.rows.has(run.executionId)) fake.add(run.executionId, run.userId);
+    return env.client.workflow.start(runExecution, {
+      taskQueue: taskQueues.execution,
+      workflowId: runExecutionWorkflowId(run.executionId),
+      args: [run],
+      typedSearchAttributes: [
+        { key: gefUserIdKey, value: run.userId },
+        { key: gefScriptIdKey, value: run.scriptId },
+        { key: gefStatusKey, value: 'PENDING' },
+      ],
+    });
+  }
+
+  it('takes a slot (READY), runs on a runner and ends with the runner\'s status and search attributes', async () => {
+    const fake = new FakeExecutions();
+    const id = newId();
+    const result = await withWorkers(
+      fake,
+      async (executionId) => {
+        fake.rows.get(executionId)!.status = 'FINISHED';
+        return { outcome: 'FINISHED', status: 'FINISHED' };
+      },
+      async () => {
+        const handle = await start(fake, input(id, 'user-a'));
+        const res = await handle.result();
+        const description = await handle.describe();
+        return { res, attributes: description.typedSearchAttributes };
+      },
+    );
+    expect(result.res).toEqual<RunExecutionResult>({ executionId: id, status: 'FINISHED' });
+    expect(fake.calls).toEqual([`granted ${id}`, `released ${id}`]);
+    expect(result.attributes.get(gefStatusKey)).toBe('FINISHED');
+    expect(result.attributes.get(gefUserIdKey)).toBe('user-a');
+    expect(result.attributes.get(gefScriptIdKey)).toBe('script-1');
+  }, 60_000);
+
+  it('makes the fourth run of a USER wait, then starts it within a second of a slot freeing, oldest first', async () => {
+    const fake = new FakeExecutions();
+    const control = new Map<string, (r: RunScriptResult) => void>();
+    const ids = [newId(), newId(), newId(), newId(), newId()];
+    await withWorkers(fake, controllableRun(fake, control), async () => {
+      const handles = [];
+      for (const id of ids) {
+        handles.push(await start(fake, input(id, 'user-b')));
+        // Accepted in this order (start_date order).
+        await eventually(() => fake.calls.some((c) => c.endsWith(id)));
+      }
+      await eventually(() => control.size === 3);
+      expect(fake.calls.filter((c) => c.startsWith('queued'))).toEqual([`queued ${ids[3]}`, `queued ${ids[4]}`]);
+      expect([...control.keys()]).toEqual(ids.slice(0, 3));
+
+      const freed = Date.now();
+      control.get(ids[1]!)!({ outcome: 'FINISHED', status: 'FINISHED' });
+      await eventually(() => control.has(ids[3]!));
+      expect(Date.now() - freed).toBeLessThan(1000);
+      expect(control.has(ids[4]!)).toBe(false);
+
+      control.get(ids[0]!)!({ outcome: 'FAILED', status: 'FAILED' });
+      await eventually(() => control.has(ids[4]!));
+      for (const id of [ids[2]!, ids[3]!, ids[4]!]) control.get(id)!({ outcome: 'FINISHED', status: 'FINISHED' });
+      const results = await Promise.all(handles.map((h) => h.result()));
+      expect(results.map((r) => r.status)).toEqual(['FAILED', 'FINISHED', 'FINISHED', 'FINISHED', 'FINISHED']);
+    });
+    const runs = fake.calls.filter((c) => c.startsWith('run ')).map((c) => c.slice(4));
+    expect(runs).toEqual([ids[0], ids[1], ids[2], ids[3], ids[4]]);
+  }, 60_000);
+
+  it('does not limit ADMIN+ runs', async () => {
+    const fake = new FakeExecutions();
+    const control = new Map<string, (r: RunScriptResult) => void>();
+    const ids = [newId(), newId(), newId(), newId(), newId()];
+    await withWorkers(fake, controllableRun(fake, control), async () => {
+      const handles = await Promise.all(ids.map((id) => start(fake, input(id, 'admin', { concurrencyLimit: null }))));
+      await eventually(() => control.size === 5);
+      for (const id of ids) control.get(id)!({ outcome: 'FINISHED', status: 'FINISHED' });
+      await Promise.all(handles.map((h) => h.result()));
+    });
+    expect(fake.calls.filter((c) => c.startsWith('queued') || c.startsWith('released'))).toEqual([]);
+  }, 60_000);
+
+  it('ends a waiting run that is cancelled before it starts, and passes its turn on', async () => {
+    const fake = new FakeExecutions();
+    const control = new Map<string, (r: RunScriptResult) => void>();
+    const [first, waiting, next] = [newId(), newId(), newId()];
+    await withWorkers(fake, controllableRun(fake, control), async () => {
+      const a = await start(fake, input(first, 'user-c', { concurrencyLimit: 1 }));
+      await eventually(() => control.has(first));
+      const b = await start(fake, input(waiting, 'user-c', { concurrencyLimit: 1 }));
+      await eventually(() => fake.calls.includes(`queued ${waiting}`));
+      const c = await start(fake, input(next, 'user-c', { concurrencyLimit: 1 }));
+      await eventually(() => fake.calls.includes(`queued ${next}`));
+      // What CancelExecution does: CANCELLED in the database, then the signal.
+      fake.rows.get(waiting)!.status = 'CANCELLED';
+      await b.signal(stopExecutionSignal, { reason: 'cancel', status: 'CANCELLED' });
+      expect(await b.result()).toEqual({ executionId: waiting, status: 'CANCELLED' });
+      control.get(first)!({ outcome: 'FINISHED', status: 'FINISHED' });
+      await a.result();
+      await eventually(() => control.has(next));
+      control.get(next)!({ outcome: 'FINISHED', status: 'FINISHED' });
+      await c.result();
+    });
+    expect(fake.calls).not.toContain(`run ${waiting}`);
+  }, 60_000);
+
+  it('stops a running script on cancel, waits for the runner, then records CANCELLED', async () => {
+    const fake = new FakeExecutions();
+    const control = new Map<string, (r: RunScriptResult) => void>();
+    const id = newId();
+    const result = await withWorkers(fake, controllableRun(fake, control), async () => {
+      const handle = await start(fake, input(id, 'user-d'));
+      await eventually(() => control.has(id));
+      fake.rows.get(id)!.status = 'CANCELLING';
+      await handle.signal(stopExecutionSignal, { reason: 'cancel', status: 'CANCELLED' });
+      return handle.result();
+    });
+    expect(result.status).toBe('CANCELLED');
+    expect(fake.calls).toEqual([`granted ${id}`, `run ${id}`, `stopped ${id}`, `ended ${id} CANCELLED: Execution cancelled`, `released ${id}`]);
+  }, 60_000);
+
+  it('stops the process when a terminal status is set from outside, and leaves that status alone', async () => {
+    const fake = new FakeExecutions();
+    const control = new Map<string, (r: RunScriptResult) => void>();
+    const id = newId();
+    const result = await withWorkers(fake, controllableRun(fake, control), async () => {
+      const handle = await start(fake, input(id, 'user-e'));
+      await eventually(() => control.has(id));
+      fake.rows.get(id)!.status = 'FINISHED';
+      await handle.signal(stopExecutionSignal, { reason: 'terminal', status: 'FINISHED' });
+      return handle.result();
+    });
+    expect(result.status).toBe('FINISHED');
+    expect(fake.calls).toEqual([`granted ${id}`, `run ${id}`, `stopped ${id}`, `released ${id}`]);
+  }, 60_000);
+
+  it('moves a run whose runner died (no heartbeats) to another attempt', async () => {
+    const fake = new FakeExecutions();
+    const id = newId();
+    const attempts: number[] = [];
+    const result = await withWorkers(
+      fake,
+      async (executionId, attempt) => {
+        attempts.push(attempt);
+        if (attempt === 1) {
+          // A runner that died: silent until Temporal gives up on it.
+          await new Promise<void>((resolve) => Context.current().cancellationSignal.addEventListener('abort', () => resolve()));
+          throw new Error('abandoned');
+        }
+        fake.rows.get(executionId)!.status = 'FINISHED';
+        return { outcome: 'FINISHED', status: 'FINISHED' };
+      },
+      async () => (await start(fake, input(id, 'user-f', { heartbeatTimeoutSeconds: 2 }))).result(),
+    );
+    expect(result.status).toBe('FINISHED');
+    expect(attempts).toEqual([1, 2]);
+  }, 90_000);
+
+  it('ends FAILED with the reason when no runner gets the run done', async () => {
+    const fake = new FakeExecutions();
+    const id = newId();
+    const result = await withWorkers(
+      fake,
+      async () => {
+        throw new Error('archive download failed');
+      },
+      async () => (await start(fake, input(id, 'user-g', { maxAttempts: 2 }))).result(),
+    );
+    expect(result.status).toBe('FAILED');
+    expect(fake.calls).toContain(`ended ${id} FAILED: The run failed on the runner: archive download failed`);
+  }, 60_000);
+
+  it('ends FAILED when the run outlives its timeout on the runner', async () => {
+    const fake = new FakeExecutions();
+    const id = newId();
+    const result = await withWorkers(
+      fake,
+      async () => {
+        const ctx = Context.current();
+        const beat = setInterval(() => ctx.heartbeat({ progress: 1 }), 200);
+        await new Promise<void>((resolve) => ctx.cancellationSignal.addEventListener('abort', () => resolve()));
+        clearInterval(beat);
+        throw new Error('gone');
+      },
+      async () => (await start(fake, input(id, 'user-h', { timeoutSeconds: 1, prepareTimeoutSeconds: 1, maxAttempts: 1 }))).result(),
+    );
+    expect(result.status).toBe('FAILED');
+    expect(fake.calls).toContain(`ended ${id} FAILED: The run failed: it did not end within 2 s on its runner`);
+  }, 60_000);
+
+  it('does nothing more for a run that ended before its turn (or was deleted)', async () => {
+    const fake = new FakeExecutions();
+    const id = newId();
+    const result = await withWorkers(
+      fake,
+      async () => {
+        throw new Error('never called');
+      },
+      async () => {
+        fake.add(id, 'user-i');
+        fake.rows.get(id)!.status = 'FINISHED';
+        const handle = await start(fake, input(id, 'user-i'));
+        return handle.result();
+      },
+    );
+    expect(result.status).toBe('FINISHED');
+  }, 60_000);
+
+  it('ignores a wake-up that finds no slot and keeps waiting', async () => {
+    const fake = new FakeExecutions();
+    const control = new Map<string, (r: RunScriptResult) => void>();
+    const [first, second] = [newId(), newId()];
+    await withWorkers(fake, controllableRun(fake, control), async () => {
+      const a = await start(fake, input(first, 'user-j', { concurrencyLimit: 1 }));
+      await eventually(() => control.has(first));
+      const b = await start(fake, input(second, 'user-j', { concurrencyLimit: 1 }));
+      await eventually(() => fake.calls.includes(`queued ${second}`));
+      await b.signal(slotFreedSignal);
+      await sleep(300);
+      expect(control.has(second)).toBe(false);
+      control.get(first)!({ outcome: 'FINISHED', status: 'FINISHED' });
+      await a.result();
+      await eventually(() => control.has(second));
+      control.get(second)!({ outcome: 'FINISHED', status: 'FINISHED' });
+      await b.result();
+    });
+  }, 60_000);
+});
