@@ -4,8 +4,10 @@ import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
+import { healthRoutes, type HealthCheck } from './health';
 import { errorInterceptor, loggingInterceptor } from './interceptors';
 import { metricsInterceptor } from './metrics';
+import { platformVersion } from './version';
 
 export interface RpcServerOptions {
   routes: (router: ConnectRouter) => void;
@@ -31,6 +33,24 @@ export function createRpcServer(options: RpcServerOptions): http2.Http2Server {
     readMaxBytes: 64 * 1024 * 1024,
   });
   return http2.createServer(handler);
+}
+
+/** A service's RPC server: its own routes plus gef.health.v1.HealthService over `checks`. */
+export function createServiceServer(options: {
+  name: string;
+  routes: (router: ConnectRouter) => void;
+  checks: Record<string, HealthCheck>;
+  logger: Logger;
+  registry: client.Registry;
+}): http2.Http2Server {
+  return createRpcServer({
+    routes: (router) => {
+      options.routes(router);
+      healthRoutes(options.name, platformVersion, options.checks)(router);
+    },
+    logger: options.logger,
+    registry: options.registry,
+  });
 }
 
 /** Starts listening and resolves with the bound port. */

@@ -3,14 +3,13 @@ import type { EntitySchema, MigrationObject } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Client, Connection } from '@temporalio/client';
 import type client from 'prom-client';
-import { describeFailure, healthRoutes, type HealthCheck } from './health';
+import { describeFailure, type HealthCheck } from './health';
 import { createLogger, type Logger } from './logger';
 import { createMetricsRegistry, startMetricsServer } from './metrics';
 import { openDatabase, pingDatabase } from './orm';
-import { closeServer, createRpcServer, listen } from './rpc-server';
+import { closeServer, createServiceServer, listen } from './rpc-server';
 import { Shutdown } from './shutdown';
 import { createTemporalClient, pingTemporal, type SupervisedWorker, type TemporalSettings } from './temporal';
-import { platformVersion } from './version';
 
 /** The settings every database-owning service has. */
 export interface ServiceConfig {
@@ -76,14 +75,7 @@ export async function runService(spec: ServiceSpec): Promise<void> {
       temporal: () => pingTemporal(temporal.connection, settings.namespace),
       ...parts.checks,
     };
-    const server = createRpcServer({
-      routes: (router) => {
-        parts.routes(router);
-        healthRoutes(spec.name, platformVersion, checks)(router);
-      },
-      logger,
-      registry,
-    });
+    const server = createServiceServer({ name: spec.name, routes: parts.routes, checks, logger, registry });
     const port = await listen(server, config.PORT, config.HOST);
     shutdown.add('rpc server', () => closeServer(server));
 

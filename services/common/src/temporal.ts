@@ -2,14 +2,6 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 import type { Logger } from 'pino';
 
-/** The task queue of each worker kind. */
-export const taskQueues = {
-  user: 'gef-user',
-  script: 'gef-script',
-  execution: 'gef-execution',
-  runner: 'gef-runner',
-} as const;
-
 export interface TemporalSettings {
   address: string;
   namespace: string;

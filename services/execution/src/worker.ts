@@ -1,5 +1,6 @@
 import type { Logger } from '@gef/common';
-import { SupervisedWorker, taskQueues, type TemporalSettings } from '@gef/common/temporal';
+import { SupervisedWorker, type TemporalSettings } from '@gef/common/temporal';
+import { taskQueues } from '@gef/workflows/task-queues';
 import { createExecutionActivities } from './activities';
 import type { ExecutionDeps } from './domain/deps';
 

@@ -1,4 +1,4 @@
-import { createRpcServer, healthRoutes, platformVersion, type HealthCheck, type Logger } from '@gef/common';
+import { createServiceServer, type HealthCheck, type Logger } from '@gef/common';
 import type client from 'prom-client';
 import type { ScriptServiceDeps } from './handlers/script-service';
 import { routes } from './routes';
@@ -10,12 +10,5 @@ export function buildServer(options: {
   logger: Logger;
   registry: client.Registry;
 }) {
-  return createRpcServer({
-    routes: (router) => {
-      routes(options.deps)(router);
-      healthRoutes('script', platformVersion, options.checks)(router);
-    },
-    logger: options.logger,
-    registry: options.registry,
-  });
+  return createServiceServer({ name: 'script', routes: routes(options.deps), ...options });
 }

@@ -1,5 +1,6 @@
 import type { Logger } from '@gef/common';
-import { SupervisedWorker, taskQueues, type TemporalSettings } from '@gef/common/temporal';
+import { SupervisedWorker, type TemporalSettings } from '@gef/common/temporal';
+import { taskQueues } from '@gef/workflows/task-queues';
 import { createScriptActivities } from './activities';
 import type { ScriptDeps } from './domain/deps';
 

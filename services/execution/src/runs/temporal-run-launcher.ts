@@ -1,5 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { taskQueues } from '@gef/common/temporal';
+import { taskQueues } from '@gef/workflows/task-queues';
 import {
   gefScriptIdKey,
   gefStatusKey,

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { taskQueues } from '@gef/common/temporal';
+import { taskQueues } from '@gef/workflows/task-queues';
 import { buildScript, buildScriptWorkflowId } from '@gef/workflows';
 import type { BuildLauncher, BuildRef } from '../domain/build-launcher';
 

@@ -17,7 +17,7 @@ import {
   type Logger,
 } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
-import { taskQueues } from '@gef/common/temporal';
+import { taskQueues } from '@gef/workflows/task-queues';
 import { deleteUser as deleteUserWorkflow, deleteUserWorkflowId } from '@gef/workflows';
 import type { UserProfile } from '../entities/user-profile';
 import type { Mailer } from '../mail/mailer';
