@@ -107,6 +107,12 @@ export class ManagedProcess {
     signalGroup(this.pid, 'SIGKILL');
     await waitGroupGone(this.pid, 5000, () => this.running);
   }
+
+  /** KILL to the whole group at once (no chance to clean up); resolves when the group is gone. */
+  async kill(): Promise<void> {
+    signalGroup(this.pid, 'SIGKILL');
+    await waitGroupGone(this.pid, 5000, () => this.running);
+  }
 }
 
 export function signalGroup(pgid: number, signal: NodeJS.Signals): void {

@@ -60,6 +60,8 @@ export interface Stack {
   /** Stops every part (services first, PostgreSQL last) and waits until all are gone. */
   stop(): Promise<void>;
   stopPart(part: PartName): Promise<void>;
+  /** SIGKILL to one part's process group, no grace (a crash); resolves when it is gone. */
+  killPart(part: PartName): Promise<void>;
   /** Starts a stopped part again on its ports and waits until it is ready. */
   startPart(part: PartName): Promise<void>;
   /** Called when a part exits that nobody stopped. */
@@ -163,6 +165,14 @@ export class StackRuntime implements Stack {
     if (proc === undefined) return;
     this.intentional.add(proc);
     await proc.stop(this.config.gracePeriodMs);
+    this.procs.delete(part);
+  }
+
+  async killPart(part: PartName): Promise<void> {
+    const proc = this.procs.get(part);
+    if (proc === undefined) return;
+    this.intentional.add(proc);
+    await proc.kill();
     this.procs.delete(part);
   }
 

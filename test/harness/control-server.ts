@@ -7,6 +7,7 @@ import { isPartName, type Stack } from '@gef/deploy';
  * globalSetup) stop and start parts of the stack:
  *   GET  /parts              → {pids}
  *   POST /parts/<name>/stop  → {pids} once the part is gone
+ *   POST /parts/<name>/kill  → {pids} once SIGKILL took its process group (a crash)
  *   POST /parts/<name>/start → {pids} once the part is ready again
  * Requests are served one at a time; onChange runs after each (the harness rewrites the
  * pids in its JSON file).
@@ -19,12 +20,13 @@ export async function startControlServer(stack: Stack, onChange: () => void = ()
       res.end(JSON.stringify(body));
     };
     const url = new URL(req.url ?? '/', 'http://control');
-    const match = /^\/parts\/([a-z]+)\/(stop|start)$/.exec(url.pathname);
+    const match = /^\/parts\/([a-z]+)\/(stop|kill|start)$/.exec(url.pathname);
     if (req.method === 'GET' && url.pathname === '/parts') return reply(200, { pids: stack.pids() });
     if (req.method !== 'POST' || !match) return reply(404, { error: 'not found' });
     const [, part = '', action] = match;
     if (!isPartName(part)) return reply(400, { error: `unknown part ${part}` });
-    const run = queue.then(() => (action === 'stop' ? stack.stopPart(part) : stack.startPart(part))).finally(onChange);
+    const act = { stop: () => stack.stopPart(part), kill: () => stack.killPart(part), start: () => stack.startPart(part) }[action as 'stop' | 'kill' | 'start'];
+    const run = queue.then(act).finally(onChange);
     queue = run.catch(() => undefined);
     run.then(
       () => reply(200, { pids: stack.pids() }),

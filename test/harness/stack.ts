@@ -58,6 +58,11 @@ export async function stopPart(part: PartName): Promise<void> {
   await control(`/parts/${part}/stop`, 'POST');
 }
 
+/** Kills one part at once (SIGKILL to its process group, as a crash would) and waits until it is gone. */
+export async function killPart(part: PartName): Promise<void> {
+  await control(`/parts/${part}/kill`, 'POST');
+}
+
 /** Starts a stopped part again on the same ports and waits until it is ready. */
 export async function startPart(part: PartName): Promise<void> {
   await control(`/parts/${part}/start`, 'POST');
