@@ -1,5 +1,5 @@
 import type { Client } from '@connectrpc/connect';
-import { health, script, user } from '@gef/protos';
+import { execution, health, script, user } from '@gef/protos';
 import { serviceClient } from '@gef/common';
 import type { GatewayConfig } from './config';
 
@@ -12,6 +12,7 @@ export interface ServiceClients {
   health: Record<ServiceName, Client<typeof health.HealthService>>;
   user: Client<typeof user.UserService>;
   script: Client<typeof script.ScriptService>;
+  execution: Client<typeof execution.ExecutionService>;
 }
 
 export function serviceUrls(config: GatewayConfig): Record<ServiceName, string> {
@@ -32,5 +33,6 @@ export function createServiceClients(config: GatewayConfig): ServiceClients {
     },
     user: serviceClient(user.UserService, urls.user),
     script: serviceClient(script.ScriptService, urls.script),
+    execution: serviceClient(execution.ExecutionService, urls.execution),
   };
 }

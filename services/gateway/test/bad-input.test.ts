@@ -4,6 +4,9 @@ import { echoResource } from './echo-resource';
 import { rawRequest, request, startStack, type TestRequest, type TestStack } from './support';
 
 const json = { 'Content-Type': 'application/json' };
+const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+/** Claims to come from the execution service, signed by nobody. */
+const forgedExecutionToken = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ iss: 'gef-execution', aud: 'gef-api', sub: 'x', scope: 'execution', att: 1, exp: 4102444800 })}.${Buffer.alloc(32).toString('base64url')}`;
 const post = (body: TestRequest['body'], headers: Record<string, string> = json): TestRequest => ({ method: 'POST', headers, body });
 
 /** [name, path, request, expected status, expected `error` or a detail pattern] */
@@ -59,6 +62,15 @@ const rows: Row[] = [
   ['GET on a POST-only path', '/test/echo', {}, 405, 'method_not_allowed'],
   ['a WebDAV method', '/ping', { method: 'PROPFIND' }, 405, 'method_not_allowed'],
   ['a very long unknown path', `/${'a'.repeat(8000)}`, {}, 404, 'not_found'],
+  // Executions: bodies are read and checked before anything else is asked.
+  ['run: truncated JSON params', '/api/v1/script/some-script/run', post('{"year":'), 400, 'Malformed JSON body'],
+  ['run: gzip of invalid JSON', '/api/v1/script/some-script/run', post(zlib.gzipSync('{nope'), { ...json, 'Content-Encoding': 'gzip' }), 400, 'Malformed JSON body'],
+  ['execution: undecodable id', '/api/v1/execution/%ff', {}, 400, 'invalid_argument'],
+  ['execution: PATCH with malformed JSON', '/api/v1/execution/x', { method: 'PATCH', headers: json, body: '{"status":' }, 400, 'Malformed JSON body'],
+  ['execution log: text/plain body', '/api/v1/execution/x/log', post('hello', { 'Content-Type': 'text/plain' }), 415, 'unsupported_media_type'],
+  ['execution: PATCH with a forged execution token', '/api/v1/execution/x', { method: 'PATCH', headers: { ...json, Authorization: `Bearer ${forgedExecutionToken}` }, body: '{"progress":5}' }, 401, 'invalid_token'],
+  ['execution events without a token', '/api/v1/execution/x/events', { headers: { 'Last-Event-ID': 'abc' } }, 401, 'authorization_required'],
+  ['execution: DELETE is not a route', '/api/v1/execution/x', { method: 'DELETE' }, 405, 'method_not_allowed'],
   // Headers.
   ['malformed Accept-Encoding', '/swagger.json', { headers: { 'Accept-Encoding': 'gzip;q=abc, ;;, *;q=' } }, 200],
   ['Origin "null"', '/ping', { headers: { Origin: 'null' } }, 200],

@@ -1,5 +1,6 @@
 import { authResource } from './auth';
 import { docsResource } from './docs';
+import { executionsResource } from './executions';
 import { healthResource } from './health';
 import { metricsResource } from './metrics';
 import { pingResource } from './ping';
@@ -8,4 +9,4 @@ import type { Resource } from './types';
 import { usersResource } from './users';
 
 /** Every resource the gateway serves: its routes and its part of the OpenAPI document. */
-export const resources: readonly Resource[] = [pingResource, healthResource, metricsResource, docsResource, authResource, usersResource, scriptsResource];
+export const resources: readonly Resource[] = [pingResource, healthResource, metricsResource, docsResource, authResource, usersResource, scriptsResource, executionsResource];

@@ -1,0 +1,581 @@
+import { fromJson, toJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError } from '@connectrpc/connect';
+import type { Request, Response } from 'express';
+import { z } from 'zod';
+import { formatApiDate, InvalidArgument, NotFound, parseApiDate } from '@gef/common';
+import { execution, type script, type user } from '@gef/protos';
+import { isAtLeast } from '../auth/authenticator';
+import { callerOf } from '../auth/caller';
+import { executionCredential, type ExecutionCredential } from '../auth/execution-credential';
+import type { ServiceClients } from '../clients';
+import { executionsOpenApi } from '../openapi/executions';
+import { listOf, positiveInt, queryOf } from '../query';
+import { enforceLimits } from '../rate-limit/limits';
+import { rpcOptions } from '../request-context';
+import { parseInput } from '../validation';
+import { attachmentDisposition, publicUserJson, scriptJson } from './scripts';
+import type { Resource, RouteContext } from './types';
+
+/** How often an idle event stream gets a comment, so proxies and clients keep it open. */
+export const keepAliveMs = 15_000;
+
+/** What a client should wait before reconnecting to an event stream that broke. */
+const retryMs = 2_000;
+
+const statusNames: Record<execution.ExecutionStatus, string> = {
+  [execution.ExecutionStatus.UNSPECIFIED]: 'PENDING',
+  [execution.ExecutionStatus.PENDING]: 'PENDING',
+  [execution.ExecutionStatus.READY]: 'READY',
+  [execution.ExecutionStatus.RUNNING]: 'RUNNING',
+  [execution.ExecutionStatus.FINISHED]: 'FINISHED',
+  [execution.ExecutionStatus.FAILED]: 'FAILED',
+  [execution.ExecutionStatus.CANCELLING]: 'CANCELLING',
+  [execution.ExecutionStatus.CANCELLED]: 'CANCELLED',
+};
+
+export const executionStatuses = ['PENDING', 'READY', 'RUNNING', 'FINISHED', 'FAILED', 'CANCELLING', 'CANCELLED'] as const;
+
+const statusByName: Record<string, execution.ExecutionStatus> = {
+  PENDING: execution.ExecutionStatus.PENDING,
+  READY: execution.ExecutionStatus.READY,
+  RUNNING: execution.ExecutionStatus.RUNNING,
+  FINISHED: execution.ExecutionStatus.FINISHED,
+  FAILED: execution.ExecutionStatus.FAILED,
+  CANCELLING: execution.ExecutionStatus.CANCELLING,
+  CANCELLED: execution.ExecutionStatus.CANCELLED,
+};
+
+const levelNames: Record<execution.LogLevel, string> = {
+  [execution.LogLevel.UNSPECIFIED]: 'INFO',
+  [execution.LogLevel.DEBUG]: 'DEBUG',
+  [execution.LogLevel.INFO]: 'INFO',
+  [execution.LogLevel.WARNING]: 'WARNING',
+  [execution.LogLevel.ERROR]: 'ERROR',
+  [execution.LogLevel.CRITICAL]: 'CRITICAL',
+};
+
+/** The levels a client may send (any case); WARN is WARNING. */
+export const levelByName: Record<string, execution.LogLevel> = {
+  DEBUG: execution.LogLevel.DEBUG,
+  INFO: execution.LogLevel.INFO,
+  WARN: execution.LogLevel.WARNING,
+  WARNING: execution.LogLevel.WARNING,
+  ERROR: execution.LogLevel.ERROR,
+  CRITICAL: execution.LogLevel.CRITICAL,
+};
+
+const apiDate = (t: execution.Execution['startDate']) => (t ? formatApiDate(timestampDate(t)) : null);
+
+/** Progress as the REST API shows it: a whole number 0–100. */
+const progressJson = (p: number) => Math.min(100, Math.max(0, Math.round(Number.isFinite(p) ? p : 0)));
+
+/** An execution log line as the REST API shows it. */
+export function executionLogJson(log: execution.ExecutionLog) {
+  return {
+    id: Number(log.id),
+    text: log.text,
+    level: levelNames[log.level] ?? 'INFO',
+    register_date: apiDate(log.registerDate),
+    execution_id: log.executionId,
+    attempt: log.attempt,
+  };
+}
+
+type PublicUser = ReturnType<typeof publicUserJson>;
+type ScriptView = ReturnType<typeof scriptJson>;
+
+export interface ExecutionView {
+  /** ADMIN+ see the Temporal workflow id. */
+  admin?: boolean;
+  /** Leave these out (`exclude=params,results`; event streams never carry params). */
+  excludeParams?: boolean;
+  excludeResults?: boolean;
+  logs?: boolean;
+  scripts?: Map<string, ScriptView>;
+  users?: Map<string, PublicUser | null>;
+}
+
+/** An execution as the REST API shows it, with the relations asked for. */
+export function executionJson(e: execution.Execution | undefined, view: ExecutionView = {}) {
+  if (!e) return null;
+  return {
+    id: e.id,
+    script_id: e.scriptId,
+    user_id: e.userId,
+    status: statusNames[e.status] ?? 'PENDING',
+    progress: progressJson(e.progress),
+    ...(view.excludeParams ? {} : { params: e.params ?? {} }),
+    ...(view.excludeResults ? {} : { results: e.results !== undefined ? toJson(ValueSchema, e.results) : null }),
+    start_date: apiDate(e.startDate),
+    end_date: apiDate(e.endDate),
+    updated_at: apiDate(e.updatedAt),
+    script_version: e.scriptVersion,
+    queued_at: apiDate(e.queuedAt),
+    attempt: e.attempt,
+    ...(view.admin ? { workflow_id: e.workflowId } : {}),
+    ...(view.logs ? { logs: e.logs.map(executionLogJson) } : {}),
+    ...(view.scripts ? { script: view.scripts.get(e.scriptId) ?? null } : {}),
+    ...(view.users ? { user: view.users.get(e.userId) ?? null } : {}),
+  };
+}
+
+/** The `{execution}` path parameter: any text; the service answers 404 for a non-UUID. */
+function executionKey(req: Request): string {
+  const raw = req.params['execution'];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (!value || value.length > 100) throw new NotFound('Execution not found', 'not_found');
+  return value;
+}
+
+/** The `{script}` path parameter: an id or a slug. */
+function scriptKey(req: Request): string {
+  const raw = req.params['script'];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (!value || value.length > 200) throw new NotFound('Script not found', 'not_found');
+  return value;
+}
+
+/** A date from the query (any ISO 8601 form), or undefined. */
+function dateParam(query: Record<string, string>, name: string): Date | undefined {
+  const raw = query[name];
+  if (raw === undefined || raw === '') return undefined;
+  const date = parseApiDate(raw);
+  if (!date) throw new InvalidArgument(`${name} must be an ISO 8601 date or date-time, not '${raw.slice(0, 60)}'`, 'invalid_argument');
+  return date;
+}
+
+const ts = (d: Date | undefined) => (d ? { value: timestampFromDate(d) } : undefined);
+
+const includes = ['script', 'user', 'logs'] as const;
+const excludes = ['params', 'results'] as const;
+
+/** The query names of both list routes. */
+const listQuery = [
+  'include',
+  'exclude',
+  'status',
+  'script_id',
+  'user_id',
+  'updated_at',
+  'start_date',
+  'end_date',
+  'start_date_from',
+  'start_date_to',
+  'end_date_from',
+  'end_date_to',
+  'filter',
+  'sort',
+  'page',
+  'per_page',
+] as const;
+
+function viewQuery(query: Record<string, string>) {
+  const include = listOf(query, 'include', includes);
+  const exclude = listOf(query, 'exclude', excludes);
+  return {
+    script: include.includes('script'),
+    user: include.includes('user'),
+    logs: include.includes('logs'),
+    excludeParams: exclude.includes('params'),
+    excludeResults: exclude.includes('results'),
+  };
+}
+
+const statusList = (raw: string | undefined): string => {
+  if (raw === undefined || raw.trim() === '') return '';
+  const items = raw.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+  for (const item of items) {
+    if (!(executionStatuses as readonly string[]).includes(item)) {
+      throw new InvalidArgument(`Unknown status '${item.slice(0, 40)}'; expected ${executionStatuses.join(', ')}`, 'invalid_argument');
+    }
+  }
+  return items.join(',');
+};
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function uuidParam(query: Record<string, string>, name: string): string {
+  const raw = query[name];
+  if (raw === undefined || raw === '') return '';
+  if (!uuid.test(raw)) throw new InvalidArgument(`${name} must be a UUID`, 'invalid_argument');
+  return raw.toLowerCase();
+}
+
+/**
+ * The scripts and owners of some executions, as the caller may see them (null when not:
+ * a deleted script, or a user the caller may not see), asked in parallel, ten at a time.
+ */
+async function embedsOf(clients: ServiceClients, req: Request, caller: user.Caller | undefined, executions: readonly execution.Execution[], want: { script: boolean; user: boolean }) {
+  const scripts = want.script ? new Map<string, ScriptView>() : undefined;
+  const users = want.user ? new Map<string, PublicUser | null>() : undefined;
+  const jobs: (() => Promise<void>)[] = [];
+  const missing = (err: unknown) => {
+    const code = err instanceof ConnectError ? err.code : undefined;
+    if (code === Code.NotFound || code === Code.PermissionDenied) return true;
+    throw err;
+  };
+  if (scripts) {
+    for (const id of new Set(executions.map((e) => e.scriptId))) {
+      jobs.push(async () => {
+        try {
+          const reply = await clients.script.getScript({ idOrSlug: id, caller }, rpcOptions(req));
+          scripts.set(id, scriptJson(reply.script as script.Script | undefined));
+        } catch (err) {
+          if (missing(err)) scripts.set(id, null);
+        }
+      });
+    }
+  }
+  if (users) {
+    for (const id of new Set(executions.map((e) => e.userId))) {
+      jobs.push(async () => {
+        try {
+          const reply = await clients.user.getUser({ idOrEmail: id, caller }, rpcOptions(req));
+          users.set(id, reply.user ? publicUserJson(reply.user) : null);
+        } catch (err) {
+          if (missing(err)) users.set(id, null);
+        }
+      });
+    }
+  }
+  for (let i = 0; i < jobs.length; i += 10) await Promise.all(jobs.slice(i, i + 10).map((job) => job()));
+  return { ...(scripts ? { scripts } : {}), ...(users ? { users } : {}) };
+}
+
+/**
+ * The run parameters: the query string (as strings) merged with the JSON object body (the
+ * body wins); the key `token` (an old client's credential) is dropped from both.
+ */
+function runParams(req: Request): JsonObject {
+  const params: JsonObject = {};
+  for (const [key, value] of Object.entries(req.query)) {
+    if (typeof value !== 'string') throw new InvalidArgument(`Query parameter '${key.slice(0, 100)}' must be given once, as text`, 'invalid_argument');
+    params[key] = value;
+  }
+  const body: unknown = req.body;
+  if (body !== undefined) {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidArgument('Request body must be a JSON object', 'invalid_argument');
+    Object.assign(params, body as JsonObject);
+  }
+  delete params['token'];
+  return params;
+}
+
+const updateBody = z
+  .object({
+    status: z
+      .string()
+      .max(20)
+      .transform((s) => s.trim().toUpperCase())
+      .refine((s) => s in statusByName, `status must be one of ${executionStatuses.join(', ')}`)
+      .optional(),
+    progress: z.number().min(0).max(100).optional(),
+    // Any JSON value, null included: presence is what counts.
+    results: z.unknown().optional(),
+  })
+  .refine((b) => b.status !== undefined || b.progress !== undefined || 'results' in b, {
+    message: 'Give at least one of status, progress, results',
+  });
+
+const logBody = z.object({
+  text: z.string().max(1_000_000),
+  level: z
+    .string()
+    .max(20)
+    .transform((s) => s.trim().toUpperCase())
+    .refine((s) => s in levelByName, 'level must be one of DEBUG, INFO, WARN, WARNING, ERROR, CRITICAL'),
+});
+
+/** The log route's `start` and `last-id`. */
+function logQuery(query: Record<string, string>) {
+  const out: { start?: Date; lastId?: bigint } = {};
+  const start = dateParam(query, 'start');
+  if (start) out.start = start;
+  const lastId = query['last-id'];
+  if (lastId !== undefined && lastId !== '') {
+    if (!/^\d{1,18}$/.test(lastId)) throw new InvalidArgument('last-id must be a non-negative integer', 'invalid_argument');
+    out.lastId = BigInt(lastId);
+  }
+  return out;
+}
+
+/** Who changes an execution, as the RPC takes it. */
+const changedBy = (credential: ExecutionCredential) =>
+  credential.kind === 'user' ? { caller: callerOf(credential.principal) } : { executionToken: credential.token };
+
+const isAdmin = (credential: ExecutionCredential) => credential.kind === 'user' && isAtLeast(credential.principal.role, 'ADMIN');
+
+/** One Server-Sent Event. */
+function sseEvent(res: Response, event: string, id: bigint, data: unknown): boolean {
+  return res.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
+/** `/api/v1/execution…` and `/api/v1/script/{script}/run`: runs, their state, logs and events. */
+export const executionsResource: Resource = {
+  name: 'executions',
+  openapi: executionsOpenApi,
+  routes: ({ clients, auth, config, limiter, limits }: RouteContext) => {
+    const list = async (req: Request, res: Response, ownOnly: boolean) => {
+      const principal = await auth.require(req);
+      const query = queryOf(req, listQuery);
+      const view = viewQuery(query);
+      const caller = callerOf(principal);
+      const startFrom = dateParam(query, 'start_date_from') ?? dateParam(query, 'start_date');
+      const endTo = dateParam(query, 'end_date_to') ?? dateParam(query, 'end_date');
+      const reply = await clients.execution.listExecutions(
+        {
+          caller,
+          ownOnly,
+          userId: uuidParam(query, 'user_id'),
+          status: statusList(query['status']),
+          scriptId: uuidParam(query, 'script_id'),
+          updatedAt: ts(dateParam(query, 'updated_at'))?.value,
+          startDateFrom: ts(startFrom)?.value,
+          startDateTo: ts(dateParam(query, 'start_date_to'))?.value,
+          endDateFrom: ts(dateParam(query, 'end_date_from'))?.value,
+          endDateTo: ts(endTo)?.value,
+          filter: query['filter'] ?? '',
+          sort: query['sort'] ?? '',
+          page: positiveInt(query, 'page') ?? 0,
+          perPage: positiveInt(query, 'per_page') ?? 0,
+          includeLogs: view.logs,
+          excludeParams: view.excludeParams,
+          excludeResults: view.excludeResults,
+        },
+        rpcOptions(req),
+      );
+      const embeds = await embedsOf(clients, req, caller, reply.executions, view);
+      const admin = isAtLeast(principal.role, 'ADMIN');
+      res.json({
+        data: reply.executions.map((e) => executionJson(e, { admin, logs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults, ...embeds })),
+        page: reply.page,
+        per_page: reply.perPage,
+        total: Number(reply.total),
+      });
+    };
+
+    return [
+      {
+        method: 'post',
+        path: '/api/v1/script/{script}/run',
+        operationId: 'runScript',
+        body: 'json',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          const key = scriptKey(req);
+          const params = runParams(req);
+          await enforceLimits(limiter, limits, [{ name: 'run_account', key: principal.userId }]);
+          const reply = await clients.execution.runScript({ caller: callerOf(principal), idOrSlug: key, params }, rpcOptions(req));
+          res.json({ data: executionJson(reply.execution, { admin: isAtLeast(principal.role, 'ADMIN') }) });
+        },
+      },
+      {
+        method: 'get',
+        path: '/api/v1/execution',
+        operationId: 'listExecutions',
+        handler: (req, res) => list(req, res, false),
+      },
+      {
+        method: 'get',
+        path: '/api/v1/execution/user',
+        operationId: 'listMyExecutions',
+        handler: (req, res) => list(req, res, true),
+      },
+      {
+        method: 'get',
+        path: '/api/v1/execution/{execution}',
+        operationId: 'getExecution',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          const view = viewQuery(queryOf(req, ['include', 'exclude']));
+          const caller = callerOf(principal);
+          const reply = await clients.execution.getExecution(
+            { id: executionKey(req), caller, includeLogs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults },
+            rpcOptions(req),
+          );
+          const embeds = reply.execution ? await embedsOf(clients, req, caller, [reply.execution], view) : {};
+          res.json({
+            data: executionJson(reply.execution, {
+              admin: isAtLeast(principal.role, 'ADMIN'),
+              logs: view.logs,
+              excludeParams: view.excludeParams,
+              excludeResults: view.excludeResults,
+              ...embeds,
+            }),
+          });
+        },
+      },
+      {
+        method: 'patch',
+        path: '/api/v1/execution/{execution}',
+        operationId: 'updateExecution',
+        body: 'json',
+        handler: async (req, res) => {
+          const credential = await executionCredential(auth, config.EXECUTION_TOKEN_SECRET, req);
+          queryOf(req, []);
+          const id = executionKey(req);
+          const body = parseInput(updateBody, req.body);
+          const reply = await clients.execution.updateExecution(
+            {
+              id,
+              ...changedBy(credential),
+              ...(body.status !== undefined ? { status: statusByName[body.status] } : {}),
+              ...(body.progress !== undefined ? { progress: body.progress } : {}),
+              ...('results' in body ? { results: fromJson(ValueSchema, (body.results ?? null) as JsonValue) } : {}),
+            },
+            rpcOptions(req),
+          );
+          res.json({ data: executionJson(reply.execution, { admin: isAdmin(credential) }) });
+        },
+      },
+      {
+        method: 'post',
+        path: '/api/v1/execution/{execution}/cancel',
+        operationId: 'cancelExecution',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          queryOf(req, []);
+          const reply = await clients.execution.cancelExecution({ id: executionKey(req), caller: callerOf(principal) }, rpcOptions(req));
+          const d = reply.cancellationDetails;
+          res.status(202).json({
+            data: {
+              execution: executionJson(reply.execution, { admin: isAtLeast(principal.role, 'ADMIN') }),
+              cancellation_details: d
+                ? {
+                    previous_status: statusNames[d.previousStatus] ?? 'PENDING',
+                    immediate: d.immediate,
+                    requested_at: apiDate(d.requestedAt),
+                    requested_by: d.requestedBy,
+                    message: d.message,
+                  }
+                : null,
+            },
+          });
+        },
+      },
+      {
+        method: 'get',
+        path: '/api/v1/execution/{execution}/log',
+        operationId: 'listExecutionLogs',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          const { start, lastId } = logQuery(queryOf(req, ['start', 'last-id']));
+          const reply = await clients.execution.listExecutionLogs(
+            {
+              id: executionKey(req),
+              caller: callerOf(principal),
+              ...(start ? { start: timestampFromDate(start) } : {}),
+              ...(lastId !== undefined ? { lastId } : {}),
+            },
+            rpcOptions(req),
+          );
+          res.json({ data: reply.logs.map(executionLogJson) });
+        },
+      },
+      {
+        method: 'post',
+        path: '/api/v1/execution/{execution}/log',
+        operationId: 'appendExecutionLog',
+        body: 'json',
+        handler: async (req, res) => {
+          const credential = await executionCredential(auth, config.EXECUTION_TOKEN_SECRET, req);
+          queryOf(req, []);
+          const id = executionKey(req);
+          const body = parseInput(logBody, req.body);
+          const reply = await clients.execution.appendExecutionLogs(
+            { id, ...changedBy(credential), lines: [{ text: body.text, level: levelByName[body.level] }], returnLogs: true },
+            rpcOptions(req),
+          );
+          const line = reply.logs[0];
+          res.json({ data: line ? executionLogJson(line) : null });
+        },
+      },
+      {
+        method: 'get',
+        path: '/api/v1/execution/{execution}/download-results',
+        operationId: 'downloadExecutionResults',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          queryOf(req, []);
+          const reply = await clients.execution.getExecution({ id: executionKey(req), caller: callerOf(principal), excludeParams: true }, rpcOptions(req));
+          const e = reply.execution;
+          if (!e) throw new NotFound('Execution not found', 'not_found');
+          const results = e.results !== undefined ? toJson(ValueSchema, e.results) : null;
+          res.setHeader('Content-Disposition', attachmentDisposition(`${e.id}.json`));
+          res.type('application/json').send(JSON.stringify(results));
+        },
+      },
+      {
+        method: 'get',
+        path: '/api/v1/execution/{execution}/events',
+        operationId: 'watchExecution',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          const query = queryOf(req, ['last-id']);
+          const id = executionKey(req);
+          const resumeAt = lastEventId(req.headers['last-event-id'], query['last-id']);
+          const admin = isAtLeast(principal.role, 'ADMIN');
+          const abort = new AbortController();
+          res.once('close', () => abort.abort());
+          const stream = clients.execution.watchExecution(
+            { id, caller: callerOf(principal), ...(resumeAt !== undefined ? { afterLogId: resumeAt } : {}) },
+            // The stream lasts as long as the run: no deadline, the client's leaving ends it.
+            { ...rpcOptions(req, 0), signal: abort.signal },
+          );
+          const messages = stream[Symbol.asyncIterator]();
+          let keepAlive: NodeJS.Timeout | undefined;
+          try {
+            // Errors (not found, not visible) come before the first event: a normal error answer.
+            let next = await messages.next();
+            res.status(200);
+            res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+            res.setHeader('Cache-Control', 'no-cache, no-transform');
+            res.setHeader('X-Accel-Buffering', 'no');
+            if (req.method === 'HEAD') {
+              res.end();
+              return;
+            }
+            res.flushHeaders();
+            res.write(`retry: ${retryMs}\n\n`);
+            keepAlive = setInterval(() => {
+              if (!res.destroyed) res.write(': keep-alive\n\n');
+            }, keepAliveMs);
+            let last = resumeAt ?? 0n;
+            while (!next.done && !res.destroyed) {
+              const message = next.value;
+              last = message.lastLogId;
+              const event = message.event;
+              if (event.case === 'log') sseEvent(res, 'log', last, executionLogJson(event.value));
+              else if (event.case === 'progress') sseEvent(res, 'progress', last, { progress: progressJson(event.value.progress) });
+              else if (event.case === 'status') {
+                sseEvent(res, 'status', last, { status: statusNames[event.value.status] ?? 'PENDING', execution: executionJson(event.value.execution, { admin, excludeParams: true }) });
+              }
+              next = await messages.next();
+            }
+            if (!res.destroyed) {
+              // The run is over and every line was sent.
+              sseEvent(res, 'end', last, {});
+              res.end();
+            }
+          } catch (err) {
+            // The client left: the call was cancelled on purpose.
+            if (abort.signal.aborted) return;
+            throw err;
+          } finally {
+            clearInterval(keepAlive);
+            await messages.return?.().catch(() => undefined);
+          }
+        },
+      },
+    ];
+  },
+};
+
+/** `Last-Event-ID` (or `last-id`): the id of the last log line the client has. */
+function lastEventId(header: string | string[] | undefined, query: string | undefined): bigint | undefined {
+  const raw = (Array.isArray(header) ? header[0] : header)?.trim() || query;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d{1,18}$/.test(raw)) throw new InvalidArgument('Last-Event-ID must be a non-negative integer', 'invalid_argument');
+  return BigInt(raw);
+}
