@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -90,6 +90,29 @@ describe('ensureEnvironment', () => {
     expect(await sweepUnfinishedEnvironments(settings, 60 * 60 * 1000)).toBe(2);
     expect([fs.existsSync(old), fs.existsSync(mine), fs.existsSync(orphan)]).toEqual([false, true, false]);
     fs.rmSync(mine, { recursive: true });
+  });
+
+  it('stops the venv or pip a killed runner left running in a half-built environment, and nothing else', async () => {
+    const root = path.join(dataDir, 'environments');
+    const exited = (child: ChildProcess) => new Promise<string | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    // A leftover step: its process group's leader names the directory, as venv and pip do.
+    const orphan = path.join(root, '.tmp-0def-4194305-left');
+    fs.mkdirSync(orphan);
+    const sleeper = (...args: string[]) => spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)', ...args], { detached: true, stdio: 'ignore' });
+    const leftover = sleeper(orphan);
+    const left = sleeper();
+    fs.writeFileSync(path.join(orphan, '.gef-build-pgid'), `${leftover.pid}\n`);
+    // A process whose id a file names but which is not that step (an id reused since): left alone.
+    const other = path.join(root, '.tmp-0def-4194305-other');
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, '.gef-build-pgid'), `${left.pid}\n`);
+    const [leftoverExit, leftExit] = [exited(leftover), exited(left)];
+    expect(await sweepUnfinishedEnvironments(settings, 60 * 60 * 1000)).toBe(2);
+    expect(await leftoverExit).toBe('SIGKILL');
+    expect([fs.existsSync(orphan), fs.existsSync(other)]).toEqual([false, false]);
+    // Still running: it ends by the signal sent now, not by a SIGKILL from the sweep.
+    left.kill('SIGTERM');
+    expect(await leftExit).toBe('SIGTERM');
   });
 
   it('leaves environments readable by other users (scripts run unprivileged)', () => {

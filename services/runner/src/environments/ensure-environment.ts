@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { buildPythonEnvironment } from '../runtimes/python/build-python-environment';
@@ -33,6 +34,8 @@ export interface Environment {
 }
 
 const marker = '.gef-environment.json';
+/** In a half-built environment: the process group of the step running (venv, pip). */
+const buildProcessFile = '.gef-build-pgid';
 const supported = new Set(['python3']);
 
 /** Builds in progress in this process, by hash: a second build of a hash waits for the first. */
@@ -69,8 +72,11 @@ async function build(settings: EnvironmentSettings, runtime: string, requirement
       pipTimeoutMs: settings.pipTimeoutMs,
       pipCacheDir: path.join(path.resolve(settings.dataDir), 'cache', 'pip'),
       onLine,
+      // Written at once, so a runner started after this one is killed can stop what it left running.
+      onProcess: (pgid) => writeFileSync(path.join(tmp, buildProcessFile), `${pgid}\n`),
       ...(hooks.signal ? { signal: hooks.signal } : {}),
     });
+    await fs.rm(path.join(tmp, buildProcessFile), { force: true });
     await fs.writeFile(path.join(tmp, marker), `${JSON.stringify({ hash, runtime, requirements, createdAt: new Date().toISOString() }, null, 2)}\n`);
     // Readable by the unprivileged users scripts run as.
     await fs.chmod(tmp, 0o755);
@@ -124,8 +130,33 @@ export async function ensureEnvironment(
 }
 
 /**
+ * Stops the step (venv or pip, with its children) a killed runner left running in a
+ * half-built environment: its process group, when the group's leader is still that step
+ * (its command line names the directory). Linux; elsewhere nothing is stopped.
+ */
+function stopLeftoverBuild(dir: string): boolean {
+  let pgid: number;
+  let cmdline: string;
+  try {
+    pgid = Number(readFileSync(path.join(dir, buildProcessFile), 'utf8').trim());
+    if (!Number.isInteger(pgid) || pgid <= 1) return false;
+    cmdline = readFileSync(`/proc/${pgid}/cmdline`, 'utf8');
+  } catch {
+    return false;
+  }
+  if (!cmdline.includes(dir)) return false;
+  try {
+    process.kill(-pgid, 'SIGKILL');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Removes half-built environments left by a runner killed mid-build: those of a process
- * that is gone, and any older than `maxAgeMs`.
+ * that is gone (stopping the venv or pip it left running first), and any older than
+ * `maxAgeMs`.
  */
 export async function sweepUnfinishedEnvironments(settings: EnvironmentSettings, maxAgeMs: number): Promise<number> {
   const root = environmentsDir(settings);
@@ -142,7 +173,8 @@ export async function sweepUnfinishedEnvironments(settings: EnvironmentSettings,
     const orphaned = Number.isInteger(owner) && owner !== process.pid && !isAlive(owner);
     const stat = await fs.stat(dir).catch(() => undefined);
     if (stat && (orphaned || Date.now() - stat.mtimeMs > maxAgeMs)) {
-      await fs.rm(dir, { recursive: true, force: true });
+      if (owner !== process.pid) stopLeftoverBuild(dir);
+      await fs.rm(dir, { recursive: true, force: true, maxRetries: 3 });
       removed++;
     }
   }

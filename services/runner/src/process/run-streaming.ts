@@ -10,6 +10,8 @@ export interface StreamingRun {
   onLine?: (line: string) => void;
   /** How many of the last lines to keep for the result. */
   keepLines?: number;
+  /** Called once the program runs, with its pid (also its process group id). */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface StreamingResult {
@@ -31,6 +33,7 @@ const ansi = /\u001b\[[0-9;]*[A-Za-z]/g;
 export function runStreaming(command: string, args: string[], options: StreamingRun): Promise<StreamingResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { env: options.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
     const tail: string[] = [];
     const keep = options.keepLines ?? 50;
     let timedOut = false;

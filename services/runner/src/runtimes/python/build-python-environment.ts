@@ -13,6 +13,8 @@ export interface PythonBuild {
   /** pip's download cache. */
   pipCacheDir: string;
   onLine: (line: string) => void;
+  /** Each step's process group as it starts (venv, then pip). */
+  onProcess?: (pgid: number) => void;
   signal?: AbortSignal;
 }
 
@@ -35,6 +37,7 @@ export async function buildPythonEnvironment(dir: string, requirements: string[]
     env: build.env,
     timeoutMs: 120_000,
     onLine: build.onLine,
+    ...(build.onProcess ? { onSpawn: build.onProcess } : {}),
     ...(build.signal ? { signal: build.signal } : {}),
   });
   if (venv.code !== 0) {
@@ -52,7 +55,13 @@ export async function buildPythonEnvironment(dir: string, requirements: string[]
   const pip = await runStreaming(
     basePip ? build.python : pythonInEnv,
     [...pipArgs, 'install', '--no-input', '--disable-pip-version-check', '--progress-bar', 'off', '--cache-dir', build.pipCacheDir, '-r', file],
-    { env: build.env, timeoutMs: build.pipTimeoutMs, onLine: build.onLine, ...(build.signal ? { signal: build.signal } : {}) },
+    {
+      env: build.env,
+      timeoutMs: build.pipTimeoutMs,
+      onLine: build.onLine,
+      ...(build.onProcess ? { onSpawn: build.onProcess } : {}),
+      ...(build.signal ? { signal: build.signal } : {}),
+    },
   );
   if (pip.aborted) throw new EnvironmentError('the build was cancelled', true);
   if (pip.timedOut) throw new EnvironmentError(`pip install took longer than ${Math.round(build.pipTimeoutMs / 1000)} s`, true);
