@@ -1,0 +1,240 @@
+/**
+ * The execution routes against a fake execution service: what each route asks the service,
+ * and the REST shape of what it answers. The real behaviour is in test/e2e.
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { ServiceImpl } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { signExecutionToken } from '@gef/common/execution-token';
+import { execution } from '@gef/protos';
+import { quietCancelledCalls, startSigningKeycloak, until, type SigningKeycloak } from './scripts-fakes';
+import { request, startFakeService, startGateway, type FakeService, type RunningGateway } from './support';
+
+type ExecutionImpl = Partial<ServiceImpl<typeof execution.ExecutionService>>;
+
+const secret = 'gateway-test-execution-secret';
+const ownerId = '1b4e28ba-2fa1-41d2-883f-0016d3cca427';
+const adminId = '6f1d4c3e-8a55-4f0a-9c55-2b7e5a4a9d10';
+const executionId = '3e6f1a52-94d1-4c57-a0c2-7d3b9a1e5f20';
+const scriptId = '0d9b2a41-7c3f-4e29-b1c8-55d1f0e2a7c4';
+
+let handlers: ExecutionImpl = {};
+let gateway: RunningGateway;
+let keycloak: SigningKeycloak;
+let fake: { url: string; stop(): Promise<void> };
+let others: FakeService[];
+let token: string;
+let adminToken: string;
+
+async function startExecutionFake(): Promise<{ url: string; stop(): Promise<void> }> {
+  const delegate = Object.fromEntries(
+    Object.keys(execution.ExecutionService.method).map((name) => [
+      name,
+      (...args: unknown[]) => {
+        const fn = (handlers as Record<string, unknown>)[name];
+        if (typeof fn !== 'function') throw new Error(`the fake has no ${name}`);
+        return (fn as (...a: unknown[]) => unknown)(...args);
+      },
+    ]),
+  );
+  const server = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(execution.ExecutionService, delegate as ExecutionImpl) }));
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stop: async () => {
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+beforeAll(async () => {
+  quietCancelledCalls();
+  [keycloak, fake] = await Promise.all([startSigningKeycloak(), startExecutionFake()]);
+  others = await Promise.all([startFakeService('user'), startFakeService('script')]);
+  gateway = await startGateway({
+    USER_SERVICE_URL: others[0]!.url,
+    SCRIPT_SERVICE_URL: others[1]!.url,
+    EXECUTION_SERVICE_URL: fake.url,
+    KEYCLOAK_URL: keycloak.url,
+    EXECUTION_TOKEN_SECRET: secret,
+  });
+  token = await keycloak.token(ownerId);
+  adminToken = await keycloak.token(adminId, 'ADMIN');
+});
+afterAll(async () => {
+  await gateway.close();
+  await Promise.all([fake.stop(), keycloak.stop(), ...others.map((s) => s.stop())]);
+});
+beforeEach(() => {
+  handlers = {};
+});
+
+function fakeExecution(overrides: MessageInitShape<typeof execution.ExecutionSchema> = {}): execution.Execution {
+  return create(execution.ExecutionSchema, {
+    id: executionId,
+    scriptId,
+    userId: ownerId,
+    status: execution.ExecutionStatus.RUNNING,
+    progress: 33.6,
+    params: { a: '1' },
+    startDate: timestampFromDate(new Date('2026-11-28T05:13:18.123Z')),
+    updatedAt: timestampFromDate(new Date('2026-11-28T05:13:19Z')),
+    scriptVersion: 2,
+    attempt: 1,
+    workflowId: `execution-${executionId}`,
+    ...overrides,
+  });
+}
+
+const json = (t: string, method: string, body: unknown, path: string) =>
+  request(gateway.url, path, { method, headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+
+describe('POST /api/v1/script/{script}/run', () => {
+  it('merges the query string with the body (the body wins) and drops token', async () => {
+    let seen: execution.RunScriptRequest | undefined;
+    handlers.runScript = (req) => {
+      seen = req;
+      return create(execution.RunScriptResponseSchema, { execution: fakeExecution({ status: execution.ExecutionStatus.PENDING, progress: 0, params: req.params }) });
+    };
+    const res = await json(token, 'POST', { b: 2, c: [1], token: 'x' }, '/api/v1/script/my-script/run?a=1&b=q&token=secret');
+    expect(res.status).toBe(200);
+    expect(seen?.idOrSlug).toBe('my-script');
+    expect(seen?.params).toEqual({ a: '1', b: 2, c: [1] });
+    expect(seen?.caller?.userId).toBe(ownerId);
+    expect(res.json().data).toMatchObject({ status: 'PENDING', progress: 0, params: { a: '1', b: 2, c: [1] }, results: null, end_date: null, start_date: '2026-11-28T05:13:18.123000' });
+    expect(res.json().data).not.toHaveProperty('workflow_id');
+  });
+
+  it.each([['an array', [1]], ['a string', 'x'], ['null', null]])('refuses %s as the body (400)', async (_name, body) => {
+    handlers.runScript = () => {
+      throw new Error('not called');
+    };
+    const res = await json(token, 'POST', body, '/api/v1/script/my-script/run');
+    expect(res.status).toBe(400);
+    expect(res.json().detail).toMatch(/JSON object/);
+  });
+});
+
+describe('GET /api/v1/execution/{execution}', () => {
+  it('answers the REST shape; progress rounded; the workflow id for ADMIN only', async () => {
+    handlers.getExecution = (req) => create(execution.GetExecutionResponseSchema, { execution: fakeExecution({ logs: req.includeLogs ? [] : [] }) });
+    const asOwner = (await request(gateway.url, `/api/v1/execution/${executionId}`, { headers: { Authorization: `Bearer ${token}` } })).json().data;
+    expect(asOwner).toMatchObject({ id: executionId, status: 'RUNNING', progress: 34, script_version: 2, attempt: 1, queued_at: null });
+    expect(asOwner).not.toHaveProperty('workflow_id');
+    const asAdmin = (await request(gateway.url, `/api/v1/execution/${executionId}?exclude=params,results`, { headers: { Authorization: `Bearer ${adminToken}` } })).json().data;
+    expect(asAdmin.workflow_id).toBe(`execution-${executionId}`);
+    expect(asAdmin).not.toHaveProperty('params');
+    expect(asAdmin).not.toHaveProperty('results');
+  });
+});
+
+describe('PATCH and POST log with an execution token', () => {
+  it('passes the raw token instead of a caller, and WARN as WARNING', async () => {
+    const apiToken = await signExecutionToken(secret, { executionId, scope: 'execution', attempt: 1, ttlSeconds: 60 });
+    let update: execution.UpdateExecutionRequest | undefined;
+    let append: execution.AppendExecutionLogsRequest | undefined;
+    handlers.updateExecution = (req) => {
+      update = req;
+      return create(execution.UpdateExecutionResponseSchema, { execution: fakeExecution({ progress: req.progress ?? 0 }), changed: true });
+    };
+    handlers.appendExecutionLogs = (req) => {
+      append = req;
+      return create(execution.AppendExecutionLogsResponseSchema, {
+        appended: 1,
+        logs: [{ id: 7n, text: req.lines[0]!.text, level: req.lines[0]!.level, executionId, attempt: 1, registerDate: timestampFromDate(new Date('2026-11-28T05:13:20Z')) }],
+      });
+    };
+    const patched = await json(apiToken, 'PATCH', { progress: 12.5, results: null }, `/api/v1/execution/${executionId}`);
+    expect(patched.status).toBe(200);
+    expect(update).toMatchObject({ id: executionId, executionToken: apiToken, progress: 12.5 });
+    expect(update?.caller).toBeUndefined();
+    expect(update?.results?.kind.case).toBe('nullValue');
+    const logged = await json(apiToken, 'POST', { text: 'careful', level: 'warn' }, `/api/v1/execution/${executionId}/log`);
+    expect(logged.status).toBe(200);
+    expect(append?.lines[0]).toMatchObject({ text: 'careful', level: execution.LogLevel.WARNING });
+    expect(append?.executionToken).toBe(apiToken);
+    expect(logged.json().data).toEqual({ id: 7, text: 'careful', level: 'WARNING', register_date: '2026-11-28T05:13:20.000000', execution_id: executionId, attempt: 1 });
+  });
+
+  it('refuses runner tokens, tokens of another signer, and execution tokens on other routes', async () => {
+    handlers.updateExecution = () => {
+      throw new Error('not called');
+    };
+    const runnerToken = await signExecutionToken(secret, { executionId, scope: 'runner', attempt: 1, ttlSeconds: 60 });
+    const forged = await signExecutionToken('another-secret-of-16-chars', { executionId, scope: 'execution', attempt: 1, ttlSeconds: 60 });
+    for (const t of [runnerToken, forged]) {
+      const res = await json(t, 'PATCH', { progress: 1 }, `/api/v1/execution/${executionId}`);
+      expect(res.status).toBe(401);
+      expect(res.json().error).toBe('invalid_token');
+    }
+    const apiToken = await signExecutionToken(secret, { executionId, scope: 'execution', attempt: 1, ttlSeconds: 60 });
+    expect((await request(gateway.url, `/api/v1/execution/${executionId}`, { headers: { Authorization: `Bearer ${apiToken}` } })).status).toBe(401);
+  });
+
+  it('needs one of status, progress, results', async () => {
+    const res = await json(adminToken, 'PATCH', { other: 1 }, `/api/v1/execution/${executionId}`);
+    expect(res.status).toBe(400);
+  });
+});
+
+describe('GET /api/v1/execution/{execution}/events', () => {
+  it('streams the watch as Server-Sent Events from Last-Event-ID, and ends the call when the client leaves', async () => {
+    let seen: execution.WatchExecutionRequest | undefined;
+    let ended = false;
+    handlers.watchExecution = async function* (req, ctx) {
+      seen = req;
+      try {
+        yield create(execution.WatchExecutionResponseSchema, {
+          event: { case: 'status', value: { status: execution.ExecutionStatus.RUNNING, execution: fakeExecution() } },
+          lastLogId: 41n,
+        });
+        yield create(execution.WatchExecutionResponseSchema, {
+          event: { case: 'log', value: { id: 42n, text: 'hello', level: execution.LogLevel.INFO, executionId, attempt: 1 } },
+          lastLogId: 42n,
+        });
+        yield create(execution.WatchExecutionResponseSchema, { event: { case: 'progress', value: { progress: 49.6 } }, lastLogId: 42n });
+        await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+      } finally {
+        ended = true;
+      }
+    };
+    const url = new URL(gateway.url);
+    const received: string[] = [];
+    const req = http.get({ host: url.hostname, port: url.port, path: `/api/v1/execution/${executionId}/events`, headers: { Authorization: `Bearer ${token}`, 'Last-Event-ID': '41' }, agent: false });
+    const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+    res.setEncoding('utf8');
+    res.on('data', (c: string) => received.push(c));
+    await until(() => received.join('').includes('event: progress'), 5000, 'the progress event');
+    expect(seen?.afterLogId).toBe(41n);
+    const text = received.join('');
+    expect(text).toContain('id: 41\nevent: status\ndata: {"status":"RUNNING"');
+    expect(text).toContain('id: 42\nevent: log\ndata: {"id":42,"text":"hello","level":"INFO"');
+    expect(text).toContain('id: 42\nevent: progress\ndata: {"progress":50}');
+    req.destroy();
+    await until(() => ended, 5000, 'the watch call to end');
+  });
+
+  it('answers errors before the stream as JSON', async () => {
+    handlers.watchExecution = async function* () {
+      yield* [];
+      throw new (await import('@connectrpc/connect')).ConnectError('Execution not found', 5);
+    };
+    const res = await request(gateway.url, `/api/v1/execution/${executionId}/events`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(404);
+    expect(res.json()).toMatchObject({ status: 404, error: 'not_found' });
+    const bad = await request(gateway.url, `/api/v1/execution/${executionId}/events`, { headers: { Authorization: `Bearer ${token}`, 'Last-Event-ID': 'x' } });
+    expect(bad.status).toBe(400);
+  });
+});
