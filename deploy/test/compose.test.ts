@@ -46,7 +46,7 @@ interface Workspace {
 }
 
 /** Secrets every process refuses to run with in production unless set for real. */
-const SECRET_KEYS = ['KEYCLOAK_CLIENT_SECRET', 'EXECUTION_TOKEN_SECRET', 'GEF_ADMIN_EMAIL', 'GEF_ADMIN_PASSWORD'];
+const SECRET_KEYS = ['KEYCLOAK_CLIENT_SECRET', 'EXECUTION_TOKEN_SECRET', 'BUILD_TOKEN_SECRET', 'GEF_ADMIN_EMAIL', 'GEF_ADMIN_PASSWORD'];
 
 function isFieldSchema(value: unknown): value is FieldSchema {
   return typeof value === 'object' && value !== null && typeof (value as FieldSchema).safeParse === 'function';

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
+import http2 from 'node:http2';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { readStackInfo } from '../harness/stack';
@@ -369,5 +370,58 @@ describe('load', () => {
     expect(built.map((b) => b.script.status)).toEqual(Array(20).fill('SUCCESS'));
     expect(new Set(uploads.map((u) => u.body.data.slug)).size).toBe(20);
     process.stderr.write(`[scripts] twenty uploads to SUCCESS in ${Date.now() - began} ms\n`);
+  });
+});
+
+/** One Connect unary call (JSON over h2c) straight to a service's port, as any process that reaches it could make. */
+function rpc(baseUrl: string, path: string, body: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(baseUrl);
+    session.on('error', reject);
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json', 'connect-protocol-version': '1' });
+    let status = 0;
+    let text = '';
+    req.on('response', (headers) => (status = Number(headers[':status'])));
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => {
+      session.close();
+      resolve({ status, body: text ? JSON.parse(text) : undefined });
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe('build log lines from runners (AppendBuildLog)', () => {
+  it("need the version's build token: a caller reaching the script service's port without it writes nothing", async () => {
+    // The credential is checked before the build's status, so a built version shows it as well.
+    const res = await upload(owner.token, cliArchive(`Log Writer ${unique()}`), 'log writer.tar.gz');
+    expect(res.status).toBe(200);
+    const id = res.body.data.id as string;
+    const built = await waitForStatus(owner.token, id);
+    expect(built.script.status).toBe('SUCCESS');
+    const log = await buildLog(owner.token, id);
+    // The runner's own lines arrived with its token.
+    expect(log.some((l) => /^Build: preparing the python3 environment on runner /.test(l.text))).toBe(true);
+
+    const base = readStackInfo().urls['script']!;
+    const path = '/gef.script.v1.ScriptService/AppendBuildLog';
+    const forged = [
+      { label: 'no token', extra: {} },
+      { label: 'not a token', extra: { buildToken: 'not-a-token' } },
+      {
+        label: 'signed with another key',
+        extra: {
+          buildToken:
+            'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzY29wZSI6ImJ1aWxkIiwiYXR0IjoxLCJzdWIiOiIwMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDAiLCJpc3MiOiJnZWYtc2NyaXB0IiwiYXVkIjoiZ2VmLXNjcmlwdCIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmF0dXJlLW9mLWFub3RoZXIta2V5LXNpZ25hdHVyZQ',
+        },
+      },
+    ];
+    for (const { label, extra } of forged) {
+      const answer = await rpc(base, path, { scriptId: id, version: 1, lines: [`written by ${label}`], ...extra });
+      expect({ label, status: answer.status, code: answer.body?.code }).toEqual({ label, status: 401, code: 'unauthenticated' });
+    }
+    expect(await buildLog(owner.token, id)).toEqual(log);
   });
 });

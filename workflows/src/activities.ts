@@ -35,7 +35,8 @@ export interface ScriptBuildRef {
 }
 
 export type ScriptBuildPlan =
-  | { proceed: true; runtime: string; requirements: string }
+  /** buildToken: the runner's credential for AppendBuildLog (this version's build only). */
+  | { proceed: true; runtime: string; requirements: string; buildToken: string }
   | { proceed: false; reason: string };
 
 export interface ScriptBuildOutcome extends ScriptBuildRef {
@@ -69,6 +70,8 @@ export interface PrepareEnvironmentInput extends ScriptBuildRef {
   runtime: string;
   /** requirements.txt as uploaded. */
   requirements: string;
+  /** The version's build token (from startScriptBuild), sent with every AppendBuildLog. */
+  buildToken?: string;
 }
 
 export interface PreparedEnvironment {

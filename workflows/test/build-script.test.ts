@@ -58,7 +58,7 @@ describe('buildScript workflow', () => {
       },
       async startScriptBuild(ref: ScriptBuildRef) {
         recorded.calls.push(`start v${ref.version}`);
-        return fakes.plan ?? { proceed: true, runtime: 'python3', requirements: 'six==1.17.0\n' };
+        return fakes.plan ?? { proceed: true, runtime: 'python3', requirements: 'six==1.17.0\n', buildToken: 'the-build-token' };
       },
       async finishScriptBuild(outcome) {
         if (finishFailures-- > 0) throw new Error('database unavailable');
@@ -102,7 +102,7 @@ describe('buildScript workflow', () => {
     const { result, recorded } = await run({});
     expect(result).toMatchObject({ status: 'SUCCESS', version: 3, environmentHash: 'a'.repeat(64) });
     expect(recorded.calls).toEqual(['start v3', 'prepare attempt 1', 'finish SUCCESS']);
-    expect(recorded.prepareInputs[0]).toMatchObject({ version: 3, runtime: 'python3', requirements: 'six==1.17.0\n' });
+    expect(recorded.prepareInputs[0]).toMatchObject({ version: 3, runtime: 'python3', requirements: 'six==1.17.0\n', buildToken: 'the-build-token' });
     expect(recorded.outcomes[0]).toMatchObject({ status: 'SUCCESS', environmentHash: 'a'.repeat(64) });
   }, 60_000);
 

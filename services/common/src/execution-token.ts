@@ -1,9 +1,10 @@
-import { decodeJwt, errors, jwtVerify, SignJWT } from 'jose';
-import { Unauthenticated } from './errors';
+import { decodeJwt } from 'jose';
+import { signScopedToken, verifyScopedToken, type ScopedTokenKind } from './scoped-token';
 
 /**
  * Execution tokens: short HS256 JWTs signed by the execution service with
- * EXECUTION_TOKEN_SECRET, each scoped to one execution and one runner attempt.
+ * EXECUTION_TOKEN_SECRET, each scoped to one execution and one runner attempt (scoped
+ * tokens, ./scoped-token.ts).
  *
  * - scope `execution`: the `API_TOKEN` a running script holds. The gateway accepts it
  *   beside Keycloak's tokens for exactly `PATCH /execution/<sub>` and
@@ -35,28 +36,16 @@ export interface SignExecutionToken {
   ttlSeconds: number;
 }
 
-const keys = new Map<string, Uint8Array>();
-
-function keyOf(secret: string): Uint8Array {
-  let key = keys.get(secret);
-  if (!key) {
-    if (secret.length < 16) throw new Error('EXECUTION_TOKEN_SECRET must be at least 16 characters');
-    key = new TextEncoder().encode(secret);
-    keys.set(secret, key);
-  }
-  return key;
-}
+const kind: ScopedTokenKind = {
+  issuer: executionTokenIssuer,
+  audience: executionTokenAudience,
+  name: 'execution token',
+  secretName: 'EXECUTION_TOKEN_SECRET',
+};
 
 /** Signs a token for one execution attempt. */
-export async function signExecutionToken(secret: string, claims: SignExecutionToken): Promise<string> {
-  return new SignJWT({ scope: claims.scope, att: claims.attempt })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject(claims.executionId)
-    .setIssuer(executionTokenIssuer)
-    .setAudience(executionTokenAudience)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + Math.max(1, Math.ceil(claims.ttlSeconds)))
-    .sign(keyOf(secret));
+export function signExecutionToken(secret: string, claims: SignExecutionToken): Promise<string> {
+  return signScopedToken(kind, secret, { subject: claims.executionId, scope: claims.scope, attempt: claims.attempt, ttlSeconds: claims.ttlSeconds });
 }
 
 /**
@@ -69,32 +58,12 @@ export async function verifyExecutionToken(
   token: string,
   scopes: readonly ExecutionTokenScope[] = ['execution'],
 ): Promise<ExecutionTokenClaims> {
-  let payload: Record<string, unknown>;
-  try {
-    ({ payload } = await jwtVerify(token, keyOf(secret), {
-      algorithms: ['HS256'],
-      issuer: executionTokenIssuer,
-      audience: executionTokenAudience,
-      requiredClaims: ['sub', 'exp'],
-    }));
-  } catch (err) {
-    if (err instanceof errors.JWTExpired) throw new Unauthenticated('The execution token has expired', 'token_expired');
-    throw new Unauthenticated('Invalid execution token', 'invalid_token');
-  }
-  const scope = payload['scope'];
-  const attempt = payload['att'];
-  const sub = payload['sub'];
-  if (typeof scope !== 'string' || !(scopes as readonly string[]).includes(scope)) {
-    throw new Unauthenticated('This token may not be used here', 'invalid_token');
-  }
-  if (typeof sub !== 'string' || typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 0) {
-    throw new Unauthenticated('Invalid execution token', 'invalid_token');
-  }
+  const claims = await verifyScopedToken(kind, secret, token, scopes);
   return {
-    executionId: sub.toLowerCase(),
-    scope: scope as ExecutionTokenScope,
-    attempt,
-    expiresAt: new Date(Number(payload['exp']) * 1000),
+    executionId: claims.subject.toLowerCase(),
+    scope: claims.scope as ExecutionTokenScope,
+    attempt: claims.attempt,
+    expiresAt: claims.expiresAt,
   };
 }
 

@@ -18,6 +18,7 @@ export const redactedKeys = [
   'KEYCLOAK_CLIENT_SECRET',
   'GEF_ADMIN_PASSWORD',
   'EXECUTION_TOKEN_SECRET',
+  'BUILD_TOKEN_SECRET',
 ];
 
 const redactPaths = redactedKeys.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `req.headers.${k.toLowerCase()}`]);

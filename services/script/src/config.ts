@@ -14,13 +14,15 @@ export const configShape = {
   ARCHIVE_INFLATED_LIMIT_BYTES: z.coerce.number().int().positive().default(500 * 1024 * 1024),
   ARCHIVE_MAX_MEMBERS: z.coerce.number().int().positive().default(10_000),
   ARCHIVE_CHECK_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(120),
+  /** Signs the build tokens runners append build log lines with (domain/build-token.ts). */
+  BUILD_TOKEN_SECRET: z.string().min(16).default('gef-build-token-dev-secret'),
 };
 
 export type ScriptConfig = ReturnType<typeof loadConfig>;
 
 /** The script service's configuration, from the environment. */
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
-  return parseConfig(configShape, env);
+  return parseConfig(configShape, env, [{ name: 'BUILD_TOKEN_SECRET', devValue: 'gef-build-token-dev-secret' }]);
 }
 
 /** The archive checks' bounds from the configuration. */

@@ -19,7 +19,7 @@ void runService({
   migrations,
   wire: ({ orm, logger, temporal }) => {
     const store = new LocalArtifactStore(artifactsDir(config));
-    const deps: ScriptDeps = { orm, store, limits: archiveLimits(config), builds: new TemporalBuildLauncher(temporal.client), logger };
+    const deps: ScriptDeps = { orm, store, limits: archiveLimits(config), builds: new TemporalBuildLauncher(temporal.client), buildTokenSecret: config.BUILD_TOKEN_SECRET, logger };
     return {
       routes: routes(deps),
       worker: createWorker(temporal.settings, deps, logger),

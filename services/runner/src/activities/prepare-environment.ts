@@ -8,8 +8,8 @@ import { ensureEnvironment, type EnvironmentSettings } from '../environments/ens
 
 export interface PrepareEnvironmentDeps {
   environments: EnvironmentSettings;
-  /** Sends build log lines to the script service (AppendBuildLog). */
-  appendBuildLog: (ref: { scriptId: string; version: number }, lines: string[]) => Promise<void>;
+  /** Sends build log lines to the script service (AppendBuildLog, with the version's build token). */
+  appendBuildLog: (ref: { scriptId: string; version: number; buildToken: string }, lines: string[]) => Promise<void>;
   logger: Logger;
   heartbeatIntervalMs?: number;
 }
@@ -22,7 +22,7 @@ export interface PrepareEnvironmentDeps {
 export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
   return async function prepareEnvironment(input: PrepareEnvironmentInput): Promise<PreparedEnvironment> {
     const ctx = Context.current();
-    const ref = { scriptId: input.scriptId, version: input.version };
+    const ref = { scriptId: input.scriptId, version: input.version, buildToken: input.buildToken ?? '' };
     const sink = new BuildLogSink((lines) => deps.appendBuildLog(ref, lines), deps.logger);
     const hostname = os.hostname();
     ctx.heartbeat();

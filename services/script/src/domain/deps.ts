@@ -10,5 +10,7 @@ export interface ScriptDeps {
   store: ArtifactStore;
   limits: ArchiveLimits;
   builds: BuildLauncher;
+  /** BUILD_TOKEN_SECRET: signs and checks the build tokens of AppendBuildLog. */
+  buildTokenSecret: string;
   logger: Logger;
 }

@@ -3,14 +3,18 @@ import { unitOfWork } from '@gef/common/orm';
 import { ScriptLogRepository } from '../repositories/script-log-repository';
 import { ScriptRepository } from '../repositories/script-repository';
 import { ScriptVersionRepository } from '../repositories/script-version-repository';
+import { assertBuildToken, signBuildToken } from './build-token';
 import type { ScriptDeps } from './deps';
 
 const prefix = 'Build: ';
 const maxLinesPerAppend = 1000;
 
-/** The buildScript workflow's first step: PENDING → BUILDING, and what to build. */
-export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm'>, ref: ScriptBuildRef): Promise<ScriptBuildPlan> {
-  return deps.orm.em.fork().transactional(async (em) => {
+/**
+ * The buildScript workflow's first step: PENDING → BUILDING, and what to build with the
+ * build token the runner appends log lines with.
+ */
+export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm' | 'buildTokenSecret'>, ref: ScriptBuildRef): Promise<ScriptBuildPlan> {
+  const plan = await deps.orm.em.fork().transactional(async (em): Promise<ScriptBuildPlan> => {
     const script = await new ScriptRepository(em).lockByIdOrSlug(ref.scriptId);
     if (!script) return { proceed: false, reason: 'the script was deleted' };
     const version = await new ScriptVersionRepository(em).lock(ref.scriptId, ref.version);
@@ -24,8 +28,10 @@ export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm'>, ref: Scrip
     await em.flush();
     const runtime = typeof version.configuration['runtime'] === 'string' ? version.configuration['runtime'].trim().toLowerCase() : script.runtime;
     await new ScriptLogRepository(em).append(script.id, ref.version, [`${prefix}started for version ${ref.version} (${runtime})`]);
-    return { proceed: true, runtime, requirements: version.requirements };
+    return { proceed: true, runtime, requirements: version.requirements, buildToken: '' };
   });
+  if (!plan.proceed) return plan;
+  return { ...plan, buildToken: await signBuildToken(deps.buildTokenSecret, ref) };
 }
 
 /** The buildScript workflow's last step: SUCCESS or FAIL, the reason as the last line. */
@@ -52,8 +58,12 @@ export async function finishScriptBuild(deps: Pick<ScriptDeps, 'orm'>, outcome: 
   });
 }
 
-/** Build output from a runner, while that version builds; otherwise dropped. */
-export async function appendBuildLog(deps: Pick<ScriptDeps, 'orm'>, ref: ScriptBuildRef, lines: string[]): Promise<number> {
+/**
+ * Build output from a runner holding the version's build token, while that version
+ * builds; otherwise dropped.
+ */
+export async function appendBuildLog(deps: Pick<ScriptDeps, 'orm' | 'buildTokenSecret'>, ref: ScriptBuildRef, buildToken: string, lines: string[]): Promise<number> {
+  await assertBuildToken(deps.buildTokenSecret, buildToken, ref);
   const kept = lines.slice(0, maxLinesPerAppend).map((l) => `${prefix}${oneLine(l)}`);
   return unitOfWork(deps.orm, async (em) => {
     const version = await new ScriptVersionRepository(em).find(ref.scriptId, ref.version);

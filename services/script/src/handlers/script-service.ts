@@ -100,7 +100,7 @@ export function scriptService(deps: ScriptServiceDeps): ServiceImpl<typeof scrip
     },
 
     async appendBuildLog(req) {
-      const appended = await appendBuildLog(deps, { scriptId: req.scriptId, version: req.version }, req.lines);
+      const appended = await appendBuildLog(deps, { scriptId: req.scriptId, version: req.version }, req.buildToken, req.lines);
       return create(script.AppendBuildLogResponseSchema, { appended });
     },
   };
