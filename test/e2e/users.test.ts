@@ -351,13 +351,14 @@ describe('bad input', () => {
   });
 });
 
-describe('revocation across gateway instances', () => {
+describe('two gateway instances', () => {
   let second: ChildProcess | undefined;
+  let otherUrl: string;
   afterAll(() => {
     second?.kill('SIGTERM');
   });
 
-  it('refuses a logged-out token on another gateway within a second', async () => {
+  beforeAll(async () => {
     const info = readStackInfo();
     const port = await new Promise<number>((ok) => {
       const s = createServer();
@@ -371,14 +372,46 @@ describe('revocation across gateway instances', () => {
       env: { ...process.env, ...info.env.gateway, PORT: String(port), LOG_LEVEL: 'warn' },
       stdio: 'ignore',
     });
-    const otherUrl = `http://127.0.0.1:${port}`;
+    otherUrl = `http://127.0.0.1:${port}`;
+    const up = () => fetch(`${otherUrl}/ping`).then((r) => r.status, () => 0);
+    expect(await eventually(up, (s) => s === 200, 60_000)).toBe(200);
+  });
+
+  const meOnSecond = (token: string) =>
+    fetch(`${otherUrl}/api/v1/user/me`, { headers: { Authorization: `Bearer ${token}` } }).then(
+      async (r) => ({ status: r.status, name: r.status === 200 ? ((await r.json()) as { data: { name: string } }).data.name : undefined }),
+      () => ({ status: 0, name: undefined }),
+    );
+
+  it('refuses a logged-out token on another gateway within a second', async () => {
     const u = await newUser('twogw');
-    const onSecond = () => fetch(`${otherUrl}/api/v1/user/me`, { headers: { Authorization: `Bearer ${u.token}` } }).then((r) => r.status, () => 0);
-    expect(await eventually(onSecond, (s) => s === 200, 60_000)).toBe(200);
+    expect((await eventually(() => meOnSecond(u.token), (r) => r.status === 200, 60_000)).status).toBe(200);
     expect((await api('POST', '/auth/logout', { token: u.token })).status).toBe(200);
     const started = Date.now();
-    const status = await eventually(onSecond, (s) => s === 401, 1000);
-    expect(status).toBe(401);
+    const after = await eventually(() => meOnSecond(u.token), (r) => r.status === 401, 1000);
+    expect(after.status).toBe(401);
     expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('shows a profile change made through one gateway on the other within a second, though the other had it cached', async () => {
+    const u = await newUser('twogw-profile');
+    // Read twice on the second gateway: the second answer comes from its cache.
+    expect((await eventually(() => meOnSecond(u.token), (r) => r.status === 200, 60_000)).name).toBe('Test twogw-profile');
+    const hits = async () => {
+      const text = await (await fetch(`${otherUrl}/metrics`)).text();
+      return Number(/gef_gateway_cache_lookups_total\{cache="profile",result="hit"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const before = await hits();
+    expect((await meOnSecond(u.token)).name).toBe('Test twogw-profile');
+    expect(await hits()).toBe(before + 1);
+    for (const name of ['Renamed Once', 'Renamed Twice']) {
+      expect((await api('PATCH', '/api/v1/user/me', { token: u.token, body: { name } })).status).toBe(200);
+      const started = Date.now();
+      const seen = await eventually(() => meOnSecond(u.token), (r) => r.name === name, 1000);
+      expect(seen.name).toBe(name);
+      expect(Date.now() - started).toBeLessThan(1000);
+      // The gateway that made the change shows it at once.
+      expect((await api('GET', '/api/v1/user/me', { token: u.token })).body.data.name).toBe(name);
+    }
   });
 });

@@ -50,6 +50,11 @@ export const configShape = {
   RATE_LIMIT_RECOVER_PER_CLIENT: rateLimit('30/3600'),
   RATE_LIMIT_RECOVER_PER_ACCOUNT: rateLimit('5/3600'),
   RATE_LIMIT_RUN_PER_ACCOUNT: rateLimit('600/60'),
+  /**
+   * How long the caller's own profile (`GET /api/v1/user/me`) may be answered from the
+   * gateway's memory; changes drop it at once. 0 turns the cache off.
+   */
+  PROFILE_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
 };
 
 export type GatewayConfig = z.infer<z.ZodObject<typeof configShape>>;

@@ -2,8 +2,10 @@ import http from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type client from 'prom-client';
 import { createMetricsRegistry, platformVersion, type Logger } from '@gef/common';
+import type { user } from '@gef/protos';
 import { Authenticator } from './auth/authenticator';
 import type { RevocationCache } from './auth/revocation-cache';
+import { ReadCache } from './cache/read-cache';
 import { createServiceClients, type ServiceClients } from './clients';
 import type { GatewayConfig } from './config';
 import { compressResponses } from './compression';
@@ -80,7 +82,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     deps.revocations,
   );
   const limiter = deps.limiter ?? RateLimiter.fromUrl(config.DATABASE_URL, logger);
-  const ctx: RouteContext = { config, logger, registry, clients, openapi, auth, limiter, limits: limitsOf(config) };
+  const profiles = profileCache(config, registry, deps.revocations);
+  const ctx: RouteContext = { config, logger, registry, clients, openapi, auth, limiter, limits: limitsOf(config), profiles };
   const routes = resources.flatMap((r) => r.routes(ctx));
 
   const app = express();
@@ -109,6 +112,22 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, logger));
 
   return { app, server, registry, openapi, routes, limiter };
+}
+
+/**
+ * Profiles cached while the user service's change stream is followed: each change, and
+ * each revocation of the user, drops the copy; a lost stream clears everything.
+ */
+function profileCache(config: GatewayConfig, registry: client.Registry, revocations: RevocationCache | undefined): ReadCache<user.User> {
+  const cache = new ReadCache<user.User>({
+    name: 'profile',
+    maxEntries: 100_000,
+    ttlMs: revocations ? config.PROFILE_CACHE_TTL_SECONDS * 1000 : 0,
+    live: () => revocations?.isConnected ?? false,
+    registry,
+  });
+  revocations?.onUserChange((userId) => (userId === undefined ? cache.clear() : cache.invalidate(userId)));
+  return cache;
 }
 
 /** The configured rate limits by name. */

@@ -21,6 +21,7 @@ export class RevocationCache {
   private sweeper: NodeJS.Timeout | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private lastMessageAt = 0;
+  private readonly userListeners = new Set<(userId: string | undefined) => void>();
   /** The user service sends a keep-alive every 15 s; silence for this long means a dead stream. */
   private static readonly silenceMs = 45_000;
 
@@ -58,6 +59,20 @@ export class RevocationCache {
     clearInterval(this.watchdog);
   }
 
+  /**
+   * Calls `listener(userId)` when a user's profile, role or tokens change, and
+   * `listener(undefined)` when changes may have been missed (the stream was lost or came
+   * back). Returns a function that removes the listener.
+   */
+  onUserChange(listener: (userId: string | undefined) => void): () => void {
+    this.userListeners.add(listener);
+    return () => this.userListeners.delete(listener);
+  }
+
+  private userChanged(userId: string | undefined): void {
+    for (const listener of this.userListeners) listener(userId);
+  }
+
   /** True while the stream is up, or was lost only moments ago. */
   get trustworthy(): boolean {
     return this.connected || Date.now() - this.disconnectedSince < staleAfterMs;
@@ -77,12 +92,14 @@ export class RevocationCache {
         for await (const res of stream) {
           this.lastMessageAt = Date.now();
           if (first) {
+            this.userChanged(undefined);
             this.connected = true;
             first = false;
             delay = 200;
             this.logger.info('following token revocations');
           }
           this.apply(res.revocation);
+          if (res.changedUserId) this.userChanged(res.changedUserId);
         }
       } catch (err) {
         if (this.stopped) return;
@@ -90,6 +107,7 @@ export class RevocationCache {
       }
       if (this.connected) this.disconnectedSince = Date.now();
       this.connected = false;
+      this.userChanged(undefined);
       await new Promise((r) => setTimeout(r, delay).unref());
       delay = Math.min(delay * 2, 5000);
     }
@@ -102,6 +120,8 @@ export class RevocationCache {
     if (r.target.case === 'userId') {
       const current = this.users.get(r.target.value);
       if (!current || current.notBefore < notBefore) this.users.set(r.target.value, { notBefore, expiresAt });
+      // Logout-all, a role change, disabling or deletion: what is known of the user is stale.
+      this.userChanged(r.target.value);
     } else if (r.target.case === 'sessionId') {
       this.sessions.set(r.target.value, expiresAt);
     }

@@ -1,7 +1,9 @@
 import type { Request, Response } from 'express';
 import type client from 'prom-client';
 import type { Logger } from '@gef/common';
+import type { user } from '@gef/protos';
 import type { Authenticator } from '../auth/authenticator';
+import type { ReadCache } from '../cache/read-cache';
 import type { ServiceClients } from '../clients';
 import type { Limits } from '../rate-limit/limits';
 import type { Limiter } from '../rate-limit/rate-limiter';
@@ -24,6 +26,8 @@ export interface RouteContext {
   /** Shared rate-limit counters and the configured limits. */
   limiter: Limiter;
   limits: Limits;
+  /** Callers' own profiles by user id, dropped when the user service announces a change. */
+  profiles: ReadCache<user.User>;
 }
 
 /** One operation: the single table that Express routing and the OpenAPI check both read. */

@@ -1,6 +1,6 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { z } from 'zod';
-import { formatApiDate, InvalidArgument } from '@gef/common';
+import { formatApiDate, InvalidArgument, NotFound } from '@gef/common';
 import type { user } from '@gef/protos';
 import { callerOf, roleFromName, roleName } from '../auth/caller';
 import { usersOpenApi } from '../openapi/users';
@@ -100,186 +100,197 @@ const keyOf = (raw: string | string[] | undefined): string => {
 export const usersResource: Resource = {
   name: 'users',
   openapi: usersOpenApi,
-  routes: ({ clients, auth, limiter, limits }) => [
-    {
-      method: 'post',
-      path: '/api/v1/user',
-      operationId: 'createUser',
-      body: 'json',
-      handler: async (req, res) => {
-        const principal = await auth.optional(req);
-        queryOf(req, []);
-        await enforceLimits(limiter, limits, [{ name: 'register_client', key: clientKey(req) }]);
-        const body = parseInput(createBody, req.body);
-        const reply = await clients.user.createUser(
-          {
-            email: body.email,
-            name: body.name,
-            password: body.password ?? '',
-            country: body.country ?? '',
-            institution: body.institution ?? '',
-            ...(body.role ? { role: roleFromName(body.role) } : {}),
-            caller: callerOf(principal),
-          },
-          rpcOptions(req),
-        );
-        res.json({ data: userJson(reply.user) });
+  routes: ({ clients, auth, limiter, limits, profiles }) => {
+    /** A user this gateway just changed, as JSON; its cached profile is dropped at once. */
+    const changed = (u: user.User | undefined) => {
+      if (u) profiles.invalidate(u.id);
+      return userJson(u);
+    };
+    return [
+      {
+        method: 'post',
+        path: '/api/v1/user',
+        operationId: 'createUser',
+        body: 'json',
+        handler: async (req, res) => {
+          const principal = await auth.optional(req);
+          queryOf(req, []);
+          await enforceLimits(limiter, limits, [{ name: 'register_client', key: clientKey(req) }]);
+          const body = parseInput(createBody, req.body);
+          const reply = await clients.user.createUser(
+            {
+              email: body.email,
+              name: body.name,
+              password: body.password ?? '',
+              country: body.country ?? '',
+              institution: body.institution ?? '',
+              ...(body.role ? { role: roleFromName(body.role) } : {}),
+              caller: callerOf(principal),
+            },
+            rpcOptions(req),
+          );
+          res.json({ data: userJson(reply.user) });
+        },
       },
-    },
-    {
-      method: 'get',
-      path: '/api/v1/user',
-      operationId: 'listUsers',
-      handler: async (req, res) => {
-        const principal = await auth.require(req);
-        const query = queryOf(req, listQuery);
-        const include = listOf(query, 'include', ['scripts']);
-        const reply = await clients.user.listUsers(
-          {
-            caller: callerOf(principal),
-            filter: query['filter'] ?? '',
-            sort: query['sort'] ?? '',
-            page: positiveInt(query, 'page') ?? 0,
-            perPage: positiveInt(query, 'per_page') ?? 0,
-          },
-          rpcOptions(req),
-        );
-        res.json({ data: await usersJson(req, clients, principal, reply.users, include), page: reply.page, per_page: reply.perPage, total: Number(reply.total) });
+      {
+        method: 'get',
+        path: '/api/v1/user',
+        operationId: 'listUsers',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          const query = queryOf(req, listQuery);
+          const include = listOf(query, 'include', ['scripts']);
+          const reply = await clients.user.listUsers(
+            {
+              caller: callerOf(principal),
+              filter: query['filter'] ?? '',
+              sort: query['sort'] ?? '',
+              page: positiveInt(query, 'page') ?? 0,
+              perPage: positiveInt(query, 'per_page') ?? 0,
+            },
+            rpcOptions(req),
+          );
+          res.json({ data: await usersJson(req, clients, principal, reply.users, include), page: reply.page, per_page: reply.perPage, total: Number(reply.total) });
+        },
       },
-    },
-    {
-      method: 'get',
-      path: '/api/v1/user/me',
-      operationId: 'getMe',
-      handler: async (req, res) => {
-        const principal = await auth.require(req);
-        const include = listOf(queryOf(req, ['include']), 'include', ['scripts']);
-        const reply = await clients.user.getUser({ idOrEmail: 'me', caller: callerOf(principal) }, rpcOptions(req));
-        res.json({ data: (await usersJson(req, clients, principal, reply.user ? [reply.user] : [], include))[0] ?? null });
+      {
+        method: 'get',
+        path: '/api/v1/user/me',
+        operationId: 'getMe',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          const include = listOf(queryOf(req, ['include']), 'include', ['scripts']);
+          const me = await profiles.read(principal.userId, async () => {
+            const reply = await clients.user.getUser({ idOrEmail: 'me', caller: callerOf(principal) }, rpcOptions(req));
+            if (!reply.user) throw new NotFound('User not found', 'not_found');
+            return reply.user;
+          });
+          res.json({ data: (await usersJson(req, clients, principal, [me], include))[0] ?? null });
+        },
       },
-    },
-    {
-      method: 'patch',
-      path: '/api/v1/user/me',
-      operationId: 'updateMe',
-      body: 'json',
-      handler: async (req, res) => {
-        const principal = await auth.require(req);
-        queryOf(req, []);
-        const body = parseInput(updateMeBody, req.body);
-        const reply = await clients.user.updateUser(
-          {
-            idOrEmail: 'me',
-            caller: callerOf(principal),
-            ...(body.name !== undefined ? { name: body.name } : {}),
-            ...(body.country !== undefined && body.country !== null ? { country: body.country } : {}),
-            ...(body.institution !== undefined && body.institution !== null ? { institution: body.institution } : {}),
-            ...(body.password !== undefined ? { password: body.password } : {}),
-          },
-          rpcOptions(req),
-        );
-        res.json({ data: userJson(reply.user) });
+      {
+        method: 'patch',
+        path: '/api/v1/user/me',
+        operationId: 'updateMe',
+        body: 'json',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          queryOf(req, []);
+          const body = parseInput(updateMeBody, req.body);
+          const reply = await clients.user.updateUser(
+            {
+              idOrEmail: 'me',
+              caller: callerOf(principal),
+              ...(body.name !== undefined ? { name: body.name } : {}),
+              ...(body.country !== undefined && body.country !== null ? { country: body.country } : {}),
+              ...(body.institution !== undefined && body.institution !== null ? { institution: body.institution } : {}),
+              ...(body.password !== undefined ? { password: body.password } : {}),
+            },
+            rpcOptions(req),
+          );
+          res.json({ data: changed(reply.user) });
+        },
       },
-    },
-    {
-      method: 'patch',
-      path: '/api/v1/user/me/change-password',
-      operationId: 'changeMyPassword',
-      body: 'json',
-      handler: async (req, res) => {
-        const principal = await auth.require(req);
-        queryOf(req, []);
-        const body = parseInput(changePasswordBody, req.body);
-        const reply = await clients.user.changePassword(
-          { caller: callerOf(principal), oldPassword: body.old_password, newPassword: body.new_password, sessionId: principal.sessionId },
-          rpcOptions(req),
-        );
-        res.json({ data: userJson(reply.user) });
+      {
+        method: 'patch',
+        path: '/api/v1/user/me/change-password',
+        operationId: 'changeMyPassword',
+        body: 'json',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          queryOf(req, []);
+          const body = parseInput(changePasswordBody, req.body);
+          const reply = await clients.user.changePassword(
+            { caller: callerOf(principal), oldPassword: body.old_password, newPassword: body.new_password, sessionId: principal.sessionId },
+            rpcOptions(req),
+          );
+          res.json({ data: userJson(reply.user) });
+        },
       },
-    },
-    {
-      method: 'delete',
-      path: '/api/v1/user/me',
-      operationId: 'deleteMe',
-      handler: async (req, res) => {
-        const principal = await auth.require(req);
-        queryOf(req, []);
-        const reply = await clients.user.deleteUser({ idOrEmail: 'me', caller: callerOf(principal) }, rpcOptions(req));
-        res.json({ data: userJson(reply.user) });
+      {
+        method: 'delete',
+        path: '/api/v1/user/me',
+        operationId: 'deleteMe',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          queryOf(req, []);
+          const reply = await clients.user.deleteUser({ idOrEmail: 'me', caller: callerOf(principal) }, rpcOptions(req));
+          res.json({ data: changed(reply.user) });
+        },
       },
-    },
-    {
-      method: 'post',
-      path: '/api/v1/user/reset-password',
-      operationId: 'resetPassword',
-      body: 'json',
-      handler: async (req, res) => {
-        queryOf(req, []);
-        await enforceLimits(limiter, limits, [{ name: 'recover_client', key: clientKey(req) }]);
-        const body = parseInput(resetBody, req.body);
-        const reply = await clients.user.resetPassword({ token: body.token, password: body.password }, rpcOptions(req));
-        res.json({ data: userJson(reply.user) });
+      {
+        method: 'post',
+        path: '/api/v1/user/reset-password',
+        operationId: 'resetPassword',
+        body: 'json',
+        handler: async (req, res) => {
+          queryOf(req, []);
+          await enforceLimits(limiter, limits, [{ name: 'recover_client', key: clientKey(req) }]);
+          const body = parseInput(resetBody, req.body);
+          const reply = await clients.user.resetPassword({ token: body.token, password: body.password }, rpcOptions(req));
+          res.json({ data: userJson(reply.user) });
+        },
       },
-    },
-    {
-      method: 'get',
-      path: '/api/v1/user/{user}',
-      operationId: 'getUser',
-      handler: async (req, res) => {
-        const principal = await auth.require(req);
-        const include = listOf(queryOf(req, ['include']), 'include', ['scripts']);
-        const reply = await clients.user.getUser({ idOrEmail: keyOf(req.params['user']), caller: callerOf(principal) }, rpcOptions(req));
-        res.json({ data: (await usersJson(req, clients, principal, reply.user ? [reply.user] : [], include))[0] ?? null });
+      {
+        method: 'get',
+        path: '/api/v1/user/{user}',
+        operationId: 'getUser',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          const include = listOf(queryOf(req, ['include']), 'include', ['scripts']);
+          const reply = await clients.user.getUser({ idOrEmail: keyOf(req.params['user']), caller: callerOf(principal) }, rpcOptions(req));
+          res.json({ data: (await usersJson(req, clients, principal, reply.user ? [reply.user] : [], include))[0] ?? null });
+        },
       },
-    },
-    {
-      method: 'patch',
-      path: '/api/v1/user/{user}',
-      operationId: 'updateUser',
-      body: 'json',
-      handler: async (req, res) => {
-        const principal = await auth.require(req);
-        queryOf(req, []);
-        const body = parseInput(updateUserBody, req.body);
-        const reply = await clients.user.updateUser(
-          {
-            idOrEmail: keyOf(req.params['user']),
-            caller: callerOf(principal),
-            ...(body.name !== undefined ? { name: body.name } : {}),
-            ...(body.country !== undefined && body.country !== null ? { country: body.country } : {}),
-            ...(body.institution !== undefined && body.institution !== null ? { institution: body.institution } : {}),
-            ...(body.role ? { role: roleFromName(body.role) } : {}),
-          },
-          rpcOptions(req),
-        );
-        res.json({ data: userJson(reply.user) });
+      {
+        method: 'patch',
+        path: '/api/v1/user/{user}',
+        operationId: 'updateUser',
+        body: 'json',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          queryOf(req, []);
+          const body = parseInput(updateUserBody, req.body);
+          const reply = await clients.user.updateUser(
+            {
+              idOrEmail: keyOf(req.params['user']),
+              caller: callerOf(principal),
+              ...(body.name !== undefined ? { name: body.name } : {}),
+              ...(body.country !== undefined && body.country !== null ? { country: body.country } : {}),
+              ...(body.institution !== undefined && body.institution !== null ? { institution: body.institution } : {}),
+              ...(body.role ? { role: roleFromName(body.role) } : {}),
+            },
+            rpcOptions(req),
+          );
+          res.json({ data: changed(reply.user) });
+        },
       },
-    },
-    {
-      method: 'delete',
-      path: '/api/v1/user/{user}',
-      operationId: 'deleteUser',
-      handler: async (req, res) => {
-        const principal = await auth.require(req);
-        queryOf(req, []);
-        const reply = await clients.user.deleteUser({ idOrEmail: keyOf(req.params['user']), caller: callerOf(principal) }, rpcOptions(req));
-        res.json({ data: userJson(reply.user) });
+      {
+        method: 'delete',
+        path: '/api/v1/user/{user}',
+        operationId: 'deleteUser',
+        handler: async (req, res) => {
+          const principal = await auth.require(req);
+          queryOf(req, []);
+          const reply = await clients.user.deleteUser({ idOrEmail: keyOf(req.params['user']), caller: callerOf(principal) }, rpcOptions(req));
+          res.json({ data: changed(reply.user) });
+        },
       },
-    },
-    {
-      method: 'post',
-      path: '/api/v1/user/{user}/recover-password',
-      operationId: 'recoverPassword',
-      handler: async (req, res) => {
-        queryOf(req, []);
-        const key = keyOf(req.params['user']).trim().toLowerCase();
-        await enforceLimits(limiter, limits, [
-          { name: 'recover_client', key: clientKey(req) },
-          { name: 'recover_account', key },
-        ]);
-        const reply = await clients.user.recoverPassword({ idOrEmail: key }, rpcOptions(req));
-        res.json({ data: { message: reply.message } });
+      {
+        method: 'post',
+        path: '/api/v1/user/{user}/recover-password',
+        operationId: 'recoverPassword',
+        handler: async (req, res) => {
+          queryOf(req, []);
+          const key = keyOf(req.params['user']).trim().toLowerCase();
+          await enforceLimits(limiter, limits, [
+            { name: 'recover_client', key: clientKey(req) },
+            { name: 'recover_account', key },
+          ]);
+          const reply = await clients.user.recoverPassword({ idOrEmail: key }, rpcOptions(req));
+          res.json({ data: { message: reply.message } });
+        },
       },
-    },
-  ],
+    ];
+  },
 };

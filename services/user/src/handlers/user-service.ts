@@ -118,9 +118,12 @@ export function userService({ users, revocations }: UserServiceDeps): ServiceImp
     },
 
     async *watchRevocations(_req, ctx) {
-      for await (const r of revocations.watch(ctx.signal)) {
+      for await (const e of revocations.watch(ctx.signal)) {
         // `null`: in sync (or a keep-alive); an empty message says so.
-        yield create(user.WatchRevocationsResponseSchema, r ? { revocation: toRevocationMessage(r) } : {});
+        yield create(
+          user.WatchRevocationsResponseSchema,
+          e === null ? {} : 'revocation' in e ? { revocation: toRevocationMessage(e.revocation) } : { changedUserId: e.changedUserId },
+        );
       }
     },
   };

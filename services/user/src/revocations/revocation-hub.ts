@@ -13,6 +13,11 @@ export interface RevocationRecord {
 }
 
 const channel = 'gef_revocation';
+/** Announced by a trigger on `user_profile` (payload: the user id). */
+const userChannel = 'gef_user_changed';
+
+/** What watchers receive: a revocation, or a user whose profile changed. */
+export type HubEvent = { revocation: RevocationRecord } | { changedUserId: string };
 
 interface Row {
   id: string;
@@ -32,7 +37,8 @@ const toRecord = (r: Row): RevocationRecord => ({
 
 /**
  * Token revocations: stored in PostgreSQL, announced with NOTIFY so every replica of the
- * user service streams them to its gateways at once.
+ * user service streams them to its gateways at once. Profile changes travel the same way,
+ * so gateways can cache profiles and drop them the moment they change.
  */
 export class RevocationHub {
   private readonly events = new EventEmitter();
@@ -57,6 +63,7 @@ export class RevocationHub {
         await client.connect();
         client.on('notification', (msg) => {
           if (msg.channel === channel && msg.payload) void this.announce(Number(msg.payload));
+          else if (msg.channel === userChannel && msg.payload) this.events.emit('event', { changedUserId: msg.payload });
         });
         client.on('error', (err) => {
           this.logger.warn({ err: String(err) }, 'revocation listener lost its connection');
@@ -65,6 +72,7 @@ export class RevocationHub {
           if (!this.stopped) setTimeout(() => void this.start(), 1000);
         });
         await client.query(`listen ${channel}`);
+        await client.query(`listen ${userChannel}`);
         this.listener = client;
         // Anything announced while disconnected is re-sent to current watchers.
         this.events.emit('resync');
@@ -87,7 +95,7 @@ export class RevocationHub {
     const rows = await this.orm.em
       .getConnection()
       .execute<Row[]>('select id, user_id, session_id, not_before, expires_at from revocation where id = ?', [id]);
-    if (rows[0]) this.events.emit('revocation', toRecord(rows[0]));
+    if (rows[0]) this.events.emit('event', { revocation: toRecord(rows[0]) });
   }
 
   /** Revocations still in force. */
@@ -130,23 +138,30 @@ export class RevocationHub {
   }
 
   /**
-   * Everything in force, then `null` (the watcher is in sync), then each new revocation
-   * until the signal aborts, with a `null` every `keepAliveMs` so both ends notice a dead
-   * connection.
+   * Every revocation in force, then `null` (the watcher is in sync), then each new
+   * revocation and profile change until the signal aborts, with a `null` every
+   * `keepAliveMs` so both ends notice a dead connection.
    */
-  async *watch(signal: AbortSignal, keepAliveMs = 15_000): AsyncGenerator<RevocationRecord | null> {
+  async *watch(signal: AbortSignal, keepAliveMs = 15_000): AsyncGenerator<HubEvent | null> {
     const seen = new Set<number>();
-    const queue: RevocationRecord[] = [];
+    const queue: HubEvent[] = [];
     let wake: (() => void) | undefined;
-    const push = (r: RevocationRecord) => {
-      queue.push(r);
+    const push = (e: HubEvent) => {
+      queue.push(e);
       wake?.();
     };
     const resync = () => {
-      void this.active().then((rs) => rs.forEach(push), () => undefined);
+      void this.active().then((rs) => rs.forEach((revocation) => push({ revocation })), () => undefined);
+    };
+    /** Revocations are sent once each (a resync repeats them); profile changes always. */
+    const fresh = (e: HubEvent): boolean => {
+      if (!('revocation' in e)) return true;
+      if (seen.has(e.revocation.id)) return false;
+      seen.add(e.revocation.id);
+      return true;
     };
     const stop = () => wake?.();
-    this.events.on('revocation', push);
+    this.events.on('event', push);
     this.events.on('resync', resync);
     this.events.on('stop', stop);
     signal.addEventListener('abort', stop);
@@ -156,22 +171,16 @@ export class RevocationHub {
       wake?.();
     }, keepAliveMs);
     try {
-      for (const r of await this.active()) push(r);
+      for (const revocation of await this.active()) push({ revocation });
       while (queue.length > 0) {
         const next = queue.shift()!;
-        if (!seen.has(next.id)) {
-          seen.add(next.id);
-          yield next;
-        }
+        if (fresh(next)) yield next;
       }
       yield null;
       while (!signal.aborted && !this.stopped) {
         const next = queue.shift();
         if (next) {
-          if (!seen.has(next.id)) {
-            seen.add(next.id);
-            yield next;
-          }
+          if (fresh(next)) yield next;
           continue;
         }
         if (keepAlive) {
@@ -186,7 +195,7 @@ export class RevocationHub {
       }
     } finally {
       clearInterval(timer);
-      this.events.off('revocation', push);
+      this.events.off('event', push);
       this.events.off('resync', resync);
       this.events.off('stop', stop);
       signal.removeEventListener('abort', stop);

@@ -1,0 +1,104 @@
+import client from 'prom-client';
+
+export interface ReadCacheOptions {
+  /** Name in metrics (`gef_gateway_cache_lookups_total{cache}`). */
+  name: string;
+  /** Most entries kept; the least recently used go first. */
+  maxEntries: number;
+  /** How long an entry may serve; 0 turns the cache off. */
+  ttlMs: number;
+  /**
+   * Whether invalidations are arriving right now. While false the cache is bypassed and
+   * nothing is stored: a change could be missed.
+   */
+  live: () => boolean;
+  registry?: client.Registry;
+}
+
+/**
+ * A read-through cache of answers the gateway would otherwise fetch from a service on
+ * every request, dropped by key when the owning service announces a change.
+ *
+ * A load that began before an invalidation of its key is never stored, so a change
+ * racing with a read cannot leave a stale copy behind: every load takes a ticket (the
+ * invalidation count when it began), and `store` refuses tickets older than the key's
+ * last invalidation, or than the last `clear`.
+ */
+export class ReadCache<V> {
+  private readonly entries = new Map<string, { value: V; storedAt: number }>();
+  private generation = 0;
+  private readonly invalidatedAt = new Map<string, number>();
+  /** Loads that began before this generation are never stored. */
+  private floor = 0;
+  private readonly lookups: client.Counter<'cache' | 'result'> | undefined;
+
+  constructor(private readonly options: ReadCacheOptions) {
+    if (options.registry) {
+      const existing = options.registry.getSingleMetric('gef_gateway_cache_lookups_total') as client.Counter<'cache' | 'result'> | undefined;
+      this.lookups =
+        existing ??
+        new client.Counter({
+          name: 'gef_gateway_cache_lookups_total',
+          help: 'Read-cache lookups by cache and result (hit, miss, bypass)',
+          labelNames: ['cache', 'result'] as const,
+          registers: [options.registry],
+        });
+    }
+  }
+
+  private get enabled(): boolean {
+    return this.options.ttlMs > 0 && this.options.live();
+  }
+
+  /** The cached value, else `load()`'s, stored unless the key changed meanwhile. */
+  async read(key: string, load: () => Promise<V>): Promise<V> {
+    if (!this.enabled) {
+      this.lookups?.inc({ cache: this.options.name, result: 'bypass' });
+      return load();
+    }
+    const hit = this.entries.get(key);
+    if (hit && Date.now() - hit.storedAt < this.options.ttlMs) {
+      // Most recently used last.
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      this.lookups?.inc({ cache: this.options.name, result: 'hit' });
+      return hit.value;
+    }
+    this.lookups?.inc({ cache: this.options.name, result: 'miss' });
+    const ticket = this.generation;
+    const value = await load();
+    this.store(key, value, ticket);
+    return value;
+  }
+
+  private store(key: string, value: V, ticket: number): void {
+    if (!this.enabled || ticket < this.floor || (this.invalidatedAt.get(key) ?? -1) > ticket) return;
+    this.entries.delete(key);
+    this.entries.set(key, { value, storedAt: Date.now() });
+    if (this.entries.size > this.options.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  /** Drops one key, and keeps any load of it already under way from storing. */
+  invalidate(key: string): void {
+    this.generation++;
+    this.entries.delete(key);
+    this.invalidatedAt.set(key, this.generation);
+    if (this.invalidatedAt.size > this.options.maxEntries) {
+      // Forget per-key history by refusing every load begun so far instead.
+      this.floor = this.generation;
+      this.invalidatedAt.clear();
+    }
+  }
+
+  /** Drops everything, and keeps every load under way from storing. */
+  clear(): void {
+    this.generation++;
+    this.floor = this.generation;
+    this.entries.clear();
+    this.invalidatedAt.clear();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}

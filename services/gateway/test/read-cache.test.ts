@@ -1,0 +1,123 @@
+import client from 'prom-client';
+import { ReadCache } from '../src/cache/read-cache';
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+const make = (overrides: Partial<ConstructorParameters<typeof ReadCache<string>>[0]> = {}) =>
+  new ReadCache<string>({ name: 'test', maxEntries: 100, ttlMs: 60_000, live: () => true, ...overrides });
+
+describe('ReadCache', () => {
+  it('loads once and then answers from memory', async () => {
+    const cache = make();
+    const load = jest.fn(async () => 'v1');
+    expect(await cache.read('a', load)).toBe('v1');
+    expect(await cache.read('a', load)).toBe('v1');
+    expect(load).toHaveBeenCalledTimes(1);
+  });
+
+  it('loads again after an invalidation of the key, and only that key', async () => {
+    const cache = make();
+    await cache.read('a', async () => 'a1');
+    await cache.read('b', async () => 'b1');
+    cache.invalidate('a');
+    expect(await cache.read('a', async () => 'a2')).toBe('a2');
+    expect(await cache.read('b', async () => 'b2')).toBe('b1');
+  });
+
+  it('never stores a load that an invalidation of its key overtook', async () => {
+    const cache = make();
+    const slow = deferred<string>();
+    const reading = cache.read('a', () => slow.promise);
+    cache.invalidate('a');
+    slow.resolve('stale');
+    expect(await reading).toBe('stale');
+    expect(await cache.read('a', async () => 'fresh')).toBe('fresh');
+    expect(await cache.read('a', async () => 'later')).toBe('fresh');
+  });
+
+  it('stores a load begun after the invalidation', async () => {
+    const cache = make();
+    cache.invalidate('a');
+    await cache.read('a', async () => 'v');
+    expect(await cache.read('a', async () => 'other')).toBe('v');
+  });
+
+  it('never stores a load that a clear overtook', async () => {
+    const cache = make();
+    const slow = deferred<string>();
+    const reading = cache.read('a', () => slow.promise);
+    cache.clear();
+    slow.resolve('stale');
+    await reading;
+    expect(await cache.read('a', async () => 'fresh')).toBe('fresh');
+  });
+
+  it('stays safe when the per-key history is forgotten', async () => {
+    const cache = make({ maxEntries: 2 });
+    const slow = deferred<string>();
+    const reading = cache.read('a', () => slow.promise);
+    cache.invalidate('a');
+    cache.invalidate('b');
+    cache.invalidate('c'); // history over its bound: every load under way is refused
+    slow.resolve('stale');
+    await reading;
+    expect(await cache.read('a', async () => 'fresh')).toBe('fresh');
+  });
+
+  it('bypasses itself while invalidations are not arriving', async () => {
+    let live = false;
+    const cache = make({ live: () => live });
+    await cache.read('a', async () => 'v1');
+    expect(cache.size).toBe(0);
+    live = true;
+    await cache.read('a', async () => 'v2');
+    live = false;
+    expect(await cache.read('a', async () => 'v3')).toBe('v3');
+  });
+
+  it('expires entries after the TTL and is off with a TTL of 0', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    try {
+      const cache = make({ ttlMs: 1000 });
+      await cache.read('a', async () => 'v1');
+      jest.setSystemTime(1_000_500);
+      expect(await cache.read('a', async () => 'v2')).toBe('v1');
+      jest.setSystemTime(1_001_001);
+      expect(await cache.read('a', async () => 'v3')).toBe('v3');
+    } finally {
+      jest.useRealTimers();
+    }
+    const off = make({ ttlMs: 0 });
+    await off.read('a', async () => 'v1');
+    expect(await off.read('a', async () => 'v2')).toBe('v2');
+  });
+
+  it('drops the least recently used entry beyond its size', async () => {
+    const cache = make({ maxEntries: 2 });
+    await cache.read('a', async () => 'a');
+    await cache.read('b', async () => 'b');
+    await cache.read('a', async () => 'x'); // a is now the most recent
+    await cache.read('c', async () => 'c');
+    expect(cache.size).toBe(2);
+    expect(await cache.read('a', async () => 'a2')).toBe('a');
+    expect(await cache.read('b', async () => 'b2')).toBe('b2');
+  });
+
+  it('does not store failures, and counts hits, misses and bypasses', async () => {
+    const registry = new client.Registry();
+    let live = true;
+    const cache = make({ registry, live: () => live });
+    await expect(cache.read('a', async () => Promise.reject(new Error('down')))).rejects.toThrow('down');
+    await cache.read('a', async () => 'v');
+    await cache.read('a', async () => 'w');
+    live = false;
+    await cache.read('a', async () => 'w');
+    const values = (await registry.getSingleMetric('gef_gateway_cache_lookups_total')!.get()).values;
+    const count = (result: string) => values.find((v) => v.labels['result'] === result)?.value;
+    expect([count('miss'), count('hit'), count('bypass')]).toEqual([2, 1, 1]);
+  });
+});
