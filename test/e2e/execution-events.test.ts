@@ -86,6 +86,9 @@ def run(params, logger):
     const tail = await EventStream.open(`${path}?last-id=${lines[lines.length - 1]!.id}`, { Authorization: `Bearer ${owner.token}` });
     const tailEvents = await tail.closed();
     expect(logEvents(tailEvents)).toEqual([]);
-    expect(tailEvents.map((e) => e.event)).toEqual(['status', 'end']);
+    // Its state (progress 100, FINISHED with the results), then the end.
+    expect(tailEvents.map((e) => e.event)).toEqual(['progress', 'status', 'end']);
+    expect(JSON.parse(tailEvents[0]!.data)).toEqual({ progress: 100 });
+    expect(JSON.parse(tailEvents[1]!.data)).toMatchObject({ status: 'FINISHED', execution: { results: { done: true } } });
   });
 });
