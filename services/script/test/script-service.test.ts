@@ -1,0 +1,212 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { script } from '@gef/protos';
+import { signBuildToken } from '../src/domain/build-token';
+import { finishScriptBuild, resumeBuilds, startScriptBuild } from '../src/domain/script-builds';
+import { deleteScriptsOfUser } from '../src/domain/script-changes';
+import { startPostgres, type TestPostgres } from './support/postgres';
+import { buildTokenSecret, caller, createMessages, serviceFixture, updateMessages, type ServiceFixture } from './support/service-fixture';
+import { cliLayout, gzip, tar } from './support/tar-writer';
+
+const S = script.ScriptStatus;
+
+async function codeOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error('expected the call to fail');
+}
+
+const archive = (name: string, requirements = '') => gzip(tar(cliLayout({ name }, requirements)));
+
+// The script service's RPCs and build steps over a real PostgreSQL, with the local artifact
+// store in a temporary directory (Temporal faked: the build steps are called as the
+// buildScript workflow would).
+describe('script service', () => {
+  let pg: TestPostgres;
+  let f: ServiceFixture;
+
+  beforeAll(async () => {
+    pg = await startPostgres('gef_script_test');
+    f = await serviceFixture(pg.url);
+  }, 120_000);
+
+  afterAll(async () => {
+    await f?.close();
+    await pg?.stop();
+  }, 60_000);
+
+  const rows = async (sql: string, params: unknown[] = []) => f.orm.em.fork().execute<Record<string, unknown>[]>(sql, params);
+  const artifactFiles = () => (fs.existsSync(f.artifacts) ? fs.readdirSync(f.artifacts, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name)) : []);
+
+  async function upload(userId: string, name: string, requirements = ''): Promise<script.Script> {
+    const res = await f.client.createScript(createMessages({ caller: caller(userId), fileName: `${name}.tar.gz` }, archive(name, requirements)));
+    return res.script!;
+  }
+
+  const append = (ref: { scriptId: string; version: number }, buildToken: string, lines: string[]) =>
+    f.client.appendBuildLog(create(script.AppendBuildLogRequestSchema, { ...ref, buildToken, lines }));
+
+  const logTexts = async (id: string, userId: string) =>
+    (await f.client.listScriptLogs(create(script.ListScriptLogsRequestSchema, { idOrSlug: id, caller: caller(userId) }))).logs.map((l) => l.text);
+
+  it('records an upload as version 1, PENDING, stores the archive by digest and starts its build', async () => {
+    const userId = randomUUID();
+    const created = await upload(userId, 'Stored Script');
+    expect(created).toMatchObject({ name: 'Stored Script', slug: 'stored-script', status: S.PENDING, version: 1, userId, public: false });
+    expect(f.builds.launched).toContainEqual({ scriptId: created.id, version: 1 });
+    const [version] = await rows('select number, digest, size, status, file_name, requirements from script_version where script_id = ?', [created.id]);
+    expect(version).toMatchObject({ number: 1, status: 'PENDING', file_name: 'Stored Script.tar.gz', requirements: '' });
+    const digest = String(version!['digest']).trim();
+    expect(artifactFiles().some((file) => file.endsWith(digest.slice(2)))).toBe(true);
+    expect(await logTexts(created.id, userId)).toEqual([expect.stringMatching(/^Build: version 1 received: Stored Script\.tar\.gz, \d+ bytes, 5 members, sha256 [0-9a-f]{64}$/)]);
+  });
+
+  it('refuses a hostile archive with InvalidArgument, recording nothing', async () => {
+    const userId = randomUUID();
+    const before = artifactFiles();
+    const hostile = gzip(tar([...cliLayout({ name: 'Hostile' }), { name: '../evil.py', data: 'x' }]));
+    const refused = await codeOf(f.client.createScript(createMessages({ caller: caller(userId), fileName: 'hostile.tar.gz' }, hostile)));
+    expect(refused.code).toBe(Code.InvalidArgument);
+    expect(await rows('select id from script where user_id = ?', [userId])).toEqual([]);
+    expect(artifactFiles()).toEqual(before);
+  });
+
+  describe('a build', () => {
+    let userId: string;
+    let scriptId: string;
+
+    beforeAll(async () => {
+      userId = randomUUID();
+      scriptId = (await upload(userId, 'Built Script', 'six\n')).id;
+    });
+
+    it('starts: BUILDING, with what to build and a build token for this version only', async () => {
+      const plan = await startScriptBuild(f.deps, { scriptId, version: 1 });
+      expect(plan).toMatchObject({ proceed: true, runtime: 'python3', requirements: 'six\n', buildToken: expect.stringMatching(/^[\w-]+\.[\w-]+\.[\w-]+$/) });
+      const got = await f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: scriptId, caller: caller(userId) }));
+      expect(got.script!.status).toBe(S.BUILDING);
+      expect((await logTexts(scriptId, userId)).at(-1)).toBe('Build: started for version 1 (python3)');
+    });
+
+    it('takes log lines from the holder of its build token only', async () => {
+      const token = await signBuildToken(buildTokenSecret, { scriptId, version: 1 });
+      const before = await logTexts(scriptId, userId);
+      expect((await codeOf(append({ scriptId, version: 1 }, '', ['no token']))).code).toBe(Code.Unauthenticated);
+      expect((await codeOf(append({ scriptId, version: 1 }, 'forged.token.value', ['forged']))).code).toBe(Code.Unauthenticated);
+      const otherKey = await signBuildToken('another-secret-of-enough-length', { scriptId, version: 1 });
+      expect((await codeOf(append({ scriptId, version: 1 }, otherKey, ['other key']))).code).toBe(Code.Unauthenticated);
+      // A token of this build used for another script, or another version of this one.
+      const other = await upload(userId, 'Other Built Script');
+      await startScriptBuild(f.deps, { scriptId: other.id, version: 1 });
+      expect((await codeOf(append({ scriptId: other.id, version: 1 }, token, ['elsewhere']))).code).toBe(Code.PermissionDenied);
+      expect((await codeOf(append({ scriptId, version: 2 }, token, ['another version']))).code).toBe(Code.PermissionDenied);
+      expect(await logTexts(scriptId, userId)).toEqual(before);
+
+      const res = await append({ scriptId, version: 1 }, token, ['Collecting six', 'two\nlines\u0007 ']);
+      expect(res.appended).toBe(2);
+      expect((await logTexts(scriptId, userId)).slice(before.length)).toEqual(['Build: Collecting six', 'Build: two lines']);
+    });
+
+    it('ends SUCCESS with the environment hash; later lines and a second start are dropped', async () => {
+      const token = await signBuildToken(buildTokenSecret, { scriptId, version: 1 });
+      await finishScriptBuild(f.deps, { scriptId, version: 1, status: 'SUCCESS', environmentHash: 'e'.repeat(64) });
+      // Idempotent: a repeated finish changes nothing.
+      await finishScriptBuild(f.deps, { scriptId, version: 1, status: 'FAIL', reason: 'late' });
+      const forRun = await f.client.getScriptForRun(create(script.GetScriptForRunRequestSchema, { idOrSlug: scriptId, caller: caller(userId) }));
+      expect(forRun.run).toMatchObject({ status: S.SUCCESS, version: 1, environmentHash: 'e'.repeat(64), requirements: 'six\n' });
+      const texts = await logTexts(scriptId, userId);
+      expect(texts.at(-1)).toBe(`Build: SUCCESS: version 1 is ready (environment ${'e'.repeat(12)})`);
+      expect(texts.filter((t) => /SUCCESS|FAIL/.test(t))).toHaveLength(1);
+      expect((await append({ scriptId, version: 1 }, token, ['too late'])).appended).toBe(0);
+      expect(await startScriptBuild(f.deps, { scriptId, version: 1 })).toEqual({ proceed: false, reason: 'the build already ended SUCCESS' });
+    });
+
+    it('of a version that is no longer current leaves the script with its current version', async () => {
+      const v2 = await f.client.updateScript(updateMessages({ caller: caller(userId), fileName: 'v2.tar.gz', idOrSlug: scriptId }, archive('Built Script Renamed', 'six\n')));
+      expect(v2.script).toMatchObject({ version: 2, status: S.PENDING, slug: 'built-script', name: 'Built Script Renamed' });
+      expect(f.builds.launched).toContainEqual({ scriptId, version: 2 });
+      await startScriptBuild(f.deps, { scriptId, version: 2 });
+      // Version 3 arrives while version 2 builds; then version 2's build ends.
+      const v3 = await f.client.updateScript(updateMessages({ caller: caller(userId), fileName: 'v3.tar.gz', idOrSlug: scriptId }, archive('Built Script Three')));
+      expect(v3.script).toMatchObject({ version: 3, status: S.PENDING, slug: 'built-script' });
+      await finishScriptBuild(f.deps, { scriptId, version: 2, status: 'FAIL', reason: 'pip install failed:\nno such package' });
+      const got = await f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: scriptId, caller: caller(userId) }));
+      expect(got.script).toMatchObject({ status: S.PENDING, version: 3 });
+      expect((await logTexts(scriptId, userId)).at(-1)).toBe('Build: FAIL: pip install failed: no such package');
+      await startScriptBuild(f.deps, { scriptId, version: 3 });
+      await finishScriptBuild(f.deps, { scriptId, version: 3, status: 'SUCCESS', environmentHash: 'f'.repeat(64) });
+      expect((await f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: scriptId, caller: caller(userId) }))).script).toMatchObject({ status: S.SUCCESS, version: 3 });
+      const versions = await rows('select number, status, environment_hash from script_version where script_id = ? order by number', [scriptId]);
+      expect(versions).toEqual([
+        { number: 1, status: 'SUCCESS', environment_hash: 'e'.repeat(64) },
+        { number: 2, status: 'FAIL', environment_hash: null },
+        { number: 3, status: 'SUCCESS', environment_hash: 'f'.repeat(64) },
+      ]);
+    });
+
+    it('of a deleted script or version is skipped', async () => {
+      expect(await startScriptBuild(f.deps, { scriptId: randomUUID(), version: 1 })).toEqual({ proceed: false, reason: 'the script was deleted' });
+      expect(await startScriptBuild(f.deps, { scriptId, version: 9 })).toEqual({ proceed: false, reason: 'the version was deleted' });
+      await expect(finishScriptBuild(f.deps, { scriptId: randomUUID(), version: 1, status: 'SUCCESS' })).resolves.toBeUndefined();
+    });
+  });
+
+  it('keeps an upload PENDING when Temporal cannot take its build, and resumes it at start', async () => {
+    const userId = randomUUID();
+    f.builds.failLaunch = true;
+    let pending: script.Script;
+    try {
+      pending = await upload(userId, 'Resumed Later');
+    } finally {
+      f.builds.failLaunch = false;
+    }
+    expect(pending.status).toBe(S.PENDING);
+    expect(f.builds.launched).not.toContainEqual({ scriptId: pending.id, version: 1 });
+    const before = f.builds.launched.length;
+    const resumed = await resumeBuilds(f.deps);
+    const launched = f.builds.launched.slice(before);
+    expect(launched).toContainEqual({ scriptId: pending.id, version: 1 });
+    expect(resumed).toBe(launched.length);
+    // Only versions still PENDING or BUILDING.
+    const unfinished = await rows("select script_id, number from script_version where status in ('PENDING', 'BUILDING')");
+    expect(launched).toHaveLength(unfinished.length);
+  });
+
+  it('deletes a script with its versions and logs, and its archive once no version uses it', async () => {
+    const [userId, otherUser] = [randomUUID(), randomUUID()];
+    const gone = await upload(userId, 'Gone Script');
+    // The same bytes under another name are another archive; the same bytes twice share one.
+    const bytes = archive('Shared Bytes');
+    const first = (await f.client.createScript(createMessages({ caller: caller(userId), fileName: 'a.tar.gz' }, bytes))).script!;
+    await f.client.deleteScript(create(script.DeleteScriptRequestSchema, { idOrSlug: first.id, caller: caller(userId) }));
+    const again = (await f.client.createScript(createMessages({ caller: caller(otherUser), fileName: 'b.tar.gz' }, bytes))).script!;
+    const [sharedDigest] = (await rows('select digest from script_version where script_id = ?', [again.id])).map((r) => String(r['digest']).trim());
+    const goneDigest = String((await rows('select digest from script_version where script_id = ?', [gone.id]))[0]!['digest']).trim();
+
+    const deleted = await f.client.deleteScript(create(script.DeleteScriptRequestSchema, { idOrSlug: gone.slug, caller: caller(userId) }));
+    expect(deleted.script!.id).toBe(gone.id);
+    expect(await rows('select 1 from script_version where script_id = ? union all select 1 from script_log where script_id = ?', [gone.id, gone.id])).toEqual([]);
+    expect(artifactFiles().some((file) => file.endsWith(goneDigest.slice(2)))).toBe(false);
+    expect(artifactFiles().some((file) => file.endsWith(sharedDigest!.slice(2)))).toBe(true);
+    expect(await rows('select digest from artifact_release')).toEqual([]);
+    expect((await codeOf(f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: gone.id, caller: caller(userId) })))).code).toBe(Code.NotFound);
+  });
+
+  it("deletes every script of a user for deleteUser, and no one else's", async () => {
+    const [userId, otherUser] = [randomUUID(), randomUUID()];
+    await upload(userId, 'Mine One');
+    await upload(userId, 'Mine Two');
+    const kept = await upload(otherUser, 'Not Mine');
+    expect(await deleteScriptsOfUser(f.deps, userId)).toBe(2);
+    expect(await deleteScriptsOfUser(f.deps, userId)).toBe(0);
+    expect(await rows('select id from script where user_id = ?', [userId])).toEqual([]);
+    expect(await rows('select id from script where id = ?', [kept.id])).toHaveLength(1);
+  });
+});
