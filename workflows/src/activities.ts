@@ -9,6 +9,22 @@ export interface UserActivities {
   deleteKeycloakUser(userId: string): Promise<{ deleted: boolean }>;
   /** Removes the user's profile row. Succeeds when it is already gone. */
   deleteUserProfile(userId: string): Promise<{ deleted: boolean }>;
+  /**
+   * Mails the owner of a run that reached a terminal status, if they opted in. Idempotent:
+   * one mail per execution however often it is retried; `sent` is false when this call
+   * sent nothing (not opted in, unknown user, already sent).
+   */
+  notifyExecutionFinished(notice: ExecutionFinishedNotice): Promise<{ sent: boolean }>;
+}
+
+/** A run that reached a terminal status, as its owner's e-mail tells it. */
+export interface ExecutionFinishedNotice {
+  userId: string;
+  executionId: string;
+  scriptId: string;
+  /** The script's name when known. */
+  scriptName?: string;
+  status: 'FINISHED' | 'FAILED' | 'CANCELLED';
 }
 
 /** Hosted by the script service's worker (task queue `gef-script`). */

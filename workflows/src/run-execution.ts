@@ -14,7 +14,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { ClaimSlotResult, ExecutionRunActivities, RunnerRunActivities } from './activities';
+import type { ClaimSlotResult, ExecutionFinishedNotice, ExecutionRunActivities, RunnerRunActivities, UserActivities } from './activities';
 import { taskQueues } from './task-queues';
 
 /** Search attributes (Keyword) the dev server registers at start, for operators' filters. */
@@ -26,6 +26,8 @@ export interface RunExecutionInput {
   executionId: string;
   userId: string;
   scriptId: string;
+  /** The script's name, for the owner's e-mail (absent in runs started before it existed). */
+  scriptName?: string;
   /** The user's concurrency limit; null when unlimited (ADMIN and SUPERADMIN). */
   concurrencyLimit: number | null;
   /** The script's wall-clock timeout (the runner enforces it). */
@@ -60,6 +62,36 @@ export const slotFreedSignal = defineSignal('slotFreed');
 
 /** The workflow id of an execution's run. */
 export const runExecutionWorkflowId = (executionId: string) => `execution-${executionId}`;
+
+const terminalStatuses: readonly string[] = ['FINISHED', 'FAILED', 'CANCELLED'];
+
+/**
+ * The owner's e-mail about a run that ended (the user service sends it only to users who
+ * opted in, once per execution). Called after the terminal status is stored and the slot
+ * released; a mail that cannot be sent is given up on, never failing the run.
+ */
+async function notifyOwner(input: RunExecutionInput, status: string): Promise<void> {
+  if (!terminalStatuses.includes(status)) return;
+  const user = proxyActivities<UserActivities>({
+    taskQueue: taskQueues.user,
+    scheduleToCloseTimeout: '15m',
+    startToCloseTimeout: '1m',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 8 },
+  });
+  const notice: ExecutionFinishedNotice = {
+    userId: input.userId,
+    executionId: input.executionId,
+    scriptId: input.scriptId,
+    ...(input.scriptName ? { scriptName: input.scriptName } : {}),
+    status: status as ExecutionFinishedNotice['status'],
+  };
+  try {
+    await user.notifyExecutionFinished(notice);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    // Given up: the run's outcome stands without its e-mail.
+  }
+}
 
 /** Why the runner activity failed for good, in words for the execution's log. */
 function failureReason(err: unknown, input: RunExecutionInput): string {
@@ -160,11 +192,13 @@ export async function runExecution(input: RunExecutionInput): Promise<RunExecuti
       status = (await state.endExecution({ executionId: id, status: 'CANCELLED', reason: 'Execution cancelled by an operator' })).status;
       await releaseSlot();
       upsertSearchAttributes([{ key: gefStatusKey, value: status }]);
+      await notifyOwner(input, status);
     });
     throw err;
   }
   await releaseSlot();
   upsertSearchAttributes([{ key: gefStatusKey, value: status }]);
+  await notifyOwner(input, status);
   return { executionId: id, status };
 
   /** Gives the slot back and wakes the runs of the user that now fit. */

@@ -1,10 +1,19 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { ClaimSlotInput, EndExecutionInput, ExecutionRunActivities, ReleaseSlotInput, RunnerRunActivities, RunScriptResult } from '../src/activities';
+import type {
+  ClaimSlotInput,
+  EndExecutionInput,
+  ExecutionFinishedNotice,
+  ExecutionRunActivities,
+  ReleaseSlotInput,
+  RunnerRunActivities,
+  RunScriptResult,
+  UserActivities,
+} from '../src/activities';
 import {
   gefScriptIdKey,
   gefStatusKey,
@@ -43,10 +52,25 @@ interface Row {
 class FakeExecutions {
   readonly rows = new Map<string, Row>();
   readonly calls: string[] = [];
+  /** The owners' e-mails asked of the user service, in order. */
+  readonly notices: ExecutionFinishedNotice[] = [];
+  /** Whether the user service fails every notice (an SMTP relay that is down for good). */
+  mailDown = false;
   private order = 0;
 
   add(id: string, userId: string): void {
     this.rows.set(id, { userId, status: 'PENDING', slotHeld: false, order: this.order++, queued: false });
+  }
+
+  /** The user service's notice activity (its worker hosts it on `gef-user`). */
+  userActivities(): Pick<UserActivities, 'notifyExecutionFinished'> {
+    return {
+      notifyExecutionFinished: async (notice) => {
+        if (this.mailDown) throw ApplicationFailure.nonRetryable('SMTP relay unreachable');
+        this.notices.push(notice);
+        return { sent: true };
+      },
+    };
   }
 
   activities(): ExecutionRunActivities {
@@ -175,7 +199,8 @@ describe('runExecution workflow', () => {
     });
     const runnerActivities: RunnerRunActivities = { runScript: (i) => runner(i.executionId, Context.current().info.attempt) };
     const runnerWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.runner, activities: runnerActivities });
-    return runnerWorker.runUntil(executionWorker.runUntil(body()));
+    const userWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.user, activities: fake.userActivities() });
+    return userWorker.runUntil(runnerWorker.runUntil(executionWorker.runUntil(body())));
   }
 
   function start(fake: FakeExecutions, run: RunExecutionInput) {
@@ -202,7 +227,7 @@ describe('runExecution workflow', () => {
         return { outcome: 'FINISHED', status: 'FINISHED' };
       },
       async () => {
-        const handle = await start(fake, input(id, 'user-a'));
+        const handle = await start(fake, input(id, 'user-a', { scriptName: 'NDVI trends' }));
         const res = await handle.result();
         const description = await handle.describe();
         return { res, attributes: description.typedSearchAttributes };
@@ -213,6 +238,7 @@ describe('runExecution workflow', () => {
     expect(result.attributes.get(gefStatusKey)).toBe('FINISHED');
     expect(result.attributes.get(gefUserIdKey)).toBe('user-a');
     expect(result.attributes.get(gefScriptIdKey)).toBe('script-1');
+    expect(fake.notices).toEqual<ExecutionFinishedNotice[]>([{ userId: 'user-a', executionId: id, scriptId: 'script-1', scriptName: 'NDVI trends', status: 'FINISHED' }]);
   }, 60_000);
 
   it('makes the fourth run of a USER wait, then starts it within a second of a slot freeing, oldest first', async () => {
@@ -296,6 +322,7 @@ describe('runExecution workflow', () => {
     });
     expect(result.status).toBe('CANCELLED');
     expect(fake.calls).toEqual([`granted ${id}`, `run ${id}`, `stopped ${id}`, `ended ${id} CANCELLED: Execution cancelled`, `released ${id}`]);
+    expect(fake.notices.map((n) => `${n.executionId} ${n.status}`)).toEqual([`${id} CANCELLED`]);
   }, 60_000);
 
   it('stops the process when a terminal status is set from outside, and leaves that status alone', async () => {
@@ -311,6 +338,7 @@ describe('runExecution workflow', () => {
     });
     expect(result.status).toBe('FINISHED');
     expect(fake.calls).toEqual([`granted ${id}`, `run ${id}`, `stopped ${id}`, `released ${id}`]);
+    expect(fake.notices.map((n) => `${n.executionId} ${n.status}`)).toEqual([`${id} FINISHED`]);
   }, 60_000);
 
   it('moves a run whose runner died (no heartbeats) to another attempt', async () => {
@@ -347,6 +375,7 @@ describe('runExecution workflow', () => {
     );
     expect(result.status).toBe('FAILED');
     expect(fake.calls).toContain(`ended ${id} FAILED: The run failed on the runner: archive download failed`);
+    expect(fake.notices.map((n) => `${n.executionId} ${n.status}`)).toEqual([`${id} FAILED`]);
   }, 60_000);
 
   it('ends FAILED when the run outlives its timeout on the runner', async () => {
@@ -403,5 +432,44 @@ describe('runExecution workflow', () => {
       control.get(second)!({ outcome: 'FINISHED', status: 'FINISHED' });
       await b.result();
     });
+  }, 60_000);
+
+  it('tells no one about a run that was deleted', async () => {
+    const fake = new FakeExecutions();
+    const id = newId();
+    const result = await withWorkers(
+      fake,
+      async () => {
+        throw new Error('never called');
+      },
+      // Deleted before its turn: the execution service knows it no more.
+      async () =>
+        (
+          await env.client.workflow.start(runExecution, {
+            taskQueue: taskQueues.execution,
+            workflowId: runExecutionWorkflowId(id),
+            args: [input(id, 'user-k')],
+          })
+        ).result(),
+    );
+    expect(result.status).toBe('GONE');
+    expect(fake.notices).toEqual([]);
+  }, 60_000);
+
+  it('ends with the run\'s status when its e-mail cannot be sent', async () => {
+    const fake = new FakeExecutions();
+    fake.mailDown = true;
+    const id = newId();
+    const result = await withWorkers(
+      fake,
+      async (executionId) => {
+        fake.rows.get(executionId)!.status = 'FINISHED';
+        return { outcome: 'FINISHED', status: 'FINISHED' };
+      },
+      async () => (await start(fake, input(id, 'user-l'))).result(),
+    );
+    expect(result).toEqual<RunExecutionResult>({ executionId: id, status: 'FINISHED' });
+    expect(fake.calls).toEqual([`granted ${id}`, `released ${id}`]);
+    expect(fake.notices).toEqual([]);
   }, 60_000);
 });

@@ -2,6 +2,7 @@ import { describeFailure } from '@gef/common';
 import { runService } from '@gef/common/service';
 import { loadConfig } from './config';
 import { ensureSuperAdmin } from './domain/bootstrap-admin';
+import { ExecutionNotices } from './domain/execution-notices';
 import { RoleDirectory } from './domain/role-directory';
 import { Users } from './domain/users';
 import { UserProfileSchema } from './entities/user-profile';
@@ -45,10 +46,11 @@ void runService({
       temporal: temporal.client,
       logger,
     });
+    const notices = new ExecutionNotices({ orm, mailer, logger });
     return {
-      routes: routes({ users, revocations }),
+      routes: routes({ users, revocations, notices }),
       checks: { keycloak: () => keycloak.ping() },
-      worker: createWorker(temporal.settings, orm, keycloak, logger),
+      worker: createWorker(temporal.settings, orm, keycloak, notices, logger),
       // The first SUPERADMIN. Keycloak may still be starting, so retry in the background.
       started: () =>
         void (async () => {

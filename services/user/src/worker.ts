@@ -3,16 +3,26 @@ import { SupervisedWorker, type TemporalSettings } from '@gef/common/temporal';
 import { taskQueues } from '@gef/workflows/task-queues';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { createUserActivities } from './activities';
+import type { ExecutionNotices } from './domain/execution-notices';
 import type { KeycloakAdminClient } from './keycloak/admin-client';
 
-/** The user service's Temporal worker: the deleteUser workflow and the user activities. */
-export function createWorker(settings: TemporalSettings, orm: MikroORM, keycloak: KeycloakAdminClient, logger: Logger) {
+/**
+ * The user service's Temporal worker: the deleteUser workflow and the user activities
+ * (the deletion steps, the runs' terminal-status e-mails).
+ */
+export function createWorker(
+  settings: TemporalSettings,
+  orm: MikroORM,
+  keycloak: KeycloakAdminClient,
+  notices: ExecutionNotices,
+  logger: Logger,
+) {
   return new SupervisedWorker(
     settings,
     {
       taskQueue: taskQueues.user,
       workflowsPath: require.resolve('@gef/workflows'),
-      activities: createUserActivities(orm, keycloak),
+      activities: createUserActivities(orm, keycloak, notices),
     },
     logger,
   );

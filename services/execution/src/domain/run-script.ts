@@ -48,6 +48,7 @@ export async function runScript(
       executionId: id,
       userId: actor.userId,
       scriptId: script.scriptId,
+      ...(script.name ? { scriptName: script.name } : {}),
       concurrencyLimit: isAdmin(actor) ? null : deps.settings.maxConcurrent,
       timeoutSeconds: script.timeout > 0 ? script.timeout : deps.settings.defaultTimeoutSeconds,
       prepareTimeoutSeconds: deps.settings.prepareTimeoutSeconds,

@@ -4,6 +4,8 @@ import type { Actor } from './actor';
 export interface ScriptForRun {
   scriptId: string;
   slug: string;
+  /** The script's name (for the owner's e-mail when the run ends). */
+  name?: string;
   scriptUserId: string;
   version: number;
   /** SUCCESS when the current version is built. */

@@ -39,6 +39,7 @@ export class ScriptServiceCatalog implements ScriptCatalog {
     return {
       scriptId: run.script.id,
       slug: run.script.slug,
+      name: run.script.name,
       scriptUserId: run.script.userId,
       version: run.version,
       status: statusNames[run.status] ?? 'UNKNOWN',

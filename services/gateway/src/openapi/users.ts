@@ -25,6 +25,10 @@ const profileProperties = {
   name: { type: 'string', maxLength: 200 },
   country: { type: 'string', maxLength: 100 },
   institution: { type: 'string', maxLength: 300 },
+  email_notifications_enabled: {
+    type: 'boolean',
+    description: 'Opt in (true) or out (false) of an e-mail each time one of your executions reaches a terminal status (FINISHED, FAILED, CANCELLED). Default false.',
+  },
 } as const;
 
 export const usersOpenApi: OpenApiResource = {
@@ -36,7 +40,7 @@ export const usersOpenApi: OpenApiResource = {
   schemas: {
     User: {
       type: 'object',
-      required: ['id', 'email', 'name', 'country', 'institution', 'role', 'created_at', 'updated_at'],
+      required: ['id', 'email', 'name', 'country', 'institution', 'role', 'email_notifications_enabled', 'created_at', 'updated_at'],
       properties: {
         id: schemaRef('Uuid'),
         email: { type: 'string', format: 'email', description: 'Stored lower case.' },
@@ -44,6 +48,10 @@ export const usersOpenApi: OpenApiResource = {
         country: { type: 'string' },
         institution: { type: 'string' },
         role: { enum: ['USER', 'ADMIN', 'SUPERADMIN'] },
+        email_notifications_enabled: {
+          type: 'boolean',
+          description: 'Whether the user gets an e-mail when one of their executions reaches a terminal status (FINISHED, FAILED, CANCELLED). Not opted in (false) unless set at registration or with PATCH.',
+        },
         created_at: schemaRef('ApiDate'),
         updated_at: schemaRef('ApiDate'),
         scripts: { type: 'array', items: schemaRef('Script'), description: 'Only with `include=scripts`: the scripts of the user that the caller may see.' },
@@ -57,7 +65,7 @@ export const usersOpenApi: OpenApiResource = {
         operationId: 'createUser',
         summary: 'Register a user',
         description:
-          'No authentication needed for a USER. Without a password the user gets an e-mail with a single-use link (one hour) to set one; with one, it must pass the password policy (≥ 12 characters, upper, lower, digit, symbol; 422 otherwise). A role above USER needs a SUPERADMIN (403). Duplicate e-mail: 400. Rate limited per client.',
+          'No authentication needed for a USER. Without a password the user gets an e-mail with a single-use link (one hour) to set one; with one, it must pass the password policy (≥ 12 characters, upper, lower, digit, symbol; 422 otherwise). `email_notifications_enabled: true` opts in to an e-mail when a run ends (default false). A role above USER needs a SUPERADMIN (403). Duplicate e-mail: 400. Rate limited per client.',
         security: [{}, { bearerAuth: [] }],
         requestBody: {
           required: true,
@@ -102,7 +110,7 @@ export const usersOpenApi: OpenApiResource = {
         operationId: 'updateMe',
         summary: "Change the caller's profile or password",
         description:
-          '`name`, `country`, `institution`; `role` is ignored. `password` with an equal `repeatPassword` changes the password (policy: 422). Nothing to change: 400 `Not updated`.',
+          '`name`, `country`, `institution`, `email_notifications_enabled`; `role` is ignored. `password` with an equal `repeatPassword` changes the password (policy: 422). Nothing to change: 400 `Not updated`.',
         security: bearer,
         requestBody: {
           required: true,
@@ -166,7 +174,7 @@ export const usersOpenApi: OpenApiResource = {
       patch: op({
         operationId: 'updateUser',
         summary: 'Change a user (ADMIN: USERs; SUPERADMIN: all)',
-        description: 'Takes `role, name, country, institution`. Granting a role above USER needs a SUPERADMIN. A role change ends the user\'s current tokens.',
+        description: 'Takes `role, name, country, institution, email_notifications_enabled`. Granting a role above USER needs a SUPERADMIN. A role change ends the user\'s current tokens.',
         security: bearer,
         parameters: [userParam],
         requestBody: {

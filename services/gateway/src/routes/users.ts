@@ -24,12 +24,14 @@ export function userJson(u: user.User | undefined) {
     country: u.country,
     institution: u.institution,
     role: roleName(u.role),
+    email_notifications_enabled: u.emailNotificationsEnabled,
     created_at: u.createdAt ? formatApiDate(timestampDate(u.createdAt)) : null,
     updated_at: u.updatedAt ? formatApiDate(timestampDate(u.updatedAt)) : null,
   };
 }
 
 const text = z.string().max(100_000);
+const optIn = z.boolean({ message: 'email_notifications_enabled must be true or false' });
 const roleText = z.string().max(20).refine((r) => roleFromName(r) !== undefined, 'role must be one of USER, ADMIN, SUPERADMIN');
 
 const createBody = z.object({
@@ -39,6 +41,7 @@ const createBody = z.object({
   country: text.nullish(),
   institution: text.nullish(),
   role: roleText.optional(),
+  email_notifications_enabled: optIn.optional(),
 });
 
 const updateMeBody = z
@@ -48,6 +51,7 @@ const updateMeBody = z
     institution: text.nullish(),
     password: z.string().max(1024).optional(),
     repeatPassword: z.string().max(1024).optional(),
+    email_notifications_enabled: optIn.optional(),
   })
   .refine((b) => b.password === undefined || b.password === b.repeatPassword, {
     message: 'password and repeatPassword must be equal',
@@ -59,6 +63,7 @@ const updateUserBody = z.object({
   country: text.nullish(),
   institution: text.nullish(),
   role: roleText.optional(),
+  email_notifications_enabled: optIn.optional(),
 });
 
 const changePasswordBody = z.object({
@@ -125,6 +130,7 @@ export const usersResource: Resource = {
               country: body.country ?? '',
               institution: body.institution ?? '',
               ...(body.role ? { role: roleFromName(body.role) } : {}),
+              emailNotificationsEnabled: body.email_notifications_enabled ?? false,
               caller: callerOf(principal),
             },
             rpcOptions(req),
@@ -185,6 +191,7 @@ export const usersResource: Resource = {
               ...(body.country !== undefined && body.country !== null ? { country: body.country } : {}),
               ...(body.institution !== undefined && body.institution !== null ? { institution: body.institution } : {}),
               ...(body.password !== undefined ? { password: body.password } : {}),
+              ...(body.email_notifications_enabled !== undefined ? { emailNotificationsEnabled: body.email_notifications_enabled } : {}),
             },
             rpcOptions(req),
           );
@@ -259,6 +266,7 @@ export const usersResource: Resource = {
               ...(body.country !== undefined && body.country !== null ? { country: body.country } : {}),
               ...(body.institution !== undefined && body.institution !== null ? { institution: body.institution } : {}),
               ...(body.role ? { role: roleFromName(body.role) } : {}),
+              ...(body.email_notifications_enabled !== undefined ? { emailNotificationsEnabled: body.email_notifications_enabled } : {}),
             },
             rpcOptions(req),
           );

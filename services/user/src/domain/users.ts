@@ -128,6 +128,7 @@ export class Users {
           name: String(r['name']),
           country: String(r['country']),
           institution: String(r['institution']),
+          emailNotificationsEnabled: r['email_notifications_enabled'] === true,
           createdAt: new Date(r['created_at'] as string),
           updatedAt: new Date(r['updated_at'] as string),
         } as UserProfile,
@@ -140,7 +141,15 @@ export class Users {
   }
 
   async create(
-    input: { email: string; name: string; password?: string; country?: string; institution?: string; role?: RoleName },
+    input: {
+      email: string;
+      name: string;
+      password?: string;
+      country?: string;
+      institution?: string;
+      role?: RoleName;
+      emailNotificationsEnabled?: boolean;
+    },
     actor: Actor | undefined,
   ): Promise<UserView> {
     const email = normaliseEmail(input.email);
@@ -174,7 +183,14 @@ export class Users {
         this.deps.roles.invalidate();
       }
       const profile = await unitOfWork(this.deps.orm, async (em) =>
-        new UserProfileRepository(em).create({ id, email, name, country, institution }),
+        new UserProfileRepository(em).create({
+          id,
+          email,
+          name,
+          country,
+          institution,
+          emailNotificationsEnabled: input.emailNotificationsEnabled ?? false,
+        }),
       );
       if (!input.password) await this.mailToken(profile, 'set');
       return { profile, role };
@@ -191,7 +207,14 @@ export class Users {
 
   async update(
     key: string,
-    changes: { name?: string; country?: string; institution?: string; role?: RoleName; password?: string },
+    changes: {
+      name?: string;
+      country?: string;
+      institution?: string;
+      role?: RoleName;
+      password?: string;
+      emailNotificationsEnabled?: boolean;
+    },
     actor: Actor,
   ): Promise<UserView> {
     const self = key.trim() === 'me' || key.trim().toLowerCase() === actor.userId;
@@ -213,7 +236,8 @@ export class Users {
     const profileChanged =
       (name !== undefined && name !== target.profile.name) ||
       (country !== undefined && country !== target.profile.country) ||
-      (institution !== undefined && institution !== target.profile.institution);
+      (institution !== undefined && institution !== target.profile.institution) ||
+      (changes.emailNotificationsEnabled !== undefined && changes.emailNotificationsEnabled !== target.profile.emailNotificationsEnabled);
     const roleChanged = role !== undefined && role !== target.role;
     if (!profileChanged && !roleChanged && changes.password === undefined) throw new InvalidArgument('Not updated', 'not_updated');
 
@@ -238,6 +262,7 @@ export class Users {
         if (name !== undefined) p.name = name;
         if (country !== undefined) p.country = country;
         if (institution !== undefined) p.institution = institution;
+        if (changes.emailNotificationsEnabled !== undefined) p.emailNotificationsEnabled = changes.emailNotificationsEnabled;
         p.updatedAt = new Date();
         return p;
       });

@@ -13,6 +13,8 @@ export const UserProfileSchema = defineEntity({
     name: p.string().length(1000),
     country: p.string().length(200).default(''),
     institution: p.string().length(1000).default(''),
+    /** Opted in to an e-mail when one of their runs reaches a terminal status. */
+    emailNotificationsEnabled: p.boolean().default(false).fieldName('email_notifications_enabled'),
     createdAt: p.datetime().fieldName('created_at'),
     updatedAt: p.datetime().fieldName('updated_at'),
   }),

@@ -51,6 +51,24 @@ export class Mailer {
     );
   }
 
+  /** A run of the user reached a terminal status (users who opted in). */
+  sendExecutionFinished(
+    to: string,
+    name: string,
+    run: { executionId: string; scriptId: string; scriptName?: string; status: string },
+  ): Promise<void> {
+    const script = run.scriptName ? `"${run.scriptName}"` : `script ${run.scriptId}`;
+    const base = this.settings.publicUrl.replace(/\/$/, '');
+    return this.send(
+      to,
+      `Execution ${run.executionId} of ${script}: ${run.status}`,
+      `Hello ${name},\n\nYour execution ${run.executionId} of ${script} ended with the status ${run.status}.\n\n` +
+        `Its details:  ${base}/api/v1/execution/${run.executionId}\n` +
+        `Its log:      ${base}/api/v1/execution/${run.executionId}/log\n\n` +
+        `You get this e-mail because e-mail notifications are enabled in your profile; set email_notifications_enabled to false (PATCH /api/v1/user/me) to stop them.\n`,
+    );
+  }
+
   close(): void {
     this.transport.close();
   }

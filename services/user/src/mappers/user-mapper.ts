@@ -45,6 +45,7 @@ export function toUserMessage(view: UserView): user.User {
     role: roleToProto[role],
     createdAt: timestampFromDate(profile.createdAt),
     updatedAt: timestampFromDate(profile.updatedAt),
+    emailNotificationsEnabled: profile.emailNotificationsEnabled,
   });
 }
 

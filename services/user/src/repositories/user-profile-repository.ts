@@ -22,7 +22,14 @@ export class UserProfileRepository {
     return { items, total };
   }
 
-  create(input: { id: string; email: string; name: string; country?: string; institution?: string }): UserProfile {
+  create(input: {
+    id: string;
+    email: string;
+    name: string;
+    country?: string;
+    institution?: string;
+    emailNotificationsEnabled?: boolean;
+  }): UserProfile {
     const now = new Date();
     return this.em.create(UserProfileSchema, {
       id: input.id,
@@ -30,6 +37,7 @@ export class UserProfileRepository {
       name: input.name,
       country: input.country ?? '',
       institution: input.institution ?? '',
+      emailNotificationsEnabled: input.emailNotificationsEnabled ?? false,
       createdAt: now,
       updatedAt: now,
     });

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gef/user/v1/user.proto.
  */
 export const file_gef_user_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChZnZWYvdXNlci92MS91c2VyLnByb3RvEgtnZWYudXNlci52MSLWAQoEVXNlchIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRuYW1lGAMgASgJEg8KB2NvdW50cnkYBCABKAkSEwoLaW5zdGl0dXRpb24YBSABKAkSHwoEcm9sZRgGIAEoDjIRLmdlZi51c2VyLnYxLlJvbGUSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgoGQ2FsbGVyEg8KB3VzZXJfaWQYASABKAkSHwoEcm9sZRgCIAEoDjIRLmdlZi51c2VyLnYxLlJvbGUiYwoOR2V0VXNlclJlcXVlc3QSEwoLaWRfb3JfZW1haWwYASABKAkSIwoGY2FsbGVyGAIgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEhcKD2luY2x1ZGVfc2NyaXB0cxgDIAEoCCIyCg9HZXRVc2VyUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmdlZi51c2VyLnYxLlVzZXIidQoQTGlzdFVzZXJzUmVxdWVzdBIMCgRwYWdlGAEgASgNEhAKCHBlcl9wYWdlGAIgASgNEg4KBmZpbHRlchgDIAEoCRIMCgRzb3J0GAQgASgJEiMKBmNhbGxlchgFIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlciJkChFMaXN0VXNlcnNSZXNwb25zZRIgCgV1c2VycxgBIAMoCzIRLmdlZi51c2VyLnYxLlVzZXISDAoEcGFnZRgCIAEoDRIQCghwZXJfcGFnZRgDIAEoDRINCgV0b3RhbBgEIAEoBCKuAQoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIPCgdjb3VudHJ5GAQgASgJEhMKC2luc3RpdHV0aW9uGAUgASgJEh8KBHJvbGUYBiABKA4yES5nZWYudXNlci52MS5Sb2xlEiMKBmNhbGxlchgHIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlciI1ChJDcmVhdGVVc2VyUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmdlZi51c2VyLnYxLlVzZXIi+gEKEVVwZGF0ZVVzZXJSZXF1ZXN0EhMKC2lkX29yX2VtYWlsGAEgASgJEiMKBmNhbGxlchgCIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlchIRCgRuYW1lGAMgASgJSACIAQESFAoHY291bnRyeRgEIAEoCUgBiAEBEhgKC2luc3RpdHV0aW9uGAUgASgJSAKIAQESHwoEcm9sZRgGIAEoDjIRLmdlZi51c2VyLnYxLlJvbGUSFQoIcGFzc3dvcmQYByABKAlIA4gBAUIHCgVfbmFtZUIKCghfY291bnRyeUIOCgxfaW5zdGl0dXRpb25CCwoJX3Bhc3N3b3JkIjUKElVwZGF0ZVVzZXJSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZ2VmLnVzZXIudjEuVXNlciJ8ChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSIwoGY2FsbGVyGAEgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEhQKDG9sZF9wYXNzd29yZBgCIAEoCRIUCgxuZXdfcGFzc3dvcmQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCSI5ChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5nZWYudXNlci52MS5Vc2VyIk0KEURlbGV0ZVVzZXJSZXF1ZXN0EhMKC2lkX29yX2VtYWlsGAEgASgJEiMKBmNhbGxlchgCIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlciI1ChJEZWxldGVVc2VyUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmdlZi51c2VyLnYxLlVzZXIiLQoWUmVjb3ZlclBhc3N3b3JkUmVxdWVzdBITCgtpZF9vcl9lbWFpbBgBIAEoCSIqChdSZWNvdmVyUGFzc3dvcmRSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJIjcKFFJlc2V0UGFzc3dvcmRSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIjgKFVJlc2V0UGFzc3dvcmRSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZ2VmLnVzZXIudjEuVXNlciIvCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSJaCgZUb2tlbnMSFAoMYWNjZXNzX3Rva2VuGAEgASgJEhUKDXJlZnJlc2hfdG9rZW4YAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoDRIPCgd1c2VyX2lkGAQgASgJIjQKDUxvZ2luUmVzcG9uc2USIwoGdG9rZW5zGAEgASgLMhMuZ2VmLnVzZXIudjEuVG9rZW5zIjYKD1JlZnJlc2hSZXNwb25zZRIjCgZ0b2tlbnMYASABKAsyEy5nZWYudXNlci52MS5Ub2tlbnMiXwoNTG9nb3V0UmVxdWVzdBIjCgZjYWxsZXIYASABKAsyEy5nZWYudXNlci52MS5DYWxsZXISEgoKc2Vzc2lvbl9pZBgCIAEoCRIVCg1yZWZyZXNoX3Rva2VuGAMgASgJIjcKEExvZ291dEFsbFJlcXVlc3QSIwoGY2FsbGVyGAEgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyIiEKDkxvZ291dFJlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkiJAoRTG9nb3V0QWxsUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCSIZChdXYXRjaFJldm9jYXRpb25zUmVxdWVzdCJgChhXYXRjaFJldm9jYXRpb25zUmVzcG9uc2USKwoKcmV2b2NhdGlvbhgBIAEoCzIXLmdlZi51c2VyLnYxLlJldm9jYXRpb24SFwoPY2hhbmdlZF91c2VyX2lkGAIgASgJIqsBCgpSZXZvY2F0aW9uEgoKAmlkGAEgASgDEhEKB3VzZXJfaWQYAiABKAlIABIUCgpzZXNzaW9uX2lkGAMgASgJSAASLgoKbm90X2JlZm9yZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGdGFyZ2V0KlAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg0KCVJPTEVfVVNFUhABEg4KClJPTEVfQURNSU4QAhITCg9ST0xFX1NVUEVSQURNSU4QAzKfCAoLVXNlclNlcnZpY2USSQoHR2V0VXNlchIbLmdlZi51c2VyLnYxLkdldFVzZXJSZXF1ZXN0GhwuZ2VmLnVzZXIudjEuR2V0VXNlclJlc3BvbnNlIgOQAgESTwoJTGlzdFVzZXJzEh0uZ2VmLnVzZXIudjEuTGlzdFVzZXJzUmVxdWVzdBoeLmdlZi51c2VyLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIgOQAgESTQoKQ3JlYXRlVXNlchIeLmdlZi51c2VyLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gh8uZ2VmLnVzZXIudjEuQ3JlYXRlVXNlclJlc3BvbnNlEk0KClVwZGF0ZVVzZXISHi5nZWYudXNlci52MS5VcGRhdGVVc2VyUmVxdWVzdBofLmdlZi51c2VyLnYxLlVwZGF0ZVVzZXJSZXNwb25zZRJZCg5DaGFuZ2VQYXNzd29yZBIiLmdlZi51c2VyLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBojLmdlZi51c2VyLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USTQoKRGVsZXRlVXNlchIeLmdlZi51c2VyLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0Gh8uZ2VmLnVzZXIudjEuRGVsZXRlVXNlclJlc3BvbnNlElwKD1JlY292ZXJQYXNzd29yZBIjLmdlZi51c2VyLnYxLlJlY292ZXJQYXNzd29yZFJlcXVlc3QaJC5nZWYudXNlci52MS5SZWNvdmVyUGFzc3dvcmRSZXNwb25zZRJWCg1SZXNldFBhc3N3b3JkEiEuZ2VmLnVzZXIudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaIi5nZWYudXNlci52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2USPgoFTG9naW4SGS5nZWYudXNlci52MS5Mb2dpblJlcXVlc3QaGi5nZWYudXNlci52MS5Mb2dpblJlc3BvbnNlEkQKB1JlZnJlc2gSGy5nZWYudXNlci52MS5SZWZyZXNoUmVxdWVzdBocLmdlZi51c2VyLnYxLlJlZnJlc2hSZXNwb25zZRJBCgZMb2dvdXQSGi5nZWYudXNlci52MS5Mb2dvdXRSZXF1ZXN0GhsuZ2VmLnVzZXIudjEuTG9nb3V0UmVzcG9uc2USSgoJTG9nb3V0QWxsEh0uZ2VmLnVzZXIudjEuTG9nb3V0QWxsUmVxdWVzdBoeLmdlZi51c2VyLnYxLkxvZ291dEFsbFJlc3BvbnNlEmEKEFdhdGNoUmV2b2NhdGlvbnMSJC5nZWYudXNlci52MS5XYXRjaFJldm9jYXRpb25zUmVxdWVzdBolLmdlZi51c2VyLnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChZnZWYvdXNlci92MS91c2VyLnByb3RvEgtnZWYudXNlci52MSL7AQoEVXNlchIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRuYW1lGAMgASgJEg8KB2NvdW50cnkYBCABKAkSEwoLaW5zdGl0dXRpb24YBSABKAkSHwoEcm9sZRgGIAEoDjIRLmdlZi51c2VyLnYxLlJvbGUSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwobZW1haWxfbm90aWZpY2F0aW9uc19lbmFibGVkGAkgASgIIjoKBkNhbGxlchIPCgd1c2VyX2lkGAEgASgJEh8KBHJvbGUYAiABKA4yES5nZWYudXNlci52MS5Sb2xlImMKDkdldFVzZXJSZXF1ZXN0EhMKC2lkX29yX2VtYWlsGAEgASgJEiMKBmNhbGxlchgCIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlchIXCg9pbmNsdWRlX3NjcmlwdHMYAyABKAgiMgoPR2V0VXNlclJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5nZWYudXNlci52MS5Vc2VyInUKEExpc3RVc2Vyc1JlcXVlc3QSDAoEcGFnZRgBIAEoDRIQCghwZXJfcGFnZRgCIAEoDRIOCgZmaWx0ZXIYAyABKAkSDAoEc29ydBgEIAEoCRIjCgZjYWxsZXIYBSABKAsyEy5nZWYudXNlci52MS5DYWxsZXIiZAoRTGlzdFVzZXJzUmVzcG9uc2USIAoFdXNlcnMYASADKAsyES5nZWYudXNlci52MS5Vc2VyEgwKBHBhZ2UYAiABKA0SEAoIcGVyX3BhZ2UYAyABKA0SDQoFdG90YWwYBCABKAQi0wEKEUNyZWF0ZVVzZXJSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIcGFzc3dvcmQYAyABKAkSDwoHY291bnRyeRgEIAEoCRITCgtpbnN0aXR1dGlvbhgFIAEoCRIfCgRyb2xlGAYgASgOMhEuZ2VmLnVzZXIudjEuUm9sZRIjCgZjYWxsZXIYByABKAsyEy5nZWYudXNlci52MS5DYWxsZXISIwobZW1haWxfbm90aWZpY2F0aW9uc19lbmFibGVkGAggASgIIjUKEkNyZWF0ZVVzZXJSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZ2VmLnVzZXIudjEuVXNlciLEAgoRVXBkYXRlVXNlclJlcXVlc3QSEwoLaWRfb3JfZW1haWwYASABKAkSIwoGY2FsbGVyGAIgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEhEKBG5hbWUYAyABKAlIAIgBARIUCgdjb3VudHJ5GAQgASgJSAGIAQESGAoLaW5zdGl0dXRpb24YBSABKAlIAogBARIfCgRyb2xlGAYgASgOMhEuZ2VmLnVzZXIudjEuUm9sZRIVCghwYXNzd29yZBgHIAEoCUgDiAEBEigKG2VtYWlsX25vdGlmaWNhdGlvbnNfZW5hYmxlZBgIIAEoCEgEiAEBQgcKBV9uYW1lQgoKCF9jb3VudHJ5Qg4KDF9pbnN0aXR1dGlvbkILCglfcGFzc3dvcmRCHgocX2VtYWlsX25vdGlmaWNhdGlvbnNfZW5hYmxlZCI1ChJVcGRhdGVVc2VyUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmdlZi51c2VyLnYxLlVzZXIifAoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EiMKBmNhbGxlchgBIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlchIUCgxvbGRfcGFzc3dvcmQYAiABKAkSFAoMbmV3X3Bhc3N3b3JkGAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkiOQoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZ2VmLnVzZXIudjEuVXNlciJNChFEZWxldGVVc2VyUmVxdWVzdBITCgtpZF9vcl9lbWFpbBgBIAEoCRIjCgZjYWxsZXIYAiABKAsyEy5nZWYudXNlci52MS5DYWxsZXIiNQoSRGVsZXRlVXNlclJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5nZWYudXNlci52MS5Vc2VyIi0KFlJlY292ZXJQYXNzd29yZFJlcXVlc3QSEwoLaWRfb3JfZW1haWwYASABKAkiKgoXUmVjb3ZlclBhc3N3b3JkUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCSI3ChRSZXNldFBhc3N3b3JkUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSI4ChVSZXNldFBhc3N3b3JkUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmdlZi51c2VyLnYxLlVzZXIiLwoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIicKDlJlZnJlc2hSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiWgoGVG9rZW5zEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIVCg1yZWZyZXNoX3Rva2VuGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKA0SDwoHdXNlcl9pZBgEIAEoCSI0Cg1Mb2dpblJlc3BvbnNlEiMKBnRva2VucxgBIAEoCzITLmdlZi51c2VyLnYxLlRva2VucyI2Cg9SZWZyZXNoUmVzcG9uc2USIwoGdG9rZW5zGAEgASgLMhMuZ2VmLnVzZXIudjEuVG9rZW5zIl8KDUxvZ291dFJlcXVlc3QSIwoGY2FsbGVyGAEgASgLMhMuZ2VmLnVzZXIudjEuQ2FsbGVyEhIKCnNlc3Npb25faWQYAiABKAkSFQoNcmVmcmVzaF90b2tlbhgDIAEoCSI3ChBMb2dvdXRBbGxSZXF1ZXN0EiMKBmNhbGxlchgBIAEoCzITLmdlZi51c2VyLnYxLkNhbGxlciIhCg5Mb2dvdXRSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJIiQKEUxvZ291dEFsbFJlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkifwoeTm90aWZ5RXhlY3V0aW9uRmluaXNoZWRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFAoMZXhlY3V0aW9uX2lkGAIgASgJEhEKCXNjcmlwdF9pZBgDIAEoCRITCgtzY3JpcHRfbmFtZRgEIAEoCRIOCgZzdGF0dXMYBSABKAkiLwofTm90aWZ5RXhlY3V0aW9uRmluaXNoZWRSZXNwb25zZRIMCgRzZW50GAEgASgIIhkKF1dhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0ImAKGFdhdGNoUmV2b2NhdGlvbnNSZXNwb25zZRIrCgpyZXZvY2F0aW9uGAEgASgLMhcuZ2VmLnVzZXIudjEuUmV2b2NhdGlvbhIXCg9jaGFuZ2VkX3VzZXJfaWQYAiABKAkiqwEKClJldm9jYXRpb24SCgoCaWQYASABKAMSEQoHdXNlcl9pZBgCIAEoCUgAEhQKCnNlc3Npb25faWQYAyABKAlIABIuCgpub3RfYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZ0YXJnZXQqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDQoJUk9MRV9VU0VSEAESDgoKUk9MRV9BRE1JThACEhMKD1JPTEVfU1VQRVJBRE1JThADMpoJCgtVc2VyU2VydmljZRJJCgdHZXRVc2VyEhsuZ2VmLnVzZXIudjEuR2V0VXNlclJlcXVlc3QaHC5nZWYudXNlci52MS5HZXRVc2VyUmVzcG9uc2UiA5ACARJPCglMaXN0VXNlcnMSHS5nZWYudXNlci52MS5MaXN0VXNlcnNSZXF1ZXN0Gh4uZ2VmLnVzZXIudjEuTGlzdFVzZXJzUmVzcG9uc2UiA5ACARJNCgpDcmVhdGVVc2VyEh4uZ2VmLnVzZXIudjEuQ3JlYXRlVXNlclJlcXVlc3QaHy5nZWYudXNlci52MS5DcmVhdGVVc2VyUmVzcG9uc2USTQoKVXBkYXRlVXNlchIeLmdlZi51c2VyLnYxLlVwZGF0ZVVzZXJSZXF1ZXN0Gh8uZ2VmLnVzZXIudjEuVXBkYXRlVXNlclJlc3BvbnNlElkKDkNoYW5nZVBhc3N3b3JkEiIuZ2VmLnVzZXIudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GiMuZ2VmLnVzZXIudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRJNCgpEZWxldGVVc2VyEh4uZ2VmLnVzZXIudjEuRGVsZXRlVXNlclJlcXVlc3QaHy5nZWYudXNlci52MS5EZWxldGVVc2VyUmVzcG9uc2USXAoPUmVjb3ZlclBhc3N3b3JkEiMuZ2VmLnVzZXIudjEuUmVjb3ZlclBhc3N3b3JkUmVxdWVzdBokLmdlZi51c2VyLnYxLlJlY292ZXJQYXNzd29yZFJlc3BvbnNlElYKDVJlc2V0UGFzc3dvcmQSIS5nZWYudXNlci52MS5SZXNldFBhc3N3b3JkUmVxdWVzdBoiLmdlZi51c2VyLnYxLlJlc2V0UGFzc3dvcmRSZXNwb25zZRI+CgVMb2dpbhIZLmdlZi51c2VyLnYxLkxvZ2luUmVxdWVzdBoaLmdlZi51c2VyLnYxLkxvZ2luUmVzcG9uc2USRAoHUmVmcmVzaBIbLmdlZi51c2VyLnYxLlJlZnJlc2hSZXF1ZXN0GhwuZ2VmLnVzZXIudjEuUmVmcmVzaFJlc3BvbnNlEkEKBkxvZ291dBIaLmdlZi51c2VyLnYxLkxvZ291dFJlcXVlc3QaGy5nZWYudXNlci52MS5Mb2dvdXRSZXNwb25zZRJKCglMb2dvdXRBbGwSHS5nZWYudXNlci52MS5Mb2dvdXRBbGxSZXF1ZXN0Gh4uZ2VmLnVzZXIudjEuTG9nb3V0QWxsUmVzcG9uc2USeQoXTm90aWZ5RXhlY3V0aW9uRmluaXNoZWQSKy5nZWYudXNlci52MS5Ob3RpZnlFeGVjdXRpb25GaW5pc2hlZFJlcXVlc3QaLC5nZWYudXNlci52MS5Ob3RpZnlFeGVjdXRpb25GaW5pc2hlZFJlc3BvbnNlIgOQAgISYQoQV2F0Y2hSZXZvY2F0aW9ucxIkLmdlZi51c2VyLnYxLldhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0GiUuZ2VmLnVzZXIudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * User is the public view of a user: never a password or hash.
@@ -61,6 +61,13 @@ export type User = Message<"gef.user.v1.User"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 8;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * Whether the user gets an e-mail when one of their runs reaches a terminal status.
+   *
+   * @generated from field: bool email_notifications_enabled = 9;
+   */
+  emailNotificationsEnabled: boolean;
 };
 
 /**
@@ -262,6 +269,13 @@ export type CreateUserRequest = Message<"gef.user.v1.CreateUserRequest"> & {
    * @generated from field: gef.user.v1.Caller caller = 7;
    */
   caller?: Caller | undefined;
+
+  /**
+   * Opt in to the terminal-status e-mails of runs (default: not opted in).
+   *
+   * @generated from field: bool email_notifications_enabled = 8;
+   */
+  emailNotificationsEnabled: boolean;
 };
 
 /**
@@ -332,6 +346,11 @@ export type UpdateUserRequest = Message<"gef.user.v1.UpdateUserRequest"> & {
    * @generated from field: optional string password = 7;
    */
   password?: string | undefined;
+
+  /**
+   * @generated from field: optional bool email_notifications_enabled = 8;
+   */
+  emailNotificationsEnabled?: boolean | undefined;
 };
 
 /**
@@ -717,6 +736,68 @@ export const LogoutAllResponseSchema: GenMessage<LogoutAllResponse> = /*@__PURE_
   messageDesc(file_gef_user_v1_user, 26);
 
 /**
+ * @generated from message gef.user.v1.NotifyExecutionFinishedRequest
+ */
+export type NotifyExecutionFinishedRequest = Message<"gef.user.v1.NotifyExecutionFinishedRequest"> & {
+  /**
+   * The owner of the run.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string execution_id = 2;
+   */
+  executionId: string;
+
+  /**
+   * @generated from field: string script_id = 3;
+   */
+  scriptId: string;
+
+  /**
+   * The script's name when known (else the mail names the script id).
+   *
+   * @generated from field: string script_name = 4;
+   */
+  scriptName: string;
+
+  /**
+   * The terminal status: FINISHED, FAILED or CANCELLED.
+   *
+   * @generated from field: string status = 5;
+   */
+  status: string;
+};
+
+/**
+ * Describes the message gef.user.v1.NotifyExecutionFinishedRequest.
+ * Use `create(NotifyExecutionFinishedRequestSchema)` to create a new message.
+ */
+export const NotifyExecutionFinishedRequestSchema: GenMessage<NotifyExecutionFinishedRequest> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 27);
+
+/**
+ * @generated from message gef.user.v1.NotifyExecutionFinishedResponse
+ */
+export type NotifyExecutionFinishedResponse = Message<"gef.user.v1.NotifyExecutionFinishedResponse"> & {
+  /**
+   * Whether this call sent the mail (false: not opted in, unknown user, or already sent).
+   *
+   * @generated from field: bool sent = 1;
+   */
+  sent: boolean;
+};
+
+/**
+ * Describes the message gef.user.v1.NotifyExecutionFinishedResponse.
+ * Use `create(NotifyExecutionFinishedResponseSchema)` to create a new message.
+ */
+export const NotifyExecutionFinishedResponseSchema: GenMessage<NotifyExecutionFinishedResponse> = /*@__PURE__*/
+  messageDesc(file_gef_user_v1_user, 28);
+
+/**
  * @generated from message gef.user.v1.WatchRevocationsRequest
  */
 export type WatchRevocationsRequest = Message<"gef.user.v1.WatchRevocationsRequest"> & {
@@ -727,7 +808,7 @@ export type WatchRevocationsRequest = Message<"gef.user.v1.WatchRevocationsReque
  * Use `create(WatchRevocationsRequestSchema)` to create a new message.
  */
 export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
-  messageDesc(file_gef_user_v1_user, 27);
+  messageDesc(file_gef_user_v1_user, 29);
 
 /**
  * @generated from message gef.user.v1.WatchRevocationsResponse
@@ -751,7 +832,7 @@ export type WatchRevocationsResponse = Message<"gef.user.v1.WatchRevocationsResp
  * Use `create(WatchRevocationsResponseSchema)` to create a new message.
  */
 export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
-  messageDesc(file_gef_user_v1_user, 28);
+  messageDesc(file_gef_user_v1_user, 30);
 
 /**
  * Revocation makes tokens unusable: all of a user's tokens issued before `not_before`,
@@ -804,7 +885,7 @@ export type Revocation = Message<"gef.user.v1.Revocation"> & {
  * Use `create(RevocationSchema)` to create a new message.
  */
 export const RevocationSchema: GenMessage<Revocation> = /*@__PURE__*/
-  messageDesc(file_gef_user_v1_user, 29);
+  messageDesc(file_gef_user_v1_user, 31);
 
 /**
  * Role is a Keycloak realm role.
@@ -964,6 +1045,17 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof LogoutAllRequestSchema;
     output: typeof LogoutAllResponseSchema;
+  },
+  /**
+   * NotifyExecutionFinished mails the owner of a run that reached a terminal status, if
+   * they opted in. Idempotent: one mail per execution, however often it is called.
+   *
+   * @generated from rpc gef.user.v1.UserService.NotifyExecutionFinished
+   */
+  notifyExecutionFinished: {
+    methodKind: "unary";
+    input: typeof NotifyExecutionFinishedRequestSchema;
+    output: typeof NotifyExecutionFinishedResponseSchema;
   },
   /**
    * WatchRevocations streams the revocations still in force, then new ones as they happen,
