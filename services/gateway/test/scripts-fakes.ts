@@ -12,8 +12,8 @@ import type { ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
 import { healthRoutes } from '@gef/common';
-import { script, user } from '@gef/protos';
-import { startFakeService, startGateway, type FakeService, type RunningGateway } from './support';
+import { execution, script, user } from '@gef/protos';
+import { startGateway, type FakeService, type RunningGateway } from './support';
 
 const realm = 'gef';
 
@@ -64,12 +64,13 @@ export async function startSigningKeycloak(): Promise<SigningKeycloak> {
 
 type ScriptImpl = Partial<ServiceImpl<typeof script.ScriptService>>;
 type UserImpl = Partial<ServiceImpl<typeof user.UserService>>;
+type ExecutionImpl = Partial<ServiceImpl<typeof execution.ExecutionService>>;
 
 /**
- * A service on port 0 (h2c) whose script and user handlers are read at every call, so a
+ * A service on port 0 (h2c) whose script, user and execution handlers are read at every call, so a
  * test sets only the ones it needs (`handlers.script.createScript = …`).
  */
-async function startRpcFake(handlers: { script: ScriptImpl; user: UserImpl }): Promise<FakeService> {
+async function startRpcFake(handlers: { script: ScriptImpl; user: UserImpl; execution: ExecutionImpl }): Promise<FakeService> {
   const delegate = <S extends object>(target: S, names: readonly string[]) =>
     Object.fromEntries(
       names.map((name) => [
@@ -87,6 +88,10 @@ async function startRpcFake(handlers: { script: ScriptImpl; user: UserImpl }): P
         healthRoutes('script', '0.1.0', { database: async () => {} })(router);
         router.service(script.ScriptService, delegate(handlers.script, Object.keys(script.ScriptService.method)) as ScriptImpl);
         router.service(user.UserService, delegate(handlers.user, Object.keys(user.UserService.method)) as UserImpl);
+        router.service(
+          execution.ExecutionService,
+          delegate(handlers.execution, Object.keys(execution.ExecutionService.method)) as ExecutionImpl,
+        );
       },
     }),
   );
@@ -111,18 +116,18 @@ export interface ScriptStack {
   gateway: RunningGateway;
   keycloak: SigningKeycloak;
   /** Set the handlers a test needs; they are read at every call. */
-  handlers: { script: ScriptImpl; user: UserImpl };
+  handlers: { script: ScriptImpl; user: UserImpl; execution: ExecutionImpl };
   stop(): Promise<void>;
 }
 
-/** The gateway in front of a fake script and user service, with real token checks. */
+/** The gateway in front of a fake script, user and execution service, with real token checks. */
 export async function startScriptStack(env: Record<string, string> = {}): Promise<ScriptStack> {
-  const handlers: ScriptStack['handlers'] = { script: {}, user: {} };
-  const [keycloak, rpc, execution] = await Promise.all([startSigningKeycloak(), startRpcFake(handlers), startFakeService('execution')]);
+  const handlers: ScriptStack['handlers'] = { script: {}, user: {}, execution: {} };
+  const [keycloak, rpc] = await Promise.all([startSigningKeycloak(), startRpcFake(handlers)]);
   const gateway = await startGateway({
     USER_SERVICE_URL: rpc.url,
     SCRIPT_SERVICE_URL: rpc.url,
-    EXECUTION_SERVICE_URL: execution.url,
+    EXECUTION_SERVICE_URL: rpc.url,
     KEYCLOAK_URL: keycloak.url,
     ...env,
   });
@@ -132,7 +137,7 @@ export async function startScriptStack(env: Record<string, string> = {}): Promis
     handlers,
     stop: async () => {
       await gateway.close();
-      await Promise.all([rpc.stop(), execution.stop(), keycloak.stop()]);
+      await Promise.all([rpc.stop(), keycloak.stop()]);
     },
   };
 }

@@ -7,7 +7,7 @@ import http from 'node:http';
 import { create } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { script, user } from '@gef/protos';
+import { execution, script, user } from '@gef/protos';
 import { attachmentDisposition } from '../src/routes/scripts';
 import { fakeScript, otherId, ownerId, quietCancelledCalls, scriptId, startScriptStack, type ScriptStack } from './scripts-fakes';
 import { request } from './support';
@@ -54,6 +54,30 @@ describe('GET /api/v1/script', () => {
         user: { id: ownerId, email: 'ana@example.org', name: 'Ana', country: 'KE', institution: 'CI', role: user.Role.USER },
       });
     };
+    const asked: execution.ListExecutionsRequest[] = [];
+    stack.handlers.execution.listExecutions = (req) => {
+      asked.push(req);
+      // The caller's runs of the first script; none of the second.
+      const executions =
+        req.scriptId === scriptId
+          ? [
+              create(execution.ExecutionSchema, {
+                id: 'e0000000-0000-4000-8000-000000000001',
+                scriptId,
+                userId: ownerId,
+                status: execution.ExecutionStatus.FINISHED,
+                progress: 100,
+                startDate: timestampFromDate(new Date('2026-11-28T06:00:00Z')),
+                endDate: timestampFromDate(new Date('2026-11-28T06:01:00.25Z')),
+                updatedAt: timestampFromDate(new Date('2026-11-28T06:01:00.25Z')),
+                scriptVersion: 1,
+                attempt: 1,
+                workflowId: 'execution-e0000000-0000-4000-8000-000000000001',
+              }),
+            ]
+          : [];
+      return create(execution.ListExecutionsResponseSchema, { executions, page: 1, perPage: req.perPage, total: BigInt(executions.length) });
+    };
     const res = await get('/api/v1/script?include=logs,user,executions&filter=status%3DSUCCESS&sort=-created_at&page=2&per_page=2');
     expect(res.status).toBe(200);
     expect(seen).toMatchObject({ filter: 'status=SUCCESS', sort: '-created_at', page: 2, perPage: 2, includeLogs: true, caller: { userId: ownerId, role: user.Role.USER } });
@@ -64,11 +88,31 @@ describe('GET /api/v1/script', () => {
       status: 'SUCCESS',
       logs: [{ id: 1, text: 'Build: version 1 received', register_date: '2026-11-28T05:13:18.500000', script_id: scriptId }],
       user: { id: ownerId, name: 'Ana', country: 'KE', institution: 'CI' },
-      executions: [],
+      executions: [
+        {
+          id: 'e0000000-0000-4000-8000-000000000001',
+          script_id: scriptId,
+          user_id: ownerId,
+          status: 'FINISHED',
+          progress: 100,
+          start_date: '2026-11-28T06:00:00.000000',
+          end_date: '2026-11-28T06:01:00.250000',
+          attempt: 1,
+        },
+      ],
     });
-    // Embedded users carry public fields only.
+    // Embedded users carry public fields only; embedded executions leave params, results
+    // and (for a USER) the workflow id out.
     expect(Object.keys(body.data[0].user).sort()).toEqual(['country', 'id', 'institution', 'name']);
-    expect(body.data[1]).toMatchObject({ slug: 'other', public: true, user: null, cpu_limit: 0.5, memory_limit: 268_435_456, timeout: 600 });
+    expect(Object.keys(body.data[0].executions[0])).not.toEqual(expect.arrayContaining(['params']));
+    expect(body.data[0].executions[0]).not.toHaveProperty('results');
+    expect(body.data[0].executions[0]).not.toHaveProperty('workflow_id');
+    expect(body.data[1]).toMatchObject({ slug: 'other', public: true, user: null, cpu_limit: 0.5, memory_limit: 268_435_456, timeout: 600, executions: [] });
+    // One list per script, as the caller, narrowed to that script.
+    expect(asked.map((r) => r.scriptId).sort()).toEqual([scriptId, 'c0ffee00-0000-4000-8000-000000000001'].sort());
+    for (const r of asked) {
+      expect(r).toMatchObject({ caller: { userId: ownerId, role: user.Role.USER }, perPage: 100, excludeParams: true, excludeResults: true, ownOnly: false });
+    }
   });
 
   it('leaves the relations out unless asked', async () => {
@@ -78,6 +122,35 @@ describe('GET /api/v1/script', () => {
     expect(Object.keys(res.json().data[0])).not.toEqual(expect.arrayContaining(['logs']));
     expect(res.json().data[0]).not.toHaveProperty('user');
     expect(res.json().data[0]).not.toHaveProperty('executions');
+  });
+
+  it('embeds the executions an ADMIN sees of one script, with their workflow ids', async () => {
+    stack.handlers.script.getScript = (req) => create(script.GetScriptResponseSchema, { script: fakeScript({ id: scriptId, slug: req.idOrSlug }) });
+    let asked: execution.ListExecutionsRequest | undefined;
+    stack.handlers.execution.listExecutions = (req) => {
+      asked = req;
+      return create(execution.ListExecutionsResponseSchema, {
+        executions: [create(execution.ExecutionSchema, { id: 'e0000000-0000-4000-8000-000000000002', scriptId, userId: otherId, status: execution.ExecutionStatus.RUNNING, workflowId: 'execution-e0000000-0000-4000-8000-000000000002' })],
+        page: 1,
+        perPage: 100,
+        total: 1n,
+      });
+    };
+    const res = await get('/api/v1/script/my-script?include=executions', adminToken);
+    expect(res.status).toBe(200);
+    expect(asked).toMatchObject({ scriptId, caller: { userId: otherId, role: user.Role.ADMIN } });
+    expect(res.json().data.executions).toEqual([
+      expect.objectContaining({ id: 'e0000000-0000-4000-8000-000000000002', status: 'RUNNING', workflow_id: 'execution-e0000000-0000-4000-8000-000000000002' }),
+    ]);
+  });
+
+  it('answers 503 when the execution service is down while embedding', async () => {
+    stack.handlers.script.getScript = () => create(script.GetScriptResponseSchema, { script: fakeScript() });
+    stack.handlers.execution.listExecutions = () => {
+      throw new ConnectError('down', Code.Unavailable);
+    };
+    const res = await get(`/api/v1/script/${scriptId}?include=executions`);
+    expect(res.status).toBe(503);
   });
 
   it.each([

@@ -16,7 +16,7 @@ const includeParam: ParameterObject = {
   name: 'include',
   in: 'query',
   description:
-    'Comma list of embedded relations: `logs` (the build log, oldest first), `user` (the owner: `id, name, country, institution`; null when the caller may not see that user), `executions` (the executions of the script; an empty list for now).',
+    'Comma list of embedded relations: `logs` (the build log, oldest first), `user` (the owner: `id, name, country, institution`; null when the caller may not see that user), `executions` (the executions of the script that the caller may see — own, ADMIN and above: all — newest first, up to 100, without `params` and `results`).',
   schema: { type: 'string', examples: ['logs,user'] },
 };
 
@@ -71,7 +71,11 @@ const scriptSchema: SchemaObject = {
       description: 'Only with `include=user`: the owner, public fields only; null when the caller may not see that user.',
       anyOf: [schemaRef('PublicUser'), { type: 'null' }],
     },
-    executions: { type: 'array', items: { type: 'object' }, description: 'Only with `include=executions`.' },
+    executions: {
+      type: 'array',
+      items: schemaRef('Execution'),
+      description: 'Only with `include=executions`: the executions of the script the caller may see (own; ADMIN and above: all), newest first, up to 100, without `params` and `results`.',
+    },
   },
 };
 

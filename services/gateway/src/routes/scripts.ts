@@ -4,7 +4,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { formatApiDate, InvalidArgument, NotFound, parseApiDate } from '@gef/common';
-import { script, type user } from '@gef/protos';
+import { script, user } from '@gef/protos';
 import { callerOf } from '../auth/caller';
 import { parseJson, readBody, hasBody } from '../body';
 import type { ServiceClients } from '../clients';
@@ -14,6 +14,7 @@ import { scriptsOpenApi } from '../openapi/scripts';
 import { listOf, positiveInt, queryOf } from '../query';
 import { rpcOptions } from '../request-context';
 import { parseInput } from '../validation';
+import { executionJson } from './executions';
 import type { Resource, RouteContext } from './types';
 
 /** Uploads and downloads stream for as long as the client needs (the HTTP timeouts still apply). */
@@ -46,11 +47,15 @@ export function publicUserJson(u: user.User) {
 
 type PublicUser = ReturnType<typeof publicUserJson>;
 
+/** An execution as `executionJson` shows it (typed loosely: the two routes embed each other). */
+type EmbeddedExecution = object;
+
 export interface ScriptEmbeds {
   logs?: boolean;
   /** The owners by id (null: not visible to the caller). */
   users?: Map<string, PublicUser | null>;
-  executions?: boolean;
+  /** The executions of each script that the caller may see, by script id. */
+  executions?: Map<string, EmbeddedExecution[]>;
 }
 
 /** A script as the REST API shows it, with the relations asked for. */
@@ -74,10 +79,7 @@ export function scriptJson(s: script.Script | undefined, embeds: ScriptEmbeds = 
     timeout: s.timeout > 0 ? s.timeout : null,
     ...(embeds.logs ? { logs: s.logs.map(scriptLogJson) } : {}),
     ...(embeds.users ? { user: embeds.users.get(s.userId) ?? null } : {}),
-    // TODO(executions): embed the caller's executions of the script once the execution
-    // service lists them by script for a caller (ListExecutions with `caller` and
-    // `script_ids`, in progress) and the execution routes have their REST mapping.
-    ...(embeds.executions ? { executions: [] as unknown[] } : {}),
+    ...(embeds.executions ? { executions: embeds.executions.get(s.id) ?? [] } : {}),
   };
 }
 
@@ -111,6 +113,33 @@ async function ownersOf(clients: ServiceClients, req: Request, caller: user.Call
     );
   }
   return owners;
+}
+
+/** Executions embedded per script: the latest ones, without params and results. */
+export const embeddedExecutionsPerScript = 100;
+
+/**
+ * The executions of some scripts that the caller may see (own; ADMIN+: all), newest first,
+ * at most `embeddedExecutionsPerScript` per script, without params and results (read
+ * those at `/execution/<id>`). One ListExecutions per script, ten at a time.
+ */
+async function executionsOf(clients: ServiceClients, req: Request, caller: user.Caller | undefined, scriptIds: readonly string[]) {
+  const byScript = new Map<string, EmbeddedExecution[]>();
+  const unique = [...new Set(scriptIds)];
+  const admin = caller?.role === user.Role.ADMIN || caller?.role === user.Role.SUPERADMIN;
+  for (let i = 0; i < unique.length; i += 10) {
+    await Promise.all(
+      unique.slice(i, i + 10).map(async (id) => {
+        const reply = await clients.execution.listExecutions(
+          { caller, scriptId: id, perPage: embeddedExecutionsPerScript, page: 1, excludeParams: true, excludeResults: true },
+          rpcOptions(req),
+        );
+        const view = { admin, excludeParams: true, excludeResults: true };
+        byScript.set(id, reply.executions.map((e): EmbeddedExecution => executionJson(e, view)!));
+      }),
+    );
+  }
+  return byScript;
 }
 
 /** The `{script}` path parameter: an id or a slug. */
@@ -240,9 +269,12 @@ export const scriptsResource: Resource = {
             },
             rpcOptions(req),
           );
-          const users = include.user ? await ownersOf(clients, req, caller, reply.scripts.map((s) => s.userId)) : undefined;
+          const [users, executions] = await Promise.all([
+            include.user ? ownersOf(clients, req, caller, reply.scripts.map((s) => s.userId)) : undefined,
+            include.executions ? executionsOf(clients, req, caller, reply.scripts.map((s) => s.id)) : undefined,
+          ]);
           res.json({
-            data: reply.scripts.map((s) => scriptJson(s, { logs: include.logs, executions: include.executions, ...(users ? { users } : {}) })),
+            data: reply.scripts.map((s) => scriptJson(s, { logs: include.logs, ...(executions ? { executions } : {}), ...(users ? { users } : {}) })),
             page: reply.page,
             per_page: reply.perPage,
             total: Number(reply.total),
@@ -259,8 +291,11 @@ export const scriptsResource: Resource = {
           const include = includesOf(query);
           const caller = callerOf(principal);
           const reply = await clients.script.getScript({ idOrSlug: scriptKey(req), caller, includeLogs: include.logs }, rpcOptions(req));
-          const users = include.user && reply.script ? await ownersOf(clients, req, caller, [reply.script.userId]) : undefined;
-          res.json({ data: scriptJson(reply.script, { logs: include.logs, executions: include.executions, ...(users ? { users } : {}) }) });
+          const [users, executions] = await Promise.all([
+            include.user && reply.script ? ownersOf(clients, req, caller, [reply.script.userId]) : undefined,
+            include.executions && reply.script ? executionsOf(clients, req, caller, [reply.script.id]) : undefined,
+          ]);
+          res.json({ data: scriptJson(reply.script, { logs: include.logs, ...(executions ? { executions } : {}), ...(users ? { users } : {}) }) });
         },
       },
       {
