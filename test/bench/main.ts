@@ -7,6 +7,8 @@
  *   auth         POST /auth logins per second and p99
  *   read         authenticated GET /api/v1/user/me at 32 concurrent clients, beside a bare
  *                node:http server answering the same JSON in the same run
+ *   scripts      upload-to-SUCCESS of the CLI skeleton, cold and warm, and memory while a
+ *                50 MB archive streams through (scripts.ts)
  *
  * BENCH_SECONDS sets each load's duration (default 10).
  */
@@ -16,6 +18,7 @@ import { join } from 'node:path';
 import { freeStackPorts, startStack, type Stack } from '@gef/deploy';
 import { bareServer, runLoad, type LoadResult } from './load';
 import { treeRssKib } from './memory';
+import { benchScripts, scriptBenchLines } from './scripts';
 
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 10);
 const results: Record<string, unknown> = {
@@ -85,6 +88,9 @@ async function main(): Promise<void> {
     results['auth'] = { logins, concurrency: 8 };
     results['read'] = { gateway: gatewayResult, bare: bareResult, ratio: Number((gatewayResult.perSecond / bareResult.perSecond).toFixed(3)), concurrency: 32 };
 
+    const scripts = await benchScripts(stack, await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!'));
+    results['scripts'] = scripts;
+
     await stack.stop();
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n`);
     const m = results['machine'] as { cpus: number; cpuModel: string; memoryGiB: number };
@@ -97,6 +103,7 @@ async function main(): Promise<void> {
         line('GET /api/v1/user/me (32 clients)', gatewayResult),
         line('bare node:http, same JSON (32)', bareResult),
         `gateway/bare ratio: ${(results['read'] as { ratio: number }).ratio}`,
+        ...scriptBenchLines(scripts),
       ].join('\n') + '\n',
     );
   } finally {
