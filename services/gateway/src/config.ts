@@ -55,6 +55,11 @@ export const configShape = {
    * gateway's memory; changes drop it at once. 0 turns the cache off.
    */
   PROFILE_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
+  /**
+   * How long an execution (`GET /api/v1/execution/{id}`) may be answered from the
+   * gateway's memory; every change drops it at once. 0 turns the cache off.
+   */
+  EXECUTION_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
 };
 
 export type GatewayConfig = z.infer<z.ZodObject<typeof configShape>>;

@@ -3,6 +3,7 @@ import { ConfigError, createLogger, Shutdown } from '@gef/common';
 import { RevocationCache } from './auth/revocation-cache';
 import { createServiceClients } from './clients';
 import { loadConfig } from './config';
+import { ExecutionChanges } from './streams/execution-changes';
 import { closeGateway, createGateway } from './server';
 
 /** Starts the gateway: the only file with side effects. */
@@ -26,7 +27,11 @@ async function main(): Promise<void> {
   shutdown.add('revocations', () => revocations.stop());
   // Follow revocations before serving, so no revoked token slips through at start.
   await revocations.start();
-  const { server, limiter } = createGateway(config, { logger, clients, revocations });
+  // Only for caching: requests are served from the service while it is not followed.
+  const executionChanges = new ExecutionChanges(clients.execution, logger);
+  shutdown.add('execution changes', () => executionChanges.stop());
+  await executionChanges.start(1000);
+  const { server, limiter } = createGateway(config, { logger, clients, revocations, executionChanges });
   shutdown.add('rate limiter', () => limiter.close());
   shutdown.add('http', () => closeGateway(server));
   shutdown.listen();

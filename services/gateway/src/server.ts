@@ -2,11 +2,12 @@ import http from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type client from 'prom-client';
 import { createMetricsRegistry, platformVersion, type Logger } from '@gef/common';
-import type { user } from '@gef/protos';
+import type { execution, user } from '@gef/protos';
 import { Authenticator } from './auth/authenticator';
 import type { RevocationCache } from './auth/revocation-cache';
 import { ReadCache } from './cache/read-cache';
 import { createServiceClients, type ServiceClients } from './clients';
+import type { ExecutionChanges } from './streams/execution-changes';
 import type { GatewayConfig } from './config';
 import { compressResponses } from './compression';
 import { cors } from './cors';
@@ -52,6 +53,8 @@ export interface GatewayDeps {
   timeouts?: Partial<ServerTimeouts>;
   /** Token revocations followed from the user service (started by `main.ts`). */
   revocations?: RevocationCache;
+  /** Execution changes followed from the execution service (started by `main.ts`). */
+  executionChanges?: ExecutionChanges;
   /** Defaults to counters in the gateway's database (DATABASE_URL). */
   limiter?: Limiter;
 }
@@ -83,7 +86,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   );
   const limiter = deps.limiter ?? RateLimiter.fromUrl(config.DATABASE_URL, logger);
   const profiles = profileCache(config, registry, deps.revocations);
-  const ctx: RouteContext = { config, logger, registry, clients, openapi, auth, limiter, limits: limitsOf(config), profiles };
+  const executions = executionCache(config, registry, deps.executionChanges);
+  const ctx: RouteContext = { config, logger, registry, clients, openapi, auth, limiter, limits: limitsOf(config), profiles, executions };
   const routes = resources.flatMap((r) => r.routes(ctx));
 
   const app = express();
@@ -127,6 +131,19 @@ function profileCache(config: GatewayConfig, registry: client.Registry, revocati
     registry,
   });
   revocations?.onUserChange((userId) => (userId === undefined ? cache.clear() : cache.invalidate(userId)));
+  return cache;
+}
+
+/** Executions as callers see them, cached while the execution service's changes are followed. */
+function executionCache(config: GatewayConfig, registry: client.Registry, changes: ExecutionChanges | undefined): ReadCache<execution.Execution> {
+  const cache = new ReadCache<execution.Execution>({
+    name: 'execution',
+    maxEntries: 100_000,
+    ttlMs: changes ? config.EXECUTION_CACHE_TTL_SECONDS * 1000 : 0,
+    live: () => changes?.isConnected ?? false,
+    registry,
+  });
+  changes?.onChange((id) => (id === undefined ? cache.clear() : cache.invalidate(id)));
   return cache;
 }
 

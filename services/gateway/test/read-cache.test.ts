@@ -121,3 +121,16 @@ describe('ReadCache', () => {
     expect([count('miss'), count('hit'), count('bypass')]).toEqual([2, 1, 1]);
   });
 });
+
+describe('ReadCache variants', () => {
+  it('keeps variants of a key apart and drops them together', async () => {
+    const cache = make();
+    await cache.read('exec', async () => 'as owner', 'owner');
+    await cache.read('exec', async () => 'as admin', 'admin');
+    expect(await cache.read('exec', async () => 'x', 'owner')).toBe('as owner');
+    expect(await cache.read('exec', async () => 'x', 'admin')).toBe('as admin');
+    cache.invalidate('exec');
+    expect(await cache.read('exec', async () => 'owner 2', 'owner')).toBe('owner 2');
+    expect(await cache.read('exec', async () => 'admin 2', 'admin')).toBe('admin 2');
+  });
+});

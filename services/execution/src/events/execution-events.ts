@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { PgListener } from '@gef/common/pg-listener';
 import type { Logger } from '@gef/common';
 import { executionChannel } from '../repositories/execution-repository';
 
@@ -9,60 +9,44 @@ import { executionChannel } from '../repositories/execution-repository';
  * lost connection every watcher is poked, so nothing said meanwhile is missed.
  */
 export class ExecutionEvents {
-  private listener: pg.Client | undefined;
+  private readonly listener: PgListener;
   private readonly watchers = new Map<string, Set<() => void>>();
-  private stopped = false;
-  private starting: Promise<void> | undefined;
+  private readonly everyChange = new Set<(executionId: string | undefined) => void>();
 
-  constructor(
-    private readonly databaseUrl: string,
-    private readonly logger: Logger,
-  ) {}
+  constructor(databaseUrl: string, logger: Logger) {
+    this.listener = new PgListener({
+      databaseUrl,
+      channels: [executionChannel],
+      onNotification: (channel, payload) => {
+        if (channel === executionChannel && payload) this.poke(payload);
+      },
+      onListening: () => this.pokeAll(),
+      onLost: () => this.pokeAll(),
+      logger,
+      name: 'execution events',
+    });
+  }
 
   /** Connects and listens (retrying until it works or stop() is called). */
   start(): Promise<void> {
-    if (this.listener || this.stopped) return Promise.resolve();
-    this.starting ??= this.connect().finally(() => {
-      this.starting = undefined;
-    });
-    return this.starting;
-  }
-
-  private async connect(): Promise<void> {
-    while (!this.stopped) {
-      const client = new pg.Client({ connectionString: this.databaseUrl });
-      try {
-        await client.connect();
-        client.on('notification', (msg) => {
-          if (msg.channel === executionChannel && msg.payload) this.poke(msg.payload);
-        });
-        client.on('error', (err) => {
-          this.logger.warn({ err: String(err) }, 'execution event listener lost its connection');
-          void client.end().catch(() => undefined);
-          if (this.listener === client) this.listener = undefined;
-          if (!this.stopped) setTimeout(() => void this.start(), 500);
-        });
-        await client.query(`listen ${executionChannel}`);
-        this.listener = client;
-        this.pokeAll();
-        return;
-      } catch (err) {
-        await client.end().catch(() => undefined);
-        this.logger.warn({ err: String(err) }, 'execution event listener cannot connect; retrying');
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+    return this.listener.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    await this.listener?.end().catch(() => undefined);
-    this.listener = undefined;
-    this.pokeAll();
+    await this.listener.stop();
   }
 
   get listening(): boolean {
-    return this.listener !== undefined;
+    return this.listener.listening;
+  }
+
+  /**
+   * Calls `onChange(id)` after any execution changes, and `onChange(undefined)` when
+   * changes may have been missed (the connection was lost or came back).
+   */
+  subscribeAll(onChange: (executionId: string | undefined) => void): () => void {
+    this.everyChange.add(onChange);
+    return () => this.everyChange.delete(onChange);
   }
 
   /** Calls `onChange` whenever the execution may have changed; returns the unsubscribe. */
@@ -82,9 +66,11 @@ export class ExecutionEvents {
 
   private poke(executionId: string): void {
     for (const fn of this.watchers.get(executionId) ?? []) fn();
+    for (const fn of this.everyChange) fn(executionId);
   }
 
   private pokeAll(): void {
     for (const set of this.watchers.values()) for (const fn of set) fn();
+    for (const fn of this.everyChange) fn(undefined);
   }
 }

@@ -10,6 +10,7 @@ import type { NewLogLine } from '../domain/log-lines';
 import { runScript } from '../domain/run-script';
 import { completeAttempt, startAttempt } from '../domain/runner-attempts';
 import type { ExecutionEvents } from '../events/execution-events';
+import { watchChanges } from '../events/watch-changes';
 import { watchExecution, type WatchEvent } from '../events/watch-execution';
 import { actorFromCaller } from '../mappers/caller-mapper';
 import { levelFromMessage, statusFromMessage, toExecutionMessage, toLogMessage, toStatusMessage } from '../mappers/execution-mapper';
@@ -154,6 +155,12 @@ export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof
         // Errors of a stream pass the unary error interceptor by: mapped here.
         if (!(err instanceof GefError) && !(err instanceof ConnectError)) deps.logger.error({ err }, 'WatchExecution failed');
         throw toConnectError(err);
+      }
+    },
+
+    async *watchChanges(_req, ctx) {
+      for await (const batch of watchChanges(deps.events, ctx.signal)) {
+        yield create(execution.WatchChangesResponseSchema, batch);
       }
     },
 

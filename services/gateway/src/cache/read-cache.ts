@@ -25,7 +25,8 @@ export interface ReadCacheOptions {
  * last invalidation, or than the last `clear`.
  */
 export class ReadCache<V> {
-  private readonly entries = new Map<string, { value: V; storedAt: number }>();
+  /** By key, least recently used first; each key holds its variants (e.g. per caller). */
+  private readonly entries = new Map<string, Map<string, { value: V; storedAt: number }>>();
   private generation = 0;
   private readonly invalidatedAt = new Map<string, number>();
   /** Loads that began before this generation are never stored. */
@@ -50,35 +51,42 @@ export class ReadCache<V> {
     return this.options.ttlMs > 0 && this.options.live();
   }
 
-  /** The cached value, else `load()`'s, stored unless the key changed meanwhile. */
-  async read(key: string, load: () => Promise<V>): Promise<V> {
+  /**
+   * The cached value of `key` (in its `variant`: answers that differ by caller are kept
+   * apart, and all of a key's variants go together), else `load()`'s, stored unless the
+   * key changed meanwhile.
+   */
+  async read(key: string, load: () => Promise<V>, variant = ''): Promise<V> {
     if (!this.enabled) {
       this.lookups?.inc({ cache: this.options.name, result: 'bypass' });
       return load();
     }
-    const hit = this.entries.get(key);
-    if (hit && Date.now() - hit.storedAt < this.options.ttlMs) {
+    const variants = this.entries.get(key);
+    const hit = variants?.get(variant);
+    if (variants && hit && Date.now() - hit.storedAt < this.options.ttlMs) {
       // Most recently used last.
       this.entries.delete(key);
-      this.entries.set(key, hit);
+      this.entries.set(key, variants);
       this.lookups?.inc({ cache: this.options.name, result: 'hit' });
       return hit.value;
     }
     this.lookups?.inc({ cache: this.options.name, result: 'miss' });
     const ticket = this.generation;
     const value = await load();
-    this.store(key, value, ticket);
+    this.store(key, variant, value, ticket);
     return value;
   }
 
-  private store(key: string, value: V, ticket: number): void {
+  private store(key: string, variant: string, value: V, ticket: number): void {
     if (!this.enabled || ticket < this.floor || (this.invalidatedAt.get(key) ?? -1) > ticket) return;
+    const variants = this.entries.get(key) ?? new Map<string, { value: V; storedAt: number }>();
     this.entries.delete(key);
-    this.entries.set(key, { value, storedAt: Date.now() });
+    variants.set(variant, { value, storedAt: Date.now() });
+    this.entries.set(key, variants);
     if (this.entries.size > this.options.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
-  /** Drops one key, and keeps any load of it already under way from storing. */
+  /** Drops one key (every variant), and keeps any load of it already under way from storing. */
   invalidate(key: string): void {
     this.generation++;
     this.entries.delete(key);
@@ -98,6 +106,7 @@ export class ReadCache<V> {
     this.invalidatedAt.clear();
   }
 
+  /** How many keys are held. */
   get size(): number {
     return this.entries.size;
   }

@@ -121,6 +121,9 @@ export function executionJson(e: execution.Execution | undefined, view: Executio
 }
 
 /** The `{execution}` path parameter: any text; the service answers 404 for a non-UUID. */
+/** An id as PostgreSQL writes a UUID (lower-cased, it is the key changes are announced by). */
+const canonicalId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 function executionKey(req: Request): string {
   const raw = req.params['execution'];
   const value = Array.isArray(raw) ? raw[0] : raw;
@@ -315,7 +318,7 @@ function sseEvent(res: Response, event: string, id: bigint, data: unknown): bool
 export const executionsResource: Resource = {
   name: 'executions',
   openapi: executionsOpenApi,
-  routes: ({ clients, auth, config, limiter, limits }: RouteContext) => {
+  routes: ({ clients, auth, config, limiter, limits, executions }: RouteContext) => {
     const list = async (req: Request, res: Response, ownOnly: boolean) => {
       const principal = await auth.require(req);
       const query = queryOf(req, listQuery);
@@ -390,13 +393,23 @@ export const executionsResource: Resource = {
           const principal = await auth.require(req);
           const view = viewQuery(queryOf(req, ['include', 'exclude']));
           const caller = callerOf(principal);
-          const reply = await clients.execution.getExecution(
-            { id: executionKey(req), caller, includeLogs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults },
-            rpcOptions(req),
-          );
-          const embeds = reply.execution ? await embedsOf(clients, req, caller, [reply.execution], view) : {};
+          const id = executionKey(req);
+          const load = async () => {
+            const reply = await clients.execution.getExecution(
+              { id, caller, includeLogs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults },
+              rpcOptions(req),
+            );
+            if (!reply.execution) throw new NotFound('Execution not found', 'not_found');
+            return reply.execution;
+          };
+          // Cached under the id as changes name it; each caller's answer is kept apart (what
+          // one may see says nothing of another).
+          const found = canonicalId.test(id)
+            ? await executions.read(id.toLowerCase(), load, `${principal.userId} ${principal.role} ${view.logs} ${view.excludeParams} ${view.excludeResults}`)
+            : await load();
+          const embeds = await embedsOf(clients, req, caller, [found], view);
           res.json({
-            data: executionJson(reply.execution, {
+            data: executionJson(found, {
               admin: isAtLeast(principal.role, 'ADMIN'),
               logs: view.logs,
               excludeParams: view.excludeParams,
@@ -426,6 +439,7 @@ export const executionsResource: Resource = {
             },
             rpcOptions(req),
           );
+          executions.invalidate(id.toLowerCase());
           res.json({ data: executionJson(reply.execution, { admin: isAdmin(credential) }) });
         },
       },
@@ -436,7 +450,9 @@ export const executionsResource: Resource = {
         handler: async (req, res) => {
           const principal = await auth.require(req);
           queryOf(req, []);
-          const reply = await clients.execution.cancelExecution({ id: executionKey(req), caller: callerOf(principal) }, rpcOptions(req));
+          const id = executionKey(req);
+          const reply = await clients.execution.cancelExecution({ id, caller: callerOf(principal) }, rpcOptions(req));
+          executions.invalidate(id.toLowerCase());
           const d = reply.cancellationDetails;
           res.status(202).json({
             data: {
@@ -487,6 +503,7 @@ export const executionsResource: Resource = {
             { id, ...changedBy(credential), lines: [{ text: body.text, level: levelByName[body.level] }], returnLogs: true },
             rpcOptions(req),
           );
+          executions.invalidate(id.toLowerCase());
           const line = reply.logs[0];
           res.json({ data: line ? executionLogJson(line) : null });
         },

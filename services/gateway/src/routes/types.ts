@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import type client from 'prom-client';
 import type { Logger } from '@gef/common';
-import type { user } from '@gef/protos';
+import type { execution, user } from '@gef/protos';
 import type { Authenticator } from '../auth/authenticator';
 import type { ReadCache } from '../cache/read-cache';
 import type { ServiceClients } from '../clients';
@@ -28,6 +28,8 @@ export interface RouteContext {
   limits: Limits;
   /** Callers' own profiles by user id, dropped when the user service announces a change. */
   profiles: ReadCache<user.User>;
+  /** Executions by id (one copy per caller), dropped when the execution service announces a change. */
+  executions: ReadCache<execution.Execution>;
 }
 
 /** One operation: the single table that Express routing and the OpenAPI check both read. */

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import pg from 'pg';
 import type { Logger } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
+import { PgListener } from '@gef/common/pg-listener';
 
 export interface RevocationRecord {
   id: number;
@@ -42,7 +42,7 @@ const toRecord = (r: Row): RevocationRecord => ({
  */
 export class RevocationHub {
   private readonly events = new EventEmitter();
-  private listener: pg.Client | undefined;
+  private listener: PgListener | undefined;
   private stopped = false;
 
   constructor(
@@ -55,40 +55,28 @@ export class RevocationHub {
     this.events.setMaxListeners(0);
   }
 
-  /** Starts listening for revocations made by any replica. */
+  /** Starts listening for revocations and profile changes made by any replica. */
   async start(): Promise<void> {
-    while (!this.stopped) {
-      const client = new pg.Client({ connectionString: this.databaseUrl });
-      try {
-        await client.connect();
-        client.on('notification', (msg) => {
-          if (msg.channel === channel && msg.payload) void this.announce(Number(msg.payload));
-          else if (msg.channel === userChannel && msg.payload) this.events.emit('event', { changedUserId: msg.payload });
-        });
-        client.on('error', (err) => {
-          this.logger.warn({ err: String(err) }, 'revocation listener lost its connection');
-          void client.end().catch(() => undefined);
-          if (this.listener === client) this.listener = undefined;
-          if (!this.stopped) setTimeout(() => void this.start(), 1000);
-        });
-        await client.query(`listen ${channel}`);
-        await client.query(`listen ${userChannel}`);
-        this.listener = client;
-        // Anything announced while disconnected is re-sent to current watchers.
-        this.events.emit('resync');
-        return;
-      } catch (err) {
-        await client.end().catch(() => undefined);
-        this.logger.warn({ err: String(err) }, 'revocation listener cannot connect; retrying');
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+    this.listener = new PgListener({
+      databaseUrl: this.databaseUrl,
+      channels: [channel, userChannel],
+      onNotification: (ch, payload) => {
+        if (ch === channel && payload) void this.announce(Number(payload));
+        else if (ch === userChannel && payload) this.events.emit('event', { changedUserId: payload });
+      },
+      // Anything announced while disconnected is re-sent to current watchers.
+      onListening: () => this.events.emit('resync'),
+      logger: this.logger,
+      name: 'revocations',
+      retryMs: 1000,
+    });
+    await this.listener.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.events.emit('stop');
-    await this.listener?.end().catch(() => undefined);
+    await this.listener?.stop();
   }
 
   private async announce(id: number): Promise<void> {

@@ -1,0 +1,51 @@
+import type { Client } from '@connectrpc/connect';
+import type { Logger } from '@gef/common';
+import type { execution } from '@gef/protos';
+import { StreamFollower } from './stream-follower';
+
+/**
+ * The ids of executions as they change, followed from the execution service's
+ * WatchChanges stream, for whatever the gateway holds copies of.
+ */
+export class ExecutionChanges {
+  private readonly stream: StreamFollower<execution.WatchChangesResponse>;
+  private readonly listeners = new Set<(executionId: string | undefined) => void>();
+
+  constructor(client: Client<typeof execution.ExecutionService>, logger: Logger) {
+    this.stream = new StreamFollower({
+      name: 'execution changes',
+      open: (signal) => client.watchChanges({}, { signal, timeoutMs: 0 }),
+      onMessage: (res) => {
+        if (res.reset) this.changed(undefined);
+        for (const id of res.executionIds) this.changed(id);
+      },
+      onGap: () => this.changed(undefined),
+      logger,
+    });
+  }
+
+  start(waitMs = 5000): Promise<void> {
+    return this.stream.start(waitMs);
+  }
+
+  stop(): void {
+    this.stream.stop();
+  }
+
+  get isConnected(): boolean {
+    return this.stream.isConnected;
+  }
+
+  /**
+   * Calls `listener(id)` when an execution changes, and `listener(undefined)` when changes
+   * may have been missed. Returns a function that removes the listener.
+   */
+  onChange(listener: (executionId: string | undefined) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(executionId: string | undefined): void {
+    for (const listener of this.listeners) listener(executionId);
+  }
+}
