@@ -18,3 +18,4 @@ export { databaseUrl, serviceEnv, stackUrls, type StackUrls } from './env';
 export { findFreePorts, freeStackPorts, isPortFree } from './ports';
 export { LaunchError, PrerequisiteError, PartExitedError, oneLine } from './errors';
 export { embeddedPostgresVersion } from './postgres';
+export { securePrivateData, SHARED_DATA_ENTRIES, PRIVATE_DATA_DIRS } from './data-dir';

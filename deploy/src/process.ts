@@ -63,8 +63,9 @@ export class ManagedProcess {
     if (spec.command.includes('/') && !isExecutableFile(spec.command)) {
       throw new LaunchError(`could not start ${spec.name}: ${spec.command} cannot be run`);
     }
-    mkdirSync(dirname(spec.logFile), { recursive: true });
-    const fd = openSync(spec.logFile, 'a');
+    mkdirSync(dirname(spec.logFile), { recursive: true, mode: 0o700 });
+    // Logs carry settings and tokens: the launcher's user alone reads them.
+    const fd = openSync(spec.logFile, 'a', 0o600);
     try {
       writeSync(fd, `\n=== ${new Date().toISOString()} ${spec.command} ${spec.args.join(' ')}\n`);
       const stdio: ('ignore' | number | 'ipc')[] = ['ignore', fd, fd];
@@ -75,7 +76,7 @@ export class ManagedProcess {
       // A spawn failure (ENOENT...) is reported through 'error' and then 'exit'.
       child.on('error', (error) => {
         try {
-          const errFd = openSync(spec.logFile, 'a');
+          const errFd = openSync(spec.logFile, 'a', 0o600);
           writeSync(errFd, `launcher: ${error.message}\n`);
           closeSync(errFd);
         } catch {

@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig, type StackConfig, type StackOptions, type StackPorts } from './config';
+import { securePrivateData } from './data-dir';
 import { serviceEntry, serviceEnv, stackUrls, type StackUrls } from './env';
 import { LaunchError, oneLine } from './errors';
 import { launchKeycloak } from './keycloak';
@@ -139,7 +139,7 @@ export class StackRuntime implements Stack {
     try {
       await assertPortsFree(config.parts, config.ports);
       await this.prepare(config.parts);
-      mkdirSync(config.logDir, { recursive: true });
+      securePrivateData(config);
       for (const group of START_GROUPS) {
         const parts = group.filter((part) => config.parts.includes(part));
         if (parts.length === 0) continue;
@@ -219,7 +219,7 @@ export class StackRuntime implements Stack {
     for (const part of parts) {
       if (isServicePart(part)) assertFileExists(serviceEntry(part, config.repoRoot), `services/${part}/src/main.ts`);
     }
-    mkdirSync(config.logDir, { recursive: true });
+    securePrivateData(config);
     const track = (proc: ManagedProcess): void => {
       this.tools.add(proc);
       void proc.exited.then(() => this.tools.delete(proc));

@@ -5,7 +5,9 @@
  * Scripts that must be caught while running wait at a gate the test opens.
  */
 import { randomBytes } from 'node:crypto';
-import { runningParts } from '../harness/stack';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readStackInfo, runningParts } from '../harness/stack';
 import { api, login, newUser, strongPassword, superadminCredentials, uniqueEmail } from './helpers/api';
 import { cliArchive, upload, waitForStatus } from './helpers/archives';
 import { executionLog, gate, publishScript, pythonGate, runScript, waitForExecution, waitForLog, type Gate } from './helpers/executions';
@@ -388,6 +390,10 @@ def run(params, logger):
         "list_archives": attempt(lambda: os.listdir(os.path.join("..", "..", "archives"))),
         "read_runner_config": attempt(lambda: open("/proc/%d/cmdline" % params["runner_pid"]).read() and open("/proc/%d/cwd/package.json" % params["runner_pid"]).read()),
         "runner_environ": attempt(lambda: open("/proc/%d/environ" % params["runner_pid"]).read()),
+        "read_stack_file": attempt(lambda: open(params["stack_file"]).read()),
+        "read_log_file": attempt(lambda: open(params["log_file"]).read()),
+        "read_temporal_db": attempt(lambda: open(params["temporal_db"], "rb").read(16)),
+        "list_data_dir": attempt(lambda: os.listdir(params["data_dir"])),
         "patch_own": call("PATCH", "/api/v1/execution/" + me, {"progress": 42.5}),
         "log_own": call("POST", "/api/v1/execution/" + me + "/log", {"text": "from the script's token", "level": "warn"}),
         "read_own": call("GET", "/api/v1/execution/" + me),
@@ -401,7 +407,16 @@ def run(params, logger):
     await waitForExecution(owner.token, target.id);
     const runnerPid = (await runningParts()).runner;
     expect(runnerPid).toBeDefined();
-    const created = await runScript(owner.token, script.slug, { body: { other: target.id, runner_pid: runnerPid } });
+    // The stack's own files, which hold its settings and secrets: they exist, by these paths.
+    const stack = readStackInfo();
+    const privateFiles = {
+      stack_file: process.env.GEF_TEST_STACK_FILE ?? join(stack.dataDir, 'stack.json'),
+      log_file: join(stack.logDir, 'user.log'),
+      temporal_db: join(stack.dataDir, 'temporal', 'temporal.db'),
+      data_dir: stack.dataDir,
+    };
+    for (const path of Object.values(privateFiles)) expect({ path, exists: existsSync(path) }).toEqual({ path, exists: true });
+    const created = await runScript(owner.token, script.slug, { body: { other: target.id, runner_pid: runnerPid, ...privateFiles } });
     const done = await waitForExecution(owner.token, created.id);
     expect(done.status).toBe('FINISHED');
     const r = done.results;
@@ -411,6 +426,7 @@ def run(params, logger):
     for (const key of r.env as string[]) expect({ key, allowed: /^(EXECUTION_ID|ENV|API_URL|API_TOKEN|PATH|HOME|LANG|LANGUAGE|LC_[A-Z]+)$/.test(key) }).toEqual({ key, allowed: true });
     expect(r.env).toEqual(expect.arrayContaining(['EXECUTION_ID', 'ENV', 'API_URL', 'API_TOKEN']));
     expect(r).toMatchObject({ list_parent: 'PermissionError', list_archives: 'PermissionError', read_runner_config: 'PermissionError', runner_environ: 'PermissionError' });
+    expect(r).toMatchObject({ read_stack_file: 'PermissionError', read_log_file: 'PermissionError', read_temporal_db: 'PermissionError', list_data_dir: 'PermissionError' });
     // Its token: its own execution's progress and log, nothing to read, nothing of another run.
     expect(r).toMatchObject({ patch_own: 200, log_own: 200, read_own: 401 });
     expect([403, 404]).toContain(r.patch_other);

@@ -9,7 +9,7 @@
  * The PostgreSQL data starts as a copy of a cached template in which Keycloak has already
  * set up its schema and realm (postgres-template.ts; GEF_TEST_NO_TEMPLATE=1 skips it).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeStackPorts, KEYCLOAK_VERSION, parseParts, startStack, type Stack } from '@gef/deploy';
@@ -60,9 +60,15 @@ export default async function globalSetup(): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const file = join(dataDir, 'stack.json');
+  // It holds every service's settings and secrets: the test user's alone (sandboxed scripts
+  // run as other users on this machine).
+  const writeInfo = (): void => {
+    writeFileSync(file, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+  };
   const control = await startControlServer(stack, () => {
     info.pids = stack.pids();
-    writeFileSync(file, `${JSON.stringify(info, null, 2)}\n`);
+    writeInfo();
   });
   const info: StackInfo = {
     apiUrl: stack.urls.gateway,
@@ -83,7 +89,7 @@ export default async function globalSetup(): Promise<void> {
       adminPassword: stack.config.settings.keycloakAdminPassword,
     },
   };
-  writeFileSync(file, `${JSON.stringify(info, null, 2)}\n`);
+  writeInfo();
   process.env.GEF_TEST_API_URL = stack.urls.gateway;
   process.env.GEF_TEST_STACK_FILE = file;
   const harness: Harness = { stack, control: control.server, dataDir, detach: () => {
