@@ -9,6 +9,8 @@
  *                node:http server answering the same JSON in the same run
  *   scripts      upload-to-SUCCESS of the CLI skeleton, cold and warm, and memory while a
  *                50 MB archive streams through (scripts.ts)
+ *   executions   run → FINISHED of the CLI skeleton one after another, and authenticated
+ *                GET /api/v1/execution/<id> at 32 clients beside a bare server (executions.ts)
  *
  * BENCH_SECONDS sets each load's duration (default 10).
  */
@@ -18,6 +20,7 @@ import { join } from 'node:path';
 import { freeStackPorts, startStack, type Stack } from '@gef/deploy';
 import { bareServer, runLoad, type LoadResult } from './load';
 import { treeRssKib } from './memory';
+import { benchExecutions, executionBenchLines } from './executions';
 import { benchScripts, scriptBenchLines } from './scripts';
 
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 10);
@@ -90,6 +93,8 @@ async function main(): Promise<void> {
 
     const scripts = await benchScripts(stack, await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!'));
     results['scripts'] = scripts;
+    const executions = await benchExecutions(api, await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!'), seconds);
+    results['executions'] = executions;
 
     await stack.stop();
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n`);
@@ -104,6 +109,7 @@ async function main(): Promise<void> {
         line('bare node:http, same JSON (32)', bareResult),
         `gateway/bare ratio: ${(results['read'] as { ratio: number }).ratio}`,
         ...scriptBenchLines(scripts),
+        ...executionBenchLines(executions, line),
       ].join('\n') + '\n',
     );
   } finally {

@@ -48,7 +48,7 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid]! : Math.round((sorted[mid - 1]! + sorted[mid]!) / 2);
 };
 
-async function upload(api: string, token: string, archive: Buffer, fileName: string): Promise<{ status: number; body: any }> {
+export async function upload(api: string, token: string, archive: Buffer, fileName: string): Promise<{ status: number; body: any }> {
   const form = new FormData();
   form.append('file', new Blob([archive], { type: 'application/gzip' }), fileName);
   const res = await fetch(`${api}/api/v1/script`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });

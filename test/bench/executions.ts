@@ -1,0 +1,103 @@
+/**
+ * Execution benchmarks (issue 6), on a running stack:
+ *
+ *   runs  run → FINISHED of the Trends.Earth CLI skeleton, one after another (POST run,
+ *         then the SSE stream until its end; the client's view of the latency)
+ *   read  authenticated GET /api/v1/execution/<id> at 32 concurrent clients, beside a bare
+ *         node:http server answering the same JSON in the same run
+ */
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { gzipSync } from 'node:zlib';
+import { cliMembers, tar } from '../e2e/helpers/archives';
+import { bareServer, runLoad, type LoadResult } from './load';
+import { upload } from './scripts';
+
+export interface ExecutionBench {
+  runs: { samples: number; medianMs: number; p90Ms: number; minMs: number; maxMs: number };
+  read: { gateway: LoadResult; bare: LoadResult; ratio: number; concurrency: number };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function builtSkeleton(api: string, token: string): Promise<string> {
+  const name = `Bench Run ${randomBytes(4).toString('hex')}`;
+  const res = await upload(api, token, gzipSync(tar(cliMembers(name))), `${name}.tar.gz`);
+  if (res.status !== 200) throw new Error(`upload failed: ${res.status} ${JSON.stringify(res.body)}`);
+  const id = res.body.data.id as string;
+  for (let i = 0; i < 3000; i++) {
+    const s = await fetch(`${api}/api/v1/script/${id}`, { headers: { Authorization: `Bearer ${token}` } });
+    const status = ((await s.json()) as { data: { status: string } }).data.status;
+    if (status === 'SUCCESS') return id;
+    if (status === 'FAIL') throw new Error('the skeleton did not build');
+    await sleep(50);
+  }
+  throw new Error('the skeleton never built');
+}
+
+/** Reads an execution's event stream until it ends; resolves with the last status seen. */
+function streamUntilEnd(api: string, token: string, id: string): Promise<string | undefined> {
+  const url = new URL(`${api}/api/v1/execution/${id}/events`);
+  return new Promise((resolve, reject) => {
+    let status: string | undefined;
+    let buffer = '';
+    const req = http.get({ host: url.hostname, port: url.port, path: url.pathname, headers: { Authorization: `Bearer ${token}` }, agent: false }, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        for (let i = buffer.indexOf('\n\n'); i >= 0; i = buffer.indexOf('\n\n')) {
+          const block = buffer.slice(0, i);
+          buffer = buffer.slice(i + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (event === 'status' && data) status = (JSON.parse(data) as { status: string }).status;
+        }
+      });
+      res.on('end', () => resolve(status));
+    });
+    req.on('error', reject);
+  });
+}
+
+export async function benchExecutions(api: string, token: string, seconds: number, sequentialRuns = 20): Promise<ExecutionBench> {
+  const scriptId = await builtSkeleton(api, token);
+  const run = async () => {
+    const res = await fetch(`${api}/api/v1/script/${scriptId}/run`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '{}' });
+    if (res.status !== 200) throw new Error(`run failed: ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { data: { id: string } }).data.id;
+  };
+  // One run to warm every process's path up.
+  const warm = await run();
+  await streamUntilEnd(api, token, warm);
+
+  const samples: number[] = [];
+  for (let i = 0; i < sequentialRuns; i++) {
+    const began = performance.now();
+    const id = await run();
+    const status = await streamUntilEnd(api, token, id);
+    if (status !== 'FINISHED') throw new Error(`run ${id} ended ${status}`);
+    samples.push(performance.now() - began);
+  }
+  const sorted = [...samples].sort((a, b) => a - b);
+  const pick = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 10) / 10;
+
+  const path = `/api/v1/execution/${warm}`;
+  const body = await (await fetch(`${api}${path}`, { headers: { Authorization: `Bearer ${token}` } })).text();
+  const bare = await bareServer(body);
+  const bareResult = await runLoad({ url: `${bare.url}${path}`, concurrency: 32, durationMs: seconds * 1000 });
+  await bare.close();
+  const gateway = await runLoad({ url: `${api}${path}`, headers: { Authorization: `Bearer ${token}` }, concurrency: 32, durationMs: seconds * 1000 });
+  return {
+    runs: { samples: samples.length, medianMs: pick(0.5), p90Ms: pick(0.9), minMs: pick(0), maxMs: pick(1 - 1e-9) },
+    read: { gateway, bare: bareResult, ratio: Number((gateway.perSecond / bareResult.perSecond).toFixed(3)), concurrency: 32 },
+  };
+}
+
+export function executionBenchLines(r: ExecutionBench, line: (name: string, l: LoadResult) => string): string[] {
+  return [
+    `run → FINISHED, CLI skeleton, sequential (${r.runs.samples}): median ${r.runs.medianMs} ms, p90 ${r.runs.p90Ms} ms, min ${r.runs.minMs} ms, max ${r.runs.maxMs} ms`,
+    line('GET /api/v1/execution/<id> (32)', r.read.gateway),
+    line('bare node:http, same JSON (32)', r.read.bare),
+    `execution read gateway/bare ratio: ${r.read.ratio}`,
+  ];
+}
