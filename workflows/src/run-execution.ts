@@ -144,7 +144,7 @@ export async function runExecution(input: RunExecutionInput): Promise<RunExecuti
   /** Waits for the run's turn; `ended` when it ended meanwhile (cancelled, ended from outside). */
   async function takeSlot(): Promise<ClaimSlotResult> {
     for (;;) {
-      if (stop) return { outcome: 'ended', status: stop.status ?? 'CANCELLED' };
+      if (stop) return { outcome: 'ended', status: stop.reason === 'deleted' ? 'GONE' : (stop.status ?? 'CANCELLED') };
       const seen = wakeups;
       const claim = await state.claimExecutionSlot({ executionId: id, userId: input.userId, limit: input.concurrencyLimit });
       if (claim.outcome !== 'waiting') return claim;

@@ -472,4 +472,21 @@ describe('runExecution workflow', () => {
     expect(fake.calls).toEqual([`granted ${id}`, `released ${id}`]);
     expect(fake.notices).toEqual([]);
   }, 60_000);
+
+  it('ends a waiting run whose user is being deleted as GONE, telling no one', async () => {
+    const fake = new FakeExecutions();
+    const control = new Map<string, (r: RunScriptResult) => void>();
+    const [first, waiting] = [newId(), newId()];
+    await withWorkers(fake, controllableRun(fake, control), async () => {
+      const a = await start(fake, input(first, 'user-m', { concurrencyLimit: 1 }));
+      await eventually(() => control.has(first));
+      const b = await start(fake, input(waiting, 'user-m', { concurrencyLimit: 1 }));
+      await eventually(() => fake.calls.includes(`queued ${waiting}`));
+      await b.signal(stopExecutionSignal, { reason: 'deleted' });
+      expect(await b.result()).toEqual({ executionId: waiting, status: 'GONE' });
+      control.get(first)!({ outcome: 'FINISHED', status: 'FINISHED' });
+      await a.result();
+    });
+    expect(fake.notices.map((n) => n.executionId)).toEqual([first]);
+  }, 60_000);
 });

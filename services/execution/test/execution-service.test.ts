@@ -448,5 +448,17 @@ describe('execution service', () => {
       const rows = await f.orm.em.fork().execute('select count(*)::int as n from execution_log where execution_id = ?', [mine.id]);
       expect(rows[0]).toEqual({ n: 0 });
     });
+
+    it('stops a run before deleting it: when the stop cannot be sent, nothing is deleted and a retry finishes', async () => {
+      const { userId, script } = someone();
+      const going = await run(userId, script.scriptId);
+      f.runs.failStop = true;
+      await expect(deleteExecutionsOfUser(f.deps, userId)).rejects.toThrow('Temporal is down');
+      expect((await f.client.getExecution({ id: going.id, caller: caller(userId) })).execution!.id).toBe(going.id);
+      f.runs.failStop = false;
+      expect(await deleteExecutionsOfUser(f.deps, userId)).toBe(1);
+      expect(f.runs.stopped.at(-1)).toEqual({ executionId: going.id, request: { reason: 'deleted' } });
+      expect((await codeOf(f.client.getExecution({ id: going.id, caller: caller(userId) }))).code).toBe(Code.NotFound);
+    });
   });
 });

@@ -7,9 +7,12 @@ const batchSize = 500;
 
 /**
  * Deletes every execution a user made, with its log lines (cascade), in batches so a user
- * with many runs never holds one huge transaction; runs still going are told to stop
- * (their runners also learn it at their next call). Idempotent: a retry deletes what is
- * left. Executions other users made of this user's scripts are not touched.
+ * with many runs never holds one huge transaction. Runs still going are told to stop
+ * first (their workflows cancel the runner's attempt, which kills the process; a run
+ * waiting for a slot just ends), so nothing of the user keeps running; a signal that
+ * cannot be delivered fails the step, which is retried before anything is deleted.
+ * Idempotent: a retry stops and deletes what is left. Executions other users made of this
+ * user's scripts are not touched.
  */
 export async function deleteExecutionsOfUser(
   deps: Pick<ExecutionDeps, 'orm' | 'runs' | 'logger'>,
@@ -18,19 +21,18 @@ export async function deleteExecutionsOfUser(
 ): Promise<number> {
   let deleted = 0;
   for (;;) {
-    const batch = await deps.orm.em.fork().transactional(async (em) => {
-      const repo = new ExecutionRepository(em);
-      const rows = await repo.idsOfUser(userId, batchSize);
-      const count = await repo.deleteByIds(rows.map((r) => r.id));
+    const rows = await new ExecutionRepository(deps.orm.em.fork()).idsOfUser(userId, batchSize);
+    for (const row of rows.filter((r) => !isTerminal(r.status))) {
+      await deps.runs.stop(row.id, { reason: 'deleted' });
+    }
+    const count = await deps.orm.em.fork().transactional(async (em) => {
+      const n = await new ExecutionRepository(em).deleteByIds(rows.map((r) => r.id));
       const versions = new Map(rows.map((r) => [`${r.scriptId}:${r.scriptVersion}`, { scriptId: r.scriptId, version: r.scriptVersion }]));
       await new RunSpecRepository(em).pruneUnused([...versions.values()]);
-      return { rows, count };
+      return n;
     });
-    deleted += batch.count;
-    for (const row of batch.rows.filter((r) => !isTerminal(r.status))) {
-      await deps.runs.stop(row.id, { reason: 'deleted' }).catch((err: unknown) => deps.logger.warn({ err: String(err), executionId: row.id }, 'could not signal a deleted run'));
-    }
+    deleted += count;
     onBatch();
-    if (batch.rows.length < batchSize) return deleted;
+    if (rows.length < batchSize) return deleted;
   }
 }

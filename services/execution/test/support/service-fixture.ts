@@ -52,6 +52,7 @@ export class FakeRuns implements RunLauncher {
   readonly started: RunExecutionInput[] = [];
   readonly stopped: { executionId: string; request: StopRequest }[] = [];
   failStart = false;
+  failStop = false;
 
   async start(run: RunExecutionInput): Promise<void> {
     if (this.failStart) throw new Error('Temporal is down');
@@ -59,6 +60,7 @@ export class FakeRuns implements RunLauncher {
   }
 
   async stop(executionId: string, request: StopRequest): Promise<void> {
+    if (this.failStop) throw new Error('Temporal is down');
     this.stopped.push({ executionId, request });
   }
 }
