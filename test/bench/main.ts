@@ -11,15 +11,18 @@
  *                50 MB archive streams through (scripts.ts)
  *   executions   run → FINISHED of the CLI skeleton one after another, and authenticated
  *                GET /api/v1/execution/<id> at 32 clients beside a bare server (executions.ts)
+ *   lists        a user with a million executions: the first page of 100 of their list and of
+ *                the admin's list (execution-lists.ts; BENCH_LIST_ROWS sets the count)
  *
  * BENCH_SECONDS sets each load's duration (default 10).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { freeStackPorts, startStack, type Stack } from '@gef/deploy';
+import { databaseUrl, freeStackPorts, startStack, type Stack } from '@gef/deploy';
 import { bareServer, runLoad, type LoadResult } from './load';
 import { treeRssKib } from './memory';
+import { benchExecutionLists, listBenchLines } from './execution-lists';
 import { benchExecutions, executionBenchLines } from './executions';
 import { benchScripts, scriptBenchLines } from './scripts';
 
@@ -30,7 +33,7 @@ const results: Record<string, unknown> = {
 
 async function start(dataDir: string, ports: Awaited<ReturnType<typeof freeStackPorts>>): Promise<{ stack: Stack; ms: number }> {
   const began = Date.now();
-  const stack = await startStack({ dataDir, ports, env: { GEF_ENV: 'test', LOG_LEVEL: 'warn', RATE_LIMIT_LOGIN_PER_CLIENT: '1000000/60', RATE_LIMIT_LOGIN_PER_ACCOUNT: '1000000/60', RATE_LIMIT_REGISTER_PER_CLIENT: '1000000/3600' }, onStatus: () => undefined });
+  const stack = await startStack({ dataDir, ports, env: { GEF_ENV: 'test', LOG_LEVEL: 'warn', RATE_LIMIT_LOGIN_PER_CLIENT: '1000000/60', RATE_LIMIT_LOGIN_PER_ACCOUNT: '1000000/60', RATE_LIMIT_REGISTER_PER_CLIENT: '1000000/3600', RATE_LIMIT_RUN_PER_ACCOUNT: '1000000/60' }, onStatus: () => undefined });
   return { stack, ms: Date.now() - began };
 }
 
@@ -95,6 +98,9 @@ async function main(): Promise<void> {
     results['scripts'] = scripts;
     const executions = await benchExecutions(api, await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!'), seconds);
     results['executions'] = executions;
+    const adminToken = await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!');
+    const lists = await benchExecutionLists(api, adminToken, databaseUrl(ports, 'gef_execution'), seconds, Number(process.env['BENCH_LIST_ROWS'] ?? 1_000_000));
+    results['lists'] = lists;
 
     await stack.stop();
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n`);
@@ -110,6 +116,7 @@ async function main(): Promise<void> {
         `gateway/bare ratio: ${(results['read'] as { ratio: number }).ratio}`,
         ...scriptBenchLines(scripts),
         ...executionBenchLines(executions, line),
+        ...listBenchLines(lists, line),
       ].join('\n') + '\n',
     );
   } finally {

@@ -461,4 +461,49 @@ describe('execution service', () => {
       expect((await codeOf(f.client.getExecution({ id: going.id, caller: caller(userId) }))).code).toBe(Code.NotFound);
     });
   });
+
+  describe('list totals from the per-user counts', () => {
+    const count = async (where = 'true', params: unknown[] = []) =>
+      Number((await f.orm.em.fork().execute<{ n: string }[]>(`select count(*) as n from execution where ${where}`, params))[0]!.n);
+
+    it('agree with counting rows, for one owner and for everyone, through inserts and deletes of many rows at once', async () => {
+      const { userId, script } = someone();
+      const other = someone();
+      await run(userId, script.scriptId);
+      await run(other.userId, other.script.scriptId);
+      // Many rows in one statement, as a bulk import would write them.
+      await f.orm.em
+        .fork()
+        .execute(
+          `insert into execution (id, script_id, user_id, status, script_version)
+           select gen_random_uuid(), ?, ?, 'FINISHED', 4 from generate_series(1, 250)`,
+          [script.scriptId, userId],
+        );
+      const own = await f.client.listExecutions({ caller: caller(userId), perPage: 5 });
+      expect(Number(own.total)).toBe(251);
+      expect(Number(own.total)).toBe(await count('user_id = ?', [userId]));
+      const all = await f.client.listExecutions({ caller: caller(randomUUID(), 'ADMIN'), perPage: 5 });
+      expect(Number(all.total)).toBe(await count());
+      const narrowed = await f.client.listExecutions({ caller: caller(randomUUID(), 'ADMIN'), userId: other.userId });
+      expect(Number(narrowed.total)).toBe(1);
+
+      await f.orm.em.fork().execute(`delete from execution where id in (select id from execution where user_id = ? and status = 'FINISHED' limit 100)`, [userId]);
+      expect(Number((await f.client.listExecutions({ caller: caller(userId) })).total)).toBe(151);
+      expect(Number((await f.client.listExecutions({ caller: caller(randomUUID(), 'ADMIN') })).total)).toBe(await count());
+      await deleteExecutionsOfUser(f.deps, userId);
+      expect(Number((await f.client.listExecutions({ caller: caller(userId) })).total)).toBe(0);
+    });
+
+    it('count rows whenever anything but the owner narrows the list', async () => {
+      const { userId, script } = someone();
+      await run(userId, script.scriptId);
+      await run(userId, script.scriptId);
+      await f.orm.em.fork().execute(`update execution set status = 'FAILED' where id = (select id from execution where user_id = ? limit 1)`, [userId]);
+      expect(Number((await f.client.listExecutions({ caller: caller(userId), status: 'FAILED' })).total)).toBe(1);
+      expect(Number((await f.client.listExecutions({ caller: caller(userId), filter: 'status=PENDING' })).total)).toBe(1);
+      expect(Number((await f.client.listExecutions({ caller: caller(userId), scriptId: script.scriptId })).total)).toBe(2);
+      // A USER naming someone else sees nothing of theirs.
+      expect(Number((await f.client.listExecutions({ caller: caller(userId), userId: randomUUID() })).total)).toBe(0);
+    });
+  });
 });

@@ -85,17 +85,28 @@ export function parseStatuses(text: string): ExecutionStatus[] {
     });
 }
 
-/** The WHERE clause of a list (with `?` params) for the actor. */
-export function listWhere(actor: Actor, q: ExecutionListQuery): { where: string; params: unknown[] } {
+/**
+ * The WHERE clause of a list (with `?` params) for the actor, and, when nothing but the
+ * owner narrows it, that owner (`null`: everyone), whose total the per-user counts know.
+ */
+export function listWhere(actor: Actor, q: ExecutionListQuery): { where: string; params: unknown[]; countedByOwner?: { userId: string | null } } {
   const filter = filterToSql(parseFilter(q.filter, executionListFields), executionListFields);
   const where: string[] = [`(${filter.sql})`];
   const params: unknown[] = [...filter.params];
+  const owners = new Set<string>();
+  let narrowed = filter.sql !== 'true';
   const add = (sql: string, ...values: unknown[]) => {
     where.push(sql);
     params.push(...values);
+    narrowed = true;
   };
-  if (q.ownOnly || !isAdmin(actor)) add('e.user_id = ?', actor.userId);
-  if (q.userId) add('e.user_id = ?', uuidParam('user_id', q.userId));
+  const owner = (userId: string) => {
+    where.push('e.user_id = ?');
+    params.push(userId);
+    owners.add(userId);
+  };
+  if (q.ownOnly || !isAdmin(actor)) owner(actor.userId);
+  if (q.userId) owner(uuidParam('user_id', q.userId));
   if (q.status) {
     const statuses = parseStatuses(q.status);
     if (statuses.length > 0) add(`e.status in (${statuses.map(() => '?').join(', ')})`, ...statuses);
@@ -110,13 +121,16 @@ export function listWhere(actor: Actor, q: ExecutionListQuery): { where: string;
   if (q.startDateTo) add('e.start_date <= ?', q.startDateTo);
   if (q.endDateFrom) add('e.end_date >= ?', q.endDateFrom);
   if (q.endDateTo) add('e.end_date <= ?', q.endDateTo);
-  return { where: where.join(' and '), params };
+  const result = { where: where.join(' and '), params };
+  // Two different owners match nothing: left to the count.
+  if (narrowed || owners.size > 1) return result;
+  return { ...result, countedByOwner: { userId: owners.size === 1 ? [...owners][0]! : null } };
 }
 
 /** GET /execution and /execution/user: own (ADMIN+: all), filtered, sorted, paginated. */
 export async function listExecutions(deps: ExecutionDeps, caller: Actor | undefined, q: ExecutionListQuery) {
   const actor = requireActor(caller);
-  const { where, params } = listWhere(actor, q);
+  const { where, params, countedByOwner } = listWhere(actor, q);
   const sort = parseSort(q.sort, executionListFields);
   const paging = parsePaging(q.page, q.perPage);
   const em = deps.orm.em.fork();
@@ -127,6 +141,7 @@ export async function listExecutions(deps: ExecutionDeps, caller: Actor | undefi
     limit: paging.perPage,
     offset: paging.offset,
     columns: columnsOf(q),
+    ...(countedByOwner ? { countedByOwner } : {}),
   });
   const logs = q.includeLogs ? await new ExecutionLogRepository(em).forExecutions(items.map((e) => e.id), maxEmbeddedLines) : undefined;
   const views: ExecutionView[] = items.map((execution) => (logs ? { execution, logs: logs.get(execution.id) ?? [] } : { execution }));

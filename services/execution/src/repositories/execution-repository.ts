@@ -65,6 +65,11 @@ export interface ListWhere {
   limit: number;
   offset: number;
   columns: Columns;
+  /**
+   * Set when only the owner narrows the list (or nothing does): the total then comes from
+   * the per-user counts (`null`: every user's), not from counting rows.
+   */
+  countedByOwner?: { userId: string | null };
 }
 
 /** Executions in the service's own database. Queries are plain SQL on the given manager. */
@@ -112,7 +117,14 @@ export class ExecutionRepository {
         `select ${selectColumns(q.columns)} from execution e where ${q.where} order by ${q.orderBy} limit ? offset ?`,
         [...q.params, q.limit, q.offset],
       ),
-      this.em.execute<{ n: string }[]>(`select count(*) as n from execution e where ${q.where}`, q.params),
+      q.countedByOwner
+        ? this.em.execute<{ n: string }[]>(
+            q.countedByOwner.userId === null
+              ? 'select coalesce(sum(n), 0) as n from execution_user_count'
+              : 'select coalesce(sum(n), 0) as n from execution_user_count where user_id = ?',
+            q.countedByOwner.userId === null ? [] : [q.countedByOwner.userId],
+          )
+        : this.em.execute<{ n: string }[]>(`select count(*) as n from execution e where ${q.where}`, q.params),
     ]);
     return { items: rows.map(toRecord), total: Number(count[0]?.n ?? 0) };
   }

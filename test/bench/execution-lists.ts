@@ -1,0 +1,72 @@
+/**
+ * Execution lists at scale (issue 6), on a running stack: one user with a million
+ * executions (written straight into the execution service's database, spread over time
+ * as real runs would be), then `GET /api/v1/execution/user?page=1&per_page=100` as that
+ * user and `GET /api/v1/execution?page=1&per_page=100` as the superadmin, one client and
+ * eight at once.
+ */
+import pg from 'pg';
+import { runLoad, type LoadResult } from './load';
+
+export interface ListBench {
+  rows: number;
+  seedMs: number;
+  own: { c1: LoadResult; c8: LoadResult; total: number };
+  all: { c1: LoadResult; c8: LoadResult; total: number };
+}
+
+async function json(res: Response): Promise<any> {
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${res.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+export async function benchExecutionLists(api: string, adminToken: string, executionDbUrl: string, seconds: number, rows = 1_000_000): Promise<ListBench> {
+  const email = `bench-lists-${Date.now()}@example.org`;
+  const password = 'Bench-Passw0rd!42';
+  const created = await json(await fetch(`${api}/api/v1/user`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, name: 'Lists', password }) }));
+  const userId = created.data.id as string;
+  const token = (await json(await fetch(`${api}/auth`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, password }) }))).access_token as string;
+
+  const began = Date.now();
+  const db = new pg.Client({ connectionString: executionDbUrl });
+  await db.connect();
+  try {
+    // In slices, so no one statement holds everything; one script per thousand runs.
+    const slice = 100_000;
+    for (let from = 0; from < rows; from += slice) {
+      await db.query(
+        `insert into execution (id, script_id, user_id, status, progress, params, results, start_date, end_date, updated_at, script_version, attempt)
+         select gen_random_uuid(), md5('bench-script-' || (i / 1000))::uuid, $1, 'FINISHED', 100, '{"area": "bench"}'::jsonb, '{"ok": true}'::jsonb,
+                now() - make_interval(secs => i * 30), now() - make_interval(secs => i * 30 - 5), now() - make_interval(secs => i * 30 - 5), 1, 1
+         from generate_series($2::int, $3::int) i`,
+        [userId, from + 1, Math.min(rows, from + slice)],
+      );
+    }
+    await db.query('vacuum analyze execution');
+  } finally {
+    await db.end();
+  }
+  const seedMs = Date.now() - began;
+
+  const measure = async (path: string, bearer: string) => {
+    const headers = { Authorization: `Bearer ${bearer}` };
+    const total = Number((await json(await fetch(`${api}${path}`, { headers }))).total);
+    const c1 = await runLoad({ url: `${api}${path}`, headers, concurrency: 1, durationMs: seconds * 1000 });
+    const c8 = await runLoad({ url: `${api}${path}`, headers, concurrency: 8, durationMs: seconds * 1000 });
+    return { c1, c8, total };
+  };
+  const own = await measure('/api/v1/execution/user?page=1&per_page=100', token);
+  const all = await measure('/api/v1/execution?page=1&per_page=100', adminToken);
+  return { rows, seedMs, own, all };
+}
+
+export function listBenchLines(r: ListBench, line: (name: string, l: LoadResult) => string): string[] {
+  return [
+    `lists with ${r.rows} executions of one user (seeded in ${(r.seedMs / 1000).toFixed(1)} s):`,
+    line(`/execution/user 100 (1), total ${r.own.total}`, r.own.c1),
+    line('/execution/user 100 (8)', r.own.c8),
+    line(`/execution 100 admin (1), total ${r.all.total}`, r.all.c1),
+    line('/execution 100 admin (8)', r.all.c8),
+  ];
+}
