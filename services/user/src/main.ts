@@ -48,7 +48,7 @@ void runService({
     });
     const notices = new ExecutionNotices({ orm, mailer, logger });
     return {
-      routes: routes({ users, revocations, notices }),
+      routes: routes({ users, revocations }),
       checks: { keycloak: () => keycloak.ping() },
       worker: createWorker(temporal.settings, orm, keycloak, notices, logger),
       // The first SUPERADMIN. Keycloak may still be starting, so retry in the background.

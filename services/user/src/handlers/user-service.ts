@@ -2,7 +2,6 @@ import type { ServiceImpl } from '@connectrpc/connect';
 import { create } from '@bufbuild/protobuf';
 import { Unauthenticated } from '@gef/common';
 import { user } from '@gef/protos';
-import type { ExecutionNotices } from '../domain/execution-notices';
 import type { Actor } from '../domain/policy';
 import type { Users } from '../domain/users';
 import type { RevocationHub } from '../revocations/revocation-hub';
@@ -17,7 +16,6 @@ import {
 export interface UserServiceDeps {
   users: Users;
   revocations: RevocationHub;
-  notices: ExecutionNotices;
 }
 
 function requireActor(caller: user.Caller | undefined): Actor {
@@ -27,7 +25,7 @@ function requireActor(caller: user.Caller | undefined): Actor {
 }
 
 /** gef.user.v1.UserService: maps messages to the Users domain and back. */
-export function userService({ users, revocations, notices }: UserServiceDeps): ServiceImpl<typeof user.UserService> {
+export function userService({ users, revocations }: UserServiceDeps): ServiceImpl<typeof user.UserService> {
   return {
     async getUser(req) {
       const view = await users.get(req.idOrEmail, actorFromCaller(req.caller));
@@ -119,17 +117,6 @@ export function userService({ users, revocations, notices }: UserServiceDeps): S
     async logoutAll(req) {
       await users.logoutAll(requireActor(req.caller));
       return create(user.LogoutAllResponseSchema, { message: 'Successfully logged out from all sessions' });
-    },
-
-    async notifyExecutionFinished(req) {
-      const sent = await notices.executionFinished({
-        userId: req.userId,
-        executionId: req.executionId,
-        scriptId: req.scriptId,
-        ...(req.scriptName ? { scriptName: req.scriptName } : {}),
-        status: req.status,
-      });
-      return create(user.NotifyExecutionFinishedResponseSchema, { sent });
     },
 
     async *watchRevocations(_req, ctx) {
