@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { baseConfigShape, parseConfig, port } from '@gef/common';
@@ -15,7 +16,16 @@ export const configShape = {
    * pyenv build under a private home is not).
    */
   PYTHON: z.string().min(1).default(fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'),
-  RUNNER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
+  /**
+   * Runs (and builds) at once on this runner. A run mostly waits (on its script, on RPCs),
+   * so the default is a few per core.
+   */
+  RUNNER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(Math.max(4, 4 * os.availableParallelism())),
+  /**
+   * Python interpreters kept started in the sandbox, waiting for a run (0: each run starts
+   * its own). Default: one per run that may go at once, at most two per core.
+   */
+  PYTHON_POOL_SIZE: z.coerce.number().int().min(0).max(256).optional(),
   PIP_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(900),
   /** What scripts get as API_URL: the gateway's public address. */
   API_URL: z.string().url().optional(),
@@ -43,7 +53,7 @@ export const configShape = {
   /** How long a log line may wait to be sent with others. */
   RUN_LOG_FLUSH_MS: z.coerce.number().int().min(10).max(10_000).default(200),
   /** Log lines kept per attempt; later ones are dropped with a note. */
-  RUN_LOG_MAX_LINES: z.coerce.number().int().min(100).default(100_000),
+  RUN_LOG_MAX_LINES: z.coerce.number().int().min(100).default(1_000_000),
 };
 
 /**
@@ -67,5 +77,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   toolEnv['PIP_DISABLE_PIP_VERSION_CHECK'] = '1';
   toolEnv['PIP_NO_INPUT'] = '1';
-  return { ...config, toolEnv, apiUrl: config.API_URL ?? config.PUBLIC_URL };
+  const pythonPoolSize = config.PYTHON_POOL_SIZE ?? Math.min(config.RUNNER_CONCURRENCY, 2 * os.availableParallelism());
+  return { ...config, toolEnv, apiUrl: config.API_URL ?? config.PUBLIC_URL, pythonPoolSize };
 }

@@ -18,7 +18,8 @@ async function main(): Promise<void> {
   // Half-built environments of a runner killed mid-build: older than any build can take.
   const swept = await sweepUnfinishedEnvironments(environmentSettings(config, dirs.root), (config.PIP_TIMEOUT_SECONDS + 600) * 1000);
   if (swept > 0) logger.info({ swept }, 'unfinished environments removed');
-  const worker = await createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, dirs, logger);
+  const { worker, pool } = await createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, dirs, logger);
+  shutdown.add('python interpreter pool', () => pool.stop());
   worker.start();
   shutdown.add('temporal worker', () => worker.stop());
   logger.info({ metricsPort: metrics.port }, 'runner started');

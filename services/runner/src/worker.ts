@@ -7,10 +7,12 @@ import { taskQueues } from '@gef/workflows/task-queues';
 import { execution, script } from '@gef/protos';
 import { createRunnerActivities } from './activities';
 import { ArchiveCache } from './archives/archive-cache';
+import { ExtractedArchives } from './archives/extracted-archives';
 import { scriptServiceSource } from './archives/script-service-source';
 import type { RunnerConfig } from './config';
 import { environmentSettings } from './environments/settings';
 import { executionsApi } from './execution-log/execution-service-api';
+import { InterpreterPool } from './runtimes/python/interpreter-pool';
 import { installShim, type RunnerDirs } from './sandbox/runner-dirs';
 import { Sandbox } from './sandbox/sandbox';
 import { sandboxMode } from './sandbox/sandbox-mode';
@@ -22,7 +24,10 @@ function localeOf(env: Record<string, string>): Record<string, string> {
   return out;
 }
 
-/** The runner's Temporal worker: builds' environments and script runs. */
+/**
+ * The runner's Temporal worker (builds' environments and script runs) and its pool of
+ * waiting Python interpreters (stop it after the worker).
+ */
 export async function createWorker(settings: TemporalSettings, config: RunnerConfig, dirs: RunnerDirs, logger: Logger) {
   const scripts = serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL);
   const executions = serviceClient(execution.ExecutionService, config.EXECUTION_SERVICE_URL);
@@ -31,9 +36,23 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
   const sandbox = new Sandbox({ mode, prlimit, setpriv, uidBase: config.SANDBOX_UID_BASE, uidCount: config.SANDBOX_UID_COUNT, dirs });
   const swept = await sandbox.sweep();
   if (swept > 0) logger.info({ swept }, 'leftovers of runs of a runner that died removed');
+  const extracted = new ExtractedArchives(dirs.extracted, sandbox);
+  await extracted.sweep();
   const shim = await installShim(dirs, path.join(__dirname, 'runtimes', 'python', 'gef_runtime.py'));
-  logger.info({ sandbox: mode, root: dirs.root, python: config.PYTHON }, 'runner ready to run scripts');
-  return new SupervisedWorker(
+  const locale = localeOf(config.toolEnv);
+  const baseEnv = { PATH: '/usr/local/bin:/usr/bin:/bin', ...locale };
+  const defaults = {
+    memoryBytes: config.SANDBOX_MEMORY_BYTES,
+    processes: config.SANDBOX_MAX_PROCESSES,
+    openFiles: config.SANDBOX_MAX_OPEN_FILES,
+    fileBytes: config.SANDBOX_MAX_FILE_BYTES,
+  };
+  // Waiting interpreters start with the default limits and no CPU limit yet: each run sets
+  // its own (lower) before the script's code runs; a run allowed more starts its own.
+  const pool = new InterpreterPool({ sandbox, python: config.PYTHON, shim, size: config.pythonPoolSize, limits: { ...defaults, cpuSeconds: Infinity }, env: baseEnv, logger });
+  pool.start();
+  logger.info({ sandbox: mode, root: dirs.root, python: config.PYTHON, concurrency: config.RUNNER_CONCURRENCY, pythonPool: config.pythonPoolSize }, 'runner ready to run scripts');
+  const worker = new SupervisedWorker(
     settings,
     {
       taskQueue: taskQueues.runner,
@@ -47,18 +66,16 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
         run: {
           executions: executionsApi(executions),
           archives: new ArchiveCache(dirs.archives, scriptServiceSource(scripts)),
+          extracted,
           sandbox,
+          pool,
+          baseEnv,
           environments,
           shim,
           envName: config.GEF_ENV,
           apiUrl: config.apiUrl,
-          locale: localeOf(config.toolEnv),
-          defaults: {
-            memoryBytes: config.SANDBOX_MEMORY_BYTES,
-            processes: config.SANDBOX_MAX_PROCESSES,
-            openFiles: config.SANDBOX_MAX_OPEN_FILES,
-            fileBytes: config.SANDBOX_MAX_FILE_BYTES,
-          },
+          locale,
+          defaults,
           killGraceMs: config.SANDBOX_KILL_GRACE_SECONDS * 1000,
           heartbeatIntervalMs: config.RUN_HEARTBEAT_INTERVAL_MS,
           logFlushMs: config.RUN_LOG_FLUSH_MS,
@@ -73,4 +90,5 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
     },
     logger,
   );
+  return { worker, pool };
 }

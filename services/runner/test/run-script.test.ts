@@ -6,7 +6,9 @@ import { createLogger } from '@gef/common';
 import type { RunScriptResult } from '@gef/workflows/activities';
 import { runScriptActivity, type AttemptGrant, type AttemptResult, type ExecutionsApi } from '../src/activities/run-script';
 import { ArchiveCache } from '../src/archives/archive-cache';
+import { ExtractedArchives } from '../src/archives/extracted-archives';
 import type { LogBatch, NumberedLine } from '../src/execution-log/execution-log-sink';
+import { InterpreterPool } from '../src/runtimes/python/interpreter-pool';
 import { Fixture, isRoot, makeArchive, python } from './support/run-script-fixture';
 
 const logger = createLogger('test', 'silent');
@@ -47,14 +49,30 @@ class FakeExecutions implements ExecutionsApi {
 }
 
 // The runner activity end to end on this machine: a real environment (venv), the archive
-// cache, the sandbox and python3; the execution service and Temporal are fakes.
-describe('runScript activity', () => {
+// caches, the sandbox and python3, each script in an interpreter of its own or one of the
+// pool's; the execution service and Temporal are fakes.
+describe.each([
+  ['its own interpreter', 0],
+  ['a pooled interpreter', 2],
+])('runScript activity, %s', (_name, poolSize) => {
   let fixture: Fixture;
+  let pool: InterpreterPool | undefined;
+  let extracted: ExtractedArchives;
+  const baseEnv = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
+  const defaults = { memoryBytes: 1024 ** 3, processes: 64, openFiles: 256, fileBytes: 1024 ** 3 };
 
   beforeAll(async () => {
     fixture = await new Fixture(isRoot ? 'on' : 'off').init();
+    extracted = new ExtractedArchives(fixture.dirs.extracted, fixture.sandbox);
+    if (poolSize > 0) {
+      pool = new InterpreterPool({ sandbox: fixture.sandbox, python, shim: fixture.shim, size: poolSize, limits: { ...defaults, cpuSeconds: Infinity }, env: baseEnv, logger });
+      pool.start();
+    }
   });
-  afterAll(() => fixture.cleanup());
+  afterAll(async () => {
+    await pool?.stop();
+    fixture.cleanup();
+  });
 
   async function setup(main: string, over: { timeoutSeconds?: number; attempt?: number } = {}) {
     const archive = makeArchive(fixture.tmp, { 'configuration.json': '{"name":"t"}', 'src/main.py': main });
@@ -86,13 +104,16 @@ describe('runScript activity', () => {
         downloads.push(ref.digest);
         yield bytes;
       }),
+      extracted,
       sandbox: fixture.sandbox,
+      ...(pool ? { pool } : {}),
+      baseEnv,
       environments: { dataDir: fixture.dirs.root, python, processEnv: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, pipTimeoutMs: 60_000 },
       shim: fixture.shim,
       envName: 'test',
       apiUrl: 'http://127.0.0.1:3000',
       locale: { LANG: 'C.UTF-8' },
-      defaults: { memoryBytes: 1024 ** 3, processes: 64, openFiles: 256, fileBytes: 1024 ** 3 },
+      defaults,
       killGraceMs: 500,
       heartbeatIntervalMs: 100,
       logFlushMs: 20,

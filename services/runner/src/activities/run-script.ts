@@ -3,10 +3,12 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from '@gef/common';
 import type { RunScriptHeartbeat, RunScriptInput, RunScriptResult } from '@gef/workflows/activities';
 import type { ArchiveCache } from '../archives/archive-cache';
+import type { ExtractedArchives } from '../archives/extracted-archives';
 import { ensureEnvironment, type EnvironmentSettings } from '../environments/ensure-environment';
 import { EnvironmentError } from '../environments/environment-error';
 import { ExecutionLogSink, type BatchReply, type LineLevel, type LogBatch, type NumberedLine } from '../execution-log/execution-log-sink';
-import { runPython, type PythonOutcome } from '../runtimes/python/run-python';
+import type { InterpreterPool } from '../runtimes/python/interpreter-pool';
+import { PythonInterpreter, type PythonOutcome } from '../runtimes/python/run-python';
 import type { Sandbox, SandboxLimits, SandboxRun } from '../sandbox/sandbox';
 
 /** A run as the execution service hands it to a runner (StartExecutionAttempt). */
@@ -52,7 +54,13 @@ export interface ExecutionsApi {
 export interface RunScriptDeps {
   executions: ExecutionsApi;
   archives: ArchiveCache;
+  /** Archives extracted once per digest, copied into each run's directory. */
+  extracted: ExtractedArchives;
   sandbox: Sandbox;
+  /** Interpreters started ahead of their runs; without it each run starts its own. */
+  pool?: InterpreterPool;
+  /** What an interpreter's environment is until its run's replaces it (PATH, locale). */
+  baseEnv: Record<string, string>;
   environments: EnvironmentSettings;
   /** The runtime shim's installed path. */
   shim: string;
@@ -153,7 +161,6 @@ export function runScriptActivity(deps: RunScriptDeps) {
     let sandboxRun: SandboxRun | undefined;
     try {
       try {
-        sandboxRun = await deps.sandbox.open(`${input.executionId}-a${attempt}`);
         const env = await ensureEnvironment(deps.environments, spec.runtime, spec.requirements, {
           onLine: (line) => sink.line('DEBUG', `Environment: ${line}`),
           signal: ctx.cancellationSignal,
@@ -161,7 +168,6 @@ export function runScriptActivity(deps: RunScriptDeps) {
         if (spec.environmentHash && env.hash !== spec.environmentHash) {
           sink.line('WARNING', `Environment: this runner computed ${env.hash.slice(0, 12)}, the build recorded ${spec.environmentHash.slice(0, 12)}`);
         }
-        const archive = await deps.archives.get(spec);
         const memoryBytes = spec.memoryLimit > 0 ? spec.memoryLimit : deps.defaults.memoryBytes;
         const limits: SandboxLimits = {
           ...deps.defaults,
@@ -169,13 +175,27 @@ export function runScriptActivity(deps: RunScriptDeps) {
           // CPU time: the wall-clock budget on every core the script may use.
           cpuSeconds: spec.timeoutSeconds * Math.max(1, Math.ceil(spec.cpuLimit || 1)) + 5,
         };
-        await sandboxRun.extract(archive, limits);
-        if (stopReason) throw new Error('stopped before the script started');
+        const archive = await deps.archives.get(spec);
+        const tree = await deps.extracted.get(archive, spec.digest.trim().toLowerCase(), limits);
+        // A waiting interpreter of the pool (its own uid and directory), else one started now.
+        let interpreter = deps.pool?.take(limits);
+        if (!interpreter) {
+          const fresh = await deps.sandbox.open(`${input.executionId}-a${attempt}`);
+          interpreter = new PythonInterpreter({ sandbox: fresh, python: deps.environments.python, shim: deps.shim, limits, env: { ...deps.baseEnv, HOME: fresh.dir } });
+        }
+        sandboxRun = interpreter.sandbox;
+        if (stopReason) {
+          interpreter.discard();
+          throw new Error('stopped before the script started');
+        }
+        try {
+          await sandboxRun.populate(tree);
+        } catch (err) {
+          interpreter.discard();
+          throw err;
+        }
         const params = JSON.parse(grant.paramsJson) as Record<string, unknown>;
-        const running = runPython({
-          sandbox: sandboxRun,
-          python: env.python,
-          shim: deps.shim,
+        const running = interpreter.run({
           params,
           env: {
             EXECUTION_ID: input.executionId,
@@ -186,6 +206,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
             HOME: sandboxRun.dir,
             ...deps.locale,
           },
+          environment: env.path,
           limits,
           timeoutMs: spec.timeoutSeconds * 1000,
           killGraceMs: deps.killGraceMs,

@@ -40,6 +40,11 @@ const supported = new Set(['python3']);
 
 /** Builds in progress in this process, by hash: a second build of a hash waits for the first. */
 const inFlight = new Map<string, Promise<Environment>>();
+/**
+ * Environments this process has seen complete, by directory. They are immutable (a
+ * directory named by its hash is only ever complete), so each is checked on disk once.
+ */
+const known = new Set<string>();
 
 const environmentsDir = (settings: EnvironmentSettings) => path.join(path.resolve(settings.dataDir), 'environments');
 
@@ -114,7 +119,8 @@ export async function ensureEnvironment(
   const normalised = normaliseRequirements(requirements);
   const hash = environmentHash(runtime, normalised);
   const dir = path.join(environmentsDir(settings), hash);
-  if (await isReady(dir)) {
+  if (known.has(dir) || (await isReady(dir))) {
+    known.add(dir);
     hooks.onLine?.(`environment ${hash.slice(0, 12)} exists; reusing it`);
     return describe(hash, dir, true);
   }
@@ -124,7 +130,12 @@ export async function ensureEnvironment(
     return { ...(await running), reused: true };
   }
   hooks.onLine?.(`preparing environment ${hash.slice(0, 12)} (${normalised.length} requirement${normalised.length === 1 ? '' : 's'})`);
-  const building = build(settings, runtime, normalised, hash, hooks).finally(() => inFlight.delete(hash));
+  const building = build(settings, runtime, normalised, hash, hooks)
+    .then((env) => {
+      known.add(env.path);
+      return env;
+    })
+    .finally(() => inFlight.delete(hash));
   inFlight.set(hash, building);
   return building;
 }

@@ -9,6 +9,8 @@ export interface RunnerDirs {
   root: string;
   /** Downloaded archives by digest: the runner's alone (0700). */
   archives: string;
+  /** Archives extracted once by digest, copied into each run's directory: the runner's alone (0700). */
+  extracted: string;
   /** One directory per run, owned by its sandbox user (parent 0711: no listing). */
   work: string;
   /** The runtime shims, readable by the sandbox users. */
@@ -45,6 +47,7 @@ export async function prepareRunnerDirs(options: { dataDir: string; configured?:
   const dirs: RunnerDirs = {
     root,
     archives: path.join(root, 'archives'),
+    extracted: path.join(root, 'extracted'),
     work: path.join(root, 'work'),
     runtime: path.join(root, 'runtime'),
     uids: path.join(root, 'sandbox-uids'),
@@ -53,6 +56,7 @@ export async function prepareRunnerDirs(options: { dataDir: string; configured?:
     [dirs.root, 0o711],
     [path.join(root, 'environments'), 0o755],
     [dirs.archives, 0o700],
+    [dirs.extracted, 0o700],
     [dirs.work, 0o711],
     [dirs.runtime, 0o755],
     [dirs.uids, 0o700],

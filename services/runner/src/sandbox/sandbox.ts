@@ -227,7 +227,12 @@ export class SandboxRun {
     readonly uid: number | undefined,
   ) {}
 
-  /** The command line that runs `command` as the run's user, with the limits. */
+  /** Whether limits apply (prlimit at start; setrlimit may lower them later). */
+  get limited(): boolean {
+    return this.sandbox.settings.prlimit;
+  }
+
+  /** The command line that runs `command` as the run's user, with the limits (CPU may be Infinity). */
   wrap(command: string, args: string[], limits: SandboxLimits): { command: string; args: string[] } {
     const line: string[] = [];
     // --pdeathsig: a runner that dies takes its script with it (what the script started is
@@ -241,7 +246,7 @@ export class SandboxRun {
       line.push(
         'prlimit',
         `--as=${Math.floor(limits.memoryBytes)}`,
-        `--cpu=${Math.max(1, Math.ceil(limits.cpuSeconds))}`,
+        `--cpu=${Number.isFinite(limits.cpuSeconds) ? Math.max(1, Math.ceil(limits.cpuSeconds)) : 'unlimited'}`,
         `--nofile=${limits.openFiles}`,
         `--fsize=${Math.floor(limits.fileBytes)}`,
         '--core=0',
@@ -282,6 +287,39 @@ export class SandboxRun {
       child.stdin.on('error', () => undefined);
       input.pipe(child.stdin);
     });
+  }
+
+  /**
+   * Copies an extracted archive (a tree only the runner can reach, see ExtractedArchives)
+   * into the run directory, owned by the run's user: directories, regular files (with their
+   * modes) and symbolic links as they are (never followed); nothing else.
+   */
+  async populate(tree: string): Promise<void> {
+    const own = async (target: string) => {
+      if (this.uid !== undefined) await fs.lchown(target, this.uid, this.uid);
+    };
+    const copy = async (from: string, to: string): Promise<void> => {
+      for (const entry of await fs.readdir(from, { withFileTypes: true })) {
+        const source = path.join(from, entry.name);
+        const target = path.join(to, entry.name);
+        if (entry.isDirectory()) {
+          const { mode } = await fs.lstat(source);
+          await fs.mkdir(target, { mode: 0o700 });
+          await own(target);
+          await copy(source, target);
+          await fs.chmod(target, mode & 0o7777);
+        } else if (entry.isFile()) {
+          const { mode } = await fs.lstat(source);
+          await fs.copyFile(source, target, fsSync.constants.COPYFILE_EXCL);
+          await own(target);
+          await fs.chmod(target, mode & 0o777);
+        } else if (entry.isSymbolicLink()) {
+          await fs.symlink(await fs.readlink(source), target);
+          await own(target);
+        }
+      }
+    };
+    await copy(tree, this.dir);
   }
 
   /** Kills the run's processes the fast scan finds (its user's, when isolated). */

@@ -1,9 +1,22 @@
 """The GEF runtime shim: runs a Trends.Earth script in the sandbox the runner prepared.
 
-The runner starts ``python -I gef_runtime.py`` in the run's working directory, where the
-script's archive is extracted, writes ``{"params": {...}}`` on stdin and reads JSON lines
+The runner starts ``python -I -S gef_runtime.py`` in the sandbox (as the run's user, with
+its limits, in its working directory, with a scrubbed environment), possibly before it
+knows which run it is for: the shim imports what it needs, says ``{"t": "ready"}`` and
+waits for its one job, a JSON object on stdin (then end of file):
+
+    {"params": {...},                  the run's params
+     "env": {...},                     the script's whole environment (replaces the process's)
+     "limits": {"as": n, "cpu": n, ...},  resource limits, only ever lowered (setrlimit)
+     "environment": "/path/of/venv",   the run's virtual environment (its site-packages)
+     "workdir": "/path"}               where the archive is extracted (the current directory)
+
+It applies the limits, the environment and the virtual environment (as the venv's own
+interpreter would at start: ``site.main()`` with ``sys.executable`` in the venv), then runs
+the script. One job per process: the process ends with the run. The runner reads JSON lines
 from file descriptor 3:
 
+    {"t": "ready"}                               waiting for the job
     {"t": "log", "l": "INFO", "m": "text"}     a log line (DEBUG, INFO, WARNING, ERROR, CRITICAL)
     {"t": "progress", "v": 42.5}                 progress, 0-100
     {"t": "result", "v": <any JSON>}             the return value of run() (last message)
@@ -25,6 +38,7 @@ import json
 import logging
 import math
 import os
+import resource
 import sys
 import threading
 import traceback
@@ -32,6 +46,16 @@ import types
 
 CHANNEL_FD = 3
 PACKAGE = "gef_script"
+
+# The job's limit names and their resources (soft = hard = the value, as prlimit sets them).
+LIMITS = {
+    "as": resource.RLIMIT_AS,
+    "cpu": resource.RLIMIT_CPU,
+    "nofile": resource.RLIMIT_NOFILE,
+    "fsize": resource.RLIMIT_FSIZE,
+    "nproc": resource.RLIMIT_NPROC,
+    "core": resource.RLIMIT_CORE,
+}
 
 _lock = threading.Lock()
 _channel = None
@@ -184,13 +208,60 @@ def _describe(exc):
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _apply_limits(limits):
+    """Lowers the process's limits to the job's; a limit that cannot be applied fails the run."""
+    for name, value in (limits or {}).items():
+        if name not in LIMITS or value is None:
+            continue
+        value = int(value)
+        resource.setrlimit(LIMITS[name], (value, value))
+        if resource.getrlimit(LIMITS[name]) != (value, value):
+            raise OSError(f"the {name} limit did not take effect")
+
+
+def _apply_environment(env):
+    """The script's environment replaces the process's (what subprocesses inherit too)."""
+    if not isinstance(env, dict):
+        return
+    os.environ.clear()
+    os.environ.update({str(k): str(v) for k, v in env.items()})
+
+
+def _enter_environment(venv):
+    """The site set-up the venv's own interpreter does at start (this one started with -S)."""
+    import site
+
+    if venv:
+        sys.executable = os.path.join(venv, "bin", "python")
+    site.main()
+
+
+def _take_job():
+    """Says it is ready, then reads the one job (stdin until end of file); stdin is /dev/null after."""
+    _send({"t": "ready"})
+    job = json.loads(sys.stdin.buffer.read() or b"{}")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdin = open(0, "r", closefd=False)  # noqa: SIM115 - lives as long as the process
+    return job if isinstance(job, dict) else {}
+
+
 def _run():
     global _channel
     _channel = os.fdopen(CHANNEL_FD, "w", encoding="utf-8", errors="replace", closefd=True)
-    request = json.loads(sys.stdin.buffer.read() or b"{}")
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    sys.stdin = open(0, "r", closefd=False)  # noqa: SIM115 - lives as long as the process
+    request = _take_job()
+    try:
+        _apply_limits(request.get("limits"))
+        _apply_environment(request.get("env"))
+        workdir = request.get("workdir")
+        if workdir:
+            os.chdir(workdir)
+        _enter_environment(request.get("environment"))
+    except BaseException as exc:  # noqa: BLE001 - without its sandbox, no script runs
+        _log("ERROR", "The run could not be prepared: " + _describe(exc))
+        _send({"t": "failed", "m": "the run could not be prepared: " + _describe(exc)})
+        return 1
     params = request.get("params")
     if not isinstance(params, dict):
         params = {}

@@ -1,24 +1,43 @@
-import { spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import type { SandboxLimits, SandboxRun } from '../../sandbox/sandbox';
 
 export type ScriptLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR' | 'CRITICAL';
 
-export interface PythonRun {
+/** What an interpreter is started with, before it knows its run. */
+export interface InterpreterStart {
   sandbox: SandboxRun;
-  /** The environment's interpreter. */
+  /** The interpreter environments are made from (a run's venv is entered with its job). */
   python: string;
   /** The runtime shim (gef_runtime.py). */
   shim: string;
+  /** Limits at start: the job may only lower them. */
+  limits: SandboxLimits;
+  /** The process's environment until its job replaces it (nothing of the runner's). */
+  env: Record<string, string>;
+}
+
+/** One run for an interpreter. */
+export interface PythonJob {
   params: Record<string, unknown>;
   /** The script's whole environment (nothing else of the runner's reaches it). */
   env: Record<string, string>;
+  /** The run's limits (each at most the start's). */
   limits: SandboxLimits;
+  /** The run's virtual environment; none: the interpreter's own site-packages. */
+  environment?: string;
   timeoutMs: number;
   /** Between SIGTERM and SIGKILL. */
   killGraceMs: number;
   onLog: (level: ScriptLevel, text: string) => void;
   onProgress: (percent: number) => void;
+}
+
+/** A run started in a fresh interpreter (no pool): start and job in one. */
+export interface PythonRun extends PythonJob {
+  sandbox: SandboxRun;
+  python: string;
+  shim: string;
 }
 
 export type PythonOutcome =
@@ -40,8 +59,34 @@ export interface RunningPython {
 const maxMessageBytes = 64 * 1024 * 1024;
 /** The longest plain output line kept; longer ones are cut. */
 const maxOutputLine = 32 * 1024;
+/** Output an interpreter writes before its job, kept for the job's log. */
+const maxEarlyLines = 100;
 
 const levels = new Set<ScriptLevel>(['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL']);
+
+/** The limits as the shim applies them (setrlimit, soft = hard), as wrap() gives them to prlimit. */
+function shimLimits(sandbox: SandboxRun, limits: SandboxLimits): Record<string, number> | undefined {
+  if (!sandbox.limited) return undefined;
+  return {
+    as: Math.floor(limits.memoryBytes),
+    cpu: Math.max(1, Math.ceil(limits.cpuSeconds)),
+    nofile: limits.openFiles,
+    fsize: Math.floor(limits.fileBytes),
+    core: 0,
+    ...(sandbox.uid !== undefined ? { nproc: limits.processes } : {}),
+  };
+}
+
+/** Whether a run's limits fit under an interpreter's start limits (setrlimit only lowers). */
+export function limitsFit(run: SandboxLimits, start: SandboxLimits): boolean {
+  return (
+    run.memoryBytes <= start.memoryBytes &&
+    run.cpuSeconds <= start.cpuSeconds &&
+    run.processes <= start.processes &&
+    run.openFiles <= start.openFiles &&
+    run.fileBytes <= start.fileBytes
+  );
+}
 
 /** Splits a stream into lines, at most `max` bytes each (the rest of a longer line is `overflow`). */
 function readLines(stream: Readable, max: number, onLine: (line: string) => void, onOverflow: () => void): Promise<void> {
@@ -83,119 +128,208 @@ function readLines(stream: Readable, max: number, onLine: (line: string) => void
 }
 
 /**
- * Runs the shim in the sandbox: params on stdin, messages on fd 3, the script's raw stdout
- * and stderr (subprocesses, C code) as log lines too. The process group is killed when
- * the main process exits (nothing a script leaves behind lives on), at the wall-clock
- * timeout and on stop(); the sandbox kills whatever escaped the group.
+ * A Python interpreter started in a sandbox run (its user, limits and directory) with the
+ * shim, waiting for its one job: params on stdin, messages on fd 3, the script's raw
+ * stdout and stderr (subprocesses, C code) as log lines too. Started ahead of its run by
+ * the pool, or just in time. The process group is killed when the main process exits
+ * (nothing a script leaves behind lives on), at the wall-clock timeout and on stop(); the
+ * sandbox kills whatever escaped the group.
  */
-export function runPython(run: PythonRun): RunningPython {
-  const { command, args } = run.sandbox.wrap(run.python, ['-I', '-u', '-B', '-X', 'utf8', run.shim], run.limits);
-  const child = spawn(command, args, { cwd: run.sandbox.dir, env: run.env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true });
+export class PythonInterpreter {
+  readonly sandbox: SandboxRun;
+  readonly limits: SandboxLimits;
+  /** True once the shim said it waits for its job; false when the process ended first. */
+  readonly ready: Promise<boolean>;
+  /** When the process ended. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private readonly child: ChildProcess;
+  private readonly reading: Promise<unknown>;
+  private readonly channel: Readable;
+  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private spawnError: Error | undefined;
+  private onMessage: ((line: string) => void) | undefined;
+  private onOutput: ((level: ScriptLevel, text: string) => void) | undefined;
+  private early: { level: ScriptLevel; text: string }[] = [];
+  private saidReady = false;
+  private taken = false;
 
-  let final: PythonOutcome | undefined;
-  let stopping: { reason: string } | undefined;
-  let timedOut = false;
-  let killed = false;
-  let graceTimer: NodeJS.Timeout | undefined;
+  constructor(start: InterpreterStart) {
+    this.sandbox = start.sandbox;
+    this.limits = start.limits;
+    // -S: the site set-up happens with the job, in the run's venv.
+    const { command, args } = start.sandbox.wrap(start.python, ['-I', '-S', '-u', '-B', '-X', 'utf8', start.shim], start.limits);
+    this.child = spawn(command, args, { cwd: start.sandbox.dir, env: start.env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true });
+    this.channel = this.child.stdio[3] as Readable;
+    let markReady: (ready: boolean) => void = () => undefined;
+    this.ready = new Promise((resolve) => (markReady = resolve));
+    const output = (level: ScriptLevel) => (line: string) => {
+      if (!line.trim()) return;
+      if (this.onOutput) this.onOutput(level, line.trimEnd());
+      else if (this.early.length < maxEarlyLines) this.early.push({ level, text: line.trimEnd() });
+    };
+    this.reading = Promise.all([
+      readLines(
+        this.channel,
+        maxMessageBytes,
+        (line) => {
+          if (!this.saidReady && line === '{"t":"ready"}') {
+            this.saidReady = true;
+            markReady(true);
+            return;
+          }
+          this.onMessage?.(line);
+        },
+        () => this.onMessage?.('{"t":"overflow"}'),
+      ),
+      readLines(this.child.stdout!, maxOutputLine, output('INFO'), () => undefined),
+      readLines(this.child.stderr!, maxOutputLine, output('WARNING'), () => undefined),
+    ]);
+    this.child.stdin!.on('error', () => undefined);
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (err) => {
+        this.spawnError = err;
+        this.exit ??= { code: null, signal: null };
+        markReady(false);
+        resolve(this.exit);
+      });
+      this.child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        // Nothing the script started outlives it.
+        this.signalGroup('SIGKILL');
+        markReady(false);
+        resolve(this.exit);
+      });
+    });
+  }
 
-  const signalGroup = (signal: NodeJS.Signals) => {
+  /** The shim said it waits for its job. */
+  get isReady(): boolean {
+    return this.saidReady;
+  }
+
+  /** The process is there and has no job yet. */
+  get idle(): boolean {
+    return this.exit === undefined && !this.taken;
+  }
+
+  /** Ends an interpreter that will get no job (its group, SIGKILL). */
+  discard(): void {
+    this.taken = true;
+    this.signalGroup('SIGKILL');
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
     try {
-      if (child.pid) process.kill(-child.pid, signal);
+      if (this.child.pid) process.kill(-this.child.pid, signal);
     } catch {
       // The group is gone.
     }
-  };
-  const terminate = () => {
-    if (graceTimer) return;
-    signalGroup('SIGTERM');
-    graceTimer = setTimeout(() => {
-      killed = true;
-      signalGroup('SIGKILL');
-      run.sandbox.killFound();
-    }, run.killGraceMs);
-  };
-  const timer = setTimeout(() => {
-    if (stopping || final) return;
-    timedOut = true;
-    terminate();
-  }, run.timeoutMs);
-  const stop = (reason: string) => {
-    if (stopping || timedOut || final) return;
-    stopping = { reason };
-    terminate();
-  };
+  }
 
-  const onMessage = (line: string) => {
-    if (line.trim() === '') return;
-    let message: { t?: unknown; l?: unknown; m?: unknown; v?: unknown };
-    try {
-      message = JSON.parse(line) as typeof message;
-    } catch {
-      run.onLog('WARNING', `unreadable message from the runtime: ${line.slice(0, 200)}`);
-      return;
-    }
-    switch (message.t) {
-      case 'log': {
-        const level = typeof message.l === 'string' && levels.has(message.l as ScriptLevel) ? (message.l as ScriptLevel) : 'INFO';
-        run.onLog(level, String(message.m ?? ''));
+  /** Gives the interpreter its run (once): the outcome, and a way to stop it. */
+  run(job: PythonJob): RunningPython {
+    if (this.taken) throw new Error('this interpreter has had its job');
+    this.taken = true;
+    let final: PythonOutcome | undefined;
+    let stopping: { reason: string } | undefined;
+    let timedOut = false;
+    let killed = false;
+    let graceTimer: NodeJS.Timeout | undefined;
+
+    const terminate = () => {
+      if (graceTimer) return;
+      this.signalGroup('SIGTERM');
+      graceTimer = setTimeout(() => {
+        killed = true;
+        this.signalGroup('SIGKILL');
+        this.sandbox.killFound();
+      }, job.killGraceMs);
+    };
+    const timer = setTimeout(() => {
+      if (stopping || final) return;
+      timedOut = true;
+      terminate();
+    }, job.timeoutMs);
+    const stop = (reason: string) => {
+      if (stopping || timedOut || final) return;
+      stopping = { reason };
+      terminate();
+    };
+
+    this.onMessage = (line: string) => {
+      if (line.trim() === '') return;
+      let message: { t?: unknown; l?: unknown; m?: unknown; v?: unknown };
+      try {
+        message = JSON.parse(line) as typeof message;
+      } catch {
+        job.onLog('WARNING', `unreadable message from the runtime: ${line.slice(0, 200)}`);
         return;
       }
-      case 'progress':
-        if (typeof message.v === 'number' && Number.isFinite(message.v)) run.onProgress(Math.min(100, Math.max(0, message.v)));
-        return;
-      case 'result':
-        final ??= { kind: 'result', resultJson: JSON.stringify(message.v ?? null) };
-        return;
-      case 'failed':
-        final ??= { kind: 'failed', message: String(message.m ?? 'the script failed') };
-        return;
-    }
-  };
+      switch (message.t) {
+        case 'log': {
+          const level = typeof message.l === 'string' && levels.has(message.l as ScriptLevel) ? (message.l as ScriptLevel) : 'INFO';
+          job.onLog(level, String(message.m ?? ''));
+          return;
+        }
+        case 'progress':
+          if (typeof message.v === 'number' && Number.isFinite(message.v)) job.onProgress(Math.min(100, Math.max(0, message.v)));
+          return;
+        case 'result':
+          final ??= { kind: 'result', resultJson: JSON.stringify(message.v ?? null) };
+          return;
+        case 'failed':
+          final ??= { kind: 'failed', message: String(message.m ?? 'the script failed') };
+          return;
+        case 'overflow':
+          final ??= { kind: 'failed', message: `a message from the script exceeded ${maxMessageBytes} bytes` };
+          job.onLog('ERROR', `The script's result is larger than ${maxMessageBytes} bytes`);
+          return;
+      }
+    };
+    for (const line of this.early.splice(0)) job.onLog(line.level, line.text);
+    this.onOutput = job.onLog;
 
-  const channel = child.stdio[3] as Readable;
-  const reading = Promise.all([
-    readLines(channel, maxMessageBytes, onMessage, () => {
-      final ??= { kind: 'failed', message: `a message from the script exceeded ${maxMessageBytes} bytes` };
-      run.onLog('ERROR', `The script's result is larger than ${maxMessageBytes} bytes`);
-    }),
-    readLines(child.stdout, maxOutputLine, (l) => l.trim() && run.onLog('INFO', l.trimEnd()), () => undefined),
-    readLines(child.stderr, maxOutputLine, (l) => l.trim() && run.onLog('WARNING', l.trimEnd()), () => undefined),
-  ]);
+    const stdin = this.child.stdin as Writable;
+    const limits = shimLimits(this.sandbox, job.limits);
+    stdin.end(
+      JSON.stringify({
+        params: job.params,
+        env: job.env,
+        workdir: this.sandbox.dir,
+        ...(limits ? { limits } : {}),
+        ...(job.environment ? { environment: job.environment } : {}),
+      }),
+    );
 
-  child.stdin.on('error', () => undefined);
-  child.stdin.end(JSON.stringify({ params: run.params }));
-
-  const outcome = new Promise<PythonOutcome>((resolve, reject) => {
-    child.once('error', (err) => {
+    const streams = [this.channel, this.child.stdout!, this.child.stderr!];
+    const outcome = this.exited.then(async ({ code, signal }) => {
       clearTimeout(timer);
       clearTimeout(graceTimer);
-      reject(err);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      clearTimeout(graceTimer);
-      // Nothing the script started outlives it.
-      signalGroup('SIGKILL');
+      // Not started at all (the sandbox's tools are missing, say): this runner's trouble.
+      if (this.spawnError) throw this.spawnError;
       // Output still held open by an escaped process (without a uid of its own) is cut off.
-      const drained = new Promise<void>((r) => {
+      await new Promise<void>((r) => {
         const cutoff = setTimeout(() => {
-          for (const s of [channel, child.stdout, child.stderr]) s.destroy();
+          for (const s of streams) s.destroy();
           r();
         }, 2000);
-        void reading.then(() => {
+        void this.reading.then(() => {
           clearTimeout(cutoff);
           r();
         });
       });
-      run.sandbox.killFound();
-      void drained
-        .then(() => reading)
-        .then(() => {
-          if (timedOut) resolve({ kind: 'timeout', killed });
-          else if (stopping) resolve({ kind: 'stopped', reason: stopping.reason, killed });
-          else resolve(final ?? { kind: 'exited', code, signal });
-        });
+      this.sandbox.killFound();
+      await this.reading;
+      if (timedOut) return { kind: 'timeout', killed } as const;
+      if (stopping) return { kind: 'stopped', reason: stopping.reason, killed } as const;
+      return final ?? ({ kind: 'exited', code, signal } as const);
     });
-  });
-  return { outcome, stop };
+    return { outcome, stop };
+  }
+}
+
+/** Runs a script in a fresh interpreter (started now, with the run's own limits). */
+export function runPython(run: PythonRun): RunningPython {
+  const interpreter = new PythonInterpreter({ sandbox: run.sandbox, python: run.python, shim: run.shim, limits: run.limits, env: run.env });
+  return interpreter.run(run);
 }
