@@ -54,6 +54,6 @@ describe('log lines', () => {
     const [long] = checkLines([{ text: 'x'.repeat(40_000), level: 'INFO', seq: 0 }]);
     expect(long!.text.length).toBeLessThan(33_000);
     expect(message(() => checkLines([{ text: 'a', level: 'INFO', seq: 1 }, { text: 'b', level: 'INFO', seq: 1 }]))).toBe('Log sequence number 1 appears twice');
-    expect(message(() => checkLines(Array.from({ length: 1001 }, () => ({ text: 'a', level: 'INFO' as const, seq: null }))))).toBe('At most 1000 lines per request');
+    expect(message(() => checkLines(Array.from({ length: 10_001 }, () => ({ text: 'a', level: 'INFO' as const, seq: null }))))).toBe('At most 10000 lines per request');
   });
 });

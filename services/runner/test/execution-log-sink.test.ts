@@ -74,4 +74,46 @@ describe('ExecutionLogSink', () => {
     expect(sent).toHaveLength(101);
     expect(sent.at(-1)).toBe('The log reached 100 lines; later lines of this attempt are dropped');
   });
+
+  it('keeps batches under their character budget, one batch on the wire at a time, every line once and in order', async () => {
+    const batches: number[][] = [];
+    let inFlight = 0;
+    let most = 0;
+    const sink = new ExecutionLogSink(async (b) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      batches.push(b.lines.map((l) => l.seq));
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight--;
+      return ok;
+    }, logger, { maxBatch: 1000, maxBatchChars: 100, flushMs: 5 });
+    for (let i = 0; i < 95; i++) sink.line('INFO', 'x'.repeat(10));
+    // One line longer than the budget still goes, alone.
+    sink.line('INFO', 'y'.repeat(500));
+    for (let i = 0; i < 5; i++) sink.line('INFO', 'z');
+    await new Promise((r) => setTimeout(r, 300));
+    await sink.close();
+    expect(most).toBe(1);
+    expect(batches.flat()).toEqual(Array.from({ length: 101 }, (_, i) => i));
+    expect(batches.every((b) => b.length <= 10 || b.length === 1)).toBe(true);
+    expect(batches.some((b) => b.length === 1 && b[0] === 95)).toBe(true);
+  });
+
+  it('sends a progress change made while a batch was on its way', async () => {
+    const batches: LogBatch[] = [];
+    let release!: () => void;
+    const first = new Promise<void>((r) => (release = r));
+    const sink = new ExecutionLogSink(async (b) => {
+      batches.push(b);
+      if (batches.length === 1) await first;
+      return ok;
+    }, logger, { flushMs: 5 });
+    sink.line('INFO', 'a');
+    await new Promise((r) => setTimeout(r, 20));
+    sink.setProgress(40);
+    release();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(batches.map((b) => b.progress)).toEqual([undefined, 40]);
+    await sink.close();
+  });
 });

@@ -166,7 +166,7 @@ export async function appendExecutionLogs(
   caller: Actor | undefined,
   token: string | undefined,
   rawId: string,
-  input: { lines: NewLogLine[]; progress?: number },
+  input: { lines: NewLogLine[]; progress?: number; returnLogs?: boolean },
 ): Promise<AppendResult> {
   const credential: Credential = await credentialOf(deps.tokenSecret, caller, token, ['execution', 'runner']);
   const id = executionIdOf(rawId);
@@ -182,11 +182,13 @@ export async function appendExecutionLogs(
       return { appended: 0, status: execution.status, stop: true, stopReason: stopReasonFor(execution, runnerAttempt) || 'superseded', logs: [] };
     }
     const attempt = credential.kind === 'token' ? credential.claims.attempt : execution.attempt;
-    const stored = await new ExecutionLogRepository(em).append(id, attempt, lines);
+    const logRepo = new ExecutionLogRepository(em);
+    const stored = input.returnLogs ? await logRepo.append(id, attempt, lines) : [];
+    const appended = input.returnLogs ? stored.length : await logRepo.appendCounted(id, attempt, lines);
     const progressChanged = input.progress !== undefined && !isTerminal(execution.status) && input.progress !== execution.progress;
     if (progressChanged) execution = await repo.set(id, ['progress = ?'], [input.progress], {});
-    if (stored.length > 0 || progressChanged) await repo.notify(id);
+    if (appended > 0 || progressChanged) await repo.notify(id);
     const stopReason = runnerAttempt !== undefined ? stopReasonFor(execution, runnerAttempt) : '';
-    return { appended: stored.length, status: execution.status, stop: stopReason !== '', stopReason, logs: stored };
+    return { appended, status: execution.status, stop: stopReason !== '', stopReason, logs: stored };
   });
 }

@@ -4,7 +4,7 @@ import type { LogLevel } from '../entities/execution-log';
 /** The longest log line kept (longer ones are cut with a mark). */
 export const maxLineLength = 32 * 1024;
 /** Lines per append. */
-export const maxLinesPerAppend = 1000;
+export const maxLinesPerAppend = 10_000;
 
 /** A line to store. `seq` numbers it at its source within an attempt (null: not numbered). */
 export interface NewLogLine {

@@ -106,7 +106,7 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
     if (!current) return { applied: false, status: undefined };
     if (current.attempt !== claims.attempt) return { applied: false, status: current.status };
     const logs = new ExecutionLogRepository(em);
-    await logs.append(id, claims.attempt, lines);
+    await logs.appendCounted(id, claims.attempt, lines);
     if (isTerminal(current.status) || (input.status === 'CANCELLED' && current.status !== 'CANCELLING')) {
       await repo.notify(id);
       return { applied: false, status: current.status };

@@ -128,6 +128,7 @@ export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof
       const res = await appendExecutionLogs(deps, actorFromCaller(req.caller), req.executionToken || undefined, req.id, {
         lines: linesOf(req.lines),
         ...(req.progress !== undefined ? { progress: req.progress } : {}),
+        returnLogs: req.returnLogs,
       });
       return create(execution.AppendExecutionLogsResponseSchema, {
         appended: res.appended,

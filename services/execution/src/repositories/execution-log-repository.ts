@@ -27,6 +27,18 @@ const toLog = (r: Row): LogRecord => ({
 
 const columns = 'id, execution_id, attempt, seq, level, text, register_date';
 
+/**
+ * A batch in one statement with one parameter for all its lines (a JSON array), in order;
+ * a line stored already (same execution, attempt and seq) is skipped.
+ */
+const insertSql = `insert into execution_log (execution_id, attempt, seq, level, text, register_date)
+  select ?, ?, t.seq, t.level, t.text, ${nowSql}
+  from rows from (jsonb_to_recordset(?::jsonb) as (seq integer, level varchar, text text)) with ordinality as t(seq, level, text, n)
+  order by t.n
+  on conflict on constraint execution_log_seq_unique do nothing`;
+
+const linesJson = (lines: NewLogLine[]) => JSON.stringify(lines.map((l) => ({ seq: l.seq, level: l.level, text: l.text })));
+
 /** Log lines of executions. */
 export class ExecutionLogRepository {
   constructor(private readonly em: EntityManager) {}
@@ -39,16 +51,19 @@ export class ExecutionLogRepository {
    */
   async append(executionId: string, attempt: number, lines: NewLogLine[]): Promise<LogRecord[]> {
     if (lines.length === 0) return [];
-    const rows = await this.em.execute<Row[]>(
-      `insert into execution_log (execution_id, attempt, seq, level, text, register_date)
-       select ?, ?, t.seq, t.level, t.text, ${nowSql}
-       from unnest(array[?]::integer[], array[?]::varchar[], array[?]::text[]) with ordinality as t(seq, level, text, n)
-       order by t.n
-       on conflict on constraint execution_log_seq_unique do nothing
-       returning ${columns}`,
-      [executionId, attempt, lines.map((l) => l.seq), lines.map((l) => l.level), lines.map((l) => l.text)],
-    );
+    const rows = await this.em.execute<Row[]>(`${insertSql} returning ${columns}`, [executionId, attempt, linesJson(lines)]);
     return rows.map(toLog).sort((a, b) => a.id - b.id);
+  }
+
+  /** As `append`, for batches whose stored lines nobody reads back: how many were stored. */
+  async appendCounted(executionId: string, attempt: number, lines: NewLogLine[]): Promise<number> {
+    if (lines.length === 0) return 0;
+    const rows = await this.em.execute<{ n: string }[]>(`with stored as (${insertSql} returning 1) select count(*) as n from stored`, [
+      executionId,
+      attempt,
+      linesJson(lines),
+    ]);
+    return Number(rows[0]?.n ?? 0);
   }
 
   /** Lines oldest first, strictly after an instant and/or an id. */

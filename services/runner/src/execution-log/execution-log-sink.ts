@@ -25,6 +25,8 @@ export interface BatchReply {
 export interface ExecutionLogSinkOptions {
   /** Lines sent at once at most. */
   maxBatch?: number;
+  /** Characters of text sent at once at most (a batch holds at least one line). */
+  maxBatchChars?: number;
   /** How long a line (or a progress change) may wait for company. */
   flushMs?: number;
   /** Lines kept for the attempt; later ones are dropped with a note. */
@@ -50,8 +52,12 @@ export class ExecutionLogSink {
   private accepted = 0;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
+  /** A delivery is under way or queued: it goes on while lines wait. */
+  private delivering = false;
+  private bufferedChars = 0;
   private closed = false;
   private readonly maxBatch: number;
+  private readonly maxBatchChars: number;
   private readonly flushMs: number;
   private readonly maxLines: number;
 
@@ -60,9 +66,10 @@ export class ExecutionLogSink {
     private readonly logger: Logger,
     private readonly options: ExecutionLogSinkOptions = {},
   ) {
-    this.maxBatch = options.maxBatch ?? 500;
+    this.maxBatch = options.maxBatch ?? 5000;
+    this.maxBatchChars = options.maxBatchChars ?? 1024 * 1024;
     this.flushMs = options.flushMs ?? 200;
-    this.maxLines = options.maxLines ?? 100_000;
+    this.maxLines = options.maxLines ?? 1_000_000;
   }
 
   /** The latest progress reported (for heartbeats). */
@@ -75,8 +82,11 @@ export class ExecutionLogSink {
     this.accepted++;
     const clipped = text.length > maxLineLength ? `${text.slice(0, maxLineLength)}… [cut at ${maxLineLength} characters]` : text;
     this.buffer.push({ seq: this.nextSeq++, level, text: clipped });
+    this.bufferedChars += clipped.length;
     if (this.accepted === this.maxLines) {
-      this.buffer.push({ seq: this.nextSeq++, level: 'WARNING', text: `The log reached ${this.maxLines} lines; later lines of this attempt are dropped` });
+      const note = `The log reached ${this.maxLines} lines; later lines of this attempt are dropped`;
+      this.buffer.push({ seq: this.nextSeq++, level: 'WARNING', text: note });
+      this.bufferedChars += note.length;
     }
     this.schedule();
   }
@@ -88,8 +98,8 @@ export class ExecutionLogSink {
   }
 
   private schedule(): void {
-    if (this.closed) return;
-    if (this.buffer.length >= this.maxBatch) void this.flush();
+    if (this.closed || this.delivering) return;
+    if (this.buffer.length >= this.maxBatch || this.bufferedChars >= this.maxBatchChars) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
   }
 
@@ -97,14 +107,39 @@ export class ExecutionLogSink {
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.chain = this.chain.then(() => this.deliver());
+    this.delivering = true;
+    this.chain = this.chain
+      .then(() => this.deliver())
+      .finally(() => {
+        this.delivering = false;
+        // What arrived while the last batch was on its way.
+        if (this.buffer.length > 0 || this.progressPending) this.schedule();
+      });
     return this.chain;
   }
 
+  private get progressPending(): boolean {
+    return this.progressValue !== undefined && this.progressValue !== this.sentProgress;
+  }
+
+  /** The next batch: up to `maxBatch` lines and `maxBatchChars` characters, at least one line. */
+  private takeBatch(): NumberedLine[] {
+    let count = 0;
+    let chars = 0;
+    while (count < this.buffer.length && count < this.maxBatch) {
+      const next = this.buffer[count]!.text.length;
+      if (count > 0 && chars + next > this.maxBatchChars) break;
+      chars += next;
+      count++;
+    }
+    this.bufferedChars -= chars;
+    return this.buffer.splice(0, count);
+  }
+
   private async deliver(): Promise<void> {
-    const progressChanged = this.progressValue !== undefined && this.progressValue !== this.sentProgress;
+    const progressChanged = this.progressPending;
     if (this.buffer.length === 0 && !progressChanged) return;
-    const lines = this.buffer.splice(0, this.maxBatch);
+    const lines = this.takeBatch();
     const progress = this.progressValue;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -117,6 +152,7 @@ export class ExecutionLogSink {
         if (this.closed && attempt >= 5) {
           // The outcome carries what is left; it is sent with the same numbers.
           this.buffer.unshift(...lines);
+          this.bufferedChars += lines.reduce((n, l) => n + l.text.length, 0);
           return;
         }
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(attempt, 6))));
@@ -135,6 +171,7 @@ export class ExecutionLogSink {
     this.timer = undefined;
     await this.chain;
     const lines = this.buffer.splice(0);
+    this.bufferedChars = 0;
     const progressChanged = this.progressValue !== undefined && this.progressValue !== this.sentProgress;
     return { lines, ...(progressChanged ? { progress: this.progressValue } : {}) };
   }
