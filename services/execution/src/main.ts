@@ -1,4 +1,5 @@
 import { serviceClient } from '@gef/common';
+import { OutboxDispatcher } from '@gef/common/outbox';
 import { runService } from '@gef/common/service';
 import { script } from '@gef/protos';
 import { loadConfig } from './config';
@@ -6,6 +7,7 @@ import type { ExecutionServiceDeps } from './handlers/execution-service';
 import { entities } from './entities';
 import { ExecutionEvents } from './events/execution-events';
 import { migrations } from './migrations';
+import { DispatchRepository, dispatchChannel } from './repositories/dispatch-repository';
 import { routes } from './routes';
 import { TemporalRunLauncher } from './runs/temporal-run-launcher';
 import { ScriptServiceCatalog } from './scripts/script-service-catalog';
@@ -21,12 +23,23 @@ void runService({
   wire: ({ orm, logger, temporal, shutdown }) => {
     const events = new ExecutionEvents(config.DATABASE_URL, logger);
     shutdown.add('execution events', () => events.stop());
+    const runs = new TemporalRunLauncher(temporal.client);
+    // Starts the runExecution workflows of accepted runs from the outbox, once Temporal answers.
+    const dispatcher = new OutboxDispatcher({
+      name: 'run dispatcher',
+      orm,
+      store: new DispatchRepository(),
+      start: (input) => runs.start(input),
+      logger,
+      listen: { databaseUrl: config.DATABASE_URL, channel: dispatchChannel },
+    });
+    shutdown.add('run dispatcher', () => dispatcher.stop());
     const deps: ExecutionServiceDeps = {
       orm,
       logger,
       events,
       scripts: new ScriptServiceCatalog(serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL)),
-      runs: new TemporalRunLauncher(temporal.client),
+      runs,
       tokenSecret: config.EXECUTION_TOKEN_SECRET,
       settings: {
         maxConcurrent: config.MAX_CONCURRENT_EXECUTIONS,
@@ -39,7 +52,10 @@ void runService({
     return {
       routes: routes(deps),
       worker: createWorker(temporal.settings, deps, logger),
-      started: () => void events.start(),
+      started: () => {
+        void events.start();
+        dispatcher.start();
+      },
     };
   },
 });

@@ -46,6 +46,7 @@ describe('execution service', () => {
 
   async function run(userId: string, scriptId: string, params: Record<string, unknown> = {}, role: 'USER' | 'ADMIN' = 'USER') {
     const res = await f.client.runScript({ caller: caller(userId, role), idOrSlug: scriptId, params: params as never });
+    await f.dispatch();
     return res.execution!;
   }
 
@@ -103,16 +104,36 @@ describe('execution service', () => {
       expect((await run(userId, script.scriptId, { year: 2020 })).status).toBe(S.PENDING);
     });
 
-    it('keeps nothing when the run cannot be scheduled', async () => {
+    it('accepts a run while Temporal is down and starts its workflow from the outbox once it answers, once', async () => {
       const { userId, script } = someone();
       f.runs.failStart = true;
+      let e;
       try {
-        expect((await codeOf(run(userId, script.scriptId))).code).toBe(Code.Unavailable);
+        e = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
+        expect(e.status).toBe(S.PENDING);
+        expect(await f.dispatch()).toBe(false);
       } finally {
         f.runs.failStart = false;
       }
-      const list = await f.client.listExecutions({ caller: caller(userId) });
-      expect(list.total).toBe(0n);
+      const waiting = await f.orm.em.fork().execute<{ attempts: number; last_error: string }[]>('select attempts, last_error from execution_dispatch where execution_id = ?', [e.id]);
+      expect(waiting).toEqual([{ attempts: 1, last_error: 'Temporal is down' }]);
+      expect(f.runs.started.some((r) => r.executionId === e.id)).toBe(false);
+      // Due again after its backoff; made due now here.
+      await f.orm.em.fork().execute('update execution_dispatch set next_at = now() where execution_id = ?', [e.id]);
+      expect(await f.dispatch()).toBe(true);
+      expect(f.runs.started.filter((r) => r.executionId === e.id)).toHaveLength(1);
+      expect(await f.orm.em.fork().execute('select 1 from execution_dispatch where execution_id = ?', [e.id])).toEqual([]);
+      expect(await f.dispatch()).toBe(true);
+      expect(f.runs.started.filter((r) => r.executionId === e.id)).toHaveLength(1);
+    });
+
+    it('starts no workflow for a run cancelled before it was dispatched', async () => {
+      const { userId, script } = someone();
+      const e = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
+      await f.client.cancelExecution({ id: e.id, caller: caller(userId) });
+      expect(await f.dispatch()).toBe(true);
+      expect(f.runs.started.some((r) => r.executionId === e.id)).toBe(false);
+      expect(await f.orm.em.fork().execute('select 1 from execution_dispatch where execution_id = ?', [e.id])).toEqual([]);
     });
   });
 

@@ -1,3 +1,4 @@
+import { OutboxDispatcher } from '@gef/common/outbox';
 import { runService } from '@gef/common/service';
 import { LocalArtifactStore } from './artifacts/local-artifact-store';
 import { TemporalBuildLauncher } from './builds/temporal-build-launcher';
@@ -7,6 +8,7 @@ import { releaseArtifacts } from './domain/artifact-release';
 import { resumeBuilds } from './domain/script-builds';
 import { entities } from './entities';
 import { migrations } from './migrations';
+import { BuildDispatchRepository, buildDispatchChannel } from './repositories/build-dispatch-repository';
 import { routes } from './routes';
 import { createWorker } from './worker';
 
@@ -17,21 +19,34 @@ void runService({
   config,
   entities,
   migrations,
-  wire: ({ orm, logger, temporal }) => {
+  wire: ({ orm, logger, temporal, shutdown }) => {
     const store = new LocalArtifactStore(artifactsDir(config));
-    const deps: ScriptDeps = { orm, store, limits: archiveLimits(config), builds: new TemporalBuildLauncher(temporal.client), buildTokenSecret: config.BUILD_TOKEN_SECRET, logger };
+    const builds = new TemporalBuildLauncher(temporal.client);
+    const deps: ScriptDeps = { orm, store, limits: archiveLimits(config), builds, buildTokenSecret: config.BUILD_TOKEN_SECRET, logger };
+    // Starts the buildScript workflows of recorded versions from the outbox, once Temporal answers.
+    const dispatcher = new OutboxDispatcher({
+      name: 'build dispatcher',
+      orm,
+      store: new BuildDispatchRepository(),
+      start: (ref) => builds.launch(ref),
+      logger,
+      listen: { databaseUrl: config.DATABASE_URL, channel: buildDispatchChannel },
+    });
+    shutdown.add('build dispatcher', () => dispatcher.stop());
     return {
       routes: routes(deps),
       worker: createWorker(temporal.settings, deps, logger),
       // Housekeeping after a crash: stray upload files, queued archive removals, builds
       // that never started.
-      started: () =>
+      started: () => {
+        dispatcher.start();
         void (async () => {
           await store.sweepTemporary();
           await releaseArtifacts(deps);
           const resumed = await resumeBuilds(deps);
-          if (resumed > 0) logger.info({ resumed }, 'pending builds resumed');
-        })().catch((err: unknown) => logger.warn({ err }, 'start-up housekeeping failed; it runs again at the next start')),
+          if (resumed > 0) logger.info({ resumed }, 'unfinished builds queued again');
+        })().catch((err: unknown) => logger.warn({ err }, 'start-up housekeeping failed; it runs again at the next start'));
+      },
     };
   },
 });

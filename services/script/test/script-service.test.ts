@@ -47,6 +47,7 @@ describe('script service', () => {
 
   async function upload(userId: string, name: string, requirements = ''): Promise<script.Script> {
     const res = await f.client.createScript(createMessages({ caller: caller(userId), fileName: `${name}.tar.gz` }, archive(name, requirements)));
+    await f.dispatch();
     return res.script!;
   }
 
@@ -131,6 +132,7 @@ describe('script service', () => {
     it('of a version that is no longer current leaves the script with its current version', async () => {
       const v2 = await f.client.updateScript(updateMessages({ caller: caller(userId), fileName: 'v2.tar.gz', idOrSlug: scriptId }, archive('Built Script Renamed', 'six\n')));
       expect(v2.script).toMatchObject({ version: 2, status: S.PENDING, slug: 'built-script', name: 'Built Script Renamed' });
+      await f.dispatch();
       expect(f.builds.launched).toContainEqual({ scriptId, version: 2 });
       await startScriptBuild(f.deps, { scriptId, version: 2 });
       // Version 3 arrives while version 2 builds; then version 2's build ends.
@@ -158,21 +160,31 @@ describe('script service', () => {
     });
   });
 
-  it('keeps an upload PENDING when Temporal cannot take its build, and resumes it at start', async () => {
+  it('keeps an upload PENDING while Temporal cannot take its build and starts it from the outbox once it can', async () => {
     const userId = randomUUID();
     f.builds.failLaunch = true;
     let pending: script.Script;
     try {
+      // The upload succeeds; its build's start fails and stays queued.
       pending = await upload(userId, 'Resumed Later');
     } finally {
       f.builds.failLaunch = false;
     }
     expect(pending.status).toBe(S.PENDING);
     expect(f.builds.launched).not.toContainEqual({ scriptId: pending.id, version: 1 });
+    expect(await rows('select attempts, last_error from build_dispatch where script_id = ?', [pending.id])).toEqual([{ attempts: 1, last_error: 'Temporal is down' }]);
+    // Due again after its backoff; made due now here.
+    await rows('update build_dispatch set next_at = now() where script_id = ?', [pending.id]);
+    expect(await f.dispatch()).toBe(true);
+    expect(f.builds.launched.filter((b) => b.scriptId === pending.id)).toEqual([{ scriptId: pending.id, version: 1 }]);
+    expect(await rows('select 1 from build_dispatch where script_id = ?', [pending.id])).toEqual([]);
+  });
+
+  it('queues every unfinished build again at start (resumeBuilds), and nothing else', async () => {
     const before = f.builds.launched.length;
     const resumed = await resumeBuilds(f.deps);
+    expect(await f.dispatch()).toBe(true);
     const launched = f.builds.launched.slice(before);
-    expect(launched).toContainEqual({ scriptId: pending.id, version: 1 });
     expect(resumed).toBe(launched.length);
     // Only versions still PENDING or BUILDING.
     const unfinished = await rows("select script_id, number from script_version where status in ('PENDING', 'BUILDING')");

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { InvalidArgument, Unavailable } from '@gef/common';
-import { runExecutionWorkflowId } from '@gef/workflows';
+import { InvalidArgument } from '@gef/common';
+import type { RunExecutionInput } from '@gef/workflows';
+import { DispatchRepository } from '../repositories/dispatch-repository';
 import { ExecutionRepository, type ExecutionRecord } from '../repositories/execution-repository';
 import { RunSpecRepository } from '../repositories/run-spec-repository';
 import { isAdmin, requireActor, type Actor } from './actor';
@@ -9,8 +10,10 @@ import { validateParams } from './params-schema';
 
 /**
  * POST /script/<s>/run: a visible, built script's current version, params checked against
- * its params_schema; the execution is stored PENDING (pinned to the version) and its
- * runExecution workflow started. When the workflow cannot be started nothing is kept.
+ * its params_schema; the execution is stored PENDING (pinned to the version) together with
+ * its runExecution workflow's start in the outbox (execution_dispatch), in one
+ * transaction. The dispatcher starts the workflow as soon as Temporal answers, so a run
+ * accepted while Temporal is down starts when it returns.
  */
 export async function runScript(
   deps: ExecutionDeps,
@@ -26,7 +29,18 @@ export async function runScript(
   validateParams(`${script.scriptId}:${script.version}`, script.paramsSchema, params);
 
   const id = randomUUID();
-  const execution = await deps.orm.em.fork().transactional(async (em) => {
+  const input: RunExecutionInput = {
+    executionId: id,
+    userId: actor.userId,
+    scriptId: script.scriptId,
+    ...(script.name ? { scriptName: script.name } : {}),
+    concurrencyLimit: isAdmin(actor) ? null : deps.settings.maxConcurrent,
+    timeoutSeconds: script.timeout > 0 ? script.timeout : deps.settings.defaultTimeoutSeconds,
+    prepareTimeoutSeconds: deps.settings.prepareTimeoutSeconds,
+    heartbeatTimeoutSeconds: deps.settings.heartbeatTimeoutSeconds,
+    maxAttempts: deps.settings.maxAttempts,
+  };
+  return deps.orm.em.fork().transactional(async (em) => {
     await new RunSpecRepository(em).record({
       scriptId: script.scriptId,
       version: script.version,
@@ -40,28 +54,9 @@ export async function runScript(
       memoryLimit: script.memoryLimit,
       timeout: script.timeout,
     });
-    return new ExecutionRepository(em).insert({ id, scriptId: script.scriptId, userId: actor.userId, params, scriptVersion: script.version });
+    const execution = await new ExecutionRepository(em).insert({ id, scriptId: script.scriptId, userId: actor.userId, params, scriptVersion: script.version });
+    // The workflow starts from the outbox once this commits (at once while Temporal answers).
+    await new DispatchRepository(em).add(input);
+    return execution;
   });
-
-  try {
-    await deps.runs.start({
-      executionId: id,
-      userId: actor.userId,
-      scriptId: script.scriptId,
-      ...(script.name ? { scriptName: script.name } : {}),
-      concurrencyLimit: isAdmin(actor) ? null : deps.settings.maxConcurrent,
-      timeoutSeconds: script.timeout > 0 ? script.timeout : deps.settings.defaultTimeoutSeconds,
-      prepareTimeoutSeconds: deps.settings.prepareTimeoutSeconds,
-      heartbeatTimeoutSeconds: deps.settings.heartbeatTimeoutSeconds,
-      maxAttempts: deps.settings.maxAttempts,
-    });
-  } catch (err) {
-    deps.logger.error({ err, executionId: id, workflowId: runExecutionWorkflowId(id) }, 'could not start the run');
-    await deps.orm.em
-      .fork()
-      .execute('delete from execution where id = ?', [id])
-      .catch(() => undefined);
-    throw new Unavailable('The run could not be scheduled; try again shortly', 'unavailable');
-  }
-  return execution;
 }

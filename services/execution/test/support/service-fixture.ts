@@ -3,6 +3,7 @@ import { createClient, createRouterTransport, type Client } from '@connectrpc/co
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { createLogger, errorInterceptor, NotFound } from '@gef/common';
 import { openDatabase } from '@gef/common/orm';
+import { OutboxDispatcher } from '@gef/common/outbox';
 import { execution, user } from '@gef/protos';
 import type { RunExecutionInput, StopRequest } from '@gef/workflows';
 import type { Actor } from '../../src/domain/actor';
@@ -12,6 +13,7 @@ import { entities } from '../../src/entities';
 import { ExecutionEvents } from '../../src/events/execution-events';
 import type { ExecutionServiceDeps } from '../../src/handlers/execution-service';
 import { migrations } from '../../src/migrations';
+import { DispatchRepository } from '../../src/repositories/dispatch-repository';
 import { routes } from '../../src/routes';
 
 export const tokenSecret = 'a-test-secret-of-enough-length';
@@ -71,6 +73,8 @@ export interface ServiceFixture {
   scripts: FakeScripts;
   runs: FakeRuns;
   client: Client<typeof execution.ExecutionService>;
+  /** Starts the outbox's due runs (as the service's dispatcher does); false when a start failed. */
+  dispatch(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -91,6 +95,7 @@ export async function serviceFixture(databaseUrl: string): Promise<ServiceFixtur
     tokenSecret,
     settings: { maxConcurrent: 3, defaultTimeoutSeconds: 600, heartbeatTimeoutSeconds: 10, maxAttempts: 3, prepareTimeoutSeconds: 300 },
   };
+  const dispatcher = new OutboxDispatcher({ name: 'run dispatcher', orm, store: new DispatchRepository(), start: (run) => runs.start(run), logger });
   const transport = createRouterTransport(routes(deps), { router: { interceptors: [errorInterceptor(logger)] } });
   return {
     orm,
@@ -98,6 +103,7 @@ export async function serviceFixture(databaseUrl: string): Promise<ServiceFixtur
     scripts,
     runs,
     client: createClient(execution.ExecutionService, transport),
+    dispatch: () => dispatcher.drain(),
     async close() {
       await events.stop();
       await orm.close();

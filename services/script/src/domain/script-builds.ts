@@ -1,5 +1,6 @@
 import type { ScriptBuildOutcome, ScriptBuildPlan, ScriptBuildRef } from '@gef/workflows/activities';
 import { unitOfWork } from '@gef/common/orm';
+import { BuildDispatchRepository } from '../repositories/build-dispatch-repository';
 import { ScriptLogRepository } from '../repositories/script-log-repository';
 import { ScriptRepository } from '../repositories/script-repository';
 import { ScriptVersionRepository } from '../repositories/script-version-repository';
@@ -72,13 +73,12 @@ export async function appendBuildLog(deps: Pick<ScriptDeps, 'orm' | 'buildTokenS
   });
 }
 
-/** Starts the builds of versions still PENDING or BUILDING (after a restart or a failed start). */
-export async function resumeBuilds(deps: ScriptDeps): Promise<number> {
-  const rows = await deps.orm.em
-    .fork()
-    .execute<{ script_id: string; number: number }[]>("select script_id, number from script_version where status in ('PENDING', 'BUILDING') order by created_at");
-  for (const row of rows) await deps.builds.launch({ scriptId: row.script_id, version: row.number });
-  return rows.length;
+/**
+ * Queues the builds of versions still PENDING or BUILDING in the outbox again (after a
+ * crash); the dispatcher starts those whose workflow does not exist. Returns how many.
+ */
+export async function resumeBuilds(deps: Pick<ScriptDeps, 'orm'>): Promise<number> {
+  return deps.orm.em.fork().transactional((em) => new BuildDispatchRepository(em).addUnfinished());
 }
 
 function oneLine(text: string): string {

@@ -7,6 +7,7 @@ import type { StagedArtifact } from '../artifacts/artifact-store';
 import type { Script } from '../entities/script';
 import type { EntityManager } from '@gef/common/orm';
 import { ArtifactReleaseRepository } from '../repositories/artifact-release-repository';
+import { BuildDispatchRepository } from '../repositories/build-dispatch-repository';
 import { ScriptLogRepository } from '../repositories/script-log-repository';
 import { ScriptRepository } from '../repositories/script-repository';
 import { ScriptVersionRepository } from '../repositories/script-version-repository';
@@ -67,21 +68,15 @@ async function recordVersion(em: EntityManager, script: Script, number: number, 
   const releases = new ArtifactReleaseRepository(em);
   await releases.lockDigest(staged.digest);
   await releases.forget(staged.digest);
+  // The build workflow starts from the outbox once this commits (at once while Temporal answers).
+  await new BuildDispatchRepository(em).add({ scriptId: script.id, version: number });
   await staged.commit();
-}
-
-async function launchBuild(deps: ScriptDeps, scriptId: string, version: number): Promise<void> {
-  try {
-    await deps.builds.launch({ scriptId, version });
-  } catch (err) {
-    // The version stays PENDING; the service resumes pending builds when it starts.
-    deps.logger.error({ err, scriptId, version }, 'could not start the build workflow');
-  }
 }
 
 /**
  * POST /script: checks and stores the archive as it streams, records the script and its
- * first version, then starts the build. Nothing is left behind when anything fails.
+ * first version and its build's start (the outbox) in one transaction. Nothing is left
+ * behind when anything fails.
  */
 export async function createScript(deps: ScriptDeps, caller: Actor | undefined, upload: Upload): Promise<Script> {
   const actor = requireActor(caller);
@@ -111,7 +106,6 @@ export async function createScript(deps: ScriptDeps, caller: Actor | undefined, 
     if (err instanceof UniqueConstraintViolationException) throw slugTaken(contents.configuration.slug);
     throw err;
   }
-  await launchBuild(deps, script.id, 1);
   return script;
 }
 
@@ -143,6 +137,5 @@ export async function addScriptVersion(deps: ScriptDeps, caller: Actor | undefin
     await staged.discard();
     throw err;
   }
-  await launchBuild(deps, result.script.id, result.version);
   return result.script;
 }

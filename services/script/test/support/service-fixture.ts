@@ -6,12 +6,14 @@ import { createClient, createRouterTransport, type Client } from '@connectrpc/co
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { createLogger, errorInterceptor } from '@gef/common';
 import { openDatabase } from '@gef/common/orm';
+import { OutboxDispatcher } from '@gef/common/outbox';
 import { script, user } from '@gef/protos';
 import { LocalArtifactStore } from '../../src/artifacts/local-artifact-store';
 import type { BuildLauncher, BuildRef } from '../../src/domain/build-launcher';
 import type { ScriptDeps } from '../../src/domain/deps';
 import { entities } from '../../src/entities';
 import { migrations } from '../../src/migrations';
+import { BuildDispatchRepository } from '../../src/repositories/build-dispatch-repository';
 import { routes } from '../../src/routes';
 
 export const buildTokenSecret = 'a-build-secret-of-enough-length';
@@ -34,6 +36,8 @@ export interface ServiceFixture {
   /** The artifact store's root directory. */
   artifacts: string;
   client: Client<typeof script.ScriptService>;
+  /** Starts the outbox's due builds (as the service's dispatcher does); false when a start failed. */
+  dispatch(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -68,6 +72,7 @@ export async function serviceFixture(databaseUrl: string): Promise<ServiceFixtur
     builds,
     artifacts,
     client: createClient(script.ScriptService, transport),
+    dispatch: () => new OutboxDispatcher({ name: 'build dispatcher', orm, store: new BuildDispatchRepository(), start: (ref) => builds.launch(ref), logger }).drain(),
     async close() {
       await orm.close();
       fs.rmSync(artifacts, { recursive: true, force: true });

@@ -1,0 +1,54 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { outboxRetrySql, type OutboxStore } from '@gef/common/outbox';
+import type { RunExecutionInput } from '@gef/workflows';
+
+/** The NOTIFY channel on which new outbox rows are announced (migration 5's trigger). */
+export const dispatchChannel = 'execution_dispatch';
+
+/** The outbox of runExecution starts (table execution_dispatch). */
+export class DispatchRepository implements OutboxStore<RunExecutionInput> {
+  constructor(private readonly em?: EntityManager) {}
+
+  /** Records a run's workflow to start, in the caller's transaction. */
+  async add(input: RunExecutionInput): Promise<void> {
+    await this.em!.execute('insert into execution_dispatch (execution_id, input) values (?, ?::jsonb) on conflict (execution_id) do nothing', [
+      input.executionId,
+      JSON.stringify(input),
+    ]);
+  }
+
+  /** Due rows; a run that already ended (cancelled before it started) needs no workflow. */
+  async claim(em: EntityManager, limit: number): Promise<{ key: string; item: RunExecutionInput | undefined }[]> {
+    const rows = await em.execute<{ execution_id: string; input: RunExecutionInput; status: string }[]>(
+      `select d.execution_id, d.input, e.status
+         from execution_dispatch d join execution e on e.id = d.execution_id
+        where d.next_at <= now()
+        order by d.next_at, d.created_at
+        limit ? for update of d skip locked`,
+      [limit],
+    );
+    return rows.map((r) => ({ key: r.execution_id, item: ['FINISHED', 'FAILED', 'CANCELLED'].includes(r.status) ? undefined : r.input }));
+  }
+
+  async done(em: EntityManager, key: string): Promise<void> {
+    await em.execute('delete from execution_dispatch where execution_id = ?', [key]);
+  }
+
+  async failed(em: EntityManager, key: string, error: string): Promise<void> {
+    await em.execute(`update execution_dispatch set attempts = attempts + 1, next_at = ${outboxRetrySql('attempts')}, last_error = ? where execution_id = ?`, [
+      error,
+      key,
+    ]);
+  }
+
+  async nextDue(em: EntityManager): Promise<Date | undefined> {
+    const rows = await em.execute<{ next_at: Date | null }[]>('select min(next_at) as next_at from execution_dispatch');
+    return rows[0]?.next_at ? new Date(rows[0].next_at) : undefined;
+  }
+
+  /** Rows still waiting (tests, health). */
+  async pending(em: EntityManager): Promise<number> {
+    const rows = await em.execute<{ n: string }[]>('select count(*) as n from execution_dispatch');
+    return Number(rows[0]?.n ?? 0);
+  }
+}
