@@ -28,6 +28,15 @@ export function temporalArgs(config: StackConfig): string[] {
     '--namespace',
     'default',
     ...SEARCH_ATTRIBUTES.flatMap((attribute) => ['--search-attribute', attribute]),
+    // One partition per task queue (the server's default is four): with a handful of
+    // pollers a task that lands on a partition nobody polls waits to be forwarded, tens of
+    // milliseconds on every workflow and activity task. One machine needs no more.
+    ...['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1'].flatMap((value) => ['--dynamic-config-value', value]),
+    // SQLite in write-ahead-log mode, synced at checkpoints: a rollback journal synced on
+    // every commit made each workflow update wait on the disk, and under load they queued
+    // behind one another (seconds per RespondWorkflowTaskCompleted). A crash of the process
+    // loses nothing committed; a crash of the machine may lose the last moments.
+    ...['journal_mode=wal', 'synchronous=normal'].flatMap((pragma) => ['--sqlite-pragma', pragma]),
   ];
 }
 

@@ -152,7 +152,8 @@ export function runScriptActivity(deps: RunScriptDeps) {
     };
     ctx.cancellationSignal.addEventListener('abort', onCancel);
     const beat = () => ctx.heartbeat({ progress: sink.progress ?? 0 } satisfies RunScriptHeartbeat);
-    beat();
+    // The first heartbeat after an interval (well inside the heartbeat timeout): a run that
+    // ends sooner costs Temporal no heartbeat at all.
     const heartbeat = setInterval(beat, deps.heartbeatIntervalMs);
 
     const spec = grant.spec;
