@@ -3,6 +3,10 @@
  *
  *   runs  run → FINISHED of the Trends.Earth CLI skeleton, one after another (POST run,
  *         then the SSE stream until its end; the client's view of the latency)
+ *   burst 1,000 runs of the skeleton submitted at once by the superadmin (at most 100
+ *         requests in flight), then the list endpoint watched until every one is terminal:
+ *         executions per second from the first submission to the last terminal status, and
+ *         any run lost (not accepted, or never terminal)
  *   read  authenticated GET /api/v1/execution/<id> at 32 concurrent clients, beside a bare
  *         node:http server answering the same JSON in the same run
  */
@@ -13,8 +17,28 @@ import { cliMembers, tar } from '../e2e/helpers/archives';
 import { bareServer, runLoad, type LoadResult } from './load';
 import { upload } from './scripts';
 
+export interface BurstResult {
+  runs: number;
+  /** Submissions not accepted (non-200). */
+  rejected: number;
+  submitMs: number;
+  /** From the first submission until every accepted run was terminal (or the wait gave up). */
+  totalMs: number;
+  perSecond: number;
+  finished: number;
+  failed: number;
+  cancelled: number;
+  /** Accepted and not terminal when the wait ended (at the deadline, or stalled). */
+  unfinished: number;
+  /** Whether the wait ended because nothing progressed for a long while. */
+  stalled: boolean;
+  /** Rejected, plus the unfinished ones of a stalled wait. */
+  lost: number;
+}
+
 export interface ExecutionBench {
   runs: { samples: number; medianMs: number; p90Ms: number; minMs: number; maxMs: number };
+  burst?: BurstResult;
   read: { gateway: LoadResult; bare: LoadResult; ratio: number; concurrency: number };
 }
 
@@ -59,7 +83,67 @@ function streamUntilEnd(api: string, token: string, id: string): Promise<string 
   });
 }
 
-export async function benchExecutions(api: string, token: string, seconds: number, sequentialRuns = 20): Promise<ExecutionBench> {
+/** How many runs of a script have each terminal status (the list endpoint's totals). */
+async function terminalCounts(api: string, token: string, scriptId: string): Promise<{ FINISHED: number; FAILED: number; CANCELLED: number }> {
+  const count = async (status: string) => {
+    const res = await fetch(`${api}/api/v1/execution?script_id=${scriptId}&status=${status}&per_page=1&exclude=params,results`, { headers: { Authorization: `Bearer ${token}` } });
+    if (res.status !== 200) throw new Error(`list failed: ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { total: number }).total;
+  };
+  const [FINISHED, FAILED, CANCELLED] = await Promise.all([count('FINISHED'), count('FAILED'), count('CANCELLED')]);
+  return { FINISHED, FAILED, CANCELLED };
+}
+
+/**
+ * `runs` runs of a freshly built skeleton submitted at once (at most `inFlight` requests
+ * open), then counted until all are terminal; gives up after `stallMs` without progress or
+ * `maxMs` in all.
+ */
+export async function benchBurst(api: string, token: string, runs = 1000, inFlight = 100, stallMs = 120_000, maxMs = 600_000): Promise<BurstResult> {
+  const scriptId = await builtSkeleton(api, token);
+  const began = performance.now();
+  let next = 0;
+  let accepted = 0;
+  let rejected = 0;
+  const submit = async () => {
+    while (next < runs) {
+      next++;
+      const res = await fetch(`${api}/api/v1/script/${scriptId}/run`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '{}' }).catch(() => undefined);
+      if (res?.status === 200) accepted++;
+      else rejected++;
+      await res?.arrayBuffer().catch(() => undefined);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, runs) }, submit));
+  const submitMs = performance.now() - began;
+  let counts = await terminalCounts(api, token, scriptId);
+  let done = counts.FINISHED + counts.FAILED + counts.CANCELLED;
+  let lastProgress = performance.now();
+  while (done < accepted && performance.now() - lastProgress < stallMs && performance.now() - began < maxMs) {
+    await sleep(200);
+    counts = await terminalCounts(api, token, scriptId);
+    const now = counts.FINISHED + counts.FAILED + counts.CANCELLED;
+    if (now > done) lastProgress = performance.now();
+    done = now;
+  }
+  const stalled = done < accepted && performance.now() - lastProgress >= stallMs;
+  const totalMs = (stalled ? lastProgress : performance.now()) - began;
+  return {
+    runs,
+    rejected,
+    submitMs: Math.round(submitMs),
+    totalMs: Math.round(totalMs),
+    perSecond: Math.round((done / totalMs) * 1000 * 10) / 10,
+    finished: counts.FINISHED,
+    failed: counts.FAILED,
+    cancelled: counts.CANCELLED,
+    unfinished: accepted - done,
+    stalled,
+    lost: rejected + (stalled ? accepted - done : 0),
+  };
+}
+
+export async function benchExecutions(api: string, token: string, seconds: number, sequentialRuns = 20, burstRuns = 1000): Promise<ExecutionBench> {
   const scriptId = await builtSkeleton(api, token);
   const run = async () => {
     const res = await fetch(`${api}/api/v1/script/${scriptId}/run`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '{}' });
@@ -81,6 +165,8 @@ export async function benchExecutions(api: string, token: string, seconds: numbe
   const sorted = [...samples].sort((a, b) => a - b);
   const pick = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 10) / 10;
 
+  const burst = burstRuns > 0 ? await benchBurst(api, token, burstRuns, 100, 120_000, Number(process.env['BENCH_BURST_MAX_SECONDS'] ?? 600) * 1000) : undefined;
+
   const path = `/api/v1/execution/${warm}`;
   const body = await (await fetch(`${api}${path}`, { headers: { Authorization: `Bearer ${token}` } })).text();
   const bare = await bareServer(body);
@@ -89,6 +175,7 @@ export async function benchExecutions(api: string, token: string, seconds: numbe
   const gateway = await runLoad({ url: `${api}${path}`, headers: { Authorization: `Bearer ${token}` }, concurrency: 32, durationMs: seconds * 1000 });
   return {
     runs: { samples: samples.length, medianMs: pick(0.5), p90Ms: pick(0.9), minMs: pick(0), maxMs: pick(1 - 1e-9) },
+    ...(burst ? { burst } : {}),
     read: { gateway, bare: bareResult, ratio: Number((gateway.perSecond / bareResult.perSecond).toFixed(3)), concurrency: 32 },
   };
 }
@@ -96,6 +183,12 @@ export async function benchExecutions(api: string, token: string, seconds: numbe
 export function executionBenchLines(r: ExecutionBench, line: (name: string, l: LoadResult) => string): string[] {
   return [
     `run → FINISHED, CLI skeleton, sequential (${r.runs.samples}): median ${r.runs.medianMs} ms, p90 ${r.runs.p90Ms} ms, min ${r.runs.minMs} ms, max ${r.runs.maxMs} ms`,
+    ...(r.burst
+      ? [
+          `${r.burst.runs} skeleton runs at once: ${r.burst.perSecond} executions/s (submitted in ${r.burst.submitMs} ms, ${r.burst.unfinished === 0 ? 'all terminal' : `waited`} after ${r.burst.totalMs} ms); ` +
+            `FINISHED ${r.burst.finished}, FAILED ${r.burst.failed}, CANCELLED ${r.burst.cancelled}, rejected ${r.burst.rejected}, unfinished ${r.burst.unfinished}${r.burst.stalled ? ' (stalled)' : ''}, lost ${r.burst.lost}`,
+        ]
+      : []),
     line('GET /api/v1/execution/<id> (32)', r.read.gateway),
     line('bare node:http, same JSON (32)', r.read.bare),
     `execution read gateway/bare ratio: ${r.read.ratio}`,

@@ -9,8 +9,10 @@
  *                node:http server answering the same JSON in the same run
  *   scripts      upload-to-SUCCESS of the CLI skeleton, cold and warm, and memory while a
  *                50 MB archive streams through (scripts.ts)
- *   executions   run → FINISHED of the CLI skeleton one after another, and authenticated
- *                GET /api/v1/execution/<id> at 32 clients beside a bare server (executions.ts)
+ *   executions   run → FINISHED of the CLI skeleton one after another, 1,000 runs submitted
+ *                at once by the superadmin until all are terminal (BENCH_BURST_MAX_SECONDS caps
+ *                the wait, default 600), and authenticated GET /api/v1/execution/<id> at 32
+ *                clients beside a bare server (executions.ts)
  *   lists        a user with a million executions: the first page of 100 of their list and of
  *                the admin's list (execution-lists.ts; BENCH_LIST_ROWS sets the count)
  *
