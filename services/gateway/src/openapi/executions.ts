@@ -135,6 +135,18 @@ export const executionsOpenApi: OpenApiResource = {
         '`PENDING` (accepted, waiting for a slot of its user) → `READY` (handed to a runner) → `RUNNING` → `FINISHED | FAILED`, or `CANCELLING → CANCELLED`. Terminal statuses are final.',
     },
     ExecutionLog: logSchema,
+    ExecutionEvent: {
+      type: 'object',
+      description:
+        'One event of `GET /api/v1/execution/{execution}/events` (the schema describes each event of the stream, as OpenAPI 3.2 `itemSchema` does), e.g. `id: 42\\nevent: log\\ndata: {"id":42,"text":"Processing","level":"INFO",…}\\n\\n`. `data` is JSON: `{"status", "execution"}` for `status`, `{"progress"}` for `progress`, an `ExecutionLog` for `log`, `{}` for `end`. The stream opens with `retry: 2000` and carries `: keep-alive` comments, neither of which is an event.',
+      required: ['event', 'data'],
+      properties: {
+        event: { enum: ['status', 'progress', 'log', 'end'] },
+        data: { type: 'string', contentMediaType: 'application/json', description: 'The event\'s JSON.' },
+        id: { type: 'string', pattern: '^[0-9]+$', description: 'The id of the last log line sent so far (0 before any); what `Last-Event-ID` resumes after.' },
+        retry: { type: 'integer', minimum: 0 },
+      },
+    },
     LogLevel: { enum: ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'], description: 'Sent as `WARN` or `WARNING` (any case); stored as `WARNING`.' },
     CancellationDetails: {
       type: 'object',
@@ -297,7 +309,7 @@ export const executionsOpenApi: OpenApiResource = {
           '200': {
             description: 'The event stream.',
             headers: { 'X-Request-Id': headerRef('XRequestId') },
-            content: { 'text/event-stream': { schema: { type: 'string', examples: ['id: 42\nevent: log\ndata: {"id":42,"text":"Processing","level":"INFO",…}\n\n'] } } },
+            content: { 'text/event-stream': { schema: schemaRef('ExecutionEvent') } },
           },
           ...errorResponses(400, 401, 404, 503),
         },
