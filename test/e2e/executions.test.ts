@@ -361,7 +361,7 @@ describe('the sandbox', () => {
     const script = await publishScript(
       owner.token,
       `Exec Sandbox ${unique()}`,
-      `import os, json, urllib.request, urllib.error
+      `import os, json, socket, urllib.request, urllib.error
 
 def attempt(fn):
     try:
@@ -394,6 +394,7 @@ def run(params, logger):
         "read_log_file": attempt(lambda: open(params["log_file"]).read()),
         "read_temporal_db": attempt(lambda: open(params["temporal_db"], "rb").read(16)),
         "list_data_dir": attempt(lambda: os.listdir(params["data_dir"])),
+        "connect": {name: attempt(lambda p=port: socket.create_connection(("127.0.0.1", p), 5).close()) for name, port in params["ports"].items()},
         "patch_own": call("PATCH", "/api/v1/execution/" + me, {"progress": 42.5}),
         "log_own": call("POST", "/api/v1/execution/" + me + "/log", {"text": "from the script's token", "level": "warn"}),
         "read_own": call("GET", "/api/v1/execution/" + me),
@@ -416,7 +417,10 @@ def run(params, logger):
       data_dir: stack.dataDir,
     };
     for (const path of Object.values(privateFiles)) expect({ path, exists: existsSync(path) }).toEqual({ path, exists: true });
-    const created = await runScript(owner.token, script.slug, { body: { other: target.id, runner_pid: runnerPid, ...privateFiles } });
+    // The platform's own ports on this host: the database, Temporal, the services, Keycloak.
+    const ports = { postgres: stack.ports['postgres'], temporal: stack.ports['temporal'], execution: stack.ports['execution'], user: stack.ports['user'], keycloak: stack.ports['keycloak'] };
+    for (const [name, port] of Object.entries(ports)) expect({ name, port: typeof port }).toEqual({ name, port: 'number' });
+    const created = await runScript(owner.token, script.slug, { body: { other: target.id, runner_pid: runnerPid, ports, ...privateFiles } });
     const done = await waitForExecution(owner.token, created.id);
     expect(done.status).toBe('FINISHED');
     const r = done.results;
@@ -427,6 +431,8 @@ def run(params, logger):
     expect(r.env).toEqual(expect.arrayContaining(['EXECUTION_ID', 'ENV', 'API_URL', 'API_TOKEN']));
     expect(r).toMatchObject({ list_parent: 'PermissionError', list_archives: 'PermissionError', read_runner_config: 'PermissionError', runner_environ: 'PermissionError' });
     expect(r).toMatchObject({ read_stack_file: 'PermissionError', read_log_file: 'PermissionError', read_temporal_db: 'PermissionError', list_data_dir: 'PermissionError' });
+    // None of the platform's ports answers it; the API does (below).
+    expect(r.connect).toEqual({ postgres: 'ConnectionRefusedError', temporal: 'ConnectionRefusedError', execution: 'ConnectionRefusedError', user: 'ConnectionRefusedError', keycloak: 'ConnectionRefusedError' });
     // Its token: its own execution's progress and log, nothing to read, nothing of another run.
     expect(r).toMatchObject({ patch_own: 200, log_own: 200, read_own: 401 });
     expect([403, 404]).toContain(r.patch_other);

@@ -41,6 +41,12 @@ export const configShape = {
   /** The sandbox users: uid = gid = base + n, one per run at a time. */
   SANDBOX_UID_BASE: z.coerce.number().int().min(1000).max(4_000_000_000).default(900_000),
   SANDBOX_UID_COUNT: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+  /**
+   * Where sandboxed scripts may connect (nftables rules on their uids): `internet` (the API
+   * and public addresses, not this host or private networks), `api` (the API only), or
+   * `open` (no rules).
+   */
+  SANDBOX_NETWORK: z.enum(['internet', 'api', 'open']).default('internet'),
   /** Default limits (a script's configuration sets memory and timeout itself). */
   SANDBOX_MEMORY_BYTES: z.coerce.number().int().positive().default(4 * 1024 ** 3),
   SANDBOX_MAX_PROCESSES: z.coerce.number().int().positive().default(256),

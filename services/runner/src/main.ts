@@ -2,6 +2,7 @@ import { createLogger, createMetricsRegistry, describeFailure, Shutdown, startMe
 import { loadConfig } from './config';
 import { sweepUnfinishedEnvironments } from './environments/ensure-environment';
 import { environmentSettings } from './environments/settings';
+import { apiEndpoint, installNetworkPolicy } from './sandbox/network-policy';
 import { prepareRunnerDirs } from './sandbox/runner-dirs';
 import { createWorker } from './worker';
 
@@ -18,6 +19,18 @@ async function main(): Promise<void> {
   // Half-built environments of a runner killed mid-build: older than any build can take.
   const swept = await sweepUnfinishedEnvironments(environmentSettings(config, dirs.root), (config.PIP_TIMEOUT_SECONDS + 600) * 1000);
   if (swept > 0) logger.info({ swept }, 'unfinished environments removed');
+  if (sandboxed && config.SANDBOX_NETWORK !== 'open') {
+    const network = await installNetworkPolicy(
+      {
+        mode: config.SANDBOX_NETWORK,
+        uidFirst: config.SANDBOX_UID_BASE,
+        uidLast: config.SANDBOX_UID_BASE + config.SANDBOX_UID_COUNT - 1,
+        api: await apiEndpoint(config.apiUrl),
+      },
+      logger,
+    );
+    shutdown.add('sandbox network rules', () => network.remove());
+  }
   const { worker, pool } = await createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, dirs, logger);
   shutdown.add('python interpreter pool', () => pool.stop());
   worker.start();

@@ -1,0 +1,105 @@
+import { spawn } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
+import type { Logger } from '@gef/common';
+import { isAlive } from '../process/is-alive';
+
+/**
+ * Where sandboxed scripts may connect:
+ * - `internet`: the API (API_URL) and public addresses, DNS anywhere; nothing on this host
+ *   or on private, link-local (cloud metadata) or shared address ranges — so not the
+ *   database, Temporal, the services or Keycloak;
+ * - `api`: the API and DNS only;
+ * - `open`: no rules (a development machine without nftables).
+ */
+export type NetworkMode = 'internet' | 'api' | 'open';
+
+export interface NetworkPolicy {
+  mode: Exclude<NetworkMode, 'open'>;
+  /** The sandbox users (their first and last uid). */
+  uidFirst: number;
+  uidLast: number;
+  /** The API's addresses and port, always reachable. */
+  api: { addresses: string[]; port: number };
+}
+
+const tablePrefix = 'gef_sandbox_';
+const privateV4 = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/4', '240.0.0.0/4'];
+const privateV6 = ['::/127', '::ffff:0:0/96', 'fc00::/7', 'fe80::/10', 'ff00::/8'];
+
+/** The nftables table of one runner process (by pid, so runners on one host keep theirs). */
+export const tableName = (pid: number) => `${tablePrefix}${pid}`;
+
+/** The ruleset (nft syntax) putting a policy in place, replacing the table if it exists. */
+export function networkRuleset(policy: NetworkPolicy, table: string): string {
+  const who = `meta skuid ${policy.uidFirst}-${policy.uidLast}`;
+  const v4 = policy.api.addresses.filter((a) => net.isIPv4(a));
+  const v6 = policy.api.addresses.filter((a) => net.isIPv6(a));
+  const rules = [
+    ...v4.map((a) => `${who} ip daddr ${a} tcp dport ${policy.api.port} accept`),
+    ...v6.map((a) => `${who} ip6 daddr ${a} tcp dport ${policy.api.port} accept`),
+    `${who} udp dport 53 accept`,
+    `${who} tcp dport 53 accept`,
+    ...(policy.mode === 'api'
+      ? [`${who} reject`]
+      : [`${who} ip daddr { ${privateV4.join(', ')} } reject`, `${who} ip6 daddr { ${privateV6.join(', ')} } reject`]),
+  ];
+  return [
+    // Declared first, so the delete that follows never fails: the table is replaced whole.
+    `table inet ${table} {}`,
+    `delete table inet ${table}`,
+    `table inet ${table} {`,
+    '  chain out {',
+    '    type filter hook output priority 0; policy accept;',
+    ...rules.map((r) => `    ${r}`),
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+function nft(args: string[], input?: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('nft', args, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/sbin:/usr/bin:/bin' } });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('error', (err) => resolve({ code: null, output: err.message }));
+    child.on('close', (code) => resolve({ code, output }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** The addresses of the API's host (an address as it is; a name as it resolves now). */
+export async function apiEndpoint(apiUrl: string): Promise<{ addresses: string[]; port: number }> {
+  const url = new URL(apiUrl);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  if (net.isIP(host)) return { addresses: [host], port };
+  const found = await lookup(host, { all: true });
+  return { addresses: [...new Set(found.map((f) => f.address))], port };
+}
+
+/**
+ * Puts the policy in place for this runner's sandbox users (and removes the tables of
+ * runners that died without removing theirs). Throws when nftables refuses: scripts must
+ * not run with the network open by mistake.
+ */
+export async function installNetworkPolicy(policy: NetworkPolicy, logger: Logger): Promise<{ remove: () => Promise<void> }> {
+  const listed = await nft(['list', 'tables']);
+  for (const m of listed.output.matchAll(new RegExp(`^table inet ${tablePrefix}(\\d+)$`, 'gm'))) {
+    const pid = Number(m[1]);
+    if (pid !== process.pid && !isAlive(pid)) await nft(['delete', 'table', 'inet', tableName(pid)]);
+  }
+  const table = tableName(process.pid);
+  const applied = await nft(['-f', '-'], networkRuleset(policy, table));
+  if (applied.code !== 0) {
+    throw new Error(`cannot restrict the sandbox's network with nftables (${applied.output.trim().split('\n')[0] || `exit ${String(applied.code)}`}); install nftables and run the runner with CAP_NET_ADMIN, or set SANDBOX_NETWORK=open`);
+  }
+  logger.info({ mode: policy.mode, uids: `${policy.uidFirst}-${policy.uidLast}`, api: policy.api }, 'sandbox network restricted');
+  return {
+    remove: async () => {
+      await nft(['delete', 'table', 'inet', table]);
+    },
+  };
+}

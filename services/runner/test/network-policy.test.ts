@@ -1,0 +1,81 @@
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
+import { createLogger } from '@gef/common';
+import { installNetworkPolicy, networkRuleset, tableName } from '../src/sandbox/network-policy';
+
+const logger = createLogger('test', 'silent');
+
+describe('networkRuleset', () => {
+  const policy = { mode: 'internet' as const, uidFirst: 900000, uidLast: 900999, api: { addresses: ['127.0.0.1', '::1'], port: 3000 } };
+
+  it('lets the sandbox users reach the API and DNS, and refuses this host and private networks', () => {
+    const text = networkRuleset(policy, tableName(42));
+    expect(text).toContain('table inet gef_sandbox_42 {');
+    expect(text).toContain('meta skuid 900000-900999 ip daddr 127.0.0.1 tcp dport 3000 accept');
+    expect(text).toContain('meta skuid 900000-900999 ip6 daddr ::1 tcp dport 3000 accept');
+    expect(text).toContain('meta skuid 900000-900999 udp dport 53 accept');
+    expect(text).toMatch(/meta skuid 900000-900999 ip daddr \{[^}]*127\.0\.0\.0\/8[^}]*169\.254\.0\.0\/16[^}]*\} reject/);
+    expect(text).toMatch(/meta skuid 900000-900999 ip6 daddr \{[^}]*fc00::\/7[^}]*\} reject/);
+    // The API comes before the refusals.
+    expect(text.indexOf('dport 3000 accept')).toBeLessThan(text.indexOf('reject'));
+  });
+
+  it('refuses everything but the API and DNS in `api` mode', () => {
+    const text = networkRuleset({ ...policy, mode: 'api' }, tableName(1));
+    expect(text).toContain('meta skuid 900000-900999 reject');
+    expect(text).not.toContain('172.16.0.0/12');
+  });
+});
+
+const root = typeof process.getuid === 'function' && process.getuid() === 0;
+const haveNft = spawnSync('nft', ['--version']).status === 0;
+
+// The rules in the kernel (needs root and nftables, as the runner does; CI installs both).
+(root ? describe : describe.skip)('installNetworkPolicy (as root)', () => {
+  const uid = 910_000 + (process.pid % 1000);
+  const servers: net.Server[] = [];
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  });
+
+  const listen = () =>
+    new Promise<number>((resolve) => {
+      const s = net.createServer((c) => c.destroy()).listen(0, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port));
+      servers.push(s);
+    });
+
+  /** Connects as the sandbox uid; 'ok' or the error. */
+  const connectAs = (port: number) =>
+    spawnSync(
+      'setpriv',
+      [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '/usr/bin/python3', '-c', `import socket\ntry:\n  socket.create_connection(("127.0.0.1", ${port}), 3); print("ok")\nexcept OSError as e: print("refused", e)`],
+      { encoding: 'utf8' },
+    ).stdout.trim();
+
+  it('has nftables', () => {
+    expect(haveNft).toBe(true);
+  });
+
+  it('refuses the sandbox users this host but the API, and lifts that when removed', async () => {
+    const api = await listen();
+    const database = await listen();
+    expect(connectAs(database)).toBe('ok');
+    const policy = await installNetworkPolicy({ mode: 'internet', uidFirst: uid, uidLast: uid, api: { addresses: ['127.0.0.1'], port: api } }, logger);
+    try {
+      expect(connectAs(api)).toBe('ok');
+      expect(connectAs(database)).toMatch(/^refused/);
+      // Root (the runner itself) is not affected.
+      await new Promise<void>((resolve, reject) => {
+        const socket = net.connect(database, '127.0.0.1', () => {
+          socket.destroy();
+          resolve();
+        });
+        socket.on('error', reject);
+      });
+    } finally {
+      await policy.remove();
+    }
+    expect(connectAs(database)).toBe('ok');
+  });
+});
