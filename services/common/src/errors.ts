@@ -75,7 +75,41 @@ export class Unprocessable extends GefError {
 /** Reasons the gateway answers with 422 instead of 400. */
 export const unprocessableReasons = new Set(['unprocessable', 'weak_password']);
 
-/** Turns a domain error into a ConnectError; anything unknown becomes a bare Internal. */
+/** Node network error codes: the peer is not there. */
+const networkCode = /^(ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;
+/**
+ * PostgreSQL SQLSTATEs of a database that is away: connection exceptions (class 08),
+ * shutdowns and start-ups (57P01-57P03), too many connections (53300).
+ */
+const postgresUnavailableState = /^(08[0-9A-Z]{3}|57P0[1-3]|53300)$/;
+/** Messages of pg, knex, MikroORM and the Temporal client when their server is away. */
+const unavailableText =
+  /(Connection terminated|connection error and is not queryable|timeout exceeded when trying to connect|Timeout acquiring a connection|the database system is (starting up|shutting down|in recovery mode)|terminating connection due to administrator command|^14 UNAVAILABLE|^4 DEADLINE_EXCEEDED|Temporal did not answer)/i;
+
+/**
+ * True when an error (or one of its causes) says a dependency, the database or Temporal,
+ * cannot be reached right now: the request may succeed once it is back (HTTP 503), it is
+ * not a fault of the code (500).
+ */
+export function isDependencyUnavailable(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  let current: unknown = err;
+  while (typeof current === 'object' && current !== null && !seen.has(current)) {
+    seen.add(current);
+    const e = current as { name?: unknown; code?: unknown; message?: unknown; cause?: unknown; previous?: unknown; unavailable?: unknown };
+    // Errors of a client that knows its server failed (e.g. Keycloak answering 5xx) say so.
+    if (e.unavailable === true || e.name === 'ConnectionException') return true;
+    if (typeof e.code === 'string' && (networkCode.test(e.code) || postgresUnavailableState.test(e.code))) return true;
+    if (typeof e.message === 'string' && unavailableText.test(e.message)) return true;
+    current = e.cause ?? e.previous;
+  }
+  return false;
+}
+
+/**
+ * Turns a domain error into a ConnectError; a dependency that is away becomes Unavailable,
+ * anything else unknown a bare Internal.
+ */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof GefError) {
@@ -83,6 +117,10 @@ export function toConnectError(err: unknown): ConnectError {
     if (err.reason) metadata.set(reasonHeader, err.reason);
     if (err.details) metadata.set(detailsHeader, JSON.stringify(err.details));
     return new ConnectError(err.message, err.code, metadata);
+  }
+  if (isDependencyUnavailable(err)) {
+    const metadata = new Headers({ [reasonHeader]: 'unavailable' });
+    return new ConnectError('Service unavailable; try again shortly', Code.Unavailable, metadata);
   }
   return new ConnectError('Internal error', Code.Internal);
 }

@@ -1,6 +1,6 @@
 import { ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { GefError, toConnectError } from './errors';
+import { GefError, isDependencyUnavailable, toConnectError } from './errors';
 
 /**
  * The server interceptor every service installs: domain errors become ConnectErrors with
@@ -10,7 +10,11 @@ export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const translate = (err: unknown): ConnectError => {
       if (!(err instanceof GefError) && !(err instanceof ConnectError)) {
-        logger.error({ err, procedure: req.method.name, service: req.service.typeName }, 'unhandled error in RPC');
+        if (isDependencyUnavailable(err)) {
+          logger.warn({ err: String(err), procedure: req.method.name, service: req.service.typeName }, 'dependency unavailable');
+        } else {
+          logger.error({ err, procedure: req.method.name, service: req.service.typeName }, 'unhandled error in RPC');
+        }
       }
       return toConnectError(err);
     };

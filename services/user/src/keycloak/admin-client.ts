@@ -24,6 +24,9 @@ export interface KeycloakRole {
 
 /** Raised when Keycloak answers with an unexpected status. */
 export class KeycloakError extends Error {
+  /** Keycloak itself failed or is overloaded (e.g. its database is down): a 503, not a 500. */
+  readonly unavailable: boolean;
+
   constructor(
     readonly status: number,
     readonly operation: string,
@@ -31,6 +34,7 @@ export class KeycloakError extends Error {
   ) {
     super(`Keycloak ${operation} failed with HTTP ${status}`);
     this.name = 'KeycloakError';
+    this.unavailable = status >= 500 || status === 429;
   }
 }
 
