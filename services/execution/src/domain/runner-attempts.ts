@@ -40,6 +40,9 @@ export async function startAttempt(deps: ExecutionDeps, input: { executionId: st
     if (current.attempt > input.attempt) return { proceed: false as const, reason: `attempt ${current.attempt} runs the execution`, status: current.status };
     const spec = await new RunSpecRepository(em).find(current.scriptId, current.scriptVersion);
     if (!spec) throw new FailedPrecondition(`No run spec for version ${current.scriptVersion} of script ${current.scriptId}`, 'failed_precondition');
+    // The same attempt started again (the runner's activity retried after a lost answer):
+    // the same grant, nothing changed.
+    if (current.status === 'RUNNING' && current.attempt === input.attempt) return { proceed: true as const, execution: current, spec };
     const execution = { ...(await repo.set(id, ["status = 'RUNNING'", 'attempt = ?'], [input.attempt], {})), params: current.params };
     const retry = input.attempt > 1 ? ' (the previous attempt did not finish: its runner stopped answering or failed)' : '';
     await new ExecutionLogRepository(em).append(id, input.attempt, [
