@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient, createRouterTransport } from '@connectrpc/connect';
 import { health, user } from '@gef/protos';
 import pino from 'pino';
-import { NotFound, PermissionDenied, reasonHeader, toConnectError } from '../src/errors';
+import { isDependencyUnavailable, NotFound, PermissionDenied, reasonHeader, toConnectError } from '../src/errors';
 import { errorInterceptor } from '../src/interceptors';
 
 describe('the error vocabulary', () => {
@@ -68,5 +68,37 @@ describe('the error vocabulary', () => {
       }
     };
     await expect(read()).rejects.toMatchObject({ code: Code.NotFound, rawMessage: 'no such stream' });
+  });
+});
+
+describe('a dependency that is away', () => {
+  const withCode = (message: string, code: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(message), { code, ...extra });
+
+  it('is Unavailable (503), whatever shape the driver gives it', () => {
+    const cases: unknown[] = [
+      withCode('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'),
+      withCode('terminating connection due to administrator command', '57P01'),
+      withCode('the database system is starting up', '57P03'),
+      new Error('Connection terminated unexpectedly'),
+      new Error('Knex: Timeout acquiring a connection. The pool is probably full.'),
+      Object.assign(new Error('wrapped'), { name: 'ConnectionException' }),
+      Object.assign(new Error('query failed'), { previous: withCode('connection failure', '08006') }),
+      new Error('fetch failed', { cause: withCode('connect ECONNREFUSED', 'ECONNREFUSED') }),
+      new Error('14 UNAVAILABLE: Connection refused'),
+      Object.assign(new Error('Keycloak token failed with HTTP 500'), { unavailable: true }),
+    ];
+    for (const err of cases) {
+      expect(isDependencyUnavailable(err)).toBe(true);
+      const connect = toConnectError(err);
+      expect(connect.code).toBe(Code.Unavailable);
+      expect(connect.rawMessage).not.toMatch(/127\.0\.0\.1|5432|Knex/);
+    }
+  });
+
+  it('leaves other failures Internal', () => {
+    for (const err of [new Error('boom'), withCode('duplicate key value violates unique constraint', '23505'), withCode('syntax error', '42601'), 'text']) {
+      expect(isDependencyUnavailable(err)).toBe(false);
+      expect(toConnectError(err).code).toBe(Code.Internal);
+    }
   });
 });
