@@ -171,10 +171,13 @@ function trustProxy(value: string): boolean | number | string[] {
 
 /**
  * Requests Node refuses before Express sees them (malformed HTTP, headers too large,
- * timeouts) get the JSON error body too, then the connection closes.
+ * timeouts) get the JSON error body too, then the connection closes. So does a request
+ * whose body is still arriving when `requestTimeout` ends it (a trickled body), unless its
+ * answer has begun already: then the connection is only cut.
  */
 function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex, logger: Logger): void {
-  if (err.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
+  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }

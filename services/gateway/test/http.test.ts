@@ -308,6 +308,31 @@ describe('slow clients', () => {
     }
   });
 
+  it('cannot hold a connection by trickling a body: the request is answered 408 and closed', async () => {
+    const gateway = await startGateway({}, { timeouts: { headersTimeoutMs: 300, requestTimeoutMs: 600, checkIntervalMs: 100 } });
+    try {
+      const started = Date.now();
+      const answer = await new Promise<string>((resolve) => {
+        const socket = net.connect(gateway.port, '127.0.0.1', () =>
+          socket.write('POST /auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"email":"'),
+        );
+        const timer = setInterval(() => socket.writable && socket.write('a'), 50);
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString()));
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          clearInterval(timer);
+          resolve(text);
+        });
+      });
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expect(JSON.parse(answer.split('\r\n\r\n')[1]!)).toMatchObject({ status: 408, error: 'request_timeout' });
+    } finally {
+      await gateway.close();
+    }
+  });
+
   it('has sane timeouts by default', async () => {
     const gateway = await startGateway();
     try {
