@@ -21,13 +21,15 @@ export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm' | 'buildToke
     const version = await new ScriptVersionRepository(em).lock(ref.scriptId, ref.version);
     if (!version) return { proceed: false, reason: 'the version was deleted' };
     if (version.status === 'SUCCESS' || version.status === 'FAIL') return { proceed: false, reason: `the build already ended ${version.status}` };
+    const runtime = typeof version.configuration['runtime'] === 'string' ? version.configuration['runtime'].trim().toLowerCase() : script.runtime;
+    // Started already (this step delivered again after a lost answer): the same plan, no change.
+    if (version.status === 'BUILDING') return { proceed: true, runtime, requirements: version.requirements, buildToken: '' };
     version.status = 'BUILDING';
     if (script.version === ref.version) {
       script.status = 'BUILDING';
       script.updatedAt = new Date();
     }
     await em.flush();
-    const runtime = typeof version.configuration['runtime'] === 'string' ? version.configuration['runtime'].trim().toLowerCase() : script.runtime;
     await new ScriptLogRepository(em).append(script.id, ref.version, [`${prefix}started for version ${ref.version} (${runtime})`]);
     return { proceed: true, runtime, requirements: version.requirements, buildToken: '' };
   });
