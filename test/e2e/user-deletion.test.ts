@@ -5,8 +5,8 @@
  * `include=executions` on scripts, which shows each caller only what they may see.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { api, login, newUser, strongPassword, superadminCredentials } from './helpers/api';
+import { scriptProcesses } from './helpers/runners';
 import { gate, publishScript, pythonGate, runScript, waitForExecution, waitForLog, type Gate } from './helpers/executions';
 
 jest.setTimeout(300_000);
@@ -24,19 +24,8 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 120_000): P
   }
 }
 
-/** Processes on this machine running for an execution (its sandbox has EXECUTION_ID=<id>). */
-function processesOf(executionId: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').includes(`EXECUTION_ID=${executionId}`)) pids.push(Number(entry));
-    } catch {
-      // Gone meanwhile, or not ours to read.
-    }
-  }
-  return pids;
-}
+/** Processes on this machine running for an execution (helpers/runners.ts scriptProcesses). */
+const processesOf = scriptProcesses;
 
 const gatedMain = `${pythonGate}
 def run(params, logger):

@@ -141,6 +141,14 @@ describe.each([
     expect(again.downloads).toHaveLength(1);
   }, 60_000);
 
+  it('runs in a directory of its own named after the run, the run\'s environment set', async () => {
+    const t = await setup('import os\ndef run(params, logger):\n    return {"cwd": os.path.basename(os.getcwd()), "home": os.environ["HOME"] == os.getcwd(), "id": os.environ["EXECUTION_ID"]}\n');
+    expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    const result = JSON.parse(t.executions.completed[0]!.resultsJson!) as { cwd: string; home: boolean; id: string };
+    expect(result.cwd.startsWith(`${executionId}-a1-`)).toBe(true);
+    expect(result).toMatchObject({ home: true, id: executionId });
+  }, 60_000);
+
   it('records FAILED for an exception, with the traceback line', async () => {
     const t = await setup('def run(params, logger):\n    raise RuntimeError("boom")\n');
     expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });

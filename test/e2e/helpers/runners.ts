@@ -4,9 +4,9 @@
  * one host would be), and finding which runner process executes a given run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, readdirSync, readFileSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { readStackInfo } from '../../harness/stack';
 
 /** Variables a runner must not inherit (it holds no platform secrets). */
@@ -103,14 +103,18 @@ function parentOf(pid: number): number | undefined {
   }
 }
 
-/** The processes whose environment has `EXECUTION_ID=<id>` (the script of a run), by pid. */
+/**
+ * The processes of a run's script, by pid: those started with `EXECUTION_ID=<id>` in their
+ * environment, or working in the run's directory (named `<id>-a<attempt>-…`; an interpreter
+ * of the runner's pool gets the run's environment only once it is given the run).
+ */
 export function scriptProcesses(executionId: string): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const environ = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
-      if (environ.includes(`EXECUTION_ID=${executionId}`)) out.push(Number(entry));
+      if (environ.includes(`EXECUTION_ID=${executionId}`) || basename(readlinkSync(`/proc/${entry}/cwd`)).startsWith(`${executionId}-a`)) out.push(Number(entry));
     } catch {
       // gone, or not ours to read
     }

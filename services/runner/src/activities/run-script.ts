@@ -179,9 +179,11 @@ export function runScriptActivity(deps: RunScriptDeps) {
         const archive = await deps.archives.get(spec);
         const tree = await deps.extracted.get(archive, spec.digest.trim().toLowerCase(), limits);
         // A waiting interpreter of the pool (its own uid and directory), else one started now.
-        let interpreter = deps.pool?.take(limits);
+        const label = `${input.executionId}-a${attempt}`;
+        const pooled = deps.pool?.take(limits);
+        let interpreter = pooled;
         if (!interpreter) {
-          const fresh = await deps.sandbox.open(`${input.executionId}-a${attempt}`);
+          const fresh = await deps.sandbox.open(label);
           interpreter = new PythonInterpreter({ sandbox: fresh, python: deps.environments.python, shim: deps.shim, limits, env: { ...deps.baseEnv, HOME: fresh.dir } });
         }
         sandboxRun = interpreter.sandbox;
@@ -190,6 +192,8 @@ export function runScriptActivity(deps: RunScriptDeps) {
           throw new Error('stopped before the script started');
         }
         try {
+          // A pooled interpreter's directory is named after its run, as a fresh one is.
+          if (pooled) await sandboxRun.relabel(label);
           await sandboxRun.populate(tree);
         } catch (err) {
           interpreter.discard();

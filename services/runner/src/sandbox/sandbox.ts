@@ -118,8 +118,7 @@ export class Sandbox {
   async open(label: string): Promise<SandboxRun> {
     const uid = this.isolated ? await this.takeUid() : undefined;
     try {
-      const safe = label.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
-      const dir = path.join(this.settings.dirs.work, `${safe}-${randomBytes(6).toString('hex')}`);
+      const dir = this.runDir(label);
       await fs.mkdir(dir, { mode: 0o700 });
       if (uid !== undefined) await fs.chown(dir, uid, uid);
       return new SandboxRun(this, dir, uid);
@@ -127,6 +126,12 @@ export class Sandbox {
       if (uid !== undefined) await this.releaseUid(uid);
       throw err;
     }
+  }
+
+  /** A new run directory's path, named after the run. */
+  runDir(label: string): string {
+    const safe = label.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
+    return path.join(this.settings.dirs.work, `${safe}-${randomBytes(6).toString('hex')}`);
   }
 
   private async takeUid(): Promise<number> {
@@ -222,10 +227,24 @@ export class SandboxRun {
   constructor(
     private readonly sandbox: Sandbox,
     /** The working directory (HOME too). */
-    readonly dir: string,
+    private directory: string,
     /** The run's own uid (= gid), when isolated. */
     readonly uid: number | undefined,
   ) {}
+
+  get dir(): string {
+    return this.directory;
+  }
+
+  /**
+   * Names the directory after the run it now serves (one opened ahead of its run, for the
+   * interpreter pool), as open() names a run's: a process working in it follows it.
+   */
+  async relabel(label: string): Promise<void> {
+    const dir = this.sandbox.runDir(label);
+    await fs.rename(this.directory, dir);
+    this.directory = dir;
+  }
 
   /** Whether limits apply (prlimit at start; setrlimit may lower them later). */
   get limited(): boolean {
