@@ -328,6 +328,8 @@ export function checkCompose(compose: Compose, ctx: ComposeContext): string[] {
 
     // Variables: known to the schema, valid, required ones present, production mode.
     for (const key of Object.keys(rawEnv)) {
+      // Node's own settings, read by node rather than by the service.
+      if (key === 'NODE_OPTIONS') continue;
       const field = shape[key];
       if (!field) {
         problems.push(`${where}: ${key} is not a configuration variable of services/${workspaceName}`);
