@@ -34,7 +34,7 @@ describe('script service: an activity delivered twice', () => {
     fs.existsSync(f.artifacts) ? fs.readdirSync(f.artifacts, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name)).sort() : [];
 
   /** Everything a change to one user's scripts would show: rows, versions, logs, stored archives. */
-  async function stateOf(userId: string): Promise<unknown> {
+  async function stateOf(userId: string): Promise<Record<string, unknown>> {
     const em = f.orm.em.fork();
     const versions = await em.execute<{ digest: string }[]>('select v.* from script_version v join script s on s.id = v.script_id where s.user_id = ? order by v.script_id, v.number', [userId]);
     const digests = versions.map((v) => v.digest.trim().slice(2));
