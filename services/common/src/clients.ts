@@ -1,12 +1,43 @@
-import { createClient, type Client, type Transport } from '@connectrpc/connect';
+import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import type { DescService } from '@bufbuild/protobuf';
 
 const transports = new Map<string, Transport>();
 
-/** One HTTP/2 transport per base URL per process, reused by every client. */
-export function transportFor(baseUrl: string): Transport {
-  let transport = transports.get(baseUrl);
+export interface TransportOptions {
+  /**
+   * Retry unary calls answered Unavailable (the service, or its database, is away; the call
+   * changed nothing) with a doubling backoff for up to this long. Only for callers whose
+   * calls are idempotent (the runner's).
+   */
+  retryUnavailableMs?: number;
+}
+
+/**
+ * Retries a unary call while it fails with Unavailable, 100 ms doubling up to 2 s, until
+ * `budgetMs` is spent or the call is aborted.
+ */
+export function retryUnavailable(budgetMs: number): Interceptor {
+  return (next) => async (req) => {
+    if (req.stream) return next(req);
+    const deadline = Date.now() + budgetMs;
+    let delay = 100;
+    for (;;) {
+      try {
+        return await next(req);
+      } catch (err) {
+        if (ConnectError.from(err).code !== Code.Unavailable || req.signal.aborted || Date.now() + delay > deadline) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 2000);
+      }
+    }
+  };
+}
+
+/** One HTTP/2 transport per base URL (and options) per process, reused by every client. */
+export function transportFor(baseUrl: string, options: TransportOptions = {}): Transport {
+  const key = `${baseUrl} ${options.retryUnavailableMs ?? 0}`;
+  let transport = transports.get(key);
   if (!transport) {
     transport = createGrpcTransport({
       baseUrl,
@@ -14,13 +45,14 @@ export function transportFor(baseUrl: string): Transport {
       pingIdleConnection: true,
       idleConnectionTimeoutMs: 60_000,
       defaultTimeoutMs: 30_000,
+      interceptors: options.retryUnavailableMs ? [retryUnavailable(options.retryUnavailableMs)] : [],
     });
-    transports.set(baseUrl, transport);
+    transports.set(key, transport);
   }
   return transport;
 }
 
 /** A typed client of another service. */
-export function serviceClient<S extends DescService>(service: S, baseUrl: string): Client<S> {
-  return createClient(service, transportFor(baseUrl));
+export function serviceClient<S extends DescService>(service: S, baseUrl: string, options: TransportOptions = {}): Client<S> {
+  return createClient(service, transportFor(baseUrl, options));
 }

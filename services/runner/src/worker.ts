@@ -29,8 +29,10 @@ function localeOf(env: Record<string, string>): Record<string, string> {
  * waiting Python interpreters (stop it after the worker).
  */
 export async function createWorker(settings: TemporalSettings, config: RunnerConfig, dirs: RunnerDirs, logger: Logger) {
-  const scripts = serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL);
-  const executions = serviceClient(execution.ExecutionService, config.EXECUTION_SERVICE_URL);
+  // The runner's calls are idempotent (numbered lines, repeatable starts and completions):
+  // a service or database that is away for a while is waited for, not a failed attempt.
+  const scripts = serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL, { retryUnavailableMs: 60_000 });
+  const executions = serviceClient(execution.ExecutionService, config.EXECUTION_SERVICE_URL, { retryUnavailableMs: 60_000 });
   const environments = environmentSettings(config, dirs.root);
   const { mode, prlimit, setpriv } = await sandboxMode(config, logger);
   const sandbox = new Sandbox({ mode, prlimit, setpriv, uidBase: config.SANDBOX_UID_BASE, uidCount: config.SANDBOX_UID_COUNT, dirs });
