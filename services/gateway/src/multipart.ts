@@ -191,6 +191,10 @@ export function streamFilePart<T>(
     }
 
     parser.on('file', (name, stream, info) => {
+      // Destroying the parser (the consumer failed, e.g. the script service went away
+      // mid-upload) destroys the part's stream with an error nobody may be reading any more:
+      // without a listener that error would take the process down. It is answered by `fail`.
+      stream.on('error', () => undefined);
       if (settled || found || name !== options.field) {
         stream.resume();
         return;

@@ -250,6 +250,27 @@ describe('POST /api/v1/script', () => {
     expect(res.json()).toMatchObject({ status: 400, detail: 'Invalid archive: not gzip-compressed' });
   });
 
+  it('answers 503 when the service fails before reading the file, and keeps serving', async () => {
+    stack.handlers.script.createScript = async () => {
+      calls++;
+      throw new ConnectError('The script service is unavailable', Code.Unavailable);
+    };
+    const res = await send(stack.gateway.url, '/api/v1/script', {
+      headers: { ...auth(), 'Content-Type': multipartType, 'Transfer-Encoding': 'chunked' },
+      write: async (req) => {
+        req.write(partHead({ name: 'file', filename: 'a.tar.gz' }, true));
+        for (let i = 0; i < 12 && !req.destroyed; i++) {
+          if (!(await writeOrStall(req, randomBytes(64 * 1024), 2000))) return;
+        }
+        req.end(closing);
+      },
+    });
+    expect(res.status).toBe(503);
+    expect(res.json()).toMatchObject({ status: 503, error: 'unavailable' });
+    // The gateway is still there.
+    expect((await request(stack.gateway.url, '/ping')).status).toBe(200);
+  });
+
   it('needs a token and reads nothing without one', async () => {
     const body = multipart([{ name: 'file', filename: 'a.tar.gz', data: 'x' }]);
     const res = await request(stack.gateway.url, '/api/v1/script', { method: 'POST', headers: { 'Content-Type': multipartType }, body });
