@@ -156,7 +156,19 @@ export function jsonDepthExceeds(text: string, max: number): boolean {
 
 const malformed = () => new HttpError(400, 'invalid_argument', 'Malformed JSON body');
 
-/** Parses a JSON body; keys named `__proto__` are dropped. */
+/**
+ * Text no database column can hold: NUL (`\u0000`, refused by PostgreSQL in text and jsonb)
+ * and UTF-16 surrogates that pair with nothing (valid JSON escapes, but no Unicode text).
+ */
+export const unstorableText = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+const unstorable = (where: string) =>
+  new HttpError(400, 'invalid_argument', `${where} holds a NUL character (\\u0000) or an unpaired surrogate, which text cannot hold`);
+
+/**
+ * Parses a JSON body; keys named `__proto__` are dropped. A key or string holding
+ * `unstorableText` is a 400, not a failure of whatever would store it.
+ */
 export function parseJson(bytes: Buffer): unknown {
   let text: string;
   try {
@@ -168,8 +180,13 @@ export function parseJson(bytes: Buffer): unknown {
     throw new HttpError(400, 'invalid_argument', `JSON body is nested deeper than ${maxJsonDepth} levels`);
   }
   try {
-    return JSON.parse(text, (key, value: unknown) => (key === '__proto__' ? undefined : value));
-  } catch {
+    return JSON.parse(text, (key, value: unknown) => {
+      if (key === '__proto__') return undefined;
+      if (unstorableText.test(key) || (typeof value === 'string' && unstorableText.test(value))) throw unstorable('JSON body');
+      return value;
+    });
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
     throw malformed();
   }
 }

@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import { InvalidArgument } from '@gef/common';
+import { unstorableText } from './body';
 
 /**
  * The query string of a request, checked against the names a route documents: an unknown
@@ -10,6 +11,7 @@ export function queryOf(req: Request, allowed: readonly string[]): Record<string
   for (const [key, value] of Object.entries(req.query)) {
     if (!allowed.includes(key)) throw new InvalidArgument(`Unknown query parameter '${key.slice(0, 100)}'`, 'invalid_argument');
     if (typeof value !== 'string') throw new InvalidArgument(`Query parameter '${key}' must be given once, as text`, 'invalid_argument');
+    storableQueryText(key, value);
     out[key] = value;
   }
   return out;
@@ -32,4 +34,15 @@ export function listOf(query: Record<string, string>, name: string, allowed: rea
     if (!allowed.includes(item)) throw new InvalidArgument(`Unknown ${name} value '${item.slice(0, 100)}'; expected ${allowed.join(', ')}`, 'invalid_argument');
   }
   return items;
+}
+
+
+/**
+ * A decoded query parameter holding text no database column can hold (`unstorableText`:
+ * `%00`, an unpaired surrogate) is a 400, not a failure of whatever would look it up or store it.
+ */
+export function storableQueryText(key: string, value: string): void {
+  if (unstorableText.test(key) || unstorableText.test(value)) {
+    throw new InvalidArgument(`Query parameter '${key.replace(unstorableText, '?').slice(0, 100)}' holds a NUL character (%00) or an unpaired surrogate, which text cannot hold`, 'invalid_argument');
+  }
 }

@@ -115,6 +115,21 @@ describe('POST /api/v1/script/{script}/run', () => {
     expect(res.json().data).not.toHaveProperty('workflow_id');
   });
 
+  it.each([
+    ['a NUL in a body value', { a: 'x\u0000' }, ''],
+    ['a NUL in a body key', { nested: { 'a\u0000': 1 } }, ''],
+    ['a NUL in a query value', {}, '?a=%00'],
+    ['a NUL in a query name', {}, '?a%00=1'],
+  ])('refuses params with %s (400), which no database could store', async (_name, body, query) => {
+    handlers.runScript = () => {
+      throw new Error('not called');
+    };
+    const res = await json(token, 'POST', body, `/api/v1/script/my-script/run${query}`);
+    expect(res.status).toBe(400);
+    expect(res.json()).toMatchObject({ status: 400, error: 'invalid_argument' });
+    expect(res.json().detail).toMatch(/NUL character/);
+  });
+
   it.each([['an array', [1]], ['a string', 'x'], ['null', null]])('refuses %s as the body (400)', async (_name, body) => {
     handlers.runScript = () => {
       throw new Error('not called');

@@ -10,7 +10,7 @@ import { callerOf } from '../auth/caller';
 import { executionCredential, type ExecutionCredential } from '../auth/execution-credential';
 import type { ServiceClients } from '../clients';
 import { executionsOpenApi } from '../openapi/executions';
-import { listOf, positiveInt, queryOf } from '../query';
+import { listOf, positiveInt, queryOf, storableQueryText } from '../query';
 import { enforceLimits } from '../rate-limit/limits';
 import { rpcOptions } from '../request-context';
 import { parseInput } from '../validation';
@@ -254,6 +254,7 @@ function runParams(req: Request): JsonObject {
   const params: JsonObject = {};
   for (const [key, value] of Object.entries(req.query)) {
     if (typeof value !== 'string') throw new InvalidArgument(`Query parameter '${key.slice(0, 100)}' must be given once, as text`, 'invalid_argument');
+    storableQueryText(key, value);
     params[key] = value;
   }
   const body: unknown = req.body;
