@@ -85,6 +85,9 @@ export function sharedServiceEnv(config: StackConfig): Record<string, string> {
   };
 }
 
+/** The first sandbox uid of a stack's runners: 1,000 users per stack, apart by gateway port. */
+export const sandboxUidBase = (gatewayPort: number): number => 900_000 + (gatewayPort % 3000) * 1000;
+
 /** V8 settings of the script service (also in docker-compose.yml). */
 export const scriptServiceNodeOptions = '--max-semi-space-size=4';
 
@@ -110,8 +113,10 @@ export function serviceEnv(part: ServicePart, config: StackConfig): Record<strin
       Object.assign(env, { PORT: String(ports.execution), METRICS_PORT: String(ports.executionMetrics), DATABASE_URL: databaseUrl(ports, DATABASES.execution) });
       break;
     case 'runner':
-      // The runner has no server and no database credentials.
-      Object.assign(env, { METRICS_PORT: String(ports.runnerMetrics) });
+      // The runner has no server and no database credentials. Each stack on a host gets
+      // sandbox users of its own (by its gateway port), so each stack's network rules, which
+      // let its scripts reach its own API only, govern only its own scripts.
+      Object.assign(env, { METRICS_PORT: String(ports.runnerMetrics), SANDBOX_UID_BASE: String(sandboxUidBase(ports.gateway)) });
       break;
     case 'gateway':
       // /metrics is served on PORT.

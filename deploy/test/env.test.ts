@@ -27,6 +27,14 @@ describe('serviceEnv', () => {
     });
   });
 
+  test("each stack's runner gets sandbox users of its own, apart by the gateway's port", () => {
+    const other = resolveConfig({ processEnv: {}, dataDir: '/data2', repoRoot: '/repo', ports: { ...ports, gateway: 6101 } });
+    const base = Number(serviceEnv('runner', config).SANDBOX_UID_BASE);
+    const otherBase = Number(serviceEnv('runner', other).SANDBOX_UID_BASE);
+    expect(base).toBeGreaterThanOrEqual(900_000);
+    expect(Math.abs(base - otherBase)).toBeGreaterThanOrEqual(1000);
+  });
+
   test('each service with a database gets its own', () => {
     expect(serviceEnv('user', config).DATABASE_URL).toBe('postgres://postgres:postgres@127.0.0.1:6000/gef_user');
     expect(serviceEnv('script', config).DATABASE_URL).toBe('postgres://postgres:postgres@127.0.0.1:6000/gef_script');
