@@ -84,7 +84,7 @@ const networkCode = /^(ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|EHOS
 const postgresUnavailableState = /^(08[0-9A-Z]{3}|57P0[1-3]|53300)$/;
 /** Messages of pg, knex, MikroORM and the Temporal client when their server is away. */
 const unavailableText =
-  /(Connection terminated|connection error and is not queryable|Client was closed and is not queryable|server closed the connection unexpectedly|Unable to acquire a connection|socket has been ended by the other party|timeout exceeded when trying to connect|Timeout acquiring a connection|the database system is (starting up|shutting down|in recovery mode)|terminating connection due to administrator command|^14 UNAVAILABLE|^4 DEADLINE_EXCEEDED|Temporal did not answer)/i;
+  /(Connection terminated|connection error and is not queryable|Client was closed and is not queryable|Transaction query already complete|server closed the connection unexpectedly|Unable to acquire a connection|socket has been ended by the other party|timeout exceeded when trying to connect|Timeout acquiring a connection|the database system is (starting up|shutting down|in recovery mode)|terminating connection due to administrator command|^14 UNAVAILABLE|^4 DEADLINE_EXCEEDED|Temporal did not answer)/i;
 
 /**
  * True when an error (or one of its causes) says a dependency, the database or Temporal,

@@ -81,6 +81,8 @@ describe('a dependency that is away', () => {
       withCode('the database system is starting up', '57P03'),
       new Error('Connection terminated unexpectedly'),
       new Error('Client was closed and is not queryable'),
+      // knex, when the connection of an open transaction died: it was rolled back.
+      Object.assign(new Error('Transaction query already complete, run with DEBUG=knex:tx for more info'), { name: 'DriverException' }),
       new Error('server closed the connection unexpectedly'),
       new Error('This socket has been ended by the other party'),
       new Error('Knex: Timeout acquiring a connection. The pool is probably full.'),
