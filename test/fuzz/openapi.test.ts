@@ -12,7 +12,7 @@
  * users. Fuzzed requests that end the fuzzing user's session (logout, logout-all, deleting
  * itself) are answered by hooks.py, which replaces the user and carries on.
  *
- * FUZZ_MAX_EXAMPLES (default 35) sets the cases per operation and phase; FUZZ_SEED makes a
+ * FUZZ_MAX_EXAMPLES (default 40) sets the cases per operation and phase; FUZZ_SEED makes a
  * run reproducible (schemathesis prints its seed).
  */
 import { randomBytes } from 'node:crypto';
@@ -28,7 +28,7 @@ jest.setTimeout(30 * 60_000);
 
 /** The suite's promise: at least this many requests fuzzed over both runs. */
 const minimumRequests = 5000;
-const maxExamples = Number(process.env['FUZZ_MAX_EXAMPLES'] ?? 35);
+const maxExamples = Number(process.env['FUZZ_MAX_EXAMPLES'] ?? 40);
 
 const unique = () => randomBytes(4).toString('hex');
 
