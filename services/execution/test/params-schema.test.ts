@@ -1,6 +1,6 @@
 import { InvalidArgument } from '@gef/common';
 import { validateParams } from '../src/domain/params-schema';
-import { checkLines, parseLevel } from '../src/domain/log-lines';
+import { checkLines, parseLevel, storableJson } from '../src/domain/log-lines';
 
 function message(fn: () => void): string {
   try {
@@ -57,3 +57,18 @@ describe('log lines', () => {
     expect(message(() => checkLines(Array.from({ length: 10_001 }, () => ({ text: 'a', level: 'INFO' as const, seq: null }))))).toBe('At most 10000 lines per request');
   });
 });
+
+describe('what PostgreSQL cannot store', () => {
+  it('becomes U+FFFD in log lines: NUL and unpaired surrogates, pairs kept', () => {
+    const [line] = checkLines([{ text: 'a\u0000b \ud800 c \udc00 d 😀', level: 'INFO', seq: 1 }]);
+    expect(line!.text).toBe('a\uFFFDb \uFFFD c \uFFFD d 😀');
+  });
+
+  it('becomes U+FFFD in results, keys too; results without any are kept as given; non-JSON is refused', () => {
+    expect(JSON.parse(storableJson(JSON.stringify({ 'k\u0000': ['x\u0000', { y: '\ud83d' }], n: 1 })))).toEqual({ 'k\uFFFD': ['x\uFFFD', { y: '\uFFFD' }], n: 1 });
+    const plain = '{"a": [1, "😀", null]}';
+    expect(storableJson(plain)).toBe(plain);
+    expect(() => storableJson('{oops')).toThrow();
+  });
+});
+

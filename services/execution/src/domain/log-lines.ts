@@ -13,6 +13,35 @@ export interface NewLogLine {
   seq: number | null;
 }
 
+/** NUL, which PostgreSQL's text and jsonb refuse, and unpaired surrogates, which jsonb refuses. */
+const unstorable = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Text as PostgreSQL can store it: what it refuses becomes U+FFFD (a script prints what it likes). */
+export function storableText(text: string): string {
+  return text.replace(unstorable, '\uFFFD');
+}
+
+/**
+ * A JSON document (a script's results), checked, with every string in it (keys too)
+ * storable; the document as given when nothing had to change. Throws on text that is not JSON.
+ */
+export function storableJson(json: string): string {
+  let changed = false;
+  const text = (value: string) => {
+    const stored = storableText(value);
+    if (stored !== value) changed = true;
+    return stored;
+  };
+  const clean = (value: unknown): unknown => {
+    if (typeof value === 'string') return text(value);
+    if (Array.isArray(value)) return value.map(clean);
+    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [text(k), clean(v)]));
+    return value;
+  };
+  const cleaned = clean(JSON.parse(json));
+  return changed ? JSON.stringify(cleaned) : json;
+}
+
 export function clipText(text: string): string {
   return text.length > maxLineLength ? `${text.slice(0, maxLineLength)}… [cut at ${maxLineLength} characters]` : text;
 }
@@ -34,7 +63,7 @@ export function checkLines(lines: NewLogLine[]): NewLogLine[] {
       if (seqs.has(line.seq)) throw new InvalidArgument(`Log sequence number ${line.seq} appears twice`, 'invalid_argument');
       seqs.add(line.seq);
     }
-    return { ...line, text: clipText(line.text) };
+    return { ...line, text: clipText(storableText(line.text)) };
   });
 }
 

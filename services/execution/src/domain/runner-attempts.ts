@@ -6,7 +6,7 @@ import { ExecutionRepository, nowSql } from '../repositories/execution-repositor
 import { RunSpecRepository, type RunSpecRecord } from '../repositories/run-spec-repository';
 import { executionIdOf } from './actor';
 import type { ExecutionDeps } from './deps';
-import { checkLines, serviceLineSeq, type NewLogLine } from './log-lines';
+import { checkLines, serviceLineSeq, storableJson, type NewLogLine } from './log-lines';
 import { checkProgress } from './progress';
 import { isTerminal } from './statuses';
 
@@ -95,10 +95,10 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
   }
   const lines = checkLines(input.lines);
   if (input.progress !== undefined) checkProgress(input.progress);
-  const results = input.resultsJson;
+  let results = input.resultsJson;
   if (results !== undefined) {
     try {
-      JSON.parse(results);
+      results = storableJson(results);
     } catch {
       throw new InvalidArgument('results_json is not JSON', 'invalid_argument');
     }
