@@ -42,9 +42,12 @@ export class LocalArtifactStore implements ArtifactStore {
         callback(null, chunk);
       },
     });
+    const file = fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640, flush: true });
     try {
-      await pipeline(source, hasher, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640, flush: true }));
+      await pipeline(source, hasher, file);
     } catch (err) {
+      // The file may still be opening when the pipeline fails: removed once it is closed.
+      if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
       await fsp.rm(tmp, { force: true });
       throw err;
     }
