@@ -19,6 +19,7 @@ module.exports = {
       transform,
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
       globalSetup: '<rootDir>/test/harness/global-setup.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/harness/healthy-stack.ts'],
       globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
     },
   ],
