@@ -19,3 +19,4 @@ export { findFreePorts, freeStackPorts, isPortFree } from './ports';
 export { LaunchError, PrerequisiteError, PartExitedError, oneLine } from './errors';
 export { embeddedPostgresVersion } from './postgres';
 export { securePrivateData, SHARED_DATA_ENTRIES, PRIVATE_DATA_DIRS } from './data-dir';
+export { startTestPostgres, type TestPostgres } from './test-postgres';

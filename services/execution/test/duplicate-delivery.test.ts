@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { execution } from '@gef/protos';
 import { createExecutionActivities } from '../src/activities';
-import { startPostgres, type TestPostgres } from './support/postgres';
+import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
 
 const S = execution.ExecutionStatus;
@@ -21,7 +21,7 @@ describe('execution service: an activity delivered twice', () => {
   let activities: ReturnType<typeof createExecutionActivities>;
 
   beforeAll(async () => {
-    pg = await startPostgres('gef_execution_dup');
+    pg = await startTestPostgres('gef_execution_dup');
     f = await serviceFixture(pg.url);
     activities = createExecutionActivities(f.deps);
   }, 120_000);

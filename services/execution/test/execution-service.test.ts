@@ -6,7 +6,7 @@ import { signExecutionToken } from '@gef/common/execution-token';
 import { execution } from '@gef/protos';
 import { claimSlot, endExecution, releaseSlot } from '../src/domain/run-slots';
 import { deleteExecutionsOfUser } from '../src/domain/delete-executions';
-import { startPostgres, type TestPostgres } from './support/postgres';
+import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
 
 const S = execution.ExecutionStatus;
@@ -28,7 +28,7 @@ describe('execution service', () => {
   let f: ServiceFixture;
 
   beforeAll(async () => {
-    pg = await startPostgres('gef_execution_test');
+    pg = await startTestPostgres('gef_execution_test');
     f = await serviceFixture(pg.url);
   }, 120_000);
 

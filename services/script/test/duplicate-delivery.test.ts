@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createScriptActivities } from '../src/activities';
-import { startPostgres, type TestPostgres } from './support/postgres';
+import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { caller, createMessages, serviceFixture, type ServiceFixture } from './support/service-fixture';
 import { cliLayout, gzip, tar } from './support/tar-writer';
 
@@ -20,7 +20,7 @@ describe('script service: an activity delivered twice', () => {
   let activities: ReturnType<typeof createScriptActivities>;
 
   beforeAll(async () => {
-    pg = await startPostgres('gef_script_dup');
+    pg = await startTestPostgres('gef_script_dup');
     f = await serviceFixture(pg.url);
     activities = createScriptActivities(f.deps);
   }, 120_000);

@@ -8,7 +8,7 @@ import { ArtifactReleaseRepository } from '../src/repositories/artifact-release-
 import { ScriptLogRepository } from '../src/repositories/script-log-repository';
 import { ScriptRepository } from '../src/repositories/script-repository';
 import { ScriptVersionRepository } from '../src/repositories/script-version-repository';
-import { startPostgres, type TestPostgres } from './support/postgres';
+import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 
 // The script service's repositories against a real PostgreSQL, with its migrations applied.
 describe('script repositories', () => {
@@ -16,7 +16,7 @@ describe('script repositories', () => {
   let orm: MikroORM;
 
   beforeAll(async () => {
-    pg = await startPostgres('gef_script_repositories');
+    pg = await startTestPostgres('gef_script_repositories');
     orm = await openDatabase({ url: pg.url, entities, migrations, logger: createLogger('script-test', 'silent') });
   }, 120_000);
 

@@ -7,7 +7,7 @@ import { script } from '@gef/protos';
 import { signBuildToken } from '../src/domain/build-token';
 import { finishScriptBuild, resumeBuilds, startScriptBuild } from '../src/domain/script-builds';
 import { deleteScriptsOfUser } from '../src/domain/script-changes';
-import { startPostgres, type TestPostgres } from './support/postgres';
+import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { buildTokenSecret, caller, createMessages, serviceFixture, updateMessages, type ServiceFixture } from './support/service-fixture';
 import { cliLayout, gzip, tar } from './support/tar-writer';
 
@@ -33,7 +33,7 @@ describe('script service', () => {
   let f: ServiceFixture;
 
   beforeAll(async () => {
-    pg = await startPostgres('gef_script_test');
+    pg = await startTestPostgres('gef_script_test');
     f = await serviceFixture(pg.url);
   }, 120_000);
 

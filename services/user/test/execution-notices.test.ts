@@ -14,7 +14,7 @@ import { UserProfileSchema } from '../src/entities/user-profile';
 import type { Mailer } from '../src/mail/mailer';
 import { migrations } from '../src/migrations';
 import { UserProfileRepository } from '../src/repositories/user-profile-repository';
-import { startPostgres, type TestPostgres } from './support/postgres';
+import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 
 jest.setTimeout(120_000);
 
@@ -37,7 +37,7 @@ let mailer: FakeMailer;
 let notices: ExecutionNotices;
 
 beforeAll(async () => {
-  pg = await startPostgres('gef_user');
+  pg = await startTestPostgres('gef_user');
   const logger = createLogger('user-test', 'silent');
   orm = await openDatabase({ url: pg.url, entities: [UserProfileSchema, PasswordTokenSchema, RevocationSchema], migrations, logger });
   mailer = new FakeMailer();

