@@ -52,6 +52,18 @@ export const configShape = {
   SANDBOX_MAX_PROCESSES: z.coerce.number().int().positive().default(256),
   SANDBOX_MAX_OPEN_FILES: z.coerce.number().int().positive().default(1024),
   SANDBOX_MAX_FILE_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+  /**
+   * What a run's files may take on disk together (its directory and its files in the shared
+   * temporary directories), checked every SANDBOX_DISK_CHECK_MS: past it the run is stopped.
+   */
+  SANDBOX_MAX_DISK_BYTES: z.coerce.number().int().positive().default(10 * 1024 ** 3),
+  SANDBOX_DISK_CHECK_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
+  /**
+   * One memory limit for all the processes of a run (a memory cgroup per run): `auto` when
+   * the machine allows it, `on` (the runner does not start without), `off` (per-process
+   * address-space limits only, which a script that forks multiplies).
+   */
+  SANDBOX_MEMORY_CGROUPS: z.enum(['auto', 'on', 'off']).default('auto'),
   /** Between SIGTERM and SIGKILL when a run is cancelled, stopped or times out. */
   SANDBOX_KILL_GRACE_SECONDS: z.coerce.number().min(0).max(300).default(5),
   /** How often a running script's heartbeat (with its progress) is sent to Temporal. */

@@ -2,6 +2,7 @@ import { createLogger, createMetricsRegistry, describeFailure, Shutdown, startMe
 import { loadConfig } from './config';
 import { sweepUnfinishedEnvironments } from './environments/ensure-environment';
 import { environmentSettings } from './environments/settings';
+import { removeMemoryCgroups } from './sandbox/memory-cgroups';
 import { apiEndpoint, installNetworkPolicy } from './sandbox/network-policy';
 import { prepareRunnerDirs } from './sandbox/runner-dirs';
 import { createWorker } from './worker';
@@ -31,7 +32,8 @@ async function main(): Promise<void> {
     );
     shutdown.add('sandbox network rules', () => network.remove());
   }
-  const { worker, pool } = await createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, dirs, logger);
+  const { worker, pool, memoryGroups } = await createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, dirs, logger);
+  if (memoryGroups) shutdown.add('sandbox memory cgroups', () => removeMemoryCgroups(memoryGroups));
   shutdown.add('python interpreter pool', () => pool.stop());
   worker.start();
   shutdown.add('temporal worker', () => worker.stop());

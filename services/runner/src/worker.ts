@@ -14,6 +14,7 @@ import { environmentSettings } from './environments/settings';
 import { executionsApi } from './execution-log/execution-service-api';
 import { InterpreterPool } from './runtimes/python/interpreter-pool';
 import { installShim, type RunnerDirs } from './sandbox/runner-dirs';
+import { setUpMemoryCgroups, type MemoryCgroups } from './sandbox/memory-cgroups';
 import { Sandbox } from './sandbox/sandbox';
 import { sandboxMode } from './sandbox/sandbox-mode';
 
@@ -35,7 +36,8 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
   const executions = serviceClient(execution.ExecutionService, config.EXECUTION_SERVICE_URL, { retryUnavailableMs: 60_000 });
   const environments = environmentSettings(config, dirs.root);
   const { mode, prlimit, setpriv } = await sandboxMode(config, logger);
-  const sandbox = new Sandbox({ mode, prlimit, setpriv, uidBase: config.SANDBOX_UID_BASE, uidCount: config.SANDBOX_UID_COUNT, dirs });
+  const memoryGroups = await memoryCgroupsOf(config, mode, logger);
+  const sandbox = new Sandbox({ mode, prlimit, setpriv, uidBase: config.SANDBOX_UID_BASE, uidCount: config.SANDBOX_UID_COUNT, dirs, ...(memoryGroups ? { memoryGroups } : {}) });
   const swept = await sandbox.sweep();
   if (swept > 0) logger.info({ swept }, 'leftovers of runs of a runner that died removed');
   const extracted = new ExtractedArchives(dirs.extracted, sandbox);
@@ -49,6 +51,7 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
     openFiles: config.SANDBOX_MAX_OPEN_FILES,
     fileBytes: config.SANDBOX_MAX_FILE_BYTES,
   };
+  const disk = { maxBytes: config.SANDBOX_MAX_DISK_BYTES, checkMs: config.SANDBOX_DISK_CHECK_MS };
   // Waiting interpreters start with the default limits and no CPU limit yet: each run sets
   // its own (lower) before the script's code runs; a run allowed more starts its own.
   const pool = new InterpreterPool({ sandbox, python: config.PYTHON, shim, size: config.pythonPoolSize, limits: { ...defaults, cpuSeconds: Infinity }, env: baseEnv, logger });
@@ -78,6 +81,7 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
           apiUrl: config.apiUrl,
           locale,
           defaults,
+          disk,
           killGraceMs: config.SANDBOX_KILL_GRACE_SECONDS * 1000,
           heartbeatIntervalMs: config.RUN_HEARTBEAT_INTERVAL_MS,
           logFlushMs: config.RUN_LOG_FLUSH_MS,
@@ -92,5 +96,20 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
     },
     logger,
   );
-  return { worker, pool };
+  return { worker, pool, memoryGroups };
+}
+
+/** The runs' memory cgroups (sandboxed runs only), as SANDBOX_MEMORY_CGROUPS asks. */
+async function memoryCgroupsOf(config: RunnerConfig, mode: 'on' | 'off', logger: Logger): Promise<MemoryCgroups | undefined> {
+  if (mode !== 'on' || config.SANDBOX_MEMORY_CGROUPS === 'off') return undefined;
+  try {
+    const groups = await setUpMemoryCgroups();
+    logger.info({ cgroup: groups.root, version: groups.version }, 'each run has one memory limit for all its processes');
+    return groups;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    if (config.SANDBOX_MEMORY_CGROUPS === 'on') throw new Error(`SANDBOX_MEMORY_CGROUPS=on, but memory cgroups cannot be used: ${why}`);
+    logger.warn({ err: why }, 'no memory cgroups: memory limits hold per process only (a script that forks may use more)');
+    return undefined;
+  }
 }

@@ -6,6 +6,7 @@ import type { ArchiveCache } from '../archives/archive-cache';
 import type { ExtractedArchives } from '../archives/extracted-archives';
 import { ensureEnvironment, type EnvironmentSettings } from '../environments/ensure-environment';
 import { EnvironmentError } from '../environments/environment-error';
+import { limitLine } from './limit-lines';
 import { ExecutionLogSink, type BatchReply, type LineLevel, type LogBatch, type NumberedLine } from '../execution-log/execution-log-sink';
 import type { InterpreterPool } from '../runtimes/python/interpreter-pool';
 import { PythonInterpreter, type PythonOutcome } from '../runtimes/python/run-python';
@@ -70,6 +71,8 @@ export interface RunScriptDeps {
   /** Locale variables passed to scripts (LANG, LC_*). */
   locale: Record<string, string>;
   defaults: Omit<SandboxLimits, 'cpuSeconds'>;
+  /** What a run's files may take on disk, checked every `checkMs` (the run is stopped past it); none: no quota. */
+  disk?: { maxBytes: number; checkMs: number };
   killGraceMs: number;
   heartbeatIntervalMs: number;
   logFlushMs: number;
@@ -81,10 +84,11 @@ export interface RunScriptDeps {
 type StopReason = 'cancel' | 'terminal' | 'superseded' | 'gone' | 'runner';
 const serviceReasons: readonly string[] = ['cancel', 'terminal', 'superseded', 'gone'];
 
-function describeExit(outcome: Extract<PythonOutcome, { kind: 'exited' }>): string {
+function describeExit(outcome: Extract<PythonOutcome, { kind: 'exited' }>, oomKills: number): string {
+  if (outcome.signal === 'SIGKILL' && oomKills > 0) return 'it was killed (SIGKILL) for exceeding its memory limit';
   if (outcome.signal === 'SIGKILL') return 'it was killed (SIGKILL), most likely for exceeding its memory or CPU limit';
   if (outcome.signal === 'SIGXCPU') return 'it exceeded its CPU time limit';
-  if (outcome.signal === 'SIGXFSZ') return 'it wrote a file larger than its limit';
+  if (outcome.signal === 'SIGXFSZ') return 'it wrote a file larger than its file size limit';
   if (outcome.signal) return `it was ended by ${outcome.signal}`;
   return `exit code ${outcome.code}`;
 }
@@ -160,6 +164,11 @@ export function runScriptActivity(deps: RunScriptDeps) {
     let outcome: PythonOutcome | undefined;
     let setupFailure: string | undefined;
     let sandboxRun: SandboxRun | undefined;
+    let limits: SandboxLimits | undefined;
+    let diskWatch: NodeJS.Timeout | undefined;
+    /** Bytes the run's files took when it was stopped for its disk quota. */
+    let diskExceeded: number | undefined;
+    let oomKills = 0;
     try {
       try {
         const env = await ensureEnvironment(deps.environments, spec.runtime, spec.requirements, {
@@ -170,11 +179,12 @@ export function runScriptActivity(deps: RunScriptDeps) {
           sink.line('WARNING', `Environment: this runner computed ${env.hash.slice(0, 12)}, the build recorded ${spec.environmentHash.slice(0, 12)}`);
         }
         const memoryBytes = spec.memoryLimit > 0 ? spec.memoryLimit : deps.defaults.memoryBytes;
-        const limits: SandboxLimits = {
+        limits = {
           ...deps.defaults,
           memoryBytes,
-          // CPU time: the wall-clock budget on every core the script may use.
-          cpuSeconds: spec.timeoutSeconds * Math.max(1, Math.ceil(spec.cpuLimit || 1)) + 5,
+          // CPU time: the wall-clock budget times the cores the script may use (cpu_limit,
+          // fractions too: 0.5 is half a core), and a margin for the interpreter's start.
+          cpuSeconds: spec.timeoutSeconds * (spec.cpuLimit > 0 ? spec.cpuLimit : 1) + 5,
         };
         const archive = await deps.archives.get(spec);
         const tree = await deps.extracted.get(archive, spec.digest.trim().toLowerCase(), limits);
@@ -194,6 +204,8 @@ export function runScriptActivity(deps: RunScriptDeps) {
         try {
           // A pooled interpreter's directory is named after its run, as a fresh one is.
           if (pooled) await sandboxRun.relabel(label);
+          // All the run's processes together: a pooled interpreter was started with the default.
+          await sandboxRun.limitMemory(limits.memoryBytes);
           await sandboxRun.populate(tree);
         } catch (err) {
           interpreter.discard();
@@ -226,7 +238,25 @@ export function runScriptActivity(deps: RunScriptDeps) {
           running.stop(reason);
         };
         if (stopReason) stopProcess(stopReason);
+        // The disk quota: RLIMIT_FSIZE bounds one file, not how many a script writes.
+        const watched = sandboxRun;
+        const disk = deps.disk;
+        let checking = false;
+        if (disk) diskWatch = setInterval(() => {
+          if (checking || diskExceeded !== undefined) return;
+          checking = true;
+          void watched
+            .diskUsage()
+            .then((bytes) => {
+              if (bytes <= disk.maxBytes || diskExceeded !== undefined || stopReason) return;
+              diskExceeded = bytes;
+              running.stop('disk quota');
+              watched.killFound();
+            })
+            .finally(() => (checking = false));
+        }, disk.checkMs);
         outcome = await running.outcome;
+        oomKills = sandboxRun.oomKills();
       } catch (err) {
         if (!stopReason) {
           if (err instanceof EnvironmentError && !err.retryable) {
@@ -241,6 +271,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
       }
     } finally {
       clearInterval(heartbeat);
+      clearInterval(diskWatch);
       ctx.cancellationSignal.removeEventListener('abort', onCancel);
       // Every process of the run is gone already (killed with its group when the script
       // ended); the sweep for strays, the directory and the uid are cleared off the
@@ -260,13 +291,18 @@ export function runScriptActivity(deps: RunScriptDeps) {
       if (stopReason === 'cancel') status = 'CANCELLED';
     } else if (setupFailure) {
       line('ERROR', setupFailure);
-    } else if (outcome?.kind === 'result') {
-      status = 'FINISHED';
-      resultsJson = outcome.resultJson;
-    } else if (outcome?.kind === 'timeout') {
-      line('ERROR', `The script exceeded its timeout of ${spec.timeoutSeconds} s and was stopped${outcome.killed ? ' (killed)' : ''}`);
-    } else if (outcome?.kind === 'exited') {
-      line('ERROR', `The script ended without a result: ${describeExit(outcome)}`);
+    } else {
+      // Which limit of the sandbox ended it, if one did (or killed one of its processes).
+      const said = limits && limitLine({ outcome, limits, oomKills, maxDiskBytes: deps.disk?.maxBytes ?? Infinity, ...(diskExceeded !== undefined ? { diskBytes: diskExceeded } : {}) });
+      if (said) line('ERROR', said);
+      if (outcome?.kind === 'result' && diskExceeded === undefined) {
+        status = 'FINISHED';
+        resultsJson = outcome.resultJson;
+      } else if (outcome?.kind === 'timeout') {
+        line('ERROR', `The script exceeded its timeout of ${spec.timeoutSeconds} s and was stopped${outcome.killed ? ' (killed)' : ''}`);
+      } else if (outcome?.kind === 'exited') {
+        line('ERROR', `The script ended without a result: ${describeExit(outcome, oomKills)}`);
+      }
     }
     const rest = await sink.close();
 

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fsSync, { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { openRunGroup, type MemoryCgroups, type RunGroup } from './memory-cgroups';
 import type { RunnerDirs } from './runner-dirs';
 import { isAlive } from '../process/is-alive';
 
@@ -30,10 +31,19 @@ export interface SandboxSettings {
   prlimit: boolean;
   /** setpriv is there: also used for the parent-death signal when not isolated. */
   setpriv?: boolean;
+  /** Memory cgroups: one memory limit for all the processes of a run (see memory-cgroups.ts). */
+  memoryGroups?: MemoryCgroups;
 }
 
-/** Temporary directories where a run's user may leave files behind. */
-const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm'];
+/** World-writable directories where a run's user may leave files behind. */
+const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
+
+/**
+ * What a sandboxed command starts with, as root before the uid is dropped: the process
+ * enters the run's memory group ($0: its cgroup.procs, or /dev/null) and files it creates
+ * are its user's alone (umask 077: another run's user cannot read what it leaves in /tmp).
+ */
+const enterScript = 'echo $$ > "$0" && umask 077 && exec "$@"';
 
 /**
  * Live processes whose effective uid is `uid`, from the owners of /proc/<pid> (a fast scan;
@@ -121,7 +131,9 @@ export class Sandbox {
       const dir = this.runDir(label);
       await fs.mkdir(dir, { mode: 0o700 });
       if (uid !== undefined) await fs.chown(dir, uid, uid);
-      return new SandboxRun(this, dir, uid);
+      const { memoryGroups } = this.settings;
+      const group = memoryGroups ? await openRunGroup(memoryGroups, uid !== undefined ? `uid-${uid}` : path.basename(dir)) : undefined;
+      return new SandboxRun(this, dir, uid, group);
     } catch (err) {
       if (uid !== undefined) await this.releaseUid(uid);
       throw err;
@@ -230,6 +242,8 @@ export class SandboxRun {
     private directory: string,
     /** The run's own uid (= gid), when isolated. */
     readonly uid: number | undefined,
+    /** The run's memory cgroup, when the machine has them. */
+    private readonly group?: RunGroup,
   ) {}
 
   get dir(): string {
@@ -254,6 +268,10 @@ export class SandboxRun {
   /** The command line that runs `command` as the run's user, with the limits (CPU may be Infinity). */
   wrap(command: string, args: string[], limits: SandboxLimits): { command: string; args: string[] } {
     const line: string[] = [];
+    if (this.uid !== undefined || this.group) {
+      this.group?.setLimitSync(limits.memoryBytes);
+      line.push('/bin/sh', '-c', enterScript, this.group?.procs ?? '/dev/null');
+    }
     // --pdeathsig: a runner that dies takes its script with it (what the script started is
     // swept by the next runner on this machine, see Sandbox.sweep).
     if (this.uid !== undefined) {
@@ -341,6 +359,52 @@ export class SandboxRun {
     await copy(tree, this.dir);
   }
 
+  /**
+   * Lowers the memory limit of the run's processes together (a pooled interpreter started
+   * with the default is given its run's); a no-op without memory cgroups.
+   */
+  async limitMemory(bytes: number): Promise<void> {
+    await this.group?.setLimit(bytes);
+  }
+
+  /** Processes of the run the kernel killed for going past its memory limit (cgroups only). */
+  oomKills(): number {
+    return this.group?.oomKills() ?? 0;
+  }
+
+  /**
+   * Bytes on disk the run's files take: its directory and, when isolated, what its user
+   * has in the shared temporary directories. At most `maxEntries` entries are looked at.
+   */
+  async diskUsage(maxEntries = 200_000): Promise<number> {
+    let bytes = 0;
+    let entries = 0;
+    const seen = new Set<number>();
+    const walk = async (target: string): Promise<void> => {
+      if (entries++ >= maxEntries) return;
+      const stat = await fs.lstat(target).catch(() => undefined);
+      if (!stat) return;
+      // A hard link counts once.
+      if (stat.nlink > 1) {
+        if (seen.has(stat.ino)) return;
+        seen.add(stat.ino);
+      }
+      bytes += stat.blocks * 512;
+      if (!stat.isDirectory()) return;
+      for (const name of await fs.readdir(target).catch(() => [] as string[])) await walk(path.join(target, name));
+    };
+    await walk(this.dir);
+    if (this.uid !== undefined) {
+      for (const dir of sharedTempDirs) {
+        for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+          const full = path.join(dir, name);
+          if ((await fs.lstat(full).catch(() => undefined))?.uid === this.uid) await walk(full);
+        }
+      }
+    }
+    return bytes;
+  }
+
   /** Kills the run's processes the fast scan finds (its user's, when isolated). */
   killFound(): void {
     if (this.uid !== undefined) killFound(this.uid);
@@ -356,6 +420,7 @@ export class SandboxRun {
     if (this.closed) return;
     this.closed = true;
     await this.killAll();
+    await this.group?.remove();
     await fs.rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
     if (this.uid !== undefined) {
       removeTempFilesOf(this.uid);

@@ -214,8 +214,10 @@ def _apply_limits(limits):
         if name not in LIMITS or value is None:
             continue
         value = int(value)
-        resource.setrlimit(LIMITS[name], (value, value))
-        if resource.getrlimit(LIMITS[name]) != (value, value):
+        # CPU: SIGXCPU (the run says "CPU time limit") a second before the kernel's SIGKILL.
+        soft = value - 1 if name == "cpu" and value > 1 else value
+        resource.setrlimit(LIMITS[name], (soft, value))
+        if resource.getrlimit(LIMITS[name]) != (soft, value):
             raise OSError(f"the {name} limit did not take effect")
 
 
