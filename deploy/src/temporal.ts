@@ -31,7 +31,12 @@ export function temporalArgs(config: StackConfig): string[] {
     // One partition per task queue (the server's default is four): with a handful of
     // pollers a task that lands on a partition nobody polls waits to be forwarded, tens of
     // milliseconds on every workflow and activity task. One machine needs no more.
-    ...['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1'].flatMap((value) => ['--dynamic-config-value', value]),
+    // Eager workflow start: a run's workflow, started by the execution service whose worker
+    // polls its queue, gets its first task in the start's answer.
+    ...['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1', 'system.enableEagerWorkflowStart=true'].flatMap((value) => [
+      '--dynamic-config-value',
+      value,
+    ]),
     // SQLite in write-ahead-log mode, synced at checkpoints: a rollback journal synced on
     // every commit made each workflow update wait on the disk, and under load they queued
     // behind one another (seconds per RespondWorkflowTaskCompleted). A crash of the process

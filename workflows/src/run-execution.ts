@@ -38,6 +38,17 @@ export interface RunExecutionInput {
   heartbeatTimeoutSeconds: number;
   /** Runner attempts before the run ends FAILED. */
   maxAttempts: number;
+  /**
+   * The run's slot was taken when it was accepted (a free slot and nobody of the user
+   * waiting, or no limit): it goes to a runner without asking again. Absent in runs accepted
+   * before this existed, and in runs that must wait their turn.
+   */
+  slotGranted?: boolean;
+  /**
+   * False when the owner had not opted in to e-mails when the run was accepted: the run
+   * ends without asking the user service. Absent: ask (it sends only to those who opted in).
+   */
+  notifyOwner?: boolean;
 }
 
 export interface RunExecutionResult {
@@ -71,7 +82,7 @@ const terminalStatuses: readonly string[] = ['FINISHED', 'FAILED', 'CANCELLED'];
  * released; a mail that cannot be sent is given up on, never failing the run.
  */
 async function notifyOwner(input: RunExecutionInput, status: string): Promise<void> {
-  if (!terminalStatuses.includes(status)) return;
+  if (!terminalStatuses.includes(status) || input.notifyOwner === false) return;
   const user = proxyActivities<UserActivities>({
     taskQueue: taskQueues.user,
     scheduleToCloseTimeout: '15m',
@@ -143,6 +154,7 @@ export async function runExecution(input: RunExecutionInput): Promise<RunExecuti
 
   /** Waits for the run's turn; `ended` when it ended meanwhile (cancelled, ended from outside). */
   async function takeSlot(): Promise<ClaimSlotResult> {
+    if (input.slotGranted && !stop) return { outcome: 'granted' };
     for (;;) {
       if (stop) return { outcome: 'ended', status: stop.reason === 'deleted' ? 'GONE' : (stop.status ?? 'CANCELLED') };
       const seen = wakeups;

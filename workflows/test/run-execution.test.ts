@@ -56,6 +56,8 @@ class FakeExecutions {
   readonly notices: ExecutionFinishedNotice[] = [];
   /** Whether the user service fails every notice (an SMTP relay that is down for good). */
   mailDown = false;
+  /** claimExecutionSlot calls, whatever their answer. */
+  claims = 0;
   private order = 0;
 
   add(id: string, userId: string): void {
@@ -76,6 +78,7 @@ class FakeExecutions {
   activities(): ExecutionRunActivities {
     return {
       claimExecutionSlot: async (input: ClaimSlotInput) => {
+        this.claims++;
         const row = this.rows.get(input.executionId);
         if (!row) return { outcome: 'ended', status: 'GONE' };
         if (['FINISHED', 'FAILED', 'CANCELLED', 'CANCELLING'].includes(row.status)) return { outcome: 'ended', status: row.status };
@@ -283,6 +286,52 @@ describe('runExecution workflow', () => {
       await Promise.all(handles.map((h) => h.result()));
     });
     expect(fake.calls.filter((c) => c.startsWith('queued') || c.startsWith('released'))).toEqual([]);
+  }, 60_000);
+
+  it('sends a run that took its slot when accepted straight to a runner, and gives the slot back', async () => {
+    const fake = new FakeExecutions();
+    const [granted, cancelledEarly] = [newId(), newId()];
+    const results = await withWorkers(
+      fake,
+      async (executionId) => {
+        const row = fake.rows.get(executionId)!;
+        // What StartExecutionAttempt answers for a run cancelled before its workflow started.
+        if (row.status === 'CANCELLED') return { outcome: 'SKIPPED', status: 'CANCELLED' };
+        fake.calls.push(`run ${executionId}`);
+        row.status = 'FINISHED';
+        return { outcome: 'FINISHED', status: 'FINISHED' };
+      },
+      async () => {
+        for (const id of [granted, cancelledEarly]) {
+          fake.add(id, 'user-g');
+          fake.rows.get(id)!.slotHeld = true;
+        }
+        fake.rows.get(cancelledEarly)!.status = 'CANCELLED';
+        const handles = await Promise.all([granted, cancelledEarly].map((id) => start(fake, input(id, 'user-g', { slotGranted: true }))));
+        return Promise.all(handles.map((h) => h.result()));
+      },
+    );
+    expect(results.map((r) => r.status)).toEqual(['FINISHED', 'CANCELLED']);
+    // No claim: neither asked for a slot; both gave theirs back.
+    expect(fake.claims).toBe(0);
+    expect(fake.calls).toContain(`run ${granted}`);
+    expect(fake.calls.filter((c) => c.startsWith('released')).sort()).toEqual([`released ${granted}`, `released ${cancelledEarly}`].sort());
+    expect([...fake.rows.values()].some((r) => r.slotHeld)).toBe(false);
+  }, 60_000);
+
+  it('skips the e-mail step of an owner who had not opted in when the run was accepted', async () => {
+    const fake = new FakeExecutions();
+    const id = newId();
+    const result = await withWorkers(
+      fake,
+      async (executionId) => {
+        fake.rows.get(executionId)!.status = 'FINISHED';
+        return { outcome: 'FINISHED', status: 'FINISHED' };
+      },
+      async () => (await start(fake, input(id, 'user-n', { notifyOwner: false }))).result(),
+    );
+    expect(result.status).toBe('FINISHED');
+    expect(fake.notices).toEqual([]);
   }, 60_000);
 
   it('ends a waiting run that is cancelled before it starts, and passes its turn on', async () => {

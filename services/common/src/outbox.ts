@@ -157,25 +157,39 @@ export class OutboxDispatcher<T> {
     });
   }
 
-  /** One transaction: take due rows, start them one by one, stop at the first failure. */
+  /**
+   * One transaction: take due rows and start their workflows together (a burst of accepted
+   * runs is not started one round trip at a time); started ones are removed, failed ones
+   * made due again later. A pass with a failure reports it, so the loop backs off.
+   */
   private async pass(): Promise<'idle' | 'more' | 'failed'> {
     const { store, start, logger, name } = this.options;
     return this.options.orm.em.fork().transactional(async (em) => {
       const rows = await store.claim(em, this.batch);
-      for (const row of rows) {
-        if (row.item === undefined) {
+      const outcomes = await Promise.all(
+        rows.map(async (row): Promise<{ ok: true } | { ok: false; err: unknown }> => {
+          if (row.item === undefined) return { ok: true };
+          try {
+            await start(row.item);
+            return { ok: true };
+          } catch (err) {
+            return { ok: false, err };
+          }
+        }),
+      );
+      let failed = false;
+      for (const [i, row] of rows.entries()) {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) {
           await store.done(em, row.key);
           continue;
         }
-        try {
-          await start(row.item);
-        } catch (err) {
-          logger.warn({ err: String(err), key: row.key }, `${name}: could not start the workflow; retrying`);
-          await store.failed(em, row.key, String(err instanceof Error ? err.message : err).slice(0, 500));
-          return 'failed';
-        }
-        await store.done(em, row.key);
+        const err = outcome.err;
+        failed = true;
+        logger.warn({ err: String(err), key: row.key }, `${name}: could not start the workflow; retrying`);
+        await store.failed(em, row.key, String(err instanceof Error ? err.message : err).slice(0, 500));
       }
+      if (failed) return 'failed';
       return rows.length === this.batch ? 'more' : 'idle';
     });
   }

@@ -49,6 +49,7 @@ export async function pingTemporal(connection: Connection, namespace: string): P
 export class SupervisedWorker {
   private worker: Worker | undefined;
   private connection: NativeConnection | undefined;
+  private sharedClient: Client | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
 
@@ -65,6 +66,18 @@ export class SupervisedWorker {
 
   get running(): boolean {
     return this.worker?.getState() === 'RUNNING';
+  }
+
+  /**
+   * A client on this worker's own connection while the worker runs: workflows it starts
+   * with `requestEagerStart` get their first task handed straight to this worker in the
+   * start's answer (no round trip through a task queue). Undefined while the worker is not
+   * running; use the service's ordinary client then.
+   */
+  eagerClient(): Client | undefined {
+    if (!this.running || !this.connection) return undefined;
+    this.sharedClient ??= new Client({ connection: this.connection, namespace: this.settings.namespace });
+    return this.sharedClient;
   }
 
   private async run(): Promise<void> {
@@ -86,6 +99,7 @@ export class SupervisedWorker {
         if (this.stopped) break;
         this.logger.warn({ err: String(err), taskQueue: this.options.taskQueue, retryInMs: delay }, 'temporal worker unavailable');
       } finally {
+        this.sharedClient = undefined;
         await this.connection?.close().catch(() => undefined);
         this.connection = undefined;
         this.worker = undefined;

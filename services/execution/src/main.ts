@@ -1,7 +1,7 @@
 import { serviceClient } from '@gef/common';
 import { OutboxDispatcher } from '@gef/common/outbox';
 import { runService } from '@gef/common/service';
-import { script } from '@gef/protos';
+import { script, user } from '@gef/protos';
 import { loadConfig } from './config';
 import type { ExecutionServiceDeps } from './handlers/execution-service';
 import { entities } from './entities';
@@ -11,6 +11,7 @@ import { DispatchRepository, dispatchChannel } from './repositories/dispatch-rep
 import { routes } from './routes';
 import { TemporalRunLauncher } from './runs/temporal-run-launcher';
 import { ScriptServiceCatalog } from './scripts/script-service-catalog';
+import { UserServiceNotices } from './users/user-service-notices';
 import { createWorker } from './worker';
 
 const config = loadConfig();
@@ -23,7 +24,8 @@ void runService({
   wire: ({ orm, logger, temporal, shutdown }) => {
     const events = new ExecutionEvents(config.DATABASE_URL, logger);
     shutdown.add('execution events', () => events.stop());
-    const runs = new TemporalRunLauncher(temporal.client);
+    let worker: ReturnType<typeof createWorker> | undefined;
+    const runs = new TemporalRunLauncher(temporal.client, () => worker?.eagerClient());
     // Starts the runExecution workflows of accepted runs from the outbox, once Temporal answers.
     const dispatcher = new OutboxDispatcher({
       name: 'run dispatcher',
@@ -39,6 +41,7 @@ void runService({
       logger,
       events,
       scripts: new ScriptServiceCatalog(serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL)),
+      owners: new UserServiceNotices(serviceClient(user.UserService, config.USER_SERVICE_URL)),
       runs,
       tokenSecret: config.EXECUTION_TOKEN_SECRET,
       settings: {
@@ -51,7 +54,7 @@ void runService({
     };
     return {
       routes: routes(deps),
-      worker: createWorker(temporal.settings, deps, logger),
+      worker: (worker = createWorker(temporal.settings, deps, logger)),
       started: () => {
         void events.start();
         dispatcher.start();

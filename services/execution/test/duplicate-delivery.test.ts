@@ -65,24 +65,27 @@ describe('execution service: an activity delivered twice', () => {
     return res.execution!;
   }
 
-  it('claimExecutionSlot: a granted slot, and a run queued behind it', async () => {
+  /** A USER's three runs that took the three slots when accepted, and a fourth that waits. */
+  async function slotsTaken() {
     const { userId, script } = someone();
-    const a = await run(userId, script.scriptId);
-    const b = await run(userId, script.scriptId);
-    expect(await twice(userId, () => activities.claimExecutionSlot({ executionId: a.id, userId, limit: 1 }))).toEqual({ outcome: 'granted' });
-    expect(await twice(userId, () => activities.claimExecutionSlot({ executionId: b.id, userId, limit: 1 }))).toEqual({ outcome: 'waiting' });
+    const granted = [await run(userId, script.scriptId), await run(userId, script.scriptId), await run(userId, script.scriptId)];
+    const waiting = await run(userId, script.scriptId);
+    return { userId, a: granted[0]!, waiting };
+  }
+
+  it('claimExecutionSlot: a granted slot, and a run queued behind it', async () => {
+    const { userId, a, waiting } = await slotsTaken();
+    expect(await twice(userId, () => activities.claimExecutionSlot({ executionId: a.id, userId, limit: 3 }))).toEqual({ outcome: 'granted' });
+    expect(await twice(userId, () => activities.claimExecutionSlot({ executionId: waiting.id, userId, limit: 3 }))).toEqual({ outcome: 'waiting' });
   });
 
   it('releaseExecutionSlot and endExecution', async () => {
-    const { userId, script } = someone();
-    const a = await run(userId, script.scriptId);
-    const b = await run(userId, script.scriptId);
-    await activities.claimExecutionSlot({ executionId: a.id, userId, limit: 1 });
-    await activities.claimExecutionSlot({ executionId: b.id, userId, limit: 1 });
+    const { userId, a, waiting } = await slotsTaken();
+    await activities.claimExecutionSlot({ executionId: waiting.id, userId, limit: 3 });
     const ended = await twice(userId, () => activities.endExecution({ executionId: a.id, status: 'FAILED', reason: 'the runner gave up' }));
     expect(ended).toEqual({ status: 'FAILED' });
-    const released = await twice(userId, () => activities.releaseExecutionSlot({ executionId: a.id, userId, limit: 1 }));
-    expect(released.wake).toEqual([b.id]);
+    const released = await twice(userId, () => activities.releaseExecutionSlot({ executionId: a.id, userId, limit: 3 }));
+    expect(released.wake).toEqual([waiting.id]);
   });
 
   it('a runner starting and completing the same attempt twice (its activity retried)', async () => {

@@ -75,6 +75,8 @@ describe('execution service', () => {
         prepareTimeoutSeconds: 300,
         heartbeatTimeoutSeconds: 10,
         maxAttempts: 3,
+        // A free slot: taken at once, so the workflow needs no claim.
+        slotGranted: true,
       });
     });
 
@@ -127,13 +129,44 @@ describe('execution service', () => {
       expect(f.runs.started.filter((r) => r.executionId === e.id)).toHaveLength(1);
     });
 
-    it('starts no workflow for a run cancelled before it was dispatched', async () => {
+    it('starts no workflow for a run cancelled before it was dispatched, unless it holds a slot to give back', async () => {
       const { userId, script } = someone();
-      const e = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
-      await f.client.cancelExecution({ id: e.id, caller: caller(userId) });
+      const admin = randomUUID();
+      // ADMIN: no limit, no slot held.
+      const unlimited = (await f.client.runScript({ caller: caller(admin, 'ADMIN'), idOrSlug: script.scriptId, params: {} })).execution!;
+      // USER: took one of their slots when accepted.
+      const limited = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
+      await f.client.cancelExecution({ id: unlimited.id, caller: caller(admin, 'ADMIN') });
+      await f.client.cancelExecution({ id: limited.id, caller: caller(userId) });
       expect(await f.dispatch()).toBe(true);
-      expect(f.runs.started.some((r) => r.executionId === e.id)).toBe(false);
-      expect(await f.orm.em.fork().execute('select 1 from execution_dispatch where execution_id = ?', [e.id])).toEqual([]);
+      expect(f.runs.started.some((r) => r.executionId === unlimited.id)).toBe(false);
+      expect(f.runs.started.filter((r) => r.executionId === limited.id)).toHaveLength(1);
+      const rows = await f.orm.em.fork().execute<{ status: string }[]>('select status from execution where id in (?, ?)', [unlimited.id, limited.id]);
+      expect(rows.map((r) => r.status)).toEqual(['CANCELLED', 'CANCELLED']);
+      expect(await f.orm.em.fork().execute('select 1 from execution_dispatch where execution_id in (?, ?)', [unlimited.id, limited.id])).toEqual([]);
+    });
+
+    it('takes a free slot when a run is accepted (READY once dispatched), and queues the run when none is free or others wait', async () => {
+      const { userId, script } = someone();
+      const slotOf = async (id: string) =>
+        (await f.orm.em.fork().execute<{ slot_held: boolean; status: string }[]>('select slot_held, status from execution where id = ?', [id]))[0]!;
+      const runs = [];
+      for (let i = 0; i < 4; i++) runs.push((await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!);
+      expect(runs.map((e) => e.status)).toEqual([S.PENDING, S.PENDING, S.PENDING, S.PENDING]);
+      expect(await f.dispatch()).toBe(true);
+      const byId = new Map(f.runs.started.map((r) => [r.executionId, r]));
+      expect(runs.map((e) => byId.get(e.id)?.slotGranted)).toEqual([true, true, true, false]);
+      expect(await Promise.all(runs.map((e) => slotOf(e.id)))).toEqual([
+        { slot_held: true, status: 'READY' },
+        { slot_held: true, status: 'READY' },
+        { slot_held: true, status: 'READY' },
+        { slot_held: false, status: 'PENDING' },
+      ]);
+      // A slot frees, but the fourth run still waits (unclaimed): a fifth does not overtake it.
+      await f.orm.em.fork().execute('update execution set slot_held = false where id = ?', [runs[0]!.id]);
+      const fifth = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
+      expect(await f.dispatch()).toBe(true);
+      expect(f.runs.started.find((r) => r.executionId === fifth.id)?.slotGranted).toBe(false);
     });
   });
 
@@ -173,7 +206,7 @@ describe('execution service', () => {
       expect(byScript.total).toBe(1n);
       const byScripts = await f.client.listExecutions({ caller: caller(admin, 'ADMIN'), scriptIds: [a.script.scriptId, b.script.scriptId] });
       expect(byScripts.total).toBe(4n);
-      expect((await f.client.listExecutions({ caller: caller(a.userId), status: 'pending,running' })).total).toBe(3n);
+      expect((await f.client.listExecutions({ caller: caller(a.userId), status: 'pending,ready,running' })).total).toBe(3n);
       expect((await f.client.listExecutions({ caller: caller(a.userId), status: 'FINISHED' })).total).toBe(0n);
       expect((await f.client.listExecutions({ caller: caller(a.userId), filter: `id=${ids[1]}` })).executions.map((e) => e.id)).toEqual([ids[1]]);
       expect(await codeOf(f.client.listExecutions({ caller: caller(a.userId), filter: 'secret=1' }))).toEqual({
@@ -311,7 +344,8 @@ describe('execution service', () => {
       const res = await f.client.cancelExecution({ id: e.id, caller: caller(userId) });
       expect(res.execution).toMatchObject({ status: S.CANCELLED });
       expect(res.execution!.endDate).toBeDefined();
-      expect(res.cancellationDetails).toMatchObject({ previousStatus: S.PENDING, immediate: true, requestedBy: userId });
+      // Dispatched with a free slot: READY, not started on a runner yet.
+      expect(res.cancellationDetails).toMatchObject({ previousStatus: S.READY, immediate: true, requestedBy: userId });
       expect(f.runs.stopped.at(-1)).toEqual({ executionId: e.id, request: { reason: 'cancel', status: 'CANCELLED' } });
       expect(await codeOf(f.client.cancelExecution({ id: e.id, caller: caller(userId) }))).toEqual({
         code: Code.InvalidArgument,
@@ -521,7 +555,7 @@ describe('execution service', () => {
       await run(userId, script.scriptId);
       await f.orm.em.fork().execute(`update execution set status = 'FAILED' where id = (select id from execution where user_id = ? limit 1)`, [userId]);
       expect(Number((await f.client.listExecutions({ caller: caller(userId), status: 'FAILED' })).total)).toBe(1);
-      expect(Number((await f.client.listExecutions({ caller: caller(userId), filter: 'status=PENDING' })).total)).toBe(1);
+      expect(Number((await f.client.listExecutions({ caller: caller(userId), filter: 'status=READY' })).total)).toBe(1);
       expect(Number((await f.client.listExecutions({ caller: caller(userId), scriptId: script.scriptId })).total)).toBe(2);
       // A USER naming someone else sees nothing of theirs.
       expect(Number((await f.client.listExecutions({ caller: caller(userId), userId: randomUUID() })).total)).toBe(0);

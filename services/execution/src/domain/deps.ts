@@ -1,6 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from '@gef/common';
 import type { RunLauncher } from './run-launcher';
+import type { OwnerNotices } from './owner-notices';
 import type { ScriptCatalog } from './script-catalog';
 
 /** Settings of the run path. */
@@ -18,6 +19,8 @@ export interface ExecutionDeps {
   orm: MikroORM;
   scripts: ScriptCatalog;
   runs: RunLauncher;
+  /** Owners' e-mail opt-ins; absent: every run asks at its end. */
+  owners?: OwnerNotices;
   /** EXECUTION_TOKEN_SECRET. */
   tokenSecret: string;
   settings: RunSettings;

@@ -7,12 +7,13 @@ import { RunSpecRepository } from '../repositories/run-spec-repository';
 import { isAdmin, requireActor, type Actor } from './actor';
 import type { ExecutionDeps } from './deps';
 import { validateParams } from './params-schema';
+import { grantOnAccept } from './run-slots';
 
 /**
  * POST /script/<s>/run: a visible, built script's current version, params checked against
- * its params_schema; the execution is stored PENDING (pinned to the version) together with
- * its runExecution workflow's start in the outbox (execution_dispatch), in one
- * transaction. The dispatcher starts the workflow as soon as Temporal answers, so a run
+ * its params_schema; the execution is stored PENDING (pinned to the version), with its slot
+ * when one is free, together with its runExecution workflow's start in the outbox
+ * (execution_dispatch), in one transaction. The dispatcher starts the workflow as soon as Temporal answers, so a run
  * accepted while Temporal is down starts when it returns.
  */
 export async function runScript(
@@ -24,7 +25,7 @@ export async function runScript(
   const actor = requireActor(caller);
   const key = idOrSlug.trim();
   if (!key) throw new InvalidArgument('A script id or slug is required', 'invalid_argument');
-  const script = await deps.scripts.scriptForRun(actor, key);
+  const [script, notifyOwner] = await Promise.all([deps.scripts.scriptForRun(actor, key), deps.owners?.wantsMail(actor.userId) ?? Promise.resolve(true)]);
   if (script.status !== 'SUCCESS') throw new InvalidArgument(`Script ${script.slug} is not BUILT`, 'not_built');
   validateParams(`${script.scriptId}:${script.version}`, script.paramsSchema, params);
 
@@ -39,6 +40,7 @@ export async function runScript(
     prepareTimeoutSeconds: deps.settings.prepareTimeoutSeconds,
     heartbeatTimeoutSeconds: deps.settings.heartbeatTimeoutSeconds,
     maxAttempts: deps.settings.maxAttempts,
+    ...(notifyOwner ? {} : { notifyOwner: false }),
   };
   return deps.orm.em.fork().transactional(async (em) => {
     await new RunSpecRepository(em).record({
@@ -54,9 +56,17 @@ export async function runScript(
       memoryLimit: script.memoryLimit,
       timeout: script.timeout,
     });
-    const execution = await new ExecutionRepository(em).insert({ id, scriptId: script.scriptId, userId: actor.userId, params, scriptVersion: script.version });
+    const slotGranted = await grantOnAccept(em, actor.userId, input.concurrencyLimit);
+    const execution = await new ExecutionRepository(em).insert({
+      id,
+      scriptId: script.scriptId,
+      userId: actor.userId,
+      params,
+      scriptVersion: script.version,
+      slotHeld: slotGranted && input.concurrencyLimit !== null,
+    });
     // The workflow starts from the outbox once this commits (at once while Temporal answers).
-    await new DispatchRepository(em).add(input);
+    await new DispatchRepository(em).add({ ...input, slotGranted });
     return execution;
   });
 }

@@ -1,4 +1,5 @@
 import type { ClaimSlotInput, ClaimSlotResult, EndExecutionInput, EndExecutionResult, ReleaseSlotInput, ReleaseSlotResult } from '@gef/workflows/activities';
+import type { EntityManager } from '@gef/common/orm';
 import { ExecutionLogRepository } from '../repositories/execution-log-repository';
 import { ExecutionRepository, nowSql } from '../repositories/execution-repository';
 import type { ExecutionDeps } from './deps';
@@ -38,6 +39,20 @@ export async function claimSlot(deps: Pick<ExecutionDeps, 'orm'>, input: ClaimSl
     await repo.notify(current.id);
     return { outcome: 'granted' };
   });
+}
+
+/**
+ * Whether a run being accepted (in the caller's transaction, before its row is inserted) can
+ * take its slot at once: always without a limit; with one, when fewer than `limit` are held
+ * and no run of the user waits (every other run is older). A granted run skips the claim in
+ * its workflow; one that is not granted claims there, in turn.
+ */
+export async function grantOnAccept(em: EntityManager, userId: string, limit: number | null): Promise<boolean> {
+  if (limit === null) return true;
+  const repo = new ExecutionRepository(em);
+  await repo.lockUserSlots(userId);
+  if ((await repo.countHeldSlots(userId)) >= limit) return false;
+  return !(await repo.anyWaiting(userId));
 }
 
 /** Gives a run's slot back; names the oldest waiting runs of the user that now fit. */

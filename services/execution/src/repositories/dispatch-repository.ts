@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { outboxRetrySql, type OutboxStore } from '@gef/common/outbox';
 import type { RunExecutionInput } from '@gef/workflows';
+import { ExecutionRepository, nowSql } from './execution-repository';
 
 /** The NOTIFY channel on which new outbox rows are announced (migration 5's trigger). */
 export const dispatchChannel = 'execution_dispatch';
@@ -17,21 +18,39 @@ export class DispatchRepository implements OutboxStore<RunExecutionInput> {
     ]);
   }
 
-  /** Due rows; a run that already ended (cancelled before it started) needs no workflow. */
+  /**
+   * Due rows. A run that already ended (cancelled before it started) needs no workflow,
+   * unless it took its slot when accepted: its workflow gives the slot back.
+   */
   async claim(em: EntityManager, limit: number): Promise<{ key: string; item: RunExecutionInput | undefined }[]> {
-    const rows = await em.execute<{ execution_id: string; input: RunExecutionInput; status: string }[]>(
-      `select d.execution_id, d.input, e.status
+    const rows = await em.execute<{ execution_id: string; input: RunExecutionInput; status: string; slot_held: boolean }[]>(
+      `select d.execution_id, d.input, e.status, e.slot_held
          from execution_dispatch d join execution e on e.id = d.execution_id
         where d.next_at <= now()
         order by d.next_at, d.created_at
         limit ? for update of d skip locked`,
       [limit],
     );
-    return rows.map((r) => ({ key: r.execution_id, item: ['FINISHED', 'FAILED', 'CANCELLED'].includes(r.status) ? undefined : r.input }));
+    return rows.map((r) => ({
+      key: r.execution_id,
+      item: ['FINISHED', 'FAILED', 'CANCELLED'].includes(r.status) && !r.slot_held ? undefined : r.input,
+    }));
   }
 
+  /**
+   * Removes the row. A run that took its slot when accepted is READY from here on (its
+   * workflow hands it straight to a runner); the others become READY when they claim it.
+   */
   async done(em: EntityManager, key: string): Promise<void> {
-    await em.execute('delete from execution_dispatch where execution_id = ?', [key]);
+    const ready = await em.execute<{ id: string }[]>(
+      `with gone as (delete from execution_dispatch where execution_id = ? returning input)
+       update execution e set status = 'READY', updated_at = ${nowSql}
+         from gone
+        where e.id = ? and e.status = 'PENDING' and coalesce((gone.input->>'slotGranted')::boolean, false)
+       returning e.id`,
+      [key, key],
+    );
+    if (ready.length > 0) await new ExecutionRepository(em).notify(key);
   }
 
   async failed(em: EntityManager, key: string, error: string): Promise<void> {

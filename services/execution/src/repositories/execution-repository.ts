@@ -76,12 +76,12 @@ export interface ListWhere {
 export class ExecutionRepository {
   constructor(private readonly em: EntityManager) {}
 
-  async insert(e: { id: string; scriptId: string; userId: string; params: Record<string, unknown>; scriptVersion: number }): Promise<ExecutionRecord> {
+  async insert(e: { id: string; scriptId: string; userId: string; params: Record<string, unknown>; scriptVersion: number; slotHeld?: boolean }): Promise<ExecutionRecord> {
     const rows = await this.em.execute<Row[]>(
-      `insert into execution as e (id, script_id, user_id, status, progress, params, start_date, updated_at, script_version, attempt)
-       values (?, ?, ?, 'PENDING', 0, ?::jsonb, ${nowSql}, ${nowSql}, ?, 0)
+      `insert into execution as e (id, script_id, user_id, status, progress, params, start_date, updated_at, script_version, attempt, slot_held)
+       values (?, ?, ?, 'PENDING', 0, ?::jsonb, ${nowSql}, ${nowSql}, ?, 0, ?)
        returning ${selectColumns()}`,
-      [e.id, e.scriptId, e.userId, JSON.stringify(e.params), e.scriptVersion],
+      [e.id, e.scriptId, e.userId, JSON.stringify(e.params), e.scriptVersion, e.slotHeld ?? false],
     );
     return toRecord(rows[0]!);
   }
@@ -147,6 +147,12 @@ export class ExecutionRepository {
       [userId, startDate, id],
     );
     return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Whether any run of the user waits for a slot (accepted, not holding one). */
+  async anyWaiting(userId: string): Promise<boolean> {
+    const rows = await this.em.execute<Row[]>(`select 1 from execution where user_id = ? and status = 'PENDING' and not slot_held limit 1`, [userId]);
+    return rows.length > 0;
   }
 
   /** The oldest runs of the user waiting for a slot. */

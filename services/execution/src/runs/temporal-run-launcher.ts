@@ -29,14 +29,23 @@ async function bounded<T>(call: Promise<T>, what: string): Promise<T> {
   }
 }
 
-/** Runs as runExecution workflows on the execution service's task queue. */
+/**
+ * Runs as runExecution workflows on the execution service's task queue. Starts go through
+ * the local worker's connection when it runs (`eager`), asking Temporal to hand the first
+ * workflow task straight back to that worker; else through the service's client.
+ */
 export class TemporalRunLauncher implements RunLauncher {
-  constructor(private readonly client: Client) {}
+  constructor(
+    private readonly client: Client,
+    private readonly eager: () => Client | undefined = () => undefined,
+  ) {}
 
   async start(run: RunExecutionInput): Promise<void> {
+    const eager = this.eager();
     try {
       await bounded(
-        this.client.workflow.start(runExecution, {
+        (eager ?? this.client).workflow.start(runExecution, {
+          ...(eager ? { requestEagerStart: true } : {}),
           taskQueue: taskQueues.execution,
           workflowId: runExecutionWorkflowId(run.executionId),
           args: [run],
