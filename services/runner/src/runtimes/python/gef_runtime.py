@@ -29,8 +29,16 @@ with ``warn`` and ``send_progress(percent)``. Printed output becomes log lines (
 INFO, stderr WARNING), in order with the logger's lines. An exception ends the run with an
 ERROR line holding the traceback; a return value that is not JSON ends it with a line
 saying so.
+
+Messages are buffered in the process and written together within ``FLUSH_SECONDS`` (or once
+``FLUSH_CHARS`` wait): a write and a flush per line cost more than the script's logging.
+Nothing written is lost on the ways a run ends: its end (result, exception), ``os._exit``,
+SIGTERM and SIGXCPU (the runner's stop and timeout, the CPU time limit: the lines go out,
+then the process ends by the signal) and a fork (a child starts with an empty buffer and writes whole lines). A plain
+logger call skips ``logging``'s record and caller lookup (``GefLogger``).
 """
 
+import collections.abc
 import importlib
 import importlib.util
 import io
@@ -40,9 +48,12 @@ import math
 import os
 import resource
 import sys
+import signal
 import threading
+import time
 import traceback
 import types
+from json.encoder import encode_basestring as _json_string
 
 CHANNEL_FD = 3
 PACKAGE = "gef_script"
@@ -57,25 +68,186 @@ LIMITS = {
     "core": resource.RLIMIT_CORE,
 }
 
-_lock = threading.Lock()
+# Lines wait in the shim at most this long (or until this many characters wait) before
+# they are written to the runner in one go: a write per line cost more than the logging.
+FLUSH_SECONDS = 0.01
+FLUSH_CHARS = 64 * 1024
+# Writes up to this size reach a pipe whole: once the process has forked, a child may write
+# to the channel too, so writes then end at line boundaries within it.
+PIPE_BUF = 4096
+
+
+class _Channel:
+    """The runner's channel (fd 3): JSON lines, buffered, written within FLUSH_SECONDS.
+
+    Every line is written before the process ends: at the end of the run, in ``os._exit``,
+    on SIGTERM (the runner's stop and timeout) and before a fork. A closed channel (the run
+    is being stopped) drops what is written to it.
+    """
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)
+        self.parts = []
+        self.size = 0
+        self.closed = False
+        self.shared = False
+        self.owner = None
+        self.pending_signal = None
+        self.thread = None
+        self.buffered = True
+
+    def send(self, text):
+        """Queues one line (without its newline); written within FLUSH_SECONDS."""
+        self._enter()
+        try:
+            if self.closed:
+                return
+            self.parts.append(text)
+            self.size += len(text) + 1
+            if not self.buffered or self.size >= FLUSH_CHARS:
+                self._write_locked()
+            elif len(self.parts) == 1:
+                if self.thread is None:
+                    self._start_flusher()
+                self.wake.notify()
+        finally:
+            self._leave()
+
+    def flush(self, timeout=-1):
+        """Writes what waits; gives up after `timeout` seconds when another holds the channel."""
+        if not self.lock.acquire(timeout=timeout):
+            return False
+        self.owner = threading.get_ident()
+        try:
+            self._write_locked()
+        finally:
+            self._leave()
+        return True
+
+    def _enter(self):
+        self.lock.acquire()
+        self.owner = threading.get_ident()
+
+    def _leave(self):
+        self.owner = None
+        signum = self.pending_signal
+        if signum is not None:
+            # A stop arrived while this thread held the channel: everything goes out first.
+            self._write_locked()
+        self.lock.release()
+        if signum is not None:
+            _end_by_signal(signum)
+
+    def _start_flusher(self):
+        try:
+            self.thread = threading.Thread(target=self._flusher, name="gef-log-flush", daemon=True)
+            self.thread.start()
+        except RuntimeError:  # no thread to be had (the process limit): write every line at once
+            self.thread = None
+            self.buffered = False
+
+    def _flusher(self):
+        with self.wake:
+            while True:
+                if not self.parts:
+                    self.wake.wait()
+                    continue
+                self.wake.wait(FLUSH_SECONDS)
+                self.owner = threading.get_ident()
+                try:
+                    self._write_locked()
+                finally:
+                    self.owner = None
+                if self.pending_signal is not None:
+                    self._write_locked()
+                    self.lock.release()
+                    _end_by_signal(self.pending_signal)
+
+    def _write_locked(self):
+        if not self.parts:
+            return
+        parts, self.parts, self.size = self.parts, [], 0
+        if self.closed:
+            return
+        try:
+            if not self.shared:
+                self._write_all(("\n".join(parts) + "\n").encode("utf-8", "replace"))
+                return
+            chunk, size = [], 0
+            for part in parts:
+                data = (part + "\n").encode("utf-8", "replace")
+                if size + len(data) > PIPE_BUF and chunk:
+                    self._write_all(b"".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(data)
+                size += len(data)
+            if chunk:
+                self._write_all(b"".join(chunk))
+        except OSError:
+            self.closed = True
+
+    def _write_all(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def before_fork(self):
+        self.flush()
+        self.shared = True
+
+    def after_fork_in_child(self):
+        # The parent's lines are its own to write; the child starts with none and its own lock.
+        self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)
+        self.parts = []
+        self.size = 0
+        self.owner = None
+        self.thread = None
+
+    def on_terminate(self, signum, frame):  # noqa: ARG002 - a signal handler's signature
+        """SIGTERM, SIGXCPU: the lines written so far go out, then the process ends by the signal."""
+        if self.owner == threading.get_ident() or not self.lock.acquire(timeout=1.0):
+            # Interrupted while holding the channel: whoever holds it ends the process when done.
+            self.pending_signal = signum
+            return
+        try:
+            self._write_locked()
+        finally:
+            self.lock.release()
+        _end_by_signal(signum)
+
+
+def _end_by_signal(signum):
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    time.sleep(5)
+    os._exit(128 + signum)
+
+
 _channel = None
+_real_exit = os._exit
+
+
+def _exit(code):
+    """os._exit for the script: its lines are written first."""
+    if _channel is not None:
+        _channel.flush(timeout=1.0)
+    _real_exit(code)
 
 
 def _send_text(text):
-    """Writes one JSON line to the runner; a closed channel (the run is being stopped) is ignored."""
-    global _channel
-    with _lock:
-        if _channel is None:
-            return
-        try:
-            _channel.write(text + "\n")
-            _channel.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            _channel = None
+    """Queues one JSON line for the runner; a closed channel (the run is being stopped) drops it."""
+    if _channel is not None:
+        _channel.send(text)
 
 
 def _send(message):
     _send_text(json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
+_LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _level_name(levelno):
@@ -90,8 +262,12 @@ def _level_name(levelno):
     return "DEBUG"
 
 
+# The log message's JSON line up to its text, per level.
+_LOG_PREFIX = {name: '{"t":"log","l":"' + name + '","m":' for name in _LEVEL_NAMES}
+
+
 def _log(level, text):
-    _send({"t": "log", "l": level, "m": text})
+    _send_text(_LOG_PREFIX[level] + _json_string(text) + "}")
 
 
 class _ChannelHandler(logging.Handler):
@@ -104,12 +280,86 @@ class _ChannelHandler(logging.Handler):
             self.handleError(record)
 
 
+def _past_this_frame(kwargs):
+    """A record's caller is the script's frame, not the GefLogger method it called."""
+    kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
+    return kwargs
+
+
 class GefLogger(logging.Logger):
-    """The logger a script gets: the standard methods, ``warn`` and ``send_progress``."""
+    """The logger a script gets: a ``logging.Logger`` with ``warn`` and ``send_progress``.
+
+    A plain call (``logger.info("x %s", y)``: no keyword arguments, the logger as the shim
+    made it: its one handler, no filters) goes straight to the channel, as the handler would
+    send it but without a LogRecord and its caller lookup; anything else (``exc_info``,
+    ``extra``, handlers or filters the script added) takes the standard way.
+    """
+
+    _handler = None
+
+    def setLevel(self, level):  # noqa: N802 - logging's name
+        super().setLevel(level)
+        # Not in logging's registry, whose reset of the level caches misses this logger.
+        self._cache.clear()
+
+    def _plain(self, level):
+        handler = self._handler
+        handlers = self.handlers
+        return (
+            len(handlers) == 1
+            and handlers[0] is handler
+            and not self.filters
+            and not handler.filters
+            and handler.level <= level
+            and handler.formatter is _FORMATTER
+            and self.isEnabledFor(level)
+        )
+
+    def _fast(self, level, msg, args):
+        """Sends a plain call's line; False when it must take the standard way."""
+        if not self._plain(level):
+            return not self.isEnabledFor(level)
+        try:
+            if args:
+                if len(args) == 1 and isinstance(args[0], collections.abc.Mapping) and args[0]:
+                    args = args[0]
+                text = str(msg) % args
+            else:
+                text = str(msg)
+        except Exception:  # noqa: BLE001 - the standard way reports it (logging's handleError)
+            return False
+        _send_text(_LOG_PREFIX[_level_name(level)] + _json_string(text) + "}")
+        return True
+
+    def debug(self, msg, *args, **kwargs):
+        if kwargs or not self._fast(logging.DEBUG, msg, args):
+            super().debug(msg, *args, **_past_this_frame(kwargs))
+
+    def info(self, msg, *args, **kwargs):
+        if kwargs or not self._fast(logging.INFO, msg, args):
+            super().info(msg, *args, **_past_this_frame(kwargs))
+
+    def warning(self, msg, *args, **kwargs):
+        if kwargs or not self._fast(logging.WARNING, msg, args):
+            super().warning(msg, *args, **_past_this_frame(kwargs))
 
     def warn(self, msg, *args, **kwargs):  # noqa: D401 - kept for older scripts
-        kwargs.setdefault("stacklevel", 2)
-        self.warning(msg, *args, **kwargs)
+        if kwargs or not self._fast(logging.WARNING, msg, args):
+            super().warning(msg, *args, **_past_this_frame(kwargs))
+
+    def error(self, msg, *args, **kwargs):
+        if kwargs or not self._fast(logging.ERROR, msg, args):
+            super().error(msg, *args, **_past_this_frame(kwargs))
+
+    def critical(self, msg, *args, **kwargs):
+        if kwargs or not self._fast(logging.CRITICAL, msg, args):
+            super().critical(msg, *args, **_past_this_frame(kwargs))
+
+    fatal = critical
+
+    def log(self, level, msg, *args, **kwargs):
+        if kwargs or not isinstance(level, int) or not self._fast(level, msg, args):
+            super().log(level, msg, *args, **_past_this_frame(kwargs))
 
     def send_progress(self, progress):
         """Reports the run's progress in percent (a float from 0 to 100)."""
@@ -168,12 +418,16 @@ class _LineWriter(io.TextIOBase):
         self._emit(rest)
 
 
+_FORMATTER = logging.Formatter("%(message)s")
+
+
 def _make_logger():
     logger = GefLogger("gef.script")
     logger.setLevel(logging.DEBUG)
     handler = _ChannelHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(_FORMATTER)
     logger.addHandler(handler)
+    logger._handler = handler
     logger.propagate = False
     return logger
 
@@ -238,9 +492,21 @@ def _enter_environment(venv):
     site.main()
 
 
+def _open_channel():
+    """The channel to the runner, written before the process forks, exits or is stopped."""
+    global _channel
+    _channel = _Channel(CHANNEL_FD)
+    os.register_at_fork(before=_channel.before_fork, after_in_child=_channel.after_fork_in_child)
+    # The runner's stop and timeout (SIGTERM), the CPU time limit (SIGXCPU, a second before SIGKILL).
+    for signum in (signal.SIGTERM, signal.SIGXCPU):
+        signal.signal(signum, _channel.on_terminate)
+    os._exit = _exit
+
+
 def _take_job():
     """Says it is ready, then reads the one job (stdin until end of file); stdin is /dev/null after."""
     _send({"t": "ready"})
+    _channel.flush()
     job = json.loads(sys.stdin.buffer.read() or b"{}")
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -250,8 +516,7 @@ def _take_job():
 
 
 def _run():
-    global _channel
-    _channel = os.fdopen(CHANNEL_FD, "w", encoding="utf-8", errors="replace", closefd=True)
+    _open_channel()
     request = _take_job()
     try:
         _apply_limits(request.get("limits"))
@@ -318,14 +583,10 @@ def main():
     try:
         code = _run()
     finally:
-        with _lock:
-            if _channel is not None:
-                try:
-                    _channel.flush()
-                except (OSError, ValueError):
-                    pass
+        if _channel is not None:
+            _channel.flush(timeout=5.0)
         # Threads the script left behind do not keep the run alive.
-        os._exit(code)
+        _real_exit(code)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,8 @@ function readLines(stream: Readable, max: number, onLine: (line: string) => void
           }
         }
         if (nl === -1) break;
-        if (pending.length > 0 || !skipping) onLine(Buffer.concat(pending).toString('utf8'));
+        if (pending.length === 1 && !skipping) onLine(pending[0]!.toString('utf8'));
+        else if (pending.length > 0 || !skipping) onLine(Buffer.concat(pending).toString('utf8'));
         pending = [];
         size = 0;
         skipping = false;
