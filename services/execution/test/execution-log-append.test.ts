@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import { startTestPostgres, type TestPostgres } from '@gef/deploy';
+import { ExecutionLogRepository } from '../src/repositories/execution-log-repository';
+import type { NewLogLine } from '../src/domain/log-lines';
+import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
+
+const lines = (from: number, to: number): NewLogLine[] => Array.from({ length: to - from }, (_, i) => ({ seq: from + i, level: 'INFO', text: `line ${from + i}` }));
+
+/**
+ * Log appends against a real PostgreSQL: a batch goes in one statement, without the
+ * per-line conflict check when a probe finds none of its numbers stored, with it otherwise;
+ * the execution is checked once per statement (no foreign key trigger per line).
+ */
+describe('execution log appends', () => {
+  let pg: TestPostgres;
+  let f: ServiceFixture;
+
+  beforeAll(async () => {
+    pg = await startTestPostgres('gef_execution_log_append');
+    f = await serviceFixture(pg.url);
+  }, 120_000);
+
+  afterAll(async () => {
+    await f?.close();
+    await pg?.stop();
+  }, 60_000);
+
+  async function newExecution(): Promise<string> {
+    const userId = randomUUID();
+    const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId, version: 1, public: true });
+    const res = await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} });
+    await f.dispatch();
+    return res.execution!.id;
+  }
+
+  const stored = async (id: string) =>
+    (await f.orm.em.fork().execute<{ attempt: number; seq: number; text: string }[]>('select attempt, seq, text from execution_log where execution_id = ? and seq >= 0 order by id', [id])).map(
+      (r) => [Number(r.attempt), Number(r.seq), r.text],
+    );
+
+  it('stores every line once, in order, whatever overlaps a redelivered batch has', async () => {
+    const id = await newExecution();
+    const append = (batch: NewLogLine[], attempt = 1) => f.orm.em.fork().transactional((em) => new ExecutionLogRepository(em).appendCounted(id, attempt, batch));
+    expect(await append(lines(0, 5000))).toBe(5000);
+    // The same batch again, a batch overlapping its end, one inside it, and the next one.
+    expect(await append(lines(0, 5000))).toBe(0);
+    expect(await append(lines(4990, 5010))).toBe(10);
+    expect(await append(lines(100, 101))).toBe(0);
+    expect(await append(lines(5010, 6000))).toBe(990);
+    // Another attempt numbers its lines from 0 again.
+    expect(await append(lines(0, 3), 2)).toBe(3);
+    const rows = await stored(id);
+    expect(rows).toEqual([...lines(0, 6000).map((l) => [1, l.seq, l.text]), ...lines(0, 3).map((l) => [2, l.seq, l.text])]);
+  }, 60_000);
+
+  it('returns the stored lines of a batch (append), skipping those stored already', async () => {
+    const id = await newExecution();
+    const append = (batch: NewLogLine[]) => f.orm.em.fork().transactional((em) => new ExecutionLogRepository(em).append(id, 1, batch));
+    expect((await append(lines(0, 3))).map((l) => l.seq)).toEqual([0, 1, 2]);
+    expect((await append(lines(2, 5))).map((l) => l.seq)).toEqual([3, 4]);
+    expect((await append([{ seq: null, level: 'WARNING', text: 'unnumbered' }])).map((l) => l.text)).toEqual(['unnumbered']);
+  }, 60_000);
+
+  it('refuses lines of an execution that does not exist, and deletes the lines of a deleted one', async () => {
+    const missing = randomUUID();
+    await expect(f.orm.em.fork().transactional((em) => new ExecutionLogRepository(em).appendCounted(missing, 1, lines(0, 2)))).rejects.toThrow(/violates its execution reference/);
+    expect(await f.orm.em.fork().execute('select 1 from execution_log where execution_id = ?', [missing])).toEqual([]);
+
+    const id = await newExecution();
+    await f.orm.em.fork().transactional((em) => new ExecutionLogRepository(em).appendCounted(id, 1, lines(0, 100)));
+    await f.orm.em.fork().execute('delete from execution where id = ?', [id]);
+    expect(await f.orm.em.fork().execute('select 1 from execution_log where execution_id = ?', [id])).toEqual([]);
+  }, 60_000);
+});
