@@ -15,9 +15,12 @@
  *                clients beside a bare server (executions.ts)
  *   lists        a user with a million executions: the first page of 100 of their list and of
  *                the admin's list (execution-lists.ts; BENCH_LIST_ROWS sets the count)
+ *   logs         one run writing 100,000 log lines (logger.info in a loop), from its submission
+ *                until all are readable in order through GET …/log pages: lines per second
+ *                (logs.ts; BENCH_LOG_LINES sets the count)
  *
  * BENCH_SECONDS sets each load's duration (default 10). BENCH_ONLY=scripts starts the stack
- * once and measures the scripts part alone.
+ * once and measures the scripts part alone (BENCH_ONLY=logs: the logs part alone).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -26,6 +29,7 @@ import { databaseUrl, freeStackPorts, startStack, type Stack } from '@gef/deploy
 import { bareServer, runLoad, type LoadResult } from './load';
 import { treeRssKib } from './memory';
 import { benchExecutionLists, listBenchLines } from './execution-lists';
+import { benchLogs, logBenchLines } from './logs';
 import { benchExecutions, executionBenchLines } from './executions';
 import { benchScripts, scriptBenchLines } from './scripts';
 
@@ -76,6 +80,15 @@ async function main(): Promise<void> {
       }
       return;
     }
+    if (only === 'logs') {
+      try {
+        const logs = await benchLogs(stack.urls.gateway, await login(stack.urls.gateway, 'admin@gef.local', 'Admin-Dev-Passw0rd!'));
+        process.stdout.write(`${JSON.stringify({ ...results, logs, loadAverage: os.loadavg() }, null, 2)}\n\n${logBenchLines(logs).join('\n')}\n`);
+      } finally {
+        await stack.stop();
+      }
+      return;
+    }
     const first = ms;
     await stack.stop();
     ({ stack, ms } = await start(dataDir, ports));
@@ -114,6 +127,8 @@ async function main(): Promise<void> {
     const adminToken = await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!');
     const lists = await benchExecutionLists(api, adminToken, databaseUrl(ports, 'gef_execution'), seconds, Number(process.env['BENCH_LIST_ROWS'] ?? 1_000_000));
     results['lists'] = lists;
+    const logs = await benchLogs(api, await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!'));
+    results['logs'] = logs;
 
     await stack.stop();
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n`);
@@ -130,6 +145,7 @@ async function main(): Promise<void> {
         ...scriptBenchLines(scripts),
         ...executionBenchLines(executions, line),
         ...listBenchLines(lists, line),
+        ...logBenchLines(logs),
       ].join('\n') + '\n',
     );
   } finally {
