@@ -1,13 +1,13 @@
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code, ConnectError, type Client } from '@connectrpc/connect';
 import { user } from '@gef/protos';
 import { UserServiceNotices } from '../src/users/user-service-notices';
 
 /** A user service answering GetUser `me` from a table of opt-ins, counting the calls. */
 function fakeUsers(optIns: Map<string, boolean | 'down'>) {
   const calls: string[] = [];
-  const client = {
-    getUser: async (req: user.GetUserRequest) => {
+  const client: Pick<Client<typeof user.UserService>, 'getUser'> = {
+    getUser: async (req) => {
       const id = req.caller?.userId ?? '';
       calls.push(`${req.idOrEmail} as ${id}`);
       await new Promise((r) => setTimeout(r, 5));
