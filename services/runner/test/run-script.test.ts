@@ -30,7 +30,11 @@ class FakeExecutions implements ExecutionsApi {
     return this.proceed ? { ...this.grant, proceed: true, reason: '', status: 'RUNNING' } : { ...this.grant, proceed: false, reason: 'ended', status: 'CANCELLED' };
   }
 
+  /** Awaited before each append is answered. */
+  gate: (() => Promise<void>) | undefined;
+
   async appendLogs(_id: string, _token: string, batch: LogBatch) {
+    await this.gate?.();
     this.batches.push(batch);
     this.lines.push(...batch.lines);
     if (this.replyAfter && !this.texts().includes(this.replyAfter)) return { stop: false, stopReason: '', status: 'RUNNING' };
@@ -139,6 +143,15 @@ describe.each([
     const again = await setup('def run(params, logger):\n    return 1\n');
     await again.run();
     expect(again.downloads).toHaveLength(1);
+  }, 60_000);
+
+  it('keeps heartbeating while the lines a script left behind are delivered after it ended', async () => {
+    const t = await setup('def run(params, logger):\n    for i in range(900):\n        logger.info("line %d", i)\n    return "OK"\n');
+    // Each append is answered only once a heartbeat came after it was sent: without
+    // heartbeats until the last line is delivered, the run never ends.
+    t.executions.gate = () => new Promise((resolve) => t.env.once('heartbeat', () => resolve()));
+    expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    expect(t.executions.texts().filter((text) => text.startsWith('line '))).toEqual(Array.from({ length: 900 }, (_, i) => `line ${i}`));
   }, 60_000);
 
   it('runs in a directory of its own named after the run, the run\'s environment set', async () => {

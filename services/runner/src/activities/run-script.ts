@@ -265,12 +265,14 @@ export function runScriptActivity(deps: RunScriptDeps) {
             // Anything else (archive download, a full disk…) is this runner's trouble: retried.
             sink.line('WARNING', `This attempt failed on runner ${hostname}: ${err instanceof Error ? err.message : String(err)}`);
             await sink.close();
+            clearInterval(heartbeat);
             throw err;
           }
         }
       }
     } finally {
-      clearInterval(heartbeat);
+      // Heartbeats go on until the attempt's lines are delivered (below): a script that wrote
+      // faster than they are stored leaves many behind when it ends.
       clearInterval(diskWatch);
       ctx.cancellationSignal.removeEventListener('abort', onCancel);
       // Every process of the run is gone already (killed with its group when the script
@@ -305,6 +307,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
       }
     }
     const rest = await sink.close();
+    clearInterval(heartbeat);
 
     if (stopReason === 'runner') {
       // The worker is shutting down or lost the run: another attempt takes over.
