@@ -7,9 +7,9 @@ import { caller, serviceFixture, type ServiceFixture } from './support/service-f
 const lines = (from: number, to: number): NewLogLine[] => Array.from({ length: to - from }, (_, i) => ({ seq: from + i, level: 'INFO', text: `line ${from + i}` }));
 
 /**
- * Log appends against a real PostgreSQL: a batch goes in one statement, without the
- * per-line conflict check when a probe finds none of its numbers stored, with it otherwise;
- * the execution is checked once per statement (no foreign key trigger per line).
+ * Log appends against a real PostgreSQL: a batch goes in one statement without the per-line
+ * conflict check, and again with it (after a savepoint) when one of its lines is stored
+ * already; the execution is checked once per statement (no foreign key trigger per line).
  */
 describe('execution log appends', () => {
   let pg: TestPostgres;

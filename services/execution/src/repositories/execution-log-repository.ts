@@ -1,3 +1,4 @@
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@gef/common/orm';
 import type { LogLevel } from '../entities/execution-log';
 import type { NewLogLine } from '../domain/log-lines';
@@ -31,7 +32,7 @@ const columns = 'id, execution_id, attempt, seq, level, text, register_date';
  * A batch in one statement with one parameter for all its lines (a JSON array), in order.
  * `skipStored`: a line stored already (same execution, attempt and seq) is skipped; without
  * it the statement inserts every line, which costs a third less (no speculative insertion
- * per line) and is used when a probe found none of the batch's numbers stored.
+ * per line) and fails on the unique constraint when a line is stored already.
  */
 const insertSql = (skipStored: boolean) => `insert into execution_log (execution_id, attempt, seq, level, text, register_date)
   select ?, ?, t.seq, t.level, t.text, ${nowSql}
@@ -39,18 +40,6 @@ const insertSql = (skipStored: boolean) => `insert into execution_log (execution
   order by t.n${skipStored ? '\n  on conflict on constraint execution_log_seq_unique do nothing' : ''}`;
 
 const linesJson = (lines: NewLogLine[]) => JSON.stringify(lines.map((l) => ({ seq: l.seq, level: l.level, text: l.text })));
-
-/** The lowest and highest sequence numbers of a batch (undefined: no numbered line). */
-function seqRange(lines: NewLogLine[]): [number, number] | undefined {
-  let low = Infinity;
-  let high = -Infinity;
-  for (const line of lines) {
-    if (line.seq === null) continue;
-    if (line.seq < low) low = line.seq;
-    if (line.seq > high) high = line.seq;
-  }
-  return low <= high ? [low, high] : undefined;
-}
 
 /** Log lines of executions. */
 export class ExecutionLogRepository {
@@ -64,36 +53,34 @@ export class ExecutionLogRepository {
    */
   async append(executionId: string, attempt: number, lines: NewLogLine[]): Promise<LogRecord[]> {
     if (lines.length === 0) return [];
-    const sql = insertSql(await this.anyStored(executionId, attempt, lines));
-    const rows = await this.em.execute<Row[]>(`${sql} returning ${columns}`, [executionId, attempt, linesJson(lines)]);
+    const rows = await this.insert<Row[]>((sql) => `${sql} returning ${columns}`, [executionId, attempt, linesJson(lines)]);
     return rows.map(toLog).sort((a, b) => a.id - b.id);
   }
 
   /** As `append`, for batches whose stored lines nobody reads back: how many were stored. */
   async appendCounted(executionId: string, attempt: number, lines: NewLogLine[]): Promise<number> {
     if (lines.length === 0) return 0;
-    const sql = insertSql(await this.anyStored(executionId, attempt, lines));
-    const rows = await this.em.execute<{ n: string }[]>(`with stored as (${sql} returning 1) select count(*) as n from stored`, [
-      executionId,
-      attempt,
-      linesJson(lines),
-    ]);
+    const rows = await this.insert<{ n: string }[]>((sql) => `with stored as (${sql} returning 1) select count(*) as n from stored`, [executionId, attempt, linesJson(lines)]);
     return Number(rows[0]?.n ?? 0);
   }
 
   /**
-   * Whether a line numbered within the batch's range is stored already for the attempt (one
-   * range probe of the unique index). Exact under the execution's row lock, which every
-   * append holds; were it not held, the unique constraint would still refuse a duplicate.
+   * Runs the insert (`statement` wraps it) without ON CONFLICT first: most batches hold no
+   * line stored already. One that does (a batch delivered again) fails on the unique
+   * constraint, is undone to a savepoint and goes in again skipping the stored lines. Callers
+   * run in a transaction (they hold the execution's row lock).
    */
-  private async anyStored(executionId: string, attempt: number, lines: NewLogLine[]): Promise<boolean> {
-    const range = seqRange(lines);
-    if (!range) return false;
-    const rows = await this.em.execute<{ stored: boolean }[]>(
-      'select exists (select 1 from execution_log where execution_id = ? and attempt = ? and seq between ? and ?) as stored',
-      [executionId, attempt, range[0], range[1]],
-    );
-    return rows[0]?.stored !== false;
+  private async insert<T>(statement: (insert: string) => string, params: unknown[]): Promise<T> {
+    await this.em.execute('savepoint gef_log_append');
+    try {
+      const rows = await this.em.execute<T>(statement(insertSql(false)), params);
+      await this.em.execute('release savepoint gef_log_append');
+      return rows;
+    } catch (err) {
+      if (!(err instanceof UniqueConstraintViolationException)) throw err;
+      await this.em.execute('rollback to savepoint gef_log_append');
+      return this.em.execute<T>(statement(insertSql(true)), params);
+    }
   }
 
   /** Lines oldest first, strictly after an instant and/or an id. */
