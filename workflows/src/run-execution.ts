@@ -194,7 +194,8 @@ export async function runExecution(input: RunExecutionInput): Promise<RunExecuti
       // Stopped between the grant and the runner: the service has recorded the outcome.
       status = stop.reason === 'cancel' ? 'CANCELLED' : (stop.status ?? 'GONE');
     } else {
-      upsertSearchAttributes([{ key: gefStatusKey, value: 'READY' }]);
+      // A run granted when accepted was started with GefStatus READY already.
+      if (!input.slotGranted) upsertSearchAttributes([{ key: gefStatusKey, value: 'READY' }]);
       status = await runOnRunner();
     }
   } catch (err) {

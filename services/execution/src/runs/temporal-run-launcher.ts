@@ -54,7 +54,8 @@ export class TemporalRunLauncher implements RunLauncher {
           typedSearchAttributes: [
             { key: gefUserIdKey, value: run.userId },
             { key: gefScriptIdKey, value: run.scriptId },
-            { key: gefStatusKey, value: 'PENDING' },
+            // A run that took its slot when accepted is READY once this start is recorded.
+            { key: gefStatusKey, value: run.slotGranted ? 'READY' : 'PENDING' },
           ],
         }),
         'the start of a run',
