@@ -81,7 +81,7 @@ class _Channel:
     """The runner's channel (fd 3): JSON lines, buffered, written within FLUSH_SECONDS.
 
     Every line is written before the process ends: at the end of the run, in ``os._exit``,
-    on SIGTERM (the runner's stop and timeout) and before a fork. A closed channel (the run
+    on SIGTERM (the runner's stop and timeout) and SIGXCPU, and before a fork. A closed channel (the run
     is being stopped) drops what is written to it.
     """
 
@@ -223,7 +223,7 @@ def _end_by_signal(signum):
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     time.sleep(5)
-    os._exit(128 + signum)
+    _real_exit(128 + signum)
 
 
 _channel = None
