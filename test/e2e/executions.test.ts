@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { readStackInfo, runningParts } from '../harness/stack';
 import { api, login, newUser, strongPassword, superadminCredentials, uniqueEmail } from './helpers/api';
 import { cliArchive, upload, waitForStatus } from './helpers/archives';
-import { executionLog, gate, publishScript, pythonGate, runScript, waitForExecution, waitForLog, type Gate } from './helpers/executions';
+import { executionLog, gate, publishScript, pythonApiCall, pythonGate, runScript, waitForExecution, waitForLog, type Gate } from './helpers/executions';
 
 jest.setTimeout(300_000);
 
@@ -361,24 +361,14 @@ describe('the sandbox', () => {
     const script = await publishScript(
       owner.token,
       `Exec Sandbox ${unique()}`,
-      `import os, json, socket, urllib.request, urllib.error
-
+      `import os, socket
+${pythonApiCall}
 def attempt(fn):
     try:
         fn()
         return "allowed"
     except Exception as e:
         return type(e).__name__
-
-def call(method, path, body=None):
-    req = urllib.request.Request(os.environ["API_URL"] + path, method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["API_TOKEN"]})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
 
 def run(params, logger):
     me = os.environ["EXECUTION_ID"]

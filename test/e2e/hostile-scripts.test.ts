@@ -5,15 +5,16 @@
  * files, processes and executions, the machine's processes, memory, CPU and disk. Each
  * attempt must be contained, end with a log line saying which limit stopped it, and leave
  * the runner and other runs unaffected. The cases run at once, beside a gated victim run and
- * normal runs. (Database and Temporal ports, the stack's private files and the token after
- * its run ended are covered in executions.test.ts, "the sandbox".)
+ * normal runs. Then a script that ignores its stop and goes on with its token after its run
+ * was ended from outside. (Database and Temporal ports, the stack's private files and the
+ * token after its run ended by itself are covered in executions.test.ts, "the sandbox".)
  */
 import { randomBytes } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readStackInfo, runningParts } from '../harness/stack';
-import { newUser, superadminCredentials } from './helpers/api';
-import { executionLog, gate, publishScript, pythonGate, runScript, waitForExecution, waitForLog, type Gate, type LogLine } from './helpers/executions';
+import { api, login, newUser, superadminCredentials } from './helpers/api';
+import { executionLog, gate, publishScript, pythonApiCall, pythonGate, runScript, waitForExecution, waitForLog, type Gate, type LogLine } from './helpers/executions';
 
 jest.setTimeout(600_000);
 
@@ -107,8 +108,8 @@ def run(params, logger):
  * The probe: everything a script may try without bringing itself down, each attempt's
  * outcome (the exception's name, or what it got) in the results.
  */
-const probeMain = `import json, os, signal, urllib.error, urllib.request
-
+const probeMain = `import os, signal
+${pythonApiCall}
 def attempt(fn):
     try:
         r = fn()
@@ -125,15 +126,6 @@ def write(path):
     with open(path, "w") as f:
         f.write("hostile")
     return "allowed"
-
-def call(method, path, body):
-    req = urllib.request.Request(os.environ["API_URL"] + path, method=method, data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["API_TOKEN"]})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
 
 def owner(pid):
     try:
@@ -301,6 +293,37 @@ def run(params, logger):
     return "wrote %d files" % params["files"]
 `;
 
+/**
+ * After the end: its stop (SIGTERM) noted, not obeyed. Once the gate opens (after its run was
+ * ended from outside) it tries its token on its execution and says each answer, reports
+ * progress through the runtime, waits for its stop (so the runner learns of the end before
+ * it returns) and returns a result within the runner's grace period.
+ */
+const afterTheEndMain = `import signal
+${pythonGate}${pythonApiCall}
+def run(params, logger):
+    me = os.environ["EXECUTION_ID"]
+    stops = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stops.append(signum))
+    logger.info("uid=%d" % os.getuid())
+    logger.send_progress(20)
+    logger.info("running until the gate")
+    wait_gate(params)
+    path = "/api/v1/execution/" + me
+    for what, method, sub, body in [
+        ("progress", "PATCH", "", {"progress": 90}),
+        ("status", "PATCH", "", {"status": "FINISHED", "results": "set with the token after the end"}),
+        ("log", "POST", "/log", {"text": "posted with the token after the end", "level": "ERROR"}),
+    ]:
+        print("token after the end: %s %d" % (what, call(method, path + sub, body)))
+    logger.send_progress(95)
+    logger.info("still running after the end")
+    deadline = time.time() + 300
+    while not stops and time.time() < deadline:
+        time.sleep(0.05)
+    return "returned after the end"
+`;
+
 // ── The cases ────────────────────────────────────────────────────────────────────────────
 
 let runnerPid: number | undefined;
@@ -437,5 +460,37 @@ it('contains every hostile script, says which limit ended it, and leaves the run
     expect((await runningParts()).runner).toBe(runnerPid);
   } finally {
     victimGate.open();
+  }
+});
+
+it("refuses a script's token once its run was ended from outside, while the script, ignoring its stop, still runs", async () => {
+  const superadmin = superadminCredentials();
+  const [user, adminToken] = await Promise.all([newUser('hostile-after-end'), login(superadmin.email, superadmin.password).then((r) => r.access_token)]);
+  const script = await publishScript(user.token, `Hostile After The End ${unique()}`, afterTheEndMain);
+  const g: Gate = gate();
+  try {
+    const run = await runScript(user.token, script.slug, { body: { gate: g.path } });
+    await waitForLog(user.token, run.id, (lines) => lines.some((l) => l.text === 'running until the gate'));
+    // An ADMIN (an external runtime) ends it; the runner stops the script (SIGTERM, grace, SIGKILL).
+    const path = `/api/v1/execution/${run.id}`;
+    const failed = await api('PATCH', path, { token: adminToken, body: { status: 'FAILED', progress: 40 } });
+    expect(failed.status).toBe(200);
+    // Through the gate at once: its calls come after the terminal status and within the grace period.
+    g.open();
+    const ended = failed.body.data;
+    expect(ended).toMatchObject({ status: 'FAILED', progress: 40, results: null });
+    const log = await waitForLog(user.token, run.id, (lines) => lines.some((l) => /^The script (stopped|did not stop)/.test(l.text)));
+
+    // Each call with its token was made, and refused: the execution is terminal.
+    const answers = Object.fromEntries(log.map((l) => /^token after the end: (\w+) (\d+)$/.exec(l.text)).flatMap((m) => (m ? [[m[1], Number(m[2])]] : [])));
+    expect({ answers, log: Object.keys(answers).length === 3 ? '' : texts(log) }).toEqual({ answers: { progress: 401, status: 401, log: 401 }, log: '' });
+    // Nothing about the execution changed: not by its token, nor by its progress and result through the runner.
+    expect(log.some((l) => /^still running after the end/.test(l.text))).toBe(true);
+    expect(log.some((l) => l.text === 'posted with the token after the end')).toBe(false);
+    expect((await api('GET', path, { token: adminToken })).body.data).toEqual(ended);
+    // Nothing of the run is left on the machine.
+    expect(await nothingLeftOf(loggedUid(log))).toEqual({ processes: [], files: [] });
+  } finally {
+    g.open();
   }
 });

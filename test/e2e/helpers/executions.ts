@@ -1,7 +1,7 @@
 /**
  * Executions for end-to-end tests: publishing a Python script and waiting for its build,
  * running it, waiting for a status, gates that hold a running script until the test opens
- * them, and a Server-Sent Events reader.
+ * them, Python calling the API with the run's token, and a Server-Sent Events reader.
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -97,6 +97,24 @@ def wait_gate(params):
     deadline = time.time() + 300
     while not os.path.exists(params["gate"]) and time.time() < deadline:
         time.sleep(0.05)
+`;
+
+/**
+ * Python calling the API with the run's own token (`API_TOKEN`): `call(method, path, body)`
+ * answers the HTTP status, refusals included.
+ */
+export const pythonApiCall = `
+import json, os, urllib.error, urllib.request
+
+def call(method, path, body=None):
+    req = urllib.request.Request(os.environ["API_URL"] + path, method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["API_TOKEN"]})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 `;
 
 export interface SseEvent {
