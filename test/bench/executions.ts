@@ -44,9 +44,10 @@ export interface ExecutionBench {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function builtSkeleton(api: string, token: string): Promise<string> {
+/** Uploads the CLI skeleton (or one with this `src/main.py`) and waits until it built; its id. */
+export async function builtSkeleton(api: string, token: string, main?: string): Promise<string> {
   const name = `Bench Run ${randomBytes(4).toString('hex')}`;
-  const res = await upload(api, token, gzipSync(tar(cliMembers(name))), `${name}.tar.gz`);
+  const res = await upload(api, token, gzipSync(tar(cliMembers(name, main === undefined ? {} : { main }))), `${name}.tar.gz`);
   if (res.status !== 200) throw new Error(`upload failed: ${res.status} ${JSON.stringify(res.body)}`);
   const id = res.body.data.id as string;
   for (let i = 0; i < 3000; i++) {
@@ -60,12 +61,17 @@ async function builtSkeleton(api: string, token: string): Promise<string> {
 }
 
 /** Reads an execution's event stream until it ends; resolves with the last status seen. */
-function streamUntilEnd(api: string, token: string, id: string): Promise<string | undefined> {
+export function streamUntilEnd(api: string, token: string, id: string): Promise<string | undefined> {
   const url = new URL(`${api}/api/v1/execution/${id}/events`);
   return new Promise((resolve, reject) => {
     let status: string | undefined;
     let buffer = '';
     const req = http.get({ host: url.hostname, port: url.port, path: url.pathname, headers: { Authorization: `Bearer ${token}` }, agent: false }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`GET ${url.pathname}: HTTP ${res.statusCode}`));
+        return;
+      }
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
         buffer += chunk;

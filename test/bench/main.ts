@@ -25,43 +25,20 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { databaseUrl, freeStackPorts, startStack, type Stack } from '@gef/deploy';
+import { databaseUrl, freeStackPorts } from '@gef/deploy';
 import { bareServer, runLoad, type LoadResult } from './load';
 import { treeRssKib } from './memory';
 import { benchExecutionLists, listBenchLines } from './execution-lists';
 import { benchLogs, logBenchLines } from './logs';
 import { benchExecutions, executionBenchLines } from './executions';
 import { benchScripts, scriptBenchLines } from './scripts';
+import { ADMIN, login, startBenchStack as start, waitHealthy } from './stack';
 
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 10);
 const only = process.env['BENCH_ONLY'];
 const results: Record<string, unknown> = {
   machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() },
 };
-
-async function start(dataDir: string, ports: Awaited<ReturnType<typeof freeStackPorts>>): Promise<{ stack: Stack; ms: number }> {
-  const began = Date.now();
-  const stack = await startStack({ dataDir, ports, env: { GEF_ENV: 'test', LOG_LEVEL: 'warn', RATE_LIMIT_LOGIN_PER_CLIENT: '1000000/60', RATE_LIMIT_LOGIN_PER_ACCOUNT: '1000000/60', RATE_LIMIT_REGISTER_PER_CLIENT: '1000000/3600', RATE_LIMIT_RUN_PER_ACCOUNT: '1000000/60' }, onStatus: () => undefined });
-  return { stack, ms: Date.now() - began };
-}
-
-async function waitHealthy(url: string): Promise<void> {
-  for (let i = 0; i < 240; i++) {
-    const res = await fetch(`${url}/api-health`).catch(() => undefined);
-    if (res?.status === 200) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error('stack never became healthy');
-}
-
-async function login(api: string, email: string, password: string): Promise<string> {
-  for (let i = 0; i < 240; i++) {
-    const res = await fetch(`${api}/auth`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, password }) });
-    if (res.status === 200) return ((await res.json()) as { access_token: string }).access_token;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error('cannot log in');
-}
 
 const line = (name: string, r: LoadResult) => `${name.padEnd(34)} ${String(r.perSecond).padStart(9)} req/s   p50 ${r.p50Ms} ms   p99 ${r.p99Ms} ms   errors ${r.errors}`;
 
@@ -73,7 +50,7 @@ async function main(): Promise<void> {
     await waitHealthy(stack.urls.gateway);
     if (only === 'scripts') {
       try {
-        const scripts = await benchScripts(stack, await login(stack.urls.gateway, 'admin@gef.local', 'Admin-Dev-Passw0rd!'));
+        const scripts = await benchScripts(stack, await login(stack.urls.gateway, ADMIN.email, ADMIN.password));
         process.stdout.write(`${JSON.stringify({ ...results, scripts }, null, 2)}\n\n${scriptBenchLines(scripts).join('\n')}\n`);
       } finally {
         await stack.stop();
@@ -96,7 +73,7 @@ async function main(): Promise<void> {
     results['start'] = { firstStartMs: first, secondStartMs: ms, parts: stack.timings };
 
     const api = stack.urls.gateway;
-    const token = await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!');
+    const token = await login(api, ADMIN.email, ADMIN.password);
     await new Promise((r) => setTimeout(r, 5000));
     const memory: Record<string, number> = {};
     for (const [part, pid] of Object.entries(stack.pids())) if (pid) memory[part] = Math.round(treeRssKib(pid) / 1024);
@@ -120,11 +97,11 @@ async function main(): Promise<void> {
     results['auth'] = { logins, concurrency: 8 };
     results['read'] = { gateway: gatewayResult, bare: bareResult, ratio: Number((gatewayResult.perSecond / bareResult.perSecond).toFixed(3)), concurrency: 32 };
 
-    const scripts = await benchScripts(stack, await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!'));
+    const scripts = await benchScripts(stack, await login(api, ADMIN.email, ADMIN.password));
     results['scripts'] = scripts;
-    const executions = await benchExecutions(api, await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!'), seconds);
+    const executions = await benchExecutions(api, await login(api, ADMIN.email, ADMIN.password), seconds);
     results['executions'] = executions;
-    const adminToken = await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!');
+    const adminToken = await login(api, ADMIN.email, ADMIN.password);
     const lists = await benchExecutionLists(api, adminToken, databaseUrl(ports, 'gef_execution'), seconds, Number(process.env['BENCH_LIST_ROWS'] ?? 1_000_000));
     results['lists'] = lists;
     const logs = await benchLogs(api, await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!'));

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 
-/** Resident memory (KiB) of a process and all its descendants, from /proc. */
-export function treeRssKib(pid: number): number {
+/** A process and all its descendants, from /proc (the process first). */
+export function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -15,17 +15,38 @@ export function treeRssKib(pid: number): number {
       // gone meanwhile
     }
   }
-  let total = 0;
+  const tree: number[] = [];
   const stack = [pid];
   while (stack.length > 0) {
     const p = stack.pop()!;
-    try {
-      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      total += Number(m?.[1] ?? 0);
-    } catch {
-      // gone meanwhile
-    }
+    tree.push(p);
     stack.push(...(children.get(p) ?? []));
   }
-  return total;
+  return tree;
 }
+
+/** One field (KiB) of a /proc file of a process; 0 when it is gone. */
+function procKib(pid: number, file: 'status' | 'smaps_rollup', field: 'VmRSS' | 'Pss'): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/${file}`, 'utf8'));
+    return Number(m?.[1] ?? 0);
+  } catch {
+    return 0; // gone meanwhile
+  }
+}
+
+/** Resident memory (KiB) of one process. */
+export const rssKib = (pid: number): number => procKib(pid, 'status', 'VmRSS');
+
+/** Proportional set size (KiB) of one process. */
+export const pssKib = (pid: number): number => procKib(pid, 'smaps_rollup', 'Pss');
+
+/** Resident memory (KiB) of a process and all its descendants, from /proc. */
+export const treeRssKib = (pid: number): number => processTree(pid).reduce((sum, p) => sum + rssKib(p), 0);
+
+/**
+ * Proportional set size (KiB) of a process and its descendants: each shared page counted
+ * once across its sharers (the fair sum for PostgreSQL, whose backends all map the same
+ * shared buffers, each showing the pages it touched in its own RSS).
+ */
+export const treePssKib = (pid: number): number => processTree(pid).reduce((sum, p) => sum + pssKib(p), 0);
