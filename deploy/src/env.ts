@@ -91,6 +91,9 @@ export const sandboxUidBase = (gatewayPort: number): number => 900_000 + (gatewa
 /** V8 settings of the script service (also in docker-compose.yml). */
 export const scriptServiceNodeOptions = '--max-semi-space-size=4';
 
+/** V8 settings of the gateway (also in docker-compose.yml). */
+export const gatewayNodeOptions = '--max-semi-space-size=1';
+
 /** The variables one service gets: shared ones, its ports, its own database. */
 export function serviceEnv(part: ServicePart, config: StackConfig): Record<string, string> {
   const { ports } = config;
@@ -119,8 +122,11 @@ export function serviceEnv(part: ServicePart, config: StackConfig): Record<strin
       Object.assign(env, { METRICS_PORT: String(ports.runnerMetrics), SANDBOX_UID_BASE: String(sandboxUidBase(ports.gateway)) });
       break;
     case 'gateway':
-      // /metrics is served on PORT.
-      Object.assign(env, { PORT: String(ports.gateway), DATABASE_URL: databaseUrl(ports, DATABASES.gateway) });
+      // /metrics is served on PORT. Uploads stream through in small messages, each leaving
+      // copies of its bytes outside V8's heap that only a young-generation collection frees:
+      // a young generation of 1 MiB collects them every few MiB uploaded (a 50 MB upload's
+      // resident growth stays well under 20 MB); see docs/benchmarks.md, scripts.
+      Object.assign(env, { PORT: String(ports.gateway), DATABASE_URL: databaseUrl(ports, DATABASES.gateway), NODE_OPTIONS: gatewayNodeOptions });
       break;
   }
   return env;

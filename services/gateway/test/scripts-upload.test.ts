@@ -24,6 +24,7 @@ import {
   type ScriptStack,
   type UploadRecord,
 } from './scripts-fakes';
+import { uploadMessageBytes } from '../src/routes/scripts';
 import { request } from './support';
 
 jest.setTimeout(60_000);
@@ -92,6 +93,8 @@ describe('POST /api/v1/script', () => {
     expect(record.header?.caller).toMatchObject({ userId: ownerId, role: user.Role.USER });
     expect(record.header?.idOrSlug).toBe('');
     expect(Buffer.concat(record.chunks).equals(archive)).toBe(true);
+    // In messages of at most uploadMessageBytes, whatever the size of the socket reads.
+    expect(Math.max(...record.chunks.map((c) => c.length))).toBeLessThanOrEqual(uploadMessageBytes);
     expect(record.outcome).toBe('end');
   });
 

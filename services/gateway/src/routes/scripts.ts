@@ -187,11 +187,26 @@ type UploadPart = {
   part: { case: 'header'; value: MessageInitShape<typeof script.UploadHeaderSchema> } | { case: 'chunk'; value: Uint8Array };
 };
 
+/**
+ * The most file bytes one upload message carries. On its way out each message's bytes are
+ * copied twice (its protobuf encoding, its gRPC envelope) into `ArrayBuffer`s outside V8's
+ * heap that only a garbage collection frees; young-generation collections come with the
+ * JavaScript objects each message allocates, so smaller messages bring them after fewer
+ * bytes. Socket reads hand over up to 64 KiB at a time: as single messages, a 50 MB upload
+ * left 20–35 MiB of such copies at once; in messages of 8 KiB (with the gateway's 1 MiB young
+ * generation, see the launcher) about 10 MiB, at the same upload speed. See
+ * docs/benchmarks.md, scripts.
+ */
+export const uploadMessageBytes = 8 * 1024;
+
 /** The upload as the RPC takes it: the header, then the file's bytes as they arrive. */
 async function* uploadMessages(header: MessageInitShape<typeof script.UploadHeaderSchema>, chunks: AsyncIterable<Uint8Array>): AsyncGenerator<UploadPart> {
   yield { part: { case: 'header', value: header } };
   for await (const chunk of chunks) {
-    if (chunk.length > 0) yield { part: { case: 'chunk', value: chunk } };
+    // Views of the chunk, not copies.
+    for (let at = 0; at < chunk.length; at += uploadMessageBytes) {
+      yield { part: { case: 'chunk', value: chunk.subarray(at, at + uploadMessageBytes) } };
+    }
   }
 }
 
