@@ -70,7 +70,7 @@ export class ExecutionLogRepository {
    * constraint, is undone to a savepoint and goes in again skipping the stored lines. Callers
    * run in a transaction (they hold the execution's row lock).
    */
-  private async insert<T>(statement: (insert: string) => string, params: unknown[]): Promise<T> {
+  private async insert<T extends Row[]>(statement: (insert: string) => string, params: unknown[]): Promise<T> {
     await this.em.execute('savepoint gef_log_append');
     try {
       const rows = await this.em.execute<T>(statement(insertSql(false)), params);
