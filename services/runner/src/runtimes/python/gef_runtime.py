@@ -290,9 +290,10 @@ class GefLogger(logging.Logger):
     """The logger a script gets: a ``logging.Logger`` with ``warn`` and ``send_progress``.
 
     A plain call (``logger.info("x %s", y)``: no keyword arguments, the logger as the shim
-    made it: its one handler, no filters) goes straight to the channel, as the handler would
-    send it but without a LogRecord and its caller lookup; anything else (``exc_info``,
-    ``extra``, handlers or filters the script added) takes the standard way.
+    made it: its one handler, no filters, not propagating) goes straight to the channel, as
+    the handler would send it but without a LogRecord and its caller lookup; anything else
+    (``exc_info``, ``extra``, handlers or filters the script added, propagation to the root
+    logger) takes the standard way.
     """
 
     _handler = None
@@ -309,6 +310,7 @@ class GefLogger(logging.Logger):
             len(handlers) == 1
             and handlers[0] is handler
             and not self.filters
+            and not self.propagate
             and not handler.filters
             and handler.level <= level
             and handler.formatter is _FORMATTER
