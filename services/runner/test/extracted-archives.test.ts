@@ -42,7 +42,8 @@ describe('extracted archives', () => {
       const main = path.join(run.dir, 'src', 'main.py');
       expect(fs.readFileSync(main, 'utf8')).toContain('def run');
       expect([fs.lstatSync(main).uid, fs.lstatSync(path.join(run.dir, 'src')).uid]).toEqual([owner, owner]);
-      expect(fs.statSync(path.join(run.dir, 'tool.sh')).mode & 0o777).toBe(0o755);
+      // Executable for the run's user, nothing for other users (sandboxed copies are made under umask 077).
+      expect(fs.statSync(path.join(run.dir, 'tool.sh')).mode & 0o777).toBe(0o700);
       expect(fs.readlinkSync(path.join(run.dir, 'link'))).toBe('/etc/hostname');
       expect(fs.lstatSync(path.join(run.dir, 'link')).uid).toBe(owner);
       // The run's copy is its own: changing it leaves the tree alone.

@@ -42,8 +42,9 @@ const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
  * What a sandboxed command starts with, as root before the uid is dropped: the process
  * enters the run's memory group ($0: its cgroup.procs, or /dev/null) and files it creates
  * are its user's alone (umask 077: another run's user cannot read what it leaves in /tmp).
+ * The shell's own PWD is not passed on: the command's environment is exactly the one given.
  */
-const enterScript = 'echo $$ > "$0" && umask 077 && exec "$@"';
+const enterScript = 'echo $$ > "$0" && umask 077 && unset PWD && exec "$@"';
 
 /**
  * Live processes whose effective uid is `uid`, from the owners of /proc/<pid> (a fast scan;
