@@ -225,8 +225,9 @@ describe('script repositories', () => {
       const all = await repo.list(id, { limit: 100 });
       expect(all.map((l) => l.text)).toEqual(['a', 'b', 'c', 'd']);
       expect((await repo.list(id, { afterId: Number(all[1]!.id), limit: 100 })).map((l) => l.text)).toEqual(['c', 'd']);
-      expect((await repo.list(id, { after: all[0]!.registerDate.toISOString(), limit: 100 })).map((l) => l.text)).toEqual(['c', 'd']);
-      expect((await repo.list(id, { after: all[0]!.registerDate.toISOString(), afterId: Number(all[2]!.id), limit: 100 })).map((l) => l.text)).toEqual(['d']);
+      // Each line has its own instant (a and b may fall in different milliseconds); c and d came 5 ms after b.
+      expect((await repo.list(id, { after: all[1]!.registerDate.toISOString(), limit: 100 })).map((l) => l.text)).toEqual(['c', 'd']);
+      expect((await repo.list(id, { after: all[1]!.registerDate.toISOString(), afterId: Number(all[2]!.id), limit: 100 })).map((l) => l.text)).toEqual(['d']);
       expect((await repo.list(id, { limit: 3 })).map((l) => l.text)).toEqual(['a', 'b', 'c']);
       expect(await repo.list(randomUUID(), { limit: 100 })).toEqual([]);
     });
