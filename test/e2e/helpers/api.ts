@@ -75,10 +75,20 @@ export async function login(email: string, password: string, timeoutMs = 60_000)
   }
 }
 
-/** Registers a USER with a password and logs in. */
+/**
+ * Registers a USER with a password and logs in. A 503 (a part the gateway needs is still
+ * coming back after an earlier file restarted it) is retried as clients do, with a new
+ * address, for up to a minute.
+ */
 export async function newUser(prefix = 'user'): Promise<{ id: string; email: string; password: string; token: string; refresh: string }> {
-  const email = uniqueEmail(prefix);
-  const created = await api('POST', '/api/v1/user', { body: { email, name: `Test ${prefix}`, password: strongPassword } });
+  const deadline = Date.now() + 60_000;
+  let email = uniqueEmail(prefix);
+  let created = await api('POST', '/api/v1/user', { body: { email, name: `Test ${prefix}`, password: strongPassword } });
+  while (created.status === 503 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 1000));
+    email = uniqueEmail(prefix);
+    created = await api('POST', '/api/v1/user', { body: { email, name: `Test ${prefix}`, password: strongPassword } });
+  }
   if (created.status !== 200) throw new Error(`registration failed: ${created.status} ${created.text}`);
   const tokens = await login(email, strongPassword);
   return { id: created.body.data.id, email, password: strongPassword, token: tokens.access_token, refresh: tokens.refresh_token };
