@@ -13,8 +13,8 @@ import { grantOnAccept } from './run-slots';
  * POST /script/<s>/run: a visible, built script's current version, params checked against
  * its params_schema; the execution is stored PENDING (pinned to the version), with its slot
  * when one is free, together with its runExecution workflow's start in the outbox
- * (execution_dispatch), in one transaction. The dispatcher starts the workflow as soon as Temporal answers, so a run
- * accepted while Temporal is down starts when it returns.
+ * (execution_dispatch), in one transaction. The dispatcher starts the workflow as soon as
+ * Temporal answers, so a run accepted while Temporal is down starts when it returns.
  */
 export async function runScript(
   deps: ExecutionDeps,

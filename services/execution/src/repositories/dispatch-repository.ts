@@ -1,6 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { outboxRetrySql, type OutboxStore } from '@gef/common/outbox';
 import type { RunExecutionInput } from '@gef/workflows';
+import { isTerminal } from '../domain/statuses';
+import type { ExecutionStatus } from '../entities/execution';
 import { ExecutionRepository, nowSql } from './execution-repository';
 
 /** The NOTIFY channel on which new outbox rows are announced (migration 5's trigger). */
@@ -23,7 +25,7 @@ export class DispatchRepository implements OutboxStore<RunExecutionInput> {
    * unless it took its slot when accepted: its workflow gives the slot back.
    */
   async claim(em: EntityManager, limit: number): Promise<{ key: string; item: RunExecutionInput | undefined }[]> {
-    const rows = await em.execute<{ execution_id: string; input: RunExecutionInput; status: string; slot_held: boolean }[]>(
+    const rows = await em.execute<{ execution_id: string; input: RunExecutionInput; status: ExecutionStatus; slot_held: boolean }[]>(
       `select d.execution_id, d.input, e.status, e.slot_held
          from execution_dispatch d join execution e on e.id = d.execution_id
         where d.next_at <= now()
@@ -33,7 +35,7 @@ export class DispatchRepository implements OutboxStore<RunExecutionInput> {
     );
     return rows.map((r) => ({
       key: r.execution_id,
-      item: ['FINISHED', 'FAILED', 'CANCELLED'].includes(r.status) && !r.slot_held ? undefined : r.input,
+      item: isTerminal(r.status) && !r.slot_held ? undefined : r.input,
     }));
   }
 
