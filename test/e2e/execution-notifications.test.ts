@@ -4,7 +4,7 @@
  * registration or with PATCH; the mails land in MailDev.
  */
 import { randomBytes } from 'node:crypto';
-import { api, login, strongPassword, superadminCredentials, uniqueEmail } from './helpers/api';
+import { api, login, registerUser, strongPassword, superadminCredentials } from './helpers/api';
 import { publishScript, runScript, waitForExecution } from './helpers/executions';
 import { mailsTo, waitForMail } from './helpers/mail';
 
@@ -15,8 +15,7 @@ const unique = () => randomBytes(4).toString('hex');
 type Account = { id: string; email: string; token: string };
 
 async function register(prefix: string, body: Record<string, unknown> = {}): Promise<{ account: Account; user: any }> {
-  const email = uniqueEmail(prefix);
-  const created = await api('POST', '/api/v1/user', { body: { email, name: `Notify ${prefix}`, password: strongPassword, ...body } });
+  const { email, created } = await registerUser(prefix, { name: `Notify ${prefix}`, ...body });
   expect(created.status).toBe(200);
   return { account: { id: created.body.data.id, email, token: (await login(email, strongPassword)).access_token }, user: created.body.data };
 }

@@ -76,19 +76,23 @@ export async function login(email: string, password: string, timeoutMs = 60_000)
 }
 
 /**
- * Registers a USER with a password and logs in. A 503 (a part the gateway needs is still
+ * POST /api/v1/user with a new address for `prefix`. A 503 (a part the gateway needs is still
  * coming back after an earlier file restarted it) is retried as clients do, with a new
- * address, for up to a minute.
+ * address, for up to a minute; any other answer is returned as it is.
  */
-export async function newUser(prefix = 'user'): Promise<{ id: string; email: string; password: string; token: string; refresh: string }> {
+export async function registerUser(prefix: string, body: Record<string, unknown>): Promise<{ email: string; created: ApiResponse }> {
   const deadline = Date.now() + 60_000;
-  let email = uniqueEmail(prefix);
-  let created = await api('POST', '/api/v1/user', { body: { email, name: `Test ${prefix}`, password: strongPassword } });
-  while (created.status === 503 && Date.now() < deadline) {
+  for (;;) {
+    const email = uniqueEmail(prefix);
+    const created = await api('POST', '/api/v1/user', { body: { email, password: strongPassword, ...body } });
+    if (created.status !== 503 || Date.now() >= deadline) return { email, created };
     await new Promise((r) => setTimeout(r, 1000));
-    email = uniqueEmail(prefix);
-    created = await api('POST', '/api/v1/user', { body: { email, name: `Test ${prefix}`, password: strongPassword } });
   }
+}
+
+/** Registers a USER with a password and logs in. */
+export async function newUser(prefix = 'user'): Promise<{ id: string; email: string; password: string; token: string; refresh: string }> {
+  const { email, created } = await registerUser(prefix, { name: `Test ${prefix}` });
   if (created.status !== 200) throw new Error(`registration failed: ${created.status} ${created.text}`);
   const tokens = await login(email, strongPassword);
   return { id: created.body.data.id, email, password: strongPassword, token: tokens.access_token, refresh: tokens.refresh_token };
