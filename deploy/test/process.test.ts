@@ -37,14 +37,14 @@ test('output goes to the log file, and stop() ends the whole process group', asy
   expect(groupAlive(proc.pid)).toBe(false);
 });
 
-test('waiting on a process that exits fails at once with the part and its log file', async () => {
+test('waiting on a process that exits fails at once with the part, its last log line and its log file', async () => {
   const logFile = join(dir, 'quick.log');
   const proc = ManagedProcess.spawn({ name: 'quick', command: '/bin/sh', args: ['-c', 'echo boom; exit 3'], cwd: dir, env: {}, logFile });
   const began = Date.now();
   const error = await waitUntil(async () => false, { what: 'quick', timeoutMs: 30_000, process: proc }).catch((e: unknown) => e);
   expect(Date.now() - began).toBeLessThan(5000);
   expect(error).toBeInstanceOf(PartExitedError);
-  expect((error as Error).message).toBe(`quick exited during start (code 3); see ${logFile}`);
+  expect((error as Error).message).toBe(`quick exited during start (code 3): boom; see ${logFile}`);
 });
 
 test('a command that cannot run is a LaunchError naming it', () => {
