@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@gef/common';
 import { InterpreterPool } from '../src/runtimes/python/interpreter-pool';
@@ -158,6 +159,22 @@ describe('the Python interpreter pool', () => {
     // What the process started with: PATH, the locale and its home, nothing else.
     const initial = got.initial_environ.filter(Boolean).map((kv) => kv.split('=')[0]).sort();
     expect(initial).toEqual(['HOME', 'LANG', 'PATH']);
+    await interpreter.sandbox.close();
+  }, 60_000);
+
+  it('starts waiting interpreters at a low priority and runs the script, and what it starts, at the normal one', async () => {
+    const p = newPool(1);
+    const interpreter = await takeReady(p, { ...start, cpuSeconds: 30 });
+    // The runner may give the priority back only as root; elsewhere interpreters start at the normal one.
+    expect(os.getPriority(interpreter.pid!)).toBe(isRoot ? 10 : 0);
+    const main = [
+      'import os, subprocess',
+      'def run(params, logger):',
+      '    child = subprocess.run(["sh", "-c", "cut -d\\" \\" -f19 /proc/self/stat"], capture_output=True, text=True).stdout.strip()',
+      '    return {"own": os.getpriority(os.PRIO_PROCESS, 0), "child": int(child)}',
+    ].join('\n');
+    const r = await runIn(interpreter, main, { ...start, cpuSeconds: 30 });
+    expect(r.result).toEqual({ own: 0, child: 0 });
     await interpreter.sandbox.close();
   }, 60_000);
 

@@ -102,7 +102,7 @@ export class InterpreterPool {
         await run.close();
         return;
       }
-      interpreter = new PythonInterpreter({ sandbox: run, python, shim, limits, env: { ...env, HOME: run.dir } });
+      interpreter = new PythonInterpreter({ sandbox: run, python, shim, limits, env: { ...env, HOME: run.dir }, background: true });
     } catch (err) {
       this.starting--;
       this.failed(err);

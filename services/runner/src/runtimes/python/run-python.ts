@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { SandboxLimits, SandboxRun } from '../../sandbox/sandbox';
 
@@ -15,7 +16,16 @@ export interface InterpreterStart {
   limits: SandboxLimits;
   /** The process's environment until its job replaces it (nothing of the runner's). */
   env: Record<string, string>;
+  /**
+   * Started ahead of its run (the pool): its start-up yields the CPU to runs in progress
+   * (nice 10) until its job gives it the runs' priority again. Only where the runner may
+   * give that priority back (root); elsewhere it starts at the normal priority.
+   */
+  background?: boolean;
 }
+
+/** The nice value of interpreters started ahead of their runs. */
+const backgroundNice = 10;
 
 /** One run for an interpreter. */
 export interface PythonJob {
@@ -88,6 +98,16 @@ export function limitsFit(run: SandboxLimits, start: SandboxLimits): boolean {
   );
 }
 
+/** Sets a process's nice value; false when it is gone or this process may not. */
+function setNice(pid: number, value: number): boolean {
+  try {
+    os.setPriority(pid, value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Splits a stream into lines, at most `max` bytes each (the rest of a longer line is `overflow`). */
 function readLines(stream: Readable, max: number, onLine: (line: string) => void, onOverflow: () => void): Promise<void> {
   return new Promise((resolve) => {
@@ -153,6 +173,7 @@ export class PythonInterpreter {
   private early: { level: ScriptLevel; text: string }[] = [];
   private saidReady = false;
   private taken = false;
+  private niced = false;
 
   constructor(start: InterpreterStart) {
     this.sandbox = start.sandbox;
@@ -161,6 +182,8 @@ export class PythonInterpreter {
     const { command, args } = start.sandbox.wrap(start.python, ['-I', '-S', '-u', '-B', '-X', 'utf8', start.shim], start.limits);
     this.child = spawn(command, args, { cwd: start.sandbox.dir, env: start.env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true });
     this.channel = this.child.stdio[3] as Readable;
+    // The exec chain (sh, setpriv, prlimit, python) keeps the pid, and with it the priority.
+    if (start.background && process.getuid?.() === 0 && this.child.pid) this.niced = setNice(this.child.pid, backgroundNice);
     let markReady: (ready: boolean) => void = () => undefined;
     this.ready = new Promise((resolve) => (markReady = resolve));
     const output = (level: ScriptLevel) => (line: string) => {
@@ -203,6 +226,11 @@ export class PythonInterpreter {
     });
   }
 
+  /** The process's id (once spawned). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** The shim said it waits for its job. */
   get isReady(): boolean {
     return this.saidReady;
@@ -231,6 +259,8 @@ export class PythonInterpreter {
   run(job: PythonJob): RunningPython {
     if (this.taken) throw new Error('this interpreter has had its job');
     this.taken = true;
+    // Before the job: whatever the script starts inherits the priority of its run.
+    if (this.niced && this.child.pid) setNice(this.child.pid, 0);
     let final: PythonOutcome | undefined;
     let stopping: { reason: string } | undefined;
     let timedOut = false;
