@@ -4,6 +4,7 @@ import fsSync, { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { openRunGroup, type MemoryCgroups, type RunGroup } from './memory-cgroups';
+import { copyTree, readTree, type TreeManifest } from './tree-copy';
 import type { RunnerDirs } from './runner-dirs';
 import { isAlive } from '../process/is-alive';
 
@@ -34,6 +35,9 @@ export interface SandboxSettings {
   /** Memory cgroups: one memory limit for all the processes of a run (see memory-cgroups.ts). */
   memoryGroups?: MemoryCgroups;
 }
+
+/** Trees whose entries are kept (a few hundred bytes to a few hundred KiB each). */
+const maxManifests = 256;
 
 /** World-writable directories where a run's user may leave files behind. */
 const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
@@ -118,6 +122,8 @@ export async function killUser(uid: number): Promise<void> {
  */
 export class Sandbox {
   private readonly taken = new Set<number>();
+  /** What extracted trees hold (they never change: a digest names each), the latest used last. */
+  private readonly manifests = new Map<string, Promise<TreeManifest>>();
 
   constructor(readonly settings: SandboxSettings) {}
 
@@ -139,6 +145,17 @@ export class Sandbox {
       if (uid !== undefined) await this.releaseUid(uid);
       throw err;
     }
+  }
+
+  /** The entries of an extracted tree, read once. */
+  manifest(tree: string): Promise<TreeManifest> {
+    let known = this.manifests.get(tree);
+    if (known) this.manifests.delete(tree);
+    else known = readTree(tree);
+    this.manifests.set(tree, known);
+    known.catch(() => this.manifests.delete(tree));
+    if (this.manifests.size > maxManifests) this.manifests.delete(this.manifests.keys().next().value!);
+    return known;
   }
 
   /** A new run directory's path, named after the run. */
@@ -333,31 +350,7 @@ export class SandboxRun {
    * modes) and symbolic links as they are (never followed); nothing else.
    */
   async populate(tree: string): Promise<void> {
-    const own = async (target: string) => {
-      if (this.uid !== undefined) await fs.lchown(target, this.uid, this.uid);
-    };
-    const copy = async (from: string, to: string): Promise<void> => {
-      for (const entry of await fs.readdir(from, { withFileTypes: true })) {
-        const source = path.join(from, entry.name);
-        const target = path.join(to, entry.name);
-        if (entry.isDirectory()) {
-          const { mode } = await fs.lstat(source);
-          await fs.mkdir(target, { mode: 0o700 });
-          await own(target);
-          await copy(source, target);
-          await fs.chmod(target, mode & 0o7777);
-        } else if (entry.isFile()) {
-          const { mode } = await fs.lstat(source);
-          await fs.copyFile(source, target, fsSync.constants.COPYFILE_EXCL);
-          await own(target);
-          await fs.chmod(target, mode & 0o777);
-        } else if (entry.isSymbolicLink()) {
-          await fs.symlink(await fs.readlink(source), target);
-          await own(target);
-        }
-      }
-    };
-    await copy(tree, this.dir);
+    await copyTree(tree, await this.sandbox.manifest(tree), this.dir, this.uid);
   }
 
   /**
