@@ -136,7 +136,8 @@ export class OutboxDispatcher<T> {
       if (this.woken) continue;
       let waitMs = this.sweepMs;
       try {
-        const due = await this.options.orm.em.fork().transactional((em) => this.options.store.nextDue(em));
+        // One statement: no transaction around it (two round trips fewer per pass).
+        const due = await this.options.store.nextDue(this.options.orm.em.fork());
         if (due) waitMs = Math.max(0, Math.min(this.sweepMs, due.getTime() - Date.now()));
       } catch {
         waitMs = backoff;

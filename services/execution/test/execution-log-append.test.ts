@@ -53,6 +53,16 @@ describe('execution log appends', () => {
     expect(rows).toEqual([...lines(0, 6000).map((l) => [1, l.seq, l.text]), ...lines(0, 3).map((l) => [2, l.seq, l.text])]);
   }, 60_000);
 
+  it('keeps every batch of a transaction when a later one is refused and goes in again', async () => {
+    const id = await newExecution();
+    const counts = await f.orm.em.fork().transactional(async (em) => {
+      const repo = new ExecutionLogRepository(em);
+      return [await repo.appendCounted(id, 1, lines(0, 100)), await repo.appendCounted(id, 1, lines(50, 200)), await repo.appendCounted(id, 1, lines(190, 210))];
+    });
+    expect(counts).toEqual([100, 100, 10]);
+    expect((await stored(id)).map((r) => r[1])).toEqual(lines(0, 210).map((l) => l.seq));
+  }, 60_000);
+
   it('returns the stored lines of a batch (append), skipping those stored already', async () => {
     const id = await newExecution();
     const append = (batch: NewLogLine[]) => f.orm.em.fork().transactional((em) => new ExecutionLogRepository(em).append(id, 1, batch));

@@ -39,6 +39,12 @@ const insertSql = (skipStored: boolean) => `insert into execution_log (execution
   from rows from (jsonb_to_recordset(?::jsonb) as (seq integer, level varchar, text text)) with ordinality as t(seq, level, text, n)
   order by t.n${skipStored ? '\n  on conflict on constraint execution_log_seq_unique do nothing' : ''}`;
 
+/**
+ * Batches of more lines than this try the insert without ON CONFLICT first (see insert):
+ * below it, the two round trips of a savepoint cost more than the speculative insertion.
+ */
+const savepointFrom = 32;
+
 const linesJson = (lines: NewLogLine[]) => JSON.stringify(lines.map((l) => ({ seq: l.seq, level: l.level, text: l.text })));
 
 /** Log lines of executions. */
@@ -53,29 +59,35 @@ export class ExecutionLogRepository {
    */
   async append(executionId: string, attempt: number, lines: NewLogLine[]): Promise<LogRecord[]> {
     if (lines.length === 0) return [];
-    const rows = await this.insert<Row[]>((sql) => `${sql} returning ${columns}`, [executionId, attempt, linesJson(lines)]);
+    const rows = await this.insert<Row[]>((sql) => `${sql} returning ${columns}`, [executionId, attempt, linesJson(lines)], lines.length);
     return rows.map(toLog).sort((a, b) => a.id - b.id);
   }
 
   /** As `append`, for batches whose stored lines nobody reads back: how many were stored. */
   async appendCounted(executionId: string, attempt: number, lines: NewLogLine[]): Promise<number> {
     if (lines.length === 0) return 0;
-    const rows = await this.insert<{ n: string }[]>((sql) => `with stored as (${sql} returning 1) select count(*) as n from stored`, [executionId, attempt, linesJson(lines)]);
+    const rows = await this.insert<{ n: string }[]>(
+      (sql) => `with stored as (${sql} returning 1) select count(*) as n from stored`,
+      [executionId, attempt, linesJson(lines)],
+      lines.length,
+    );
     return Number(rows[0]?.n ?? 0);
   }
 
   /**
-   * Runs the insert (`statement` wraps it) without ON CONFLICT first: most batches hold no
-   * line stored already. One that does (a batch delivered again) fails on the unique
-   * constraint, is undone to a savepoint and goes in again skipping the stored lines. Callers
-   * run in a transaction (they hold the execution's row lock).
+   * Runs the insert (`statement` wraps it). A small batch (a runner's last lines, a service
+   * line) skips stored lines with ON CONFLICT in one statement. A large one goes in without
+   * ON CONFLICT first (a third cheaper, and most batches hold no line stored already); one
+   * that does (a batch delivered again) fails on the unique constraint, is undone to a
+   * savepoint and goes in again skipping the stored lines. Callers run in a transaction
+   * (they hold the execution's row lock).
    */
-  private async insert<T extends Row[]>(statement: (insert: string) => string, params: unknown[]): Promise<T> {
+  private async insert<T extends Row[]>(statement: (insert: string) => string, params: unknown[], lines: number): Promise<T> {
+    if (lines <= savepointFrom) return this.em.execute<T>(statement(insertSql(true)), params);
     await this.em.execute('savepoint gef_log_append');
     try {
-      const rows = await this.em.execute<T>(statement(insertSql(false)), params);
-      await this.em.execute('release savepoint gef_log_append');
-      return rows;
+      // Released with the transaction: one round trip fewer than releasing it here.
+      return await this.em.execute<T>(statement(insertSql(false)), params);
     } catch (err) {
       if (!(err instanceof UniqueConstraintViolationException)) throw err;
       await this.em.execute('rollback to savepoint gef_log_append');
