@@ -3,8 +3,25 @@
  * digits (`2026-11-28T05:13:18.000000`).
  */
 export function formatApiDate(date: Date | null | undefined): string | null {
-  if (!date || Number.isNaN(date.getTime())) return null;
-  return `${date.toISOString().slice(0, 19)}.${String(date.getUTCMilliseconds()).padStart(3, '0')}000`;
+  if (!date) return null;
+  const ms = date.getTime();
+  return Number.isNaN(ms) ? null : formatApiMillis(ms);
+}
+
+/** The last second formatted (`2026-11-28T05:13:18`): lines of a page mostly share their seconds. */
+let cachedSecond = Number.NaN;
+let cachedPrefix = '';
+/** `.000000` to `.999000`, by millisecond. */
+const fractions = Array.from({ length: 1000 }, (_, i) => `.${String(i).padStart(3, '0')}000`);
+
+/** As formatApiDate, from milliseconds since the epoch (an instant Date can hold). */
+export function formatApiMillis(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== cachedSecond) {
+    cachedPrefix = new Date(second * 1000).toISOString().slice(0, 19);
+    cachedSecond = second;
+  }
+  return cachedPrefix + fractions[ms - second * 1000]!;
 }
 
 const isoDateTime =

@@ -1,4 +1,4 @@
-import { formatApiDate, parseApiDate } from '../src/dates';
+import { formatApiDate, formatApiMillis, parseApiDate } from '../src/dates';
 
 describe('API dates', () => {
   it('formats UTC with six fractional digits and no offset', () => {
@@ -6,6 +6,17 @@ describe('API dates', () => {
     expect(formatApiDate(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678)))).toBe('2026-01-02T03:04:05.678000');
     expect(formatApiDate(null)).toBeNull();
     expect(formatApiDate(new Date(Number.NaN))).toBeNull();
+  });
+
+  it('formats any instant as the ISO form with its milliseconds, whatever the previous one was', () => {
+    const instants = [0, 999, 1000, -1, -999, -1000, -86_400_001, Date.UTC(1969, 11, 31, 23, 59, 59, 1), Date.UTC(2026, 10, 28, 5, 13, 18, 999)];
+    // Neighbours in one second and across seconds, in any order (the last second is kept).
+    for (let i = 0; i < 2000; i++) instants.push(Date.UTC(2026, 10, 28) + Math.floor(Math.random() * 5000) * (i % 3 === 0 ? 1 : 997));
+    for (const ms of instants) {
+      const iso = new Date(ms).toISOString();
+      expect(formatApiMillis(ms)).toBe(`${iso.slice(0, 23)}000`);
+      expect(formatApiDate(new Date(ms))).toBe(`${iso.slice(0, 23)}000`);
+    }
   });
 
   it.each([

@@ -1,9 +1,9 @@
 import { fromJson, toJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
-import { timestampDate, timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
+import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { formatApiDate, InvalidArgument, NotFound, parseApiDate } from '@gef/common';
+import { InvalidArgument, NotFound, parseApiDate } from '@gef/common';
 import { execution, type script, type user } from '@gef/protos';
 import { isAtLeast } from '../auth/authenticator';
 import { callerOf } from '../auth/caller';
@@ -13,6 +13,7 @@ import { executionsOpenApi } from '../openapi/executions';
 import { listOf, positiveInt, queryOf, storableQueryText } from '../query';
 import { enforceLimits } from '../rate-limit/limits';
 import { rpcOptions } from '../request-context';
+import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
 import { attachmentDisposition, publicUserJson, scriptJson } from './scripts';
 import type { Resource, RouteContext } from './types';
@@ -65,7 +66,6 @@ export const levelByName: Record<string, execution.LogLevel> = {
   CRITICAL: execution.LogLevel.CRITICAL,
 };
 
-const apiDate = (t: execution.Execution['startDate']) => (t ? formatApiDate(timestampDate(t)) : null);
 
 /** Progress as the REST API shows it: a whole number 0–100. */
 const progressJson = (p: number) => Math.min(100, Math.max(0, Math.round(Number.isFinite(p) ? p : 0)));

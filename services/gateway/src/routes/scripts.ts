@@ -1,9 +1,9 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { formatApiDate, InvalidArgument, NotFound, parseApiDate } from '@gef/common';
+import { InvalidArgument, NotFound, parseApiDate } from '@gef/common';
 import { script, user } from '@gef/protos';
 import { callerOf } from '../auth/caller';
 import { parseJson, readBody, hasBody } from '../body';
@@ -13,6 +13,7 @@ import { drainingOnError, isMultipart, mediaTypeOf, multipartOverheadBytes, stre
 import { scriptsOpenApi } from '../openapi/scripts';
 import { listOf, positiveInt, queryOf } from '../query';
 import { rpcOptions } from '../request-context';
+import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
 import { executionJson } from './executions';
 import type { Resource, RouteContext } from './types';
@@ -28,7 +29,6 @@ const statusNames: Record<script.ScriptStatus, string> = {
   [script.ScriptStatus.FAIL]: 'FAIL',
 };
 
-const apiDate = (t: script.Script['createdAt']) => (t ? formatApiDate(timestampDate(t)) : null);
 
 /** A build log line as the REST API shows it. */
 export function scriptLogJson(log: script.ScriptLog) {

@@ -1,12 +1,12 @@
-import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { z } from 'zod';
-import { formatApiDate, InvalidArgument, NotFound } from '@gef/common';
+import { InvalidArgument, NotFound } from '@gef/common';
 import type { user } from '@gef/protos';
 import { callerOf, roleFromName, roleName } from '../auth/caller';
 import { usersOpenApi } from '../openapi/users';
 import { clientKey, enforceLimits } from '../rate-limit/limits';
 import { listOf, positiveInt, queryOf } from '../query';
 import { rpcOptions } from '../request-context';
+import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
 import type { Request } from 'express';
 import type { Principal } from '../auth/authenticator';
@@ -25,8 +25,8 @@ export function userJson(u: user.User | undefined) {
     institution: u.institution,
     role: roleName(u.role),
     email_notifications_enabled: u.emailNotificationsEnabled,
-    created_at: u.createdAt ? formatApiDate(timestampDate(u.createdAt)) : null,
-    updated_at: u.updatedAt ? formatApiDate(timestampDate(u.updatedAt)) : null,
+    created_at: apiDate(u.createdAt),
+    updated_at: apiDate(u.updatedAt),
   };
 }
 
