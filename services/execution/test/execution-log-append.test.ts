@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
-import { ExecutionLogRepository } from '../src/repositories/execution-log-repository';
+import { ExecutionLogRepository, listStatement } from '../src/repositories/execution-log-repository';
 import type { NewLogLine } from '../src/domain/log-lines';
 import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
 
@@ -62,6 +62,22 @@ describe('execution log appends', () => {
     expect(counts).toEqual([100, 100, 10]);
     expect((await stored(id)).map((r) => r[1])).toEqual(lines(0, 210).map((l) => l.seq));
   }, 60_000);
+
+  it('reads an execution\'s first page through its own index, not past the lines of executions before it', async () => {
+    const before = await newExecution();
+    const id = await newExecution();
+    await f.orm.em.fork().transactional((em) => new ExecutionLogRepository(em).appendCounted(before, 1, lines(0, 30_000)));
+    await f.orm.em.fork().transactional((em) => new ExecutionLogRepository(em).appendCounted(id, 1, lines(0, 30_000)));
+    await f.orm.em.fork().execute('analyze execution_log');
+    for (const options of [{ limit: 1000 }, { limit: 1000, afterId: 1 }, { limit: 1000, after: new Date(0) }]) {
+      const { sql, params } = listStatement(id, options);
+      const plan = (await f.orm.em.fork().execute<Record<string, string>[]>(`explain (analyze, format text) ${sql}`, params)).map((r) => Object.values(r)[0]).join('\n');
+      expect(plan).toMatch(/Index Cond: \(+execution_id = /);
+      expect(plan).not.toMatch(/Rows Removed by Filter: [1-9]\d{3,}/);
+    }
+    const page = await new ExecutionLogRepository(f.orm.em.fork()).list(id, { limit: 1000 });
+    expect(page.map((l) => l.seq)).toEqual(lines(0, 1000).map((l) => l.seq));
+  }, 120_000);
 
   it('returns the stored lines of a batch (append), skipping those stored already', async () => {
     const id = await newExecution();

@@ -6,7 +6,8 @@ export type LogLevel = (typeof logLevels)[number];
 /**
  * One log line of an execution. `(execution_id, attempt, seq)` is unique: a line numbered at
  * its source is stored once however often it is delivered. Lines without a number (one line
- * posted over REST) have a null `seq`.
+ * posted over REST) have a null `seq`. The table's primary key is (execution_id, id): every
+ * read names its execution (see migration 7); ids are unique on their own too (one sequence).
  */
 export const ExecutionLogSchema = defineEntity({
   name: 'ExecutionLog',

@@ -47,6 +47,27 @@ const savepointFrom = 32;
 
 const linesJson = (lines: NewLogLine[]) => JSON.stringify(lines.map((l) => ({ seq: l.seq, level: l.level, text: l.text })));
 
+export interface ListOptions {
+  after?: Date;
+  afterId?: number;
+  limit: number;
+}
+
+/** The statement of ExecutionLogRepository.list. */
+export function listStatement(executionId: string, options: ListOptions): { sql: string; params: unknown[] } {
+  const where = ['execution_id = ?'];
+  const params: unknown[] = [executionId];
+  if (options.after) {
+    where.push('register_date > ?');
+    params.push(options.after);
+  }
+  if (options.afterId !== undefined) {
+    where.push('id > ?');
+    params.push(options.afterId);
+  }
+  return { sql: `select ${columns} from execution_log where ${where.join(' and ')} order by id asc limit ?`, params: [...params, options.limit] };
+}
+
 /** Log lines of executions. */
 export class ExecutionLogRepository {
   constructor(private readonly em: EntityManager) {}
@@ -96,22 +117,9 @@ export class ExecutionLogRepository {
   }
 
   /** Lines oldest first, strictly after an instant and/or an id. */
-  async list(executionId: string, options: { after?: Date; afterId?: number; limit: number }): Promise<LogRecord[]> {
-    const where = ['execution_id = ?'];
-    const params: unknown[] = [executionId];
-    if (options.after) {
-      where.push('register_date > ?');
-      params.push(options.after);
-    }
-    if (options.afterId !== undefined) {
-      where.push('id > ?');
-      params.push(options.afterId);
-    }
-    const rows = await this.em.execute<Row[]>(`select ${columns} from execution_log where ${where.join(' and ')} order by id asc limit ?`, [
-      ...params,
-      options.limit,
-    ]);
-    return rows.map(toLog);
+  async list(executionId: string, options: ListOptions): Promise<LogRecord[]> {
+    const { sql, params } = listStatement(executionId, options);
+    return (await this.em.execute<Row[]>(sql, params)).map(toLog);
   }
 
   /** The first lines of several executions, oldest first, grouped by execution. */
