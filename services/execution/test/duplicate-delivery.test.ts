@@ -3,7 +3,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { execution } from '@gef/protos';
 import { createExecutionActivities } from '../src/activities';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
-import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
+import { caller, serviceFixture, type ServiceFixture, logRows } from './support/service-fixture';
 
 const S = execution.ExecutionStatus;
 const L = execution.LogLevel;
@@ -117,7 +117,7 @@ describe('execution service: an activity delivered twice', () => {
     expect(again.status).toBe(S.FINISHED);
     expect(await stateOf(userId)).toEqual(afterComplete);
     const log = await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) });
-    expect(log.logs.filter((l) => /^out \d$/.test(l.text)).map((l) => l.text)).toEqual(['out 1', 'out 2', 'out 3']);
+    expect(logRows(log).filter((l) => /^out \d$/.test(l.text)).map((l) => l.text)).toEqual(['out 1', 'out 2', 'out 3']);
   });
 
   it('deleteExecutionsOfUser: the second run deletes nothing and touches no one else', async () => {

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { fromJson } from '@bufbuild/protobuf';
-import { timestampDate, timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
+import { timestampDate, timestampFromDate, timestampMs, ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { signExecutionToken } from '@gef/common/execution-token';
 import { execution } from '@gef/protos';
 import { claimSlot, endExecution, releaseSlot } from '../src/domain/run-slots';
 import { deleteExecutionsOfUser } from '../src/domain/delete-executions';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
-import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
+import { caller, serviceFixture, type ServiceFixture, logRows } from './support/service-fixture';
 
 const S = execution.ExecutionStatus;
 const L = execution.LogLevel;
@@ -302,7 +302,7 @@ describe('execution service', () => {
       // The first attempt, back from the dead, is told to stop and stores nothing.
       const zombie = await f.client.appendExecutionLogs({ ...batch, lines: [{ text: 'zombie', level: L.INFO, seq: 9 }] });
       expect(zombie).toMatchObject({ appended: 0, stop: true, stopReason: 'superseded' });
-      const logs = (await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) })).logs;
+      const logs = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) }));
       expect(logs.map((l) => [l.attempt, l.text])).toEqual([
         [1, 'Attempt 1 started on runner runner-test'],
         [1, 'a1 line 0'],
@@ -330,9 +330,13 @@ describe('execution service', () => {
       expect((await codeOf(f.client.appendExecutionLogs({ id: e.id, caller: caller(userId), lines: [{ text: 'x', level: L.INFO }] }))).code).toBe(Code.PermissionDenied);
       expect((await codeOf(f.client.appendExecutionLogs({ id: e.id, caller: admin, lines: [{ text: 'x', level: L.UNSPECIFIED }] }))).code).toBe(Code.InvalidArgument);
       const afterId = await f.client.listExecutionLogs({ id: e.id, caller: caller(userId), lastId: posted[0]!.id });
-      expect(afterId.logs.map((l) => l.text)).toEqual(['two', 'two']);
+      expect(logRows(afterId).map((l) => l.text)).toEqual(['two', 'two']);
+      // The page's columns say what the lines said when they were posted.
+      expect(logRows(afterId)).toEqual(
+        posted.slice(1).map((p) => ({ id: Number(p.id), text: p.text, level: p.level, registerMs: timestampMs(p.registerDate!), attempt: p.attempt, executionId: e.id })),
+      );
       const afterStart = await f.client.listExecutionLogs({ id: e.id, caller: caller(userId), start: posted[2]!.registerDate! });
-      expect(afterStart.logs).toEqual([]);
+      expect(logRows(afterStart)).toEqual([]);
       expect((await codeOf(f.client.listExecutionLogs({ id: e.id, caller: caller(randomUUID()) }))).code).toBe(Code.NotFound);
     });
   });
@@ -368,7 +372,7 @@ describe('execution service', () => {
       expect(reply).toMatchObject({ stop: true, stopReason: 'cancel' });
       const done = await f.client.completeExecutionAttempt({ executionId: e.id, runnerToken: grant.runnerToken, status: S.CANCELLED, lines: [] });
       expect(done).toMatchObject({ applied: true, status: S.CANCELLED });
-      const logs = (await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) })).logs.map((l) => l.text);
+      const logs = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) })).map((l) => l.text);
       expect(logs).toEqual(['Attempt 1 started on runner runner-test', expect.stringMatching(/^Cancellation requested by user .*: stopping the script$/), 'stopping', 'Execution cancelled']);
     });
   });
@@ -413,7 +417,7 @@ describe('execution service', () => {
       const e = await run(userId, script.scriptId);
       expect(await endExecution(f.deps, { executionId: e.id, status: 'FAILED', reason: 'The run failed: its runner stopped answering (3 attempts)' })).toEqual({ status: 'FAILED' });
       expect(await endExecution(f.deps, { executionId: e.id, status: 'CANCELLED', reason: 'x' })).toEqual({ status: 'FAILED' });
-      const logs = (await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) })).logs;
+      const logs = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) }));
       expect(logs.map((l) => [l.level, l.text])).toEqual([[L.ERROR, 'The run failed: its runner stopped answering (3 attempts)']]);
     });
   });

@@ -13,7 +13,7 @@ import type { ExecutionEvents } from '../events/execution-events';
 import { watchChanges } from '../events/watch-changes';
 import { watchExecution, type WatchEvent } from '../events/watch-execution';
 import { actorFromCaller } from '../mappers/caller-mapper';
-import { levelFromMessage, statusFromMessage, toExecutionMessage, toLogMessage, toStatusMessage } from '../mappers/execution-mapper';
+import { levelFromMessage, statusFromMessage, toExecutionMessage, toLogColumns, toLogMessage, toStatusMessage } from '../mappers/execution-mapper';
 
 export interface ExecutionServiceDeps extends ExecutionDeps {
   events: ExecutionEvents;
@@ -145,7 +145,7 @@ export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof
         ...(req.lastId !== undefined ? { afterId: Number(req.lastId) } : {}),
         limit: req.limit,
       });
-      return create(execution.ListExecutionLogsResponseSchema, { logs: logs.map(toLogMessage) });
+      return create(execution.ListExecutionLogsResponseSchema, { lines: toLogColumns(logs) });
     },
 
     async *watchExecution(req, ctx) {

@@ -49,6 +49,25 @@ export function toLogMessage(log: LogRecord): execution.ExecutionLog {
   });
 }
 
+/** Lines of one execution as columns (see ExecutionLogColumns). */
+export function toLogColumns(logs: LogRecord[]): execution.ExecutionLogColumns {
+  const n = logs.length;
+  const ids = new Array<number>(n);
+  const texts = new Array<string>(n);
+  const levels = new Array<execution.LogLevel>(n);
+  const registerMs = new Array<number>(n);
+  const attempts = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const log = logs[i]!;
+    ids[i] = log.id;
+    texts[i] = log.text;
+    levels[i] = levelToProto[log.level] ?? execution.LogLevel.INFO;
+    registerMs[i] = log.registerDate.getTime();
+    attempts[i] = log.attempt;
+  }
+  return create(execution.ExecutionLogColumnsSchema, { executionId: logs[0]?.executionId ?? '', ids, texts, levels, registerMs, attempts });
+}
+
 /** An execution as the Execution message (params/results only when loaded). */
 export function toExecutionMessage(e: ExecutionRecord, logs?: LogRecord[]): execution.Execution {
   return create(execution.ExecutionSchema, {

@@ -114,3 +114,9 @@ export async function serviceFixture(databaseUrl: string): Promise<ServiceFixtur
 const roles = { USER: user.Role.USER, ADMIN: user.Role.ADMIN, SUPERADMIN: user.Role.SUPERADMIN } as const;
 
 export const caller = (userId: string, role: keyof typeof roles = 'USER') => create(user.CallerSchema, { userId, role: roles[role] });
+
+/** The lines of a ListExecutionLogs answer, one object each (the answer holds columns). */
+export function logRows(reply: execution.ListExecutionLogsResponse) {
+  const c = reply.lines ?? create(execution.ExecutionLogColumnsSchema);
+  return c.ids.map((id, i) => ({ id, text: c.texts[i]!, level: c.levels[i]!, registerMs: c.registerMs[i]!, attempt: c.attempts[i]!, executionId: c.executionId }));
+}

@@ -3,7 +3,7 @@ import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { InvalidArgument, NotFound, parseApiDate } from '@gef/common';
+import { formatApiMillis, InvalidArgument, NotFound, parseApiDate } from '@gef/common';
 import { execution, type script, type user } from '@gef/protos';
 import { isAtLeast } from '../auth/authenticator';
 import { callerOf } from '../auth/caller';
@@ -80,6 +80,24 @@ export function executionLogJson(log: execution.ExecutionLog) {
     execution_id: log.executionId,
     attempt: log.attempt,
   };
+}
+
+/** Lines of one execution (columns) as the REST API shows them. */
+export function logColumnsJson(lines: execution.ExecutionLogColumns | undefined): ReturnType<typeof executionLogJson>[] {
+  if (!lines) return [];
+  const { ids, texts, levels, registerMs, attempts, executionId } = lines;
+  const out = new Array<ReturnType<typeof executionLogJson>>(ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    out[i] = {
+      id: ids[i]!,
+      text: texts[i] ?? '',
+      level: levelNames[levels[i] ?? execution.LogLevel.INFO] ?? 'INFO',
+      register_date: formatApiMillis(registerMs[i] ?? 0),
+      execution_id: executionId,
+      attempt: attempts[i] ?? 0,
+    };
+  }
+  return out;
 }
 
 type PublicUser = ReturnType<typeof publicUserJson>;
@@ -487,7 +505,7 @@ export const executionsResource: Resource = {
             },
             rpcOptions(req),
           );
-          res.json({ data: reply.logs.map(executionLogJson) });
+          res.json({ data: logColumnsJson(reply.lines) });
         },
       },
       {
