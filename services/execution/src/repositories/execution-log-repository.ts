@@ -23,14 +23,10 @@ const toLog = (r: Row): LogRecord => ({
   seq: r['seq'] === null || r['seq'] === undefined ? null : Number(r['seq']),
   level: r['level'] as LogLevel,
   text: r['text'] as string,
-  registerDate: new Date(Number(r['register_ms'])),
+  registerDate: new Date(r['register_date'] as Date),
 });
 
-/**
- * The instant as milliseconds since the epoch: a number the driver reads as it is, instead
- * of a timestamp text it parses line by line (lines keep millisecond precision, as before).
- */
-const columns = 'id, execution_id, attempt, seq, level, text, floor(extract(epoch from register_date) * 1000)::float8 as register_ms';
+const columns = 'id, execution_id, attempt, seq, level, text, register_date';
 
 /**
  * A batch in one statement with one parameter for all its lines (a JSON array), in order.
