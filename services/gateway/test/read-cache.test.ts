@@ -96,6 +96,32 @@ describe('ReadCache', () => {
     expect(await off.read('a', async () => 'v2')).toBe('v2');
   });
 
+  it('lets go of expired keys nobody reads again, and of invalidations older than any load', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    try {
+      const cache = make({ ttlMs: 1000, maxEntries: 100_000 });
+      for (let i = 0; i < 50; i++) await cache.read(`ended-${i}`, async () => 'v');
+      jest.setSystemTime(1_002_000);
+      await cache.read('fresh', async () => 'v');
+      expect(cache.size).toBe(1);
+
+      const slow = deferred<string>();
+      const pending = cache.read('k', () => slow.promise);
+      cache.invalidate('k');
+      for (let i = 0; i < 20; i++) cache.invalidate(`changed-${i}`);
+      expect(cache.invalidationsKept).toBe(21);
+      jest.setSystemTime(1_002_000 + 121_000);
+      cache.invalidate('later');
+      expect(cache.invalidationsKept).toBe(1);
+      // The load that began before k's (forgotten) invalidation is still not stored.
+      slow.resolve('stale');
+      expect(await pending).toBe('stale');
+      expect(await cache.read('k', async () => 'new')).toBe('new');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('drops the least recently used entry beyond its size', async () => {
     const cache = make({ maxEntries: 2 });
     await cache.read('a', async () => 'a');

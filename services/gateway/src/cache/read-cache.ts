@@ -1,5 +1,8 @@
 import client from 'prom-client';
 
+/** How long a key's last invalidation is remembered: longer than any load takes (RPC deadlines are shorter). */
+const invalidationMemoryMs = 120_000;
+
 export interface ReadCacheOptions {
   /** Name in metrics (`gef_gateway_cache_lookups_total{cache}`). */
   name: string;
@@ -28,7 +31,8 @@ export class ReadCache<V> {
   /** By key, least recently used first; each key holds its variants (e.g. per caller). */
   private readonly entries = new Map<string, Map<string, { value: V; storedAt: number }>>();
   private generation = 0;
-  private readonly invalidatedAt = new Map<string, number>();
+  /** The generation of each key's last invalidation, and when it was; the oldest first. */
+  private readonly invalidatedAt = new Map<string, { generation: number; at: number }>();
   /** Loads that began before this generation are never stored. */
   private floor = 0;
   private readonly lookups: client.Counter<'cache' | 'result'> | undefined;
@@ -78,7 +82,8 @@ export class ReadCache<V> {
   }
 
   private store(key: string, variant: string, value: V, ticket: number): void {
-    if (!this.enabled || ticket < this.floor || (this.invalidatedAt.get(key) ?? -1) > ticket) return;
+    if (!this.enabled || ticket < this.floor || (this.invalidatedAt.get(key)?.generation ?? -1) > ticket) return;
+    this.purgeExpired(Date.now());
     const variants = this.entries.get(key) ?? new Map<string, { value: V; storedAt: number }>();
     this.entries.delete(key);
     variants.set(variant, { value, storedAt: Date.now() });
@@ -86,15 +91,33 @@ export class ReadCache<V> {
     if (this.entries.size > this.options.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
+  /**
+   * Drops the least recently used keys none of whose answers may serve any more. An expired
+   * entry otherwise stayed until read again or pushed out by `maxEntries`: a key read once
+   * (an execution that ended) never is, and the gateway grew with every such key.
+   */
+  private purgeExpired(now: number): void {
+    for (const [key, variants] of this.entries) {
+      for (const [variant, entry] of variants) if (now - entry.storedAt >= this.options.ttlMs) variants.delete(variant);
+      if (variants.size > 0) return;
+      this.entries.delete(key);
+    }
+  }
+
   /** Drops one key (every variant), and keeps any load of it already under way from storing. */
   invalidate(key: string): void {
     this.generation++;
     this.entries.delete(key);
-    this.invalidatedAt.set(key, this.generation);
-    if (this.invalidatedAt.size > this.options.maxEntries) {
-      // Forget per-key history by refusing every load begun so far instead.
-      this.floor = this.generation;
-      this.invalidatedAt.clear();
+    const now = Date.now();
+    // Last in the map, as the newest invalidation.
+    this.invalidatedAt.delete(key);
+    this.invalidatedAt.set(key, { generation: this.generation, at: now });
+    // A key's history is needed only while a load begun before its invalidation may still
+    // finish: older records go, and refusing every load begun before them keeps them safe.
+    for (const [old, record] of this.invalidatedAt) {
+      if (now - record.at < invalidationMemoryMs && this.invalidatedAt.size <= this.options.maxEntries) break;
+      this.invalidatedAt.delete(old);
+      this.floor = Math.max(this.floor, record.generation);
     }
   }
 
@@ -104,6 +127,11 @@ export class ReadCache<V> {
     this.floor = this.generation;
     this.entries.clear();
     this.invalidatedAt.clear();
+  }
+
+  /** How many keys' last invalidations are remembered. */
+  get invalidationsKept(): number {
+    return this.invalidatedAt.size;
   }
 
   /** How many keys are held. */
