@@ -83,10 +83,11 @@ export class ReadCache<V> {
 
   private store(key: string, variant: string, value: V, ticket: number): void {
     if (!this.enabled || ticket < this.floor || (this.invalidatedAt.get(key)?.generation ?? -1) > ticket) return;
-    this.purgeExpired(Date.now());
+    const now = Date.now();
+    this.purgeExpired(now);
     const variants = this.entries.get(key) ?? new Map<string, { value: V; storedAt: number }>();
     this.entries.delete(key);
-    variants.set(variant, { value, storedAt: Date.now() });
+    variants.set(variant, { value, storedAt: now });
     this.entries.set(key, variants);
     if (this.entries.size > this.options.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }

@@ -66,7 +66,6 @@ export const levelByName: Record<string, execution.LogLevel> = {
   CRITICAL: execution.LogLevel.CRITICAL,
 };
 
-
 /** Progress as the REST API shows it: a whole number 0–100. */
 const progressJson = (p: number) => Math.min(100, Math.max(0, Math.round(Number.isFinite(p) ? p : 0)));
 

@@ -29,7 +29,6 @@ const statusNames: Record<script.ScriptStatus, string> = {
   [script.ScriptStatus.FAIL]: 'FAIL',
 };
 
-
 /** A build log line as the REST API shows it. */
 export function scriptLogJson(log: script.ScriptLog) {
   return {
