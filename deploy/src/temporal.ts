@@ -33,7 +33,7 @@ export function temporalArgs(config: StackConfig): string[] {
     // milliseconds on every workflow and activity task. One machine needs no more.
     // Eager workflow start: a run's workflow, started by the execution service whose worker
     // polls its queue, gets its first task in the start's answer. Workflow state cached for
-    // 10 minutes, not the hour of the default, and expired entries purged every minute by
+    // 2 minutes, not the hour of the default, and expired entries purged every minute by
     // the cache's background eviction (off by default: without it an expired entry leaves
     // only when looked up again, which an ended run never is, so the cache of ended runs
     // grew the server by ~2 MiB a minute through two 30-minute soaks, TTL or not).
@@ -41,7 +41,7 @@ export function temporalArgs(config: StackConfig): string[] {
       'matching.numTaskqueueReadPartitions=1',
       'matching.numTaskqueueWritePartitions=1',
       'system.enableEagerWorkflowStart=true',
-      'history.cacheTTL="10m"',
+      'history.cacheTTL="2m"',
       'history.cacheBackgroundEvict={"Enabled":true,"LoopInterval":"1m","MaxEntryPerCall":1024}',
     ].flatMap((value) => ['--dynamic-config-value', value]),
     // SQLite in write-ahead-log mode, synced at checkpoints: a rollback journal synced on
