@@ -171,167 +171,171 @@ export function runScriptActivity(deps: RunScriptDeps) {
     let oomKills = 0;
     try {
       try {
-        const env = await ensureEnvironment(deps.environments, spec.runtime, spec.requirements, {
-          onLine: (line) => sink.line('DEBUG', `Environment: ${line}`),
-          signal: ctx.cancellationSignal,
-        });
-        if (spec.environmentHash && env.hash !== spec.environmentHash) {
-          sink.line('WARNING', `Environment: this runner computed ${env.hash.slice(0, 12)}, the build recorded ${spec.environmentHash.slice(0, 12)}`);
-        }
-        const memoryBytes = spec.memoryLimit > 0 ? spec.memoryLimit : deps.defaults.memoryBytes;
-        limits = {
-          ...deps.defaults,
-          memoryBytes,
-          // CPU time: the wall-clock budget times the cores the script may use (cpu_limit,
-          // fractions too: 0.5 is half a core), and a margin for the interpreter's start.
-          cpuSeconds: spec.timeoutSeconds * (spec.cpuLimit > 0 ? spec.cpuLimit : 1) + 5,
-        };
-        const archive = await deps.archives.get(spec);
-        const tree = await deps.extracted.get(archive, spec.digest.trim().toLowerCase(), limits);
-        // A waiting interpreter of the pool (its own uid and directory), else one started now.
-        const label = `${input.executionId}-a${attempt}`;
-        const pooled = deps.pool?.take(limits);
-        let interpreter = pooled;
-        if (!interpreter) {
-          const fresh = await deps.sandbox.open(label);
-          interpreter = new PythonInterpreter({ sandbox: fresh, python: deps.environments.python, shim: deps.shim, limits, env: { ...deps.baseEnv, HOME: fresh.dir } });
-        }
-        sandboxRun = interpreter.sandbox;
-        if (stopReason) {
-          interpreter.discard();
-          throw new Error('stopped before the script started');
-        }
         try {
-          // A pooled interpreter's directory is named after its run, as a fresh one is.
-          if (pooled) await sandboxRun.relabel(label);
-          // All the run's processes together: a pooled interpreter was started with the default.
-          await sandboxRun.limitMemory(limits.memoryBytes);
-          await sandboxRun.populate(tree);
-        } catch (err) {
-          interpreter.discard();
-          throw err;
-        }
-        const params = JSON.parse(grant.paramsJson) as Record<string, unknown>;
-        const running = interpreter.run({
-          params,
-          env: {
-            EXECUTION_ID: input.executionId,
-            ENV: deps.envName,
-            API_URL: deps.apiUrl,
-            API_TOKEN: grant.token,
-            PATH: `${env.path}/bin:/usr/local/bin:/usr/bin:/bin`,
-            HOME: sandboxRun.dir,
-            ...deps.locale,
-          },
-          environment: env.path,
-          limits,
-          timeoutMs: spec.timeoutSeconds * 1000,
-          killGraceMs: deps.killGraceMs,
-          onLog: (level, text) => sink.line(level, text),
-          onProgress: (value) => {
-            sink.setProgress(value);
-            beat();
-          },
-        });
-        stopProcess = (reason) => {
-          sink.line('INFO', `${whyStopped(reason)}: stopping the script (SIGTERM, then SIGKILL after ${Math.round(deps.killGraceMs / 1000)} s)`);
-          running.stop(reason);
-        };
-        if (stopReason) stopProcess(stopReason);
-        // The disk quota: RLIMIT_FSIZE bounds one file, not how many a script writes.
-        const watched = sandboxRun;
-        const disk = deps.disk;
-        let checking = false;
-        if (disk) diskWatch = setInterval(() => {
-          if (checking || diskExceeded !== undefined) return;
-          checking = true;
-          void watched
-            .diskUsage()
-            .then((bytes) => {
-              if (bytes <= disk.maxBytes || diskExceeded !== undefined || stopReason) return;
-              diskExceeded = bytes;
-              running.stop('disk quota');
-              watched.killFound();
-            })
-            .finally(() => (checking = false));
-        }, disk.checkMs);
-        outcome = await running.outcome;
-        oomKills = sandboxRun.oomKills();
-      } catch (err) {
-        if (!stopReason) {
-          if (err instanceof EnvironmentError && !err.retryable) {
-            setupFailure = `The environment could not be prepared: ${err.message}`;
-          } else {
-            // Anything else (archive download, a full disk…) is this runner's trouble: retried.
-            sink.line('WARNING', `This attempt failed on runner ${hostname}: ${err instanceof Error ? err.message : String(err)}`);
-            await sink.close();
-            clearInterval(heartbeat);
+          const env = await ensureEnvironment(deps.environments, spec.runtime, spec.requirements, {
+            onLine: (line) => sink.line('DEBUG', `Environment: ${line}`),
+            signal: ctx.cancellationSignal,
+          });
+          if (spec.environmentHash && env.hash !== spec.environmentHash) {
+            sink.line('WARNING', `Environment: this runner computed ${env.hash.slice(0, 12)}, the build recorded ${spec.environmentHash.slice(0, 12)}`);
+          }
+          const memoryBytes = spec.memoryLimit > 0 ? spec.memoryLimit : deps.defaults.memoryBytes;
+          limits = {
+            ...deps.defaults,
+            memoryBytes,
+            // CPU time: the wall-clock budget times the cores the script may use (cpu_limit,
+            // fractions too: 0.5 is half a core), and a margin for the interpreter's start.
+            cpuSeconds: spec.timeoutSeconds * (spec.cpuLimit > 0 ? spec.cpuLimit : 1) + 5,
+          };
+          const archive = await deps.archives.get(spec);
+          const tree = await deps.extracted.get(archive, spec.digest.trim().toLowerCase(), limits);
+          // A waiting interpreter of the pool (its own uid and directory), else one started now.
+          const label = `${input.executionId}-a${attempt}`;
+          const pooled = deps.pool?.take(limits);
+          let interpreter = pooled;
+          if (!interpreter) {
+            const fresh = await deps.sandbox.open(label);
+            interpreter = new PythonInterpreter({ sandbox: fresh, python: deps.environments.python, shim: deps.shim, limits, env: { ...deps.baseEnv, HOME: fresh.dir } });
+          }
+          sandboxRun = interpreter.sandbox;
+          if (stopReason) {
+            interpreter.discard();
+            throw new Error('stopped before the script started');
+          }
+          try {
+            // A pooled interpreter's directory is named after its run, as a fresh one is.
+            if (pooled) await sandboxRun.relabel(label);
+            // All the run's processes together: a pooled interpreter was started with the default.
+            await sandboxRun.limitMemory(limits.memoryBytes);
+            await sandboxRun.populate(tree);
+          } catch (err) {
+            interpreter.discard();
             throw err;
           }
+          const params = JSON.parse(grant.paramsJson) as Record<string, unknown>;
+          const running = interpreter.run({
+            params,
+            env: {
+              EXECUTION_ID: input.executionId,
+              ENV: deps.envName,
+              API_URL: deps.apiUrl,
+              API_TOKEN: grant.token,
+              PATH: `${env.path}/bin:/usr/local/bin:/usr/bin:/bin`,
+              HOME: sandboxRun.dir,
+              ...deps.locale,
+            },
+            environment: env.path,
+            limits,
+            timeoutMs: spec.timeoutSeconds * 1000,
+            killGraceMs: deps.killGraceMs,
+            onLog: (level, text) => sink.line(level, text),
+            onProgress: (value) => {
+              sink.setProgress(value);
+              beat();
+            },
+          });
+          stopProcess = (reason) => {
+            sink.line('INFO', `${whyStopped(reason)}: stopping the script (SIGTERM, then SIGKILL after ${Math.round(deps.killGraceMs / 1000)} s)`);
+            running.stop(reason);
+          };
+          if (stopReason) stopProcess(stopReason);
+          // The disk quota: RLIMIT_FSIZE bounds one file, not how many a script writes.
+          const watched = sandboxRun;
+          const disk = deps.disk;
+          let checking = false;
+          if (disk) diskWatch = setInterval(() => {
+            if (checking || diskExceeded !== undefined) return;
+            checking = true;
+            void watched
+              .diskUsage()
+              .then((bytes) => {
+                if (bytes <= disk.maxBytes || diskExceeded !== undefined || stopReason) return;
+                diskExceeded = bytes;
+                running.stop('disk quota');
+                watched.killFound();
+              })
+              .finally(() => (checking = false));
+          }, disk.checkMs);
+          outcome = await running.outcome;
+          oomKills = sandboxRun.oomKills();
+        } catch (err) {
+          if (!stopReason) {
+            if (err instanceof EnvironmentError && !err.retryable) {
+              setupFailure = `The environment could not be prepared: ${err.message}`;
+            } else {
+              // Anything else (archive download, a full disk…) is this runner's trouble: retried.
+              sink.line('WARNING', `This attempt failed on runner ${hostname}: ${err instanceof Error ? err.message : String(err)}`);
+              await sink.close();
+              clearInterval(heartbeat);
+              throw err;
+            }
+          }
+        }
+      } finally {
+        // Heartbeats go on until the attempt's lines are delivered (below): a script that wrote
+        // faster than they are stored leaves many behind when it ends.
+        clearInterval(diskWatch);
+        ctx.cancellationSignal.removeEventListener('abort', onCancel);
+      }
+
+      // The outcome, with the attempt's last lines.
+      let status: AttemptResult['status'] = 'FAILED';
+      let resultsJson: string | undefined;
+      const line = (level: LineLevel, text: string) => sink.line(level, text);
+      if (stopReason) {
+        if (!outcome) line('INFO', `${whyStopped(stopReason)}: the script was not started`);
+        else if (outcome.kind === 'stopped' || outcome.kind === 'timeout') {
+          line('INFO', outcome.killed ? 'The script did not stop in time and was killed' : 'The script stopped');
+        }
+        if (stopReason === 'cancel') status = 'CANCELLED';
+      } else if (setupFailure) {
+        line('ERROR', setupFailure);
+      } else {
+        // Which limit of the sandbox ended it, if one did (or killed one of its processes).
+        const said = limits && limitLine({ outcome, limits, oomKills, maxDiskBytes: deps.disk?.maxBytes ?? Infinity, ...(diskExceeded !== undefined ? { diskBytes: diskExceeded } : {}) });
+        if (said) line('ERROR', said);
+        if (outcome?.kind === 'result' && diskExceeded === undefined) {
+          status = 'FINISHED';
+          resultsJson = outcome.resultJson;
+        } else if (outcome?.kind === 'timeout') {
+          line('ERROR', `The script exceeded its timeout of ${spec.timeoutSeconds} s and was stopped${outcome.killed ? ' (killed)' : ''}`);
+        } else if (outcome?.kind === 'exited') {
+          line('ERROR', `The script ended without a result: ${describeExit(outcome, oomKills)}`);
         }
       }
+      const rest = await sink.close();
+      clearInterval(heartbeat);
+
+      if (stopReason === 'runner') {
+        // The worker is shutting down or lost the run: another attempt takes over.
+        await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
+        throw new Error('the runner stopped before the script ended');
+      }
+      if (stopReason === 'terminal' || stopReason === 'superseded' || stopReason === 'gone') {
+        const reply = await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
+        if (ctx.cancellationSignal.aborted) throw new CancelledFailure('stopped');
+        return { outcome: 'STOPPED', status: reply?.status ?? 'UNKNOWN' };
+      }
+      const recorded = await persistently(
+        () =>
+          deps.executions.completeAttempt({
+            executionId: input.executionId,
+            runnerToken: grant.runnerToken,
+            status,
+            ...(resultsJson !== undefined ? { resultsJson } : {}),
+            lines: rest.lines,
+            ...(rest.progress !== undefined ? { progress: rest.progress } : {}),
+          }),
+        () => ctx.heartbeat({ progress: sink.progress ?? 0 }),
+      );
+      if (stopReason === 'cancel' && ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+      return { outcome: stopReason === 'cancel' ? 'CANCELLED' : status, status: recorded.status };
     } finally {
-      // Heartbeats go on until the attempt's lines are delivered (below): a script that wrote
-      // faster than they are stored leaves many behind when it ends.
-      clearInterval(diskWatch);
-      ctx.cancellationSignal.removeEventListener('abort', onCancel);
-      // Every process of the run is gone already (killed with its group when the script
-      // ended); the sweep for strays, the directory and the uid are cleared off the
-      // critical path (the uid is not reused before that is done).
+      // The script's processes are gone already (killed with their group when it ended).
+      // The sweep for strays, the directory and the uid are cleared once the outcome is
+      // recorded, off the path of the answer the run's client waits for: the sweep spawns
+      // processes and scans /proc (the uid is not reused before it is done).
       void sandboxRun?.close().catch((err: unknown) => deps.logger.warn({ err: String(err) }, 'run directory cleanup failed'));
     }
-
-    // The outcome, with the attempt's last lines.
-    let status: AttemptResult['status'] = 'FAILED';
-    let resultsJson: string | undefined;
-    const line = (level: LineLevel, text: string) => sink.line(level, text);
-    if (stopReason) {
-      if (!outcome) line('INFO', `${whyStopped(stopReason)}: the script was not started`);
-      else if (outcome.kind === 'stopped' || outcome.kind === 'timeout') {
-        line('INFO', outcome.killed ? 'The script did not stop in time and was killed' : 'The script stopped');
-      }
-      if (stopReason === 'cancel') status = 'CANCELLED';
-    } else if (setupFailure) {
-      line('ERROR', setupFailure);
-    } else {
-      // Which limit of the sandbox ended it, if one did (or killed one of its processes).
-      const said = limits && limitLine({ outcome, limits, oomKills, maxDiskBytes: deps.disk?.maxBytes ?? Infinity, ...(diskExceeded !== undefined ? { diskBytes: diskExceeded } : {}) });
-      if (said) line('ERROR', said);
-      if (outcome?.kind === 'result' && diskExceeded === undefined) {
-        status = 'FINISHED';
-        resultsJson = outcome.resultJson;
-      } else if (outcome?.kind === 'timeout') {
-        line('ERROR', `The script exceeded its timeout of ${spec.timeoutSeconds} s and was stopped${outcome.killed ? ' (killed)' : ''}`);
-      } else if (outcome?.kind === 'exited') {
-        line('ERROR', `The script ended without a result: ${describeExit(outcome, oomKills)}`);
-      }
-    }
-    const rest = await sink.close();
-    clearInterval(heartbeat);
-
-    if (stopReason === 'runner') {
-      // The worker is shutting down or lost the run: another attempt takes over.
-      await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
-      throw new Error('the runner stopped before the script ended');
-    }
-    if (stopReason === 'terminal' || stopReason === 'superseded' || stopReason === 'gone') {
-      const reply = await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
-      if (ctx.cancellationSignal.aborted) throw new CancelledFailure('stopped');
-      return { outcome: 'STOPPED', status: reply?.status ?? 'UNKNOWN' };
-    }
-    const recorded = await persistently(
-      () =>
-        deps.executions.completeAttempt({
-          executionId: input.executionId,
-          runnerToken: grant.runnerToken,
-          status,
-          ...(resultsJson !== undefined ? { resultsJson } : {}),
-          lines: rest.lines,
-          ...(rest.progress !== undefined ? { progress: rest.progress } : {}),
-        }),
-      () => ctx.heartbeat({ progress: sink.progress ?? 0 }),
-    );
-    if (stopReason === 'cancel' && ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
-    return { outcome: stopReason === 'cancel' ? 'CANCELLED' : status, status: recorded.status };
   };
 }

@@ -45,6 +45,20 @@ function ownGroup(): { version: 1 | 2; dir: string } | undefined {
   return undefined;
 }
 
+/** The processes of a group (none when it is gone). */
+function groupPids(procs: string): number[] {
+  let text: string;
+  try {
+    text = fsSync.readFileSync(procs, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(Number);
+}
+
 /** Removes a group and the groups in it (their processes must be gone). */
 async function removeGroup(dir: string): Promise<void> {
   for (const entry of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
@@ -91,6 +105,13 @@ export interface RunGroup {
   setLimitSync(bytes: number): void;
   /** Processes of the run the kernel killed for going past the limit. */
   oomKills(): number;
+  /**
+   * SIGKILL to every process in the group until none is left: a process cannot leave its
+   * group, so this finds what the run started wherever it went (another session, a process
+   * made non-dumpable), with no process spawned to do it. False when some were still there
+   * after `rounds` rounds of 10 ms.
+   */
+  killAll(rounds?: number): Promise<boolean>;
   /** Removes the group (its processes gone), retrying while the kernel lets them go. */
   remove(): Promise<void>;
 }
@@ -131,6 +152,21 @@ export async function openRunGroup(groups: MemoryCgroups, name: string): Promise
       } catch {
         return 0;
       }
+    },
+    async killAll(rounds = 100) {
+      for (let i = 0; i < rounds; i++) {
+        const pids = groupPids(path.join(dir, 'cgroup.procs'));
+        if (pids.length === 0) return true;
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // Gone already.
+          }
+        }
+        await new Promise((r) => setTimeout(r, i === 0 ? 1 : 10));
+      }
+      return groupPids(path.join(dir, 'cgroup.procs')).length === 0;
     },
     async remove() {
       for (let i = 0; i < 50; i++) {

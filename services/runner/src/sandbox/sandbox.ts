@@ -404,9 +404,16 @@ export class SandboxRun {
     if (this.uid !== undefined) killFound(this.uid);
   }
 
-  /** Kills every process of the run's user, wherever it went (when isolated). */
+  /**
+   * Kills every process of the run's user, wherever it went (when isolated). Through the
+   * run's memory group when it has one (every process of the run is in it); the user's
+   * processes are then looked for once more, and any found (or a group that would not
+   * empty) gets the slower kill as the user.
+   */
   async killAll(): Promise<void> {
-    if (this.uid !== undefined) await killUser(this.uid);
+    if (this.uid === undefined) return;
+    if (this.group && (await this.group.killAll()) && processesOf(this.uid).length === 0) return;
+    await killUser(this.uid);
   }
 
   /** Ends the run's place: processes killed, directory and temporary files removed, uid given back. */

@@ -1,0 +1,86 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openRunGroup, removeMemoryCgroups, setUpMemoryCgroups, type MemoryCgroups } from '../src/sandbox/memory-cgroups';
+import { prepareRunnerDirs } from '../src/sandbox/runner-dirs';
+import { Sandbox } from '../src/sandbox/sandbox';
+import { isRoot } from './support/run-script-fixture';
+
+/** Memory cgroups here (root, a writable hierarchy), or undefined. */
+async function cgroupsHere(): Promise<MemoryCgroups | undefined> {
+  if (!isRoot) return undefined;
+  try {
+    return await setUpMemoryCgroups();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a process runs (a zombie, killed and not yet reaped, does not). */
+const alive = (pid: number) => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+// A run's memory group holds every process the run started, wherever it went: killing
+// through it needs no process of its own (no `kill -1` as the user), and closing the run
+// leaves nothing of it behind.
+describe('closing a sandbox run with a memory group', () => {
+  let groups: MemoryCgroups | undefined;
+  let tmp: string;
+  let sandbox: Sandbox;
+
+  beforeAll(async () => {
+    groups = await cgroupsHere();
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-sandbox-kill-'));
+    fs.chmodSync(tmp, 0o711);
+    const dirs = await prepareRunnerDirs({ dataDir: tmp, sandboxed: true });
+    sandbox = new Sandbox({ mode: 'on', prlimit: true, uidBase: 911_000, uidCount: 10, dirs, ...(groups ? { memoryGroups: groups } : {}) });
+  });
+  afterAll(async () => {
+    if (groups) await removeMemoryCgroups(groups);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const maybe = isRoot ? it : it.skip;
+  maybe('kills an escaped, non-dumpable process of the run through its group', async () => {
+    if (!groups) {
+      // No memory groups on this machine: the sandbox kills as the user instead (other tests).
+      expect(sandbox.settings.memoryGroups).toBeUndefined();
+      return;
+    }
+    const run = await sandbox.open('kill-test');
+    const ready = path.join(run.dir, 'ready');
+    // A child in a session of its own, non-dumpable, that says where it is and waits.
+    const child = [
+      'import ctypes, os, subprocess, sys, time',
+      'code = "import ctypes, os, sys, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); open(sys.argv[1], \'w\').write(str(os.getpid())); time.sleep(120)"',
+      'subprocess.Popen([sys.executable, "-c", code, sys.argv[1]], start_new_session=True)',
+    ].join('\n');
+    const { command, args } = run.wrap('python3', ['-c', child, ready], { memoryBytes: 512 * 1024 ** 2, cpuSeconds: 60, processes: 16, openFiles: 64, fileBytes: 1024 ** 2 });
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn(command, args, { stdio: 'ignore', cwd: run.dir, env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
+      p.once('error', reject);
+      p.once('close', () => resolve());
+    });
+    for (let i = 0; i < 500 && !(fs.existsSync(ready) && fs.readFileSync(ready, 'utf8') !== ''); i++) await new Promise((r) => setTimeout(r, 10));
+    const pid = Number(fs.readFileSync(ready, 'utf8'));
+    expect(alive(pid)).toBe(true);
+
+    // The run's group (the one its processes entered), killed on its own.
+    const group = await openRunGroup(groups, `uid-${run.uid}`);
+    expect(fs.readFileSync(group.procs, 'utf8').split('\n')).toContain(String(pid));
+    expect(await group.killAll()).toBe(true);
+    expect(alive(pid)).toBe(false);
+    expect(fs.readFileSync(group.procs, 'utf8')).toBe('');
+
+    await run.close();
+    expect(fs.existsSync(run.dir)).toBe(false);
+    expect(fs.existsSync(path.dirname(group.procs))).toBe(false);
+  }, 30_000);
+});
