@@ -339,6 +339,25 @@ describe('execution service', () => {
       expect(logRows(afterStart)).toEqual([]);
       expect((await codeOf(f.client.listExecutionLogs({ id: e.id, caller: caller(randomUUID()) }))).code).toBe(Code.NotFound);
     });
+
+    it('reads a long log in pages of at most 5000 lines (fewer when asked), in order', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const grant = await startAttempt(e.id, 1);
+      for (let from = 0; from < 6000; from += 3000) {
+        const lines = Array.from({ length: 3000 }, (_, i) => ({ text: `line ${from + i}`, level: L.INFO, seq: from + i }));
+        expect((await f.client.appendExecutionLogs({ id: e.id, executionToken: grant.runnerToken, lines })).appended).toBe(3000);
+      }
+      const first = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) }));
+      // The service's own line (the attempt's start), then the runner's.
+      expect(first).toHaveLength(5000);
+      expect(first.slice(1, 3).map((l) => l.text)).toEqual(['line 0', 'line 1']);
+      const rest = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId), lastId: BigInt(first.at(-1)!.id) }));
+      expect(rest.map((l) => l.text)).toEqual(Array.from({ length: 1001 }, (_, i) => `line ${4999 + i}`));
+      const asked = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId), limit: 10 }));
+      expect(asked).toHaveLength(10);
+      expect(asked).toEqual(first.slice(0, 10));
+    });
   });
 
   describe('CancelExecution', () => {

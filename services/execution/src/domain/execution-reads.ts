@@ -22,7 +22,12 @@ export const executionListFields: FieldMap = {
 
 /** Embedded log lines per execution (a log may be longer: read it with ListExecutionLogs). */
 export const maxEmbeddedLines = 1000;
-const maxLogLines = 1000;
+/**
+ * Lines per ListExecutionLogs page. A client following a long run reads it in pages of this
+ * many: with 1,000 a reader of a run writing 20,000 lines a second fell behind by per-page
+ * costs (a request, a query, a response each) and finished reading a second after the run.
+ */
+const maxLogLines = 5000;
 
 export interface ExecutionView {
   execution: ExecutionRecord;

@@ -246,7 +246,7 @@ export const executionsOpenApi: OpenApiResource = {
       get: op({
         operationId: 'listExecutionLogs',
         summary: 'The log of an execution',
-        description: 'Log lines, oldest first (up to 1000 per call: poll with `last-id`). The lines of every runner attempt stay, each with its `attempt`.',
+        description: 'Log lines, oldest first (up to 5000 per call: poll with `last-id`). The lines of every runner attempt stay, each with its `attempt`.',
         parameters: [
           executionParam,
           dateQuery('start', 'Only lines registered strictly after this instant.'),

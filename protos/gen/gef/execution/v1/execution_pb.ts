@@ -752,7 +752,7 @@ export type ListExecutionLogsRequest = Message<"gef.execution.v1.ListExecutionLo
   lastId?: bigint | undefined;
 
   /**
-   * At most this many lines (default and maximum 1000).
+   * At most this many lines (default and maximum 5000).
    *
    * @generated from field: uint32 limit = 5;
    */
