@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { fromJson } from '@bufbuild/protobuf';
+import { fromJson, toJson } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate, timestampMs, ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { signExecutionToken } from '@gef/common/execution-token';
@@ -483,7 +483,10 @@ describe('execution service', () => {
             seen.push(`log ${m.event.value.text}`);
             ids.push(m.event.value.id);
           } else if (m.event.case === 'progress') seen.push(`progress ${m.event.value.progress}`);
-          else if (m.event.case === 'status') seen.push(`status ${execution.ExecutionStatus[m.event.value.status]}`);
+          else if (m.event.case === 'status') {
+            const results = m.event.value.execution?.results;
+            seen.push(`status ${execution.ExecutionStatus[m.event.value.status]}${results ? ` ${JSON.stringify(toJson(ValueSchema, results))}` : ''}`);
+          }
         }
       })();
       const until = async (n: number) => {
@@ -494,7 +497,8 @@ describe('execution service', () => {
       await until(4);
       await f.client.completeExecutionAttempt({ executionId: e.id, runnerToken: grant.runnerToken, status: S.FINISHED, resultsJson: '"OK"', lines: [{ text: 'two', level: L.INFO, seq: 1 }] });
       await watching;
-      expect(seen).toEqual(['status RUNNING', 'log Attempt 1 started on runner runner-test', 'log one', 'progress 50', 'log two', 'progress 100', 'status FINISHED']);
+      // The terminal status carries the results (a status before it none).
+      expect(seen).toEqual(['status RUNNING', 'log Attempt 1 started on runner runner-test', 'log one', 'progress 50', 'log two', 'progress 100', 'status FINISHED "OK"']);
 
       const resumed: string[] = [];
       for await (const m of f.client.watchExecution({ id: e.id, caller: caller(userId), afterLogId: ids[1]! })) {

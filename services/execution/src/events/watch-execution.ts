@@ -61,15 +61,15 @@ export async function* watchExecution(
       }
       dirty = false;
       const repo = new ExecutionRepository(em());
-      const state = await repo.findById(id, { params: false, results: false });
+      // One read: the results come with a terminal status (the status event carries them).
+      const state = await repo.findById(id, { params: false, results: 'terminal' });
       if (!state) return;
       const terminal = isTerminal(state.status);
       const progressChanged = state.progress !== progress;
       const statusChanged = state.status !== status;
       progress = state.progress;
       status = state.status;
-      const full = statusChanged && terminal ? ((await repo.findById(id, { params: false, results: true })) ?? state) : state;
-      const statusEvent: StateEvent | undefined = statusChanged ? { kind: 'status', execution: full, lastLogId: cursor } : undefined;
+      const statusEvent: StateEvent | undefined = statusChanged ? { kind: 'status', execution: state, lastLogId: cursor } : undefined;
       const progressEvent: StateEvent | undefined =
         progressChanged && (round > 0 || state.progress !== 0) ? { kind: 'progress', progress: state.progress, lastLogId: cursor } : undefined;
       // The first round tells the state before the lines (unless it is final). Otherwise the

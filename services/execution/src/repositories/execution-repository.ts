@@ -1,5 +1,6 @@
 import type { EntityManager } from '@gef/common/orm';
 import type { ExecutionStatus } from '../entities/execution';
+import { terminalSql } from '../domain/statuses';
 
 /** An execution as the service reads it. `params`/`results` are undefined when not loaded. */
 export interface ExecutionRecord {
@@ -21,7 +22,8 @@ export interface ExecutionRecord {
 
 export interface Columns {
   params?: boolean;
-  results?: boolean;
+  /** `terminal`: the results of an execution that has ended (null before). */
+  results?: boolean | 'terminal';
 }
 
 /** The channel every change of an execution (state or log) is announced on. */
@@ -30,7 +32,8 @@ export const executionChannel = 'gef_execution';
 const baseColumns = 'e.id, e.script_id, e.user_id, e.status, e.progress, e.start_date, e.end_date, e.updated_at, e.script_version, e.queued_at, e.attempt, e.slot_held';
 
 export function selectColumns(columns: Columns = { params: true, results: true }): string {
-  return [baseColumns, columns.params ? 'e.params' : null, columns.results ? 'e.results' : null].filter(Boolean).join(', ');
+  const results = columns.results === 'terminal' ? `case when e.status in (${terminalSql}) then e.results end as results` : columns.results ? 'e.results' : null;
+  return [baseColumns, columns.params ? 'e.params' : null, results].filter(Boolean).join(', ');
 }
 
 type Row = Record<string, unknown>;
