@@ -77,8 +77,7 @@ export async function updateExecution(
       assignments.push('progress = 100');
     }
     if (reachesTerminal) assignments.push(`end_date = ${nowSql}`);
-    const execution = await repo.set(id, assignments, params);
-    await repo.notify(id);
+    const execution = await repo.set(id, assignments, params, undefined, { notify: true });
     return { execution, changed: true };
   });
   if (outcome.changed && outcome.execution.status !== previous && isTerminal(outcome.execution.status)) {
@@ -119,13 +118,12 @@ export async function cancelExecution(
     const immediate = notStartedStatuses.includes(current.status);
     const by = actor.userId === current.userId ? 'its owner' : `user ${actor.userId}`;
     const execution = immediate
-      ? await repo.set(id, ["status = 'CANCELLED'", `end_date = ${nowSql}`], [])
-      : await repo.set(id, ["status = 'CANCELLING'"], []);
+      ? await repo.set(id, ["status = 'CANCELLED'", `end_date = ${nowSql}`], [], undefined, { notify: true })
+      : await repo.set(id, ["status = 'CANCELLING'"], [], undefined, { notify: true });
     const line: NewLogLine = immediate
       ? { level: 'INFO', text: `Execution cancelled by ${by} before it started`, seq: serviceLineSeq.cancelledBeforeStart }
       : { level: 'INFO', text: `Cancellation requested by ${by}: stopping the script`, seq: serviceLineSeq.cancelRequested };
     await new ExecutionLogRepository(em).append(id, current.attempt, [line]);
-    await repo.notify(id);
     const details: CancellationDetails = {
       previousStatus: current.status,
       immediate,

@@ -43,12 +43,11 @@ export async function startAttempt(deps: ExecutionDeps, input: { executionId: st
     // The same attempt started again (the runner's activity retried after a lost answer):
     // the same grant, nothing changed.
     if (current.status === 'RUNNING' && current.attempt === input.attempt) return { proceed: true as const, execution: current, spec };
-    const execution = { ...(await repo.set(id, ["status = 'RUNNING'", 'attempt = ?'], [input.attempt], {})), params: current.params };
+    const execution = { ...(await repo.set(id, ["status = 'RUNNING'", 'attempt = ?'], [input.attempt], {}, { notify: true })), params: current.params };
     const retry = input.attempt > 1 ? ' (the previous attempt did not finish: its runner stopped answering or failed)' : '';
     await new ExecutionLogRepository(em).append(id, input.attempt, [
       { level: 'INFO', text: `Attempt ${input.attempt} started on runner ${runner}${retry}`, seq: serviceLineSeq.attemptStarted },
     ]);
-    await repo.notify(id);
     return { proceed: true as const, execution, spec };
   });
   if (!started.proceed) return started;
@@ -135,8 +134,7 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
     }
     assignments.unshift('status = ?');
     params.unshift(status);
-    const execution = await repo.set(id, assignments, params, {});
-    await repo.notify(id);
+    const execution = await repo.set(id, assignments, params, {}, { notify: true });
     return { applied: true, status: execution.status };
   });
 }

@@ -100,10 +100,14 @@ export class ExecutionRepository {
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
-  /** Sets columns (SQL assignments with `?` params) and returns the row. */
-  async set(id: string, assignments: string[], params: unknown[], columns: Columns = { params: true, results: true }): Promise<ExecutionRecord> {
+  /**
+   * Sets columns (SQL assignments with `?` params) and returns the row. `notify`: the change
+   * is announced in the same statement (as `notify` does, one round trip fewer).
+   */
+  async set(id: string, assignments: string[], params: unknown[], columns: Columns = { params: true, results: true }, options: { notify?: boolean } = {}): Promise<ExecutionRecord> {
+    const announce = options.notify ? `, pg_notify('${executionChannel}', e.id::text) as notified` : '';
     const rows = await this.em.execute<Row[]>(
-      `update execution e set ${[...assignments, `updated_at = ${nowSql}`].join(', ')} where e.id = ? returning ${selectColumns(columns)}`,
+      `update execution e set ${[...assignments, `updated_at = ${nowSql}`].join(', ')} where e.id = ? returning ${selectColumns(columns)}${announce}`,
       [...params, id],
     );
     return toRecord(rows[0]!);
