@@ -14,6 +14,19 @@ export interface StreamFollowerOptions<M> {
   logger: Logger;
   /** The service sends a keep-alive every 15 s; silence for this long means a dead stream. */
   silenceMs?: number;
+  /**
+   * Messages after which a stream is replaced by a fresh one (see `follow`). The Connect
+   * client races every read of a server stream against a promise that settles only when the
+   * call ends, and each race leaves a reaction on it holding that read's result: a stream
+   * that lives as long as the process keeps every message it ever received.
+   */
+  renewAfterMessages?: number;
+}
+
+/** A stream being read: its call's abort and its messages. */
+interface OpenStream<M> {
+  abort: AbortController;
+  messages: AsyncIterator<M>;
 }
 
 /**
@@ -67,14 +80,46 @@ export class StreamFollower<M> {
     return this.connected ? 0 : Date.now() - this.disconnectedSince;
   }
 
+  private openStream(): OpenStream<M> {
+    const abort = new AbortController();
+    return { abort, messages: this.options.open(abort.signal)[Symbol.asyncIterator]() };
+  }
+
+  /**
+   * Reads streams one after the other. A stream that ends or fails is replaced after a
+   * backoff, with a gap (`onGap`: messages may have been missed). One that has delivered
+   * `renewAfterMessages` is replaced without a gap, make before break: the next stream is
+   * opened while this one is still read, and this one is ended only once the next has sent
+   * its first message (each stream is in sync from its first message on; a message both
+   * carry is handled twice, which their consumers take as the same news).
+   */
   private async follow(): Promise<void> {
     const { logger, name } = this.options;
+    const renewAfter = this.options.renewAfterMessages ?? 1000;
     let delay = 200;
+    /** The stream that replaces the current one, with its first message (set by a renewal). */
+    const takeOver: { next?: { stream: OpenStream<M>; first: M } } = {};
     while (!this.stopped) {
-      this.abort = new AbortController();
+      const handover = takeOver.next;
+      takeOver.next = undefined;
+      const current = handover?.stream ?? this.openStream();
+      let pending = handover?.first;
+      let first = handover === undefined;
+      if (handover) this.connected = true;
+      this.abort = current.abort;
+      let count = 0;
+      let renewing = false;
       try {
-        let first = true;
-        for await (const message of this.options.open(this.abort.signal)) {
+        for (;;) {
+          let message: M;
+          if (pending !== undefined) {
+            message = pending;
+            pending = undefined;
+          } else {
+            const next = await current.messages.next();
+            if (next.done) break;
+            message = next.value;
+          }
           this.lastMessageAt = Date.now();
           if (first) {
             this.options.onGap?.();
@@ -84,16 +129,47 @@ export class StreamFollower<M> {
             logger.info(`${name}: following`);
           }
           this.options.onMessage(message);
+          if (++count >= renewAfter && !renewing) {
+            renewing = true;
+            void this.renew(current).then((next) => {
+              if (!next) {
+                // Try again after as many messages more.
+                renewing = false;
+                count = 0;
+              } else if (this.stopped || current.abort.signal.aborted) {
+                next.stream.abort.abort();
+              } else {
+                takeOver.next = next;
+                current.abort.abort();
+              }
+            });
+          }
         }
       } catch (err) {
-        if (this.stopped) return;
-        logger.warn({ reason: err instanceof Error ? err.message : String(err) }, `${name}: stream lost; reconnecting`);
+        if (!takeOver.next && !this.stopped) logger.warn({ reason: err instanceof Error ? err.message : String(err) }, `${name}: stream lost; reconnecting`);
       }
+      if (this.stopped) break;
+      if (takeOver.next) continue;
       if (this.connected) this.disconnectedSince = Date.now();
       this.connected = false;
       this.options.onGap?.();
       await new Promise((r) => setTimeout(r, delay).unref());
       delay = Math.min(delay * 2, 5000);
     }
+    // Stopped just as a renewal handed over: its stream goes too.
+    takeOver.next?.stream.abort.abort();
+  }
+
+  /** Opens the stream that replaces `current`; resolves once it has sent its first message (undefined if it failed first). */
+  private async renew(current: OpenStream<M>): Promise<{ stream: OpenStream<M>; first: M } | undefined> {
+    const next = this.openStream();
+    try {
+      const first = await next.messages.next();
+      if (!first.done && !current.abort.signal.aborted && !this.stopped) return { stream: next, first: first.value };
+    } catch {
+      // This stream keeps going; the next renewal tries again.
+    }
+    next.abort.abort();
+    return undefined;
   }
 }
