@@ -136,12 +136,10 @@ export class StreamFollower<M> {
                 // Try again after as many messages more.
                 renewing = false;
                 count = 0;
-              } else if (this.stopped || current.abort.signal.aborted) {
-                next.stream.abort.abort();
-              } else {
-                takeOver.next = next;
-                current.abort.abort();
+                return;
               }
+              takeOver.next = next;
+              current.abort.abort();
             });
           }
         }
@@ -160,7 +158,11 @@ export class StreamFollower<M> {
     takeOver.next?.stream.abort.abort();
   }
 
-  /** Opens the stream that replaces `current`; resolves once it has sent its first message (undefined if it failed first). */
+  /**
+   * Opens the stream that replaces `current`; resolves once it has sent its first message,
+   * or undefined (the new stream ended) when it failed first, or when `current` ended or the
+   * follower stopped meanwhile.
+   */
   private async renew(current: OpenStream<M>): Promise<{ stream: OpenStream<M>; first: M } | undefined> {
     const next = this.openStream();
     try {
