@@ -66,6 +66,9 @@ function nft(args: string[], input?: string): Promise<{ code: number | null; out
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     child.on('error', (err) => resolve({ code: null, output: err.message }));
     child.on('close', (code) => resolve({ code, output }));
+    // nft may exit (or be missing) before it reads its input: the pipe's EPIPE is not an
+    // error of the runner's (the exit code says how nft ended); unhandled, it ended the runner.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input ?? '');
   });
 }
