@@ -65,3 +65,67 @@ def run(params, logger):
     expect((await read(adminToken)).body.data.status).toBe('FINISHED');
   });
 });
+
+async function listHits(): Promise<number> {
+  const text = await (await fetch(`${apiUrl()}/metrics`)).text();
+  return Number(/gef_gateway_cache_lookups_total\{cache="execution_list",result="hit"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+}
+
+describe('the execution list cache', () => {
+  it('serves repeated lists from memory, and shows a new run and every change of it on the next list', async () => {
+    const owner = await newUser('list-owner');
+    const other = await newUser('list-other');
+    const admin = superadminCredentials();
+    const adminToken = (await login(admin.email, admin.password)).access_token;
+    const script = await publishScript(
+      owner.token,
+      `List Probe ${randomBytes(4).toString('hex')}`,
+      `${pythonGate}
+def run(params, logger):
+    wait_gate(params)
+    return "listed"
+`,
+    );
+    const own = (token = owner.token, query = 'page=1&per_page=10') => api('GET', `/api/v1/execution/user?${query}`, { token });
+    const byAdmin = (query: string) => api('GET', `/api/v1/execution?${query}`, { token: adminToken });
+
+    // Warm: an empty list, then the same list from memory.
+    expect((await own()).body).toMatchObject({ data: [], total: 0 });
+    const before = await listHits();
+    expect((await own()).body.total).toBe(0);
+    expect(await listHits()).toBeGreaterThan(before);
+    expect((await byAdmin(`user_id=${owner.id}`)).body.total).toBe(0);
+    const firstAll = (await byAdmin('page=1&per_page=1')).body.data[0]?.id;
+
+    // A new run shows on the very next list, the owner's, the admin's of that owner and of everyone.
+    const g = gate();
+    gates.push(g);
+    const created = await runScript(owner.token, script.slug, { body: { gate: g.path } });
+    const listed = await own();
+    expect(listed.body.total).toBe(1);
+    expect(listed.body.data[0].id).toBe(created.id);
+    expect(listed.body.data[0].workflow_id).toBeUndefined();
+    expect((await byAdmin(`user_id=${owner.id}`)).body.data.map((e: { id: string }) => e.id)).toEqual([created.id]);
+    const all = (await byAdmin('page=1&per_page=1')).body.data[0];
+    expect(all.id).not.toBe(firstAll);
+    expect(all).toMatchObject({ id: created.id, workflow_id: `execution-${created.id}` });
+    // Another caller's list is theirs.
+    expect((await own(other.token)).body.total).toBe(0);
+
+    // The runner changes the run (not through this gateway's routes): each change shows on the next list.
+    await waitForExecution(owner.token, created.id, ['RUNNING']);
+    expect((await own()).body.data[0].status).toBe('RUNNING');
+    const events = await EventStream.open(`/api/v1/execution/${created.id}/events`, { Authorization: `Bearer ${owner.token}` });
+    g.open();
+    await events.closed();
+    expect((await own()).body.data[0]).toMatchObject({ id: created.id, status: 'FINISHED', progress: 100, results: 'listed' });
+    expect((await byAdmin(`user_id=${owner.id}`)).body.data[0].status).toBe('FINISHED');
+
+    // Embeds are added to the cached page: the script, and the owner.
+    const embedded = (await own(owner.token, 'page=1&per_page=10&include=script,user')).body.data[0];
+    expect(embedded.script).toMatchObject({ slug: script.slug });
+    expect(embedded.user).toMatchObject({ id: owner.id });
+    const again = (await own(owner.token, 'page=1&per_page=10&include=script,user')).body.data[0];
+    expect(again).toEqual(embedded);
+  });
+});

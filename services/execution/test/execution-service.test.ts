@@ -514,6 +514,48 @@ describe('execution service', () => {
     });
   });
 
+  describe('WatchChanges', () => {
+    it('announces the ids of changed executions and the owners of executions created, changed or deleted', async () => {
+      const { userId, script } = someone();
+      const controller = new AbortController();
+      const ids = new Set<string>();
+      const owners: string[] = [];
+      let batches = 0;
+      const watching = (async () => {
+        try {
+          for await (const m of f.client.watchChanges({}, { signal: controller.signal })) {
+            batches++;
+            for (const id of m.executionIds) ids.add(id);
+            owners.push(...m.ownerIds);
+          }
+        } catch {
+          // aborted
+        }
+      })();
+      const until = async (check: () => boolean) => {
+        for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+      };
+      await until(() => batches > 0);
+      // Created (an insert announces its owner, though no id changed).
+      const e = await run(userId, script.scriptId);
+      await until(() => owners.includes(userId));
+      expect(owners).toContain(userId);
+      // Changed.
+      owners.length = 0;
+      await startAttempt(e.id);
+      await until(() => ids.has(e.id) && owners.includes(userId));
+      expect(ids.has(e.id)).toBe(true);
+      expect(owners).toContain(userId);
+      // Deleted, with the user.
+      owners.length = 0;
+      await deleteExecutionsOfUser(f.deps, userId);
+      await until(() => owners.includes(userId));
+      expect(owners).toContain(userId);
+      controller.abort();
+      await watching;
+    });
+  });
+
   describe('deleteExecutionsOfUser', () => {
     it('removes the user\'s executions with their logs and stops the ones still going', async () => {
       const { userId, script } = someone();

@@ -20,7 +20,7 @@ import { RateLimiter, type Limiter } from './rate-limit/rate-limiter';
 import { requestContext } from './request-context';
 import { resources as defaultResources } from './routes';
 import { mountFallbacks, mountRoutes } from './routes/mount';
-import type { Resource, RouteContext, RouteDef } from './routes/types';
+import { allPagesKey, ownerPagesKey, type RenderedExecutionPage, type Resource, type RouteContext, type RouteDef } from './routes/types';
 import { securityHeaders } from './security-headers';
 
 /** How long a client may take, so slow clients cannot hold the server. */
@@ -87,7 +87,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   const limiter = deps.limiter ?? RateLimiter.fromUrl(config.DATABASE_URL, logger);
   const profiles = profileCache(config, registry, deps.revocations);
   const executions = executionCache(config, registry, deps.executionChanges);
-  const ctx: RouteContext = { config, logger, registry, clients, openapi, auth, limiter, limits: limitsOf(config), profiles, executions };
+  const executionPages = executionPageCache(config, registry, deps.executionChanges);
+  const ctx: RouteContext = { config, logger, registry, clients, openapi, auth, limiter, limits: limitsOf(config), profiles, executions, executionPages };
   const routes = resources.flatMap((r) => r.routes(ctx));
 
   const app = express();
@@ -144,6 +145,32 @@ function executionCache(config: GatewayConfig, registry: client.Registry, change
     registry,
   });
   changes?.onChange((id) => (id === undefined ? cache.clear() : cache.invalidate(id)));
+  return cache;
+}
+
+/** Most characters of execution list pages held (about twice as many bytes). */
+const executionPagesMaxChars = 32 * 1024 * 1024;
+
+/**
+ * Pages of execution lists, cached while the execution service's changes are followed:
+ * an execution created, changed or deleted drops its owner's pages and the pages of every
+ * user's list (`all`); a lost stream clears everything.
+ */
+function executionPageCache(config: GatewayConfig, registry: client.Registry, changes: ExecutionChanges | undefined): ReadCache<RenderedExecutionPage> {
+  const cache = new ReadCache<RenderedExecutionPage>({
+    name: 'execution_list',
+    maxEntries: 10_000,
+    maxWeight: executionPagesMaxChars,
+    weigh: (page) => page.items.reduce((n, item) => n + item.length, 0),
+    ttlMs: changes ? config.EXECUTION_CACHE_TTL_SECONDS * 1000 : 0,
+    live: () => changes?.isConnected ?? false,
+    registry,
+  });
+  changes?.onOwnerChange((userId) => {
+    if (userId === undefined) return cache.clear();
+    cache.invalidate(ownerPagesKey(userId));
+    cache.invalidate(allPagesKey);
+  });
   return cache;
 }
 

@@ -160,3 +160,51 @@ describe('ReadCache variants', () => {
     expect(await cache.read('exec', async () => 'admin 2', 'admin')).toBe('admin 2');
   });
 });
+
+describe('ReadCache weights', () => {
+  const weighed = (maxWeight: number) => make({ maxWeight, weigh: (v) => v.length });
+
+  it('drops the least recently used keys to stay within the weight, and counts what it holds', async () => {
+    const cache = weighed(10);
+    await cache.read('a', async () => 'aaaa');
+    await cache.read('b', async () => 'bbbb');
+    expect(cache.heldWeight).toBe(8);
+    await cache.read('a', async () => 'x'); // a is now the most recently used
+    await cache.read('c', async () => 'cccc');
+    expect(cache.heldWeight).toBe(8);
+    expect(await cache.read('a', async () => 'a again')).toBe('aaaa');
+    expect(await cache.read('b', async () => 'b2')).toBe('b2');
+  });
+
+  it('never stores a value heavier than the whole budget, and keeps the rest', async () => {
+    const cache = weighed(5);
+    await cache.read('a', async () => 'aa');
+    await cache.read('big', async () => 'way too long');
+    expect(await cache.read('big', async () => 'b')).toBe('b');
+    expect(await cache.read('a', async () => 'other')).toBe('aa');
+  });
+
+  it('gives back the weight of variants replaced, invalidated, expired or cleared', async () => {
+    let now = 1_000_000;
+    jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const cache = make({ maxWeight: 100, weigh: (v) => v.length, ttlMs: 1000 });
+      await cache.read('a', async () => '12345', 'one');
+      await cache.read('a', async () => '123', 'two');
+      expect(cache.heldWeight).toBe(8);
+      cache.invalidate('a');
+      expect(cache.heldWeight).toBe(0);
+      await cache.read('b', async () => '1234');
+      now += 2000;
+      await cache.read('b', async () => '12'); // expired: loaded again and replaced
+      expect(cache.heldWeight).toBe(2);
+      now += 2000;
+      await cache.read('c', async () => '1'); // storing purges the expired b
+      expect(cache.heldWeight).toBe(1);
+      cache.clear();
+      expect(cache.heldWeight).toBe(0);
+    } finally {
+      jest.restoreAllMocks();
+    }
+  });
+});

@@ -1,24 +1,29 @@
 import { PgListener } from '@gef/common/pg-listener';
 import type { Logger } from '@gef/common';
-import { executionChannel } from '../repositories/execution-repository';
+import { executionChannel, executionOwnerChannel } from '../repositories/execution-repository';
 
 /**
  * Announcements of execution changes (state or log), from every replica: each change is a
- * NOTIFY on `gef_execution` with the execution id, sent in the writing transaction. One
- * LISTEN connection per process fans them out to the watchers of that execution. After a
- * lost connection every watcher is poked, so nothing said meanwhile is missed.
+ * NOTIFY on `gef_execution` with the execution id, sent in the writing transaction, and
+ * each execution created, changed or deleted a NOTIFY on `gef_execution_owner` with its
+ * owner's id. One LISTEN connection per process fans them out to the watchers of that
+ * execution. After a lost connection every watcher is poked, so nothing said meanwhile is
+ * missed.
  */
 export class ExecutionEvents {
   private readonly listener: PgListener;
   private readonly watchers = new Map<string, Set<() => void>>();
   private readonly everyChange = new Set<(executionId: string | undefined) => void>();
+  private readonly ownerChanges = new Set<(userId: string) => void>();
 
   constructor(databaseUrl: string, logger: Logger) {
     this.listener = new PgListener({
       databaseUrl,
-      channels: [executionChannel],
+      channels: [executionChannel, executionOwnerChannel],
       onNotification: (channel, payload) => {
-        if (channel === executionChannel && payload) this.poke(payload);
+        if (!payload) return;
+        if (channel === executionChannel) this.poke(payload);
+        else if (channel === executionOwnerChannel) for (const fn of this.ownerChanges) fn(payload);
       },
       onListening: () => this.pokeAll(),
       onLost: () => this.pokeAll(),
@@ -47,6 +52,15 @@ export class ExecutionEvents {
   subscribeAll(onChange: (executionId: string | undefined) => void): () => void {
     this.everyChange.add(onChange);
     return () => this.everyChange.delete(onChange);
+  }
+
+  /**
+   * Calls `onChange(userId)` after an execution of the user is created, changed or deleted.
+   * Missed announcements are reported to `subscribeAll` (as `undefined`), not here.
+   */
+  subscribeOwners(onChange: (userId: string) => void): () => void {
+    this.ownerChanges.add(onChange);
+    return () => this.ownerChanges.delete(onChange);
   }
 
   /** Calls `onChange` whenever the execution may have changed; returns the unsubscribe. */

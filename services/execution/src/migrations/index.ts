@@ -6,6 +6,7 @@ import { Migration20261128000004 } from './Migration20261128000004';
 import { Migration20261128000005 } from './Migration20261128000005';
 import { Migration20261128000006 } from './Migration20261128000006';
 import { Migration20261128000007 } from './Migration20261128000007';
+import { Migration20261128000008 } from './Migration20261128000008';
 
 /** The execution service's migrations, oldest first. */
 export const migrations: MigrationObject[] = [
@@ -16,4 +17,5 @@ export const migrations: MigrationObject[] = [
   { name: 'Migration20261128000005', class: Migration20261128000005 },
   { name: 'Migration20261128000006', class: Migration20261128000006 },
   { name: 'Migration20261128000007', class: Migration20261128000007 },
+  { name: 'Migration20261128000008', class: Migration20261128000008 },
 ];

@@ -28,6 +28,8 @@ export interface Columns {
 
 /** The channel every change of an execution (state or log) is announced on. */
 export const executionChannel = 'gef_execution';
+/** The channel announcing the owners of executions created, changed or deleted (payload: the user id; see migration 8). */
+export const executionOwnerChannel = 'gef_execution_owner';
 
 const baseColumns = 'e.id, e.script_id, e.user_id, e.status, e.progress, e.start_date, e.end_date, e.updated_at, e.script_version, e.queued_at, e.attempt, e.slot_held';
 

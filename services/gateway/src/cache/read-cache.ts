@@ -3,11 +3,18 @@ import client from 'prom-client';
 /** How long a key's last invalidation is remembered: longer than any load takes (RPC deadlines are shorter). */
 const invalidationMemoryMs = 120_000;
 
-export interface ReadCacheOptions {
+export interface ReadCacheOptions<V> {
   /** Name in metrics (`gef_gateway_cache_lookups_total{cache}`). */
   name: string;
-  /** Most entries kept; the least recently used go first. */
+  /** Most keys kept; the least recently used go first. */
   maxEntries: number;
+  /**
+   * With `weigh`: the most total weight kept (e.g. characters), the least recently used keys
+   * going first; a value heavier than this alone is never stored.
+   */
+  maxWeight?: number;
+  /** The weight of a value, for `maxWeight`. */
+  weigh?: (value: V) => number;
   /** How long an entry may serve; 0 turns the cache off. */
   ttlMs: number;
   /**
@@ -29,7 +36,9 @@ export interface ReadCacheOptions {
  */
 export class ReadCache<V> {
   /** By key, least recently used first; each key holds its variants (e.g. per caller). */
-  private readonly entries = new Map<string, Map<string, { value: V; storedAt: number }>>();
+  private readonly entries = new Map<string, Map<string, { value: V; storedAt: number; weight: number }>>();
+  /** The weight of every entry held. */
+  private weight = 0;
   private generation = 0;
   /** The generation of each key's last invalidation, and when it was; the oldest first. */
   private readonly invalidatedAt = new Map<string, { generation: number; at: number }>();
@@ -37,7 +46,7 @@ export class ReadCache<V> {
   private floor = 0;
   private readonly lookups: client.Counter<'cache' | 'result'> | undefined;
 
-  constructor(private readonly options: ReadCacheOptions) {
+  constructor(private readonly options: ReadCacheOptions<V>) {
     if (options.registry) {
       const existing = options.registry.getSingleMetric('gef_gateway_cache_lookups_total') as client.Counter<'cache' | 'result'> | undefined;
       this.lookups =
@@ -83,13 +92,25 @@ export class ReadCache<V> {
 
   private store(key: string, variant: string, value: V, ticket: number): void {
     if (!this.enabled || ticket < this.floor || (this.invalidatedAt.get(key)?.generation ?? -1) > ticket) return;
+    const weight = this.options.weigh?.(value) ?? 0;
+    const maxWeight = this.options.maxWeight ?? Infinity;
+    if (weight > maxWeight) return;
     const now = Date.now();
     this.purgeExpired(now);
-    const variants = this.entries.get(key) ?? new Map<string, { value: V; storedAt: number }>();
+    const variants = this.entries.get(key) ?? new Map<string, { value: V; storedAt: number; weight: number }>();
     this.entries.delete(key);
-    variants.set(variant, { value, storedAt: now });
+    this.weight += weight - (variants.get(variant)?.weight ?? 0);
+    variants.set(variant, { value, storedAt: now, weight });
     this.entries.set(key, variants);
-    if (this.entries.size > this.options.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    while (this.entries.size > this.options.maxEntries || this.weight > maxWeight) this.drop(this.entries.keys().next().value!);
+  }
+
+  /** Forgets a key's entries. */
+  private drop(key: string): void {
+    const variants = this.entries.get(key);
+    if (!variants) return;
+    for (const entry of variants.values()) this.weight -= entry.weight;
+    this.entries.delete(key);
   }
 
   /**
@@ -99,7 +120,11 @@ export class ReadCache<V> {
    */
   private purgeExpired(now: number): void {
     for (const [key, variants] of this.entries) {
-      for (const [variant, entry] of variants) if (now - entry.storedAt >= this.options.ttlMs) variants.delete(variant);
+      for (const [variant, entry] of variants) {
+        if (now - entry.storedAt < this.options.ttlMs) continue;
+        variants.delete(variant);
+        this.weight -= entry.weight;
+      }
       if (variants.size > 0) return;
       this.entries.delete(key);
     }
@@ -108,7 +133,7 @@ export class ReadCache<V> {
   /** Drops one key (every variant), and keeps any load of it already under way from storing. */
   invalidate(key: string): void {
     this.generation++;
-    this.entries.delete(key);
+    this.drop(key);
     const now = Date.now();
     // Last in the map, as the newest invalidation.
     this.invalidatedAt.delete(key);
@@ -127,6 +152,7 @@ export class ReadCache<V> {
     this.generation++;
     this.floor = this.generation;
     this.entries.clear();
+    this.weight = 0;
     this.invalidatedAt.clear();
   }
 
@@ -138,5 +164,10 @@ export class ReadCache<V> {
   /** How many keys are held. */
   get size(): number {
     return this.entries.size;
+  }
+
+  /** The total weight held (0 without `weigh`). */
+  get heldWeight(): number {
+    return this.weight;
   }
 }

@@ -5,7 +5,7 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { formatApiMillis, InvalidArgument, NotFound, parseApiDate } from '@gef/common';
 import { execution, type script, type user } from '@gef/protos';
-import { isAtLeast } from '../auth/authenticator';
+import { isAtLeast, type RoleName } from '../auth/authenticator';
 import { callerOf } from '../auth/caller';
 import { executionCredential, type ExecutionCredential } from '../auth/execution-credential';
 import type { ServiceClients } from '../clients';
@@ -16,7 +16,7 @@ import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
 import { attachmentDisposition, publicUserJson, scriptJson } from './scripts';
-import type { Resource, RouteContext } from './types';
+import { allPagesKey, ownerPagesKey, type RenderedExecutionPage, type Resource, type RouteContext } from './types';
 
 /** How often an idle event stream gets a comment, so proxies and clients keep it open. */
 export const keepAliveMs = 15_000;
@@ -226,7 +226,13 @@ function uuidParam(query: Record<string, string>, name: string): string {
  * The scripts and owners of some executions, as the caller may see them (null when not:
  * a deleted script, or a user the caller may not see), asked in parallel, ten at a time.
  */
-async function embedsOf(clients: ServiceClients, req: Request, caller: user.Caller | undefined, executions: readonly execution.Execution[], want: { script: boolean; user: boolean }) {
+async function embedsOf(
+  clients: ServiceClients,
+  req: Request,
+  caller: user.Caller | undefined,
+  executions: readonly Pick<execution.Execution, 'scriptId' | 'userId'>[],
+  want: { script: boolean; user: boolean },
+) {
   const scripts = want.script ? new Map<string, ScriptView>() : undefined;
   const users = want.user ? new Map<string, PublicUser | null>() : undefined;
   const jobs: (() => Promise<void>)[] = [];
@@ -327,6 +333,30 @@ const changedBy = (credential: ExecutionCredential) =>
 
 const isAdmin = (credential: ExecutionCredential) => credential.kind === 'user' && isAtLeast(credential.principal.role, 'ADMIN');
 
+/**
+ * The cache key of a list's pages: the one owner its executions can belong to, or `all`.
+ * The service narrows every list of a non-admin (and `/execution/user`) to the caller.
+ */
+function listOwnerKey(role: RoleName, callerId: string, ownOnly: boolean, userId: string | undefined): string {
+  if (ownOnly || !isAtLeast(role, 'ADMIN')) return ownerPagesKey(callerId);
+  return userId ? ownerPagesKey(userId) : allPagesKey;
+}
+
+/** A rendered page as the response body, each item with the embeds asked for (after its own keys). */
+function listBody(page: RenderedExecutionPage, embeds: { scripts?: Map<string, unknown>; users?: Map<string, unknown> }): string {
+  const { scripts, users } = embeds;
+  const items =
+    scripts || users
+      ? page.items.map((item, i) => {
+          const ref = page.refs[i]!;
+          const script = scripts ? `,"script":${JSON.stringify(scripts.get(ref.scriptId) ?? null)}` : '';
+          const user = users ? `,"user":${JSON.stringify(users.get(ref.userId) ?? null)}` : '';
+          return `${item.slice(0, -1)}${script}${user}}`;
+        })
+      : page.items;
+  return `{"data":[${items.join(',')}],"page":${page.page},"per_page":${page.perPage},"total":${page.total}}`;
+}
+
 /** One Server-Sent Event. */
 function sseEvent(res: Response, event: string, id: bigint, data: unknown): boolean {
   return res.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
@@ -336,7 +366,14 @@ function sseEvent(res: Response, event: string, id: bigint, data: unknown): bool
 export const executionsResource: Resource = {
   name: 'executions',
   openapi: executionsOpenApi,
-  routes: ({ clients, auth, config, limiter, limits, executions }: RouteContext) => {
+  routes: ({ clients, auth, config, limiter, limits, executions, executionPages }: RouteContext) => {
+    // A change made through this gateway shows in its next list at once (other gateways
+    // learn of it from the change stream).
+    const listsChanged = (e: execution.Execution | undefined) => {
+      if (!e) return;
+      executionPages.invalidate(ownerPagesKey(e.userId));
+      executionPages.invalidate(allPagesKey);
+    };
     const list = async (req: Request, res: Response, ownOnly: boolean) => {
       const principal = await auth.require(req);
       const query = queryOf(req, listQuery);
@@ -344,36 +381,45 @@ export const executionsResource: Resource = {
       const caller = callerOf(principal);
       const startFrom = dateParam(query, 'start_date_from') ?? dateParam(query, 'start_date');
       const endTo = dateParam(query, 'end_date_to') ?? dateParam(query, 'end_date');
-      const reply = await clients.execution.listExecutions(
-        {
-          caller,
-          ownOnly,
-          userId: uuidParam(query, 'user_id'),
-          status: statusList(query['status']),
-          scriptId: uuidParam(query, 'script_id'),
-          updatedAt: ts(dateParam(query, 'updated_at'))?.value,
-          startDateFrom: ts(startFrom)?.value,
-          startDateTo: ts(dateParam(query, 'start_date_to'))?.value,
-          endDateFrom: ts(dateParam(query, 'end_date_from'))?.value,
-          endDateTo: ts(endTo)?.value,
-          filter: query['filter'] ?? '',
-          sort: query['sort'] ?? '',
-          page: positiveInt(query, 'page') ?? 0,
-          perPage: positiveInt(query, 'per_page') ?? 0,
-          includeLogs: view.logs,
-          excludeParams: view.excludeParams,
-          excludeResults: view.excludeResults,
-        },
-        rpcOptions(req),
-      );
-      const embeds = await embedsOf(clients, req, caller, reply.executions, view);
+      const userId = uuidParam(query, 'user_id');
+      const request = {
+        caller,
+        ownOnly,
+        userId,
+        status: statusList(query['status']),
+        scriptId: uuidParam(query, 'script_id'),
+        updatedAt: ts(dateParam(query, 'updated_at'))?.value,
+        startDateFrom: ts(startFrom)?.value,
+        startDateTo: ts(dateParam(query, 'start_date_to'))?.value,
+        endDateFrom: ts(dateParam(query, 'end_date_from'))?.value,
+        endDateTo: ts(endTo)?.value,
+        filter: query['filter'] ?? '',
+        sort: query['sort'] ?? '',
+        page: positiveInt(query, 'page') ?? 0,
+        perPage: positiveInt(query, 'per_page') ?? 0,
+        includeLogs: view.logs,
+        excludeParams: view.excludeParams,
+        excludeResults: view.excludeResults,
+      };
       const admin = isAtLeast(principal.role, 'ADMIN');
-      res.json({
-        data: reply.executions.map((e) => executionJson(e, { admin, logs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults, ...embeds })),
-        page: reply.page,
-        per_page: reply.perPage,
-        total: Number(reply.total),
-      });
+      const load = async (): Promise<RenderedExecutionPage> => {
+        const reply = await clients.execution.listExecutions(request, rpcOptions(req));
+        const shown = { admin, logs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults };
+        return {
+          items: reply.executions.map((e) => JSON.stringify(executionJson(e, shown))),
+          refs: reply.executions.map((e) => ({ scriptId: e.scriptId, userId: e.userId })),
+          page: reply.page,
+          perPage: reply.perPage,
+          total: Number(reply.total),
+        };
+      };
+      // Lines of logs change without their execution: those pages are always read afresh.
+      // Each caller's pages are kept apart, and each query's (the URL says all of it).
+      const page = view.logs
+        ? await load()
+        : await executionPages.read(listOwnerKey(principal.role, principal.userId, ownOnly, userId), load, `${principal.userId} ${principal.role} ${req.originalUrl}`);
+      const embeds = await embedsOf(clients, req, caller, page.refs, view);
+      res.type('json').send(listBody(page, embeds));
     };
 
     return [
@@ -388,6 +434,7 @@ export const executionsResource: Resource = {
           const params = runParams(req);
           await enforceLimits(limiter, limits, [{ name: 'run_account', key: principal.userId }]);
           const reply = await clients.execution.runScript({ caller: callerOf(principal), idOrSlug: key, params }, rpcOptions(req));
+          listsChanged(reply.execution);
           res.json({ data: executionJson(reply.execution, { admin: isAtLeast(principal.role, 'ADMIN') }) });
         },
       },
@@ -458,6 +505,7 @@ export const executionsResource: Resource = {
             rpcOptions(req),
           );
           executions.invalidate(id.toLowerCase());
+          listsChanged(reply.execution);
           res.json({ data: executionJson(reply.execution, { admin: isAdmin(credential) }) });
         },
       },
@@ -471,6 +519,7 @@ export const executionsResource: Resource = {
           const id = executionKey(req);
           const reply = await clients.execution.cancelExecution({ id, caller: callerOf(principal) }, rpcOptions(req));
           executions.invalidate(id.toLowerCase());
+          listsChanged(reply.execution);
           const d = reply.cancellationDetails;
           res.status(202).json({
             data: {

@@ -30,6 +30,27 @@ export interface RouteContext {
   profiles: ReadCache<user.User>;
   /** Executions by id (one copy per caller), dropped when the execution service announces a change. */
   executions: ReadCache<execution.Execution>;
+  /**
+   * Pages of execution lists by owner (`owner:<user id>`, or `all` for lists of every
+   * user), one copy per caller and query, dropped when an execution of the owner is
+   * created, changes or is deleted.
+   */
+  executionPages: ReadCache<RenderedExecutionPage>;
+}
+
+/** The `executionPages` key of the lists of one owner's executions. */
+export const ownerPagesKey = (userId: string): string => `owner:${userId.toLowerCase()}`;
+/** The `executionPages` key of lists that may hold any user's executions. */
+export const allPagesKey = 'all';
+
+/** A page of an execution list as one caller sees it, each item already JSON (without embeds). */
+export interface RenderedExecutionPage {
+  items: string[];
+  /** Each item's script and owner, for `include=script,user`. */
+  refs: { scriptId: string; userId: string }[];
+  page: number;
+  perPage: number;
+  total: number;
 }
 
 /** One operation: the single table that Express routing and the OpenAPI check both read. */

@@ -4,22 +4,25 @@ import type { execution } from '@gef/protos';
 import { StreamFollower } from './stream-follower';
 
 /**
- * The ids of executions as they change, followed from the execution service's
- * WatchChanges stream, for whatever the gateway holds copies of.
+ * The ids of executions as they change, and the users whose executions were created,
+ * changed or deleted, followed from the execution service's WatchChanges stream, for
+ * whatever the gateway holds copies of.
  */
 export class ExecutionChanges {
   private readonly stream: StreamFollower<execution.WatchChangesResponse>;
   private readonly listeners = new Set<(executionId: string | undefined) => void>();
+  private readonly ownerListeners = new Set<(userId: string | undefined) => void>();
 
   constructor(client: Client<typeof execution.ExecutionService>, logger: Logger) {
     this.stream = new StreamFollower({
       name: 'execution changes',
       open: (signal) => client.watchChanges({}, { signal, timeoutMs: 0 }),
       onMessage: (res) => {
-        if (res.reset) this.changed(undefined);
+        if (res.reset) this.reset();
         for (const id of res.executionIds) this.changed(id);
+        for (const id of res.ownerIds) this.ownerChanged(id);
       },
-      onGap: () => this.changed(undefined),
+      onGap: () => this.reset(),
       logger,
     });
   }
@@ -45,7 +48,26 @@ export class ExecutionChanges {
     return () => this.listeners.delete(listener);
   }
 
-  private changed(executionId: string | undefined): void {
+  /**
+   * Calls `listener(userId)` when an execution of the user is created, changes or is
+   * deleted, and `listener(undefined)` when changes may have been missed. Returns a
+   * function that removes the listener.
+   */
+  onOwnerChange(listener: (userId: string | undefined) => void): () => void {
+    this.ownerListeners.add(listener);
+    return () => this.ownerListeners.delete(listener);
+  }
+
+  private changed(executionId: string): void {
     for (const listener of this.listeners) listener(executionId);
+  }
+
+  private ownerChanged(userId: string): void {
+    for (const listener of this.ownerListeners) listener(userId);
+  }
+
+  private reset(): void {
+    for (const listener of this.listeners) listener(undefined);
+    for (const listener of this.ownerListeners) listener(undefined);
   }
 }
