@@ -12,6 +12,12 @@ export interface ListBench {
   rows: number;
   seedMs: number;
   own: { c1: LoadResult; c8: LoadResult; total: number };
+  /**
+   * The own list at one client while one of the user's executions changes every few
+   * milliseconds: each change drops the gateway's cached pages, so most reads go to the
+   * execution service and the database.
+   */
+  ownChanging: { c1: LoadResult; changes: number };
   all: { c1: LoadResult; c8: LoadResult; total: number };
 }
 
@@ -58,7 +64,34 @@ export async function benchExecutionLists(api: string, adminToken: string, execu
   };
   const own = await measure('/api/v1/execution/user?page=1&per_page=100', token);
   const all = await measure('/api/v1/execution?page=1&per_page=100', adminToken);
-  return { rows, seedMs, own, all };
+  const ownChanging = await whileChanging(executionDbUrl, userId, () =>
+    runLoad({ url: `${api}/api/v1/execution/user?page=1&per_page=100`, headers: { Authorization: `Bearer ${token}` }, concurrency: 1, durationMs: seconds * 1000 }),
+  );
+  return { rows, seedMs, own, all, ownChanging: { c1: ownChanging.result, changes: ownChanging.changes } };
+}
+
+/** Runs `work` while the user's newest execution is updated every 5 ms (each update announced to the gateways). */
+async function whileChanging<T>(executionDbUrl: string, userId: string, work: () => Promise<T>): Promise<{ result: T; changes: number }> {
+  const db = new pg.Client({ connectionString: executionDbUrl });
+  await db.connect();
+  let changes = 0;
+  let stop = false;
+  const changing = (async () => {
+    const newest = (await db.query('select id from execution where user_id = $1 order by start_date desc, id desc limit 1', [userId])).rows[0].id as string;
+    while (!stop) {
+      await db.query('update execution set updated_at = clock_timestamp() where id = $1', [newest]);
+      changes++;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  try {
+    const result = await work();
+    return { result, changes };
+  } finally {
+    stop = true;
+    await changing;
+    await db.end();
+  }
 }
 
 export function listBenchLines(r: ListBench, line: (name: string, l: LoadResult) => string): string[] {
@@ -68,5 +101,6 @@ export function listBenchLines(r: ListBench, line: (name: string, l: LoadResult)
     line('/execution/user 100 (8)', r.own.c8),
     line(`/execution 100 admin (1), total ${r.all.total}`, r.all.c1),
     line('/execution 100 admin (8)', r.all.c8),
+    line(`/execution/user 100 (1) while the user's executions change (${r.ownChanging.changes} changes)`, r.ownChanging.c1),
   ];
 }
