@@ -129,6 +129,19 @@ describe('script service', () => {
       expect(await startScriptBuild(f.deps, { scriptId, version: 1 })).toEqual({ proceed: false, reason: 'the build already ended SUCCESS' });
     });
 
+    it('is read for a run by id (any case) or slug, by its owner only while private', async () => {
+      const forRun = (idOrSlug: string, who = caller(userId)) => f.client.getScriptForRun(create(script.GetScriptForRunRequestSchema, { idOrSlug, caller: who }));
+      const byId = await forRun(scriptId.toUpperCase());
+      expect(await forRun('built-script')).toEqual(byId);
+      expect(byId.run!.script).toMatchObject({ id: scriptId, slug: 'built-script', userId, version: 1 });
+      expect(byId.run).toMatchObject({ version: 1, status: S.SUCCESS, environmentHash: 'e'.repeat(64) });
+      expect(byId.run!.digest).toMatch(/^[0-9a-f]{64}$/);
+      expect(byId.run!.size).toBeGreaterThan(0n);
+      expect((await codeOf(forRun(scriptId, caller(randomUUID())))).code).toBe(Code.NotFound);
+      expect((await codeOf(forRun('no-such-script'))).code).toBe(Code.NotFound);
+      expect((await codeOf(forRun('  '))).code).toBe(Code.InvalidArgument);
+    });
+
     it('of a version that is no longer current leaves the script with its current version', async () => {
       const v2 = await f.client.updateScript(updateMessages({ caller: caller(userId), fileName: 'v2.tar.gz', idOrSlug: scriptId }, archive('Built Script Renamed', 'six\n')));
       expect(v2.script).toMatchObject({ version: 2, status: S.PENDING, slug: 'built-script', name: 'Built Script Renamed' });

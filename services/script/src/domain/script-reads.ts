@@ -29,13 +29,22 @@ export const scriptListFields: FieldMap = {
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const maxLogLines = 1000;
 
-/** A script the actor may see, else NotFound (whether or not it exists). */
-export async function findVisible(repo: ScriptRepository, actor: Actor, idOrSlug: string): Promise<Script> {
+/** The id or slug of a request, trimmed; InvalidArgument when empty. */
+function scriptKey(idOrSlug: string): string {
   const key = idOrSlug.trim();
   if (!key) throw new InvalidArgument('A script id or slug is required', 'invalid_argument');
-  const script = await repo.findByIdOrSlug(key);
+  return key;
+}
+
+/** The script if the actor may see it, else NotFound (whether or not it exists). */
+function visible<T extends Script>(actor: Actor, script: T | null | undefined): T {
   if (!script || !canSee(actor, script)) throw new NotFound('Script not found', 'not_found');
   return script;
+}
+
+/** A script the actor may see, else NotFound (whether or not it exists). */
+export async function findVisible(repo: ScriptRepository, actor: Actor, idOrSlug: string): Promise<Script> {
+  return visible(actor, await repo.findByIdOrSlug(scriptKey(idOrSlug)));
 }
 
 export async function getScript(deps: ScriptDeps, caller: Actor | undefined, idOrSlug: string, includeLogs: boolean): Promise<ScriptView> {
@@ -124,7 +133,11 @@ export async function openDownload(
   return { script, version, stream: await deps.store.get(version.digest.trim()) };
 }
 
-/** What running the current version needs. */
-export async function getScriptForRun(deps: ScriptDeps, caller: Actor | undefined, idOrSlug: string) {
-  return findVersion(deps, requireActor(caller), idOrSlug, 0);
+/** What running the current version needs: one statement, nothing to flush (every run starts here). */
+export async function getScriptForRun(deps: ScriptDeps, caller: Actor | undefined, idOrSlug: string): Promise<{ script: Script; version: ScriptVersion }> {
+  const actor = requireActor(caller);
+  const found = await new ScriptRepository(deps.orm.em.fork()).findWithCurrentVersion(scriptKey(idOrSlug));
+  const script = visible(actor, found?.script);
+  if (!found?.version) throw new NotFound(`Script version ${script.version} not found`, 'not_found');
+  return { script, version: found.version };
 }

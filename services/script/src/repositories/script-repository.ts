@@ -1,6 +1,11 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@gef/common/orm';
 import { ScriptSchema, type Script } from '../entities/script';
+import { ScriptVersionSchema, type ScriptVersion } from '../entities/script-version';
+
+/** The columns of `script_version` read with a script (prefixed `v_`), but its key. */
+const versionColumns = ['digest', 'size', 'configuration', 'file_name', 'requirements', 'status', 'environment_hash', 'created_at', 'built_at'];
+const versionSelect = versionColumns.map((c) => `v.${c} as v_${c}`).join(', ');
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -24,6 +29,29 @@ export class ScriptRepository {
   /** By id (a UUID) or slug. */
   findByIdOrSlug(key: string): Promise<Script | null> {
     return this.em.findOne(ScriptSchema, this.keyOf(key));
+  }
+
+  /**
+   * By id or slug, with its current version (null when that row is missing), in one
+   * statement: what starting a run reads.
+   */
+  async findWithCurrentVersion(key: string): Promise<{ script: Script; version: ScriptVersion | null } | null> {
+    const where = this.keyOf(key);
+    const rows = await this.em.execute<Record<string, unknown>[]>(
+      `select s.*, v.number as v_number, ${versionSelect}
+       from script s left join script_version v on v.script_id = s.id and v.number = s.version
+       where ${'id' in where ? 's.id = ?' : 's.slug = ?'}`,
+      ['id' in where ? where.id : where.slug],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    const scriptRow: Record<string, unknown> = {};
+    const versionRow: Record<string, unknown> = { script_id: row['id'], number: row['v_number'] };
+    for (const [column, value] of Object.entries(row)) {
+      if (column.startsWith('v_')) versionRow[column.slice(2)] = value;
+      else scriptRow[column] = value;
+    }
+    return { script: this.em.map(ScriptSchema, scriptRow), version: row['v_number'] === null ? null : this.em.map(ScriptVersionSchema, versionRow) };
   }
 
   /** By id or slug, the row locked until the transaction ends. */
