@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { InvalidArgument } from '@gef/common';
+import type { EntityManager } from '@gef/common/orm';
 import type { RunExecutionInput } from '@gef/workflows';
 import { DispatchRepository } from '../repositories/dispatch-repository';
 import { ExecutionRepository, type ExecutionRecord } from '../repositories/execution-repository';
@@ -13,7 +14,7 @@ import { grantOnAccept } from './run-slots';
  * POST /script/<s>/run: a visible, built script's current version, params checked against
  * its params_schema; the execution is stored PENDING (pinned to the version), with its slot
  * when one is free, together with its runExecution workflow's start in the outbox
- * (execution_dispatch), in one transaction. The dispatcher starts the workflow as soon as
+ * (execution_dispatch), atomically. The dispatcher starts the workflow as soon as
  * Temporal answers, so a run accepted while Temporal is down starts when it returns.
  */
 export async function runScript(
@@ -42,31 +43,27 @@ export async function runScript(
     maxAttempts: deps.settings.maxAttempts,
     ...(notifyOwner ? {} : { notifyOwner: false }),
   };
-  return deps.orm.em.fork().transactional(async (em) => {
-    await new RunSpecRepository(em).record({
-      scriptId: script.scriptId,
-      version: script.version,
-      scriptUserId: script.scriptUserId,
-      digest: script.digest,
-      size: script.size,
-      runtime: script.runtime,
-      environmentHash: script.environmentHash,
-      requirements: script.requirements,
-      cpuLimit: script.cpuLimit,
-      memoryLimit: script.memoryLimit,
-      timeout: script.timeout,
-    });
-    const slotGranted = await grantOnAccept(em, actor.userId, input.concurrencyLimit);
-    const execution = await new ExecutionRepository(em).insert({
-      id,
-      scriptId: script.scriptId,
-      userId: actor.userId,
-      params,
-      scriptVersion: script.version,
-      slotHeld: slotGranted && input.concurrencyLimit !== null,
-    });
-    // The workflow starts from the outbox once this commits (at once while Temporal answers).
-    await new DispatchRepository(em).add({ ...input, slotGranted });
-    return execution;
+  const spec = RunSpecRepository.record({
+    scriptId: script.scriptId,
+    version: script.version,
+    scriptUserId: script.scriptUserId,
+    digest: script.digest,
+    size: script.size,
+    runtime: script.runtime,
+    environmentHash: script.environmentHash,
+    requirements: script.requirements,
+    cpuLimit: script.cpuLimit,
+    memoryLimit: script.memoryLimit,
+    timeout: script.timeout,
   });
+  // The execution, its version's spec and its outbox row in one statement; the workflow
+  // starts from the outbox once it commits (at once while Temporal answers).
+  const accept = (em: EntityManager, slotGranted: boolean) =>
+    new ExecutionRepository(em).insert(
+      { id, scriptId: script.scriptId, userId: actor.userId, params, scriptVersion: script.version, slotHeld: slotGranted && input.concurrencyLimit !== null },
+      [spec, DispatchRepository.add({ ...input, slotGranted })],
+    );
+  // Without a limit no slot is counted: one statement, atomic by itself.
+  if (input.concurrencyLimit === null) return accept(deps.orm.em.fork(), true);
+  return deps.orm.em.fork().transactional(async (em) => accept(em, await grantOnAccept(em, actor.userId, input.concurrencyLimit)));
 }

@@ -3,7 +3,7 @@ import { outboxRetrySql, type OutboxStore } from '@gef/common/outbox';
 import type { RunExecutionInput } from '@gef/workflows';
 import { isTerminal } from '../domain/statuses';
 import type { ExecutionStatus } from '../entities/execution';
-import { ExecutionRepository, nowSql } from './execution-repository';
+import { ExecutionRepository, nowSql, type Alongside } from './execution-repository';
 
 /** The NOTIFY channel on which new outbox rows are announced (migration 5's trigger). */
 export const dispatchChannel = 'execution_dispatch';
@@ -12,12 +12,12 @@ export const dispatchChannel = 'execution_dispatch';
 export class DispatchRepository implements OutboxStore<RunExecutionInput> {
   constructor(private readonly em?: EntityManager) {}
 
-  /** Records a run's workflow to start, in the caller's transaction. */
-  async add(input: RunExecutionInput): Promise<void> {
-    await this.em!.execute('insert into execution_dispatch (execution_id, input) values (?, ?::jsonb) on conflict (execution_id) do nothing', [
-      input.executionId,
-      JSON.stringify(input),
-    ]);
+  /** Records a run's workflow to start, with the execution's insert (see `ExecutionRepository.insert`). */
+  static add(input: RunExecutionInput): Alongside {
+    return {
+      sql: 'insert into execution_dispatch (execution_id, input) values (?, ?::jsonb) on conflict (execution_id) do nothing',
+      params: [input.executionId, JSON.stringify(input)],
+    };
   }
 
   /**

@@ -77,16 +77,31 @@ export interface ListWhere {
   countedByOwner?: { userId: string | null };
 }
 
+/** A data-modifying statement (`?` params) to run in the same statement as another, as a CTE. */
+export interface Alongside {
+  sql: string;
+  params: unknown[];
+}
+
 /** Executions in the service's own database. Queries are plain SQL on the given manager. */
 export class ExecutionRepository {
   constructor(private readonly em: EntityManager) {}
 
-  async insert(e: { id: string; scriptId: string; userId: string; params: Record<string, unknown>; scriptVersion: number; slotHeld?: boolean }): Promise<ExecutionRecord> {
+  /**
+   * Inserts a PENDING execution; `alongside` statements run in the same statement (one
+   * round trip, atomic without a transaction). Foreign keys are checked at its end, so
+   * they may insert rows that refer to the new execution.
+   */
+  async insert(
+    e: { id: string; scriptId: string; userId: string; params: Record<string, unknown>; scriptVersion: number; slotHeld?: boolean },
+    alongside: Alongside[] = [],
+  ): Promise<ExecutionRecord> {
+    const ctes = alongside.length > 0 ? `with ${alongside.map((a, i) => `alongside_${i} as (${a.sql})`).join(', ')} ` : '';
     const rows = await this.em.execute<Row[]>(
-      `insert into execution as e (id, script_id, user_id, status, progress, params, start_date, updated_at, script_version, attempt, slot_held)
+      `${ctes}insert into execution as e (id, script_id, user_id, status, progress, params, start_date, updated_at, script_version, attempt, slot_held)
        values (?, ?, ?, 'PENDING', 0, ?::jsonb, ${nowSql}, ${nowSql}, ?, 0, ?)
        returning ${selectColumns()}`,
-      [e.id, e.scriptId, e.userId, JSON.stringify(e.params), e.scriptVersion, e.slotHeld ?? false],
+      [...alongside.flatMap((a) => a.params), e.id, e.scriptId, e.userId, JSON.stringify(e.params), e.scriptVersion, e.slotHeld ?? false],
     );
     return toRecord(rows[0]!);
   }

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@gef/common/orm';
+import type { Alongside } from './execution-repository';
 
 export interface RunSpecRecord {
   scriptId: string;
@@ -22,13 +23,13 @@ export class RunSpecRepository {
   constructor(private readonly em: EntityManager) {}
 
   /** Records a version's spec; a version is immutable, so an existing row is kept. */
-  async record(spec: RunSpecRecord): Promise<void> {
-    await this.em.execute(
-      `insert into script_run_spec (script_id, version, script_user_id, digest, size, runtime, environment_hash, requirements, cpu_limit, memory_limit, timeout)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       on conflict (script_id, version) do nothing`,
-      [spec.scriptId, spec.version, spec.scriptUserId, spec.digest, spec.size, spec.runtime, spec.environmentHash, spec.requirements, spec.cpuLimit, spec.memoryLimit, spec.timeout],
-    );
+  static record(spec: RunSpecRecord): Alongside {
+    return {
+      sql: `insert into script_run_spec (script_id, version, script_user_id, digest, size, runtime, environment_hash, requirements, cpu_limit, memory_limit, timeout)
+            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            on conflict (script_id, version) do nothing`,
+      params: [spec.scriptId, spec.version, spec.scriptUserId, spec.digest, spec.size, spec.runtime, spec.environmentHash, spec.requirements, spec.cpuLimit, spec.memoryLimit, spec.timeout],
+    };
   }
 
   async find(scriptId: string, version: number): Promise<RunSpecRecord | null> {
