@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import client from 'prom-client';
+import type { Logger } from '@gef/common';
 
 /** The route template of a request (`/api/v1/script/{script}`), set when a route matches. */
 export function setRouteTemplate(res: Response, template: string): void {
@@ -16,9 +17,9 @@ const quietRoutes = new Set(['/ping', '/api-health', '/metrics']);
 
 /**
  * Times every request into `gef_http_request_duration_seconds{method, route, status}` and
- * writes one access-log line per request.
+ * writes one access-log line per request (with its `reqId`), when its level is on.
  */
-export function httpMetrics(registry: client.Registry) {
+export function httpMetrics(registry: client.Registry, logger: Logger) {
   const duration = new client.Histogram({
     name: 'gef_http_request_duration_seconds',
     help: 'HTTP request handling time by method, route template and status',
@@ -39,9 +40,11 @@ export function httpMetrics(registry: client.Registry) {
       // A client that went away before the answer finished is counted as 499.
       const status = res.writableFinished ? String(res.statusCode) : '499';
       duration.observe({ method, route, status }, seconds);
-      const line = { method, route, path: req.path, status: Number(status), ms: Math.round(seconds * 1e4) / 10 };
-      if (quietRoutes.has(route)) req.log.debug(line, 'request');
-      else req.log.info(line, 'request');
+      // Through the process logger: the request's child logger (its bindings and redaction)
+      // would be made for every request only to write this line, or to drop it.
+      const level = quietRoutes.has(route) ? 'debug' : 'info';
+      if (!logger.isLevelEnabled(level)) return;
+      logger[level]({ reqId: req.id, method, route, path: req.path, status: Number(status), ms: Math.round(seconds * 1e4) / 10 }, 'request');
     };
     res.once('finish', record);
     res.once('close', record);

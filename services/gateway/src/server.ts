@@ -99,7 +99,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   app.set('etag', 'weak');
 
   app.use(requestContext(logger));
-  app.use(httpMetrics(registry));
+  app.use(httpMetrics(registry, logger));
   app.use(securityHeaders());
   app.use(cors(config.CORS_ORIGINS));
   app.use(compressResponses());
