@@ -14,9 +14,10 @@ afterAll(() => {
   for (const g of gates) g.open();
 });
 
-async function executionHits(): Promise<number> {
+/** The gateway's hit count of one read cache (`execution`, `execution_list`). */
+async function cacheHits(cache: string): Promise<number> {
   const text = await (await fetch(`${apiUrl()}/metrics`)).text();
-  return Number(/gef_gateway_cache_lookups_total\{cache="execution",result="hit"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+  return Number(new RegExp(`gef_gateway_cache_lookups_total\\{cache="${cache}",result="hit"[^}]*\\} (\\d+)`).exec(text)?.[1] ?? 0);
 }
 
 describe('the execution read cache', () => {
@@ -41,10 +42,10 @@ def run(params, logger):
     await waitForExecution(owner.token, created.id, ['RUNNING']);
 
     const read = (token: string, id = created.id) => api('GET', `/api/v1/execution/${id}`, { token });
-    const before = await executionHits();
+    const before = await cacheHits('execution');
     expect((await read(owner.token)).body.data.status).toBe('RUNNING');
     expect((await read(owner.token)).body.data.status).toBe('RUNNING');
-    expect(await executionHits()).toBeGreaterThan(before);
+    expect(await cacheHits('execution')).toBeGreaterThan(before);
 
     // Another user's answer is theirs (404), however warm the owner's copy is.
     expect((await read(other.token)).status).toBe(404);
@@ -66,11 +67,6 @@ def run(params, logger):
   });
 });
 
-async function listHits(): Promise<number> {
-  const text = await (await fetch(`${apiUrl()}/metrics`)).text();
-  return Number(/gef_gateway_cache_lookups_total\{cache="execution_list",result="hit"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
-}
-
 describe('the execution list cache', () => {
   it('serves repeated lists from memory, and shows a new run and every change of it on the next list', async () => {
     const owner = await newUser('list-owner');
@@ -91,9 +87,9 @@ def run(params, logger):
 
     // Warm: an empty list, then the same list from memory.
     expect((await own()).body).toMatchObject({ data: [], total: 0 });
-    const before = await listHits();
+    const before = await cacheHits('execution_list');
     expect((await own()).body.total).toBe(0);
-    expect(await listHits()).toBeGreaterThan(before);
+    expect(await cacheHits('execution_list')).toBeGreaterThan(before);
     expect((await byAdmin(`user_id=${owner.id}`)).body.total).toBe(0);
     const firstAll = (await byAdmin('page=1&per_page=1')).body.data[0]?.id;
 
