@@ -24,6 +24,9 @@ export interface SpawnSpec {
   dieWithParent?: boolean;
 }
 
+/** The line spawn() writes to a log before each start. */
+const START_MARK = '\n=== ';
+
 let setprivPath: string | null | undefined;
 
 /** util-linux's setpriv, if present: it sets the parent-death signal and execs the command. */
@@ -67,7 +70,7 @@ export class ManagedProcess {
     // Logs carry settings and tokens: the launcher's user alone reads them.
     const fd = openSync(spec.logFile, 'a', 0o600);
     try {
-      writeSync(fd, `\n=== ${new Date().toISOString()} ${spec.command} ${spec.args.join(' ')}\n`);
+      writeSync(fd, `${START_MARK}${new Date().toISOString()} ${spec.command} ${spec.args.join(' ')}\n`);
       const stdio: ('ignore' | number | 'ipc')[] = ['ignore', fd, fd];
       if (spec.ipc) stdio.push('ipc');
       const guard = spec.dieWithParent === false ? undefined : setpriv();
@@ -114,6 +117,18 @@ export class ManagedProcess {
     signalGroup(this.pid, 'SIGKILL');
     await waitGroupGone(this.pid, 5000, () => this.running);
   }
+}
+
+/** What a log holds from the last start spawn() wrote to it (the whole text if it has none). */
+export function lastStartLog(logFile: string): string {
+  let text: string;
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return '';
+  }
+  const at = text.lastIndexOf(START_MARK);
+  return at < 0 ? text : text.slice(at + 1);
 }
 
 export function signalGroup(pgid: number, signal: NodeJS.Signals): void {

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { resolveConfig, type StackConfig, type StackOptions, type StackPorts } from './config';
 import { securePrivateData } from './data-dir';
 import { serviceEntry, serviceEnv, stackUrls, type StackUrls } from './env';
-import { LaunchError, oneLine } from './errors';
+import { LaunchError, oneLine, PartExitedError } from './errors';
 import { launchKeycloak } from './keycloak';
 import type { Launched } from './launched';
 import { launchMaildev } from './maildev';
@@ -20,7 +20,7 @@ import {
   type KeycloakSource,
   type TemporalSource,
 } from './prerequisites';
-import { signalGroup, type ExitInfo, type ManagedProcess } from './process';
+import { lastStartLog, signalGroup, type ExitInfo, type ManagedProcess } from './process';
 import { launchService, waitStackHealthy } from './services';
 import { launchTemporal } from './temporal';
 import { ensureKeycloak, ensureTemporal } from './tools';
@@ -36,6 +36,9 @@ export const START_GROUPS: readonly (readonly PartName[])[] = [
   ['user', 'script', 'execution', 'runner'],
   ['gateway'],
 ];
+
+/** Starts of a part whose exit during start is worth another (see Launched.startAgainWhen). */
+const START_ATTEMPTS = 3;
 
 export type ExitListener = (part: PartName, exit: ExitInfo, logFile: string) => void;
 
@@ -250,21 +253,28 @@ export class StackRuntime implements Stack {
     this.checkNotStopping();
     const began = Date.now();
     this.config.onStatus(`starting ${part}`);
-    const launched = this.spawnPart(part);
-    const { proc } = launched;
-    this.procs.set(part, proc);
-    this.launching.add(proc);
-    void proc.exited.then((exit) => {
-      if (this.intentional.has(proc) || this.launching.has(proc) || this.stopping) return;
-      for (const listener of this.listeners) listener(part, exit, proc.spec.logFile);
-    });
-    try {
-      await launched.ready;
-    } catch (error) {
-      if (this.stopping) throw new LaunchError('start interrupted');
-      throw error instanceof LaunchError ? error : new LaunchError(`${part}: ${oneLine(error)}; see ${proc.spec.logFile}`);
-    } finally {
-      this.launching.delete(proc);
+    for (let attempt = 1; ; attempt++) {
+      const launched = this.spawnPart(part);
+      const { proc } = launched;
+      this.procs.set(part, proc);
+      this.launching.add(proc);
+      void proc.exited.then((exit) => {
+        if (this.intentional.has(proc) || this.launching.has(proc) || this.stopping) return;
+        for (const listener of this.listeners) listener(part, exit, proc.spec.logFile);
+      });
+      try {
+        await launched.ready;
+        break;
+      } catch (error) {
+        if (this.stopping) throw new LaunchError('start interrupted');
+        if (error instanceof PartExitedError && attempt < START_ATTEMPTS && launched.startAgainWhen?.(lastStartLog(proc.spec.logFile))) {
+          this.config.onStatus(`${oneLine(error)}; starting ${part} again`);
+          continue;
+        }
+        throw error instanceof LaunchError ? error : new LaunchError(`${part}: ${oneLine(error)}; see ${proc.spec.logFile}`);
+      } finally {
+        this.launching.delete(proc);
+      }
     }
     this.timings[part] = Date.now() - began;
     this.config.onStatus(`${part} ready in ${seconds(this.timings[part])}`);

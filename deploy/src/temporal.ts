@@ -66,5 +66,15 @@ export function launchTemporal(config: StackConfig, binary: string, timeoutMs = 
   const namespaceUrl = `http://127.0.0.1:${config.ports.temporalHttp}/api/v1/namespaces/default`;
   const uiUrl = `http://127.0.0.1:${config.ports.temporalUi}/`;
   const ready = waitUntil(async () => (await httpOk(namespaceUrl)) && (await httpOk(uiUrl)), { what: 'temporal', timeoutMs, process: proc });
-  return { proc, ready };
+  return { proc, ready, startAgainWhen: lostPortRace };
+}
+
+/**
+ * The dev server picks free ports for its internal services (matching, history, frontend
+ * membership) by itself and binds them moments later; another process can take one in
+ * between, and the server exits with "address already in use". Its own listed ports were
+ * checked free before the start, so another start picks other ports and succeeds.
+ */
+export function lostPortRace(startLog: string): boolean {
+  return /address already in use/i.test(startLog);
 }
