@@ -78,6 +78,18 @@ describe('a run of the Trends.Earth CLI skeleton', () => {
     expect(log.map((l) => l.id)).toEqual([...log.map((l) => l.id)].sort((a, b) => a - b));
   });
 
+  it("gets its workflow's first task in the answer to the workflow's start (eager start)", async () => {
+    const eagerStarts = async () => {
+      const port = readStackInfo().env.execution['METRICS_PORT'];
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return Number(/gef_run_workflow_starts_total\{first_task="eager"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const before = await eagerStarts();
+    const created = await runScript(owner.token, skeleton.slug);
+    expect((await waitForExecution(owner.token, created.id)).status).toBe('FINISHED');
+    expect(await eagerStarts()).toBeGreaterThan(before);
+  });
+
   it('runs by id as it runs by slug', async () => {
     const byId = await runScript(owner.token, skeleton.id);
     expect(byId.script_id).toBe(skeleton.id);

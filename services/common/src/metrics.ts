@@ -4,12 +4,23 @@ import type { Interceptor } from '@connectrpc/connect';
 import { ConnectError } from '@connectrpc/connect';
 import client from 'prom-client';
 
+export type MetricsRegistry = client.Registry;
+
 /** The process's Prometheus registry, with Node's default metrics. */
 export function createMetricsRegistry(service: string): client.Registry {
   const registry = new client.Registry();
   registry.setDefaultLabels({ service });
   client.collectDefaultMetrics({ register: registry });
   return registry;
+}
+
+/**
+ * The registry's counter of that name, created on first use: several holders (one per
+ * cache, a launcher and its replacement) count into one series set.
+ */
+export function sharedCounter<L extends string>(registry: client.Registry, name: string, help: string, labelNames: readonly L[]): client.Counter<L> {
+  const existing = registry.getSingleMetric(name) as client.Counter<L> | undefined;
+  return existing ?? new client.Counter({ name, help, labelNames, registers: [registry] });
 }
 
 /** Counts and times every RPC a server handles. */

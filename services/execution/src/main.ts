@@ -21,11 +21,11 @@ void runService({
   config,
   entities,
   migrations,
-  wire: ({ orm, logger, temporal, shutdown }) => {
+  wire: ({ orm, logger, temporal, shutdown, registry }) => {
     const events = new ExecutionEvents(config.DATABASE_URL, logger);
     shutdown.add('execution events', () => events.stop());
     let worker: ReturnType<typeof createWorker> | undefined;
-    const runs = new TemporalRunLauncher(temporal.client, () => worker?.eagerClient());
+    const runs = new TemporalRunLauncher(temporal.client, () => worker?.eagerClient(), registry);
     // Starts the runExecution workflows of accepted runs from the outbox, once Temporal answers.
     const dispatcher = new OutboxDispatcher({
       name: 'run dispatcher',

@@ -10,6 +10,7 @@ import {
   type RunExecutionInput,
   type StopRequest,
 } from '@gef/workflows';
+import { sharedCounter, type MetricsRegistry } from '@gef/common';
 import type { RunLauncher } from '../domain/run-launcher';
 
 const callTimeoutMs = 10_000;
@@ -32,18 +33,25 @@ async function bounded<T>(call: Promise<T>, what: string): Promise<T> {
 /**
  * Runs as runExecution workflows on the execution service's task queue. Starts go through
  * the local worker's connection when it runs (`eager`), asking Temporal to hand the first
- * workflow task straight back to that worker; else through the service's client.
+ * workflow task straight back to that worker; else through the service's client. Starts
+ * are counted by how their first task came (`gef_run_workflow_starts_total{first_task}`:
+ * `eager` in the start's answer, `queued` through the task queue).
  */
 export class TemporalRunLauncher implements RunLauncher {
+  private readonly starts: ReturnType<typeof sharedCounter<'first_task'>> | undefined;
+
   constructor(
     private readonly client: Client,
     private readonly eager: () => Client | undefined = () => undefined,
-  ) {}
+    registry?: MetricsRegistry,
+  ) {
+    this.starts = registry && sharedCounter(registry, 'gef_run_workflow_starts_total', 'Run workflows started, by how their first task came (eager, queued)', ['first_task'] as const);
+  }
 
   async start(run: RunExecutionInput): Promise<void> {
     const eager = this.eager();
     try {
-      await bounded(
+      const handle = await bounded(
         (eager ?? this.client).workflow.start(runExecution, {
           ...(eager ? { requestEagerStart: true } : {}),
           taskQueue: taskQueues.execution,
@@ -60,6 +68,7 @@ export class TemporalRunLauncher implements RunLauncher {
         }),
         'the start of a run',
       );
+      this.starts?.inc({ first_task: handle.eagerlyStarted ? 'eager' : 'queued' });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return;
       throw err;

@@ -1,4 +1,5 @@
-import client from 'prom-client';
+import type client from 'prom-client';
+import { sharedCounter } from '@gef/common';
 
 /** How long a key's last invalidation is remembered: longer than any load takes (RPC deadlines are shorter). */
 const invalidationMemoryMs = 120_000;
@@ -48,15 +49,7 @@ export class ReadCache<V> {
 
   constructor(private readonly options: ReadCacheOptions<V>) {
     if (options.registry) {
-      const existing = options.registry.getSingleMetric('gef_gateway_cache_lookups_total') as client.Counter<'cache' | 'result'> | undefined;
-      this.lookups =
-        existing ??
-        new client.Counter({
-          name: 'gef_gateway_cache_lookups_total',
-          help: 'Read-cache lookups by cache and result (hit, miss, bypass)',
-          labelNames: ['cache', 'result'] as const,
-          registers: [options.registry],
-        });
+      this.lookups = sharedCounter(options.registry, 'gef_gateway_cache_lookups_total', 'Read-cache lookups by cache and result (hit, miss, bypass)', ['cache', 'result'] as const);
     }
   }
 
