@@ -416,6 +416,36 @@ describe('execution service', () => {
       expect(got.results).toEqual(fromJson(ValueSchema, { answer: 42, big: 12345678901234567890 }));
     });
 
+    it('ignores the outcome of a superseded attempt; a later one ends the run FAILED with its progress and last lines, small batch or large', async () => {
+      for (const lastLines of [3, 40]) {
+        const { userId, script } = someone();
+        const e = await run(userId, script.scriptId);
+        const first = await startAttempt(e.id, 1);
+        // A runner that asks again for the attempt it holds gets the same grant, and no second line.
+        expect(await startAttempt(e.id, 1)).toMatchObject({ proceed: true, status: S.RUNNING, spec: { scriptId: script.scriptId } });
+        const second = await startAttempt(e.id, 2);
+        expect(await startAttempt(e.id, 1)).toMatchObject({ proceed: false, reason: 'attempt 2 runs the execution', status: S.RUNNING });
+        const late = await f.client.completeExecutionAttempt({ executionId: e.id, runnerToken: first.runnerToken, status: S.FINISHED, resultsJson: '1', lines: [{ text: 'late', level: L.INFO, seq: 0 }] });
+        expect(late).toMatchObject({ applied: false, status: S.RUNNING });
+        const lines = Array.from({ length: lastLines }, (_, seq) => ({ text: `last ${seq}`, level: L.ERROR, seq }));
+        const done = await f.client.completeExecutionAttempt({ executionId: e.id, runnerToken: second.runnerToken, status: S.FAILED, progress: 37.5, lines });
+        expect(done).toMatchObject({ applied: true, status: S.FAILED });
+        // Delivered again (the answer was lost): nothing changes, no line is stored twice.
+        expect(await f.client.completeExecutionAttempt({ executionId: e.id, runnerToken: second.runnerToken, status: S.FAILED, progress: 37.5, lines })).toMatchObject({
+          applied: false,
+          status: S.FAILED,
+        });
+        const got = (await f.client.getExecution({ id: e.id, caller: caller(userId), includeLogs: true })).execution!;
+        expect(got).toMatchObject({ status: S.FAILED, progress: 37.5, attempt: 2 });
+        expect(got.results).toBeUndefined();
+        expect(got.logs.map((l) => l.text)).toEqual([
+          'Attempt 1 started on runner runner-test',
+          expect.stringMatching(/^Attempt 2 started on runner runner-test/),
+          ...lines.map((l) => l.text),
+        ]);
+      }
+    });
+
     it('never overwrites a status set from outside, but keeps the runner\'s lines', async () => {
       const { userId, script } = someone();
       const e = await run(userId, script.scriptId);

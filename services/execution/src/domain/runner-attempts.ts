@@ -1,9 +1,9 @@
 import { FailedPrecondition, InvalidArgument } from '@gef/common';
 import { signExecutionToken, verifyExecutionToken } from '@gef/common/execution-token';
 import type { ExecutionStatus } from '../entities/execution';
-import { ExecutionLogRepository } from '../repositories/execution-log-repository';
-import { ExecutionRepository, nowSql } from '../repositories/execution-repository';
-import { RunSpecRepository, type RunSpecRecord } from '../repositories/run-spec-repository';
+import { ExecutionLogRepository, savepointFrom } from '../repositories/execution-log-repository';
+import { ExecutionRepository, nowSql, type ExecutionRecord } from '../repositories/execution-repository';
+import { toSpec, type RunSpecRecord } from '../repositories/run-spec-repository';
 import { executionIdOf } from './actor';
 import type { ExecutionDeps } from './deps';
 import { checkLines, serviceLineSeq, storableJson, type NewLogLine } from './log-lines';
@@ -31,25 +31,23 @@ export async function startAttempt(deps: ExecutionDeps, input: { executionId: st
   const id = executionIdOf(input.executionId);
   if (!Number.isInteger(input.attempt) || input.attempt < 1) throw new InvalidArgument('attempt must be 1 or more', 'invalid_argument');
   const runner = input.runner.trim().slice(0, 200) || 'unknown';
-  const started = await deps.orm.em.fork().transactional(async (em) => {
-    const repo = new ExecutionRepository(em);
-    const current = await repo.lock(id, { params: true });
-    if (!current) return { proceed: false as const, reason: 'the execution no longer exists', status: undefined };
-    if (isTerminal(current.status)) return { proceed: false as const, reason: `the execution is already ${current.status}`, status: current.status };
-    if (current.status === 'CANCELLING') return { proceed: false as const, reason: 'the execution is being cancelled', status: current.status };
-    if (current.attempt > input.attempt) return { proceed: false as const, reason: `attempt ${current.attempt} runs the execution`, status: current.status };
-    const spec = await new RunSpecRepository(em).find(current.scriptId, current.scriptVersion);
-    if (!spec) throw new FailedPrecondition(`No run spec for version ${current.scriptVersion} of script ${current.scriptId}`, 'failed_precondition');
-    // The same attempt started again (the runner's activity retried after a lost answer):
-    // the same grant, nothing changed.
-    if (current.status === 'RUNNING' && current.attempt === input.attempt) return { proceed: true as const, execution: current, spec };
-    const execution = { ...(await repo.set(id, ["status = 'RUNNING'", 'attempt = ?'], [input.attempt], {}, { notify: true })), params: current.params };
-    const retry = input.attempt > 1 ? ' (the previous attempt did not finish: its runner stopped answering or failed)' : '';
-    await new ExecutionLogRepository(em).append(id, input.attempt, [
-      { level: 'INFO', text: `Attempt ${input.attempt} started on runner ${runner}${retry}`, seq: serviceLineSeq.attemptStarted },
-    ]);
-    return { proceed: true as const, execution, spec };
-  });
+  const retry = input.attempt > 1 ? ' (the previous attempt did not finish: its runner stopped answering or failed)' : '';
+  const line: NewLogLine = { level: 'INFO', text: `Attempt ${input.attempt} started on runner ${runner}${retry}`, seq: serviceLineSeq.attemptStarted };
+  // One statement: the row locked, RUNNING with the attempt and its log line when it may start.
+  const taken = await new ExecutionRepository(deps.orm.em.fork()).startAttempt(id, input.attempt, (changed) =>
+    ExecutionLogRepository.appendAlongside(id, input.attempt, [line], changed),
+  );
+  const started = ((): { proceed: false; reason: string; status: ExecutionStatus | undefined } | { proceed: true; execution: ExecutionRecord; spec: RunSpecRecord } => {
+    if (!taken) return { proceed: false, reason: 'the execution no longer exists', status: undefined };
+    const { current } = taken;
+    if (isTerminal(current.status)) return { proceed: false, reason: `the execution is already ${current.status}`, status: current.status };
+    if (current.status === 'CANCELLING') return { proceed: false, reason: 'the execution is being cancelled', status: current.status };
+    if (current.attempt > input.attempt) return { proceed: false, reason: `attempt ${current.attempt} runs the execution`, status: current.status };
+    if (!taken.spec) throw new FailedPrecondition(`No run spec for version ${current.scriptVersion} of script ${current.scriptId}`, 'failed_precondition');
+    // Not changed: the same attempt started again (the runner's activity retried after a
+    // lost answer) gets the same grant.
+    return { proceed: true, execution: taken.changed ?? current, spec: toSpec(taken.spec) };
+  })();
   if (!started.proceed) return started;
   const { execution, spec } = started;
   const timeoutSeconds = spec.timeout > 0 ? spec.timeout : deps.settings.defaultTimeoutSeconds;
@@ -102,6 +100,18 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
       throw new InvalidArgument('results_json is not JSON', 'invalid_argument');
     }
   }
+  // The usual outcome (the attempt is current, the run neither ended nor being cancelled) in
+  // one statement; the rest go through the transaction below.
+  const outcome = outcomeAssignments(input.status, results, input.progress);
+  if (lines.length <= savepointFrom) {
+    const done = await new ExecutionRepository(deps.orm.em.fork()).completeAttempt(id, claims.attempt, input.status, outcome.assignments, outcome.params, (current) =>
+      ExecutionLogRepository.appendAlongside(id, claims.attempt, lines, current),
+    );
+    if (!done) return { applied: false, status: undefined };
+    if (done.attempt !== claims.attempt) return { applied: false, status: done.status };
+    if (done.applied) return { applied: true, status: done.applied };
+    // Ended already or being cancelled: its lines are stored (the transaction skips them).
+  }
   return deps.orm.em.fork().transactional(async (em) => {
     const repo = new ExecutionRepository(em);
     const current = await repo.lock(id);
@@ -113,28 +123,26 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
       await repo.notify(id);
       return { applied: false, status: current.status };
     }
-    const assignments: string[] = [`end_date = ${nowSql}`];
-    const params: unknown[] = [];
     let status: ExecutionStatus = input.status;
+    let { assignments, params } = outcome;
     if (current.status === 'CANCELLING') {
       status = 'CANCELLED';
+      ({ assignments, params } = outcomeAssignments(status, undefined, undefined));
       if (input.status !== 'CANCELLED') {
         await logs.append(id, claims.attempt, [
           { level: 'INFO', text: `The script ended (${input.status}) before it could be stopped`, seq: serviceLineSeq.endedBeforeStopped },
         ]);
       }
       await logs.append(id, claims.attempt, [{ level: 'INFO', text: 'Execution cancelled', seq: serviceLineSeq.cancelled }]);
-    } else if (status === 'FINISHED') {
-      assignments.push('results = ?::jsonb');
-      params.push(results ?? 'null');
-      assignments.push('progress = 100');
-    } else if (input.progress !== undefined) {
-      assignments.push('progress = ?');
-      params.push(input.progress);
     }
-    assignments.unshift('status = ?');
-    params.unshift(status);
-    const execution = await repo.set(id, assignments, params, {}, { notify: true });
+    const execution = await repo.set(id, ['status = ?', ...assignments], [status, ...params], {}, { notify: true });
     return { applied: true, status: execution.status };
   });
+}
+
+/** What ending a run with `status` sets besides the status (SQL assignments with `?` params). */
+function outcomeAssignments(status: ExecutionStatus, results: string | undefined, progress: number | undefined): { assignments: string[]; params: unknown[] } {
+  if (status === 'FINISHED') return { assignments: [`end_date = ${nowSql}`, 'results = ?::jsonb', 'progress = 100'], params: [results ?? 'null'] };
+  if (status !== 'CANCELLED' && progress !== undefined) return { assignments: [`end_date = ${nowSql}`, 'progress = ?'], params: [progress] };
+  return { assignments: [`end_date = ${nowSql}`], params: [] };
 }

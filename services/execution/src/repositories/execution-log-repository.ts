@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@gef/common/orm';
 import type { LogLevel } from '../entities/execution-log';
 import type { NewLogLine } from '../domain/log-lines';
-import { nowSql } from './execution-repository';
+import { nowSql, type Alongside } from './execution-repository';
 
 export interface LogRecord {
   id: number;
@@ -34,16 +34,16 @@ const columns = 'id, execution_id, attempt, seq, level, text, register_date';
  * it the statement inserts every line, which costs a third less (no speculative insertion
  * per line) and fails on the unique constraint when a line is stored already.
  */
-const insertSql = (skipStored: boolean) => `insert into execution_log (execution_id, attempt, seq, level, text, register_date)
+const insertSql = (skipStored: boolean, when?: string) => `insert into execution_log (execution_id, attempt, seq, level, text, register_date)
   select ?, ?, t.seq, t.level, t.text, ${nowSql}
-  from rows from (jsonb_to_recordset(?::jsonb) as (seq integer, level varchar, text text)) with ordinality as t(seq, level, text, n)
+  from rows from (jsonb_to_recordset(?::jsonb) as (seq integer, level varchar, text text)) with ordinality as t(seq, level, text, n)${when ? `\n  where ${when}` : ''}
   order by t.n${skipStored ? '\n  on conflict on constraint execution_log_seq_unique do nothing' : ''}`;
 
 /**
  * Batches of more lines than this try the insert without ON CONFLICT first (see insert):
  * below it, the two round trips of a savepoint cost more than the speculative insertion.
  */
-const savepointFrom = 32;
+export const savepointFrom = 32;
 
 const linesJson = (lines: NewLogLine[]) => JSON.stringify(lines.map((l) => ({ seq: l.seq, level: l.level, text: l.text })));
 
@@ -71,6 +71,15 @@ export function listStatement(executionId: string, options: ListOptions): { sql:
 /** Log lines of executions. */
 export class ExecutionLogRepository {
   constructor(private readonly em: EntityManager) {}
+
+  /**
+   * `append` as a statement to run beside another (a CTE of the same statement), its lines
+   * inserted only when the SQL condition `when` holds (e.g. that a sibling CTE changed a
+   * row); a line stored already is skipped. For small batches (see savepointFrom).
+   */
+  static appendAlongside(executionId: string, attempt: number, lines: NewLogLine[], when?: string): Alongside {
+    return { sql: insertSql(true, when), params: [executionId, attempt, linesJson(lines)] };
+  }
 
   /**
    * Appends lines in order. A line whose (execution, attempt, seq) is stored already is

@@ -130,6 +130,74 @@ export class ExecutionRepository {
     return toRecord(rows[0]!);
   }
 
+  /**
+   * A runner's take of attempt `attempt`, in one statement (atomic without a transaction):
+   * the row is locked and, unless the run has ended, is being cancelled, is RUNNING this
+   * attempt already or has a later one (or its version's spec is missing), set RUNNING with
+   * the attempt and announced;
+   * `alongside(changed)` runs in the same statement, given an SQL condition that holds when
+   * the row was changed. Returns the row as it was (with params), whether it was changed,
+   * and the spec of its pinned version.
+   */
+  async startAttempt(
+    id: string,
+    attempt: number,
+    alongside: (changed: string) => Alongside,
+  ): Promise<{ current: ExecutionRecord; changed: ExecutionRecord | undefined; spec: Row | null } | null> {
+    const side = alongside('exists (select 1 from started)');
+    const rows = await this.em.execute<Row[]>(
+      `with cur as (select ${selectColumns({ params: true })} from execution e where e.id = ? for update),
+       started as (
+         update execution e set status = 'RUNNING', attempt = ?, updated_at = ${nowSql}
+           from cur
+          where e.id = cur.id and cur.status not in (${terminalSql}, 'CANCELLING') and cur.attempt <= ?
+            and not (cur.status = 'RUNNING' and cur.attempt = ?)
+            and exists (select 1 from script_run_spec s where s.script_id = cur.script_id and s.version = cur.script_version)
+          returning ${selectColumns({ params: true })}, pg_notify('${executionChannel}', e.id::text) as notified),
+       alongside as (${side.sql})
+       select to_jsonb(cur) as cur, to_jsonb(started) as started, to_jsonb(s) as spec
+         from cur left join started on true
+         left join script_run_spec s on s.script_id = cur.script_id and s.version = cur.script_version`,
+      [id, attempt, attempt, attempt, ...side.params],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    const started = r['started'] as Row | null;
+    return { current: toRecord(r['cur'] as Row), changed: started ? toRecord(started) : undefined, spec: (r['spec'] as Row | null) ?? null };
+  }
+
+  /**
+   * A runner's outcome when it simply applies, in one statement: with the row locked,
+   * `alongside(current)` (the attempt's last lines) runs when the attempt is still the
+   * run's (`current` is that SQL condition); the status and `assignments` are set when, in
+   * addition, the run has not ended and is not being cancelled (and the outcome is not
+   * CANCELLED). Returns the row's status and attempt before, and the status set, if any.
+   */
+  async completeAttempt(
+    id: string,
+    attempt: number,
+    status: ExecutionStatus,
+    assignments: string[],
+    params: unknown[],
+    alongside: (current: string) => Alongside,
+  ): Promise<{ status: ExecutionStatus; attempt: number; applied: ExecutionStatus | undefined } | null> {
+    const side = alongside('exists (select 1 from cur where cur.attempt = ' + String(Math.trunc(attempt)) + ')');
+    const rows = await this.em.execute<Row[]>(
+      `with cur as (select e.id, e.status, e.attempt from execution e where e.id = ? for update),
+       alongside as (${side.sql}),
+       done as (
+         update execution e set ${['status = ?', ...assignments, `updated_at = ${nowSql}`].join(', ')}
+           from cur
+          where e.id = cur.id and cur.attempt = ? and cur.status not in (${terminalSql}, 'CANCELLING') and ?::text <> 'CANCELLED'
+          returning e.status, pg_notify('${executionChannel}', e.id::text) as notified)
+       select cur.status, cur.attempt, done.status as applied from cur left join done on true`,
+      [id, ...side.params, status, ...params, attempt, status],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    return { status: r['status'] as ExecutionStatus, attempt: Number(r['attempt']), applied: (r['applied'] as ExecutionStatus | null) ?? undefined };
+  }
+
   /** Announces a change to every watcher (delivered at commit). */
   async notify(id: string): Promise<void> {
     await this.em.execute(`select pg_notify('${executionChannel}', ?)`, [id]);

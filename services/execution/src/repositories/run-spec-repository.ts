@@ -18,6 +18,23 @@ export interface RunSpecRecord {
 
 type Row = Record<string, unknown>;
 
+/** A script_run_spec row (as selected, or as `to_jsonb` of one) as a record. */
+export function toSpec(r: Row): RunSpecRecord {
+  return {
+    scriptId: r['script_id'] as string,
+    version: Number(r['version']),
+    scriptUserId: r['script_user_id'] as string,
+    digest: r['digest'] as string,
+    size: Number(r['size']),
+    runtime: r['runtime'] as string,
+    environmentHash: r['environment_hash'] as string,
+    requirements: r['requirements'] as string,
+    cpuLimit: Number(r['cpu_limit']),
+    memoryLimit: Number(r['memory_limit']),
+    timeout: Number(r['timeout']),
+  };
+}
+
 /** What running each pinned script version needs (one row per version, shared by its runs). */
 export class RunSpecRepository {
   constructor(private readonly em: EntityManager) {}
@@ -34,21 +51,7 @@ export class RunSpecRepository {
 
   async find(scriptId: string, version: number): Promise<RunSpecRecord | null> {
     const rows = await this.em.execute<Row[]>('select * from script_run_spec where script_id = ? and version = ?', [scriptId, version]);
-    const r = rows[0];
-    if (!r) return null;
-    return {
-      scriptId: r['script_id'] as string,
-      version: Number(r['version']),
-      scriptUserId: r['script_user_id'] as string,
-      digest: r['digest'] as string,
-      size: Number(r['size']),
-      runtime: r['runtime'] as string,
-      environmentHash: r['environment_hash'] as string,
-      requirements: r['requirements'] as string,
-      cpuLimit: Number(r['cpu_limit']),
-      memoryLimit: Number(r['memory_limit']),
-      timeout: Number(r['timeout']),
-    };
+    return rows[0] ? toSpec(rows[0]) : null;
   }
 
   /** Removes specs of these versions that no execution uses any more. */
