@@ -37,17 +37,7 @@ export async function startAttempt(deps: ExecutionDeps, input: { executionId: st
   const taken = await new ExecutionRepository(deps.orm.em.fork()).startAttempt(id, input.attempt, (changed) =>
     ExecutionLogRepository.appendAlongside(id, input.attempt, [line], changed),
   );
-  const started = ((): { proceed: false; reason: string; status: ExecutionStatus | undefined } | { proceed: true; execution: ExecutionRecord; spec: RunSpecRecord } => {
-    if (!taken) return { proceed: false, reason: 'the execution no longer exists', status: undefined };
-    const { current } = taken;
-    if (isTerminal(current.status)) return { proceed: false, reason: `the execution is already ${current.status}`, status: current.status };
-    if (current.status === 'CANCELLING') return { proceed: false, reason: 'the execution is being cancelled', status: current.status };
-    if (current.attempt > input.attempt) return { proceed: false, reason: `attempt ${current.attempt} runs the execution`, status: current.status };
-    if (!taken.spec) throw new FailedPrecondition(`No run spec for version ${current.scriptVersion} of script ${current.scriptId}`, 'failed_precondition');
-    // Not changed: the same attempt started again (the runner's activity retried after a
-    // lost answer) gets the same grant.
-    return { proceed: true, execution: taken.changed ?? current, spec: toSpec(taken.spec) };
-  })();
+  const started = decideTake(taken, input.attempt);
   if (!started.proceed) return started;
   const { execution, spec } = started;
   const timeoutSeconds = spec.timeout > 0 ? spec.timeout : deps.settings.defaultTimeoutSeconds;
@@ -66,6 +56,21 @@ export async function startAttempt(deps: ExecutionDeps, input: { executionId: st
     spec: { ...spec, timeoutSeconds },
     userId: execution.userId,
   };
+}
+
+type Take = { proceed: false; reason: string; status: ExecutionStatus | undefined } | { proceed: true; execution: ExecutionRecord; spec: RunSpecRecord };
+
+/** What a runner asking for `attempt` gets, from the row as the take found it. */
+function decideTake(taken: Awaited<ReturnType<ExecutionRepository['startAttempt']>>, attempt: number): Take {
+  if (!taken) return { proceed: false, reason: 'the execution no longer exists', status: undefined };
+  const { current } = taken;
+  if (isTerminal(current.status)) return { proceed: false, reason: `the execution is already ${current.status}`, status: current.status };
+  if (current.status === 'CANCELLING') return { proceed: false, reason: 'the execution is being cancelled', status: current.status };
+  if (current.attempt > attempt) return { proceed: false, reason: `attempt ${current.attempt} runs the execution`, status: current.status };
+  if (!taken.spec) throw new FailedPrecondition(`No run spec for version ${current.scriptVersion} of script ${current.scriptId}`, 'failed_precondition');
+  // Not changed: the same attempt started again (the runner's activity retried after a lost
+  // answer) gets the same grant.
+  return { proceed: true, execution: taken.changed ?? current, spec: toSpec(taken.spec) };
 }
 
 export interface AttemptOutcome {
