@@ -5,7 +5,7 @@ import { createExecutionActivities } from './activities';
 import type { ExecutionDeps } from './domain/deps';
 
 /** Workflow task polls at once: fewer than the slots, so eager starts find one free. */
-export const workflowTaskPolls = 4;
+const workflowTaskPolls = 4;
 
 /**
  * The execution service's Temporal worker: the runExecution workflows and the activities

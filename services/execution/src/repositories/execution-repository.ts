@@ -146,24 +146,25 @@ export class ExecutionRepository {
   ): Promise<{ current: ExecutionRecord; changed: ExecutionRecord | undefined; spec: Row | null } | null> {
     const side = alongside('exists (select 1 from started)');
     const rows = await this.em.execute<Row[]>(
-      `with cur as (select ${selectColumns({ params: true })} from execution e where e.id = ? for update),
+      `with cur as (
+         select ${selectColumns({ params: true })}, to_jsonb(s) as spec
+           from execution e left join script_run_spec s on s.script_id = e.script_id and s.version = e.script_version
+          where e.id = ? for update of e),
        started as (
          update execution e set status = 'RUNNING', attempt = ?, updated_at = ${nowSql}
            from cur
           where e.id = cur.id and cur.status not in (${terminalSql}, 'CANCELLING') and cur.attempt <= ?
-            and not (cur.status = 'RUNNING' and cur.attempt = ?)
-            and exists (select 1 from script_run_spec s where s.script_id = cur.script_id and s.version = cur.script_version)
+            and not (cur.status = 'RUNNING' and cur.attempt = ?) and cur.spec is not null
           returning ${selectColumns({ params: true })}, pg_notify('${executionChannel}', e.id::text) as notified),
        alongside as (${side.sql})
-       select to_jsonb(cur) as cur, to_jsonb(started) as started, to_jsonb(s) as spec
-         from cur left join started on true
-         left join script_run_spec s on s.script_id = cur.script_id and s.version = cur.script_version`,
+       select to_jsonb(cur) as cur, to_jsonb(started) as started from cur left join started on true`,
       [id, attempt, attempt, attempt, ...side.params],
     );
     const r = rows[0];
     if (!r) return null;
+    const current = r['cur'] as Row;
     const started = r['started'] as Row | null;
-    return { current: toRecord(r['cur'] as Row), changed: started ? toRecord(started) : undefined, spec: (r['spec'] as Row | null) ?? null };
+    return { current: toRecord(current), changed: started ? toRecord(started) : undefined, spec: (current['spec'] as Row | null) ?? null };
   }
 
   /**

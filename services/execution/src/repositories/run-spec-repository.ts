@@ -18,7 +18,7 @@ export interface RunSpecRecord {
 
 type Row = Record<string, unknown>;
 
-/** A script_run_spec row (as selected, or as `to_jsonb` of one) as a record. */
+/** A script_run_spec row (as `to_jsonb` of one) as a record. */
 export function toSpec(r: Row): RunSpecRecord {
   return {
     scriptId: r['script_id'] as string,
@@ -47,11 +47,6 @@ export class RunSpecRepository {
             on conflict (script_id, version) do nothing`,
       params: [spec.scriptId, spec.version, spec.scriptUserId, spec.digest, spec.size, spec.runtime, spec.environmentHash, spec.requirements, spec.cpuLimit, spec.memoryLimit, spec.timeout],
     };
-  }
-
-  async find(scriptId: string, version: number): Promise<RunSpecRecord | null> {
-    const rows = await this.em.execute<Row[]>('select * from script_run_spec where script_id = ? and version = ?', [scriptId, version]);
-    return rows[0] ? toSpec(rows[0]) : null;
   }
 
   /** Removes specs of these versions that no execution uses any more. */
