@@ -12,6 +12,7 @@ import { scriptServiceSource } from './archives/script-service-source';
 import type { RunnerConfig } from './config';
 import { environmentSettings } from './environments/settings';
 import { executionsApi } from './execution-log/execution-service-api';
+import { ForkServer } from './runtimes/python/fork-server';
 import { InterpreterPool } from './runtimes/python/interpreter-pool';
 import { installShim, type RunnerDirs } from './sandbox/runner-dirs';
 import { setUpMemoryCgroups, type MemoryCgroups } from './sandbox/memory-cgroups';
@@ -54,9 +55,11 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
   const disk = { maxBytes: config.SANDBOX_MAX_DISK_BYTES, checkMs: config.SANDBOX_DISK_CHECK_MS };
   // Waiting interpreters start with the default limits and no CPU limit yet: each run sets
   // its own (lower) before the script's code runs; a run allowed more starts its own.
-  const pool = new InterpreterPool({ sandbox, python: config.PYTHON, shim, size: config.pythonPoolSize, limits: { ...defaults, cpuSeconds: Infinity }, env: baseEnv, logger });
+  const forkServer = config.PYTHON_FORK_SERVER === 'on' ? new ForkServer({ python: config.PYTHON, shim, env: baseEnv, logger }) : undefined;
+  const fork = forkServer ? { forkServer } : {};
+  const pool = new InterpreterPool({ sandbox, python: config.PYTHON, shim, size: config.pythonPoolSize, limits: { ...defaults, cpuSeconds: Infinity }, env: baseEnv, ...fork, logger });
   pool.start();
-  logger.info({ sandbox: mode, root: dirs.root, python: config.PYTHON, concurrency: config.RUNNER_CONCURRENCY, pythonPool: config.pythonPoolSize }, 'runner ready to run scripts');
+  logger.info({ sandbox: mode, root: dirs.root, python: config.PYTHON, concurrency: config.RUNNER_CONCURRENCY, pythonPool: config.pythonPoolSize, forkServer: config.PYTHON_FORK_SERVER }, 'runner ready to run scripts');
   const worker = new SupervisedWorker(
     settings,
     {
@@ -74,6 +77,7 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
           extracted,
           sandbox,
           pool,
+          ...fork,
           baseEnv,
           environments,
           shim,
@@ -96,7 +100,7 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
     },
     logger,
   );
-  return { worker, pool, memoryGroups };
+  return { worker, pool, forkServer, memoryGroups };
 }
 
 /** The runs' memory cgroups (sandboxed runs only), as SANDBOX_MEMORY_CGROUPS asks. */

@@ -21,12 +21,15 @@ async function until(check: () => boolean, ms = 20_000): Promise<void> {
 
 // Interpreters started ahead of their runs, with the real python3 in the sandbox (as
 // unprivileged users when the tests run as root, as they do here).
-describe('the Python interpreter pool', () => {
+describe.each([
+  ['spawned', false],
+  ['forked by the fork server', true],
+])('the Python interpreter pool, interpreters %s', (_how, forked) => {
   let fixture: Fixture;
   let pool: InterpreterPool;
 
   beforeAll(async () => {
-    fixture = await new Fixture(isRoot ? 'on' : 'off').init();
+    fixture = await new Fixture(isRoot ? 'on' : 'off', forked).init();
   });
   afterEach(async () => {
     await pool?.stop();
@@ -34,7 +37,7 @@ describe('the Python interpreter pool', () => {
   afterAll(() => fixture.cleanup());
 
   function newPool(size = 2): InterpreterPool {
-    pool = new InterpreterPool({ sandbox: fixture.sandbox, python, shim: fixture.shim, size, limits: start, env: baseEnv, logger });
+    pool = new InterpreterPool({ sandbox: fixture.sandbox, python, shim: fixture.shim, size, limits: start, env: baseEnv, ...(fixture.forkServer ? { forkServer: fixture.forkServer } : {}), logger });
     pool.start();
     return pool;
   }
@@ -74,6 +77,7 @@ describe('the Python interpreter pool', () => {
     await until(() => p.size === 2);
     const first = await takeReady(p, { ...start, cpuSeconds: 30 });
     expect(first.idle).toBe(true);
+    expect(first.forked).toBe(forked);
     await until(() => p.size === 2);
     if (isRoot) {
       expect(first.sandbox.uid).toBeGreaterThanOrEqual(910_000);
@@ -156,9 +160,10 @@ describe('the Python interpreter pool', () => {
     expect(Object.keys(got.env).sort()).toEqual(['API_TOKEN', 'ENV', 'EXECUTION_ID', 'HOME', 'LANG', 'PATH']);
     expect(got.env['API_TOKEN']).toBe('the-run-token');
     expect(got.cwd).toBe(interpreter.sandbox.dir);
-    // What the process started with: PATH, the locale and its home, nothing else.
+    // What the process started with: PATH, the locale and its home, nothing else (a forked
+    // one: the fork server's, PATH and the locale).
     const initial = got.initial_environ.filter(Boolean).map((kv) => kv.split('=')[0]).sort();
-    expect(initial).toEqual(['HOME', 'LANG', 'PATH']);
+    expect(initial).toEqual(forked ? ['LANG', 'PATH'] : ['HOME', 'LANG', 'PATH']);
     await interpreter.sandbox.close();
   }, 60_000);
 

@@ -7,11 +7,14 @@ const configuration = JSON.stringify({ name: 'test script' });
 
 // The runtime shim with the real python3, in the sandbox (as an unprivileged user when the
 // tests run as root, as they do here).
-describe('the Python runtime shim', () => {
+describe.each([
+  ['spawned', false],
+  ['forked by the fork server', true],
+])('the Python runtime shim, interpreters %s', (_how, forked) => {
   let fixture: Fixture;
 
   beforeAll(async () => {
-    fixture = await new Fixture(isRoot ? 'on' : 'off').init();
+    fixture = await new Fixture(isRoot ? 'on' : 'off', forked).init();
   });
   afterAll(() => fixture.cleanup());
 
@@ -136,6 +139,7 @@ describe('the Python runtime shim', () => {
       process.env['GEF_SECRET_FOR_TEST'] = 'must not leak';
       const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main });
       delete process.env['GEF_SECRET_FOR_TEST'];
+      expect(r.forked).toBe(forked);
       expect(r.outcome.kind).toBe('result');
       const result = JSON.parse((r.outcome as { resultJson: string }).resultJson) as { uid: number; euid: number; gid: number; groups: number[]; env: Record<string, string>; cwd: string };
       expect(result.uid).toBe(r.uid);

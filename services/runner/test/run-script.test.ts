@@ -54,11 +54,12 @@ class FakeExecutions implements ExecutionsApi {
 
 // The runner activity end to end on this machine: a real environment (venv), the archive
 // caches, the sandbox and python3, each script in an interpreter of its own or one of the
-// pool's; the execution service and Temporal are fakes.
+// pool's, spawned or forked by the fork server; the execution service and Temporal are fakes.
 describe.each([
-  ['its own interpreter', 0],
-  ['a pooled interpreter', 2],
-])('runScript activity, %s', (_name, poolSize) => {
+  ['its own interpreter', 0, false],
+  ['a pooled interpreter', 2, false],
+  ['pooled interpreters forked by the fork server', 2, true],
+])('runScript activity, %s', (_name, poolSize, forked) => {
   let fixture: Fixture;
   let pool: InterpreterPool | undefined;
   let extracted: ExtractedArchives;
@@ -66,16 +67,16 @@ describe.each([
   const defaults = { memoryBytes: 1024 ** 3, processes: 64, openFiles: 256, fileBytes: 1024 ** 3 };
 
   beforeAll(async () => {
-    fixture = await new Fixture(isRoot ? 'on' : 'off').init();
+    fixture = await new Fixture(isRoot ? 'on' : 'off', forked).init();
     extracted = new ExtractedArchives(fixture.dirs.extracted, fixture.sandbox);
     if (poolSize > 0) {
-      pool = new InterpreterPool({ sandbox: fixture.sandbox, python, shim: fixture.shim, size: poolSize, limits: { ...defaults, cpuSeconds: Infinity }, env: baseEnv, logger });
+      pool = new InterpreterPool({ sandbox: fixture.sandbox, python, shim: fixture.shim, size: poolSize, limits: { ...defaults, cpuSeconds: Infinity }, env: baseEnv, ...(fixture.forkServer ? { forkServer: fixture.forkServer } : {}), logger });
       pool.start();
     }
   });
   afterAll(async () => {
     await pool?.stop();
-    fixture.cleanup();
+    await fixture.cleanup();
   });
 
   async function setup(main: string, over: { timeoutSeconds?: number; attempt?: number } = {}) {
@@ -111,6 +112,7 @@ describe.each([
       extracted,
       sandbox: fixture.sandbox,
       ...(pool ? { pool } : {}),
+      ...(fixture.forkServer ? { forkServer: fixture.forkServer } : {}),
       baseEnv,
       environments: { dataDir: fixture.dirs.root, python, processEnv: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, pipTimeoutMs: 60_000 },
       shim: fixture.shim,

@@ -8,6 +8,7 @@ import { ensureEnvironment, type EnvironmentSettings } from '../environments/ens
 import { EnvironmentError } from '../environments/environment-error';
 import { limitLine } from './limit-lines';
 import { ExecutionLogSink, type BatchReply, type LineLevel, type LogBatch, type NumberedLine } from '../execution-log/execution-log-sink';
+import type { ForkServer } from '../runtimes/python/fork-server';
 import type { InterpreterPool } from '../runtimes/python/interpreter-pool';
 import { PythonInterpreter, type PythonOutcome } from '../runtimes/python/run-python';
 import type { Sandbox, SandboxLimits, SandboxRun } from '../sandbox/sandbox';
@@ -60,6 +61,8 @@ export interface RunScriptDeps {
   sandbox: Sandbox;
   /** Interpreters started ahead of their runs; without it each run starts its own. */
   pool?: InterpreterPool;
+  /** Forks the interpreters a run starts itself (see ForkServer); without it they are spawned. */
+  forkServer?: ForkServer;
   /** What an interpreter's environment is until its run's replaces it (PATH, locale). */
   baseEnv: Record<string, string>;
   environments: EnvironmentSettings;
@@ -195,7 +198,14 @@ export function runScriptActivity(deps: RunScriptDeps) {
           let interpreter = pooled;
           if (!interpreter) {
             const fresh = await deps.sandbox.open(label);
-            interpreter = new PythonInterpreter({ sandbox: fresh, python: deps.environments.python, shim: deps.shim, limits, env: { ...deps.baseEnv, HOME: fresh.dir } });
+            interpreter = await PythonInterpreter.start({
+              sandbox: fresh,
+              python: deps.environments.python,
+              shim: deps.shim,
+              limits,
+              env: { ...deps.baseEnv, HOME: fresh.dir },
+              ...(deps.forkServer ? { forkServer: deps.forkServer } : {}),
+            });
           }
           sandboxRun = interpreter.sandbox;
           if (stopReason) {

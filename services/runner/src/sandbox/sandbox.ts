@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fsSync, { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { ForkRequest } from '../runtimes/python/fork-server';
 import { openRunGroup, type MemoryCgroups, type RunGroup } from './memory-cgroups';
 import { copyTree, readTree, type TreeManifest } from './tree-copy';
 import type { RunnerDirs } from './runner-dirs';
@@ -312,6 +313,35 @@ export class SandboxRun {
     }
     line.push(command, ...args);
     return { command: line[0]!, args: line.slice(1) };
+  }
+
+  /**
+   * What a fork server makes an interpreter it forks for this run: what wrap() makes a
+   * command (the memory group, the uid without groups, no new privileges, the parent-death
+   * signal, umask 077, the same limits; see gef_runtime.py).
+   */
+  forkRequest(limits: SandboxLimits, env: Record<string, string>, nice = 0): ForkRequest {
+    this.group?.setLimitSync(limits.memoryBytes);
+    return {
+      dir: this.dir,
+      env,
+      nice,
+      ...(this.uid !== undefined ? { uid: this.uid } : {}),
+      ...(this.group ? { procs: this.group.procs } : {}),
+      ...(this.sandbox.settings.prlimit
+        ? {
+            limits: {
+              as: Math.floor(limits.memoryBytes),
+              cpu: Number.isFinite(limits.cpuSeconds) ? Math.max(1, Math.ceil(limits.cpuSeconds)) : null,
+              nofile: limits.openFiles,
+              fsize: Math.floor(limits.fileBytes),
+              core: 0,
+              // As for prlimit: only meaningful for a uid of its own.
+              ...(this.uid !== undefined ? { nproc: limits.processes } : {}),
+            },
+          }
+        : {}),
+    };
   }
 
   /** Extracts a tar.gz into the run directory, as the run's user. */

@@ -2,7 +2,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runPython, type PythonOutcome, type ScriptLevel } from '../../src/runtimes/python/run-python';
+import { createLogger } from '@gef/common';
+import { ForkServer } from '../../src/runtimes/python/fork-server';
+import { PythonInterpreter, type PythonOutcome, type ScriptLevel } from '../../src/runtimes/python/run-python';
 import { installShim, prepareRunnerDirs, type RunnerDirs } from '../../src/sandbox/runner-dirs';
 import { Sandbox, type SandboxLimits } from '../../src/sandbox/sandbox';
 
@@ -27,6 +29,8 @@ export interface ScriptRun {
   progress: number[];
   dir: string;
   uid: number | undefined;
+  /** The interpreter was forked by the fork server. */
+  forked: boolean;
 }
 
 /** A sandbox over temporary runner directories. */
@@ -35,8 +39,13 @@ export class Fixture {
   dirs!: RunnerDirs;
   sandbox!: Sandbox;
   shim!: string;
+  /** Set with `forked`: interpreters come from a fork server, else each is spawned. */
+  forkServer: ForkServer | undefined;
 
-  constructor(readonly mode: 'on' | 'off') {
+  constructor(
+    readonly mode: 'on' | 'off',
+    private readonly forked = false,
+  ) {
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-runner-test-'));
   }
 
@@ -46,6 +55,7 @@ export class Fixture {
     this.dirs = await prepareRunnerDirs({ dataDir: this.tmp, sandboxed: this.mode === 'on' });
     this.sandbox = new Sandbox({ mode: this.mode, prlimit: true, uidBase: 910_000, uidCount: 50, dirs: this.dirs });
     this.shim = await installShim(this.dirs, path.resolve(__dirname, '../../src/runtimes/python/gef_runtime.py'));
+    if (this.forked) this.forkServer = new ForkServer({ python, shim: this.shim, env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' }, logger: createLogger('fork-server', 'silent') });
     return this;
   }
 
@@ -65,10 +75,15 @@ export class Fixture {
     try {
       const limits = this.limits(options.limits);
       await run.extract(archive, limits);
-      const running = runPython({
+      const interpreter = await PythonInterpreter.start({
         sandbox: run,
         python,
         shim: this.shim,
+        limits,
+        env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', HOME: run.dir },
+        ...(this.forkServer ? { forkServer: this.forkServer } : {}),
+      });
+      const running = interpreter.run({
         params: options.params ?? {},
         env: {
           EXECUTION_ID: '00000000-0000-4000-8000-000000000001',
@@ -88,13 +103,14 @@ export class Fixture {
       });
       if (options.stopAfterMs !== undefined) setTimeout(() => running.stop('cancel'), options.stopAfterMs);
       const outcome = await running.outcome;
-      return { outcome, lines, progress, dir: run.dir, uid: run.uid };
+      return { outcome, lines, progress, dir: run.dir, uid: run.uid, forked: interpreter.forked };
     } finally {
       await run.close();
     }
   }
 
-  cleanup(): void {
+  async cleanup(): Promise<void> {
+    await this.forkServer?.stop();
     fs.rmSync(this.tmp, { recursive: true, force: true });
   }
 }

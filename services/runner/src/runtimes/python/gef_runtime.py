@@ -580,6 +580,172 @@ def _run():
     return 0
 
 
+# The fork server: one interpreter, started once with the shim imported, forks each run's.
+#
+# Starting an interpreter and importing the shim costs about 50 ms of CPU; a fork of one
+# that has done so costs a few. The runner starts ``gef_runtime.py --fork-server <socket>
+# <runner pid>`` (as root when runs get users of their own) and asks for an interpreter with
+# a JSON line on stdin:
+#
+#     {"id": 1, "token": "…", "dir": "/run/dir", "uid": 910001 or null,
+#      "procs": "…/cgroup.procs" or null, "limits": {"as": n, …} or null, "nice": 0,
+#      "env": {…}}
+#
+# and is told on stdout ``{"t": "forked", "id": 1, "pid": n}`` (or ``{"t": "refused", "id": 1,
+# "m": why}``) and, when it ends, ``{"t": "exit", "pid": n, "code": c, "signal": s}``. The
+# child makes itself what the runner's wrapped command line would (``Sandbox.wrap``): its
+# own session, its run's memory cgroup, the three connections to the runner on the socket
+# as fds 0 and 3 (stdin and the channel), 1 and 2, nothing else open, umask 077, the limits
+# (soft = hard), the uid and gid with no groups, no new privileges, the parent-death signal,
+# and the environment; then it is the shim (main), waiting for its job. It never execs:
+# what it runs is the code the server imported.
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def _prctl(libc, option, value):
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        errno = __import__("ctypes").get_errno()
+        raise OSError(errno, f"prctl({option}) failed: {os.strerror(errno)}")
+
+
+def _connect(path, token, stream):
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    sock.sendall(f"{token} {stream}\n".encode("ascii"))
+    return sock.detach()
+
+
+def _become_run(libc, request, socket_path, server_pid):
+    """In a child of the fork server: becomes the run's interpreter (see above); never returns."""
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _prctl(libc, PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.setsid()
+        procs = request.get("procs")
+        if procs:
+            with open(procs, "w") as group:
+                group.write(str(os.getpid()))
+        token = str(request["token"])
+        fds = [_connect(socket_path, token, stream) for stream in (0, 1, 2)]
+        os.dup2(fds[0], 0)
+        os.dup2(fds[1], 1)
+        os.dup2(fds[2], 2)
+        os.dup2(fds[0], CHANNEL_FD)
+        os.closerange(CHANNEL_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        os.umask(0o077)
+        os.chdir(str(request["dir"]))
+        nice = int(request.get("nice") or 0)
+        if nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        for name, value in (request.get("limits") or {}).items():
+            if name in LIMITS:
+                limit = resource.RLIM_INFINITY if value is None else int(value)
+                resource.setrlimit(LIMITS[name], (limit, limit))
+        uid = request.get("uid")
+        if uid is not None:
+            os.setgroups([])
+            os.setresgid(int(uid), int(uid), int(uid))
+            os.setresuid(int(uid), int(uid), int(uid))
+        _prctl(libc, PR_SET_NO_NEW_PRIVS, 1)
+        # A change of uid clears the parent-death signal and makes the process undumpable
+        # (its /proc entries root's); an exec would have undone both, as for any process.
+        _prctl(libc, PR_SET_PDEATHSIG, signal.SIGKILL)
+        _prctl(libc, PR_SET_DUMPABLE, 1)
+        if os.getppid() != server_pid:
+            _real_exit(1)
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in (request.get("env") or {}).items()})
+        sys.argv = sys.argv[:1]
+    except BaseException:  # noqa: BLE001 - a child that cannot become its run ends at once
+        _real_exit(70)
+    main()
+
+
+def _fork_server(socket_path, runner_pid):
+    """Forks an interpreter per request until stdin ends (or the runner dies)."""
+    import ctypes
+    import select
+    import site  # noqa: F401 - imported once here; each run's site.main() finds it loaded
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    _prctl(libc, PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != runner_pid:
+        _real_exit(1)
+    server_pid = os.getpid()
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # noqa: ARG005
+
+    def reply(message):
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view) :]
+
+    def reap():
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if os.WIFSIGNALED(status):
+                reply({"t": "exit", "pid": pid, "code": None, "signal": os.WTERMSIG(status)})
+            elif os.WIFEXITED(status):
+                reply({"t": "exit", "pid": pid, "code": os.WEXITSTATUS(status), "signal": None})
+
+    def fork(request):
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            reply({"t": "refused", "id": request.get("id"), "m": _describe(exc)})
+            return
+        if pid == 0:
+            os.close(wake_read)
+            os.close(wake_write)
+            _become_run(libc, request, socket_path, server_pid)
+        reply({"t": "forked", "id": request.get("id"), "pid": pid})
+
+    pending = b""
+    while True:
+        try:
+            readable = select.select([0, wake_read], [], [])[0]
+        except InterruptedError:
+            readable = []
+        if wake_read in readable:
+            try:
+                while os.read(wake_read, 512):
+                    pass
+            except BlockingIOError:
+                pass
+        reap()
+        if 0 not in readable:
+            continue
+        data = os.read(0, 65536)
+        if not data:
+            _real_exit(0)
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                request = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(request, dict):
+                fork(request)
+
+
 def main():
     code = 1
     try:
@@ -592,4 +758,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == "--fork-server":
+        _fork_server(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()

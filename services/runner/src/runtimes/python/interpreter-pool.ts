@@ -1,5 +1,6 @@
 import type { Logger } from '@gef/common';
 import type { Sandbox, SandboxLimits } from '../../sandbox/sandbox';
+import type { ForkServer } from './fork-server';
 import { limitsFit, PythonInterpreter } from './run-python';
 
 export interface InterpreterPoolOptions {
@@ -14,6 +15,8 @@ export interface InterpreterPoolOptions {
   limits: SandboxLimits;
   /** Their environment until a job replaces it: PATH and the locale, nothing of the runner's. */
   env: Record<string, string>;
+  /** Forks the interpreters (see ForkServer); without it each is spawned. */
+  forkServer?: ForkServer;
   logger: Logger;
 }
 
@@ -93,7 +96,7 @@ export class InterpreterPool {
   }
 
   private async startOne(): Promise<void> {
-    const { sandbox, python, shim, limits, env, logger } = this.options;
+    const { sandbox, python, shim, limits, env, forkServer, logger } = this.options;
     let interpreter: PythonInterpreter;
     try {
       const run = await sandbox.open('pool');
@@ -102,7 +105,14 @@ export class InterpreterPool {
         await run.close();
         return;
       }
-      interpreter = new PythonInterpreter({ sandbox: run, python, shim, limits, env: { ...env, HOME: run.dir }, background: true });
+      interpreter = await PythonInterpreter.start({ sandbox: run, python, shim, limits, env: { ...env, HOME: run.dir }, background: true, ...(forkServer ? { forkServer } : {}) });
+      if (this.stopped) {
+        this.starting--;
+        interpreter.discard();
+        await interpreter.exited;
+        await run.close();
+        return;
+      }
     } catch (err) {
       this.starting--;
       this.failed(err);

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { SandboxLimits, SandboxRun } from '../../sandbox/sandbox';
+import type { ForkServer, InterpreterProcess, ProcessEnd } from './fork-server';
 
 export type ScriptLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR' | 'CRITICAL';
 
@@ -22,6 +23,11 @@ export interface InterpreterStart {
    * give that priority back (root); elsewhere it starts at the normal priority.
    */
   background?: boolean;
+  /**
+   * Forks the interpreter from one that has imported the shim already (a few ms of CPU
+   * instead of ~50); without it, or when it fails, the interpreter is spawned.
+   */
+  forkServer?: ForkServer;
 }
 
 /** The nice value of interpreters started ahead of their runs. */
@@ -41,13 +47,6 @@ export interface PythonJob {
   killGraceMs: number;
   onLog: (level: ScriptLevel, text: string) => void;
   onProgress: (percent: number) => void;
-}
-
-/** A run started in a fresh interpreter (no pool): start and job in one. */
-export interface PythonRun extends PythonJob {
-  sandbox: SandboxRun;
-  python: string;
-  shim: string;
 }
 
 export type PythonOutcome =
@@ -108,6 +107,15 @@ function setNice(pid: number, value: number): boolean {
   }
 }
 
+/** A spawned process as an InterpreterProcess. */
+function spawned(child: ChildProcess): InterpreterProcess {
+  const exited = new Promise<ProcessEnd>((resolve) => {
+    child.once('error', (error) => resolve({ code: null, signal: null, error }));
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  return { pid: child.pid, stdin: child.stdin!, stdout: child.stdout!, stderr: child.stderr!, channel: child.stdio[3] as Readable, exited };
+}
+
 /** Splits a stream into lines, at most `max` bytes each (the rest of a longer line is `overflow`). */
 function readLines(stream: Readable, max: number, onLine: (line: string) => void, onOverflow: () => void): Promise<void> {
   return new Promise((resolve) => {
@@ -145,6 +153,8 @@ function readLines(stream: Readable, max: number, onLine: (line: string) => void
       resolve();
     });
     stream.once('error', () => resolve());
+    // A stream handed over paused (a fork server's connection) flows from here.
+    stream.resume();
   });
 }
 
@@ -159,11 +169,13 @@ function readLines(stream: Readable, max: number, onLine: (line: string) => void
 export class PythonInterpreter {
   readonly sandbox: SandboxRun;
   readonly limits: SandboxLimits;
+  /** Forked by a fork server (else spawned). */
+  readonly forked: boolean;
   /** True once the shim said it waits for its job; false when the process ended first. */
   readonly ready: Promise<boolean>;
   /** When the process ended. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private readonly child: ChildProcess;
+  private readonly process: InterpreterProcess;
   private readonly reading: Promise<unknown>;
   private readonly channel: Readable;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -175,15 +187,38 @@ export class PythonInterpreter {
   private taken = false;
   private niced = false;
 
-  constructor(start: InterpreterStart) {
+  /**
+   * An interpreter for a run: forked by the start's fork server when it has one, else (or
+   * when forking fails) spawned.
+   */
+  static async start(start: InterpreterStart): Promise<PythonInterpreter> {
+    if (start.forkServer) {
+      const niced = Boolean(start.background && process.getuid?.() === 0);
+      try {
+        const forked = await start.forkServer.fork(start.sandbox.forkRequest(start.limits, start.env, niced ? backgroundNice : 0));
+        return new PythonInterpreter(start, { process: forked, niced });
+      } catch {
+        // Spawned instead (the fork server said why in the log).
+      }
+    }
+    return new PythonInterpreter(start);
+  }
+
+  constructor(start: InterpreterStart, forked?: { process: InterpreterProcess; niced: boolean }) {
     this.sandbox = start.sandbox;
     this.limits = start.limits;
-    // -S: the site set-up happens with the job, in the run's venv.
-    const { command, args } = start.sandbox.wrap(start.python, ['-I', '-S', '-u', '-B', '-X', 'utf8', start.shim], start.limits);
-    this.child = spawn(command, args, { cwd: start.sandbox.dir, env: start.env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true });
-    this.channel = this.child.stdio[3] as Readable;
-    // The exec chain (sh, setpriv, prlimit, python) keeps the pid, and with it the priority.
-    if (start.background && process.getuid?.() === 0 && this.child.pid) this.niced = setNice(this.child.pid, backgroundNice);
+    this.forked = forked !== undefined;
+    if (forked) {
+      this.process = forked.process;
+      this.niced = forked.niced;
+    } else {
+      // -S: the site set-up happens with the job, in the run's venv.
+      const { command, args } = start.sandbox.wrap(start.python, ['-I', '-S', '-u', '-B', '-X', 'utf8', start.shim], start.limits);
+      this.process = spawned(spawn(command, args, { cwd: start.sandbox.dir, env: start.env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true }));
+      // The exec chain (sh, setpriv, prlimit, python) keeps the pid, and with it the priority.
+      if (start.background && process.getuid?.() === 0 && this.process.pid) this.niced = setNice(this.process.pid, backgroundNice);
+    }
+    this.channel = this.process.channel;
     let markReady: (ready: boolean) => void = () => undefined;
     this.ready = new Promise((resolve) => (markReady = resolve));
     const output = (level: ScriptLevel) => (line: string) => {
@@ -205,30 +240,23 @@ export class PythonInterpreter {
         },
         () => this.onMessage?.('{"t":"overflow"}'),
       ),
-      readLines(this.child.stdout!, maxOutputLine, output('INFO'), () => undefined),
-      readLines(this.child.stderr!, maxOutputLine, output('WARNING'), () => undefined),
+      readLines(this.process.stdout, maxOutputLine, output('INFO'), () => undefined),
+      readLines(this.process.stderr, maxOutputLine, output('WARNING'), () => undefined),
     ]);
-    this.child.stdin!.on('error', () => undefined);
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (err) => {
-        this.spawnError = err;
-        this.exit ??= { code: null, signal: null };
-        markReady(false);
-        resolve(this.exit);
-      });
-      this.child.once('exit', (code, signal) => {
-        this.exit = { code, signal };
-        // Nothing the script started outlives it.
-        this.signalGroup('SIGKILL');
-        markReady(false);
-        resolve(this.exit);
-      });
+    this.process.stdin.on('error', () => undefined);
+    this.exited = this.process.exited.then(({ code, signal, error }) => {
+      this.exit = { code, signal };
+      if (error) this.spawnError = error;
+      // Nothing the script started outlives it.
+      else this.signalGroup('SIGKILL');
+      markReady(false);
+      return this.exit;
     });
   }
 
   /** The process's id (once spawned). */
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.process.pid;
   }
 
   /** The shim said it waits for its job. */
@@ -249,7 +277,7 @@ export class PythonInterpreter {
 
   private signalGroup(signal: NodeJS.Signals): void {
     try {
-      if (this.child.pid) process.kill(-this.child.pid, signal);
+      if (this.process.pid) process.kill(-this.process.pid, signal);
     } catch {
       // The group is gone.
     }
@@ -260,7 +288,7 @@ export class PythonInterpreter {
     if (this.taken) throw new Error('this interpreter has had its job');
     this.taken = true;
     // Before the job: whatever the script starts inherits the priority of its run.
-    if (this.niced && this.child.pid) setNice(this.child.pid, 0);
+    if (this.niced && this.process.pid) setNice(this.process.pid, 0);
     let final: PythonOutcome | undefined;
     let stopping: { reason: string } | undefined;
     let timedOut = false;
@@ -320,7 +348,7 @@ export class PythonInterpreter {
     for (const line of this.early.splice(0)) job.onLog(line.level, line.text);
     this.onOutput = job.onLog;
 
-    const stdin = this.child.stdin as Writable;
+    const stdin: Writable = this.process.stdin;
     const limits = shimLimits(this.sandbox, job.limits);
     stdin.end(
       JSON.stringify({
@@ -332,7 +360,7 @@ export class PythonInterpreter {
       }),
     );
 
-    const streams = [this.channel, this.child.stdout!, this.child.stderr!];
+    const streams = [this.channel, this.process.stdout, this.process.stderr];
     const outcome = this.exited.then(async ({ code, signal }) => {
       clearTimeout(timer);
       clearTimeout(graceTimer);
@@ -357,10 +385,4 @@ export class PythonInterpreter {
     });
     return { outcome, stop };
   }
-}
-
-/** Runs a script in a fresh interpreter (started now, with the run's own limits). */
-export function runPython(run: PythonRun): RunningPython {
-  const interpreter = new PythonInterpreter({ sandbox: run.sandbox, python: run.python, shim: run.shim, limits: run.limits, env: run.env });
-  return interpreter.run(run);
 }

@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { PythonInterpreter, type ScriptLevel } from '../src/runtimes/python/run-python';
+import type { SandboxLimits } from '../src/sandbox/sandbox';
+import { Fixture, isRoot, python } from './support/run-script-fixture';
+
+const limits: SandboxLimits = { memoryBytes: 1024 ** 3, cpuSeconds: 60, processes: 64, openFiles: 256, fileBytes: 64 * 1024 ** 2 };
+const env = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
+
+/** The parent pid of a process, from /proc. */
+function parentOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/** A process's state letter, or 'gone'. */
+function stateOf(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return 'gone';
+  }
+}
+
+// The fork server with the real python3 (its children as unprivileged users when the tests
+// run as root, as they do here).
+describe('the Python fork server', () => {
+  let fixture: Fixture;
+
+  beforeAll(async () => {
+    fixture = await new Fixture(isRoot ? 'on' : 'off', true).init();
+  });
+  afterAll(() => fixture.cleanup());
+
+  async function forked(): Promise<PythonInterpreter> {
+    const run = await fixture.sandbox.open('fork');
+    const interpreter = await PythonInterpreter.start({ sandbox: run, python, shim: fixture.shim, limits, env: { ...env, HOME: run.dir }, forkServer: fixture.forkServer! });
+    expect(interpreter.forked).toBe(true);
+    expect(await interpreter.ready).toBe(true);
+    return interpreter;
+  }
+
+  async function runIn(interpreter: PythonInterpreter, main: string) {
+    fs.mkdirSync(path.join(interpreter.sandbox.dir, 'src'), { mode: 0o755 });
+    fs.writeFileSync(path.join(interpreter.sandbox.dir, 'src', 'main.py'), main, { mode: 0o644 });
+    const lines: { level: ScriptLevel; text: string }[] = [];
+    const running = interpreter.run({
+      params: {},
+      env: { ...env, HOME: interpreter.sandbox.dir, API_TOKEN: 'the-run-token' },
+      limits,
+      timeoutMs: 20_000,
+      killGraceMs: 500,
+      onLog: (level, text) => lines.push({ level, text }),
+      onProgress: () => undefined,
+    });
+    return { outcome: await running.outcome, lines };
+  }
+
+  it('forks interpreters with nothing of the server open but their own streams, as the run\'s user', async () => {
+    const interpreter = await forked();
+    expect(parentOf(interpreter.pid!)).toBe(fixture.forkServer!.pid);
+    const main = [
+      'import os',
+      'def run(params, logger):',
+      '    print("to stdout")',
+      '    return {"fds": sorted(int(n) for n in os.listdir("/proc/self/fd")), "uid": os.getuid(), "sid": os.getsid(0), "pid": os.getpid(), "umask": os.umask(0)}',
+    ].join('\n');
+    const { outcome, lines } = await runIn(interpreter, main);
+    expect(outcome.kind).toBe('result');
+    const got = JSON.parse((outcome as { resultJson: string }).resultJson) as { fds: number[]; uid: number; sid: number; pid: number; umask: number };
+    // 0-3: stdin, stdout, stderr, the channel; the one more is the listing's own.
+    expect(got.fds.filter((fd) => fd > 3).length).toBeLessThanOrEqual(1);
+    expect(got.sid).toBe(got.pid);
+    expect(got.umask).toBe(0o077);
+    if (isRoot) expect(got.uid).toBe(interpreter.sandbox.uid);
+    expect(lines).toContainEqual({ level: 'INFO', text: 'to stdout' });
+    await interpreter.sandbox.close();
+  }, 30_000);
+
+  it('refuses connections that do not name a child it forked', async () => {
+    const interpreter = await forked();
+    const socketPath = fixture.forkServer!.socketPath;
+    expect(socketPath).toBeDefined();
+    const closed = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(socketPath!, () => socket.write('0123456789abcdef0123456789abcdef 0\n'));
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve(false);
+      }, 5000);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    expect(closed).toBe(true);
+    // The real child is unaffected.
+    const { outcome } = await runIn(interpreter, 'def run(params, logger):\n    return 7\n');
+    expect(outcome).toEqual({ kind: 'result', resultJson: '7' });
+    await interpreter.sandbox.close();
+  }, 30_000);
+
+  it('takes its interpreters with it when it dies, and is started again for the next one', async () => {
+    const waiting = await forked();
+    const before = fixture.forkServer!.pid!;
+    process.kill(before, 'SIGKILL');
+    expect(await waiting.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    await new Promise((r) => setTimeout(r, 200));
+    // The child is dead (its parent-death signal): gone, or a zombie of whoever inherited it.
+    expect(stateOf(waiting.pid!)).toMatch(/^(gone|Z)$/);
+    await waiting.sandbox.close();
+    const next = await forked();
+    expect(fixture.forkServer!.pid).not.toBe(before);
+    const { outcome } = await runIn(next, 'def run(params, logger):\n    return "again"\n');
+    expect(outcome).toEqual({ kind: 'result', resultJson: '"again"' });
+    await next.sandbox.close();
+  }, 30_000);
+});
