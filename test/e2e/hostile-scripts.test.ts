@@ -159,13 +159,17 @@ def run(params, logger):
     site = [d for d in __import__("sys").path if d.startswith(env_dir) and d.endswith("site-packages")]
     others = [p for p in pids if owner(p) is not None and first <= owner(p) <= last and owner(p) != uid]
     runner = params["runner_pid"]
+    def parent_of(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
     return {
         "environ": dict(os.environ, API_TOKEN="(its token)"),
         "self_environ": self_environ.replace(os.environ["API_TOKEN"], "(its token)"),
         "readable_environs": readable_environs,
         "runner_environ": attempt(lambda: read("/proc/%d/environ" % runner)),
         "parent_environ": attempt(lambda: read("/proc/%d/environ" % os.getppid())),
-        "parent_is_runner": os.getppid() == runner,
+        # The runner, or its fork server (a child of the runner's) when the interpreter was forked.
+        "parent_is_runner": os.getppid() == runner or parent_of(os.getppid()) == runner,
         "shadow": attempt(lambda: read("/etc/shadow")),
         "root_home": attempt(lambda: os.listdir("/root")),
         "runner": {
