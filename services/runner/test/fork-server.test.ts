@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { createLogger } from '@gef/common';
+import { ForkServer } from '../src/runtimes/python/fork-server';
 import { PythonInterpreter, type ScriptLevel } from '../src/runtimes/python/run-python';
 import type { SandboxLimits } from '../src/sandbox/sandbox';
 import { Fixture, isRoot, python } from './support/run-script-fixture';
@@ -100,6 +102,18 @@ describe('the Python fork server', () => {
     const { outcome } = await runIn(interpreter, 'def run(params, logger):\n    return 7\n');
     expect(outcome).toEqual({ kind: 'result', resultJson: '7' });
     await interpreter.sandbox.close();
+  }, 30_000);
+
+  it('spawns the interpreter when the fork server cannot be had', async () => {
+    const broken = new ForkServer({ python: '/nonexistent/python3', shim: fixture.shim, env, logger: createLogger('fork-server', 'silent') });
+    const run = await fixture.sandbox.open('fallback');
+    const interpreter = await PythonInterpreter.start({ sandbox: run, python, shim: fixture.shim, limits, env: { ...env, HOME: run.dir }, forkServer: broken });
+    expect(interpreter.forked).toBe(false);
+    expect(await interpreter.ready).toBe(true);
+    const { outcome } = await runIn(interpreter, 'def run(params, logger):\n    return "spawned"\n');
+    expect(outcome).toEqual({ kind: 'result', resultJson: '"spawned"' });
+    await run.close();
+    await broken.stop();
   }, 30_000);
 
   it('takes its interpreters with it when it dies, and is started again for the next one', async () => {

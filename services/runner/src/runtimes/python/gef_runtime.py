@@ -672,6 +672,7 @@ def _fork_server(socket_path, runner_pid):
     import ctypes
     import select
     import site  # noqa: F401 - imported once here; each run's site.main() finds it loaded
+    import socket  # noqa: F401 - the same for the children's connections (_connect)
 
     libc = ctypes.CDLL(None, use_errno=True)
     _prctl(libc, PR_SET_PDEATHSIG, signal.SIGKILL)
