@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { createLogger } from '@gef/common';
@@ -79,6 +81,18 @@ describe('the Python fork server', () => {
     if (isRoot) expect(got.uid).toBe(interpreter.sandbox.uid);
     expect(lines).toContainEqual({ level: 'INFO', text: 'to stdout' });
     await interpreter.sandbox.close();
+  }, 30_000);
+
+  it('removes the socket directories of runners that died', async () => {
+    // A runner process that is gone (a child that exited) left its directory.
+    const dead = spawnSync('true').pid;
+    const left = fs.mkdtempSync(path.join(os.tmpdir(), `gef-fork-${dead}-`));
+    const broken = new ForkServer({ python: '/nonexistent/python3', shim: fixture.shim, env, logger: createLogger('fork-server', 'silent') });
+    await expect(broken.fork({ dir: fixture.tmp, env })).rejects.toThrow();
+    expect(fs.existsSync(left)).toBe(false);
+    // This runner's own is kept.
+    expect(fs.existsSync(path.dirname(fixture.forkServer!.socketPath!))).toBe(true);
+    await broken.stop();
   }, 30_000);
 
   it('refuses connections that do not name a child it forked', async () => {

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from '@gef/common';
+import { isAlive } from '../../process/is-alive';
 
 /** How a process ended, as ChildProcess's 'exit' gives it. */
 export interface ProcessExit {
@@ -75,6 +76,18 @@ const maxHeader = 80;
 const signalNames = new Map<number, NodeJS.Signals>(
   Object.entries(os.constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]),
 );
+
+/** The socket directories' names: `gef-fork-<runner pid>-<random>`. */
+const socketDirPrefix = 'gef-fork-';
+
+/** Removes the socket directories runners that died (SIGKILL) left behind. */
+function removeSocketDirsOfDeadRunners(): void {
+  for (const name of fs.readdirSync(os.tmpdir())) {
+    if (!name.startsWith(socketDirPrefix)) continue;
+    const pid = Number(name.slice(socketDirPrefix.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid)) fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+  }
+}
 
 /**
  * One Python interpreter with the shim imported, forking the interpreters of runs (see
@@ -164,8 +177,9 @@ export class ForkServer {
 
   private async start(): Promise<ChildProcess> {
     if (!this.server) {
+      removeSocketDirsOfDeadRunners();
       // A short path (Unix socket paths are limited to 107 bytes), the runner's alone.
-      this.socketDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-fork-'));
+      this.socketDir = fs.mkdtempSync(path.join(os.tmpdir(), `${socketDirPrefix}${process.pid}-`));
       fs.chmodSync(this.socketDir, 0o700);
       const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
       await new Promise<void>((resolve, reject) => {
