@@ -105,6 +105,8 @@ export class ForkServer {
   private readonly byToken = new Map<string, Pending>();
   private readonly byId = new Map<number, Pending>();
   private readonly byPid = new Map<number, Pending>();
+  /** The children's connections still open. */
+  private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
   private stopped = false;
   private replies = '';
@@ -165,6 +167,8 @@ export class ForkServer {
       child.kill('SIGKILL');
       await gone;
     }
+    // A connection may outlive its child (held by a process the run left behind).
+    for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     if (this.socketDir) fs.rmSync(this.socketDir, { recursive: true, force: true });
   }
@@ -247,6 +251,8 @@ export class ForkServer {
 
   private accept(socket: net.Socket): void {
     socket.on('error', () => undefined);
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     let header = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       header = Buffer.concat([header, chunk]);

@@ -711,6 +711,8 @@ def _fork_server(socket_path, runner_pid):
             reply({"t": "refused", "id": request.get("id"), "m": _describe(exc)})
             return
         if pid == 0:
+            # No signal may write to the wake-up pipe (or a descriptor reusing its number).
+            signal.set_wakeup_fd(-1)
             os.close(wake_read)
             os.close(wake_write)
             _become_run(libc, request, socket_path, server_pid)
