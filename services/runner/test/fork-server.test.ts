@@ -132,9 +132,19 @@ describe('the Python fork server', () => {
 
   it('takes its interpreters with it when it dies, and is started again for the next one', async () => {
     const waiting = await forked();
+    const running = await forked();
+    fs.mkdirSync(path.join(running.sandbox.dir, 'src'), { mode: 0o755 });
+    fs.writeFileSync(path.join(running.sandbox.dir, 'src', 'main.py'), 'import time\ndef run(params, logger):\n    logger.info("started")\n    time.sleep(60)\n', { mode: 0o644 });
+    const lines: string[] = [];
+    const run = running.run({ params: {}, env: { ...env, HOME: running.sandbox.dir }, limits, timeoutMs: 20_000, killGraceMs: 500, onLog: (_l, text) => lines.push(text), onProgress: () => undefined });
+    for (let i = 0; i < 200 && !lines.includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(lines).toContain('started');
     const before = fixture.forkServer!.pid!;
     process.kill(before, 'SIGKILL');
     expect(await waiting.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    // A run it took with it failed for the runner's reason (retried), not the script's.
+    await expect(run.outcome).rejects.toThrow(/fork server ended/);
+    await running.sandbox.close();
     await new Promise((r) => setTimeout(r, 200));
     // The child is dead (its parent-death signal): gone, or a zombie of whoever inherited it.
     expect(stateOf(waiting.pid!)).toMatch(/^(gone|Z)$/);

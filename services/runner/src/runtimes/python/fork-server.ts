@@ -14,7 +14,7 @@ export interface ProcessExit {
   signal: NodeJS.Signals | null;
 }
 
-/** How a process ended; `error` when it never started. */
+/** How a process ended; `error` when it never started, or was lost with the fork server. */
 export type ProcessEnd = ProcessExit & { error?: Error };
 
 /** A started interpreter's process: its pid, its streams, and its end. */
@@ -246,7 +246,9 @@ export class ForkServer {
     if (this.child === child) this.child = undefined;
     if (!this.stopped) this.options.logger.warn({ code, signal }, 'the Python fork server ended; it is started again for the next interpreter');
     for (const pending of [...this.byId.values()]) if (pending.pid === undefined) this.fail(pending, new Error(`the fork server ended (${signal ?? `exit code ${code}`})`));
-    for (const pending of [...this.byPid.values()]) this.ended(pending, { code: null, signal: 'SIGKILL' });
+    // Their runs end for a reason of the runner's, not the script's: an error, so the attempt is retried.
+    const lost = new Error(`the fork server ended (${signal ?? `exit code ${code}`}), and the interpreter with it`);
+    for (const pending of [...this.byPid.values()]) this.ended(pending, { code: null, signal: 'SIGKILL' }, lost);
   }
 
   private accept(socket: net.Socket): void {
@@ -293,10 +295,10 @@ export class ForkServer {
     pending.resolve({ pid, stdin: control, channel: control, stdout, stderr, exited: pending.exited });
   }
 
-  private ended(pending: Pending, exit: ProcessExit): void {
+  private ended(pending: Pending, exit: ProcessExit, error?: Error): void {
     if (pending.pid !== undefined) this.byPid.delete(pending.pid);
     pending.exit = exit;
-    pending.settleExit(exit);
+    pending.settleExit(error ? { ...exit, error } : exit);
     // Ended before its streams were all there: the fork failed.
     if (this.byId.has(pending.id)) this.fail(pending, new Error(`the forked interpreter ended at once (${exit.signal ?? `exit code ${exit.code}`})`));
   }

@@ -246,9 +246,10 @@ export class PythonInterpreter {
     this.process.stdin.on('error', () => undefined);
     this.exited = this.process.exited.then(({ code, signal, error }) => {
       this.exit = { code, signal };
+      // Never started, or lost with the fork server: the runner's trouble, not the script's.
       if (error) this.spawnError = error;
       // Nothing the script started outlives it.
-      else this.signalGroup('SIGKILL');
+      this.signalGroup('SIGKILL');
       markReady(false);
       return this.exit;
     });
