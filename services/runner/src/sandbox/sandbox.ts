@@ -279,11 +279,6 @@ export class SandboxRun {
     this.directory = dir;
   }
 
-  /** Whether limits apply (prlimit at start; setrlimit may lower them later). */
-  get limited(): boolean {
-    return this.sandbox.settings.prlimit;
-  }
-
   /** The command line that runs `command` as the run's user, with the limits (CPU may be Infinity). */
   wrap(command: string, args: string[], limits: SandboxLimits): { command: string; args: string[] } {
     const line: string[] = [];
@@ -298,21 +293,27 @@ export class SandboxRun {
     } else if (this.sandbox.settings.setpriv) {
       line.push('setpriv', '--pdeathsig=KILL', '--');
     }
-    if (this.sandbox.settings.prlimit) {
-      line.push(
-        'prlimit',
-        `--as=${Math.floor(limits.memoryBytes)}`,
-        `--cpu=${Number.isFinite(limits.cpuSeconds) ? Math.max(1, Math.ceil(limits.cpuSeconds)) : 'unlimited'}`,
-        `--nofile=${limits.openFiles}`,
-        `--fsize=${Math.floor(limits.fileBytes)}`,
-        '--core=0',
-        // RLIMIT_NPROC counts every process of the real uid: only meaningful for a uid of its own.
-        ...(this.uid !== undefined ? [`--nproc=${limits.processes}`] : []),
-        '--',
-      );
-    }
+    const values = this.limitValues(limits);
+    if (values) line.push('prlimit', ...Object.entries(values).map(([name, value]) => `--${name}=${value ?? 'unlimited'}`), '--');
     line.push(command, ...args);
     return { command: line[0]!, args: line.slice(1) };
+  }
+
+  /**
+   * The limits as set on a process (soft = hard), by prlimit's option names (which the shim
+   * and the fork server use too); null: unlimited. Undefined when limits do not apply here.
+   */
+  limitValues(limits: SandboxLimits): Record<string, number | null> | undefined {
+    if (!this.sandbox.settings.prlimit) return undefined;
+    return {
+      as: Math.floor(limits.memoryBytes),
+      cpu: Number.isFinite(limits.cpuSeconds) ? Math.max(1, Math.ceil(limits.cpuSeconds)) : null,
+      nofile: limits.openFiles,
+      fsize: Math.floor(limits.fileBytes),
+      core: 0,
+      // RLIMIT_NPROC counts every process of the real uid: only meaningful for a uid of its own.
+      ...(this.uid !== undefined ? { nproc: limits.processes } : {}),
+    };
   }
 
   /**
@@ -322,25 +323,14 @@ export class SandboxRun {
    */
   forkRequest(limits: SandboxLimits, env: Record<string, string>, nice = 0): ForkRequest {
     this.group?.setLimitSync(limits.memoryBytes);
+    const values = this.limitValues(limits);
     return {
       dir: this.dir,
       env,
       nice,
       ...(this.uid !== undefined ? { uid: this.uid } : {}),
       ...(this.group ? { procs: this.group.procs } : {}),
-      ...(this.sandbox.settings.prlimit
-        ? {
-            limits: {
-              as: Math.floor(limits.memoryBytes),
-              cpu: Number.isFinite(limits.cpuSeconds) ? Math.max(1, Math.ceil(limits.cpuSeconds)) : null,
-              nofile: limits.openFiles,
-              fsize: Math.floor(limits.fileBytes),
-              core: 0,
-              // As for prlimit: only meaningful for a uid of its own.
-              ...(this.uid !== undefined ? { nproc: limits.processes } : {}),
-            },
-          }
-        : {}),
+      ...(values ? { limits: values } : {}),
     };
   }
 

@@ -73,19 +73,6 @@ const maxEarlyLines = 100;
 
 const levels = new Set<ScriptLevel>(['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL']);
 
-/** The limits as the shim applies them (setrlimit, soft = hard), as wrap() gives them to prlimit. */
-function shimLimits(sandbox: SandboxRun, limits: SandboxLimits): Record<string, number> | undefined {
-  if (!sandbox.limited) return undefined;
-  return {
-    as: Math.floor(limits.memoryBytes),
-    cpu: Math.max(1, Math.ceil(limits.cpuSeconds)),
-    nofile: limits.openFiles,
-    fsize: Math.floor(limits.fileBytes),
-    core: 0,
-    ...(sandbox.uid !== undefined ? { nproc: limits.processes } : {}),
-  };
-}
-
 /** Whether a run's limits fit under an interpreter's start limits (setrlimit only lowers). */
 export function limitsFit(run: SandboxLimits, start: SandboxLimits): boolean {
   return (
@@ -350,7 +337,8 @@ export class PythonInterpreter {
     this.onOutput = job.onLog;
 
     const stdin: Writable = this.process.stdin;
-    const limits = shimLimits(this.sandbox, job.limits);
+    // As the shim applies them (setrlimit, soft = hard), as wrap() gives them to prlimit.
+    const limits = this.sandbox.limitValues(job.limits);
     stdin.end(
       JSON.stringify({
         params: job.params,
