@@ -4,6 +4,7 @@
  * tells the tests where it is:
  *   GEF_TEST_API_URL     the gateway's base URL
  *   GEF_TEST_STACK_FILE  a JSON file with urls, ports, env, pids, dataDir (see stack.ts)
+ *   GEF_TEST_GATES_DIR   where tests' gates are made (removed with the stack)
  * GEF_TEST_PARTS=infra starts only PostgreSQL, Temporal, Keycloak and MailDev (any part
  * list the launcher accepts works). GEF_TEST_KEEP_DATA=1 keeps the data dir afterwards.
  * The PostgreSQL data starts as a copy of a cached template in which Keycloak has already
@@ -95,7 +96,12 @@ export default async function globalSetup(): Promise<void> {
   writeInfo();
   process.env.GEF_TEST_API_URL = stack.urls.gateway;
   process.env.GEF_TEST_STACK_FILE = file;
-  const harness: Harness = { stack, control: control.server, dataDir, detach: () => {
+  // The gates tests hold running scripts at (helpers/executions.ts): beside the data dir,
+  // which sandboxed scripts may not enter; this one they may pass through, not list.
+  const gatesDir = mkdtempSync(join(tmpdir(), 'gef-e2e-gates-'));
+  chmodSync(gatesDir, 0o711);
+  process.env.GEF_TEST_GATES_DIR = gatesDir;
+  const harness: Harness = { stack, control: control.server, dataDir, gatesDir, detach: () => {
     process.off('exit', killNow);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -9,6 +9,7 @@ export default async function globalTeardown(): Promise<void> {
   harness.control.close();
   await harness.stack.stop();
   harness.detach();
+  rmSync(harness.gatesDir, { recursive: true, force: true });
   if (process.env.GEF_TEST_KEEP_DATA === '1') {
     process.stderr.write(`[stack] stopped in ${Date.now() - began} ms; data kept in ${harness.dataDir}\n`);
   } else {

@@ -42,6 +42,11 @@ export function apiUrl(): string {
 }
 
 /** Whether the harness started this part (GEF_TEST_PARTS may limit it to infrastructure). */
+/** Where the e2e harness makes the tests' gates; undefined outside it (faults suites). */
+export function gatesDir(): string | undefined {
+  return process.env.GEF_TEST_GATES_DIR;
+}
+
 export function hasPart(part: PartName): boolean {
   return readStackInfo().parts.includes(part);
 }

@@ -6,6 +6,8 @@ export interface Harness {
   stack: Stack;
   control: Server;
   dataDir: string;
+  /** Where the tests' gates are made (helpers/executions.ts); removed at the end. */
+  gatesDir: string;
   /** Removes the harness's process signal and exit handlers. */
   detach: () => void;
 }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api, apiUrl } from './api';
 import { cliArchive, upload, waitForStatus } from './archives';
+import { gatesDir } from '../../harness/stack';
 
 export const terminalStatuses = ['FINISHED', 'FAILED', 'CANCELLED'] as const;
 
@@ -70,7 +71,8 @@ export async function waitForLog(token: string, id: string, check: (lines: LogLi
 /**
  * A gate a running script waits at: a file path the script polls (passed as a param);
  * `open()` creates the file. Sandboxed scripts run as other users, so the directory is
- * world-readable.
+ * world-readable. Made in the e2e harness's gates directory (removed with its stack), else
+ * in the system temp dir (the caller removes it).
  */
 export interface Gate {
   path: string;
@@ -79,7 +81,7 @@ export interface Gate {
 }
 
 export function gate(): Gate {
-  const dir = mkdtempSync(join(tmpdir(), 'gef-e2e-gate-'));
+  const dir = mkdtempSync(join(gatesDir() ?? tmpdir(), 'gef-e2e-gate-'));
   chmodSync(dir, 0o755);
   const path = join(dir, 'open');
   return {
