@@ -91,6 +91,9 @@ export const sandboxUidBase = (gatewayPort: number): number => 900_000 + (gatewa
 /** V8 settings of the script service (also in docker-compose.yml). */
 export const scriptServiceNodeOptions = '--max-semi-space-size=4';
 
+/** V8 settings of the execution service (also in docker-compose.yml). */
+export const executionServiceNodeOptions = '--max-semi-space-size=32';
+
 /** V8 settings of the gateway (also in docker-compose.yml). */
 export const gatewayNodeOptions = '--max-semi-space-size=2';
 
@@ -113,7 +116,17 @@ export function serviceEnv(part: ServicePart, config: StackConfig): Record<strin
       });
       break;
     case 'execution':
-      Object.assign(env, { PORT: String(ports.execution), METRICS_PORT: String(ports.executionMetrics), DATABASE_URL: databaseUrl(ports, DATABASES.execution) });
+      Object.assign(env, {
+        PORT: String(ports.execution),
+        METRICS_PORT: String(ports.executionMetrics),
+        DATABASE_URL: databaseUrl(ports, DATABASES.execution),
+        // Log batches (10,000 lines in, pages of thousands out) make many short-lived
+        // objects: with V8's default young generation (16 MiB semi-spaces) many outlived two
+        // collections and were promoted, and the old generation's collections took 10 % of
+        // the service's time while a run wrote 100,000 lines. 32 MiB: that run's lines were
+        // readable 20-30 % sooner, for ~55 MiB more resident memory (64 MiB: no faster).
+        NODE_OPTIONS: executionServiceNodeOptions,
+      });
       break;
     case 'runner':
       // The runner has no server and no database credentials. Each stack on a host gets

@@ -575,6 +575,22 @@ describe('docker-compose.yml', () => {
     expect(created).toEqual(expect.arrayContaining([...Object.values(launcherDatabases), 'temporal', 'temporal_visibility']));
   });
 
+  it('gives each service the V8 settings the launcher gives it', async () => {
+    const serviceEnv = await launcherExport<(part: string, config: unknown) => Record<string, string>>('env.ts', 'serviceEnv');
+    const resolveConfig = await launcherExport<(options: Record<string, unknown>) => unknown>('config.ts', 'resolveConfig');
+    const config = resolveConfig({ processEnv: {}, dataDir: '/data', repoRoot: ROOT, ports: {} });
+    const settings: Record<string, { compose: string | undefined; launcher: string | undefined }> = {};
+    for (const { service, workspace } of ourServices(compose).values()) {
+      if (!workspace) continue;
+      settings[workspace] = { compose: environmentOf(service)['NODE_OPTIONS'], launcher: serviceEnv(workspace, config)['NODE_OPTIONS'] };
+    }
+    expect(Object.keys(settings)).toEqual(expect.arrayContaining(['gateway', 'execution', 'script']));
+    for (const [workspace, { compose: inCompose, launcher }] of Object.entries(settings)) {
+      expect({ workspace, NODE_OPTIONS: inCompose }).toEqual({ workspace, NODE_OPTIONS: launcher });
+    }
+    expect(settings['execution']?.launcher).toMatch(/--max-semi-space-size=\d+/);
+  });
+
   it('registers the search attributes the launcher registers on the development server', async () => {
     const searchAttributes = await launcherExport<string[]>('temporal.ts', 'SEARCH_ATTRIBUTES');
     const setup = compose.services?.['temporal-setup'];
