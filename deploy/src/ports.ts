@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { DEFAULT_PORTS, describePort, PART_PORTS, type PortName, type StackPorts } from './config';
 import { PrerequisiteError } from './errors';
@@ -56,8 +57,30 @@ export async function assertPortsFree(parts: readonly PartName[], ports: StackPo
   if (taken.length > 0) throw new PrerequisiteError(portsTakenMessage(taken));
 }
 
-/** Distinct free ports chosen by the system (all held open until each is known). */
-export async function findFreePorts(count: number): Promise<number[]> {
+/** Linux's range of local ports for bind(0) and outgoing connections; Linux's default when unreadable. */
+export function parsePortRange(text: string | undefined): [number, number] {
+  const [low, high] = (text ?? '').trim().split(/\s+/).map(Number);
+  if (low === undefined || high === undefined || !Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) return [32768, 60999];
+  return [low, high];
+}
+
+function ephemeralRange(): [number, number] {
+  try {
+    return parsePortRange(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'));
+  } catch {
+    return parsePortRange(undefined);
+  }
+}
+
+/** Where chosen ports come from: 20000-65535 outside the ephemeral range. */
+export function portCandidates(ephemeral: [number, number]): number[] {
+  const out: number[] = [];
+  for (let port = 20_000; port <= 65_535; port++) if (port < ephemeral[0] || port > ephemeral[1]) out.push(port);
+  return out;
+}
+
+/** Distinct free ports the system chose (bind to port 0), held open until each is known. */
+async function systemChosenPorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: count }, () => {
       return new Promise<Server>((resolve, reject) => {
@@ -74,6 +97,31 @@ export async function findFreePorts(count: number): Promise<number[]> {
   });
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   return ports;
+}
+
+/**
+ * Distinct free ports, picked at random outside the system's ephemeral range. A port from
+ * that range (what bind to port 0 gives) is free only until something takes it: every
+ * outgoing connection gets a source port from it, and so does every other process's bind
+ * to port 0 (the Temporal dev server picks its internal ports that way while the stack
+ * starts). One of them taking a port chosen for a part before the part listened made the
+ * part fail with EADDRINUSE, and a part restarted on its port could find it taken. Outside
+ * the range only another process choosing ports on purpose can. Where the range leaves too
+ * few ports, the system chooses.
+ */
+export async function findFreePorts(count: number): Promise<number[]> {
+  const candidates = portCandidates(ephemeralRange());
+  if (candidates.length < count * 20) return systemChosenPorts(count);
+  const chosen: number[] = [];
+  const tried = new Set<number>();
+  while (chosen.length < count && tried.size < candidates.length) {
+    const port = candidates[Math.floor(Math.random() * candidates.length)]!;
+    if (tried.has(port)) continue;
+    tried.add(port);
+    if (await isPortFree(port)) chosen.push(port);
+  }
+  if (chosen.length < count) return systemChosenPorts(count);
+  return chosen;
 }
 
 /** A full set of free ports for a stack (for tests that run beside `npm start`). */

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:net';
 import { resolvePorts } from '../src/config';
 import { PrerequisiteError } from '../src/errors';
-import { assertPortsFree, findFreePorts, findTakenPorts, isPortFree, portsOfParts, portsTakenMessage } from '../src/ports';
+import { readFileSync } from 'node:fs';
+import { assertPortsFree, findFreePorts, findTakenPorts, isPortFree, parsePortRange, portCandidates, portsOfParts, portsTakenMessage } from '../src/ports';
 
 function listen(host: string): Promise<{ server: Server; port: number }> {
   return new Promise((resolve, reject) => {
@@ -27,6 +28,37 @@ describe('port checks', () => {
     const ports = await findFreePorts(17);
     expect(new Set(ports).size).toBe(17);
     for (const port of ports.slice(0, 3)) expect(await isPortFree(port)).toBe(true);
+  });
+
+  test('findFreePorts picks ports outside the range the system gives to bind(0) and outgoing connections', async () => {
+    const range = parsePortRange(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'));
+    const ports = await findFreePorts(17);
+    for (const port of ports) expect({ port, inRange: port >= range[0] && port <= range[1] }).toEqual({ port, inRange: false });
+    // What bind(0) gives is inside it (the ports the old way chose).
+    const { server, port } = await listen('127.0.0.1');
+    await close(server);
+    expect(port >= range[0] && port <= range[1]).toBe(true);
+  });
+
+  test('the ephemeral range is read from its file, Linux’s default when unreadable', () => {
+    expect(parsePortRange('32768\t60999\n')).toEqual([32768, 60999]);
+    expect(parsePortRange('1024 65535')).toEqual([1024, 65535]);
+    expect(parsePortRange(undefined)).toEqual([32768, 60999]);
+    expect(parsePortRange('garbage')).toEqual([32768, 60999]);
+    expect(parsePortRange('5000 4000')).toEqual([32768, 60999]);
+  });
+
+  test('candidates are 20000-65535 without the ephemeral range', () => {
+    const candidates = portCandidates([32768, 60999]);
+    expect(candidates[0]).toBe(20_000);
+    expect(candidates).toContain(32_767);
+    expect(candidates).not.toContain(32_768);
+    expect(candidates).not.toContain(60_999);
+    expect(candidates).toContain(61_000);
+    expect(candidates.at(-1)).toBe(65_535);
+    expect(candidates).toHaveLength(32_768 - 20_000 + 65_535 - 61_000 + 1);
+    // A range that leaves nothing: the system chooses (findFreePorts falls back to bind(0)).
+    expect(portCandidates([1024, 65535])).toEqual([]);
   });
 
   test('portsOfParts lists each part’s ports', () => {

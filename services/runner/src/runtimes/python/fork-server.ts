@@ -60,7 +60,6 @@ interface Pending {
   token: string;
   pid?: number;
   streams: Streams;
-  exit?: ProcessExit;
   resolve: (process: InterpreterProcess) => void;
   reject: (err: Error) => void;
   settleExit: (exit: ProcessEnd) => void;
@@ -297,7 +296,6 @@ export class ForkServer {
 
   private ended(pending: Pending, exit: ProcessExit, error?: Error): void {
     if (pending.pid !== undefined) this.byPid.delete(pending.pid);
-    pending.exit = exit;
     pending.settleExit(error ? { ...exit, error } : exit);
     // Ended before its streams were all there: the fork failed.
     if (this.byId.has(pending.id)) this.fail(pending, new Error(`the forked interpreter ended at once (${exit.signal ?? `exit code ${exit.code}`})`));
@@ -309,7 +307,8 @@ export class ForkServer {
     this.byToken.delete(pending.token);
     this.byId.delete(pending.id);
     for (const socket of pending.streams) socket?.destroy();
-    if (pending.pid !== undefined && !pending.exit) {
+    // Not ended yet (an ended child has left byPid): its group is killed.
+    if (pending.pid !== undefined && this.byPid.has(pending.pid)) {
       try {
         process.kill(-pending.pid, 'SIGKILL');
       } catch {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { SandboxLimits, SandboxRun } from '../../sandbox/sandbox';
-import type { ForkServer, InterpreterProcess, ProcessEnd } from './fork-server';
+import type { ForkServer, InterpreterProcess, ProcessEnd, ProcessExit } from './fork-server';
 
 export type ScriptLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR' | 'CRITICAL';
 
@@ -53,7 +53,7 @@ export type PythonOutcome =
   | { kind: 'result'; resultJson: string }
   | { kind: 'failed'; message: string }
   /** The process ended without saying how (killed by a limit, os._exit, a crash). */
-  | { kind: 'exited'; code: number | null; signal: NodeJS.Signals | null }
+  | ({ kind: 'exited' } & ProcessExit)
   | { kind: 'timeout'; killed: boolean }
   | { kind: 'stopped'; reason: string; killed: boolean };
 
@@ -161,11 +161,11 @@ export class PythonInterpreter {
   /** True once the shim said it waits for its job; false when the process ended first. */
   readonly ready: Promise<boolean>;
   /** When the process ended. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly exited: Promise<ProcessExit>;
   private readonly process: InterpreterProcess;
   private readonly reading: Promise<unknown>;
   private readonly channel: Readable;
-  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private exit: ProcessExit | undefined;
   private spawnError: Error | undefined;
   private onMessage: ((line: string) => void) | undefined;
   private onOutput: ((level: ScriptLevel, text: string) => void) | undefined;
