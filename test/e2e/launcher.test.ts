@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { hasPart, readStackInfo, runningParts, startPart, stopPart, type StackInfo } from '../harness/stack';
+import { eventually } from './helpers/wait';
 
 jest.setTimeout(240_000);
 
@@ -49,13 +50,6 @@ async function apiHealthStatus(info: StackInfo): Promise<number | undefined> {
   }
 }
 
-async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not seen within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('the stack started by the harness', () => {
   const info = readStackInfo();

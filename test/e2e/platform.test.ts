@@ -1,10 +1,14 @@
 /**
  * The platform as a client sees it: health of every part (and 503 naming what is down),
- * the error envelope, gzip request bodies, the OpenAPI document, metrics on every process.
+ * the error envelope, gzip request bodies, the OpenAPI document, the gateway's worker
+ * processes, metrics on every process.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { gzipSync } from 'node:zlib';
-import { readStackInfo, startPart, stopPart } from '../harness/stack';
+import { apiUrl, readStackInfo, startPart, stopPart } from '../harness/stack';
 import { api } from './helpers/api';
+import { eventually } from './helpers/wait';
 
 jest.setTimeout(180_000);
 
@@ -98,6 +102,59 @@ describe('the OpenAPI document', () => {
     const docs = await api('GET', '/api/docs');
     expect(docs.status).toBe(200);
     expect(docs.text).toContain('swagger');
+  });
+});
+
+/** Live (non-zombie) children of a process, from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** The count of requests to GET /ping in the gateway's metrics text. */
+function pingCount(metrics: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith('gef_http_request_duration_seconds_count{') && l.includes('route="/ping"') && l.includes('status="200"'));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+describe('the gateway’s workers', () => {
+  it('serve with one process per core, sum their metrics, and a worker that dies is replaced', async () => {
+    const primary = readStackInfo().pids.gateway;
+    expect(primary).toBeDefined();
+    const workers = childrenOf(primary!);
+    expect(workers).toHaveLength(availableParallelism());
+    if (workers.length < 2) return;
+
+    // Requests on fresh connections go round the workers; /metrics answers the sums of all.
+    const before = pingCount((await api('GET', '/metrics')).text);
+    for (let i = 0; i < 20; i++) expect((await fetch(`${apiUrl()}/ping`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(10_000) })).status).toBe(200);
+    expect(pingCount((await api('GET', '/metrics')).text)).toBe(before + 20);
+
+    // A worker killed outright (what it was handed at that moment is lost, as with any
+    // crash): the primary starts another, and every request is served again.
+    process.kill(workers[0]!, 'SIGKILL');
+    await eventually(
+      async () => {
+        const now = childrenOf(primary!);
+        return now.length === workers.length && !now.includes(workers[0]!);
+      },
+      30_000,
+      'a new gateway worker in place of the killed one',
+    );
+    const ping = () => fetch(`${apiUrl()}/ping`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(10_000) });
+    await eventually(async () => (await ping()).status === 200, 30_000, 'the gateway answering after the kill');
+    for (let i = 0; i < 20; i++) expect((await ping()).status).toBe(200);
+    await eventually(async () => (await api('GET', '/api-health')).status === 200, 30_000, '/api-health 200 with the new worker');
   });
 });
 

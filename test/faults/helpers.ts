@@ -5,23 +5,9 @@
 import { api, type ApiResponse } from '../e2e/helpers/api';
 import type { LogLine } from '../e2e/helpers/executions';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { eventually, sleep } from '../e2e/helpers/wait';
 
-/** Polls `check` until it returns something other than undefined or false; throws after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined | false>, timeoutMs: number, what: string, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-    await sleep(everyMs);
-  }
-}
+export { eventually, sleep };
 
 /** The HTTP status of /api-health, or undefined when the gateway does not answer. */
 export async function healthStatus(): Promise<number | undefined> {

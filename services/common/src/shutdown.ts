@@ -24,10 +24,16 @@ export class Shutdown {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.on(signal, () => {
         if (this.stopping) process.exit(1);
-        this.logger.info({ signal }, 'shutting down');
-        void this.run().then((ok) => process.exit(ok ? 0 : 1));
+        this.begin(signal);
       });
     }
+  }
+
+  /** Runs the closers, then exits; once (a later call, unlike a second signal, changes nothing). */
+  begin(reason: string): void {
+    if (this.stopping) return;
+    this.logger.info({ signal: reason }, 'shutting down');
+    void this.run().then((ok) => process.exit(ok ? 0 : 1));
   }
 
   /** Runs every closer; resolves false when one failed or timed out. */

@@ -25,6 +25,12 @@ const rateLimit = (fallback: string) =>
 export const configShape = {
   ...baseConfigShape,
   PORT: port(3000),
+  /**
+   * Processes serving PORT together (Node's cluster; src/cluster.ts): 0 is one per core, 1
+   * a single process. Where a platform runs one gateway per core already (replicas of one
+   * core each), 1.
+   */
+  GATEWAY_WORKERS: z.coerce.number().int().min(0).max(64).default(0),
   DATABASE_URL: z.string().min(1).default('postgres://postgres:postgres@127.0.0.1:5432/gef_gateway'),
   KEYCLOAK_URL: baseUrl('http://127.0.0.1:8080'),
   KEYCLOAK_REALM: z.string().min(1).default('gef'),

@@ -1,12 +1,17 @@
+import cluster from 'node:cluster';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, createLogger, Shutdown } from '@gef/common';
+import { ConfigError, createLogger, createMetricsRegistry, Shutdown } from '@gef/common';
 import { RevocationCache } from './auth/revocation-cache';
 import { createServiceClients } from './clients';
+import { clusterMetrics, joinCluster, runPrimary, workerCount } from './cluster';
 import { loadConfig } from './config';
 import { ExecutionChanges } from './streams/execution-changes';
 import { closeGateway, createGateway } from './server';
 
-/** Starts the gateway: the only file with side effects. */
+/**
+ * Starts the gateway: the only file with side effects. With more than one worker
+ * (GATEWAY_WORKERS) this process supervises them and each worker runs the rest of main().
+ */
 async function main(): Promise<void> {
   let config;
   try {
@@ -20,6 +25,11 @@ async function main(): Promise<void> {
   }
   const logger = createLogger('gateway', config.LOG_LEVEL);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+  const workers = workerCount(config.GATEWAY_WORKERS);
+  if (cluster.isPrimary && workers > 1) {
+    runPrimary({ workers, logger, graceMs: 30_000 });
+    return;
+  }
 
   const clients = createServiceClients(config);
   const revocations = new RevocationCache(clients.user, logger);
@@ -31,10 +41,19 @@ async function main(): Promise<void> {
   const executionChanges = new ExecutionChanges(clients.execution, logger);
   shutdown.add('execution changes', () => executionChanges.stop());
   await executionChanges.start(1000);
-  const { server, limiter } = createGateway(config, { logger, clients, revocations, executionChanges });
+  const registry = createMetricsRegistry('gateway');
+  const { server, limiter } = createGateway(config, {
+    logger,
+    clients,
+    registry,
+    revocations,
+    executionChanges,
+    ...(cluster.isWorker ? { metricsText: () => clusterMetrics() } : {}),
+  });
   shutdown.add('rate limiter', () => limiter.close());
   shutdown.add('http', () => closeGateway(server));
   shutdown.listen();
+  if (cluster.isWorker) joinCluster(registry, () => shutdown.begin('the primary'));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -44,7 +63,7 @@ async function main(): Promise<void> {
     });
   });
   const { port } = server.address() as AddressInfo;
-  logger.info({ host: config.HOST, port, env: config.GEF_ENV }, 'gateway listening');
+  logger.info({ host: config.HOST, port, env: config.GEF_ENV, ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}) }, 'gateway listening');
 }
 
 main().catch((err: unknown) => {

@@ -57,6 +57,8 @@ export interface GatewayDeps {
   executionChanges?: ExecutionChanges;
   /** Defaults to counters in the gateway's database (DATABASE_URL). */
   limiter?: Limiter;
+  /** What GET /metrics answers; defaults to `registry`'s metrics (a worker of a cluster asks its primary). */
+  metricsText?: () => Promise<string>;
 }
 
 export interface Gateway {
@@ -88,7 +90,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   const profiles = profileCache(config, registry, deps.revocations);
   const executions = executionCache(config, registry, deps.executionChanges);
   const executionPages = executionPageCache(config, registry, deps.executionChanges);
-  const ctx: RouteContext = { config, logger, registry, clients, openapi, auth, limiter, limits: limitsOf(config), profiles, executions, executionPages };
+  const metricsText = deps.metricsText ?? (() => registry.metrics());
+  const ctx: RouteContext = { config, logger, registry, metricsText, clients, openapi, auth, limiter, limits: limitsOf(config), profiles, executions, executionPages };
   const routes = resources.flatMap((r) => r.routes(ctx));
 
   const app = express();

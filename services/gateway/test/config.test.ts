@@ -1,4 +1,5 @@
 import { ConfigError } from '@gef/common';
+import { workerCount } from '../src/cluster';
 import { loadConfig } from '../src/config';
 
 describe('gateway configuration', () => {
@@ -19,6 +20,15 @@ describe('gateway configuration', () => {
       BODY_LIMIT_BYTES: 1_048_576,
       UPLOAD_LIMIT_BYTES: 52_428_800,
     });
+  });
+
+  it('runs one worker per core unless GATEWAY_WORKERS says how many', () => {
+    expect(loadConfig({}).GATEWAY_WORKERS).toBe(0);
+    expect(workerCount(loadConfig({}).GATEWAY_WORKERS, 2)).toBe(2);
+    expect(workerCount(loadConfig({ GATEWAY_WORKERS: '1' }).GATEWAY_WORKERS, 2)).toBe(1);
+    expect(workerCount(loadConfig({ GATEWAY_WORKERS: '3' }).GATEWAY_WORKERS, 2)).toBe(3);
+    expect(workerCount(0, 0)).toBe(1);
+    for (const bad of ['-1', 'two', '1.5', '65']) expect(() => loadConfig({ GATEWAY_WORKERS: bad })).toThrow(ConfigError);
   });
 
   it('reads lists and strips trailing slashes from URLs', () => {

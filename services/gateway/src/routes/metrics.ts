@@ -1,3 +1,4 @@
+import { Unavailable } from '@gef/common';
 import { metricsOpenApi } from '../openapi/metrics';
 import type { Resource } from './types';
 
@@ -10,7 +11,13 @@ export const metricsResource: Resource = {
       path: '/metrics',
       operationId: 'getMetrics',
       handler: async (_req, res) => {
-        const text = await ctx.registry.metrics();
+        let text: string;
+        try {
+          text = await ctx.metricsText();
+        } catch (err) {
+          ctx.logger.warn({ err: String(err) }, 'metrics unavailable');
+          throw new Unavailable('Metrics are unavailable', 'unavailable');
+        }
         res.setHeader('Content-Type', ctx.registry.contentType);
         res.send(text);
       },

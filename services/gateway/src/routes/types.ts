@@ -18,6 +18,8 @@ export interface RouteContext {
   config: GatewayConfig;
   logger: Logger;
   registry: client.Registry;
+  /** The text GET /metrics answers (every worker's metrics, in a cluster). */
+  metricsText: () => Promise<string>;
   clients: ServiceClients;
   /** The OpenAPI document the gateway serves. */
   openapi: OpenApiDocument;

@@ -1,0 +1,162 @@
+import cluster, { type Worker } from 'node:cluster';
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Logger } from '@gef/common';
+
+/**
+ * The gateway as several processes sharing one port (Node's cluster): a primary that only
+ * supervises, and workers that each serve requests as a single gateway would. A gateway
+ * keeps nothing between requests that another process could not have (rate-limit counters
+ * sit in its database, each worker follows revocations and changes itself), so workers are
+ * replicas on one machine, as more machines would be behind a load balancer.
+ */
+
+/** Messages between the primary and its workers. */
+const METRICS_REQUEST = 'gef:metrics-request';
+const METRICS_REPLY = 'gef:metrics-reply';
+const SHUTDOWN = 'gef:shutdown';
+
+type MetricsRequest = { type: typeof METRICS_REQUEST; id: string };
+type MetricsReply = { type: typeof METRICS_REPLY; id: string; text?: string; error?: string };
+
+const isMessage = <T extends { type: string }>(message: unknown, type: T['type']): message is T =>
+  typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;
+
+/** GATEWAY_WORKERS as a count: 0 is one per core the process may use. */
+export function workerCount(setting: number, cores = os.availableParallelism()): number {
+  return setting > 0 ? setting : Math.max(1, cores);
+}
+
+export interface PrimaryOptions {
+  workers: number;
+  logger: Logger;
+  /** How long workers may take to end after a shutdown began; then they are killed. */
+  graceMs: number;
+  /** A worker that ended this soon after its start (and after the first start) is restarted later and later. */
+  quickExitMs?: number;
+}
+
+/**
+ * Runs the primary: forks the workers, answers their requests for the cluster's metrics,
+ * starts a worker again when one ends while serving (after 1 s, up to 30 s when they keep
+ * ending at once), and ends with them. A worker that ends before every worker listened
+ * ends the primary (the gateway did not start). On SIGTERM or SIGINT every worker is told
+ * to shut down (a signal to the whole process group reaches them too; they shut down once),
+ * and those still there after `graceMs` are killed.
+ */
+export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: PrimaryOptions): void {
+  const aggregator = new AggregatorRegistry();
+  const startedAt = new Map<number, number>();
+  let listening = 0;
+  let ready = false;
+  let stopping = false;
+  let failed = false;
+  let delayMs = 1000;
+
+  const live = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+  const fork = (): void => {
+    const worker = cluster.fork();
+    startedAt.set(worker.id, Date.now());
+    worker.once('listening', () => {
+      if (ready) return;
+      listening++;
+      if (listening === workers) {
+        ready = true;
+        logger.info({ workers }, 'gateway workers listening');
+      }
+    });
+  };
+  const stop = (why: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ why, workers: live().length }, 'stopping the gateway workers');
+    for (const worker of live()) {
+      if (worker.isConnected()) worker.send({ type: SHUTDOWN });
+      else worker.process.kill('SIGTERM');
+    }
+    setTimeout(() => {
+      for (const worker of live()) worker.process.kill('SIGKILL');
+    }, graceMs).unref();
+    if (live().length === 0) process.exit(failed ? 1 : 0);
+  };
+
+  cluster.on('message', (worker: Worker, message: unknown) => {
+    if (!isMessage<MetricsRequest>(message, METRICS_REQUEST)) return;
+    aggregator.clusterMetrics().then(
+      (text) => worker.isConnected() && worker.send({ type: METRICS_REPLY, id: message.id, text } satisfies MetricsReply),
+      (err: unknown) => worker.isConnected() && worker.send({ type: METRICS_REPLY, id: message.id, error: String(err) } satisfies MetricsReply),
+    );
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    // Its IPC channel may not have said it closed yet, and until it does the worker stays in
+    // the round robin: a connection handed to it now would be lost.
+    if (worker.isConnected()) worker.process.disconnect();
+    const lived = Date.now() - (startedAt.get(worker.id) ?? 0);
+    startedAt.delete(worker.id);
+    if (stopping) {
+      if (code !== 0) failed = true;
+      if (live().length === 0) process.exit(failed ? 1 : 0);
+      return;
+    }
+    if (!ready) {
+      logger.error({ pid: worker.process.pid, code, signal }, 'a gateway worker ended before the gateway started');
+      failed = true;
+      stop('a worker failed to start');
+      return;
+    }
+    delayMs = lived < quickExitMs ? Math.min(30_000, delayMs * 2) : 1000;
+    logger.error({ pid: worker.process.pid, code, signal, restartInMs: delayMs }, 'a gateway worker ended; starting another');
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delayMs);
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) {
+        for (const worker of live()) worker.process.kill('SIGKILL');
+        process.exit(1);
+      }
+      stop(signal);
+    });
+  }
+  for (let i = 0; i < workers; i++) fork();
+}
+
+/** In a worker: lets the primary aggregate this worker's metrics, and starts `shutdown` when it says so. */
+export function joinCluster(registry: Registry, shutdown: () => void): void {
+  AggregatorRegistry.setRegistries([registry]);
+  // Its constructor installs the worker's answer to the primary's requests.
+  new AggregatorRegistry();
+  process.on('message', (message: unknown) => {
+    if (isMessage(message, SHUTDOWN)) shutdown();
+  });
+}
+
+/** In a worker: the metrics of every worker, aggregated by the primary (Prometheus text). */
+export function clusterMetrics(timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const id = randomUUID();
+    const done = (): void => {
+      clearTimeout(timer);
+      process.off('message', onMessage);
+    };
+    const onMessage = (message: unknown): void => {
+      if (!isMessage<MetricsReply>(message, METRICS_REPLY) || message.id !== id) return;
+      done();
+      if (message.text !== undefined) resolve(message.text);
+      else reject(new Error(message.error ?? 'no metrics'));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error('the primary did not answer with the metrics'));
+    }, timeoutMs);
+    if (!process.send) {
+      done();
+      reject(new Error('no primary to ask for the metrics'));
+      return;
+    }
+    process.on('message', onMessage);
+    process.send({ type: METRICS_REQUEST, id } satisfies MetricsRequest);
+  });
+}
