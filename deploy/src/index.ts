@@ -16,6 +16,7 @@ export {
 export { ALL_PARTS, INFRASTRUCTURE_PARTS, SERVICE_PARTS, isPartName, parseParts, type PartName, type ServicePart } from './parts';
 export { databaseUrl, serviceEnv, stackUrls, type StackUrls } from './env';
 export { findFreePorts, freeStackPorts, isPortFree } from './ports';
+export { childrenOf, processAlive } from './process';
 export { LaunchError, PrerequisiteError, PartExitedError, oneLine } from './errors';
 export { embeddedPostgresVersion } from './postgres';
 export { securePrivateData, SHARED_DATA_ENTRIES, PRIVATE_DATA_DIRS } from './data-dir';

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LaunchError } from './errors';
 import { isExecutableFile } from './prerequisites';
@@ -153,6 +153,29 @@ export function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Live (non-zombie) children of a process, from /proc; with `executable`, only those running
+ * it (e.g. a cluster's workers, not the helpers a loader started). Linux only: [] elsewhere.
+ */
+export function childrenOf(pid: number, executable?: string): number[] {
+  if (process.platform !== 'linux') return [];
+  const wanted = executable === undefined ? undefined : realpathSync(executable);
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) !== pid || fields[0] === 'Z') continue;
+      if (wanted !== undefined && readlinkSync(`/proc/${entry}/exe`) !== wanted) continue;
+      out.push(Number(entry));
+    } catch {
+      // Gone meanwhile, or not ours to look at.
+    }
+  }
+  return out;
 }
 
 /** Whether any live (non-zombie) process is still in the process group. */

@@ -3,9 +3,9 @@
  * the error envelope, gzip request bodies, the OpenAPI document, the gateway's worker
  * processes, metrics on every process.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { gzipSync } from 'node:zlib';
+import { childrenOf } from '@gef/deploy';
 import { apiUrl, readStackInfo, startPart, stopPart } from '../harness/stack';
 import { api } from './helpers/api';
 import { eventually } from './helpers/wait';
@@ -105,21 +105,8 @@ describe('the OpenAPI document', () => {
   });
 });
 
-/** Live (non-zombie) children of a process, from /proc. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return out;
-}
+/** The gateway primary's workers (tsx's esbuild is a child of it too). */
+const workersOf = (pid: number): number[] => childrenOf(pid, process.execPath);
 
 /** The count of requests to GET /ping in the gateway's metrics text. */
 function pingCount(metrics: string): number {
@@ -131,7 +118,7 @@ describe('the gateway’s workers', () => {
   it('serve with one process per core, sum their metrics, and a worker that dies is replaced', async () => {
     const primary = readStackInfo().pids.gateway;
     expect(primary).toBeDefined();
-    const workers = childrenOf(primary!);
+    const workers = workersOf(primary!);
     expect(workers).toHaveLength(availableParallelism());
     if (workers.length < 2) return;
 
@@ -145,7 +132,7 @@ describe('the gateway’s workers', () => {
     process.kill(workers[0]!, 'SIGKILL');
     await eventually(
       async () => {
-        const now = childrenOf(primary!);
+        const now = workersOf(primary!);
         return now.length === workers.length && !now.includes(workers[0]!);
       },
       30_000,

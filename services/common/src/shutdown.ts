@@ -9,6 +9,7 @@ export type Closer = () => Promise<void> | void;
 export class Shutdown {
   private readonly closers: { name: string; close: Closer }[] = [];
   private stopping = false;
+  private signals = 0;
 
   constructor(
     private readonly logger: Logger,
@@ -23,13 +24,16 @@ export class Shutdown {
   listen(): void {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.on(signal, () => {
-        if (this.stopping) process.exit(1);
+        // A second signal, not a shutdown begun otherwise (a cluster's primary may ask just
+        // before the same signal to the whole group arrives).
+        this.signals++;
+        if (this.signals > 1) process.exit(1);
         this.begin(signal);
       });
     }
   }
 
-  /** Runs the closers, then exits; once (a later call, unlike a second signal, changes nothing). */
+  /** Runs the closers, then exits; once (a later call changes nothing; a second signal exits at once). */
   begin(reason: string): void {
     if (this.stopping) return;
     this.logger.info({ signal: reason }, 'shutting down');

@@ -48,6 +48,8 @@ export interface PrimaryOptions {
 export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: PrimaryOptions): void {
   const aggregator = new AggregatorRegistry();
   const startedAt = new Map<number, number>();
+  /** Workers that listen (they heed the shutdown message). */
+  const serving = new Set<number>();
   let listening = 0;
   let ready = false;
   let stopping = false;
@@ -59,6 +61,7 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
     const worker = cluster.fork();
     startedAt.set(worker.id, Date.now());
     worker.once('listening', () => {
+      serving.add(worker.id);
       if (ready) return;
       listening++;
       if (listening === workers) {
@@ -72,7 +75,9 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
     stopping = true;
     logger.info({ why, workers: live().length }, 'stopping the gateway workers');
     for (const worker of live()) {
-      if (worker.isConnected()) worker.send({ type: SHUTDOWN });
+      // A serving worker is told (a signal to the whole group may have reached it already,
+      // and a second signal ends a process at once); one still starting gets SIGTERM.
+      if (serving.has(worker.id) && worker.isConnected()) worker.send({ type: SHUTDOWN });
       else worker.process.kill('SIGTERM');
     }
     setTimeout(() => {
@@ -94,8 +99,11 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
     if (worker.isConnected()) worker.process.disconnect();
     const lived = Date.now() - (startedAt.get(worker.id) ?? 0);
     startedAt.delete(worker.id);
+    serving.delete(worker.id);
     if (stopping) {
-      if (code !== 0) failed = true;
+      logger.info({ pid: worker.process.pid, code, signal }, 'a gateway worker ended');
+      // Ended by its shutdown, or by the SIGTERM of one still starting: as asked.
+      if (code !== 0 && signal !== 'SIGTERM') failed = true;
       if (live().length === 0) process.exit(failed ? 1 : 0);
       return;
     }

@@ -1,0 +1,137 @@
+/**
+ * The gateway's primary (src/cluster.ts) over fixture workers (test/cluster/): real
+ * processes on a real port.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { childrenOf, findFreePorts, processAlive } from '@gef/deploy';
+import { workerCount } from '../src/cluster';
+
+jest.setTimeout(60_000);
+
+const primaryScript = path.join(__dirname, 'cluster', 'primary.ts');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The primary's workers (tsx's esbuild is a child of it too). */
+const workersOf = (pid: number): number[] => childrenOf(pid, process.execPath);
+
+async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await Promise.resolve(check()).catch(() => undefined);
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+interface Started {
+  proc: ChildProcess;
+  port: number;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+async function startPrimary(env: Record<string, string> = {}): Promise<Started> {
+  const [port] = await findFreePorts(1);
+  const proc = spawn(process.execPath, ['--import', 'tsx', primaryScript], {
+    env: { ...process.env, PORT: String(port), ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+    detached: true,
+  });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  return { proc, port: port!, exit };
+}
+
+const running: Started[] = [];
+afterEach(() => {
+  for (const s of running.splice(0)) {
+    try {
+      process.kill(-s.proc.pid!, 'SIGKILL');
+    } catch {
+      // Gone.
+    }
+  }
+});
+
+/** GET on a fresh connection (the primary hands each connection to the next worker). */
+async function get(port: number, route = '/'): Promise<{ status: number; text: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${route}`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(5000) });
+  return { status: res.status, text: await res.text() };
+}
+
+describe('the gateway’s primary', () => {
+  it('counts one worker per core unless told', () => {
+    expect(workerCount(0, 2)).toBe(2);
+    expect(workerCount(1, 8)).toBe(1);
+    expect(workerCount(0, 0)).toBe(1);
+  });
+
+  it('spreads connections over its workers, sums their metrics, replaces a killed worker, and ends with them on SIGTERM', async () => {
+    const s = await startPrimary();
+    running.push(s);
+    let served = 0;
+    const counted = async (route = '/') => {
+      const res = await get(s.port, route);
+      if (res.status === 200) served++;
+      return res;
+    };
+    await until('both workers answering', async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 4; i++) seen.add((await counted()).text);
+      return seen.size === 2;
+    });
+    const pids = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const res = await counted();
+      expect(res.status).toBe(200);
+      pids.add(res.text);
+    }
+    expect(pids.size).toBe(2);
+    expect(new Set(workersOf(s.proc.pid!).map(String))).toEqual(pids);
+
+    // Every request any worker counted, this one included.
+    const metrics = await counted('/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toMatch(new RegExp(`^fixture_requests_total ${served}$`, 'm'));
+
+    const [killed] = [...pids].map(Number);
+    process.kill(killed!, 'SIGKILL');
+    await until('a new worker in place of the killed one', () => {
+      const now = workersOf(s.proc.pid!);
+      return now.length === 2 && !now.includes(killed!);
+    });
+    await until('both workers answering again', async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 6; i++) seen.add((await get(s.port)).text);
+      return seen.size === 2 && !seen.has(String(killed));
+    });
+
+    const workers = workersOf(s.proc.pid!);
+    s.proc.kill('SIGTERM');
+    expect(await s.exit).toEqual({ code: 0, signal: null });
+    for (const pid of workers) expect(processAlive(pid)).toBe(false);
+  });
+
+  it('tells each worker once when the whole process group gets SIGTERM', async () => {
+    const s = await startPrimary();
+    running.push(s);
+    await until('both workers answering', async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 4; i++) seen.add((await get(s.port)).text);
+      return seen.size === 2;
+    });
+    process.kill(-s.proc.pid!, 'SIGTERM');
+    // The primary's shutdown message and the group's SIGTERM reach each worker in either
+    // order; a worker that took them for two signals would end at once with code 1, and the
+    // primary with 1.
+    expect(await s.exit).toEqual({ code: 0, signal: null });
+  });
+
+  it('ends with code 1, at once, when a worker fails before every worker listened', async () => {
+    const s = await startPrimary({ FAIL_AT_START: '1', GRACE_MS: '30000' });
+    running.push(s);
+    const began = Date.now();
+    expect(await s.exit).toEqual({ code: 1, signal: null });
+    expect(Date.now() - began).toBeLessThan(20_000);
+  });
+});

@@ -1,0 +1,36 @@
+/**
+ * A fixture worker of cluster.test.ts: serves GET / with its pid and GET /metrics with the
+ * cluster's metrics, counts its requests, and shuts down (the gateway's Shutdown) when told
+ * to or on SIGTERM.
+ * FAIL_AT_START=1: ends with code 3 before it listens.
+ */
+import http from 'node:http';
+import { Counter, Registry } from 'prom-client';
+import { createLogger, Shutdown } from '@gef/common';
+import { clusterMetrics, joinCluster } from '../../src/cluster';
+
+if (process.env['FAIL_AT_START'] === '1') process.exit(3);
+
+const registry = new Registry();
+const requests = new Counter({ name: 'fixture_requests_total', help: 'requests', registers: [registry] });
+const server = http.createServer((req, res) => {
+  requests.inc();
+  if (req.url === '/metrics') {
+    clusterMetrics().then(
+      (text) => res.end(text),
+      (err: unknown) => {
+        res.statusCode = 503;
+        res.end(String(err));
+      },
+    );
+    return;
+  }
+  res.end(String(process.pid));
+});
+// Shut down as the gateway's workers are (main.ts): a second signal would end the process
+// at once with code 1, which the primary and the test would see.
+const shutdown = new Shutdown(createLogger('gateway-test-worker', 'silent'));
+shutdown.add('http', () => new Promise<void>((resolve) => server.close(() => resolve())));
+shutdown.listen();
+joinCluster(registry, () => shutdown.begin('the primary'));
+server.listen(Number(process.env['PORT']), '127.0.0.1');
