@@ -50,7 +50,6 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
   const startedAt = new Map<number, number>();
   /** Workers that listen (they heed the shutdown message). */
   const serving = new Set<number>();
-  let listening = 0;
   let ready = false;
   let stopping = false;
   let failed = false;
@@ -62,9 +61,7 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
     startedAt.set(worker.id, Date.now());
     worker.once('listening', () => {
       serving.add(worker.id);
-      if (ready) return;
-      listening++;
-      if (listening === workers) {
+      if (!ready && serving.size === workers) {
         ready = true;
         logger.info({ workers }, 'gateway workers listening');
       }
