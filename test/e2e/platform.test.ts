@@ -138,6 +138,8 @@ describe('the gateway’s workers', () => {
       30_000,
       'a new gateway worker in place of the killed one',
     );
+    // The metrics answer while the new worker starts (they are the serving workers' sums).
+    expect((await api('GET', '/metrics')).status).toBe(200);
     const ping = () => fetch(`${apiUrl()}/ping`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(10_000) });
     await eventually(async () => (await ping()).status === 200, 30_000, 'the gateway answering after the kill');
     for (let i = 0; i < 20; i++) expect((await ping()).status).toBe(200);

@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { Logger } from '@gef/common';
 
 /**
@@ -15,10 +15,19 @@ import type { Logger } from '@gef/common';
 /** Messages between the primary and its workers. */
 const METRICS_REQUEST = 'gef:metrics-request';
 const METRICS_REPLY = 'gef:metrics-reply';
+const METRICS_COLLECT = 'gef:metrics-collect';
+const METRICS_COLLECTED = 'gef:metrics-collected';
 const SHUTDOWN = 'gef:shutdown';
 
+/** A worker asks the primary for the cluster's metrics; the primary answers with the text. */
 type MetricsRequest = { type: typeof METRICS_REQUEST; id: string };
 type MetricsReply = { type: typeof METRICS_REPLY; id: string; text?: string; error?: string };
+/** The primary collects each serving worker's metrics (prom-client's JSON form). */
+type MetricsCollect = { type: typeof METRICS_COLLECT; id: string };
+type MetricsCollected = { type: typeof METRICS_COLLECTED; id: string; metrics?: MetricObjectWithValues<MetricValue<string>>[]; error?: string };
+
+/** How long the primary waits for each worker's metrics. */
+const collectTimeoutMs = 5000;
 
 const isMessage = <T extends { type: string }>(message: unknown, type: T['type']): message is T =>
   typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;
@@ -46,7 +55,7 @@ export interface PrimaryOptions {
  * and those still there after `graceMs` are killed.
  */
 export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: PrimaryOptions): void {
-  const aggregator = new AggregatorRegistry();
+  const collecting = new Map<string, { pending: Set<number>; responses: MetricObjectWithValues<MetricValue<string>>[][]; done: (err?: Error) => void }>();
   const startedAt = new Map<number, number>();
   /** Workers that listen (they heed the shutdown message). */
   const serving = new Set<number>();
@@ -83,9 +92,42 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
     if (live().length === 0) process.exit(failed ? 1 : 0);
   };
 
+  /**
+   * The sums of the serving workers' metrics. Only those: a worker still starting cannot
+   * answer yet, and one that does not answer in time fails the whole (partial sums would
+   * look like counters going back).
+   */
+  const collect = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const id = randomUUID();
+      const targets = live().filter((w) => serving.has(w.id) && w.isConnected());
+      const entry = {
+        pending: new Set(targets.map((w) => w.id)),
+        responses: [] as MetricObjectWithValues<MetricValue<string>>[][],
+        done: (err?: Error) => {
+          clearTimeout(timer);
+          collecting.delete(id);
+          if (err) reject(err);
+          else AggregatorRegistry.aggregate(entry.responses).metrics().then(resolve, reject);
+        },
+      };
+      const timer = setTimeout(() => entry.done(new Error(`workers did not send their metrics within ${collectTimeoutMs} ms`)), collectTimeoutMs);
+      collecting.set(id, entry);
+      for (const worker of targets) worker.send({ type: METRICS_COLLECT, id } satisfies MetricsCollect);
+      if (targets.length === 0) entry.done();
+    });
+
   cluster.on('message', (worker: Worker, message: unknown) => {
+    if (isMessage<MetricsCollected>(message, METRICS_COLLECTED)) {
+      const entry = collecting.get(message.id);
+      if (!entry || !entry.pending.delete(worker.id)) return;
+      if (message.error !== undefined || !message.metrics) return entry.done(new Error(message.error ?? 'no metrics'));
+      entry.responses.push(message.metrics);
+      if (entry.pending.size === 0) entry.done();
+      return;
+    }
     if (!isMessage<MetricsRequest>(message, METRICS_REQUEST)) return;
-    aggregator.clusterMetrics().then(
+    collect().then(
       (text) => worker.isConnected() && worker.send({ type: METRICS_REPLY, id: message.id, text } satisfies MetricsReply),
       (err: unknown) => worker.isConnected() && worker.send({ type: METRICS_REPLY, id: message.id, error: String(err) } satisfies MetricsReply),
     );
@@ -97,6 +139,7 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
     const lived = Date.now() - (startedAt.get(worker.id) ?? 0);
     startedAt.delete(worker.id);
     serving.delete(worker.id);
+    for (const entry of collecting.values()) if (entry.pending.has(worker.id)) entry.done(new Error('a worker ended while its metrics were collected'));
     if (stopping) {
       logger.info({ pid: worker.process.pid, code, signal }, 'a gateway worker ended');
       // Ended by its shutdown, or by the SIGTERM of one still starting: as asked.
@@ -128,13 +171,17 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
   for (let i = 0; i < workers; i++) fork();
 }
 
-/** In a worker: lets the primary aggregate this worker's metrics, and starts `shutdown` when it says so. */
+/** In a worker: sends the primary this worker's metrics when asked, and starts `shutdown` when it says so. */
 export function joinCluster(registry: Registry, shutdown: () => void): void {
-  AggregatorRegistry.setRegistries([registry]);
-  // Its constructor installs the worker's answer to the primary's requests.
-  new AggregatorRegistry();
   process.on('message', (message: unknown) => {
     if (isMessage(message, SHUTDOWN)) shutdown();
+    if (isMessage<MetricsCollect>(message, METRICS_COLLECT)) {
+      const reply = (answer: Omit<MetricsCollected, 'type' | 'id'>) => process.send?.({ type: METRICS_COLLECTED, id: message.id, ...answer } satisfies MetricsCollected);
+      registry.getMetricsAsJSON().then(
+        (metrics) => reply({ metrics: metrics as MetricObjectWithValues<MetricValue<string>>[] }),
+        (err: unknown) => reply({ error: String(err) }),
+      );
+    }
   });
 }
 
