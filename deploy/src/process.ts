@@ -155,6 +155,21 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** Live (non-zombie) processes, from /proc: each one's pid, parent and process group (Linux). */
+function* liveProcesses(): Generator<{ pid: number; ppid: number; pgid: number }> {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] !== 'Z') yield { pid: Number(entry), ppid: Number(fields[1]), pgid: Number(fields[2]) };
+  }
+}
+
 /**
  * Live (non-zombie) children of a process, from /proc; with `executable`, only those running
  * it (e.g. a cluster's workers, not the helpers a loader started). Linux only: [] elsewhere.
@@ -163,14 +178,10 @@ export function childrenOf(pid: number, executable?: string): number[] {
   if (process.platform !== 'linux') return [];
   const wanted = executable === undefined ? undefined : realpathSync(executable);
   const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+  for (const child of liveProcesses()) {
+    if (child.ppid !== pid) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) !== pid || fields[0] === 'Z') continue;
-      if (wanted !== undefined && readlinkSync(`/proc/${entry}/exe`) !== wanted) continue;
-      out.push(Number(entry));
+      if (wanted === undefined || readlinkSync(`/proc/${child.pid}/exe`) === wanted) out.push(child.pid);
     } catch {
       // Gone meanwhile, or not ours to look at.
     }
@@ -187,17 +198,7 @@ export function groupAlive(pgid: number): boolean {
   }
   if (process.platform !== 'linux') return true;
   // kill(0) also succeeds for zombies nobody reaped yet: look at /proc for live members.
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
-  }
+  for (const member of liveProcesses()) if (member.pgid === pgid) return true;
   return false;
 }
 

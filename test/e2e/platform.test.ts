@@ -123,8 +123,9 @@ describe('the gateway’s workers', () => {
     if (workers.length < 2) return;
 
     // Requests on fresh connections go round the workers; /metrics answers the sums of all.
+    const ping = () => fetch(`${apiUrl()}/ping`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(10_000) });
     const before = pingCount((await api('GET', '/metrics')).text);
-    for (let i = 0; i < 20; i++) expect((await fetch(`${apiUrl()}/ping`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(10_000) })).status).toBe(200);
+    for (let i = 0; i < 20; i++) expect((await ping()).status).toBe(200);
     expect(pingCount((await api('GET', '/metrics')).text)).toBe(before + 20);
 
     // A worker killed outright (what it was handed at that moment is lost, as with any
@@ -140,7 +141,6 @@ describe('the gateway’s workers', () => {
     );
     // The metrics answer while the new worker starts (they are the serving workers' sums).
     expect((await api('GET', '/metrics')).status).toBe(200);
-    const ping = () => fetch(`${apiUrl()}/ping`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(10_000) });
     await eventually(async () => (await ping()).status === 200, 30_000, 'the gateway answering after the kill');
     for (let i = 0; i < 20; i++) expect((await ping()).status).toBe(200);
     await eventually(async () => (await api('GET', '/api-health')).status === 200, 30_000, '/api-health 200 with the new worker');
