@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { cliMembers, tar } from '../e2e/helpers/archives';
+import { cpuLine, cpuOfParts, cpuPerUnit } from './cpu';
 import { bareServer, runLoad, type LoadResult } from './load';
 import { upload } from './scripts';
 
@@ -34,6 +35,11 @@ export interface BurstResult {
   stalled: boolean;
   /** Rejected, plus the unfinished ones of a stalled wait. */
   lost: number;
+  /**
+   * CPU per terminal run (ms) of each part of the stack, over the whole burst (submissions
+   * and runs), with their sum as `total`: where a run's time goes.
+   */
+  cpuMsPerRun?: Record<string, number>;
 }
 
 export interface ExecutionBench {
@@ -41,6 +47,9 @@ export interface ExecutionBench {
   burst?: BurstResult;
   read: { gateway: LoadResult; bare: LoadResult; ratio: number; concurrency: number };
 }
+
+/** The stack's processes by part, read when called (a part may have restarted). */
+export type StackPids = () => Record<string, number | undefined>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -105,8 +114,9 @@ async function terminalCounts(api: string, token: string, scriptId: string): Pro
  * open), then counted until all are terminal; gives up after `stallMs` without progress or
  * `maxMs` in all.
  */
-export async function benchBurst(api: string, token: string, runs = 1000, inFlight = 100, stallMs = 120_000, maxMs = 600_000): Promise<BurstResult> {
+export async function benchBurst(api: string, token: string, runs = 1000, inFlight = 100, stallMs = 120_000, maxMs = 600_000, pids?: StackPids): Promise<BurstResult> {
   const scriptId = await builtSkeleton(api, token);
+  const cpuBefore = pids ? cpuOfParts(pids()) : undefined;
   const began = performance.now();
   let next = 0;
   let accepted = 0;
@@ -134,6 +144,7 @@ export async function benchBurst(api: string, token: string, runs = 1000, inFlig
   }
   const stalled = done < accepted && performance.now() - lastProgress >= stallMs;
   const totalMs = (stalled ? lastProgress : performance.now()) - began;
+  const cpuMsPerRun = cpuBefore && pids && done > 0 ? cpuPerUnit(cpuBefore, cpuOfParts(pids()), done) : undefined;
   return {
     runs,
     rejected,
@@ -146,10 +157,20 @@ export async function benchBurst(api: string, token: string, runs = 1000, inFlig
     unfinished: accepted - done,
     stalled,
     lost: rejected + (stalled ? accepted - done : 0),
+    ...(cpuMsPerRun ? { cpuMsPerRun } : {}),
   };
 }
 
-export async function benchExecutions(api: string, token: string, seconds: number, sequentialRuns = 20, burstRuns = 1000, warmupRuns = 10): Promise<ExecutionBench> {
+export interface ExecutionBenchOptions {
+  sequentialRuns?: number;
+  burstRuns?: number;
+  warmupRuns?: number;
+  /** The stack's processes, for the burst's CPU per run. */
+  pids?: StackPids;
+}
+
+export async function benchExecutions(api: string, token: string, seconds: number, options: ExecutionBenchOptions = {}): Promise<ExecutionBench> {
+  const { sequentialRuns = 20, burstRuns = 1000, warmupRuns = 10, pids } = options;
   const scriptId = await builtSkeleton(api, token);
   const run = async () => {
     const res = await fetch(`${api}/api/v1/script/${scriptId}/run`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '{}' });
@@ -176,7 +197,7 @@ export async function benchExecutions(api: string, token: string, seconds: numbe
   const sorted = [...samples].sort((a, b) => a - b);
   const pick = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 10) / 10;
 
-  const burst = burstRuns > 0 ? await benchBurst(api, token, burstRuns, 100, 120_000, Number(process.env['BENCH_BURST_MAX_SECONDS'] ?? 600) * 1000) : undefined;
+  const burst = burstRuns > 0 ? await benchBurst(api, token, burstRuns, 100, 120_000, Number(process.env['BENCH_BURST_MAX_SECONDS'] ?? 600) * 1000, pids) : undefined;
 
   const path = `/api/v1/execution/${warm}`;
   const body = await (await fetch(`${api}${path}`, { headers: { Authorization: `Bearer ${token}` } })).text();
@@ -191,15 +212,19 @@ export async function benchExecutions(api: string, token: string, seconds: numbe
   };
 }
 
+/** The burst's figures: its rate and outcomes, and the CPU each part spent per run. */
+export function burstLines(b: BurstResult): string[] {
+  return [
+    `${b.runs} skeleton runs at once: ${b.perSecond} executions/s (submitted in ${b.submitMs} ms, ${b.unfinished === 0 ? 'all terminal' : `waited`} after ${b.totalMs} ms); ` +
+      `FINISHED ${b.finished}, FAILED ${b.failed}, CANCELLED ${b.cancelled}, rejected ${b.rejected}, unfinished ${b.unfinished}${b.stalled ? ' (stalled)' : ''}, lost ${b.lost}`,
+    ...(b.cpuMsPerRun ? [`burst CPU per run (ms): ${cpuLine(b.cpuMsPerRun)}`] : []),
+  ];
+}
+
 export function executionBenchLines(r: ExecutionBench, line: (name: string, l: LoadResult) => string): string[] {
   return [
     `run → FINISHED, CLI skeleton, sequential (${r.runs.samples}, after ${r.runs.warmupRuns} warm-up runs): median ${r.runs.medianMs} ms, p90 ${r.runs.p90Ms} ms, min ${r.runs.minMs} ms, max ${r.runs.maxMs} ms`,
-    ...(r.burst
-      ? [
-          `${r.burst.runs} skeleton runs at once: ${r.burst.perSecond} executions/s (submitted in ${r.burst.submitMs} ms, ${r.burst.unfinished === 0 ? 'all terminal' : `waited`} after ${r.burst.totalMs} ms); ` +
-            `FINISHED ${r.burst.finished}, FAILED ${r.burst.failed}, CANCELLED ${r.burst.cancelled}, rejected ${r.burst.rejected}, unfinished ${r.burst.unfinished}${r.burst.stalled ? ' (stalled)' : ''}, lost ${r.burst.lost}`,
-        ]
-      : []),
+    ...(r.burst ? burstLines(r.burst) : []),
     line('GET /api/v1/execution/<id> (32)', r.read.gateway),
     line('bare node:http, same JSON (32)', r.read.bare),
     `execution read gateway/bare ratio: ${r.read.ratio}`,

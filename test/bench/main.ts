@@ -19,8 +19,15 @@
  *                until all are readable in order through GET …/log pages: lines per second
  *                (logs.ts; BENCH_LOG_LINES sets the count)
  *
+ *   bare Temporal  after the burst, 1,000 bare workflows (one activity each, workers in the
+ *                bench doing nothing) on the stack's Temporal server: the rate a workflow per
+ *                run allows on this machine, beside the burst's (bare-temporal/bench.ts)
+ *
+ * The burst also reports the CPU each part of the stack spent per run (cpu.ts).
+ *
  * BENCH_SECONDS sets each load's duration (default 10). BENCH_ONLY=scripts starts the stack
- * once and measures the scripts part alone (BENCH_ONLY=logs: the logs part alone).
+ * once and measures the scripts part alone (BENCH_ONLY=logs: the logs part alone;
+ * BENCH_ONLY=burst: the burst and the bare Temporal alone).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -28,9 +35,10 @@ import { join } from 'node:path';
 import { databaseUrl, freeStackPorts } from '@gef/deploy';
 import { bareServer, runLoad, type LoadResult } from './load';
 import { treeRssKib } from './memory';
+import { benchBareTemporal, type BareTemporalResult } from './bare-temporal/bench';
 import { benchExecutionLists, listBenchLines } from './execution-lists';
 import { benchLogs, logBenchLines } from './logs';
-import { benchExecutions, executionBenchLines } from './executions';
+import { benchBurst, benchExecutions, burstLines, executionBenchLines, type BurstResult } from './executions';
 import { benchScripts, scriptBenchLines } from './scripts';
 import { ADMIN, login, startBenchStack as start, waitHealthy } from './stack';
 
@@ -39,6 +47,23 @@ const only = process.env['BENCH_ONLY'];
 const results: Record<string, unknown> = {
   machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() },
 };
+
+const burstMaxMs = Number(process.env['BENCH_BURST_MAX_SECONDS'] ?? 600) * 1000;
+
+/** The bare Temporal bench on the stack's Temporal server. */
+async function bareTemporalBeside(stack: { pids(): Partial<Record<string, number>> }, ports: { temporal: number }): Promise<BareTemporalResult> {
+  const pid = stack.pids()['temporal'];
+  if (!pid) throw new Error('Temporal is not running');
+  return benchBareTemporal(`127.0.0.1:${ports.temporal}`, pid);
+}
+
+/** The bare Temporal's figures, and the burst's rate as a share of its rate. */
+function bareTemporalLines(burst: BurstResult, bare: BareTemporalResult): string[] {
+  return [
+    `bare Temporal (${bare.runs} workflows of one activity, ${bare.inFlight} at once): ${bare.perSecond} workflows/s; CPU per run: Temporal ${bare.temporalCpuMsPerRun} ms, workers ${bare.workersCpuMsPerRun} ms`,
+    `burst/bare Temporal ratio: ${(burst.perSecond / bare.perSecond).toFixed(3)}`,
+  ];
+}
 
 const line = (name: string, r: LoadResult) => `${name.padEnd(34)} ${String(r.perSecond).padStart(9)} req/s   p50 ${r.p50Ms} ms   p99 ${r.p99Ms} ms   errors ${r.errors}`;
 
@@ -52,6 +77,17 @@ async function main(): Promise<void> {
       try {
         const scripts = await benchScripts(stack, await login(stack.urls.gateway, ADMIN.email, ADMIN.password));
         process.stdout.write(`${JSON.stringify({ ...results, scripts }, null, 2)}\n\n${scriptBenchLines(scripts).join('\n')}\n`);
+      } finally {
+        await stack.stop();
+      }
+      return;
+    }
+    if (only === 'burst') {
+      try {
+        const token = await login(stack.urls.gateway, ADMIN.email, ADMIN.password);
+        const burst = await benchBurst(stack.urls.gateway, token, 1000, 100, 120_000, burstMaxMs, () => stack.pids());
+        const bareTemporal = await bareTemporalBeside(stack, ports);
+        process.stdout.write(`${JSON.stringify({ ...results, burst, bareTemporal, loadAverage: os.loadavg() }, null, 2)}\n\n${[...burstLines(burst), ...bareTemporalLines(burst, bareTemporal)].join('\n')}\n`);
       } finally {
         await stack.stop();
       }
@@ -99,8 +135,10 @@ async function main(): Promise<void> {
 
     const scripts = await benchScripts(stack, await login(api, ADMIN.email, ADMIN.password));
     results['scripts'] = scripts;
-    const executions = await benchExecutions(api, await login(api, ADMIN.email, ADMIN.password), seconds);
+    const executions = await benchExecutions(api, await login(api, ADMIN.email, ADMIN.password), seconds, { pids: () => stack.pids() });
     results['executions'] = executions;
+    const bareTemporal = await bareTemporalBeside(stack, ports);
+    results['bareTemporal'] = bareTemporal;
     const adminToken = await login(api, ADMIN.email, ADMIN.password);
     const lists = await benchExecutionLists(api, adminToken, databaseUrl(ports, 'gef_execution'), seconds, Number(process.env['BENCH_LIST_ROWS'] ?? 1_000_000));
     results['lists'] = lists;
@@ -121,6 +159,7 @@ async function main(): Promise<void> {
         `gateway/bare ratio: ${(results['read'] as { ratio: number }).ratio}`,
         ...scriptBenchLines(scripts),
         ...executionBenchLines(executions, line),
+        ...(executions.burst ? bareTemporalLines(executions.burst, bareTemporal) : []),
         ...listBenchLines(lists, line),
         ...logBenchLines(logs),
       ].join('\n') + '\n',

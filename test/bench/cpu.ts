@@ -1,0 +1,60 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { processTree } from './memory';
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux unless built otherwise). */
+const ticksPerSecond = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * CPU time (ms, user and system) a process has used, with that of its children it has
+ * waited for; 0 when it is gone.
+ */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After "pid (comm) ": state, ppid, …; utime, stime, cutime, cstime are the 12th to 15th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i] ?? 0), 0);
+    return (ticks * 1000) / ticksPerSecond;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU time (ms) of a process and its descendants alive now; a descendant that ended counts
+ * in its parent once waited for (a run's interpreter in the runner's fork server).
+ */
+export const treeCpuMs = (pid: number): number => processTree(pid).reduce((sum, p) => sum + cpuMs(p), 0);
+
+/** CPU time (ms) of each named process tree now. */
+export function cpuOfParts(pids: Record<string, number | undefined>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [part, pid] of Object.entries(pids)) if (pid) out[part] = treeCpuMs(pid);
+  return out;
+}
+
+/**
+ * CPU time per unit of work of each part between two readings (ms, one decimal), with the
+ * parts' sum as `total`; largest first.
+ */
+export function cpuPerUnit(before: Record<string, number>, after: Record<string, number>, units: number): Record<string, number> {
+  const per = Object.entries(after)
+    .filter(([part]) => part in before)
+    .map(([part, ms]) => [part, Math.round(((ms - before[part]!) / units) * 10) / 10] as const)
+    .sort((a, b) => b[1] - a[1]);
+  const total = Math.round(per.reduce((sum, [, ms]) => sum + ms, 0) * 10) / 10;
+  return { ...Object.fromEntries(per), total };
+}
+
+/** `part 12.3, other 4.5 … total 16.8` (ms per unit). */
+export const cpuLine = (per: Record<string, number>): string =>
+  Object.entries(per)
+    .map(([part, ms]) => `${part} ${ms}`)
+    .join(', ');
