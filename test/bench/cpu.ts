@@ -58,3 +58,21 @@ export const cpuLine = (per: Record<string, number>): string =>
   Object.entries(per)
     .map(([part, ms]) => `${part} ${ms}`)
     .join(', ');
+
+/**
+ * Waits until the stack is quiet: its processes together used under `maxShare` of one core
+ * over a window of `windowMs` (a burst's runs leave work behind them: run directories
+ * cleared, Temporal's caches and timers). Gives up after `maxMs`. The milliseconds waited.
+ */
+export async function waitQuiet(pids: () => Record<string, number | undefined>, maxMs = 60_000, windowMs = 1000, maxShare = 0.1): Promise<number> {
+  const began = performance.now();
+  const total = () => Object.values(cpuOfParts(pids())).reduce((sum, ms) => sum + ms, 0);
+  let before = total();
+  while (performance.now() - began < maxMs) {
+    await new Promise((r) => setTimeout(r, windowMs));
+    const now = total();
+    if (now - before < windowMs * maxShare) break;
+    before = now;
+  }
+  return Math.round(performance.now() - began);
+}

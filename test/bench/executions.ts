@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { cliMembers, tar } from '../e2e/helpers/archives';
-import { cpuLine, cpuOfParts, cpuPerUnit } from './cpu';
+import { cpuLine, cpuOfParts, cpuPerUnit, waitQuiet } from './cpu';
 import { bareServer, runLoad, type LoadResult } from './load';
 import { upload } from './scripts';
 
@@ -45,6 +45,8 @@ export interface BurstResult {
 export interface ExecutionBench {
   runs: { samples: number; warmupRuns: number; medianMs: number; p90Ms: number; minMs: number; maxMs: number };
   burst?: BurstResult;
+  /** How long the stack took to become quiet after the burst, before the reads. */
+  settleMs?: number;
   read: { gateway: LoadResult; bare: LoadResult; ratio: number; concurrency: number };
 }
 
@@ -199,6 +201,8 @@ export async function benchExecutions(api: string, token: string, seconds: numbe
 
   const burst = burstRuns > 0 ? await benchBurst(api, token, burstRuns, 100, 120_000, Number(process.env['BENCH_BURST_MAX_SECONDS'] ?? 600) * 1000, pids) : undefined;
 
+  // The reads on a quiet stack, as the other figures are: the burst leaves work behind it.
+  const settleMs = burst && pids ? await waitQuiet(pids) : undefined;
   const path = `/api/v1/execution/${warm}`;
   const body = await (await fetch(`${api}${path}`, { headers: { Authorization: `Bearer ${token}` } })).text();
   const bare = await bareServer(body);
@@ -208,6 +212,7 @@ export async function benchExecutions(api: string, token: string, seconds: numbe
   return {
     runs: { samples: samples.length, warmupRuns, medianMs: pick(0.5), p90Ms: pick(0.9), minMs: pick(0), maxMs: pick(1 - 1e-9) },
     ...(burst ? { burst } : {}),
+    ...(settleMs !== undefined ? { settleMs } : {}),
     read: { gateway, bare: bareResult, ratio: Number((gateway.perSecond / bareResult.perSecond).toFixed(3)), concurrency: 32 },
   };
 }
@@ -221,10 +226,13 @@ export function burstLines(b: BurstResult): string[] {
   ];
 }
 
+export const settleLine = (ms: number): string => `the stack was quiet again ${(ms / 1000).toFixed(1)} s after the burst`;
+
 export function executionBenchLines(r: ExecutionBench, line: (name: string, l: LoadResult) => string): string[] {
   return [
     `run → FINISHED, CLI skeleton, sequential (${r.runs.samples}, after ${r.runs.warmupRuns} warm-up runs): median ${r.runs.medianMs} ms, p90 ${r.runs.p90Ms} ms, min ${r.runs.minMs} ms, max ${r.runs.maxMs} ms`,
     ...(r.burst ? burstLines(r.burst) : []),
+    ...(r.settleMs !== undefined ? [settleLine(r.settleMs)] : []),
     line('GET /api/v1/execution/<id> (32)', r.read.gateway),
     line('bare node:http, same JSON (32)', r.read.bare),
     `execution read gateway/bare ratio: ${r.read.ratio}`,

@@ -38,8 +38,9 @@ import { treeRssKib } from './memory';
 import { benchBareTemporal, type BareTemporalResult } from './bare-temporal/bench';
 import { benchExecutionLists, listBenchLines } from './execution-lists';
 import { benchLogs, logBenchLines } from './logs';
-import { benchBurst, benchExecutions, burstLines, executionBenchLines, type BurstResult } from './executions';
+import { benchBurst, benchExecutions, burstLines, executionBenchLines, settleLine, type BurstResult } from './executions';
 import { benchScripts, scriptBenchLines } from './scripts';
+import { waitQuiet } from './cpu';
 import { ADMIN, login, startBenchStack as start, waitHealthy } from './stack';
 
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 10);
@@ -86,8 +87,9 @@ async function main(): Promise<void> {
       try {
         const token = await login(stack.urls.gateway, ADMIN.email, ADMIN.password);
         const burst = await benchBurst(stack.urls.gateway, token, 1000, 100, 120_000, burstMaxMs, () => stack.pids());
+        const settleMs = await waitQuiet(() => stack.pids());
         const bareTemporal = await bareTemporalBeside(stack, ports);
-        process.stdout.write(`${JSON.stringify({ ...results, burst, bareTemporal, loadAverage: os.loadavg() }, null, 2)}\n\n${[...burstLines(burst), ...bareTemporalLines(burst, bareTemporal)].join('\n')}\n`);
+        process.stdout.write(`${JSON.stringify({ ...results, burst, settleMs, bareTemporal, loadAverage: os.loadavg() }, null, 2)}\n\n${[...burstLines(burst), settleLine(settleMs), ...bareTemporalLines(burst, bareTemporal)].join('\n')}\n`);
       } finally {
         await stack.stop();
       }
