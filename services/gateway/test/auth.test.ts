@@ -54,7 +54,11 @@ async function token(overrides: Record<string, unknown> = {}, options: { key?: K
     .sign(options.key ?? privateKey);
 }
 
-const req = (authorization?: string) => ({ headers: authorization === undefined ? {} : { authorization } }) as unknown as Request;
+/** A request with these Authorization headers (Node's `headers` keeps the first of them). */
+const req = (...authorization: (string | undefined)[]) => {
+  const sent = authorization.filter((value) => value !== undefined);
+  return { headers: sent.length === 0 ? {} : { authorization: sent[0] }, rawHeaders: sent.flatMap((value, i) => [i % 2 ? 'authorization' : 'Authorization', value]) } as unknown as Request;
+};
 
 async function failure(p: Promise<unknown>): Promise<{ status: number; error: string }> {
   try {
@@ -82,6 +86,13 @@ describe('the authenticator', () => {
     ['garbage', 'Bearer not-a-jwt', 'invalid_token'],
   ])('refuses %s', async (_name, header, error) => {
     expect(await failure(authenticator().require(req(header)))).toEqual({ status: 401, error });
+  });
+
+  it('refuses a request with more than one Authorization header, valid tokens or not', async () => {
+    const valid = `Bearer ${await token()}`;
+    for (const headers of [[valid, valid], [valid, 'Bearer other'], ['Bearer other', valid]]) {
+      await expect(authenticator().require(req(...headers))).rejects.toMatchObject({ status: 401, error: 'invalid_token', message: 'More than one Authorization header' });
+    }
   });
 
   it('refuses expired, foreign, mis-addressed and mis-signed tokens', async () => {
