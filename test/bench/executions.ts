@@ -167,12 +167,14 @@ export interface ExecutionBenchOptions {
   sequentialRuns?: number;
   burstRuns?: number;
   warmupRuns?: number;
+  /** How long the burst may take before the wait for it gives up. */
+  burstMaxMs?: number;
   /** The stack's processes, for the burst's CPU per run. */
   pids?: StackPids;
 }
 
 export async function benchExecutions(api: string, token: string, seconds: number, options: ExecutionBenchOptions = {}): Promise<ExecutionBench> {
-  const { sequentialRuns = 20, burstRuns = 1000, warmupRuns = 10, pids } = options;
+  const { sequentialRuns = 20, burstRuns = 1000, warmupRuns = 10, burstMaxMs = 600_000, pids } = options;
   const scriptId = await builtSkeleton(api, token);
   const run = async () => {
     const res = await fetch(`${api}/api/v1/script/${scriptId}/run`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '{}' });
@@ -199,9 +201,9 @@ export async function benchExecutions(api: string, token: string, seconds: numbe
   const sorted = [...samples].sort((a, b) => a - b);
   const pick = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 10) / 10;
 
-  const burst = burstRuns > 0 ? await benchBurst(api, token, burstRuns, 100, 120_000, Number(process.env['BENCH_BURST_MAX_SECONDS'] ?? 600) * 1000, pids) : undefined;
+  const burst = burstRuns > 0 ? await benchBurst(api, token, burstRuns, 100, 120_000, burstMaxMs, pids) : undefined;
 
-  // The reads on a quiet stack, as the other figures are: the burst leaves work behind it.
+  // The reads on a quiet stack, as the other figures are: a burst may leave work behind it.
   const settleMs = burst && pids ? await waitQuiet(pids) : undefined;
   const path = `/api/v1/execution/${warm}`;
   const body = await (await fetch(`${api}${path}`, { headers: { Authorization: `Bearer ${token}` } })).text();

@@ -58,11 +58,14 @@ async function bareTemporalBeside(stack: { pids(): Partial<Record<string, number
   return benchBareTemporal(`127.0.0.1:${ports.temporal}`, pid);
 }
 
+/** The burst's rate as a share of the bare Temporal's. */
+const burstToBare = (burst: BurstResult, bare: BareTemporalResult): number => Number((burst.perSecond / bare.perSecond).toFixed(3));
+
 /** The bare Temporal's figures, and the burst's rate as a share of its rate. */
 function bareTemporalLines(burst: BurstResult, bare: BareTemporalResult): string[] {
   return [
     `bare Temporal (${bare.runs} workflows of one activity, ${bare.inFlight} at once): ${bare.perSecond} workflows/s; CPU per run: Temporal ${bare.temporalCpuMsPerRun} ms, workers ${bare.workersCpuMsPerRun} ms`,
-    `burst/bare Temporal ratio: ${(burst.perSecond / bare.perSecond).toFixed(3)}`,
+    `burst/bare Temporal ratio: ${burstToBare(burst, bare)}`,
   ];
 }
 
@@ -89,7 +92,7 @@ async function main(): Promise<void> {
         const burst = await benchBurst(stack.urls.gateway, token, 1000, 100, 120_000, burstMaxMs, () => stack.pids());
         const settleMs = await waitQuiet(() => stack.pids());
         const bareTemporal = await bareTemporalBeside(stack, ports);
-        process.stdout.write(`${JSON.stringify({ ...results, burst, settleMs, bareTemporal, loadAverage: os.loadavg() }, null, 2)}\n\n${[...burstLines(burst), settleLine(settleMs), ...bareTemporalLines(burst, bareTemporal)].join('\n')}\n`);
+        process.stdout.write(`${JSON.stringify({ ...results, burst, settleMs, bareTemporal, burstToBareTemporal: burstToBare(burst, bareTemporal), loadAverage: os.loadavg() }, null, 2)}\n\n${[...burstLines(burst), settleLine(settleMs), ...bareTemporalLines(burst, bareTemporal)].join('\n')}\n`);
       } finally {
         await stack.stop();
       }
@@ -137,10 +140,11 @@ async function main(): Promise<void> {
 
     const scripts = await benchScripts(stack, await login(api, ADMIN.email, ADMIN.password));
     results['scripts'] = scripts;
-    const executions = await benchExecutions(api, await login(api, ADMIN.email, ADMIN.password), seconds, { pids: () => stack.pids() });
+    const executions = await benchExecutions(api, await login(api, ADMIN.email, ADMIN.password), seconds, { burstMaxMs, pids: () => stack.pids() });
     results['executions'] = executions;
     const bareTemporal = await bareTemporalBeside(stack, ports);
     results['bareTemporal'] = bareTemporal;
+    if (executions.burst) results['burstToBareTemporal'] = burstToBare(executions.burst, bareTemporal);
     const adminToken = await login(api, ADMIN.email, ADMIN.password);
     const lists = await benchExecutionLists(api, adminToken, databaseUrl(ports, 'gef_execution'), seconds, Number(process.env['BENCH_LIST_ROWS'] ?? 1_000_000));
     results['lists'] = lists;
