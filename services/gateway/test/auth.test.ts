@@ -57,7 +57,7 @@ async function token(overrides: Record<string, unknown> = {}, options: { key?: K
 /** A request with these Authorization headers (Node's `headers` keeps the first of them). */
 const req = (...authorization: (string | undefined)[]) => {
   const sent = authorization.filter((value) => value !== undefined);
-  return { headers: sent.length === 0 ? {} : { authorization: sent[0] }, rawHeaders: sent.flatMap((value, i) => [i % 2 ? 'authorization' : 'Authorization', value]) } as unknown as Request;
+  return { headers: sent.length === 0 ? {} : { authorization: sent[0] }, headersDistinct: sent.length === 0 ? {} : { authorization: sent } } as unknown as Request;
 };
 
 async function failure(p: Promise<unknown>): Promise<{ status: number; error: string }> {

@@ -30,13 +30,6 @@ export const isAtLeast = (role: RoleName, min: RoleName) => rank[role] >= rank[m
 const unauthorized = (error: string, message: string) =>
   new HttpError(401, error, message, {}, { 'WWW-Authenticate': `Bearer error="${error === 'authorization_required' ? 'invalid_request' : 'invalid_token'}"` });
 
-/** How many times a header (lower-case name) was sent, from Node's raw [name, value, …] list. */
-function headerCount(raw: readonly string[], name: string): number {
-  let count = 0;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) count++;
-  return count;
-}
-
 /**
  * Turns the `Authorization` header into a principal: Keycloak tokens verified locally,
  * then checked against the revocations in force.
@@ -57,7 +50,7 @@ export class Authenticator {
     if (header === undefined) return undefined;
     // Node keeps the first of repeated Authorization headers, and a proxy in front may keep
     // another: whose request it is would depend on who reads it.
-    if (headerCount(req.rawHeaders, 'authorization') > 1) throw unauthorized('invalid_token', 'More than one Authorization header');
+    if ((req.headersDistinct['authorization']?.length ?? 0) > 1) throw unauthorized('invalid_token', 'More than one Authorization header');
     const m = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]{1,8192})[ \t]*$/i.exec(header);
     if (!m) throw unauthorized('invalid_token', 'Malformed Authorization header: expected "Bearer <token>"');
     return m[1];
