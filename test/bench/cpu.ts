@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { processTree } from './memory';
+import { processTrees } from './memory';
 
 /** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux unless built otherwise). */
 const ticksPerSecond = (() => {
@@ -27,17 +27,18 @@ export function cpuMs(pid: number): number {
   }
 }
 
-/**
- * CPU time (ms) of a process and its descendants alive now; a descendant that ended counts
- * in its parent once waited for (a run's interpreter in the runner's fork server).
- */
-export const treeCpuMs = (pid: number): number => processTree(pid).reduce((sum, p) => sum + cpuMs(p), 0);
+/** The stack's processes by part, read when called (a part may have restarted). */
+export type StackPids = () => Record<string, number | undefined>;
 
-/** CPU time (ms) of each named process tree now. */
+/**
+ * CPU time (ms) of each named process with its descendants alive now, from one scan of
+ * /proc; a descendant that ended counts in its parent once waited for (a run's interpreter
+ * in the runner's fork server).
+ */
 export function cpuOfParts(pids: Record<string, number | undefined>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [part, pid] of Object.entries(pids)) if (pid) out[part] = treeCpuMs(pid);
-  return out;
+  const named = Object.entries(pids).filter((entry): entry is [string, number] => entry[1] !== undefined && entry[1] > 0);
+  const trees = processTrees(named.map(([, pid]) => pid));
+  return Object.fromEntries(named.map(([part, pid]) => [part, trees.get(pid)!.reduce((sum, p) => sum + cpuMs(p), 0)]));
 }
 
 /**
@@ -64,7 +65,7 @@ export const cpuLine = (per: Record<string, number>): string =>
  * over a window of `windowMs` (a burst's runs leave work behind them: run directories
  * cleared, Temporal's caches and timers). Gives up after `maxMs`. The milliseconds waited.
  */
-export async function waitQuiet(pids: () => Record<string, number | undefined>, maxMs = 60_000, windowMs = 1000, maxShare = 0.1): Promise<number> {
+export async function waitQuiet(pids: StackPids, maxMs = 60_000, windowMs = 1000, maxShare = 0.1): Promise<number> {
   const began = performance.now();
   const total = () => Object.values(cpuOfParts(pids())).reduce((sum, ms) => sum + ms, 0);
   let before = total();

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { cliMembers, tar } from '../e2e/helpers/archives';
-import { cpuLine, cpuOfParts, cpuPerUnit, waitQuiet } from './cpu';
+import { cpuLine, cpuOfParts, cpuPerUnit, waitQuiet, type StackPids } from './cpu';
 import { bareServer, runLoad, type LoadResult } from './load';
 import { upload } from './scripts';
 
@@ -49,9 +49,6 @@ export interface ExecutionBench {
   settleMs?: number;
   read: { gateway: LoadResult; bare: LoadResult; ratio: number; concurrency: number };
 }
-
-/** The stack's processes by part, read when called (a part may have restarted). */
-export type StackPids = () => Record<string, number | undefined>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 
-/** A process and all its descendants, from /proc (the process first). */
-export function processTree(pid: number): number[] {
+/** Several processes, each with all its descendants, from one scan of /proc (each process first). */
+export function processTrees(pids: readonly number[]): Map<number, number[]> {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -15,15 +15,22 @@ export function processTree(pid: number): number[] {
       // gone meanwhile
     }
   }
-  const tree: number[] = [];
-  const stack = [pid];
-  while (stack.length > 0) {
-    const p = stack.pop()!;
-    tree.push(p);
-    stack.push(...(children.get(p) ?? []));
+  const trees = new Map<number, number[]>();
+  for (const pid of pids) {
+    const tree: number[] = [];
+    const stack = [pid];
+    while (stack.length > 0) {
+      const p = stack.pop()!;
+      tree.push(p);
+      stack.push(...(children.get(p) ?? []));
+    }
+    trees.set(pid, tree);
   }
-  return tree;
+  return trees;
 }
+
+/** A process and all its descendants, from /proc (the process first). */
+export const processTree = (pid: number): number[] => processTrees([pid]).get(pid)!;
 
 /** One field (KiB) of a /proc file of a process; 0 when it is gone. */
 function procKib(pid: number, file: 'status' | 'smaps_rollup', field: 'VmRSS' | 'Pss'): number {
