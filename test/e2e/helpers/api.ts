@@ -97,3 +97,27 @@ export async function newUser(prefix = 'user'): Promise<{ id: string; email: str
   const tokens = await login(email, strongPassword);
   return { id: created.body.data.id, email, password: strongPassword, token: tokens.access_token, refresh: tokens.refresh_token };
 }
+
+/** A gateway's hit count of one of its caches (`execution`, `execution_list`, `profile`), summed over its worker processes. */
+export async function cacheHits(cache: string, url = apiUrl()): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(new RegExp(`gef_gateway_cache_lookups_total\\{cache="${cache}",result="hit"[^}]*\\} (\\d+)`).exec(text)?.[1] ?? 0);
+}
+
+/**
+ * Repeats a read the gateway may answer from `cache` until it counts a hit, and returns every
+ * answer. Each gateway worker process has a cache of its own, and the cluster hands each new
+ * connection to the next worker, so a second read may meet a worker that has not seen the
+ * first. With W workers, W + 1 reads always put two on one worker; `tries` covers up to seven.
+ * The hit count it returns is the one after the hit.
+ */
+export async function readUntilCacheHit<T>(cache: string, read: () => Promise<T>, url = apiUrl(), tries = 8): Promise<{ answers: T[]; before: number; after: number }> {
+  const before = await cacheHits(cache, url);
+  const answers: T[] = [];
+  let after = before;
+  while (answers.length < tries && after === before) {
+    answers.push(await read());
+    after = await cacheHits(cache, url);
+  }
+  return { answers, before, after };
+}
