@@ -4,7 +4,8 @@
  * caller's answer stays their own, and the cache really serves (its hit counter moves).
  */
 import { randomBytes } from 'node:crypto';
-import { api, login, newUser, readUntilCacheHit, superadminCredentials } from './helpers/api';
+import { availableParallelism } from 'node:os';
+import { api, apiUrl, login, newUser, readUntilCacheHit, superadminCredentials } from './helpers/api';
 import { EventStream, gate, publishScript, pythonGate, runScript, waitForExecution, type Gate } from './helpers/executions';
 
 jest.setTimeout(300_000);
@@ -116,5 +117,42 @@ def run(params, logger):
     expect(embedded.user).toMatchObject({ id: owner.id });
     const again = (await own(owner.token, 'page=1&per_page=10&include=script,user')).body.data[0];
     expect(again).toEqual(embedded);
+  });
+});
+
+/** A gateway's count of keys its workers dropped because another of its workers changed them. */
+async function siblingDrops(cache: string): Promise<number> {
+  const text = await (await fetch(`${apiUrl()}/metrics`)).text();
+  return Number(new RegExp(`gef_gateway_cache_sibling_drops_total\\{cache="${cache}"[^}]*\\} (\\d+)`).exec(text)?.[1] ?? 0);
+}
+
+describe('the gateway workers', () => {
+  it('show a change made through any of them on the very next read from every one', async () => {
+    const owner = await newUser('sibling-owner');
+    const script = await publishScript(owner.token, `Sibling Probe ${randomBytes(4).toString('hex')}`, 'def run(params, logger):\n    return "ok"\n');
+    // Each read on a new connection: the cluster hands each to the next worker.
+    const fresh = (path: string) => api('GET', path, { token: owner.token, headers: { Connection: 'close' } });
+    const reads = (path: string) => Promise.all(Array.from({ length: 4 }, () => fresh(path)));
+    const several = availableParallelism() > 1;
+
+    for (let round = 1; round <= 3; round++) {
+      // Every worker holds the profile and the list.
+      for (const r of await reads('/api/v1/user/me')) expect(r.status).toBe(200);
+      for (const r of await reads('/api/v1/execution/user?page=1&per_page=10')) expect(r.body.total).toBe(round - 1);
+
+      const profileDrops = await siblingDrops('profile');
+      const name = `Sibling Round ${round}`;
+      expect((await api('PATCH', '/api/v1/user/me', { token: owner.token, body: { name } })).status).toBe(200);
+      for (const r of await reads('/api/v1/user/me')) expect(r.body.data.name).toBe(name);
+      if (several) expect(await siblingDrops('profile')).toBeGreaterThan(profileDrops);
+
+      const listDrops = await siblingDrops('execution_list');
+      const created = await runScript(owner.token, script.slug);
+      for (const r of await reads('/api/v1/execution/user?page=1&per_page=10')) {
+        expect(r.body.total).toBe(round);
+        expect(r.body.data[0].id).toBe(created.id);
+      }
+      if (several) expect(await siblingDrops('execution_list')).toBeGreaterThan(listDrops);
+    }
   });
 });

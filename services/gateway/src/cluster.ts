@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { Logger } from '@gef/common';
+import type { CacheSiblings } from './cache/read-cache';
 
 /**
  * The gateway as several processes sharing one port (Node's cluster): a primary that only
@@ -18,6 +19,8 @@ const METRICS_REPLY = 'gef:metrics-reply';
 const METRICS_COLLECT = 'gef:metrics-collect';
 const METRICS_COLLECTED = 'gef:metrics-collected';
 const SHUTDOWN = 'gef:shutdown';
+const INVALIDATE = 'gef:cache-invalidate';
+const INVALIDATED = 'gef:cache-invalidated';
 
 /** A worker asks the primary for the cluster's metrics; the primary answers with the text. */
 type MetricsRequest = { type: typeof METRICS_REQUEST; id: string };
@@ -25,9 +28,19 @@ type MetricsReply = { type: typeof METRICS_REPLY; id: string; text?: string; err
 /** The primary collects each serving worker's metrics (prom-client's JSON form). */
 type MetricsCollect = { type: typeof METRICS_COLLECT; id: string };
 type MetricsCollected = { type: typeof METRICS_COLLECTED; id: string; metrics?: MetricObjectWithValues<MetricValue<string>>[]; error?: string };
+/**
+ * A worker asks the primary to have every other worker drop keys of a cache (a change made
+ * through it); the primary passes it on to each, and answers once each has answered.
+ */
+type Invalidate = { type: typeof INVALIDATE; id: string; cache: string; keys: string[] };
+type Invalidated = { type: typeof INVALIDATED; id: string };
 
 /** How long the primary waits for each worker's metrics. */
 const collectTimeoutMs = 5000;
+/** How long the primary waits for the other workers to drop what a worker changed. */
+const invalidateTimeoutMs = 1000;
+/** How long a worker waits for the primary's answer to that (the primary's wait, and more). */
+const invalidateAnswerTimeoutMs = 2000;
 
 const isMessage = <T extends { type: string }>(message: unknown, type: T['type']): message is T =>
   typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;
@@ -35,6 +48,14 @@ const isMessage = <T extends { type: string }>(message: unknown, type: T['type']
 /** GATEWAY_WORKERS as a count: 0 is one per core the process may use. */
 export function workerCount(setting: number, cores = os.availableParallelism()): number {
   return setting > 0 ? setting : Math.max(1, cores);
+}
+
+/** A question the primary put to some workers: those yet to answer, and the answers. */
+interface Asking {
+  pending: Set<number>;
+  answers: unknown[];
+  what: string;
+  done: (err?: Error) => void;
 }
 
 export interface PrimaryOptions {
@@ -48,6 +69,7 @@ export interface PrimaryOptions {
 
 /**
  * Runs the primary: forks the workers, answers their requests for the cluster's metrics,
+ * passes a worker's cache invalidations on to the others,
  * starts a worker again when one ends while serving (after 1 s, up to 30 s when they keep
  * ending at once), and ends with them. A worker that ends before every worker listened
  * ends the primary (the gateway did not start). On SIGTERM or SIGINT every worker is told
@@ -55,7 +77,7 @@ export interface PrimaryOptions {
  * and those still there after `graceMs` are killed.
  */
 export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: PrimaryOptions): void {
-  const collecting = new Map<string, { pending: Set<number>; responses: MetricObjectWithValues<MetricValue<string>>[][]; done: (err?: Error) => void }>();
+  const asking = new Map<string, Asking>();
   const startedAt = new Map<number, number>();
   /** Workers that listen (they heed the shutdown message). */
   const serving = new Set<number>();
@@ -93,39 +115,67 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
   };
 
   /**
+   * Sends each of `targets` a message (`send(worker, id)`) and resolves with their answers
+   * once each answered; rejects when one answers with an error, ends first, or `timeoutMs`
+   * passes.
+   */
+  const ask = (targets: Worker[], send: (worker: Worker, id: string) => void, timeoutMs: number, what: string): Promise<unknown[]> =>
+    new Promise((resolve, reject) => {
+      const id = randomUUID();
+      const entry: Asking = {
+        pending: new Set(targets.map((w) => w.id)),
+        answers: [],
+        what,
+        done: (err) => {
+          clearTimeout(timer);
+          asking.delete(id);
+          if (err) reject(err);
+          else resolve(entry.answers);
+        },
+      };
+      const timer = setTimeout(() => entry.done(new Error(`workers did not answer (${what}) within ${timeoutMs} ms`)), timeoutMs);
+      asking.set(id, entry);
+      for (const worker of targets) send(worker, id);
+      if (targets.length === 0) entry.done();
+    });
+  /** The workers that serve (listened, and still connected), but `except`. */
+  const servingWorkers = (except?: Worker): Worker[] => live().filter((w) => w !== except && serving.has(w.id) && w.isConnected());
+
+  /**
    * The sums of the serving workers' metrics. Only those: a worker still starting cannot
    * answer yet, and one that does not answer in time fails the whole (partial sums would
    * look like counters going back).
    */
-  const collect = (): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const id = randomUUID();
-      const targets = live().filter((w) => serving.has(w.id) && w.isConnected());
-      const entry = {
-        pending: new Set(targets.map((w) => w.id)),
-        responses: [] as MetricObjectWithValues<MetricValue<string>>[][],
-        done: (err?: Error) => {
-          clearTimeout(timer);
-          collecting.delete(id);
-          if (err) reject(err);
-          else AggregatorRegistry.aggregate(entry.responses).metrics().then(resolve, reject);
-        },
-      };
-      const timer = setTimeout(() => entry.done(new Error(`workers did not send their metrics within ${collectTimeoutMs} ms`)), collectTimeoutMs);
-      collecting.set(id, entry);
-      for (const worker of targets) worker.send({ type: METRICS_COLLECT, id } satisfies MetricsCollect);
-      if (targets.length === 0) entry.done();
-    });
+  const collect = async (): Promise<string> => {
+    const answers = await ask(servingWorkers(), (w, id) => w.send({ type: METRICS_COLLECT, id } satisfies MetricsCollect), collectTimeoutMs, 'metrics');
+    return AggregatorRegistry.aggregate(answers as MetricObjectWithValues<MetricValue<string>>[][]).metrics();
+  };
+
+  /**
+   * Has every other serving worker drop what `from` changed, then tells `from`. A worker
+   * still starting has cached nothing yet. One that does not answer in time is given up on
+   * (its copies are dropped anyway by the change stream, moments later).
+   */
+  const invalidate = (from: Worker, message: Invalidate): void => {
+    ask(servingWorkers(from), (w, id) => w.send({ type: INVALIDATE, id, cache: message.cache, keys: message.keys } satisfies Invalidate), invalidateTimeoutMs, 'cache invalidation')
+      .catch((err: unknown) => logger.warn({ err, cache: message.cache }, 'not every gateway worker confirmed dropping a changed key'))
+      .finally(() => {
+        if (from.isConnected()) from.send({ type: INVALIDATED, id: message.id } satisfies Invalidated);
+      });
+  };
 
   cluster.on('message', (worker: Worker, message: unknown) => {
-    if (isMessage<MetricsCollected>(message, METRICS_COLLECTED)) {
-      const entry = collecting.get(message.id);
+    if (isMessage<MetricsCollected>(message, METRICS_COLLECTED) || isMessage<Invalidated>(message, INVALIDATED)) {
+      const entry = asking.get(message.id);
       if (!entry || !entry.pending.delete(worker.id)) return;
-      if (message.error !== undefined || !message.metrics) return entry.done(new Error(message.error ?? 'no metrics'));
-      entry.responses.push(message.metrics);
+      if (isMessage<MetricsCollected>(message, METRICS_COLLECTED)) {
+        if (message.error !== undefined || !message.metrics) return entry.done(new Error(message.error ?? 'no metrics'));
+        entry.answers.push(message.metrics);
+      }
       if (entry.pending.size === 0) entry.done();
       return;
     }
+    if (isMessage<Invalidate>(message, INVALIDATE)) return invalidate(worker, message);
     if (!isMessage<MetricsRequest>(message, METRICS_REQUEST)) return;
     collect().then(
       (text) => worker.isConnected() && worker.send({ type: METRICS_REPLY, id: message.id, text } satisfies MetricsReply),
@@ -139,7 +189,7 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
     const lived = Date.now() - (startedAt.get(worker.id) ?? 0);
     startedAt.delete(worker.id);
     serving.delete(worker.id);
-    for (const entry of collecting.values()) if (entry.pending.has(worker.id)) entry.done(new Error('a worker ended while its metrics were collected'));
+    for (const entry of asking.values()) if (entry.pending.has(worker.id)) entry.done(new Error(`a worker ended while it was asked (${entry.what})`));
     if (stopping) {
       logger.info({ pid: worker.process.pid, code, signal }, 'a gateway worker ended');
       // Ended by its shutdown, or by the SIGTERM of one still starting: as asked.
@@ -211,4 +261,42 @@ export function clusterMetrics(timeoutMs = 10_000): Promise<string> {
     process.on('message', onMessage);
     process.send({ type: METRICS_REQUEST, id } satisfies MetricsRequest);
   });
+}
+
+/**
+ * In a worker: the other workers' read caches, reached through the primary. Asking them
+ * to drop keys resolves once each did (or the primary gave up on one), so a client's next
+ * request shows a change it made whichever worker it reaches; without a primary to ask
+ * (it ended, and this worker with it), at once.
+ */
+export function clusterCacheSiblings(timeoutMs = invalidateAnswerTimeoutMs): CacheSiblings {
+  const listeners = new Set<(cache: string, keys: string[]) => void>();
+  const waiting = new Map<string, () => void>();
+  process.on('message', (message: unknown) => {
+    if (isMessage<Invalidated>(message, INVALIDATED)) {
+      waiting.get(message.id)?.();
+      return;
+    }
+    if (!isMessage<Invalidate>(message, INVALIDATE)) return;
+    for (const listener of listeners) listener(message.cache, message.keys);
+    if (process.connected) process.send?.({ type: INVALIDATED, id: message.id } satisfies Invalidated);
+  });
+  return {
+    onInvalidate: (listener) => {
+      listeners.add(listener);
+    },
+    invalidate: (cache, keys) =>
+      new Promise<void>((resolve) => {
+        if (!process.send || !process.connected) return resolve();
+        const id = randomUUID();
+        const done = (): void => {
+          clearTimeout(timer);
+          waiting.delete(id);
+          resolve();
+        };
+        const timer = setTimeout(done, timeoutMs);
+        waiting.set(id, done);
+        process.send({ type: INVALIDATE, id, cache, keys } satisfies Invalidate);
+      }),
+  };
 }

@@ -5,7 +5,7 @@ import { createMetricsRegistry, platformVersion, type Logger } from '@gef/common
 import type { execution, user } from '@gef/protos';
 import { Authenticator } from './auth/authenticator';
 import type { RevocationCache } from './auth/revocation-cache';
-import { ReadCache } from './cache/read-cache';
+import { ReadCache, type CacheSiblings } from './cache/read-cache';
 import { createServiceClients, type ServiceClients } from './clients';
 import type { ExecutionChanges } from './streams/execution-changes';
 import type { GatewayConfig } from './config';
@@ -57,6 +57,8 @@ export interface GatewayDeps {
   executionChanges?: ExecutionChanges;
   /** Defaults to counters in the gateway's database (DATABASE_URL). */
   limiter?: Limiter;
+  /** The other processes of this gateway (a cluster worker's siblings), whose read caches drop what this one changes. */
+  cacheSiblings?: CacheSiblings;
   /** What GET /metrics answers; defaults to `registry`'s metrics (a worker of a cluster asks its primary). */
   metricsText?: () => Promise<string>;
 }
@@ -87,9 +89,9 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     deps.revocations,
   );
   const limiter = deps.limiter ?? RateLimiter.fromUrl(config.DATABASE_URL, logger);
-  const profiles = profileCache(config, registry, deps.revocations);
-  const executions = executionCache(config, registry, deps.executionChanges);
-  const executionPages = executionPageCache(config, registry, deps.executionChanges);
+  const profiles = profileCache(config, registry, deps.revocations, deps.cacheSiblings);
+  const executions = executionCache(config, registry, deps.executionChanges, deps.cacheSiblings);
+  const executionPages = executionPageCache(config, registry, deps.executionChanges, deps.cacheSiblings);
   const metricsText = deps.metricsText ?? (() => registry.metrics());
   const ctx: RouteContext = { config, logger, registry, metricsText, clients, openapi, auth, limiter, limits: limitsOf(config), profiles, executions, executionPages };
   const routes = resources.flatMap((r) => r.routes(ctx));
@@ -126,26 +128,28 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
  * Profiles cached while the user service's change stream is followed: each change, and
  * each revocation of the user, drops the copy; a lost stream clears everything.
  */
-function profileCache(config: GatewayConfig, registry: client.Registry, revocations: RevocationCache | undefined): ReadCache<user.User> {
+function profileCache(config: GatewayConfig, registry: client.Registry, revocations: RevocationCache | undefined, siblings: CacheSiblings | undefined): ReadCache<user.User> {
   const cache = new ReadCache<user.User>({
     name: 'profile',
     maxEntries: 100_000,
     ttlMs: revocations ? config.PROFILE_CACHE_TTL_SECONDS * 1000 : 0,
     live: () => revocations?.isConnected ?? false,
     registry,
+    ...(siblings ? { siblings } : {}),
   });
   revocations?.onUserChange((userId) => (userId === undefined ? cache.clear() : cache.invalidate(userId)));
   return cache;
 }
 
 /** Executions as callers see them, cached while the execution service's changes are followed. */
-function executionCache(config: GatewayConfig, registry: client.Registry, changes: ExecutionChanges | undefined): ReadCache<execution.Execution> {
+function executionCache(config: GatewayConfig, registry: client.Registry, changes: ExecutionChanges | undefined, siblings: CacheSiblings | undefined): ReadCache<execution.Execution> {
   const cache = new ReadCache<execution.Execution>({
     name: 'execution',
     maxEntries: 100_000,
     ttlMs: changes ? config.EXECUTION_CACHE_TTL_SECONDS * 1000 : 0,
     live: () => changes?.isConnected ?? false,
     registry,
+    ...(siblings ? { siblings } : {}),
   });
   changes?.onChange((id) => (id === undefined ? cache.clear() : cache.invalidate(id)));
   return cache;
@@ -159,7 +163,12 @@ const executionPagesMaxChars = 32 * 1024 * 1024;
  * an execution created, changed or deleted drops its owner's pages and the pages of every
  * user's list (`all`); a lost stream clears everything.
  */
-function executionPageCache(config: GatewayConfig, registry: client.Registry, changes: ExecutionChanges | undefined): ReadCache<RenderedExecutionPage> {
+function executionPageCache(
+  config: GatewayConfig,
+  registry: client.Registry,
+  changes: ExecutionChanges | undefined,
+  siblings: CacheSiblings | undefined,
+): ReadCache<RenderedExecutionPage> {
   const cache = new ReadCache<RenderedExecutionPage>({
     name: 'execution_list',
     maxEntries: 10_000,
@@ -168,6 +177,7 @@ function executionPageCache(config: GatewayConfig, registry: client.Registry, ch
     ttlMs: changes ? config.EXECUTION_CACHE_TTL_SECONDS * 1000 : 0,
     live: () => changes?.isConnected ?? false,
     registry,
+    ...(siblings ? { siblings } : {}),
   });
   changes?.onOwnerChange((userId) => {
     if (userId === undefined) return cache.clear();

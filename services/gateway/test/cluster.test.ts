@@ -127,6 +127,37 @@ describe('the gateway’s primary', () => {
     expect(await s.exit).toEqual({ code: 0, signal: null });
   });
 
+  it("drops a key a worker changed in every worker's read cache before that worker answers", async () => {
+    const s = await startPrimary();
+    running.push(s);
+    /** Each worker's cached value of `key`: read on fresh connections until both answered twice alike. */
+    const cachedByWorker = async (key: string) =>
+      until(`both workers' cached ${key}`, async () => {
+        const seen = new Map<string, string[]>();
+        for (let i = 0; i < 6; i++) {
+          const [pid, value] = (await get(s.port, `/cached/${key}`)).text.split(' ');
+          seen.set(pid!, [...(seen.get(pid!) ?? []), value!]);
+        }
+        const values = [...seen.values()];
+        return seen.size === 2 && values.every((v) => v.length >= 2 && new Set(v).size === 1) ? new Map([...seen].map(([pid, v]) => [pid, v[0]!])) : undefined;
+      });
+    const before = await cachedByWorker('a');
+    const other = await cachedByWorker('b');
+
+    const res = await fetch(`http://127.0.0.1:${s.port}/drop/a`, { method: 'POST', headers: { Connection: 'close' }, signal: AbortSignal.timeout(5000) });
+    expect(res.status).toBe(200);
+    const dropper = await res.text();
+    expect(before.has(dropper)).toBe(true);
+
+    // Both workers load `a` afresh; `b` stays cached in both.
+    const after = await cachedByWorker('a');
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    for (const [pid, value] of after) expect(value).not.toBe(before.get(pid));
+    expect(await cachedByWorker('b')).toEqual(other);
+    const metrics = await get(s.port, '/metrics');
+    expect(metrics.text).toMatch(/^gef_gateway_cache_sibling_drops_total\{cache="fixture"\} 1$/m);
+  });
+
   it('ends with code 1, at once, when a worker fails before every worker listened', async () => {
     const s = await startPrimary({ FAIL_AT_START: '1', GRACE_MS: '30000' });
     running.push(s);

@@ -208,3 +208,45 @@ describe('ReadCache weights', () => {
     }
   });
 });
+
+describe('ReadCache siblings', () => {
+  /** Two caches of the same name in two processes, joined as the cluster joins workers. */
+  function pair(ttlMs = 60_000) {
+    const listeners: Array<(cache: string, keys: string[]) => void> = [];
+    const sent: Array<{ cache: string; keys: string[] }> = [];
+    const siblings = {
+      invalidate: jest.fn(async (cache: string, keys: string[]) => {
+        sent.push({ cache, keys });
+        for (const l of listeners) l(cache, keys);
+      }),
+      onInvalidate: (l: (cache: string, keys: string[]) => void) => listeners.push(l),
+    };
+    const registry = new client.Registry();
+    const here = make({ ttlMs, siblings: { invalidate: siblings.invalidate, onInvalidate: () => undefined } });
+    const there = make({ ttlMs, registry, siblings });
+    const elsewhere = make({ name: 'other', ttlMs, siblings });
+    return { here, there, elsewhere, sent, siblings, registry };
+  }
+
+  it('drops what this process changed in the other processes too, and only in caches of its name', async () => {
+    const { here, there, elsewhere, sent, registry } = pair();
+    for (const c of [here, there, elsewhere]) {
+      await c.read('a', async () => 'a1');
+      await c.read('b', async () => 'b1');
+    }
+    await here.invalidateEverywhere('a');
+    expect(sent).toEqual([{ cache: 'test', keys: ['a'] }]);
+    expect(await here.read('a', async () => 'a2')).toBe('a2');
+    expect(await there.read('a', async () => 'a2')).toBe('a2');
+    expect(await there.read('b', async () => 'b2')).toBe('b1');
+    expect(await elsewhere.read('a', async () => 'a2')).toBe('a1');
+    const drops = (await registry.getSingleMetric('gef_gateway_cache_sibling_drops_total')!.get()).values;
+    expect(drops).toEqual([expect.objectContaining({ labels: { cache: 'test' }, value: 1 })]);
+  });
+
+  it('asks no other process when the cache is off', async () => {
+    const { here, siblings } = pair(0);
+    await here.invalidateEverywhere('a');
+    expect(siblings.invalidate).not.toHaveBeenCalled();
+  });
+});

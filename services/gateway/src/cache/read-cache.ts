@@ -24,6 +24,19 @@ export interface ReadCacheOptions<V> {
    */
   live: () => boolean;
   registry?: client.Registry;
+  /**
+   * The other processes of this gateway (its cluster's workers), holding caches of the
+   * same names: `invalidateEverywhere` drops keys in them too.
+   */
+  siblings?: CacheSiblings;
+}
+
+/** The other processes of one gateway, each with caches of the same names. */
+export interface CacheSiblings {
+  /** Has every other process drop `keys` of the cache `cache`; resolves once each did, or could not in time. */
+  invalidate(cache: string, keys: string[]): Promise<void>;
+  /** Calls `listener` with the keys another process asks this one to drop. */
+  onInvalidate(listener: (cache: string, keys: string[]) => void): void;
 }
 
 /**
@@ -48,9 +61,16 @@ export class ReadCache<V> {
   private readonly lookups: client.Counter<'cache' | 'result'> | undefined;
 
   constructor(private readonly options: ReadCacheOptions<V>) {
+    let siblingDrops: client.Counter<'cache'> | undefined;
     if (options.registry) {
       this.lookups = sharedCounter(options.registry, 'gef_gateway_cache_lookups_total', 'Read-cache lookups by cache and result (hit, miss, bypass)', ['cache', 'result'] as const);
+      siblingDrops = sharedCounter(options.registry, 'gef_gateway_cache_sibling_drops_total', 'Keys dropped from a read cache because another process of this gateway changed them', ['cache'] as const);
     }
+    options.siblings?.onInvalidate((cache, keys) => {
+      if (cache !== options.name) return;
+      for (const key of keys) this.invalidate(key);
+      siblingDrops?.inc({ cache }, keys.length);
+    });
   }
 
   private get enabled(): boolean {
@@ -138,6 +158,17 @@ export class ReadCache<V> {
       this.invalidatedAt.delete(old);
       this.floor = Math.max(this.floor, record.generation);
     }
+  }
+
+  /**
+   * Drops keys here and in every other process of this gateway, and resolves once they
+   * have too: for a change made through this gateway, so that its next answer shows the
+   * change whichever of its processes gives it. (Other gateways learn of it from the
+   * owning service's change stream.)
+   */
+  async invalidateEverywhere(...keys: string[]): Promise<void> {
+    for (const key of keys) this.invalidate(key);
+    if (this.options.ttlMs > 0) await this.options.siblings?.invalidate(this.options.name, keys);
   }
 
   /** Drops everything, and keeps every load under way from storing. */

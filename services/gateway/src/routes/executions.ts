@@ -367,12 +367,14 @@ export const executionsResource: Resource = {
   name: 'executions',
   openapi: executionsOpenApi,
   routes: ({ clients, auth, config, limiter, limits, executions, executionPages }: RouteContext) => {
-    // A change made through this gateway shows in its next list at once (other gateways
-    // learn of it from the change stream).
-    const listsChanged = (e: execution.Execution | undefined) => {
-      if (!e) return;
-      executionPages.invalidate(ownerPagesKey(e.userId));
-      executionPages.invalidate(allPagesKey);
+    // A change made through this gateway shows in its next answer at once, whichever of
+    // its processes gives it (other gateways learn of it from the change stream).
+    // A new execution (no `id`) is in no copy of an execution yet, only in lists.
+    const changed = async (e: execution.Execution | undefined, id?: string) => {
+      await Promise.all([
+        id !== undefined ? executions.invalidateEverywhere(id.toLowerCase()) : undefined,
+        e ? executionPages.invalidateEverywhere(ownerPagesKey(e.userId), allPagesKey) : undefined,
+      ]);
     };
     const list = async (req: Request, res: Response, ownOnly: boolean) => {
       const principal = await auth.require(req);
@@ -434,7 +436,7 @@ export const executionsResource: Resource = {
           const params = runParams(req);
           await enforceLimits(limiter, limits, [{ name: 'run_account', key: principal.userId }]);
           const reply = await clients.execution.runScript({ caller: callerOf(principal), idOrSlug: key, params }, rpcOptions(req));
-          listsChanged(reply.execution);
+          await changed(reply.execution);
           res.json({ data: executionJson(reply.execution, { admin: isAtLeast(principal.role, 'ADMIN') }) });
         },
       },
@@ -504,8 +506,7 @@ export const executionsResource: Resource = {
             },
             rpcOptions(req),
           );
-          executions.invalidate(id.toLowerCase());
-          listsChanged(reply.execution);
+          await changed(reply.execution, id);
           res.json({ data: executionJson(reply.execution, { admin: isAdmin(credential) }) });
         },
       },
@@ -518,8 +519,7 @@ export const executionsResource: Resource = {
           queryOf(req, []);
           const id = executionKey(req);
           const reply = await clients.execution.cancelExecution({ id, caller: callerOf(principal) }, rpcOptions(req));
-          executions.invalidate(id.toLowerCase());
-          listsChanged(reply.execution);
+          await changed(reply.execution, id);
           const d = reply.cancellationDetails;
           res.status(202).json({
             data: {
@@ -570,7 +570,7 @@ export const executionsResource: Resource = {
             { id, ...changedBy(credential), lines: [{ text: body.text, level: levelByName[body.level] }], returnLogs: true },
             rpcOptions(req),
           );
-          executions.invalidate(id.toLowerCase());
+          await executions.invalidateEverywhere(id.toLowerCase());
           const line = reply.logs[0];
           res.json({ data: line ? executionLogJson(line) : null });
         },

@@ -106,9 +106,9 @@ export const usersResource: Resource = {
   name: 'users',
   openapi: usersOpenApi,
   routes: ({ clients, auth, limiter, limits, profiles }) => {
-    /** A user this gateway just changed, as JSON; its cached profile is dropped at once. */
-    const changed = (u: user.User | undefined) => {
-      if (u) profiles.invalidate(u.id);
+    /** A user this gateway just changed, as JSON; its cached profile is dropped at once, in every process of the gateway. */
+    const changed = async (u: user.User | undefined) => {
+      if (u) await profiles.invalidateEverywhere(u.id);
       return userJson(u);
     };
     return [
@@ -195,7 +195,7 @@ export const usersResource: Resource = {
             },
             rpcOptions(req),
           );
-          res.json({ data: changed(reply.user) });
+          res.json({ data: await changed(reply.user) });
         },
       },
       {
@@ -222,7 +222,7 @@ export const usersResource: Resource = {
           const principal = await auth.require(req);
           queryOf(req, []);
           const reply = await clients.user.deleteUser({ idOrEmail: 'me', caller: callerOf(principal) }, rpcOptions(req));
-          res.json({ data: changed(reply.user) });
+          res.json({ data: await changed(reply.user) });
         },
       },
       {
@@ -270,7 +270,7 @@ export const usersResource: Resource = {
             },
             rpcOptions(req),
           );
-          res.json({ data: changed(reply.user) });
+          res.json({ data: await changed(reply.user) });
         },
       },
       {
@@ -281,7 +281,7 @@ export const usersResource: Resource = {
           const principal = await auth.require(req);
           queryOf(req, []);
           const reply = await clients.user.deleteUser({ idOrEmail: keyOf(req.params['user']), caller: callerOf(principal) }, rpcOptions(req));
-          res.json({ data: changed(reply.user) });
+          res.json({ data: await changed(reply.user) });
         },
       },
       {
