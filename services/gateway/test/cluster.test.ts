@@ -158,6 +158,45 @@ describe('the gateway’s primary', () => {
     expect(metrics.text).toMatch(/^gef_gateway_cache_sibling_drops_total\{cache="fixture"\} 1$/m);
   });
 
+  it('answers a change though another worker does not confirm the drop, and that worker drops it when it can', async () => {
+    const s = await startPrimary();
+    running.push(s);
+    await until('both workers answering', async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 4; i++) seen.add((await get(s.port, '/cached/a')).text.split(' ')[0]!);
+      return seen.size === 2;
+    });
+    const [stopped] = workersOf(s.proc.pid!);
+    const before = new Map<string, string>();
+    await until("the stopped worker's cached a", async () => {
+      const [pid, value] = (await get(s.port, '/cached/a')).text.split(' ');
+      before.set(pid!, value!);
+      return before.has(String(stopped)) || undefined;
+    });
+    process.kill(stopped!, 'SIGSTOP');
+    try {
+      // The primary hands a new connection to a worker only after that worker took the last
+      // one: once one connection hangs on the stopped worker, the rest go to the other.
+      await until('a connection held by the stopped worker', async () => {
+        const hung = await fetch(`http://127.0.0.1:${s.port}/`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(500) }).then(
+          () => false,
+          () => true,
+        );
+        return hung || undefined;
+      });
+      const res = await fetch(`http://127.0.0.1:${s.port}/drop/a`, { method: 'POST', headers: { Connection: 'close' }, signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(200);
+      expect(await res.text()).not.toBe(String(stopped));
+    } finally {
+      process.kill(stopped!, 'SIGCONT');
+    }
+    // Woken, it drops `a` as it was asked, late.
+    await until("the woken worker's fresh a", async () => {
+      const [pid, value] = (await get(s.port, '/cached/a')).text.split(' ');
+      return (pid === String(stopped) && value !== before.get(pid)) || undefined;
+    });
+  });
+
   it('ends with code 1, at once, when a worker fails before every worker listened', async () => {
     const s = await startPrimary({ FAIL_AT_START: '1', GRACE_MS: '30000' });
     running.push(s);
