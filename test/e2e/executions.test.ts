@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readStackInfo, runningParts } from '../harness/stack';
-import { api, login, newUser, strongPassword, superadminCredentials, uniqueEmail } from './helpers/api';
+import { api, counterValue, login, newUser, strongPassword, superadminCredentials, uniqueEmail } from './helpers/api';
 import { cliArchive, upload, waitForStatus } from './helpers/archives';
 import { executionLog, gate, publishScript, pythonApiCall, pythonGate, runScript, waitForExecution, waitForLog, type Gate } from './helpers/executions';
 
@@ -79,11 +79,7 @@ describe('a run of the Trends.Earth CLI skeleton', () => {
   });
 
   it("gets its workflow's first task in the answer to the workflow's start (eager start)", async () => {
-    const eagerStarts = async () => {
-      const port = readStackInfo().env.execution['METRICS_PORT'];
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      return Number(/gef_run_workflow_starts_total\{first_task="eager"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
-    };
+    const eagerStarts = () => counterValue('gef_run_workflow_starts_total', 'first_task="eager"', `http://127.0.0.1:${readStackInfo().env.execution['METRICS_PORT']}`);
     const before = await eagerStarts();
     const created = await runScript(owner.token, skeleton.slug);
     expect((await waitForExecution(owner.token, created.id)).status).toBe('FINISHED');

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { api, apiUrl, login, newUser, readUntilCacheHit, superadminCredentials } from './helpers/api';
+import { api, counterValue, login, newUser, readUntilCacheHit, superadminCredentials } from './helpers/api';
 import { EventStream, gate, publishScript, pythonGate, runScript, waitForExecution, type Gate } from './helpers/executions';
 
 jest.setTimeout(300_000);
@@ -121,10 +121,7 @@ def run(params, logger):
 });
 
 /** A gateway's count of keys its workers dropped because another of its workers changed them. */
-async function siblingDrops(cache: string): Promise<number> {
-  const text = await (await fetch(`${apiUrl()}/metrics`)).text();
-  return Number(new RegExp(`gef_gateway_cache_sibling_drops_total\\{cache="${cache}"[^}]*\\} (\\d+)`).exec(text)?.[1] ?? 0);
-}
+const siblingDrops = (cache: string) => counterValue('gef_gateway_cache_sibling_drops_total', `cache="${cache}"`);
 
 describe('the gateway workers', () => {
   it('show a change made through any of them on the very next read from every one', async () => {

@@ -98,11 +98,19 @@ export async function newUser(prefix = 'user'): Promise<{ id: string; email: str
   return { id: created.body.data.id, email, password: strongPassword, token: tokens.access_token, refresh: tokens.refresh_token };
 }
 
-/** A gateway's hit count of one of its caches (`execution`, `execution_list`, `profile`), summed over its worker processes. */
-export async function cacheHits(cache: string, url = apiUrl()): Promise<number> {
+/**
+ * A counter from the Prometheus text a process serves at `<url>/metrics` (the gateway's by
+ * default, summed over its worker processes): the first sample of `name` whose labels begin
+ * with `labels` as written (`cache="profile",result="hit"`); 0 while it has none.
+ */
+export async function counterValue(name: string, labels: string, url = apiUrl()): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(new RegExp(`gef_gateway_cache_lookups_total\\{cache="${cache}",result="hit"[^}]*\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return Number(new RegExp(`^${escape(name)}\\{${escape(labels)}[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
 }
+
+/** A gateway's hit count of one of its caches (`execution`, `execution_list`, `profile`), summed over its worker processes. */
+export const cacheHits = (cache: string, url = apiUrl()): Promise<number> => counterValue('gef_gateway_cache_lookups_total', `cache="${cache}",result="hit"`, url);
 
 /**
  * Repeats a read the gateway may answer from `cache` until it counts a hit, and returns every
