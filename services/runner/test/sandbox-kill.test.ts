@@ -47,14 +47,9 @@ describe('closing a sandbox run with a memory group', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  const maybe = isRoot ? it : it.skip;
-  maybe('kills an escaped, non-dumpable process of the run through its group', async () => {
-    if (!groups) {
-      // No memory groups on this machine: the sandbox kills as the user instead (other tests).
-      expect(sandbox.settings.memoryGroups).toBeUndefined();
-      return;
-    }
-    const run = await sandbox.open('kill-test');
+  /** A run whose script left a child in a session of its own, non-dumpable; the child's pid. */
+  async function runWithEscapedChild(label: string): Promise<{ run: Awaited<ReturnType<Sandbox['open']>>; pid: number }> {
+    const run = await sandbox.open(label);
     const ready = path.join(run.dir, 'ready');
     // A child in a session of its own, non-dumpable, that says where it is and waits.
     const child = [
@@ -71,6 +66,17 @@ describe('closing a sandbox run with a memory group', () => {
     for (let i = 0; i < 500 && !(fs.existsSync(ready) && fs.readFileSync(ready, 'utf8') !== ''); i++) await new Promise((r) => setTimeout(r, 10));
     const pid = Number(fs.readFileSync(ready, 'utf8'));
     expect(alive(pid)).toBe(true);
+    return { run, pid };
+  }
+
+  const maybe = isRoot ? it : it.skip;
+  maybe('kills an escaped, non-dumpable process of the run through its group', async () => {
+    if (!groups) {
+      // No memory groups on this machine: the sandbox kills as the user instead (other tests).
+      expect(sandbox.settings.memoryGroups).toBeUndefined();
+      return;
+    }
+    const { run, pid } = await runWithEscapedChild('kill-test');
 
     // The run's group (the one its processes entered), killed on its own.
     const group = await openRunGroup(groups, `uid-${run.uid}`);
@@ -82,5 +88,19 @@ describe('closing a sandbox run with a memory group', () => {
     await run.close();
     expect(fs.existsSync(run.dir)).toBe(false);
     expect(fs.existsSync(path.dirname(group.procs))).toBe(false);
+  }, 30_000);
+
+  // What a run does the moment its script ends (output still held open by a stray process):
+  // one read of the group's members, no scan of /proc.
+  maybe('kills an escaped, non-dumpable process at once when the run kills what it finds', async () => {
+    if (!groups) {
+      expect(sandbox.settings.memoryGroups).toBeUndefined();
+      return;
+    }
+    const { run, pid } = await runWithEscapedChild('kill-found-test');
+    run.killFound();
+    for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(alive(pid)).toBe(false);
+    await run.close();
   }, 30_000);
 });

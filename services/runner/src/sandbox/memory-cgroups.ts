@@ -112,6 +112,8 @@ export interface RunGroup {
    * after `rounds` rounds of 10 ms.
    */
   killAll(rounds?: number): Promise<boolean>;
+  /** One round of killAll, at once: SIGKILL to the processes in the group now; how many. */
+  killMembers(): number;
   /** Removes the group (its processes gone), retrying while the kernel lets them go. */
   remove(): Promise<void>;
 }
@@ -138,6 +140,17 @@ export async function openRunGroup(groups: MemoryCgroups, name: string): Promise
       write(limitFiles[0]!, limit!);
     }
   };
+  const killMembers = (): number => {
+    const pids = groupPids(path.join(dir, 'cgroup.procs'));
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+    return pids.length;
+  };
   return {
     procs: path.join(dir, 'cgroup.procs'),
     setLimit: async (bytes) => {
@@ -153,17 +166,10 @@ export async function openRunGroup(groups: MemoryCgroups, name: string): Promise
         return 0;
       }
     },
+    killMembers,
     async killAll(rounds = 100) {
       for (let i = 0; i < rounds; i++) {
-        const pids = groupPids(path.join(dir, 'cgroup.procs'));
-        if (pids.length === 0) return true;
-        for (const pid of pids) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // Gone already.
-          }
-        }
+        if (killMembers() === 0) return true;
         await new Promise((r) => setTimeout(r, i === 0 ? 1 : 10));
       }
       return groupPids(path.join(dir, 'cgroup.procs')).length === 0;
