@@ -42,7 +42,7 @@ void runService({
       tokens: new KeycloakTokenClient(keycloakSettings),
       mailer,
       revocations,
-      roles: new RoleDirectory(keycloak),
+      roles: new RoleDirectory(keycloak, { logger }),
       temporal: temporal.client,
       logger,
     });

@@ -1,29 +1,72 @@
+import type { Logger } from '@gef/common';
 import type { KeycloakAdminClient } from '../keycloak/admin-client';
 import { highestRole, type RoleName } from './roles';
 
-const ttlMs = 2000;
+type Holders = { admins: Set<string>; superadmins: Set<string> };
+
+export interface RoleDirectoryOptions {
+  logger?: Logger;
+  /** How long a read stays fresh (ms). */
+  ttlMs?: number;
+  /** How old the last read may be and still stand in while Keycloak cannot answer (ms). */
+  staleMs?: number;
+  now?: () => number;
+}
 
 /**
  * Who holds ADMIN and SUPERADMIN, read from Keycloak (the only place roles live) and
  * cached for two seconds; changes made through this service clear the cache at once.
+ *
+ * While Keycloak cannot answer (restarting, unreachable), reads go on with the last holders
+ * read, up to 15 minutes old, and Keycloak is asked again once the two seconds have passed:
+ * a profile or a user list is still shown during a short outage instead of a 503. Roles
+ * cannot change meanwhile (changing one needs Keycloak), and decisions that change state
+ * ask Keycloak itself (freshRoleOf).
  */
 export class RoleDirectory {
-  private cache: { at: number; admins: Set<string>; superadmins: Set<string> } | undefined;
-  private pending: Promise<{ admins: Set<string>; superadmins: Set<string> }> | undefined;
+  private cache: (Holders & { at: number }) | undefined;
+  /** When Keycloak last failed while the cache stood in for it. */
+  private failedAt: number | undefined;
+  private pending: Promise<Holders> | undefined;
+  private readonly ttlMs: number;
+  private readonly staleMs: number;
+  private readonly now: () => number;
 
-  constructor(private readonly keycloak: KeycloakAdminClient) {}
+  constructor(
+    private readonly keycloak: Pick<KeycloakAdminClient, 'usersInRole' | 'getUserRealmRoles'>,
+    private readonly options: RoleDirectoryOptions = {},
+  ) {
+    this.ttlMs = options.ttlMs ?? 2000;
+    this.staleMs = options.staleMs ?? 15 * 60_000;
+    this.now = options.now ?? Date.now;
+  }
 
   invalidate(): void {
     this.cache = undefined;
+    this.failedAt = undefined;
   }
 
-  async holders(): Promise<{ admins: Set<string>; superadmins: Set<string> }> {
-    if (this.cache && Date.now() - this.cache.at < ttlMs) return this.cache;
+  async holders(): Promise<Holders> {
+    const now = this.now();
+    if (this.cache && now - (this.failedAt ?? this.cache.at) < this.ttlMs) return this.cache;
     this.pending ??= Promise.all([this.keycloak.usersInRole('ADMIN'), this.keycloak.usersInRole('SUPERADMIN')])
-      .then(([admins, superadmins]) => {
-        this.cache = { at: Date.now(), admins, superadmins };
-        return this.cache;
-      })
+      .then(
+        ([admins, superadmins]) => {
+          if (this.failedAt !== undefined) this.options.logger?.info('Keycloak answers again: roles read afresh');
+          this.failedAt = undefined;
+          this.cache = { at: this.now(), admins, superadmins };
+          return this.cache;
+        },
+        (err: unknown) => {
+          const last = this.cache;
+          if (!last || this.now() - last.at > this.staleMs) throw err;
+          if (this.failedAt === undefined) {
+            this.options.logger?.warn({ err: String(err), ageMs: this.now() - last.at }, 'Keycloak does not answer: reads use the roles last read');
+          }
+          this.failedAt = this.now();
+          return last;
+        },
+      )
       .finally(() => {
         this.pending = undefined;
       });
