@@ -13,10 +13,6 @@ function fakeKeycloak() {
         if (state.down) throw new TypeError('fetch failed');
         return new Set(members[name]);
       },
-      async getUserRealmRoles() {
-        if (state.down) throw new TypeError('fetch failed');
-        return [];
-      },
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { Logger } from '@gef/common';
 import type { KeycloakAdminClient } from '../keycloak/admin-client';
-import { highestRole, type RoleName } from './roles';
+import type { RoleName } from './roles';
 
 type Holders = { admins: Set<string>; superadmins: Set<string> };
 
@@ -21,7 +21,7 @@ export interface RoleDirectoryOptions {
  * read, up to 15 minutes old, and Keycloak is asked again once the two seconds have passed:
  * a profile or a user list is still shown during a short outage instead of a 503. Roles
  * cannot change meanwhile (changing one needs Keycloak), and decisions that change state
- * ask Keycloak itself (freshRoleOf).
+ * read the user's roles from Keycloak itself.
  */
 export class RoleDirectory {
   private cache: (Holders & { at: number }) | undefined;
@@ -33,7 +33,7 @@ export class RoleDirectory {
   private readonly now: () => number;
 
   constructor(
-    private readonly keycloak: Pick<KeycloakAdminClient, 'usersInRole' | 'getUserRealmRoles'>,
+    private readonly keycloak: Pick<KeycloakAdminClient, 'usersInRole'>,
     private readonly options: RoleDirectoryOptions = {},
   ) {
     this.ttlMs = options.ttlMs ?? 2000;
@@ -76,11 +76,5 @@ export class RoleDirectory {
   async roleOf(userId: string): Promise<RoleName> {
     const { admins, superadmins } = await this.holders();
     return superadmins.has(userId) ? 'SUPERADMIN' : admins.has(userId) ? 'ADMIN' : 'USER';
-  }
-
-  /** Straight from Keycloak, bypassing the cache (for decisions that change state). */
-  async freshRoleOf(userId: string): Promise<RoleName> {
-    const roles = await this.keycloak.getUserRealmRoles(userId);
-    return highestRole(roles.map((r) => r.name));
   }
 }
