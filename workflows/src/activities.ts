@@ -15,6 +15,20 @@ export interface UserActivities {
    * sent nothing (not opted in, unknown user, already sent).
    */
   notifyExecutionFinished(notice: ExecutionFinishedNotice): Promise<{ sent: boolean }>;
+  /**
+   * Mails a user a new single-use link to set or reset their password. Idempotent per
+   * `requestId`: once a link was mailed for it, a retry sends nothing (`sent` false); an
+   * unknown user is not mailed either.
+   */
+  sendPasswordLink(request: PasswordLinkRequest): Promise<{ sent: boolean }>;
+}
+
+/** A password link whose e-mail could not be sent at once, handed to Temporal to retry. */
+export interface PasswordLinkRequest {
+  userId: string;
+  purpose: 'set' | 'reset';
+  /** Names this request (the workflow's id): one e-mail per request. */
+  requestId: string;
 }
 
 /** A run that reached a terminal status, as its owner's e-mail tells it. */

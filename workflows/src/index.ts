@@ -3,3 +3,4 @@
 export * from './delete-user';
 export * from './build-script';
 export * from './run-execution';
+export * from './password-link';

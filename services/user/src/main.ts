@@ -3,6 +3,7 @@ import { runService } from '@gef/common/service';
 import { loadConfig } from './config';
 import { ensureSuperAdmin } from './domain/bootstrap-admin';
 import { ExecutionNotices } from './domain/execution-notices';
+import { PasswordLinks } from './domain/password-links';
 import { RoleDirectory } from './domain/role-directory';
 import { Users } from './domain/users';
 import { UserProfileSchema } from './entities/user-profile';
@@ -36,11 +37,12 @@ void runService({
     const revocations = new RevocationHub(orm, config.DATABASE_URL, config.ACCESS_TOKEN_LIFETIME_SECONDS, logger);
     await revocations.start();
     shutdown.add('revocations', () => revocations.stop());
+    const passwordLinks = new PasswordLinks({ orm, mailer, temporal: temporal.client, logger });
     const users = new Users({
       orm,
       keycloak,
       tokens: new KeycloakTokenClient(keycloakSettings),
-      mailer,
+      passwordLinks,
       revocations,
       roles: new RoleDirectory(keycloak, { logger }),
       temporal: temporal.client,
@@ -50,7 +52,7 @@ void runService({
     return {
       routes: routes({ users, revocations }),
       checks: { keycloak: () => keycloak.ping() },
-      worker: createWorker(temporal.settings, orm, keycloak, notices, logger),
+      worker: createWorker(temporal.settings, orm, keycloak, notices, passwordLinks, logger),
       // The first SUPERADMIN. Keycloak may still be starting, so retry in the background.
       started: () =>
         void (async () => {

@@ -4,17 +4,20 @@ import { taskQueues } from '@gef/workflows/task-queues';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { createUserActivities } from './activities';
 import type { ExecutionNotices } from './domain/execution-notices';
+import type { PasswordLinks } from './domain/password-links';
 import type { KeycloakAdminClient } from './keycloak/admin-client';
 
 /**
- * The user service's Temporal worker: the deleteUser workflow and the user activities
- * (the deletion steps, the runs' terminal-status e-mails).
+ * The user service's Temporal worker: the deleteUser and sendPasswordLink workflows and the
+ * user activities (the deletion steps, the runs' terminal-status e-mails, password links
+ * the mail server did not take at once).
  */
 export function createWorker(
   settings: TemporalSettings,
   orm: MikroORM,
   keycloak: KeycloakAdminClient,
   notices: ExecutionNotices,
+  passwordLinks: PasswordLinks,
   logger: Logger,
 ) {
   return new SupervisedWorker(
@@ -22,7 +25,7 @@ export function createWorker(
     {
       taskQueue: taskQueues.user,
       workflowsPath: require.resolve('@gef/workflows'),
-      activities: createUserActivities(orm, keycloak, notices),
+      activities: createUserActivities(orm, keycloak, notices, passwordLinks),
     },
     logger,
   );

@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Client as TemporalClient } from '@temporalio/client';
 import {
@@ -20,18 +19,17 @@ import { unitOfWork } from '@gef/common/orm';
 import { taskQueues } from '@gef/workflows/task-queues';
 import { deleteUser as deleteUserWorkflow, deleteUserWorkflowId } from '@gef/workflows';
 import type { UserProfile } from '../entities/user-profile';
-import type { Mailer } from '../mail/mailer';
 import { KeycloakError, type KeycloakAdminClient } from '../keycloak/admin-client';
 import type { KeycloakTokenClient, KeycloakTokens } from '../keycloak/token-client';
 import { UserProfileRepository } from '../repositories/user-profile-repository';
 import type { RevocationHub } from '../revocations/revocation-hub';
 import { assertMayDeleteSelf, assertMayGrant, assertMayManage, canListUsers, canSeeUser, type Actor } from './policy';
+import { tokenDigest, type PasswordLinks } from './password-links';
 import type { RoleDirectory } from './role-directory';
 import type { RoleName } from './roles';
 import { normaliseEmail, passwordPolicyViolation, profileLimits, profileText } from './validation';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const tokenLifetimeMs = 60 * 60 * 1000;
 
 export interface UserView {
   profile: UserProfile;
@@ -42,7 +40,7 @@ export interface UsersDeps {
   orm: MikroORM;
   keycloak: KeycloakAdminClient;
   tokens: KeycloakTokenClient;
-  mailer: Mailer;
+  passwordLinks: PasswordLinks;
   revocations: RevocationHub;
   roles: RoleDirectory;
   temporal: TemporalClient;
@@ -61,7 +59,6 @@ export const userListFields: FieldMap = {
   updated_at: { column: 'p.updated_at', type: 'date' },
 };
 
-const digest = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** The user rules of the contract (§2–§4), over Keycloak and the profile table. */
 export class Users {
@@ -192,7 +189,7 @@ export class Users {
           emailNotificationsEnabled: input.emailNotificationsEnabled ?? false,
         }),
       );
-      if (!input.password) await this.mailToken(profile, 'set');
+      if (!input.password) await this.deps.passwordLinks.send(profile, 'set');
       return { profile, role };
     } catch (err) {
       // Leave no half user behind.
@@ -313,20 +310,6 @@ export class Users {
     return target;
   }
 
-  private async mailToken(profile: UserProfile, purpose: 'set' | 'reset'): Promise<void> {
-    const token = randomBytes(32).toString('base64url');
-    await this.deps.orm.em
-      .getConnection()
-      .execute('insert into password_token (digest, user_id, purpose, expires_at) values (?, ?, ?, ?)', [
-        digest(token),
-        profile.id,
-        purpose,
-        new Date(Date.now() + tokenLifetimeMs),
-      ]);
-    if (purpose === 'set') await this.deps.mailer.sendSetPassword(profile.email, profile.name, token);
-    else await this.deps.mailer.sendRecoverPassword(profile.email, profile.name, token);
-  }
-
   /** Mails a reset link when the account exists; says nothing either way. */
   async recoverPassword(key: string): Promise<void> {
     const k = key.trim();
@@ -337,7 +320,7 @@ export class Users {
         : null;
     if (!profile) return;
     try {
-      await this.mailToken(profile, 'reset');
+      await this.deps.passwordLinks.send(profile, 'reset');
     } catch (err) {
       this.deps.logger.error({ err: String(err), userId: profile.id }, 'could not send the recovery e-mail');
     }
@@ -348,7 +331,7 @@ export class Users {
     const conn = this.deps.orm.em.getConnection();
     const rows = await conn.execute<{ user_id: string }[]>(
       'select user_id from password_token where digest = ? and used_at is null and expires_at > now()',
-      [digest(token)],
+      [tokenDigest(token)],
     );
     const userId = rows[0]?.user_id;
     if (!userId) throw new NotFound('Invalid or expired token', 'not_found');
@@ -357,12 +340,12 @@ export class Users {
     // Consume the token first: of two concurrent uses only one wins.
     const claimed = await conn.execute<{ user_id: string }[]>(
       'update password_token set used_at = now() where digest = ? and used_at is null and expires_at > now() returning user_id',
-      [digest(token)],
+      [tokenDigest(token)],
     );
     if (claimed.length === 0) throw new NotFound('Invalid or expired token', 'not_found');
     const res = await this.deps.keycloak.setPassword(userId, password);
     if (!res.ok) {
-      await conn.execute('update password_token set used_at = null where digest = ?', [digest(token)]);
+      await conn.execute('update password_token set used_at = null where digest = ?', [tokenDigest(token)]);
       throw new Unprocessable(res.reason, 'weak_password');
     }
     await this.deps.keycloak.clearBruteForce(userId);

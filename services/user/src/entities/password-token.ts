@@ -13,6 +13,10 @@ export const PasswordTokenSchema = defineEntity({
     expiresAt: p.datetime().fieldName('expires_at'),
     usedAt: p.datetime().nullable().fieldName('used_at'),
     createdAt: p.datetime().fieldName('created_at'),
+    /** The delivery request that made it, when it was sent later through Temporal. */
+    requestId: p.string().length(200).nullable().fieldName('request_id'),
+    /** When its e-mail went out (deliveries through Temporal). */
+    mailedAt: p.datetime().nullable().fieldName('mailed_at'),
   }),
 });
 

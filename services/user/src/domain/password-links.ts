@@ -1,0 +1,108 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Client as TemporalClient } from '@temporalio/client';
+import { Unavailable, type Logger } from '@gef/common';
+import { passwordLinkWorkflowId, sendPasswordLink } from '@gef/workflows';
+import type { PasswordLinkRequest } from '@gef/workflows/activities';
+import { taskQueues } from '@gef/workflows/task-queues';
+import type { Mailer } from '../mail/mailer';
+
+/** How long a mailed link may be used. */
+export const tokenLifetimeMs = 60 * 60 * 1000;
+
+/** A token as stored: only its SHA-256 digest. */
+export const tokenDigest = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export interface PasswordLinksDeps {
+  orm: MikroORM;
+  mailer: Pick<Mailer, 'sendSetPassword' | 'sendRecoverPassword'>;
+  temporal: Pick<TemporalClient, 'workflow'>;
+  logger: Logger;
+}
+
+interface Recipient {
+  id: string;
+  email: string;
+  name: string;
+}
+
+/**
+ * Single-use links to set or reset a password, mailed. A link is mailed while the request
+ * is answered; when the mail server does not take it, its delivery is handed to Temporal
+ * (workflow `sendPasswordLink`), which retries until the server is back, and the request
+ * still succeeds. Each delivery makes its own token when it sends, so no token ever enters
+ * Temporal, and a link is valid for an hour from its e-mail.
+ */
+export class PasswordLinks {
+  constructor(private readonly deps: PasswordLinksDeps) {}
+
+  /**
+   * Mails a link now, or has Temporal mail it as soon as it can. Unavailable (503) only
+   * when neither the mail server nor Temporal could take it.
+   */
+  async send(user: Recipient, purpose: 'set' | 'reset'): Promise<'sent' | 'later'> {
+    const token = await this.issue(user.id, purpose);
+    try {
+      await this.mail(user, purpose, token);
+      return 'sent';
+    } catch (mailErr) {
+      await this.withdraw(token);
+      const requestId = randomUUID();
+      try {
+        await this.deps.temporal.workflow.start(sendPasswordLink, {
+          taskQueue: taskQueues.user,
+          workflowId: passwordLinkWorkflowId(requestId),
+          args: [{ userId: user.id, purpose, requestId }],
+        });
+      } catch (startErr) {
+        this.deps.logger.error({ err: String(mailErr), startErr: String(startErr), userId: user.id }, 'a password e-mail could be neither sent nor handed to Temporal');
+        throw new Unavailable('The e-mail could not be sent; try again shortly', 'unavailable');
+      }
+      this.deps.logger.warn({ err: String(mailErr), userId: user.id, requestId }, 'the mail server did not take a password e-mail: Temporal sends it once it can');
+      return 'later';
+    }
+  }
+
+  /** The activity `sendPasswordLink`: one e-mail per request, however often it is retried. */
+  async deliver(request: PasswordLinkRequest): Promise<{ sent: boolean }> {
+    const conn = this.deps.orm.em.getConnection();
+    const [prior] = await conn.execute<{ mailed_at: unknown }[]>('select mailed_at from password_token where request_id = ?', [request.requestId]);
+    if (prior?.mailed_at) return { sent: false };
+    // An attempt that stopped between its token and its e-mail: that token was never sent.
+    if (prior) await conn.execute('delete from password_token where request_id = ?', [request.requestId]);
+    const [user] = await conn.execute<Recipient[]>('select id, email, name from user_profile where id = ?', [request.userId]);
+    if (!user) return { sent: false };
+    const token = await this.issue(user.id, request.purpose, request.requestId);
+    try {
+      await this.mail(user, request.purpose, token);
+    } catch (err) {
+      await this.withdraw(token);
+      throw err;
+    }
+    await conn.execute('update password_token set mailed_at = now() where digest = ?', [tokenDigest(token)]);
+    return { sent: true };
+  }
+
+  private async issue(userId: string, purpose: 'set' | 'reset', requestId?: string): Promise<string> {
+    const token = randomBytes(32).toString('base64url');
+    await this.deps.orm.em
+      .getConnection()
+      .execute('insert into password_token (digest, user_id, purpose, expires_at, request_id) values (?, ?, ?, ?, ?)', [
+        tokenDigest(token),
+        userId,
+        purpose,
+        new Date(Date.now() + tokenLifetimeMs),
+        requestId ?? null,
+      ]);
+    return token;
+  }
+
+  /** A token whose e-mail did not go out is removed. */
+  private async withdraw(token: string): Promise<void> {
+    await this.deps.orm.em.getConnection().execute('delete from password_token where digest = ?', [tokenDigest(token)]);
+  }
+
+  private mail(user: Recipient, purpose: 'set' | 'reset', token: string): Promise<void> {
+    return purpose === 'set' ? this.deps.mailer.sendSetPassword(user.email, user.name, token) : this.deps.mailer.sendRecoverPassword(user.email, user.name, token);
+  }
+}
