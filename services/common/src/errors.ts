@@ -75,8 +75,11 @@ export class Unprocessable extends GefError {
 /** Reasons the gateway answers with 422 instead of 400. */
 export const unprocessableReasons = new Set(['unprocessable', 'weak_password']);
 
-/** Node network error codes: the peer is not there. */
-const networkCode = /^(ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;
+/**
+ * Network error codes: the peer is not there. Node's, and nodemailer's for a mail server
+ * it cannot reach or that drops the connection (ECONNECTION, ESOCKET, EDNS).
+ */
+const networkCode = /^(ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ECONNECTION|ESOCKET|EDNS)$/;
 /**
  * PostgreSQL SQLSTATEs of a database that is away: connection exceptions (class 08),
  * shutdowns and start-ups (57P01-57P03), too many connections (53300).

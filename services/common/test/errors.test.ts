@@ -91,6 +91,10 @@ describe('a dependency that is away', () => {
       new Error('fetch failed', { cause: withCode('connect ECONNREFUSED', 'ECONNREFUSED') }),
       new Error('14 UNAVAILABLE: Connection refused'),
       Object.assign(new Error('Keycloak token failed with HTTP 500'), { unavailable: true }),
+      // nodemailer, when the mail server is not there or drops the connection.
+      withCode('connect ECONNREFUSED 127.0.0.1:1025', 'ESOCKET', { command: 'CONN' }),
+      withCode('Greeting never received', 'ETIMEDOUT', { command: 'CONN' }),
+      withCode('Connection closed unexpectedly', 'ECONNECTION'),
     ];
     for (const err of cases) {
       expect(isDependencyUnavailable(err)).toBe(true);
