@@ -59,7 +59,6 @@ export const userListFields: FieldMap = {
   updated_at: { column: 'p.updated_at', type: 'date' },
 };
 
-
 /** The user rules of the contract (§2–§4), over Keycloak and the profile table. */
 export class Users {
   constructor(private readonly deps: UsersDeps) {}
