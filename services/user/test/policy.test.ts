@@ -1,6 +1,5 @@
 import { PermissionDenied } from '@gef/common';
 import { assertMayDeleteSelf, assertMayGrant, assertMayManage, canListUsers, canSeeUser, type Actor } from '../src/domain/policy';
-import { highestRole } from '../src/domain/roles';
 
 const user: Actor = { userId: 'u1', role: 'USER' };
 const admin: Actor = { userId: 'a1', role: 'ADMIN' };
@@ -44,12 +43,5 @@ describe('the role table (CONTRACT §3)', () => {
     expect(() => assertMayDeleteSelf(user)).not.toThrow();
     expect(() => assertMayDeleteSelf(admin)).toThrow(PermissionDenied);
     expect(() => assertMayDeleteSelf(superadmin)).toThrow(PermissionDenied);
-  });
-
-  it('takes the highest platform role among realm roles', () => {
-    expect(highestRole(['default-roles-gef', 'USER'])).toBe('USER');
-    expect(highestRole(['USER', 'ADMIN'])).toBe('ADMIN');
-    expect(highestRole(['SUPERADMIN', 'USER'])).toBe('SUPERADMIN');
-    expect(highestRole([])).toBe('USER');
   });
 });

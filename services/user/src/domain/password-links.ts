@@ -8,7 +8,7 @@ import { taskQueues } from '@gef/workflows/task-queues';
 import type { Mailer } from '../mail/mailer';
 
 /** How long a mailed link may be used. */
-export const tokenLifetimeMs = 60 * 60 * 1000;
+const tokenLifetimeMs = 60 * 60 * 1000;
 
 /** A token as stored: only its SHA-256 digest. */
 export const tokenDigest = (token: string) => createHash('sha256').update(token).digest('hex');
