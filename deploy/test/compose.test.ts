@@ -143,6 +143,9 @@ interface ComposeService {
   healthcheck?: { test?: string | string[]; disable?: boolean };
   depends_on?: string[] | Record<string, { condition?: string }>;
   volumes?: unknown[];
+  user?: string | number;
+  cap_add?: string[];
+  cap_drop?: string[];
 }
 
 interface Compose {
@@ -268,6 +271,14 @@ export interface ComposeContext {
   workspaces: Map<string, Workspace>;
   /** Databases the PostgreSQL init script creates, with their owners. */
   databases: Map<string, string>;
+  /** The capabilities the runner's sandbox needs (services/runner/src/sandbox/capabilities.ts). */
+  runnerCapabilities: { sandbox: string[]; network: string[] };
+}
+
+/** The capability names the runner asks for, read from its source at run time. */
+async function loadRunnerCapabilities(): Promise<ComposeContext['runnerCapabilities']> {
+  const exports = (await import(join(ROOT, 'services', 'runner', 'src', 'sandbox', 'capabilities.ts'))) as Record<string, Record<string, number>>;
+  return { sandbox: Object.keys(exports['sandboxCapabilities'] ?? {}), network: Object.keys(exports['networkCapability'] ?? {}) };
 }
 
 /** Everything wrong with a compose file, as sentences naming the service and variable. */
@@ -462,7 +473,44 @@ export function checkCompose(compose: Compose, ctx: ComposeContext): string[] {
     // Data that must outlive the container sits on a volume.
     const dataDir = env['GEF_DATA_DIR'];
     if (dataDir !== undefined && !volumeTargets(service).includes(dataDir)) problems.push(`${where}: GEF_DATA_DIR ${dataDir} is not a volume`);
+
+    if (workspaceName === 'runner') problems.push(...checkRunner(where, service, env, ctx.runnerCapabilities, checkAddress));
   }
+  return problems;
+}
+
+/** Docker's default capabilities (what a container keeps without cap_drop). */
+const dockerDefaultCapabilities = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'NET_BIND_SERVICE', 'NET_RAW', 'SYS_CHROOT', 'MKNOD', 'AUDIT_WRITE', 'SETFCAP'];
+
+/**
+ * The runner in production gives each run a user of its own (it refuses to start
+ * otherwise): root in its container (the image's default user is unprivileged), the
+ * capabilities that takes, and an API_URL that scripts can reach inside the network.
+ */
+function checkRunner(
+  where: string,
+  service: ComposeService,
+  env: Record<string, string>,
+  capabilities: ComposeContext['runnerCapabilities'],
+  checkAddress: (key: string, value: string) => unknown,
+): string[] {
+  const problems: string[] = [];
+  if (env['SANDBOX'] === 'off') problems.push(`${where}: SANDBOX=off runs scripts as the runner itself`);
+  const user = service.user === undefined ? undefined : String(service.user);
+  if (user === undefined || !/^(root|0)(:(root|0))?$/.test(user)) {
+    problems.push(`${where}: runs as ${user ?? "the image's unprivileged user"}; the sandbox needs root in the container (user: root)`);
+  }
+  const upper = (list: string[] | undefined) => (list ?? []).map((c) => c.toUpperCase().replace(/^CAP_/, ''));
+  const dropped = upper(service.cap_drop);
+  const kept = new Set([...(dropped.includes('ALL') ? [] : dockerDefaultCapabilities.filter((c) => !dropped.includes(c))), ...upper(service.cap_add)]);
+  if (capabilities.sandbox.length === 0) problems.push('services/runner/src/sandbox/capabilities.ts names no capabilities');
+  const wanted = [...capabilities.sandbox, ...(env['SANDBOX_NETWORK'] === 'open' ? [] : capabilities.network)];
+  const missing = wanted.filter((c) => !kept.has(c));
+  if (missing.length > 0) problems.push(`${where}: lacks the capabilities ${missing.join(', ')} (cap_add)`);
+  if (!dropped.includes('ALL')) problems.push(`${where}: keeps Docker's default capabilities; drop ALL and add what the sandbox needs`);
+  // Scripts get API_URL (else PUBLIC_URL) and the sandbox lets them reach only it.
+  if (env['API_URL'] === undefined) problems.push(`${where}: API_URL is not set: scripts would get PUBLIC_URL, which this network does not serve`);
+  else checkAddress('API_URL', env['API_URL']);
   return problems;
 }
 
@@ -536,7 +584,7 @@ describe('docker-compose.yml', () => {
 
   beforeAll(async () => {
     compose = parseCompose(readFileSync(COMPOSE_FILE, 'utf8'));
-    ctx = { workspaces: await loadWorkspaces(), databases: databasesCreatedBy(readFileSync(INIT_SCRIPT, 'utf8')) };
+    ctx = { workspaces: await loadWorkspaces(), databases: databasesCreatedBy(readFileSync(INIT_SCRIPT, 'utf8')), runnerCapabilities: await loadRunnerCapabilities() };
   }, 60_000);
 
   it('parses, and names every process workspace', () => {
@@ -692,6 +740,39 @@ describe('docker-compose.yml', () => {
         expect.arrayContaining([
           'gateway: EXECUTION_TOKEN_SECRET must come from a required variable alone (${VAR:?}), not a-literal-secret-in-the-file',
           'user: GEF_ADMIN_PASSWORD must come from a required variable alone (${VAR:?}), not ${GEF_ADMIN_PASSWORD:-Admin-Dev-Passw0rd!}',
+        ]),
+      );
+    });
+
+    it('names a runner that cannot give each run a user of its own, or whose scripts cannot reach the API', () => {
+      expect(
+        broken((c) => {
+          delete c.services!['runner']!.user;
+          c.services!['runner']!.cap_add = ['SETUID', 'SETGID', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER'];
+          delete envOf(c, 'runner')['API_URL'];
+        }),
+      ).toEqual(
+        expect.arrayContaining([
+          "runner: runs as the image's unprivileged user; the sandbox needs root in the container (user: root)",
+          'runner: lacks the capabilities KILL, SYS_NICE, NET_ADMIN (cap_add)',
+          'runner: API_URL is not set: scripts would get PUBLIC_URL, which this network does not serve',
+        ]),
+      );
+      expect(
+        broken((c) => {
+          c.services!['runner']!.user = 'node';
+          delete c.services!['runner']!.cap_drop;
+          delete c.services!['runner']!.cap_add;
+          envOf(c, 'runner')['SANDBOX'] = 'off';
+          envOf(c, 'runner')['API_URL'] = 'http://localhost:3000';
+        }),
+      ).toEqual(
+        expect.arrayContaining([
+          'runner: SANDBOX=off runs scripts as the runner itself',
+          'runner: runs as node; the sandbox needs root in the container (user: root)',
+          'runner: lacks the capabilities SYS_NICE, NET_ADMIN (cap_add)',
+          "runner: keeps Docker's default capabilities; drop ALL and add what the sandbox needs",
+          'runner: API_URL points at localhost, which is not a compose service',
         ]),
       );
     });

@@ -29,6 +29,8 @@ async function main(): Promise<void> {
         api: await apiEndpoint(config.apiUrl),
       },
       logger,
+      // The API's name may move to another address (a recreated container); the rules follow.
+      { resolve: () => apiEndpoint(config.apiUrl), everyMs: 30_000 },
     );
     shutdown.add('sandbox network rules', () => network.remove());
   }

@@ -78,4 +78,31 @@ const haveNft = spawnSync('nft', ['--version']).status === 0;
     }
     expect(connectAs(database)).toBe('ok');
   });
+
+  it("follows the API to a new address, and keeps the rules while the lookup fails", async () => {
+    const [first, second] = [await listen(), await listen()];
+    let answer: () => Promise<{ addresses: string[]; port: number }> = async () => ({ addresses: ['127.0.0.1'], port: first });
+    const policy = await installNetworkPolicy({ mode: 'internet', uidFirst: uid, uidLast: uid, api: { addresses: ['127.0.0.1'], port: first } }, logger, {
+      resolve: () => answer(),
+      everyMs: 50,
+    });
+    const until = async (check: () => boolean) => {
+      for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+      return check();
+    };
+    try {
+      expect(connectAs(first)).toBe('ok');
+      expect(connectAs(second)).toMatch(/^refused/);
+      answer = async () => ({ addresses: ['127.0.0.1'], port: second });
+      expect(await until(() => connectAs(second) === 'ok')).toBe(true);
+      expect(connectAs(first)).toMatch(/^refused/);
+      answer = () => Promise.reject(new Error('no such host'));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(connectAs(second)).toBe('ok');
+      expect(connectAs(first)).toMatch(/^refused/);
+    } finally {
+      await policy.remove();
+    }
+    expect(connectAs(first)).toBe('ok');
+  });
 });

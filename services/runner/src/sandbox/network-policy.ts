@@ -83,12 +83,26 @@ export async function apiEndpoint(apiUrl: string): Promise<{ addresses: string[]
   return { addresses: [...new Set(found.map((f) => f.address))], port };
 }
 
+/** Follows the API's address: how to look it up again, and how often. */
+export interface ApiAddressWatch {
+  resolve: () => Promise<NetworkPolicy['api']>;
+  everyMs: number;
+}
+
+const sameEndpoint = (a: NetworkPolicy['api'], b: NetworkPolicy['api']) =>
+  a.port === b.port && a.addresses.length === b.addresses.length && [...a.addresses].sort().join() === [...b.addresses].sort().join();
+
 /**
  * Puts the policy in place for this runner's sandbox users (and removes the tables of
  * runners that died without removing theirs). Throws when nftables refuses: scripts must
  * not run with the network open by mistake.
+ *
+ * With `watch`, the API's name is looked up again every `everyMs`, and the rules follow
+ * when its addresses change (a gateway recreated on another address inside a compose or
+ * cluster network), replaced in one nftables transaction. A lookup that fails keeps the
+ * rules as they are.
  */
-export async function installNetworkPolicy(policy: NetworkPolicy, logger: Logger): Promise<{ remove: () => Promise<void> }> {
+export async function installNetworkPolicy(policy: NetworkPolicy, logger: Logger, watch?: ApiAddressWatch): Promise<{ remove: () => Promise<void> }> {
   const listed = await nft(['list', 'tables']);
   for (const m of listed.output.matchAll(new RegExp(`^table inet ${tablePrefix}(\\d+)$`, 'gm'))) {
     const pid = Number(m[1]);
@@ -100,8 +114,42 @@ export async function installNetworkPolicy(policy: NetworkPolicy, logger: Logger
     throw new Error(`cannot restrict the sandbox's network with nftables (${applied.output.trim().split('\n')[0] || `exit ${String(applied.code)}`}); install nftables and run the runner with CAP_NET_ADMIN, or set SANDBOX_NETWORK=open`);
   }
   logger.info({ mode: policy.mode, uids: `${policy.uidFirst}-${policy.uidLast}`, api: policy.api }, 'sandbox network restricted');
+
+  let current = policy;
+  let removed = false;
+  let lookupFailing = false;
+  let refreshing: Promise<void> = Promise.resolve();
+  const refresh = async (w: ApiAddressWatch) => {
+    let api: NetworkPolicy['api'];
+    try {
+      api = await w.resolve();
+    } catch (err) {
+      if (!lookupFailing) logger.warn({ err: String(err) }, "the API's address could not be looked up again: the sandbox's rules stay as they are");
+      lookupFailing = true;
+      return;
+    }
+    lookupFailing = false;
+    if (removed || sameEndpoint(api, current.api)) return;
+    const next = { ...current, api };
+    const result = await nft(['-f', '-'], networkRuleset(next, table));
+    if (result.code !== 0) {
+      logger.error({ output: result.output.trim().split('\n')[0] }, "the sandbox's rules could not follow the API's new address");
+      return;
+    }
+    logger.info({ from: current.api, to: api }, "the sandbox's rules follow the API's new address");
+    current = next;
+  };
+  const timer = watch
+    ? setInterval(() => {
+        refreshing = refreshing.then(() => refresh(watch));
+      }, watch.everyMs)
+    : undefined;
+  timer?.unref();
   return {
     remove: async () => {
+      removed = true;
+      if (timer) clearInterval(timer);
+      await refreshing;
       await nft(['delete', 'table', 'inet', table]);
     },
   };

@@ -1,5 +1,6 @@
 import type { Logger } from '@gef/common';
 import type { RunnerConfig } from '../config';
+import { effectiveCapabilities, missingCapabilities, sandboxCapabilities } from './capabilities';
 import { hasTool } from './tools';
 
 /** Whether runs get users of their own: `on` needs root (setuid) and setpriv. */
@@ -10,6 +11,13 @@ export async function sandboxMode(config: RunnerConfig, logger: Logger): Promise
   const wanted = config.SANDBOX === 'auto' ? (config.GEF_ENV === 'production' ? 'on' : possible ? 'on' : 'off') : config.SANDBOX;
   if (wanted === 'on' && !possible) {
     throw new Error(`SANDBOX=on needs the runner to run as root with setpriv (root: ${root}, setpriv: ${setpriv})`);
+  }
+  if (wanted === 'on') {
+    // Root in a container or unit that dropped what the sandbox needs: say so now, not at
+    // the first run that cannot get its own user.
+    const effective = effectiveCapabilities();
+    const missing = effective === undefined ? [] : missingCapabilities(effective, sandboxCapabilities);
+    if (missing.length > 0) throw new Error(`the sandbox needs ${missing.join(', ')}: grant them to the runner (docker-compose.yml's cap_add lists what it takes)`);
   }
   if (wanted === 'off') logger.warn('scripts run as the runner\'s own user (no sandbox users): development only');
   if (!prlimit) logger.warn('prlimit is missing: scripts run without resource limits');
