@@ -180,7 +180,10 @@ describe.each([
   it('stops the script on cancellation (signal, grace, kill) and records CANCELLED', async () => {
     const t = await setup('import signal, time\ndef run(params, logger):\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    logger.info("started")\n    time.sleep(30)\n');
     const running = t.run();
-    for (let i = 0; i < 200 && !t.executions.texts().includes('started'); i++) await new Promise((r) => setTimeout(r, 20));
+    // The script ignores SIGTERM only once it runs: cancelled before (a loaded machine can
+    // take seconds to start it), it would stop at the signal.
+    for (let i = 0; i < 1500 && !t.executions.texts().includes('started'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(t.executions.texts()).toContain('started');
     t.env.cancel();
     await expect(running).rejects.toBeInstanceOf(CancelledFailure);
     expect(t.executions.completed[0]).toMatchObject({ status: 'CANCELLED' });
