@@ -190,8 +190,20 @@ export interface Paging {
   offset: number;
 }
 
-/** `page` from 1, `per_page` default 20 and at most 100. */
+/**
+ * The rows a list answers when asked without `page` and `per_page`: the clients that ask so
+ * (the QGIS plugin's job list, its script list) expect every match, as the servers before
+ * this one gave them, and no list answers more than this without pagination.
+ */
+export const unpaginatedLimit = 1000;
+
+/**
+ * `page` from 1, `per_page` default 20 and at most 100. Neither given (absent or 0): the
+ * first `unpaginatedLimit` rows, as page 1.
+ */
 export function parsePaging(page: number | undefined, perPage: number | undefined): Paging {
+  const paginated = Boolean((page && page > 0) || (perPage && perPage > 0));
+  if (!paginated) return { page: 1, perPage: unpaginatedLimit, offset: 0 };
   const p = page && page > 0 ? Math.floor(page) : 1;
   const pp = perPage && perPage > 0 ? Math.min(100, Math.floor(perPage)) : 20;
   if (p > 1_000_000) throw new InvalidArgument('page is too large', 'invalid_argument');

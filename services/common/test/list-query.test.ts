@@ -1,5 +1,5 @@
 import { InvalidArgument } from '../src/errors';
-import { filterToSql, parseFilter, parsePaging, parseSort, sortToSql, type FieldMap } from '../src/list-query';
+import { filterToSql, parseFilter, parsePaging, parseSort, sortToSql, unpaginatedLimit, type FieldMap } from '../src/list-query';
 
 const fields: FieldMap = {
   name: { column: 't.name', type: 'string' },
@@ -66,9 +66,16 @@ describe('sort', () => {
 });
 
 describe('paging', () => {
-  it('defaults to page 1 of 20 and caps per_page at 100', () => {
-    expect(parsePaging(undefined, undefined)).toEqual({ page: 1, perPage: 20, offset: 0 });
+  it('pages by 20 by default once page or per_page is given, and caps per_page at 100', () => {
+    expect(parsePaging(1, undefined)).toEqual({ page: 1, perPage: 20, offset: 0 });
+    expect(parsePaging(2, 0)).toEqual({ page: 2, perPage: 20, offset: 20 });
+    expect(parsePaging(undefined, 5)).toEqual({ page: 1, perPage: 5, offset: 0 });
     expect(parsePaging(3, 500)).toEqual({ page: 3, perPage: 100, offset: 200 });
-    expect(parsePaging(0, -5)).toEqual({ page: 1, perPage: 20, offset: 0 });
+  });
+
+  it('answers the first 1,000 rows when asked without page and per_page', () => {
+    expect(parsePaging(undefined, undefined)).toEqual({ page: 1, perPage: unpaginatedLimit, offset: 0 });
+    expect(parsePaging(0, 0)).toEqual({ page: 1, perPage: 1000, offset: 0 });
+    expect(parsePaging(0, -5)).toEqual({ page: 1, perPage: 1000, offset: 0 });
   });
 });

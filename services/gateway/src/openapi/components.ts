@@ -71,7 +71,12 @@ const schemas = {
     required: ['page', 'per_page', 'total'],
     properties: {
       page: { type: 'integer', minimum: 1, description: 'The page returned, from 1.' },
-      per_page: { type: 'integer', minimum: 1, maximum: 100, description: 'Items per page.' },
+      per_page: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 1000,
+        description: 'Items per page: at most 100 as asked; 1000 for a list asked without `page` and `per_page`.',
+      },
       total: { type: 'integer', minimum: 0, description: 'Every match, over all pages.' },
     },
   },
@@ -169,12 +174,17 @@ export function errorResponses(...statuses: ErrorStatus[]): ResponsesObject {
 }
 
 const parameters = {
-  Page: { name: 'page', in: 'query', description: 'Page number, from 1.', schema: { type: 'integer', minimum: 1, default: 1 } },
+  Page: {
+    name: 'page',
+    in: 'query',
+    description: 'Page number, from 1. Without `page` and `per_page` a list answers its first 1,000 items (as page 1); `total` says whether there are more.',
+    schema: { type: 'integer', minimum: 1 },
+  },
   PerPage: {
     name: 'per_page',
     in: 'query',
-    description: 'Items per page (at most 100).',
-    schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+    description: 'Items per page, at most 100; 20 when only `page` is given.',
+    schema: { type: 'integer', minimum: 1, maximum: 100 },
   },
   Sort: {
     name: 'sort',

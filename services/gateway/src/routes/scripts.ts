@@ -9,6 +9,7 @@ import { callerOf } from '../auth/caller';
 import { parseJson, readBody, hasBody } from '../body';
 import type { ServiceClients } from '../clients';
 import { HttpError } from '../http-errors';
+import { inBatches } from '../in-batches';
 import { drainingOnError, isMultipart, mediaTypeOf, multipartOverheadBytes, streamFilePart } from '../multipart';
 import { scriptsOpenApi } from '../openapi/scripts';
 import { listOf, positiveInt, queryOf } from '../query';
@@ -126,18 +127,14 @@ async function executionsOf(clients: ServiceClients, req: Request, caller: user.
   const byScript = new Map<string, EmbeddedExecution[]>();
   const unique = [...new Set(scriptIds)];
   const admin = caller?.role === user.Role.ADMIN || caller?.role === user.Role.SUPERADMIN;
-  for (let i = 0; i < unique.length; i += 10) {
-    await Promise.all(
-      unique.slice(i, i + 10).map(async (id) => {
-        const reply = await clients.execution.listExecutions(
-          { caller, scriptId: id, perPage: embeddedExecutionsPerScript, page: 1, excludeParams: true, excludeResults: true },
-          rpcOptions(req),
-        );
-        const view = { admin, excludeParams: true, excludeResults: true };
-        byScript.set(id, reply.executions.map((e): EmbeddedExecution => executionJson(e, view)!));
-      }),
+  await inBatches(unique, 10, async (id) => {
+    const reply = await clients.execution.listExecutions(
+      { caller, scriptId: id, perPage: embeddedExecutionsPerScript, page: 1, excludeParams: true, excludeResults: true },
+      rpcOptions(req),
     );
-  }
+    const view = { admin, excludeParams: true, excludeResults: true };
+    byScript.set(id, reply.executions.map((e): EmbeddedExecution => executionJson(e, view)!));
+  });
   return byScript;
 }
 

@@ -3,6 +3,7 @@ import { InvalidArgument, NotFound } from '@gef/common';
 import type { user } from '@gef/protos';
 import { callerOf, roleFromName, roleName } from '../auth/caller';
 import { usersOpenApi } from '../openapi/users';
+import { inBatches } from '../in-batches';
 import { clientKey, enforceLimits } from '../rate-limit/limits';
 import { listOf, positiveInt, queryOf } from '../query';
 import { rpcOptions } from '../request-context';
@@ -78,7 +79,7 @@ const listQuery = ['filter', 'sort', 'page', 'per_page', 'include'] as const;
 /**
  * A user as JSON, with their scripts (those the caller may see) when `include=scripts`.
  * Embedding is the gateway's one aggregation: each user's scripts come from the script
- * service, asked in parallel.
+ * service, asked ten users at a time.
  */
 async function usersJson(
   req: Request,
@@ -88,12 +89,10 @@ async function usersJson(
   include: string[],
 ): Promise<Record<string, unknown>[]> {
   if (!include.includes('scripts')) return users.map((u) => userJson(u)!);
-  return Promise.all(
-    users.map(async (u) => {
-      const reply = await clients.script.listScripts({ caller: callerOf(principal), userId: u.id, perPage: 100 }, rpcOptions(req));
-      return { ...userJson(u)!, scripts: reply.scripts.map((s) => scriptJson(s)) };
-    }),
-  );
+  return inBatches(users, 10, async (u) => {
+    const reply = await clients.script.listScripts({ caller: callerOf(principal), userId: u.id, perPage: 100 }, rpcOptions(req));
+    return { ...userJson(u)!, scripts: reply.scripts.map((s) => scriptJson(s)) };
+  });
 }
 const keyOf = (raw: string | string[] | undefined): string => {
   const v = Array.isArray(raw) ? raw[0] : raw;
