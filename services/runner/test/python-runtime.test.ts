@@ -62,6 +62,30 @@ describe.each([
     expect(fs.existsSync(r.dir)).toBe(false);
   }, 30_000);
 
+  it("sends the lines of the logger's children, which can report progress too", async () => {
+    const main = [
+      'import logging',
+      'def run(params, logger):',
+      '    step = logger.getChild("step")',
+      '    step.info("child %d", 1)',
+      '    step.debug("child debug")',
+      '    step.send_progress(40)',
+      '    step.getChild("deeper").warning("deeper")',
+      '    logging.getLogger("gef.script.by_name").info("by name")',
+      '    logging.getLogger("elsewhere").info("a library line, below the root\'s level")',
+      '    return type(step).__name__',
+    ].join('\n');
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main });
+    expect(r.outcome).toEqual({ kind: 'result', resultJson: '"GefLogger"' });
+    expect(r.lines.map((l) => [l.level, l.text])).toEqual([
+      ['INFO', 'child 1'],
+      ['DEBUG', 'child debug'],
+      ['WARNING', 'deeper'],
+      ['INFO', 'by name'],
+    ]);
+    expect(r.progress).toEqual([40]);
+  }, 30_000);
+
   it('imports src/main.py as a package: relative and sibling imports work', async () => {
     const r = await fixture.run({
       'configuration.json': configuration,

@@ -300,8 +300,12 @@ class GefLogger(logging.Logger):
 
     def setLevel(self, level):  # noqa: N802 - logging's name
         super().setLevel(level)
-        # Not in logging's registry, whose reset of the level caches misses this logger.
         self._cache.clear()
+
+    def getChild(self, suffix):  # noqa: N802 - logging's name
+        """A child (``logger.getChild("step")``) is a GefLogger too: it has ``send_progress``,
+        and its lines reach the run's log through this logger's handler."""
+        return _with_logger_class(lambda: super(GefLogger, self).getChild(suffix))
 
     def _plain(self, level):
         handler = self._handler
@@ -423,8 +427,21 @@ class _LineWriter(io.TextIOBase):
 _FORMATTER = logging.Formatter("%(message)s")
 
 
+def _with_logger_class(make):
+    """Calls ``make`` while logging's registry makes GefLoggers (and only meanwhile: the
+    loggers a script's libraries make stay what they are)."""
+    manager = logging.Logger.manager
+    previous = manager.loggerClass
+    manager.loggerClass = GefLogger
+    try:
+        return make()
+    finally:
+        manager.loggerClass = previous
+
+
 def _make_logger():
-    logger = GefLogger("gef.script")
+    # In logging's registry, so that children find it as their parent.
+    logger = _with_logger_class(lambda: logging.getLogger("gef.script"))
     logger.setLevel(logging.DEBUG)
     handler = _ChannelHandler()
     handler.setFormatter(_FORMATTER)
