@@ -188,6 +188,8 @@ export interface Paging {
   page: number;
   perPage: number;
   offset: number;
+  /** Asked with `page` or `per_page` (false: the first `unpaginatedLimit` rows). */
+  paginated: boolean;
 }
 
 /**
@@ -203,9 +205,9 @@ export const unpaginatedLimit = 1000;
  */
 export function parsePaging(page: number | undefined, perPage: number | undefined): Paging {
   const paginated = Boolean((page && page > 0) || (perPage && perPage > 0));
-  if (!paginated) return { page: 1, perPage: unpaginatedLimit, offset: 0 };
+  if (!paginated) return { page: 1, perPage: unpaginatedLimit, offset: 0, paginated };
   const p = page && page > 0 ? Math.floor(page) : 1;
   const pp = perPage && perPage > 0 ? Math.min(100, Math.floor(perPage)) : 20;
   if (p > 1_000_000) throw new InvalidArgument('page is too large', 'invalid_argument');
-  return { page: p, perPage: pp, offset: (p - 1) * pp };
+  return { page: p, perPage: pp, offset: (p - 1) * pp, paginated };
 }

@@ -67,15 +67,15 @@ describe('sort', () => {
 
 describe('paging', () => {
   it('pages by 20 by default once page or per_page is given, and caps per_page at 100', () => {
-    expect(parsePaging(1, undefined)).toEqual({ page: 1, perPage: 20, offset: 0 });
-    expect(parsePaging(2, 0)).toEqual({ page: 2, perPage: 20, offset: 20 });
-    expect(parsePaging(undefined, 5)).toEqual({ page: 1, perPage: 5, offset: 0 });
-    expect(parsePaging(3, 500)).toEqual({ page: 3, perPage: 100, offset: 200 });
+    expect(parsePaging(1, undefined)).toEqual({ page: 1, perPage: 20, offset: 0, paginated: true });
+    expect(parsePaging(2, 0)).toEqual({ page: 2, perPage: 20, offset: 20, paginated: true });
+    expect(parsePaging(undefined, 5)).toEqual({ page: 1, perPage: 5, offset: 0, paginated: true });
+    expect(parsePaging(3, 500)).toEqual({ page: 3, perPage: 100, offset: 200, paginated: true });
   });
 
   it('answers the first 1,000 rows when asked without page and per_page', () => {
-    expect(parsePaging(undefined, undefined)).toEqual({ page: 1, perPage: unpaginatedLimit, offset: 0 });
-    expect(parsePaging(0, 0)).toEqual({ page: 1, perPage: 1000, offset: 0 });
-    expect(parsePaging(0, -5)).toEqual({ page: 1, perPage: 1000, offset: 0 });
+    expect(parsePaging(undefined, undefined)).toEqual({ page: 1, perPage: unpaginatedLimit, offset: 0, paginated: false });
+    expect(parsePaging(0, 0)).toEqual({ page: 1, perPage: 1000, offset: 0, paginated: false });
+    expect(parsePaging(0, -5)).toEqual({ page: 1, perPage: 1000, offset: 0, paginated: false });
   });
 });

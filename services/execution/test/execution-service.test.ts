@@ -216,6 +216,28 @@ describe('execution service', () => {
       expect((await codeOf(f.client.listExecutions({ caller: caller(a.userId), status: 'DONE' }))).code).toBe(Code.InvalidArgument);
     });
 
+    it("bounds a list's params and results: a list without pagination stops before 32 MiB, a larger page is refused", async () => {
+      const { userId, script } = someone();
+      const ids = [];
+      for (let i = 0; i < 5; i++) ids.push((await run(userId, script.scriptId, { n: i })).id);
+      // Results of 9 MiB each (as JSON text), set in the database directly.
+      await f.orm.em.getConnection().execute(`update execution set results = jsonb_build_object('blob', repeat('x', 9 * 1024 * 1024)) where id = any(array[?]::uuid[])`, [ids]);
+      const admin = caller(randomUUID(), 'ADMIN');
+      const whole = await f.client.listExecutions({ caller: caller(userId) });
+      expect(whole.total).toBe(5n);
+      // Newest first: three fit in 32 MiB, with their results.
+      expect(whole.executions.map((e) => e.id)).toEqual([ids[4], ids[3], ids[2]]);
+      expect(toJson(ValueSchema, whole.executions[0]!.results!)).toEqual({ blob: 'x'.repeat(9 * 1024 * 1024) });
+      expect(await codeOf(f.client.listExecutions({ caller: admin, userId, perPage: 5 }))).toEqual({
+        code: Code.InvalidArgument,
+        message: "This page's params and results exceed 32 MiB: ask for fewer per page (per_page), or leave them out (exclude=params,results)",
+      });
+      expect((await f.client.listExecutions({ caller: caller(userId), perPage: 3 })).executions).toHaveLength(3);
+      const light = await f.client.listExecutions({ caller: caller(userId), excludeResults: true });
+      expect(light.executions.map((e) => e.id)).toEqual([...ids].reverse());
+      expect(light.executions[0]!.params).toBeDefined();
+    });
+
     it('filters on updated_at (at or after) and start/end date ranges', async () => {
       const { userId, script } = someone();
       const first = await run(userId, script.scriptId);

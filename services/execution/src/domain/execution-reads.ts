@@ -20,6 +20,14 @@ export const executionListFields: FieldMap = {
   attempt: { column: 'e.attempt', type: 'number' },
 };
 
+/**
+ * The most params and results (JSON bytes) one list answer holds: a list of a thousand
+ * runs, or a page of a hundred, with large results would otherwise sit whole in this
+ * process and the gateway. A list asked without pagination stops before it (`total` says
+ * there is more); a page past it is refused, naming the ways to ask for less.
+ */
+export const listBytesLimit = 32 * 1024 * 1024;
+
 /** Embedded log lines per execution (a log may be longer: read it with ListExecutionLogs). */
 export const maxEmbeddedLines = 1000;
 /**
@@ -139,15 +147,22 @@ export async function listExecutions(deps: ExecutionDeps, caller: Actor | undefi
   const sort = parseSort(q.sort, executionListFields);
   const paging = parsePaging(q.page, q.perPage);
   const em = deps.orm.em.fork();
-  const { items, total } = await new ExecutionRepository(em).page({
+  const { items, total, cut } = await new ExecutionRepository(em).page({
     where,
     params,
     orderBy: sortToSql(sort, executionListFields, 'e.start_date desc', 'e.id desc'),
     limit: paging.perPage,
     offset: paging.offset,
     columns: columnsOf(q),
+    maxBytes: listBytesLimit,
     ...(countedByOwner ? { countedByOwner } : {}),
   });
+  if (cut && paging.paginated) {
+    throw new InvalidArgument(
+      `This page's params and results exceed ${listBytesLimit / 1024 / 1024} MiB: ask for fewer per page (per_page), or leave them out (exclude=params,results)`,
+      'page_too_large',
+    );
+  }
   const logs = q.includeLogs ? await new ExecutionLogRepository(em).forExecutions(items.map((e) => e.id), maxEmbeddedLines) : undefined;
   const views: ExecutionView[] = items.map((execution) => (logs ? { execution, logs: logs.get(execution.id) ?? [] } : { execution }));
   return { executions: views, page: paging.page, perPage: paging.perPage, total };

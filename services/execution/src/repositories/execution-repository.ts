@@ -75,6 +75,24 @@ export interface ListWhere {
    * the per-user counts (`null`: every user's), not from counting rows.
    */
   countedByOwner?: { userId: string | null };
+  /**
+   * The most bytes of params and results (as JSON text) the rows may hold together: the
+   * rows past it are left out (`cut`), the first row always kept. Unset: no bound.
+   */
+  maxBytes?: number;
+}
+
+/** The JSON size of the params and results a row is read with (SQL). */
+function jsonBytesSql(columns: Columns): string | undefined {
+  const parts = [
+    columns.params ? 'coalesce(octet_length(e.params::text), 0)' : null,
+    columns.results === 'terminal'
+      ? `case when e.status in (${terminalSql}) then coalesce(octet_length(e.results::text), 0) else 0 end`
+      : columns.results
+        ? 'coalesce(octet_length(e.results::text), 0)'
+        : null,
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join(' + ') : undefined;
 }
 
 /** A data-modifying statement (`?` params) to run in the same statement as another, as a CTE. */
@@ -204,12 +222,9 @@ export class ExecutionRepository {
     await this.em.execute(`select pg_notify('${executionChannel}', ?)`, [id]);
   }
 
-  async page(q: ListWhere): Promise<{ items: ExecutionRecord[]; total: number }> {
-    const [rows, count] = await Promise.all([
-      this.em.execute<Row[]>(
-        `select ${selectColumns(q.columns)} from execution e where ${q.where} order by ${q.orderBy} limit ? offset ?`,
-        [...q.params, q.limit, q.offset],
-      ),
+  async page(q: ListWhere): Promise<{ items: ExecutionRecord[]; total: number; cut: boolean }> {
+    const [page, count] = await Promise.all([
+      this.rowsOf(q),
       q.countedByOwner
         ? this.em.execute<{ n: string }[]>(
             q.countedByOwner.userId === null
@@ -219,7 +234,43 @@ export class ExecutionRepository {
           )
         : this.em.execute<{ n: string }[]>(`select count(*) as n from execution e where ${q.where}`, q.params),
     ]);
-    return { items: rows.map(toRecord), total: Number(count[0]?.n ?? 0) };
+    return { items: page.rows.map(toRecord), total: Number(count[0]?.n ?? 0), cut: page.cut };
+  }
+
+  /**
+   * A page's rows. With `maxBytes` (and params or results read), the sizes come first, then
+   * the rows that fit: a page of large rows never sits in this process's memory whole.
+   */
+  private async rowsOf(q: ListWhere): Promise<{ rows: Row[]; cut: boolean }> {
+    const { maxBytes } = q;
+    const bytes = maxBytes === undefined ? undefined : jsonBytesSql(q.columns);
+    if (maxBytes === undefined || bytes === undefined) {
+      const rows = await this.em.execute<Row[]>(`select ${selectColumns(q.columns)} from execution e where ${q.where} order by ${q.orderBy} limit ? offset ?`, [
+        ...q.params,
+        q.limit,
+        q.offset,
+      ]);
+      return { rows, cut: false };
+    }
+    const sizes = await this.em.execute<{ id: string; bytes: string | number }[]>(
+      `select e.id, ${bytes} as bytes from execution e where ${q.where} order by ${q.orderBy} limit ? offset ?`,
+      [...q.params, q.limit, q.offset],
+    );
+    let kept = 0;
+    let total = 0;
+    for (const size of sizes) {
+      const n = Number(size.bytes);
+      if (kept > 0 && total + n > maxBytes) break;
+      total += n;
+      kept++;
+    }
+    const ids = sizes.slice(0, kept).map((size) => size.id);
+    if (ids.length === 0) return { rows: [], cut: false };
+    const rows = await this.em.execute<Row[]>(
+      `select ${selectColumns(q.columns)} from unnest(array[?]::uuid[]) with ordinality as x(id, n) join execution e on e.id = x.id order by x.n`,
+      [ids],
+    );
+    return { rows, cut: kept < sizes.length };
   }
 
   /** Serialises slot decisions of one user (until the transaction ends). */

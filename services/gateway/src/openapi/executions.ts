@@ -63,7 +63,8 @@ const listParameters: (ParameterObject | ReferenceObject)[] = [
 ];
 
 const listDescription =
-  'Filter and sort fields: `id, script_id, user_id, status, progress, start_date, end_date, updated_at, script_version, queued_at, attempt`. Default order: `start_date` descending, then `id` descending.';
+  'Filter and sort fields: `id, script_id, user_id, status, progress, start_date, end_date, updated_at, script_version, queued_at, attempt`. Default order: `start_date` descending, then `id` descending. ' +
+  'One answer holds at most 32 MiB of params and results: asked without `page` and `per_page`, the list stops before that (`total` says whether there are more); a page past it is a 400 (`page_too_large`): ask for fewer per page, or `exclude=params,results`.';
 
 const executionResponse = (description: string) => okResponse(description, jsonContent(dataEnvelope(schemaRef('Execution'))));
 
