@@ -3,7 +3,7 @@
  * executions (written straight into the execution service's database, spread over time
  * as real runs would be), then `GET /api/v1/execution/user?page=1&per_page=100` as that
  * user and `GET /api/v1/execution?page=1&per_page=100` as the superadmin, one client and
- * eight at once.
+ * eight at once; and the user's list without pagination (its first 1,000).
  */
 import pg from 'pg';
 import { runLoad, type LoadResult } from './load';
@@ -19,6 +19,12 @@ export interface ListBench {
    */
   ownChanging: { c1: LoadResult; changes: number };
   all: { c1: LoadResult; c8: LoadResult; total: number };
+  /**
+   * The own list asked without `page` and `per_page` (as the QGIS plugin asks for its jobs):
+   * its first 1,000 executions in one answer, one client, while the user's executions
+   * change (so the answers are read, not cached).
+   */
+  ownWhole: { c1: LoadResult; rows: number; changes: number };
 }
 
 async function json(res: Response): Promise<any> {
@@ -67,7 +73,18 @@ export async function benchExecutionLists(api: string, adminToken: string, execu
   const ownChanging = await whileChanging(executionDbUrl, userId, () =>
     runLoad({ url: `${api}/api/v1/execution/user?page=1&per_page=100`, headers: { Authorization: `Bearer ${token}` }, concurrency: 1, durationMs: seconds * 1000 }),
   );
-  return { rows, seedMs, own, all, ownChanging: { c1: ownChanging.result, changes: ownChanging.changes } };
+  const wholeRows = ((await json(await fetch(`${api}/api/v1/execution/user`, { headers: { Authorization: `Bearer ${token}` } }))).data as unknown[]).length;
+  const ownWhole = await whileChanging(executionDbUrl, userId, () =>
+    runLoad({ url: `${api}/api/v1/execution/user`, headers: { Authorization: `Bearer ${token}` }, concurrency: 1, durationMs: seconds * 1000 }),
+  );
+  return {
+    rows,
+    seedMs,
+    own,
+    all,
+    ownChanging: { c1: ownChanging.result, changes: ownChanging.changes },
+    ownWhole: { c1: ownWhole.result, rows: wholeRows, changes: ownWhole.changes },
+  };
 }
 
 /** Runs `work` while the user's newest execution is updated every 5 ms (each update announced to the gateways). */
@@ -102,5 +119,6 @@ export function listBenchLines(r: ListBench, line: (name: string, l: LoadResult)
     line(`/execution 100 admin (1), total ${r.all.total}`, r.all.c1),
     line('/execution 100 admin (8)', r.all.c8),
     line(`/execution/user 100 (1) while the user's executions change (${r.ownChanging.changes} changes)`, r.ownChanging.c1),
+    line(`/execution/user unpaginated, ${r.ownWhole.rows} rows (1), changing (${r.ownWhole.changes} changes)`, r.ownWhole.c1),
   ];
 }

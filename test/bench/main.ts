@@ -27,7 +27,7 @@
  *
  * BENCH_SECONDS sets each load's duration (default 10). BENCH_ONLY=scripts starts the stack
  * once and measures the scripts part alone (BENCH_ONLY=logs: the logs part alone;
- * BENCH_ONLY=burst: the burst and the bare Temporal alone).
+ * BENCH_ONLY=burst: the burst and the bare Temporal alone; BENCH_ONLY=lists: the lists alone).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -93,6 +93,15 @@ async function main(): Promise<void> {
         const settleMs = await waitQuiet(() => stack.pids());
         const bareTemporal = await bareTemporalBeside(stack, ports);
         process.stdout.write(`${JSON.stringify({ ...results, burst, settleMs, bareTemporal, burstToBareTemporal: burstToBare(burst, bareTemporal), loadAverage: os.loadavg() }, null, 2)}\n\n${[...burstLines(burst), settleLine(settleMs), ...bareTemporalLines(burst, bareTemporal)].join('\n')}\n`);
+      } finally {
+        await stack.stop();
+      }
+      return;
+    }
+    if (only === 'lists') {
+      try {
+        const lists = await benchExecutionLists(stack.urls.gateway, await login(stack.urls.gateway, ADMIN.email, ADMIN.password), databaseUrl(ports, 'gef_execution'), seconds, Number(process.env['BENCH_LIST_ROWS'] ?? 1_000_000));
+        process.stdout.write(`${JSON.stringify({ ...results, lists, loadAverage: os.loadavg() }, null, 2)}\n\n${listBenchLines(lists, line).join('\n')}\n`);
       } finally {
         await stack.stop();
       }
