@@ -238,6 +238,29 @@ describe('execution service', () => {
       expect(light.executions[0]!.params).toBeDefined();
     });
 
+    it('shares 100,000 embedded log lines between the executions of a list', async () => {
+      const userId = randomUUID();
+      const db = f.orm.em.getConnection();
+      // 101 finished runs of one user, a thousand lines each, written straight into the tables.
+      await db.execute(
+        `insert into execution (id, script_id, user_id, status, progress, params, results, start_date, end_date, updated_at, script_version, attempt)
+         select gen_random_uuid(), ?, ?, 'FINISHED', 100, '{}'::jsonb, 'null'::jsonb, now() - make_interval(secs => i), now(), now(), 1, 1 from generate_series(1, 101) i`,
+        [randomUUID(), userId],
+      );
+      await db.execute(
+        `insert into execution_log (execution_id, attempt, seq, level, text)
+         select e.id, 1, n, 'INFO', 'line ' || n from execution e, generate_series(1, 1000) n where e.user_id = ?`,
+        [userId],
+      );
+      const page = await f.client.listExecutions({ caller: caller(userId), perPage: 100, includeLogs: true });
+      expect(page.executions.map((e) => e.logs.length)).toEqual(Array(100).fill(1000));
+      const whole = await f.client.listExecutions({ caller: caller(userId), includeLogs: true });
+      expect(whole.executions).toHaveLength(101);
+      // 100,000 / 101: the first 990 lines of each, oldest first.
+      expect(whole.executions.map((e) => e.logs.length)).toEqual(Array(101).fill(990));
+      expect(whole.executions[0]!.logs.at(-1)!.text).toBe('line 990');
+    }, 60_000);
+
     it('filters on updated_at (at or after) and start/end date ranges', async () => {
       const { userId, script } = someone();
       const first = await run(userId, script.scriptId);

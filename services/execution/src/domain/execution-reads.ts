@@ -31,6 +31,11 @@ export const listBytesLimit = 32 * 1024 * 1024;
 /** Embedded log lines per execution (a log may be longer: read it with ListExecutionLogs). */
 export const maxEmbeddedLines = 1000;
 /**
+ * Embedded log lines in one list answer, shared between its executions: a page of 100 gets
+ * 1,000 each, a list of 1,000 (asked without pagination) 100 each.
+ */
+export const maxEmbeddedLinesPerList = 100_000;
+/**
  * Lines per ListExecutionLogs page. A client following a long run reads it in pages of this
  * many: with 1,000 a reader of a run writing 20,000 lines a second fell behind by per-page
  * costs (a request, a query, a response each) and finished reading a second after the run.
@@ -163,7 +168,8 @@ export async function listExecutions(deps: ExecutionDeps, caller: Actor | undefi
       'page_too_large',
     );
   }
-  const logs = q.includeLogs ? await new ExecutionLogRepository(em).forExecutions(items.map((e) => e.id), maxEmbeddedLines) : undefined;
+  const linesEach = Math.max(1, Math.min(maxEmbeddedLines, Math.floor(maxEmbeddedLinesPerList / Math.max(1, items.length))));
+  const logs = q.includeLogs ? await new ExecutionLogRepository(em).forExecutions(items.map((e) => e.id), linesEach) : undefined;
   const views: ExecutionView[] = items.map((execution) => (logs ? { execution, logs: logs.get(execution.id) ?? [] } : { execution }));
   return { executions: views, page: paging.page, perPage: paging.perPage, total };
 }

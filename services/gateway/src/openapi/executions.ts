@@ -27,7 +27,7 @@ const includeParam: ParameterObject = {
   name: 'include',
   in: 'query',
   description:
-    'Comma list of embedded relations: `script` (the script run; null when deleted or not visible), `user` (the owner: `id, name, country, institution`; null when the caller may not see that user), `logs` (the log, oldest first, up to 1000 lines).',
+    'Comma list of embedded relations: `script` (the script run; null when deleted or not visible), `user` (the owner: `id, name, country, institution`; null when the caller may not see that user), `logs` (the log, oldest first, up to 1000 lines; in a list, 100,000 lines in all, shared between its executions).',
   schema: { type: 'string', examples: ['script,logs'] },
 };
 
