@@ -115,6 +115,20 @@ describe('GET /api/v1/script', () => {
     }
   });
 
+  it('shares 10,000 embedded executions between the scripts of a list', async () => {
+    const many = Array.from({ length: 400 }, (_, i) => fakeScript({ id: `c0ffee00-0000-4000-8000-${String(i).padStart(12, '0')}`, slug: `s-${i}` }));
+    stack.handlers.script.listScripts = () => create(script.ListScriptsResponseSchema, { scripts: many, page: 1, perPage: 1000, total: 400n });
+    const asked: number[] = [];
+    stack.handlers.execution.listExecutions = (req) => {
+      asked.push(req.perPage);
+      return create(execution.ListExecutionsResponseSchema, { executions: [], page: 1, perPage: req.perPage, total: 0n });
+    };
+    const res = await get('/api/v1/script?include=executions');
+    expect(res.status).toBe(200);
+    expect(res.json().data).toHaveLength(400);
+    expect(asked).toEqual(Array(400).fill(25));
+  });
+
   it('leaves the relations out unless asked', async () => {
     stack.handlers.script.listScripts = () => create(script.ListScriptsResponseSchema, { scripts: [fakeScript()], page: 1, perPage: 20, total: 1n });
     const res = await get('/api/v1/script');

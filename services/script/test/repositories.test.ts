@@ -243,6 +243,9 @@ describe('script repositories', () => {
       const grouped = await new ScriptLogRepository(orm.em.fork()).forScripts([a, b, none]);
       expect(Object.fromEntries([...grouped].map(([k, v]) => [k, v.map((l) => l.text)]))).toEqual({ [a]: ['a1', 'a2'], [b]: ['b1', 'b2'] });
       expect((await new ScriptLogRepository(orm.em.fork()).forScripts([])).size).toBe(0);
+      // At most so many lines of each, the oldest.
+      const firstOnly = await new ScriptLogRepository(orm.em.fork()).forScripts([a, b, none], 1);
+      expect(Object.fromEntries([...firstOnly].map(([k, v]) => [k, v.map((l) => l.text)]))).toEqual({ [a]: ['a1'], [b]: ['b1'] });
     });
   });
 

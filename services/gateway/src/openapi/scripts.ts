@@ -16,7 +16,7 @@ const includeParam: ParameterObject = {
   name: 'include',
   in: 'query',
   description:
-    'Comma list of embedded relations: `logs` (the build log, oldest first), `user` (the owner: `id, name, country, institution`; null when the caller may not see that user), `executions` (the executions of the script that the caller may see — own, ADMIN and above: all — newest first, up to 100, without `params` and `results`).',
+    'Comma list of embedded relations: `logs` (the build log, oldest first; in a list, 100,000 lines in all, shared between its scripts), `user` (the owner: `id, name, country, institution`; null when the caller may not see that user), `executions` (the executions of the script that the caller may see — own, ADMIN and above: all — newest first, up to 100, and in a list 10,000 in all, shared between its scripts; without `params` and `results`).',
   schema: { type: 'string', examples: ['logs,user'] },
 };
 

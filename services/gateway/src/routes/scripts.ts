@@ -117,19 +117,23 @@ async function ownersOf(clients: ServiceClients, req: Request, caller: user.Call
 
 /** Executions embedded per script: the latest ones, without params and results. */
 export const embeddedExecutionsPerScript = 100;
+/** Executions embedded in one answer, shared between its scripts (10 each in a list of 1,000). */
+export const embeddedExecutionsPerAnswer = 10_000;
 
 /**
  * The executions of some scripts that the caller may see (own; ADMIN+: all), newest first,
- * at most `embeddedExecutionsPerScript` per script, without params and results (read
- * those at `/execution/<id>`). One ListExecutions per script, ten at a time.
+ * at most `embeddedExecutionsPerScript` per script and `embeddedExecutionsPerAnswer` in
+ * all, without params and results (read those at `/execution/<id>`). One ListExecutions per
+ * script, ten at a time.
  */
 async function executionsOf(clients: ServiceClients, req: Request, caller: user.Caller | undefined, scriptIds: readonly string[]) {
   const byScript = new Map<string, EmbeddedExecution[]>();
   const unique = [...new Set(scriptIds)];
+  const perScript = Math.max(1, Math.min(embeddedExecutionsPerScript, Math.floor(embeddedExecutionsPerAnswer / Math.max(1, unique.length))));
   const admin = caller?.role === user.Role.ADMIN || caller?.role === user.Role.SUPERADMIN;
   await inBatches(unique, 10, async (id) => {
     const reply = await clients.execution.listExecutions(
-      { caller, scriptId: id, perPage: embeddedExecutionsPerScript, page: 1, excludeParams: true, excludeResults: true },
+      { caller, scriptId: id, perPage: perScript, page: 1, excludeParams: true, excludeResults: true },
       rpcOptions(req),
     );
     const view = { admin, excludeParams: true, excludeResults: true };

@@ -66,6 +66,13 @@ export interface ScriptListQuery {
   userId?: string;
 }
 
+/**
+ * Build log lines embedded in one list answer (`include=logs`), shared between its
+ * scripts: 1,000 each in a page of 100, 100 each in a list of 1,000. One script's whole
+ * log is `GET /script/<s>` with `include=logs`, or its log route.
+ */
+export const maxEmbeddedLinesPerList = 100_000;
+
 /** GET /script: own + public (ADMIN+: all), filtered, sorted, paginated. */
 export async function listScripts(deps: ScriptDeps, caller: Actor | undefined, query: ScriptListQuery) {
   const actor = requireActor(caller);
@@ -91,7 +98,8 @@ export async function listScripts(deps: ScriptDeps, caller: Actor | undefined, q
       limit: paging.perPage,
       offset: paging.offset,
     });
-    const logs = query.includeLogs ? await new ScriptLogRepository(em).forScripts(items.map((s) => s.id)) : undefined;
+    const linesEach = Math.max(1, Math.floor(maxEmbeddedLinesPerList / Math.max(1, items.length)));
+    const logs = query.includeLogs ? await new ScriptLogRepository(em).forScripts(items.map((s) => s.id), linesEach) : undefined;
     const views: ScriptView[] = items.map((script) => (logs ? { script, logs: logs.get(script.id) ?? [] } : { script }));
     return { scripts: views, page: paging.page, perPage: paging.perPage, total };
   });

@@ -44,13 +44,18 @@ export class ScriptLogRepository {
   }
 
   /** Every line of several scripts, oldest first, grouped by script id. */
-  async forScripts(scriptIds: string[]): Promise<Map<string, ScriptLog[]>> {
+  async forScripts(scriptIds: string[], limitEach?: number): Promise<Map<string, ScriptLog[]>> {
     const out = new Map<string, ScriptLog[]>();
     if (scriptIds.length === 0) return out;
-    const rows = await this.em.execute<Record<string, unknown>[]>(
-      `select * from script_log where script_id in (${scriptIds.map(() => '?').join(', ')}) order by id asc`,
-      scriptIds,
-    );
+    const rows =
+      limitEach === undefined
+        ? await this.em.execute<Record<string, unknown>[]>(`select * from script_log where script_id in (${scriptIds.map(() => '?').join(', ')}) order by id asc`, scriptIds)
+        : await this.em.execute<Record<string, unknown>[]>(
+            `select l.* from unnest(array[?]::uuid[]) as x(id)
+             cross join lateral (select * from script_log where script_id = x.id order by id asc limit ?) l
+             order by l.id`,
+            [scriptIds, limitEach],
+          );
     for (const row of rows) {
       const log = this.em.map(ScriptLogSchema, row);
       const list = out.get(log.scriptId) ?? [];
