@@ -54,7 +54,11 @@ export const usersOpenApi: OpenApiResource = {
         },
         created_at: schemaRef('ApiDate'),
         updated_at: schemaRef('ApiDate'),
-        scripts: { type: 'array', items: schemaRef('Script'), description: 'Only with `include=scripts`: the scripts of the user that the caller may see.' },
+        scripts: {
+          type: 'array',
+          items: schemaRef('Script'),
+          description: 'Only with `include=scripts`: the scripts of the user that the caller may see, oldest first, up to 100 (in a list, 10,000 in all, shared between its users).',
+        },
       },
     },
     Role: { enum: ['USER', 'ADMIN', 'SUPERADMIN'], description: 'Case-insensitive on input.' },

@@ -89,8 +89,10 @@ async function usersJson(
   include: string[],
 ): Promise<Record<string, unknown>[]> {
   if (!include.includes('scripts')) return users.map((u) => userJson(u)!);
+  // Up to 100 scripts each, 10,000 in all (10 each in a list of 1,000 users).
+  const perUser = Math.max(1, Math.min(100, Math.floor(10_000 / Math.max(1, users.length))));
   return inBatches(users, 10, async (u) => {
-    const reply = await clients.script.listScripts({ caller: callerOf(principal), userId: u.id, perPage: 100 }, rpcOptions(req));
+    const reply = await clients.script.listScripts({ caller: callerOf(principal), userId: u.id, perPage: perUser }, rpcOptions(req));
     return { ...userJson(u)!, scripts: reply.scripts.map((s) => scriptJson(s)) };
   });
 }
