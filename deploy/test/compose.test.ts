@@ -4,11 +4,10 @@
  * ports and URLs between services, the images, and the Dockerfile against the workspaces.
  * Each check returns a list of problems, so the tests below can also feed it broken input.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join, posix, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { parse } from 'yaml';
-
-const ROOT = resolve(__dirname, '..', '..');
+import { loadRunnerCapabilities, loadWorkspaces, processWorkspaceDirs, ROOT, SECRET_KEYS, type FieldSchema, type RunnerCapabilities, type Workspace } from './support/workspaces';
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
 const DOCKERFILE = 'deploy/Dockerfile';
 const INIT_SCRIPT = join(ROOT, 'deploy', 'docker', 'postgres', 'init-databases.sh');
@@ -22,74 +21,6 @@ async function launcherExport<T>(file: string, name: string): Promise<T> {
   const exports = (await import(join(ROOT, 'deploy', 'src', file))) as Record<string, unknown>;
   if (!(name in exports)) throw new Error(`deploy/src/${file} no longer exports ${name}`);
   return exports[name] as T;
-}
-
-// --- what the checks know of a service -------------------------------------------------
-
-/** The part of a zod schema the checks use. */
-interface FieldSchema {
-  safeParse(value: unknown): { success: boolean; data?: unknown };
-}
-type ConfigShape = Record<string, FieldSchema>;
-
-/** One process workspace (services/<name>) as the checks see it. */
-interface Workspace {
-  name: string;
-  /** Its configuration schema, or undefined when config.ts exports none. */
-  shape: ConfigShape | undefined;
-  /** The export the shape came from (`configShape`, or whatever config.ts exports). */
-  shapeExport: string | undefined;
-  /** services/<name>/src/main.ts exists (what the image runs). */
-  hasEntry: boolean;
-  /** config.ts's loadConfig, when it exports one. */
-  loadConfig: ((env: Record<string, string | undefined>) => unknown) | undefined;
-}
-
-/** Secrets every process refuses to run with in production unless set for real. */
-const SECRET_KEYS = ['KEYCLOAK_CLIENT_SECRET', 'EXECUTION_TOKEN_SECRET', 'BUILD_TOKEN_SECRET', 'GEF_ADMIN_EMAIL', 'GEF_ADMIN_PASSWORD'];
-
-function isFieldSchema(value: unknown): value is FieldSchema {
-  return typeof value === 'object' && value !== null && typeof (value as FieldSchema).safeParse === 'function';
-}
-
-function isShape(value: unknown): value is ConfigShape {
-  return typeof value === 'object' && value !== null && Object.keys(value).length > 0 && Object.values(value).every(isFieldSchema);
-}
-
-/** `configShape`, else any exported shape whose name ends in ConfigShape. */
-export function findShape(exports: Record<string, unknown>): { name: string; shape: ConfigShape } | undefined {
-  const preferred = exports['configShape'];
-  if (isShape(preferred)) return { name: 'configShape', shape: preferred };
-  for (const [name, value] of Object.entries(exports)) {
-    if (/configshape$/i.test(name) && isShape(value)) return { name, shape: value };
-  }
-  return undefined;
-}
-
-/** The process workspaces named in the root package.json (services/* except common). */
-function processWorkspaceDirs(): string[] {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] };
-  return pkg.workspaces.filter((w) => w.startsWith('services/') && w !== 'services/common');
-}
-
-async function loadWorkspaces(): Promise<Map<string, Workspace>> {
-  const workspaces = new Map<string, Workspace>();
-  for (const dir of processWorkspaceDirs()) {
-    const name = posix.basename(dir);
-    const configPath = join(ROOT, dir, 'src', 'config.ts');
-    let exports: Record<string, unknown> = {};
-    if (existsSync(configPath)) exports = (await import(configPath)) as Record<string, unknown>;
-    const found = findShape(exports);
-    const loadConfig = exports['loadConfig'];
-    workspaces.set(name, {
-      name,
-      shape: found?.shape,
-      shapeExport: found?.name,
-      hasEntry: existsSync(join(ROOT, dir, 'src', 'main.ts')),
-      loadConfig: typeof loadConfig === 'function' ? (loadConfig as Workspace['loadConfig']) : undefined,
-    });
-  }
-  return workspaces;
 }
 
 // --- compose variable interpolation -----------------------------------------------------
@@ -271,14 +202,8 @@ export interface ComposeContext {
   workspaces: Map<string, Workspace>;
   /** Databases the PostgreSQL init script creates, with their owners. */
   databases: Map<string, string>;
-  /** The capabilities the runner's sandbox needs (services/runner/src/sandbox/capabilities.ts). */
-  runnerCapabilities: { sandbox: string[]; network: string[] };
-}
-
-/** The capability names the runner asks for, read from its source at run time. */
-async function loadRunnerCapabilities(): Promise<ComposeContext['runnerCapabilities']> {
-  const exports = (await import(join(ROOT, 'services', 'runner', 'src', 'sandbox', 'capabilities.ts'))) as Record<string, Record<string, number>>;
-  return { sandbox: Object.keys(exports['sandboxCapabilities'] ?? {}), network: Object.keys(exports['networkCapability'] ?? {}) };
+  /** The capabilities the runner's sandbox needs. */
+  runnerCapabilities: RunnerCapabilities;
 }
 
 /** Everything wrong with a compose file, as sentences naming the service and variable. */
