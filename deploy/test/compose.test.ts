@@ -7,21 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { parse } from 'yaml';
-import { loadRunnerCapabilities, loadWorkspaces, processWorkspaceDirs, ROOT, SECRET_KEYS, type FieldSchema, type RunnerCapabilities, type Workspace } from './support/workspaces';
+import { launcherExport, loadRunnerCapabilities, loadWorkspaces, processWorkspaceDirs, ROOT, sampleFor, SECRET_KEYS, type FieldSchema, type RunnerCapabilities, type Workspace } from './support/workspaces';
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
 const DOCKERFILE = 'deploy/Dockerfile';
 const INIT_SCRIPT = join(ROOT, 'deploy', 'docker', 'postgres', 'init-databases.sh');
 const REALM_FILE = join(ROOT, 'deploy', 'keycloak', 'gef-realm.json');
 
-/**
- * An export of the launcher (deploy/src), read at run time so that only the test that
- * compares with it fails when the launcher moves it.
- */
-async function launcherExport<T>(file: string, name: string): Promise<T> {
-  const exports = (await import(join(ROOT, 'deploy', 'src', file))) as Record<string, unknown>;
-  if (!(name in exports)) throw new Error(`deploy/src/${file} no longer exports ${name}`);
-  return exports[name] as T;
-}
 
 // --- compose variable interpolation -----------------------------------------------------
 
@@ -33,10 +24,6 @@ export interface Resolved {
   defaulted: boolean;
 }
 
-/** A stand-in for a required variable, shaped to pass the schemas (URL-safe, strong). */
-export function sampleFor(variable: string): string {
-  return /EMAIL/.test(variable) ? 'operator@example.org' : `Sample-${variable.toLowerCase().replace(/_/g, '-')}-0123456789`;
-}
 
 /**
  * Resolves compose interpolation as if no variable were set: `$$` → `$`, `${V:-d}` and

@@ -86,3 +86,18 @@ export async function loadRunnerCapabilities(): Promise<RunnerCapabilities> {
   const loaded = (await import(join(ROOT, 'services', 'runner', 'src', 'sandbox', 'capabilities.ts'))) as Record<string, Record<string, number>>;
   return { sandbox: Object.keys(loaded['sandboxCapabilities'] ?? {}), network: Object.keys(loaded['networkCapability'] ?? {}) };
 }
+
+/** A stand-in for a required variable, shaped to pass the schemas (URL-safe, strong). */
+export function sampleFor(variable: string): string {
+  return /EMAIL/.test(variable) ? 'operator@example.org' : `Sample-${variable.toLowerCase().replace(/_/g, '-')}-0123456789`;
+}
+
+/**
+ * An export of the launcher (deploy/src), read at run time so that only the test that
+ * compares with it fails when the launcher moves it.
+ */
+export async function launcherExport<T>(file: string, name: string): Promise<T> {
+  const loaded = (await import(join(ROOT, 'deploy', 'src', file))) as Record<string, unknown>;
+  if (!(name in loaded)) throw new Error(`deploy/src/${file} no longer exports ${name}`);
+  return loaded[name] as T;
+}
