@@ -200,6 +200,14 @@ export interface Paging {
 export const unpaginatedLimit = 1000;
 
 /**
+ * What each of `items` rows of one answer may embed when the answer embeds at most
+ * `perAnswer` in all and each row at most `perItem`: at least one each.
+ */
+export function shareOf(perAnswer: number, items: number, perItem = Infinity): number {
+  return Math.max(1, Math.min(perItem, Math.floor(perAnswer / Math.max(1, items))));
+}
+
+/**
  * `page` from 1, `per_page` default 20 and at most 100. Neither given (absent or 0): the
  * first `unpaginatedLimit` rows, as page 1.
  */

@@ -1,5 +1,5 @@
 import { InvalidArgument } from '../src/errors';
-import { filterToSql, parseFilter, parsePaging, parseSort, sortToSql, unpaginatedLimit, type FieldMap } from '../src/list-query';
+import { filterToSql, parseFilter, parsePaging, parseSort, shareOf, sortToSql, unpaginatedLimit, type FieldMap } from '../src/list-query';
 
 const fields: FieldMap = {
   name: { column: 't.name', type: 'string' },
@@ -77,5 +77,16 @@ describe('paging', () => {
     expect(parsePaging(undefined, undefined)).toEqual({ page: 1, perPage: unpaginatedLimit, offset: 0, paginated: false });
     expect(parsePaging(0, 0)).toEqual({ page: 1, perPage: 1000, offset: 0, paginated: false });
     expect(parsePaging(0, -5)).toEqual({ page: 1, perPage: 1000, offset: 0, paginated: false });
+  });
+});
+
+describe('shareOf', () => {
+  it('shares a total between the rows of an answer, within each row\'s own bound, at least one each', () => {
+    expect(shareOf(100_000, 100, 1000)).toBe(1000);
+    expect(shareOf(100_000, 101, 1000)).toBe(990);
+    expect(shareOf(10_000, 400, 100)).toBe(25);
+    expect(shareOf(100_000, 1)).toBe(100_000);
+    expect(shareOf(100_000, 0)).toBe(100_000);
+    expect(shareOf(10, 1000)).toBe(1);
   });
 });

@@ -1,4 +1,4 @@
-import { filterToSql, InvalidArgument, parseFilter, parsePaging, parseSort, sortToSql, type FieldMap } from '@gef/common';
+import { filterToSql, InvalidArgument, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap } from '@gef/common';
 import { executionStatuses, type ExecutionStatus } from '../entities/execution';
 import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
 import { ExecutionRepository, type Columns, type ExecutionRecord } from '../repositories/execution-repository';
@@ -168,7 +168,7 @@ export async function listExecutions(deps: ExecutionDeps, caller: Actor | undefi
       'page_too_large',
     );
   }
-  const linesEach = Math.max(1, Math.min(maxEmbeddedLines, Math.floor(maxEmbeddedLinesPerList / Math.max(1, items.length))));
+  const linesEach = shareOf(maxEmbeddedLinesPerList, items.length, maxEmbeddedLines);
   const logs = q.includeLogs ? await new ExecutionLogRepository(em).forExecutions(items.map((e) => e.id), linesEach) : undefined;
   const views: ExecutionView[] = items.map((execution) => (logs ? { execution, logs: logs.get(execution.id) ?? [] } : { execution }));
   return { executions: views, page: paging.page, perPage: paging.perPage, total };

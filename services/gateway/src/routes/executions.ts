@@ -9,6 +9,7 @@ import { isAtLeast, type RoleName } from '../auth/authenticator';
 import { callerOf } from '../auth/caller';
 import { executionCredential, type ExecutionCredential } from '../auth/execution-credential';
 import type { ServiceClients } from '../clients';
+import { inBatches } from '../in-batches';
 import { executionsOpenApi } from '../openapi/executions';
 import { listOf, positiveInt, queryOf, storableQueryText } from '../query';
 import { enforceLimits } from '../rate-limit/limits';
@@ -265,7 +266,7 @@ async function embedsOf(
       });
     }
   }
-  for (let i = 0; i < jobs.length; i += 10) await Promise.all(jobs.slice(i, i + 10).map((job) => job()));
+  await inBatches(jobs, 10, (job) => job());
   return { ...(scripts ? { scripts } : {}), ...(users ? { users } : {}) };
 }
 

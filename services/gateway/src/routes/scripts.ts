@@ -3,7 +3,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { InvalidArgument, NotFound, parseApiDate } from '@gef/common';
+import { InvalidArgument, NotFound, parseApiDate, shareOf } from '@gef/common';
 import { script, user } from '@gef/protos';
 import { callerOf } from '../auth/caller';
 import { parseJson, readBody, hasBody } from '../body';
@@ -98,20 +98,16 @@ function includesOf(query: Record<string, string>) {
 async function ownersOf(clients: ServiceClients, req: Request, caller: user.Caller | undefined, ids: readonly string[]) {
   const owners = new Map<string, PublicUser | null>();
   const unique = [...new Set(ids)];
-  for (let i = 0; i < unique.length; i += 10) {
-    await Promise.all(
-      unique.slice(i, i + 10).map(async (id) => {
-        try {
-          const reply = await clients.user.getUser({ idOrEmail: id, caller }, rpcOptions(req));
-          owners.set(id, reply.user ? publicUserJson(reply.user) : null);
-        } catch (err) {
-          const code = err instanceof ConnectError ? err.code : undefined;
-          if (code === Code.NotFound || code === Code.PermissionDenied) owners.set(id, null);
-          else throw err;
-        }
-      }),
-    );
-  }
+  await inBatches(unique, 10, async (id) => {
+    try {
+      const reply = await clients.user.getUser({ idOrEmail: id, caller }, rpcOptions(req));
+      owners.set(id, reply.user ? publicUserJson(reply.user) : null);
+    } catch (err) {
+      const code = err instanceof ConnectError ? err.code : undefined;
+      if (code === Code.NotFound || code === Code.PermissionDenied) owners.set(id, null);
+      else throw err;
+    }
+  });
   return owners;
 }
 
@@ -129,7 +125,7 @@ export const embeddedExecutionsPerAnswer = 10_000;
 async function executionsOf(clients: ServiceClients, req: Request, caller: user.Caller | undefined, scriptIds: readonly string[]) {
   const byScript = new Map<string, EmbeddedExecution[]>();
   const unique = [...new Set(scriptIds)];
-  const perScript = Math.max(1, Math.min(embeddedExecutionsPerScript, Math.floor(embeddedExecutionsPerAnswer / Math.max(1, unique.length))));
+  const perScript = shareOf(embeddedExecutionsPerAnswer, unique.length, embeddedExecutionsPerScript);
   const admin = caller?.role === user.Role.ADMIN || caller?.role === user.Role.SUPERADMIN;
   await inBatches(unique, 10, async (id) => {
     const reply = await clients.execution.listExecutions(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InvalidArgument, NotFound } from '@gef/common';
+import { InvalidArgument, NotFound, shareOf } from '@gef/common';
 import type { user } from '@gef/protos';
 import { callerOf, roleFromName, roleName } from '../auth/caller';
 import { usersOpenApi } from '../openapi/users';
@@ -90,7 +90,7 @@ async function usersJson(
 ): Promise<Record<string, unknown>[]> {
   if (!include.includes('scripts')) return users.map((u) => userJson(u)!);
   // Up to 100 scripts each, 10,000 in all (10 each in a list of 1,000 users).
-  const perUser = Math.max(1, Math.min(100, Math.floor(10_000 / Math.max(1, users.length))));
+  const perUser = shareOf(10_000, users.length, 100);
   return inBatches(users, 10, async (u) => {
     const reply = await clients.script.listScripts({ caller: callerOf(principal), userId: u.id, perPage: perUser }, rpcOptions(req));
     return { ...userJson(u)!, scripts: reply.scripts.map((s) => scriptJson(s)) };

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { filterToSql, InvalidArgument, NotFound, parseFilter, parsePaging, parseSort, sortToSql, type FieldMap } from '@gef/common';
+import { filterToSql, InvalidArgument, NotFound, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { scriptStatuses, type Script } from '../entities/script';
 import type { ScriptLog } from '../entities/script-log';
@@ -98,7 +98,7 @@ export async function listScripts(deps: ScriptDeps, caller: Actor | undefined, q
       limit: paging.perPage,
       offset: paging.offset,
     });
-    const linesEach = Math.max(1, Math.floor(maxEmbeddedLinesPerList / Math.max(1, items.length)));
+    const linesEach = shareOf(maxEmbeddedLinesPerList, items.length);
     const logs = query.includeLogs ? await new ScriptLogRepository(em).forScripts(items.map((s) => s.id), linesEach) : undefined;
     const views: ScriptView[] = items.map((script) => (logs ? { script, logs: logs.get(script.id) ?? [] } : { script }));
     return { scripts: views, page: paging.page, perPage: paging.perPage, total };
