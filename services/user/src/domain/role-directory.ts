@@ -4,10 +4,11 @@ import type { RoleName } from './roles';
 
 type Holders = { admins: Set<string>; superadmins: Set<string> };
 
+/** How long a read stays fresh (ms). */
+const ttlMs = 2000;
+
 export interface RoleDirectoryOptions {
   logger?: Logger;
-  /** How long a read stays fresh (ms). */
-  ttlMs?: number;
   /** How old the last read may be and still stand in while Keycloak cannot answer (ms). */
   staleMs?: number;
   now?: () => number;
@@ -28,7 +29,6 @@ export class RoleDirectory {
   /** When Keycloak last failed while the cache stood in for it. */
   private failedAt: number | undefined;
   private pending: Promise<Holders> | undefined;
-  private readonly ttlMs: number;
   private readonly staleMs: number;
   private readonly now: () => number;
 
@@ -36,7 +36,6 @@ export class RoleDirectory {
     private readonly keycloak: Pick<KeycloakAdminClient, 'usersInRole'>,
     private readonly options: RoleDirectoryOptions = {},
   ) {
-    this.ttlMs = options.ttlMs ?? 2000;
     this.staleMs = options.staleMs ?? 15 * 60_000;
     this.now = options.now ?? Date.now;
   }
@@ -48,7 +47,7 @@ export class RoleDirectory {
 
   async holders(): Promise<Holders> {
     const now = this.now();
-    if (this.cache && now - (this.failedAt ?? this.cache.at) < this.ttlMs) return this.cache;
+    if (this.cache && now - (this.failedAt ?? this.cache.at) < ttlMs) return this.cache;
     this.pending ??= Promise.all([this.keycloak.usersInRole('ADMIN'), this.keycloak.usersInRole('SUPERADMIN')])
       .then(
         ([admins, superadmins]) => {
