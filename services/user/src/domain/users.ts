@@ -11,6 +11,7 @@ import {
   PermissionDenied,
   sortToSql,
   Unauthenticated,
+  Unavailable,
   Unprocessable,
   type FieldMap,
   type Logger,
@@ -321,7 +322,8 @@ export class Users {
     try {
       await this.deps.passwordLinks.send(profile, 'reset');
     } catch (err) {
-      this.deps.logger.error({ err: String(err), userId: profile.id }, 'could not send the recovery e-mail');
+      // Unavailable: neither the mail server nor Temporal took it, and send() said so already.
+      if (!(err instanceof Unavailable)) this.deps.logger.error({ err: String(err), userId: profile.id }, 'could not send the recovery e-mail');
     }
   }
 
