@@ -1,9 +1,11 @@
 /**
- * Helpers of the fault suite: waiting for a condition with a deadline, the contract's error
- * body, the health endpoint, and the per-attempt log check of a run.
+ * Helpers of the fault suite: the parts a test takes down, waiting for a condition with a
+ * deadline, the contract's error body, the health endpoint, and the per-attempt log check
+ * of a run.
  */
 import { api, type ApiResponse } from '../e2e/helpers/api';
 import type { LogLine } from '../e2e/helpers/executions';
+import { killPart, startPart, stopPart, type PartName } from '../harness/stack';
 
 import { eventually, sleep } from '../e2e/helpers/wait';
 
@@ -56,4 +58,32 @@ export function expectAttemptsComplete(log: LogLine[], expected: readonly string
     if (!(lastOfPrevious < firstOfThis)) throw new Error(`attempt ${attempts[i]} has lines before attempt ${attempts[i - 1]} ended`);
   }
   if (new Set(log.map((l) => l.id)).size !== log.length) throw new Error('a log line id appears twice');
+}
+
+/**
+ * The parts a test file takes down. Its afterAll calls `restore()`, so that a test that
+ * failed while a part was down leaves the stack whole for the next file.
+ */
+export class Outages {
+  private readonly down = new Set<PartName>();
+
+  async kill(part: PartName): Promise<void> {
+    await killPart(part);
+    this.down.add(part);
+  }
+
+  async stop(part: PartName): Promise<void> {
+    await stopPart(part);
+    this.down.add(part);
+  }
+
+  async start(part: PartName): Promise<void> {
+    await startPart(part);
+    this.down.delete(part);
+  }
+
+  /** Starts every part still down. */
+  async restore(): Promise<void> {
+    for (const part of [...this.down]) await this.start(part);
+  }
 }

@@ -4,18 +4,15 @@
  * 500; what does not (runs, executions, profiles and user lists read with tokens already
  * issued) goes on. Once it is back, logins work again by themselves.
  */
-import { killPart, startPart } from '../harness/stack';
 import { api, login, newUser, strongPassword, superadminCredentials, uniqueEmail } from '../e2e/helpers/api';
 import { publishScript, runScript, waitForExecution } from '../e2e/helpers/executions';
-import { eventually, expectErrorBody, sleep } from './helpers';
+import { eventually, expectErrorBody, Outages, sleep } from './helpers';
 
 jest.setTimeout(600_000);
 
-let keycloakDown = false;
+const outages = new Outages();
 
-afterAll(async () => {
-  if (keycloakDown) await startPart('keycloak');
-});
+afterAll(() => outages.restore());
 
 describe('a kill of Keycloak', () => {
   it('refuses what needs it with 503s, serves the rest, and lets users log in once it is back', async () => {
@@ -25,8 +22,7 @@ describe('a kill of Keycloak', () => {
     // The user service has read the role holders once before the outage.
     expect((await api('GET', '/api/v1/user?per_page=1', { token: admin })).status).toBe(200);
 
-    await killPart('keycloak');
-    keycloakDown = true;
+    await outages.kill('keycloak');
     // Past the two seconds the user service keeps a read of Keycloak's role holders fresh.
     await sleep(2500);
 
@@ -52,8 +48,7 @@ describe('a kill of Keycloak', () => {
     expect(health.status).toBe(503);
     expect(health.body.detail).toMatch(/keycloak/);
 
-    await startPart('keycloak');
-    keycloakDown = false;
+    await outages.start('keycloak');
     const again = await eventually(
       async () => {
         const res = await api('POST', '/auth', { body: { email: user.email, password: user.password } });

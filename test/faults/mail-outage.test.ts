@@ -3,24 +3,20 @@
  * password and a password recovery made while it is down both succeed, and their links
  * arrive once it is back (Temporal retries the delivery); each link works, once.
  */
-import { killPart, startPart } from '../harness/stack';
 import { api, login, newUser, strongPassword, uniqueEmail } from '../e2e/helpers/api';
 import { mailsTo, tokenFrom, waitForMail } from '../e2e/helpers/mail';
-import { sleep } from './helpers';
+import { Outages, sleep } from './helpers';
 
 jest.setTimeout(600_000);
 
-let mailDown = false;
+const outages = new Outages();
 
-afterAll(async () => {
-  if (mailDown) await startPart('maildev');
-});
+afterAll(() => outages.restore());
 
 describe('a kill of the mail server', () => {
   it('accepts registrations and recoveries meanwhile, and mails their links once it is back', async () => {
     const known = await newUser('fault-mail');
-    await killPart('maildev');
-    mailDown = true;
+    await outages.kill('maildev');
 
     const email = uniqueEmail('fault-mail-new');
     const registered = await api('POST', '/api/v1/user', { body: { email, name: 'Later Mail' } });
@@ -30,8 +26,7 @@ describe('a kill of the mail server', () => {
     expect(recovered.status).toBe(200);
 
     await sleep(2000);
-    await startPart('maildev');
-    mailDown = false;
+    await outages.start('maildev');
 
     // The set-password link of the new account: it sets the password, and only once.
     const setMail = await waitForMail(email, /Set your GEF API password/, 120_000);

@@ -5,10 +5,10 @@
  * order; runs submitted while Temporal is down are accepted and run when it returns.
  */
 import { randomBytes } from 'node:crypto';
-import { killPart, startPart, stopPart, type PartName } from '../harness/stack';
+import type { PartName } from '../harness/stack';
 import { api, login, superadminCredentials } from '../e2e/helpers/api';
 import { executionLog, publishScript } from '../e2e/helpers/executions';
-import { expectAttemptsComplete, sleep } from './helpers';
+import { expectAttemptsComplete, Outages, sleep } from './helpers';
 
 jest.setTimeout(1_800_000);
 
@@ -24,11 +24,9 @@ def run(params, logger):
     return {"tag": params["tag"]}
 `;
 
-const down: { part: PartName; stopped: boolean }[] = [];
+const outages = new Outages();
 
-afterAll(async () => {
-  for (const d of down) if (d.stopped) await startPart(d.part);
-});
+afterAll(() => outages.restore());
 
 let token = '';
 let slug = '';
@@ -121,13 +119,10 @@ async function expectLogsComplete(ids: readonly string[]): Promise<void> {
 async function throughOutage(part: PartName, how: 'kill' | 'stop', whileDown?: (label: string) => Promise<string[]>): Promise<void> {
   const label = `${part}-${randomBytes(2).toString('hex')}`;
   const { ids } = await submit(inFlight, label);
-  const entry = { part, stopped: true };
-  down.push(entry);
-  await (how === 'kill' ? killPart(part) : stopPart(part));
+  await (how === 'kill' ? outages.kill(part) : outages.stop(part));
   const extra = whileDown ? await whileDown(label) : [];
   await sleep(2000);
-  await startPart(part);
-  entry.stopped = false;
+  await outages.start(part);
   const all = [...ids, ...extra];
   expect(await ended(all)).toEqual({ FINISHED: all.length });
   await expectLogsComplete(all);

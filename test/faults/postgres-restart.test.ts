@@ -5,24 +5,23 @@
  * every kind of request succeeds; no write the API accepted (200) is lost.
  */
 import { randomBytes } from 'node:crypto';
-import { startPart, stopPart } from '../harness/stack';
 import { api, login, newUser, superadminCredentials } from '../e2e/helpers/api';
 import { waitForStatus } from '../e2e/helpers/archives';
 import { executionLog, gate, publishScript, pythonGate, runScript, waitForExecution, waitForLog, type Gate } from '../e2e/helpers/executions';
-import { eventually, expectErrorBody, healthStatus, sleep } from './helpers';
+import { eventually, expectErrorBody, healthStatus, Outages, sleep } from './helpers';
 import { MixedLoad, type OpKind } from './load';
 
 jest.setTimeout(600_000);
 
 const kinds: OpKind[] = ['login', 'upload', 'run', 'log'];
-let postgresDown = false;
+const outages = new Outages();
 let held: Gate | undefined;
 let load: MixedLoad | undefined;
 
 afterAll(async () => {
   await load?.stop();
   held?.open();
-  if (postgresDown) await startPart('postgres');
+  await outages.restore();
   held?.remove();
 });
 
@@ -45,13 +44,11 @@ describe('a restart of PostgreSQL under a mixed load', () => {
     await eventually(async () => kinds.every((k) => load!.since(began, k).some((a) => a.status === 200)), 60_000, 'every kind of request succeeding before the restart');
 
     const stoppedAt = Date.now();
-    await stopPart('postgres');
-    postgresDown = true;
+    await outages.stop('postgres');
     const downFrom = Date.now();
     await eventually(async () => (await healthStatus()) === 503, 30_000, '/api-health 503 while PostgreSQL is down');
     await sleep(4000);
-    await startPart('postgres');
-    postgresDown = false;
+    await outages.start('postgres');
     const back = Date.now();
 
     // Within 10 s of its return: healthy, and each kind of request succeeds again.

@@ -6,11 +6,11 @@
  * in a state that never ends.
  */
 import { randomBytes } from 'node:crypto';
-import { killPart, startPart, type PartName } from '../harness/stack';
+import type { PartName } from '../harness/stack';
 import { api, login, newUser, superadminCredentials } from '../e2e/helpers/api';
 import { waitForStatus } from '../e2e/helpers/archives';
 import { executionLog, gate, publishScript, pythonGate, runScript, waitForExecution, waitForLog, type Gate } from '../e2e/helpers/executions';
-import { eventually, expectErrorBody, sleep } from './helpers';
+import { eventually, expectErrorBody, Outages, sleep } from './helpers';
 import { MixedLoad, type OpKind } from './load';
 
 jest.setTimeout(900_000);
@@ -18,13 +18,13 @@ jest.setTimeout(900_000);
 const kinds: OpKind[] = ['login', 'upload', 'run', 'log'];
 // FAULT_PARTS=script,gateway narrows the parts killed (while working on one).
 const parts = (process.env.FAULT_PARTS?.split(',') ?? ['user', 'script', 'execution', 'gateway']) as PartName[];
-const dead = new Set<PartName>();
+const outages = new Outages();
 const gates: Gate[] = [];
 let load: MixedLoad | undefined;
 
 afterAll(async () => {
   await load?.stop();
-  for (const part of dead) await startPart(part);
+  await outages.restore();
   for (const g of gates) {
     g.open();
     g.remove();
@@ -62,12 +62,10 @@ describe('SIGKILL of a service or the gateway under load', () => {
     await eventually(async () => kinds.every((k) => load!.since(began, k).some((a) => a.status === 200)), 60_000, `every kind of request succeeding before ${part} is killed`);
 
     const killedAt = Date.now();
-    await killPart(part);
-    dead.add(part);
+    await outages.kill(part);
     await sleep(3000);
     const whileDead = load.since(killedAt);
-    await startPart(part);
-    dead.delete(part);
+    await outages.start(part);
     const back = Date.now();
     // Every kind succeeds again after the restart (clients retrying).
     await eventually(async () => kinds.every((k) => load!.since(back, k).some((a) => a.status === 200)), 60_000, `every kind of request succeeding after ${part} restarted`);

@@ -6,22 +6,22 @@
  * order.
  */
 import { randomBytes } from 'node:crypto';
-import { killPart, runningParts, startPart } from '../harness/stack';
+import { runningParts } from '../harness/stack';
 import { login, superadminCredentials } from '../e2e/helpers/api';
 import { executionLog, gate, publishScript, pythonGate, runScript, waitForExecution, waitForLog, type Gate } from '../e2e/helpers/executions';
 import { runnerOf, startExtraRunner, type ExtraRunner } from '../e2e/helpers/runners';
-import { eventually, expectAttemptsComplete } from './helpers';
+import { eventually, expectAttemptsComplete, Outages } from './helpers';
 
 jest.setTimeout(900_000);
 
 let extra: ExtraRunner | undefined;
-let harnessRunnerKilled = false;
+const outages = new Outages();
 const gates: Gate[] = [];
 
 afterAll(async () => {
   for (const g of gates) g.open();
   await extra?.stop();
-  if (harnessRunnerKilled) await startPart('runner');
+  await outages.restore();
   for (const g of gates) g.remove();
 });
 
@@ -68,8 +68,7 @@ def run(params, logger):
     const killedRuns = ids.filter((_, i) => owners[i] === victim);
     expect(killedRuns.length).toBeGreaterThan(0);
     if (victim === harnessPid) {
-      harnessRunnerKilled = true;
-      await killPart('runner');
+      await outages.kill('runner');
     } else {
       await extra.kill();
     }

@@ -5,20 +5,19 @@
  * and start when it returns.
  */
 import { randomBytes } from 'node:crypto';
-import { startPart, stopPart } from '../harness/stack';
 import { api, login, superadminCredentials } from '../e2e/helpers/api';
 import { cliArchive, upload, waitForStatus } from '../e2e/helpers/archives';
 import { executionLog, gate, publishScript, pythonGate, waitForExecution, waitForLog, type Gate } from '../e2e/helpers/executions';
-import { eventually, expectAttemptsComplete, healthStatus } from './helpers';
+import { eventually, expectAttemptsComplete, healthStatus, Outages } from './helpers';
 
 jest.setTimeout(600_000);
 
 const gates: Gate[] = [];
-let temporalDown = false;
+const outages = new Outages();
 
 afterAll(async () => {
   for (const g of gates) g.open();
-  if (temporalDown) await startPart('temporal');
+  await outages.restore();
   for (const g of gates) g.remove();
 });
 
@@ -57,8 +56,7 @@ describe('a restart of Temporal', () => {
     const inFlight = await upload(token, cliArchive(`Fault Temporal Build A ${tag}`), 'a.tar.gz');
     expect(inFlight.status).toBe(200);
 
-    await stopPart('temporal');
-    temporalDown = true;
+    await outages.stop('temporal');
     await eventually(async () => (await healthStatus()) === 503, 30_000, '/api-health 503 while Temporal is down');
 
     // Accepted while down: runs and an upload.
@@ -72,8 +70,7 @@ describe('a restart of Temporal', () => {
     // Nothing queued has started: there is no workflow to start it.
     for (const id of queuedIds) expect((await api('GET', `/api/v1/execution/${id}`, { token })).body.data.status).toBe('PENDING');
 
-    await startPart('temporal');
-    temporalDown = false;
+    await outages.start('temporal');
     held[1]!.open();
 
     for (const id of [...heldIds, ...queuedIds]) {
