@@ -6,15 +6,13 @@ import { ExecutionNotices } from './domain/execution-notices';
 import { PasswordLinks } from './domain/password-links';
 import { RoleDirectory } from './domain/role-directory';
 import { Users } from './domain/users';
-import { UserProfileSchema } from './entities/user-profile';
-import { PasswordTokenSchema } from './entities/password-token';
-import { RevocationSchema } from './entities/revocation';
 import { KeycloakAdminClient } from './keycloak/admin-client';
 import { KeycloakTokenClient } from './keycloak/token-client';
 import { Mailer } from './mail/mailer';
 import { migrations } from './migrations';
 import { RevocationHub } from './revocations/revocation-hub';
 import { routes } from './routes';
+import { entities } from './entities';
 import { createWorker } from './worker';
 
 const config = loadConfig();
@@ -22,7 +20,7 @@ const config = loadConfig();
 void runService({
   name: 'user',
   config,
-  entities: [UserProfileSchema, PasswordTokenSchema, RevocationSchema],
+  entities,
   migrations,
   wire: async ({ orm, logger, temporal, shutdown }) => {
     const keycloakSettings = {

@@ -6,15 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { createLogger } from '@gef/common';
-import { openDatabase } from '@gef/common/orm';
 import { ExecutionNotices } from '../src/domain/execution-notices';
-import { PasswordTokenSchema } from '../src/entities/password-token';
-import { RevocationSchema } from '../src/entities/revocation';
-import { UserProfileSchema } from '../src/entities/user-profile';
 import type { Mailer } from '../src/mail/mailer';
-import { migrations } from '../src/migrations';
 import { UserProfileRepository } from '../src/repositories/user-profile-repository';
-import { startTestPostgres, type TestPostgres } from '@gef/deploy';
+import { openTestDatabase } from './support/test-database';
 
 jest.setTimeout(120_000);
 
@@ -31,22 +26,21 @@ class FakeMailer {
   }
 }
 
-let pg: TestPostgres;
+let database: Awaited<ReturnType<typeof openTestDatabase>> | undefined;
 let orm: MikroORM;
 let mailer: FakeMailer;
 let notices: ExecutionNotices;
 
 beforeAll(async () => {
-  pg = await startTestPostgres('gef_user');
+  database = await openTestDatabase();
+  orm = database.orm;
   const logger = createLogger('user-test', 'silent');
-  orm = await openDatabase({ url: pg.url, entities: [UserProfileSchema, PasswordTokenSchema, RevocationSchema], migrations, logger });
   mailer = new FakeMailer();
   notices = new ExecutionNotices({ orm, mailer: mailer as unknown as Mailer, logger });
 });
 
 afterAll(async () => {
-  await orm?.close();
-  await pg?.stop();
+  await database?.close();
 });
 
 async function profile(optedIn: boolean): Promise<{ id: string; email: string }> {

@@ -6,15 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { createLogger, Unavailable } from '@gef/common';
-import { openDatabase } from '@gef/common/orm';
 import type { PasswordLinkRequest } from '@gef/workflows/activities';
 import { PasswordLinks, tokenDigest } from '../src/domain/password-links';
-import { PasswordTokenSchema } from '../src/entities/password-token';
-import { RevocationSchema } from '../src/entities/revocation';
-import { UserProfileSchema } from '../src/entities/user-profile';
-import { migrations } from '../src/migrations';
 import { UserProfileRepository } from '../src/repositories/user-profile-repository';
-import { startTestPostgres, type TestPostgres } from '@gef/deploy';
+import { openTestDatabase } from './support/test-database';
 
 jest.setTimeout(120_000);
 
@@ -47,16 +42,15 @@ class FakeTemporal {
   };
 }
 
-let pg: TestPostgres;
+let database: Awaited<ReturnType<typeof openTestDatabase>> | undefined;
 let orm: MikroORM;
 let mailer: FakeMailer;
 let temporal: FakeTemporal;
 let links: PasswordLinks;
 
 beforeAll(async () => {
-  pg = await startTestPostgres('gef_user');
-  const logger = createLogger('user-test', 'silent');
-  orm = await openDatabase({ url: pg.url, entities: [UserProfileSchema, PasswordTokenSchema, RevocationSchema], migrations, logger });
+  database = await openTestDatabase();
+  orm = database.orm;
 });
 
 beforeEach(() => {
@@ -66,8 +60,7 @@ beforeEach(() => {
 });
 
 afterAll(async () => {
-  await orm?.close();
-  await pg?.stop();
+  await database?.close();
 });
 
 async function user(): Promise<{ id: string; email: string; name: string }> {
