@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { parse } from 'yaml';
-import { launcherExport, loadRunnerCapabilities, loadWorkspaces, processWorkspaceDirs, ROOT, sampleFor, SECRET_KEYS, type FieldSchema, type RunnerCapabilities, type Workspace } from './support/workspaces';
+import { launcherExport, loadRunnerCapabilities, loadWorkspaces, processWorkspaceDirs, ROOT, runnerNeeds, sampleFor, SECRET_KEYS, type FieldSchema, type RunnerCapabilities, type Workspace } from './support/workspaces';
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
 const DOCKERFILE = 'deploy/Dockerfile';
 const INIT_SCRIPT = join(ROOT, 'deploy', 'docker', 'postgres', 'init-databases.sh');
@@ -416,7 +416,7 @@ function checkRunner(
   const dropped = upper(service.cap_drop);
   const kept = new Set([...(dropped.includes('ALL') ? [] : dockerDefaultCapabilities.filter((c) => !dropped.includes(c))), ...upper(service.cap_add)]);
   if (capabilities.sandbox.length === 0) problems.push('services/runner/src/sandbox/capabilities.ts names no capabilities');
-  const wanted = [...capabilities.sandbox, ...(env['SANDBOX_NETWORK'] === 'open' ? [] : capabilities.network)];
+  const wanted = runnerNeeds(capabilities, env['SANDBOX_NETWORK']);
   const missing = wanted.filter((c) => !kept.has(c));
   if (missing.length > 0) problems.push(`${where}: lacks the capabilities ${missing.join(', ')} (cap_add)`);
   if (!dropped.includes('ALL')) problems.push(`${where}: keeps Docker's default capabilities; drop ALL and add what the sandbox needs`);

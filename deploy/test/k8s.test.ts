@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { launcherExport, loadRunnerCapabilities, loadWorkspaces, ROOT, sampleFor, SECRET_KEYS, type RunnerCapabilities, type Workspace } from './support/workspaces';
+import { launcherExport, loadRunnerCapabilities, loadWorkspaces, ROOT, runnerNeeds, sampleFor, SECRET_KEYS, type RunnerCapabilities, type Workspace } from './support/workspaces';
 
 const K8S_DIR = join(ROOT, 'deploy', 'k8s');
 const SECRET_EXAMPLE = 'secrets.example.yaml';
@@ -198,7 +198,7 @@ export function checkManifests(resources: Manifest[], ctx: K8sContext): string[]
     if (workspace.name === 'runner') {
       const user = security.runAsUser ?? pod.securityContext?.runAsUser;
       if (user !== 0) problems.push(`${where}: runs as ${user === undefined ? "the image's unprivileged user" : `uid ${String(user)}`}; the sandbox needs root in the container`);
-      const wantedCaps = [...ctx.runnerCapabilities.sandbox, ...(env.get('SANDBOX_NETWORK')?.value === 'open' ? [] : ctx.runnerCapabilities.network)];
+      const wantedCaps = runnerNeeds(ctx.runnerCapabilities, env.get('SANDBOX_NETWORK')?.value);
       const missing = wantedCaps.filter((c) => !added.includes(c));
       const extra = added.filter((c) => !wantedCaps.includes(c));
       if (missing.length > 0) problems.push(`${where}: lacks the capabilities ${missing.join(', ')}`);

@@ -81,6 +81,11 @@ export interface RunnerCapabilities {
   network: string[];
 }
 
+/** The capabilities a runner with this SANDBOX_NETWORK needs: nftables rules need NET_ADMIN unless the network is open. */
+export function runnerNeeds(capabilities: RunnerCapabilities, sandboxNetwork: string | undefined): string[] {
+  return [...capabilities.sandbox, ...(sandboxNetwork === 'open' ? [] : capabilities.network)];
+}
+
 /** The capability names the runner asks for, read from its source at run time. */
 export async function loadRunnerCapabilities(): Promise<RunnerCapabilities> {
   const loaded = (await import(join(ROOT, 'services', 'runner', 'src', 'sandbox', 'capabilities.ts'))) as Record<string, Record<string, number>>;
