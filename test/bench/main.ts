@@ -44,6 +44,7 @@ import { waitQuiet } from './cpu';
 import { ADMIN, login, startBenchStack as start, waitHealthy } from './stack';
 
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 10);
+const listRows = Number(process.env['BENCH_LIST_ROWS'] ?? 1_000_000);
 const only = process.env['BENCH_ONLY'];
 const results: Record<string, unknown> = {
   machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() },
@@ -100,7 +101,7 @@ async function main(): Promise<void> {
     }
     if (only === 'lists') {
       try {
-        const lists = await benchExecutionLists(stack.urls.gateway, await login(stack.urls.gateway, ADMIN.email, ADMIN.password), databaseUrl(ports, 'gef_execution'), seconds, Number(process.env['BENCH_LIST_ROWS'] ?? 1_000_000));
+        const lists = await benchExecutionLists(stack.urls.gateway, await login(stack.urls.gateway, ADMIN.email, ADMIN.password), databaseUrl(ports, 'gef_execution'), seconds, listRows);
         process.stdout.write(`${JSON.stringify({ ...results, lists, loadAverage: os.loadavg() }, null, 2)}\n\n${listBenchLines(lists, line).join('\n')}\n`);
       } finally {
         await stack.stop();
@@ -155,7 +156,7 @@ async function main(): Promise<void> {
     results['bareTemporal'] = bareTemporal;
     if (executions.burst) results['burstToBareTemporal'] = burstToBare(executions.burst, bareTemporal);
     const adminToken = await login(api, ADMIN.email, ADMIN.password);
-    const lists = await benchExecutionLists(api, adminToken, databaseUrl(ports, 'gef_execution'), seconds, Number(process.env['BENCH_LIST_ROWS'] ?? 1_000_000));
+    const lists = await benchExecutionLists(api, adminToken, databaseUrl(ports, 'gef_execution'), seconds, listRows);
     results['lists'] = lists;
     const logs = await benchLogs(api, await login(api, 'admin@gef.local', 'Admin-Dev-Passw0rd!'));
     results['logs'] = logs;
