@@ -1,12 +1,13 @@
 /**
- * Runs schemathesis (installed by install-schemathesis.sh into the tool cache) against the
+ * Runs schemathesis (installed from PyPI into the tool cache, harness/python-venv.ts) against the
  * gateway of the running stack and reads its NDJSON report: how many requests were sent,
  * their statuses, and every failed check.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pythonVenv } from '../harness/python-venv';
 
 /** The checks every response must pass. */
 export const checks = [
@@ -17,10 +18,9 @@ export const checks = [
   'response_schema_conformance',
 ] as const;
 
-/** Installs schemathesis if needed; returns the `st` command. */
+/** Installs schemathesis (SCHEMATHESIS_VERSION, default 4.32.5) if needed; returns the `st` command. */
 export function installSchemathesis(): string {
-  const out = execFileSync('bash', [join(__dirname, 'install-schemathesis.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return out.trim().split('\n').pop()!;
+  return join(pythonVenv('schemathesis', [`schemathesis==${process.env['SCHEMATHESIS_VERSION'] ?? '4.32.5'}`]), 'bin', 'st');
 }
 
 export interface Failure {

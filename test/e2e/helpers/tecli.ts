@@ -2,21 +2,17 @@
  * The Trends.Earth script CLI as its users install it (`trends-earth-cli` from PyPI, in a
  * virtual environment in the tool cache), driven one command at a time by tecli/drive.py.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 
+import { pythonVenv } from '../../harness/python-venv';
 import { apiUrl } from './api';
 
 const tecliDir = join(__dirname, '..', 'tecli');
 
 /** Installs the CLI if needed; returns the Python of its virtual environment. */
 export function installTecli(): string {
-  const out = execFileSync(
-    'bash',
-    [join(__dirname, '..', '..', 'harness', 'python-venv.sh'), 'tecli', '--no-deps', '-r', join(tecliDir, 'requirements.txt')],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  return join(out.trim().split('\n').pop()!, 'bin', 'python');
+  return join(pythonVenv('tecli', ['--no-deps', '-r', join(tecliDir, 'requirements.txt')]), 'bin', 'python');
 }
 
 export interface TrendsOptions {
