@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { PartName } from '../harness/stack';
 import { api, login, superadminCredentials } from '../e2e/helpers/api';
-import { executionLog, publishScript } from '../e2e/helpers/executions';
+import { executionLog, publishScript, terminalStatuses } from '../e2e/helpers/executions';
 import { expectAttemptsComplete, Outages, sleep } from './helpers';
 
 jest.setTimeout(1_800_000);
@@ -92,7 +92,7 @@ async function ended(ids: readonly string[]): Promise<Record<string, number>> {
   const deadline = Date.now() + drainMs;
   for (;;) {
     const counts = await statuses(ids);
-    const terminal = (counts.FINISHED ?? 0) + (counts.FAILED ?? 0) + (counts.CANCELLED ?? 0);
+    const terminal = terminalStatuses.reduce((n, status) => n + (counts[status] ?? 0), 0);
     if (terminal === ids.length || Date.now() > deadline) return counts;
     await sleep(2000);
   }
