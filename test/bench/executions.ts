@@ -15,7 +15,7 @@ import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { cliMembers, tar } from '../e2e/helpers/archives';
 import { cpuLine, cpuOfParts, cpuPerUnit, waitQuiet, type StackPids } from './cpu';
-import { bareServer, runLoad, type LoadResult } from './load';
+import { readBesideBare, readLines, type LoadResult, type ReadComparison } from './load';
 import { upload } from './scripts';
 
 export interface BurstResult {
@@ -47,7 +47,7 @@ export interface ExecutionBench {
   burst?: BurstResult;
   /** How long the stack took to become quiet after the burst, before the reads. */
   settleMs?: number;
-  read: { gateway: LoadResult; bare: LoadResult; ratio: number; concurrency: number };
+  read: ReadComparison;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -202,17 +202,12 @@ export async function benchExecutions(api: string, token: string, seconds: numbe
 
   // The reads on a quiet stack, as the other figures are: a burst may leave work behind it.
   const settleMs = burst && pids ? await waitQuiet(pids) : undefined;
-  const path = `/api/v1/execution/${warm}`;
-  const body = await (await fetch(`${api}${path}`, { headers: { Authorization: `Bearer ${token}` } })).text();
-  const bare = await bareServer(body);
-  const bareResult = await runLoad({ url: `${bare.url}${path}`, concurrency: 32, durationMs: seconds * 1000 });
-  await bare.close();
-  const gateway = await runLoad({ url: `${api}${path}`, headers: { Authorization: `Bearer ${token}` }, concurrency: 32, durationMs: seconds * 1000 });
+  const read = await readBesideBare(api, `/api/v1/execution/${warm}`, token, seconds * 1000);
   return {
     runs: { samples: samples.length, warmupRuns, medianMs: pick(0.5), p90Ms: pick(0.9), minMs: pick(0), maxMs: pick(1 - 1e-9) },
     ...(burst ? { burst } : {}),
     ...(settleMs !== undefined ? { settleMs } : {}),
-    read: { gateway, bare: bareResult, ratio: Number((gateway.perSecond / bareResult.perSecond).toFixed(3)), concurrency: 32 },
+    read,
   };
 }
 
@@ -232,8 +227,6 @@ export function executionBenchLines(r: ExecutionBench, line: (name: string, l: L
     `run → FINISHED, CLI skeleton, sequential (${r.runs.samples}, after ${r.runs.warmupRuns} warm-up runs): median ${r.runs.medianMs} ms, p90 ${r.runs.p90Ms} ms, min ${r.runs.minMs} ms, max ${r.runs.maxMs} ms`,
     ...(r.burst ? burstLines(r.burst) : []),
     ...(r.settleMs !== undefined ? [settleLine(r.settleMs)] : []),
-    line('GET /api/v1/execution/<id> (32)', r.read.gateway),
-    line('bare node:http, same JSON (32)', r.read.bare),
-    `execution read gateway/bare ratio: ${r.read.ratio}`,
+    ...readLines('GET /api/v1/execution/<id>', r.read, line),
   ];
 }

@@ -115,3 +115,32 @@ export async function bareServer(body: string): Promise<{ url: string; close: ()
       }),
   };
 }
+
+/** An authenticated read through the gateway beside the bare server answering its JSON. */
+export interface ReadComparison {
+  gateway: LoadResult;
+  bare: LoadResult;
+  /** The gateway's rate as a share of the bare server's, measured one after the other. */
+  ratio: number;
+  concurrency: number;
+}
+
+/** Loads `GET api+path` with `token` after a bare server answering the same body, 32 clients each. */
+export async function readBesideBare(api: string, path: string, token: string, durationMs: number, concurrency = 32): Promise<ReadComparison> {
+  const headers = { Authorization: `Bearer ${token}` };
+  const first = await fetch(`${api}${path}`, { headers });
+  if (first.status !== 200) throw new Error(`GET ${path}: HTTP ${first.status}`);
+  const bare = await bareServer(await first.text());
+  const bareResult = await runLoad({ url: `${bare.url}${path}`, concurrency, durationMs });
+  await bare.close();
+  const gateway = await runLoad({ url: `${api}${path}`, headers, concurrency, durationMs });
+  return { gateway, bare: bareResult, ratio: Number((gateway.perSecond / bareResult.perSecond).toFixed(3)), concurrency };
+}
+
+/** The text lines of one read comparison. */
+export function readLines(name: string, read: ReadComparison, line: (name: string, l: LoadResult) => string): string[] {
+  return [line(`${name} (${read.concurrency})`, read.gateway), line(`bare node:http, same JSON (${read.concurrency})`, read.bare), `${name} gateway/bare ratio: ${read.ratio}`];
+}
+
+/** One load's figures as a line of text. */
+export const loadLine = (name: string, r: LoadResult): string => `${name.padEnd(34)} ${String(r.perSecond).padStart(9)} req/s   p50 ${r.p50Ms} ms   p99 ${r.p99Ms} ms   errors ${r.errors}`;

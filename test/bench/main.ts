@@ -27,13 +27,15 @@
  *
  * BENCH_SECONDS sets each load's duration (default 10). BENCH_ONLY=scripts starts the stack
  * once and measures the scripts part alone (BENCH_ONLY=logs: the logs part alone;
- * BENCH_ONLY=burst: the burst and the bare Temporal alone; BENCH_ONLY=lists: the lists alone).
+ * BENCH_ONLY=burst: the burst and the bare Temporal alone; BENCH_ONLY=lists: the lists alone;
+ * BENCH_ONLY=reads: the two authenticated reads beside the bare server, alone).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { databaseUrl, freeStackPorts } from '@gef/deploy';
-import { bareServer, runLoad, type LoadResult } from './load';
+import { loadLine, readBesideBare, readLines, runLoad } from './load';
+import { benchReads, readBenchLines } from './reads';
 import { treeRssKib } from './memory';
 import { benchBareTemporal, type BareTemporalResult } from './bare-temporal/bench';
 import { benchExecutionLists, listBenchLines } from './execution-lists';
@@ -70,8 +72,6 @@ function bareTemporalLines(burst: BurstResult, bare: BareTemporalResult): string
   ];
 }
 
-const line = (name: string, r: LoadResult) => `${name.padEnd(34)} ${String(r.perSecond).padStart(9)} req/s   p50 ${r.p50Ms} ms   p99 ${r.p99Ms} ms   errors ${r.errors}`;
-
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'gef-bench-'));
   const ports = await freeStackPorts();
@@ -102,7 +102,16 @@ async function main(): Promise<void> {
     if (only === 'lists') {
       try {
         const lists = await benchExecutionLists(stack.urls.gateway, await login(stack.urls.gateway, ADMIN.email, ADMIN.password), databaseUrl(ports, 'gef_execution'), seconds, listRows);
-        process.stdout.write(`${JSON.stringify({ ...results, lists, loadAverage: os.loadavg() }, null, 2)}\n\n${listBenchLines(lists, line).join('\n')}\n`);
+        process.stdout.write(`${JSON.stringify({ ...results, lists, loadAverage: os.loadavg() }, null, 2)}\n\n${listBenchLines(lists, loadLine).join('\n')}\n`);
+      } finally {
+        await stack.stop();
+      }
+      return;
+    }
+    if (only === 'reads') {
+      try {
+        const read = await benchReads(stack.urls.gateway, await login(stack.urls.gateway, ADMIN.email, ADMIN.password));
+        process.stdout.write(`${JSON.stringify({ ...results, read, loadAverage: os.loadavg() }, null, 2)}\n\n${readBenchLines(read).join('\n')}\n`);
       } finally {
         await stack.stop();
       }
@@ -139,14 +148,9 @@ async function main(): Promise<void> {
     }
     const logins = await runLoad({ url: `${api}/auth`, method: 'POST', body: (client) => JSON.stringify({ email: emails[client], password }), concurrency: 8, durationMs: seconds * 1000 });
 
-    const me = await fetch(`${api}/api/v1/user/me`, { headers: { Authorization: `Bearer ${token}` } });
-    const meBody = await me.text();
-    const bare = await bareServer(meBody);
-    const bareResult = await runLoad({ url: `${bare.url}/api/v1/user/me`, concurrency: 32, durationMs: seconds * 1000 });
-    await bare.close();
-    const gatewayResult = await runLoad({ url: `${api}/api/v1/user/me`, headers: { Authorization: `Bearer ${token}` }, concurrency: 32, durationMs: seconds * 1000 });
+    const read = await readBesideBare(api, '/api/v1/user/me', token, seconds * 1000);
     results['auth'] = { logins, concurrency: 8 };
-    results['read'] = { gateway: gatewayResult, bare: bareResult, ratio: Number((gatewayResult.perSecond / bareResult.perSecond).toFixed(3)), concurrency: 32 };
+    results['read'] = read;
 
     const scripts = await benchScripts(stack, await login(api, ADMIN.email, ADMIN.password));
     results['scripts'] = scripts;
@@ -169,14 +173,12 @@ async function main(): Promise<void> {
         `machine: ${m.cpus} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${process.version}`,
         `first start (fresh data, tools cached): ${(first / 1000).toFixed(1)} s; second start: ${(ms / 1000).toFixed(1)} s`,
         `idle memory (MiB): ${Object.entries(memory).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-        line('POST /auth (8 clients)', logins),
-        line('GET /api/v1/user/me (32 clients)', gatewayResult),
-        line('bare node:http, same JSON (32)', bareResult),
-        `gateway/bare ratio: ${(results['read'] as { ratio: number }).ratio}`,
+        loadLine('POST /auth (8 clients)', logins),
+        ...readLines('GET /api/v1/user/me', read, loadLine),
         ...scriptBenchLines(scripts),
-        ...executionBenchLines(executions, line),
+        ...executionBenchLines(executions, loadLine),
         ...(executions.burst ? bareTemporalLines(executions.burst, bareTemporal) : []),
-        ...listBenchLines(lists, line),
+        ...listBenchLines(lists, loadLine),
         ...logBenchLines(logs),
       ].join('\n') + '\n',
     );
