@@ -167,7 +167,8 @@ const unstorable = (where: string) =>
 
 /**
  * Parses a JSON body; keys named `__proto__` are dropped. A key or string holding
- * `unstorableText` is a 400, not a failure of whatever would store it.
+ * `unstorableText`, or a number beyond a double's range, is a 400, not a failure of
+ * whatever would store it.
  */
 export function parseJson(bytes: Buffer): unknown {
   let text: string;
@@ -183,6 +184,8 @@ export function parseJson(bytes: Buffer): unknown {
     return JSON.parse(text, (key, value: unknown) => {
       if (key === '__proto__') return undefined;
       if (unstorableText.test(key) || (typeof value === 'string' && unstorableText.test(value))) throw unstorable('JSON body');
+      // 1e999 parses as Infinity, which no JSON column or protobuf Value can hold.
+      if (typeof value === 'number' && !Number.isFinite(value)) throw new HttpError(400, 'invalid_argument', 'JSON body holds a number too large to represent');
       return value;
     });
   } catch (err) {

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response, Router } from 'express';
-import { jsonBody } from '../body';
+import { jsonBody, unstorableText } from '../body';
 import { skipCompression } from '../compression';
 import { HttpError } from '../http-errors';
 import { setRouteTemplate } from '../http-metrics';
@@ -64,10 +64,16 @@ export function mountRoutes(router: Router, routes: readonly RouteDef[], options
   for (const [path, defs] of groupByPath(routes)) {
     const route = router.route(toExpressPath(path));
     for (const def of defs) {
-      const tag = (_req: Request, res: Response, next: NextFunction) => {
+      const tag = (req: Request, res: Response, next: NextFunction) => {
         setRouteTemplate(res, def.path);
         res.locals['operationId'] = def.operationId;
         if (def.compress === false) skipCompression(res);
+        // An id, slug or e-mail holding what no text column can (NUL) names nothing: a 404
+        // here, before a service hands it to its database.
+        if (Object.values(req.params).some((v) => typeof v === 'string' && unstorableText.test(v))) {
+          next(new HttpError(404, 'not_found', 'Not found'));
+          return;
+        }
         next();
       };
       const body = def.body === 'json' ? [jsonBody(options.bodyLimit)] : [];

@@ -10,6 +10,12 @@ import type { Mailer } from '../mail/mailer';
 /** How long a mailed link may be used. */
 const tokenLifetimeMs = 60 * 60 * 1000;
 
+/**
+ * Recovery e-mails one account gets within a link's lifetime, however its callers name it
+ * (the gateway's limit counts the id and the e-mail apart): more are not sent.
+ */
+export const maxRecoveryLinks = 5;
+
 /** A token as stored: only its SHA-256 digest. */
 export const tokenDigest = (token: string) => createHash('sha256').update(token).digest('hex');
 
@@ -95,6 +101,14 @@ export class PasswordLinks {
         requestId ?? null,
       ]);
     return token;
+  }
+
+  /** How many links of this purpose the user was given in the last hour (the tokens not yet expired). */
+  async issuedWithinLifetime(userId: string, purpose: 'set' | 'reset'): Promise<number> {
+    const [row] = await this.deps.orm.em
+      .getConnection()
+      .execute<{ n: string }[]>('select count(*) as n from password_token where user_id = ? and purpose = ? and expires_at > now()', [userId, purpose]);
+    return Number(row?.n ?? 0);
   }
 
   /** A token whose e-mail did not go out is removed. */

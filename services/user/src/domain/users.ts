@@ -25,7 +25,7 @@ import type { KeycloakTokenClient, KeycloakTokens } from '../keycloak/token-clie
 import { UserProfileRepository } from '../repositories/user-profile-repository';
 import type { RevocationHub } from '../revocations/revocation-hub';
 import { assertMayDeleteSelf, assertMayGrant, assertMayManage, canListUsers, canSeeUser, type Actor } from './policy';
-import { tokenDigest, type PasswordLinks } from './password-links';
+import { maxRecoveryLinks, tokenDigest, type PasswordLinks } from './password-links';
 import type { RoleDirectory } from './role-directory';
 import type { RoleName } from './roles';
 import { normaliseEmail, passwordPolicyViolation, profileLimits, profileText } from './validation';
@@ -170,6 +170,8 @@ export class Users {
         throw new AlreadyExists('A user with this email already exists', 'already_exists');
       }
       if (err instanceof KeycloakError && err.status === 400) {
+        // Keycloak names the attribute it refused: the address (as e-mail or user name), else the password.
+        if (/"field"\s*:\s*"(email|username)"/.test(err.body)) throw new InvalidArgument('Invalid email address', 'invalid_argument');
         throw new Unprocessable('Password does not satisfy the password policy', 'weak_password');
       }
       throw err;
@@ -214,8 +216,9 @@ export class Users {
     },
     actor: Actor,
   ): Promise<UserView> {
-    const self = key.trim() === 'me' || key.trim().toLowerCase() === actor.userId;
     const target = await this.get(key, actor);
+    // Oneself, however named: `me`, the id or the e-mail.
+    const self = target.profile.id === actor.userId;
     if (!self) assertMayManage(actor, target.profile.id, target.role);
     const name = changes.name !== undefined ? profileText('name', changes.name, profileLimits.name, true) : undefined;
     const country = changes.country !== undefined ? profileText('country', changes.country, profileLimits.country) : undefined;
@@ -288,8 +291,8 @@ export class Users {
   }
 
   async delete(key: string, actor: Actor): Promise<UserView> {
-    const self = key.trim() === 'me' || key.trim().toLowerCase() === actor.userId;
     const target = await this.get(key, actor);
+    const self = target.profile.id === actor.userId;
     if (self) assertMayDeleteSelf(actor);
     else assertMayManage(actor, target.profile.id, target.role);
     // Logins and tokens stop now; the workflow removes the rest, surviving crashes.
@@ -319,6 +322,10 @@ export class Users {
         ? await this.repo((r) => r.findByEmail(k))
         : null;
     if (!profile) return;
+    if ((await this.deps.passwordLinks.issuedWithinLifetime(profile.id, 'reset')) >= maxRecoveryLinks) {
+      this.deps.logger.info({ userId: profile.id }, 'recovery e-mail not sent: the account had its share within the hour');
+      return;
+    }
     try {
       await this.deps.passwordLinks.send(profile, 'reset');
     } catch (err) {
@@ -350,7 +357,14 @@ export class Users {
       throw new Unprocessable(res.reason, 'weak_password');
     }
     await this.deps.keycloak.clearBruteForce(userId);
-    const profile = await this.repo((r) => r.findById(userId));
+    // A recovered account starts over: whoever held a session before the reset holds none now.
+    await this.deps.keycloak.logoutUser(userId);
+    await this.deps.revocations.revokeUser(userId);
+    const profile = await unitOfWork(this.deps.orm, async (em) => {
+      const p = await new UserProfileRepository(em).findById(userId);
+      if (p) p.updatedAt = new Date();
+      return p;
+    });
     if (!profile) throw new NotFound('Invalid or expired token', 'not_found');
     return { profile, role: await this.deps.roles.roleOf(userId) };
   }
