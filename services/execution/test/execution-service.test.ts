@@ -307,6 +307,37 @@ describe('execution service', () => {
       expect(withProgress.execution).toMatchObject({ status: S.FAILED, progress: 30 });
     });
 
+    it('moves a run only forward: a waiting run may only be ended, a cancelled one only CANCELLED', async () => {
+      const { userId, script } = someone();
+      const admin = caller(randomUUID(), 'ADMIN');
+      const statusOf = async (id: string) => (await f.client.getExecution({ id, caller: admin })).execution!.status;
+      // Three slots taken: the fourth run waits.
+      for (let i = 0; i < 3; i++) await startAttempt((await run(userId, script.scriptId)).id);
+      const waiting = await run(userId, script.scriptId);
+      expect(await statusOf(waiting.id)).toBe(S.PENDING);
+      for (const status of [S.READY, S.RUNNING]) {
+        expect((await codeOf(f.client.updateExecution({ id: waiting.id, caller: admin, status }))).code).toBe(Code.Aborted);
+      }
+      expect(await statusOf(waiting.id)).toBe(S.PENDING);
+      expect((await f.client.updateExecution({ id: waiting.id, caller: admin, status: S.PENDING, progress: 1 })).execution!.status).toBe(S.PENDING);
+
+      const started = await run(userId, script.scriptId, {}, 'ADMIN');
+      await startAttempt(started.id);
+      expect(await statusOf(started.id)).toBe(S.RUNNING);
+      for (const status of [S.PENDING, S.READY]) {
+        expect((await codeOf(f.client.updateExecution({ id: started.id, caller: admin, status }))).code).toBe(Code.Aborted);
+      }
+      await f.client.cancelExecution({ id: started.id, caller: admin });
+      expect(await statusOf(started.id)).toBe(S.CANCELLING);
+      for (const status of [S.RUNNING, S.FINISHED, S.FAILED]) {
+        expect((await codeOf(f.client.updateExecution({ id: started.id, caller: admin, status }))).code).toBe(Code.Aborted);
+      }
+      expect((await f.client.updateExecution({ id: started.id, caller: admin, status: S.CANCELLED })).execution!.status).toBe(S.CANCELLED);
+
+      const ended = await f.client.updateExecution({ id: waiting.id, caller: admin, status: S.FAILED });
+      expect(ended.execution).toMatchObject({ status: S.FAILED, progress: 100 });
+    });
+
     it('accepts the execution\'s own token while it runs, and nothing else with it', async () => {
       const { userId, script } = someone();
       const e = await run(userId, script.scriptId);

@@ -26,6 +26,25 @@ async function stopRun(deps: ExecutionDeps, executionId: string, request: StopRe
   }
 }
 
+/** The order runs move through before they end. */
+const startedRank: Partial<Record<ExecutionStatus, number>> = { READY: 1, RUNNING: 2 };
+
+/**
+ * A status a PATCH may set on a run that has not ended (Aborted, 409, otherwise): forward
+ * along PENDING → READY → RUNNING, or to an end. The platform alone moves a run out of
+ * PENDING (when it gets a slot and a runner), so a waiting run may only be ended; and a run
+ * being cancelled ends CANCELLED.
+ */
+function assertMayMove(from: ExecutionStatus, to: ExecutionStatus): void {
+  if (from === 'CANCELLING') {
+    if (to === 'CANCELLED') return;
+    throw new Aborted(`Execution is being cancelled; it can only become CANCELLED, not ${to}`, 'conflict');
+  }
+  if (isTerminal(to) || to === from) return;
+  if (from === 'PENDING') throw new Aborted(`Execution is waiting to start; only the platform moves it to ${to}`, 'conflict');
+  if ((startedRank[to] ?? 0) < (startedRank[from] ?? 0)) throw new Aborted(`Execution is ${from}; it cannot go back to ${to}`, 'conflict');
+}
+
 /**
  * PATCH /execution/<id> (ADMIN+ or the execution's token). Terminal statuses are final:
  * another status afterwards is Aborted (409), the same one again a no-op. Reaching a
@@ -59,6 +78,7 @@ export async function updateExecution(
       if (changes.status === current.status) return { execution: (await repo.findById(id)) ?? current, changed: false };
       throw new Aborted(`Execution is already ${current.status}; it can no longer change`, 'conflict');
     }
+    if (changes.status !== undefined) assertMayMove(current.status, changes.status);
     const assignments: string[] = [];
     const params: unknown[] = [];
     if (changes.status !== undefined) {
