@@ -207,6 +207,34 @@ def run(params, logger):
     expect(texts.indexOf('critical line')).toBeLessThan(texts.indexOf('printed line'));
   });
 
+  it('reads a long log in pages that end on whole instants: start= and last-id= miss no line, a first page holds at most 1,000', async () => {
+    const script = await publishScript(
+      owner.token,
+      `Exec Long Log ${unique()}`,
+      `def run(params, logger):
+    for i in range(6000):
+        logger.info("line %d" % i)
+    return None
+`,
+    );
+    const created = await runScript(owner.token, script.id);
+    expect((await waitForExecution(owner.token, created.id)).status).toBe('FINISHED');
+    const expected = Array.from({ length: 6000 }, (_, i) => `line ${i}`);
+    const first = (await api('GET', `/api/v1/execution/${created.id}/log`, { token: owner.token })).body.data as { id: number; text: string; register_date: string }[];
+    expect(first.length).toBeGreaterThan(0);
+    expect(first.length).toBeLessThanOrEqual(1000);
+    // Lines come in batches sharing one register_date; polling by date, strictly after the
+    // last line's, must still read each line once.
+    const byDate = [...first];
+    for (let page = first; page.length > 0; ) {
+      const start = encodeURIComponent(page[page.length - 1]!.register_date);
+      page = (await api('GET', `/api/v1/execution/${created.id}/log?start=${start}`, { token: owner.token })).body.data;
+      byDate.push(...page);
+    }
+    expect(byDate.map((l) => l.text).filter((t) => t.startsWith('line '))).toEqual(expected);
+    expect((await executionLog(owner.token, created.id)).map((l) => l.text).filter((t) => t.startsWith('line '))).toEqual(expected);
+  });
+
   it('ends FAILED with the traceback when the script raises', async () => {
     const script = await publishScript(
       owner.token,

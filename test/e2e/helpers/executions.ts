@@ -50,11 +50,21 @@ export async function waitForExecution(token: string, id: string, statuses: read
   }
 }
 
-/** The whole log of an execution. */
-export async function executionLog(token: string, id: string, query = ''): Promise<LogLine[]> {
+/** One page of an execution's log. */
+async function executionLogPage(token: string, id: string, query = ''): Promise<LogLine[]> {
   const res = await api('GET', `/api/v1/execution/${id}/log${query}`, { token });
   if (res.status !== 200) throw new Error(`GET log of ${id}: ${res.status} ${res.text}`);
   return res.body.data;
+}
+
+/** The whole log of an execution (every page, continued with `last-id`), or its lines after `query`'s cursor. */
+export async function executionLog(token: string, id: string, query = ''): Promise<LogLine[]> {
+  const lines = await executionLogPage(token, id, query);
+  for (let page = lines; page.length > 0 && query === ''; ) {
+    page = await executionLogPage(token, id, `?last-id=${page[page.length - 1]!.id}`);
+    lines.push(...page);
+  }
+  return lines;
 }
 
 /** Polls the log until `check` holds for it. */

@@ -36,11 +36,14 @@ export const maxEmbeddedLines = 1000;
  */
 export const maxEmbeddedLinesPerList = 100_000;
 /**
- * Lines per ListExecutionLogs page. A client following a long run reads it in pages of this
- * many: with 1,000 a reader of a run writing 20,000 lines a second fell behind by per-page
- * costs (a request, a query, a response each) and finished reading a second after the run.
+ * Lines per ListExecutionLogs page that continues from a line (`start` or `last-id`). A client
+ * following a long run reads it in pages of this many: with 1,000 a reader of a run writing
+ * 20,000 lines a second fell behind by per-page costs (a request, a query, a response each)
+ * and finished reading a second after the run.
  */
 const maxLogLines = 5000;
+/** Lines of a log read from its start: a list asked without a cursor answers at most 1,000 rows. */
+const maxFirstLogLines = 1000;
 
 export interface ExecutionView {
   execution: ExecutionRecord;
@@ -183,14 +186,31 @@ export async function listExecutionLogs(
 ): Promise<LogRecord[]> {
   const actor = requireActor(caller);
   const id = executionIdOf(rawId);
-  const limit = Math.min(maxLogLines, options.limit && options.limit > 0 ? options.limit : maxLogLines);
+  const cap = options.after || options.afterId !== undefined ? maxLogLines : maxFirstLogLines;
+  const limit = Math.min(cap, options.limit && options.limit > 0 ? options.limit : cap);
   const em = deps.orm.em.fork();
   const execution = await new ExecutionRepository(em).findById(id, { params: false, results: false });
   if (!execution) throw executionNotFound();
   assertMayRead(actor, execution);
-  return new ExecutionLogRepository(em).list(id, {
+  const logs = new ExecutionLogRepository(em);
+  const lines = await logs.list(id, {
     ...(options.after ? { after: options.after } : {}),
     ...(options.afterId !== undefined ? { afterId: options.afterId } : {}),
     limit,
   });
+  return lines.length < limit ? lines : endOnWholeInstant(lines, (last) => logs.list(id, { afterId: last.id, at: last.registerDate, limit: maxLogLines }));
+}
+
+/**
+ * A full page ends where its last instant ends. A batch of lines shares one register_date,
+ * and a client continuing with `start=<the last line's date>` (strictly after) would skip
+ * the batch's lines beyond the page: the page stops before that instant instead, or, when
+ * the whole page is one instant, takes the rest of it.
+ */
+async function endOnWholeInstant(lines: LogRecord[], restOfInstant: (last: LogRecord) => Promise<LogRecord[]>): Promise<LogRecord[]> {
+  const last = lines[lines.length - 1]!;
+  const instant = last.registerDate.getTime();
+  let cut = lines.length;
+  while (cut > 0 && lines[cut - 1]!.registerDate.getTime() === instant) cut--;
+  return cut > 0 ? lines.slice(0, cut) : [...lines, ...(await restOfInstant(last))];
 }

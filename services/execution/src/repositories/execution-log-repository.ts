@@ -50,6 +50,8 @@ const linesJson = (lines: NewLogLine[]) => JSON.stringify(lines.map((l) => ({ se
 export interface ListOptions {
   after?: Date;
   afterId?: number;
+  /** Only lines registered at this instant. */
+  at?: Date;
   limit: number;
 }
 
@@ -64,6 +66,10 @@ export function listStatement(executionId: string, options: ListOptions): { sql:
   if (options.afterId !== undefined) {
     where.push('id > ?');
     params.push(options.afterId);
+  }
+  if (options.at) {
+    where.push('register_date = ?');
+    params.push(options.at);
   }
   return { sql: `select ${columns} from execution_log where ${where.join(' and ')} order by id asc limit ?`, params: [...params, options.limit] };
 }

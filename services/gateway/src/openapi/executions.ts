@@ -247,7 +247,7 @@ export const executionsOpenApi: OpenApiResource = {
       get: op({
         operationId: 'listExecutionLogs',
         summary: 'The log of an execution',
-        description: 'Log lines, oldest first (up to 5000 per call: poll with `last-id`). The lines of every runner attempt stay, each with its `attempt`.',
+        description: 'Log lines, oldest first: up to 1000 from the start, up to 5000 after `start` or `last-id`; continue from the last line with either. A full page ends on a whole instant (the lines of one `register_date` are all in it, or all in the next), so polling with `start` misses none. The lines of every runner attempt stay, each with its `attempt`.',
         parameters: [
           executionParam,
           dateQuery('start', 'Only lines registered strictly after this instant.'),
