@@ -219,3 +219,19 @@ export function parsePaging(page: number | undefined, perPage: number | undefine
   if (p > 1_000_000) throw new InvalidArgument('page is too large', 'invalid_argument');
   return { page: p, perPage: pp, offset: (p - 1) * pp, paginated };
 }
+
+/**
+ * A full page of log lines (`limit` of them) ends where its last instant ends. Lines written
+ * in one batch share one register date, and a client continuing with `start=<the last
+ * line's date>` (strictly after) would skip the batch's lines beyond the page: the page stops
+ * before that instant instead, or, when the whole page is one instant, takes the rest of it.
+ * A shorter page is the end of the log as it is now, and stays whole.
+ */
+export async function endOnWholeInstant<L extends { registerDate: Date }>(lines: L[], limit: number, restOfInstant: (last: L) => Promise<L[]>): Promise<L[]> {
+  if (lines.length < limit || lines.length === 0) return lines;
+  const last = lines[lines.length - 1]!;
+  const instant = last.registerDate.getTime();
+  let cut = lines.length;
+  while (cut > 0 && lines[cut - 1]!.registerDate.getTime() === instant) cut--;
+  return cut > 0 ? lines.slice(0, cut) : [...lines, ...(await restOfInstant(last))];
+}

@@ -1,5 +1,5 @@
 import { InvalidArgument } from '../src/errors';
-import { filterToSql, parseFilter, parsePaging, parseSort, shareOf, sortToSql, unpaginatedLimit, type FieldMap } from '../src/list-query';
+import { endOnWholeInstant, filterToSql, parseFilter, parsePaging, parseSort, shareOf, sortToSql, unpaginatedLimit, type FieldMap } from '../src/list-query';
 
 const fields: FieldMap = {
   name: { column: 't.name', type: 'string' },
@@ -88,5 +88,27 @@ describe('shareOf', () => {
     expect(shareOf(100_000, 1)).toBe(100_000);
     expect(shareOf(100_000, 0)).toBe(100_000);
     expect(shareOf(10, 1000)).toBe(1);
+  });
+});
+
+describe('endOnWholeInstant', () => {
+  const at = (ms: number, id: number) => ({ id, registerDate: new Date(ms) });
+  const none = async () => [];
+
+  it('keeps a short page whole: it is the end of the log', async () => {
+    const lines = [at(1, 1), at(2, 2), at(2, 3)];
+    expect(await endOnWholeInstant(lines, 5, none)).toEqual(lines);
+  });
+
+  it('stops a full page before its last instant', async () => {
+    const lines = [at(1, 1), at(2, 2), at(3, 3), at(3, 4)];
+    expect((await endOnWholeInstant(lines, 4, none)).map((l) => l.id)).toEqual([1, 2]);
+  });
+
+  it('takes the rest of the instant when the whole page is one', async () => {
+    const lines = [at(5, 1), at(5, 2)];
+    const rest = jest.fn(async (last: { id: number }) => [at(5, last.id + 1), at(5, last.id + 2)]);
+    expect((await endOnWholeInstant(lines, 2, rest)).map((l) => l.id)).toEqual([1, 2, 3, 4]);
+    expect(rest).toHaveBeenCalledWith(lines[1]);
   });
 });

@@ -1,4 +1,4 @@
-import { filterToSql, InvalidArgument, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap } from '@gef/common';
+import { endOnWholeInstant, filterToSql, InvalidArgument, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap } from '@gef/common';
 import { executionStatuses, type ExecutionStatus } from '../entities/execution';
 import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
 import { ExecutionRepository, type Columns, type ExecutionRecord } from '../repositories/execution-repository';
@@ -198,19 +198,5 @@ export async function listExecutionLogs(
     ...(options.afterId !== undefined ? { afterId: options.afterId } : {}),
     limit,
   });
-  return lines.length < limit ? lines : endOnWholeInstant(lines, (last) => logs.list(id, { afterId: last.id, at: last.registerDate, limit: maxLogLines }));
-}
-
-/**
- * A full page ends where its last instant ends. A batch of lines shares one register_date,
- * and a client continuing with `start=<the last line's date>` (strictly after) would skip
- * the batch's lines beyond the page: the page stops before that instant instead, or, when
- * the whole page is one instant, takes the rest of it.
- */
-async function endOnWholeInstant(lines: LogRecord[], restOfInstant: (last: LogRecord) => Promise<LogRecord[]>): Promise<LogRecord[]> {
-  const last = lines[lines.length - 1]!;
-  const instant = last.registerDate.getTime();
-  let cut = lines.length;
-  while (cut > 0 && lines[cut - 1]!.registerDate.getTime() === instant) cut--;
-  return cut > 0 ? lines.slice(0, cut) : [...lines, ...(await restOfInstant(last))];
+  return endOnWholeInstant(lines, limit, (last) => logs.list(id, { afterId: last.id, at: last.registerDate, limit: maxLogLines }));
 }

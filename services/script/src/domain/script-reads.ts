@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { filterToSql, InvalidArgument, NotFound, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap } from '@gef/common';
+import { endOnWholeInstant, filterToSql, InvalidArgument, NotFound, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { scriptStatuses, type Script } from '../entities/script';
 import type { ScriptLog } from '../entities/script-log';
@@ -116,7 +116,9 @@ export async function listScriptLogs(
   const limit = Math.min(maxLogLines, options.limit && options.limit > 0 ? options.limit : maxLogLines);
   return unitOfWork(deps.orm, async (em) => {
     const script = await findVisible(new ScriptRepository(em), actor, idOrSlug);
-    return new ScriptLogRepository(em).list(script.id, { after: options.after, afterId: options.afterId, limit });
+    const logs = new ScriptLogRepository(em);
+    const lines = await logs.list(script.id, { after: options.after, afterId: options.afterId, limit });
+    return endOnWholeInstant(lines, limit, (last) => logs.list(script.id, { afterId: Number(last.id), at: last.registerDate, limit: maxLogLines }));
   });
 }
 

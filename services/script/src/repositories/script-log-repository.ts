@@ -24,8 +24,8 @@ export class ScriptLogRepository {
     return texts.length;
   }
 
-  /** Lines of a script, oldest first, strictly after a date (ISO 8601 text) and/or an id. */
-  async list(scriptId: string, options: { after?: string; afterId?: number; limit: number }): Promise<ScriptLog[]> {
+  /** Lines of a script, oldest first, strictly after a date (ISO 8601 text) and/or an id, or at one instant. */
+  async list(scriptId: string, options: { after?: string; afterId?: number; at?: Date; limit: number }): Promise<ScriptLog[]> {
     const where: string[] = ['script_id = ?'];
     const params: unknown[] = [scriptId];
     if (options.after) {
@@ -35,6 +35,10 @@ export class ScriptLogRepository {
     if (options.afterId !== undefined) {
       where.push('id > ?');
       params.push(options.afterId);
+    }
+    if (options.at) {
+      where.push('register_date = ?');
+      params.push(options.at);
     }
     const rows = await this.em.execute<Record<string, unknown>[]>(
       `select * from script_log where ${where.join(' and ')} order by id asc limit ?`,
