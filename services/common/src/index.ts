@@ -10,3 +10,4 @@ export * from './shutdown';
 export * from './dates';
 export * from './version';
 export * from './list-query';
+export * from './json-schema';

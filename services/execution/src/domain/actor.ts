@@ -1,4 +1,4 @@
-import { NotFound, PermissionDenied, Unauthenticated } from '@gef/common';
+import { NotFound, PermissionDenied, Unauthenticated, uuidPattern } from '@gef/common';
 
 export const roleNames = ['USER', 'ADMIN', 'SUPERADMIN'] as const;
 export type RoleName = (typeof roleNames)[number];
@@ -33,8 +33,6 @@ export function assertMayWrite(actor: Actor, execution: { userId: string }): voi
   assertMayRead(actor, execution);
   throw new PermissionDenied('Only administrators and the run itself may change an execution', 'forbidden');
 }
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const isUuid = (value: string): boolean => uuidPattern.test(value);
 

@@ -1,33 +1,17 @@
-import Ajv, { type ValidateFunction } from 'ajv';
-import Ajv2019 from 'ajv/dist/2019';
-import Ajv2020 from 'ajv/dist/2020';
-import { InvalidArgument } from '@gef/common';
+import { compileJsonSchema, InvalidArgument, type ValidateFunction } from '@gef/common';
 
 /**
- * Run parameters against a script's `params_schema` (JSON Schema draft-07 by default;
- * 2019-09 and 2020-12 when the schema says so). Compiled validators are cached per script
- * version (versions are immutable).
+ * Run parameters against a script's `params_schema` (see compileJsonSchema). Compiled
+ * validators are cached per script version (versions are immutable).
  */
-const options = { strict: false, allErrors: false, validateFormats: false, logger: false } as const;
-const engines = { draft7: new Ajv(options), draft2019: new Ajv2019(options), draft2020: new Ajv2020(options) };
-
 const cache = new Map<string, ValidateFunction>();
 const maxCached = 500;
-
-function engineFor(schema: Record<string, unknown>) {
-  const uri = typeof schema['$schema'] === 'string' ? schema['$schema'] : '';
-  if (uri.includes('2020-12')) return engines.draft2020;
-  if (uri.includes('2019-09')) return engines.draft2019;
-  return engines.draft7;
-}
 
 function compile(key: string, schema: Record<string, unknown>): ValidateFunction {
   let validate = cache.get(key);
   if (validate) return validate;
-  // A schema with `$schema` the engine does not know is compiled without it.
-  const { $schema: _ignored, $id: _id, ...body } = schema;
   try {
-    validate = engineFor(schema).compile(body);
+    validate = compileJsonSchema(schema);
   } catch (err) {
     throw new InvalidArgument(`The script's params_schema is not a valid JSON Schema: ${err instanceof Error ? err.message : String(err)}`, 'invalid_params');
   }

@@ -3,7 +3,7 @@ import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { formatApiMillis, InvalidArgument, NotFound, parseApiDate } from '@gef/common';
+import { formatApiMillis, InvalidArgument, NotFound, parseApiDate, uuidPattern } from '@gef/common';
 import { execution, type script, type user } from '@gef/protos';
 import { isAtLeast, type RoleName } from '../auth/authenticator';
 import { callerOf } from '../auth/caller';
@@ -139,9 +139,6 @@ export function executionJson(e: execution.Execution | undefined, view: Executio
 }
 
 /** The `{execution}` path parameter: any text; the service answers 404 for a non-UUID. */
-/** An id as PostgreSQL writes a UUID (lower-cased, it is the key changes are announced by). */
-const canonicalId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 function executionKey(req: Request): string {
   const raw = req.params['execution'];
   const value = Array.isArray(raw) ? raw[0] : raw;
@@ -214,12 +211,10 @@ const statusList = (raw: string | undefined): string => {
   return items.join(',');
 };
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 function uuidParam(query: Record<string, string>, name: string): string {
   const raw = query[name];
   if (raw === undefined || raw === '') return '';
-  if (!uuid.test(raw)) throw new InvalidArgument(`${name} must be a UUID`, 'invalid_argument');
+  if (!uuidPattern.test(raw)) throw new InvalidArgument(`${name} must be a UUID`, 'invalid_argument');
   return raw.toLowerCase();
 }
 
@@ -472,7 +467,7 @@ export const executionsResource: Resource = {
           };
           // Cached under the id as changes name it; each caller's answer is kept apart (what
           // one may see says nothing of another).
-          const found = canonicalId.test(id)
+          const found = uuidPattern.test(id)
             ? await executions.read(id.toLowerCase(), load, `${principal.userId} ${principal.role} ${view.logs} ${view.excludeParams} ${view.excludeResults}`)
             : await load();
           const embeds = await embedsOf(clients, req, caller, [found], view);

@@ -1,4 +1,4 @@
-import { InvalidArgument } from '@gef/common';
+import { compileJsonSchema, InvalidArgument, uuidPattern } from '@gef/common';
 import { slugify } from './slug';
 
 /** The runtimes a script may declare. */
@@ -22,6 +22,7 @@ export interface ScriptConfiguration {
 }
 
 const maxNameLength = 1000;
+
 const maxDescriptionLength = 100_000;
 
 const invalid = (message: string) => new InvalidArgument(`Invalid configuration.json: ${message}`, 'invalid_archive');
@@ -52,6 +53,8 @@ export function parseConfiguration(text: string): ScriptConfiguration {
   if (name.length > maxNameLength) throw invalid(`'name' is longer than ${maxNameLength} characters`);
   const slug = slugify(name);
   if (slug === '') throw invalid("'name' must contain a letter or a digit");
+  // Scripts are addressed by id or slug, and a UUID is read as an id: such a slug would name nothing.
+  if (uuidPattern.test(slug)) throw invalid(`'name' gives the slug ${slug}, which reads as a script id; choose another name`);
 
   const description = raw['description'] ?? '';
   if (typeof description !== 'string') throw invalid("'description' must be a string");
@@ -64,6 +67,14 @@ export function parseConfiguration(text: string): ScriptConfiguration {
 
   const paramsSchema = raw['params_schema'] ?? null;
   if (paramsSchema !== null && !isObject(paramsSchema)) throw invalid("'params_schema' must be a JSON object");
+  if (paramsSchema !== null) {
+    // Checked here, at upload, rather than refusing every run of the script later.
+    try {
+      compileJsonSchema(paramsSchema);
+    } catch (err) {
+      throw invalid(`'params_schema' is not a valid JSON Schema: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
 
   return {
     name,

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { endOnWholeInstant, filterToSql, InvalidArgument, NotFound, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap } from '@gef/common';
+import { endOnWholeInstant, filterToSql, InvalidArgument, NotFound, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap, uuidPattern } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { scriptStatuses, type Script } from '../entities/script';
 import type { ScriptLog } from '../entities/script-log';
@@ -26,7 +26,6 @@ export const scriptListFields: FieldMap = {
   updated_at: { column: 's.updated_at', type: 'date' },
 };
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const maxLogLines = 1000;
 
 /** The id or slug of a request, trimmed; InvalidArgument when empty. */

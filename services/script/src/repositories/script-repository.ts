@@ -1,4 +1,5 @@
 import { LockMode } from '@mikro-orm/core';
+import { uuidPattern } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import { ScriptSchema, type Script } from '../entities/script';
 import { ScriptVersionSchema, type ScriptVersion } from '../entities/script-version';
@@ -6,8 +7,6 @@ import { ScriptVersionSchema, type ScriptVersion } from '../entities/script-vers
 /** The columns of `script_version` read with a script (prefixed `v_`), but its key. */
 const versionColumns = ['digest', 'size', 'configuration', 'file_name', 'requirements', 'status', 'environment_hash', 'created_at', 'built_at'];
 const versionSelect = versionColumns.map((c) => `v.${c} as v_${c}`).join(', ');
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface ScriptPageQuery {
   /** A SQL boolean over `script s` with `?` placeholders. */

@@ -1,9 +1,8 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { InvalidArgument, type Logger } from '@gef/common';
+import { InvalidArgument, type Logger, uuidPattern } from '@gef/common';
 import type { Mailer } from '../mail/mailer';
 import { UserProfileSchema } from '../entities/user-profile';
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const terminalStatuses = ['FINISHED', 'FAILED', 'CANCELLED'] as const;
 
 /** A run that reached a terminal status. */

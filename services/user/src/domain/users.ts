@@ -2,8 +2,10 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Client as TemporalClient } from '@temporalio/client';
 import {
   AlreadyExists,
+  type FieldMap,
   filterToSql,
   InvalidArgument,
+  type Logger,
   NotFound,
   parseFilter,
   parsePaging,
@@ -13,8 +15,7 @@ import {
   Unauthenticated,
   Unavailable,
   Unprocessable,
-  type FieldMap,
-  type Logger,
+  uuidPattern,
 } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { taskQueues } from '@gef/workflows/task-queues';
@@ -29,8 +30,6 @@ import { maxRecoveryLinks, tokenDigest, type PasswordLinks } from './password-li
 import type { RoleDirectory } from './role-directory';
 import type { RoleName } from './roles';
 import { normaliseEmail, passwordPolicyViolation, profileLimits, profileText } from './validation';
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface UserView {
   profile: UserProfile;
