@@ -185,6 +185,32 @@ describe('inspectArchive refuses', () => {
     await expectRefused(inspect(bytes), /under the symlink/);
   });
 
+  it('a symlink that leads out through another symlink, in either order', async () => {
+    const up = { name: 'src/up', type: '2', linkName: '..' } as const;
+    const up2 = { name: 'src/up2', type: '2', linkName: 'up/..' } as const;
+    await expectRefused(inspect(gzip(tar(withCli(up, up2)))), /src\/up2.*points outside the archive through other symlinks/);
+    await expectRefused(inspect(gzip(tar(withCli(up2, up)))), /src\/up2.*points outside the archive through other symlinks/);
+    // Through a chain of links, each harmless alone.
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'x', type: '2', linkName: 'src' }, { name: 'src/y', type: '2', linkName: '../x/../..' })))), /points outside/);
+  });
+
+  it('symlinks that stay inside through others, and a loop', async () => {
+    const inside = withCli({ name: 'lib', type: '2', linkName: 'src' }, { name: 'src/again', type: '2', linkName: '../lib/main.py' });
+    await expect(inspect(gzip(tar(inside)))).resolves.toMatchObject({ configuration: expect.anything() });
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'p', type: '2', linkName: 'q' }, { name: 'q', type: '2', linkName: 'p/x' })))), /loop/);
+  });
+
+  it('two members at one path (which wins depends on the extractor)', async () => {
+    const [config] = cliLayout();
+    await expectRefused(inspect(gzip(tar(withCli({ ...config!, name: './configuration.json', data: '{"name": "Other"}' })))), /appears twice/);
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'src', type: '2', linkName: 'lib' })))), /appears twice/);
+  });
+
+  it('a global pax header setting a path', async () => {
+    const bytes = gzip(tar(withCli({ name: 'pax_global_header', type: 'g', data: paxRecords({ path: '../../evil' }) }, { name: 'innocent.txt', data: 'x' })));
+    await expectRefused(inspect(bytes), /global pax header sets 'path'/);
+  });
+
   it('a character device', async () => {
     await expectRefused(inspect(gzip(tar(withCli({ name: 'dev/null', type: '3' })))), /device file/);
   });

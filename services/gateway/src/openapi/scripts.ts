@@ -24,7 +24,7 @@ const scriptResponse = (description: string) => okResponse(description, jsonCont
 
 const archiveRules =
   'The archive is a gzip-compressed tar with `configuration.json` in its root (`./configuration.json` also counts): `name` (required; the slug is made from it), optional `description`, `runtime` (default `python3`), `cpu_limit`, `memory_limit` (bytes), `timeout` (seconds), `params_schema`; other keys are kept and ignored. Python scripts need `src/main.py`; `requirements.txt` is optional. ' +
-  'Anything hostile is refused with 400 and leaves nothing behind: not gzip, not tar, truncated, members with absolute paths or `..`, links pointing outside, device files, more than 10,000 members, more inflated bytes than the configured limit (default 500 MB), invalid JSON, a missing `name`, a slug already taken. ' +
+  'Anything hostile is refused with 400 and leaves nothing behind: not gzip, not tar, truncated, members with absolute paths or `..`, links pointing outside (also through other links), two members at one path, a global pax header setting a path, device files, more than 10,000 members, more inflated bytes than the configured limit (default 500 MB), invalid JSON, a missing `name`, a `name` whose slug reads as a UUID, a `params_schema` that is not a valid JSON Schema, a slug already taken. ' +
   'The upload is streamed: a file beyond `UPLOAD_LIMIT_BYTES` (default 50 MB) is a 413 as soon as the limit is passed.';
 
 const uploadBody = (description: string): RequestBodyObject => ({

@@ -4,7 +4,7 @@ import zlib from 'node:zlib';
 import { InvalidArgument } from '@gef/common';
 import { parseConfiguration, type ScriptConfiguration } from '../domain/configuration';
 import { formatBytes, type ArchiveLimits } from './limits';
-import { ArchiveRuleError, MemberChecker } from './member-checker';
+import { ArchiveRuleError, MemberChecker, type CheckedMembers } from './member-checker';
 import { TarFormatError, TarParser } from './tar-parser';
 
 /** What an accepted archive holds that the platform needs. */
@@ -104,7 +104,12 @@ export async function inspectArchive(
     throw translate(gate.refusal ?? refusal ?? err, deadline.aborted);
   }
 
-  const members = checker.result();
+  let members: CheckedMembers;
+  try {
+    members = checker.result();
+  } catch (err) {
+    throw translate(err, false);
+  }
   const configProblem = members.problems.get('configuration.json');
   if (configProblem) throw refuse(configProblem);
   if (!members.configuration) throw refuse('configuration.json is missing at the root of the archive');

@@ -32,7 +32,10 @@ export interface CheckedMembers {
  */
 export class MemberChecker implements TarVisitor {
   private count = 0;
-  private readonly symlinks = new Set<string>();
+  /** Symlinks by path, with their targets as written. */
+  private readonly symlinks = new Map<string, string>();
+  /** Every member path, with whether it is a directory: only a directory may appear twice. */
+  private readonly seen = new Map<string, boolean>();
   private readonly files = new Set<string>();
   private capture: { path: string; parts: Buffer[]; size: number; max: number } | undefined;
   private readonly captured = new Map<string, Buffer>();
@@ -70,17 +73,18 @@ export class MemberChecker implements TarVisitor {
     for (const ancestor of ancestorsOf(path)) {
       if (this.symlinks.has(ancestor)) throw new ArchiveRuleError(`member ${shown} lies under the symlink ${JSON.stringify(ancestor)}`);
     }
-    this.symlinks.delete(path);
-    this.files.delete(path);
-    this.captured.delete(path);
-    this.problems.delete(path);
-    if (path === wanted.main) this.mainPy = false;
+    // Extractors differ on which of two members at one path wins; the check and the
+    // extraction must see the same tree.
+    const directory = header.type === 'directory';
+    const before = this.seen.get(path);
+    if (before !== undefined && !(before && directory)) throw new ArchiveRuleError(`member ${shown} appears twice`);
+    this.seen.set(path, directory);
 
     try {
       switch (header.type) {
         case 'symlink':
           resolveSymlinkTarget(path, header.linkName);
-          this.symlinks.add(path);
+          this.symlinks.set(path, header.linkName);
           this.noteNotRegular(path, 'a symlink');
           return;
         case 'hardlink': {
@@ -124,7 +128,9 @@ export class MemberChecker implements TarVisitor {
     }
   }
 
+  /** What the archive holds; refuses (ArchiveRuleError) a symlink that leads out through others. */
   result(): CheckedMembers {
+    for (const path of this.symlinks.keys()) this.followOut(path);
     return {
       members: this.count,
       configuration: this.captured.get(wanted.configuration),
@@ -132,6 +138,34 @@ export class MemberChecker implements TarVisitor {
       hasMainPy: this.mainPy,
       problems: this.problems,
     };
+  }
+
+  /**
+   * Resolves a symlink as the file system will once every member is extracted, through the
+   * other symlinks whatever their order in the archive: it must stay inside.
+   */
+  private followOut(link: string): void {
+    const outside = () => new ArchiveRuleError(`symlink ${JSON.stringify(link)} points outside the archive through other symlinks`);
+    // Segments still to walk, from the link's directory.
+    let pending = [...this.symlinks.get(link)!.split('/')];
+    let resolved = link.split('/').slice(0, -1);
+    let hops = 0;
+    while (pending.length > 0) {
+      const segment = pending.shift()!;
+      if (segment === '' || segment === '.') continue;
+      if (segment === '..') {
+        if (resolved.length === 0) throw outside();
+        resolved.pop();
+        continue;
+      }
+      resolved.push(segment);
+      const target = this.symlinks.get(resolved.join('/'));
+      if (target === undefined) continue;
+      // Linux gives up after 40 links; so does this check, refusing the archive.
+      if (++hops > 40) throw new ArchiveRuleError(`symlink ${JSON.stringify(link)} is part of a loop`);
+      resolved.pop();
+      pending = [...target.split('/'), ...pending];
+    }
   }
 
   private startCapture(path: string, max: number): void {

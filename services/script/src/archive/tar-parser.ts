@@ -288,10 +288,16 @@ export class TarParser {
         }
         break;
       }
-      case 'g':
-        // Global pax records: checked for form, otherwise ignored.
-        parsePax(data);
+      case 'g': {
+        // Global pax records: checked for form, otherwise ignored. An extractor may apply a
+        // global path, link path or size to the members that follow, which this check would
+        // not see: those are refused.
+        const records = parsePax(data);
+        for (const key of ['path', 'linkpath', 'size']) {
+          if (records.has(key)) throw new TarFormatError(`a global pax header sets '${key}'`);
+        }
         break;
+      }
       case 'L':
         this.pending.path = cString(data, 0, data.length);
         break;
