@@ -148,7 +148,7 @@ export class MemberChecker implements TarVisitor {
     const outside = () => new ArchiveRuleError(`symlink ${JSON.stringify(link)} points outside the archive through other symlinks`);
     // Segments still to walk, from the link's directory.
     let pending = [...this.symlinks.get(link)!.split('/')];
-    let resolved = link.split('/').slice(0, -1);
+    const resolved = link.split('/').slice(0, -1);
     let hops = 0;
     while (pending.length > 0) {
       const segment = pending.shift()!;
