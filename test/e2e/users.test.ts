@@ -129,6 +129,11 @@ describe('mail flows', () => {
     expect(created.status).toBe(200);
     const mail = await waitForMail(email, /set your/i);
     const token = tokenFrom(mail);
+    // The mailed link opens the page that sets it.
+    const link = /https?:\/\/\S+\/reset-password\?token=\S+/.exec(mail.text ?? '')![0];
+    const page = await fetch(link);
+    expect({ status: page.status, type: page.headers.get('content-type') }).toEqual({ status: 200, type: expect.stringMatching(/^text\/html/) });
+    expect(await page.text()).toContain('Set your password');
     const weak = await api('POST', '/api/v1/user/reset-password', { body: { token, password: 'weak' } });
     expect(weak.status).toBe(422);
     const set = await api('POST', '/api/v1/user/reset-password', { body: { token, password: strongPassword } });

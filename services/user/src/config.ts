@@ -14,6 +14,8 @@ export const configShape = {
   SMTP_PORT: port(1025),
   MAIL_FROM: z.string().min(3).default('GEF API <no-reply@gef.local>'),
   PUBLIC_URL: z.string().url().default('http://localhost:3000'),
+  /** The page password e-mails link to (a web client's); unset, the gateway's own `PUBLIC_URL/reset-password`. */
+  PASSWORD_LINK_URL: z.string().url().optional(),
   GEF_ADMIN_EMAIL: z.string().email().default('admin@gef.local'),
   GEF_ADMIN_PASSWORD: z.string().min(12).default('Admin-Dev-Passw0rd!'),
   ACCESS_TOKEN_LIFETIME_SECONDS: z.coerce.number().int().positive().default(3600),

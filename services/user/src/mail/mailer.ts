@@ -4,8 +4,10 @@ export interface MailSettings {
   host: string;
   port: number;
   from: string;
-  /** Where links point: `${publicUrl}/reset-password?token=…`. */
+  /** The API's address, for links to executions. */
   publicUrl: string;
+  /** The page a password link opens (`?token=…` is added); defaults to the gateway's own `${publicUrl}/reset-password`. */
+  passwordLinkUrl?: string | undefined;
 }
 
 /** The e-mails the platform sends, over SMTP. */
@@ -26,7 +28,8 @@ export class Mailer {
 
   /** The link carrying a single-use password token. */
   link(token: string): string {
-    return `${this.settings.publicUrl.replace(/\/$/, '')}/reset-password?token=${encodeURIComponent(token)}`;
+    const page = this.settings.passwordLinkUrl ?? `${this.settings.publicUrl.replace(/\/$/, '')}/reset-password`;
+    return `${page}${page.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
   }
 
   private async send(to: string, subject: string, text: string): Promise<void> {
