@@ -416,7 +416,7 @@ describe('execution service', () => {
       expect((await codeOf(f.client.listExecutionLogs({ id: e.id, caller: caller(randomUUID()) }))).code).toBe(Code.NotFound);
     });
 
-    it('reads a long log in pages of at most 5000 lines (fewer when asked), in order', async () => {
+    it('reads a long log in pages (1,000 from the start, 5,000 after a cursor) that end on whole instants, in order', async () => {
       const { userId, script } = someone();
       const e = await run(userId, script.scriptId);
       const grant = await startAttempt(e.id, 1);
@@ -424,15 +424,22 @@ describe('execution service', () => {
         const lines = Array.from({ length: 3000 }, (_, i) => ({ text: `line ${from + i}`, level: L.INFO, seq: from + i }));
         expect((await f.client.appendExecutionLogs({ id: e.id, executionToken: grant.runnerToken, lines })).appended).toBe(3000);
       }
-      const first = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) }));
-      // The service's own line (the attempt's start), then the runner's.
-      expect(first).toHaveLength(5000);
-      expect(first.slice(1, 3).map((l) => l.text)).toEqual(['line 0', 'line 1']);
-      const rest = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId), lastId: BigInt(first.at(-1)!.id) }));
-      expect(rest.map((l) => l.text)).toEqual(Array.from({ length: 1001 }, (_, i) => `line ${4999 + i}`));
+      const pages = [logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) }))];
+      while (pages.at(-1)!.length > 0) pages.push(logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId), lastId: BigInt(pages.at(-1)!.at(-1)!.id) })));
+      const all = pages.flat();
+      // The service's own line (the attempt's start), then the runner's, each once and in order.
+      expect(all.map((l) => l.text)).toEqual(['Attempt 1 started on runner runner-test', ...Array.from({ length: 6000 }, (_, i) => `line ${i}`)]);
+      expect(pages[0]!.length).toBeGreaterThan(0);
+      expect(pages[0]!.length).toBeLessThanOrEqual(1000);
+      for (let i = 1; i < pages.length - 1; i++) {
+        // No instant is split between two pages (a page of one instant may run past 5,000).
+        expect(pages[i]!.at(0)!.registerMs).toBeGreaterThan(pages[i - 1]!.at(-1)!.registerMs);
+        const instants = new Set(pages[i]!.map((l) => l.registerMs)).size;
+        if (instants > 1) expect(pages[i]!.length).toBeLessThanOrEqual(5000);
+      }
       const asked = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId), limit: 10 }));
-      expect(asked).toHaveLength(10);
-      expect(asked).toEqual(first.slice(0, 10));
+      expect(asked.length).toBeLessThanOrEqual(10);
+      expect(asked).toEqual(all.slice(0, asked.length));
     });
   });
 
@@ -520,6 +527,20 @@ describe('execution service', () => {
           ...lines.map((l) => l.text),
         ]);
       }
+    });
+
+    it('sets progress 100 on an outcome that carries none, as a PATCH to an end does', async () => {
+      const { userId, script } = someone();
+      const failed = await run(userId, script.scriptId);
+      const grant = await startAttempt(failed.id);
+      await f.client.completeExecutionAttempt({ executionId: failed.id, runnerToken: grant.runnerToken, status: S.FAILED, lines: [] });
+      expect((await f.client.getExecution({ id: failed.id, caller: caller(userId) })).execution).toMatchObject({ status: S.FAILED, progress: 100 });
+      const cancelled = await run(userId, script.scriptId);
+      const running = await startAttempt(cancelled.id);
+      await f.client.updateExecution({ id: cancelled.id, executionToken: running.token, progress: 20 });
+      await f.client.cancelExecution({ id: cancelled.id, caller: caller(userId) });
+      await f.client.completeExecutionAttempt({ executionId: cancelled.id, runnerToken: running.runnerToken, status: S.CANCELLED, lines: [] });
+      expect((await f.client.getExecution({ id: cancelled.id, caller: caller(userId) })).execution).toMatchObject({ status: S.CANCELLED, progress: 100 });
     });
 
     it('never overwrites a status set from outside, but keeps the runner\'s lines', async () => {

@@ -145,9 +145,13 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
   });
 }
 
-/** What ending a run with `status` sets besides the status (SQL assignments with `?` params). */
+/**
+ * What ending a run with `status` sets besides the status (SQL assignments with `?` params):
+ * as a PATCH reaching a terminal status does, progress 100 unless the outcome carries one (a
+ * failed script's last progress).
+ */
 function outcomeAssignments(status: ExecutionStatus, results: string | undefined, progress: number | undefined): { assignments: string[]; params: unknown[] } {
   if (status === 'FINISHED') return { assignments: [`end_date = ${nowSql}`, 'results = ?::jsonb', 'progress = 100'], params: [results ?? 'null'] };
   if (status !== 'CANCELLED' && progress !== undefined) return { assignments: [`end_date = ${nowSql}`, 'progress = ?'], params: [progress] };
-  return { assignments: [`end_date = ${nowSql}`], params: [] };
+  return { assignments: [`end_date = ${nowSql}`, 'progress = 100'], params: [] };
 }
