@@ -183,8 +183,8 @@ const parameters = {
   PerPage: {
     name: 'per_page',
     in: 'query',
-    description: 'Items per page, at most 100; 20 when only `page` is given.',
-    schema: { type: 'integer', minimum: 1, maximum: 100 },
+    description: 'Items per page, at most 100 (a larger number is read as 100, and the answer\'s `per_page` says so); 20 when only `page` is given.',
+    schema: { type: 'integer', minimum: 1 },
   },
   Sort: {
     name: 'sort',
