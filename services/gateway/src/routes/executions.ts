@@ -654,8 +654,9 @@ export const executionsResource: Resource = {
 
 /** `Last-Event-ID` (or `last-id`): the id of the last log line the client has. */
 function lastEventId(header: string | string[] | undefined, query: string | undefined): bigint | undefined {
-  const raw = (Array.isArray(header) ? header[0] : header)?.trim() || query;
+  const fromHeader = (Array.isArray(header) ? header[0] : header)?.trim();
+  const raw = fromHeader || query;
   if (raw === undefined || raw === '') return undefined;
-  if (!/^\d{1,18}$/.test(raw)) throw new InvalidArgument('Last-Event-ID must be a non-negative integer', 'invalid_argument');
+  if (!/^\d{1,18}$/.test(raw)) throw new InvalidArgument(`${fromHeader ? 'Last-Event-ID' : "Query parameter 'last-id'"} must be a non-negative integer`, 'invalid_argument');
   return BigInt(raw);
 }
