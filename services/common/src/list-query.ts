@@ -44,11 +44,34 @@ const maxFilterLength = 2000;
 const maxConditions = 20;
 
 /** Splits on a separator outside parentheses. */
+/** Where a quoted value that opens at `open` closes (its quote followed by the end, a separator, `)` or a space); -1 if it does not. */
+function quoteEnd(input: string, open: number): number {
+  const quote = input[open]!;
+  for (let i = input.indexOf(quote, open + 1); i !== -1; i = input.indexOf(quote, i + 1)) {
+    if (i + 1 === input.length || /[,|)\s]/.test(input[i + 1]!)) return i;
+  }
+  return -1;
+}
+
+/**
+ * Splits at `separator` outside parentheses and outside a quoted value (`name='Land (SDG)'`:
+ * a quote right after an operator, a space or `(` opens one, to the matching quote before a
+ * separator, `)`, a space or the end). A quote inside a word (`O'Brien`) is a character.
+ */
 function splitTopLevel(input: string, separator: string): string[] {
   const parts: string[] = [];
   let depth = 0;
   let current = '';
-  for (const ch of input) {
+  for (let i = 0; i < input.length; i++) {
+    const ch = input[i]!;
+    if ((ch === "'" || ch === '"') && (i === 0 || /[=<>(\s]/.test(input[i - 1]!))) {
+      const end = quoteEnd(input, i);
+      if (end !== -1) {
+        current += input.slice(i, end + 1);
+        i = end;
+        continue;
+      }
+    }
     if (ch === '(') depth++;
     if (ch === ')') depth--;
     if (depth < 0) throw new InvalidArgument('Unbalanced parentheses in filter', 'invalid_filter');

@@ -25,6 +25,14 @@ describe('filter', () => {
     expect(params).toEqual(['FAILED', 'FINISHED', 'x']);
   });
 
+  it('takes parentheses, commas and bars inside a quoted value as text', () => {
+    const { sql, params } = filterToSql(parseFilter(`name='Land Productivity (SDG 15.3.1)',(name like "%a,b|c%"|status=FAILED),name!=O'Brien`, fields), fields);
+    expect(sql).toBe('t.name = ? and (t.name::text ilike ? or t.status = ?) and t.name <> ?');
+    expect(params).toEqual(['Land Productivity (SDG 15.3.1)', '%a,b|c%', 'FAILED', "O'Brien"]);
+    // A quote that never closes is a character; the parentheses around it still count.
+    expect(() => parseFilter("name='open (", fields)).toThrow(/Unbalanced parentheses/);
+  });
+
   it('parses dates in any ISO form', () => {
     const { params } = filterToSql(parseFilter('updated_at>2026-11-28T05:13:18.123456 00:00', fields), fields);
     expect(params[0]).toEqual(new Date(Date.UTC(2026, 10, 28, 5, 13, 18, 123)));
