@@ -185,6 +185,15 @@ describe('mail flows', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect((await mailsTo(u.email)).length).toBe(5);
   });
+
+  it('sends an account at most 5 recovery mails however many ask at once, under however many names', async () => {
+    const u = await newUser('ratelimit-race');
+    const keys = [u.id, u.email, u.email.toUpperCase(), u.id.toUpperCase(), ` ${u.email}`, ` ${u.id}`, `${u.email} `, `${u.id} `];
+    const answers = await Promise.all(keys.map((key) => api('POST', `/api/v1/user/${encodeURIComponent(key)}/recover-password`)));
+    expect(answers.map((a) => a.status)).toEqual(keys.map(() => 200));
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await mailsTo(u.email)).length).toBe(5);
+  });
 });
 
 describe('profile and password', () => {

@@ -13,7 +13,7 @@ const script = `(function () {
   var out = document.getElementById('outcome');
   var token = new URLSearchParams(window.location.search).get('token') || '';
   // The API beside this page, wherever the gateway is mounted.
-  var api = window.location.pathname.replace(/\\/reset-password\\/?$/, '') + '/api/v1/user/reset-password';
+  var api = window.location.pathname.replace(/\\/reset-password\\/?$/i, '') + '/api/v1/user/reset-password';
   if (!token) {
     out.textContent = 'This link holds no token. Ask for a new e-mail.';
     form.hidden = true;

@@ -164,10 +164,10 @@ describe.each([
     expect(result).toMatchObject({ home: true, id: executionId });
   }, 60_000);
 
-  it('records FAILED for an exception, with the traceback line', async () => {
-    const t = await setup('def run(params, logger):\n    raise RuntimeError("boom")\n');
+  it('records FAILED for an exception, with the traceback line and the last progress, sent already or not', async () => {
+    const t = await setup('import time\ndef run(params, logger):\n    logger.send_progress(37)\n    time.sleep(0.5)\n    raise RuntimeError("boom")\n');
     expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });
-    expect(t.executions.completed[0]).toMatchObject({ status: 'FAILED' });
+    expect(t.executions.completed[0]).toMatchObject({ status: 'FAILED', progress: 37 });
     expect(t.executions.lines.find((l) => l.level === 'ERROR')?.text).toMatch(/Traceback[\s\S]*RuntimeError: boom/);
   }, 60_000);
 

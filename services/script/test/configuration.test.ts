@@ -50,6 +50,7 @@ describe('parseConfiguration', () => {
     ['{"name": "x", "params_schema": {"type": "nope"}}', /'params_schema' is not a valid JSON Schema: .*type/],
     ['{"name": "x", "params_schema": {"properties": {"a": {"minimum": "one"}}}}', /'params_schema' is not a valid JSON Schema/],
     ['{"name": "697f7f99-9453-4486-aa42-4e44b8ea7dbd"}', /reads as a script id/],
+    ['{"name": "x", "params_schema": {"properties": {"a": {"maximum": 1e999}}}}', /not valid JSON \(a number too large to represent\)/],
     ['{"name": "x", "memory_limit": "1g"}', /'memory_limit' must be a positive integer/],
     ['{"name": "x", "memory_limit": 1.5}', /'memory_limit' must be a positive integer/],
     ['{"name": "x", "timeout": -1}', /'timeout' must be a positive integer/],

@@ -334,7 +334,8 @@ export function runScriptActivity(deps: RunScriptDeps) {
             status,
             ...(resultsJson !== undefined ? { resultsJson } : {}),
             lines: rest.lines,
-            ...(rest.progress !== undefined ? { progress: rest.progress } : {}),
+            // The script's last progress, sent already or not: a run that fails keeps it.
+            ...(sink.progress !== undefined ? { progress: sink.progress } : {}),
           }),
         () => ctx.heartbeat({ progress: sink.progress ?? 0 }),
       );

@@ -42,7 +42,11 @@ function positiveNumber(raw: Record<string, unknown>, key: string, integer: bool
 export function parseConfiguration(text: string): ScriptConfiguration {
   let raw: unknown;
   try {
-    raw = JSON.parse(text.replace(/^\uFEFF/, ''));
+    raw = JSON.parse(text.replace(/^\uFEFF/, ''), (_key, value: unknown) => {
+      // 1e999 parses as Infinity, which JSON cannot store (it would come back as null).
+      if (typeof value === 'number' && !Number.isFinite(value)) throw new Error('a number too large to represent');
+      return value;
+    });
   } catch (err) {
     throw invalid(`not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }

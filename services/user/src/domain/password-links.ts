@@ -16,6 +16,16 @@ const tokenLifetimeMs = 60 * 60 * 1000;
  */
 export const maxRecoveryLinks = 5;
 
+const insertToken = 'insert into password_token (digest, user_id, purpose, expires_at, request_id) values (?, ?, ?, ?, ?)';
+
+const tokenRow = (token: string, userId: string, purpose: 'set' | 'reset', requestId?: string) => [
+  tokenDigest(token),
+  userId,
+  purpose,
+  new Date(Date.now() + tokenLifetimeMs),
+  requestId ?? null,
+];
+
 /** A token as stored: only its SHA-256 digest. */
 export const tokenDigest = (token: string) => createHash('sha256').update(token).digest('hex');
 
@@ -44,10 +54,12 @@ export class PasswordLinks {
 
   /**
    * Mails a link now, or has Temporal mail it as soon as it can. Unavailable (503) only
-   * when neither the mail server nor Temporal could take it.
+   * when neither the mail server nor Temporal could take it. With `atMost`, nothing is sent
+   * ('capped') while the user holds that many unexpired links of this purpose.
    */
-  async send(user: Recipient, purpose: 'set' | 'reset'): Promise<'sent' | 'later'> {
-    const token = await this.issue(user.id, purpose);
+  async send(user: Recipient, purpose: 'set' | 'reset', atMost?: number): Promise<'sent' | 'later' | 'capped'> {
+    const token = atMost === undefined ? await this.issue(user.id, purpose) : await this.issueWithin(user.id, purpose, atMost);
+    if (token === undefined) return 'capped';
     try {
       await this.mail(user, purpose, token);
       return 'sent';
@@ -89,26 +101,34 @@ export class PasswordLinks {
     return { sent: true };
   }
 
+  /** A new token, stored as its digest. */
   private async issue(userId: string, purpose: 'set' | 'reset', requestId?: string): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    await this.deps.orm.em
-      .getConnection()
-      .execute('insert into password_token (digest, user_id, purpose, expires_at, request_id) values (?, ?, ?, ?, ?)', [
-        tokenDigest(token),
-        userId,
-        purpose,
-        new Date(Date.now() + tokenLifetimeMs),
-        requestId ?? null,
-      ]);
+    await this.deps.orm.em.getConnection().execute(insertToken, tokenRow(token, userId, purpose, requestId));
     return token;
   }
 
-  /** How many links of this purpose the user was given in the last hour (the tokens not yet expired). */
-  async issuedWithinLifetime(userId: string, purpose: 'set' | 'reset'): Promise<number> {
-    const [row] = await this.deps.orm.em
-      .getConnection()
-      .execute<{ n: string }[]>('select count(*) as n from password_token where user_id = ? and purpose = ? and expires_at > now()', [userId, purpose]);
-    return Number(row?.n ?? 0);
+  /**
+   * A new token unless the user holds `atMost` unexpired ones of this purpose already:
+   * counted and inserted under a lock of the user's, so concurrent requests cannot all pass
+   * the count.
+   */
+  private async issueWithin(userId: string, purpose: 'set' | 'reset', atMost: number): Promise<string | undefined> {
+    return this.deps.orm.em.fork().transactional(async (em) => {
+      const conn = em.getConnection();
+      const tx = em.getTransactionContext();
+      await conn.execute("select pg_advisory_xact_lock(hashtext('password_token:' || ?))", [userId], 'all', tx);
+      const [count] = await conn.execute<{ n: string }[]>(
+        'select count(*) as n from password_token where user_id = ? and purpose = ? and expires_at > now()',
+        [userId, purpose],
+        'all',
+        tx,
+      );
+      if (Number(count?.n ?? 0) >= atMost) return undefined;
+      const token = randomBytes(32).toString('base64url');
+      await conn.execute(insertToken, tokenRow(token, userId, purpose), 'all', tx);
+      return token;
+    });
   }
 
   /** A token whose e-mail did not go out is removed. */

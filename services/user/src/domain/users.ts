@@ -321,12 +321,9 @@ export class Users {
         ? await this.repo((r) => r.findByEmail(k))
         : null;
     if (!profile) return;
-    if ((await this.deps.passwordLinks.issuedWithinLifetime(profile.id, 'reset')) >= maxRecoveryLinks) {
-      this.deps.logger.info({ userId: profile.id }, 'recovery e-mail not sent: the account had its share within the hour');
-      return;
-    }
     try {
-      await this.deps.passwordLinks.send(profile, 'reset');
+      const sent = await this.deps.passwordLinks.send(profile, 'reset', maxRecoveryLinks);
+      if (sent === 'capped') this.deps.logger.info({ userId: profile.id }, 'recovery e-mail not sent: the account had its share within the hour');
     } catch (err) {
       // Unavailable: neither the mail server nor Temporal took it, and send() said so already.
       if (!(err instanceof Unavailable)) this.deps.logger.error({ err: String(err), userId: profile.id }, 'could not send the recovery e-mail');
