@@ -91,4 +91,35 @@ def run(params, logger):
     expect(JSON.parse(tailEvents[0]!.data)).toEqual({ progress: 100 });
     expect(JSON.parse(tailEvents[1]!.data)).toMatchObject({ status: 'FINISHED', execution: { results: { done: true } } });
   });
+
+  it('ends within a second of its token being revoked (a logout), without an end event; a fresh token resumes it', async () => {
+    const owner = await newUser('events-logout');
+    const script = await publishScript(owner.token, `Exec Events Logout ${randomBytes(4).toString('hex')}`, `${pythonGate}
+def run(params, logger):
+    logger.info("waiting")
+    wait_gate(params)
+    return None
+`);
+    const g = gate();
+    gates.push(g);
+    const created = await runScript(owner.token, script.slug, { body: { gate: g.path } });
+    const path = `/api/v1/execution/${created.id}/events`;
+    const stream = await EventStream.open(path, { Authorization: `Bearer ${owner.token}` });
+    expect(stream.status).toBe(200);
+    const seen = await stream.until((events) => logEvents(events).some((l) => l.text === 'waiting'));
+    const lastId = seen.filter((e) => e.event === 'log').pop()!.id!;
+    expect((await api('POST', '/auth/logout', { token: owner.token, body: { refresh_token: owner.refresh } })).status).toBe(200);
+    const loggedOut = Date.now();
+    const events = await stream.closed(10_000);
+    expect(Date.now() - loggedOut).toBeLessThan(1500);
+    expect(events.map((e) => e.event)).not.toContain('end');
+    // A new login picks the stream up after the last line it had.
+    const again = await api('POST', '/auth', { body: { email: owner.email, password: owner.password } });
+    const resumed = await EventStream.open(path, { Authorization: `Bearer ${again.body.access_token}`, 'Last-Event-ID': lastId });
+    expect(resumed.status).toBe(200);
+    g.open();
+    const rest = await resumed.closed();
+    expect(logEvents(rest).map((l) => l.text)).not.toContain('waiting');
+    expect(rest.at(-1)?.event).toBe('end');
+  });
 });

@@ -77,7 +77,11 @@ function authenticator(revocations?: RevocationCache) {
 describe('the authenticator', () => {
   it('accepts a valid Keycloak token and takes the highest role', async () => {
     const principal = await authenticator().require(req(`Bearer ${await token()}`));
-    expect(principal).toEqual({ kind: 'user', userId, role: 'ADMIN', sessionId: 'session-1' });
+    expect(principal).toEqual({ kind: 'user', userId, role: 'ADMIN', sessionId: 'session-1', issuedAt: expect.any(Number), expiresAt: expect.any(Number) });
+    expect(principal.expiresAt).toBeGreaterThan(principal.issuedAt);
+    // What an event stream re-checks: the token holds until it expires.
+    expect(authenticator().stillHolds(principal)).toBe(true);
+    expect(authenticator().stillHolds({ ...principal, expiresAt: Math.floor(Date.now() / 1000) - 1 })).toBe(false);
   });
 
   it.each([

@@ -12,6 +12,9 @@ export interface UserPrincipal {
   userId: string;
   role: RoleName;
   sessionId: string;
+  /** The token's `iat` and `exp` (seconds): what a long-lived answer re-checks (stillHolds). */
+  issuedAt: number;
+  expiresAt: number;
 }
 
 export type Principal = UserPrincipal;
@@ -82,6 +85,16 @@ export class Authenticator {
       }
       if (!this.revocations.trustworthy) throw new HttpError(503, 'unavailable', 'Token revocations are unavailable');
     }
-    return { kind: 'user', userId: claims.userId, role: platformRole(claims.roles), sessionId: claims.sessionId };
+    return { kind: 'user', userId: claims.userId, role: platformRole(claims.roles), sessionId: claims.sessionId, issuedAt: claims.issuedAt, expiresAt: claims.expiresAt };
+  }
+
+  /**
+   * Whether the token a principal came with still holds now: not expired, not revoked (a
+   * logout, a role change, a deletion). For answers that outlive their request's check,
+   * such as an event stream.
+   */
+  stillHolds(principal: Principal): boolean {
+    if (principal.expiresAt > 0 && principal.expiresAt * 1000 <= Date.now()) return false;
+    return !this.revocations?.isRevoked(principal.userId, principal.sessionId, principal.issuedAt);
   }
 }

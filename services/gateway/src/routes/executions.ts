@@ -24,6 +24,10 @@ export const keepAliveMs = 15_000;
 
 /** What a client should wait before reconnecting to an event stream that broke. */
 const retryMs = 2_000;
+/** How often an event stream checks that its token still holds (a revoked one is refused within a second). */
+const tokenCheckMs = 500;
+/** How long an event stream waits for a client to take what it was sent before dropping it. */
+const slowClientMs = 60_000;
 
 const statusNames: Record<execution.ExecutionStatus, string> = {
   [execution.ExecutionStatus.UNSPECIFIED]: 'PENDING',
@@ -354,6 +358,24 @@ function listBody(page: RenderedExecutionPage, embeds: { scripts?: Map<string, u
 }
 
 /** One Server-Sent Event. */
+/** Resolves once the response's buffer drained, or it closed; a client silent for `slowClientMs` is dropped. */
+function drained(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      res.destroy();
+      done();
+    }, slowClientMs);
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
 function sseEvent(res: Response, event: string, id: bigint, data: unknown): boolean {
   return res.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }
@@ -605,6 +627,7 @@ export const executionsResource: Resource = {
           );
           const messages = stream[Symbol.asyncIterator]();
           let keepAlive: NodeJS.Timeout | undefined;
+          let watchToken: NodeJS.Timeout | undefined;
           try {
             // Errors (not found, not visible) come before the first event: a normal error answer.
             let next = await messages.next();
@@ -618,22 +641,35 @@ export const executionsResource: Resource = {
             }
             res.flushHeaders();
             res.write(`retry: ${retryMs}\n\n`);
+            // The stream ends when its token stops holding (logged out, revoked, expired): the
+            // client comes back with a fresh one and Last-Event-ID, and misses nothing.
+            const revoked = () => {
+              if (auth.stillHolds(principal)) return false;
+              res.end();
+              return true;
+            };
             keepAlive = setInterval(() => {
               if (!res.destroyed) res.write(': keep-alive\n\n');
             }, keepAliveMs);
+            watchToken = setInterval(() => {
+              if (!res.destroyed) revoked();
+            }, tokenCheckMs);
             let last = resumeAt ?? 0n;
-            while (!next.done && !res.destroyed) {
+            while (!next.done && !res.destroyed && !revoked()) {
               const message = next.value;
               last = message.lastLogId;
               const event = message.event;
-              if (event.case === 'log') sseEvent(res, 'log', last, executionLogJson(event.value));
-              else if (event.case === 'progress') sseEvent(res, 'progress', last, { progress: progressJson(event.value.progress) });
+              let flowing = true;
+              if (event.case === 'log') flowing = sseEvent(res, 'log', last, executionLogJson(event.value));
+              else if (event.case === 'progress') flowing = sseEvent(res, 'progress', last, { progress: progressJson(event.value.progress) });
               else if (event.case === 'status') {
-                sseEvent(res, 'status', last, { status: statusNames[event.value.status] ?? 'PENDING', execution: executionJson(event.value.execution, { admin, excludeParams: true }) });
+                flowing = sseEvent(res, 'status', last, { status: statusNames[event.value.status] ?? 'PENDING', execution: executionJson(event.value.execution, { admin, excludeParams: true }) });
               }
+              // A client that reads slowly holds the stream, not the gateway's memory.
+              if (!flowing) await drained(res);
               next = await messages.next();
             }
-            if (!res.destroyed) {
+            if (!res.destroyed && !res.writableEnded) {
               // The run is over and every line was sent.
               sseEvent(res, 'end', last, {});
               res.end();
@@ -644,6 +680,7 @@ export const executionsResource: Resource = {
             throw err;
           } finally {
             clearInterval(keepAlive);
+            clearInterval(watchToken);
             await messages.return?.().catch(() => undefined);
           }
         },
