@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -6,6 +6,7 @@ import { createLogger } from '@gef/common';
 import type { RunScriptResult } from '@gef/workflows/activities';
 import { runScriptActivity, type AttemptGrant, type AttemptResult, type ExecutionsApi } from '../src/activities/run-script';
 import { ArchiveCache } from '../src/archives/archive-cache';
+import { ArchiveGone } from '../src/archives/script-service-source';
 import { ExtractedArchives } from '../src/archives/extracted-archives';
 import type { LogBatch, NumberedLine } from '../src/execution-log/execution-log-sink';
 import { InterpreterPool } from '../src/runtimes/python/interpreter-pool';
@@ -79,7 +80,7 @@ describe.each([
     await fixture.cleanup();
   });
 
-  async function setup(main: string, over: { timeoutSeconds?: number; attempt?: number } = {}) {
+  async function setup(main: string, over: { timeoutSeconds?: number; attempt?: number; gone?: boolean } = {}) {
     const archive = makeArchive(fixture.tmp, { 'configuration.json': '{"name":"t"}', 'src/main.py': main });
     const bytes = fs.readFileSync(archive);
     const digest = createHash('sha256').update(bytes).digest('hex');
@@ -107,6 +108,7 @@ describe.each([
       executions,
       archives: new ArchiveCache(fixture.dirs.archives, async function* (ref) {
         downloads.push(ref.digest);
+        if (over.gone) throw new ArchiveGone('The script was deleted before this run could start');
         yield bytes;
       }),
       extracted,
@@ -169,6 +171,13 @@ describe.each([
     expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });
     expect(t.executions.completed[0]).toMatchObject({ status: 'FAILED', progress: 37 });
     expect(t.executions.lines.find((l) => l.level === 'ERROR')?.text).toMatch(/Traceback[\s\S]*RuntimeError: boom/);
+  }, 60_000);
+
+  it('records FAILED at once, without a retry, when the script was deleted before the run started', async () => {
+    const t = await setup(`def run(params, logger):\n    return "${randomUUID()}"\n`, { gone: true });
+    expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });
+    expect(t.executions.completed[0]).toMatchObject({ status: 'FAILED' });
+    expect(t.executions.texts()).toContain('The script was deleted before this run could start');
   }, 60_000);
 
   it('records FAILED with a line saying so at the timeout', async () => {

@@ -3,6 +3,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from '@gef/common';
 import type { RunScriptHeartbeat, RunScriptInput, RunScriptResult } from '@gef/workflows/activities';
 import type { ArchiveCache } from '../archives/archive-cache';
+import { ArchiveGone } from '../archives/script-service-source';
 import type { ExtractedArchives } from '../archives/extracted-archives';
 import { ensureEnvironment, type EnvironmentSettings } from '../environments/ensure-environment';
 import { EnvironmentError } from '../environments/environment-error';
@@ -272,6 +273,9 @@ export function runScriptActivity(deps: RunScriptDeps) {
           if (!stopReason) {
             if (err instanceof EnvironmentError && !err.retryable) {
               setupFailure = `The environment could not be prepared: ${err.message}`;
+            } else if (err instanceof ArchiveGone) {
+              // Another runner would find it gone too: the run fails now, not after retries.
+              setupFailure = err.message;
             } else {
               // Anything else (archive download, a full disk…) is this runner's trouble: retried.
               sink.line('WARNING', `This attempt failed on runner ${hostname}: ${err instanceof Error ? err.message : String(err)}`);

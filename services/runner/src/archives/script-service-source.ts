@@ -1,7 +1,12 @@
 import { create } from '@bufbuild/protobuf';
-import type { Client } from '@connectrpc/connect';
+import { Code, ConnectError, type Client } from '@connectrpc/connect';
 import { script, user } from '@gef/protos';
 import type { ArchiveSource } from './archive-cache';
+
+/** The script (or the version) a run was made of is gone: deleted after the run was accepted. No runner can run it. */
+export class ArchiveGone extends Error {
+  override readonly name = 'ArchiveGone';
+}
 
 /**
  * Archives from the script service's DownloadScript: the pinned version, downloaded as the
@@ -18,8 +23,13 @@ export function scriptServiceSource(client: Client<typeof script.ScriptService>)
       }),
       { timeoutMs: 10 * 60_000 },
     );
-    for await (const message of stream) {
-      if (message.chunk.length > 0) yield message.chunk;
+    try {
+      for await (const message of stream) {
+        if (message.chunk.length > 0) yield message.chunk;
+      }
+    } catch (err) {
+      if (ConnectError.from(err).code === Code.NotFound) throw new ArchiveGone('The script was deleted before this run could start');
+      throw err;
     }
   };
 }
