@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { readStackInfo, runningParts } from '../harness/stack';
 import { api, counterValue, login, newUser, strongPassword, superadminCredentials, uniqueEmail } from './helpers/api';
 import { cliArchive, upload, waitForStatus } from './helpers/archives';
-import { executionLog, gate, publishScript, pythonApiCall, pythonGate, runScript, waitForExecution, waitForLog, type Gate } from './helpers/executions';
+import { EventStream, executionLog, gate, logEvents, publishScript, pythonApiCall, pythonGate, runScript, waitForExecution, waitForLog, type Gate } from './helpers/executions';
 
 jest.setTimeout(300_000);
 
@@ -499,6 +499,9 @@ describe('external runtimes (the Trends.Earth environment)', () => {
     expect((await api('POST', `${path}/log`, { token, body: { text: 'no level' } })).status).toBe(400);
     expect((await api('POST', `${path}/log`, { token, body: { text: 'x', level: 'LOUD' } })).status).toBe(400);
 
+    // A client following the run's events.
+    const stream = await EventStream.open(`${path}/events`, { Authorization: `Bearer ${owner.token}` });
+    expect(stream.status).toBe(200);
     const finished = await api('PATCH', path, { token, body: { status: 'FINISHED', results: { area_km2: 12.5, ok: true } } });
     expect(finished.status).toBe(200);
     expect(finished.body.data).toMatchObject({ status: 'FINISHED', progress: 100, results: { area_km2: 12.5, ok: true } });
@@ -518,6 +521,10 @@ describe('external runtimes (the Trends.Earth environment)', () => {
     expect(log.filter((l) => l.text.startsWith('external ')).map((l) => l.level)).toEqual(['DEBUG', 'INFO', 'WARNING', 'WARNING', 'ERROR', 'CRITICAL']);
     const after = await waitForExecution(owner.token, created.id);
     expect(after).toMatchObject({ status: 'FINISHED', results: { area_km2: 12.5, ok: true }, end_date: finished.body.data.end_date });
+    // The stream ended after the runner's last lines, not at the status set from outside.
+    const events = await stream.closed(30_000);
+    expect(events.at(-1)?.event).toBe('end');
+    expect(logEvents(events).map((l) => l.text)).toEqual(expect.arrayContaining([expect.stringMatching(/^The execution was ended from outside/), expect.stringMatching(/^The script (stopped|did not stop)/)]));
   });
 
   it('end a run FAILED the same way', async () => {

@@ -641,6 +641,44 @@ describe('execution service', () => {
     });
   });
 
+  describe('WatchExecution of a run ended from outside', () => {
+    it('waits for the lines of the runner still stopping the script, then ends', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const grant = await startAttempt(e.id);
+      const admin = caller(randomUUID(), 'ADMIN');
+      const seen: string[] = [];
+      let ended = false;
+      const watching = (async () => {
+        for await (const m of f.client.watchExecution({ id: e.id, caller: caller(userId) })) {
+          if (m.event.case === 'log') seen.push(`log ${m.event.value.text}`);
+          else if (m.event.case === 'status') seen.push(`status ${execution.ExecutionStatus[m.event.value.status]}`);
+        }
+        ended = true;
+      })();
+      const until = async (check: () => boolean) => {
+        for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+      };
+      await until(() => seen.includes('status RUNNING'));
+      await f.client.updateExecution({ id: e.id, caller: admin, status: S.FINISHED });
+      await until(() => seen.includes('status FINISHED'));
+      // The runner still holds the run: its last lines are to come.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(ended).toBe(false);
+      const last = await f.client.completeExecutionAttempt({ executionId: e.id, runnerToken: grant.runnerToken, status: S.FAILED, lines: [{ text: 'The script stopped', level: L.INFO, seq: 0 }] });
+      expect(last).toMatchObject({ applied: false, status: S.FINISHED });
+      await watching;
+      expect(seen.slice(-2)).toEqual(['status FINISHED', 'log The script stopped']);
+      // A run its runner ended itself ends its stream at once.
+      const own = await run(userId, script.scriptId);
+      const ownGrant = await startAttempt(own.id);
+      await f.client.completeExecutionAttempt({ executionId: own.id, runnerToken: ownGrant.runnerToken, status: S.FINISHED, resultsJson: '1', lines: [] });
+      const began = Date.now();
+      for await (const _ of f.client.watchExecution({ id: own.id, caller: caller(userId) })) void _;
+      expect(Date.now() - began).toBeLessThan(2000);
+    });
+  });
+
   describe('WatchChanges', () => {
     it('announces the ids of changed executions and the owners of executions created, changed or deleted', async () => {
       const { userId, script } = someone();

@@ -45,7 +45,8 @@ class FakeExecutions implements ExecutionsApi {
   async completeAttempt(result: AttemptResult) {
     this.completed.push(result);
     this.lines.push(...result.lines);
-    return { applied: true, status: result.status };
+    // A run ended from outside keeps its status; the outcome only delivers the lines.
+    return this.reply.stopReason === 'terminal' ? { applied: false, status: this.reply.status } : { applied: true, status: result.status };
   }
 
   texts(): string[] {
@@ -206,7 +207,9 @@ describe.each([
     t.executions.reply = { stop: true, stopReason: 'terminal', status: 'FINISHED' };
     t.executions.replyAfter = 'tick 0';
     expect(await t.run()).toEqual({ outcome: 'STOPPED', status: 'FINISHED' });
-    expect(t.executions.completed).toEqual([]);
+    // The last lines go as the attempt's outcome (the service keeps the status set from outside).
+    expect(t.executions.completed).toHaveLength(1);
+    expect(t.executions.completed[0]!.lines.map((l) => l.text)).toContain('The script stopped');
     expect(t.executions.texts()).toContain('The execution was ended from outside: stopping the script (SIGTERM, then SIGKILL after 1 s)');
   }, 60_000);
 

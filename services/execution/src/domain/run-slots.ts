@@ -75,9 +75,16 @@ export async function endExecution(deps: Pick<ExecutionDeps, 'orm'>, input: EndE
     const repo = new ExecutionRepository(em);
     const current = await repo.lock(input.executionId);
     if (!current) return { status: 'GONE' };
-    if (isTerminal(current.status)) return { status: current.status };
+    if (isTerminal(current.status)) {
+      // Ended from outside, and its runner ended without saying so: no more lines will come.
+      if (current.runnerAttempt !== null) {
+        await repo.releaseRunner(current.id, current.runnerAttempt);
+        await repo.notify(current.id);
+      }
+      return { status: current.status };
+    }
     const status = input.status === 'CANCELLED' || current.status === 'CANCELLING' ? 'CANCELLED' : 'FAILED';
-    await repo.set(current.id, ['status = ?', `end_date = ${nowSql}`], [status], {});
+    await repo.set(current.id, ['status = ?', `end_date = ${nowSql}`, 'runner_attempt = null'], [status], {});
     const text = status === 'CANCELLED' && input.status === 'FAILED' ? `Execution cancelled (${input.reason})` : input.reason;
     await new ExecutionLogRepository(em).append(current.id, current.attempt, [
       { level: status === 'FAILED' ? 'ERROR' : 'INFO', text, seq: status === 'FAILED' ? serviceLineSeq.failedByPlatform : serviceLineSeq.cancelled },

@@ -125,6 +125,8 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
     const logs = new ExecutionLogRepository(em);
     await logs.appendCounted(id, claims.attempt, lines);
     if (isTerminal(current.status) || (input.status === 'CANCELLED' && current.status !== 'CANCELLING')) {
+      // Ended from outside: the runner's last lines are in; the run's event streams may end.
+      await repo.releaseRunner(id, claims.attempt);
       await repo.notify(id);
       return { applied: false, status: current.status };
     }
@@ -147,11 +149,12 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
 
 /**
  * What ending a run with `status` sets besides the status (SQL assignments with `?` params):
- * as a PATCH reaching a terminal status does, progress 100 unless the outcome carries one (a
- * failed script's last progress).
+ * the end, no runner holding it, and, as a PATCH reaching a terminal status does, progress
+ * 100 unless the outcome carries one (a failed script's last progress).
  */
 function outcomeAssignments(status: ExecutionStatus, results: string | undefined, progress: number | undefined): { assignments: string[]; params: unknown[] } {
-  if (status === 'FINISHED') return { assignments: [`end_date = ${nowSql}`, 'results = ?::jsonb', 'progress = 100'], params: [results ?? 'null'] };
-  if (status !== 'CANCELLED' && progress !== undefined) return { assignments: [`end_date = ${nowSql}`, 'progress = ?'], params: [progress] };
-  return { assignments: [`end_date = ${nowSql}`, 'progress = 100'], params: [] };
+  const ended = [`end_date = ${nowSql}`, 'runner_attempt = null'];
+  if (status === 'FINISHED') return { assignments: [...ended, 'results = ?::jsonb', 'progress = 100'], params: [results ?? 'null'] };
+  if (status !== 'CANCELLED' && progress !== undefined) return { assignments: [...ended, 'progress = ?'], params: [progress] };
+  return { assignments: [...ended, 'progress = 100'], params: [] };
 }

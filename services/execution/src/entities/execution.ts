@@ -23,6 +23,8 @@ export const ExecutionSchema = defineEntity({
     attempt: p.integer().default(0),
     /** Whether the run holds one of its user's concurrency slots (READY until its workflow ends). */
     slotHeld: p.boolean().default(false).fieldName('slot_held'),
+    /** The attempt a runner executes now; null when none does. */
+    runnerAttempt: p.integer().nullable().fieldName('runner_attempt'),
   }),
 });
 

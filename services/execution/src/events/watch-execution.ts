@@ -14,13 +14,19 @@ export type WatchEvent =
 type StateEvent = Extract<WatchEvent, { kind: 'status' | 'progress' }>;
 
 const page = 500;
+/**
+ * How long a stream of a run ended from outside waits for the runner still stopping its
+ * script to deliver its last lines (a runner that died meanwhile never does).
+ */
+export const runnerTailMs = 15_000;
 
 /**
  * An execution's state, then its log lines, progress and status changes as they happen,
  * woken by the change announcements (no polling). Resumes strictly after `afterLogId`;
  * lines come in id order, which is commit order for one execution. Each round reads the
  * state before the lines, so the lines written with a terminal status are sent before it;
- * the stream ends after the terminal status.
+ * the stream ends after the terminal status, once no runner holds the run: a run ended from
+ * outside (a PATCH, an external runtime) keeps its runner's last lines coming after it.
  */
 export async function* watchExecution(
   deps: Pick<ExecutionDeps, 'orm'>,
@@ -49,12 +55,16 @@ export async function* watchExecution(
   let cursor = afterLogId ?? 0;
   let status: string | undefined;
   let progress: number | undefined;
+  /** When the stream first saw the run ended while a runner still held it. */
+  let endedAt: number | undefined;
   try {
     for (let round = 0; !signal.aborted; round++) {
       if (!dirty) {
         await new Promise<void>((resolve) => {
           wake = resolve;
           if (dirty || signal.aborted) resolve();
+          // Waiting on a runner's last lines: not past the deadline, even if it never answers.
+          if (endedAt !== undefined) setTimeout(poke, Math.max(0, endedAt + runnerTailMs - Date.now()) + 10).unref();
         });
         wake = undefined;
         continue;
@@ -88,7 +98,10 @@ export async function* watchExecution(
         if (lines.length < page || signal.aborted) break;
       }
       if (!stateFirst) for (const e of stateEvents) yield { ...e, lastLogId: cursor };
-      if (terminal) return;
+      if (terminal) {
+        endedAt ??= Date.now();
+        if (state.runnerAttempt === null || Date.now() - endedAt >= runnerTailMs) return;
+      }
     }
   } finally {
     unsubscribe();

@@ -18,6 +18,8 @@ export interface ExecutionRecord {
   queuedAt: Date | null;
   attempt: number;
   slotHeld: boolean;
+  /** The attempt a runner executes now (its last lines may still come); null when none does. */
+  runnerAttempt: number | null;
 }
 
 export interface Columns {
@@ -31,7 +33,7 @@ export const executionChannel = 'gef_execution';
 /** The channel announcing the owners of executions created, changed or deleted (payload: the user id; see migration 8). */
 export const executionOwnerChannel = 'gef_execution_owner';
 
-const baseColumns = 'e.id, e.script_id, e.user_id, e.status, e.progress, e.start_date, e.end_date, e.updated_at, e.script_version, e.queued_at, e.attempt, e.slot_held';
+const baseColumns = 'e.id, e.script_id, e.user_id, e.status, e.progress, e.start_date, e.end_date, e.updated_at, e.script_version, e.queued_at, e.attempt, e.slot_held, e.runner_attempt';
 
 export function selectColumns(columns: Columns = { params: true, results: true }): string {
   const results = columns.results === 'terminal' ? `case when e.status in (${terminalSql}) then e.results end as results` : columns.results ? 'e.results' : null;
@@ -54,6 +56,7 @@ export function toRecord(r: Row): ExecutionRecord {
     queuedAt: r['queued_at'] ? new Date(r['queued_at'] as Date) : null,
     attempt: Number(r['attempt']),
     slotHeld: Boolean(r['slot_held']),
+    runnerAttempt: r['runner_attempt'] === null || r['runner_attempt'] === undefined ? null : Number(r['runner_attempt']),
   };
   if ('params' in r) record.params = (r['params'] ?? {}) as Record<string, unknown>;
   if ('results' in r) record.results = r['results'];
@@ -169,14 +172,14 @@ export class ExecutionRepository {
            from execution e left join script_run_spec s on s.script_id = e.script_id and s.version = e.script_version
           where e.id = ? for update of e),
        started as (
-         update execution e set status = 'RUNNING', attempt = ?, updated_at = ${nowSql}
+         update execution e set status = 'RUNNING', attempt = ?, runner_attempt = ?, updated_at = ${nowSql}
            from cur
           where e.id = cur.id and cur.status not in (${terminalSql}, 'CANCELLING') and cur.attempt <= ?
             and not (cur.status = 'RUNNING' and cur.attempt = ?) and cur.spec is not null
           returning ${selectColumns({ params: true })}, pg_notify('${executionChannel}', e.id::text) as notified),
        alongside as (${side.sql})
        select to_jsonb(cur) as cur, to_jsonb(started) as started from cur left join started on true`,
-      [id, attempt, attempt, attempt, ...side.params],
+      [id, attempt, attempt, attempt, attempt, ...side.params],
     );
     const r = rows[0];
     if (!r) return null;
@@ -215,6 +218,11 @@ export class ExecutionRepository {
     const r = rows[0];
     if (!r) return null;
     return { status: r['status'] as ExecutionStatus, attempt: Number(r['attempt']), applied: (r['applied'] as ExecutionStatus | null) ?? undefined };
+  }
+
+  /** The runner of `attempt` is done with the run (its last lines are stored). */
+  async releaseRunner(id: string, attempt: number): Promise<void> {
+    await this.em.execute('update execution set runner_attempt = null where id = ? and runner_attempt = ?', [id, attempt]);
   }
 
   /** Announces a change to every watcher (delivered at commit). */
