@@ -55,7 +55,7 @@ export async function* watchExecution(
   let cursor = afterLogId ?? 0;
   let status: string | undefined;
   let progress: number | undefined;
-  /** When the stream first saw the run ended while a runner still held it. */
+  /** When the run ended, once the stream saw it ended. */
   let endedAt: number | undefined;
   try {
     for (let round = 0; !signal.aborted; round++) {
@@ -99,7 +99,9 @@ export async function* watchExecution(
       }
       if (!stateFirst) for (const e of stateEvents) yield { ...e, lastLogId: cursor };
       if (terminal) {
-        endedAt ??= Date.now();
+        // Counted from the run's end: a stream opened long after (its runner died without
+        // reporting) does not wait.
+        endedAt ??= state.endDate?.getTime() ?? Date.now();
         if (state.runnerAttempt === null || Date.now() - endedAt >= runnerTailMs) return;
       }
     }
