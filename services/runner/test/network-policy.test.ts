@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
+import os from 'node:os';
 import { createLogger } from '@gef/common';
 import { installNetworkPolicy, networkRuleset, tableName } from '../src/sandbox/network-policy';
 
@@ -16,6 +17,7 @@ describe('networkRuleset', () => {
     expect(text).toContain('meta skuid 900000-900999 udp dport 53 accept');
     expect(text).toMatch(/meta skuid 900000-900999 ip daddr \{[^}]*127\.0\.0\.0\/8[^}]*169\.254\.0\.0\/16[^}]*\} reject/);
     expect(text).toMatch(/meta skuid 900000-900999 ip6 daddr \{[^}]*fc00::\/7[^}]*\} reject/);
+    expect(text).toContain('meta skuid 900000-900999 fib daddr type local reject');
     // The API comes before the refusals.
     expect(text.indexOf('dport 3000 accept')).toBeLessThan(text.indexOf('reject'));
   });
@@ -39,17 +41,17 @@ const haveNft = spawnSync('nft', ['--version']).status === 0;
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   });
 
-  const listen = () =>
+  const listen = (host = '127.0.0.1') =>
     new Promise<number>((resolve) => {
-      const s = net.createServer((c) => c.destroy()).listen(0, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port));
+      const s = net.createServer((c) => c.destroy()).listen(0, host, () => resolve((s.address() as net.AddressInfo).port));
       servers.push(s);
     });
 
   /** Connects as the sandbox uid; 'ok' or the error. */
-  const connectAs = (port: number) =>
+  const connectAs = (port: number, host = '127.0.0.1') =>
     spawnSync(
       'setpriv',
-      [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '/usr/bin/python3', '-c', `import socket\ntry:\n  socket.create_connection(("127.0.0.1", ${port}), 3); print("ok")\nexcept OSError as e: print("refused", e)`],
+      [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '/usr/bin/python3', '-c', `import socket\ntry:\n  socket.create_connection(("${host}", ${port}), 3); print("ok")\nexcept OSError as e: print("refused", e)`],
       { encoding: 'utf8' },
     ).stdout.trim();
 
@@ -77,6 +79,21 @@ const haveNft = spawnSync('nft', ['--version']).status === 0;
       await policy.remove();
     }
     expect(connectAs(database)).toBe('ok');
+  });
+
+  it("refuses this host's own addresses beyond loopback, public ones too", async () => {
+    const own = Object.values(os.networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    if (!own) return; // A machine with loopback alone has nothing more to refuse.
+    const service = await listen('0.0.0.0');
+    expect(connectAs(service, own)).toBe('ok');
+    const policy = await installNetworkPolicy({ mode: 'internet', uidFirst: uid, uidLast: uid, api: { addresses: ['127.0.0.1'], port: 1 } }, logger);
+    try {
+      expect(connectAs(service, own)).toMatch(/^refused/);
+    } finally {
+      await policy.remove();
+    }
   });
 
   it("follows the API to a new address, and keeps the rules while the lookup fails", async () => {

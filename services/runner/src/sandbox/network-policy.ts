@@ -24,7 +24,7 @@ export interface NetworkPolicy {
 }
 
 const tablePrefix = 'gef_sandbox_';
-const privateV4 = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/4', '240.0.0.0/4'];
+const privateV4 = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '198.18.0.0/15', '224.0.0.0/4', '240.0.0.0/4'];
 const privateV6 = ['::/127', '::ffff:0:0/96', 'fc00::/7', 'fe80::/10', 'ff00::/8'];
 
 /** The nftables table of one runner process (by pid, so runners on one host keep theirs). */
@@ -42,7 +42,12 @@ export function networkRuleset(policy: NetworkPolicy, table: string): string {
     `${who} tcp dport 53 accept`,
     ...(policy.mode === 'api'
       ? [`${who} reject`]
-      : [`${who} ip daddr { ${privateV4.join(', ')} } reject`, `${who} ip6 daddr { ${privateV6.join(', ')} } reject`]),
+      : [
+          // Every address of this host, public ones too (a service listening on 0.0.0.0).
+          `${who} fib daddr type local reject`,
+          `${who} ip daddr { ${privateV4.join(', ')} } reject`,
+          `${who} ip6 daddr { ${privateV6.join(', ')} } reject`,
+        ]),
   ];
   return [
     // Declared first, so the delete that follows never fails: the table is replaced whole.
