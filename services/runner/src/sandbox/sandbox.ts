@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fsSync, { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -8,6 +8,7 @@ import { openRunGroup, type MemoryCgroups, type RunGroup } from './memory-cgroup
 import { copyTree, readTree, type TreeManifest } from './tree-copy';
 import type { RunnerDirs } from './runner-dirs';
 import { isAlive } from '../process/is-alive';
+import { removeSysvIpcOf } from './sysv-ipc';
 
 /** Resource limits of one run (setrlimit through prlimit). */
 export interface SandboxLimits {
@@ -185,7 +186,7 @@ export class Sandbox {
       await fs.writeFile(lock, String(process.pid), { mode: 0o600 });
       this.taken.add(uid);
       await killUser(uid);
-      removeTempFilesOf(uid);
+      removeLeftoversOf(uid);
       return uid;
     }
     throw new Error(`all ${uidCount} sandbox user ids are in use`);
@@ -208,7 +209,7 @@ export class Sandbox {
         continue;
       }
       await killUser(uid);
-      removeTempFilesOf(uid);
+      removeLeftoversOf(uid);
       await fs.rm(path.join(dirs.uids, name), { force: true });
       swept++;
     }
@@ -218,7 +219,7 @@ export class Sandbox {
       if (!stat) continue;
       const stale = this.isolated ? stat.uid !== process.getuid?.() && !live.has(stat.uid) : Date.now() - stat.mtimeMs > maxAgeMs;
       if (stale) {
-        await fs.rm(dir, { recursive: true, force: true });
+        await removeTree(dir).catch(() => undefined);
         swept++;
       }
     }
@@ -231,8 +232,30 @@ export class Sandbox {
   }
 }
 
-/** Files a uid left at the top of the shared temporary directories. */
-export function removeTempFilesOf(uid: number): void {
+/**
+ * Removes a tree, however deep: Node's recursive removal works on whole paths and fails past
+ * PATH_MAX (ENAMETOOLONG), which a script's nested directories reach; GNU rm walks it
+ * relative to each directory.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  try {
+    await fs.rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  } catch {
+    removeTreeSync(dir);
+  }
+}
+
+function removeTreeSync(target: string): void {
+  try {
+    fsSync.rmSync(target, { recursive: true, force: true });
+  } catch {
+    const done = spawnSync('rm', ['-rf', '--one-file-system', '--', target], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
+    if (done.status !== 0 || fsSync.existsSync(target)) throw new Error(`could not remove ${target}`);
+  }
+}
+
+/** What a uid leaves behind outside its run's directory: files at the top of the shared temporary directories, System V IPC objects. */
+export function removeLeftoversOf(uid: number): void {
   for (const dir of sharedTempDirs) {
     let names: string[];
     try {
@@ -243,12 +266,13 @@ export function removeTempFilesOf(uid: number): void {
     for (const name of names) {
       const full = path.join(dir, name);
       try {
-        if (fsSync.lstatSync(full).uid === uid) fsSync.rmSync(full, { recursive: true, force: true });
+        if (fsSync.lstatSync(full).uid === uid) removeTreeSync(full);
       } catch {
         // Gone, or not ours to remove.
       }
     }
   }
+  removeSysvIpcOf(uid);
 }
 
 /** One run's place in the sandbox. */
@@ -448,10 +472,14 @@ export class SandboxRun {
     this.closed = true;
     await this.killAll();
     await this.group?.remove();
-    await fs.rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
-    if (this.uid !== undefined) {
-      removeTempFilesOf(this.uid);
-      await this.sandbox.releaseUid(this.uid);
+    try {
+      await removeTree(this.dir);
+    } finally {
+      // Whatever became of the directory, the uid's other leftovers go and the uid is free.
+      if (this.uid !== undefined) {
+        removeLeftoversOf(this.uid);
+        await this.sandbox.releaseUid(this.uid);
+      }
     }
   }
 }

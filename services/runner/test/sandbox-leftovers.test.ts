@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { prepareRunnerDirs } from '../src/sandbox/runner-dirs';
+import { Sandbox } from '../src/sandbox/sandbox';
+import { sysvIpcArgs } from '../src/sandbox/sysv-ipc';
+import { isRoot } from './support/run-script-fixture';
+
+describe('sysvIpcArgs', () => {
+  const tables: Record<string, string> = {
+    '/proc/sysvipc/shm': [
+      '       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap',
+      '  10315198          5   600                    56 10165 10337      0   101   104   101   104 1795934244 1795934252 1795934153                  4096                     0',
+      '1347571270      98311   666              67108864  4242  4242      0 900219 900219 900219 900219 1795934244 1795934252 1795934153              67108864                     0',
+      '1347571271      98312   666                  4096  4242  4242      0   101   101 900219 900219 1795934244 1795934252 1795934153                  4096                     0',
+    ].join('\n'),
+    '/proc/sysvipc/msg': [
+      '       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime',
+      '1347571271          7   666          512          1  4242     0 900219 900219 900219 900219 1795934244          0 1795934153',
+    ].join('\n'),
+  };
+
+  it("names every object the uid owns or created (handed to another owner too), nobody else's", () => {
+    expect(sysvIpcArgs(900219, (file) => tables[file])).toEqual(['-m', '98311', '-m', '98312', '-q', '7']);
+    expect(sysvIpcArgs(900220, (file) => tables[file])).toEqual([]);
+  });
+});
+
+// What a run leaves outside the usual places goes when it closes, and its uid is free again.
+(isRoot ? describe : describe.skip)('closing a sandbox run (as root)', () => {
+  let tmp: string;
+  let sandbox: Sandbox;
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-sandbox-leftovers-'));
+    fs.chmodSync(tmp, 0o711);
+    const dirs = await prepareRunnerDirs({ dataDir: tmp, sandboxed: true });
+    sandbox = new Sandbox({ mode: 'on', prlimit: true, uidBase: 912_000, uidCount: 10, dirs });
+  });
+  afterAll(() => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('removes its System V IPC objects, a tree deeper than PATH_MAX and its /tmp files, and frees its uid', async () => {
+    const run = await sandbox.open('leftovers-test');
+    const uid = run.uid!;
+    const marker = `/tmp/gef-leftover-${uid}-${process.pid}`;
+    const script = [
+      'import ctypes, os, sys',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      'libc.shmat.restype = ctypes.c_void_p',
+      'shm = libc.shmget(0, 1 << 20, 0o1666)',
+      'addr = libc.shmat(shm, None, 0)',
+      'ctypes.memset(addr, 65, 1 << 20)',
+      'libc.shmdt(ctypes.c_void_p(addr))',
+      'queue = libc.msgget(0, 0o1666)',
+      'sems = libc.semget(0, 2, 0o1666)',
+      'assert min(shm, queue, sems) >= 0, ctypes.get_errno()',
+      'open(sys.argv[1], "w").write("left")',
+      // 30 levels of 200 characters: 6,000 bytes, past PATH_MAX (4,096), made one level at a time.
+      'for i in range(30):',
+      '    os.mkdir("x" * 200)',
+      '    os.chdir("x" * 200)',
+      'open("deep", "w").write("deep")',
+    ].join('\n');
+    const { command, args } = run.wrap('python3', ['-c', script, marker], { memoryBytes: 512 * 1024 ** 2, cpuSeconds: 60, processes: 16, openFiles: 64, fileBytes: 4 * 1024 ** 2 });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const p = spawn(command, args, { stdio: 'inherit', cwd: run.dir, env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
+      p.once('error', reject);
+      p.once('close', resolve);
+    });
+    expect(code).toBe(0);
+    expect(fs.existsSync(marker)).toBe(true);
+    expect(sysvIpcArgs(uid).length).toBe(6);
+
+    await run.close();
+    expect(sysvIpcArgs(uid)).toEqual([]);
+    expect(fs.existsSync(run.dir)).toBe(false);
+    expect(fs.existsSync(marker)).toBe(false);
+    expect(fs.existsSync(path.join(sandbox.settings.dirs.uids, String(uid)))).toBe(false);
+  }, 30_000);
+});
