@@ -186,6 +186,25 @@ describe('mail flows', () => {
     expect((await mailsTo(u.email)).length).toBe(5);
   });
 
+  it("answers 404, not a failure, when the user's login is gone halfway through a deletion", async () => {
+    const u = await newUser('half-deleted');
+    expect((await api('POST', `/api/v1/user/${u.id}/recover-password`)).status).toBe(200);
+    const token = tokenFrom(await waitForMail(u.email, /reset your/i));
+    // A deletion removes the login from Keycloak first, then the profile: between the two steps.
+    const { urls, keycloak } = readStackInfo();
+    const admin = await fetch(`${urls['keycloak']}/realms/master/protocol/openid-connect/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ client_id: 'admin-cli', username: keycloak.admin, password: keycloak.adminPassword, grant_type: 'password' }),
+    });
+    const adminToken = ((await admin.json()) as { access_token: string }).access_token;
+    const removed = await fetch(`${urls['keycloak']}/admin/realms/${keycloak.realm}/users/${u.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${adminToken}` } });
+    expect(removed.status).toBe(204);
+    const promoted = await api('PATCH', `/api/v1/user/${u.id}`, { token: superToken, body: { role: 'ADMIN' } });
+    expect({ status: promoted.status, error: promoted.body.error }).toEqual({ status: 404, error: 'not_found' });
+    const reset = await api('POST', '/api/v1/user/reset-password', { body: { token, password: 'Another-Passw0rd!' } });
+    expect({ status: reset.status, error: reset.body.error }).toEqual({ status: 404, error: 'not_found' });
+  });
+
   it('sends an account at most 5 recovery mails however many ask at once, under however many names', async () => {
     const u = await newUser('ratelimit-race');
     const keys = [u.id, u.email, u.email.toUpperCase(), u.id.toUpperCase(), ` ${u.email}`, ` ${u.id}`, `${u.email} `, `${u.id} `];

@@ -59,6 +59,19 @@ export const userListFields: FieldMap = {
   updated_at: { column: 'p.updated_at', type: 'date' },
 };
 
+/**
+ * Keycloak's part of a change to one user. A 404 there means the user was deleted meanwhile
+ * (the deletion removes the login before the profile): the caller gets a 404, not a failure.
+ */
+async function whileUserExists<T>(work: () => Promise<T>, notFound = 'User not found'): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof KeycloakError && err.status === 404) throw new NotFound(notFound, 'not_found');
+    throw err;
+  }
+}
+
 /** The user rules of the contract (§2–§4), over Keycloak and the profile table. */
 export class Users {
   constructor(private readonly deps: UsersDeps) {}
@@ -241,14 +254,16 @@ export class Users {
     if (!profileChanged && !roleChanged && changes.password === undefined) throw new InvalidArgument('Not updated', 'not_updated');
 
     if (changes.password !== undefined) {
-      const res = await this.deps.keycloak.setPassword(target.profile.id, changes.password);
+      const res = await whileUserExists(() => this.deps.keycloak.setPassword(target.profile.id, changes.password!));
       if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
     }
     if (roleChanged) {
-      const current = await this.deps.keycloak.getUserRealmRoles(target.profile.id);
-      const elevated = current.filter((r) => r.name === 'ADMIN' || r.name === 'SUPERADMIN');
-      await this.deps.keycloak.removeUserRealmRoles(target.profile.id, elevated);
-      if (role !== 'USER') await this.deps.keycloak.addUserRealmRoles(target.profile.id, [await this.deps.keycloak.getRealmRole(role!)]);
+      await whileUserExists(async () => {
+        const current = await this.deps.keycloak.getUserRealmRoles(target.profile.id);
+        const elevated = current.filter((r) => r.name === 'ADMIN' || r.name === 'SUPERADMIN');
+        await this.deps.keycloak.removeUserRealmRoles(target.profile.id, elevated);
+        if (role !== 'USER') await this.deps.keycloak.addUserRealmRoles(target.profile.id, [await this.deps.keycloak.getRealmRole(role!)]);
+      });
       this.deps.roles.invalidate();
       // Tokens carry roles: the old ones stop working now.
       await this.deps.revocations.revokeUser(target.profile.id);
@@ -277,10 +292,10 @@ export class Users {
     await this.deps.tokens.logout(check.tokens.refreshToken).catch(() => undefined);
     const weak = passwordPolicyViolation(newPassword);
     if (weak) throw new Unprocessable(weak, 'weak_password');
-    const res = await this.deps.keycloak.setPassword(me.profile.id, newPassword);
+    const res = await whileUserExists(() => this.deps.keycloak.setPassword(me.profile.id, newPassword));
     if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
     // Every other session ends.
-    const sessions = await this.deps.keycloak.userSessions(me.profile.id);
+    const sessions = await whileUserExists(() => this.deps.keycloak.userSessions(me.profile.id));
     for (const s of sessions) {
       if (s.id === sessionId) continue;
       await this.deps.keycloak.deleteSession(s.id);
@@ -347,14 +362,17 @@ export class Users {
       [tokenDigest(token)],
     );
     if (claimed.length === 0) throw new NotFound('Invalid or expired token', 'not_found');
-    const res = await this.deps.keycloak.setPassword(userId, password);
+    // A user deleted meanwhile: the link leads nowhere any more.
+    const res = await whileUserExists(() => this.deps.keycloak.setPassword(userId, password), 'Invalid or expired token');
     if (!res.ok) {
       await conn.execute('update password_token set used_at = null where digest = ?', [tokenDigest(token)]);
       throw new Unprocessable(res.reason, 'weak_password');
     }
-    await this.deps.keycloak.clearBruteForce(userId);
-    // A recovered account starts over: whoever held a session before the reset holds none now.
-    await this.deps.keycloak.logoutUser(userId);
+    await whileUserExists(async () => {
+      await this.deps.keycloak.clearBruteForce(userId);
+      // A recovered account starts over: whoever held a session before the reset holds none now.
+      await this.deps.keycloak.logoutUser(userId);
+    }, 'Invalid or expired token');
     await this.deps.revocations.revokeUser(userId);
     const profile = await unitOfWork(this.deps.orm, async (em) => {
       const p = await new UserProfileRepository(em).findById(userId);
