@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
+import http from 'node:http';
 import http2 from 'node:http2';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -353,6 +354,44 @@ describe('visibility and ownership', () => {
     const mine = await upload(owner.token, cliArchive(`Deleted By Owner ${unique()}`), 'mine.tar.gz');
     expect((await api('DELETE', `/api/v1/script/${mine.body.data.id}`, { token: owner.token })).status).toBe(200);
     expect((await api('GET', `/api/v1/script/${mine.body.data.id}`, { token: owner.token })).status).toBe(404);
+  });
+});
+
+describe('an upload whose token is revoked while its body arrives', () => {
+  it('is refused 401 token_revoked and stores nothing', async () => {
+    const owner = await newUser('slow-upload');
+    const name = `Slow Upload ${randomBytes(4).toString('hex')}`;
+    const boundary = `----gef${randomBytes(8).toString('hex')}`;
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="s.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`),
+      cliArchive(name),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const url = new URL(`${readStackInfo().urls.gateway}/api/v1/script`);
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false, headers: { Authorization: `Bearer ${owner.token}`, 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': body.length } },
+        (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
+      req.on('error', reject);
+      // Half the body, then the logout, then the rest.
+      req.write(body.subarray(0, body.length >> 1));
+      setTimeout(() => {
+        void api('POST', '/auth/logout', { token: owner.token, body: { refresh_token: owner.refresh } }).then((out) => {
+          expect(out.status).toBe(200);
+          req.end(body.subarray(body.length >> 1));
+        }, reject);
+      }, 300);
+    });
+    const res = await answer;
+    expect({ status: res.status, error: JSON.parse(res.body).error }).toEqual({ status: 401, error: 'token_revoked' });
+    const again = (await login(owner.email, strongPassword)).access_token;
+    const mine = await api('GET', `/api/v1/script?filter=${encodeURIComponent(`slug=${slugOf(name)}`)}`, { token: again });
+    expect(mine.body.total).toBe(0);
   });
 });
 

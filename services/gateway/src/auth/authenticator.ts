@@ -30,7 +30,7 @@ export function platformRole(roles: readonly string[]): RoleName {
 
 export const isAtLeast = (role: RoleName, min: RoleName) => rank[role] >= rank[min];
 
-const unauthorized = (error: string, message: string) =>
+export const unauthorized = (error: string, message: string) =>
   new HttpError(401, error, message, {}, { 'WWW-Authenticate': `Bearer error="${error === 'authorization_required' ? 'invalid_request' : 'invalid_token'}"` });
 
 /**

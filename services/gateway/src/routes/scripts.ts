@@ -5,6 +5,7 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { InvalidArgument, NotFound, parseApiDate, shareOf } from '@gef/common';
 import { script, user } from '@gef/protos';
+import { unauthorized, type Principal } from '../auth/authenticator';
 import { callerOf } from '../auth/caller';
 import { parseJson, readBody, hasBody } from '../body';
 import type { ServiceClients } from '../clients';
@@ -196,14 +197,21 @@ type UploadPart = {
 export const uploadMessageBytes = 8 * 1024;
 
 /** The upload as the RPC takes it: the header, then the file's bytes as they arrive. */
-async function* uploadMessages(header: MessageInitShape<typeof script.UploadHeaderSchema>, chunks: AsyncIterable<Uint8Array>): AsyncGenerator<UploadPart> {
+/**
+ * The upload's messages. `holds` is asked at every chunk and once more before the last
+ * message: an upload whose token was revoked meanwhile (a logout, the account deleted while
+ * a slow body arrived) ends there, and the script service, seeing no end, stores nothing.
+ */
+async function* uploadMessages(header: MessageInitShape<typeof script.UploadHeaderSchema>, chunks: AsyncIterable<Uint8Array>, holds: () => void): AsyncGenerator<UploadPart> {
   yield { part: { case: 'header', value: header } };
   for await (const chunk of chunks) {
+    holds();
     // Views of the chunk, not copies.
     for (let at = 0; at < chunk.length; at += uploadMessageBytes) {
       yield { part: { case: 'chunk', value: chunk.subarray(at, at + uploadMessageBytes) } };
     }
   }
+  holds();
 }
 
 /** `attachment; filename="…"; filename*=UTF-8''…` for any file name. */
@@ -237,13 +245,24 @@ export const scriptsResource: Resource = {
   routes: ({ clients, auth, config }: RouteContext) => {
     /** A refused upload is read on this far so the client can read the answer. */
     const uploadDrainBytes = 2 * (config.UPLOAD_LIMIT_BYTES + multipartOverheadBytes);
-    /** Streams the request's `file` part into CreateScript or UpdateScript. */
-    const upload = (req: Request, caller: user.Caller | undefined, idOrSlug?: string) =>
+    /** Streams the request's `file` part into CreateScript or UpdateScript, for as long as the caller's token holds. */
+    const upload = (req: Request, principal: Principal, idOrSlug?: string) =>
       streamFilePart(req, { field: 'file', limit: config.UPLOAD_LIMIT_BYTES }, async (file, signal) => {
-        const messages = uploadMessages({ caller, fileName: file.fileName, ...(idOrSlug ? { idOrSlug } : {}) }, file.chunks);
+        let revoked = false;
+        const holds = () => {
+          if (auth.stillHolds(principal)) return;
+          revoked = true;
+          throw unauthorized('token_revoked', 'Token has been revoked');
+        };
+        const messages = uploadMessages({ caller: callerOf(principal), fileName: file.fileName, ...(idOrSlug ? { idOrSlug } : {}) }, file.chunks, holds);
         const options = { ...rpcOptions(req, streamingRpcTimeoutMs), signal };
-        const reply = idOrSlug ? await clients.script.updateScript(messages, options) : await clients.script.createScript(messages, options);
-        return reply.script;
+        try {
+          const reply = idOrSlug ? await clients.script.updateScript(messages, options) : await clients.script.createScript(messages, options);
+          return reply.script;
+        } catch (err) {
+          if (revoked) throw unauthorized('token_revoked', 'Token has been revoked');
+          throw err;
+        }
       });
 
     return [
@@ -255,7 +274,7 @@ export const scriptsResource: Resource = {
           const created = await drainingOnError(req, uploadDrainBytes, async () => {
             const principal = await auth.require(req);
             queryOf(req, []);
-            return upload(req, callerOf(principal));
+            return upload(req, principal);
           });
           res.json({ data: scriptJson(created) });
         },
@@ -318,7 +337,7 @@ export const scriptsResource: Resource = {
             const updated = await drainingOnError(req, uploadDrainBytes, async () => {
               const principal = await auth.require(req);
               queryOf(req, []);
-              return upload(req, callerOf(principal), scriptKey(req));
+              return upload(req, principal, scriptKey(req));
             });
             res.json({ data: scriptJson(updated) });
             return;
