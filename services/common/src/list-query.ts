@@ -178,7 +178,8 @@ export function parseSort(input: string | undefined, fields: FieldMap): SortKey[
       const field = m[1]!;
       if (m[2]) direction = m[2].toLowerCase() as 'asc' | 'desc';
       const spec = fields[field];
-      if (!spec || spec.sortable === false) throw new InvalidArgument(`Unknown sort field '${field.slice(0, 100)}'`, 'invalid_sort');
+      if (!spec) throw new InvalidArgument(`Unknown sort field '${field.slice(0, 100)}'`, 'invalid_sort');
+      if (spec.sortable === false) throw new InvalidArgument(`Lists cannot be sorted by '${field}' (it may be filtered on)`, 'invalid_sort');
       return { field, direction };
     });
 }
