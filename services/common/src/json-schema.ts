@@ -1,8 +1,8 @@
 import Ajv, { type ValidateFunction } from 'ajv';
-
-export type { ValidateFunction } from 'ajv';
 import Ajv2019 from 'ajv/dist/2019';
 import Ajv2020 from 'ajv/dist/2020';
+
+export type { ValidateFunction } from 'ajv';
 
 /**
  * JSON Schemas as scripts declare them (`params_schema`): draft-07 by default, 2019-09 and

@@ -43,7 +43,6 @@ export const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 const maxFilterLength = 2000;
 const maxConditions = 20;
 
-/** Splits on a separator outside parentheses. */
 /** Where a quoted value that opens at `open` closes (its quote followed by the end, a separator, `)` or a space); -1 if it does not. */
 function quoteEnd(input: string, open: number): number {
   const quote = input[open]!;

@@ -30,8 +30,11 @@ export function platformRole(roles: readonly string[]): RoleName {
 
 export const isAtLeast = (role: RoleName, min: RoleName) => rank[role] >= rank[min];
 
-export const unauthorized = (error: string, message: string) =>
+const unauthorized = (error: string, message: string) =>
   new HttpError(401, error, message, {}, { 'WWW-Authenticate': `Bearer error="${error === 'authorization_required' ? 'invalid_request' : 'invalid_token'}"` });
+
+/** The 401 of a token revoked (a logout, a role change, a deletion): at the request's check, or later while its answer streams. */
+export const tokenRevoked = () => unauthorized('token_revoked', 'Token has been revoked');
 
 /**
  * Turns the `Authorization` header into a principal: Keycloak tokens verified locally,
@@ -81,7 +84,7 @@ export class Authenticator {
     }
     if (this.revocations) {
       if (this.revocations.isRevoked(claims.userId, claims.sessionId, claims.issuedAt)) {
-        throw unauthorized('token_revoked', 'Token has been revoked');
+        throw tokenRevoked();
       }
       if (!this.revocations.trustworthy) throw new HttpError(503, 'unavailable', 'Token revocations are unavailable');
     }

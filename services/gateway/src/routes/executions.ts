@@ -357,7 +357,6 @@ function listBody(page: RenderedExecutionPage, embeds: { scripts?: Map<string, u
   return `{"data":[${items.join(',')}],"page":${page.page},"per_page":${page.perPage},"total":${page.total}}`;
 }
 
-/** One Server-Sent Event. */
 /** Resolves once the response's buffer drained, or it closed; a client silent for `slowClientMs` is dropped. */
 function drained(res: Response): Promise<void> {
   return new Promise((resolve) => {
@@ -376,6 +375,7 @@ function drained(res: Response): Promise<void> {
   });
 }
 
+/** One Server-Sent Event; false when the client has not taken what it was sent yet. */
 function sseEvent(res: Response, event: string, id: bigint, data: unknown): boolean {
   return res.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }

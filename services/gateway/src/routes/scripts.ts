@@ -5,7 +5,7 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { InvalidArgument, NotFound, parseApiDate, shareOf } from '@gef/common';
 import { script, user } from '@gef/protos';
-import { unauthorized, type Principal } from '../auth/authenticator';
+import { tokenRevoked, type Principal } from '../auth/authenticator';
 import { callerOf } from '../auth/caller';
 import { parseJson, readBody, hasBody } from '../body';
 import type { ServiceClients } from '../clients';
@@ -196,10 +196,9 @@ type UploadPart = {
  */
 export const uploadMessageBytes = 8 * 1024;
 
-/** The upload as the RPC takes it: the header, then the file's bytes as they arrive. */
 /**
- * The upload's messages. `holds` is asked at every chunk and once more before the last
- * message: an upload whose token was revoked meanwhile (a logout, the account deleted while
+ * The upload as the RPC takes it: the header, then the file's bytes as they arrive. `holds`
+ * is asked at every chunk and once more before the last message: an upload whose token was revoked meanwhile (a logout, the account deleted while
  * a slow body arrived) ends there, and the script service, seeing no end, stores nothing.
  */
 async function* uploadMessages(header: MessageInitShape<typeof script.UploadHeaderSchema>, chunks: AsyncIterable<Uint8Array>, holds: () => void): AsyncGenerator<UploadPart> {
@@ -248,11 +247,9 @@ export const scriptsResource: Resource = {
     /** Streams the request's `file` part into CreateScript or UpdateScript, for as long as the caller's token holds. */
     const upload = (req: Request, principal: Principal, idOrSlug?: string) =>
       streamFilePart(req, { field: 'file', limit: config.UPLOAD_LIMIT_BYTES }, async (file, signal) => {
-        let revoked = false;
+        let refusal: HttpError | undefined;
         const holds = () => {
-          if (auth.stillHolds(principal)) return;
-          revoked = true;
-          throw unauthorized('token_revoked', 'Token has been revoked');
+          if (!auth.stillHolds(principal)) throw (refusal = tokenRevoked());
         };
         const messages = uploadMessages({ caller: callerOf(principal), fileName: file.fileName, ...(idOrSlug ? { idOrSlug } : {}) }, file.chunks, holds);
         const options = { ...rpcOptions(req, streamingRpcTimeoutMs), signal };
@@ -260,7 +257,8 @@ export const scriptsResource: Resource = {
           const reply = idOrSlug ? await clients.script.updateScript(messages, options) : await clients.script.createScript(messages, options);
           return reply.script;
         } catch (err) {
-          if (revoked) throw unauthorized('token_revoked', 'Token has been revoked');
+          // The RPC reports the aborted stream; the reason is the token.
+          if (refusal) throw refusal;
           throw err;
         }
       });

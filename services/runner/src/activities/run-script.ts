@@ -325,16 +325,15 @@ export function runScriptActivity(deps: RunScriptDeps) {
         await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
         throw new Error('the runner stopped before the script ended');
       }
-      if (stopReason === 'terminal') {
+      if (stopReason === 'terminal' || stopReason === 'superseded' || stopReason === 'gone') {
         // Ended from outside: the last lines go as the attempt's outcome, which the service
         // stores without touching the status, and which tells the run's event streams that
-        // no more lines will come.
-        const reply = await deps.executions.completeAttempt({ executionId: input.executionId, runnerToken: grant.runnerToken, status, lines: rest.lines }).catch(() => undefined);
-        if (ctx.cancellationSignal.aborted) throw new CancelledFailure('stopped');
-        return { outcome: 'STOPPED', status: reply?.status ?? 'UNKNOWN' };
-      }
-      if (stopReason === 'superseded' || stopReason === 'gone') {
-        const reply = await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
+        // no more lines will come. Superseded or gone: the lines alone.
+        const reply = await (
+          stopReason === 'terminal'
+            ? deps.executions.completeAttempt({ executionId: input.executionId, runnerToken: grant.runnerToken, status, lines: rest.lines })
+            : deps.executions.appendLogs(input.executionId, grant.runnerToken, rest)
+        ).catch(() => undefined);
         if (ctx.cancellationSignal.aborted) throw new CancelledFailure('stopped');
         return { outcome: 'STOPPED', status: reply?.status ?? 'UNKNOWN' };
       }

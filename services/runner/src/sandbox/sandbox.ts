@@ -241,7 +241,7 @@ export async function removeTree(dir: string): Promise<void> {
   try {
     await fs.rm(dir, { recursive: true, force: true, maxRetries: 3 });
   } catch {
-    removeTreeSync(dir);
+    removeWithRm(dir);
   }
 }
 
@@ -249,9 +249,14 @@ function removeTreeSync(target: string): void {
   try {
     fsSync.rmSync(target, { recursive: true, force: true });
   } catch {
-    const done = spawnSync('rm', ['-rf', '--one-file-system', '--', target], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
-    if (done.status !== 0 || fsSync.existsSync(target)) throw new Error(`could not remove ${target}`);
+    removeWithRm(target);
   }
+}
+
+/** What Node's removal could not do (see removeTree). */
+function removeWithRm(target: string): void {
+  const done = spawnSync('rm', ['-rf', '--one-file-system', '--', target], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
+  if (done.status !== 0 || fsSync.existsSync(target)) throw new Error(`could not remove ${target}`);
 }
 
 /** What a uid leaves behind outside its run's directory: files at the top of the shared temporary directories, System V IPC objects. */

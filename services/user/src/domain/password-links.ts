@@ -18,6 +18,8 @@ export const maxRecoveryLinks = 5;
 
 const insertToken = 'insert into password_token (digest, user_id, purpose, expires_at, request_id) values (?, ?, ?, ?, ?)';
 
+const newToken = () => randomBytes(32).toString('base64url');
+
 const tokenRow = (token: string, userId: string, purpose: 'set' | 'reset', requestId?: string) => [
   tokenDigest(token),
   userId,
@@ -103,7 +105,7 @@ export class PasswordLinks {
 
   /** A new token, stored as its digest. */
   private async issue(userId: string, purpose: 'set' | 'reset', requestId?: string): Promise<string> {
-    const token = randomBytes(32).toString('base64url');
+    const token = newToken();
     await this.deps.orm.em.getConnection().execute(insertToken, tokenRow(token, userId, purpose, requestId));
     return token;
   }
@@ -125,7 +127,7 @@ export class PasswordLinks {
         tx,
       );
       if (Number(count?.n ?? 0) >= atMost) return undefined;
-      const token = randomBytes(32).toString('base64url');
+      const token = newToken();
       await conn.execute(insertToken, tokenRow(token, userId, purpose), 'all', tx);
       return token;
     });
