@@ -648,14 +648,16 @@ export const executionsResource: Resource = {
               res.end();
               return true;
             };
+            // Once ended (a revoked token, between two messages), nothing more is written.
+            const open = () => !res.destroyed && !res.writableEnded;
             keepAlive = setInterval(() => {
-              if (!res.destroyed) res.write(': keep-alive\n\n');
+              if (open()) res.write(': keep-alive\n\n');
             }, keepAliveMs);
             watchToken = setInterval(() => {
-              if (!res.destroyed) revoked();
+              if (open()) revoked();
             }, tokenCheckMs);
             let last = resumeAt ?? 0n;
-            while (!next.done && !res.destroyed && !revoked()) {
+            while (!next.done && open() && !revoked()) {
               const message = next.value;
               last = message.lastLogId;
               const event = message.event;
@@ -669,7 +671,7 @@ export const executionsResource: Resource = {
               if (!flowing) await drained(res);
               next = await messages.next();
             }
-            if (!res.destroyed && !res.writableEnded) {
+            if (open()) {
               // The run is over and every line was sent.
               sseEvent(res, 'end', last, {});
               res.end();
