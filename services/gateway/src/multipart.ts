@@ -103,8 +103,10 @@ function inflaterFor(header: string | undefined): Transform | undefined {
 /**
  * Reads a multipart/form-data request and passes its file part named `options.field` to
  * `consume` as soon as the part begins; resolves with what `consume` returns. Other parts
- * are read and ignored. The consumer gets an `AbortSignal` that fires when the upload
- * fails, so it can cancel what it started.
+ * are read and ignored. The file's bytes end only once the whole body was read, so a second
+ * file part of that name refuses the upload (400) before the consumer sees the end. The
+ * consumer gets an `AbortSignal` that fires when the upload fails, so it can cancel what it
+ * started.
  *
  * - not multipart/form-data: 415; no boundary, a broken body or no such part: 400;
  * - the file beyond `limit`, or the whole body (as sent or inflated) beyond `limit` plus
@@ -147,6 +149,15 @@ export function streamFilePart<T>(
     let fieldNamedFile = false;
     let received = 0;
     let inflated = 0;
+    // The body's end: the file's last bytes are handed on only once the parts after it were
+    // read, so that a second file part (or a broken body) refuses the whole upload.
+    let bodyEnded!: () => void;
+    let bodyFailed!: (err: unknown) => void;
+    const wholeBody = new Promise<void>((resolve, reject) => {
+      bodyEnded = resolve;
+      bodyFailed = reject;
+    });
+    wholeBody.catch(() => undefined);
 
     const source: Readable = inflater ?? req;
 
@@ -164,6 +175,7 @@ export function streamFilePart<T>(
     const fail = (err: unknown) => {
       if (settled) return;
       settled = true;
+      bodyFailed(err);
       abort.abort(err);
       stop();
       reject(err);
@@ -171,7 +183,6 @@ export function streamFilePart<T>(
     const succeed = (value: T) => {
       if (settled) return;
       settled = true;
-      // Any parts after the file are read and ignored, within the same bound.
       req.off('close', onClose);
       resolve(value);
     };
@@ -195,6 +206,11 @@ export function streamFilePart<T>(
       // mid-upload) destroys the part's stream with an error nobody may be reading any more:
       // without a listener that error would take the process down. It is answered by `fail`.
       stream.on('error', () => undefined);
+      if (found && name === options.field) {
+        stream.resume();
+        fail(badBody(`The multipart body has more than one file part named '${options.field}'`));
+        return;
+      }
       if (settled || found || name !== options.field) {
         stream.resume();
         return;
@@ -215,6 +231,7 @@ export function streamFilePart<T>(
           }
           yield chunk;
         }
+        await wholeBody;
       })();
       consume({ fileName: info.filename ?? '', chunks }, abort.signal).then(succeed, (err: unknown) => {
         // A failure of the upload itself explains more than the consumer's cancelled call.
@@ -225,6 +242,7 @@ export function streamFilePart<T>(
       if (name === options.field) fieldNamedFile = true;
     });
     parser.on('finish', () => {
+      bodyEnded();
       if (found) return;
       fail(
         badBody(

@@ -184,6 +184,40 @@ describe('POST /api/v1/script', () => {
     expect(calls).toBe(0);
   });
 
+  it("answers 400 for a second file part named 'file', and the RPC ends with an error (nothing stored)", async () => {
+    const res = await post(
+      multipart([
+        { name: 'file', filename: 'a.tar.gz', data: randomBytes(50_000) },
+        { name: 'notes', data: 'between' },
+        { name: 'file', filename: 'b.tar.gz', data: randomBytes(50_000) },
+      ]),
+    );
+    expect(res.status).toBe(400);
+    expect(res.json()).toMatchObject({ status: 400, error: 'invalid_argument', detail: "The multipart body has more than one file part named 'file'" });
+    await until(() => record.outcome !== undefined, 5000, 'the RPC to end');
+    expect(record.outcome).toBe('error');
+  });
+
+  it('ends the upload RPC only once the parts after the file were read', async () => {
+    let beforeTheBodyEnded: string | undefined = 'not seen';
+    const res = await send(stack.gateway.url, '/api/v1/script', {
+      headers: { ...auth(), 'Content-Type': multipartType, 'Transfer-Encoding': 'chunked' },
+      write: async (req) => {
+        req.write(partHead({ name: 'file', filename: 'a.tar.gz' }, true));
+        req.write(randomBytes(100_000));
+        req.write(partHead({ name: 'notes' }));
+        await until(() => record.bytes === 100_000, 5000, 'the whole file at the service');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        // Every byte of the file is there, but the body goes on: the upload is not over.
+        beforeTheBodyEnded = record.outcome;
+        req.end(Buffer.concat([Buffer.from('trailing'), closing]));
+      },
+    });
+    expect(beforeTheBodyEnded).toBeUndefined();
+    expect(res.status).toBe(200);
+    expect(record.outcome).toBe('end');
+  });
+
   it("answers 400 when 'file' is a plain field rather than a file", async () => {
     const res = await post(multipart([{ name: 'file', data: 'not a file' }]));
     expect(res.status).toBe(400);

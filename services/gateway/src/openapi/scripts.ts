@@ -40,7 +40,7 @@ const uploadBody = (description: string): RequestBodyObject => ({
             type: 'string',
             format: 'binary',
             contentMediaType: 'application/gzip',
-            description: 'The archive. Its file name must end in `.tar.gz` (spaces and extra dots allowed). Other parts are ignored.',
+            description: 'The archive. Its file name must end in `.tar.gz` (spaces and extra dots allowed). Other parts are ignored; a second part named `file` is refused (400).',
           },
         },
       },
