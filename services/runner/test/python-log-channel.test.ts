@@ -25,6 +25,46 @@ describe('the Python shim log channel', () => {
     expect(r.lines.every((l) => l.level === 'INFO')).toBe(true);
   }, 60_000);
 
+  it('survives whatever a script writes to the channel itself, and reads on', async () => {
+    const main = [
+      'import os',
+      'def run(params, logger):',
+      '    logger.info("line 0")',
+      '    os.write(3, b"null\\n")',
+      '    os.write(3, b"[1, 2]\\n")',
+      '    os.write(3, b\'{"t":"log","m":{"toString":1,"valueOf":1}}\\n\')',
+      '    os.write(3, b\'{"t":"progress","v":"50"}\\n\')',
+      '    os.write(3, b\'{"t":"result","v":\' + b"[" * 200000 + b"]" * 200000 + b"}\\n")',
+      '    logger.info("line 1")',
+      '    return "OK"',
+    ].join('\n');
+    const r = await run(main);
+    // The forged result came first: too deep to store, it fails the run instead of the runner.
+    expect(r.outcome).toEqual({ kind: 'failed', message: "the script's result is nested deeper than 32 levels" });
+    expect(numbered(r.lines)).toEqual([0, 1]);
+    expect(r.lines).toEqual(
+      expect.arrayContaining([
+        { level: 'WARNING', text: 'unreadable message from the runtime: null' },
+        { level: 'WARNING', text: 'unreadable message from the runtime: [1, 2]' },
+        { level: 'INFO', text: '{"toString":1,"valueOf":1}' },
+      ]),
+    );
+  }, 60_000);
+
+  it('fails a run whose returned result nests deeper than the platform stores, and keeps one that does not', async () => {
+    const nested = (n: number) => `def run(params, logger):\n    v = "leaf"\n    for _ in range(${n}):\n        v = {"k": [v]}\n    return v\n`;
+    const deep = await run(nested(20));
+    expect(deep.outcome).toEqual({ kind: 'failed', message: "the script's result is nested deeper than 32 levels" });
+    const fine = await run(nested(15));
+    expect(fine.outcome).toMatchObject({ kind: 'result' });
+    expect(JSON.parse((fine.outcome as { resultJson: string }).resultJson)).toHaveProperty('k');
+  }, 60_000);
+
+  it('keeps a wall-clock timeout longer than a Node timer holds', async () => {
+    const r = await run('import time\ndef run(params, logger):\n    time.sleep(1)\n    return "OK"\n', { timeoutMs: 30 * 24 * 3600 * 1000 });
+    expect(r.outcome).toEqual({ kind: 'result', resultJson: '"OK"' });
+  }, 60_000);
+
   it('delivers the lines written right before an exception, then the traceback', async () => {
     const r = await run('def run(params, logger):\n    for i in range(5000):\n        logger.info("line %d", i)\n    raise RuntimeError("after the lines")\n');
     expect(r.outcome).toEqual({ kind: 'failed', message: 'RuntimeError: after the lines' });

@@ -81,7 +81,7 @@ describe.each([
     await fixture.cleanup();
   });
 
-  async function setup(main: string, over: { timeoutSeconds?: number; attempt?: number; gone?: boolean } = {}) {
+  async function setup(main: string, over: { timeoutSeconds?: number; attempt?: number; gone?: boolean; unreachable?: boolean } = {}) {
     const archive = makeArchive(fixture.tmp, { 'configuration.json': '{"name":"t"}', 'src/main.py': main });
     const bytes = fs.readFileSync(archive);
     const digest = createHash('sha256').update(bytes).digest('hex');
@@ -110,6 +110,7 @@ describe.each([
       archives: new ArchiveCache(fixture.dirs.archives, async function* (ref) {
         downloads.push(ref.digest);
         if (over.gone) throw new ArchiveGone('The script was deleted before this run could start');
+        if (over.unreachable) throw new Error('the archive store did not answer');
         yield bytes;
       }),
       extracted,
@@ -179,6 +180,13 @@ describe.each([
     expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });
     expect(t.executions.completed[0]).toMatchObject({ status: 'FAILED' });
     expect(t.executions.texts()).toContain('The script was deleted before this run could start');
+  }, 60_000);
+
+  it("fails an attempt this runner could not start, its last lines (why) delivered before the retry", async () => {
+    const t = await setup('def run(params, logger):\n    return 1\n', { unreachable: true });
+    await expect(t.run()).rejects.toThrow('the archive store did not answer');
+    expect(t.executions.completed).toHaveLength(0);
+    expect(t.executions.lines.at(-1)).toMatchObject({ level: 'WARNING', text: expect.stringMatching(/^This attempt failed on runner .*: the archive store did not answer$/) });
   }, 60_000);
 
   it('records FAILED with a line saying so at the timeout', async () => {

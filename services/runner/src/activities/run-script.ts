@@ -192,7 +192,9 @@ export function runScriptActivity(deps: RunScriptDeps) {
             cpuSeconds: spec.timeoutSeconds * (spec.cpuLimit > 0 ? spec.cpuLimit : 1) + 5,
           };
           const archive = await deps.archives.get(spec);
-          const tree = await deps.extracted.get(archive, spec.digest.trim().toLowerCase(), limits);
+          // Extracted once per archive for every run of it: with the runner's default memory
+          // limit, not this run's (a tiny one would fail every attempt at extraction).
+          const tree = await deps.extracted.get(archive, spec.digest.trim().toLowerCase(), { ...limits, memoryBytes: Math.max(limits.memoryBytes, deps.defaults.memoryBytes) });
           // A waiting interpreter of the pool (its own uid and directory), else one started now.
           const label = `${input.executionId}-a${attempt}`;
           const pooled = deps.pool?.take(limits);
@@ -279,7 +281,9 @@ export function runScriptActivity(deps: RunScriptDeps) {
             } else {
               // Anything else (archive download, a full disk…) is this runner's trouble: retried.
               sink.line('WARNING', `This attempt failed on runner ${hostname}: ${err instanceof Error ? err.message : String(err)}`);
-              await sink.close();
+              const rest = await sink.close();
+              // The attempt's last lines say why it failed: delivered before the retry.
+              await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
               clearInterval(heartbeat);
               throw err;
             }

@@ -280,6 +280,15 @@ export function removeLeftoversOf(uid: number): void {
   removeSysvIpcOf(uid);
 }
 
+/** What tar said went wrong: its first few messages, without the closing summary. */
+function tarProblem(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/Exiting with failure status/.test(l));
+  return lines.length > 0 ? lines.slice(0, 3).join('; ') : 'no message';
+}
+
 /** One run's place in the sandbox. */
 export class SandboxRun {
   private closed = false;
@@ -380,7 +389,7 @@ export class SandboxRun {
       child.once('close', (code, signal) => {
         clearTimeout(timer);
         if (code === 0) resolve();
-        else reject(new Error(`the archive could not be extracted (${signal ?? `exit code ${code}`}): ${stderr.trim().split('\n').at(-1) ?? ''}`));
+        else reject(new Error(`the archive could not be extracted (${signal ?? `exit code ${code}`}): ${tarProblem(stderr)}`));
       });
       const input = createReadStream(archive);
       input.on('error', (err) => {

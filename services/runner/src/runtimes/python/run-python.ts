@@ -72,6 +72,38 @@ const maxOutputLine = 32 * 1024;
 const maxEarlyLines = 100;
 
 const levels = new Set<ScriptLevel>(['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL']);
+/** The longest delay a Node timer keeps (a longer one fires at once). */
+const maxTimerMs = 2 ** 31 - 1;
+/** How deeply a result may nest (objects and arrays), as the platform stores and serves them. */
+export const maxResultDepth = 32;
+
+/** A message's text: a string as it is, anything else as JSON (never throws). */
+function textOf(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value === undefined || value === null) return '';
+  try {
+    return JSON.stringify(value) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/** Whether a parsed JSON value nests deeper than `max`, found without recursion. */
+function nestsDeeper(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** A result as JSON text; undefined when it nests too deeply to be stored. */
+function resultJsonOf(value: unknown): string | undefined {
+  return nestsDeeper(value, maxResultDepth) ? undefined : JSON.stringify(value ?? null);
+}
 
 /** Whether a run's limits fit under an interpreter's start limits (setrlimit only lowers). */
 export function limitsFit(run: SandboxLimits, start: SandboxLimits): boolean {
@@ -292,40 +324,53 @@ export class PythonInterpreter {
         this.sandbox.killFound();
       }, job.killGraceMs);
     };
-    const timer = setTimeout(() => {
-      if (stopping || final) return;
-      timedOut = true;
-      terminate();
-    }, job.timeoutMs);
+    const timer = setTimeout(
+      () => {
+        if (stopping || final) return;
+        timedOut = true;
+        terminate();
+      },
+      // Node fires a longer delay at once.
+      Math.min(job.timeoutMs, maxTimerMs),
+    );
     const stop = (reason: string) => {
       if (stopping || timedOut || final) return;
       stopping = { reason };
       terminate();
     };
 
+    // The channel is the script's to write (its fd 3): anything may come, and nothing it sends
+    // may throw here, in a stream handler of the runner's own process.
     this.onMessage = (line: string) => {
       if (line.trim() === '') return;
-      let message: { t?: unknown; l?: unknown; m?: unknown; v?: unknown };
+      let message: unknown;
       try {
-        message = JSON.parse(line) as typeof message;
+        message = JSON.parse(line);
       } catch {
+        message = undefined;
+      }
+      if (typeof message !== 'object' || message === null || Array.isArray(message)) {
         job.onLog('WARNING', `unreadable message from the runtime: ${line.slice(0, 200)}`);
         return;
       }
-      switch (message.t) {
+      const { t, l, m, v } = message as { t?: unknown; l?: unknown; m?: unknown; v?: unknown };
+      switch (t) {
         case 'log': {
-          const level = typeof message.l === 'string' && levels.has(message.l as ScriptLevel) ? (message.l as ScriptLevel) : 'INFO';
-          job.onLog(level, String(message.m ?? ''));
+          const level = typeof l === 'string' && levels.has(l as ScriptLevel) ? (l as ScriptLevel) : 'INFO';
+          job.onLog(level, textOf(m));
           return;
         }
         case 'progress':
-          if (typeof message.v === 'number' && Number.isFinite(message.v)) job.onProgress(Math.min(100, Math.max(0, message.v)));
+          if (typeof v === 'number' && Number.isFinite(v)) job.onProgress(Math.min(100, Math.max(0, v)));
           return;
-        case 'result':
-          final ??= { kind: 'result', resultJson: JSON.stringify(message.v ?? null) };
+        case 'result': {
+          if (final) return;
+          const resultJson = resultJsonOf(v);
+          final = resultJson === undefined ? { kind: 'failed', message: `the script's result is nested deeper than ${maxResultDepth} levels` } : { kind: 'result', resultJson };
           return;
+        }
         case 'failed':
-          final ??= { kind: 'failed', message: String(message.m ?? 'the script failed') };
+          final ??= { kind: 'failed', message: textOf(m) || 'the script failed' };
           return;
         case 'overflow':
           final ??= { kind: 'failed', message: `a message from the script exceeded ${maxMessageBytes} bytes` };
