@@ -26,6 +26,21 @@ async function expectRefused(promise: Promise<unknown>, message: RegExp): Promis
 
 const withCli = (...extra: TestMember[]) => [...cliLayout(), ...extra];
 
+/** Whether GNU tar extracts an archive without error; undefined when there is no tar. */
+function gnuTarExtracts(bytes: Buffer): boolean | undefined {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-tar-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'a.tar.gz'), bytes);
+    fs.mkdirSync(path.join(dir, 'out'));
+    execFileSync('tar', ['-xzf', path.join(dir, 'a.tar.gz'), '-C', path.join(dir, 'out')], { stdio: 'pipe' });
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : false;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('inspectArchive accepts', () => {
   it('the Trends.Earth CLI layout', async () => {
     const bytes = gzip(tar(cliLayout({ name: 'My First Script', environment: 'trends.earth-environment' })));
@@ -204,6 +219,32 @@ describe('inspectArchive refuses', () => {
     const [config] = cliLayout();
     await expectRefused(inspect(gzip(tar(withCli({ ...config!, name: './configuration.json', data: '{"name": "Other"}' })))), /appears twice/);
     await expectRefused(inspect(gzip(tar(withCli({ name: 'src', type: '2', linkName: 'lib' })))), /appears twice/);
+  });
+
+  describe('a tree tar cannot extract, in either order', () => {
+    const file = { name: 'data', data: 'x' };
+    const inner = { name: 'data/inner', data: 'y' };
+    it.each<[string, TestMember[], RegExp]>([
+      ['a member under an earlier file', [file, inner], /member "data\/inner" lies under "data", which is a file/],
+      ['a file where an earlier member made a directory', [inner, file], /member "data\/inner" lies under "data", which is a file/],
+      ['a directory deeper under a file', [file, { name: 'data/a/', type: '5' }], /member "data\/a" lies under "data", which is a file/],
+      ['a member under a hardlink', [{ name: 'f', data: 'x' }, { name: 'data', type: '1', linkName: 'f' }, inner], /lies under "data", which is a hardlink/],
+      ['a hardlink where an earlier member made a directory', [{ name: 'f', data: 'x' }, inner, { name: 'data', type: '1', linkName: 'f' }], /lies under "data", which is a hardlink/],
+      ['a symlink where an earlier member made a directory', [inner, { name: 'data', type: '2', linkName: 'src' }], /lies under "data", which is a symlink/],
+      ['a file at an explicit directory', [{ name: 'data/', type: '5' }, inner, file], /"data" appears twice/],
+    ])('%s', async (_what, members, message) => {
+      const bytes = gzip(tar(withCli(...members)));
+      await expectRefused(inspect(bytes), message);
+      expect(gnuTarExtracts(bytes)).not.toBe(true);
+    });
+
+    it('but accepts names that share a prefix and directories given again', async () => {
+      const bytes = gzip(
+        tar(withCli(file, { name: 'data-x/inner', data: 'y' }, { name: 'data.txt', data: 'z' }, { name: 'd/', type: '5' }, { name: 'd/e/f', data: '' }, { name: 'd/e/', type: '5' }, { name: 'd', type: '5' })),
+      );
+      await expect(inspect(bytes)).resolves.toMatchObject({ members: 12 });
+      expect(gnuTarExtracts(bytes)).not.toBe(false);
+    });
   });
 
   it('a global pax header setting a path', async () => {

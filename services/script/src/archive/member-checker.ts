@@ -10,6 +10,9 @@ export class ArchiveRuleError extends Error {
   }
 }
 
+/** What a member makes once extracted; other types are refused before they are recorded. */
+type MemberKind = 'file' | 'hardlink' | 'symlink' | 'directory';
+
 /** The files the platform reads, by their path at the archive root. */
 const wanted = { configuration: 'configuration.json', requirements: 'requirements.txt', main: 'src/main.py' } as const;
 
@@ -34,8 +37,8 @@ export class MemberChecker implements TarVisitor {
   private count = 0;
   /** Symlinks by path, with their targets as written. */
   private readonly symlinks = new Map<string, string>();
-  /** Every member path, with whether it is a directory: only a directory may appear twice. */
-  private readonly seen = new Map<string, boolean>();
+  /** Every member path, with what it makes: only a directory may appear twice. */
+  private readonly seen = new Map<string, MemberKind>();
   private readonly files = new Set<string>();
   private capture: { path: string; parts: Buffer[]; size: number; max: number } | undefined;
   private readonly captured = new Map<string, Buffer>();
@@ -75,10 +78,9 @@ export class MemberChecker implements TarVisitor {
     }
     // Extractors differ on which of two members at one path wins; the check and the
     // extraction must see the same tree.
-    const directory = header.type === 'directory';
     const before = this.seen.get(path);
-    if (before !== undefined && !(before && directory)) throw new ArchiveRuleError(`member ${shown} appears twice`);
-    this.seen.set(path, directory);
+    if (before !== undefined && !(before === 'directory' && header.type === 'directory')) throw new ArchiveRuleError(`member ${shown} appears twice`);
+    this.seen.set(path, header.type);
 
     try {
       switch (header.type) {
@@ -128,8 +130,12 @@ export class MemberChecker implements TarVisitor {
     }
   }
 
-  /** What the archive holds; refuses (ArchiveRuleError) a symlink that leads out through others. */
+  /**
+   * What the archive holds; refuses (ArchiveRuleError) a tree tar cannot extract and a
+   * symlink that leads out through others.
+   */
   result(): CheckedMembers {
+    this.everyParentADirectory();
     for (const path of this.symlinks.keys()) this.followOut(path);
     return {
       members: this.count,
@@ -138,6 +144,25 @@ export class MemberChecker implements TarVisitor {
       hasMainPy: this.mainPy,
       problems: this.problems,
     };
+  }
+
+  /**
+   * Refuses a member under a path that another member makes a file, hardlink or symlink,
+   * whichever comes first: tar cannot write `data/inner` once `data` is a file, nor make
+   * `data` a file once `data/` holds members, so the build would succeed and every run fail
+   * at extraction. With `/` ordered below every other character (NUL: names hold no control
+   * characters), the members under a path sort directly after it.
+   */
+  private everyParentADirectory(): void {
+    const members = [...this.seen].map(([path, kind]) => ({ key: path.split('/').join('\u0000'), path, kind }));
+    members.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (let i = 0; i + 1 < members.length; i++) {
+      const { key, path, kind } = members[i]!;
+      const next = members[i + 1]!;
+      if (kind !== 'directory' && next.key.startsWith(`${key}\u0000`)) {
+        throw new ArchiveRuleError(`member ${JSON.stringify(next.path)} lies under ${JSON.stringify(path)}, which is a ${kind}, not a directory`);
+      }
+    }
   }
 
   /**
