@@ -110,8 +110,45 @@ export function isDependencyUnavailable(err: unknown): boolean {
 }
 
 /**
+ * PostgreSQL data exceptions (SQLSTATE class 22) a value from the request can cause, what
+ * each says to the client (never the database's own text): a list filter's pattern or
+ * value the database refuses is the request's fault (400), not a failure (500).
+ */
+const postgresInvalidInput: Record<string, string> = {
+  '22025': 'A like pattern in the request is not valid', // invalid_escape_sequence
+  '22019': 'A like pattern in the request is not valid', // invalid_escape_character
+  '2201B': 'A pattern in the request is not valid', // invalid_regular_expression
+  '22001': 'A value in the request is too long', // string_data_right_truncation
+  '22003': 'A number in the request is out of range', // numeric_value_out_of_range
+  '22007': 'A date in the request is not valid', // invalid_datetime_format
+  '22008': 'A date in the request is out of range', // datetime_field_overflow
+  '22P02': 'A value in the request is not valid', // invalid_text_representation
+  '22021': 'A value in the request holds characters that cannot be stored', // character_not_in_repertoire
+  '22P05': 'A value in the request holds characters that cannot be stored', // untranslatable_character
+};
+
+/**
+ * The client's message when an error (or one of its causes) is a PostgreSQL data exception
+ * caused by a value of the request (`postgresInvalidInput`); undefined otherwise.
+ */
+export function invalidInputMessage(err: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  let current: unknown = err;
+  while (typeof current === 'object' && current !== null && !seen.has(current)) {
+    seen.add(current);
+    const e = current as { code?: unknown; sqlState?: unknown; cause?: unknown; previous?: unknown };
+    for (const state of [e.sqlState, e.code]) {
+      if (typeof state === 'string' && Object.hasOwn(postgresInvalidInput, state)) return postgresInvalidInput[state];
+    }
+    current = e.cause ?? e.previous;
+  }
+  return undefined;
+}
+
+/**
  * Turns a domain error into a ConnectError; a dependency that is away becomes Unavailable,
- * anything else unknown a bare Internal.
+ * a value the database refuses as invalid input InvalidArgument, anything else unknown a
+ * bare Internal.
  */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
@@ -121,6 +158,8 @@ export function toConnectError(err: unknown): ConnectError {
     if (err.details) metadata.set(detailsHeader, JSON.stringify(err.details));
     return new ConnectError(err.message, err.code, metadata);
   }
+  const invalid = invalidInputMessage(err);
+  if (invalid !== undefined) return new ConnectError(invalid, Code.InvalidArgument, new Headers({ [reasonHeader]: 'invalid_argument' }));
   if (isDependencyUnavailable(err)) {
     const metadata = new Headers({ [reasonHeader]: 'unavailable' });
     return new ConnectError('Service unavailable; try again shortly', Code.Unavailable, metadata);

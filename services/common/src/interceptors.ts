@@ -1,10 +1,11 @@
 import { ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { GefError, isDependencyUnavailable, toConnectError } from './errors';
+import { GefError, invalidInputMessage, isDependencyUnavailable, toConnectError } from './errors';
 
 /**
  * The server interceptor every service installs: domain errors become ConnectErrors with
- * their code; anything else is logged and sent as a bare Internal error.
+ * their code; a value the database refuses as invalid input is logged as a warning and sent
+ * as InvalidArgument; anything else is logged and sent as a bare Internal error.
  */
 export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
@@ -12,6 +13,9 @@ export function errorInterceptor(logger: Logger): Interceptor {
       if (!(err instanceof GefError) && !(err instanceof ConnectError)) {
         if (isDependencyUnavailable(err)) {
           logger.warn({ err: String(err), procedure: req.method.name, service: req.service.typeName }, 'dependency unavailable');
+        } else if (invalidInputMessage(err) !== undefined) {
+          // Logged still: a value of the code's own, not the request's, would be a bug.
+          logger.warn({ err: String(err), procedure: req.method.name, service: req.service.typeName }, 'the database refused a value of the request');
         } else {
           logger.error({ err, procedure: req.method.name, service: req.service.typeName }, 'unhandled error in RPC');
         }

@@ -183,11 +183,26 @@ export function parseSort(input: string | undefined, fields: FieldMap): SortKey[
     });
 }
 
+/**
+ * The escape character of `like` patterns. Not the backslash (PostgreSQL's default): how
+ * the literal `'\'` reads depends on standard_conforming_strings; `!` needs no quoting.
+ */
+const likeEscape = '!';
+
+/**
+ * A `like` value as an ILIKE pattern: `%` is the one wildcard (CONTRACT §9); `_`, the
+ * escape character and everything else match themselves, so a value ending in `\` (which
+ * PostgreSQL refuses as a pattern with its default escape) is plain text.
+ */
+export function likePattern(value: string): string {
+  return value.replace(/[!_]/g, (ch) => likeEscape + ch);
+}
+
 function conditionSql(c: Condition, fields: FieldMap, params: unknown[]): string {
   const spec = fields[c.field]!;
   if (c.op === 'like') {
-    params.push(String(c.value));
-    return `${spec.column}::text ilike ?`;
+    params.push(likePattern(String(c.value)));
+    return `${spec.column}::text ilike ? escape '${likeEscape}'`;
   }
   params.push(c.value);
   return `${spec.column} ${c.op === '!=' ? '<>' : c.op} ?`;

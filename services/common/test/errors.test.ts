@@ -111,3 +111,46 @@ describe('a dependency that is away', () => {
     }
   });
 });
+
+describe('a value the database refuses as invalid input', () => {
+  const pgError = (message: string, code: string) => Object.assign(new Error(message), { code, severity: 'ERROR', where: 'SQL statement "select …"' });
+
+  it('is InvalidArgument (400) with a message of its own, never the database text', () => {
+    const cases: [unknown, RegExp][] = [
+      [pgError('LIKE pattern must not end with escape character', '22025'), /like pattern in the request is not valid/i],
+      // MikroORM's wrapper copies the driver's code; knex's keeps it on `previous`.
+      [Object.assign(new Error('select … - LIKE pattern must not end with escape character'), { name: 'DriverException', code: '22025', sqlState: '22025' }), /like pattern/i],
+      [Object.assign(new Error('query failed'), { previous: pgError('invalid input syntax for type uuid: "x"', '22P02') }), /value in the request is not valid/],
+      [new Error('wrapped', { cause: pgError('value too long for type character varying(100)', '22001') }), /too long/],
+      [pgError('date/time field value out of range: "2026-13-01"', '22008'), /date in the request/],
+    ];
+    for (const [err, message] of cases) {
+      const connect = toConnectError(err);
+      expect(connect.code).toBe(Code.InvalidArgument);
+      expect(connect.rawMessage).toMatch(message);
+      expect(connect.rawMessage).not.toMatch(/select|varying|uuid|LIKE pattern must/);
+      expect(connect.metadata.get(reasonHeader)).toBe('invalid_argument');
+    }
+  });
+
+  it('crosses the server interceptor as InvalidArgument, logged as a warning', async () => {
+    const logged: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    const transport = createRouterTransport(
+      (router) => {
+        router.service(health.HealthService, {
+          check: () => {
+            throw pgError('LIKE pattern must not end with escape character', '22025');
+          },
+        });
+      },
+      { router: { interceptors: [errorInterceptor(logger)] } },
+    );
+    await expect(createClient(health.HealthService, transport).check({})).rejects.toMatchObject({ code: Code.InvalidArgument });
+    expect(logged).toEqual([expect.objectContaining({ level: 40, msg: 'the database refused a value of the request' })]);
+  });
+
+  it('leaves data exceptions no request value causes Internal', () => {
+    for (const code of ['22012', '22000', '2200G']) expect(toConnectError(pgError('x', code)).code).toBe(Code.Internal);
+  });
+});

@@ -1,5 +1,5 @@
 import { InvalidArgument } from '../src/errors';
-import { endOnWholeInstant, filterToSql, parseFilter, parsePaging, parseSort, shareOf, sortToSql, unpaginatedLimit, type FieldMap } from '../src/list-query';
+import { endOnWholeInstant, filterToSql, likePattern, parseFilter, parsePaging, parseSort, shareOf, sortToSql, unpaginatedLimit, type FieldMap } from '../src/list-query';
 
 const fields: FieldMap = {
   name: { column: 't.name', type: 'string' },
@@ -15,7 +15,7 @@ describe('filter', () => {
   it('parses an AND list with typed values into SQL placeholders', () => {
     const filter = parseFilter('name like %ndvi%,status=finished,progress>=50,public=true', fields);
     const { sql, params } = filterToSql(filter, fields);
-    expect(sql).toBe('t.name::text ilike ? and t.status = ? and t.progress >= ? and t.public = ?');
+    expect(sql).toBe("t.name::text ilike ? escape '!' and t.status = ? and t.progress >= ? and t.public = ?");
     expect(params).toEqual(['%ndvi%', 'FINISHED', 50, true]);
   });
 
@@ -27,10 +27,18 @@ describe('filter', () => {
 
   it('takes parentheses, commas and bars inside a quoted value as text', () => {
     const { sql, params } = filterToSql(parseFilter(`name='Land Productivity (SDG 15.3.1)',(name like "%a,b|c%"|status=FAILED),name!=O'Brien`, fields), fields);
-    expect(sql).toBe('t.name = ? and (t.name::text ilike ? or t.status = ?) and t.name <> ?');
+    expect(sql).toBe("t.name = ? and (t.name::text ilike ? escape '!' or t.status = ?) and t.name <> ?");
     expect(params).toEqual(['Land Productivity (SDG 15.3.1)', '%a,b|c%', 'FAILED', "O'Brien"]);
     // A quote that never closes is a character; the parentheses around it still count.
     expect(() => parseFilter("name='open (", fields)).toThrow(/Unbalanced parentheses/);
+  });
+
+  it('keeps % as the only like wildcard: _, ! and \\ match themselves, a trailing \\ included', () => {
+    const { sql, params } = filterToSql(parseFilter('name like abc\\,name like %a_b!c%,name like 100%', fields), fields);
+    expect(sql).toBe("t.name::text ilike ? escape '!' and t.name::text ilike ? escape '!' and t.name::text ilike ? escape '!'");
+    expect(params).toEqual(['abc\\', '%a!_b!!c%', '100%']);
+    expect(likePattern('\\')).toBe('\\');
+    expect(likePattern('%_%!')).toBe('%!_%!!');
   });
 
   it('parses dates in any ISO form', () => {

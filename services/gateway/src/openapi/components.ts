@@ -196,7 +196,7 @@ const parameters = {
     name: 'filter',
     in: 'query',
     description:
-      'Comma-separated AND list of `field OP value` (OP one of `= != > < >= <= like`), an OR group in parentheses (alternatives separated by `|` or `,`). A value may be quoted, `\'…\'` or `"…"`, to hold commas, bars or parentheses: `name=\'Land Productivity (SDG 15.3.1)\'`. `like` is case-insensitive with `%`. Only documented fields; an unknown field is a 400 naming it.',
+      'Comma-separated AND list of `field OP value` (OP one of `= != > < >= <= like`), an OR group in parentheses (alternatives separated by `|` or `,`). A value may be quoted, `\'…\'` or `"…"`, to hold commas, bars or parentheses: `name=\'Land Productivity (SDG 15.3.1)\'`. `like` is case-insensitive with `%` as its only wildcard (any run of characters); every other character, `_` and `\\` included, matches itself: `name like 100_%` lists the names starting with `100_`. Only documented fields; an unknown field is a 400 naming it.',
     schema: { type: 'string' },
   },
 } satisfies Record<string, ParameterObject>;
