@@ -30,6 +30,11 @@ describe('parseConfiguration', () => {
     expect(c.raw['environment_version']).toBe('0.1.6');
   });
 
+  it('takes the longest timeout, surrogate pairs and the largest memory_limit', () => {
+    const c = parseConfiguration('{"name": "x \\ud83d\\ude00", "timeout": 604800, "cpu_limit": 0.25, "memory_limit": 9007199254740991}');
+    expect(c).toMatchObject({ name: 'x \u{1f600}', timeout: 604800, cpuLimit: 0.25, memoryLimit: 9007199254740991 });
+  });
+
   it('applies defaults', () => {
     const c = parseConfiguration('\uFEFF{"name": "x"}');
     expect(c).toMatchObject({ description: '', runtime: 'python3', cpuLimit: null, memoryLimit: null, timeout: null, paramsSchema: null });
@@ -55,6 +60,10 @@ describe('parseConfiguration', () => {
     ['{"name": "x", "memory_limit": 1.5}', /'memory_limit' must be a positive integer/],
     ['{"name": "x", "timeout": -1}', /'timeout' must be a positive integer/],
     ['{"name": "x", "cpu_limit": 0}', /'cpu_limit' must be a positive number/],
+    // The column is an integer and the runner's timers stop at 2^31-1 ms: a week is the most a run may last.
+    ['{"name": "x", "timeout": 3000000000}', /'timeout' must be at most 604800 seconds \(7 days\)/],
+    ['{"name": "x", "timeout": 604801}', /'timeout' must be at most 604800 seconds \(7 days\)/],
+    ['{"name": "x", "memory_limit": 1e300}', /'memory_limit' must be at most 9007199254740991/],
   ])('refuses %s', (text, message) => {
     expect(() => parseConfiguration(text)).toThrow(InvalidArgument);
     expect(() => parseConfiguration(text)).toThrow(message);

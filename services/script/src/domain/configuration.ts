@@ -25,16 +25,28 @@ const maxNameLength = 1000;
 
 const maxDescriptionLength = 100_000;
 
+/**
+ * The longest `timeout` (seconds): a week, the bound the execution service already puts on
+ * its default timeout (EXECUTION_DEFAULT_TIMEOUT_SECONDS). Far inside the `integer` columns
+ * that store it and the runner's timers, which stop at 2^31-1 ms (about 24.8 days).
+ */
+export const maxTimeoutSeconds = 7 * 24 * 3600;
+
 const invalid = (message: string) => new InvalidArgument(`Invalid configuration.json: ${message}`, 'invalid_archive');
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function positiveNumber(raw: Record<string, unknown>, key: string, integer: boolean, max = Number.MAX_SAFE_INTEGER): number | null {
+/**
+ * A positive number, or null when absent. `max` keeps it inside what stores and uses it
+ * (by default a whole number JSON and JavaScript agree on); `unit` follows it in the refusal.
+ */
+function positiveNumber(raw: Record<string, unknown>, key: string, integer: boolean, max = Number.MAX_SAFE_INTEGER, unit = ''): number | null {
   const value = raw[key];
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max || (integer && !Number.isSafeInteger(value))) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
     throw invalid(`'${key}' must be a positive ${integer ? 'integer' : 'number'}`);
   }
+  if (value > max) throw invalid(`'${key}' must be at most ${max}${unit}`);
   return value;
 }
 
@@ -87,7 +99,7 @@ export function parseConfiguration(text: string): ScriptConfiguration {
     runtime: runtime.trim().toLowerCase() as Runtime,
     cpuLimit: positiveNumber(raw, 'cpu_limit', false),
     memoryLimit: positiveNumber(raw, 'memory_limit', true),
-    timeout: positiveNumber(raw, 'timeout', true, 0xffffffff),
+    timeout: positiveNumber(raw, 'timeout', true, maxTimeoutSeconds, ` seconds (${maxTimeoutSeconds / (24 * 3600)} days)`),
     paramsSchema,
     raw,
   };
