@@ -64,6 +64,13 @@ describe('parseConfiguration', () => {
     ['{"name": "x", "timeout": 3000000000}', /'timeout' must be at most 604800 seconds \(7 days\)/],
     ['{"name": "x", "timeout": 604801}', /'timeout' must be at most 604800 seconds \(7 days\)/],
     ['{"name": "x", "memory_limit": 1e300}', /'memory_limit' must be at most 9007199254740991/],
+    // NUL and unpaired surrogates: no PostgreSQL text or jsonb holds them.
+    ['{"name": "a\\u0000b"}', /'name' holds a NUL character \(\\u0000\) or an unpaired surrogate, which text cannot hold/],
+    ['{"name": "x", "description": "\\udc00"}', /'description' holds a NUL character/],
+    ['{"name": "x", "environment": "\\ud800x"}', /'environment' holds/],
+    ['{"name": "x", "extra": {"a\\u0000b": 1}}', /the key 'extra\.a\?b' holds/],
+    ['{"name": "x", "extra": [1, ["\\u0000"]]}', /'extra\[1\]\[0\]' holds/],
+    ['{"name": "x", "params_schema": {"properties": {"n": {"title": "\\u0000"}}}}', /'params_schema\.properties\.n\.title' holds/],
   ])('refuses %s', (text, message) => {
     expect(() => parseConfiguration(text)).toThrow(InvalidArgument);
     expect(() => parseConfiguration(text)).toThrow(message);

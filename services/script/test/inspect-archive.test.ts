@@ -345,6 +345,15 @@ describe('inspectArchive refuses', () => {
     await expectRefused(inspect(gzip(tar(cliLayout().filter((m) => m.name !== 'src/main.py')))), /src\/main\.py is missing/);
   });
 
+  it('a NUL byte in requirements.txt (no text column holds it)', async () => {
+    await expectRefused(inspect(gzip(tar(cliLayout({ name: 'x' }, 'numpy\n\0pandas\n')))), /requirements\.txt holds a NUL character .* \(line 2\)/);
+  });
+
+  it('a NUL or an unpaired surrogate anywhere in configuration.json', async () => {
+    await expectRefused(inspect(gzip(tar(cliLayout({ name: 'x', description: 'a\u0000b' })))), /configuration\.json: 'description' holds a NUL character/);
+    await expectRefused(inspect(gzip(tar(cliLayout({ name: 'x', extra: { note: 'a\ud800' } })))), /configuration\.json: 'extra\.note' holds .* an unpaired surrogate/);
+  });
+
   it('requirements.txt that is not UTF-8', async () => {
     const members = cliLayout().map((m) => (m.name === 'requirements.txt' ? { ...m, data: Buffer.from([0x66, 0xff, 0xfe, 0x0a]) } : m));
     await expectRefused(inspect(gzip(tar(members))), /requirements\.txt is not UTF-8/);

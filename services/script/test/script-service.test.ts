@@ -79,6 +79,25 @@ describe('script service', () => {
     expect(artifactFiles()).toEqual(before);
   });
 
+  it('refuses what its columns cannot hold with InvalidArgument (invalid_archive), recording nothing', async () => {
+    const userId = randomUUID();
+    const refusedUpload = (config: Record<string, unknown>, requirements = '') =>
+      codeOf(f.client.createScript(createMessages({ caller: caller(userId), fileName: 'x.tar.gz' }, gzip(tar(cliLayout(config, requirements))))));
+    const cases = [
+      [await refusedUpload({ name: 'Too Long', timeout: 3_000_000_000 }), /'timeout' must be at most 604800 seconds/],
+      [await refusedUpload({ name: 'Nul \u0000 Name' }), /configuration\.json: 'name' holds a NUL character/],
+      [await refusedUpload({ name: 'Nul Extra', extra: { 'k\u0000': 'v' } }), /the key 'extra\.k\?' holds/],
+      [await refusedUpload({ name: 'Lone Surrogate', params_schema: { title: '\ud800' } }), /'params_schema\.title' holds .* an unpaired surrogate/],
+      [await refusedUpload({ name: 'Nul Requirements' }, 'numpy\0\n'), /requirements\.txt holds a NUL character/],
+      [await codeOf(f.client.createScript(createMessages({ caller: caller(userId), fileName: 'a\u0000.tar.gz' }, archive('Nul File Name')))), /file name holds a NUL character/],
+    ] as const;
+    expect(cases.map(([refused]) => refused)).toEqual(cases.map(([, message]) => ({ code: Code.InvalidArgument, message: expect.stringMatching(message) })));
+    expect(await rows('select id from script where user_id = ?', [userId])).toEqual([]);
+    // The longest timeout is stored.
+    const longest = await f.client.createScript(createMessages({ caller: caller(userId), fileName: 'x.tar.gz' }, gzip(tar(cliLayout({ name: 'A Week', timeout: 604_800 })))));
+    expect(longest.script).toMatchObject({ timeout: 604_800 });
+  });
+
   describe('a build', () => {
     let userId: string;
     let scriptId: string;

@@ -17,7 +17,7 @@ describe('checkFileName', () => {
     expect(checkFileName(raw)).toBe(name);
   });
 
-  it.each(['script.zip', 'script.tgz', 'script.tar', '.tar.gz', '', 'x.tar.gz.exe'])('refuses %j', (raw) => {
+  it.each(['script.zip', 'script.tgz', 'script.tar', '.tar.gz', '', 'x.tar.gz.exe', 'a\u0000b.tar.gz', '\udc00.tar.gz'])('refuses %j', (raw) => {
     expect(() => checkFileName(raw)).toThrow(InvalidArgument);
   });
 });

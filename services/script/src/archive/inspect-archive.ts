@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { InvalidArgument } from '@gef/common';
 import { parseConfiguration, type ScriptConfiguration } from '../domain/configuration';
+import { unstorableLine, unstorableWhat } from '../domain/storable-text';
 import { formatBytes, type ArchiveLimits } from './limits';
 import { ArchiveRuleError, MemberChecker, type CheckedMembers } from './member-checker';
 import { TarFormatError, TarParser } from './tar-parser';
@@ -129,6 +130,9 @@ export async function inspectArchive(
     } catch {
       throw refuse('requirements.txt is not UTF-8 text');
     }
+    // Stored as text with the version; a NUL would fail there, as a lost connection.
+    const line = unstorableLine(requirements);
+    if (line !== undefined) throw refuse(`requirements.txt holds ${unstorableWhat} (line ${line})`);
   }
   if (configuration.runtime === 'python3' && !members.hasMainPy) {
     throw refuse(members.problems.get('src/main.py') ?? 'src/main.py is missing (python3 scripts need it)');

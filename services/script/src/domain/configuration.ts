@@ -1,5 +1,6 @@
 import { compileJsonSchema, InvalidArgument, uuidPattern } from '@gef/common';
 import { slugify } from './slug';
+import { unstorablePlace, unstorableWhat } from './storable-text';
 
 /** The runtimes a script may declare. */
 export const supportedRuntimes = ['python3'] as const;
@@ -63,6 +64,9 @@ export function parseConfiguration(text: string): ScriptConfiguration {
     throw invalid(`not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }
   if (!isObject(raw)) throw invalid('must be a JSON object');
+  // Every key and string is stored (the whole object as jsonb), so all of them are checked.
+  const unstorable = unstorablePlace(raw);
+  if (unstorable !== undefined) throw invalid(`${unstorable} holds ${unstorableWhat}`);
 
   if (typeof raw['name'] !== 'string' || raw['name'].trim() === '') throw invalid("'name' is required");
   const name = raw['name'].trim();

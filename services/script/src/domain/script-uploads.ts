@@ -13,6 +13,7 @@ import { ScriptRepository } from '../repositories/script-repository';
 import { ScriptVersionRepository } from '../repositories/script-version-repository';
 import type { ScriptDeps } from './deps';
 import { assertMayChange, canSee, requireActor, type Actor } from './policy';
+import { unstorableText, unstorableWhat } from './storable-text';
 
 export interface Upload {
   /** The multipart part's file name. */
@@ -22,13 +23,15 @@ export interface Upload {
 
 const maxFileNameLength = 1000;
 
-/** `<anything>.tar.gz` (spaces and extra dots allowed), without any directory part. */
+/** `<anything>.tar.gz` (spaces and extra dots allowed, text a column can hold), without any directory part. */
 export function checkFileName(raw: string): string {
   const name = raw.split(/[\\/]/).pop()!.trim();
   if (!/\.tar\.gz$/i.test(name) || name.length <= '.tar.gz'.length) {
     throw new InvalidArgument('The file must be a gzip-compressed tar archive named *.tar.gz', 'invalid_archive');
   }
   if (name.length > maxFileNameLength) throw new InvalidArgument('The file name is too long', 'invalid_archive');
+  // Multipart lets `filename*=UTF-8''a%00.tar.gz` through; the name is stored and logged.
+  if (unstorableText.test(name)) throw new InvalidArgument(`The file name holds ${unstorableWhat}`, 'invalid_archive');
   return name;
 }
 
