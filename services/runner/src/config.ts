@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { baseConfigShape, parseConfig, port } from '@gef/common';
+import { baseConfigShape, ConfigError, parseConfig, port } from '@gef/common';
 
 export const configShape = {
   ...baseConfigShape,
@@ -45,7 +45,12 @@ export const configShape = {
   SANDBOX: z.enum(['auto', 'on', 'off']).default('auto'),
   /** The sandbox users: uid = gid = base + n, one per run at a time. */
   SANDBOX_UID_BASE: z.coerce.number().int().min(1000).max(4_000_000_000).default(900_000),
-  SANDBOX_UID_COUNT: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+  SANDBOX_UID_COUNT: z.coerce.number().int().min(2).max(1_000_000).default(1000),
+  /**
+   * How many of those uids (the last ones) are for builds: pip runs the build code of the
+   * packages a script requires, as a user of its own, never one a script runs as.
+   */
+  SANDBOX_BUILD_UID_COUNT: z.coerce.number().int().min(1).max(1000).default(16),
   /**
    * Where sandboxed scripts may connect (nftables rules on their uids): `internet` (the API
    * and public addresses, not this host or private networks), `api` (the API only), or
@@ -101,5 +106,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   toolEnv['PIP_DISABLE_PIP_VERSION_CHECK'] = '1';
   toolEnv['PIP_NO_INPUT'] = '1';
   const pythonPoolSize = config.PYTHON_POOL_SIZE ?? Math.min(config.RUNNER_CONCURRENCY, 2 * os.availableParallelism());
-  return { ...config, toolEnv, apiUrl: config.API_URL ?? config.PUBLIC_URL, pythonPoolSize };
+  if (config.SANDBOX_BUILD_UID_COUNT >= config.SANDBOX_UID_COUNT) {
+    throw new ConfigError([`SANDBOX_BUILD_UID_COUNT: must be smaller than SANDBOX_UID_COUNT (${config.SANDBOX_UID_COUNT}), which it is taken from`]);
+  }
+  const scriptUidCount = config.SANDBOX_UID_COUNT - config.SANDBOX_BUILD_UID_COUNT;
+  /** The uids scripts run as, and those builds run as, from one range (first uid and count). */
+  const sandboxUids = {
+    scripts: { base: config.SANDBOX_UID_BASE, count: scriptUidCount },
+    builds: { base: config.SANDBOX_UID_BASE + scriptUidCount, count: config.SANDBOX_BUILD_UID_COUNT },
+  };
+  return { ...config, toolEnv, apiUrl: config.API_URL ?? config.PUBLIC_URL, pythonPoolSize, sandboxUids };
 }

@@ -3,7 +3,7 @@ import { loadConfig } from './config';
 import { sweepUnfinishedEnvironments } from './environments/ensure-environment';
 import { environmentSettings } from './environments/settings';
 import { removeMemoryCgroups } from './sandbox/memory-cgroups';
-import { apiEndpoint, installNetworkPolicy } from './sandbox/network-policy';
+import { apiEndpoint, installNetworkPolicy, packageIndexEndpoints } from './sandbox/network-policy';
 import { prepareRunnerDirs } from './sandbox/runner-dirs';
 import { createWorker } from './worker';
 
@@ -21,12 +21,18 @@ async function main(): Promise<void> {
   const swept = await sweepUnfinishedEnvironments(environmentSettings(config, dirs.root), (config.PIP_TIMEOUT_SECONDS + 600) * 1000);
   if (swept > 0) logger.info({ swept }, 'unfinished environments removed');
   if (sandboxed && config.SANDBOX_NETWORK !== 'open') {
+    const { scripts, builds } = config.sandboxUids;
     const network = await installNetworkPolicy(
       {
         mode: config.SANDBOX_NETWORK,
-        uidFirst: config.SANDBOX_UID_BASE,
-        uidLast: config.SANDBOX_UID_BASE + config.SANDBOX_UID_COUNT - 1,
+        uidFirst: scripts.base,
+        uidLast: scripts.base + scripts.count - 1,
         api: await apiEndpoint(config.apiUrl),
+        builds: {
+          uidFirst: builds.base,
+          uidLast: builds.base + builds.count - 1,
+          indexes: await packageIndexEndpoints(config.toolEnv, (url, why) => logger.warn({ url, err: why }, 'a package index or proxy could not be looked up: builds may not reach it')),
+        },
       },
       logger,
       // The API's name may move to another address (a recreated container); the rules follow.

@@ -35,10 +35,20 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
   // a service or database that is away for a while is waited for, not a failed attempt.
   const scripts = serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL, { retryUnavailableMs: 60_000 });
   const executions = serviceClient(execution.ExecutionService, config.EXECUTION_SERVICE_URL, { retryUnavailableMs: 60_000 });
-  const environments = environmentSettings(config, dirs.root);
   const { mode, prlimit, setpriv } = await sandboxMode(config, logger);
   const memoryGroups = await memoryCgroupsOf(config, mode, logger);
-  const sandbox = new Sandbox({ mode, prlimit, setpriv, uidBase: config.SANDBOX_UID_BASE, uidCount: config.SANDBOX_UID_COUNT, dirs, ...(memoryGroups ? { memoryGroups } : {}) });
+  const sandboxOf = (uids: { base: number; count: number }) =>
+    new Sandbox({ mode, prlimit, setpriv, uidBase: uids.base, uidCount: uids.count, dirs, ...(memoryGroups ? { memoryGroups } : {}) });
+  const sandbox = sandboxOf(config.sandboxUids.scripts);
+  // Builds as users of their own: pip runs the build code of what a script requires.
+  const environments = {
+    ...environmentSettings(config, dirs.root),
+    builds: {
+      sandbox: sandboxOf(config.sandboxUids.builds),
+      limits: { memoryBytes: config.SANDBOX_MEMORY_BYTES, cpuSeconds: Infinity, processes: config.SANDBOX_MAX_PROCESSES, openFiles: config.SANDBOX_MAX_OPEN_FILES, fileBytes: config.SANDBOX_MAX_FILE_BYTES },
+    },
+  };
+  // Leftovers of both kinds of user (their locks share one directory).
   const swept = await sandbox.sweep();
   if (swept > 0) logger.info({ swept }, 'leftovers of runs of a runner that died removed');
   const extracted = new ExtractedArchives(dirs.extracted, sandbox);

@@ -5,6 +5,9 @@ import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { EnvironmentError } from '../src/environments/environment-error';
 import { ensureEnvironment, sweepUnfinishedEnvironments, type EnvironmentSettings } from '../src/environments/ensure-environment';
+import { prepareRunnerDirs, type RunnerDirs } from '../src/sandbox/runner-dirs';
+import { processesOf, Sandbox } from '../src/sandbox/sandbox';
+import { isRoot } from './support/run-script-fixture';
 
 // Real python3 and venv; the pip cases reach PyPI.
 describe('ensureEnvironment', () => {
@@ -118,4 +121,80 @@ describe('ensureEnvironment', () => {
   it('leaves environments readable by other users (scripts run unprivileged)', () => {
     for (const name of entries()) expect(fs.statSync(path.join(dataDir, 'environments', name)).mode & 0o777).toBe(0o755);
   });
+});
+
+// Builds run the build code of what a script requires: as a user of their own, never root.
+(isRoot ? describe : describe.skip)('ensureEnvironment in the sandbox (root only)', () => {
+  const uidBase = 930_000;
+  let tmp: string;
+  let settings: EnvironmentSettings;
+  let dirs: RunnerDirs;
+  let uidLog: string;
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-env-sandboxed-'));
+    fs.chmodSync(tmp, 0o711);
+    dirs = await prepareRunnerDirs({ dataDir: tmp, sandboxed: true });
+    // Every Python the build starts records its uid, and leaves a process behind.
+    const hooks = path.join(tmp, 'hooks');
+    fs.mkdirSync(hooks, { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(hooks, 'sitecustomize.py'),
+      [
+        'import os, sys, time',
+        'log = os.environ.get("GEF_TEST_UID_LOG")',
+        'if log:',
+        '    with open(log, "a") as f:',
+        '        f.write("%d\\n" % os.getuid())',
+        '    if os.fork() == 0:',
+        '        os.setsid()',
+        '        null = os.open(os.devnull, os.O_RDWR)',
+        '        for fd in (0, 1, 2):',
+        '            os.dup2(null, fd)',
+        '        time.sleep(600)',
+        '        os._exit(0)',
+      ].join('\n'),
+      { mode: 0o644 },
+    );
+    uidLog = path.join(tmp, 'uids.log');
+    fs.writeFileSync(uidLog, '', { mode: 0o666 });
+    fs.chmodSync(uidLog, 0o666);
+    const config = loadConfig({ ...process.env, GEF_DATA_DIR: tmp });
+    settings = {
+      dataDir: dirs.root,
+      python: config.PYTHON,
+      processEnv: { ...config.toolEnv, PYTHONPATH: hooks, GEF_TEST_UID_LOG: uidLog },
+      pipTimeoutMs: 300_000,
+      builds: {
+        sandbox: new Sandbox({ mode: 'on', prlimit: true, uidBase, uidCount: 4, dirs }),
+        limits: { memoryBytes: 4 * 1024 ** 3, cpuSeconds: Infinity, processes: 256, openFiles: 1024, fileBytes: 1024 ** 3 },
+      },
+    };
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /** Every entry of a tree, symbolic links as themselves. */
+  const walk = (dir: string): string[] => [dir, ...fs.readdirSync(dir).flatMap((name) => (fs.lstatSync(path.join(dir, name)).isDirectory() ? walk(path.join(dir, name)) : [path.join(dir, name)]))];
+
+  it("runs venv and pip as a build user, then makes the environment root's, readable by all, writable by none", async () => {
+    const env = await ensureEnvironment(settings, 'python3', 'six==1.17.0\n');
+    const uids = fs.readFileSync(uidLog, 'utf8').trim().split('\n').map(Number);
+    // venv, pip and what pip started.
+    expect(uids.length).toBeGreaterThanOrEqual(2);
+    for (const uid of uids) expect(uid >= uidBase && uid < uidBase + 4).toBe(true);
+    // Nothing the build left running outlives it, and its uid is free again.
+    for (const uid of new Set(uids)) expect(processesOf(uid)).toEqual([]);
+    expect(fs.readdirSync(dirs.uids)).toEqual([]);
+    for (const entry of walk(env.path)) {
+      const stat = fs.lstatSync(entry);
+      expect({ entry, uid: stat.uid }).toEqual({ entry, uid: 0 });
+      if (!stat.isSymbolicLink()) expect({ entry, bits: stat.mode & 0o7022 }).toEqual({ entry, bits: 0 });
+    }
+    expect(fs.statSync(path.join(env.path, 'gef-requirements.txt')).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(env.path, '.gef-environment.json')).mode & 0o777).toBe(0o600);
+    // Other environments cannot be listed; this one is usable by a script's user.
+    expect(fs.statSync(path.join(dirs.root, 'environments')).mode & 0o777).toBe(0o711);
+    const asScript = execFileSync('setpriv', ['--reuid=930100', '--regid=930100', '--clear-groups', env.python, '-c', 'import six; print(six.__version__)'], { env: { PATH: '/usr/bin:/bin' } });
+    expect(asScript.toString().trim()).toBe('1.17.0');
+  }, 300_000);
 });

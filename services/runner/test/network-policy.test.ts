@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import { createLogger } from '@gef/common';
-import { installNetworkPolicy, networkRuleset, tableName } from '../src/sandbox/network-policy';
+import { installNetworkPolicy, networkRuleset, packageIndexEndpoints, tableName } from '../src/sandbox/network-policy';
 
 const logger = createLogger('test', 'silent');
 
@@ -26,6 +26,43 @@ describe('networkRuleset', () => {
     const text = networkRuleset({ ...policy, mode: 'api' }, tableName(1));
     expect(text).toContain('meta skuid 900000-900999 reject');
     expect(text).not.toContain('172.16.0.0/12');
+  });
+
+  it("lets the builds' users reach their package indexes (a private one too) and public addresses, whatever the scripts' mode", () => {
+    const builds = { uidFirst: 900984, uidLast: 900999, indexes: [{ addresses: ['10.1.2.3', 'fd00::5'], port: 8443 }] };
+    const text = networkRuleset({ ...policy, uidLast: 900983, mode: 'api', builds }, tableName(2));
+    const b = 'meta skuid 900984-900999';
+    expect(text).toContain('meta skuid 900000-900983 reject');
+    expect(text).toContain(`${b} ip daddr 10.1.2.3 tcp dport 8443 accept`);
+    expect(text).toContain(`${b} ip6 daddr fd00::5 tcp dport 8443 accept`);
+    expect(text).toContain(`${b} fib daddr type local reject`);
+    expect(text).toMatch(new RegExp(`${b} ip daddr \\{[^}]*10\\.0\\.0\\.0/8[^}]*\\} reject`));
+    // The index before the refusal of its private range; the builds' users never get the scripts' API rule.
+    expect(text.indexOf(`${b} ip daddr 10.1.2.3`)).toBeLessThan(text.indexOf(`${b} ip daddr {`));
+    expect(text).not.toContain(`${b} ip daddr 127.0.0.1 tcp dport 3000 accept`);
+  });
+});
+
+describe('packageIndexEndpoints', () => {
+  it("reads pip's indexes, find-links pages and proxies (addresses as they are), PyPI when no index is set", async () => {
+    const found = await packageIndexEndpoints({
+      PIP_INDEX_URL: 'https://10.0.0.7/simple',
+      PIP_EXTRA_INDEX_URL: 'http://192.168.1.9:8080/simple https://10.0.0.7/other',
+      PIP_FIND_LINKS: '/opt/wheels https://[fd00::1]/wheels/',
+      HTTPS_PROXY: 'http://user:secret@172.16.0.2:3128',
+    });
+    expect(found).toEqual([
+      { addresses: ['10.0.0.7'], port: 443 },
+      { addresses: ['192.168.1.9'], port: 8080 },
+      { addresses: ['10.0.0.7'], port: 443 },
+      { addresses: ['fd00::1'], port: 443 },
+      { addresses: ['172.16.0.2'], port: 3128 },
+    ]);
+    const missing: string[] = [];
+    const pypi = await packageIndexEndpoints({ HTTPS_PROXY: 'http://user:secret@no-such-host.invalid:3128' }, (url) => missing.push(url));
+    expect(pypi.map((e) => e.port)).toEqual([443, 443]);
+    // A proxy's credentials are never repeated.
+    expect(missing).toEqual(['http://no-such-host.invalid:3128']);
   });
 });
 

@@ -34,6 +34,49 @@ describe('normaliseRequirements', () => {
   });
 });
 
+describe('normaliseRequirements, pip-compile output and local files', () => {
+  const refusal = (text: string) => {
+    try {
+      normaliseRequirements(text);
+    } catch (err) {
+      expect(err).toBeInstanceOf(EnvironmentError);
+      expect((err as EnvironmentError).retryable).toBe(false);
+      return (err as Error).message;
+    }
+    throw new Error('not refused');
+  };
+
+  it("keeps a requirement's --hash options (pip-compile's output), apart from it and sorted", () => {
+    const text = ['six==1.16.0 \\', '    --hash=sha256:FFFF \\', '    --hash=sha256:1e61 \\', '    --hash sha256:8abb', '    # via -r requirements.in', 'requests==2.32.3 --hash=sha256:aaaa'].join('\n');
+    expect(normaliseRequirements(text)).toEqual(['requests==2.32.3 --hash=sha256:aaaa', 'six==1.16.0 --hash=sha256:1e61 --hash=sha256:8abb --hash=sha256:ffff']);
+  });
+
+  it.each(['six==1.16.0 --config-settings=x=y', 'six --install-option=--prefix=/', 'six==1.0 -i https://evil.example/simple'])('refuses any other option of a requirement: %s', (line) => {
+    expect(refusal(line)).toMatch(/pip options are not supported, but for --hash/);
+  });
+
+  it.each([
+    'gefpoc @ file:///tmp/runner/extracted/abc/pkg',
+    'FILE:///etc/passwd',
+    './pkg',
+    '/srv/pkg',
+    '~/pkg',
+    'pkg/',
+    'dir\\pkg.tar.gz',
+    'some/where/pkg-1.0.tar.gz',
+  ])('refuses local files: %s', (line) => {
+    expect(refusal(`six\n${line}\n`)).toMatch(/local files are not supported/);
+  });
+
+  it('keeps URLs and markers that hold slashes', () => {
+    expect(normaliseRequirements('pkg @ https://example.org/a/b/pkg-1.0.zip\nvcs @ git+https://example.org/r.git@v1\nx; platform_release >= "5"')).toEqual([
+      'pkg @ https://example.org/a/b/pkg-1.0.zip',
+      'vcs @ git+https://example.org/r.git@v1',
+      'x; platform_release >= "5"',
+    ]);
+  });
+});
+
 describe('environmentHash', () => {
   it('is the same for equivalent requirement files and differs by runtime and content', () => {
     const a = environmentHash('python3', normaliseRequirements('six==1.17.0\nrequests\n'));

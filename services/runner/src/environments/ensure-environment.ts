@@ -6,6 +6,8 @@ import { EnvironmentError } from './environment-error';
 import { environmentHash } from './environment-hash';
 import { normaliseRequirements } from './requirements';
 import { isAlive } from '../process/is-alive';
+import { claimTree } from '../sandbox/claim-tree';
+import type { Sandbox, SandboxLimits, SandboxRun } from '../sandbox/sandbox';
 
 /** Where and how environments are made on this runner. */
 export interface EnvironmentSettings {
@@ -15,6 +17,12 @@ export interface EnvironmentSettings {
   /** The environment of venv and pip. */
   processEnv: Record<string, string>;
   pipTimeoutMs: number;
+  /**
+   * Where builds run when the runner isolates: each build as an unprivileged user of its own
+   * (pip runs the build code of the packages it installs, and requirements are the script
+   * owner's to choose), with these limits. Without it, builds run as the runner.
+   */
+  builds?: { sandbox: Sandbox; limits: SandboxLimits };
 }
 
 export interface EnvironmentHooks {
@@ -70,19 +78,33 @@ async function build(settings: EnvironmentSettings, runtime: string, requirement
   // is always complete. Another runner process racing on the same hash loses the rename
   // and uses the winner's.
   const tmp = await fs.mkdtemp(path.join(root, `.tmp-${hash.slice(0, 12)}-${process.pid}-`));
+  let builder: SandboxRun | undefined;
   try {
+    builder = settings.builds?.sandbox.isolated ? await settings.builds.sandbox.open(`build-${hash.slice(0, 12)}`) : undefined;
+    const buildUid = builder?.uid;
+    if (buildUid !== undefined) await fs.chown(tmp, buildUid, buildUid);
+    const place = builder;
+    const limits = settings.builds?.limits;
     await buildPythonEnvironment(tmp, requirements, {
       python: settings.python,
-      env: settings.processEnv,
+      // The build's user has its own home (removed with it) and no cache shared with other builds.
+      env: place ? { ...settings.processEnv, HOME: place.dir, TMPDIR: place.dir } : settings.processEnv,
       pipTimeoutMs: settings.pipTimeoutMs,
-      pipCacheDir: path.join(path.resolve(settings.dataDir), 'cache', 'pip'),
+      ...(place && limits ? { wrap: (command: string, args: string[]) => place.wrap(command, args, limits) } : { pipCacheDir: path.join(path.resolve(settings.dataDir), 'cache', 'pip') }),
       onLine,
       // Written at once, so a runner started after this one is killed can stop what it left running.
       onProcess: (pgid) => writeFileSync(path.join(tmp, buildProcessFile), `${pgid}\n`),
       ...(hooks.signal ? { signal: hooks.signal } : {}),
     });
     await fs.rm(path.join(tmp, buildProcessFile), { force: true });
-    await fs.writeFile(path.join(tmp, marker), `${JSON.stringify({ hash, runtime, requirements, createdAt: new Date().toISOString() }, null, 2)}\n`);
+    if (place && buildUid !== undefined) {
+      // Nothing the build started may change the environment once it is the runner's.
+      await place.killAll();
+      await claimTree(tmp, buildUid);
+    }
+    // The requirements may hold credentials (a URL with a token): the runner's alone.
+    await fs.chmod(path.join(tmp, 'gef-requirements.txt'), 0o600).catch(() => undefined);
+    await fs.writeFile(path.join(tmp, marker), `${JSON.stringify({ hash, runtime, requirements, createdAt: new Date().toISOString() }, null, 2)}\n`, { mode: 0o600 });
     // Readable by the unprivileged users scripts run as.
     await fs.chmod(tmp, 0o755);
     try {
@@ -98,8 +120,11 @@ async function build(settings: EnvironmentSettings, runtime: string, requirement
     }
     return describe(hash, final, false);
   } catch (err) {
+    await builder?.killAll();
     await fs.rm(tmp, { recursive: true, force: true });
     throw err;
+  } finally {
+    await builder?.close();
   }
 }
 

@@ -3,21 +3,53 @@ import { EnvironmentError } from './environment-error';
 /** PEP 503 name normalisation: `Foo_Bar.baz` → `foo-bar-baz`. */
 const canonicalName = (name: string) => name.toLowerCase().replace(/[-_.]+/g, '-');
 
-function normaliseLine(line: string): string {
-  // A plain specifier (`Name [extras] op version, …`): no spaces, canonical name.
-  if (!line.includes('@') && !line.includes(';')) {
-    const compact = line.replace(/\s+/g, '');
-    return compact.replace(/^[A-Za-z0-9][A-Za-z0-9._-]*/, canonicalName);
+/** The one per-requirement option kept (pip-compile writes it): `--hash=<algorithm>:<hex>`. */
+const hashOption = /^--hash[= ]([a-z0-9]+):([0-9a-f]+)$/i;
+
+const refuse = (why: string, line: string) => new EnvironmentError(`requirements.txt: ${why} ('${line.slice(0, 200)}')`, false);
+
+/**
+ * A requirement's own text and its `--hash` options, split apart. Any other option is refused,
+ * as are local files (`file:` URLs, paths): an environment is made from the list alone, the
+ * same on every runner, and a build reads nothing of the runner's.
+ */
+function splitOptions(line: string): { requirement: string; hashes: string[] } {
+  const at = line.search(/\s--?[A-Za-z]/);
+  const requirement = (at < 0 ? line : line.slice(0, at)).trim();
+  const hashes: string[] = [];
+  if (at >= 0) {
+    for (const option of line.slice(at).trim().split(/\s+(?=--?[A-Za-z])/)) {
+      const hash = hashOption.exec(option.trim().replace(/\s+/, ' '));
+      if (!hash) throw refuse(`pip options are not supported, but for --hash`, line);
+      hashes.push(`--hash=${hash[1]!.toLowerCase()}:${hash[2]!.toLowerCase()}`);
+    }
   }
-  // URLs and environment markers: spacing kept as one space, the name canonical.
-  return line.replace(/\s+/g, ' ').replace(/^[A-Za-z0-9][A-Za-z0-9._-]*/, canonicalName);
+  if (/file:/i.test(requirement) || /^[.~/\\]/.test(requirement)) throw refuse('local files are not supported', line);
+  // A name and its version specifiers, before any URL or marker, never hold a path separator.
+  const named = requirement.split(/[@;]/)[0]!;
+  if (/[/\\]/.test(named)) throw refuse('local files are not supported', line);
+  return { requirement, hashes: [...new Set(hashes)].sort() };
+}
+
+function normaliseLine(line: string): string {
+  const { requirement, hashes } = splitOptions(line);
+  let normal: string;
+  // A plain specifier (`Name [extras] op version, …`): no spaces, canonical name.
+  if (!requirement.includes('@') && !requirement.includes(';')) {
+    normal = requirement.replace(/\s+/g, '').replace(/^[A-Za-z0-9][A-Za-z0-9._-]*/, canonicalName);
+  } else {
+    // URLs and environment markers: spacing kept as one space, the name canonical.
+    normal = requirement.replace(/\s+/g, ' ').replace(/^[A-Za-z0-9][A-Za-z0-9._-]*/, canonicalName);
+  }
+  return [normal, ...hashes].join(' ');
 }
 
 /**
  * The requirements that define an environment, normalised so that equivalent files give
  * the same list: continuations joined, comments and blank lines dropped, names canonical,
- * duplicates removed, sorted. pip options (`-r`, `-e`, `--index-url`, …) are refused: an
- * environment is built from this list alone.
+ * duplicates removed, sorted. pip options (`-r`, `-e`, `--index-url`, …) are refused, but
+ * for a requirement's `--hash` (pip-compile's output); so are local files: an environment
+ * is built from this list alone.
  */
 export function normaliseRequirements(text: string): string[] {
   const joined = text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n').replace(/\\\n/g, '');
@@ -25,9 +57,7 @@ export function normaliseRequirements(text: string): string[] {
   for (const raw of joined.split('\n')) {
     const line = raw.replace(/(^|\s)#.*$/, '').trim();
     if (line === '') continue;
-    if (line.startsWith('-')) {
-      throw new EnvironmentError(`requirements.txt: pip options are not supported ('${line.slice(0, 200)}')`, false);
-    }
+    if (line.startsWith('-')) throw refuse('pip options are not supported', line);
     out.add(normaliseLine(line));
   }
   return [...out].sort();

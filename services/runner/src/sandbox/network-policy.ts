@@ -14,13 +14,25 @@ import { isAlive } from '../process/is-alive';
  */
 export type NetworkMode = 'internet' | 'api' | 'open';
 
+/** Addresses of one host and the port reached there. */
+export interface Endpoint {
+  addresses: string[];
+  port: number;
+}
+
 export interface NetworkPolicy {
   mode: Exclude<NetworkMode, 'open'>;
-  /** The sandbox users (their first and last uid). */
+  /** The sandbox users scripts run as (their first and last uid). */
   uidFirst: number;
   uidLast: number;
   /** The API's addresses and port, always reachable. */
-  api: { addresses: string[]; port: number };
+  api: Endpoint;
+  /**
+   * The users builds run as: whatever the scripts' mode, they reach public addresses and the
+   * package indexes and proxies pip is configured with (even on a private network), and
+   * nothing else on this host or on private ranges.
+   */
+  builds?: { uidFirst: number; uidLast: number; indexes: Endpoint[] };
 }
 
 const tablePrefix = 'gef_sandbox_';
@@ -49,6 +61,18 @@ export function networkRuleset(policy: NetworkPolicy, table: string): string {
           `${who} ip6 daddr { ${privateV6.join(', ')} } reject`,
         ]),
   ];
+  const builds = policy.builds;
+  const builder = builds ? `meta skuid ${builds.uidFirst}-${builds.uidLast}` : '';
+  const buildRules = builds
+    ? [
+        ...builds.indexes.flatMap((e) => e.addresses.map((a) => `${builder} ${net.isIPv6(a) ? 'ip6' : 'ip'} daddr ${a} tcp dport ${e.port} accept`)),
+        `${builder} udp dport 53 accept`,
+        `${builder} tcp dport 53 accept`,
+        `${builder} fib daddr type local reject`,
+        `${builder} ip daddr { ${privateV4.join(', ')} } reject`,
+        `${builder} ip6 daddr { ${privateV6.join(', ')} } reject`,
+      ]
+    : [];
   return [
     // Declared first, so the delete that follows never fails: the table is replaced whole.
     `table inet ${table} {}`,
@@ -56,7 +80,7 @@ export function networkRuleset(policy: NetworkPolicy, table: string): string {
     `table inet ${table} {`,
     '  chain out {',
     '    type filter hook output priority 0; policy accept;',
-    ...rules.map((r) => `    ${r}`),
+    ...[...rules, ...buildRules].map((r) => `    ${r}`),
     '  }',
     '}',
     '',
@@ -79,13 +103,45 @@ function nft(args: string[], input?: string): Promise<{ code: number | null; out
 }
 
 /** The addresses of the API's host (an address as it is; a name as it resolves now). */
-export async function apiEndpoint(apiUrl: string): Promise<{ addresses: string[]; port: number }> {
-  const url = new URL(apiUrl);
+export async function apiEndpoint(apiUrl: string): Promise<Endpoint> {
+  return endpointOf(apiUrl);
+}
+
+/** The addresses of a URL's host (an address as it is; a name as it resolves now) and its port. */
+async function endpointOf(address: string): Promise<Endpoint> {
+  const url = new URL(address);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   if (net.isIP(host)) return { addresses: [host], port };
   const found = await lookup(host, { all: true });
   return { addresses: [...new Set(found.map((f) => f.address))], port };
+}
+
+/** pip's default index and the host its files come from. */
+const defaultIndexes = ['https://pypi.org/simple', 'https://files.pythonhosted.org'];
+
+/**
+ * The package indexes and proxies pip is configured with in the builds' environment
+ * (PIP_INDEX_URL or PyPI, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS pages, HTTP(S)_PROXY), as
+ * they resolve now. A name that does not resolve is left out (and logged by the caller).
+ */
+export async function packageIndexEndpoints(env: Record<string, string>, onMissing: (url: string, why: string) => void = () => undefined): Promise<Endpoint[]> {
+  const words = (name: string) => (env[name] ?? '').split(/\s+/).filter((w) => /^https?:\/\//i.test(w));
+  const urls = [
+    ...(env['PIP_INDEX_URL'] ? words('PIP_INDEX_URL') : defaultIndexes),
+    ...words('PIP_EXTRA_INDEX_URL'),
+    ...words('PIP_FIND_LINKS'),
+    ...['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'].flatMap(words),
+  ];
+  const found: Endpoint[] = [];
+  for (const url of new Set(urls)) {
+    try {
+      found.push(await endpointOf(url));
+    } catch (err) {
+      onMissing(url.replace(/\/\/[^@/]*@/, '//'), err instanceof Error ? err.message : String(err));
+    }
+  }
+  return found;
 }
 
 /** Follows the API's address: how to look it up again, and how often. */
@@ -94,7 +150,7 @@ export interface ApiAddressWatch {
   everyMs: number;
 }
 
-const sameEndpoint = (a: NetworkPolicy['api'], b: NetworkPolicy['api']) =>
+const sameEndpoint = (a: Endpoint, b: Endpoint) =>
   a.port === b.port && a.addresses.length === b.addresses.length && [...a.addresses].sort().join() === [...b.addresses].sort().join();
 
 /**
@@ -118,7 +174,10 @@ export async function installNetworkPolicy(policy: NetworkPolicy, logger: Logger
   if (applied.code !== 0) {
     throw new Error(`cannot restrict the sandbox's network with nftables (${applied.output.trim().split('\n')[0] || `exit ${String(applied.code)}`}); install nftables and run the runner with CAP_NET_ADMIN, or set SANDBOX_NETWORK=open`);
   }
-  logger.info({ mode: policy.mode, uids: `${policy.uidFirst}-${policy.uidLast}`, api: policy.api }, 'sandbox network restricted');
+  logger.info(
+    { mode: policy.mode, uids: `${policy.uidFirst}-${policy.uidLast}`, api: policy.api, ...(policy.builds ? { buildUids: `${policy.builds.uidFirst}-${policy.builds.uidLast}`, indexes: policy.builds.indexes } : {}) },
+    'sandbox network restricted',
+  );
 
   let current = policy;
   let removed = false;

@@ -54,7 +54,9 @@ export async function prepareRunnerDirs(options: { dataDir: string; configured?:
   };
   const modes: [string, number][] = [
     [dirs.root, 0o711],
-    [path.join(root, 'environments'), 0o755],
+    // Enterable, not listable: a script reaches its own environment by name, and cannot
+    // list the others (whose requirements may name private packages or hold a URL's token).
+    [path.join(root, 'environments'), 0o711],
     [dirs.archives, 0o700],
     [dirs.extracted, 0o700],
     [dirs.work, 0o711],

@@ -10,8 +10,10 @@ export interface PythonBuild {
   /** The environment of pip and venv (PATH, HOME, proxies, PIP_*). */
   env: Record<string, string>;
   pipTimeoutMs: number;
-  /** pip's download cache. */
-  pipCacheDir: string;
+  /** pip's download cache; none when absent (a build in the sandbox shares nothing with others). */
+  pipCacheDir?: string;
+  /** The command line that runs a step (venv, pip) as the build's user, with its limits; as it is when absent. */
+  wrap?: (command: string, args: string[]) => { command: string; args: string[] };
   onLine: (line: string) => void;
   /** Each step's process group as it starts (venv, then pip). */
   onProcess?: (pgid: number) => void;
@@ -32,8 +34,10 @@ function hasBasePip(build: PythonBuild): Promise<boolean> {
 export async function buildPythonEnvironment(dir: string, requirements: string[], build: PythonBuild): Promise<void> {
   const basePip = requirements.length > 0 && (await hasBasePip(build));
   const withPip = requirements.length > 0 && !basePip;
+  const wrap = build.wrap ?? ((command: string, args: string[]) => ({ command, args }));
   build.onLine(`creating a virtual environment with ${build.python}`);
-  const venv = await runStreaming(build.python, ['-m', 'venv', ...(withPip ? [] : ['--without-pip']), dir], {
+  const venvLine = wrap(build.python, ['-m', 'venv', ...(withPip ? [] : ['--without-pip']), dir]);
+  const venv = await runStreaming(venvLine.command, venvLine.args, {
     env: build.env,
     timeoutMs: 120_000,
     onLine: build.onLine,
@@ -48,21 +52,20 @@ export async function buildPythonEnvironment(dir: string, requirements: string[]
     return;
   }
   const file = path.join(dir, 'gef-requirements.txt');
-  await fs.writeFile(file, `${requirements.join('\n')}\n`);
+  // Readable by the build's user, which runs pip; made the runner's alone once the environment is built.
+  await fs.writeFile(file, `${requirements.join('\n')}\n`, { mode: 0o644 });
   build.onLine(`installing ${requirements.length} requirement${requirements.length === 1 ? '' : 's'} with pip`);
   const pythonInEnv = path.join(dir, 'bin', 'python');
   const pipArgs = basePip ? ['-m', 'pip', '--python', pythonInEnv] : ['-m', 'pip'];
-  const pip = await runStreaming(
-    basePip ? build.python : pythonInEnv,
-    [...pipArgs, 'install', '--no-input', '--disable-pip-version-check', '--progress-bar', 'off', '--cache-dir', build.pipCacheDir, '-r', file],
-    {
-      env: build.env,
-      timeoutMs: build.pipTimeoutMs,
-      onLine: build.onLine,
-      ...(build.onProcess ? { onSpawn: build.onProcess } : {}),
-      ...(build.signal ? { signal: build.signal } : {}),
-    },
-  );
+  const cache = build.pipCacheDir ? ['--cache-dir', build.pipCacheDir] : ['--no-cache-dir'];
+  const pipLine = wrap(basePip ? build.python : pythonInEnv, [...pipArgs, 'install', '--no-input', '--disable-pip-version-check', '--progress-bar', 'off', ...cache, '-r', file]);
+  const pip = await runStreaming(pipLine.command, pipLine.args, {
+    env: build.env,
+    timeoutMs: build.pipTimeoutMs,
+    onLine: build.onLine,
+    ...(build.onProcess ? { onSpawn: build.onProcess } : {}),
+    ...(build.signal ? { signal: build.signal } : {}),
+  });
   if (pip.aborted) throw new EnvironmentError('the build was cancelled', true);
   if (pip.timedOut) throw new EnvironmentError(`pip install took longer than ${Math.round(build.pipTimeoutMs / 1000)} s`, true);
   if (pip.code !== 0) throw pipFailure(pip.tail, pip.code);
