@@ -1,6 +1,6 @@
 import type { Logger } from '@gef/common';
 import type { KeycloakAdminClient } from '../keycloak/admin-client';
-import type { RoleName } from './roles';
+import { highestRole, type RoleName } from './roles';
 
 type Holders = { admins: Set<string>; superadmins: Set<string> };
 
@@ -15,14 +15,15 @@ export interface RoleDirectoryOptions {
 }
 
 /**
- * Who holds ADMIN and SUPERADMIN, read from Keycloak (the only place roles live) and
- * cached for two seconds; changes made through this service clear the cache at once.
+ * Who holds ADMIN and SUPERADMIN in effect (directly, through a Keycloak group or through a
+ * composite role: what their tokens carry), read from Keycloak (the only place roles live)
+ * and cached for two seconds; changes made through this service clear the cache at once.
  *
  * While Keycloak cannot answer (restarting, unreachable), reads go on with the last holders
  * read, up to 15 minutes old, and Keycloak is asked again once the two seconds have passed:
  * a profile or a user list is still shown during a short outage instead of a 503. Roles
  * cannot change meanwhile (changing one needs Keycloak), and decisions that change state
- * read the user's roles from Keycloak itself.
+ * read the user's roles from Keycloak itself (`currentRoleOf`).
  */
 export class RoleDirectory {
   private cache: (Holders & { at: number }) | undefined;
@@ -33,7 +34,7 @@ export class RoleDirectory {
   private readonly now: () => number;
 
   constructor(
-    private readonly keycloak: Pick<KeycloakAdminClient, 'usersInRole'>,
+    private readonly keycloak: Pick<KeycloakAdminClient, 'roleHolders' | 'getUserRealmRoles'>,
     private readonly options: RoleDirectoryOptions = {},
   ) {
     this.staleMs = options.staleMs ?? 15 * 60_000;
@@ -48,9 +49,12 @@ export class RoleDirectory {
   async holders(): Promise<Holders> {
     const now = this.now();
     if (this.cache && now - (this.failedAt ?? this.cache.at) < ttlMs) return this.cache;
-    this.pending ??= Promise.all([this.keycloak.usersInRole('ADMIN'), this.keycloak.usersInRole('SUPERADMIN')])
+    this.pending ??= this.keycloak
+      .roleHolders(['ADMIN', 'SUPERADMIN'])
       .then(
-        ([admins, superadmins]) => {
+        (held) => {
+          const admins = held.get('ADMIN') ?? new Set<string>();
+          const superadmins = held.get('SUPERADMIN') ?? new Set<string>();
           if (this.failedAt !== undefined) this.options.logger?.info('Keycloak answers again: roles read afresh');
           this.failedAt = undefined;
           this.cache = { at: this.now(), admins, superadmins };
@@ -72,8 +76,14 @@ export class RoleDirectory {
     return this.pending;
   }
 
+  /** A user's role as last read (at most two seconds old, longer while Keycloak is away). */
   async roleOf(userId: string): Promise<RoleName> {
     const { admins, superadmins } = await this.holders();
     return superadmins.has(userId) ? 'SUPERADMIN' : admins.has(userId) ? 'ADMIN' : 'USER';
+  }
+
+  /** A user's role read from Keycloak now (its effective realm roles), for decisions that change state. */
+  async currentRoleOf(userId: string): Promise<RoleName> {
+    return highestRole((await this.keycloak.getUserRealmRoles(userId)).map((r) => r.name));
   }
 }

@@ -101,6 +101,18 @@ export class Users {
     return { profile, role };
   }
 
+  /**
+   * A user the actor may see, for a change or a deletion: another user's role is read from
+   * Keycloak now (effective roles, groups and composite roles included), not from the cache.
+   */
+  private async getForChange(key: string, actor: Actor): Promise<UserView> {
+    const target = await this.get(key, actor);
+    if (target.profile.id === actor.userId) return target;
+    const role = await this.deps.roles.currentRoleOf(target.profile.id);
+    if (!canSeeUser(actor, target.profile.id, role)) throw new NotFound('User not found', 'not_found');
+    return { profile: target.profile, role };
+  }
+
   async list(
     actor: Actor | undefined,
     query: { filter?: string; sort?: string; page?: number; perPage?: number },
@@ -228,7 +240,7 @@ export class Users {
     },
     actor: Actor,
   ): Promise<UserView> {
-    const target = await this.get(key, actor);
+    const target = await this.getForChange(key, actor);
     // Oneself, however named: `me`, the id or the e-mail.
     const self = target.profile.id === actor.userId;
     if (!self) assertMayManage(actor, target.profile.id, target.role);
@@ -305,7 +317,7 @@ export class Users {
   }
 
   async delete(key: string, actor: Actor): Promise<UserView> {
-    const target = await this.get(key, actor);
+    const target = await this.getForChange(key, actor);
     const self = target.profile.id === actor.userId;
     if (self) assertMayDeleteSelf(actor);
     else assertMayManage(actor, target.profile.id, target.role);

@@ -174,7 +174,7 @@ export class KeycloakAdminClient {
     return (await res.json()) as KeycloakRole;
   }
 
-  /** The realm roles mapped directly to a user. */
+  /** The realm roles a user holds in effect: mapped directly, through groups or through composite roles. */
   async getUserRealmRoles(id: string): Promise<KeycloakRole[]> {
     const res = await this.admin(`/users/${encodeURIComponent(id)}/role-mappings/realm/composite`, {}, 'get user roles');
     if (res.status === 404) return [];
@@ -276,19 +276,86 @@ export class KeycloakAdminClient {
     };
   }
 
-  /** Ids of the users holding a realm role (directly). */
-  async usersInRole(name: string): Promise<Set<string>> {
-    const ids = new Set<string>();
-    for (let first = 0; ; first += 500) {
-      const res = await this.admin(
-        `/roles/${encodeURIComponent(name)}/users?first=${first}&max=500&briefRepresentation=true`,
-        {},
-        'list role members',
-      );
-      if (!res.ok) throw new KeycloakError(res.status, 'list role members', await res.text());
-      const page = (await res.json()) as KeycloakUser[];
-      for (const u of page) ids.add(u.id);
-      if (page.length < 500) return ids;
+  /** Every page of a list the admin API pages with `first` and `max`. */
+  private async paged<T>(path: string, operation: string, pageSize = 500): Promise<T[]> {
+    const all: T[] = [];
+    const sep = path.includes('?') ? '&' : '?';
+    for (let first = 0; ; first += pageSize) {
+      const res = await this.admin(`${path}${sep}first=${first}&max=${pageSize}`, {}, operation);
+      // Removed meanwhile (a group or role deleted while it was read): nothing holds it.
+      if (res.status === 404) return all;
+      if (!res.ok) throw new KeycloakError(res.status, operation, await res.text());
+      const page = (await res.json()) as T[];
+      all.push(...page);
+      if (page.length < pageSize) return all;
     }
+  }
+
+  /** Ids of the members of a group and of every group below it (they inherit its roles). */
+  async groupMemberIds(groupId: string, seen = new Set<string>()): Promise<Set<string>> {
+    const ids = new Set<string>();
+    if (seen.has(groupId)) return ids;
+    seen.add(groupId);
+    const group = encodeURIComponent(groupId);
+    const members = await this.paged<KeycloakUser>(`/groups/${group}/members?briefRepresentation=true`, 'list group members');
+    for (const u of members) ids.add(u.id);
+    const children = await this.paged<{ id: string }>(`/groups/${group}/children?briefRepresentation=true`, 'list subgroups', 100);
+    for (const child of children) for (const id of await this.groupMemberIds(child.id, seen)) ids.add(id);
+    return ids;
+  }
+
+  /**
+   * Who holds each of the given realm roles in effect: mapped to the role itself, to a
+   * composite role that includes it (at any depth), or to a group holding either, directly
+   * or through a parent group. What Keycloak puts in their tokens, for every user at once.
+   */
+  async roleHolders(names: readonly string[]): Promise<Map<string, Set<string>>> {
+    const roles = await this.paged<KeycloakRole & { composite?: boolean }>('/roles?briefRepresentation=true', 'list roles');
+    // For each role, the composite roles that include it directly.
+    const includedBy = new Map<string, string[]>();
+    for (const composite of roles.filter((r) => r.composite)) {
+      const parts = await this.paged<KeycloakRole>(`/roles-by-id/${encodeURIComponent(composite.id)}/composites/realm`, 'list composite roles');
+      for (const part of parts) includedBy.set(part.name, [...(includedBy.get(part.name) ?? []), composite.name]);
+    }
+    const direct = new Map<string, Promise<Set<string>>>();
+    const groupMembers = new Map<string, Promise<Set<string>>>();
+    /** Users mapped to the role itself or to a group holding it. */
+    const mappedTo = (role: string): Promise<Set<string>> => {
+      let found = direct.get(role);
+      if (!found) {
+        found = (async () => {
+          const path = `/roles/${encodeURIComponent(role)}`;
+          const users = await this.paged<KeycloakUser>(`${path}/users?briefRepresentation=true`, 'list role members');
+          const ids = new Set(users.map((u) => u.id));
+          const groups = await this.paged<{ id: string }>(`${path}/groups?briefRepresentation=true`, 'list role groups');
+          for (const g of groups) {
+            let members = groupMembers.get(g.id);
+            if (!members) groupMembers.set(g.id, (members = this.groupMemberIds(g.id)));
+            for (const id of await members) ids.add(id);
+          }
+          return ids;
+        })();
+        direct.set(role, found);
+      }
+      return found;
+    };
+    const result = new Map<string, Set<string>>();
+    for (const name of names) {
+      // The role and every composite that includes it, however deep.
+      const granting = new Set([name]);
+      const queue = [name];
+      while (queue.length > 0) {
+        for (const parent of includedBy.get(queue.shift()!) ?? []) {
+          if (!granting.has(parent)) {
+            granting.add(parent);
+            queue.push(parent);
+          }
+        }
+      }
+      const holders = new Set<string>();
+      for (const role of granting) for (const id of await mappedTo(role)) holders.add(id);
+      result.set(name, holders);
+    }
+    return result;
   }
 }

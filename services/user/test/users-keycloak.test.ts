@@ -1,0 +1,136 @@
+/**
+ * The user rules against a real Keycloak (and PostgreSQL): roles granted through a group
+ * or a composite role count for who may see, change or delete a user, and in the list.
+ */
+import { randomUUID } from 'node:crypto';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { createLogger } from '@gef/common';
+import { openDatabase, unitOfWork } from '@gef/common/orm';
+import { RoleDirectory } from '../src/domain/role-directory';
+import { Users } from '../src/domain/users';
+import type { Actor } from '../src/domain/policy';
+import { entities } from '../src/entities';
+import { KeycloakAdminClient, type KeycloakRole } from '../src/keycloak/admin-client';
+import { KeycloakTokenClient } from '../src/keycloak/token-client';
+import { migrations } from '../src/migrations';
+import { UserProfileRepository } from '../src/repositories/user-profile-repository';
+import { RevocationHub } from '../src/revocations/revocation-hub';
+import { startTestKeycloak, type TestKeycloak } from './support/test-keycloak';
+
+jest.setTimeout(300_000);
+
+const logger = createLogger('user-test', 'silent');
+const password = 'Test-Passw0rd!x';
+
+let kc: TestKeycloak;
+let orm: MikroORM;
+let keycloak: KeycloakAdminClient;
+let hub: RevocationHub;
+let users: Users;
+let roles: RoleDirectory;
+
+const admin: Actor = { userId: randomUUID(), role: 'ADMIN' };
+const superadmin: Actor = { userId: randomUUID(), role: 'SUPERADMIN' };
+
+beforeAll(async () => {
+  kc = await startTestKeycloak();
+  orm = await openDatabase({ url: kc.databaseUrl, entities, migrations, logger });
+  keycloak = new KeycloakAdminClient(kc.settings);
+  hub = new RevocationHub(orm, kc.databaseUrl, 3600, logger);
+  await hub.start();
+  users = new Users({
+    orm,
+    keycloak,
+    tokens: new KeycloakTokenClient(kc.settings),
+    passwordLinks: {} as never,
+    revocations: hub,
+    roles: (roles = new RoleDirectory(keycloak, { logger })),
+    temporal: { workflow: { start: async () => ({}) } } as never,
+    logger,
+  });
+});
+
+afterAll(async () => {
+  await hub?.stop();
+  await orm?.close();
+  await kc?.stop();
+});
+
+let n = 0;
+const unique = (prefix: string) => `${prefix}-${Date.now()}-${++n}`;
+
+/** A user in Keycloak (made as an operator would) with a profile here. */
+async function newUser(prefix: string): Promise<{ id: string; email: string }> {
+  const email = `${unique(prefix)}@example.org`;
+  const id = await kc.createUser(email, password);
+  await unitOfWork(orm, async (em) => new UserProfileRepository(em).create({ id, email, name: prefix }));
+  return { id, email };
+}
+
+const role = (name: string) => kc.console<KeycloakRole>('GET', `/roles/${name}`);
+
+/** A group made in the console, holding `roles`, below `parent` if given. */
+async function newGroup(roles: string[], parent?: string): Promise<string> {
+  const name = unique('group');
+  await kc.console('POST', parent ? `/groups/${parent}/children` : '/groups', { name });
+  const found = parent
+    ? await kc.console<{ id: string; name: string }[]>('GET', `/groups/${parent}/children?search=${name}&exact=true`)
+    : await kc.console<{ id: string; name: string }[]>('GET', `/groups?search=${name}&exact=true`);
+  const id = found.find((g) => g.name === name)!.id;
+  if (roles.length > 0) await kc.console('POST', `/groups/${id}/role-mappings/realm`, await Promise.all(roles.map(role)));
+  return id;
+}
+
+const listed = async (actor: Actor, email: string) =>
+  (await users.list(actor, { filter: `email=${email}` })).users.map((u) => ({ id: u.profile.id, role: u.role }));
+
+/** Reads after the changes made in the console: past the two seconds a read of the role holders is kept. */
+beforeEach(() => roles.invalidate());
+
+describe('roles granted through Keycloak groups and composite roles', () => {
+  it('a SUPERADMIN through a group is one: hidden from an ADMIN, who may neither change nor delete them', async () => {
+    const group = await newGroup(['SUPERADMIN']);
+    const owner = await newUser('group-superadmin');
+    await kc.console('PUT', `/users/${owner.id}/groups/${group}`);
+    roles.invalidate();
+
+    expect((await users.get(owner.id, superadmin)).role).toBe('SUPERADMIN');
+    expect(await listed(superadmin, owner.email)).toEqual([{ id: owner.id, role: 'SUPERADMIN' }]);
+    expect(await listed(admin, owner.email)).toEqual([]);
+    await expect(users.get(owner.id, admin)).rejects.toMatchObject({ name: 'NotFound' });
+    await expect(users.update(owner.id, { name: 'Taken over' }, admin)).rejects.toMatchObject({ name: 'NotFound' });
+    await expect(users.delete(owner.id, admin)).rejects.toMatchObject({ name: 'NotFound' });
+    expect((await users.get(owner.id, superadmin)).profile.name).toBe('group-superadmin');
+  });
+
+  it('an ADMIN through a composite role or a parent group is one', async () => {
+    const staff = unique('staff');
+    await kc.console('POST', '/roles', { name: staff });
+    await kc.console('POST', `/roles/${staff}/composites`, [await role('ADMIN')]);
+    const viaComposite = await newUser('composite-admin');
+    await kc.console('POST', `/users/${viaComposite.id}/role-mappings/realm`, [await role(staff)]);
+    const parent = await newGroup(['ADMIN']);
+    const child = await newGroup([], parent);
+    const viaParent = await newUser('subgroup-admin');
+    await kc.console('PUT', `/users/${viaParent.id}/groups/${child}`);
+    const plain = await newUser('plain-user');
+    roles.invalidate();
+
+    for (const u of [viaComposite, viaParent]) {
+      expect(await listed(superadmin, u.email)).toEqual([{ id: u.id, role: 'ADMIN' }]);
+      expect(await listed(admin, u.email)).toEqual([]);
+      await expect(users.update(u.id, { name: 'Changed' }, admin)).rejects.toMatchObject({ name: 'NotFound' });
+    }
+    expect(await listed(admin, plain.email)).toEqual([{ id: plain.id, role: 'USER' }]);
+    expect((await users.update(plain.id, { name: 'Changed' }, admin)).profile.name).toBe('Changed');
+  });
+
+  it('a change or deletion reads the role Keycloak holds now, not the list read a moment ago', async () => {
+    const group = await newGroup(['SUPERADMIN']);
+    const target = await newUser('promoted');
+    expect(await listed(admin, target.email)).toEqual([{ id: target.id, role: 'USER' }]);
+    await kc.console('PUT', `/users/${target.id}/groups/${group}`);
+    await expect(users.update(target.id, { name: 'Too late' }, admin)).rejects.toMatchObject({ name: 'NotFound' });
+    await expect(users.delete(target.id, admin)).rejects.toMatchObject({ name: 'NotFound' });
+  });
+});
