@@ -134,3 +134,50 @@ describe('roles granted through Keycloak groups and composite roles', () => {
     await expect(users.delete(target.id, admin)).rejects.toMatchObject({ name: 'NotFound' });
   });
 });
+
+describe('logout with a refresh token', () => {
+  const tokens = () => new KeycloakTokenClient(kc.settings);
+  const revokedSessions = async () => new Set((await hub.active()).map((r) => r.sessionId));
+
+  it("ends the other session of the caller named by the token, in Keycloak and for that session's access tokens", async () => {
+    const u = await newUser('two-devices');
+    const here = await kc.login(u.email, password);
+    const there = await kc.login(u.email, password);
+    expect(there.sid).not.toBe(here.sid);
+
+    await users.logout({ userId: u.id, role: 'USER' }, here.sid, there.refreshToken);
+
+    const revoked = await revokedSessions();
+    expect(revoked.has(here.sid)).toBe(true);
+    expect(revoked.has(there.sid)).toBe(true);
+    expect((await tokens().refresh(there.refreshToken)).ok).toBe(false);
+  });
+
+  it("does nothing with another user's refresh token: their session lives on", async () => {
+    const a = await newUser('caller');
+    const b = await newUser('bystander');
+    const mine = await kc.login(a.email, password);
+    const theirs = await kc.login(b.email, password);
+
+    await users.logout({ userId: a.id, role: 'USER' }, mine.sid, theirs.refreshToken);
+
+    const revoked = await revokedSessions();
+    expect(revoked.has(mine.sid)).toBe(true);
+    expect(revoked.has(theirs.sid)).toBe(false);
+    expect((await hub.active()).some((r) => r.userId === b.id)).toBe(false);
+    expect((await tokens().refresh(theirs.refreshToken)).ok).toBe(true);
+  });
+
+  it('revokes no session for a refresh token Keycloak refuses (a forged one naming the caller)', async () => {
+    const u = await newUser('forger');
+    const victim = await newUser('victim');
+    const mine = await kc.login(u.email, password);
+    const theirs = await kc.login(victim.email, password);
+    const forged = ['eyJhbGciOiJIUzUxMiJ9', Buffer.from(JSON.stringify({ sub: u.id, sid: theirs.sid, typ: 'Refresh' })).toString('base64url'), 'c2ln'].join('.');
+
+    await users.logout({ userId: u.id, role: 'USER' }, mine.sid, forged);
+
+    expect((await revokedSessions()).has(theirs.sid)).toBe(false);
+    expect((await tokens().refresh(theirs.refreshToken)).ok).toBe(true);
+  });
+});

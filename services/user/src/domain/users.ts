@@ -22,7 +22,7 @@ import { taskQueues } from '@gef/workflows/task-queues';
 import { deleteUser as deleteUserWorkflow, deleteUserWorkflowId } from '@gef/workflows';
 import type { UserProfile } from '../entities/user-profile';
 import { KeycloakError, type KeycloakAdminClient } from '../keycloak/admin-client';
-import type { KeycloakTokenClient, KeycloakTokens } from '../keycloak/token-client';
+import { unverifiedClaims, type KeycloakTokenClient, type KeycloakTokens } from '../keycloak/token-client';
 import { UserProfileRepository } from '../repositories/user-profile-repository';
 import type { RevocationHub } from '../revocations/revocation-hub';
 import { assertMayDeleteSelf, assertMayGrant, assertMayManage, canListUsers, canSeeUser, type Actor } from './policy';
@@ -426,13 +426,26 @@ export class Users {
     return res.tokens;
   }
 
+  /**
+   * Ends the caller's session and, given a refresh token of theirs, that token's session too
+   * (another device's), in Keycloak and for the access tokens it issued. Keycloak ends the
+   * session of any refresh token of this client, whoever sends it: one naming another user
+   * is not sent, and ends nothing.
+   */
   async logout(actor: Actor, sessionId: string, refreshToken: string): Promise<void> {
-    if (refreshToken) await this.deps.tokens.logout(refreshToken);
+    if (refreshToken) {
+      const claims = unverifiedClaims(refreshToken);
+      if (claims?.sub === actor.userId && (await this.deps.tokens.logout(refreshToken))) {
+        // Keycloak took the token (so its claims are genuine) and ended its session.
+        if (typeof claims.sid === 'string' && claims.sid !== '' && claims.sid !== sessionId) {
+          await this.deps.revocations.revokeSession(claims.sid);
+        }
+      }
+    }
     if (sessionId) {
       await this.deps.keycloak.deleteSession(sessionId);
       await this.deps.revocations.revokeSession(sessionId);
     }
-    void actor;
   }
 
   async logoutAll(actor: Actor): Promise<void> {

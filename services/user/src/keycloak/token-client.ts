@@ -19,6 +19,19 @@ function decodePayload(jwt: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
 }
 
+/**
+ * The claims a token says it has, signature unchecked: only Keycloak can vouch for them
+ * (undefined when it is not a JWT at all).
+ */
+export function unverifiedClaims(jwt: string): { sub?: unknown; sid?: unknown } | undefined {
+  try {
+    const claims = decodePayload(jwt);
+    return typeof claims === 'object' && claims !== null ? claims : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The OpenID Connect token endpoint of the realm, for the API's confidential client. */
 export class KeycloakTokenClient {
   constructor(private readonly settings: KeycloakSettings) {}
