@@ -64,7 +64,7 @@ export class RevocationHub {
         if (ch === channel && payload) void this.announce(Number(payload));
         else if (ch === userChannel && payload) this.events.emit('event', { changedUserId: payload });
       },
-      // Anything announced while disconnected is re-sent to current watchers.
+      // Anything announced while disconnected is lost: current watches end (see watch()).
       onListening: () => this.events.emit('resync'),
       logger: this.logger,
       name: 'revocations',
@@ -129,6 +129,11 @@ export class RevocationHub {
    * Every revocation in force, then `null` (the watcher is in sync), then each new
    * revocation and profile change until the signal aborts, with a `null` every
    * `keepAliveMs` so both ends notice a dead connection.
+   *
+   * When the listener comes back after losing the database, the watch ends: revocations
+   * and profile changes announced meanwhile never reached it. Its watcher starts a new one
+   * (every revocation in force again) and takes the end as "any user may have changed"
+   * (a gateway drops every profile it holds, as for any lost stream).
    */
   async *watch(signal: AbortSignal, keepAliveMs = 15_000): AsyncGenerator<HubEvent | null> {
     const seen = new Set<number>();
@@ -138,10 +143,12 @@ export class RevocationHub {
       queue.push(e);
       wake?.();
     };
+    let missed = false;
     const resync = () => {
-      void this.active().then((rs) => rs.forEach((revocation) => push({ revocation })), () => undefined);
+      missed = true;
+      wake?.();
     };
-    /** Revocations are sent once each (a resync repeats them); profile changes always. */
+    /** Revocations are sent once each (one may be read and announced at once); profile changes always. */
     const fresh = (e: HubEvent): boolean => {
       if (!('revocation' in e)) return true;
       if (seen.has(e.revocation.id)) return false;
@@ -165,7 +172,7 @@ export class RevocationHub {
         if (fresh(next)) yield next;
       }
       yield null;
-      while (!signal.aborted && !this.stopped) {
+      while (!signal.aborted && !this.stopped && !missed) {
         const next = queue.shift();
         if (next) {
           if (fresh(next)) yield next;
