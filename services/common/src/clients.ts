@@ -1,6 +1,7 @@
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import type { DescService } from '@bufbuild/protobuf';
+import { rpcRecursionLimit } from './json-depth';
 
 const transports = new Map<string, Transport>();
 
@@ -46,6 +47,8 @@ export function transportFor(baseUrl: string, options: TransportOptions = {}): T
       idleConnectionTimeoutMs: 60_000,
       defaultTimeoutMs: 30_000,
       interceptors: options.retryUnavailableMs ? [retryUnavailable(options.retryUnavailableMs)] : [],
+      // Answers carrying params and results stored deeper than protobuf-es decodes by default.
+      binaryOptions: { recursionLimit: rpcRecursionLimit },
     });
     transports.set(key, transport);
   }

@@ -10,4 +10,5 @@ export * from './shutdown';
 export * from './dates';
 export * from './version';
 export * from './list-query';
+export * from './json-depth';
 export * from './json-schema';

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type client from 'prom-client';
 import { healthRoutes, type HealthCheck } from './health';
 import { errorInterceptor, loggingInterceptor } from './interceptors';
+import { rpcRecursionLimit } from './json-depth';
 import { metricsInterceptor } from './metrics';
 import { platformVersion } from './version';
 
@@ -31,6 +32,10 @@ export function createRpcServer(options: RpcServerOptions): http2.Http2Server {
     ],
     // The gateway enforces request size limits; this is a backstop.
     readMaxBytes: 64 * 1024 * 1024,
+    // Requests carrying JSON nested deeper than protobuf-es decodes by default reach the
+    // handlers, which refuse them with InvalidArgument instead of a decoding failure.
+    binaryOptions: { recursionLimit: rpcRecursionLimit },
+    jsonOptions: { recursionLimit: rpcRecursionLimit },
   });
   return http2.createServer(handler);
 }

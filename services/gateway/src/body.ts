@@ -1,6 +1,7 @@
 import zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
 import type { NextFunction, Request, Response } from 'express';
+import { jsonTextDepthExceeds, maxJsonValueDepth } from '@gef/common';
 import { HttpError } from './http-errors';
 
 /**
@@ -14,8 +15,13 @@ const inflaters: Record<string, () => Transform> = {
   deflate: () => zlib.createInflate(),
 };
 
-/** Nesting deeper than this is refused before parsing (keeps every later step safe). */
-export const maxJsonDepth = 64;
+/**
+ * Nesting deeper than this is refused before parsing (keeps every later step safe): one
+ * level for the body's own object around a run's results, which, like its params (the body
+ * itself), may nest `maxJsonValueDepth` levels, what every RPC hop decodes with margin. The
+ * execution service refuses params one level deeper than that.
+ */
+export const maxJsonDepth = maxJsonValueDepth + 1;
 
 const tooLarge = (what: string, limit: number) =>
   new HttpError(413, 'payload_too_large', `${what} exceeds the limit of ${limit} bytes`);
@@ -137,23 +143,6 @@ function checkJsonContentType(header: string | undefined): void {
   }
 }
 
-/** The deepest nesting of objects and arrays in a JSON text, stopping past `max`. */
-export function jsonDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) return true;
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return false;
-}
-
 const malformed = () => new HttpError(400, 'invalid_argument', 'Malformed JSON body');
 
 /**
@@ -177,8 +166,12 @@ export function parseJson(bytes: Buffer): unknown {
   } catch {
     throw new HttpError(400, 'invalid_argument', 'Request body is not valid UTF-8');
   }
-  if (jsonDepthExceeds(text, maxJsonDepth)) {
-    throw new HttpError(400, 'invalid_argument', `JSON body is nested deeper than ${maxJsonDepth} levels`);
+  if (jsonTextDepthExceeds(text, maxJsonDepth)) {
+    throw new HttpError(
+      400,
+      'invalid_argument',
+      `JSON body is nested deeper than ${maxJsonDepth} levels of objects and arrays (run params and results may nest at most ${maxJsonValueDepth})`,
+    );
   }
   try {
     return JSON.parse(text, (key, value: unknown) => {

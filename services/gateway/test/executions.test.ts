@@ -5,10 +5,11 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import type { ServiceImpl } from '@connectrpc/connect';
+import { create, fromJson, toJson, type JsonObject, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
+import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { maxJsonValueDepth } from '@gef/common';
 import { signExecutionToken } from '@gef/common/execution-token';
 import { execution } from '@gef/protos';
 import { quietCancelledCalls, startSigningKeycloak, until, type SigningKeycloak } from './scripts-fakes';
@@ -251,5 +252,76 @@ describe('GET /api/v1/execution/{execution}/events', () => {
     expect(res.json()).toMatchObject({ status: 404, error: 'not_found' });
     const bad = await request(gateway.url, `/api/v1/execution/${executionId}/events`, { headers: { Authorization: `Bearer ${token}`, 'Last-Event-ID': 'x' } });
     expect(bad.status).toBe(400);
+  });
+});
+
+describe('params and results nested deep', () => {
+  /** JSON nested `levels` deep, objects and arrays in turn (a scalar is 0 levels). */
+  function nested(levels: number): JsonValue {
+    let v: JsonValue = 'leaf';
+    for (let i = 0; i < levels; i++) v = i % 2 ? [v] : { k: v };
+    return v;
+  }
+  const nestedObject = (levels: number): JsonObject => ({ k: nested(levels - 1) });
+  const notCalled = () => {
+    throw new Error('not called');
+  };
+
+  it(`passes run params nested ${maxJsonValueDepth + 1} levels on (the service refuses them) and refuses deeper bodies (400)`, async () => {
+    let seen: execution.RunScriptRequest | undefined;
+    handlers.runScript = (req) => {
+      seen = req;
+      throw new ConnectError(`params are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`, Code.InvalidArgument);
+    };
+    const passed = await json(token, 'POST', nestedObject(maxJsonValueDepth + 1), '/api/v1/script/my-script/run');
+    expect(seen?.params).toEqual(nestedObject(maxJsonValueDepth + 1));
+    expect(passed.status).toBe(400);
+    expect(passed.json().detail).toBe(`params are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`);
+    handlers.runScript = notCalled;
+    for (const levels of [maxJsonValueDepth + 2, 55]) {
+      const res = await json(token, 'POST', nestedObject(levels), '/api/v1/script/my-script/run');
+      expect(res.status).toBe(400);
+      expect(res.json()).toMatchObject({ status: 400, error: 'invalid_argument' });
+      expect(res.json().detail).toBe(`JSON body is nested deeper than ${maxJsonValueDepth + 1} levels of objects and arrays (run params and results may nest at most ${maxJsonValueDepth})`);
+    }
+  });
+
+  it(`passes PATCH results nested ${maxJsonValueDepth} levels on and refuses deeper ones (400)`, async () => {
+    let seen: execution.UpdateExecutionRequest | undefined;
+    handlers.updateExecution = (req) => {
+      seen = req;
+      return create(execution.UpdateExecutionResponseSchema, { execution: fakeExecution({ results: req.results }), changed: true });
+    };
+    const ok = await json(adminToken, 'PATCH', { results: nested(maxJsonValueDepth) }, `/api/v1/execution/${executionId}`);
+    expect(ok.status).toBe(200);
+    expect(toJson(ValueSchema, seen!.results!)).toEqual(nested(maxJsonValueDepth));
+    expect(ok.json().data.results).toEqual(nested(maxJsonValueDepth));
+    handlers.updateExecution = notCalled;
+    for (const levels of [maxJsonValueDepth + 1, 55]) {
+      const res = await json(adminToken, 'PATCH', { results: nested(levels) }, `/api/v1/execution/${executionId}`);
+      expect(res.status).toBe(400);
+      expect(res.json().detail).toMatch(/^JSON body is nested deeper than/);
+    }
+  });
+
+  it('reads and lists executions whose stored params and results are nested 64 levels (stored before the limit)', async () => {
+    const id = '5a1c2e3f-4b5d-4e6f-8a7b-9c0d1e2f3a4b';
+    const deep = fakeExecution({ id, status: execution.ExecutionStatus.FINISHED, params: nestedObject(64), results: fromJson(ValueSchema, nested(64), { recursionLimit: 1000 }) });
+    handlers.getExecution = () => create(execution.GetExecutionResponseSchema, { execution: deep });
+    handlers.listExecutions = () => create(execution.ListExecutionsResponseSchema, { executions: [deep], page: 1, perPage: 7, total: 1n });
+    const got = await request(gateway.url, `/api/v1/execution/${id}`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(got.status).toBe(200);
+    expect(got.json().data).toMatchObject({ id, params: nestedObject(64), results: nested(64) });
+    const downloaded = await request(gateway.url, `/api/v1/execution/${id}/download-results`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(downloaded.status).toBe(200);
+    expect(downloaded.json()).toEqual(nested(64));
+    for (const [path, t] of [
+      ['/api/v1/execution/user?per_page=7', token],
+      ['/api/v1/execution?per_page=7', adminToken],
+    ] as const) {
+      const listed = await request(gateway.url, path, { headers: { Authorization: `Bearer ${t}` } });
+      expect(listed.status).toBe(200);
+      expect(listed.json().data).toEqual([expect.objectContaining({ id, params: nestedObject(64), results: nested(64) })]);
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { Aborted, InvalidArgument } from '@gef/common';
+import { Aborted, InvalidArgument, jsonDepthExceeds, maxJsonValueDepth } from '@gef/common';
 import type { StopRequest } from '@gef/workflows';
 import type { ExecutionStatus } from '../entities/execution';
 import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
@@ -46,10 +46,11 @@ function assertMayMove(from: ExecutionStatus, to: ExecutionStatus): void {
 }
 
 /**
- * PATCH /execution/<id> (ADMIN+ or the execution's token). Terminal statuses are final:
- * another status afterwards is Aborted (409), the same one again a no-op. Reaching a
- * terminal status sets end_date and progress 100 (unless progress is given) and stops the
- * run's process; nothing the runner sends later overwrites it.
+ * PATCH /execution/<id> (ADMIN+ or the execution's token); results nested deeper than
+ * `maxJsonValueDepth` are InvalidArgument. Terminal statuses are final: another status
+ * afterwards is Aborted (409), the same one again a no-op. Reaching a terminal status sets
+ * end_date and progress 100 (unless progress is given) and stops the run's process;
+ * nothing the runner sends later overwrites it.
  */
 export async function updateExecution(
   deps: ExecutionDeps,
@@ -64,6 +65,9 @@ export async function updateExecution(
     throw new InvalidArgument('Nothing to update: give status, progress or results', 'invalid_argument');
   }
   if (changes.progress !== undefined) checkProgress(changes.progress);
+  if (changes.results !== undefined && jsonDepthExceeds(changes.results.value, maxJsonValueDepth)) {
+    throw new InvalidArgument(`results are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`, 'invalid_argument');
+  }
   if (changes.status === 'CANCELLING') {
     throw new InvalidArgument('CANCELLING is set by cancelling the execution (POST /execution/<id>/cancel)', 'invalid_argument');
   }

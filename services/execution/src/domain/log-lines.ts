@@ -80,4 +80,5 @@ export const serviceLineSeq = {
   endedFromOutside: -6,
   attemptStarted: -7,
   endedBeforeStopped: -8,
+  resultsTooDeep: -9,
 } as const;

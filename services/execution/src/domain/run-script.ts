@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { InvalidArgument } from '@gef/common';
+import { InvalidArgument, jsonDepthExceeds, maxJsonValueDepth } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { RunExecutionInput } from '@gef/workflows';
 import { DispatchRepository } from '../repositories/dispatch-repository';
@@ -11,9 +11,10 @@ import { validateParams } from './params-schema';
 import { grantOnAccept } from './run-slots';
 
 /**
- * POST /script/<s>/run: a visible, built script's current version, params checked against
- * its params_schema; the execution is stored PENDING (pinned to the version), with its slot
- * when one is free, together with its runExecution workflow's start in the outbox
+ * POST /script/<s>/run: a visible, built script's current version, params nested at most
+ * `maxJsonValueDepth` levels and checked against its params_schema; the execution is
+ * stored PENDING (pinned to the version), with its slot when one is free, together with
+ * its runExecution workflow's start in the outbox
  * (execution_dispatch), atomically. The dispatcher starts the workflow as soon as
  * Temporal answers, so a run accepted while Temporal is down starts when it returns.
  */
@@ -24,6 +25,9 @@ export async function runScript(
   params: Record<string, unknown>,
 ): Promise<ExecutionRecord> {
   const actor = requireActor(caller);
+  if (jsonDepthExceeds(params, maxJsonValueDepth)) {
+    throw new InvalidArgument(`params are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`, 'invalid_argument');
+  }
   const key = idOrSlug.trim();
   if (!key) throw new InvalidArgument('A script id or slug is required', 'invalid_argument');
   const [script, notifyOwner] = await Promise.all([deps.scripts.scriptForRun(actor, key), deps.owners?.wantsMail(actor.userId) ?? Promise.resolve(true)]);

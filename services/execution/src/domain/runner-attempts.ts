@@ -1,4 +1,4 @@
-import { FailedPrecondition, InvalidArgument } from '@gef/common';
+import { FailedPrecondition, InvalidArgument, jsonTextDepthExceeds, maxJsonValueDepth } from '@gef/common';
 import { signExecutionToken, verifyExecutionToken } from '@gef/common/execution-token';
 import type { ExecutionStatus } from '../entities/execution';
 import { ExecutionLogRepository, savepointFrom } from '../repositories/execution-log-repository';
@@ -83,10 +83,15 @@ export interface AttemptOutcome {
   progress?: number;
 }
 
+/** The line of a run whose results were refused for their depth. */
+export const resultsTooDeepLine = `The script's result is nested deeper than ${maxJsonValueDepth} levels of objects and arrays: it was not stored and the run failed`;
+
 /**
  * A runner's outcome: its last lines are stored in any case; the status only while the
  * attempt is current and the run is not terminal (a status set from outside wins). A run
- * being cancelled ends CANCELLED whatever the script did meanwhile.
+ * being cancelled ends CANCELLED whatever the script did meanwhile. Results nested deeper
+ * than `maxJsonValueDepth` are not stored: a FINISHED outcome becomes FAILED, with an
+ * ERROR line saying why.
  */
 export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome): Promise<{ applied: boolean; status: ExecutionStatus | undefined }> {
   const claims = await verifyExecutionToken(deps.tokenSecret, input.runnerToken, ['runner']);
@@ -98,6 +103,15 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
   const lines = checkLines(input.lines);
   if (input.progress !== undefined) checkProgress(input.progress);
   let results = input.resultsJson;
+  let status = input.status;
+  if (results !== undefined && jsonTextDepthExceeds(results, maxJsonValueDepth)) {
+    // Not stored (no answer could carry them): the run fails saying why. Refusing the call
+    // instead would have the runner retry an outcome that can never be recorded.
+    deps.logger.warn({ executionId: id, attempt: claims.attempt }, `results nested deeper than ${maxJsonValueDepth} levels: the run fails`);
+    if (status === 'FINISHED') status = 'FAILED';
+    results = undefined;
+    lines.push({ level: 'ERROR', text: resultsTooDeepLine, seq: serviceLineSeq.resultsTooDeep });
+  }
   if (results !== undefined) {
     try {
       results = storableJson(results);
@@ -107,9 +121,9 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
   }
   // The usual outcome (the attempt is current, the run neither ended nor being cancelled) in
   // one statement; the rest go through the transaction below.
-  const outcome = outcomeAssignments(input.status, results, input.progress);
+  const outcome = outcomeAssignments(status, results, input.progress);
   if (lines.length <= savepointFrom) {
-    const done = await new ExecutionRepository(deps.orm.em.fork()).completeAttempt(id, claims.attempt, input.status, outcome.assignments, outcome.params, (current) =>
+    const done = await new ExecutionRepository(deps.orm.em.fork()).completeAttempt(id, claims.attempt, status, outcome.assignments, outcome.params, (current) =>
       ExecutionLogRepository.appendAlongside(id, claims.attempt, lines, current),
     );
     if (!done) return { applied: false, status: undefined };
@@ -124,25 +138,25 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
     if (current.attempt !== claims.attempt) return { applied: false, status: current.status };
     const logs = new ExecutionLogRepository(em);
     await logs.appendCounted(id, claims.attempt, lines);
-    if (isTerminal(current.status) || (input.status === 'CANCELLED' && current.status !== 'CANCELLING')) {
+    if (isTerminal(current.status) || (status === 'CANCELLED' && current.status !== 'CANCELLING')) {
       // Ended from outside: the runner's last lines are in; the run's event streams may end.
       await repo.releaseRunner(id, claims.attempt);
       await repo.notify(id);
       return { applied: false, status: current.status };
     }
-    let status: ExecutionStatus = input.status;
+    let ended: ExecutionStatus = status;
     let { assignments, params } = outcome;
     if (current.status === 'CANCELLING') {
-      status = 'CANCELLED';
-      ({ assignments, params } = outcomeAssignments(status, undefined, undefined));
-      if (input.status !== 'CANCELLED') {
+      ended = 'CANCELLED';
+      ({ assignments, params } = outcomeAssignments(ended, undefined, undefined));
+      if (status !== 'CANCELLED') {
         await logs.append(id, claims.attempt, [
-          { level: 'INFO', text: `The script ended (${input.status}) before it could be stopped`, seq: serviceLineSeq.endedBeforeStopped },
+          { level: 'INFO', text: `The script ended (${status}) before it could be stopped`, seq: serviceLineSeq.endedBeforeStopped },
         ]);
       }
       await logs.append(id, claims.attempt, [{ level: 'INFO', text: 'Execution cancelled', seq: serviceLineSeq.cancelled }]);
     }
-    const execution = await repo.set(id, ['status = ?', ...assignments], [status, ...params], {}, { notify: true });
+    const execution = await repo.set(id, ['status = ?', ...assignments], [ended, ...params], {}, { notify: true });
     return { applied: true, status: execution.status };
   });
 }

@@ -1,5 +1,6 @@
 import { create, fromJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
-import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
+import { timestampFromDate, ValueSchema, type Value } from '@bufbuild/protobuf/wkt';
+import { jsonDepthExceeds, rpcJsonDepth, rpcRecursionLimit } from '@gef/common';
 import { execution } from '@gef/protos';
 import { runExecutionWorkflowId } from '@gef/workflows';
 import type { ExecutionStatus } from '../entities/execution';
@@ -68,7 +69,35 @@ export function toLogColumns(logs: LogRecord[]): execution.ExecutionLogColumns {
   return create(execution.ExecutionLogColumnsSchema, { executionId: logs[0]?.executionId ?? '', ids, texts, levels, registerMs, attempts });
 }
 
-/** An execution as the Execution message (params/results only when loaded). */
+/**
+ * Whether a stored value can cross an RPC: nested at most `rpcJsonDepth` levels. Values are
+ * accepted up to `maxJsonValueDepth`; deeper ones were stored before that held.
+ */
+const carriable = (value: unknown) => !jsonDepthExceeds(value, rpcJsonDepth);
+
+/**
+ * Results as the message carries them: stored results nested too deep for any RPC (see
+ * `carriable`) as their JSON text, a string, so the execution, and every list holding it,
+ * stays readable.
+ */
+function resultsValue(results: unknown): Value {
+  let value = results as JsonValue;
+  if (!carriable(results)) {
+    try {
+      value = JSON.stringify(results);
+    } catch {
+      // Deeper than JSON.stringify goes (thousands of levels).
+      value = `[results nested deeper than ${rpcJsonDepth} levels of objects and arrays]`;
+    }
+  }
+  return fromJson(ValueSchema, value, { recursionLimit: rpcRecursionLimit });
+}
+
+/**
+ * An execution as the Execution message (params/results only when loaded). Params stored
+ * nested too deep for any RPC (none can be: the gateway always refused such bodies) are
+ * left out, as if not loaded.
+ */
 export function toExecutionMessage(e: ExecutionRecord, logs?: LogRecord[]): execution.Execution {
   return create(execution.ExecutionSchema, {
     id: e.id,
@@ -76,8 +105,8 @@ export function toExecutionMessage(e: ExecutionRecord, logs?: LogRecord[]): exec
     userId: e.userId,
     status: statusToProto[e.status],
     progress: e.progress,
-    ...(e.params !== undefined ? { params: e.params as JsonObject } : {}),
-    ...(e.results !== undefined && e.results !== null ? { results: fromJson(ValueSchema, e.results as JsonValue) } : {}),
+    ...(e.params !== undefined && carriable(e.params) ? { params: e.params as JsonObject } : {}),
+    ...(e.results !== undefined && e.results !== null ? { results: resultsValue(e.results) } : {}),
     startDate: timestampFromDate(e.startDate),
     ...(e.endDate ? { endDate: timestampFromDate(e.endDate) } : {}),
     updatedAt: timestampFromDate(e.updatedAt),

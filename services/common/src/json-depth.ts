@@ -1,0 +1,65 @@
+/**
+ * How deep JSON may nest where it crosses the platform's RPCs. Run params and results
+ * travel as `google.protobuf.Struct` / `Value`: each level of JSON objects or arrays is two
+ * protobuf messages (a Value and its Struct or ListValue), and protobuf-es refuses to decode
+ * messages nested deeper than its recursion limit (100 by default, about 48 levels of JSON
+ * inside an Execution inside a list answer).
+ */
+
+/**
+ * The deepest run params and results the platform accepts (levels of objects and arrays):
+ * the gateway refuses deeper JSON bodies, the execution service deeper params and results
+ * from any caller. Far below what every RPC hop decodes (`rpcJsonDepth`).
+ */
+export const maxJsonValueDepth = 32;
+
+/**
+ * The recursion limit of binary decoding on every Connect transport and server of the
+ * platform (protobuf-es: 100). High enough for values stored before `maxJsonValueDepth`
+ * held (up to `rpcJsonDepth`), low enough that decoding stays far from Node's stack limit
+ * (decoding failed there near 2,000).
+ */
+export const rpcRecursionLimit = 512;
+
+/**
+ * The deepest JSON a message may carry and still decode under `rpcRecursionLimit`: two
+ * messages a level, plus the envelopes around it (a watch event holding an Execution
+ * holding the value). A stored value deeper than this is answered as its JSON text.
+ */
+export const rpcJsonDepth = 240;
+
+/**
+ * Whether a JSON text nests objects and arrays deeper than `max`: a scan of its characters,
+ * without parsing it (so a text nested a million deep costs no stack). Text that is not
+ * JSON gives an answer too; parsing it is what finds it invalid.
+ */
+export function jsonTextDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+/**
+ * Whether a parsed JSON value nests objects and arrays deeper than `max` (a scalar is 0,
+ * `{}` and `[1]` are 1), found without recursion.
+ */
+export function jsonDepthExceeds(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
