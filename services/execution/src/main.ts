@@ -1,5 +1,4 @@
 import { serviceClient } from '@gef/common';
-import { OutboxDispatcher } from '@gef/common/outbox';
 import { runService } from '@gef/common/service';
 import { script, user } from '@gef/protos';
 import { loadConfig } from './config';
@@ -7,8 +6,8 @@ import type { ExecutionServiceDeps } from './handlers/execution-service';
 import { entities } from './entities';
 import { ExecutionEvents } from './events/execution-events';
 import { migrations } from './migrations';
-import { DispatchRepository, dispatchChannel } from './repositories/dispatch-repository';
 import { routes } from './routes';
+import { runDispatcher } from './runs/run-dispatcher';
 import { TemporalRunLauncher } from './runs/temporal-run-launcher';
 import { ScriptServiceCatalog } from './scripts/script-service-catalog';
 import { UserServiceNotices } from './users/user-service-notices';
@@ -26,15 +25,9 @@ void runService({
     shutdown.add('execution events', () => events.stop());
     let worker: ReturnType<typeof createWorker> | undefined;
     const runs = new TemporalRunLauncher(temporal.client, () => worker?.eagerClient(), registry);
-    // Starts the runExecution workflows of accepted runs from the outbox, once Temporal answers.
-    const dispatcher = new OutboxDispatcher({
-      name: 'run dispatcher',
-      orm,
-      store: new DispatchRepository(),
-      start: (input) => runs.start(input),
-      logger,
-      listen: { databaseUrl: config.DATABASE_URL, channel: dispatchChannel },
-    });
+    // Starts the runExecution workflows of accepted runs from the outbox, and tells those of
+    // cancelled or ended runs to stop, once Temporal answers.
+    const dispatcher = runDispatcher({ orm, runs, logger, databaseUrl: config.DATABASE_URL });
     shutdown.add('run dispatcher', () => dispatcher.stop());
     const deps: ExecutionServiceDeps = {
       orm,

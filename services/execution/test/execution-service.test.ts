@@ -6,6 +6,7 @@ import { signExecutionToken } from '@gef/common/execution-token';
 import { execution } from '@gef/protos';
 import { claimSlot, endExecution, releaseSlot } from '../src/domain/run-slots';
 import { deleteExecutionsOfUser } from '../src/domain/delete-executions';
+import { DispatchRepository } from '../src/repositories/dispatch-repository';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { caller, serviceFixture, type ServiceFixture, logRows } from './support/service-fixture';
 
@@ -138,6 +139,9 @@ describe('execution service', () => {
       const limited = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
       await f.client.cancelExecution({ id: unlimited.id, caller: caller(admin, 'ADMIN') });
       await f.client.cancelExecution({ id: limited.id, caller: caller(userId) });
+      // Both starts and both stops are due: a batch holds at most its size, stops first.
+      const batch = await f.orm.em.fork().transactional((em) => new DispatchRepository().claim(em, 3));
+      expect(batch.map((row) => row.item?.kind ?? 'nothing')).toEqual(['stop', 'stop', expect.stringMatching(/^(start|nothing)$/)]);
       expect(await f.dispatch()).toBe(true);
       expect(f.runs.started.some((r) => r.executionId === unlimited.id)).toBe(false);
       expect(f.runs.started.filter((r) => r.executionId === limited.id)).toHaveLength(1);
@@ -297,6 +301,7 @@ describe('execution service', () => {
       const done = await f.client.updateExecution({ id: e.id, caller: admin, status: S.FINISHED });
       expect(done.execution).toMatchObject({ status: S.FINISHED, progress: 100 });
       expect(done.execution!.endDate).toBeDefined();
+      await f.dispatch();
       expect(f.runs.stopped.at(-1)).toEqual({ executionId: e.id, request: { reason: 'terminal', status: 'FINISHED' } });
       const again = await f.client.updateExecution({ id: e.id, caller: admin, status: S.FINISHED, progress: 3 });
       expect(again.changed).toBe(false);
@@ -452,6 +457,7 @@ describe('execution service', () => {
       expect(res.execution!.endDate).toBeDefined();
       // Dispatched with a free slot: READY, not started on a runner yet.
       expect(res.cancellationDetails).toMatchObject({ previousStatus: S.READY, immediate: true, requestedBy: userId });
+      await f.dispatch();
       expect(f.runs.stopped.at(-1)).toEqual({ executionId: e.id, request: { reason: 'cancel', status: 'CANCELLED' } });
       expect(await codeOf(f.client.cancelExecution({ id: e.id, caller: caller(userId) }))).toEqual({
         code: Code.InvalidArgument,
@@ -476,6 +482,42 @@ describe('execution service', () => {
       expect(done).toMatchObject({ applied: true, status: S.CANCELLED });
       const logs = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) })).map((l) => l.text);
       expect(logs).toEqual(['Attempt 1 started on runner runner-test', expect.stringMatching(/^Cancellation requested by user .*: stopping the script$/), 'stopping', 'Execution cancelled']);
+    });
+
+    it('tells the workflows of runs stopped while Temporal is down once it answers, each once', async () => {
+      const { userId, script } = someone();
+      const admin = caller(randomUUID(), 'ADMIN');
+      const ready = await run(userId, script.scriptId);
+      const running = await run(userId, script.scriptId);
+      const ended = await run(userId, script.scriptId);
+      await startAttempt(running.id);
+      await startAttempt(ended.id);
+      const ids = [ready.id, running.id, ended.id];
+      const told = () => f.runs.stopped.filter((s) => ids.includes(s.executionId)).sort((a, b) => ids.indexOf(a.executionId) - ids.indexOf(b.executionId));
+      f.runs.failStop = true;
+      try {
+        expect((await f.client.cancelExecution({ id: ready.id, caller: caller(userId) })).execution).toMatchObject({ status: S.CANCELLED });
+        expect((await f.client.cancelExecution({ id: running.id, caller: caller(userId) })).execution).toMatchObject({ status: S.CANCELLING });
+        expect((await f.client.updateExecution({ id: ended.id, caller: admin, status: S.FINISHED })).execution).toMatchObject({ status: S.FINISHED });
+        // Ended from outside while being cancelled: the workflow needs telling only once.
+        expect((await f.client.updateExecution({ id: running.id, caller: admin, status: S.CANCELLED })).execution).toMatchObject({ status: S.CANCELLED });
+        // Temporal refuses: the stops wait, nothing is lost.
+        expect(await f.dispatch()).toBe(false);
+        expect(told()).toEqual([]);
+      } finally {
+        f.runs.failStop = false;
+      }
+      // Back: told after the retry's backoff (at most 500 ms after one failure).
+      await new Promise((r) => setTimeout(r, 600));
+      expect(await f.dispatch()).toBe(true);
+      expect(told()).toEqual([
+        { executionId: ready.id, request: { reason: 'cancel', status: 'CANCELLED' } },
+        { executionId: running.id, request: { reason: 'cancel', status: 'CANCELLED' } },
+        { executionId: ended.id, request: { reason: 'terminal', status: 'FINISHED' } },
+      ]);
+      expect(await f.orm.em.fork().execute('select 1 from execution_stop_dispatch where execution_id in (?)', [ids])).toEqual([]);
+      expect(await f.dispatch()).toBe(true);
+      expect(told()).toHaveLength(3);
     });
   });
 

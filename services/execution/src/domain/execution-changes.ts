@@ -1,6 +1,6 @@
 import { Aborted, InvalidArgument, jsonDepthExceeds, maxJsonValueDepth } from '@gef/common';
-import type { StopRequest } from '@gef/workflows';
 import type { ExecutionStatus } from '../entities/execution';
+import { DispatchRepository } from '../repositories/dispatch-repository';
 import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
 import { ExecutionRepository, nowSql, type ExecutionRecord } from '../repositories/execution-repository';
 import { assertMayRead, executionIdOf, executionNotFound, requireActor, type Actor } from './actor';
@@ -15,15 +15,6 @@ export interface ExecutionChanges {
   progress?: number;
   /** Present (even JSON null) when results are to be set. */
   results?: { value: unknown };
-}
-
-/** Tells the run's workflow to stop, without failing the request when Temporal is away. */
-async function stopRun(deps: ExecutionDeps, executionId: string, request: StopRequest): Promise<void> {
-  try {
-    await deps.runs.stop(executionId, request);
-  } catch (err) {
-    deps.logger.warn({ err: String(err), executionId }, 'could not signal the run; its runner learns it from the database');
-  }
 }
 
 /** The order runs move through before they end. */
@@ -49,8 +40,9 @@ function assertMayMove(from: ExecutionStatus, to: ExecutionStatus): void {
  * PATCH /execution/<id> (ADMIN+ or the execution's token); results nested deeper than
  * `maxJsonValueDepth` are InvalidArgument. Terminal statuses are final: another status
  * afterwards is Aborted (409), the same one again a no-op. Reaching a terminal status sets
- * end_date and progress 100 (unless progress is given) and stops the run's process;
- * nothing the runner sends later overwrites it.
+ * end_date and progress 100 (unless progress is given) and stops the run's process (its
+ * workflow is told through the outbox, in the same transaction, so a Temporal that is away
+ * hears it when it returns); nothing the runner sends later overwrites it.
  */
 export async function updateExecution(
   deps: ExecutionDeps,
@@ -71,13 +63,11 @@ export async function updateExecution(
   if (changes.status === 'CANCELLING') {
     throw new InvalidArgument('CANCELLING is set by cancelling the execution (POST /execution/<id>/cancel)', 'invalid_argument');
   }
-  let previous: ExecutionStatus = 'PENDING';
-  const outcome = await deps.orm.em.fork().transactional(async (em) => {
+  return deps.orm.em.fork().transactional(async (em) => {
     const repo = new ExecutionRepository(em);
     const current = await repo.lock(id);
     if (!current) throw executionNotFound();
     assertMayChange(credential, current);
-    previous = current.status;
     if (isTerminal(current.status)) {
       if (changes.status === current.status) return { execution: (await repo.findById(id)) ?? current, changed: false };
       throw new Aborted(`Execution is already ${current.status}; it can no longer change`, 'conflict');
@@ -102,12 +92,9 @@ export async function updateExecution(
     }
     if (reachesTerminal) assignments.push(`end_date = ${nowSql}`);
     const execution = await repo.set(id, assignments, params, undefined, { notify: true });
+    if (reachesTerminal) await new DispatchRepository(em).addStop(id, { reason: 'terminal', status: execution.status });
     return { execution, changed: true };
   });
-  if (outcome.changed && outcome.execution.status !== previous && isTerminal(outcome.execution.status)) {
-    await stopRun(deps, id, { reason: 'terminal', status: outcome.execution.status });
-  }
-  return outcome;
 }
 
 export interface CancellationDetails {
@@ -122,6 +109,8 @@ export interface CancellationDetails {
  * POST /execution/<id>/cancel (owner or ADMIN+). Not started: CANCELLED at once. Running:
  * CANCELLING; the run's workflow has the runner stop the process (signal, grace period,
  * kill) and then records CANCELLED. Terminal: InvalidArgument; already cancelling: Aborted.
+ * The workflow is told through the outbox, in the same transaction: a waiting run's
+ * workflow ends, and a running one stops its runner, even when Temporal was away.
  */
 export async function cancelExecution(
   deps: ExecutionDeps,
@@ -130,7 +119,7 @@ export async function cancelExecution(
 ): Promise<{ execution: ExecutionRecord; details: CancellationDetails }> {
   const actor = requireActor(caller);
   const id = executionIdOf(rawId);
-  const result = await deps.orm.em.fork().transactional(async (em) => {
+  return deps.orm.em.fork().transactional(async (em) => {
     const repo = new ExecutionRepository(em);
     const current = await repo.lock(id);
     if (!current) throw executionNotFound();
@@ -148,6 +137,7 @@ export async function cancelExecution(
       ? { level: 'INFO', text: `Execution cancelled by ${by} before it started`, seq: serviceLineSeq.cancelledBeforeStart }
       : { level: 'INFO', text: `Cancellation requested by ${by}: stopping the script`, seq: serviceLineSeq.cancelRequested };
     await new ExecutionLogRepository(em).append(id, current.attempt, [line]);
+    await new DispatchRepository(em).addStop(id, { reason: 'cancel', status: 'CANCELLED' });
     const details: CancellationDetails = {
       previousStatus: current.status,
       immediate,
@@ -157,8 +147,6 @@ export async function cancelExecution(
     };
     return { execution, details };
   });
-  await stopRun(deps, id, { reason: 'cancel', status: 'CANCELLED' });
-  return result;
 }
 
 export interface AppendResult {

@@ -5,8 +5,9 @@ export interface RunLauncher {
   /** Starts a run's workflow (an already started one is fine). */
   start(run: RunExecutionInput): Promise<void>;
   /**
-   * Tells a run's workflow to stop, after the database says why. Best effort: the database
-   * is the truth (a runner learns it from its next log batch, a waiting run at its claim).
+   * Tells a run's workflow to stop, after the database says why (a workflow that does not
+   * exist, or has ended, needs no telling). Cancels and outside ends go through the outbox
+   * (`DispatchRepository.addStop`), which retries this until Temporal takes it.
    */
   stop(executionId: string, request: StopRequest): Promise<void>;
 }

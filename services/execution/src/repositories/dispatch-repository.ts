@@ -1,15 +1,27 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { outboxRetrySql, type OutboxStore } from '@gef/common/outbox';
-import type { RunExecutionInput } from '@gef/workflows';
+import type { RunExecutionInput, StopRequest } from '@gef/workflows';
 import { isTerminal } from '../domain/statuses';
 import type { ExecutionStatus } from '../entities/execution';
 import { ExecutionRepository, nowSql, type Alongside } from './execution-repository';
 
-/** The NOTIFY channel on which new outbox rows are announced (migration 5's trigger). */
+/** The NOTIFY channel on which new outbox rows are announced (migrations 5 and 10). */
 export const dispatchChannel = 'execution_dispatch';
 
-/** The outbox of runExecution starts (table execution_dispatch). */
-export class DispatchRepository implements OutboxStore<RunExecutionInput> {
+/** What the dispatcher tells Temporal: start a run's workflow, or tell it to stop. */
+export type RunDispatch = { kind: 'start'; input: RunExecutionInput } | { kind: 'stop'; executionId: string; request: StopRequest };
+
+/** Keys of stop rows (start rows are keyed by the execution id alone). */
+const stopKeyPrefix = 'stop:';
+
+/**
+ * The outbox of the runs' workflows: their starts (table execution_dispatch, written with
+ * the execution) and their stop signals (table execution_stop_dispatch, written with the
+ * status change that asks for it). One dispatcher delivers both, retrying until Temporal
+ * takes them; both deliveries are idempotent (an existing workflow counts as started, a
+ * workflow keeps the first stop it is told and one that has ended needs none).
+ */
+export class DispatchRepository implements OutboxStore<RunDispatch> {
   constructor(private readonly em?: EntityManager) {}
 
   /** Records a run's workflow to start, with the execution's insert (see `ExecutionRepository.insert`). */
@@ -21,29 +33,65 @@ export class DispatchRepository implements OutboxStore<RunExecutionInput> {
   }
 
   /**
-   * Due rows. A run that already ended (cancelled before it started) needs no workflow,
-   * unless it took its slot when accepted: its workflow gives the slot back.
+   * Records that a run's workflow must be told to stop, in the caller's transaction (the one
+   * that cancels or ends the run). A stop not delivered yet stays as it is: the workflow
+   * would keep the first one anyway.
    */
-  async claim(em: EntityManager, limit: number): Promise<{ key: string; item: RunExecutionInput | undefined }[]> {
-    const rows = await em.execute<{ execution_id: string; input: RunExecutionInput; status: ExecutionStatus; slot_held: boolean }[]>(
-      `select d.execution_id, d.input, e.status, e.slot_held
-         from execution_dispatch d join execution e on e.id = d.execution_id
-        where d.next_at <= now()
-        order by d.next_at, d.created_at
-        limit ? for update of d skip locked`,
-      [limit],
-    );
-    return rows.map((r) => ({
-      key: r.execution_id,
-      item: isTerminal(r.status) && !r.slot_held ? undefined : r.input,
-    }));
+  async addStop(executionId: string, request: StopRequest): Promise<void> {
+    if (!this.em) throw new Error('DispatchRepository.addStop needs an EntityManager');
+    await this.em.execute('insert into execution_stop_dispatch (execution_id, request) values (?, ?::jsonb) on conflict (execution_id) do nothing', [
+      executionId,
+      JSON.stringify(request),
+    ]);
   }
 
   /**
-   * Removes the row. A run that took its slot when accepted is READY from here on (its
-   * workflow hands it straight to a runner); the others become READY when they claim it.
+   * Due rows in one statement, stops first (at most `limit` in all). A run that already
+   * ended (cancelled before it started) needs no workflow, unless it took its slot when
+   * accepted: its workflow gives the slot back. A stop may reach Temporal before its run's
+   * start: the workflow then does not exist yet (counted as told) and, once started, finds
+   * the run ended in the database (its claim, or its runner's start).
+   */
+  async claim(em: EntityManager, limit: number): Promise<{ key: string; item: RunDispatch | undefined }[]> {
+    const rows = await em.execute<
+      { kind: 'start' | 'stop'; execution_id: string; input: RunExecutionInput | null; status: ExecutionStatus | null; slot_held: boolean | null; request: StopRequest | null }[]
+    >(
+      `with stops as (
+         select s.execution_id, s.request
+           from execution_stop_dispatch s
+          where s.next_at <= now()
+          order by s.next_at, s.created_at
+          limit ? for update skip locked),
+       starts as (
+         select d.execution_id, d.input, e.status, e.slot_held
+           from execution_dispatch d join execution e on e.id = d.execution_id
+          where d.next_at <= now()
+          order by d.next_at, d.created_at
+          limit greatest(? - (select count(*) from stops), 0) for update of d skip locked)
+       select 'stop' as kind, execution_id, null::jsonb as input, null::text as status, null::boolean as slot_held, request from stops
+       union all
+       select 'start', execution_id, input, status, slot_held, null from starts`,
+      [limit, limit],
+    );
+    return rows.map((r) => {
+      if (r.kind === 'stop') return { key: `${stopKeyPrefix}${r.execution_id}`, item: { kind: 'stop', executionId: r.execution_id, request: r.request! } };
+      return {
+        key: r.execution_id,
+        item: isTerminal(r.status!) && !r.slot_held ? undefined : { kind: 'start', input: r.input! },
+      };
+    });
+  }
+
+  /**
+   * Removes the row. A run that took its slot when accepted is READY once its start is
+   * done (its workflow hands it straight to a runner); the others become READY when they
+   * claim it.
    */
   async done(em: EntityManager, key: string): Promise<void> {
+    if (key.startsWith(stopKeyPrefix)) {
+      await em.execute('delete from execution_stop_dispatch where execution_id = ?', [key.slice(stopKeyPrefix.length)]);
+      return;
+    }
     const ready = await em.execute<{ id: string }[]>(
       `with gone as (delete from execution_dispatch where execution_id = ? returning input)
        update execution e set status = 'READY', updated_at = ${nowSql}
@@ -56,20 +104,20 @@ export class DispatchRepository implements OutboxStore<RunExecutionInput> {
   }
 
   async failed(em: EntityManager, key: string, error: string): Promise<void> {
-    await em.execute(`update execution_dispatch set attempts = attempts + 1, next_at = ${outboxRetrySql('attempts')}, last_error = ? where execution_id = ?`, [
-      error,
-      key,
-    ]);
+    const [table, id] = key.startsWith(stopKeyPrefix) ? ['execution_stop_dispatch', key.slice(stopKeyPrefix.length)] : ['execution_dispatch', key];
+    await em.execute(`update ${table} set attempts = attempts + 1, next_at = ${outboxRetrySql('attempts')}, last_error = ? where execution_id = ?`, [error, id]);
   }
 
   async nextDue(em: EntityManager): Promise<Date | undefined> {
-    const rows = await em.execute<{ next_at: Date | null }[]>('select min(next_at) as next_at from execution_dispatch');
+    const rows = await em.execute<{ next_at: Date | null }[]>(
+      'select least((select min(next_at) from execution_dispatch), (select min(next_at) from execution_stop_dispatch)) as next_at',
+    );
     return rows[0]?.next_at ? new Date(rows[0].next_at) : undefined;
   }
 
-  /** Rows still waiting (tests, health). */
+  /** Rows still waiting, starts and stops (tests, health). */
   async pending(em: EntityManager): Promise<number> {
-    const rows = await em.execute<{ n: string }[]>('select count(*) as n from execution_dispatch');
+    const rows = await em.execute<{ n: string }[]>('select (select count(*) from execution_dispatch) + (select count(*) from execution_stop_dispatch) as n');
     return Number(rows[0]?.n ?? 0);
   }
 }

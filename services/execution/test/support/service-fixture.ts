@@ -3,7 +3,6 @@ import { createClient, createRouterTransport, type Client } from '@connectrpc/co
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { createLogger, errorInterceptor, NotFound } from '@gef/common';
 import { openDatabase } from '@gef/common/orm';
-import { OutboxDispatcher } from '@gef/common/outbox';
 import { execution, user } from '@gef/protos';
 import type { RunExecutionInput, StopRequest } from '@gef/workflows';
 import type { Actor } from '../../src/domain/actor';
@@ -13,8 +12,8 @@ import { entities } from '../../src/entities';
 import { ExecutionEvents } from '../../src/events/execution-events';
 import type { ExecutionServiceDeps } from '../../src/handlers/execution-service';
 import { migrations } from '../../src/migrations';
-import { DispatchRepository } from '../../src/repositories/dispatch-repository';
 import { routes } from '../../src/routes';
+import { runDispatcher } from '../../src/runs/run-dispatcher';
 
 export const tokenSecret = 'a-test-secret-of-enough-length';
 
@@ -73,13 +72,16 @@ export interface ServiceFixture {
   scripts: FakeScripts;
   runs: FakeRuns;
   client: Client<typeof execution.ExecutionService>;
-  /** Starts the outbox's due runs (as the service's dispatcher does); false when a start failed. */
+  /** Delivers the outbox's due starts and stops (as the service's dispatcher does); false when one failed. */
   dispatch(): Promise<boolean>;
   close(): Promise<void>;
 }
 
-/** The execution service's RPCs in memory (Connect router transport) over a real database. */
-export async function serviceFixture(databaseUrl: string): Promise<ServiceFixture> {
+/**
+ * The execution service's RPCs in memory (Connect router transport) over a real database.
+ * `launcher`: what steers the runs' workflows (default: `runs`, the fake).
+ */
+export async function serviceFixture(databaseUrl: string, options: { launcher?: RunLauncher } = {}): Promise<ServiceFixture> {
   const logger = createLogger('execution-test', 'silent');
   const orm = await openDatabase({ url: databaseUrl, entities, migrations, logger });
   const scripts = new FakeScripts();
@@ -91,11 +93,11 @@ export async function serviceFixture(databaseUrl: string): Promise<ServiceFixtur
     logger,
     events,
     scripts,
-    runs,
+    runs: options.launcher ?? runs,
     tokenSecret,
     settings: { maxConcurrent: 3, defaultTimeoutSeconds: 600, heartbeatTimeoutSeconds: 10, maxAttempts: 3, prepareTimeoutSeconds: 300 },
   };
-  const dispatcher = new OutboxDispatcher({ name: 'run dispatcher', orm, store: new DispatchRepository(), start: (run) => runs.start(run), logger });
+  const dispatcher = runDispatcher({ orm, runs: deps.runs, logger });
   const transport = createRouterTransport(routes(deps), { router: { interceptors: [errorInterceptor(logger)] } });
   return {
     orm,

@@ -1,0 +1,27 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from '@gef/common';
+import { OutboxDispatcher } from '@gef/common/outbox';
+import type { RunLauncher } from '../domain/run-launcher';
+import { DispatchRepository, dispatchChannel, type RunDispatch } from '../repositories/dispatch-repository';
+
+/** Tells Temporal one thing of the outbox: starts a run's workflow or tells it to stop. */
+export function deliver(runs: RunLauncher, item: RunDispatch): Promise<void> {
+  return item.kind === 'start' ? runs.start(item.input) : runs.stop(item.executionId, item.request);
+}
+
+/**
+ * The service's dispatcher of the runs' outbox: starts the runExecution workflows of
+ * accepted runs and tells them to stop when they are cancelled or ended from outside, once
+ * Temporal answers (retrying with a backoff while it does not). `databaseUrl`: listen for
+ * new rows (absent in tests, which drain it by hand).
+ */
+export function runDispatcher(options: { orm: MikroORM; runs: RunLauncher; logger: Logger; databaseUrl?: string }): OutboxDispatcher<RunDispatch> {
+  return new OutboxDispatcher<RunDispatch>({
+    name: 'run dispatcher',
+    orm: options.orm,
+    store: new DispatchRepository(),
+    start: (item) => deliver(options.runs, item),
+    logger: options.logger,
+    ...(options.databaseUrl ? { listen: { databaseUrl: options.databaseUrl, channel: dispatchChannel } } : {}),
+  });
+}

@@ -1,0 +1,177 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { execution } from '@gef/protos';
+import { gefScriptIdKey, gefStatusKey, gefUserIdKey, runExecutionWorkflowId, type RunExecutionInput, type StopRequest } from '@gef/workflows';
+import type { UserActivities } from '@gef/workflows/activities';
+import { taskQueues } from '@gef/workflows/task-queues';
+import { startTestPostgres, type TestPostgres } from '@gef/deploy';
+import { createExecutionActivities } from '../src/activities';
+import type { RunLauncher } from '../src/domain/run-launcher';
+import { TemporalRunLauncher } from '../src/runs/temporal-run-launcher';
+import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
+
+const S = execution.ExecutionStatus;
+
+function temporalCli(): string {
+  const cache = process.env['GEF_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gef');
+  const candidate = process.env['TEMPORAL_CLI'] ?? path.join(cache, 'temporal-1.5.1', 'temporal');
+  if (!fs.existsSync(candidate)) throw new Error(`No Temporal CLI at ${candidate} (set TEMPORAL_CLI or run npm start once)`);
+  return candidate;
+}
+
+/** A local port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The service's launcher, pointed at Temporal or, while it is "down", at a closed port. */
+class SwitchableLauncher implements RunLauncher {
+  constructor(
+    public target: RunLauncher,
+    readonly stops: { executionId: string; request: StopRequest; ok: boolean }[] = [],
+  ) {}
+
+  start(run: RunExecutionInput): Promise<void> {
+    return this.target.start(run);
+  }
+
+  async stop(executionId: string, request: StopRequest): Promise<void> {
+    try {
+      await this.target.stop(executionId, request);
+      this.stops.push({ executionId, request, ok: true });
+    } catch (err) {
+      this.stops.push({ executionId, request, ok: false });
+      throw err;
+    }
+  }
+}
+
+const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** The result of a run's workflow once it has closed (within 20 s), checked by describing it. */
+async function resultOf(env: TestWorkflowEnvironment, executionId: string): Promise<unknown> {
+  const handle = env.client.workflow.getHandle(runExecutionWorkflowId(executionId));
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const status = (await handle.describe()).status.name;
+    if (status !== 'RUNNING') return handle.result();
+    if (Date.now() > end) {
+      const events = (await handle.fetchHistory()).events ?? [];
+      throw new Error(`the workflow of ${executionId} is still open; its last events: ${events.slice(-5).map((e) => String(e.eventType)).join(', ')}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * "No data is lost when Temporal restarts": a run cancelled (or ended from outside) while
+ * Temporal does not answer is CANCELLED in the database at once; its workflow is told as
+ * soon as Temporal answers again, by the service's dispatcher, so a run waiting for a slot
+ * does not wait for ever and a running one is stopped. Real PostgreSQL, a real Temporal dev
+ * server, the real runExecution workflow and the service's own activities (no runner polls:
+ * a run given to a runner stays scheduled, as with runners that are busy).
+ */
+describe('execution service: stops while Temporal is down', () => {
+  let pg: TestPostgres;
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundleWithSourceMap;
+  let f: ServiceFixture;
+  let up: RunLauncher;
+  let down: RunLauncher;
+  let downConnection: Connection;
+  const launcher = new SwitchableLauncher(undefined as unknown as RunLauncher);
+
+  beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
+    [pg, env, bundle] = await Promise.all([
+      startTestPostgres('gef_execution_outage'),
+      TestWorkflowEnvironment.createLocal({
+        server: { executable: { type: 'existing-path', path: temporalCli() }, searchAttributes: [gefUserIdKey, gefScriptIdKey, gefStatusKey] },
+      }),
+      bundleWorkflowCode({ workflowsPath: require.resolve('@gef/workflows'), logger: quiet }),
+    ]);
+    up = new TemporalRunLauncher(env.client);
+    // No retrying interceptor: a call to a Temporal that is down fails at once.
+    downConnection = Connection.lazy({ address: `127.0.0.1:${await closedPort()}`, interceptors: [] });
+    down = new TemporalRunLauncher(new Client({ connection: downConnection, namespace: env.namespace ?? 'default' }));
+    launcher.target = up;
+    f = await serviceFixture(pg.url, { launcher });
+  }, 180_000);
+
+  afterAll(async () => {
+    await f?.close();
+    await downConnection?.close().catch(() => undefined);
+    await env?.teardown();
+    await pg?.stop();
+  }, 60_000);
+
+  it("ends a waiting run's workflow and stops a running one once Temporal answers again", async () => {
+    const userId = randomUUID();
+    const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId, version: 1 });
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: taskQueues.execution,
+      workflowBundle: bundle,
+      activities: createExecutionActivities(f.deps),
+    });
+    const notify: Pick<UserActivities, 'notifyExecutionFinished'> = { notifyExecutionFinished: async () => ({ sent: true }) };
+    const userWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.user, activities: notify });
+    const state = async (id: string) =>
+      (await f.orm.em.fork().execute<{ status: string; queued_at: Date | null }[]>('select status, queued_at from execution where id = ?', [id]))[0]!;
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      const end = Date.now() + 20_000;
+      while (!(await check())) {
+        if (Date.now() > end) throw new Error(`${what}: not in time`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+
+    await userWorker.runUntil(
+      worker.runUntil(async () => {
+        // Three runs take the user's three slots (their workflows hand them to runners);
+        // the fourth waits for a slot in its workflow.
+        const runs = [];
+        for (let i = 0; i < 4; i++) {
+          runs.push((await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!);
+          expect(await f.dispatch()).toBe(true);
+        }
+        const running = runs[0]!;
+        const waiting = runs[3]!;
+        await until('the fourth run queued', async () => (await state(waiting.id)).queued_at !== null);
+        // A runner takes the first run.
+        expect(await f.client.startExecutionAttempt({ executionId: running.id, attempt: 1, runner: 'runner-test' })).toMatchObject({ proceed: true });
+
+        launcher.target = down;
+        expect((await f.client.cancelExecution({ id: waiting.id, caller: caller(userId) })).execution).toMatchObject({ status: S.CANCELLED });
+        expect((await f.client.cancelExecution({ id: running.id, caller: caller(userId) })).execution).toMatchObject({ status: S.CANCELLING });
+        // Temporal does not answer: nothing is told yet.
+        await f.dispatch();
+        expect(launcher.stops.filter((s) => s.ok)).toEqual([]);
+
+        launcher.target = up;
+        // Due again after the retry's backoff.
+        await new Promise((r) => setTimeout(r, 600));
+        expect(await f.dispatch()).toBe(true);
+        for (const id of [waiting.id, running.id]) {
+          expect(await resultOf(env, id)).toEqual({ executionId: id, status: 'CANCELLED' });
+          const described = await env.client.workflow.getHandle(runExecutionWorkflowId(id)).describe();
+          expect(described.typedSearchAttributes.get(gefStatusKey)).toBe('CANCELLED');
+        }
+        expect((await state(running.id)).status).toBe('CANCELLED');
+        // Told again (a second delivery): a workflow that has ended needs nothing.
+        await expect(up.stop(waiting.id, { reason: 'cancel', status: 'CANCELLED' })).resolves.toBeUndefined();
+        expect(launcher.stops.filter((s) => s.ok).map((s) => s.executionId).sort()).toEqual([waiting.id, running.id].sort());
+      }),
+    );
+  }, 120_000);
+});
