@@ -19,6 +19,8 @@ export const configShape = {
   GEF_ADMIN_EMAIL: z.string().email().default('admin@gef.local'),
   GEF_ADMIN_PASSWORD: z.string().min(12).default('Admin-Dev-Passw0rd!'),
   ACCESS_TOKEN_LIFETIME_SECONDS: z.coerce.number().int().positive().default(3600),
+  /** How often Keycloak's admin events are read (changes made in its console revoke tokens). */
+  KEYCLOAK_EVENTS_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(500),
 };
 
 export type UserConfig = ReturnType<typeof loadConfig>;

@@ -10,6 +10,7 @@ import { KeycloakAdminClient } from './keycloak/admin-client';
 import { KeycloakTokenClient } from './keycloak/token-client';
 import { Mailer } from './mail/mailer';
 import { migrations } from './migrations';
+import { KeycloakChanges } from './revocations/keycloak-changes';
 import { RevocationHub } from './revocations/revocation-hub';
 import { routes } from './routes';
 import { entities } from './entities';
@@ -36,23 +37,36 @@ void runService({
     await revocations.start();
     shutdown.add('revocations', () => revocations.stop());
     const passwordLinks = new PasswordLinks({ orm, mailer, temporal: temporal.client, logger });
+    const roles = new RoleDirectory(keycloak, { logger });
     const users = new Users({
       orm,
       keycloak,
       tokens: new KeycloakTokenClient(keycloakSettings),
       passwordLinks,
       revocations,
-      roles: new RoleDirectory(keycloak, { logger }),
+      roles,
       temporal: temporal.client,
       logger,
     });
+    // Changes made in Keycloak's console (a user disabled, a role or group changed) revoke tokens too.
+    const keycloakChanges = new KeycloakChanges({
+      orm,
+      keycloak,
+      revocations,
+      onRolesChanged: () => roles.invalidate(),
+      logger,
+      tokenLifetimeSeconds: config.ACCESS_TOKEN_LIFETIME_SECONDS,
+      intervalMs: config.KEYCLOAK_EVENTS_POLL_MS,
+    });
+    shutdown.add('keycloak changes', () => keycloakChanges.stop());
     const notices = new ExecutionNotices({ orm, mailer, logger });
     return {
       routes: routes({ users, revocations }),
       checks: { keycloak: () => keycloak.ping() },
       worker: createWorker(temporal.settings, orm, keycloak, notices, passwordLinks, logger),
       // The first SUPERADMIN. Keycloak may still be starting, so retry in the background.
-      started: () =>
+      started: () => {
+        keycloakChanges.start();
         void (async () => {
           for (let attempt = 1; ; attempt++) {
             try {
@@ -63,7 +77,8 @@ void runService({
               await new Promise((r) => setTimeout(r, Math.min(1000 * attempt, 10_000)));
             }
           }
-        })(),
+        })();
+      },
     };
   },
 });

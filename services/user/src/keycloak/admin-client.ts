@@ -22,6 +22,20 @@ export interface KeycloakRole {
   name: string;
 }
 
+/** A change made through Keycloak's admin API or console, as its admin events record it. */
+export interface KeycloakAdminEvent {
+  id?: string;
+  /** Epoch milliseconds. */
+  time: number;
+  operationType: 'CREATE' | 'UPDATE' | 'DELETE' | 'ACTION' | string;
+  resourceType: string;
+  /** E.g. `users/<id>/role-mappings/realm`. */
+  resourcePath?: string;
+  /** The JSON sent with the change (admin events "include representation"). */
+  representation?: string;
+  authDetails?: { realmId?: string; clientId?: string; userId?: string };
+}
+
 /** Raised when Keycloak answers with an unexpected status. */
 export class KeycloakError extends Error {
   /** Keycloak itself failed or is overloaded (e.g. its database is down): a 503, not a 500. */
@@ -274,6 +288,56 @@ export class KeycloakAdminClient {
       maxFailureWaitSeconds: realm.maxFailureWaitSeconds ?? 900,
       failureFactor: realm.failureFactor ?? 5,
     };
+  }
+
+  /** The id of the service account this client acts as (the author of the API's own admin events). */
+  async serviceAccountUserId(): Promise<string> {
+    const payload = (await this.accessToken()).split('.')[1] ?? '';
+    const sub = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
+    if (typeof sub !== 'string' || sub === '') throw new KeycloakError(200, 'service-account login (no subject)', '');
+    return sub;
+  }
+
+  /**
+   * Makes the realm record admin events with their representations; true when it had to.
+   * Needs the service account's realm-management `manage-events` (a 403 otherwise).
+   */
+  async ensureAdminEvents(): Promise<boolean> {
+    const res = await this.admin('/events/config', {}, 'get events settings');
+    if (!res.ok) throw new KeycloakError(res.status, 'get events settings', await res.text());
+    const config = (await res.json()) as Record<string, unknown>;
+    if (config['adminEventsEnabled'] === true && config['adminEventsDetailsEnabled'] === true) return false;
+    const put = await this.admin(
+      '/events/config',
+      { method: 'PUT', body: JSON.stringify({ ...config, adminEventsEnabled: true, adminEventsDetailsEnabled: true }) },
+      'enable admin events',
+    );
+    if (!put.ok) throw new KeycloakError(put.status, 'enable admin events', await put.text());
+    return true;
+  }
+
+  /**
+   * Admin events from `from` (epoch ms, inclusive), oldest first, of the given resource
+   * types and operations (none given: all).
+   */
+  async adminEvents(query: {
+    from: number;
+    first: number;
+    max: number;
+    resourceTypes: readonly string[];
+    operationTypes: readonly string[];
+  }): Promise<KeycloakAdminEvent[]> {
+    const params = new URLSearchParams({
+      dateFrom: String(Math.max(0, Math.floor(query.from))),
+      first: String(query.first),
+      max: String(query.max),
+      direction: 'asc',
+    });
+    for (const type of query.resourceTypes) params.append('resourceTypes', type);
+    for (const type of query.operationTypes) params.append('operationTypes', type);
+    const res = await this.admin(`/admin-events?${params.toString()}`, {}, 'list admin events');
+    if (!res.ok) throw new KeycloakError(res.status, 'list admin events', await res.text());
+    return (await res.json()) as KeycloakAdminEvent[];
   }
 
   /** Every page of a list the admin API pages with `first` and `max`. */

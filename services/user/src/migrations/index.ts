@@ -4,6 +4,7 @@ import { Migration20261128000002 } from './Migration20261128000002';
 import { Migration20261128000003 } from './Migration20261128000003';
 import { Migration20261128000004 } from './Migration20261128000004';
 import { Migration20261128000005 } from './Migration20261128000005';
+import { Migration20261128000006 } from './Migration20261128000006';
 
 /** The user service's migrations, oldest first. */
 export const migrations: MigrationObject[] = [
@@ -12,4 +13,5 @@ export const migrations: MigrationObject[] = [
   { name: 'Migration20261128000003', class: Migration20261128000003 },
   { name: 'Migration20261128000004', class: Migration20261128000004 },
   { name: 'Migration20261128000005', class: Migration20261128000005 },
+  { name: 'Migration20261128000006', class: Migration20261128000006 },
 ];

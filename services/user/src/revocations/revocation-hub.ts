@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Logger } from '@gef/common';
+import { uuidPattern, type Logger } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { PgListener } from '@gef/common/pg-listener';
 
@@ -118,6 +118,35 @@ export class RevocationHub {
     await this.insert(userId, null, notBefore);
     const wait = notBefore.getTime() - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait + 5));
+  }
+
+  /**
+   * Refuses every token of these users issued before `notBefore` (a change seen in
+   * Keycloak: the next whole second after it). A user who already has a revocation as late
+   * or later gets none: the same change seen twice revokes once. Does not wait for the
+   * second to begin, unlike `revokeUser`. Resolves to the users revoked now.
+   */
+  async revokeUsersBefore(userIds: Iterable<string>, notBefore: Date): Promise<string[]> {
+    const ids = [...new Set(userIds)].filter((id) => uuidPattern.test(id));
+    if (ids.length === 0) return [];
+    const expiresAt = new Date(Date.now() + (this.tokenLifetimeSeconds + 60) * 1000);
+    return unitOfWork(this.orm, async (em) => {
+      const conn = em.getConnection();
+      const revoked: string[] = [];
+      for (const userId of ids) {
+        const rows = await conn.execute<{ id: string }[]>(
+          `insert into revocation (user_id, session_id, not_before, expires_at)
+           select ?::uuid, null, ?, ?
+           where not exists (select 1 from revocation where user_id = ?::uuid and not_before >= ?)
+           returning id`,
+          [userId, notBefore, expiresAt, userId, notBefore],
+        );
+        if (!rows[0]) continue;
+        await conn.execute(`select pg_notify('${channel}', ?)`, [String(rows[0].id)]);
+        revoked.push(userId);
+      }
+      return revoked;
+    });
   }
 
   /** Refuses every token of one session. */
