@@ -4,13 +4,14 @@
  * runner's activity; the runner started again takes it and the build reaches SUCCESS, with
  * a log that tells what happened, and nothing of the killed build keeps running.
  *
- * The requirement is a local package whose build backend (PEP 517, no build dependencies,
- * so no index is needed) sleeps on its first build and writes its pid to a marker file:
- * the test knows when pip is busy with it and which process the killed build left.
+ * The requirement is a local package (an absolute file:/// URL, which the build's sandbox
+ * user reads) whose build backend (PEP 517, no build dependencies, so no index is needed)
+ * sleeps on its first build and writes its pid to a marker file: the test knows when pip is
+ * busy with it and which process the killed build left.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { killPart, readStackInfo, runningParts, startPart } from '../harness/stack';
@@ -74,12 +75,15 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     return name
 `;
 
-/** A local package that takes its time to build the first time. */
-function slowPackage(root: string): string {
-  const dir = join(root, `gef-slow-build-${randomBytes(4).toString('hex')}`);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'pyproject.toml'), '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n');
-  writeFileSync(join(dir, 'backend.py'), backend);
+/**
+ * A local package that takes its time to build the first time, where the build's sandbox
+ * user can read it and write its marker.
+ */
+function slowPackage(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gef-slow-build-'));
+  chmodSync(dir, 0o777);
+  writeFileSync(join(dir, 'pyproject.toml'), '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n', { mode: 0o644 });
+  writeFileSync(join(dir, 'backend.py'), backend, { mode: 0o644 });
   return dir;
 }
 
@@ -124,7 +128,7 @@ afterAll(async () => {
 describe('a runner killed during a build', () => {
   it('the build finishes on retry', async () => {
     const owner = await newUser('crash-owner');
-    const pkg = slowPackage(readStackInfo().dataDir);
+    const pkg = slowPackage();
     const name = `Runner Crash ${randomBytes(4).toString('hex')}`;
     const res = await upload(owner.token, cliArchive(name, { requirements: `gef-slow-build @ file://${pkg}\n` }), `${name}.tar.gz`);
     expect(res.status).toBe(200);
@@ -175,5 +179,6 @@ describe('a runner killed during a build', () => {
     await until('the killed build\'s pip to stop', () => (alive(orphan) ? undefined : true), 10_000).catch(() => undefined);
     expect(alive(orphan)).toBe(false);
     expect(dirs.flatMap((d) => readdirSync(d).filter((n) => n.startsWith('.tmp-')))).toEqual([]);
+    rmSync(pkg, { recursive: true, force: true });
   });
 });

@@ -378,12 +378,13 @@ describe('an upload whose token is revoked while its body arrives', () => {
         },
       );
       req.on('error', reject);
-      // Half the body, then the logout, then the rest.
+      // Half the body, then the logout, then (once the contract's second for refusing the
+      // token has passed: the revocation reaches every gateway worker by its own stream) the rest.
       req.write(body.subarray(0, body.length >> 1));
       setTimeout(() => {
         void api('POST', '/auth/logout', { token: owner.token, body: { refresh_token: owner.refresh } }).then((out) => {
           expect(out.status).toBe(200);
-          req.end(body.subarray(body.length >> 1));
+          setTimeout(() => req.end(body.subarray(body.length >> 1)), 1100);
         }, reject);
       }, 300);
     });

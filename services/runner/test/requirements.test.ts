@@ -34,7 +34,7 @@ describe('normaliseRequirements', () => {
   });
 });
 
-describe('normaliseRequirements, pip-compile output and local files', () => {
+describe('normaliseRequirements, pip-compile output and paths', () => {
   const refusal = (text: string) => {
     try {
       normaliseRequirements(text);
@@ -56,16 +56,20 @@ describe('normaliseRequirements, pip-compile output and local files', () => {
   });
 
   it.each([
-    'gefpoc @ file:///tmp/runner/extracted/abc/pkg',
-    'FILE:///etc/passwd',
+    'gefpoc @ file:relative/pkg',
+    'gefpoc @ file://host/share/pkg',
     './pkg',
     '/srv/pkg',
     '~/pkg',
     'pkg/',
     'dir\\pkg.tar.gz',
     'some/where/pkg-1.0.tar.gz',
-  ])('refuses local files: %s', (line) => {
-    expect(refusal(`six\n${line}\n`)).toMatch(/local files are not supported/);
+  ])('refuses paths: %s', (line) => {
+    expect(refusal(`six\n${line}\n`)).toMatch(/paths are not supported \(name a local file by an absolute file:\/\/\/ URL\)/);
+  });
+
+  it('keeps a local file named by an absolute file:/// URL (read as the build user)', () => {
+    expect(normaliseRequirements('Wheel_Pkg @ file:///opt/wheels/wheel_pkg-1.0-py3-none-any.whl')).toEqual(['wheel-pkg @ file:///opt/wheels/wheel_pkg-1.0-py3-none-any.whl']);
   });
 
   it('keeps URLs and markers that hold slashes', () => {

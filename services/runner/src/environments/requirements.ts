@@ -10,8 +10,9 @@ const refuse = (why: string, line: string) => new EnvironmentError(`requirements
 
 /**
  * A requirement's own text and its `--hash` options, split apart. Any other option is refused,
- * as are local files (`file:` URLs, paths): an environment is made from the list alone, the
- * same on every runner, and a build reads nothing of the runner's.
+ * and so are paths: what they name depends on where pip runs. A local file is named by an
+ * absolute `file:///` URL, read as the build's user (wheels an operator placed on the runners,
+ * say; nothing of the runner's own, which that user cannot read).
  */
 function splitOptions(line: string): { requirement: string; hashes: string[] } {
   const at = line.search(/\s--?[A-Za-z]/);
@@ -24,10 +25,11 @@ function splitOptions(line: string): { requirement: string; hashes: string[] } {
       hashes.push(`--hash=${hash[1]!.toLowerCase()}:${hash[2]!.toLowerCase()}`);
     }
   }
-  if (/file:/i.test(requirement) || /^[.~/\\]/.test(requirement)) throw refuse('local files are not supported', line);
+  const paths = 'paths are not supported (name a local file by an absolute file:/// URL)';
+  if (/file:(?!\/\/\/)/i.test(requirement) || /^[.~/\\]/.test(requirement)) throw refuse(paths, line);
   // A name and its version specifiers, before any URL or marker, never hold a path separator.
   const named = requirement.split(/[@;]/)[0]!;
-  if (/[/\\]/.test(named)) throw refuse('local files are not supported', line);
+  if (/[/\\]/.test(named)) throw refuse(paths, line);
   return { requirement, hashes: [...new Set(hashes)].sort() };
 }
 
@@ -48,8 +50,8 @@ function normaliseLine(line: string): string {
  * The requirements that define an environment, normalised so that equivalent files give
  * the same list: continuations joined, comments and blank lines dropped, names canonical,
  * duplicates removed, sorted. pip options (`-r`, `-e`, `--index-url`, …) are refused, but
- * for a requirement's `--hash` (pip-compile's output); so are local files: an environment
- * is built from this list alone.
+ * for a requirement's `--hash` (pip-compile's output); so are paths: an environment is built
+ * from this list alone.
  */
 export function normaliseRequirements(text: string): string[] {
   const joined = text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n').replace(/\\\n/g, '');
