@@ -11,4 +11,5 @@ export * from './dates';
 export * from './version';
 export * from './list-query';
 export * from './json-depth';
+export * from './storable-text';
 export * from './json-schema';

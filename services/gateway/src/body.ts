@@ -1,7 +1,7 @@
 import zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
 import type { NextFunction, Request, Response } from 'express';
-import { jsonTextDepthExceeds, maxJsonValueDepth } from '@gef/common';
+import { jsonTextDepthExceeds, maxJsonValueDepth, unstorableText, unstorableWhat } from '@gef/common';
 import { HttpError } from './http-errors';
 
 /**
@@ -145,14 +145,7 @@ function checkJsonContentType(header: string | undefined): void {
 
 const malformed = () => new HttpError(400, 'invalid_argument', 'Malformed JSON body');
 
-/**
- * Text no database column can hold: NUL (`\u0000`, refused by PostgreSQL in text and jsonb)
- * and UTF-16 surrogates that pair with nothing (valid JSON escapes, but no Unicode text).
- */
-export const unstorableText = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-const unstorable = (where: string) =>
-  new HttpError(400, 'invalid_argument', `${where} holds a NUL character (\\u0000) or an unpaired surrogate, which text cannot hold`);
+const unstorable = (where: string) => new HttpError(400, 'invalid_argument', `${where} holds ${unstorableWhat}`);
 
 /**
  * Parses a JSON body; keys named `__proto__` are dropped. A key or string holding

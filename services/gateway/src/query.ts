@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import { InvalidArgument } from '@gef/common';
-import { unstorableText } from './body';
+import { unstorableText } from '@gef/common';
 
 /**
  * The query string of a request, checked against the names a route documents: an unknown

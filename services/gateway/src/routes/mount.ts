@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response, Router } from 'express';
-import { jsonBody, unstorableText } from '../body';
+import { unstorableText } from '@gef/common';
+import { jsonBody } from '../body';
 import { skipCompression } from '../compression';
 import { HttpError } from '../http-errors';
 import { setRouteTemplate } from '../http-metrics';

@@ -1,6 +1,7 @@
 import { compileJsonSchema, InvalidArgument, uuidPattern } from '@gef/common';
 import { slugify } from './slug';
-import { unstorablePlace, unstorableWhat } from './storable-text';
+import { unstorableWhat } from '@gef/common';
+import { unstorablePlace } from './storable-text';
 
 /** The runtimes a script may declare. */
 export const supportedRuntimes = ['python3'] as const;

@@ -13,7 +13,7 @@ import { ScriptRepository } from '../repositories/script-repository';
 import { ScriptVersionRepository } from '../repositories/script-version-repository';
 import type { ScriptDeps } from './deps';
 import { assertMayChange, canSee, requireActor, type Actor } from './policy';
-import { unstorableText, unstorableWhat } from './storable-text';
+import { unstorableText, unstorableWhat } from '@gef/common';
 
 export interface Upload {
   /** The multipart part's file name. */

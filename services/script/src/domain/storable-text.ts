@@ -1,14 +1,6 @@
-/**
- * Text no PostgreSQL column can hold: NUL (refused in text and jsonb alike, and as a
- * protocol error that looks like a lost connection) and UTF-16 surrogates that pair with
- * nothing (valid JSON escapes, but no Unicode text). The gateway refuses the same in JSON
- * bodies and query strings (its body.ts, not shared in @gef/common); archives reach this
- * service as bytes the gateway does not read, so their text is checked here.
- */
-export const unstorableText = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+import { unstorableText } from '@gef/common';
 
-/** How a refusal names what `unstorableText` finds. */
-export const unstorableWhat = 'a NUL character (\\u0000) or an unpaired surrogate, which text cannot hold';
+// Where archives (bytes the gateway does not read) hold `unstorableText`.
 
 const maxShownPath = 200;
 

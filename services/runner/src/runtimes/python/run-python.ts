@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
+import { jsonDepthExceeds, maxJsonValueDepth } from '@gef/common';
 import type { SandboxLimits, SandboxRun } from '../../sandbox/sandbox';
 import type { ForkServer, InterpreterProcess, ProcessEnd, ProcessExit } from './fork-server';
 
@@ -74,8 +75,6 @@ const maxEarlyLines = 100;
 const levels = new Set<ScriptLevel>(['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL']);
 /** The longest delay a Node timer keeps (a longer one fires at once). */
 const maxTimerMs = 2 ** 31 - 1;
-/** How deeply a result may nest (objects and arrays), as the platform stores and serves them. */
-export const maxResultDepth = 32;
 
 /** A message's text: a string as it is, anything else as JSON (never throws). */
 function textOf(value: unknown): string {
@@ -88,21 +87,9 @@ function textOf(value: unknown): string {
   }
 }
 
-/** Whether a parsed JSON value nests deeper than `max`, found without recursion. */
-function nestsDeeper(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (typeof item !== 'object' || item === null) continue;
-    if (depth + 1 > max) return true;
-    for (const child of Array.isArray(item) ? item : Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return false;
-}
-
-/** A result as JSON text; undefined when it nests too deeply to be stored. */
+/** A result as JSON text; undefined when it nests deeper than the platform stores results. */
 function resultJsonOf(value: unknown): string | undefined {
-  return nestsDeeper(value, maxResultDepth) ? undefined : JSON.stringify(value ?? null);
+  return jsonDepthExceeds(value, maxJsonValueDepth) ? undefined : JSON.stringify(value ?? null);
 }
 
 /** Whether a run's limits fit under an interpreter's start limits (setrlimit only lowers). */
@@ -366,7 +353,7 @@ export class PythonInterpreter {
         case 'result': {
           if (final) return;
           const resultJson = resultJsonOf(v);
-          final = resultJson === undefined ? { kind: 'failed', message: `the script's result is nested deeper than ${maxResultDepth} levels` } : { kind: 'result', resultJson };
+          final = resultJson === undefined ? { kind: 'failed', message: `the script's result is nested deeper than ${maxJsonValueDepth} levels` } : { kind: 'result', resultJson };
           return;
         }
         case 'failed':
