@@ -44,6 +44,23 @@ export async function reconcileRealm(config: StackConfig): Promise<string[]> {
       await admin(`/clients/${client.id}`, { method: 'PUT', body: JSON.stringify({ secret: config.settings.keycloakClientSecret }) });
       changed.push(`${KEYCLOAK_CLIENT_ID} client secret`);
     }
+    // The user service follows the realm's admin events (changes made in the console revoke
+    // tokens) and keeps them switched on: realms imported before it did need both.
+    const serviceAccount = await admin<{ id: string }>(`/clients/${client.id}/service-account-user`);
+    const management = ((await admin<{ id: string }[]>('/clients?clientId=realm-management')) ?? [])[0];
+    if (serviceAccount && management) {
+      const held = (await admin<{ name: string }[]>(`/users/${serviceAccount.id}/role-mappings/clients/${management.id}`)) ?? [];
+      if (!held.some((r) => r.name === 'manage-events')) {
+        const role = await admin<{ id: string; name: string }>(`/clients/${management.id}/roles/manage-events`);
+        await admin(`/users/${serviceAccount.id}/role-mappings/clients/${management.id}`, { method: 'POST', body: JSON.stringify([role]) });
+        changed.push(`${KEYCLOAK_CLIENT_ID} service account may manage events`);
+      }
+    }
+  }
+  const events = await admin<Record<string, unknown>>('/events/config');
+  if (events && (events['adminEventsEnabled'] !== true || events['adminEventsDetailsEnabled'] !== true)) {
+    await admin('/events/config', { method: 'PUT', body: JSON.stringify({ ...events, adminEventsEnabled: true, adminEventsDetailsEnabled: true }) });
+    changed.push('admin events with representations');
   }
   return changed;
 }
