@@ -187,7 +187,7 @@ export class OutboxDispatcher<T> {
         }
         const err = outcome.err;
         failed = true;
-        logger.warn({ err: String(err), key: row.key }, `${name}: could not start the workflow; retrying`);
+        logger.warn({ err: String(err), key: row.key }, `${name}: could not deliver to Temporal; retrying`);
         await store.failed(em, row.key, String(err instanceof Error ? err.message : err).slice(0, 500));
       }
       if (failed) return 'failed';
