@@ -111,7 +111,7 @@ const updateBodySchema: SchemaObject = {
   properties: {
     status: { type: 'string', description: 'Any case.', enum: ['PENDING', 'READY', 'RUNNING', 'FINISHED', 'FAILED', 'CANCELLING', 'CANCELLED'] },
     progress: { type: 'number', minimum: 0, maximum: 100, description: 'Percent; fractions are accepted (shown rounded).' },
-    results: { description: 'Any JSON value (object, array, string, number, boolean or null).' },
+    results: { description: 'Any JSON value (object, array, string, number, boolean or null), nested at most 32 levels of objects and arrays.' },
   },
 };
 
@@ -172,7 +172,7 @@ export const executionsOpenApi: OpenApiResource = {
         parameters: [scriptParam],
         requestBody: {
           required: false,
-          description: 'The params, a JSON object (optional).',
+          description: 'The params, a JSON object (optional), nested at most 32 levels of objects and arrays.',
           content: jsonContent({ type: 'object', additionalProperties: true }, { year_initial: 2001, year_final: 2015 }),
         },
         responses: { '200': executionResponse('The new execution, PENDING.'), ...errorResponses(400, 401, 404, 413, 415, 429, 503) },
