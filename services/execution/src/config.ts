@@ -11,6 +11,8 @@ export const configShape = {
   EXECUTION_TOKEN_SECRET: z.string().min(16).default('gef-execution-token-dev-secret'),
   /** Runs a USER may have going at once; ADMIN and SUPERADMIN are unlimited. */
   MAX_CONCURRENT_EXECUTIONS: z.coerce.number().int().min(1).max(10_000).default(3),
+  /** Runs of a USER that may wait for a slot at once (each holds a waiting workflow); more are 429. */
+  MAX_WAITING_EXECUTIONS: z.coerce.number().int().min(1).max(100_000).default(500),
   /** A script's wall-clock timeout when its configuration.json sets none. */
   EXECUTION_DEFAULT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(3600),
   /** How long a runner may stay silent (no heartbeat) before its run moves to another runner. */

@@ -39,6 +39,7 @@ void runService({
       tokenSecret: config.EXECUTION_TOKEN_SECRET,
       settings: {
         maxConcurrent: config.MAX_CONCURRENT_EXECUTIONS,
+        maxWaiting: config.MAX_WAITING_EXECUTIONS,
         defaultTimeoutSeconds: config.EXECUTION_DEFAULT_TIMEOUT_SECONDS,
         heartbeatTimeoutSeconds: config.RUNNER_HEARTBEAT_TIMEOUT_SECONDS,
         maxAttempts: config.EXECUTION_MAX_ATTEMPTS,

@@ -8,6 +8,8 @@ import type { ScriptCatalog } from './script-catalog';
 export interface RunSettings {
   /** Concurrent runs of a USER (ADMIN+ unlimited). */
   maxConcurrent: number;
+  /** Runs of a USER waiting for a slot at once; more are refused (429). Absent: no bound. */
+  maxWaiting?: number;
   defaultTimeoutSeconds: number;
   heartbeatTimeoutSeconds: number;
   maxAttempts: number;

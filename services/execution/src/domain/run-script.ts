@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { InvalidArgument, jsonDepthExceeds, maxJsonValueDepth } from '@gef/common';
+import { InvalidArgument, jsonDepthExceeds, maxJsonValueDepth, ResourceExhausted } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { RunExecutionInput } from '@gef/workflows';
 import { DispatchRepository } from '../repositories/dispatch-repository';
@@ -15,7 +15,8 @@ import { grantOnAccept } from './run-slots';
  * `maxJsonValueDepth` levels and checked against its params_schema; the execution is
  * stored PENDING (pinned to the version), with its slot when one is free, together with
  * its runExecution workflow's start in the outbox
- * (execution_dispatch), atomically. The dispatcher starts the workflow as soon as
+ * (execution_dispatch), atomically. A USER's run that must wait is refused (429) while
+ * `maxWaiting` of theirs wait already. The dispatcher starts the workflow as soon as
  * Temporal answers, so a run accepted while Temporal is down starts when it returns.
  */
 export async function runScript(
@@ -69,5 +70,14 @@ export async function runScript(
     );
   // Without a limit no slot is counted: one statement, atomic by itself.
   if (input.concurrencyLimit === null) return accept(deps.orm.em.fork(), true);
-  return deps.orm.em.fork().transactional(async (em) => accept(em, await grantOnAccept(em, actor.userId, input.concurrencyLimit)));
+  return deps.orm.em.fork().transactional(async (em) => {
+    const granted = await grantOnAccept(em, actor.userId, input.concurrencyLimit);
+    // A run that must wait joins a bounded queue (under the user's slot lock, so no two
+    // accepts at once both take the last place).
+    const maxWaiting = deps.settings.maxWaiting;
+    if (!granted && maxWaiting !== undefined && (await new ExecutionRepository(em).countWaiting(actor.userId, maxWaiting)) >= maxWaiting) {
+      throw new ResourceExhausted(`At most ${maxWaiting} runs of a user may wait for a slot; try again once some have started`, 'rate_limited', { retry_after: 60 });
+    }
+    return accept(em, granted);
+  });
 }

@@ -301,6 +301,15 @@ export class ExecutionRepository {
     return Number(rows[0]?.n ?? 0);
   }
 
+  /** How many runs of the user wait for a slot, counted up to `atMost`. */
+  async countWaiting(userId: string, atMost: number): Promise<number> {
+    const rows = await this.em.execute<{ n: string }[]>(
+      `select count(*) as n from (select 1 from execution where user_id = ? and status = 'PENDING' and not slot_held limit ?) waiting`,
+      [userId, atMost],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
   /** Whether any run of the user waits for a slot (accepted, not holding one). */
   async anyWaiting(userId: string): Promise<boolean> {
     const rows = await this.em.execute<Row[]>(`select 1 from execution where user_id = ? and status = 'PENDING' and not slot_held limit 1`, [userId]);
