@@ -4,6 +4,30 @@ import path from 'node:path';
 import { z } from 'zod';
 import { baseConfigShape, ConfigError, parseConfig, port } from '@gef/common';
 
+const GiB = 1024 ** 3;
+const TiB = 1024 ** 4;
+
+/**
+ * A size in bytes, positive and at most `max` (named in the refusal, so a value with a few
+ * zeros too many fails at start and says what the bound is).
+ */
+const bytesAtMost = (max: number, fallback: number) =>
+  z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(max, `at most ${max / TiB >= 1 ? `${max / TiB} TiB` : `${max / GiB} GiB`} (${max} bytes)`)
+    .default(fallback);
+
+/** A count, at least `min` and at most `max` (named in the refusal). */
+const countAtMost = (min: number, max: number, fallback: number, why = '') =>
+  z.coerce
+    .number()
+    .int()
+    .min(min)
+    .max(max, `at most ${max}${why}`)
+    .default(fallback);
+
 export const configShape = {
   ...baseConfigShape,
   METRICS_PORT: port(9104),
@@ -31,7 +55,8 @@ export const configShape = {
    * few ms of CPU each instead of ~50 to start one and import it); `off`: each is started.
    */
   PYTHON_FORK_SERVER: z.enum(['on', 'off']).default('on'),
-  PIP_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(900),
+  /** One `pip install`; a day at most (a Node timer holds up to 24.8 days, and fires at once beyond). */
+  PIP_TIMEOUT_SECONDS: countAtMost(1, 86_400, 900, ' (a day)'),
   /** What scripts get as API_URL: the gateway's public address. */
   API_URL: z.string().url().optional(),
   PUBLIC_URL: z.string().url().default('http://127.0.0.1:3000'),
@@ -58,15 +83,17 @@ export const configShape = {
    */
   SANDBOX_NETWORK: z.enum(['internet', 'api', 'open']).default('internet'),
   /** Default limits (a script's configuration sets memory and timeout itself). */
-  SANDBOX_MEMORY_BYTES: z.coerce.number().int().positive().default(4 * 1024 ** 3),
-  SANDBOX_MAX_PROCESSES: z.coerce.number().int().positive().default(256),
-  SANDBOX_MAX_OPEN_FILES: z.coerce.number().int().positive().default(1024),
-  SANDBOX_MAX_FILE_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+  SANDBOX_MEMORY_BYTES: bytesAtMost(TiB, 4 * GiB),
+  /** Processes and threads of a run's user (RLIMIT_NPROC). */
+  SANDBOX_MAX_PROCESSES: countAtMost(1, 65_536, 256),
+  /** The kernel refuses more than its nr_open (1048576 by default) to every run. */
+  SANDBOX_MAX_OPEN_FILES: countAtMost(1, 1_048_576, 1024, " (the kernel's default nr_open)"),
+  SANDBOX_MAX_FILE_BYTES: bytesAtMost(TiB, 2 * GiB),
   /**
    * What a run's files may take on disk together (its directory and its files in the shared
    * temporary directories), checked every SANDBOX_DISK_CHECK_MS: past it the run is stopped.
    */
-  SANDBOX_MAX_DISK_BYTES: z.coerce.number().int().positive().default(10 * 1024 ** 3),
+  SANDBOX_MAX_DISK_BYTES: bytesAtMost(16 * TiB, 10 * GiB),
   SANDBOX_DISK_CHECK_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
   /**
    * One memory limit for all the processes of a run (a memory cgroup per run): `auto` when
@@ -81,7 +108,7 @@ export const configShape = {
   /** How long a log line may wait to be sent with others. */
   RUN_LOG_FLUSH_MS: z.coerce.number().int().min(10).max(10_000).default(200),
   /** Log lines kept per attempt; later ones are dropped with a note. */
-  RUN_LOG_MAX_LINES: z.coerce.number().int().min(100).default(1_000_000),
+  RUN_LOG_MAX_LINES: countAtMost(100, 10_000_000, 1_000_000),
 };
 
 /**

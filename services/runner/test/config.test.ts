@@ -1,0 +1,43 @@
+import { ConfigError } from '@gef/common';
+import { loadConfig } from '../src/config';
+
+const GiB = 1024 ** 3;
+const TiB = 1024 ** 4;
+
+describe('runner configuration', () => {
+  it('takes the defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      RUN_LOG_MAX_LINES: 1_000_000,
+      SANDBOX_MEMORY_BYTES: 4 * GiB,
+      SANDBOX_MAX_PROCESSES: 256,
+      SANDBOX_MAX_OPEN_FILES: 1024,
+      SANDBOX_MAX_FILE_BYTES: 2 * GiB,
+      SANDBOX_MAX_DISK_BYTES: 10 * GiB,
+      PIP_TIMEOUT_SECONDS: 900,
+    });
+  });
+
+  // A typo (a few zeros too many) fails at start, naming the setting and its maximum, where
+  // it was taken as it came: a limit no machine has, or one the kernel refuses to every run.
+  it.each([
+    ['RUN_LOG_MAX_LINES', 10_000_000, '10000000'],
+    ['SANDBOX_MEMORY_BYTES', TiB, '1 TiB'],
+    ['SANDBOX_MAX_PROCESSES', 65_536, '65536'],
+    ['SANDBOX_MAX_OPEN_FILES', 1_048_576, '1048576'],
+    ['SANDBOX_MAX_FILE_BYTES', TiB, '1 TiB'],
+    ['SANDBOX_MAX_DISK_BYTES', 16 * TiB, '16 TiB'],
+    ['PIP_TIMEOUT_SECONDS', 86_400, '86400'],
+  ])('refuses %s above %d, and takes it at most', (name, max, said) => {
+    expect(loadConfig({ [name]: String(max) })[name as 'RUN_LOG_MAX_LINES']).toBe(max);
+    let caught: unknown;
+    try {
+      loadConfig({ [name]: String(max * 10) });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).problems).toEqual([expect.stringContaining(`${name}: `)]);
+    expect((caught as ConfigError).problems[0]).toContain(said);
+  });
+});
