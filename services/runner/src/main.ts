@@ -1,6 +1,6 @@
 import { createLogger, createMetricsRegistry, describeFailure, Shutdown, startMetricsServer } from '@gef/common';
 import { loadConfig } from './config';
-import { sweepUnfinishedEnvironments } from './environments/ensure-environment';
+import { privatiseEnvironmentRecords, sweepUnfinishedEnvironments } from './environments/ensure-environment';
 import { environmentSettings } from './environments/settings';
 import { removeMemoryCgroups } from './sandbox/memory-cgroups';
 import { apiEndpoint, installNetworkPolicy, packageIndexEndpoints } from './sandbox/network-policy';
@@ -20,6 +20,8 @@ async function main(): Promise<void> {
   // Half-built environments of a runner killed mid-build: older than any build can take.
   const swept = await sweepUnfinishedEnvironments(environmentSettings(config, dirs.root), (config.PIP_TIMEOUT_SECONDS + 600) * 1000);
   if (swept > 0) logger.info({ swept }, 'unfinished environments removed');
+  const privatised = await privatiseEnvironmentRecords(environmentSettings(config, dirs.root));
+  if (privatised > 0) logger.info({ privatised }, "older environments' records made the runner's alone");
   if (sandboxed && config.SANDBOX_NETWORK !== 'open') {
     const { scripts, builds } = config.sandboxUids;
     const network = await installNetworkPolicy(

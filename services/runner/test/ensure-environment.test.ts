@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { EnvironmentError } from '../src/environments/environment-error';
-import { ensureEnvironment, sweepUnfinishedEnvironments, type EnvironmentSettings } from '../src/environments/ensure-environment';
+import { ensureEnvironment, privatiseEnvironmentRecords, sweepUnfinishedEnvironments, type EnvironmentSettings } from '../src/environments/ensure-environment';
 import { prepareRunnerDirs, type RunnerDirs } from '../src/sandbox/runner-dirs';
 import { processesOf, Sandbox } from '../src/sandbox/sandbox';
 import { isRoot } from './support/run-script-fixture';
@@ -104,18 +104,32 @@ describe('ensureEnvironment', () => {
     const sleeper = (...args: string[]) => spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)', ...args], { detached: true, stdio: 'ignore' });
     const leftover = sleeper(orphan);
     const left = sleeper();
-    fs.writeFileSync(path.join(orphan, '.gef-build-pgid'), `${leftover.pid}\n`);
+    fs.writeFileSync(`${orphan}.pgid`, `${leftover.pid}\n`);
     // A process whose id a file names but which is not that step (an id reused since): left alone.
     const other = path.join(root, '.tmp-0def-4194305-other');
     fs.mkdirSync(other);
-    fs.writeFileSync(path.join(other, '.gef-build-pgid'), `${left.pid}\n`);
+    fs.writeFileSync(`${other}.pgid`, `${left.pid}\n`);
     const [leftoverExit, leftExit] = [exited(leftover), exited(left)];
     expect(await sweepUnfinishedEnvironments(settings, 60 * 60 * 1000)).toBe(2);
     expect(await leftoverExit).toBe('SIGKILL');
-    expect([fs.existsSync(orphan), fs.existsSync(other)]).toEqual([false, false]);
+    expect([orphan, other, `${orphan}.pgid`, `${other}.pgid`].map((p) => fs.existsSync(p))).toEqual([false, false, false, false]);
     // Still running: it ends by the signal sent now, not by a SIGKILL from the sweep.
     left.kill('SIGTERM');
     expect(await leftExit).toBe('SIGTERM');
+  });
+
+  it("makes older environments' records the runner's alone, never through a link", async () => {
+    const env = await ensureEnvironment(settings, 'python3', '# older\n');
+    const record = path.join(env.path, '.gef-environment.json');
+    fs.chmodSync(record, 0o644);
+    const outside = path.join(dataDir, 'outside');
+    fs.writeFileSync(outside, 'x', { mode: 0o644 });
+    fs.chmodSync(outside, 0o644);
+    fs.symlinkSync(outside, path.join(env.path, 'gef-requirements.txt'));
+    expect(await privatiseEnvironmentRecords(settings)).toBe(isRoot ? 1 : 0);
+    if (isRoot) expect(fs.statSync(record).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(outside).mode & 0o777).toBe(0o644);
+    fs.rmSync(path.join(env.path, 'gef-requirements.txt'));
   });
 
   it('leaves environments readable by other users (scripts run unprivileged)', () => {
@@ -190,11 +204,45 @@ describe('ensureEnvironment', () => {
       expect({ entry, uid: stat.uid }).toEqual({ entry, uid: 0 });
       if (!stat.isSymbolicLink()) expect({ entry, bits: stat.mode & 0o7022 }).toEqual({ entry, bits: 0 });
     }
-    expect(fs.statSync(path.join(env.path, 'gef-requirements.txt')).mode & 0o777).toBe(0o600);
+    // pip's requirements file stayed out of the tree (in the build's home); the runner's record is its alone.
+    expect(fs.existsSync(path.join(env.path, 'gef-requirements.txt'))).toBe(false);
     expect(fs.statSync(path.join(env.path, '.gef-environment.json')).mode & 0o777).toBe(0o600);
     // Other environments cannot be listed; this one is usable by a script's user.
     expect(fs.statSync(path.join(dirs.root, 'environments')).mode & 0o777).toBe(0o711);
     const asScript = execFileSync('setpriv', ['--reuid=930100', '--regid=930100', '--clear-groups', env.python, '-c', 'import six; print(six.__version__)'], { env: { PATH: '/usr/bin:/bin' } });
     expect(asScript.toString().trim()).toBe('1.17.0');
+  }, 300_000);
+
+  it('writes its record anew, never through a link or a FIFO the build left at its name', async () => {
+    // Files of root's that a build must not reach through the runner.
+    const victim = path.join(tmp, 'victim');
+    fs.writeFileSync(victim, 'untouched\n', { mode: 0o644 });
+    fs.chmodSync(victim, 0o644);
+    const hooks = path.join(tmp, 'hostile-hooks');
+    fs.mkdirSync(hooks, { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(hooks, 'sitecustomize.py'),
+      [
+        'import os',
+        'args = open("/proc/self/cmdline", "rb").read().split(b"\\0")',
+        'for a in args:',
+        '    d = a.decode(errors="replace")',
+        '    if "/environments/.tmp-" in d and os.path.isdir(d):',
+        '        for name, how in ((".gef-environment.json", "link"), ("gef-requirements.txt", "link"), (".gef-build-pgid", "link"), ("fifo-name", "fifo")):',
+        '            p = os.path.join(d, name)',
+        '            if os.path.lexists(p):',
+        '                continue',
+        `            if how == "link": os.symlink(${JSON.stringify(victim)}, p)`,
+        '            else: os.mkfifo(p)',
+      ].join('\n'),
+      { mode: 0o644 },
+    );
+    const hostile = { ...settings, processEnv: { ...settings.processEnv, PYTHONPATH: hooks, GEF_TEST_UID_LOG: '' } };
+    const env = await ensureEnvironment(hostile, 'python3', '# a hostile build\n');
+    expect(fs.readFileSync(victim, 'utf8')).toBe('untouched\n');
+    expect(fs.statSync(victim).mode & 0o777).toBe(0o644);
+    const record = fs.lstatSync(path.join(env.path, '.gef-environment.json'));
+    expect({ file: record.isFile(), uid: record.uid, mode: record.mode & 0o777 }).toEqual({ file: true, uid: 0, mode: 0o600 });
+    expect(JSON.parse(fs.readFileSync(path.join(env.path, '.gef-environment.json'), 'utf8'))).toMatchObject({ hash: env.hash });
   }, 300_000);
 });

@@ -51,7 +51,7 @@ describe('normaliseRequirements, pip-compile output and paths', () => {
     expect(normaliseRequirements(text)).toEqual(['requests==2.32.3 --hash=sha256:aaaa', 'six==1.16.0 --hash=sha256:1e61 --hash=sha256:8abb --hash=sha256:ffff']);
   });
 
-  it.each(['six==1.16.0 --config-settings=x=y', 'six --install-option=--prefix=/', 'six==1.0 -i https://evil.example/simple'])('refuses any other option of a requirement: %s', (line) => {
+  it.each(['six==1.16.0 --config-settings=x=y', 'six --install-option=--prefix=/', 'six==1.0 -i https://evil.example/simple', 'six; python_version>"0" -"-global-option=--x"', "six -'-install-option=--x'", 'six==1.0 --hash=sha256:aa -"-config-settings=x"'])('refuses any other option of a requirement: %s', (line) => {
     expect(refusal(line)).toMatch(/pip options are not supported, but for --hash/);
   });
 

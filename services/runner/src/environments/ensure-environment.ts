@@ -42,8 +42,11 @@ export interface Environment {
 }
 
 const marker = '.gef-environment.json';
-/** In a half-built environment: the process group of the step running (venv, pip). */
-const buildProcessFile = '.gef-build-pgid';
+/**
+ * Beside a half-built environment (`<dir>.pgid`, in the runner's own directory, never in the
+ * tree a build's user writes to): the process group of the step running (venv, pip).
+ */
+const buildProcessFile = (dir: string) => `${dir}.pgid`;
 const supported = new Set(['python3']);
 
 /** Builds in progress in this process, by hash: a second build of a hash waits for the first. */
@@ -90,21 +93,28 @@ async function build(settings: EnvironmentSettings, runtime: string, requirement
       // The build's user has its own home (removed with it) and no cache shared with other builds.
       env: place ? { ...settings.processEnv, HOME: place.dir, TMPDIR: place.dir } : settings.processEnv,
       pipTimeoutMs: settings.pipTimeoutMs,
-      ...(place && limits ? { wrap: (command: string, args: string[]) => place.wrap(command, args, limits) } : { pipCacheDir: path.join(path.resolve(settings.dataDir), 'cache', 'pip') }),
+      ...(place && limits
+        ? { wrap: (command: string, args: string[]) => place.wrap(command, args, limits), requirementsFile: path.join(place.dir, 'gef-requirements.txt') }
+        : { pipCacheDir: path.join(path.resolve(settings.dataDir), 'cache', 'pip') }),
       onLine,
       // Written at once, so a runner started after this one is killed can stop what it left running.
-      onProcess: (pgid) => writeFileSync(path.join(tmp, buildProcessFile), `${pgid}\n`),
+      onProcess: (pgid) => writeFileSync(buildProcessFile(tmp), `${pgid}\n`),
       ...(hooks.signal ? { signal: hooks.signal } : {}),
     });
-    await fs.rm(path.join(tmp, buildProcessFile), { force: true });
+    await fs.rm(buildProcessFile(tmp), { force: true });
     if (place && buildUid !== undefined) {
       // Nothing the build started may change the environment once it is the runner's.
       await place.killAll();
       await claimTree(tmp, buildUid);
+    } else {
+      // The requirements may hold credentials (a URL with a token): the runner's alone.
+      await fs.chmod(path.join(tmp, 'gef-requirements.txt'), 0o600).catch(() => undefined);
     }
-    // The requirements may hold credentials (a URL with a token): the runner's alone.
-    await fs.chmod(path.join(tmp, 'gef-requirements.txt'), 0o600).catch(() => undefined);
-    await fs.writeFile(path.join(tmp, marker), `${JSON.stringify({ hash, runtime, requirements, createdAt: new Date().toISOString() }, null, 2)}\n`, { mode: 0o600 });
+    // The runner's record of the environment, never through whatever the build left at its
+    // name (a link the runner would follow as root, a FIFO it would block on): that is
+    // removed, and the record made anew.
+    await fs.rm(path.join(tmp, marker), { recursive: true, force: true });
+    await fs.writeFile(path.join(tmp, marker), `${JSON.stringify({ hash, runtime, requirements, createdAt: new Date().toISOString() }, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
     // Readable by the unprivileged users scripts run as.
     await fs.chmod(tmp, 0o755);
     try {
@@ -122,6 +132,7 @@ async function build(settings: EnvironmentSettings, runtime: string, requirement
   } catch (err) {
     await builder?.killAll();
     await fs.rm(tmp, { recursive: true, force: true });
+    await fs.rm(buildProcessFile(tmp), { force: true });
     throw err;
   } finally {
     await builder?.close();
@@ -174,7 +185,7 @@ function stopLeftoverBuild(dir: string): boolean {
   let pgid: number;
   let cmdline: string;
   try {
-    pgid = Number(readFileSync(path.join(dir, buildProcessFile), 'utf8').trim());
+    pgid = Number(readFileSync(buildProcessFile(dir), 'utf8').trim());
     if (!Number.isInteger(pgid) || pgid <= 1) return false;
     cmdline = readFileSync(`/proc/${pgid}/cmdline`, 'utf8');
   } catch {
@@ -203,7 +214,7 @@ export async function sweepUnfinishedEnvironments(settings: EnvironmentSettings,
     return 0;
   }
   let removed = 0;
-  for (const name of names.filter((n) => n.startsWith('.tmp-'))) {
+  for (const name of names.filter((n) => n.startsWith('.tmp-') && !n.endsWith('.pgid'))) {
     const dir = path.join(root, name);
     const owner = Number(/^\.tmp-[0-9a-f]+-(\d+)-/.exec(name)?.[1]);
     const orphaned = Number.isInteger(owner) && owner !== process.pid && !isAlive(owner);
@@ -211,8 +222,35 @@ export async function sweepUnfinishedEnvironments(settings: EnvironmentSettings,
     if (stat && (orphaned || Date.now() - stat.mtimeMs > maxAgeMs)) {
       if (owner !== process.pid) stopLeftoverBuild(dir);
       await fs.rm(dir, { recursive: true, force: true, maxRetries: 3 });
+      await fs.rm(buildProcessFile(dir), { force: true });
       removed++;
     }
   }
+  // A process group's record whose half-built environment is gone.
+  for (const name of names.filter((n) => n.startsWith('.tmp-') && n.endsWith('.pgid'))) {
+    const dir = path.join(root, name.slice(0, -'.pgid'.length));
+    if (!names.includes(path.basename(dir))) await fs.rm(path.join(root, name), { force: true });
+  }
   return removed;
+}
+
+/**
+ * Makes the records of environments built before they were private (the requirements file
+ * and the marker, which may hold a URL's token) the runner's alone: regular files of root's
+ * only, never through a link. Returns how many were changed.
+ */
+export async function privatiseEnvironmentRecords(settings: EnvironmentSettings): Promise<number> {
+  const root = environmentsDir(settings);
+  let changed = 0;
+  for (const name of await fs.readdir(root).catch(() => [] as string[])) {
+    if (name.startsWith('.')) continue;
+    for (const record of [marker, 'gef-requirements.txt']) {
+      const file = path.join(root, name, record);
+      const stat = await fs.lstat(file).catch(() => undefined);
+      if (!stat?.isFile() || stat.uid !== 0 || (stat.mode & 0o077) === 0) continue;
+      await fs.chmod(file, 0o600);
+      changed++;
+    }
+  }
+  return changed;
 }

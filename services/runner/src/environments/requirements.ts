@@ -15,11 +15,13 @@ const refuse = (why: string, line: string) => new EnvironmentError(`requirements
  * say; nothing of the runner's own, which that user cannot read).
  */
 function splitOptions(line: string): { requirement: string; hashes: string[] } {
-  const at = line.search(/\s--?[A-Za-z]/);
+  // pip starts a line's options at its first word that begins with '-', whatever follows
+  // (it unquotes them: `-"-global-option=x"` is an option).
+  const at = line.search(/\s-/);
   const requirement = (at < 0 ? line : line.slice(0, at)).trim();
   const hashes: string[] = [];
   if (at >= 0) {
-    for (const option of line.slice(at).trim().split(/\s+(?=--?[A-Za-z])/)) {
+    for (const option of line.slice(at).trim().split(/\s+(?=-)/)) {
       const hash = hashOption.exec(option.trim().replace(/\s+/, ' '));
       if (!hash) throw refuse(`pip options are not supported, but for --hash`, line);
       hashes.push(`--hash=${hash[1]!.toLowerCase()}:${hash[2]!.toLowerCase()}`);

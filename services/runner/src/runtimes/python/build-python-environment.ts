@@ -12,6 +12,12 @@ export interface PythonBuild {
   pipTimeoutMs: number;
   /** pip's download cache; none when absent (a build in the sandbox shares nothing with others). */
   pipCacheDir?: string;
+  /**
+   * Where pip's requirements file is written (by the runner, before pip runs); default
+   * `gef-requirements.txt` in the environment. A build in the sandbox keeps it out of the
+   * tree its user writes to.
+   */
+  requirementsFile?: string;
   /** The command line that runs a step (venv, pip) as the build's user, with its limits; as it is when absent. */
   wrap?: (command: string, args: string[]) => { command: string; args: string[] };
   onLine: (line: string) => void;
@@ -51,9 +57,9 @@ export async function buildPythonEnvironment(dir: string, requirements: string[]
     build.onLine('no requirements to install');
     return;
   }
-  const file = path.join(dir, 'gef-requirements.txt');
-  // Readable by the build's user, which runs pip; made the runner's alone once the environment is built.
-  await fs.writeFile(file, `${requirements.join('\n')}\n`, { mode: 0o644 });
+  const file = build.requirementsFile ?? path.join(dir, 'gef-requirements.txt');
+  // A new file (never one found there), readable by the build's user, which runs pip.
+  await fs.writeFile(file, `${requirements.join('\n')}\n`, { mode: 0o644, flag: 'wx' });
   build.onLine(`installing ${requirements.length} requirement${requirements.length === 1 ? '' : 's'} with pip`);
   const pythonInEnv = path.join(dir, 'bin', 'python');
   const pipArgs = basePip ? ['-m', 'pip', '--python', pythonInEnv] : ['-m', 'pip'];
