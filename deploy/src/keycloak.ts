@@ -55,6 +55,9 @@ export function keycloakEnv(config: StackConfig, java: JavaInfo): NodeJS.Process
       '-XX:TieredStopAtLevel=1',
       // The home is shared by every stack on the machine; the transaction log is not.
       `-Dquarkus.transaction-manager.object-store.directory=${join(config.dataDir, 'keycloak', 'transaction-logs')}`,
+      // Vert.x's file cache, by default a world-writable /tmp/vertx-cache (not sticky): in
+      // the stack's own data directory, where no script's user reaches it.
+      `-Dvertx.cacheDirBase=${join(config.dataDir, 'keycloak', 'vertx-cache')}`,
     ]
       .filter(Boolean)
       .join(' '),

@@ -102,6 +102,8 @@ describe('command lines', () => {
     );
     const env = keycloakEnv(config, { command: '/usr/bin/java', home: undefined, major: 17 });
     expect(env).toMatchObject({ KC_BOOTSTRAP_ADMIN_USERNAME: 'admin', KC_BOOTSTRAP_ADMIN_PASSWORD: 'admin', KEYCLOAK_CLIENT_SECRET: 'gef-api-dev-secret', SMTP_HOST: '127.0.0.1', SMTP_PORT: '6003' });
+    // Vert.x's file cache stays in the stack's data directory, not a world-writable /tmp/vertx-cache.
+    expect(env.JAVA_OPTS_APPEND).toContain('-Dvertx.cacheDirBase=/data/keycloak/vertx-cache');
   });
 
   test('Temporal: persistent SQLite file under the data dir, our ports, the search attributes', () => {
