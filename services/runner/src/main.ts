@@ -1,9 +1,10 @@
+import { readFile } from 'node:fs/promises';
 import { createLogger, createMetricsRegistry, describeFailure, Shutdown, startMetricsServer } from '@gef/common';
 import { loadConfig } from './config';
 import { privatiseEnvironmentRecords, sweepUnfinishedEnvironments } from './environments/ensure-environment';
 import { environmentSettings } from './environments/settings';
 import { removeMemoryCgroups } from './sandbox/memory-cgroups';
-import { apiEndpoint, installNetworkPolicy, packageIndexEndpoints } from './sandbox/network-policy';
+import { apiEndpoint, installNetworkPolicy, nameServersOf, packageIndexEndpoints } from './sandbox/network-policy';
 import { prepareRunnerDirs } from './sandbox/runner-dirs';
 import { createWorker } from './worker';
 
@@ -30,6 +31,8 @@ async function main(): Promise<void> {
         uidFirst: scripts.base,
         uidLast: scripts.base + scripts.count - 1,
         api: await apiEndpoint(config.apiUrl),
+        // Port 53 of the machine's name servers only, not of every address.
+        dns: nameServersOf(await readFile('/etc/resolv.conf', 'utf8').catch(() => '')),
         builds: {
           uidFirst: builds.base,
           uidLast: builds.base + builds.count - 1,

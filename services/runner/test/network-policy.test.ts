@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import { createLogger } from '@gef/common';
-import { installNetworkPolicy, networkRuleset, packageIndexEndpoints, tableName } from '../src/sandbox/network-policy';
+import { installNetworkPolicy, nameServersOf, networkRuleset, packageIndexEndpoints, tableName } from '../src/sandbox/network-policy';
 
 const logger = createLogger('test', 'silent');
 
@@ -40,6 +40,20 @@ describe('networkRuleset', () => {
     // The index before the refusal of its private range; the builds' users never get the scripts' API rule.
     expect(text.indexOf(`${b} ip daddr 10.1.2.3`)).toBeLessThan(text.indexOf(`${b} ip daddr {`));
     expect(text).not.toContain(`${b} ip daddr 127.0.0.1 tcp dport 3000 accept`);
+  });
+});
+
+describe('name servers', () => {
+  it("reads resolv.conf's name servers, addresses only", () => {
+    expect(nameServersOf('# comment\nnameserver 10.0.0.2\nsearch x\n nameserver fe80::1%eth0\nnameserver dns.example\nnameserver 10.0.0.2\n')).toEqual(['10.0.0.2', 'fe80::1']);
+  });
+
+  it('lets port 53 reach the name servers only, when they are known', () => {
+    const text = networkRuleset({ mode: 'internet', uidFirst: 1, uidLast: 2, api: { addresses: [], port: 3000 }, dns: ['10.0.0.2', 'fd00::53'], builds: { uidFirst: 3, uidLast: 4, indexes: [] } }, tableName(3));
+    expect(text).toContain('meta skuid 1-2 ip daddr 10.0.0.2 udp dport 53 accept');
+    expect(text).toContain('meta skuid 1-2 ip6 daddr fd00::53 tcp dport 53 accept');
+    expect(text).toContain('meta skuid 3-4 ip daddr 10.0.0.2 tcp dport 53 accept');
+    expect(text).not.toMatch(/skuid \d+-\d+ (udp|tcp) dport 53 accept/);
   });
 });
 

@@ -33,6 +33,20 @@ export interface NetworkPolicy {
    * nothing else on this host or on private ranges.
    */
   builds?: { uidFirst: number; uidLast: number; indexes: Endpoint[] };
+  /** The name servers (port 53) sandbox users may ask; any address when empty or absent. */
+  dns?: string[];
+}
+
+/** The name servers of /etc/resolv.conf (its text), addresses only. */
+export function nameServersOf(resolvConf: string): string[] {
+  const found = [...resolvConf.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]!.replace(/%.*$/, ''));
+  return [...new Set(found.filter((a) => net.isIP(a) !== 0))];
+}
+
+/** The rules that let `who` ask for names: of the name servers given, or of any address. */
+function dnsRules(who: string, servers: string[] | undefined): string[] {
+  if (!servers || servers.length === 0) return [`${who} udp dport 53 accept`, `${who} tcp dport 53 accept`];
+  return servers.flatMap((a) => ['udp', 'tcp'].map((proto) => `${who} ${net.isIPv6(a) ? 'ip6' : 'ip'} daddr ${a} ${proto} dport 53 accept`));
 }
 
 const tablePrefix = 'gef_sandbox_';
@@ -50,8 +64,7 @@ export function networkRuleset(policy: NetworkPolicy, table: string): string {
   const rules = [
     ...v4.map((a) => `${who} ip daddr ${a} tcp dport ${policy.api.port} accept`),
     ...v6.map((a) => `${who} ip6 daddr ${a} tcp dport ${policy.api.port} accept`),
-    `${who} udp dport 53 accept`,
-    `${who} tcp dport 53 accept`,
+    ...dnsRules(who, policy.dns),
     ...(policy.mode === 'api'
       ? [`${who} reject`]
       : [
@@ -66,8 +79,7 @@ export function networkRuleset(policy: NetworkPolicy, table: string): string {
   const buildRules = builds
     ? [
         ...builds.indexes.flatMap((e) => e.addresses.map((a) => `${builder} ${net.isIPv6(a) ? 'ip6' : 'ip'} daddr ${a} tcp dport ${e.port} accept`)),
-        `${builder} udp dport 53 accept`,
-        `${builder} tcp dport 53 accept`,
+        ...dnsRules(builder, policy.dns),
         `${builder} fib daddr type local reject`,
         `${builder} ip daddr { ${privateV4.join(', ')} } reject`,
         `${builder} ip6 daddr { ${privateV6.join(', ')} } reject`,
