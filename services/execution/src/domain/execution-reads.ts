@@ -28,11 +28,22 @@ export const executionListFields: FieldMap = {
  */
 export const listBytesLimit = 32 * 1024 * 1024;
 
+/**
+ * The most line text one answer holds (a page of ListExecutionLogs, an execution's or a
+ * list's embedded lines), counted as JSON strings take it (a control character may take 6
+ * bytes): lines may be 32 KiB, and a page of 5,000 of them was 160 MB in this process, the
+ * gateway's and the client's. A page stops early there, with at least one line; the client
+ * continues from its last line as from any page. Pages of short lines stop on their count.
+ */
+export const logBytesPerAnswer = 8 * 1024 * 1024;
+
 /** Embedded log lines per execution (a log may be longer: read it with ListExecutionLogs). */
 export const maxEmbeddedLines = 1000;
 /**
  * Embedded log lines in one list answer, shared between its executions: a page of 100 gets
- * 1,000 each, a list of 1,000 (asked without pagination) 100 each.
+ * 1,000 each, a list of 1,000 (asked without pagination) 100 each. The answer's
+ * `logBytesPerAnswer` is shared the same way (84 KB each in a page of 100); an execution
+ * whose first line is larger than its share gets that line while the answer has room.
  */
 export const maxEmbeddedLinesPerList = 100_000;
 /**
@@ -67,7 +78,7 @@ export async function getExecution(deps: ExecutionDeps, caller: Actor | undefine
   if (!execution) throw executionNotFound();
   assertMayRead(actor, execution);
   if (!options.includeLogs) return { execution };
-  const logs = await new ExecutionLogRepository(em).list(id, { limit: maxEmbeddedLines });
+  const { lines: logs } = await new ExecutionLogRepository(em).page(id, { limit: maxEmbeddedLines, maxBytes: logBytesPerAnswer });
   return { execution, logs };
 }
 
@@ -172,7 +183,8 @@ export async function listExecutions(deps: ExecutionDeps, caller: Actor | undefi
     );
   }
   const linesEach = shareOf(maxEmbeddedLinesPerList, items.length, maxEmbeddedLines);
-  const logs = q.includeLogs ? await new ExecutionLogRepository(em).forExecutions(items.map((e) => e.id), linesEach) : undefined;
+  const bytesEach = shareOf(logBytesPerAnswer, items.length);
+  const logs = q.includeLogs ? await new ExecutionLogRepository(em).forExecutions(items.map((e) => e.id), linesEach, bytesEach, logBytesPerAnswer) : undefined;
   const views: ExecutionView[] = items.map((execution) => (logs ? { execution, logs: logs.get(execution.id) ?? [] } : { execution }));
   return { executions: views, page: paging.page, perPage: paging.perPage, total };
 }
@@ -193,10 +205,13 @@ export async function listExecutionLogs(
   if (!execution) throw executionNotFound();
   assertMayRead(actor, execution);
   const logs = new ExecutionLogRepository(em);
-  const lines = await logs.list(id, {
+  const { lines, full } = await logs.page(id, {
     ...(options.after ? { after: options.after } : {}),
     ...(options.afterId !== undefined ? { afterId: options.afterId } : {}),
     limit,
+    maxBytes: logBytesPerAnswer,
   });
-  return endOnWholeInstant(lines, limit, (last) => logs.list(id, { afterId: last.id, at: last.registerDate, limit: maxLogLines }));
+  // A page that stopped on bytes is full too: it ends where its last instant ends, or takes
+  // the rest of that instant when it is all one (a runner's batch at most).
+  return endOnWholeInstant(lines, full ? lines.length : limit, (last) => logs.list(id, { afterId: last.id, at: last.registerDate, limit: maxLogLines }));
 }

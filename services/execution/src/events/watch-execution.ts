@@ -15,6 +15,11 @@ type StateEvent = Extract<WatchEvent, { kind: 'status' | 'progress' }>;
 
 const page = 500;
 /**
+ * The most line text (as JSON strings take it) one read of a stream holds: 500 lines of
+ * 32 KiB would be 16 MB per stream at once. The stream reads on until it has every line.
+ */
+const pageBytes = 1024 * 1024;
+/**
  * How long a stream of a run ended from outside waits for the runner still stopping its
  * script to deliver its last lines (a runner that died meanwhile never does).
  */
@@ -90,12 +95,12 @@ export async function* watchExecution(
       if (stateFirst) for (const e of stateEvents) yield { ...e, lastLogId: cursor };
       const logs = new ExecutionLogRepository(em());
       for (;;) {
-        const lines = await logs.list(id, { afterId: cursor, limit: page });
+        const { lines, full } = await logs.page(id, { afterId: cursor, limit: page, maxBytes: pageBytes });
         for (const log of lines) {
           cursor = log.id;
           yield { kind: 'log', log, lastLogId: cursor };
         }
-        if (lines.length < page || signal.aborted) break;
+        if ((lines.length < page && !full) || signal.aborted) break;
       }
       if (!stateFirst) for (const e of stateEvents) yield { ...e, lastLogId: cursor };
       if (terminal) {

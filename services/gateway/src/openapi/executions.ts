@@ -27,7 +27,7 @@ const includeParam: ParameterObject = {
   name: 'include',
   in: 'query',
   description:
-    'Comma list of embedded relations: `script` (the script run; null when deleted or not visible), `user` (the owner: `id, name, country, institution`; null when the caller may not see that user), `logs` (the log, oldest first, up to 1000 lines; in a list, 100,000 lines in all, shared between its executions).',
+    'Comma list of embedded relations: `script` (the script run; null when deleted or not visible), `user` (the owner: `id, name, country, institution`; null when the caller may not see that user), `logs` (the first lines of the log, oldest first: up to 1000 lines and 8 MiB of line text, counted as the JSON strings take it (a control character may take 6 bytes), at least one line; in a list, 100,000 lines and 8 MiB of text in all, shared equally between its executions, and an execution whose first line is larger than its share gets that line while the answer has room, else none). The whole log is read with `GET /api/v1/execution/{execution}/log`.',
   schema: { type: 'string', examples: ['script,logs'] },
 };
 
@@ -247,7 +247,7 @@ export const executionsOpenApi: OpenApiResource = {
       get: op({
         operationId: 'listExecutionLogs',
         summary: 'The log of an execution',
-        description: 'Log lines, oldest first: up to 1000 from the start, up to 5000 after `start` or `last-id`; continue from the last line with either. A full page ends on a whole instant (the lines of one `register_date` are all in it, or all in the next), so polling with `start` misses none. The lines of every runner attempt stay, each with its `attempt`.',
+        description: 'Log lines, oldest first: up to 1000 from the start, up to 5000 after `start` or `last-id`, and up to 8 MiB of line text, counted as the JSON strings take it (a control character may take 6 bytes): a page of long lines stops early, always with one line or more. Continue from the last line with either. A full page (by count or by bytes) ends on a whole instant (the lines of one `register_date` are all in it, or all in the next), so polling with `start` misses none; a page that is one instant holds all of it, so it may pass 8 MiB by up to one runner batch. The lines of every runner attempt stay, each with its `attempt`.',
         parameters: [
           executionParam,
           dateQuery('start', 'Only lines registered strictly after this instant.'),

@@ -488,10 +488,12 @@ export const executionsResource: Resource = {
             return reply.execution;
           };
           // Cached under the id as changes name it; each caller's answer is kept apart (what
-          // one may see says nothing of another).
-          const found = uuidPattern.test(id)
-            ? await executions.read(id.toLowerCase(), load, `${principal.userId} ${principal.role} ${view.logs} ${view.excludeParams} ${view.excludeResults}`)
-            : await load();
+          // one may see says nothing of another). With its log (up to 8 MiB of lines, which
+          // change without their execution) always read afresh, as lists with logs are.
+          const found =
+            uuidPattern.test(id) && !view.logs
+              ? await executions.read(id.toLowerCase(), load, `${principal.userId} ${principal.role} ${view.excludeParams} ${view.excludeResults}`)
+              : await load();
           const embeds = await embedsOf(clients, req, caller, [found], view);
           res.json({
             data: executionJson(found, {
