@@ -57,6 +57,12 @@ export const configShape = {
   RATE_LIMIT_RECOVER_PER_ACCOUNT: rateLimit('5/3600'),
   RATE_LIMIT_RUN_PER_ACCOUNT: rateLimit('600/60'),
   /**
+   * Event streams (`GET /api/v1/execution/{id}/events`) one user may hold open at once in
+   * each gateway process; ADMIN and above get the second. Beyond, 429 `rate_limited`.
+   */
+  EVENT_STREAMS_PER_USER: z.coerce.number().int().min(1).max(100_000).default(20),
+  EVENT_STREAMS_PER_ADMIN: z.coerce.number().int().min(1).max(100_000).default(100),
+  /**
    * How long the caller's own profile (`GET /api/v1/user/me`) may be answered from the
    * gateway's memory; changes drop it at once. 0 turns the cache off.
    */

@@ -255,6 +255,89 @@ describe('GET /api/v1/execution/{execution}/events', () => {
   });
 });
 
+describe('open event streams per user', () => {
+  let capped: RunningGateway;
+  const otherId = '9a7c3f10-5b2e-4d8a-b6f1-3c2d1e0f9a8b';
+  const open: http.ClientRequest[] = [];
+  let watching = 0;
+
+  beforeAll(async () => {
+    capped = await startGateway({
+      USER_SERVICE_URL: others[0]!.url,
+      SCRIPT_SERVICE_URL: others[1]!.url,
+      EXECUTION_SERVICE_URL: fake.url,
+      KEYCLOAK_URL: keycloak.url,
+      EXECUTION_TOKEN_SECRET: secret,
+      EVENT_STREAMS_PER_USER: '2',
+      EVENT_STREAMS_PER_ADMIN: '3',
+    });
+  });
+  afterAll(async () => {
+    for (const req of open) req.destroy();
+    await capped.close();
+  });
+  beforeEach(() => {
+    // A run that goes on until its stream's client leaves.
+    handlers.watchExecution = async function* (_req, ctx) {
+      watching++;
+      try {
+        yield create(execution.WatchExecutionResponseSchema, { event: { case: 'status', value: { status: execution.ExecutionStatus.RUNNING, execution: fakeExecution() } } });
+        await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+      } finally {
+        watching--;
+      }
+    };
+  });
+
+  /** Opens a stream; its status (200 streams on, anything else was answered whole) and body. */
+  async function stream(t: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: () => Promise<string>; req: http.ClientRequest }> {
+    const url = new URL(capped.url);
+    const req = http.get({ host: url.hostname, port: url.port, path: `/api/v1/execution/${executionId}/events`, headers: { Authorization: `Bearer ${t}` }, agent: false });
+    open.push(req);
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => req.on('response', resolve).on('error', reject));
+    res.setEncoding('utf8');
+    let text = '';
+    res.on('data', (c: string) => (text += c));
+    const ended = new Promise<string>((resolve) => res.on('end', () => resolve(text)));
+    return { status: res.statusCode ?? 0, headers: res.headers, body: () => ended, req };
+  }
+
+  it('refuses a user more than EVENT_STREAMS_PER_USER open streams (429 rate_limited, Retry-After), and takes one again once a stream ends', async () => {
+    const otherToken = await keycloak.token(otherId);
+    const first = await stream(token);
+    const second = await stream(token);
+    expect([first.status, second.status]).toEqual([200, 200]);
+    const refused = await stream(token);
+    expect(refused.status).toBe(429);
+    expect(refused.headers['retry-after']).toMatch(/^\d+$/);
+    const body = JSON.parse(await refused.body());
+    expect(body).toMatchObject({ status: 429, error: 'rate_limited', retry_after: Number(refused.headers['retry-after']) });
+    expect(body.detail).toMatch(/event streams/);
+    // Another user is not held back by this one.
+    expect((await stream(otherToken)).status).toBe(200);
+    await until(() => watching === 3, 5000, 'three watches');
+    // The client leaves: its slot is free again.
+    first.req.destroy();
+    await until(() => watching === 2, 5000, 'the watch to end');
+    expect((await stream(token)).status).toBe(200);
+    expect((await stream(token)).status).toBe(429);
+    for (const req of open.splice(0)) req.destroy();
+    await until(() => watching === 0, 5000, 'every watch to end');
+  });
+
+  it('gives ADMIN and above EVENT_STREAMS_PER_ADMIN, and frees the slot of a stream refused before its first event', async () => {
+    for (let i = 0; i < 3; i++) expect((await stream(adminToken)).status).toBe(200);
+    expect((await stream(adminToken)).status).toBe(429);
+    for (const req of open.splice(0)) req.destroy();
+    await until(() => watching === 0, 5000, 'every watch to end');
+    handlers.watchExecution = async function* () {
+      yield* [];
+      throw new ConnectError('Execution not found', Code.NotFound);
+    };
+    for (let i = 0; i < 4; i++) expect((await stream(token)).status).toBe(404);
+  });
+});
+
 describe('params and results nested deep', () => {
   /** JSON nested `levels` deep, objects and arrays in turn (a scalar is 0 levels). */
   function nested(levels: number): JsonValue {

@@ -13,6 +13,7 @@ import { inBatches } from '../in-batches';
 import { executionsOpenApi } from '../openapi/executions';
 import { listOf, positiveInt, queryOf, storableQueryText } from '../query';
 import { enforceLimits } from '../rate-limit/limits';
+import { StreamSlots } from '../rate-limit/stream-slots';
 import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
@@ -385,6 +386,8 @@ export const executionsResource: Resource = {
   name: 'executions',
   openapi: executionsOpenApi,
   routes: ({ clients, auth, config, limiter, limits, executions, executionPages }: RouteContext) => {
+    // Open event streams per user, in this process.
+    const streams = new StreamSlots({ user: config.EVENT_STREAMS_PER_USER, admin: config.EVENT_STREAMS_PER_ADMIN });
     // A change made through this gateway shows in its next answer at once, whichever of
     // its processes gives it (other gateways learn of it from the change stream).
     // A new execution (no `id`) is in no copy of an execution yet, only in lists.
@@ -620,6 +623,10 @@ export const executionsResource: Resource = {
           const id = executionKey(req);
           const resumeAt = lastEventId(req.headers['last-event-id'], query['last-id']);
           const admin = isAtLeast(principal.role, 'ADMIN');
+          // Taken before the call starts; held until the stream ends, whatever ends it (the
+          // run, the client leaving, an error before the first event).
+          const release = streams.take(principal.userId, admin);
+          res.once('close', release);
           const abort = new AbortController();
           res.once('close', () => abort.abort());
           const stream = clients.execution.watchExecution(
@@ -683,6 +690,7 @@ export const executionsResource: Resource = {
             if (abort.signal.aborted) return;
             throw err;
           } finally {
+            release();
             clearInterval(keepAlive);
             clearInterval(watchToken);
             await messages.return?.().catch(() => undefined);
