@@ -1,14 +1,18 @@
+import vm from 'node:vm';
 import Ajv, { type ValidateFunction } from 'ajv';
 import Ajv2019 from 'ajv/dist/2019';
 import Ajv2020 from 'ajv/dist/2020';
+import { linearRegExp, forgetCompiledPatterns } from './linear-regexp';
 
 export type { ValidateFunction } from 'ajv';
 
 /**
  * JSON Schemas as scripts declare them (`params_schema`): draft-07 by default, 2019-09 and
- * 2020-12 when the schema says so. Formats are not checked.
+ * 2020-12 when the schema says so. Formats are not checked. `pattern` and
+ * `patternProperties` are matched in linear time (`linearRegExp`, RE2's engine), never by
+ * JavaScript's backtracking RegExp, whose time a crafted pattern makes exponential.
  */
-const options = { strict: false, allErrors: false, validateFormats: false, logger: false } as const;
+const options = { strict: false, allErrors: false, validateFormats: false, logger: false, code: { regExp: linearRegExp } } as const;
 const engines = { draft7: new Ajv(options), draft2019: new Ajv2019(options), draft2020: new Ajv2020(options) };
 
 function engineFor(schema: Record<string, unknown>) {
@@ -23,7 +27,11 @@ export class InvalidJsonSchema extends Error {
   override readonly name = 'InvalidJsonSchema';
 }
 
-/** Compiles a schema (throws InvalidJsonSchema). `$schema` and `$id` are left out: a URI the engine does not know is no error. */
+/**
+ * Compiles a schema (throws InvalidJsonSchema, also for a pattern the linear engine does not
+ * take: backreferences, lookahead, lookbehind). `$schema` and `$id` are left out: a URI the
+ * engine does not know is no error.
+ */
 export function compileJsonSchema(schema: Record<string, unknown>): ValidateFunction {
   const { $schema: _ignored, $id: _id, ...body } = schema;
   try {
@@ -31,4 +39,42 @@ export function compileJsonSchema(schema: Record<string, unknown>): ValidateFunc
   } catch (err) {
     throw new InvalidJsonSchema(err instanceof Error ? err.message : String(err));
   }
+}
+
+/** A validation stopped at its time limit (see validateWithin). */
+export class JsonSchemaTimeout extends Error {
+  override readonly name = 'JsonSchemaTimeout';
+}
+
+let sandbox: { context: vm.Context; script: vm.Script } | undefined;
+interface ValidationJob {
+  validate: ValidateFunction;
+  data: unknown;
+  valid?: boolean;
+}
+
+/**
+ * Runs a compiled validator on `data`, stopped after `ms` milliseconds (JsonSchemaTimeout).
+ * Linear-time patterns still cost the length of a string times the size of the pattern, and
+ * other keywords more (`uniqueItems` compares every pair of items): a crafted schema with
+ * a large input could hold the thread for minutes. V8 ends the call at the limit, in the
+ * same thread (no worker, nothing copied); compiled patterns, whose caches the stop may have
+ * left half-written, are compiled afresh afterwards.
+ */
+export function validateWithin(validate: ValidateFunction, data: unknown, ms: number): boolean {
+  sandbox ??= { context: vm.createContext({ job: undefined }), script: new vm.Script('job.valid = job.validate(job.data)') };
+  const job: ValidationJob = { validate, data };
+  sandbox.context['job'] = job;
+  try {
+    sandbox.script.runInContext(sandbox.context, { timeout: ms });
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
+      forgetCompiledPatterns();
+      throw new JsonSchemaTimeout(`validation took longer than ${ms} ms`);
+    }
+    throw err;
+  } finally {
+    sandbox.context['job'] = undefined;
+  }
+  return job.valid === true;
 }

@@ -1,11 +1,16 @@
-import { compileJsonSchema, InvalidArgument, type ValidateFunction } from '@gef/common';
+import { compileJsonSchema, InvalidArgument, JsonSchemaTimeout, validateWithin, type ValidateFunction } from '@gef/common';
 
 /**
- * Run parameters against a script's `params_schema` (see compileJsonSchema). Compiled
- * validators are cached per script version (versions are immutable).
+ * Run parameters against a script's `params_schema` (see compileJsonSchema: patterns match
+ * in linear time). Compiled validators are cached per script version (versions are
+ * immutable). A check is stopped after `paramsCheckMs` (the run is refused): a crafted
+ * schema and params could otherwise hold the service's only thread for minutes.
  */
 const cache = new Map<string, ValidateFunction>();
 const maxCached = 500;
+
+/** How long params may take to check against a schema (far above what real ones take: well under a millisecond). */
+export const paramsCheckMs = 200;
 
 function compile(key: string, schema: Record<string, unknown>): ValidateFunction {
   let validate = cache.get(key);
@@ -24,7 +29,14 @@ function compile(key: string, schema: Record<string, unknown>): ValidateFunction
 export function validateParams(cacheKey: string, schema: Record<string, unknown> | undefined, params: Record<string, unknown>): void {
   if (!schema || Object.keys(schema).length === 0) return;
   const validate = compile(cacheKey, schema);
-  if (validate(params)) return;
+  let valid: boolean;
+  try {
+    valid = validateWithin(validate, params, paramsCheckMs);
+  } catch (err) {
+    if (!(err instanceof JsonSchemaTimeout)) throw err;
+    throw new InvalidArgument(`Invalid params: they could not be checked against the script's params_schema within ${paramsCheckMs} ms`, 'invalid_params');
+  }
+  if (valid) return;
   const error = validate.errors?.[0];
   const where = error?.instancePath ? `params${error.instancePath.replace(/\//g, '.')}` : 'params';
   const message = error ? `${where} ${error.message ?? 'is invalid'}` : 'params do not match the script\'s params_schema';
