@@ -1,4 +1,4 @@
-import { compileJsonSchema, InvalidArgument, uuidPattern } from '@gef/common';
+import { compileJsonSchema, InvalidArgument, jsonDepthExceeds, maxJsonValueDepth, uuidPattern } from '@gef/common';
 import { slugify } from './slug';
 import { unstorableWhat } from '@gef/common';
 import { unstorablePlace } from './storable-text';
@@ -34,6 +34,9 @@ const maxDescriptionLength = 100_000;
  */
 export const maxTimeoutSeconds = 7 * 24 * 3600;
 
+/** How much of a key a refusal shows. */
+const maxShownKey = 200;
+
 const invalid = (message: string) => new InvalidArgument(`Invalid configuration.json: ${message}`, 'invalid_archive');
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -68,6 +71,14 @@ export function parseConfiguration(text: string): ScriptConfiguration {
   // Every key and string is stored (the whole object as jsonb), so all of them are checked.
   const unstorable = unstorablePlace(raw);
   if (unstorable !== undefined) throw invalid(`${unstorable} holds ${unstorableWhat}`);
+  // params_schema crosses the RPCs as a google.protobuf.Struct, which decodes only so deep:
+  // one nested deeper was stored and then broke every list and read holding the script.
+  // Every kept value is held to the bound of run params and results.
+  for (const [key, value] of Object.entries(raw)) {
+    if (jsonDepthExceeds(value, maxJsonValueDepth)) {
+      throw invalid(`'${key.length > maxShownKey ? `${key.slice(0, maxShownKey)}…` : key}' is nested deeper than ${maxJsonValueDepth} levels of objects and arrays`);
+    }
+  }
 
   if (typeof raw['name'] !== 'string' || raw['name'].trim() === '') throw invalid("'name' is required");
   const name = raw['name'].trim();
