@@ -47,6 +47,10 @@ export default async function globalSetup(): Promise<void> {
       RATE_LIMIT_REGISTER_PER_CLIENT: '100000/3600',
       RATE_LIMIT_RECOVER_PER_CLIENT: '100000/3600',
       RATE_LIMIT_REFRESH_PER_CLIENT: '100000/60',
+      // scripts.test.ts publishes about thirty archives as one account within a minute or
+      // two (twenty at once among them), and eighteen hostile ones as another in seconds.
+      RATE_LIMIT_UPLOAD_PER_ACCOUNT: '100000/60',
+      RATE_LIMIT_UPLOAD_PER_CLIENT: '100000/60',
       // Scripts that fill the disk (hostile-scripts.test.ts) reach the limits sooner.
       SANDBOX_MAX_FILE_BYTES: String(128 * 1024 ** 2),
       SANDBOX_MAX_DISK_BYTES: String(512 * 1024 ** 2),

@@ -56,6 +56,9 @@ export const configShape = {
   RATE_LIMIT_RECOVER_PER_CLIENT: rateLimit('30/3600'),
   RATE_LIMIT_RECOVER_PER_ACCOUNT: rateLimit('5/3600'),
   RATE_LIMIT_RUN_PER_ACCOUNT: rateLimit('600/60'),
+  /** Script uploads (POST /api/v1/script, PATCH with a file): each costs the script service seconds of CPU for a compressed archive. */
+  RATE_LIMIT_UPLOAD_PER_ACCOUNT: rateLimit('30/60'),
+  RATE_LIMIT_UPLOAD_PER_CLIENT: rateLimit('120/60'),
   /**
    * Event streams (`GET /api/v1/execution/{id}/events`) one user may hold open at once in
    * each gateway process; ADMIN and above get the second. Beyond, 429 `rate_limited`.

@@ -197,6 +197,8 @@ function limitsOf(config: GatewayConfig): Limits {
     recover_client: config.RATE_LIMIT_RECOVER_PER_CLIENT,
     recover_account: config.RATE_LIMIT_RECOVER_PER_ACCOUNT,
     run_account: config.RATE_LIMIT_RUN_PER_ACCOUNT,
+    upload_account: config.RATE_LIMIT_UPLOAD_PER_ACCOUNT,
+    upload_client: config.RATE_LIMIT_UPLOAD_PER_CLIENT,
   };
 }
 

@@ -13,6 +13,7 @@ import {
   fakeScript,
   multipart,
   multipartType,
+  otherId,
   ownerId,
   partHead,
   quietCancelledCalls,
@@ -35,7 +36,9 @@ let token: string;
 
 beforeAll(async () => {
   quietCancelledCalls();
-  stack = await startScriptStack({ UPLOAD_LIMIT_BYTES: String(limit) });
+  // The test limiter's windows never end, and one account uploads here some twenty times: the
+  // upload rate limits have their own test below.
+  stack = await startScriptStack({ UPLOAD_LIMIT_BYTES: String(limit), RATE_LIMIT_UPLOAD_PER_ACCOUNT: '10000/60' });
   token = await stack.keycloak.token(ownerId);
 });
 afterAll(() => stack.stop());
@@ -416,5 +419,61 @@ describe('PATCH /api/v1/script/{script}', () => {
     const res = await request(stack.gateway.url, '/api/v1/script/my-first-script', { method: 'PATCH', headers: { ...auth(), ...headers }, body });
     expect(res.status).toBe(status);
     expect(res.json().detail).toMatch(detail);
+  });
+});
+
+describe('upload rate limits', () => {
+  let limited: ScriptStack;
+  let uploads: number;
+
+  beforeAll(async () => {
+    limited = await startScriptStack({ RATE_LIMIT_UPLOAD_PER_ACCOUNT: '3/60', RATE_LIMIT_UPLOAD_PER_CLIENT: '5/60' });
+    const answer = async (requests: AsyncIterable<unknown>) => {
+      uploads++;
+      for await (const _ of requests) void _;
+    };
+    limited.handlers.script.createScript = async (requests) => {
+      await answer(requests);
+      return create(script.CreateScriptResponseSchema, { script: fakeScript() });
+    };
+    limited.handlers.script.updateScript = async (requests) => {
+      await answer(requests);
+      return create(script.UpdateScriptResponseSchema, { script: fakeScript({ version: 2 }) });
+    };
+  });
+  afterAll(() => limited.stop());
+
+  const upload = (t: string, method: 'POST' | 'PATCH' = 'POST') => {
+    const body = multipart([{ name: 'file', filename: 'a.tar.gz', data: randomBytes(50_000) }]);
+    return request(limited.gateway.url, method === 'POST' ? '/api/v1/script' : '/api/v1/script/my-first-script', {
+      method,
+      headers: { Authorization: `Bearer ${t}`, 'Content-Type': multipartType, 'Content-Length': body.length },
+      body,
+    });
+  };
+
+  it('counts POST and PATCH uploads per account and per client, answering 429 rate_limited with Retry-After before the service is called', async () => {
+    uploads = 0;
+    const owner = await limited.keycloak.token(ownerId);
+    const other = await limited.keycloak.token(otherId);
+    expect([(await upload(owner)).status, (await upload(owner, 'PATCH')).status, (await upload(owner)).status]).toEqual([200, 200, 200]);
+    // The account's fourth in the window.
+    const refused = await upload(owner, 'PATCH');
+    expect(refused.status).toBe(429);
+    expect(refused.json()).toMatchObject({ status: 429, error: 'rate_limited', retry_after: expect.any(Number) });
+    expect(refused.headers['retry-after']).toBe(String(refused.json().retry_after));
+    expect(uploads).toBe(3);
+    // Another account from the same client: the client's five (the refused one counted too).
+    expect((await upload(other)).status).toBe(200);
+    expect((await upload(other)).status).toBe(429);
+    expect(uploads).toBe(4);
+    // A metadata change is no upload.
+    limited.handlers.script.updateScriptMetadata = () => create(script.UpdateScriptMetadataResponseSchema, { script: fakeScript() });
+    const meta = await request(limited.gateway.url, '/api/v1/script/my-first-script', {
+      method: 'PATCH',
+      headers: { Authorization: `Bearer ${owner}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'Renamed' }),
+    });
+    expect(meta.status).toBe(200);
   });
 });

@@ -25,7 +25,8 @@ const scriptResponse = (description: string) => okResponse(description, jsonCont
 const archiveRules =
   'The archive is a gzip-compressed tar with `configuration.json` in its root (`./configuration.json` also counts): `name` (required; the slug is made from it), optional `description`, `runtime` (default `python3`), `cpu_limit`, `memory_limit` (bytes), `timeout` (seconds, at most 604800: a week), `params_schema`; other keys are kept and ignored. Python scripts need `src/main.py`; `requirements.txt` is optional. ' +
   'Anything hostile is refused with 400 and leaves nothing behind: not gzip, not tar, truncated, members with absolute paths or `..`, links pointing outside (also through other links), two members at one path, a member under a path another member makes a file or link, a global pax header setting a path, device files, more than 10,000 members, more inflated bytes than the configured limit (default 500 MB), invalid JSON, a missing `name`, a `name` whose slug reads as a UUID, a `params_schema` that is not a valid JSON Schema, a NUL character or an unpaired surrogate in `configuration.json` or `requirements.txt`, a slug already taken. ' +
-  'The upload is streamed: a file beyond `UPLOAD_LIMIT_BYTES` (default 50 MB) is a 413 as soon as the limit is passed.';
+  'The upload is streamed: a file beyond `UPLOAD_LIMIT_BYTES` (default 50 MB) is a 413 as soon as the limit is passed. ' +
+  'Uploads (new scripts and new versions) are rate limited per account (`RATE_LIMIT_UPLOAD_PER_ACCOUNT`, default 30 a minute) and per client (`RATE_LIMIT_UPLOAD_PER_CLIENT`, default 120 a minute): beyond, a 429 `rate_limited` with `retry_after` and `Retry-After`, before the archive is read.';
 
 const uploadBody = (description: string): RequestBodyObject => ({
   required: true,
@@ -115,7 +116,7 @@ export const scriptsOpenApi: OpenApiResource = {
         summary: 'Publish a script archive',
         description: `Returns the new script immediately, with status \`PENDING\`; the build (validate, prepare the environment) runs in the background and writes \`Build: …\` log lines. ${archiveRules}`,
         requestBody: uploadBody('`multipart/form-data` with one file part named `file`.'),
-        responses: { '200': scriptResponse('The new script, PENDING.'), ...errorResponses(400, 401, 413, 415, 503) },
+        responses: { '200': scriptResponse('The new script, PENDING.'), ...errorResponses(400, 401, 413, 415, 429, 503) },
       }),
       get: op({
         operationId: 'listScripts',
@@ -155,7 +156,7 @@ export const scriptsOpenApi: OpenApiResource = {
             ),
           },
         },
-        responses: { '200': scriptResponse('The script as it is now.'), ...errorResponses(400, 401, 403, 404, 413, 415, 503) },
+        responses: { '200': scriptResponse('The script as it is now.'), ...errorResponses(400, 401, 403, 404, 413, 415, 429, 503) },
       }),
       delete: op({
         operationId: 'deleteScript',

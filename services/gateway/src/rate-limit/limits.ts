@@ -10,7 +10,9 @@ export type LimitName =
   | 'register_client'
   | 'recover_client'
   | 'recover_account'
-  | 'run_account';
+  | 'run_account'
+  | 'upload_account'
+  | 'upload_client';
 
 export type Limits = Record<LimitName, Limit>;
 

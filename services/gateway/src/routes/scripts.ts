@@ -12,6 +12,7 @@ import type { ServiceClients } from '../clients';
 import { HttpError } from '../http-errors';
 import { inBatches } from '../in-batches';
 import { drainingOnError, isMultipart, mediaTypeOf, multipartOverheadBytes, streamFilePart } from '../multipart';
+import { clientKey, enforceLimits } from '../rate-limit/limits';
 import { scriptsOpenApi } from '../openapi/scripts';
 import { listOf, positiveInt, queryOf } from '../query';
 import { rpcOptions } from '../request-context';
@@ -241,12 +242,21 @@ async function writeChunk(res: Response, chunk: Uint8Array): Promise<boolean> {
 export const scriptsResource: Resource = {
   name: 'scripts',
   openapi: scriptsOpenApi,
-  routes: ({ clients, auth, config }: RouteContext) => {
+  routes: ({ clients, auth, config, limiter, limits }: RouteContext) => {
     /** A refused upload is read on this far so the client can read the answer. */
     const uploadDrainBytes = 2 * (config.UPLOAD_LIMIT_BYTES + multipartOverheadBytes);
-    /** Streams the request's `file` part into CreateScript or UpdateScript, for as long as the caller's token holds. */
-    const upload = (req: Request, principal: Principal, idOrSlug?: string) =>
-      streamFilePart(req, { field: 'file', limit: config.UPLOAD_LIMIT_BYTES }, async (file, signal) => {
+    /**
+     * Streams the request's `file` part into CreateScript or UpdateScript, for as long as the
+     * caller's token holds. Counted first against the upload limits, per account and per
+     * client (429 before the service is called): each upload costs the script service
+     * seconds of CPU when its archive is highly compressed.
+     */
+    const upload = async (req: Request, principal: Principal, idOrSlug?: string) => {
+      await enforceLimits(limiter, limits, [
+        { name: 'upload_account', key: principal.userId },
+        { name: 'upload_client', key: clientKey(req) },
+      ]);
+      return streamFilePart(req, { field: 'file', limit: config.UPLOAD_LIMIT_BYTES }, async (file, signal) => {
         let refusal: HttpError | undefined;
         const holds = () => {
           if (!auth.stillHolds(principal)) throw (refusal = tokenRevoked());
@@ -262,6 +272,7 @@ export const scriptsResource: Resource = {
           throw err;
         }
       });
+    };
 
     return [
       {
