@@ -14,6 +14,21 @@
 export const maxJsonValueDepth = 32;
 
 /**
+ * The largest run results the platform stores, in bytes of JSON text (UTF-8). Results
+ * travel as `google.protobuf.Value`, one message per JSON value, so their cost on every
+ * hop that decodes them (execution service, gateway) is far above their text's: 6 MB of
+ * `[0, 0, …]` took the execution service from 371 to 813 MB and a gateway worker from 193
+ * to 811 MB on reads.
+ */
+export const maxResultsBytes = 8 * 1024 * 1024;
+
+/**
+ * The most JSON values stored run results may hold: every number, string, boolean, null,
+ * array and object counts one (keys do not), so `[1, 2]` is 3 and `{"a": [true]}` 3.
+ */
+export const maxResultsValues = 100_000;
+
+/**
  * The recursion limit of binary decoding on every Connect transport and server of the
  * platform (protobuf-es: 100). High enough for values stored before `maxJsonValueDepth`
  * held (up to `rpcJsonDepth`), low enough that decoding stays far from Node's stack limit
@@ -60,6 +75,80 @@ export function jsonDepthExceeds(value: unknown, max: number): boolean {
     if (typeof item !== 'object' || item === null) continue;
     if (depth + 1 > max) return true;
     for (const child of Array.isArray(item) ? item : Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/**
+ * Whether a parsed JSON value holds more than `max` values (every scalar, array and
+ * object counts one; keys do not), found without recursion and stopping at `max`.
+ */
+export function jsonValueCountExceeds(value: unknown, max: number): boolean {
+  const stack: unknown[] = [value];
+  let count = 0;
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (++count > max) return true;
+    if (typeof item !== 'object' || item === null) continue;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) stack.push(child);
+  }
+  return false;
+}
+
+/**
+ * Whether a JSON text holds more than `max` values (counted as `jsonValueCountExceeds`
+ * does): a scan of its characters, without parsing it, stopping at `max`. Text that is
+ * not JSON gives an answer too; parsing it is what finds it invalid.
+ */
+export function jsonTextValueCountExceeds(text: string, max: number): boolean {
+  let count = 0;
+  let inString = false;
+  // Whether the next token is a value (not an object key), and the kind of each open container.
+  let valueNext = true;
+  const inObject: boolean[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    switch (c) {
+      case 0x20:
+      case 0x09:
+      case 0x0a:
+      case 0x0d:
+        continue;
+      case 0x22: // a string: a value, or a key
+        inString = true;
+        if (!valueNext) continue;
+        break;
+      case 0x7b: // {
+        inObject.push(true);
+        if (++count > max) return true;
+        valueNext = false;
+        continue;
+      case 0x5b: // [
+        inObject.push(false);
+        if (++count > max) return true;
+        valueNext = true;
+        continue;
+      case 0x7d: // }
+      case 0x5d: // ]
+        inObject.pop();
+        valueNext = false;
+        continue;
+      case 0x3a: // :
+        valueNext = true;
+        continue;
+      case 0x2c: // ,
+        valueNext = !inObject[inObject.length - 1];
+        continue;
+      default: // the first character of a number, true, false or null; the rest follow it
+        if (!valueNext) continue;
+    }
+    valueNext = false;
+    if (++count > max) return true;
   }
   return false;
 }

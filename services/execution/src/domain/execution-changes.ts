@@ -1,4 +1,4 @@
-import { Aborted, InvalidArgument, jsonDepthExceeds, maxJsonValueDepth } from '@gef/common';
+import { Aborted, InvalidArgument, jsonDepthExceeds, jsonValueCountExceeds, maxJsonValueDepth, maxResultsBytes, maxResultsValues } from '@gef/common';
 import type { ExecutionStatus } from '../entities/execution';
 import { DispatchRepository } from '../repositories/dispatch-repository';
 import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
@@ -38,7 +38,8 @@ function assertMayMove(from: ExecutionStatus, to: ExecutionStatus): void {
 
 /**
  * PATCH /execution/<id> (ADMIN+ or the execution's token); results nested deeper than
- * `maxJsonValueDepth` are InvalidArgument. Terminal statuses are final: another status
+ * `maxJsonValueDepth`, larger than `maxResultsBytes` of JSON or holding more than
+ * `maxResultsValues` values are InvalidArgument. Terminal statuses are final: another status
  * afterwards is Aborted (409), the same one again a no-op. Reaching a terminal status sets
  * end_date and progress 100 (unless progress is given) and stops the run's process (its
  * workflow is told through the outbox, in the same transaction, so a Temporal that is away
@@ -60,6 +61,13 @@ export async function updateExecution(
   if (changes.results !== undefined && jsonDepthExceeds(changes.results.value, maxJsonValueDepth)) {
     throw new InvalidArgument(`results are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`, 'invalid_argument');
   }
+  if (changes.results !== undefined && jsonValueCountExceeds(changes.results.value, maxResultsValues)) {
+    throw new InvalidArgument(`results hold more than ${maxResultsValues} JSON values (numbers, strings, booleans, nulls, arrays and objects)`, 'invalid_argument');
+  }
+  const resultsJson = changes.results === undefined ? undefined : JSON.stringify(changes.results.value ?? null);
+  if (resultsJson !== undefined && Buffer.byteLength(resultsJson, 'utf8') > maxResultsBytes) {
+    throw new InvalidArgument(`results are larger than ${maxResultsBytes / (1024 * 1024)} MiB of JSON`, 'invalid_argument');
+  }
   if (changes.status === 'CANCELLING') {
     throw new InvalidArgument('CANCELLING is set by cancelling the execution (POST /execution/<id>/cancel)', 'invalid_argument');
   }
@@ -79,9 +87,9 @@ export async function updateExecution(
       assignments.push('status = ?');
       params.push(changes.status);
     }
-    if (changes.results !== undefined) {
+    if (resultsJson !== undefined) {
       assignments.push('results = ?::jsonb');
-      params.push(JSON.stringify(changes.results.value ?? null));
+      params.push(resultsJson);
     }
     const reachesTerminal = changes.status !== undefined && isTerminal(changes.status);
     if (changes.progress !== undefined) {

@@ -81,4 +81,5 @@ export const serviceLineSeq = {
   attemptStarted: -7,
   endedBeforeStopped: -8,
   resultsTooDeep: -9,
+  resultsTooLarge: -10,
 } as const;

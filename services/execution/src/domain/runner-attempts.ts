@@ -1,4 +1,4 @@
-import { FailedPrecondition, InvalidArgument, jsonTextDepthExceeds, maxJsonValueDepth } from '@gef/common';
+import { FailedPrecondition, InvalidArgument, jsonTextDepthExceeds, jsonTextValueCountExceeds, maxJsonValueDepth, maxResultsBytes, maxResultsValues } from '@gef/common';
 import { signExecutionToken, verifyExecutionToken } from '@gef/common/execution-token';
 import type { ExecutionStatus } from '../entities/execution';
 import { ExecutionLogRepository, savepointFrom } from '../repositories/execution-log-repository';
@@ -85,12 +85,25 @@ export interface AttemptOutcome {
 
 /** The line of a run whose results were refused for their depth. */
 export const resultsTooDeepLine = `The script's result is nested deeper than ${maxJsonValueDepth} levels of objects and arrays: it was not stored and the run failed`;
+/** The line of a run whose results were refused for their size in bytes. */
+export const resultsTooBigLine = `The script's result is larger than ${maxResultsBytes / (1024 * 1024)} MiB of JSON: it was not stored and the run failed`;
+/** The line of a run whose results were refused for their number of values. */
+export const resultsTooManyValuesLine = `The script's result holds more than ${maxResultsValues} JSON values (numbers, strings, booleans, nulls, arrays and objects): it was not stored and the run failed`;
+
+/** Why results cannot be stored, as the run's ERROR line; undefined when they can. */
+function unstorableResults(json: string): NewLogLine | undefined {
+  if (Buffer.byteLength(json, 'utf8') > maxResultsBytes) return { level: 'ERROR', text: resultsTooBigLine, seq: serviceLineSeq.resultsTooLarge };
+  if (jsonTextDepthExceeds(json, maxJsonValueDepth)) return { level: 'ERROR', text: resultsTooDeepLine, seq: serviceLineSeq.resultsTooDeep };
+  if (jsonTextValueCountExceeds(json, maxResultsValues)) return { level: 'ERROR', text: resultsTooManyValuesLine, seq: serviceLineSeq.resultsTooLarge };
+  return undefined;
+}
 
 /**
  * A runner's outcome: its last lines are stored in any case; the status only while the
  * attempt is current and the run is not terminal (a status set from outside wins). A run
  * being cancelled ends CANCELLED whatever the script did meanwhile. Results nested deeper
- * than `maxJsonValueDepth` are not stored: a FINISHED outcome becomes FAILED, with an
+ * than `maxJsonValueDepth`, larger than `maxResultsBytes` or holding more than
+ * `maxResultsValues` values are not stored: a FINISHED outcome becomes FAILED, with an
  * ERROR line saying why.
  */
 export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome): Promise<{ applied: boolean; status: ExecutionStatus | undefined }> {
@@ -104,13 +117,15 @@ export async function completeAttempt(deps: ExecutionDeps, input: AttemptOutcome
   if (input.progress !== undefined) checkProgress(input.progress);
   let results = input.resultsJson;
   let status = input.status;
-  if (results !== undefined && jsonTextDepthExceeds(results, maxJsonValueDepth)) {
-    // Not stored (no answer could carry them): the run fails saying why. Refusing the call
-    // instead would have the runner retry an outcome that can never be recorded.
-    deps.logger.warn({ executionId: id, attempt: claims.attempt }, `results nested deeper than ${maxJsonValueDepth} levels: the run fails`);
+  const unstorable = results === undefined ? undefined : unstorableResults(results);
+  if (unstorable) {
+    // Not stored (no answer could carry them, or not without costing every reader hundreds
+    // of MB): the run fails saying why. Refusing the call instead would have the runner
+    // retry an outcome that can never be recorded.
+    deps.logger.warn({ executionId: id, attempt: claims.attempt, resultsLength: results!.length }, `results not stored: ${unstorable.text}`);
     if (status === 'FINISHED') status = 'FAILED';
     results = undefined;
-    lines.push({ level: 'ERROR', text: resultsTooDeepLine, seq: serviceLineSeq.resultsTooDeep });
+    lines.push(unstorable);
   }
   if (results !== undefined) {
     try {
