@@ -30,7 +30,7 @@ void runService({
       clientId: config.KEYCLOAK_CLIENT_ID,
       clientSecret: config.KEYCLOAK_CLIENT_SECRET,
     };
-    const keycloak = new KeycloakAdminClient(keycloakSettings);
+    const keycloak = new KeycloakAdminClient(keycloakSettings, logger);
     const mailer = new Mailer({ host: config.SMTP_HOST, port: config.SMTP_PORT, from: config.MAIL_FROM, publicUrl: config.PUBLIC_URL, passwordLinkUrl: config.PASSWORD_LINK_URL });
     shutdown.add('mailer', () => mailer.close());
     const revocations = new RevocationHub(orm, config.DATABASE_URL, config.ACCESS_TOKEN_LIFETIME_SECONDS, logger);

@@ -2,7 +2,8 @@
  * Changes made in Keycloak's admin console (here: its admin API, as the console calls it,
  * by the master realm's admin) revoke the tokens they make stale, against a real Keycloak
  * and PostgreSQL: a user disabled, a realm role mapped or unmapped, a group joined or left,
- * a group's roles changed, a group deleted. What the API does itself is left to it. The
+ * a group's roles changed, a group deleted, a client role that includes ADMIN or SUPERADMIN
+ * mapped, unmapped or changed, a client deleted. What the API does itself is left to it. The
  * follower resumes where it stopped after a restart, and waits out a restart of Keycloak.
  */
 import { randomUUID } from 'node:crypto';
@@ -97,6 +98,13 @@ async function newGroup(roles: string[], parent?: string): Promise<string> {
   return id;
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The realm roles an access token carries (what the gateway trusts). */
+const tokenRoles = (accessToken: string): string[] =>
+  (JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString('utf8')) as { realm_access?: { roles?: string[] } }).realm_access
+    ?.roles ?? [];
+
 /** Disables a user as the console does: the whole representation back with `enabled: false`. */
 async function disable(userId: string): Promise<number> {
   const user = await kc.console<Record<string, unknown>>('GET', `/users/${userId}`);
@@ -188,6 +196,73 @@ describe('changes made in the Keycloak console', () => {
     const admin = await kc.login(member.email, password);
     await kc.console('DELETE', `/groups/${group}`);
     delays['group deleted'] = await revoked(member.id, admin.iat, Date.now());
+  });
+
+  it('a client role that includes ADMIN mapped or unmapped, or ADMIN added to or removed from it: the user is revoked', async () => {
+    const { client, role: cr } = await kc.newClientRole(unique('client'), [await role('ADMIN')]);
+    const u = await userWithToken('client-role');
+    const bystander = await userWithToken('client-role-bystander');
+    await kc.console('POST', `/users/${u.id}/role-mappings/clients/${client}`, [cr]);
+    delays['client role mapped'] = await revoked(u.id, u.iat, Date.now());
+
+    await sleep(1000);
+    let token = await kc.login(u.email, password);
+    expect(tokenRoles(token.accessToken)).toContain('ADMIN');
+    // As the console does it: by the role's id.
+    await kc.console('DELETE', `/roles-by-id/${cr.id}/composites`, [await role('ADMIN')]);
+    delays['client role composite removed'] = await revoked(u.id, token.iat, Date.now());
+
+    await sleep(1000);
+    token = await kc.login(u.email, password);
+    expect(tokenRoles(token.accessToken)).not.toContain('ADMIN');
+    await kc.console('POST', `/clients/${client}/roles/cr/composites`, [await role('ADMIN')]);
+    delays['client role composite added'] = await revoked(u.id, token.iat, Date.now());
+
+    await sleep(1000);
+    token = await kc.login(u.email, password);
+    expect(tokenRoles(token.accessToken)).toContain('ADMIN');
+    await kc.console('DELETE', `/users/${u.id}/role-mappings/clients/${client}`, [cr]);
+    delays['client role unmapped'] = await revoked(u.id, token.iat, Date.now());
+    expect(received.some((r) => r.userId === bystander.id)).toBe(false);
+  });
+
+  it("a client role that includes SUPERADMIN mapped to a group or unmapped from it, or its client deleted: the members are revoked, subgroups' included", async () => {
+    const { client, role: cr } = await kc.newClientRole(unique('client'), [await role('SUPERADMIN')]);
+    const parent = await newGroup([]);
+    const child = await newGroup([], parent);
+    const member = await userWithToken('client-role-group-member');
+    const childMember = await userWithToken('client-role-subgroup-member');
+    const outsider = await userWithToken('client-role-outsider');
+    await kc.console('PUT', `/users/${member.id}/groups/${parent}`);
+    await kc.console('PUT', `/users/${childMember.id}/groups/${child}`);
+    await revoked(member.id, member.iat, Date.now());
+    await revoked(childMember.id, childMember.iat, Date.now());
+
+    const login = async () => {
+      await sleep(1000);
+      return [await kc.login(member.email, password), await kc.login(childMember.email, password)] as const;
+    };
+    let tokens = await login();
+    await kc.console('POST', `/groups/${parent}/role-mappings/clients/${client}`, [cr]);
+    let at = Date.now();
+    delays['client role mapped to a group'] = await revoked(member.id, tokens[0].iat, at);
+    await revoked(childMember.id, tokens[1].iat, at);
+
+    tokens = await login();
+    expect(tokenRoles(tokens[1].accessToken)).toContain('SUPERADMIN');
+    await kc.console('DELETE', `/groups/${parent}/role-mappings/clients/${client}`, [cr]);
+    at = Date.now();
+    delays['client role unmapped from a group'] = await revoked(member.id, tokens[0].iat, at);
+    await revoked(childMember.id, tokens[1].iat, at);
+
+    await kc.console('POST', `/groups/${parent}/role-mappings/clients/${client}`, [cr]);
+    tokens = await login();
+    expect(tokenRoles(tokens[0].accessToken)).toContain('SUPERADMIN');
+    await kc.console('DELETE', `/clients/${client}`);
+    at = Date.now();
+    delays['client deleted'] = await revoked(member.id, tokens[0].iat, at);
+    await revoked(childMember.id, tokens[1].iat, at);
+    expect(received.some((r) => r.userId === outsider.id)).toBe(false);
   });
 
   it("leaves the API's own changes to the API (it revokes as it makes them)", async () => {

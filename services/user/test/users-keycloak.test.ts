@@ -1,6 +1,7 @@
 /**
- * The user rules against a real Keycloak (and PostgreSQL): roles granted through a group
- * or a composite role count for who may see, change or delete a user, and in the list.
+ * The user rules against a real Keycloak (and PostgreSQL): roles granted through a group,
+ * a composite role or a client role that includes them count for who may see, change or
+ * delete a user, and in the list.
  */
 import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
@@ -123,6 +124,69 @@ describe('roles granted through Keycloak groups and composite roles', () => {
     }
     expect(await listed(admin, plain.email)).toEqual([{ id: plain.id, role: 'USER' }]);
     expect((await users.update(plain.id, { name: 'Changed' }, admin)).profile.name).toBe('Changed');
+  });
+
+  it('an ADMIN or SUPERADMIN through a client role that includes it, mapped directly, through a (parent) group or a realm composite, is one', async () => {
+    const { client, role: cr } = await kc.newClientRole(unique('client'), [await role('ADMIN')]);
+    const direct = await newUser('client-role-admin');
+    await kc.console('POST', `/users/${direct.id}/role-mappings/clients/${client}`, [cr]);
+    const parent = await newGroup([]);
+    await kc.console('POST', `/groups/${parent}/role-mappings/clients/${client}`, [cr]);
+    const child = await newGroup([], parent);
+    const viaGroup = await newUser('client-role-group-admin');
+    await kc.console('PUT', `/users/${viaGroup.id}/groups/${child}`);
+    // A realm role including a client role (of another client) including SUPERADMIN.
+    const inner = await kc.newClientRole(unique('client'), [await role('SUPERADMIN')]);
+    const outer = unique('outer');
+    await kc.console('POST', '/roles', { name: outer });
+    await kc.console('POST', `/roles/${outer}/composites`, [inner.role]);
+    const deep = await newUser('client-role-deep-superadmin');
+    await kc.console('POST', `/users/${deep.id}/role-mappings/realm`, [await role(outer)]);
+    const plain = await newUser('client-role-plain');
+    roles.invalidate();
+
+    for (const [u, held] of [
+      [direct, 'ADMIN'],
+      [viaGroup, 'ADMIN'],
+      [deep, 'SUPERADMIN'],
+    ] as const) {
+      expect((await users.get(u.id, superadmin)).role).toBe(held);
+      expect(await listed(superadmin, u.email)).toEqual([{ id: u.id, role: held }]);
+      expect(await listed(admin, u.email)).toEqual([]);
+      await expect(users.get(u.id, admin)).rejects.toMatchObject({ name: 'NotFound' });
+      await expect(users.update(u.id, { name: 'Taken over' }, admin)).rejects.toMatchObject({ name: 'NotFound' });
+      await expect(users.delete(u.id, admin)).rejects.toMatchObject({ name: 'NotFound' });
+    }
+    expect(await listed(admin, plain.email)).toEqual([{ id: plain.id, role: 'USER' }]);
+
+    // The composite removed: they are users again.
+    await kc.console('DELETE', `/roles-by-id/${cr.id}/composites`, [await role('ADMIN')]);
+    roles.invalidate();
+    expect(await listed(admin, direct.email)).toEqual([{ id: direct.id, role: 'USER' }]);
+    expect(await listed(admin, viaGroup.email)).toEqual([{ id: viaGroup.id, role: 'USER' }]);
+  });
+
+  it("the realm gives the API client's service account what counting client roles needs (realm-management view-clients)", () => {
+    // Granted by test/support for the other tests when the realm lacks it.
+    expect(kc.missingGrants).toEqual([]);
+  });
+
+  it('without view-clients, roles are read as before (realm roles, composites and groups) and the log says what is missing', async () => {
+    const logged: string[] = [];
+    const note = (_: unknown, msg?: string) => void logged.push(typeof _ === 'string' ? _ : (msg ?? ''));
+    const log = { error: note, info: note, warn: note } as never;
+    const parent = await newGroup(['ADMIN']);
+    const viaGroup = await newUser('no-view-clients-group-admin');
+    await kc.console('PUT', `/users/${viaGroup.id}/groups/${parent}`);
+    await kc.setServiceAccountRole('view-clients', false);
+    try {
+      const blind = new KeycloakAdminClient(kc.settings, log);
+      expect((await blind.roleHolders(['ADMIN'])).get('ADMIN')?.has(viaGroup.id)).toBe(true);
+      await blind.roleHolders(['ADMIN']);
+      expect(logged.filter((m) => m.includes('"view-clients"'))).toHaveLength(1);
+    } finally {
+      await kc.setServiceAccountRole('view-clients', true);
+    }
   });
 
   it('a change or deletion reads the role Keycloak holds now, not the list read a moment ago', async () => {

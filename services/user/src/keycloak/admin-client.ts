@@ -1,4 +1,4 @@
-import { Unavailable } from '@gef/common';
+import { Unavailable, type Logger } from '@gef/common';
 
 export interface KeycloakSettings {
   url: string;
@@ -54,6 +54,31 @@ export class KeycloakError extends Error {
 
 const requestTimeoutMs = 10_000;
 
+/** A realm or client role as the admin API lists it (brief representation). */
+interface ListedRole extends KeycloakRole {
+  composite?: boolean;
+  clientRole?: boolean;
+  /** The realm's id, or the client's id for a client role. */
+  containerId?: string;
+}
+
+/** How many reads of one sweep (every client's roles, every composite's parts) are in flight at once. */
+const sweepConcurrency = 8;
+
+/** `fn` over every item, at most `sweepConcurrency` at a time; the results in the items' order. */
+async function inParallel<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(sweepConcurrency, items.length) }, worker));
+  return results;
+}
+
 /**
  * Keycloak's admin REST API, called with the API client's service account. The access
  * token is cached until shortly before it expires.
@@ -61,8 +86,13 @@ const requestTimeoutMs = 10_000;
 export class KeycloakAdminClient {
   private token: { value: string; expiresAt: number } | undefined;
   private tokenRequest: Promise<string> | undefined;
+  /** Keycloak refused the realm's clients at the last read of the role holders. */
+  private clientsRefused = false;
 
-  constructor(private readonly settings: KeycloakSettings) {}
+  constructor(
+    private readonly settings: KeycloakSettings,
+    private readonly logger?: Logger,
+  ) {}
 
   private get realmBase(): string {
     return `${this.settings.url}/realms/${encodeURIComponent(this.settings.realm)}`;
@@ -369,26 +399,60 @@ export class KeycloakAdminClient {
   }
 
   /**
+   * Every client role of the realm. Needs the service account's realm-management
+   * `view-clients`: without it (a 403) there are none to count, and it says so in the log.
+   */
+  private async allClientRoles(): Promise<ListedRole[]> {
+    let clients: { id: string }[];
+    try {
+      clients = await this.paged<{ id: string }>('/clients', 'list clients', 100);
+    } catch (err) {
+      if (!(err instanceof KeycloakError && err.status === 403)) throw err;
+      if (!this.clientsRefused) {
+        this.logger?.error(
+          'cannot read the Keycloak realm\'s clients: the API client\'s service account lacks realm-management "view-clients". ' +
+            'Grant it; until then a role granted through a client role (one that includes ADMIN or SUPERADMIN) does not count here, ' +
+            'and changing such a client role in the Keycloak console does not revoke tokens',
+        );
+      }
+      this.clientsRefused = true;
+      return [];
+    }
+    if (this.clientsRefused) this.logger?.info('the Keycloak realm\'s clients are read again: client roles count');
+    this.clientsRefused = false;
+    const roles = await inParallel(clients, (c) =>
+      this.paged<ListedRole>(`/clients/${encodeURIComponent(c.id)}/roles?briefRepresentation=true`, 'list client roles'),
+    );
+    return roles.flat();
+  }
+
+  /**
    * Who holds each of the given realm roles in effect: mapped to the role itself, to a
-   * composite role that includes it (at any depth), or to a group holding either, directly
-   * or through a parent group. What Keycloak puts in their tokens, for every user at once.
+   * composite role that includes it at any depth (realm roles and client roles alike: a
+   * client role may include a realm role), or to a group holding any of them, directly or
+   * through a parent group. What Keycloak puts in their tokens, for every user at once.
    */
   async roleHolders(names: readonly string[]): Promise<Map<string, Set<string>>> {
-    const roles = await this.paged<KeycloakRole & { composite?: boolean }>('/roles?briefRepresentation=true', 'list roles');
-    // For each role, the composite roles that include it directly.
-    const includedBy = new Map<string, string[]>();
-    for (const composite of roles.filter((r) => r.composite)) {
-      const parts = await this.paged<KeycloakRole>(`/roles-by-id/${encodeURIComponent(composite.id)}/composites/realm`, 'list composite roles');
-      for (const part of parts) includedBy.set(part.name, [...(includedBy.get(part.name) ?? []), composite.name]);
-    }
+    const realmRoles = await this.paged<ListedRole>('/roles?briefRepresentation=true', 'list roles');
+    const clientRoles = await this.allClientRoles();
+    // For each role (by id), the composite roles, realm or client, that include it directly.
+    const includedBy = new Map<string, ListedRole[]>();
+    const composites = [...realmRoles, ...clientRoles].filter((r) => r.composite);
+    const parts = await inParallel(composites, (c) =>
+      this.paged<ListedRole>(`/roles-by-id/${encodeURIComponent(c.id)}/composites`, 'list composite roles'),
+    );
+    composites.forEach((composite, i) => {
+      for (const part of parts[i]!) includedBy.set(part.id, [...(includedBy.get(part.id) ?? []), composite]);
+    });
     const direct = new Map<string, Promise<Set<string>>>();
     const groupMembers = new Map<string, Promise<Set<string>>>();
     /** Users mapped to the role itself or to a group holding it. */
-    const mappedTo = (role: string): Promise<Set<string>> => {
-      let found = direct.get(role);
+    const mappedTo = (role: ListedRole): Promise<Set<string>> => {
+      let found = direct.get(role.id);
       if (!found) {
         found = (async () => {
-          const path = `/roles/${encodeURIComponent(role)}`;
+          const name = encodeURIComponent(role.name);
+          const path = role.clientRole && role.containerId ? `/clients/${encodeURIComponent(role.containerId)}/roles/${name}` : `/roles/${name}`;
           const users = await this.paged<KeycloakUser>(`${path}/users?briefRepresentation=true`, 'list role members');
           const ids = new Set(users.map((u) => u.id));
           const groups = await this.paged<{ id: string }>(`${path}/groups?briefRepresentation=true`, 'list role groups');
@@ -399,26 +463,28 @@ export class KeycloakAdminClient {
           }
           return ids;
         })();
-        direct.set(role, found);
+        direct.set(role.id, found);
       }
       return found;
     };
     const result = new Map<string, Set<string>>();
     for (const name of names) {
+      const holders = new Set<string>();
+      result.set(name, holders);
+      const target = realmRoles.find((r) => r.name === name);
+      if (!target) continue;
       // The role and every composite that includes it, however deep.
-      const granting = new Set([name]);
-      const queue = [name];
+      const granting = new Map([[target.id, target]]);
+      const queue = [target.id];
       while (queue.length > 0) {
         for (const parent of includedBy.get(queue.shift()!) ?? []) {
-          if (!granting.has(parent)) {
-            granting.add(parent);
-            queue.push(parent);
+          if (!granting.has(parent.id)) {
+            granting.set(parent.id, parent);
+            queue.push(parent.id);
           }
         }
       }
-      const holders = new Set<string>();
-      for (const role of granting) for (const id of await mappedTo(role)) holders.add(id);
-      result.set(name, holders);
+      for (const ids of await inParallel([...granting.values()], mappedTo)) for (const id of ids) holders.add(id);
     }
     return result;
   }

@@ -6,13 +6,21 @@ import type { RevocationHub } from './revocation-hub';
 /**
  * The admin events that can disable a user or change what their tokens carry, as two
  * reads: users changed, deleted or signed out (not created: registrations are most events),
- * and every change of role mappings, group memberships, groups and roles.
+ * and every change of role mappings (realm and client roles), group memberships, groups,
+ * roles (realm and client: a client role may include ADMIN) and clients (a client deleted
+ * takes its roles with it).
  */
 const eventQueries = [
   { resourceTypes: ['USER'], operationTypes: ['UPDATE', 'DELETE', 'ACTION'] },
-  { resourceTypes: ['REALM_ROLE_MAPPING', 'GROUP_MEMBERSHIP', 'GROUP', 'REALM_ROLE'], operationTypes: [] },
+  {
+    resourceTypes: ['REALM_ROLE_MAPPING', 'CLIENT_ROLE_MAPPING', 'GROUP_MEMBERSHIP', 'GROUP', 'REALM_ROLE', 'CLIENT_ROLE', 'CLIENT'],
+    operationTypes: [],
+  },
 ] as const;
 const roleResources = new Set<string>(eventQueries[1].resourceTypes);
+/** Whether an event may change who holds which role (a client's settings changed do not). */
+const touchesRoles = (e: KeycloakAdminEvent): boolean =>
+  roleResources.has(e.resourceType) && (e.resourceType !== 'CLIENT' || e.operationType === 'DELETE');
 /** The roles whose holders are compared when a change names nobody. */
 const watchedRoles = ['ADMIN', 'SUPERADMIN'] as const;
 const pageSize = 100;
@@ -28,7 +36,7 @@ export type ChangeEffect =
   | { group: string }
   /** A user changed without a representation: whether they were disabled is read from Keycloak. */
   | { checkUser: string }
-  /** Roles changed for users nobody named (a group deleted or moved, a composite role changed). */
+  /** Roles changed for users nobody named (a group deleted or moved, a composite role changed, a client deleted). */
   | { unnamed: true }
   | undefined;
 
@@ -54,6 +62,7 @@ export function effectOf(e: KeycloakAdminEvent): ChangeEffect {
       }
     }
     case 'REALM_ROLE_MAPPING':
+    case 'CLIENT_ROLE_MAPPING':
       if (e.operationType !== 'CREATE' && e.operationType !== 'DELETE') return undefined;
       if (segment(path, 0) === 'users' && segment(path, 1)) return { users: [segment(path, 1)!] };
       if (segment(path, 0) === 'groups' && segment(path, 1)) return { group: segment(path, 1)! };
@@ -62,7 +71,10 @@ export function effectOf(e: KeycloakAdminEvent): ChangeEffect {
       return segment(path, 0) === 'users' && segment(path, 1) ? { users: [segment(path, 1)!] } : undefined;
     case 'GROUP':
     case 'REALM_ROLE':
+    case 'CLIENT_ROLE':
       return { unnamed: true };
+    case 'CLIENT':
+      return e.operationType === 'DELETE' ? { unnamed: true } : undefined;
     default:
       return undefined;
   }
@@ -212,7 +224,7 @@ export class KeycloakChanges {
         const key = e.id ?? `${e.time}/${e.operationType}/${e.resourcePath ?? ''}`;
         latest = Math.max(latest, e.time);
         if (this.seen.has(key)) continue;
-        if (roleResources.has(e.resourceType)) rolesTouched = true;
+        if (touchesRoles(e)) rolesTouched = true;
         // The API's own changes revoke what they must as they are made.
         if (e.authDetails?.userId !== self) {
           const effect = effectOf(e);

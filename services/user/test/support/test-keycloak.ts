@@ -22,6 +22,12 @@ function postgresTemplate(cacheDir: string): string | undefined {
   return existsSync(join(postgres, 'PG_VERSION')) ? postgres : undefined;
 }
 
+/**
+ * The realm-management roles the user service's service account needs (beyond those it
+ * had before): `view-clients` to read client roles and who holds them.
+ */
+const neededGrants = ['view-clients'];
+
 export interface TestKeycloak {
   stack: Stack;
   /** The API client's settings (the service account the user service uses). */
@@ -29,12 +35,25 @@ export interface TestKeycloak {
   /** The user service's database on the same PostgreSQL. */
   databaseUrl: string;
   /**
+   * The realm-management roles the user service needs that the API client's service
+   * account lacked in the realm as the launcher set it up: granted here for the tests
+   * (empty when the realm gives them).
+   */
+  missingGrants: string[];
+  /** Grants (true) or takes back (false) one realm-management role of the API client's service account. */
+  setServiceAccountRole(name: string, held: boolean): Promise<void>;
+  /**
    * An operator in the admin console: the master realm's admin calling the gef realm's
    * admin API (`path` below /admin/realms/gef). Resolves to the parsed body, if any.
    */
   console<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
   /** Creates a user as the operator would, with a password; resolves to the id. */
   createUser(email: string, password: string): Promise<string>;
+  /**
+   * Creates a client (`clientId`) with one client role whose composites are `includes`, as
+   * an operator would; resolves to the client's id and the role.
+   */
+  newClientRole(clientId: string, includes: { id: string; name: string }[]): Promise<{ client: string; role: { id: string; name: string } }>;
   /** Password login as the API does it; the access token's claims and the tokens. */
   login(email: string, password: string): Promise<{ accessToken: string; refreshToken: string; sub: string; sid: string; iat: number }>;
   stop(): Promise<void>;
@@ -81,6 +100,14 @@ export async function startTestKeycloak(): Promise<TestKeycloak> {
     stack,
     settings,
     databaseUrl: databaseUrl(stack.ports, 'gef_user'),
+    missingGrants: [],
+    async setServiceAccountRole(name, held) {
+      const api = (await keycloak.console<{ id: string }[]>('GET', `/clients?clientId=${settings.clientId}`))[0]!.id;
+      const account = await keycloak.console<{ id: string }>('GET', `/clients/${api}/service-account-user`);
+      const management = (await keycloak.console<{ id: string }[]>('GET', '/clients?clientId=realm-management'))[0]!.id;
+      const role = await keycloak.console<{ id: string; name: string }>('GET', `/clients/${management}/roles/${name}`);
+      await keycloak.console(held ? 'POST' : 'DELETE', `/users/${account.id}/role-mappings/clients/${management}`, [role]);
+    },
     async console<T>(method: string, path: string, body?: unknown): Promise<T> {
       const res = await fetch(`${url}/admin/realms/gef${path}`, {
         method,
@@ -105,6 +132,16 @@ export async function startTestKeycloak(): Promise<TestKeycloak> {
       });
       if (res.status !== 201) throw new Error(`create user: ${res.status} ${await res.text()}`);
       return (res.headers.get('location') ?? '').split('/').pop()!;
+    },
+    async newClientRole(clientId, includes) {
+      await keycloak.console('POST', '/clients', { clientId, publicClient: false, serviceAccountsEnabled: false });
+      const client = (await keycloak.console<{ id: string; clientId: string }[]>('GET', `/clients?clientId=${encodeURIComponent(clientId)}`)).find(
+        (c) => c.clientId === clientId,
+      )!.id;
+      await keycloak.console('POST', `/clients/${client}/roles`, { name: 'cr' });
+      const role = await keycloak.console<{ id: string; name: string }>('GET', `/clients/${client}/roles/cr`);
+      if (includes.length > 0) await keycloak.console('POST', `/clients/${client}/roles/cr/composites`, includes);
+      return { client, role };
     },
     async login(email, password) {
       const res = await fetch(`${url}/realms/gef/protocol/openid-connect/token`, {
@@ -135,5 +172,19 @@ export async function startTestKeycloak(): Promise<TestKeycloak> {
       }
     },
   };
+  try {
+    const api = (await keycloak.console<{ id: string }[]>('GET', `/clients?clientId=${settings.clientId}`))[0]!.id;
+    const account = await keycloak.console<{ id: string }>('GET', `/clients/${api}/service-account-user`);
+    const management = (await keycloak.console<{ id: string }[]>('GET', '/clients?clientId=realm-management'))[0]!.id;
+    const held = await keycloak.console<{ name: string }[]>('GET', `/users/${account.id}/role-mappings/clients/${management}/composite`);
+    for (const name of neededGrants) {
+      if (held.some((r) => r.name === name)) continue;
+      await keycloak.setServiceAccountRole(name, true);
+      keycloak.missingGrants.push(name);
+    }
+  } catch (err) {
+    await keycloak.stop();
+    throw err;
+  }
   return keycloak;
 }
