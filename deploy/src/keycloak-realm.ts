@@ -45,15 +45,17 @@ export async function reconcileRealm(config: StackConfig): Promise<string[]> {
       changed.push(`${KEYCLOAK_CLIENT_ID} client secret`);
     }
     // The user service follows the realm's admin events (changes made in the console revoke
-    // tokens) and keeps them switched on: realms imported before it did need both.
+    // tokens) and keeps them switched on, and reads who holds a client role that includes a
+    // platform role: realms imported before it did need these roles.
     const serviceAccount = await admin<{ id: string }>(`/clients/${client.id}/service-account-user`);
     const management = ((await admin<{ id: string }[]>('/clients?clientId=realm-management')) ?? [])[0];
     if (serviceAccount && management) {
       const held = (await admin<{ name: string }[]>(`/users/${serviceAccount.id}/role-mappings/clients/${management.id}`)) ?? [];
-      if (!held.some((r) => r.name === 'manage-events')) {
-        const role = await admin<{ id: string; name: string }>(`/clients/${management.id}/roles/manage-events`);
+      for (const name of ['manage-events', 'view-clients']) {
+        if (held.some((r) => r.name === name)) continue;
+        const role = await admin<{ id: string; name: string }>(`/clients/${management.id}/roles/${name}`);
         await admin(`/users/${serviceAccount.id}/role-mappings/clients/${management.id}`, { method: 'POST', body: JSON.stringify([role]) });
-        changed.push(`${KEYCLOAK_CLIENT_ID} service account may manage events`);
+        changed.push(`${KEYCLOAK_CLIENT_ID} service account given ${name}`);
       }
     }
   }
