@@ -13,7 +13,8 @@ export type { ValidateFunction } from 'ajv';
  * JavaScript's backtracking RegExp, whose time a crafted pattern makes exponential.
  */
 const options = { strict: false, allErrors: false, validateFormats: false, logger: false, code: { regExp: linearRegExp } } as const;
-const engines = { draft7: new Ajv(options), draft2019: new Ajv2019(options), draft2020: new Ajv2020(options) };
+const newEngines = () => ({ draft7: new Ajv(options), draft2019: new Ajv2019(options), draft2020: new Ajv2020(options) });
+let engines = newEngines();
 
 function engineFor(schema: Record<string, unknown>) {
   const uri = typeof schema['$schema'] === 'string' ? schema['$schema'] : '';
@@ -28,53 +29,73 @@ export class InvalidJsonSchema extends Error {
 }
 
 /**
+ * How long a schema may take to compile. Ajv's time grows faster than a schema's size (a
+ * thousand properties took 2 s, three thousand 12 s before failing), and configuration.json
+ * may hold 1 MiB: real schemas compile in milliseconds.
+ */
+export const jsonSchemaCompileMs = 1000;
+
+/**
  * Compiles a schema (throws InvalidJsonSchema, also for a pattern the linear engine does not
- * take: backreferences, lookahead, lookbehind). `$schema` and `$id` are left out: a URI the
- * engine does not know is no error.
+ * take: backreferences, lookahead, lookbehind, and for a schema that takes longer than
+ * `jsonSchemaCompileMs` to compile). `$schema` and `$id` are left out: a URI the engine does
+ * not know is no error.
  */
 export function compileJsonSchema(schema: Record<string, unknown>): ValidateFunction {
   const { $schema: _ignored, $id: _id, ...body } = schema;
+  const engine = engineFor(schema);
   try {
-    return engineFor(schema).compile(body);
+    return runWithin(() => engine.compile(body), jsonSchemaCompileMs);
   } catch (err) {
+    if (err instanceof JsonSchemaTimeout) {
+      // Stopped halfway: the engines' shared state is not trusted any more.
+      engines = newEngines();
+      throw new InvalidJsonSchema(`the schema takes longer than ${jsonSchemaCompileMs} ms to compile: make it smaller`);
+    }
     throw new InvalidJsonSchema(err instanceof Error ? err.message : String(err));
   }
 }
 
-/** A validation stopped at its time limit (see validateWithin). */
+/** A compilation or validation stopped at its time limit. */
 export class JsonSchemaTimeout extends Error {
   override readonly name = 'JsonSchemaTimeout';
 }
 
 let sandbox: { context: vm.Context; script: vm.Script } | undefined;
-interface ValidationJob {
-  validate: ValidateFunction;
-  data: unknown;
-  valid?: boolean;
+interface Job {
+  run: () => unknown;
+  result?: unknown;
 }
 
 /**
- * Runs a compiled validator on `data`, stopped after `ms` milliseconds (JsonSchemaTimeout).
- * Linear-time patterns still cost the length of a string times the size of the pattern, and
- * other keywords more (`uniqueItems` compares every pair of items): a crafted schema with
- * a large input could hold the thread for minutes. V8 ends the call at the limit, in the
- * same thread (no worker, nothing copied); compiled patterns, whose caches the stop may have
- * left half-written, are compiled afresh afterwards.
+ * Runs `run`, stopped after `ms` milliseconds (JsonSchemaTimeout): V8 ends the call at the
+ * limit, in the same thread (no worker, nothing copied). Compiled patterns, whose caches the
+ * stop may have left half-written, are compiled afresh afterwards.
  */
-export function validateWithin(validate: ValidateFunction, data: unknown, ms: number): boolean {
-  sandbox ??= { context: vm.createContext({ job: undefined }), script: new vm.Script('job.valid = job.validate(job.data)') };
-  const job: ValidationJob = { validate, data };
+function runWithin<T>(run: () => T, ms: number): T {
+  sandbox ??= { context: vm.createContext({ job: undefined }), script: new vm.Script('job.result = job.run()') };
+  const job: Job = { run };
   sandbox.context['job'] = job;
   try {
     sandbox.script.runInContext(sandbox.context, { timeout: ms });
   } catch (err) {
     if ((err as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
       forgetCompiledPatterns();
-      throw new JsonSchemaTimeout(`validation took longer than ${ms} ms`);
+      throw new JsonSchemaTimeout(`stopped after ${ms} ms`);
     }
     throw err;
   } finally {
     sandbox.context['job'] = undefined;
   }
-  return job.valid === true;
+  return job.result as T;
+}
+
+/**
+ * Runs a compiled validator on `data`, stopped after `ms` milliseconds (JsonSchemaTimeout).
+ * Linear-time patterns still cost the length of a string times the size of the pattern, and
+ * other keywords more (`uniqueItems` compares every pair of items): a crafted schema with
+ * a large input could hold the thread for minutes.
+ */
+export function validateWithin(validate: ValidateFunction, data: unknown, ms: number): boolean {
+  return runWithin(() => validate(data), ms) === true;
 }

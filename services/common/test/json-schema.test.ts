@@ -1,4 +1,4 @@
-import { compileJsonSchema, InvalidJsonSchema, JsonSchemaTimeout, validateWithin } from '../src/json-schema';
+import { compileJsonSchema, InvalidJsonSchema, jsonSchemaCompileMs, JsonSchemaTimeout, validateWithin } from '../src/json-schema';
 import { linearRegExp, re2Syntax } from '../src/linear-regexp';
 
 describe('linearRegExp (JSON Schema patterns in linear time)', () => {
@@ -90,6 +90,20 @@ describe('compileJsonSchema', () => {
     expect(error).toBeInstanceOf(InvalidJsonSchema);
     expect((error as Error).message).toContain(`pattern ${JSON.stringify(pattern)} is not supported`);
   });
+});
+
+describe('compileJsonSchema time', () => {
+  it(`refuses a schema that takes longer than ${jsonSchemaCompileMs} ms to compile, and compiles others afterwards`, () => {
+    // Three thousand properties: 12 s of Ajv's time, then a stack overflow.
+    const properties = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`p${i}`, { type: 'string', pattern: `^x${i}` }]));
+    const started = Date.now();
+    expect(() => compileJsonSchema({ type: 'object', properties })).toThrow(
+      new InvalidJsonSchema(`the schema takes longer than ${jsonSchemaCompileMs} ms to compile: make it smaller`),
+    );
+    expect(Date.now() - started).toBeLessThan(jsonSchemaCompileMs + 4_000);
+    const validate = compileJsonSchema({ type: 'object', properties: { a: { type: 'string', pattern: '^a' } }, required: ['a'] });
+    expect([validate({ a: 'ab' }), validate({ a: 'b' }), validate({})]).toEqual([true, false, false]);
+  }, 30_000);
 });
 
 describe('validateWithin', () => {

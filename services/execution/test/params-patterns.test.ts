@@ -54,6 +54,16 @@ describe('params_schema patterns and costly checks', () => {
     expect(refusal(() => validateParams('back:1', backreference, {}))).toMatch(/^The script's params_schema is not a valid JSON Schema: pattern "\^\(a\)\\\\1\$" is not supported/);
   });
 
+  it('refuses a schema that takes too long to compile, and remembers it', () => {
+    const properties = Object.fromEntries(Array.from({ length: 2500 }, (_, i) => [`p${i}`, { type: 'string', pattern: `^x${i}` }]));
+    const refused = "The script's params_schema is not a valid JSON Schema: the schema takes longer than 1000 ms to compile: make it smaller";
+    expect(refusal(() => validateParams('slow:1', { type: 'object', properties }, {}))).toBe(refused);
+    // Not compiled again for each run of the version.
+    const started = Date.now();
+    expect(refusal(() => validateParams('slow:1', { type: 'object', properties }, {}))).toBe(refused);
+    expect(Date.now() - started).toBeLessThan(500);
+  }, 30_000);
+
   it(`stops a check that takes longer than ${paramsCheckMs} ms and refuses the run`, () => {
     const tooLong = `Invalid params: they could not be checked against the script's params_schema within ${paramsCheckMs} ms`;
     // Linear, but a pattern whose automaton explodes costs its size for every character: seconds for 200,000.

@@ -6,23 +6,26 @@ import { compileJsonSchema, InvalidArgument, JsonSchemaTimeout, validateWithin, 
  * immutable). A check is stopped after `paramsCheckMs` (the run is refused): a crafted
  * schema and params could otherwise hold the service's only thread for minutes.
  */
-const cache = new Map<string, ValidateFunction>();
+const cache = new Map<string, ValidateFunction | { invalid: string }>();
 const maxCached = 500;
 
 /** How long params may take to check against a schema (far above what real ones take: well under a millisecond). */
 export const paramsCheckMs = 200;
 
+/** The version's compiled schema; a schema that does not compile is remembered too (compiling it may take a second). */
 function compile(key: string, schema: Record<string, unknown>): ValidateFunction {
-  let validate = cache.get(key);
-  if (validate) return validate;
-  try {
-    validate = compileJsonSchema(schema);
-  } catch (err) {
-    throw new InvalidArgument(`The script's params_schema is not a valid JSON Schema: ${err instanceof Error ? err.message : String(err)}`, 'invalid_params');
+  let compiled = cache.get(key);
+  if (!compiled) {
+    try {
+      compiled = compileJsonSchema(schema);
+    } catch (err) {
+      compiled = { invalid: `The script's params_schema is not a valid JSON Schema: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    if (cache.size >= maxCached) cache.delete(cache.keys().next().value!);
+    cache.set(key, compiled);
   }
-  if (cache.size >= maxCached) cache.delete(cache.keys().next().value!);
-  cache.set(key, validate);
-  return validate;
+  if ('invalid' in compiled) throw new InvalidArgument(compiled.invalid, 'invalid_params');
+  return compiled;
 }
 
 /** Throws InvalidArgument with the schema error when the params do not satisfy the schema. */
