@@ -109,6 +109,16 @@ export const configShape = {
   RUN_LOG_FLUSH_MS: z.coerce.number().int().min(10).max(10_000).default(200),
   /** Log lines kept per attempt; later ones are dropped with a note. */
   RUN_LOG_MAX_LINES: countAtMost(100, 10_000_000, 1_000_000),
+  /**
+   * Bytes of log text kept per attempt (lines may be 32 KiB, so the line limit alone let an
+   * attempt send ~32 GiB); the line past it and later ones are dropped with a note.
+   */
+  RUN_LOG_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024 ** 2, 'at least 1 MiB (1048576 bytes)')
+    .max(4 * GiB, 'at most 4 GiB (4294967296 bytes)')
+    .default(256 * 1024 ** 2),
 };
 
 /**

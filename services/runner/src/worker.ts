@@ -100,6 +100,7 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
           heartbeatIntervalMs: config.RUN_HEARTBEAT_INTERVAL_MS,
           logFlushMs: config.RUN_LOG_FLUSH_MS,
           logMaxLines: config.RUN_LOG_MAX_LINES,
+          logMaxBytes: config.RUN_LOG_MAX_BYTES,
           logger,
         },
       }),

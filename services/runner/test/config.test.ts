@@ -9,6 +9,7 @@ describe('runner configuration', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       RUN_LOG_MAX_LINES: 1_000_000,
+      RUN_LOG_MAX_BYTES: 256 * 1024 ** 2,
       SANDBOX_MEMORY_BYTES: 4 * GiB,
       SANDBOX_MAX_PROCESSES: 256,
       SANDBOX_MAX_OPEN_FILES: 1024,
@@ -22,6 +23,7 @@ describe('runner configuration', () => {
   // it was taken as it came: a limit no machine has, or one the kernel refuses to every run.
   it.each([
     ['RUN_LOG_MAX_LINES', 10_000_000, '10000000'],
+    ['RUN_LOG_MAX_BYTES', 4 * GiB, '4 GiB'],
     ['SANDBOX_MEMORY_BYTES', TiB, '1 TiB'],
     ['SANDBOX_MAX_PROCESSES', 65_536, '65536'],
     ['SANDBOX_MAX_OPEN_FILES', 1_048_576, '1048576'],

@@ -75,6 +75,79 @@ describe('ExecutionLogSink', () => {
     expect(sent.at(-1)).toBe('The log reached 100 lines; later lines of this attempt are dropped');
   });
 
+  it('drops lines beyond the byte limit with one note, as beyond the line limit: exactly at it', async () => {
+    const sent: string[] = [];
+    const sink = new ExecutionLogSink(async (b) => {
+      sent.push(...b.lines.map((l) => l.text));
+      return ok;
+    }, logger, { flushMs: 5, maxBytes: 1000 });
+    for (let i = 0; i < 150; i++) sink.line('INFO', 'x'.repeat(10));
+    await sink.flush();
+    expect(sent).toHaveLength(101);
+    expect(sent.slice(0, 100).every((t) => t === 'x'.repeat(10))).toBe(true);
+    expect(sent.at(-1)).toBe('The log reached 1000 bytes; later lines of this attempt are dropped');
+  });
+
+  it('drops the line that would go past the byte limit and every later one (even one that would fit), bytes counted in UTF-8', async () => {
+    const sent: string[] = [];
+    const sink = new ExecutionLogSink(async (b) => {
+      sent.push(...b.lines.map((l) => l.text));
+      return ok;
+    }, logger, { flushMs: 5, maxBytes: 1024 ** 2 });
+    // 'é' is two bytes: 512 KiB of them (1 MiB) would not fit after the first line.
+    sink.line('INFO', 'first');
+    sink.line('INFO', 'é'.repeat(32 * 1024));
+    for (let i = 0; i < 15; i++) sink.line('INFO', 'é'.repeat(32 * 1024));
+    sink.line('INFO', 'small, but after the limit');
+    await sink.flush();
+    expect(sent.slice(0, -1).map((t) => t.length)).toEqual([5, ...Array.from({ length: 15 }, () => 32 * 1024)]);
+    expect(sent.at(-1)).toBe('The log reached 1 MiB; later lines of this attempt are dropped');
+    // One note, whichever limit came first.
+    sink.line('INFO', 'more');
+    await sink.flush();
+    expect(sent.filter((t) => t.startsWith('The log reached'))).toHaveLength(1);
+  });
+
+  it('counts the bytes of the lines not yet delivered, and asks the source to wait above its bound until half of them went', async () => {
+    let release!: () => void;
+    let held = new Promise<void>((r) => (release = r));
+    const sink = new ExecutionLogSink(async () => {
+      await held;
+      return ok;
+    }, logger, { flushMs: 5, maxBatch: 10, maxPendingBytes: 1000 });
+    expect(sink.backpressure()).toBeUndefined();
+    for (let i = 0; i < 9; i++) sink.line('INFO', 'x'.repeat(100));
+    expect(sink.pendingBytes).toBe(900);
+    expect(sink.backpressure()).toBeUndefined();
+    for (let i = 0; i < 21; i++) sink.line('INFO', 'y'.repeat(100));
+    expect(sink.pendingBytes).toBe(3000);
+    let resumed = false;
+    void sink.backpressure()!.then(() => (resumed = true));
+    await new Promise((r) => setTimeout(r, 30));
+    // The first batch (10 lines) is on its way and counts until it is delivered.
+    expect([resumed, sink.pendingBytes]).toEqual([false, 3000]);
+    release();
+    held = new Promise<void>((r) => (release = r));
+    await new Promise((r) => setTimeout(r, 30));
+    // 2000 left: still above 500 (half the bound).
+    expect([resumed, sink.pendingBytes]).toEqual([false, 2000]);
+    release();
+    held = Promise.resolve();
+    await new Promise((r) => setTimeout(r, 50));
+    expect([resumed, sink.pendingBytes, sink.backpressure()]).toEqual([true, 0, undefined]);
+    await sink.close();
+  });
+
+  it('lets a waiting source go when the sink is closed', async () => {
+    const sink = new ExecutionLogSink(() => new Promise<never>(() => undefined), logger, { flushMs: 5, maxPendingBytes: 10 });
+    sink.line('INFO', 'x'.repeat(100));
+    const waiting = sink.backpressure();
+    expect(waiting).toBeDefined();
+    const closing = sink.close();
+    await expect(waiting).resolves.toBeUndefined();
+    void closing;
+  });
+
   it('keeps batches under their character budget, one batch on the wire at a time, every line once and in order', async () => {
     const batches: number[][] = [];
     let inFlight = 0;

@@ -81,7 +81,7 @@ describe.each([
     await fixture.cleanup();
   });
 
-  async function setup(main: string, over: { timeoutSeconds?: number; attempt?: number; gone?: boolean; unreachable?: boolean } = {}) {
+  async function setup(main: string, over: { timeoutSeconds?: number; attempt?: number; gone?: boolean; unreachable?: boolean; logMaxBytes?: number } = {}) {
     const archive = makeArchive(fixture.tmp, { 'configuration.json': '{"name":"t"}', 'src/main.py': main });
     const bytes = fs.readFileSync(archive);
     const digest = createHash('sha256').update(bytes).digest('hex');
@@ -128,6 +128,7 @@ describe.each([
       heartbeatIntervalMs: 100,
       logFlushMs: 20,
       logMaxLines: 1000,
+      logMaxBytes: over.logMaxBytes ?? 256 * 1024 ** 2,
       logger,
     });
     const env = new MockActivityEnvironment({ attempt: over.attempt ?? 1 });
@@ -158,6 +159,48 @@ describe.each([
     t.executions.gate = () => new Promise((resolve) => t.env.once('heartbeat', () => resolve()));
     expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
     expect(t.executions.texts().filter((text) => text.startsWith('line '))).toEqual(Array.from({ length: 900 }, (_, i) => `line ${i}`));
+  }, 60_000);
+
+  it('drops the lines past the byte limit with one note, the run going on to its end', async () => {
+    const t = await setup('def run(params, logger):\n    for i in range(100):\n        logger.info("%03d %s", i, "x" * 996)\n    logger.send_progress(100)\n    return "OK"\n', { logMaxBytes: 64 * 1024 });
+    expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    const texts = t.executions.texts();
+    const note = 'The log reached 64 KiB; later lines of this attempt are dropped';
+    expect(texts.filter((text) => text === note)).toHaveLength(1);
+    // The note is the attempt's last line: the rest of the script's, and the runner's, are dropped.
+    expect(texts.at(-1)).toBe(note);
+    const kept = texts.filter((text) => / x{996}$/.test(text)).map((text) => Number(text.slice(0, 3)));
+    expect(kept).toEqual(kept.map((_, i) => i));
+    expect(kept.length).toBeGreaterThan(55);
+    expect(kept.length).toBeLessThan(66);
+    expect(t.executions.lines.reduce((n, l) => n + (l.text === note ? 0 : Buffer.byteLength(l.text)), 0)).toBeLessThanOrEqual(64 * 1024);
+    expect(t.executions.completed[0]).toMatchObject({ status: 'FINISHED', resultsJson: '"OK"' });
+  }, 60_000);
+
+  it("stops reading a script's output while its lines wait to be delivered, and reads on once they are", async () => {
+    // 21 MB of lines, then a progress report: it comes through the channel after the lines.
+    const t = await setup('def run(params, logger):\n    for i in range(700):\n        logger.info("%03d %s", i, "y" * 29996)\n    logger.send_progress(50)\n    return "OK"\n');
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let appends = 0;
+    t.executions.gate = () => {
+      appends++;
+      return released;
+    };
+    const running = t.run();
+    try {
+      for (let i = 0; i < 1500 && appends === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(appends).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, 2000));
+      // Held: the script waits in its writes, so its progress has not been read.
+      expect(t.heartbeats).not.toContainEqual({ progress: 50 });
+    } finally {
+      release();
+    }
+    expect(await running).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    expect(t.heartbeats).toContainEqual({ progress: 50 });
+    const kept = t.executions.texts().filter((text) => / y{29996}$/.test(text)).map((text) => Number(text.slice(0, 3)));
+    expect(kept).toEqual(Array.from({ length: 700 }, (_, i) => i));
   }, 60_000);
 
   it('runs in a directory of its own named after the run, the run\'s environment set', async () => {

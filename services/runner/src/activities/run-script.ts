@@ -81,6 +81,8 @@ export interface RunScriptDeps {
   heartbeatIntervalMs: number;
   logFlushMs: number;
   logMaxLines: number;
+  /** Bytes of log text kept per attempt (RUN_LOG_MAX_BYTES); later lines are dropped with a note. */
+  logMaxBytes: number;
   logger: Logger;
 }
 
@@ -145,6 +147,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
     const sink = new ExecutionLogSink((batch) => deps.executions.appendLogs(input.executionId, grant.runnerToken, batch), deps.logger, {
       flushMs: deps.logFlushMs,
       maxLines: deps.logMaxLines,
+      maxBytes: deps.logMaxBytes,
       onStop: (reason) => requestStop(serviceReasons.includes(reason) ? (reason as StopReason) : 'terminal'),
     });
     const onCancel = () => {
@@ -242,6 +245,9 @@ export function runScriptActivity(deps: RunScriptDeps) {
             timeoutMs: spec.timeoutSeconds * 1000,
             killGraceMs: deps.killGraceMs,
             onLog: (level, text) => sink.line(level, text),
+            // While too many lines wait to be delivered, the script's output is not read: it
+            // waits in its writes instead of the runner's memory growing with them.
+            backpressure: () => sink.backpressure(),
             onProgress: (value) => {
               sink.setProgress(value);
               beat();

@@ -34,21 +34,48 @@ export interface ExecutionLogSinkOptions {
   flushMs?: number;
   /** Lines kept for the attempt; later ones are dropped with a note. */
   maxLines?: number;
+  /**
+   * Bytes of text (UTF-8) kept for the attempt: the line that would go past it and every later
+   * one are dropped, with a note (as past `maxLines`; one note, whichever limit comes first).
+   */
+  maxBytes?: number;
+  /**
+   * Bytes of lines not yet delivered (waiting, or on their way) above which the source is
+   * asked to wait (`backpressure()`) until half of them have gone.
+   */
+  maxPendingBytes?: number;
   /** Told when the service answers that the attempt should stop. */
   onStop?: (reason: string) => void;
 }
 
 const maxLineLength = 32 * 1024;
 
+/** A size as the note says it: whole MiB or KiB when it is, else bytes. */
+function sizeText(bytes: number): string {
+  if (bytes >= 1024 ** 2 && bytes % 1024 ** 2 === 0) return `${bytes / 1024 ** 2} MiB`;
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} bytes`;
+}
+
 /**
  * A run's log on its way to the execution service: every line gets the attempt's next
  * sequence number here, at the source; lines and the latest progress go in batches, one
  * batch at a time and in order, each retried until it is delivered (the service stores a
  * numbered line once, so a batch delivered twice adds nothing). No database round trip per
- * line.
+ * line. What it holds is bounded: the attempt's lines by `maxLines` and `maxBytes`, and the
+ * lines not yet delivered by `maxPendingBytes`, which the source keeps to by waiting for
+ * `backpressure()` (the runner stops reading the script's output meanwhile).
  */
 export class ExecutionLogSink {
   private buffer: NumberedLine[] = [];
+  /** The UTF-8 size of each line of `buffer`. */
+  private bufferSizes: number[] = [];
+  private acceptedBytes = 0;
+  /** A limit of the attempt was reached (and said): later lines are dropped. */
+  private full = false;
+  /** Bytes of lines waiting or on their way. */
+  private pending = 0;
+  private drainWaiters: (() => void)[] = [];
   private progressValue: number | undefined;
   private sentProgress: number | undefined;
   private nextSeq = 0;
@@ -63,6 +90,8 @@ export class ExecutionLogSink {
   private readonly maxBatchChars: number;
   private readonly flushMs: number;
   private readonly maxLines: number;
+  private readonly maxBytes: number;
+  private readonly maxPendingBytes: number;
 
   constructor(
     private readonly send: (batch: LogBatch) => Promise<BatchReply>,
@@ -73,6 +102,8 @@ export class ExecutionLogSink {
     this.maxBatchChars = options.maxBatchChars ?? 1024 * 1024;
     this.flushMs = options.flushMs ?? 200;
     this.maxLines = options.maxLines ?? 1_000_000;
+    this.maxBytes = options.maxBytes ?? 256 * 1024 ** 2;
+    this.maxPendingBytes = options.maxPendingBytes ?? 4 * 1024 ** 2;
   }
 
   /** The latest progress reported (for heartbeats). */
@@ -80,18 +111,54 @@ export class ExecutionLogSink {
     return this.progressValue;
   }
 
+  /** Bytes of lines not yet delivered (waiting, or in the batch on its way). */
+  get pendingBytes(): number {
+    return this.pending;
+  }
+
   line(level: LineLevel, text: string): void {
-    if (this.accepted >= this.maxLines) return;
-    this.accepted++;
+    if (this.full) return;
     const clipped = text.length > maxLineLength ? `${text.slice(0, maxLineLength)}… [cut at ${maxLineLength} characters]` : text;
-    this.buffer.push({ seq: this.nextSeq++, level, text: clipped });
-    this.bufferedChars += clipped.length;
-    if (this.accepted === this.maxLines) {
-      const note = `The log reached ${this.maxLines} lines; later lines of this attempt are dropped`;
-      this.buffer.push({ seq: this.nextSeq++, level: 'WARNING', text: note });
-      this.bufferedChars += note.length;
+    const bytes = Buffer.byteLength(clipped);
+    if (this.acceptedBytes + bytes > this.maxBytes) {
+      this.stopAccepting(`The log reached ${sizeText(this.maxBytes)}; later lines of this attempt are dropped`);
+      return;
     }
+    this.accepted++;
+    this.acceptedBytes += bytes;
+    this.push(level, clipped, bytes);
+    if (this.accepted === this.maxLines) this.stopAccepting(`The log reached ${this.maxLines} lines; later lines of this attempt are dropped`);
+    else if (this.acceptedBytes === this.maxBytes) this.stopAccepting(`The log reached ${sizeText(this.maxBytes)}; later lines of this attempt are dropped`);
     this.schedule();
+  }
+
+  /**
+   * Undefined while the lines not yet delivered are within the bound; past it, a promise
+   * that resolves once half of them have gone (or the sink is closed): until then the source
+   * should give no more lines.
+   */
+  backpressure(): Promise<void> | undefined {
+    if (this.closed || this.pending <= this.maxPendingBytes) return undefined;
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private push(level: LineLevel, text: string, bytes: number): void {
+    this.buffer.push({ seq: this.nextSeq++, level, text });
+    this.bufferSizes.push(bytes);
+    this.bufferedChars += text.length;
+    this.pending += bytes;
+  }
+
+  /** A limit was reached: the note, then nothing more of this attempt. */
+  private stopAccepting(note: string): void {
+    this.full = true;
+    this.push('WARNING', note, Buffer.byteLength(note));
+    this.schedule();
+  }
+
+  private drained(): void {
+    if (this.drainWaiters.length === 0 || (!this.closed && this.pending > this.maxPendingBytes / 2)) return;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
   setProgress(value: number): void {
@@ -125,29 +192,34 @@ export class ExecutionLogSink {
     return this.progressValue !== undefined && this.progressValue !== this.sentProgress;
   }
 
-  /** The next batch: up to `maxBatch` lines and `maxBatchChars` characters, at least one line. */
-  private takeBatch(): NumberedLine[] {
+  /** The next batch: up to `maxBatch` lines and `maxBatchChars` characters, at least one line; and its bytes. */
+  private takeBatch(): { lines: NumberedLine[]; bytes: number } {
     let count = 0;
     let chars = 0;
+    let bytes = 0;
     while (count < this.buffer.length && count < this.maxBatch) {
       const next = this.buffer[count]!.text.length;
       if (count > 0 && chars + next > this.maxBatchChars) break;
       chars += next;
+      bytes += this.bufferSizes[count]!;
       count++;
     }
     this.bufferedChars -= chars;
-    return this.buffer.splice(0, count);
+    this.bufferSizes.splice(0, count);
+    return { lines: this.buffer.splice(0, count), bytes };
   }
 
   private async deliver(): Promise<void> {
     const progressChanged = this.progressPending;
     if (this.buffer.length === 0 && !progressChanged) return;
-    const lines = this.takeBatch();
+    const { lines, bytes } = this.takeBatch();
     const progress = this.progressValue;
     for (let attempt = 1; ; attempt++) {
       try {
         const reply = await this.send({ lines, ...(progressChanged ? { progress } : {}) });
         if (progressChanged) this.sentProgress = progress;
+        this.pending -= bytes;
+        this.drained();
         if (reply.stop) this.options.onStop?.(reply.stopReason);
         break;
       } catch (err) {
@@ -155,6 +227,7 @@ export class ExecutionLogSink {
         if (this.closed && attempt >= 5) {
           // The outcome carries what is left; it is sent with the same numbers.
           this.buffer.unshift(...lines);
+          this.bufferSizes.unshift(...lines.map((l) => Buffer.byteLength(l.text)));
           this.bufferedChars += lines.reduce((n, l) => n + l.text.length, 0);
           return;
         }
@@ -172,9 +245,13 @@ export class ExecutionLogSink {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+    // A source still waiting goes on: what it gives now travels with the outcome.
+    this.drained();
     await this.chain;
     const lines = this.buffer.splice(0);
+    this.bufferSizes = [];
     this.bufferedChars = 0;
+    this.pending = 0;
     const progressChanged = this.progressValue !== undefined && this.progressValue !== this.sentProgress;
     return { lines, ...(progressChanged ? { progress: this.progressValue } : {}) };
   }

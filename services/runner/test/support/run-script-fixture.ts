@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@gef/common';
 import { ForkServer } from '../../src/runtimes/python/fork-server';
-import { PythonInterpreter, type PythonOutcome, type ScriptLevel } from '../../src/runtimes/python/run-python';
+import { PythonInterpreter, type PythonJob, type PythonOutcome, type ScriptLevel } from '../../src/runtimes/python/run-python';
 import { installShim, prepareRunnerDirs, type RunnerDirs } from '../../src/sandbox/runner-dirs';
 import { Sandbox, type SandboxLimits } from '../../src/sandbox/sandbox';
 
@@ -66,7 +66,16 @@ export class Fixture {
   /** Extracts the files and runs src/main.py through the shim. */
   async run(
     files: Record<string, string>,
-    options: { params?: Record<string, unknown>; timeoutMs?: number; env?: Record<string, string>; stopAfterMs?: number; killGraceMs?: number; limits?: Partial<SandboxLimits> } = {},
+    options: {
+      params?: Record<string, unknown>;
+      timeoutMs?: number;
+      env?: Record<string, string>;
+      stopAfterMs?: number;
+      killGraceMs?: number;
+      limits?: Partial<SandboxLimits>;
+      /** Where the lines go (else they are kept in the result), and the job's backpressure. */
+      job?: Partial<Pick<PythonJob, 'onLog' | 'backpressure'>>;
+    } = {},
   ): Promise<ScriptRun> {
     const archive = makeArchive(this.tmp, files);
     const run = await this.sandbox.open('test');
@@ -100,6 +109,7 @@ export class Fixture {
         killGraceMs: options.killGraceMs ?? 1000,
         onLog: (level, text) => lines.push({ level, text }),
         onProgress: (p) => progress.push(p),
+        ...options.job,
       });
       if (options.stopAfterMs !== undefined) setTimeout(() => running.stop('cancel'), options.stopAfterMs);
       const outcome = await running.outcome;

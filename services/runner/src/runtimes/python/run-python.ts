@@ -48,6 +48,13 @@ export interface PythonJob {
   killGraceMs: number;
   onLog: (level: ScriptLevel, text: string) => void;
   onProgress: (percent: number) => void;
+  /**
+   * Undefined while lines may come; else a promise that resolves when they may again. Till
+   * then the script's output (channel, stdout, stderr) is not read, so a script writing faster
+   * than its lines are delivered waits in its writes. Once the process has ended, the rest of
+   * its output is read regardless.
+   */
+  backpressure?: () => Promise<void> | undefined;
 }
 
 export type PythonOutcome =
@@ -122,8 +129,12 @@ function spawned(child: ChildProcess): InterpreterProcess {
   return { pid: child.pid, stdin: child.stdin!, stdout: child.stdout!, stderr: child.stderr!, channel: child.stdio[3] as Readable, exited };
 }
 
-/** Splits a stream into lines, at most `max` bytes each (the rest of a longer line is `overflow`). */
-function readLines(stream: Readable, max: number, onLine: (line: string) => void, onOverflow: () => void): Promise<void> {
+/**
+ * Splits a stream into lines, at most `max` bytes each (the rest of a longer line is
+ * `overflow`). After each chunk, `hold` may give a promise: the stream is paused until it
+ * settles (the writer then waits once the pipe is full).
+ */
+function readLines(stream: Readable, max: number, onLine: (line: string) => void, onOverflow: () => void, hold: () => Promise<unknown> | undefined): Promise<void> {
   return new Promise((resolve) => {
     let pending: Buffer[] = [];
     let size = 0;
@@ -152,6 +163,11 @@ function readLines(stream: Readable, max: number, onLine: (line: string) => void
         size = 0;
         skipping = false;
         start = nl + 1;
+      }
+      const wait = hold();
+      if (wait) {
+        stream.pause();
+        void wait.then(() => stream.resume());
       }
     });
     stream.once('close', () => {
@@ -188,6 +204,7 @@ export class PythonInterpreter {
   private spawnError: Error | undefined;
   private onMessage: ((line: string) => void) | undefined;
   private onOutput: ((level: ScriptLevel, text: string) => void) | undefined;
+  private backpressure: (() => Promise<void> | undefined) | undefined;
   private early: { level: ScriptLevel; text: string }[] = [];
   private saidReady = false;
   private taken = false;
@@ -232,6 +249,7 @@ export class PythonInterpreter {
       if (this.onOutput) this.onOutput(level, line.trimEnd());
       else if (this.early.length < maxEarlyLines) this.early.push({ level, text: line.trimEnd() });
     };
+    const hold = () => this.hold();
     this.reading = Promise.all([
       readLines(
         this.channel,
@@ -245,9 +263,10 @@ export class PythonInterpreter {
           this.onMessage?.(line);
         },
         () => this.onMessage?.('{"t":"overflow"}'),
+        hold,
       ),
-      readLines(this.process.stdout, maxOutputLine, output('INFO'), () => undefined),
-      readLines(this.process.stderr, maxOutputLine, output('WARNING'), () => undefined),
+      readLines(this.process.stdout, maxOutputLine, output('INFO'), () => undefined, hold),
+      readLines(this.process.stderr, maxOutputLine, output('WARNING'), () => undefined, hold),
     ]);
     this.process.stdin.on('error', () => undefined);
     this.exited = this.process.exited.then(({ code, signal, error }) => {
@@ -259,6 +278,16 @@ export class PythonInterpreter {
       markReady(false);
       return this.exit;
     });
+  }
+
+  /**
+   * While the process runs, the job's backpressure (reading waits for it); once it has
+   * ended, nothing holds the rest of its output back (it is what the pipes still hold).
+   */
+  private hold(): Promise<unknown> | undefined {
+    if (this.exit) return undefined;
+    const wait = this.backpressure?.();
+    return wait && Promise.race([wait, this.exited]);
   }
 
   /** The process's id (once spawned). */
@@ -367,6 +396,7 @@ export class PythonInterpreter {
     };
     for (const line of this.early.splice(0)) job.onLog(line.level, line.text);
     this.onOutput = job.onLog;
+    this.backpressure = job.backpressure;
 
     const stdin: Writable = this.process.stdin;
     // As the shim applies them (setrlimit, soft = hard), as wrap() gives them to prlimit.
