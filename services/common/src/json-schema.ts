@@ -73,8 +73,10 @@ interface Job {
  * stop may have left half-written, are compiled afresh afterwards.
  */
 function runWithin<T>(run: () => T, ms: number): T {
-  sandbox ??= { context: vm.createContext({ job: undefined }), script: new vm.Script('job.result = job.run()') };
+  // The job is read once, before it runs: a nested call (none today) finds its own.
+  sandbox ??= { context: vm.createContext({ job: undefined }), script: new vm.Script('{ const current = job; current.result = current.run(); }') };
   const job: Job = { run };
+  const outer: unknown = sandbox.context['job'];
   sandbox.context['job'] = job;
   try {
     sandbox.script.runInContext(sandbox.context, { timeout: ms });
@@ -85,7 +87,7 @@ function runWithin<T>(run: () => T, ms: number): T {
     }
     throw err;
   } finally {
-    sandbox.context['job'] = undefined;
+    sandbox.context['job'] = outer;
   }
   return job.result as T;
 }

@@ -94,8 +94,8 @@ describe('compileJsonSchema', () => {
 
 describe('compileJsonSchema time', () => {
   it(`refuses a schema that takes longer than ${jsonSchemaCompileMs} ms to compile, and compiles others afterwards`, () => {
-    // Three thousand properties: 12 s of Ajv's time, then a stack overflow.
-    const properties = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`p${i}`, { type: 'string', pattern: `^x${i}` }]));
+    // Two thousand properties: 4 s of Ajv's time.
+    const properties = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`p${i}`, { type: 'string', pattern: `^x${i}` }]));
     const started = Date.now();
     expect(() => compileJsonSchema({ type: 'object', properties })).toThrow(
       new InvalidJsonSchema(`the schema takes longer than ${jsonSchemaCompileMs} ms to compile: make it smaller`),
