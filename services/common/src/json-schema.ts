@@ -15,6 +15,9 @@ export type { ValidateFunction } from 'ajv';
 const options = { strict: false, allErrors: false, validateFormats: false, logger: false, code: { regExp: linearRegExp } } as const;
 const newEngines = () => ({ draft7: new Ajv(options), draft2019: new Ajv2019(options), draft2020: new Ajv2020(options) });
 let engines = newEngines();
+let compiledSinceNew = 0;
+/** How many compiles the engines serve before they are made anew. */
+const enginesRenewedEvery = 100;
 
 function engineFor(schema: Record<string, unknown>) {
   const uri = typeof schema['$schema'] === 'string' ? schema['$schema'] : '';
@@ -43,10 +46,21 @@ export const jsonSchemaCompileMs = 1000;
  */
 export function compileJsonSchema(schema: Record<string, unknown>): ValidateFunction {
   const { $schema: _ignored, $id: _id, ...body } = schema;
+  // An engine keeps something of every schema it compiled (their `$id`s, values its code
+  // shares): each compile is forgotten once done, and the engines are made anew now and
+  // then, so a service compiling one schema per upload or version does not grow for good,
+  // and one script's `$id` never clashes with another's. Validators compiled before keep working.
+  if (++compiledSinceNew >= enginesRenewedEvery) {
+    engines = newEngines();
+    compiledSinceNew = 0;
+  }
   const engine = engineFor(schema);
   try {
-    return runWithin(() => engine.compile(body), jsonSchemaCompileMs);
+    const validate = runWithin(() => engine.compile(body), jsonSchemaCompileMs);
+    engine.removeSchema();
+    return validate;
   } catch (err) {
+    engine.removeSchema();
     if (err instanceof JsonSchemaTimeout) {
       // Stopped halfway: the engines' shared state is not trusted any more.
       engines = newEngines();

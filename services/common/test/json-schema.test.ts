@@ -92,6 +92,23 @@ describe('compileJsonSchema', () => {
   });
 });
 
+describe('compileJsonSchema, schema after schema', () => {
+  const withId = (type: string) => ({ type: 'object', properties: { a: { $id: 'https://example.org/shared', type }, b: { $ref: 'https://example.org/shared' } } });
+
+  it("compiles two scripts' schemas that use one $id differently, each as written", () => {
+    const strings = compileJsonSchema(withId('string'));
+    const numbers = compileJsonSchema(withId('number'));
+    expect([strings({ a: 'x', b: 'y' }), strings({ a: 1 })]).toEqual([true, false]);
+    expect([numbers({ a: 1, b: 2 }), numbers({ a: 'x' })]).toEqual([true, false]);
+  });
+
+  it('keeps validators compiled before the engines were made anew', () => {
+    const first = compileJsonSchema({ type: 'object', properties: { n: { type: 'integer', minimum: 3 } }, required: ['n'] });
+    for (let i = 0; i < 250; i++) compileJsonSchema({ type: 'object', properties: { [`p${i}`]: { type: 'string', pattern: `^${i}` } } });
+    expect([first({ n: 3 }), first({ n: 2 }), first({})]).toEqual([true, false, false]);
+  });
+});
+
 describe('compileJsonSchema time', () => {
   it(`refuses a schema that takes longer than ${jsonSchemaCompileMs} ms to compile, and compiles others afterwards`, () => {
     // Two thousand properties: 4 s of Ajv's time.
