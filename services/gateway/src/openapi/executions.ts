@@ -78,7 +78,7 @@ const executionSchema: SchemaObject = {
     status: schemaRef('ExecutionStatus'),
     progress: { type: 'integer', minimum: 0, maximum: 100, description: 'Percent, rounded to a whole number.' },
     params: { type: 'object', description: 'The run parameters as given (left out with `exclude=params`).' },
-    results: { description: 'What the script returned: any JSON value, null until there are results (left out with `exclude=results`).' },
+    results: { description: 'What the script returned: any JSON value, null until there are results (left out with `exclude=results`). A result beyond 32 levels, 8 MiB or 100,000 values is not stored: the run ends FAILED with an ERROR log line saying why.' },
     start_date: { ...schemaRef('ApiDate'), description: 'When the run was accepted.' },
     end_date: { anyOf: [schemaRef('ApiDate'), { type: 'null' }], description: 'Set once the status is terminal (FINISHED, FAILED, CANCELLED).' },
     updated_at: schemaRef('ApiDate'),
@@ -111,7 +111,7 @@ const updateBodySchema: SchemaObject = {
   properties: {
     status: { type: 'string', description: 'Any case.', enum: ['PENDING', 'READY', 'RUNNING', 'FINISHED', 'FAILED', 'CANCELLING', 'CANCELLED'] },
     progress: { type: 'number', minimum: 0, maximum: 100, description: 'Percent; fractions are accepted (shown rounded).' },
-    results: { description: 'Any JSON value (object, array, string, number, boolean or null), nested at most 32 levels of objects and arrays.' },
+    results: { description: 'Any JSON value (object, array, string, number, boolean or null), nested at most 32 levels of objects and arrays, at most 8 MiB of JSON text (UTF-8) and 100,000 JSON values (each number, string, boolean, null, array and object counts one; keys do not); otherwise 400.' },
   },
 };
 
@@ -173,7 +173,7 @@ export const executionsOpenApi: OpenApiResource = {
         parameters: [scriptParam],
         requestBody: {
           required: false,
-          description: 'The params, a JSON object (optional), nested at most 32 levels of objects and arrays.',
+          description: 'The params, a JSON object (optional), nested at most 32 levels of objects and arrays, checked against the script\'s `params_schema` (400 `invalid_params` when they do not match, or cannot be checked within 200 ms).',
           content: jsonContent({ type: 'object', additionalProperties: true }, { year_initial: 2001, year_final: 2015 }),
         },
         responses: { '200': executionResponse('The new execution, PENDING.'), ...errorResponses(400, 401, 404, 413, 415, 429, 503) },
