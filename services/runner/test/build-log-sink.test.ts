@@ -31,6 +31,17 @@ describe('BuildLogSink', () => {
     expect(sent).toEqual(['1', '2', '3', '4', '5']);
   });
 
+  it("keeps a build's tool output up to its bound, says so once, and keeps the runner's own lines after it", async () => {
+    const sent: string[] = [];
+    const sink = new BuildLogSink(async (lines) => void sent.push(...lines), logger, { maxBatch: 50, flushIntervalMs: 5, maxLines: 100 });
+    for (let i = 0; i < 1000; i++) sink.output(`pip ${i}`);
+    sink.line('environment ready');
+    await sink.close();
+    expect(sent).toHaveLength(102);
+    expect(sent.slice(0, 100)).toEqual(Array.from({ length: 100 }, (_, i) => `pip ${i}`));
+    expect(sent.slice(100)).toEqual(["the build's output beyond 100 lines is left out of its log", 'environment ready']);
+  });
+
   it('drops a batch that keeps failing instead of failing the build', async () => {
     const sink = new BuildLogSink(() => Promise.reject(new Error('down')), logger, { attempts: 2 });
     sink.line('lost');

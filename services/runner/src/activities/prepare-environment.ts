@@ -31,7 +31,7 @@ export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
     sink.line(`preparing the ${input.runtime} environment on runner ${hostname}${attempt}`);
     try {
       const env = await ensureEnvironment(deps.environments, input.runtime, input.requirements, {
-        onLine: (line) => sink.line(line),
+        onLine: (line) => sink.output(line),
         signal: ctx.cancellationSignal,
       });
       sink.line(env.reused ? `environment ${env.hash.slice(0, 12)} reused` : `environment ${env.hash.slice(0, 12)} ready`);

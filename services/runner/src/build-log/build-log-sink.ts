@@ -7,7 +7,12 @@ export interface BuildLogSinkOptions {
   flushIntervalMs?: number;
   /** Attempts per batch before it is dropped (a build never fails for its log). */
   attempts?: number;
+  /** Lines of the build's tools kept at most (a package's build code writes what it likes); one more line says the rest was left out. */
+  maxLines?: number;
 }
+
+/** Lines of one build's log at most, by default. */
+export const maxBuildLogLines = 20_000;
 
 /**
  * Batches build log lines and sends them in order through `send` (the script service's
@@ -20,6 +25,8 @@ export class BuildLogSink {
   private readonly maxBatch: number;
   private readonly flushIntervalMs: number;
   private readonly attempts: number;
+  private readonly maxLines: number;
+  private taken = 0;
 
   constructor(
     private readonly send: (lines: string[]) => Promise<void>,
@@ -29,8 +36,17 @@ export class BuildLogSink {
     this.maxBatch = options.maxBatch ?? 100;
     this.flushIntervalMs = options.flushIntervalMs ?? 250;
     this.attempts = options.attempts ?? 3;
+    this.maxLines = options.maxLines ?? maxBuildLogLines;
   }
 
+  /** A line of the build's tools (venv, pip, a package's build), kept up to `maxLines`. */
+  output(text: string): void {
+    if (this.taken > this.maxLines) return;
+    this.taken++;
+    this.line(this.taken > this.maxLines ? `the build's output beyond ${this.maxLines} lines is left out of its log` : text);
+  }
+
+  /** A line of the runner's own, always kept. */
   line(text: string): void {
     this.buffer.push(text);
     if (this.buffer.length >= this.maxBatch) this.flush();
