@@ -19,6 +19,15 @@ const bytesAtMost = (max: number, fallback: number) =>
     .max(max, `at most ${max / TiB >= 1 ? `${max / TiB} TiB` : `${max / GiB} GiB`} (${max} bytes)`)
     .default(fallback);
 
+/** A cache's byte budget: 0 (keep only what runs use, and the latest) to 16 TiB. */
+const cacheBytes = (fallback: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(16 * TiB, `at most 16 TiB (${16 * TiB} bytes)`)
+    .default(fallback);
+
 /** A count, at least `min` and at most `max` (named in the refusal). */
 const countAtMost = (min: number, max: number, fallback: number, why = '') =>
   z.coerce
@@ -66,6 +75,15 @@ export const configShape = {
    * under the system's temporary directory (see sandbox/runner-dirs.ts).
    */
   RUNNER_DATA_DIR: z.string().min(1).optional(),
+  /**
+   * What the runner's caches may take on disk, each (the least recently used entries are
+   * removed first, never one a run in progress uses; one removed is made again when a run
+   * needs it): downloaded archives (`archives/`), their extracted trees (`extracted/`), and
+   * the Python environments (`environments/`).
+   */
+  RUNNER_ARCHIVES_MAX_BYTES: cacheBytes(GiB),
+  RUNNER_EXTRACTED_MAX_BYTES: cacheBytes(5 * GiB),
+  RUNNER_ENVIRONMENTS_MAX_BYTES: cacheBytes(20 * GiB),
   /** `on`: scripts run as unprivileged users (needs root); `off`: as the runner's user; `auto`: on when possible. */
   SANDBOX: z.enum(['auto', 'on', 'off']).default('auto'),
   /** The sandbox users: uid = gid = base + n, one per run at a time. */

@@ -10,6 +10,7 @@ import { ArchiveCache } from './archives/archive-cache';
 import { ExtractedArchives } from './archives/extracted-archives';
 import { scriptServiceSource } from './archives/script-service-source';
 import type { RunnerConfig } from './config';
+import { EnvironmentCache } from './environments/environment-cache';
 import { environmentSettings } from './environments/settings';
 import { executionsApi } from './execution-log/execution-service-api';
 import { ForkServer } from './runtimes/python/fork-server';
@@ -40,9 +41,16 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
   const sandboxOf = (uids: { base: number; count: number }) =>
     new Sandbox({ mode, prlimit, setpriv, uidBase: uids.base, uidCount: uids.count, dirs, ...(memoryGroups ? { memoryGroups } : {}) });
   const sandbox = sandboxOf(config.sandboxUids.scripts);
-  // Builds as users of their own: pip runs the build code of what a script requires.
+  // Environments within their budget (never one a run uses; one removed is built again).
+  const environmentCache = new EnvironmentCache(path.join(dirs.root, 'environments'), {
+    maxBytes: config.RUNNER_ENVIRONMENTS_MAX_BYTES,
+    onError: (dir, err) => logger.warn({ dir, err: String(err) }, 'an environment could not be removed or measured'),
+    onRemoved: (dir) => logger.info({ dir }, 'environment removed (RUNNER_ENVIRONMENTS_MAX_BYTES); built again when a run needs it'),
+  });
   const environments = {
     ...environmentSettings(config, dirs.root),
+    cache: environmentCache,
+    // Builds as users of their own: pip runs the build code of what a script requires.
     builds: {
       sandbox: sandboxOf(config.sandboxUids.builds),
       limits: { memoryBytes: config.SANDBOX_MEMORY_BYTES, cpuSeconds: Infinity, processes: config.SANDBOX_MAX_PROCESSES, openFiles: config.SANDBOX_MAX_OPEN_FILES, fileBytes: config.SANDBOX_MAX_FILE_BYTES },
@@ -51,8 +59,19 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
   // Leftovers of both kinds of user (their locks share one directory).
   const swept = await sandbox.sweep();
   if (swept > 0) logger.info({ swept }, 'leftovers of runs of a runner that died removed');
-  const extracted = new ExtractedArchives(dirs.extracted, sandbox);
-  await extracted.sweep();
+  const cacheError = (what: string) => (target: string, err: unknown) => logger.warn({ target, err: String(err) }, `${what} could not be removed`);
+  const extracted = new ExtractedArchives(dirs.extracted, sandbox, { maxBytes: config.RUNNER_EXTRACTED_MAX_BYTES, onError: cacheError('an extracted archive') });
+  const archives = new ArchiveCache(dirs.archives, scriptServiceSource(scripts), { maxBytes: config.RUNNER_ARCHIVES_MAX_BYTES, onError: cacheError('an archive') });
+  // What an earlier process left is counted (and the budgets kept) once, at start.
+  const [trees, archived, builtBefore] = await Promise.all([extracted.recover(), archives.recover(), environmentCache.recover()]);
+  logger.info(
+    {
+      extracted: { ...trees, bytes: extracted.bytes, maxBytes: config.RUNNER_EXTRACTED_MAX_BYTES },
+      archives: { ...archived, bytes: archives.bytes, maxBytes: config.RUNNER_ARCHIVES_MAX_BYTES },
+      environments: { ...builtBefore, bytes: environmentCache.bytes, maxBytes: config.RUNNER_ENVIRONMENTS_MAX_BYTES },
+    },
+    'runner caches',
+  );
   const shim = await installShim(dirs, path.join(__dirname, 'runtimes', 'python', 'gef_runtime.py'));
   const locale = localeOf(config.toolEnv);
   const baseEnv = { PATH: '/usr/local/bin:/usr/bin:/bin', ...locale };
@@ -83,7 +102,7 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
         logger,
         run: {
           executions: executionsApi(executions),
-          archives: new ArchiveCache(dirs.archives, scriptServiceSource(scripts)),
+          archives,
           extracted,
           sandbox,
           pool,

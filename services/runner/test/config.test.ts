@@ -16,6 +16,9 @@ describe('runner configuration', () => {
       SANDBOX_MAX_FILE_BYTES: 2 * GiB,
       SANDBOX_MAX_DISK_BYTES: 10 * GiB,
       PIP_TIMEOUT_SECONDS: 900,
+      RUNNER_ARCHIVES_MAX_BYTES: GiB,
+      RUNNER_EXTRACTED_MAX_BYTES: 5 * GiB,
+      RUNNER_ENVIRONMENTS_MAX_BYTES: 20 * GiB,
     });
   });
 
@@ -30,6 +33,9 @@ describe('runner configuration', () => {
     ['SANDBOX_MAX_FILE_BYTES', TiB, '1 TiB'],
     ['SANDBOX_MAX_DISK_BYTES', 16 * TiB, '16 TiB'],
     ['PIP_TIMEOUT_SECONDS', 86_400, '86400'],
+    ['RUNNER_ARCHIVES_MAX_BYTES', 16 * TiB, '16 TiB'],
+    ['RUNNER_EXTRACTED_MAX_BYTES', 16 * TiB, '16 TiB'],
+    ['RUNNER_ENVIRONMENTS_MAX_BYTES', 16 * TiB, '16 TiB'],
   ])('refuses %s above %d, and takes it at most', (name, max, said) => {
     expect(loadConfig({ [name]: String(max) })[name as 'RUN_LOG_MAX_LINES']).toBe(max);
     let caught: unknown;

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { EnvironmentError } from '../src/environments/environment-error';
+import { EnvironmentCache, environmentRecord } from '../src/environments/environment-cache';
 import { ensureEnvironment, privatiseEnvironmentRecords, sweepUnfinishedEnvironments, type EnvironmentSettings } from '../src/environments/ensure-environment';
 import { prepareRunnerDirs, type RunnerDirs } from '../src/sandbox/runner-dirs';
 import { processesOf, Sandbox } from '../src/sandbox/sandbox';
@@ -73,6 +74,33 @@ describe('ensureEnvironment', () => {
     expect((caught as Error).message).toMatch(/no-such-package-gef-test-4c1d/);
     expect(entries()).toEqual(before);
   }, 300_000);
+
+  it('with a cache: records what an environment takes when it is built, reuses it while it is there, and builds it again once removed', async () => {
+    const fresh = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-env-cached-'));
+    try {
+      const cache = new EnvironmentCache(path.join(fresh, 'environments'), { maxBytes: 1 << 40 });
+      const cached = { ...settings, dataDir: fresh, cache };
+      const first = await ensureEnvironment(cached, 'python3', '# cached\n');
+      expect(first.reused).toBe(false);
+      const record = JSON.parse(fs.readFileSync(path.join(first.path, environmentRecord), 'utf8')) as { bytes: number };
+      expect(record.bytes).toBeGreaterThan(10_000);
+      expect(cache.bytes).toBe(record.bytes);
+      first.release();
+      const again = await ensureEnvironment(cached, 'python3', '');
+      expect(again).toMatchObject({ hash: first.hash, reused: true });
+      again.release();
+      // Removed (by another process sharing the directory, say): built again, not used half gone.
+      fs.rmSync(first.path, { recursive: true });
+      const lines: string[] = [];
+      const rebuilt = await ensureEnvironment(cached, 'python3', '', { onLine: (l) => lines.push(l) });
+      expect(rebuilt).toMatchObject({ hash: first.hash, reused: false });
+      expect(lines).toContain(`preparing environment ${first.hash.slice(0, 12)} (0 requirements)`);
+      expect(fs.existsSync(rebuilt.python)).toBe(true);
+      rebuilt.release();
+    } finally {
+      fs.rmSync(fresh, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('refuses unknown runtimes and pip options without building', async () => {
     await expect(ensureEnvironment(settings, 'R', '')).rejects.toThrow(/unsupported runtime/);

@@ -1,13 +1,16 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createLogger } from '@gef/common';
 import type { RunScriptResult } from '@gef/workflows/activities';
 import { runScriptActivity, type AttemptGrant, type AttemptResult, type ExecutionsApi } from '../src/activities/run-script';
-import { ArchiveCache } from '../src/archives/archive-cache';
+import { ArchiveCache, type ArchiveSource } from '../src/archives/archive-cache';
 import { ArchiveGone } from '../src/archives/script-service-source';
 import { ExtractedArchives } from '../src/archives/extracted-archives';
+import { EnvironmentCache } from '../src/environments/environment-cache';
+import type { EnvironmentSettings } from '../src/environments/ensure-environment';
 import type { LogBatch, NumberedLine } from '../src/execution-log/execution-log-sink';
 import { InterpreterPool } from '../src/runtimes/python/interpreter-pool';
 import { Fixture, isRoot, makeArchive, python } from './support/run-script-fixture';
@@ -81,8 +84,23 @@ describe.each([
     await fixture.cleanup();
   });
 
-  async function setup(main: string, over: { timeoutSeconds?: number; attempt?: number; gone?: boolean; unreachable?: boolean; logMaxBytes?: number } = {}) {
-    const archive = makeArchive(fixture.tmp, { 'configuration.json': '{"name":"t"}', 'src/main.py': main });
+  async function setup(
+    main: string,
+    over: {
+      timeoutSeconds?: number;
+      attempt?: number;
+      gone?: boolean;
+      unreachable?: boolean;
+      logMaxBytes?: number;
+      /** More files in the archive. */
+      files?: Record<string, string>;
+      /** Caches of the test's own (else the describe's extracted trees and a fresh archive cache). */
+      archives?: (source: ArchiveSource, digest: string) => ArchiveCache;
+      extracted?: ExtractedArchives;
+      environments?: EnvironmentSettings;
+    } = {},
+  ) {
+    const archive = makeArchive(fixture.tmp, { 'configuration.json': '{"name":"t"}', 'src/main.py': main, ...over.files });
     const bytes = fs.readFileSync(archive);
     const digest = createHash('sha256').update(bytes).digest('hex');
     const executions = new FakeExecutions({
@@ -105,20 +123,21 @@ describe.each([
       },
     });
     const downloads: string[] = [];
+    const source: ArchiveSource = async function* (ref) {
+      downloads.push(ref.digest);
+      if (over.gone) throw new ArchiveGone('The script was deleted before this run could start');
+      if (over.unreachable) throw new Error('the archive store did not answer');
+      yield bytes;
+    };
     const activity = runScriptActivity({
       executions,
-      archives: new ArchiveCache(fixture.dirs.archives, async function* (ref) {
-        downloads.push(ref.digest);
-        if (over.gone) throw new ArchiveGone('The script was deleted before this run could start');
-        if (over.unreachable) throw new Error('the archive store did not answer');
-        yield bytes;
-      }),
-      extracted,
+      archives: over.archives ? over.archives(source, digest) : new ArchiveCache(fixture.dirs.archives, source),
+      extracted: over.extracted ?? extracted,
       sandbox: fixture.sandbox,
       ...(pool ? { pool } : {}),
       ...(fixture.forkServer ? { forkServer: fixture.forkServer } : {}),
       baseEnv,
-      environments: { dataDir: fixture.dirs.root, python, processEnv: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, pipTimeoutMs: 60_000 },
+      environments: over.environments ?? { dataDir: fixture.dirs.root, python, processEnv: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, pipTimeoutMs: 60_000 },
       shim: fixture.shim,
       envName: 'test',
       apiUrl: 'http://127.0.0.1:3000',
@@ -134,7 +153,7 @@ describe.each([
     const env = new MockActivityEnvironment({ attempt: over.attempt ?? 1 });
     const heartbeats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => heartbeats.push(d));
-    return { executions, env, heartbeats, downloads, run: () => env.run(activity, { executionId }) as Promise<RunScriptResult> };
+    return { executions, env, heartbeats, downloads, digest, run: () => env.run(activity, { executionId }) as Promise<RunScriptResult> };
   }
 
   it('runs the script and records FINISHED with its results and numbered lines, heartbeating progress', async () => {
@@ -202,6 +221,79 @@ describe.each([
     const kept = t.executions.texts().filter((text) => / y{29996}$/.test(text)).map((text) => Number(text.slice(0, 3)));
     expect(kept).toEqual(Array.from({ length: 700 }, (_, i) => i));
   }, 60_000);
+
+  it('keeps downloaded archives and extracted trees within their budgets, the least recently used removed first', async () => {
+    // Each archive: ~130 KiB compressed, its tree ~260 KiB on disk. Room for two of each.
+    const budgets = { archives: 330 * 1024, extracted: 700 * 1024 };
+    const extractedHere = new ExtractedArchives(fixture.dirs.extracted, fixture.sandbox, { maxBytes: budgets.extracted });
+    // One cache for every run, downloading each archive from its run's source.
+    const sources = new Map<string, ArchiveSource>();
+    const shared = new ArchiveCache(fixture.dirs.archives, (ref) => sources.get(ref.digest)!(ref), { maxBytes: budgets.archives });
+    const archivesHere = (source: ArchiveSource, digest: string) => {
+      sources.set(digest, source);
+      return shared;
+    };
+    const make = async (name: string) => {
+      const t = await setup(`def run(params, logger):\n    return "${name}"\n`, { files: { 'data.txt': randomBytes(128 * 1024).toString('hex') }, archives: archivesHere, extracted: extractedHere });
+      expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+      return t;
+    };
+    const onDisk = (digests: string[]) => ({
+      extracted: digests.filter((d) => fs.existsSync(`${fixture.dirs.extracted}/${d}`)),
+      archives: digests.filter((d) => fs.existsSync(`${fixture.dirs.archives}/${d}.tar.gz`)),
+    });
+    /** What is on disk once removals are done (they follow the run, once its references are given back). */
+    const settled = async (digests: string[], want: { extracted: string[]; archives: string[] }) => {
+      for (let i = 0; i < 100 && JSON.stringify(onDisk(digests)) !== JSON.stringify(want); i++) await new Promise((r) => setTimeout(r, 20));
+      return onDisk(digests);
+    };
+    const a = await make('a');
+    const b = await make('b');
+    expect(await settled([a.digest, b.digest], { extracted: [a.digest, b.digest], archives: [a.digest, b.digest] })).toEqual({ extracted: [a.digest, b.digest], archives: [a.digest, b.digest] });
+    const c = await make('c');
+    const all = [a.digest, b.digest, c.digest];
+    expect(await settled(all, { extracted: [b.digest, c.digest], archives: [b.digest, c.digest] })).toEqual({ extracted: [b.digest, c.digest], archives: [b.digest, c.digest] });
+    // b runs again from its tree (no download): c's tree is now the least recently used.
+    expect(await b.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    expect(b.downloads).toHaveLength(1);
+    const d = await make('d');
+    all.push(d.digest);
+    expect(await settled(all, { extracted: [b.digest, d.digest], archives: [c.digest, d.digest] })).toEqual({ extracted: [b.digest, d.digest], archives: [c.digest, d.digest] });
+    // a, removed, is downloaded and extracted again when it runs again.
+    expect(await a.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    expect(a.downloads).toHaveLength(2);
+    expect(a.executions.completed.at(-1)).toMatchObject({ status: 'FINISHED', resultsJson: '"a"' });
+  }, 120_000);
+
+  // Once is enough: the environment is the same whoever starts the interpreter.
+  (poolSize === 0 ? it : it.skip)('keeps the environment of a running script past the budget, removes it once the run is over, and builds it again for the next run', async () => {
+    const dataDir = fs.mkdtempSync(path.join(fixture.tmp, 'envs-'));
+    fs.chmodSync(dataDir, 0o711);
+    const envRoot = path.join(dataDir, 'environments');
+    const cache = new EnvironmentCache(envRoot, { maxBytes: 0 });
+    const environments: EnvironmentSettings = { dataDir, python, processEnv: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, pipTimeoutMs: 60_000, cache };
+    const main = 'import os, time\ndef run(params, logger):\n    logger.info("started")\n    time.sleep(1.5)\n    return os.path.exists(os.path.join(os.environ["PATH"].split(":")[0], "python"))\n';
+    const t = await setup(main, { environments });
+    const running = t.run();
+    for (let i = 0; i < 1500 && !t.executions.texts().includes('started'); i++) await new Promise((r) => setTimeout(r, 20));
+    const [hash] = fs.readdirSync(envRoot).filter((name) => /^[0-9a-f]{64}$/.test(name));
+    expect(hash).toBeDefined();
+    const envDir = path.join(envRoot, hash!);
+    // Another environment comes meanwhile (a build on this runner): past the budget (0), but
+    // the running script's is in use.
+    cache.added('f'.repeat(64), 1);
+    await cache.idle();
+    expect(fs.existsSync(envDir)).toBe(true);
+    expect(await running).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    expect(t.executions.completed[0]).toMatchObject({ resultsJson: 'true' });
+    // Once the run is over (its processes gone), it is removed.
+    for (let i = 0; i < 250 && fs.existsSync(envDir); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(fs.existsSync(envDir)).toBe(false);
+    // The next run builds it again.
+    const again = await setup('def run(params, logger):\n    return 1\n', { environments });
+    expect(await again.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    expect(again.executions.texts()).toContain(`Environment: preparing environment ${hash!.slice(0, 12)} (0 requirements)`);
+  }, 120_000);
 
   it('runs in a directory of its own named after the run, the run\'s environment set', async () => {
     const t = await setup('import os\ndef run(params, logger):\n    return {"cwd": os.path.basename(os.getcwd()), "home": os.environ["HOME"] == os.getcwd(), "id": os.environ["EXECUTION_ID"]}\n');

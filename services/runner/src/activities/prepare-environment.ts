@@ -34,6 +34,8 @@ export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
         onLine: (line) => sink.output(line),
         signal: ctx.cancellationSignal,
       });
+      // Nothing of the build uses it: the cache may remove it (a run builds it again).
+      env.release();
       sink.line(env.reused ? `environment ${env.hash.slice(0, 12)} reused` : `environment ${env.hash.slice(0, 12)} ready`);
       return { environmentHash: env.hash, reused: env.reused, hostname };
     } catch (err) {

@@ -2,10 +2,10 @@ import os from 'node:os';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from '@gef/common';
 import type { RunScriptHeartbeat, RunScriptInput, RunScriptResult } from '@gef/workflows/activities';
-import type { ArchiveCache } from '../archives/archive-cache';
+import type { ArchiveCache, CachedPath } from '../archives/archive-cache';
 import { ArchiveGone } from '../archives/script-service-source';
 import type { ExtractedArchives } from '../archives/extracted-archives';
-import { ensureEnvironment, type EnvironmentSettings } from '../environments/ensure-environment';
+import { ensureEnvironment, type Environment, type EnvironmentSettings } from '../environments/ensure-environment';
 import { EnvironmentError } from '../environments/environment-error';
 import { limitLine } from './limit-lines';
 import { ExecutionLogSink, type BatchReply, type LineLevel, type LogBatch, type NumberedLine } from '../execution-log/execution-log-sink';
@@ -172,6 +172,10 @@ export function runScriptActivity(deps: RunScriptDeps) {
     let setupFailure: string | undefined;
     let sandboxRun: SandboxRun | undefined;
     let limits: SandboxLimits | undefined;
+    /** The extracted archive, held from when it is found or made until it is copied. */
+    let tree: CachedPath | undefined;
+    /** The run's environment, held until the script's processes are gone. */
+    let environment: Environment | undefined;
     let diskWatch: NodeJS.Timeout | undefined;
     /** Bytes the run's files took when it was stopped for its disk quota. */
     let diskExceeded: number | undefined;
@@ -183,6 +187,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
             onLine: (line) => sink.line('DEBUG', `Environment: ${line}`),
             signal: ctx.cancellationSignal,
           });
+          environment = env;
           if (spec.environmentHash && env.hash !== spec.environmentHash) {
             sink.line('WARNING', `Environment: this runner computed ${env.hash.slice(0, 12)}, the build recorded ${spec.environmentHash.slice(0, 12)}`);
           }
@@ -194,10 +199,12 @@ export function runScriptActivity(deps: RunScriptDeps) {
             // fractions too: 0.5 is half a core), and a margin for the interpreter's start.
             cpuSeconds: spec.timeoutSeconds * (spec.cpuLimit > 0 ? spec.cpuLimit : 1) + 5,
           };
-          const archive = await deps.archives.get(spec);
-          // Extracted once per archive for every run of it: with the runner's default memory
-          // limit, not this run's (a tiny one would fail every attempt at extraction).
-          const tree = await deps.extracted.get(archive, spec.digest.trim().toLowerCase(), { ...limits, memoryBytes: Math.max(limits.memoryBytes, deps.defaults.memoryBytes) });
+          // Extracted once per archive for every run of it (the archive downloaded only to
+          // extract it): with the runner's default memory limit, not this run's (a tiny one
+          // would fail every attempt at extraction). The tree is held until it is copied.
+          tree = await deps.extracted.acquire(spec.digest.trim().toLowerCase(), { ...limits, memoryBytes: Math.max(limits.memoryBytes, deps.defaults.memoryBytes) }, () =>
+            deps.archives.acquire(spec),
+          );
           // A waiting interpreter of the pool (its own uid and directory), else one started now.
           const label = `${input.executionId}-a${attempt}`;
           const pooled = deps.pool?.take(limits);
@@ -223,10 +230,13 @@ export function runScriptActivity(deps: RunScriptDeps) {
             if (pooled) await sandboxRun.relabel(label);
             // All the run's processes together: a pooled interpreter was started with the default.
             await sandboxRun.limitMemory(limits.memoryBytes);
-            await sandboxRun.populate(tree);
+            await sandboxRun.populate(tree.path);
           } catch (err) {
             interpreter.discard();
             throw err;
+          } finally {
+            // The run has its own copy: the tree may be removed from now on.
+            tree.release();
           }
           const params = JSON.parse(grant.paramsJson) as Record<string, unknown>;
           const running = interpreter.run({
@@ -296,6 +306,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
           }
         }
       } finally {
+        tree?.release();
         // Heartbeats go on until the attempt's lines are delivered (below): a script that wrote
         // faster than they are stored leaves many behind when it ends.
         clearInterval(diskWatch);
@@ -367,7 +378,10 @@ export function runScriptActivity(deps: RunScriptDeps) {
       // The sweep for strays, the directory and the uid are cleared once the outcome is
       // recorded, off the path of the answer the run's client waits for: the sweep spawns
       // processes and scans /proc (the uid is not reused before it is done).
-      void sandboxRun?.close().catch((err: unknown) => deps.logger.warn({ err: String(err) }, 'run directory cleanup failed'));
+      // The environment is given back once nothing of the run can use it any more.
+      void (sandboxRun?.close() ?? Promise.resolve())
+        .catch((err: unknown) => deps.logger.warn({ err: String(err) }, 'run directory cleanup failed'))
+        .finally(() => environment?.release());
     }
   };
 }

@@ -1,7 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { treeBytes } from '../caches/tree-bytes';
 import { buildPythonEnvironment } from '../runtimes/python/build-python-environment';
+import { environmentRecord, isEnvironmentReady, type EnvironmentCache } from './environment-cache';
 import { EnvironmentError } from './environment-error';
 import { environmentHash } from './environment-hash';
 import { normaliseRequirements } from './requirements';
@@ -23,6 +25,11 @@ export interface EnvironmentSettings {
    * owner's to choose), with these limits. Without it, builds run as the runner.
    */
   builds?: { sandbox: Sandbox; limits: SandboxLimits };
+  /**
+   * The environments kept within a byte budget (least recently used removed first, never one
+   * in use, one removed built again when needed). Without it, environments are kept for good.
+   */
+  cache?: EnvironmentCache;
 }
 
 export interface EnvironmentHooks {
@@ -39,9 +46,14 @@ export interface Environment {
   python: string;
   /** Whether it existed already (or another build made it meanwhile). */
   reused: boolean;
+  /**
+   * Says the environment is no longer used (a run: once its script's processes are gone; a
+   * build: at once): from then on the cache may remove it. Once; later calls do nothing.
+   */
+  release(): void;
 }
 
-const marker = '.gef-environment.json';
+const marker = environmentRecord;
 /**
  * Beside a half-built environment (`<dir>.pgid`, in the runner's own directory, never in the
  * tree a build's user writes to): the process group of the step running (venv, pip).
@@ -59,17 +71,10 @@ const known = new Set<string>();
 
 const environmentsDir = (settings: EnvironmentSettings) => path.join(path.resolve(settings.dataDir), 'environments');
 
-async function isReady(dir: string): Promise<boolean> {
-  try {
-    await Promise.all([fs.access(path.join(dir, marker)), fs.access(path.join(dir, 'bin', 'python'))]);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const isReady = isEnvironmentReady;
 
-function describe(hash: string, dir: string, reused: boolean): Environment {
-  return { hash, path: dir, python: path.join(dir, 'bin', 'python'), reused };
+function describe(hash: string, dir: string, reused: boolean, release: () => void = () => undefined): Environment {
+  return { hash, path: dir, python: path.join(dir, 'bin', 'python'), reused, release };
 }
 
 async function build(settings: EnvironmentSettings, runtime: string, requirements: string[], hash: string, hooks: EnvironmentHooks): Promise<Environment> {
@@ -114,7 +119,12 @@ async function build(settings: EnvironmentSettings, runtime: string, requirement
     // name (a link the runner would follow as root, a FIFO it would block on): that is
     // removed, and the record made anew.
     await fs.rm(path.join(tmp, marker), { recursive: true, force: true });
-    await fs.writeFile(path.join(tmp, marker), `${JSON.stringify({ hash, runtime, requirements, createdAt: new Date().toISOString() }, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    // What it takes on disk, measured once (the cache's budget counts it).
+    const bytes = settings.cache ? await treeBytes(tmp) : undefined;
+    await fs.writeFile(path.join(tmp, marker), `${JSON.stringify({ hash, runtime, requirements, createdAt: new Date().toISOString(), ...(bytes !== undefined ? { bytes } : {}) }, null, 2)}\n`, {
+      mode: 0o600,
+      flag: 'wx',
+    });
     // Readable by the unprivileged users scripts run as.
     await fs.chmod(tmp, 0o755);
     try {
@@ -128,6 +138,7 @@ async function build(settings: EnvironmentSettings, runtime: string, requirement
       }
       throw err;
     }
+    if (bytes !== undefined) settings.cache?.added(hash, bytes);
     return describe(hash, final, false);
   } catch (err) {
     await builder?.killAll();
@@ -154,6 +165,7 @@ export async function ensureEnvironment(
   if (!supported.has(runtime)) throw new EnvironmentError(`unsupported runtime '${runtime}'`, false);
   const normalised = normaliseRequirements(requirements);
   const hash = environmentHash(runtime, normalised);
+  if (settings.cache) return ensureCached(settings, settings.cache, runtime, normalised, hash, hooks);
   const dir = path.join(environmentsDir(settings), hash);
   if (known.has(dir) || (await isReady(dir))) {
     known.add(dir);
@@ -174,6 +186,37 @@ export async function ensureEnvironment(
     .finally(() => inFlight.delete(hash));
   inFlight.set(hash, building);
   return building;
+}
+
+/**
+ * ensureEnvironment with a cache: each use is marked (see EnvironmentCache) and checked
+ * complete under the hash's lock, so an environment the cache removed meanwhile is built
+ * again rather than used half gone.
+ */
+async function ensureCached(settings: EnvironmentSettings, cache: EnvironmentCache, runtime: string, normalised: string[], hash: string, hooks: EnvironmentHooks): Promise<Environment> {
+  const dir = path.join(environmentsDir(settings), hash);
+  let built = false;
+  let waited = false;
+  // A few rounds at most: each ends with the environment in place, unless it is removed again at once.
+  for (let round = 0; round < 3; round++) {
+    const use = await cache.use(hash);
+    if (use) {
+      if (!built && !waited) hooks.onLine?.(`environment ${hash.slice(0, 12)} exists; reusing it`);
+      return describe(hash, dir, !built, use.release);
+    }
+    const running = inFlight.get(hash);
+    if (running) {
+      hooks.onLine?.(`environment ${hash.slice(0, 12)} is being prepared by another build; waiting for it`);
+      waited = true;
+      await running;
+      continue;
+    }
+    hooks.onLine?.(`preparing environment ${hash.slice(0, 12)} (${normalised.length} requirement${normalised.length === 1 ? '' : 's'})`);
+    const building = build(settings, runtime, normalised, hash, hooks).finally(() => inFlight.delete(hash));
+    inFlight.set(hash, building);
+    built = !(await building).reused;
+  }
+  throw new EnvironmentError(`environment ${hash.slice(0, 12)} was removed as soon as it was prepared`, true);
 }
 
 /**

@@ -160,6 +160,11 @@ export class Sandbox {
     return known;
   }
 
+  /** Forgets what a tree held (it was removed; one made again at its path is read anew). */
+  forgetManifest(tree: string): void {
+    this.manifests.delete(tree);
+  }
+
   /** A new run directory's path, named after the run. */
   runDir(label: string): string {
     const safe = label.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
