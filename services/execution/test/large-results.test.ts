@@ -1,15 +1,12 @@
-import type http2 from 'node:http2';
 import { randomUUID } from 'node:crypto';
 import { fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
 import { ValueSchema } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, type Client } from '@connectrpc/connect';
-import { closeServer, createLogger, listen, maxResultsBytes, maxResultsValues, rpcRecursionLimit, serviceClient } from '@gef/common';
-import { startTestPostgres, type TestPostgres } from '@gef/deploy';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { maxResultsBytes, maxResultsValues, rpcRecursionLimit } from '@gef/common';
 import { execution } from '@gef/protos';
-import client from 'prom-client';
 import { resultsTooBigLine, resultsTooManyValuesLine } from '../src/domain/runner-attempts';
-import { buildServer } from '../src/server';
-import { caller, logRows, serviceFixture, type ServiceFixture } from './support/service-fixture';
+import { startRealServer, type RealServer } from './support/real-server';
+import { caller, logRows, type ServiceFixture } from './support/service-fixture';
 
 const S = execution.ExecutionStatus;
 const valueOf = (json: JsonValue) => fromJson(ValueSchema, json, { recursionLimit: rpcRecursionLimit });
@@ -32,27 +29,17 @@ const textOf = (bytes: number): string => 'x'.repeat(bytes - 2);
 // stores at most maxResultsBytes of JSON text and maxResultsValues values. The service's real
 // server (h2c, port 0) and the transport every caller uses, over a real PostgreSQL.
 describe('large results', () => {
-  let pg: TestPostgres;
+  let real: RealServer;
   let f: ServiceFixture;
-  let server: http2.Http2Server;
-  const sessions = new Set<http2.ServerHttp2Session>();
-  let rpc: Client<typeof execution.ExecutionService>;
+  let rpc: RealServer['rpc'];
   const admin = caller(randomUUID(), 'ADMIN');
 
   beforeAll(async () => {
-    pg = await startTestPostgres('gef_execution_large_results_test');
-    f = await serviceFixture(pg.url);
-    server = buildServer({ deps: f.deps, checks: {}, logger: createLogger('execution-test', 'silent'), registry: new client.Registry() });
-    server.on('session', (s) => sessions.add(s));
-    rpc = serviceClient(execution.ExecutionService, `http://127.0.0.1:${await listen(server, 0, '127.0.0.1')}`);
+    real = await startRealServer('gef_execution_large_results_test');
+    ({ f, rpc } = real);
   }, 120_000);
 
-  afterAll(async () => {
-    for (const s of sessions) s.destroy();
-    if (server) await closeServer(server, 1000);
-    await f?.close();
-    await pg?.stop();
-  }, 60_000);
+  afterAll(() => real?.stop(), 60_000);
 
   async function newRun() {
     const userId = randomUUID();
