@@ -15,6 +15,22 @@ const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', '
 /** Routes polled by probes and scrapers: logged at debug level only. */
 const quietRoutes = new Set(['/ping', '/api-health', '/metrics']);
 
+/** A path segment holding an e-mail address, as typed or percent-encoded. */
+const emailSegment = /^[^/]*(@|%40)[^/]*$/i;
+
+/**
+ * The path as the access log keeps it: a segment naming a user by e-mail address
+ * (`/api/v1/user/<address>/recover-password`) becomes `{email}`, so the log holds no
+ * addresses; ids and slugs stay.
+ */
+export function loggedPath(path: string): string {
+  if (!path.includes('@') && !/%40/i.test(path)) return path;
+  return path
+    .split('/')
+    .map((segment) => (emailSegment.test(segment) ? '{email}' : segment))
+    .join('/');
+}
+
 /**
  * Times every request into `gef_http_request_duration_seconds{method, route, status}` and
  * writes one access-log line per request (with its `reqId`), when its level is on.
@@ -44,7 +60,7 @@ export function httpMetrics(registry: client.Registry, logger: Logger) {
       // would be made for every request only to write this line, or to drop it.
       const level = quietRoutes.has(route) ? 'debug' : 'info';
       if (!logger.isLevelEnabled(level)) return;
-      logger[level]({ reqId: req.id, method, route, path: req.path, status: Number(status), ms: Math.round(seconds * 1e4) / 10 }, 'request');
+      logger[level]({ reqId: req.id, method, route, path: loggedPath(req.path), status: Number(status), ms: Math.round(seconds * 1e4) / 10 }, 'request');
     };
     res.once('finish', record);
     res.once('close', record);

@@ -164,6 +164,14 @@ describe('the HTTP edge', () => {
       expect(lines.some((l) => l['msg'] === 'request' && l['status'] === 404)).toBe(true);
     });
 
+    it('keeps no e-mail address in the access log, typed or percent-encoded', async () => {
+      await request(url, '/api/v1/user/Alice%40example.org', { headers: { 'X-Request-Id': 'mail-1' } });
+      await request(url, '/api/v1/unknown/bob@example.org/x', { headers: { 'X-Request-Id': 'mail-2' } });
+      const lines = logs.lines().filter((l) => l['msg'] === 'request' && (l['reqId'] === 'mail-1' || l['reqId'] === 'mail-2'));
+      expect(lines.map((l) => l['path'])).toEqual(['/api/v1/user/{email}', '/api/v1/unknown/{email}/x']);
+      expect(JSON.stringify(logs.lines())).not.toMatch(/alice|bob@/i);
+    });
+
     it('replaces an insane one with a UUID', async () => {
       const res = await request(url, '/ping', { headers: { 'X-Request-Id': 'x'.repeat(300) } });
       expect(res.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
