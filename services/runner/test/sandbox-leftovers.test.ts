@@ -42,10 +42,16 @@ describe('sysvIpcArgs', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('removes its System V IPC objects, a tree deeper than PATH_MAX and its /tmp files, and frees its uid', async () => {
+  it('removes its System V IPC objects, a tree deeper than PATH_MAX, its /tmp files and what it left in world-writable directories of others, and frees its uid', async () => {
     const run = await sandbox.open('leftovers-test');
     const uid = run.uid!;
     const marker = `/tmp/gef-leftover-${uid}-${process.pid}`;
+    // World-writable directories of someone else's (as /tmp/.X11-unix is), one inside another:
+    // what the run leaves in them would be the next run's of the same uid to read.
+    const shared = `/tmp/gef-shared-${uid}-${process.pid}`;
+    fs.mkdirSync(path.join(shared, 'inner'), { recursive: true });
+    fs.chmodSync(shared, 0o1777);
+    fs.chmodSync(path.join(shared, 'inner'), 0o1777);
     const script = [
       'import ctypes, os, sys',
       'libc = ctypes.CDLL(None, use_errno=True)',
@@ -58,13 +64,16 @@ describe('sysvIpcArgs', () => {
       'sems = libc.semget(0, 2, 0o1666)',
       'assert min(shm, queue, sems) >= 0, ctypes.get_errno()',
       'open(sys.argv[1], "w").write("left")',
+      'open(sys.argv[2] + "/note", "w").write("left")',
+      'os.makedirs(sys.argv[2] + "/inner/kept/deeper")',
+      'open(sys.argv[2] + "/inner/kept/deeper/note", "w").write("left")',
       // 30 levels of 200 characters: 6,000 bytes, past PATH_MAX (4,096), made one level at a time.
       'for i in range(30):',
       '    os.mkdir("x" * 200)',
       '    os.chdir("x" * 200)',
       'open("deep", "w").write("deep")',
     ].join('\n');
-    const { command, args } = run.wrap('python3', ['-c', script, marker], { memoryBytes: 512 * 1024 ** 2, cpuSeconds: 60, processes: 16, openFiles: 64, fileBytes: 4 * 1024 ** 2 });
+    const { command, args } = run.wrap('python3', ['-c', script, marker, shared], { memoryBytes: 512 * 1024 ** 2, cpuSeconds: 60, processes: 16, openFiles: 64, fileBytes: 4 * 1024 ** 2 });
     const code = await new Promise<number | null>((resolve, reject) => {
       const p = spawn(command, args, { stdio: 'inherit', cwd: run.dir, env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
       p.once('error', reject);
@@ -72,12 +81,17 @@ describe('sysvIpcArgs', () => {
     });
     expect(code).toBe(0);
     expect(fs.existsSync(marker)).toBe(true);
+    expect(fs.existsSync(path.join(shared, 'inner/kept/deeper/note'))).toBe(true);
     expect(sysvIpcArgs(uid).length).toBe(6);
 
     await run.close();
     expect(sysvIpcArgs(uid)).toEqual([]);
     expect(fs.existsSync(run.dir)).toBe(false);
     expect(fs.existsSync(marker)).toBe(false);
+    // Its files in others' world-writable directories are gone; the directories stay.
+    expect(fs.readdirSync(shared)).toEqual(['inner']);
+    expect(fs.readdirSync(path.join(shared, 'inner'))).toEqual([]);
+    fs.rmSync(shared, { recursive: true, force: true });
     expect(fs.existsSync(path.join(sandbox.settings.dirs.uids, String(uid)))).toBe(false);
   }, 30_000);
 });

@@ -41,8 +41,32 @@ export interface SandboxSettings {
 /** Trees whose entries are kept (a few hundred bytes to a few hundred KiB each). */
 const maxManifests = 256;
 
-/** World-writable directories where a run's user may leave files behind. */
-const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
+/** World-writable directories where a run's user may leave files behind (and POSIX message queues). */
+const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock', '/dev/mqueue'];
+
+/**
+ * What a uid has in the shared temporary directories: each entry it owns, at the top or in
+ * any world-writable directory below (`/tmp/.X11-unix`, or one another run left open),
+ * where the next run given the same uid would find it. Directories others cannot write to
+ * are not entered (nothing of the uid's can be there), nor links; at most `maxEntries`
+ * entries are looked at.
+ */
+export async function leftoversOf(uid: number, maxEntries = 100_000, roots: readonly string[] = sharedTempDirs): Promise<string[]> {
+  const found: string[] = [];
+  let looked = 0;
+  const visit = async (dir: string, depth: number): Promise<void> => {
+    for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+      if (looked++ >= maxEntries) return;
+      const full = path.join(dir, name);
+      const stat = await fs.lstat(full).catch(() => undefined);
+      if (!stat) continue;
+      if (stat.uid === uid) found.push(full);
+      else if (stat.isDirectory() && (stat.mode & 0o002) !== 0 && depth < 16) await visit(full, depth + 1);
+    }
+  };
+  for (const root of roots) await visit(root, 0);
+  return found;
+}
 
 /**
  * What a sandboxed command starts with, as root before the uid is dropped: the process
@@ -191,7 +215,7 @@ export class Sandbox {
       await fs.writeFile(lock, String(process.pid), { mode: 0o600 });
       this.taken.add(uid);
       await killUser(uid);
-      removeLeftoversOf(uid);
+      await removeLeftoversOf(uid);
       return uid;
     }
     throw new Error(`all ${uidCount} sandbox user ids are in use`);
@@ -214,7 +238,7 @@ export class Sandbox {
         continue;
       }
       await killUser(uid);
-      removeLeftoversOf(uid);
+      await removeLeftoversOf(uid);
       await fs.rm(path.join(dirs.uids, name), { force: true });
       swept++;
     }
@@ -250,38 +274,15 @@ export async function removeTree(dir: string): Promise<void> {
   }
 }
 
-function removeTreeSync(target: string): void {
-  try {
-    fsSync.rmSync(target, { recursive: true, force: true });
-  } catch {
-    removeWithRm(target);
-  }
-}
-
 /** What Node's removal could not do (see removeTree). */
 function removeWithRm(target: string): void {
   const done = spawnSync('rm', ['-rf', '--one-file-system', '--', target], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
   if (done.status !== 0 || fsSync.existsSync(target)) throw new Error(`could not remove ${target}`);
 }
 
-/** What a uid leaves behind outside its run's directory: files at the top of the shared temporary directories, System V IPC objects. */
-export function removeLeftoversOf(uid: number): void {
-  for (const dir of sharedTempDirs) {
-    let names: string[];
-    try {
-      names = fsSync.readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      const full = path.join(dir, name);
-      try {
-        if (fsSync.lstatSync(full).uid === uid) removeTreeSync(full);
-      } catch {
-        // Gone, or not ours to remove.
-      }
-    }
-  }
+/** What a uid leaves behind outside its run's directory: its files in the shared temporary directories (`leftoversOf`), System V IPC objects. */
+export async function removeLeftoversOf(uid: number): Promise<void> {
+  for (const full of await leftoversOf(uid)) await removeTree(full).catch(() => undefined);
   removeSysvIpcOf(uid);
 }
 
@@ -452,12 +453,7 @@ export class SandboxRun {
     };
     await walk(this.dir);
     if (this.uid !== undefined) {
-      for (const dir of sharedTempDirs) {
-        for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
-          const full = path.join(dir, name);
-          if ((await fs.lstat(full).catch(() => undefined))?.uid === this.uid) await walk(full);
-        }
-      }
+      for (const full of await leftoversOf(this.uid)) await walk(full);
     }
     return bytes;
   }
@@ -496,8 +492,11 @@ export class SandboxRun {
     } finally {
       // Whatever became of the directory, the uid's other leftovers go and the uid is free.
       if (this.uid !== undefined) {
-        removeLeftoversOf(this.uid);
-        await this.sandbox.releaseUid(this.uid);
+        try {
+          await removeLeftoversOf(this.uid);
+        } finally {
+          await this.sandbox.releaseUid(this.uid);
+        }
       }
     }
   }
