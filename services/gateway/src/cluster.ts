@@ -21,6 +21,9 @@ const METRICS_COLLECTED = 'gef:metrics-collected';
 const SHUTDOWN = 'gef:shutdown';
 const INVALIDATE = 'gef:cache-invalidate';
 const INVALIDATED = 'gef:cache-invalidated';
+const SLOT_TAKE = 'gef:slot-take';
+const SLOT_TAKEN = 'gef:slot-taken';
+const SLOT_RELEASE = 'gef:slot-release';
 
 /** A worker asks the primary for the cluster's metrics; the primary answers with the text. */
 type MetricsRequest = { type: typeof METRICS_REQUEST; id: string };
@@ -34,6 +37,14 @@ type MetricsCollected = { type: typeof METRICS_COLLECTED; id: string; metrics?: 
  */
 type Invalidate = { type: typeof INVALIDATE; id: string; cache: string; keys: string[] };
 type Invalidated = { type: typeof INVALIDATED; id: string };
+/**
+ * A worker asks the primary for one of a key's slots (e.g. a user's event streams), of
+ * which the whole gateway holds at most `max`; the primary answers whether it is granted.
+ * A granted slot is given back with a release, or when its worker ends.
+ */
+type SlotTake = { type: typeof SLOT_TAKE; id: string; key: string; max: number };
+type SlotTaken = { type: typeof SLOT_TAKEN; id: string; granted: boolean };
+type SlotRelease = { type: typeof SLOT_RELEASE; key: string };
 
 /** How long the primary waits for each worker's metrics. */
 const collectTimeoutMs = 5000;
@@ -41,6 +52,8 @@ const collectTimeoutMs = 5000;
 const invalidateTimeoutMs = 1000;
 /** How long a worker waits for the primary's answer to that (the primary's wait, and more). */
 const invalidateAnswerTimeoutMs = 2000;
+/** How long a worker waits for the primary to grant a slot before deciding on its own count. */
+const slotAnswerTimeoutMs = 1000;
 
 const isMessage = <T extends { type: string }>(message: unknown, type: T['type']): message is T =>
   typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;
@@ -69,7 +82,8 @@ export interface PrimaryOptions {
 
 /**
  * Runs the primary: forks the workers, answers their requests for the cluster's metrics,
- * passes a worker's cache invalidations on to the others,
+ * passes a worker's cache invalidations on to the others, keeps the count of slots
+ * (`clusterSlots`) the workers hold together,
  * starts a worker again when one ends while serving (after 1 s, up to 30 s when they keep
  * ending at once), and ends with them. A worker that ends before every worker listened
  * ends the primary (the gateway did not start). On SIGTERM or SIGINT every worker is told
@@ -79,6 +93,13 @@ export interface PrimaryOptions {
 export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: PrimaryOptions): void {
   const asking = new Map<string, Asking>();
   const startedAt = new Map<number, number>();
+  /** Slots granted, by worker id and key. */
+  const slots = new Map<number, Map<string, number>>();
+  const slotsHeld = (key: string): number => {
+    let held = 0;
+    for (const byKey of slots.values()) held += byKey.get(key) ?? 0;
+    return held;
+  };
   /** Workers that listen (they heed the shutdown message). */
   const serving = new Set<number>();
   let ready = false;
@@ -176,6 +197,23 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
       return;
     }
     if (isMessage<Invalidate>(message, INVALIDATE)) return invalidate(worker, message);
+    if (isMessage<SlotTake>(message, SLOT_TAKE)) {
+      const granted = typeof message.key === 'string' && typeof message.max === 'number' && slotsHeld(message.key) < message.max;
+      if (granted) {
+        const byKey = slots.get(worker.id) ?? new Map<string, number>();
+        byKey.set(message.key, (byKey.get(message.key) ?? 0) + 1);
+        slots.set(worker.id, byKey);
+      }
+      if (worker.isConnected()) worker.send({ type: SLOT_TAKEN, id: message.id, granted } satisfies SlotTaken);
+      return;
+    }
+    if (isMessage<SlotRelease>(message, SLOT_RELEASE)) {
+      const byKey = slots.get(worker.id);
+      const held = byKey?.get(message.key) ?? 0;
+      if (held > 1) byKey!.set(message.key, held - 1);
+      else byKey?.delete(message.key);
+      return;
+    }
     if (!isMessage<MetricsRequest>(message, METRICS_REQUEST)) return;
     collect().then(
       (text) => worker.isConnected() && worker.send({ type: METRICS_REPLY, id: message.id, text } satisfies MetricsReply),
@@ -189,6 +227,8 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
     const lived = Date.now() - (startedAt.get(worker.id) ?? 0);
     startedAt.delete(worker.id);
     serving.delete(worker.id);
+    // Whatever it held ended with it.
+    slots.delete(worker.id);
     for (const entry of asking.values()) if (entry.pending.has(worker.id)) entry.done(new Error(`a worker ended while it was asked (${entry.what})`));
     if (stopping) {
       logger.info({ pid: worker.process.pid, code, signal }, 'a gateway worker ended');
@@ -298,5 +338,44 @@ export function clusterCacheSiblings(timeoutMs = invalidateAnswerTimeoutMs): Cac
         waiting.set(id, done);
         process.send({ type: INVALIDATE, id, cache, keys } satisfies Invalidate);
       }),
+  };
+}
+
+/** Slots of a key shared by every process of the gateway (e.g. a user's open event streams). */
+export interface SharedSlots {
+  /** Takes one of `key`'s slots, of which all processes together hold at most `max`: whether it was granted. */
+  take(key: string, max: number): Promise<boolean>;
+  /** Gives back a slot `take` granted. */
+  release(key: string): void;
+}
+
+/**
+ * In a worker: slots counted by the primary over every worker, so a limit holds for the
+ * whole gateway and not for each of its processes. A slot of a worker that ends is given
+ * back with it. Without a primary to ask, or when it does not answer within `timeoutMs`,
+ * a take is granted (the caller's count in its own process still applies).
+ */
+export function clusterSlots(timeoutMs = slotAnswerTimeoutMs): SharedSlots {
+  const waiting = new Map<string, (granted: boolean) => void>();
+  process.on('message', (message: unknown) => {
+    if (isMessage<SlotTaken>(message, SLOT_TAKEN)) waiting.get(message.id)?.(message.granted === true);
+  });
+  return {
+    take: (key, max) =>
+      new Promise<boolean>((resolve) => {
+        if (!process.send || !process.connected) return resolve(true);
+        const id = randomUUID();
+        const done = (granted: boolean): void => {
+          clearTimeout(timer);
+          waiting.delete(id);
+          resolve(granted);
+        };
+        const timer = setTimeout(() => done(true), timeoutMs);
+        waiting.set(id, done);
+        process.send({ type: SLOT_TAKE, id, key, max } satisfies SlotTake);
+      }),
+    release: (key) => {
+      if (process.send && process.connected) process.send({ type: SLOT_RELEASE, key } satisfies SlotRelease);
+    },
   };
 }

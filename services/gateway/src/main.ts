@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger, createMetricsRegistry, Shutdown } from '@gef/common';
 import { RevocationCache } from './auth/revocation-cache';
 import { createServiceClients } from './clients';
-import { clusterCacheSiblings, clusterMetrics, joinCluster, runPrimary, workerCount } from './cluster';
+import { clusterCacheSiblings, clusterMetrics, clusterSlots, joinCluster, runPrimary, workerCount } from './cluster';
 import { loadConfig } from './config';
 import { ExecutionChanges } from './streams/execution-changes';
 import { closeGateway, createGateway } from './server';
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     registry,
     revocations,
     executionChanges,
-    ...(cluster.isWorker ? { metricsText: () => clusterMetrics(), cacheSiblings: clusterCacheSiblings() } : {}),
+    ...(cluster.isWorker ? { metricsText: () => clusterMetrics(), cacheSiblings: clusterCacheSiblings(), sharedSlots: clusterSlots() } : {}),
   });
   shutdown.add('rate limiter', () => limiter.close());
   shutdown.add('http', () => closeGateway(server));

@@ -6,6 +6,7 @@ import type { execution, user } from '@gef/protos';
 import { Authenticator } from './auth/authenticator';
 import type { RevocationCache } from './auth/revocation-cache';
 import { ReadCache, type CacheSiblings } from './cache/read-cache';
+import type { SharedSlots } from './cluster';
 import { createServiceClients, type ServiceClients } from './clients';
 import type { ExecutionChanges } from './streams/execution-changes';
 import type { GatewayConfig } from './config';
@@ -61,6 +62,8 @@ export interface GatewayDeps {
   cacheSiblings?: CacheSiblings;
   /** What GET /metrics answers; defaults to `registry`'s metrics (a worker of a cluster asks its primary). */
   metricsText?: () => Promise<string>;
+  /** Slots counted over every process of this gateway (a cluster worker's, through its primary). */
+  sharedSlots?: SharedSlots;
 }
 
 export interface Gateway {
@@ -93,7 +96,21 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   const executions = executionCache(config, registry, deps.executionChanges, deps.cacheSiblings);
   const executionPages = executionPageCache(config, registry, deps.executionChanges, deps.cacheSiblings);
   const metricsText = deps.metricsText ?? (() => registry.metrics());
-  const ctx: RouteContext = { config, logger, registry, metricsText, clients, openapi, auth, limiter, limits: limitsOf(config), profiles, executions, executionPages };
+  const ctx: RouteContext = {
+    config,
+    logger,
+    registry,
+    metricsText,
+    clients,
+    openapi,
+    auth,
+    limiter,
+    limits: limitsOf(config),
+    profiles,
+    executions,
+    executionPages,
+    ...(deps.sharedSlots ? { sharedSlots: deps.sharedSlots } : {}),
+  };
   const routes = resources.flatMap((r) => r.routes(ctx));
 
   const app = express();

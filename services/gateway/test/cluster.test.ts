@@ -197,6 +197,60 @@ describe('the gateway’s primary', () => {
     });
   });
 
+  it("counts a user's event-stream slots over all workers, and gives back those of a worker that ends", async () => {
+    const s = await startPrimary();
+    running.push(s);
+    /** Opens a held stream on a fresh connection: its status, the worker's pid, and how to close it. */
+    const hold = async (user: string) => {
+      const abort = new AbortController();
+      const res = await fetch(`http://127.0.0.1:${s.port}/hold/${user}`, { headers: { Connection: 'close' }, signal: abort.signal });
+      if (res.status !== 200) return { status: res.status, pid: Number(await res.text()), close: () => undefined };
+      const reader = res.body!.getReader();
+      const first = new TextDecoder().decode((await reader.read()).value);
+      return { status: 200, pid: Number(first.trim()), close: () => abort.abort() };
+    };
+    await until('both workers answering', async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 4; i++) seen.add((await get(s.port)).text);
+      return seen.size === 2;
+    });
+    // The primary hands connections to the workers in turn: both take part.
+    const held = [await hold('u1'), await hold('u1'), await hold('u1')];
+    expect(held.map((h) => h.status)).toEqual([200, 200, 200]);
+    expect(new Set(held.map((h) => h.pid)).size).toBe(2);
+    // The fourth is refused by whichever worker gets it, twice over (each worker once).
+    const refused = [await hold('u1'), await hold('u1')];
+    expect(refused.map((r) => r.status)).toEqual([429, 429]);
+    expect(new Set(refused.map((r) => r.pid)).size).toBe(2);
+    // Another user has slots of their own.
+    const other = await hold('u2');
+    expect(other.status).toBe(200);
+    other.close();
+
+    // A stream closed gives its slot back.
+    held.shift()!.close();
+    const again = await until('a slot given back', async () => {
+      const h = await hold('u1');
+      return h.status === 200 ? h : undefined;
+    });
+    held.push(again);
+    expect((await hold('u1')).status).toBe(429);
+
+    // A worker killed with slots held gives them back; its replacement serves.
+    const victim = held[0]!.pid;
+    const victimSlots = held.filter((h) => h.pid === victim).length;
+    process.kill(victim, 'SIGKILL');
+    const taken = await until('the killed worker’s slots given back', async () => {
+      const h = await hold('u1');
+      return h.status === 200 ? h : undefined;
+    });
+    const more = [taken];
+    for (let i = 1; i < victimSlots; i++) more.push(await hold('u1'));
+    expect(more.map((h) => h.status)).toEqual(Array(victimSlots).fill(200));
+    expect((await hold('u1')).status).toBe(429);
+    for (const h of [...held, ...more]) h.close();
+  });
+
   it('ends with code 1, at once, when a worker fails before every worker listened', async () => {
     const s = await startPrimary({ FAIL_AT_START: '1', GRACE_MS: '30000' });
     running.push(s);

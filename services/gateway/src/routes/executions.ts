@@ -385,9 +385,9 @@ function sseEvent(res: Response, event: string, id: bigint, data: unknown): bool
 export const executionsResource: Resource = {
   name: 'executions',
   openapi: executionsOpenApi,
-  routes: ({ clients, auth, config, limiter, limits, executions, executionPages }: RouteContext) => {
-    // Open event streams per user, in this process.
-    const streams = new StreamSlots({ user: config.EVENT_STREAMS_PER_USER, admin: config.EVENT_STREAMS_PER_ADMIN });
+  routes: ({ clients, auth, config, limiter, limits, executions, executionPages, sharedSlots }: RouteContext) => {
+    // Open event streams per user, over every process of this gateway.
+    const streams = new StreamSlots({ user: config.EVENT_STREAMS_PER_USER, admin: config.EVENT_STREAMS_PER_ADMIN }, sharedSlots);
     // A change made through this gateway shows in its next answer at once, whichever of
     // its processes gives it (other gateways learn of it from the change stream).
     // A new execution (no `id`) is in no copy of an execution yet, only in lists.
@@ -625,8 +625,16 @@ export const executionsResource: Resource = {
           const admin = isAtLeast(principal.role, 'ADMIN');
           // Taken before the call starts; held until the stream ends, whatever ends it (the
           // run, the client leaving, an error before the first event).
-          const release = streams.take(principal.userId, admin);
+          let gone = false;
+          const leaving = () => {
+            gone = true;
+          };
+          res.once('close', leaving);
+          const release = await streams.take(principal.userId, admin);
+          res.off('close', leaving);
           res.once('close', release);
+          // The client left while the slot was being granted: nothing to stream to.
+          if (gone) return release();
           const abort = new AbortController();
           res.once('close', () => abort.abort());
           const stream = clients.execution.watchExecution(

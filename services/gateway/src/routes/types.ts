@@ -5,6 +5,7 @@ import type { execution, user } from '@gef/protos';
 import type { Authenticator } from '../auth/authenticator';
 import type { ReadCache } from '../cache/read-cache';
 import type { ServiceClients } from '../clients';
+import type { SharedSlots } from '../cluster';
 import type { Limits } from '../rate-limit/limits';
 import type { Limiter } from '../rate-limit/rate-limiter';
 import type { GatewayConfig } from '../config';
@@ -38,6 +39,8 @@ export interface RouteContext {
    * created, changes or is deleted.
    */
   executionPages: ReadCache<RenderedExecutionPage>;
+  /** Slots counted over every process of this gateway (a cluster's workers); absent in a single process. */
+  sharedSlots?: SharedSlots;
 }
 
 /** The `executionPages` key of the lists of one owner's executions. */
