@@ -97,6 +97,42 @@ describe.each([
     expect(r.outcome).toEqual({ kind: 'result', resultJson: '["from helper","sibling"]' });
   }, 30_000);
 
+  it("gives scripts written for gefcore its api and loggers modules, over the run's channel", async () => {
+    const main = [
+      'def run(params, logger):',
+      '    from gefcore.api import patch_execution, save_log, get_params, EXECUTION_ID',
+      '    from gefcore.loggers import get_logger, GEFLogger',
+      '    patch_execution(json={"progress": 25})',
+      '    save_log(json={"text": "saved", "level": "warn"})',
+      '    save_log(json={"text": "odd level", "level": "loud"})',
+      '    patch_execution(json={"progress": 50, "status": "FINISHED"})',
+      '    get_logger().info("through get_logger")',
+      '    get_logger("step").send_progress(75)',
+      '    got = get_params()',
+      '    got["name"] = "changed"',
+      '    import gefcore',
+      '    return [get_params()["name"], EXECUTION_ID, isinstance(get_logger(), GEFLogger), gefcore.__name__]',
+    ].join('\n');
+    const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main }, { params: { name: 'x' } });
+    expect(r.outcome).toEqual({ kind: 'result', resultJson: '["x","00000000-0000-4000-8000-000000000001",true,"gefcore"]' });
+    expect(r.lines.map((l) => [l.level, l.text])).toEqual([
+      ['WARNING', 'saved'],
+      ['INFO', 'odd level'],
+      ['WARNING', expect.stringMatching(/^gefcore\.api\.patch_execution: status not sent/)],
+      ['INFO', 'through get_logger'],
+    ]);
+    expect(r.progress).toEqual([25, 50, 75]);
+  }, 30_000);
+
+  it('leaves a gefcore of the script’s own in place', async () => {
+    const r = await fixture.run({
+      'configuration.json': configuration,
+      'src/gefcore/__init__.py': 'OWN = True\n',
+      'src/main.py': 'import gefcore\ndef run(params, logger):\n    return getattr(gefcore, "OWN", False)\n',
+    });
+    expect(r.outcome).toEqual({ kind: 'result', resultJson: 'true' });
+  }, 30_000);
+
   it('ends FAILED with an ERROR line holding the traceback when the script raises', async () => {
     const main = 'def helper():\n    raise ValueError("bad input")\n\ndef run(params, logger):\n    logger.info("before")\n    helper()\n';
     const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main });

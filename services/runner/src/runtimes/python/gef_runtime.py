@@ -28,7 +28,9 @@ the run's params plus ``ENV`` and ``EXECUTION_ID``. ``logger`` is a ``logging.Lo
 with ``warn`` and ``send_progress(percent)``. Printed output becomes log lines (stdout
 INFO, stderr WARNING), in order with the logger's lines. An exception ends the run with an
 ERROR line holding the traceback; a return value that is not JSON ends it with a line
-saying so.
+saying so. A script written for ``gefcore`` (the package Trends.Earth's script environments
+ran scripts with) finds ``gefcore.api`` and ``gefcore.loggers`` over the same channel, unless
+its environment has a ``gefcore`` of its own.
 
 Messages are buffered in the process and written together within ``FLUSH_SECONDS`` (or once
 ``FLUSH_CHARS`` wait): a write and a flush per line cost more than the script's logging.
@@ -451,6 +453,99 @@ def _make_logger():
     return logger
 
 
+# ``gefcore``, the package Trends.Earth's script environments ran scripts with, for scripts that
+# import it: ``gefcore.api`` (``patch_execution``, ``save_log``, ``get_params``, ``login``)
+# and ``gefcore.loggers`` (``get_logger``, ``GEFLogger``, ``ServerLogHandler``), over this
+# run's channel instead of HTTP calls as a shared account. A ``gefcore`` the script's
+# environment installs itself comes first (this one is found only after every other finder).
+_GEFCORE_MODULES = ("gefcore", "gefcore.api", "gefcore.loggers")
+
+
+def _gefcore_level(level):
+    name = str(level).upper() if level is not None else "INFO"
+    if name == "WARN":
+        return "WARNING"
+    if name == "FATAL":
+        return "CRITICAL"
+    return name if name in _LEVEL_NAMES else "INFO"
+
+
+class _GefcoreFinder:
+    """Finds the three ``gefcore`` modules, filled with this run's params and logger."""
+
+    def __init__(self, params, logger):
+        self._params = params
+        self._logger = logger
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ARG002 - the finder protocol
+        if fullname not in _GEFCORE_MODULES:
+            return None
+        return importlib.util.spec_from_loader(fullname, self, is_package=fullname == "gefcore")
+
+    def create_module(self, spec):  # noqa: ARG002 - the loader protocol
+        return None
+
+    def exec_module(self, module):
+        if module.__name__ == "gefcore.api":
+            self._fill_api(module)
+        elif module.__name__ == "gefcore.loggers":
+            self._fill_loggers(module)
+
+    def _fill_api(self, module):
+        logger = self._logger
+        params = self._params
+
+        def patch_execution(json=None):
+            """Progress goes to the run; its status and results are what ``run()`` returns."""
+            if not isinstance(json, dict):
+                raise TypeError("patch_execution(json): json must be a dict")
+            if "progress" in json:
+                logger.send_progress(json["progress"])
+            ignored = sorted(str(key) for key in json if key != "progress")
+            if ignored:
+                logger.warning(
+                    "gefcore.api.patch_execution: %s not sent (a run's status and results are what run() returns or raises)",
+                    ", ".join(ignored),
+                )
+
+        def save_log(json=None):
+            """One line of the run's log: ``{"text": ..., "level": ...}``."""
+            if not isinstance(json, dict):
+                raise TypeError("save_log(json): json must be a dict")
+            _log(_gefcore_level(json.get("level")), str(json.get("text", "")))
+
+        def get_params():
+            """The run's params, as ``run()`` gets them."""
+            return json.loads(json.dumps(params))
+
+        def login():
+            """The run's own token for the API (``API_TOKEN``)."""
+            return os.environ.get("API_TOKEN")
+
+        module.API_URL = os.environ.get("API_URL")
+        module.EXECUTION_ID = os.environ.get("EXECUTION_ID")
+        module.patch_execution = patch_execution
+        module.save_log = save_log
+        module.get_params = get_params
+        module.login = login
+
+    def _fill_loggers(self, module):
+        logger = self._logger
+
+        def get_logger(name=None):
+            """The run's logger (``gefcore``'s own name too), or its child of that name."""
+            return logger if name in (None, "", "gefcore", logger.name) else logger.getChild(str(name))
+
+        module.GEFLogger = GefLogger
+        module.ServerLogHandler = _ChannelHandler
+        module.get_logger = get_logger
+        module.get_logger_by_env = get_logger
+
+
+def _install_gefcore(params, logger):
+    sys.meta_path.append(_GefcoreFinder(params, logger))
+
+
 def _load_script(src):
     """Imports src/main.py as ``gef_script.main`` (src/__init__.py runs first when present)."""
     if src not in sys.path:
@@ -557,6 +652,7 @@ def _run():
     out, err = _LineWriter("INFO", sys.__stdout__), _LineWriter("WARNING", sys.__stderr__)
     sys.stdout, sys.stderr = out, err
     logger = _make_logger()
+    _install_gefcore(params, logger)
 
     def finish():
         out.finish()
