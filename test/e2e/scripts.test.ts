@@ -180,6 +180,21 @@ describe('requirements', () => {
   });
 });
 
+describe('the script itself', () => {
+  it('ends FAIL when src/main.py does not compile, with Python’s own error in the build log, before any requirement is installed', async () => {
+    const broken = 'def run(params, logger):\n    return {"ok": True\n\nprint("never")\n';
+    const res = await upload(owner.token, cliArchive(`Broken Main ${unique()}`, { main: broken, requirements: 'six\n' }), 'broken main.tar.gz');
+    expect(res.status).toBe(200);
+    const built = await waitForStatus(owner.token, res.body.data.id, undefined, 150_000);
+    expect(built.script.status).toBe('FAIL');
+    const texts = (await buildLog(owner.token, res.body.data.id)).map((l) => l.text);
+    expect(texts.some((t) => /File "src\/main\.py", line \d+/.test(t))).toBe(true);
+    expect(texts.at(-1)).toMatch(/src\/main\.py does not compile: SyntaxError: /);
+    // Failed before the environment: pip never ran.
+    expect(texts.some((t) => /preparing the python3 environment|six/i.test(t))).toBe(false);
+  });
+});
+
 describe('hostile archives', () => {
   const valid = (name = `Hostile ${unique()}`) => cliMembers(name);
   const withMember = (member: Member) => targz([...valid(), member]);
@@ -444,6 +459,7 @@ describe('build log lines from runners (AppendBuildLog)', () => {
     const log = await buildLog(owner.token, id);
     // The runner's own lines arrived with its token.
     expect(log.some((l) => /^Build: preparing the python3 environment on runner /.test(l.text))).toBe(true);
+    expect(log.some((l) => l.text === 'Build: src/main.py compiles')).toBe(true);
 
     const base = readStackInfo().urls['script']!;
     const path = '/gef.script.v1.ScriptService/AppendBuildLog';

@@ -65,9 +65,21 @@ export interface ScriptBuildRef {
 }
 
 export type ScriptBuildPlan =
-  /** buildToken: the runner's credential for AppendBuildLog (this version's build only). */
-  | { proceed: true; runtime: string; requirements: string; buildToken: string }
+  /**
+   * buildToken: the runner's credential for AppendBuildLog (this version's build only).
+   * archive: the version's archive, whose script the runner checks (absent in plans made
+   * before builds checked scripts).
+   */
+  | { proceed: true; runtime: string; requirements: string; buildToken: string; archive?: BuildArchive }
   | { proceed: false; reason: string };
+
+/** A version's archive as a runner fetches it: by digest, downloaded as the script's owner. */
+export interface BuildArchive {
+  /** SHA-256, lower-case hex. */
+  digest: string;
+  size: number;
+  scriptUserId: string;
+}
 
 export interface ScriptBuildOutcome extends ScriptBuildRef {
   status: 'SUCCESS' | 'FAIL';
@@ -91,7 +103,8 @@ export interface RunnerActivities {
    * Makes sure the runtime environment of a version exists on this runner (reusing a
    * cached one with the same hash), streaming its output to the build log. Heartbeats
    * while it works. A requirement that cannot be installed fails with the non-retryable
-   * ApplicationFailure type `InvalidRequirements`.
+   * ApplicationFailure type `InvalidRequirements`, a script that does not compile with
+   * `InvalidScript`.
    */
   prepareEnvironment(input: PrepareEnvironmentInput): Promise<PreparedEnvironment>;
 }
@@ -102,7 +115,12 @@ export interface PrepareEnvironmentInput extends ScriptBuildRef {
   requirements: string;
   /** The version's build token (from startScriptBuild), sent with every AppendBuildLog. */
   buildToken?: string;
+  /** The version's archive: its `src/main.py` must compile. Absent: not checked. */
+  archive?: BuildArchive;
 }
+
+/** The ApplicationFailure type of a build whose script cannot run (e.g. src/main.py does not compile). */
+export const invalidScriptFailure = 'InvalidScript';
 
 export interface PreparedEnvironment {
   /** sha256 of runtime + normalised requirements. */

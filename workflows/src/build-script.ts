@@ -57,7 +57,13 @@ export async function buildScript(input: BuildScriptInput): Promise<BuildScriptR
 
   let result: BuildScriptResult;
   try {
-    const env = await runner.prepareEnvironment({ ...ref, runtime: plan.runtime, requirements: plan.requirements, buildToken: plan.buildToken });
+    const env = await runner.prepareEnvironment({
+      ...ref,
+      runtime: plan.runtime,
+      requirements: plan.requirements,
+      buildToken: plan.buildToken,
+      ...(plan.archive ? { archive: plan.archive } : {}),
+    });
     result = { ...ref, status: 'SUCCESS', environmentHash: env.environmentHash };
   } catch (err) {
     result = { ...ref, status: 'FAIL', reason: reasonOf(err) };

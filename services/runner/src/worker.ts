@@ -100,6 +100,8 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
           await scripts.appendBuildLog(create(script.AppendBuildLogRequestSchema, { ...ref, lines }));
         },
         logger,
+        // A build checks its script's entry point, from the archive runs of it will use.
+        scripts: { archives, extracted, limits: { ...defaults, cpuSeconds: 300 } },
         run: {
           executions: executionsApi(executions),
           archives,

@@ -1,10 +1,36 @@
+import fs from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from '@gef/common';
-import { invalidRequirementsFailure, type PrepareEnvironmentInput, type PreparedEnvironment } from '@gef/workflows/activities';
+import {
+  invalidRequirementsFailure,
+  invalidScriptFailure,
+  type BuildArchive,
+  type PrepareEnvironmentInput,
+  type PreparedEnvironment,
+} from '@gef/workflows/activities';
+import type { ArchiveCache } from '../archives/archive-cache';
+import type { ExtractedArchives } from '../archives/extracted-archives';
+import { ArchiveGone } from '../archives/script-service-source';
 import { BuildLogSink } from '../build-log/build-log-sink';
 import { EnvironmentError } from '../environments/environment-error';
 import { ensureEnvironment, type EnvironmentSettings } from '../environments/ensure-environment';
+import { checkPythonSyntax } from '../runtimes/python/check-syntax';
+import type { SandboxLimits } from '../sandbox/sandbox';
+
+/** The script a build checks: its entry point must compile. */
+const entryPoint = 'src/main.py';
+/** A larger entry point is not checked (an upload's limits keep it far smaller). */
+const maxCheckedBytes = 16 * 1024 * 1024;
+
+/** Where a build finds its version's archive (the runs' caches: a run of it finds it extracted). */
+export interface BuildArchives {
+  archives: ArchiveCache;
+  extracted: ExtractedArchives;
+  /** The limits of the extraction (as a run's). */
+  limits: SandboxLimits;
+}
 
 export interface PrepareEnvironmentDeps {
   environments: EnvironmentSettings;
@@ -12,6 +38,77 @@ export interface PrepareEnvironmentDeps {
   appendBuildLog: (ref: { scriptId: string; version: number; buildToken: string }, lines: string[]) => Promise<void>;
   logger: Logger;
   heartbeatIntervalMs?: number;
+  /** With them, a build whose plan names its archive checks that `src/main.py` compiles. */
+  scripts?: BuildArchives;
+}
+
+/**
+ * The entry point's source from an extracted tree: a regular file inside the tree, not
+ * through a link; undefined when there is none, or it is too large to check.
+ */
+async function entryPointSource(tree: string): Promise<Uint8Array | undefined> {
+  const root = await fs.realpath(tree);
+  const real = await fs.realpath(path.join(root, entryPoint)).catch(() => undefined);
+  if (!real || !real.startsWith(root + path.sep)) return undefined;
+  const handle = await fs.open(real, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile() || stat.size > maxCheckedBytes) return undefined;
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Checks that the version's `src/main.py` compiles (as a build's sandbox user when builds
+ * are isolated). A syntax error fails the build for good, with Python's own lines in the
+ * build log; trouble fetching the archive is this runner's, and retried.
+ */
+async function checkEntryPoint(
+  deps: PrepareEnvironmentDeps & { scripts: BuildArchives },
+  input: PrepareEnvironmentInput & { archive: BuildArchive },
+  sink: BuildLogSink,
+  signal: AbortSignal,
+): Promise<void> {
+  const { archives, extracted, limits } = deps.scripts;
+  const ref = { scriptId: input.scriptId, version: input.version, ...input.archive, digest: input.archive.digest.trim().toLowerCase() };
+  let source: Uint8Array | undefined;
+  try {
+    const tree = await extracted.acquire(ref.digest, limits, () => archives.acquire(ref));
+    try {
+      source = await entryPointSource(tree.path);
+    } finally {
+      tree.release();
+    }
+  } catch (err) {
+    if (err instanceof ArchiveGone) throw ApplicationFailure.nonRetryable('the script was deleted during its build', invalidScriptFailure);
+    throw err;
+  }
+  if (!source) {
+    sink.line(`${entryPoint} was not checked (not a regular file of the archive, or too large)`);
+    return;
+  }
+  const builds = deps.environments.builds;
+  const place = builds?.sandbox.isolated ? await builds.sandbox.open(`check-${input.scriptId.slice(0, 8)}-v${input.version}`) : undefined;
+  try {
+    const check = await checkPythonSyntax(source, entryPoint, {
+      python: deps.environments.python,
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', ...(place ? { HOME: place.dir } : {}) },
+      ...(place && builds ? { wrap: (command: string, args: string[]) => place.wrap(command, args, { ...builds.limits, cpuSeconds: 60 }) } : {}),
+      signal,
+    });
+    if (check.ok) {
+      sink.line(`${entryPoint} compiles`);
+      return;
+    }
+    if (!check.invalid) throw new Error(check.reason);
+    for (const line of check.lines) sink.output(line);
+    const last = check.lines.at(-1) ?? 'SyntaxError';
+    throw ApplicationFailure.nonRetryable(`${entryPoint} does not compile: ${last}`, invalidScriptFailure);
+  } finally {
+    await place?.close();
+  }
 }
 
 /**
@@ -28,8 +125,12 @@ export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
     ctx.heartbeat();
     const heartbeat = setInterval(() => ctx.heartbeat(), deps.heartbeatIntervalMs ?? 3000);
     const attempt = ctx.info.attempt > 1 ? `, attempt ${ctx.info.attempt}` : '';
-    sink.line(`preparing the ${input.runtime} environment on runner ${hostname}${attempt}`);
     try {
+      if (deps.scripts && input.archive && input.runtime === 'python3') {
+        sink.line(`checking ${entryPoint} on runner ${hostname}${attempt}`);
+        await checkEntryPoint({ ...deps, scripts: deps.scripts }, { ...input, archive: input.archive }, sink, ctx.cancellationSignal);
+      }
+      sink.line(`preparing the ${input.runtime} environment on runner ${hostname}${attempt}`);
       const env = await ensureEnvironment(deps.environments, input.runtime, input.requirements, {
         onLine: (line) => sink.output(line),
         signal: ctx.cancellationSignal,
@@ -42,6 +143,7 @@ export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
       if (err instanceof EnvironmentError && !err.retryable) {
         throw ApplicationFailure.nonRetryable(err.message, invalidRequirementsFailure);
       }
+      if (err instanceof ApplicationFailure && err.nonRetryable) throw err;
       sink.line(`this attempt failed: ${err instanceof Error ? err.message : String(err)}`);
       throw err;
     } finally {

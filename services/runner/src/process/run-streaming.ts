@@ -12,6 +12,8 @@ export interface StreamingRun {
   keepLines?: number;
   /** Called once the program runs, with its pid (also its process group id). */
   onSpawn?: (pid: number) => void;
+  /** Written to the program's stdin, which then ends (default: no stdin). */
+  input?: Uint8Array;
 }
 
 export interface StreamingResult {
@@ -32,8 +34,13 @@ const ansi = /\u001b\[[0-9;]*[A-Za-z]/g;
  */
 export function runStreaming(command: string, args: string[], options: StreamingRun): Promise<StreamingResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: options.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command, args, { env: options.env, cwd: options.cwd, stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
     if (child.pid !== undefined) options.onSpawn?.(child.pid);
+    if (options.input && child.stdin) {
+      // A program that ends without reading it all: its answer still counts.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(options.input);
+    }
     const tail: string[] = [];
     const keep = options.keepLines ?? 50;
     let timedOut = false;
@@ -63,7 +70,7 @@ export function runStreaming(command: string, args: string[], options: Streaming
       if (tail.length > keep) tail.shift();
       options.onLine?.(clean);
     };
-    const streams = [child.stdout, child.stderr].map((s) => {
+    const streams = [child.stdout!, child.stderr!].map((s) => {
       const rl = readline.createInterface({ input: s, crlfDelay: Infinity });
       rl.on('line', take);
       return new Promise<void>((r) => rl.once('close', () => r()));

@@ -23,7 +23,8 @@ export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm' | 'buildToke
     if (version.status === 'SUCCESS' || version.status === 'FAIL') return { proceed: false, reason: `the build already ended ${version.status}` };
     const runtime = typeof version.configuration['runtime'] === 'string' ? version.configuration['runtime'].trim().toLowerCase() : script.runtime;
     // Started already (this step delivered again after a lost answer): the same plan, no change.
-    if (version.status === 'BUILDING') return { proceed: true, runtime, requirements: version.requirements, buildToken: '' };
+    const archive = { digest: version.digest, size: version.size, scriptUserId: script.userId };
+    if (version.status === 'BUILDING') return { proceed: true, runtime, requirements: version.requirements, buildToken: '', archive };
     version.status = 'BUILDING';
     if (script.version === ref.version) {
       script.status = 'BUILDING';
@@ -31,7 +32,7 @@ export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm' | 'buildToke
     }
     await em.flush();
     await new ScriptLogRepository(em).append(script.id, ref.version, [`${prefix}started for version ${ref.version} (${runtime})`]);
-    return { proceed: true, runtime, requirements: version.requirements, buildToken: '' };
+    return { proceed: true, runtime, requirements: version.requirements, buildToken: '', archive };
   });
   if (!plan.proceed) return plan;
   return { ...plan, buildToken: await signBuildToken(deps.buildTokenSecret, ref) };
