@@ -11,7 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { killPart, readStackInfo, runningParts, startPart } from '../harness/stack';
@@ -32,7 +32,7 @@ WHEEL = 'Wheel-Version: 1.0\\nGenerator: gef-e2e\\nRoot-Is-Purelib: true\\nTag: 
 def _first_build_sleeps():
     # The first build records its pid and sleeps (the runner is killed meanwhile); later ones go on.
     try:
-        fd = os.open(os.path.join(HERE, 'build-started'), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        fd = os.open(os.path.join(HERE, 'markers', 'build-started'), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return
     os.write(fd, str(os.getpid()).encode())
@@ -77,11 +77,14 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 /**
  * A local package that takes its time to build the first time, where the build's sandbox
- * user can read it and write its marker.
+ * user can read it and write its marker: in a world-writable directory below one that is
+ * not (what a build's user leaves in world-writable directories of /tmp goes with it).
  */
 function slowPackage(): string {
   const dir = mkdtempSync(join(tmpdir(), 'gef-slow-build-'));
-  chmodSync(dir, 0o777);
+  chmodSync(dir, 0o755);
+  mkdirSync(join(dir, 'markers'), { mode: 0o777 });
+  chmodSync(join(dir, 'markers'), 0o777);
   writeFileSync(join(dir, 'pyproject.toml'), '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n', { mode: 0o644 });
   writeFileSync(join(dir, 'backend.py'), backend, { mode: 0o644 });
   return dir;
@@ -136,7 +139,7 @@ describe('a runner killed during a build', () => {
 
     // pip is building the requirement: its backend has written its pid and sleeps.
     const orphan = await until('pip to build the requirement', () => {
-      const marker = join(pkg, 'build-started');
+      const marker = join(pkg, 'markers', 'build-started');
       return existsSync(marker) && readFileSync(marker, 'utf8') !== '' ? Number(readFileSync(marker, 'utf8')) : undefined;
     }, 120_000);
     expect(alive(orphan)).toBe(true);
