@@ -316,15 +316,35 @@ export class Users {
     return me;
   }
 
+  /**
+   * Disables a user's login in Keycloak; a user Keycloak no longer has needs none. The
+   * profile outlives the login while a deletion is under way, so a second deletion of one
+   * user may disable it just as the first one's workflow removes it from Keycloak, which then
+   * answers 400 rather than 404 ("Could not update user!" when the removal commits under the
+   * update, or the user's attributes refused as read half removed). A refusal (4xx) is
+   * therefore no failure when the user is gone; for a user still there it is tried once more.
+   */
+  private async disableLogin(userId: string): Promise<void> {
+    const disable = () =>
+      this.deps.keycloak.updateUser(userId, { enabled: false }).catch((err: unknown) => {
+        if (!(err instanceof KeycloakError && err.status === 404)) throw err;
+      });
+    try {
+      await disable();
+    } catch (err) {
+      if (!(err instanceof KeycloakError && err.status >= 400 && err.status < 500)) throw err;
+      if ((await this.deps.keycloak.getUser(userId)) === undefined) return;
+      await disable();
+    }
+  }
+
   async delete(key: string, actor: Actor): Promise<UserView> {
     const target = await this.getForChange(key, actor);
     const self = target.profile.id === actor.userId;
     if (self) assertMayDeleteSelf(actor);
     else assertMayManage(actor, target.profile.id, target.role);
     // Logins and tokens stop now; the workflow removes the rest, surviving crashes.
-    await this.deps.keycloak.updateUser(target.profile.id, { enabled: false }).catch((err: unknown) => {
-      if (!(err instanceof KeycloakError && err.status === 404)) throw err;
-    });
+    await this.disableLogin(target.profile.id);
     await this.deps.revocations.revokeUser(target.profile.id);
     await this.deps.temporal.workflow
       .start(deleteUserWorkflow, {
