@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { BuildLogSink } from '../src/build-log/build-log-sink';
+import { EnvironmentError } from '../src/environments/environment-error';
 
 const logger = pino({ level: 'silent' });
 
@@ -40,6 +41,21 @@ describe('BuildLogSink', () => {
     expect(sent).toHaveLength(102);
     expect(sent.slice(0, 100)).toEqual(Array.from({ length: 100 }, (_, i) => `pip ${i}`));
     expect(sent.slice(100)).toEqual(["the build's output beyond 100 lines is left out of its log", 'environment ready']);
+  });
+
+  it("masks the credentials of every URL in a line (a package index's, a proxy's), and failure reasons' too", async () => {
+    const sent: string[] = [];
+    const sink = new BuildLogSink(async (lines) => void sent.push(...lines), logger, { flushIntervalMs: 5 });
+    sink.output('LEAK PIP_INDEX_URL=http://pipuser:s3cret@127.0.0.1:23917/simple HTTPS_PROXY=http://px:pw@proxy:3128');
+    sink.line('Collecting pkg@ git+https://oauth2:tok3n@git.example.org/x.git and mail to someone@example.org');
+    await sink.close();
+    expect(sent).toEqual([
+      'LEAK PIP_INDEX_URL=http://****@127.0.0.1:23917/simple HTTPS_PROXY=http://****@proxy:3128',
+      'Collecting pkg@ git+https://****@git.example.org/x.git and mail to someone@example.org',
+    ]);
+    expect(new EnvironmentError('pip install failed: RuntimeError: index=https://u:p@idx.example.org/simple', false).message).toBe(
+      'pip install failed: RuntimeError: index=https://****@idx.example.org/simple',
+    );
   });
 
   it('drops a batch that keeps failing instead of failing the build', async () => {

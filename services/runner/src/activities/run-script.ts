@@ -13,6 +13,7 @@ import type { ForkServer } from '../runtimes/python/fork-server';
 import type { InterpreterPool } from '../runtimes/python/interpreter-pool';
 import { PythonInterpreter, type PythonOutcome } from '../runtimes/python/run-python';
 import type { Sandbox, SandboxLimits, SandboxRun } from '../sandbox/sandbox';
+import { withoutUrlCredentials } from '../environments/url-credentials';
 
 /** A run as the execution service hands it to a runner (StartExecutionAttempt). */
 export interface AttemptGrant {
@@ -184,7 +185,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
       try {
         try {
           const env = await ensureEnvironment(deps.environments, spec.runtime, spec.requirements, {
-            onLine: (line) => sink.line('DEBUG', `Environment: ${line}`),
+            onLine: (line) => sink.line('DEBUG', `Environment: ${withoutUrlCredentials(line)}`),
             signal: ctx.cancellationSignal,
           });
           environment = env;

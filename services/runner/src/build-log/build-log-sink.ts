@@ -1,4 +1,5 @@
 import type { Logger } from '@gef/common';
+import { withoutUrlCredentials } from '../environments/url-credentials';
 
 export interface BuildLogSinkOptions {
   /** Lines sent at once at most. */
@@ -48,7 +49,7 @@ export class BuildLogSink {
 
   /** A line of the runner's own, always kept. */
   line(text: string): void {
-    this.buffer.push(text);
+    this.buffer.push(withoutUrlCredentials(text));
     if (this.buffer.length >= this.maxBatch) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.flushIntervalMs);
   }
