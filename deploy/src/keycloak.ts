@@ -27,7 +27,8 @@ export function keycloakArgs(config: StackConfig): string[] {
     '--db=postgres',
     `--db-url=jdbc:postgresql://127.0.0.1:${ports.postgres}/${DATABASES.keycloak}`,
     `--db-username=${DEV_DB_USER}`,
-    `--db-password=${DEV_DB_PASSWORD}`,
+    // The password comes in the environment (KC_DB_PASSWORD): a command line is readable by
+    // every process on the machine, scripts' sandbox users included.
     '--db-pool-max-size=20',
     '--import-realm',
     '--log-console-color=false',
@@ -47,6 +48,7 @@ export function keycloakEnv(config: StackConfig, java: JavaInfo): NodeJS.Process
     ...config.baseEnv,
     KC_BOOTSTRAP_ADMIN_USERNAME: config.settings.keycloakAdmin,
     KC_BOOTSTRAP_ADMIN_PASSWORD: config.settings.keycloakAdminPassword,
+    KC_DB_PASSWORD: DEV_DB_PASSWORD,
     KEYCLOAK_CLIENT_SECRET: config.settings.keycloakClientSecret,
     SMTP_HOST: '127.0.0.1',
     SMTP_PORT: String(config.ports.maildevSmtp),

@@ -3,6 +3,7 @@
  * gateway's /api-health answers 200; Ctrl-C (or SIGTERM) stops every process it started.
  * Options: `--parts <list>` (e.g. `infra`, `postgres,temporal`), default all.
  */
+import { DEV_KEYCLOAK_ADMIN_PASSWORD } from './config';
 import { stackUrls } from './env';
 import { LaunchError, oneLine } from './errors';
 import type { PartName } from './parts';
@@ -24,7 +25,9 @@ function printUrls(stack: StackRuntime, tookMs: number): void {
     lines.push(['API', urls.api], ['API docs', urls.docs], ['health', urls.health]);
   }
   if (has('temporal')) lines.push(['Temporal UI', urls.temporalUi], ['Temporal gRPC', urls.temporal]);
-  if (has('keycloak')) lines.push(['Keycloak admin', `${urls.keycloakAdmin}  (login ${settings.keycloakAdmin} / ${settings.keycloakAdminPassword})`]);
+  // The development password is shown; one of the operator's own (KC_BOOTSTRAP_ADMIN_PASSWORD) is not.
+  const adminPassword = settings.keycloakAdminPassword === DEV_KEYCLOAK_ADMIN_PASSWORD ? settings.keycloakAdminPassword : 'KC_BOOTSTRAP_ADMIN_PASSWORD';
+  if (has('keycloak')) lines.push(['Keycloak admin', `${urls.keycloakAdmin}  (login ${settings.keycloakAdmin} / ${adminPassword})`]);
   if (has('maildev')) lines.push(['MailDev', `${urls.maildevWeb}  (SMTP 127.0.0.1:${stack.ports.maildevSmtp})`]);
   if (has('postgres')) lines.push(['PostgreSQL', `127.0.0.1:${stack.ports.postgres} (user postgres / postgres; gef_user, gef_script, gef_execution, gef_gateway, keycloak)`]);
   lines.push(['data', stack.dataDir], ['logs', stack.logDir]);

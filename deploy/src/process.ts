@@ -27,6 +27,11 @@ export interface SpawnSpec {
 /** The line spawn() writes to a log before each start. */
 const START_MARK = '\n=== ';
 
+/** An argument as the log keeps it: the value of a `--…password…=` or `--…secret…=` option masked. */
+export function loggedArg(arg: string): string {
+  return arg.replace(/^(--[^=]*(?:password|secret|token)[^=]*=).+$/i, '$1****');
+}
+
 let setprivPath: string | null | undefined;
 
 /** util-linux's setpriv, if present: it sets the parent-death signal and execs the command. */
@@ -70,7 +75,7 @@ export class ManagedProcess {
     // Logs carry settings and tokens: the launcher's user alone reads them.
     const fd = openSync(spec.logFile, 'a', 0o600);
     try {
-      writeSync(fd, `${START_MARK}${new Date().toISOString()} ${spec.command} ${spec.args.join(' ')}\n`);
+      writeSync(fd, `${START_MARK}${new Date().toISOString()} ${spec.command} ${spec.args.map(loggedArg).join(' ')}\n`);
       const stdio: ('ignore' | number | 'ipc')[] = ['ignore', fd, fd];
       if (spec.ipc) stdio.push('ipc');
       const guard = spec.dieWithParent === false ? undefined : setpriv();

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolveConfig } from '../src/config';
 import { keycloakArgs, keycloakEnv, REALM_FILE } from '../src/keycloak';
+import { loggedArg } from '../src/process';
 import { temporalArgs } from '../src/temporal';
 import { maildevArgs } from '../src/maildev';
 
@@ -104,6 +105,19 @@ describe('command lines', () => {
     expect(env).toMatchObject({ KC_BOOTSTRAP_ADMIN_USERNAME: 'admin', KC_BOOTSTRAP_ADMIN_PASSWORD: 'admin', KEYCLOAK_CLIENT_SECRET: 'gef-api-dev-secret', SMTP_HOST: '127.0.0.1', SMTP_PORT: '6003' });
     // Vert.x's file cache stays in the stack's data directory, not a world-writable /tmp/vertx-cache.
     expect(env.JAVA_OPTS_APPEND).toContain('-Dvertx.cacheDirBase=/data/keycloak/vertx-cache');
+    // The database password travels in the environment: a command line is every process's to read.
+    expect(env.KC_DB_PASSWORD).toBe('postgres');
+    expect(keycloakArgs(config).some((a) => /password/i.test(a))).toBe(false);
+  });
+
+  test('the log of a start masks the values of password, secret and token options', () => {
+    expect(['--db-password=hunter2', '--client-secret=s', '--api-token=t', '--db-url=jdbc:x', '--password'].map(loggedArg)).toEqual([
+      '--db-password=****',
+      '--client-secret=****',
+      '--api-token=****',
+      '--db-url=jdbc:x',
+      '--password',
+    ]);
   });
 
   test('Temporal: persistent SQLite file under the data dir, our ports, the search attributes', () => {
