@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { prepareRunnerDirs } from '../src/sandbox/runner-dirs';
-import { Sandbox } from '../src/sandbox/sandbox';
+import { leftoversOf, Sandbox } from '../src/sandbox/sandbox';
 import { sysvIpcArgs } from '../src/sandbox/sysv-ipc';
 import { isRoot } from './support/run-script-fixture';
 
@@ -42,7 +42,34 @@ describe('sysvIpcArgs', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('removes its System V IPC objects, a tree deeper than PATH_MAX, its /tmp files and what it left in world-writable directories of others, and frees its uid', async () => {
+  it("finds a uid's entries at the top of each root and in root's sticky world-writable directories only, however many entries there are", async () => {
+    const root = fs.mkdtempSync(path.join(tmp, 'root-'));
+    fs.chmodSync(root, 0o1777);
+    const [uid, other] = [912_345, 912_346];
+    const make = (rel: string, owner: number, mode: number, dir = false) => {
+      const full = path.join(root, rel);
+      if (dir) fs.mkdirSync(full);
+      else fs.writeFileSync(full, 'x');
+      fs.chownSync(full, owner, owner);
+      fs.chmodSync(full, mode);
+    };
+    for (let i = 0; i < 50; i++) make(`filler-${i}`, 0, 0o644);
+    make('mine', uid, 0o600);
+    make('sticky', 0, 0o1777, true);
+    make('sticky/mine', uid, 0o600);
+    make('sticky/deeper', 0, 0o1777, true);
+    make('sticky/deeper/mine', uid, 0o600);
+    // Others could rename what is in these, or the directory itself: never entered.
+    make('open', 0, 0o777, true);
+    make('open/mine', uid, 0o600);
+    make('others', other, 0o1777, true);
+    make('others/mine', uid, 0o600);
+    expect((await leftoversOf(uid, 100, [root])).sort()).toEqual(['mine', 'sticky/deeper/mine', 'sticky/mine'].map((r) => path.join(root, r)));
+    // The top of a root is read whole, whatever the bound on entries below.
+    expect(await leftoversOf(uid, 0, [root])).toEqual([path.join(root, 'mine')]);
+  });
+
+  it("removes its System V IPC objects, a tree deeper than PATH_MAX, its /tmp files and what it left in root's sticky world-writable directories, and frees its uid", async () => {
     const run = await sandbox.open('leftovers-test');
     const uid = run.uid!;
     const marker = `/tmp/gef-leftover-${uid}-${process.pid}`;
@@ -65,6 +92,11 @@ describe('sysvIpcArgs', () => {
       'assert min(shm, queue, sems) >= 0, ctypes.get_errno()',
       'open(sys.argv[1], "w").write("left")',
       'open(sys.argv[2] + "/note", "w").write("left")',
+      // A directory of its own it made unreadable: no removal as its user would get in.
+      'os.makedirs(sys.argv[1] + "-locked/inner")',
+      'open(sys.argv[1] + "-locked/inner/note", "w").write("left")',
+      'os.chmod(sys.argv[1] + "-locked/inner", 0)',
+      'os.chmod(sys.argv[1] + "-locked", 0)',
       'os.makedirs(sys.argv[2] + "/inner/kept/deeper")',
       'open(sys.argv[2] + "/inner/kept/deeper/note", "w").write("left")',
       // 30 levels of 200 characters: 6,000 bytes, past PATH_MAX (4,096), made one level at a time.
@@ -88,6 +120,7 @@ describe('sysvIpcArgs', () => {
     expect(sysvIpcArgs(uid)).toEqual([]);
     expect(fs.existsSync(run.dir)).toBe(false);
     expect(fs.existsSync(marker)).toBe(false);
+    expect(fs.existsSync(`${marker}-locked`)).toBe(false);
     // Its files in others' world-writable directories are gone; the directories stay.
     expect(fs.readdirSync(shared)).toEqual(['inner']);
     expect(fs.readdirSync(path.join(shared, 'inner'))).toEqual([]);

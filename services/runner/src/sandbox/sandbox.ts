@@ -45,27 +45,44 @@ const maxManifests = 256;
 const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock', '/dev/mqueue'];
 
 /**
- * What a uid has in the shared temporary directories: each entry it owns, at the top or in
- * any world-writable directory below (`/tmp/.X11-unix`, or one another run left open),
- * where the next run given the same uid would find it. Directories others cannot write to
- * are not entered (nothing of the uid's can be there), nor links; at most `maxEntries`
- * entries are looked at.
+ * What a uid has in the shared temporary directories: each entry it owns at the top of one
+ * (every entry looked at), or in a directory below that root owns, others may write to and
+ * is sticky (`/tmp/.X11-unix`), however deep such directories nest; at most
+ * `maxNestedEntries` entries inside them are looked at. Nothing else is entered: the path
+ * to an entry found is made only of directories no sandbox user can rename or replace (a
+ * directory of another run's user could be swapped for a link meanwhile), and another run's
+ * directories go with that run.
  */
-export async function leftoversOf(uid: number, maxEntries = 100_000, roots: readonly string[] = sharedTempDirs): Promise<string[]> {
+export async function leftoversOf(uid: number, maxNestedEntries = 100_000, roots: readonly string[] = sharedTempDirs): Promise<string[]> {
   const found: string[] = [];
-  let looked = 0;
+  let nested = 0;
+  const enterable = (stat: fsSync.Stats) => stat.isDirectory() && stat.uid === 0 && (stat.mode & 0o1002) === 0o1002;
   const visit = async (dir: string, depth: number): Promise<void> => {
     for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
-      if (looked++ >= maxEntries) return;
+      if (depth > 0 && nested++ >= maxNestedEntries) return;
       const full = path.join(dir, name);
       const stat = await fs.lstat(full).catch(() => undefined);
       if (!stat) continue;
       if (stat.uid === uid) found.push(full);
-      else if (stat.isDirectory() && (stat.mode & 0o002) !== 0 && depth < 16) await visit(full, depth + 1);
+      else if (enterable(stat) && depth < 16) await visit(full, depth + 1);
     }
   };
   for (const root of roots) await visit(root, 0);
   return found;
+}
+
+/**
+ * Removes paths with GNU `rm -rf`, which walks each tree relative to its directories
+ * without following links (a directory swapped for a link meanwhile is not followed), and
+ * removes what its owner made unreadable or deeper than PATH_MAX. Resolves once done.
+ */
+function removeWithGnuRm(paths: string[]): Promise<void> {
+  if (paths.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const child = spawn('rm', ['-rf', '--one-file-system', '--', ...paths], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
+    child.once('error', () => resolve());
+    child.once('close', () => resolve());
+  });
 }
 
 /**
@@ -282,7 +299,9 @@ function removeWithRm(target: string): void {
 
 /** What a uid leaves behind outside its run's directory: its files in the shared temporary directories (`leftoversOf`), System V IPC objects. */
 export async function removeLeftoversOf(uid: number): Promise<void> {
-  for (const full of await leftoversOf(uid)) await removeTree(full).catch(() => undefined);
+  // Many paths at once, in a few command lines.
+  const paths = await leftoversOf(uid);
+  for (let i = 0; i < paths.length; i += 500) await removeWithGnuRm(paths.slice(i, i + 500));
   removeSysvIpcOf(uid);
 }
 
