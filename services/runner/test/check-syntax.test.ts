@@ -24,6 +24,17 @@ describe('checkPythonSyntax', () => {
     }
   });
 
+  it('leaves unchecked a source in an encoding only its environment knows (a codec a requirement registers)', async () => {
+    expect(await check('# -*- coding: future_fstrings -*-\ndef run(params, logger):\n    return 1\n')).toEqual({ ok: true, unchecked: 'unknown encoding: future_fstrings' });
+  });
+
+  it('gives the error itself after many warnings', async () => {
+    const warnings = Array.from({ length: 40 }, (_, i) => `x${i} = "\\d"`).join('\n');
+    const r = await check(`${warnings}\ndef run(:\n`);
+    expect(r).toMatchObject({ ok: false, invalid: true });
+    if (!r.ok && r.invalid) expect(r.lines.at(-1)).toMatch(/^SyntaxError: /);
+  });
+
   it('says so when the checker itself cannot run', async () => {
     const r = await checkPythonSyntax(Buffer.from('x = 1\n'), 'src/main.py', { ...options, python: '/bin/false' });
     expect(r).toMatchObject({ ok: false, invalid: false });

@@ -99,7 +99,7 @@ async function checkEntryPoint(
       signal,
     });
     if (check.ok) {
-      sink.line(`${entryPoint} compiles`);
+      sink.line(check.unchecked ? `${entryPoint} was not checked (${check.unchecked}: a codec its environment may provide)` : `${entryPoint} compiles`);
       return;
     }
     if (!check.invalid) throw new Error(check.reason);

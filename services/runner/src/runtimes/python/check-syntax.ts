@@ -10,7 +10,14 @@ const checker = [
   'source = sys.stdin.buffer.read()',
   'try:',
   '    compile(source, sys.argv[1], "exec", dont_inherit=True)',
-  'except (SyntaxError, ValueError) as exc:',
+  // A codec the script's environment registers (a .pth file, src/__init__.py) is not known here.
+  'except SyntaxError as exc:',
+  '    if str(exc.msg).startswith("unknown encoding"):',
+  '        sys.stdout.write(str(exc.msg) + "\\n")',
+  '        sys.exit(4)',
+  '    sys.stdout.write("".join(traceback.format_exception_only(type(exc), exc)))',
+  '    sys.exit(3)',
+  'except ValueError as exc:',
   '    sys.stdout.write("".join(traceback.format_exception_only(type(exc), exc)))',
   '    sys.exit(3)',
   'except (MemoryError, RecursionError) as exc:',
@@ -18,8 +25,14 @@ const checker = [
   '    sys.exit(3)',
 ].join('\n');
 
-/** How a check went: `invalid` with Python's own lines when the source does not compile. */
-export type SyntaxCheck = { ok: true } | { ok: false; invalid: true; lines: string[] } | { ok: false; invalid: false; reason: string };
+/**
+ * How a check went: `invalid` with Python's own lines when the source does not compile;
+ * `unchecked` when it names an encoding only its environment can know.
+ */
+export type SyntaxCheck =
+  | { ok: true; unchecked?: string }
+  | { ok: false; invalid: true; lines: string[] }
+  | { ok: false; invalid: false; reason: string };
 
 export interface SyntaxCheckOptions {
   python: string;
@@ -33,19 +46,18 @@ export interface SyntaxCheckOptions {
 /** Compiles `source` as `name` (e.g. `src/main.py`) with `python -I -S`. */
 export async function checkPythonSyntax(source: Uint8Array, name: string, options: SyntaxCheckOptions): Promise<SyntaxCheck> {
   const wrap = options.wrap ?? ((command: string, args: string[]) => ({ command, args }));
-  const line = wrap(options.python, ['-I', '-S', '-c', checker, name]);
-  const lines: string[] = [];
+  // Warnings (SyntaxWarning: invalid escape sequences…) would crowd out the error.
+  const line = wrap(options.python, ['-I', '-S', '-W', 'ignore', '-c', checker, name]);
   const done = await runStreaming(line.command, line.args, {
     env: options.env,
     timeoutMs: options.timeoutMs ?? 60_000,
     input: source,
     keepLines: 20,
-    onLine: (l) => {
-      if (lines.length < 20) lines.push(l);
-    },
     ...(options.signal ? { signal: options.signal } : {}),
   });
+  const lines = done.tail;
   if (done.code === 0) return { ok: true };
+  if (done.code === 4) return { ok: true, unchecked: lines.at(-1) ?? 'unknown encoding' };
   if (done.code === 3 && lines.length > 0) return { ok: false, invalid: true, lines };
   const why = done.aborted ? 'cancelled' : done.timedOut ? 'took too long' : `ended with ${done.signal ?? `code ${done.code}`}`;
   return { ok: false, invalid: false, reason: `the syntax check ${why}${lines.length > 0 ? `: ${lines.at(-1)}` : ''}` };
