@@ -44,7 +44,7 @@ type Invalidated = { type: typeof INVALIDATED; id: string };
  */
 type SlotTake = { type: typeof SLOT_TAKE; id: string; key: string; max: number };
 type SlotTaken = { type: typeof SLOT_TAKEN; id: string; granted: boolean };
-type SlotRelease = { type: typeof SLOT_RELEASE; key: string };
+type SlotRelease = { type: typeof SLOT_RELEASE; id: string };
 
 /** How long the primary waits for each worker's metrics. */
 const collectTimeoutMs = 5000;
@@ -93,11 +93,11 @@ export interface PrimaryOptions {
 export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: PrimaryOptions): void {
   const asking = new Map<string, Asking>();
   const startedAt = new Map<number, number>();
-  /** Slots granted, by worker id and key. */
-  const slots = new Map<number, Map<string, number>>();
+  /** Slots granted, by worker id: each take's id and its key. */
+  const slots = new Map<number, Map<string, string>>();
   const slotsHeld = (key: string): number => {
     let held = 0;
-    for (const byKey of slots.values()) held += byKey.get(key) ?? 0;
+    for (const byId of slots.values()) for (const k of byId.values()) if (k === key) held++;
     return held;
   };
   /** Workers that listen (they heed the shutdown message). */
@@ -200,18 +200,16 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
     if (isMessage<SlotTake>(message, SLOT_TAKE)) {
       const granted = typeof message.key === 'string' && typeof message.max === 'number' && slotsHeld(message.key) < message.max;
       if (granted) {
-        const byKey = slots.get(worker.id) ?? new Map<string, number>();
-        byKey.set(message.key, (byKey.get(message.key) ?? 0) + 1);
-        slots.set(worker.id, byKey);
+        const byId = slots.get(worker.id) ?? new Map<string, string>();
+        byId.set(message.id, message.key);
+        slots.set(worker.id, byId);
       }
       if (worker.isConnected()) worker.send({ type: SLOT_TAKEN, id: message.id, granted } satisfies SlotTaken);
       return;
     }
     if (isMessage<SlotRelease>(message, SLOT_RELEASE)) {
-      const byKey = slots.get(worker.id);
-      const held = byKey?.get(message.key) ?? 0;
-      if (held > 1) byKey!.set(message.key, held - 1);
-      else byKey?.delete(message.key);
+      // Only what was granted: a take the worker decided alone (no answer in time) was never counted.
+      slots.get(worker.id)?.delete(message.id);
       return;
     }
     if (!isMessage<MetricsRequest>(message, METRICS_REQUEST)) return;
@@ -343,39 +341,42 @@ export function clusterCacheSiblings(timeoutMs = invalidateAnswerTimeoutMs): Cac
 
 /** Slots of a key shared by every process of the gateway (e.g. a user's open event streams). */
 export interface SharedSlots {
-  /** Takes one of `key`'s slots, of which all processes together hold at most `max`: whether it was granted. */
-  take(key: string, max: number): Promise<boolean>;
-  /** Gives back a slot `take` granted. */
-  release(key: string): void;
+  /**
+   * Takes one of `key`'s slots, of which all processes together hold at most `max`: whether
+   * it was granted, and what gives it back (call it once the slot is done with).
+   */
+  take(key: string, max: number): Promise<{ granted: boolean; release: () => void }>;
 }
 
 /**
  * In a worker: slots counted by the primary over every worker, so a limit holds for the
  * whole gateway and not for each of its processes. A slot of a worker that ends is given
  * back with it. Without a primary to ask, or when it does not answer within `timeoutMs`,
- * a take is granted (the caller's count in its own process still applies).
+ * a take is granted (the caller's count in its own process still applies), and was never
+ * counted by the primary: its release changes nothing there.
  */
 export function clusterSlots(timeoutMs = slotAnswerTimeoutMs): SharedSlots {
   const waiting = new Map<string, (granted: boolean) => void>();
   process.on('message', (message: unknown) => {
     if (isMessage<SlotTaken>(message, SLOT_TAKEN)) waiting.get(message.id)?.(message.granted === true);
   });
+  const nothing = (): void => undefined;
   return {
     take: (key, max) =>
-      new Promise<boolean>((resolve) => {
-        if (!process.send || !process.connected) return resolve(true);
+      new Promise((resolve) => {
+        if (!process.send || !process.connected) return resolve({ granted: true, release: nothing });
         const id = randomUUID();
+        const release = (): void => {
+          if (process.send && process.connected) process.send({ type: SLOT_RELEASE, id } satisfies SlotRelease);
+        };
         const done = (granted: boolean): void => {
           clearTimeout(timer);
           waiting.delete(id);
-          resolve(granted);
+          resolve({ granted, release: granted ? release : nothing });
         };
         const timer = setTimeout(() => done(true), timeoutMs);
         waiting.set(id, done);
         process.send({ type: SLOT_TAKE, id, key, max } satisfies SlotTake);
       }),
-    release: (key) => {
-      if (process.send && process.connected) process.send({ type: SLOT_RELEASE, key } satisfies SlotRelease);
-    },
   };
 }

@@ -42,7 +42,8 @@ export class StreamSlots {
       if (left > 0) this.open.set(userId, left);
       else this.open.delete(userId);
     };
-    if (this.shared && !(await this.shared.take(userId, max))) {
+    const shared = this.shared ? await this.shared.take(userId, max) : undefined;
+    if (shared && !shared.granted) {
       giveBackHere();
       throw tooMany(max);
     }
@@ -51,7 +52,7 @@ export class StreamSlots {
       if (given) return;
       given = true;
       giveBackHere();
-      this.shared?.release(userId);
+      shared?.release();
     };
   }
 }
