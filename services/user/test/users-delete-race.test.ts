@@ -54,6 +54,8 @@ class FakeKeycloak {
 let db: { orm: MikroORM; close: () => Promise<void> };
 let keycloak: FakeKeycloak;
 let started: string[];
+/** Delete workflows running, by workflow id. */
+let running: Set<string>;
 let revoked: string[];
 let users: Users;
 const admin: Actor = { userId: randomUUID(), role: 'ADMIN' };
@@ -69,6 +71,7 @@ afterAll(async () => {
 beforeEach(() => {
   keycloak = new FakeKeycloak();
   started = [];
+  running = new Set();
   revoked = [];
   users = new Users({
     orm: db.orm,
@@ -83,6 +86,12 @@ beforeEach(() => {
           started.push(options.workflowId);
           return {};
         },
+        getHandle: (workflowId: string) => ({
+          describe: async () => {
+            if (!running.has(workflowId)) throw Object.assign(new Error('workflow not found'), { name: 'WorkflowNotFoundError' });
+            return { status: { name: 'RUNNING' } };
+          },
+        }),
       },
     } as never,
     logger: createLogger('user-test', 'silent'),
@@ -117,6 +126,15 @@ describe('a deletion racing the deletion of the same user', () => {
     keycloak.refusals.push({ status: 400, body: commitRefused, deletes: false });
     await users.delete(victim.email, admin);
     expect(keycloak.updates).toBe(2);
+    expect(started).toEqual([`delete-user-${victim.id}`]);
+  });
+
+  it('a user Keycloak refuses twice while its deletion runs (the removal not committed when asked) is no failure', async () => {
+    const victim = await newUser();
+    running.add(`delete-user-${victim.id}`);
+    keycloak.refusals.push({ status: 400, body: commitRefused, deletes: false }, { status: 400, body: commitRefused, deletes: false });
+    const view = await users.delete(victim.id, admin);
+    expect(view.profile.id).toBe(victim.id);
     expect(started).toEqual([`delete-user-${victim.id}`]);
   });
 

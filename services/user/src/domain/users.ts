@@ -329,12 +329,29 @@ export class Users {
       this.deps.keycloak.updateUser(userId, { enabled: false }).catch((err: unknown) => {
         if (!(err instanceof KeycloakError && err.status === 404)) throw err;
       });
+    const refused = (err: unknown) => err instanceof KeycloakError && err.status >= 400 && err.status < 500;
     try {
       await disable();
     } catch (err) {
-      if (!(err instanceof KeycloakError && err.status >= 400 && err.status < 500)) throw err;
+      if (!refused(err)) throw err;
       if ((await this.deps.keycloak.getUser(userId)) === undefined) return;
-      await disable();
+      try {
+        await disable();
+      } catch (again) {
+        // Refused twice: a deletion under way (its removal not committed when asked) goes on.
+        if (refused(again) && (await this.deletionRunning(userId))) return;
+        throw again;
+      }
+    }
+  }
+
+  /** Whether the user's delete workflow is running now. */
+  private async deletionRunning(userId: string): Promise<boolean> {
+    try {
+      const info = await this.deps.temporal.workflow.getHandle(deleteUserWorkflowId(userId)).describe();
+      return info.status.name === 'RUNNING';
+    } catch {
+      return false;
     }
   }
 
