@@ -128,9 +128,19 @@ describe.each([
     const r = await fixture.run({
       'configuration.json': configuration,
       'src/gefcore/__init__.py': 'OWN = True\n',
-      'src/main.py': 'import gefcore\ndef run(params, logger):\n    return getattr(gefcore, "OWN", False)\n',
+      'src/main.py': [
+        'import gefcore, importlib',
+        'def run(params, logger):',
+        '    try:',
+        '        importlib.import_module("gefcore.api")',
+        '        api = "shim api"',
+        '    except ImportError:',
+        '        api = "no api"',
+        '    return [getattr(gefcore, "OWN", False), api]',
+      ].join('\n'),
     });
-    expect(r.outcome).toEqual({ kind: 'result', resultJson: 'true' });
+    // Its own gefcore, without this one's modules added to it.
+    expect(r.outcome).toEqual({ kind: 'result', resultJson: '[true,"no api"]' });
   }, 30_000);
 
   it('ends FAILED with an ERROR line holding the traceback when the script raises', async () => {

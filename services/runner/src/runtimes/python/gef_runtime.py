@@ -480,6 +480,9 @@ class _GefcoreFinder:
     def find_spec(self, fullname, path=None, target=None):  # noqa: ARG002 - the finder protocol
         if fullname not in _GEFCORE_MODULES:
             return None
+        # The submodules belong to this gefcore only, never to one of the script's own.
+        if fullname != "gefcore" and getattr(getattr(sys.modules.get("gefcore"), "__spec__", None), "loader", None) is not self:
+            return None
         return importlib.util.spec_from_loader(fullname, self, is_package=fullname == "gefcore")
 
     def create_module(self, spec):  # noqa: ARG002 - the loader protocol
