@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { BuildLogSink } from '../src/build-log/build-log-sink';
 import { EnvironmentError } from '../src/environments/environment-error';
+import { withoutUrlCredentials } from '../src/environments/url-credentials';
 
 const logger = pino({ level: 'silent' });
 
@@ -53,6 +54,10 @@ describe('BuildLogSink', () => {
       'LEAK PIP_INDEX_URL=http://****@127.0.0.1:23917/simple HTTPS_PROXY=http://****@proxy:3128',
       'Collecting pkg@ git+https://****@git.example.org/x.git and mail to someone@example.org',
     ]);
+    // A password holding an @, a proxy written without a scheme; an ssh-style address stays.
+    expect(withoutUrlCredentials('http://u:p@ss@host/x HTTPS_PROXY=user:pw@proxy.example:3128 git@github.com:org/repo.git')).toBe(
+      'http://****@host/x HTTPS_PROXY=****@proxy.example:3128 git@github.com:org/repo.git',
+    );
     expect(new EnvironmentError('pip install failed: RuntimeError: index=https://u:p@idx.example.org/simple', false).message).toBe(
       'pip install failed: RuntimeError: index=https://****@idx.example.org/simple',
     );

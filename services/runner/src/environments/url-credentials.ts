@@ -1,5 +1,9 @@
-/** A URL's user information (`scheme://user:password@`), as the scheme writes it. */
-const userInfo = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@'"<>]+@/gi;
+/**
+ * A URL's user information (`scheme://user:password@`, up to the last `@` before the host:
+ * a password may hold one), and a proxy's written without a scheme (`user:password@host`).
+ */
+const userInfo = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/'"<>]*@/gi;
+const bareUserInfo = /(^|[\s='"(])[^\s/:@'"<>()=]+:[^\s/'"<>]*@(?=[a-z0-9.-]+[:/\s'")]|[a-z0-9.-]+$)/gi;
 
 /**
  * Text with the user information of every URL in it masked (`https://****@host/…`): a
@@ -9,5 +13,5 @@ const userInfo = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@'"<>]+@/gi;
  * docs/configuration.md: credentials of indexes and proxies reach that code).
  */
 export function withoutUrlCredentials(text: string): string {
-  return text.includes('@') ? text.replace(userInfo, '$1****@') : text;
+  return text.includes('@') ? text.replace(userInfo, '$1****@').replace(bareUserInfo, '$1****@') : text;
 }
