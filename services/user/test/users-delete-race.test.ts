@@ -40,6 +40,17 @@ class FakeKeycloak {
   async getUser(id: string): Promise<{ id: string; username: string; enabled: boolean } | undefined> {
     return this.users.has(id) ? { id, username: id, enabled: true } : undefined;
   }
+  async getRealmRole(name: string): Promise<{ id: string; name: string }> {
+    return { id: `role-${name}`, name };
+  }
+  async removeUserRealmRoles(): Promise<void> {}
+  async addUserRealmRoles(id: string): Promise<void> {
+    const refusal = this.refusals.shift();
+    if (refusal) {
+      if (refusal.deletes) this.users.delete(id);
+      throw new KeycloakError(refusal.status, 'assign roles', refusal.body);
+    }
+  }
   async updateUser(id: string): Promise<void> {
     this.updates++;
     const refusal = this.refusals.shift();
@@ -148,5 +159,27 @@ describe('a deletion racing the deletion of the same user', () => {
     expect(err).toBeInstanceOf(KeycloakError);
     expect(toConnectError(err).code).toBe(Code.Internal);
     expect(started).toEqual([]);
+  });
+});
+
+describe('a change racing the deletion of the same user', () => {
+  it('Keycloak refusing a role change for a user it removes meanwhile is a 404, not a failure', async () => {
+    const victim = await newUser();
+    keycloak.refusals.push({ status: 400, body: commitRefused, deletes: true });
+    const err = await users.update(victim.id, { role: 'ADMIN' }, { userId: randomUUID(), role: 'SUPERADMIN' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(toConnectError(err).code).toBe(Code.NotFound);
+  });
+
+  it('a refusal for a user Keycloak still holds is still an error', async () => {
+    const victim = await newUser();
+    keycloak.refusals.push({ status: 400, body: commitRefused, deletes: false });
+    const err = await users.update(victim.id, { role: 'ADMIN' }, { userId: randomUUID(), role: 'SUPERADMIN' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(KeycloakError);
   });
 });

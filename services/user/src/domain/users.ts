@@ -62,12 +62,22 @@ export const userListFields: FieldMap = {
 /**
  * Keycloak's part of a change to one user. A 404 there means the user was deleted meanwhile
  * (the deletion removes the login before the profile): the caller gets a 404, not a failure.
+ * So does another refusal (4xx) once Keycloak no longer has the user: a change racing the
+ * removal is answered 400 ("Could not update user!") as often as 404.
  */
-async function whileUserExists<T>(work: () => Promise<T>, notFound = 'User not found'): Promise<T> {
+async function whileUserExists<T>(
+  keycloak: Pick<KeycloakAdminClient, 'getUser'>,
+  userId: string,
+  work: () => Promise<T>,
+  notFound = 'User not found',
+): Promise<T> {
   try {
     return await work();
   } catch (err) {
     if (err instanceof KeycloakError && err.status === 404) throw new NotFound(notFound, 'not_found');
+    if (err instanceof KeycloakError && err.status >= 400 && err.status < 500 && (await keycloak.getUser(userId).catch(() => null)) === undefined) {
+      throw new NotFound(notFound, 'not_found');
+    }
     throw err;
   }
 }
@@ -266,11 +276,11 @@ export class Users {
     if (!profileChanged && !roleChanged && changes.password === undefined) throw new InvalidArgument('Not updated', 'not_updated');
 
     if (changes.password !== undefined) {
-      const res = await whileUserExists(() => this.deps.keycloak.setPassword(target.profile.id, changes.password!));
+      const res = await whileUserExists(this.deps.keycloak, target.profile.id, () => this.deps.keycloak.setPassword(target.profile.id, changes.password!));
       if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
     }
     if (roleChanged) {
-      await whileUserExists(async () => {
+      await whileUserExists(this.deps.keycloak, target.profile.id, async () => {
         const current = await this.deps.keycloak.getUserRealmRoles(target.profile.id);
         const elevated = current.filter((r) => r.name === 'ADMIN' || r.name === 'SUPERADMIN');
         await this.deps.keycloak.removeUserRealmRoles(target.profile.id, elevated);
@@ -304,10 +314,10 @@ export class Users {
     await this.deps.tokens.logout(check.tokens.refreshToken).catch(() => undefined);
     const weak = passwordPolicyViolation(newPassword);
     if (weak) throw new Unprocessable(weak, 'weak_password');
-    const res = await whileUserExists(() => this.deps.keycloak.setPassword(me.profile.id, newPassword));
+    const res = await whileUserExists(this.deps.keycloak, me.profile.id, () => this.deps.keycloak.setPassword(me.profile.id, newPassword));
     if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
     // Every other session ends.
-    const sessions = await whileUserExists(() => this.deps.keycloak.userSessions(me.profile.id));
+    const sessions = await whileUserExists(this.deps.keycloak, me.profile.id, () => this.deps.keycloak.userSessions(me.profile.id));
     for (const s of sessions) {
       if (s.id === sessionId) continue;
       await this.deps.keycloak.deleteSession(s.id);
@@ -412,12 +422,12 @@ export class Users {
     );
     if (claimed.length === 0) throw new NotFound('Invalid or expired token', 'not_found');
     // A user deleted meanwhile: the link leads nowhere any more.
-    const res = await whileUserExists(() => this.deps.keycloak.setPassword(userId, password), 'Invalid or expired token');
+    const res = await whileUserExists(this.deps.keycloak, userId, () => this.deps.keycloak.setPassword(userId, password), 'Invalid or expired token');
     if (!res.ok) {
       await conn.execute('update password_token set used_at = null where digest = ?', [tokenDigest(token)]);
       throw new Unprocessable(res.reason, 'weak_password');
     }
-    await whileUserExists(async () => {
+    await whileUserExists(this.deps.keycloak, userId, async () => {
       await this.deps.keycloak.clearBruteForce(userId);
       // A recovered account starts over: whoever held a session before the reset holds none now.
       await this.deps.keycloak.logoutUser(userId);
