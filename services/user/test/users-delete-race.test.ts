@@ -163,23 +163,21 @@ describe('a deletion racing the deletion of the same user', () => {
 });
 
 describe('a change racing the deletion of the same user', () => {
-  it('Keycloak refusing a role change for a user it removes meanwhile is a 404, not a failure', async () => {
+  /** What a SUPERADMIN's role change of a new user throws when Keycloak refuses it once (removing the user as it does, or not). */
+  async function refusedRoleChange(deletes: boolean): Promise<unknown> {
     const victim = await newUser();
-    keycloak.refusals.push({ status: 400, body: commitRefused, deletes: true });
-    const err = await users.update(victim.id, { role: 'ADMIN' }, { userId: randomUUID(), role: 'SUPERADMIN' }).then(
+    keycloak.refusals.push({ status: 400, body: commitRefused, deletes });
+    return users.update(victim.id, { role: 'ADMIN' }, { userId: randomUUID(), role: 'SUPERADMIN' }).then(
       () => undefined,
       (e: unknown) => e,
     );
-    expect(toConnectError(err).code).toBe(Code.NotFound);
+  }
+
+  it('Keycloak refusing a role change for a user it removes meanwhile is a 404, not a failure', async () => {
+    expect(toConnectError(await refusedRoleChange(true)).code).toBe(Code.NotFound);
   });
 
   it('a refusal for a user Keycloak still holds is still an error', async () => {
-    const victim = await newUser();
-    keycloak.refusals.push({ status: 400, body: commitRefused, deletes: false });
-    const err = await users.update(victim.id, { role: 'ADMIN' }, { userId: randomUUID(), role: 'SUPERADMIN' }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(KeycloakError);
+    expect(await refusedRoleChange(false)).toBeInstanceOf(KeycloakError);
   });
 });
