@@ -57,17 +57,29 @@ export async function leftoversOf(uid: number, maxNestedEntries = 100_000, roots
   const found: string[] = [];
   let nested = 0;
   const enterable = (stat: fsSync.Stats) => stat.isDirectory() && stat.uid === 0 && (stat.mode & 0o1002) === 0o1002;
-  const visit = async (dir: string, depth: number): Promise<void> => {
-    for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+  // Synchronous calls: a run's end reads every entry at the top of /tmp, and one awaited
+  // call per entry cost ten times the CPU (about 40 ms against 4 ms for 680 entries).
+  const visit = (dir: string, depth: number): void => {
+    let names: string[];
+    try {
+      names = fsSync.readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
       if (depth > 0 && nested++ >= maxNestedEntries) return;
       const full = path.join(dir, name);
-      const stat = await fs.lstat(full).catch(() => undefined);
-      if (!stat) continue;
+      let stat: fsSync.Stats;
+      try {
+        stat = fsSync.lstatSync(full);
+      } catch {
+        continue;
+      }
       if (stat.uid === uid) found.push(full);
-      else if (enterable(stat) && depth < 16) await visit(full, depth + 1);
+      else if (enterable(stat) && depth < 16) visit(full, depth + 1);
     }
   };
-  for (const root of roots) await visit(root, 0);
+  for (const root of roots) visit(root, 0);
   return found;
 }
 
