@@ -64,9 +64,9 @@ describe('sysvIpcArgs', () => {
     make('open/mine', uid, 0o600);
     make('others', other, 0o1777, true);
     make('others/mine', uid, 0o600);
-    expect((await leftoversOf(uid, 100, [root])).sort()).toEqual(['mine', 'sticky/deeper/mine', 'sticky/mine'].map((r) => path.join(root, r)));
+    expect(leftoversOf(uid, 100, [root]).sort()).toEqual(['mine', 'sticky/deeper/mine', 'sticky/mine'].map((r) => path.join(root, r)));
     // The top of a root is read whole, whatever the bound on entries below.
-    expect(await leftoversOf(uid, 0, [root])).toEqual([path.join(root, 'mine')]);
+    expect(leftoversOf(uid, 0, [root])).toEqual([path.join(root, 'mine')]);
   });
 
   it("removes its System V IPC objects, a tree deeper than PATH_MAX, its /tmp files and what it left in root's sticky world-writable directories, and frees its uid", async () => {

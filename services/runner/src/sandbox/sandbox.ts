@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fsSync, { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -53,7 +53,7 @@ const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock', '/dev/mqueu
  * directory of another run's user could be swapped for a link meanwhile), and another run's
  * directories go with that run.
  */
-export async function leftoversOf(uid: number, maxNestedEntries = 100_000, roots: readonly string[] = sharedTempDirs): Promise<string[]> {
+export function leftoversOf(uid: number, maxNestedEntries = 100_000, roots: readonly string[] = sharedTempDirs): string[] {
   const found: string[] = [];
   let nested = 0;
   const enterable = (stat: fsSync.Stats) => stat.isDirectory() && stat.uid === 0 && (stat.mode & 0o1002) === 0o1002;
@@ -86,14 +86,15 @@ export async function leftoversOf(uid: number, maxNestedEntries = 100_000, roots
 /**
  * Removes paths with GNU `rm -rf`, which walks each tree relative to its directories
  * without following links (a directory swapped for a link meanwhile is not followed), and
- * removes what its owner made unreadable or deeper than PATH_MAX. Resolves once done.
+ * removes what its owner made unreadable or deeper than PATH_MAX. Resolves to whether it
+ * removed them all.
  */
-function removeWithGnuRm(paths: string[]): Promise<void> {
-  if (paths.length === 0) return Promise.resolve();
+function removeWithRm(paths: string[]): Promise<boolean> {
+  if (paths.length === 0) return Promise.resolve(true);
   return new Promise((resolve) => {
     const child = spawn('rm', ['-rf', '--one-file-system', '--', ...paths], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
-    child.once('error', () => resolve());
-    child.once('close', () => resolve());
+    child.once('error', () => resolve(false));
+    child.once('close', (code) => resolve(code === 0));
   });
 }
 
@@ -299,21 +300,15 @@ export async function removeTree(dir: string): Promise<void> {
   try {
     await fs.rm(dir, { recursive: true, force: true, maxRetries: 3 });
   } catch {
-    removeWithRm(dir);
+    if (!(await removeWithRm([dir])) || fsSync.existsSync(dir)) throw new Error(`could not remove ${dir}`);
   }
-}
-
-/** What Node's removal could not do (see removeTree). */
-function removeWithRm(target: string): void {
-  const done = spawnSync('rm', ['-rf', '--one-file-system', '--', target], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
-  if (done.status !== 0 || fsSync.existsSync(target)) throw new Error(`could not remove ${target}`);
 }
 
 /** What a uid leaves behind outside its run's directory: its files in the shared temporary directories (`leftoversOf`), System V IPC objects. */
 export async function removeLeftoversOf(uid: number): Promise<void> {
   // Many paths at once, in a few command lines.
-  const paths = await leftoversOf(uid);
-  for (let i = 0; i < paths.length; i += 500) await removeWithGnuRm(paths.slice(i, i + 500));
+  const paths = leftoversOf(uid);
+  for (let i = 0; i < paths.length; i += 500) await removeWithRm(paths.slice(i, i + 500));
   removeSysvIpcOf(uid);
 }
 
@@ -484,7 +479,7 @@ export class SandboxRun {
     };
     await walk(this.dir);
     if (this.uid !== undefined) {
-      for (const full of await leftoversOf(this.uid)) await walk(full);
+      for (const full of leftoversOf(this.uid)) await walk(full);
     }
     return bytes;
   }
