@@ -59,6 +59,9 @@ export const userListFields: FieldMap = {
   updated_at: { column: 'p.updated_at', type: 'date' },
 };
 
+/** Keycloak refused a request (4xx). */
+const isRefusal = (err: unknown): boolean => err instanceof KeycloakError && err.status >= 400 && err.status < 500;
+
 /**
  * Keycloak's part of a change to one user. A 404 there means the user was deleted meanwhile
  * (the deletion removes the login before the profile): the caller gets a 404, not a failure.
@@ -75,7 +78,7 @@ async function whileUserExists<T>(
     return await work();
   } catch (err) {
     if (err instanceof KeycloakError && err.status === 404) throw new NotFound(notFound, 'not_found');
-    if (err instanceof KeycloakError && err.status >= 400 && err.status < 500 && (await keycloak.getUser(userId).catch(() => null)) === undefined) {
+    if (isRefusal(err) && (await keycloak.getUser(userId).catch(() => null)) === undefined) {
       throw new NotFound(notFound, 'not_found');
     }
     throw err;
@@ -335,21 +338,20 @@ export class Users {
    * therefore no failure when the user is gone; for a user still there it is tried once more.
    */
   private async disableLogin(userId: string): Promise<void> {
+    // Gone (a 404, or a refusal once Keycloak no longer has the user): nothing to disable.
     const disable = () =>
-      this.deps.keycloak.updateUser(userId, { enabled: false }).catch((err: unknown) => {
-        if (!(err instanceof KeycloakError && err.status === 404)) throw err;
+      whileUserExists(this.deps.keycloak, userId, () => this.deps.keycloak.updateUser(userId, { enabled: false })).catch((err: unknown) => {
+        if (!(err instanceof NotFound)) throw err;
       });
-    const refused = (err: unknown) => err instanceof KeycloakError && err.status >= 400 && err.status < 500;
     try {
       await disable();
     } catch (err) {
-      if (!refused(err)) throw err;
-      if ((await this.deps.keycloak.getUser(userId)) === undefined) return;
+      if (!isRefusal(err)) throw err;
       try {
         await disable();
       } catch (again) {
         // Refused twice: a deletion under way (its removal not committed when asked) goes on.
-        if (refused(again) && (await this.deletionRunning(userId))) return;
+        if (isRefusal(again) && (await this.deletionRunning(userId))) return;
         throw again;
       }
     }
