@@ -15,7 +15,8 @@ Conventions for every route:
 - Responses are gzip-compressed when the client sends \`Accept-Encoding: gzip\`, except raw downloads.
 - Every answer carries \`X-Request-Id\` (the client's, when sane, else a new UUID).
 - Dates are UTC, \`2026-11-28T05:13:18.000000\` (\`ApiDate\`); ids are lower-case UUID strings.
-- A service the gateway needs being down is 503 \`unavailable\`, never 500.`;
+- A service the gateway needs being down is 503 \`unavailable\`, never 500.
+- The Trends.Earth QGIS plugin loads executions and scripts with schemas that refuse unknown keys and statuses. A request with QGIS's \`User-Agent\` (\`… QGIS/<version>/<os>\`) or \`X-TE-Client: type=qgis_plugin; …\` gets them as those schemas load them: an execution with \`id, script_id, user_id, status, progress, params, results, start_date, end_date\` (and what \`include\` asks for), \`CANCELLING\` shown as \`RUNNING\` and no results as \`{}\`; a script with \`id, name, slug, description, status, public, user_id, created_at, updated_at, cpu_reservation, cpu_limit, memory_reservation, memory_limit\`, \`PENDING\` shown as \`BUILDING\`. Such answers carry \`Vary: User-Agent, X-TE-Client\`. Every other client gets the schemas below.`;
 
 /**
  * Builds the OpenAPI 3.1 document from each resource's part. Two resources declaring the

@@ -18,6 +18,7 @@ import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
 import { attachmentDisposition, publicUserJson, scriptJson } from './scripts';
+import { executionFor, fromQgisPlugin, qgisScript } from './qgis-shape';
 import { allPagesKey, ownerPagesKey, type RenderedExecutionPage, type Resource, type RouteContext } from './types';
 
 /** How often an idle event stream gets a comment, so proxies and clients keep it open. */
@@ -429,7 +430,7 @@ export const executionsResource: Resource = {
         const reply = await clients.execution.listExecutions(request, rpcOptions(req));
         const shown = { admin, logs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults };
         return {
-          items: reply.executions.map((e) => JSON.stringify(executionJson(e, shown))),
+          items: reply.executions.map((e) => JSON.stringify(executionFor(res, executionJson(e, shown)))),
           refs: reply.executions.map((e) => ({ scriptId: e.scriptId, userId: e.userId })),
           page: reply.page,
           perPage: reply.perPage,
@@ -437,12 +438,19 @@ export const executionsResource: Resource = {
         };
       };
       // Lines of logs change without their execution: those pages are always read afresh.
-      // Each caller's pages are kept apart, and each query's (the URL says all of it).
+      // Each caller's pages are kept apart, and each query's (the URL says all of it), and
+      // the QGIS plugin's shape from the contract's.
+      const qgis = fromQgisPlugin(res);
       const page = view.logs
         ? await load()
-        : await executionPages.read(listOwnerKey(principal.role, principal.userId, ownOnly, userId), load, `${principal.userId} ${principal.role} ${req.originalUrl}`);
+        : await executionPages.read(
+            listOwnerKey(principal.role, principal.userId, ownOnly, userId),
+            load,
+            `${principal.userId} ${principal.role} ${qgis ? 'qgis ' : ''}${req.originalUrl}`,
+          );
       const embeds = await embedsOf(clients, req, caller, page.refs, view);
-      res.type('json').send(listBody(page, embeds));
+      const scripts = qgis && embeds.scripts ? new Map([...embeds.scripts].map(([id, s]) => [id, qgisScript(s)])) : embeds.scripts;
+      res.type('json').send(listBody(page, { ...embeds, ...(scripts ? { scripts } : {}) }));
     };
 
     return [
@@ -458,7 +466,7 @@ export const executionsResource: Resource = {
           await enforceLimits(limiter, limits, [{ name: 'run_account', key: principal.userId }]);
           const reply = await clients.execution.runScript({ caller: callerOf(principal), idOrSlug: key, params }, rpcOptions(req));
           await changed(reply.execution);
-          res.json({ data: executionJson(reply.execution, { admin: isAtLeast(principal.role, 'ADMIN') }) });
+          res.json({ data: executionFor(res, executionJson(reply.execution, { admin: isAtLeast(principal.role, 'ADMIN') })) });
         },
       },
       {
@@ -499,13 +507,16 @@ export const executionsResource: Resource = {
               : await load();
           const embeds = await embedsOf(clients, req, caller, [found], view);
           res.json({
-            data: executionJson(found, {
-              admin: isAtLeast(principal.role, 'ADMIN'),
-              logs: view.logs,
-              excludeParams: view.excludeParams,
-              excludeResults: view.excludeResults,
-              ...embeds,
-            }),
+            data: executionFor(
+              res,
+              executionJson(found, {
+                admin: isAtLeast(principal.role, 'ADMIN'),
+                logs: view.logs,
+                excludeParams: view.excludeParams,
+                excludeResults: view.excludeResults,
+                ...embeds,
+              }),
+            ),
           });
         },
       },
@@ -530,7 +541,7 @@ export const executionsResource: Resource = {
             rpcOptions(req),
           );
           await changed(reply.execution, id);
-          res.json({ data: executionJson(reply.execution, { admin: isAdmin(credential) }) });
+          res.json({ data: executionFor(res, executionJson(reply.execution, { admin: isAdmin(credential) })) });
         },
       },
       {
@@ -546,7 +557,7 @@ export const executionsResource: Resource = {
           const d = reply.cancellationDetails;
           res.status(202).json({
             data: {
-              execution: executionJson(reply.execution, { admin: isAtLeast(principal.role, 'ADMIN') }),
+              execution: executionFor(res, executionJson(reply.execution, { admin: isAtLeast(principal.role, 'ADMIN') })),
               cancellation_details: d
                 ? {
                     previous_status: statusNames[d.previousStatus] ?? 'PENDING',

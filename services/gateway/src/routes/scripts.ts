@@ -19,6 +19,7 @@ import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
 import { executionJson } from './executions';
+import { scriptFor } from './qgis-shape';
 import type { Resource, RouteContext } from './types';
 
 /** Uploads and downloads stream for as long as the client needs (the HTTP timeouts still apply). */
@@ -285,7 +286,7 @@ export const scriptsResource: Resource = {
             queryOf(req, []);
             return upload(req, principal);
           });
-          res.json({ data: scriptJson(created) });
+          res.json({ data: scriptFor(res, scriptJson(created)) });
         },
       },
       {
@@ -313,7 +314,7 @@ export const scriptsResource: Resource = {
             include.executions ? executionsOf(clients, req, caller, reply.scripts.map((s) => s.id)) : undefined,
           ]);
           res.json({
-            data: reply.scripts.map((s) => scriptJson(s, { logs: include.logs, ...(executions ? { executions } : {}), ...(users ? { users } : {}) })),
+            data: reply.scripts.map((s) => scriptFor(res, scriptJson(s, { logs: include.logs, ...(executions ? { executions } : {}), ...(users ? { users } : {}) }))),
             page: reply.page,
             per_page: reply.perPage,
             total: Number(reply.total),
@@ -334,7 +335,7 @@ export const scriptsResource: Resource = {
             include.user && reply.script ? ownersOf(clients, req, caller, [reply.script.userId]) : undefined,
             include.executions && reply.script ? executionsOf(clients, req, caller, [reply.script.id]) : undefined,
           ]);
-          res.json({ data: scriptJson(reply.script, { logs: include.logs, ...(executions ? { executions } : {}), ...(users ? { users } : {}) }) });
+          res.json({ data: scriptFor(res, scriptJson(reply.script, { logs: include.logs, ...(executions ? { executions } : {}), ...(users ? { users } : {}) })) });
         },
       },
       {
@@ -348,7 +349,7 @@ export const scriptsResource: Resource = {
               queryOf(req, []);
               return upload(req, principal, scriptKey(req));
             });
-            res.json({ data: scriptJson(updated) });
+            res.json({ data: scriptFor(res, scriptJson(updated)) });
             return;
           }
           const principal = await auth.require(req);
@@ -376,7 +377,7 @@ export const scriptsResource: Resource = {
             },
             rpcOptions(req),
           );
-          res.json({ data: scriptJson(reply.script) });
+          res.json({ data: scriptFor(res, scriptJson(reply.script)) });
         },
       },
       {
@@ -387,7 +388,7 @@ export const scriptsResource: Resource = {
           const principal = await auth.require(req);
           queryOf(req, []);
           const reply = await clients.script.deleteScript({ idOrSlug: scriptKey(req), caller: callerOf(principal) }, rpcOptions(req));
-          res.json({ data: scriptJson(reply.script) });
+          res.json({ data: scriptFor(res, scriptJson(reply.script)) });
         },
       },
       ...(['publish', 'unpublish'] as const).map((action) => ({
@@ -401,7 +402,7 @@ export const scriptsResource: Resource = {
             { idOrSlug: scriptKey(req), caller: callerOf(principal), public: action === 'publish' },
             rpcOptions(req),
           );
-          res.json({ data: scriptJson(reply.script) });
+          res.json({ data: scriptFor(res, scriptJson(reply.script)) });
         },
       })),
       {
