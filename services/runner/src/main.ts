@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createLogger, createMetricsRegistry, describeFailure, Shutdown, startMetricsServer } from '@gef/common';
 import { loadConfig } from './config';
+import { startCredentialRelay } from './environments/credential-relay';
 import { privatiseEnvironmentRecords, sweepUnfinishedEnvironments } from './environments/ensure-environment';
 import { environmentSettings } from './environments/settings';
 import { removeMemoryCgroups } from './sandbox/memory-cgroups';
@@ -9,10 +10,14 @@ import { prepareRunnerDirs } from './sandbox/runner-dirs';
 import { createWorker } from './worker';
 
 async function main(): Promise<void> {
-  const config = loadConfig();
-  const logger = createLogger('runner', config.LOG_LEVEL);
+  const loaded = loadConfig();
+  const logger = createLogger('runner', loaded.LOG_LEVEL);
   const shutdown = new Shutdown(logger, 30_000);
   shutdown.listen();
+  // Index and proxy credentials stay in this process: builds get the relay's addresses.
+  const relay = await startCredentialRelay(loaded.toolEnv, logger);
+  shutdown.add('credential relay', () => relay.close());
+  const config = { ...loaded, toolEnv: relay.env };
   const registry = createMetricsRegistry('runner');
   const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST);
   shutdown.add('metrics server', () => new Promise<void>((r) => metrics.server.close(() => r())));
