@@ -455,7 +455,8 @@ def run(params, logger):
     expect(r.gid).not.toBe(0);
     for (const key of r.env as string[]) expect({ key, allowed: /^(EXECUTION_ID|ENV|API_URL|API_TOKEN|PATH|HOME|LANG|LANGUAGE|LC_[A-Z]+)$/.test(key) }).toEqual({ key, allowed: true });
     expect(r.env).toEqual(expect.arrayContaining(['EXECUTION_ID', 'ENV', 'API_URL', 'API_TOKEN']));
-    expect(r).toMatchObject({ list_parent: 'PermissionError', list_archives: 'PermissionError', read_runner_config: 'PermissionError', runner_environ: 'PermissionError' });
+    // The runner is not in the run's /proc at all (its command line, directory, environment).
+    expect(r).toMatchObject({ list_parent: 'PermissionError', list_archives: 'PermissionError', read_runner_config: 'FileNotFoundError', runner_environ: 'FileNotFoundError' });
     expect(r).toMatchObject({ read_stack_file: 'PermissionError', read_log_file: 'PermissionError', read_temporal_db: 'PermissionError', list_data_dir: 'PermissionError' });
     // None of the platform's ports answers it; the API does (below).
     expect(r.connect).toEqual({ postgres: 'ConnectionRefusedError', temporal: 'ConnectionRefusedError', execution: 'ConnectionRefusedError', user: 'ConnectionRefusedError', keycloak: 'ConnectionRefusedError' });

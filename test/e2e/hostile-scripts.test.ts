@@ -10,7 +10,7 @@
  * token after its run ended by itself are covered in executions.test.ts, "the sandbox".)
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readStackInfo, runningParts } from '../harness/stack';
 import { api, login, newUser, superadminCredentials } from './helpers/api';
@@ -157,19 +157,20 @@ def run(params, logger):
     env_dir = os.path.dirname(env_bin)
     root = os.path.dirname(os.path.dirname(env_dir))
     site = [d for d in __import__("sys").path if d.startswith(env_dir) and d.endswith("site-packages")]
-    others = [p for p in pids if owner(p) is not None and first <= owner(p) <= last and owner(p) != uid]
+    # Processes of other sandbox users, as the machine's /proc showed them when the run was
+    # submitted (its own /proc shows none of them).
+    others = [p for p in params["others"] if p != os.getpid()]
     runner = params["runner_pid"]
-    def parent_of(pid):
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
     return {
         "environ": dict(os.environ, API_TOKEN="(its token)"),
         "self_environ": self_environ.replace(os.environ["API_TOKEN"], "(its token)"),
         "readable_environs": readable_environs,
         "runner_environ": attempt(lambda: read("/proc/%d/environ" % runner)),
         "parent_environ": attempt(lambda: read("/proc/%d/environ" % os.getppid())),
-        # The runner, or its fork server (a child of the runner's) when the interpreter was forked.
-        "parent_is_runner": os.getppid() == runner or parent_of(os.getppid()) == runner,
+        # What its /proc lists: its own processes only (not the machine's, the runner's, other runs').
+        "processes_of_others_listed": len([p for p in pids if owner(p) != uid]),
+        "others_listed": len([p for p in others if str(p) in pids]),
+        "runner_listed": str(runner) in pids or os.path.exists("/proc/%d" % runner),
         "shadow": attempt(lambda: read("/etc/shadow")),
         "root_home": attempt(lambda: os.listdir("/root")),
         "runner": {
@@ -200,7 +201,7 @@ def run(params, logger):
             for p in ["/tmp/gef-victim-" + victim, "/dev/shm/gef-victim-" + victim]
         },
         "others_found": len(others),
-        "kill_others": sorted(set(attempt(lambda p=p: os.kill(int(p), signal.SIGKILL)) for p in others)),
+        "kill_others": sorted(set(attempt(lambda p=p: os.kill(p, signal.SIGKILL)) for p in others)),
         "kill_runner": attempt(lambda: os.kill(runner, signal.SIGKILL)),
         "kill_runner_group": attempt(lambda: os.killpg(os.getpgid(runner), signal.SIGKILL)),
         "token_on_victim": {
@@ -332,6 +333,21 @@ def run(params, logger):
 
 let runnerPid: number | undefined;
 
+/** Processes of the sandbox users (the victim's, the pool's interpreters), from the machine's /proc. */
+function sandboxProcesses(uidFirst: number, uidLast: number): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const uid = statSync(`/proc/${p}`).uid;
+        return uid >= uidFirst && uid <= uidLast;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 beforeAll(async () => {
   runnerPid = (await runningParts()).runner;
   expect(runnerPid).toBeDefined();
@@ -376,7 +392,7 @@ it('contains every hostile script, says which limit ended it, and leaves the run
     const fileEach = Math.max(1, Math.floor((fileLimit * 0.9) / MiB));
     const [probeRun, bombRun, memoryRun, forkedMemoryRun, spinRun, bigFileRun, fillDiskRun, alongside] = await Promise.all([
       runScript(probeUser.token, probe.slug, {
-        body: { victim: victimRun.id, runner_pid: runnerPid, uid_first: uidFirst, uid_last: uidLast, data_dir: stack.dataDir, gate: victimGate.path },
+        body: { victim: victimRun.id, runner_pid: runnerPid, others: sandboxProcesses(uidFirst, uidLast), uid_first: uidFirst, uid_last: uidLast, data_dir: stack.dataDir, gate: victimGate.path },
       }),
       runScript(bombUser.token, forkBomb.slug),
       runScript(memoryUser.token, memory.slug),
@@ -413,7 +429,9 @@ it('contains every hostile script, says which limit ended it, and leaves the run
     const everything = JSON.stringify(r);
     for (const secret of secrets) expect({ leaked: everything.includes(secret) }).toEqual({ leaked: false });
     expect(r.readable_environs).toEqual({});
-    expect(r).toMatchObject({ runner_environ: 'PermissionError', parent_environ: 'PermissionError', parent_is_runner: true, shadow: 'PermissionError', root_home: 'PermissionError' });
+    // Its /proc is its own: the runner's and its parent's entries are not there at all.
+    expect(r).toMatchObject({ runner_environ: 'FileNotFoundError', parent_environ: 'FileNotFoundError', shadow: 'PermissionError', root_home: 'PermissionError' });
+    expect(r).toMatchObject({ processes_of_others_listed: 0, others_listed: 0, runner_listed: false });
     expect(r.runner).toEqual({ archives: 'PermissionError', extracted: 'PermissionError', 'sandbox-uids': 'PermissionError', work: 'PermissionError' });
     expect(r.writes).toEqual({
       environment_bin: 'PermissionError',

@@ -36,10 +36,10 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
   // a service or database that is away for a while is waited for, not a failed attempt.
   const scripts = serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL, { retryUnavailableMs: 60_000 });
   const executions = serviceClient(execution.ExecutionService, config.EXECUTION_SERVICE_URL, { retryUnavailableMs: 60_000 });
-  const { mode, prlimit, setpriv } = await sandboxMode(config, logger);
+  const { mode, prlimit, setpriv, privateProc } = await sandboxMode(config, logger);
   const memoryGroups = await memoryCgroupsOf(config, mode, logger);
   const sandboxOf = (uids: { base: number; count: number }) =>
-    new Sandbox({ mode, prlimit, setpriv, uidBase: uids.base, uidCount: uids.count, dirs, ...(memoryGroups ? { memoryGroups } : {}) });
+    new Sandbox({ mode, prlimit, setpriv, privateProc, uidBase: uids.base, uidCount: uids.count, dirs, ...(memoryGroups ? { memoryGroups } : {}) });
   const sandbox = sandboxOf(config.sandboxUids.scripts);
   // Environments within their budget (never one a run uses; one removed is built again).
   const environmentCache = new EnvironmentCache(path.join(dirs.root, 'environments'), {

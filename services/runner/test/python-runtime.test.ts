@@ -252,12 +252,43 @@ describe.each([
       expect(r.outcome.kind).toBe('result');
       expect(JSON.parse((r.outcome as { resultJson: string }).resultJson)).toEqual({
         shadow: 'PermissionError',
-        runner_environ: 'PermissionError',
+        // Not there at all in a /proc of the run's own; unreadable in the machine's.
+        runner_environ: fixture.privateProc ? 'FileNotFoundError' : 'PermissionError',
         archives: 'PermissionError',
         work: 'PermissionError',
         locks: 'PermissionError',
         root_home: 'PermissionError',
       });
+    }, 30_000);
+
+    it('sees only its own processes in /proc, children included, and none of the machine’s', async () => {
+      if (!fixture.privateProc) throw new Error('this machine cannot give a run a /proc of its own (CAP_SYS_ADMIN, Linux 5.8)');
+      const main = [
+        'import os, subprocess',
+        'def run(params, logger):',
+        '    child = subprocess.Popen(["sleep", "30"])',
+        '    try:',
+        '        pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())',
+        '        owners = sorted({os.stat("/proc/%d" % p).st_uid for p in pids})',
+        '        try:',
+        `            open("/proc/${process.pid}/cmdline").read()`,
+        '            runner = "read"',
+        '        except OSError as e:',
+        '            runner = type(e).__name__',
+        '        return {"pids": pids, "owners": owners, "me": os.getpid(), "child": child.pid, "uid": os.getuid(), "runner": runner}',
+        '    finally:',
+        '        child.kill()',
+      ].join('\n');
+      const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': main });
+      expect(r.outcome.kind).toBe('result');
+      const seen = JSON.parse((r.outcome as { resultJson: string }).resultJson) as { pids: number[]; owners: number[]; me: number; child: number; uid: number; runner: string };
+      expect(seen.pids).toEqual(expect.arrayContaining([seen.me, seen.child]));
+      expect(seen.pids).not.toContain(process.pid);
+      expect(seen.pids).not.toContain(1);
+      expect(seen.owners).toEqual([seen.uid]);
+      expect(seen.runner).toBe('FileNotFoundError');
+      // The machine's /proc is untouched: the runner still sees everything.
+      expect(fs.existsSync('/proc/1')).toBe(true);
     }, 30_000);
 
     it('leaves nothing behind: escaped processes, temporary files and the run directory go', async () => {

@@ -34,6 +34,8 @@ export interface ForkRequest {
   dir: string;
   /** The run's own uid (= gid); undefined: the server's. */
   uid?: number;
+  /** A mount namespace of its own with a /proc showing only its user's processes (sandbox/private-proc.ts). */
+  privateProc?: boolean;
   /** The run's memory cgroup's cgroup.procs. */
   procs?: string;
   /** Limits set in the child (soft = hard), by the shim's names; null: unlimited. */
@@ -148,6 +150,7 @@ export class ForkServer {
         token,
         dir: request.dir,
         uid: request.uid ?? null,
+        privateProc: request.privateProc ?? false,
         procs: request.procs ?? null,
         limits: request.limits ?? null,
         nice: request.nice ?? 0,

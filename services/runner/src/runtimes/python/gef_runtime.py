@@ -719,12 +719,28 @@ def _run():
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 1 << 14, 1 << 18
 
 
 def _prctl(libc, option, value):
     if libc.prctl(option, value, 0, 0, 0) != 0:
         errno = __import__("ctypes").get_errno()
         raise OSError(errno, f"prctl({option}) failed: {os.strerror(errno)}")
+
+
+def _private_proc(libc):
+    """A mount namespace of the run's own (mount events kept private) with a /proc that
+    shows only its user's processes, as sandbox/private-proc.ts mounts it for a spawned run."""
+    steps = (
+        lambda: libc.unshare(CLONE_NEWNS),
+        lambda: libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None),
+        lambda: libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=invisible"),
+    )
+    for step in steps:
+        if step() != 0:
+            errno = __import__("ctypes").get_errno()
+            raise OSError(errno, f"a /proc of the run's own: {os.strerror(errno)}")
 
 
 def _connect(path, token, stream):
@@ -763,6 +779,8 @@ def _become_run(libc, request, socket_path, server_pid):
             if name in LIMITS:
                 limit = resource.RLIM_INFINITY if value is None else int(value)
                 resource.setrlimit(LIMITS[name], (limit, limit))
+        if request.get("privateProc"):
+            _private_proc(libc)
         uid = request.get("uid")
         if uid is not None:
             os.setgroups([])
