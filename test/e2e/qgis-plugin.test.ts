@@ -64,6 +64,8 @@ it('a run from the plugin, the plugin’s job list, one job and the script list 
   const one = await get(`/api/v1/execution/${id}`, qgis);
   const scripts = await get('/api/v1/script', qgis);
 
+  const me = await get('/api/v1/user/me?include=scripts', qgis);
+  expect(list.headers.get('vary') ?? '').toMatch(/X-TE-Client/i);
   expect(list.body.data.map((j: { id: string }) => j.id)).toEqual([id]);
   expect(list.body.data[0]).toMatchObject({ status: 'FINISHED', progress: 100, results: { name: 'done' }, script: { id: script.id, slug: script.slug } });
   expect(list.body.data[0]).not.toHaveProperty('attempt');
@@ -72,10 +74,11 @@ it('a run from the plugin, the plugin’s job list, one job and the script list 
 
   const loaded = await load({
     jobs: [run.body.data, ...list.body.data, ...mine.body.data, one.body.data],
-    scripts: scripts.body.data,
+    scripts: [...scripts.body.data, ...me.body.data.scripts],
   });
   expect(loaded.jobs).toEqual([null, null, null, null]);
-  expect(loaded.scripts).toEqual(scripts.body.data.map(() => null));
+  expect(me.body.data.scripts.map((s: { id: string }) => s.id)).toContain(script.id);
+  expect(loaded.scripts).toEqual([...scripts.body.data, ...me.body.data.scripts].map(() => null));
 });
 
 it('the contract’s answers, which every other client gets, are refused by the plugin’s schemas', async () => {

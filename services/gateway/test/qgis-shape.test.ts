@@ -71,6 +71,9 @@ describe('who gets the QGIS plugin’s shape', () => {
     expect(executionFor(res, execution)).toBe(execution);
     expect(scriptFor(res, script)).toBe(script);
     expect(res.varied).toEqual(['User-Agent', 'X-TE-Client', 'User-Agent', 'X-TE-Client']);
+    const asked = responseTo({});
+    fromQgisPlugin(asked);
+    expect(asked.varied).toEqual(['User-Agent', 'X-TE-Client']);
   });
 });
 

@@ -15,8 +15,13 @@ const pluginHeader = /(?:^|[;\s])type\s*=\s*qgis_plugin\b|^\s*qgis_plugin\//i;
 /** QGIS's network stack ends every User-Agent with `QGIS/<version>/<os>`. */
 const qgisAgent = /(?:^|[\s(])QGIS\/\d/;
 
-/** Whether a request comes from the QGIS plugin. */
+/**
+ * Whether a request comes from the QGIS plugin. The answer depends on it: `Vary` says so,
+ * for a cache between client and gateway.
+ */
 export function fromQgisPlugin(res: Response): boolean {
+  res.vary('User-Agent');
+  res.vary('X-TE-Client');
   const headers = res.req.headers;
   const client = headers['x-te-client'];
   if (typeof client === 'string' && pluginHeader.test(client)) return true;
@@ -70,20 +75,12 @@ export function qgisScript(json: object | null): Json | null {
   return out;
 }
 
-/** The answer differs by these headers: a cache between client and gateway must key on them. */
-function varies(res: Response): void {
-  res.vary('User-Agent');
-  res.vary('X-TE-Client');
-}
-
 /** An execution as the caller's client reads it. */
 export function executionFor(res: Response, json: object | null): object | null {
-  varies(res);
   return fromQgisPlugin(res) ? qgisExecution(json) : json;
 }
 
 /** A script as the caller's client reads it. */
 export function scriptFor(res: Response, json: object | null): object | null {
-  varies(res);
   return fromQgisPlugin(res) ? qgisScript(json) : json;
 }

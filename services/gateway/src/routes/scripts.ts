@@ -19,7 +19,7 @@ import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
 import { executionJson } from './executions';
-import { scriptFor } from './qgis-shape';
+import { fromQgisPlugin, qgisScript, scriptFor } from './qgis-shape';
 import type { Resource, RouteContext } from './types';
 
 /** Uploads and downloads stream for as long as the client needs (the HTTP timeouts still apply). */
@@ -313,8 +313,12 @@ export const scriptsResource: Resource = {
             include.user ? ownersOf(clients, req, caller, reply.scripts.map((s) => s.userId)) : undefined,
             include.executions ? executionsOf(clients, req, caller, reply.scripts.map((s) => s.id)) : undefined,
           ]);
+          const qgis = fromQgisPlugin(res);
           res.json({
-            data: reply.scripts.map((s) => scriptFor(res, scriptJson(s, { logs: include.logs, ...(executions ? { executions } : {}), ...(users ? { users } : {}) }))),
+            data: reply.scripts.map((s) => {
+              const json = scriptJson(s, { logs: include.logs, ...(executions ? { executions } : {}), ...(users ? { users } : {}) });
+              return qgis ? qgisScript(json) : json;
+            }),
             page: reply.page,
             per_page: reply.perPage,
             total: Number(reply.total),

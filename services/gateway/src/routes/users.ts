@@ -9,10 +9,11 @@ import { listOf, positiveInt, queryOf } from '../query';
 import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
-import type { Request } from 'express';
+import type { Response } from 'express';
 import type { Principal } from '../auth/authenticator';
 import type { ServiceClients } from '../clients';
 import { scriptJson } from './scripts';
+import { scriptFor } from './qgis-shape';
 import type { Resource } from './types';
 
 /** A user as the REST API shows it. */
@@ -82,7 +83,7 @@ const listQuery = ['filter', 'sort', 'page', 'per_page', 'include'] as const;
  * service, asked ten users at a time.
  */
 async function usersJson(
-  req: Request,
+  res: Response,
   clients: ServiceClients,
   principal: Principal,
   users: user.User[],
@@ -91,9 +92,10 @@ async function usersJson(
   if (!include.includes('scripts')) return users.map((u) => userJson(u)!);
   // Up to 100 scripts each, 10,000 in all (10 each in a list of 1,000 users).
   const perUser = shareOf(10_000, users.length, 100);
+  const req = res.req;
   return inBatches(users, 10, async (u) => {
     const reply = await clients.script.listScripts({ caller: callerOf(principal), userId: u.id, perPage: perUser }, rpcOptions(req));
-    return { ...userJson(u)!, scripts: reply.scripts.map((s) => scriptJson(s)) };
+    return { ...userJson(u)!, scripts: reply.scripts.map((s) => scriptFor(res, scriptJson(s))) };
   });
 }
 const keyOf = (raw: string | string[] | undefined): string => {
@@ -157,7 +159,7 @@ export const usersResource: Resource = {
             },
             rpcOptions(req),
           );
-          res.json({ data: await usersJson(req, clients, principal, reply.users, include), page: reply.page, per_page: reply.perPage, total: Number(reply.total) });
+          res.json({ data: await usersJson(res, clients, principal, reply.users, include), page: reply.page, per_page: reply.perPage, total: Number(reply.total) });
         },
       },
       {
@@ -172,7 +174,7 @@ export const usersResource: Resource = {
             if (!reply.user) throw new NotFound('User not found', 'not_found');
             return reply.user;
           });
-          res.json({ data: (await usersJson(req, clients, principal, [me], include))[0] ?? null });
+          res.json({ data: (await usersJson(res, clients, principal, [me], include))[0] ?? null });
         },
       },
       {
@@ -247,7 +249,7 @@ export const usersResource: Resource = {
           const principal = await auth.require(req);
           const include = listOf(queryOf(req, ['include']), 'include', ['scripts']);
           const reply = await clients.user.getUser({ idOrEmail: keyOf(req.params['user']), caller: callerOf(principal) }, rpcOptions(req));
-          res.json({ data: (await usersJson(req, clients, principal, reply.user ? [reply.user] : [], include))[0] ?? null });
+          res.json({ data: (await usersJson(res, clients, principal, reply.user ? [reply.user] : [], include))[0] ?? null });
         },
       },
       {

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { pipeline } from 'node:stream';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '@gef/common';
@@ -15,98 +17,100 @@ import { withoutUrlCredentials } from './url-credentials';
  * same user). With them configured, the runner listens on the loopback address and adds the
  * credentials to what it forwards, holding them in its own memory only; pip and its build
  * code are told the relay's addresses, which carry none:
- * - an index (or `PIP_FIND_LINKS` page) `https://user:pw@host/simple` becomes
- *   `http://127.0.0.1:<port>/o/<n>/simple`: the relay fetches `https://host/…` with
- *   `Authorization: Basic`, and writes the links of the pages it returns that point at
- *   `https://host` as links to itself, so the files come through it too;
- * - a proxy `http://user:pw@proxy:3128` becomes `http://127.0.0.1:<port>`: the relay
- *   forwards CONNECT tunnels and plain requests to it with `Proxy-Authorization`.
- * The relay forwards to those indexes and proxies only; anything local may use it, as it
- * could an authenticating mirror, without learning the credentials.
+ * - each index origin with credentials (`https://user:pw@host`, in `PIP_INDEX_URL`,
+ *   `PIP_EXTRA_INDEX_URL` or `PIP_FIND_LINKS`) gets a port of its own,
+ *   `http://127.0.0.1:<port>`, with the same paths: the relay fetches `https://host/<path>`
+ *   with `Authorization: Basic`, GET and HEAD only, and writes the absolute links and
+ *   redirects of what it returns that point at `https://host` as links to itself, so files
+ *   come through it too (relative links work as they are);
+ * - an HTTP proxy with credentials (`HTTP(S)_PROXY`, `ALL_PROXY`, `PIP_PROXY`) becomes
+ *   `http://127.0.0.1:<port>`: CONNECT tunnels and plain GET and HEAD requests go on to it
+ *   with `Proxy-Authorization`.
+ * Requests carry no body and only an allow-list of headers, each on a connection of its own
+ * upstream: nothing a client sends can be read as another request there. Anything local may
+ * use the relay, as it could an authenticating mirror, without learning the credentials.
  */
 
 export interface CredentialRelay {
   /** The environment for venv and pip: the relay's addresses where credentials were. */
   env: Record<string, string>;
-  /** The relay's port (none when nothing needed credentials). */
-  port?: number;
+  /** The relay's ports (none when nothing needed credentials). */
+  ports: number[];
   close(): Promise<void>;
 }
 
 const indexVariables = ['PIP_INDEX_URL', 'PIP_EXTRA_INDEX_URL', 'PIP_FIND_LINKS'] as const;
-const proxyVariables = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'] as const;
+/** Proxy variables, as requests reads them (the lower-case one first). */
+const httpsProxyVariables = ['https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'PIP_PROXY'] as const;
+const httpProxyVariables = ['http_proxy', 'HTTP_PROXY', 'all_proxy', 'ALL_PROXY', 'PIP_PROXY'] as const;
+const proxyVariables = [...new Set([...httpsProxyVariables, ...httpProxyVariables])];
 
-/** A URL with credentials; a proxy written without a scheme is an HTTP proxy. */
-function credentialedUrl(word: string, proxy: boolean): URL | undefined {
+/** How long a relayed exchange may stay silent before both sides are closed. */
+const idleMs = 120_000;
+/** A page larger than this is passed on unchanged (its links are then not rewritten). */
+const pageLimitBytes = 64 * 1024 * 1024;
+/** Pages whose links the relay rewrites (PEP 503 HTML, PEP 691 JSON); files pass as they are. */
+const pageType = /^(text\/html|application\/vnd\.pypi\.simple\.[a-z0-9.+-]*|application\/json)\b/i;
+/** Request headers a relayed GET may carry (pip's, and conditional and partial requests). */
+const requestHeaders = ['accept', 'accept-language', 'user-agent', 'range', 'if-none-match', 'if-modified-since', 'if-range', 'cache-control', 'pragma'];
+/** Response headers not passed back (hop-by-hop, RFC 9110 §7.6.1). */
+const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** A URL written in a variable (a proxy may lack its scheme), or undefined when it is none. */
+function urlOf(word: string, proxy: boolean): URL | undefined {
   const text = proxy && !/^[a-z][a-z0-9+.-]*:\/\//i.test(word) ? `http://${word}` : word;
-  let url: URL;
   try {
-    url = new URL(text);
+    return new URL(text);
   } catch {
     return undefined;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
-  return url.username || url.password ? url : undefined;
 }
 
-const basic = (url: URL) => `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+function hasCredentials(url: URL | undefined): url is URL {
+  return url !== undefined && (url.username !== '' || url.password !== '');
+}
+const withoutCredentials = (url: URL | undefined): url is URL => url !== undefined && url.username === '' && url.password === '';
+
+/** Percent-decoding as pip does it: an escape that is not one stays as written. */
+function leniently(text: string): string {
+  return text.replace(/(%[0-9a-f]{2})+/gi, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
+}
+
+const basic = (url: URL) => `Basic ${Buffer.from(`${leniently(url.username)}:${leniently(url.password)}`).toString('base64')}`;
 
 /** `scheme://host[:port]` of a URL, without its credentials. */
 const originOf = (url: URL) => `${url.protocol}//${url.host}`;
 
-/** Headers a relay must not pass on (RFC 9110 §7.6.1), and those it sets itself. */
-const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'authorization', 'host', 'accept-encoding']);
+const bareHost = (url: URL) => url.hostname.replace(/^\[|\]$/g, '');
 
-function forwardable(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+/** Text with every URL of `origin` (`https://host`, then a path or the URL's end) pointing at `base` instead. */
+function toRelay(text: string, origin: string, base: string): string {
+  const escaped = origin.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return text.replace(new RegExp(`${escaped}(?=[/?#"'\\s<>]|$)`, 'gi'), base);
+}
+
+function pickHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const name of requestHeaders) if (headers[name] !== undefined) out[name] = headers[name];
+  return out;
+}
+
+function answerHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) if (value !== undefined && !hopByHop.has(name)) out[name] = value;
   return out;
 }
 
-/** Pages whose links the relay rewrites (PEP 503 HTML, PEP 691 JSON); files pass as they are. */
-const pageType = /^(text\/html|application\/vnd\.pypi\.simple\.[a-z0-9.+-]*|application\/json)\b/i;
-/** A page larger than this is passed on unchanged (its links are then not rewritten). */
-const pageLimitBytes = 64 * 1024 * 1024;
+/** A status code an HTTP server may send (the upstream's may be anything). */
+const sendableStatus = (code: number | undefined) => (code !== undefined && code >= 200 && code <= 599 ? code : 502);
 
-/** Text with every URL of `origin` (`https://host`, then a path or the URL's end) pointing at the relay's `base` instead. */
-function toRelay(text: string, origin: URL, base: string): string {
-  const escaped = originOf(origin).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return text.replace(new RegExp(`${escaped}(?=[/?#"'\\s<>]|$)`, 'gi'), base);
-}
-
-/** Opens a TCP tunnel to `host:port` through an HTTP proxy; resolves with the socket once it answered 200. */
-function tunnel(proxy: URL, host: string, port: number): Promise<{ socket: net.Socket; rest: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(proxy.port || 80), proxy.hostname.replace(/^\[|\]$/g, ''));
-    const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-    let head = Buffer.alloc(0);
-    const fail = (err: Error) => {
-      socket.destroy();
-      reject(err);
-    };
-    socket.setTimeout(30_000, () => fail(new Error('the proxy did not answer in 30 s')));
-    socket.once('error', fail);
-    socket.once('connect', () => {
-      const auth = proxy.username || proxy.password ? `Proxy-Authorization: ${basic(proxy)}\r\n` : '';
-      socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`);
-    });
-    const onData = (chunk: Buffer) => {
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (head.length > 65_536) fail(new Error('the proxy answered with an oversized head'));
-        return;
-      }
-      socket.off('data', onData);
-      socket.off('error', fail);
-      socket.setTimeout(0);
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.subarray(0, end).toString('latin1'))?.[1];
-      if (status !== '200') return fail(new Error(`the proxy refused the tunnel to ${target} (${status ?? 'no status'})`));
-      resolve({ socket, rest: head.subarray(end + 4) });
-    };
-    socket.on('data', onData);
-  });
-}
+const hasBody = (req: http.IncomingMessage) => req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 
 function refuse(res: http.ServerResponse, status: number, text: string): void {
   if (res.headersSent) {
@@ -117,193 +121,325 @@ function refuse(res: http.ServerResponse, status: number, text: string): void {
   res.end(`${text}\n`);
 }
 
+/** Opens a TCP tunnel to `host:port` through an HTTP proxy; resolves with the socket once it answered 200. */
+function tunnel(proxy: URL, auth: string | undefined, host: string, port: number): Promise<{ socket: net.Socket; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(proxy.port || 80), bareHost(proxy));
+    const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    let head = Buffer.alloc(0);
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      reject(err);
+    };
+    // Every error of the socket is handled, for as long as it lives (after the tunnel is
+    // up, its user's own handlers act on it as well).
+    socket.on('error', (err) => fail(err));
+    socket.once('close', () => fail(new Error('the proxy closed the connection')));
+    socket.setTimeout(30_000, () => fail(new Error('the proxy did not answer in 30 s')));
+    socket.once('connect', () => {
+      socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth ? `Proxy-Authorization: ${auth}\r\n` : ''}\r\n`);
+    });
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (head.length > 65_536) fail(new Error('the proxy answered with an oversized head'));
+        return;
+      }
+      socket.off('data', onData);
+      socket.setTimeout(0);
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.subarray(0, end).toString('latin1'))?.[1];
+      if (status !== '200') return fail(new Error(`the proxy refused the tunnel to ${target} (${status ?? 'no status'})`));
+      settled = true;
+      resolve({ socket, rest: head.subarray(end + 4) });
+    };
+    socket.on('data', onData);
+  });
+}
+
+/** Both sides closed once either ends, errs or stays silent for `idleMs`. */
+function joined(a: Duplex & { setTimeout?: (ms: number, cb: () => void) => unknown }, b: Duplex & { setTimeout?: (ms: number, cb: () => void) => unknown }): void {
+  const end = () => {
+    a.destroy();
+    b.destroy();
+  };
+  a.on('error', end);
+  b.on('error', end);
+  a.on('close', end);
+  b.on('close', end);
+  a.setTimeout?.(idleMs, end);
+  b.setTimeout?.(idleMs, end);
+}
+
+/** TLS settings pip would use for an index: its CA bundle, client certificate and trusted hosts. */
+function tlsSettings(env: Record<string, string>, logger: Logger) {
+  const read = (name: string) => {
+    const file = env[name];
+    if (!file) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      logger.warn({ variable: name, err: String(err) }, 'a certificate file of the build environment cannot be read: the relay uses the default');
+      return undefined;
+    }
+  };
+  const ca = read('PIP_CERT') ?? read('REQUESTS_CA_BUNDLE') ?? read('SSL_CERT_FILE');
+  const client = read('PIP_CLIENT_CERT');
+  const trusted = new Set((env['PIP_TRUSTED_HOST'] ?? '').split(/\s+/).filter(Boolean).map((h) => h.toLowerCase()));
+  return (url: URL): tls.ConnectionOptions => ({
+    ...(ca ? { ca } : {}),
+    ...(client ? { cert: client, key: client } : {}),
+    // pip's --trusted-host: its certificate is not checked.
+    ...(trusted.has(url.host.toLowerCase()) || trusted.has(url.hostname.toLowerCase()) ? { rejectUnauthorized: false } : {}),
+    // The name (or address) the certificate must be for; SNI for a name only.
+    host: bareHost(url),
+    servername: net.isIP(bareHost(url)) ? '' : bareHost(url),
+  });
+}
+
+async function listen(server: http.Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
 /**
  * Starts the relay when an index or proxy of `env` carries credentials; otherwise answers
  * `env` as it is, and listens on nothing.
  */
 export async function startCredentialRelay(env: Record<string, string>, logger: Logger): Promise<CredentialRelay> {
-  const origins: URL[] = [];
-  const originIndex = (url: URL) => {
-    const key = `${url.protocol}//${url.username}:${url.password}@${url.host}`;
-    const found = origins.findIndex((o) => `${o.protocol}//${o.username}:${o.password}@${o.host}` === key);
-    if (found >= 0) return found;
-    origins.push(new URL(`${url.protocol}//${url.username}:${url.password}@${url.host}`));
-    return origins.length - 1;
+  const proxyOf = (names: readonly string[]) => {
+    for (const name of names) {
+      const value = env[name]?.trim();
+      if (value) return { name, url: urlOf(value, true) };
+    }
+    return undefined;
   };
-  const proxies: { https?: URL; http?: URL } = {};
-  const upper = (name: string) => name.toUpperCase();
+  const chosen = { https: proxyOf(httpsProxyVariables), http: proxyOf(httpProxyVariables) };
   for (const name of proxyVariables) {
-    const url = env[name] ? credentialedUrl(env[name].trim(), true) : undefined;
-    if (!url) continue;
-    if (url.protocol !== 'http:') {
-      logger.warn({ variable: name }, 'a proxy reached over TLS is given to builds as configured: its credentials reach their build code');
-      continue;
+    const url = env[name] ? urlOf(env[name].trim(), true) : undefined;
+    if (hasCredentials(url) && url.protocol !== 'http:') {
+      logger.warn({ variable: name, protocol: url.protocol }, 'a proxy with credentials not reached over plain HTTP is given to builds as configured: its credentials reach their build code');
     }
-    if (upper(name) !== 'HTTP_PROXY') proxies.https ??= url;
-    if (upper(name) !== 'HTTPS_PROXY') proxies.http ??= url;
   }
-  const indexWords = indexVariables.flatMap((name) => (env[name] ?? '').split(/\s+/).filter(Boolean));
-  if (!indexWords.some((w) => credentialedUrl(w, false)) && !proxies.https && !proxies.http) return { env, close: async () => undefined };
-
-  const server = http.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  const self = `http://127.0.0.1:${port}`;
-  const relayed = (url: URL) => `${self}/o/${originIndex(url)}${url.pathname}${url.search}`;
-
-  const out: Record<string, string> = { ...env };
+  /** The proxy with credentials the relay stands in for, per scheme. */
+  const relayedProxy = (which: 'https' | 'http') => {
+    const url = chosen[which]?.url;
+    return hasCredentials(url) && url.protocol === 'http:' ? url : undefined;
+  };
+  const proxies = { https: relayedProxy('https'), http: relayedProxy('http') };
+  const indexOrigins = new Map<string, URL>();
   for (const name of indexVariables) {
-    if (!env[name]) continue;
-    out[name] = env[name]
-      .split(/(\s+)/)
-      .map((w) => {
-        const url = credentialedUrl(w, false);
-        return url ? relayed(url) : w;
-      })
-      .join('');
-  }
-  for (const name of proxyVariables) if (env[name] && credentialedUrl(env[name].trim(), true)?.protocol === 'http:') out[name] = self;
-  const hostPort = `127.0.0.1:${port}`;
-  out['PIP_TRUSTED_HOST'] = [env['PIP_TRUSTED_HOST'], hostPort].filter(Boolean).join(' ');
-  for (const name of ['NO_PROXY', 'no_proxy']) out[name] = [env[name], '127.0.0.1'].filter(Boolean).join(',');
-
-  const proxyFor = (url: URL): URL | undefined => {
-    const configured = url.protocol === 'https:' ? (proxies.https ?? env['HTTPS_PROXY'] ?? env['https_proxy']) : (proxies.http ?? env['HTTP_PROXY'] ?? env['http_proxy']);
-    if (!configured) return undefined;
-    const noProxy = (env['NO_PROXY'] ?? env['no_proxy'] ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-    const host = url.hostname.toLowerCase();
-    if (noProxy.some((n) => n === '*' || host === n.replace(/^\./, '') || host.endsWith(n.startsWith('.') ? n : `.${n}`))) return undefined;
-    if (typeof configured !== 'string') return configured;
-    try {
-      const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(configured) ? configured : `http://${configured}`);
-      return url.protocol === 'http:' ? url : undefined;
-    } catch {
-      return undefined;
+    for (const word of (env[name] ?? '').split(/\s+/)) {
+      const url = urlOf(word, false);
+      if (hasCredentials(url) && (url.protocol === 'http:' || url.protocol === 'https:')) indexOrigins.set(`${url.username}:${url.password}@${originOf(url)}`, url);
     }
+  }
+  if (indexOrigins.size === 0 && !proxies.https && !proxies.http) return { env, ports: [], close: async () => undefined };
+
+  const servers: http.Server[] = [];
+  const sockets = new Set<Duplex>();
+  const track = (server: http.Server) => {
+    servers.push(server);
+    server.on('connection', (socket: net.Socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    server.on('clientError', (_err, socket) => socket.destroy());
+    return server;
+  };
+  const tlsFor = tlsSettings(env, logger);
+  const out: Record<string, string> = { ...env };
+  const indexHosts: string[] = [];
+
+  /** Where an upstream request to `target` goes: through the configured proxy unless NO_PROXY names it. */
+  const noProxy = (env['no_proxy'] ?? env['NO_PROXY'] ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase().replace(/^\./, '').replace(/:\d+$/, ''))
+    .filter(Boolean);
+  const proxyFor = (target: URL): { url: URL; auth?: string } | undefined => {
+    const host = bareHost(target).toLowerCase();
+    if (noProxy.some((n) => n === '*' || host === n || host.endsWith(`.${n}`))) return undefined;
+    const url = chosen[target.protocol === 'https:' ? 'https' : 'http']?.url;
+    if (!url || url.protocol !== 'http:') return undefined;
+    return { url, ...(hasCredentials(url) ? { auth: basic(url) } : {}) };
   };
 
-  /** A request to an index's origin, with its credentials, through the proxy if there is one. */
-  async function upstreamRequest(target: URL, method: string, headers: http.OutgoingHttpHeaders, origin: URL): Promise<http.IncomingMessage> {
+  /** One request to an index's origin, with its credentials, on a connection of its own. */
+  async function upstreamRequest(target: URL, method: string, headers: http.OutgoingHttpHeaders, authorization: string): Promise<{ response: http.IncomingMessage; request: http.ClientRequest }> {
     const proxy = proxyFor(target);
-    const options: https.RequestOptions = {
-      method,
-      headers: { ...headers, host: target.host, authorization: basic(origin), 'accept-encoding': 'identity' },
-    };
+    const options: https.RequestOptions = { method, headers: { ...headers, host: target.host, authorization, 'accept-encoding': 'identity', connection: 'close' } };
     let request: http.ClientRequest;
     if (proxy && target.protocol === 'https:') {
-      const { socket } = await tunnel(proxy, target.hostname.replace(/^\[|\]$/g, ''), Number(target.port || 443));
-      request = https.request(target, { ...options, agent: false, createConnection: () => tls.connect({ socket, servername: target.hostname }) });
+      const { socket } = await tunnel(proxy.url, proxy.auth, bareHost(target), Number(target.port || 443));
+      const secure = tls.connect({ socket, ...tlsFor(target) });
+      secure.on('error', () => socket.destroy());
+      // No agent: the request goes on this connection, and the connection goes with it.
+      request = https.request(target, { ...options, createConnection: () => secure });
     } else if (proxy) {
-      const auth = proxy.username || proxy.password ? { 'proxy-authorization': basic(proxy) } : {};
-      request = http.request({ host: proxy.hostname, port: Number(proxy.port || 80), path: target.href.replace(/\/\/[^@/]*@/, '//'), ...options, headers: { ...options.headers, ...auth } });
+      request = http.request({
+        host: bareHost(proxy.url),
+        port: Number(proxy.url.port || 80),
+        path: `${originOf(target)}${target.pathname}${target.search}`,
+        ...options,
+        agent: false,
+        headers: { ...options.headers, ...(proxy.auth ? { 'proxy-authorization': proxy.auth } : {}) },
+      });
+    } else if (target.protocol === 'https:') {
+      request = https.request(target, { ...options, ...tlsFor(target), agent: false });
     } else {
-      request = (target.protocol === 'https:' ? https : http).request(target, options);
+      request = http.request(target, { ...options, agent: false });
     }
     return new Promise((resolve, reject) => {
-      request.setTimeout(120_000, () => request.destroy(new Error('the index did not answer in 120 s')));
-      request.once('response', resolve);
+      request.setTimeout(idleMs, () => request.destroy(new Error(`the index did not answer in ${idleMs / 1000} s`)));
+      request.once('response', (response) => resolve({ response, request }));
       request.once('error', reject);
       request.end();
     });
   }
 
-  async function fromIndex(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const match = /^\/o\/(\d+)(\/.*)?$/.exec(req.url ?? '');
-    const origin = match ? origins[Number(match[1])] : undefined;
-    if (!match || !origin) return refuse(res, 404, 'not a relayed index');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'only GET and HEAD are relayed');
-    const target = new URL(`${originOf(origin)}${match[2] ?? '/'}`);
-    const base = `${self}/o/${match[1]}`;
-    const upstream = await upstreamRequest(target, req.method, forwardable(req.headers), origin);
-    const headers = forwardable(upstream.headers);
-    const location = upstream.headers.location;
-    if (location) headers['location'] = toRelay(location, origin, base);
-    const length = Number(upstream.headers['content-length'] ?? 0);
-    const page = pageType.test(upstream.headers['content-type'] ?? '') && length <= pageLimitBytes && req.method === 'GET';
-    if (!page) {
-      res.writeHead(upstream.statusCode ?? 502, headers);
-      upstream.pipe(res);
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of upstream) {
-      size += (chunk as Buffer).length;
-      if (size > pageLimitBytes) throw new Error('an index page over 64 MiB');
-      chunks.push(chunk as Buffer);
-    }
-    const body = Buffer.from(toRelay(Buffer.concat(chunks).toString('utf8'), origin, base), 'utf8');
-    delete headers['content-length'];
-    delete headers['etag'];
-    res.writeHead(upstream.statusCode ?? 502, { ...headers, 'content-length': body.length });
-    res.end(body);
-  }
-
-  /** A plain-HTTP request sent to the relay as to a proxy (absolute-form): on to the proxy, with its credentials. */
-  function toProxy(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const proxy = proxies.http;
-    if (!proxy) return refuse(res, 403, 'no proxy is relayed for plain HTTP');
-    const upstream = http.request({
-      host: proxy.hostname,
-      port: Number(proxy.port || 80),
-      method: req.method,
-      path: req.url,
-      headers: { ...forwardable(req.headers), host: req.headers.host ?? '', 'proxy-authorization': basic(proxy) },
-    });
-    upstream.once('response', (answer) => {
-      res.writeHead(answer.statusCode ?? 502, forwardable(answer.headers));
-      answer.pipe(res);
-    });
-    upstream.once('error', (err) => refuse(res, 502, `the proxy failed: ${withoutUrlCredentials(err.message)}`));
-    req.pipe(upstream);
-  }
-
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (/^https?:\/\//i.test(req.url ?? '')) return toProxy(req, res);
-    fromIndex(req, res).catch((err: unknown) => {
-      const message = withoutUrlCredentials(err instanceof Error ? err.message : String(err));
-      logger.warn({ err: message }, 'a relayed index request failed');
-      refuse(res, 502, `the index failed: ${message}`);
-    });
-  });
-
-  server.on('connect', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
-    const proxy = proxies.https;
-    const target = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(req.url ?? '');
-    client.on('error', () => undefined);
-    if (!proxy || !target) {
-      client.end(`HTTP/1.1 ${proxy ? 400 : 403} ${proxy ? 'Bad Request' : 'Forbidden'}\r\nConnection: close\r\n\r\n`);
-      return;
-    }
-    tunnel(proxy, target[1]!, Number(target[2]))
-      .then(({ socket, rest }) => {
-        socket.on('error', () => client.destroy());
-        client.on('error', () => socket.destroy());
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        if (rest.length > 0) client.write(rest);
-        if (head.length > 0) socket.write(head);
-        socket.pipe(client);
-        client.pipe(socket);
-      })
-      .catch((err: unknown) => {
+  for (const index of indexOrigins.values()) {
+    const origin = originOf(index);
+    const authorization = basic(index);
+    const server = track(http.createServer());
+    const port = await listen(server);
+    const base = `http://127.0.0.1:${port}`;
+    indexHosts.push(`127.0.0.1:${port}`);
+    const serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'only GET and HEAD are relayed');
+      if (hasBody(req)) return refuse(res, 400, 'a relayed request carries no body');
+      if (!(req.url ?? '').startsWith('/')) return refuse(res, 400, 'a relayed request names a path');
+      const target = new URL(`${origin}${req.url}`);
+      const { response: upstream, request } = await upstreamRequest(target, req.method, pickHeaders(req.headers), authorization);
+      res.on('close', () => request.destroy());
+      const headers = answerHeaders(upstream.headers);
+      const location = upstream.headers.location;
+      if (location) {
+        // Relative redirects are resolved against the origin's URL, then pointed at the relay.
+        const resolved = urlOf(location, false) ?? new URL(location, target);
+        headers['location'] = toRelay(resolved.href, origin, base);
+      }
+      const length = Number(upstream.headers['content-length'] ?? 0);
+      const rewrite = req.method === 'GET' && pageType.test(upstream.headers['content-type'] ?? '') && !upstream.headers['content-encoding'] && length <= pageLimitBytes;
+      if (!rewrite) {
+        res.writeHead(sendableStatus(upstream.statusCode), headers);
+        pipeline(upstream, res, () => undefined);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of upstream) {
+        size += (chunk as Buffer).length;
+        if (size > pageLimitBytes) throw new Error(`an index page over ${pageLimitBytes / 1024 ** 2} MiB`);
+        chunks.push(chunk as Buffer);
+      }
+      const body = Buffer.from(toRelay(Buffer.concat(chunks).toString('utf8'), origin, base), 'utf8');
+      delete headers['content-length'];
+      delete headers['etag'];
+      res.writeHead(sendableStatus(upstream.statusCode), { ...headers, 'content-length': body.length });
+      res.end(body);
+    };
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      serve(req, res).catch((err: unknown) => {
         const message = withoutUrlCredentials(err instanceof Error ? err.message : String(err));
-        logger.warn({ target: req.url, err: message }, 'a relayed tunnel failed');
-        client.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n');
+        logger.warn({ index: origin, err: message }, 'a relayed index request failed');
+        refuse(res, 502, `the index failed: ${message}`);
       });
-  });
-  server.on('clientError', (_err, socket) => socket.destroy());
+    });
+    for (const name of indexVariables) {
+      if (!out[name]) continue;
+      out[name] = out[name]
+        .split(/(\s+)/)
+        .map((w) => {
+          const url = urlOf(w, false);
+          return hasCredentials(url) && url.username === index.username && url.password === index.password && originOf(url) === origin ? `${base}${url.pathname}${url.search}` : w;
+        })
+        .join('');
+    }
+  }
 
-  logger.info({ port, indexes: origins.map(originOf), proxies: [...new Set([proxies.https, proxies.http].filter(Boolean).map((p) => originOf(p!)))] }, 'package index and proxy credentials relayed: builds get none');
+  if (proxies.https || proxies.http) {
+    const server = track(http.createServer());
+    const port = await listen(server);
+    const self = `http://127.0.0.1:${port}`;
+    // A plain-HTTP request sent as to a proxy (absolute-form): on to the proxy, with its credentials.
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const proxy = proxies.http;
+      if (!proxy) return refuse(res, 403, 'no proxy is relayed for plain HTTP');
+      if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'only GET and HEAD are relayed');
+      if (hasBody(req)) return refuse(res, 400, 'a relayed request carries no body');
+      const target = urlOf(req.url ?? '', false);
+      if (!withoutCredentials(target) || target.protocol !== 'http:') return refuse(res, 400, 'a relayed request names an http:// URL');
+      const upstream = http.request({
+        host: bareHost(proxy),
+        port: Number(proxy.port || 80),
+        method: req.method,
+        path: target.href,
+        agent: false,
+        headers: { ...pickHeaders(req.headers), host: target.host, connection: 'close', 'proxy-authorization': basic(proxy) },
+      });
+      upstream.setTimeout(idleMs, () => upstream.destroy(new Error('the proxy did not answer')));
+      res.on('close', () => upstream.destroy());
+      upstream.once('response', (answer) => {
+        res.writeHead(sendableStatus(answer.statusCode), answerHeaders(answer.headers));
+        pipeline(answer, res, () => undefined);
+      });
+      upstream.once('error', (err) => refuse(res, 502, `the proxy failed: ${withoutUrlCredentials(err.message)}`));
+      upstream.end();
+    });
+    server.on('connect', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
+      client.on('error', () => client.destroy());
+      const proxy = proxies.https;
+      const target = /^\[?([^\]\s]+?)\]?:(\d{1,5})$/.exec(req.url ?? '');
+      if (!proxy || !target) {
+        client.end(`HTTP/1.1 ${proxy ? '400 Bad Request' : '403 Forbidden'}\r\nConnection: close\r\n\r\n`);
+        return;
+      }
+      tunnel(proxy, basic(proxy), target[1]!, Number(target[2]))
+        .then(({ socket, rest }) => {
+          if (client.destroyed) {
+            socket.destroy();
+            return;
+          }
+          joined(socket, client as net.Socket);
+          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          if (rest.length > 0) client.write(rest);
+          if (head.length > 0) socket.write(head);
+          socket.pipe(client);
+          client.pipe(socket);
+        })
+        .catch((err: unknown) => {
+          const message = withoutUrlCredentials(err instanceof Error ? err.message : String(err));
+          logger.warn({ target: req.url, err: message }, 'a relayed tunnel failed');
+          client.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n');
+        });
+    });
+    for (const name of proxyVariables) {
+      const url = env[name] ? urlOf(env[name].trim(), true) : undefined;
+      if (hasCredentials(url) && url.protocol === 'http:') out[name] = self;
+    }
+  }
+
+  // The relayed indexes are plain HTTP on the loopback address.
+  out['PIP_TRUSTED_HOST'] = [env['PIP_TRUSTED_HOST'], ...indexHosts].filter(Boolean).join(' ');
+  // pip asks the relay directly, never through a proxy.
+  for (const name of ['NO_PROXY', 'no_proxy']) out[name] = [env[name], '127.0.0.1'].filter(Boolean).join(',');
+
+  logger.info(
+    { ports: servers.map((s) => (s.address() as net.AddressInfo).port), indexes: [...indexOrigins.values()].map(originOf), proxies: [...new Set([proxies.https, proxies.http].filter((p): p is URL => p !== undefined).map(originOf))] },
+    'package index and proxy credentials relayed: builds get none',
+  );
   return {
     env: out,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    ports: servers.map((s) => (s.address() as net.AddressInfo).port),
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    },
   };
 }
