@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
  * an interpreter that waited in the pool at a low priority the runs' priority back when it
  * takes one (SYS_NICE). A container or unit that runs the runner as root should keep these
  * and may drop the rest; nftables rules on the sandbox users (SANDBOX_NETWORK) need
- * NET_ADMIN besides. Scripts get none of them: they run as their own users.
+ * NET_ADMIN besides, and a /proc of each run's own (private-proc.ts) SYS_ADMIN, without which
+ * the runner warns and runs see every process. Scripts get none of them: they run as their
+ * own users.
  */
 export const sandboxCapabilities = { CHOWN: 0, DAC_OVERRIDE: 1, FOWNER: 3, KILL: 5, SETGID: 6, SETUID: 7, SYS_NICE: 23 } as const;
 export const networkCapability = { NET_ADMIN: 12 } as const;

@@ -143,7 +143,7 @@ export async function packageIndexEndpoints(env: Record<string, string>, onMissi
     ...(env['PIP_INDEX_URL'] ? words('PIP_INDEX_URL') : defaultIndexes),
     ...words('PIP_EXTRA_INDEX_URL'),
     ...words('PIP_FIND_LINKS'),
-    ...['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'].flatMap(words),
+    ...['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy', 'PIP_PROXY'].flatMap(words),
   ];
   const found: Endpoint[] = [];
   for (const url of new Set(urls)) {
