@@ -39,7 +39,7 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
   const { mode, prlimit, setpriv, privateProc } = await sandboxMode(config, logger);
   const memoryGroups = await memoryCgroupsOf(config, mode, logger);
   const sandboxOf = (uids: { base: number; count: number }) =>
-    new Sandbox({ mode, prlimit, setpriv, privateProc, uidBase: uids.base, uidCount: uids.count, dirs, ...(memoryGroups ? { memoryGroups } : {}) });
+    new Sandbox({ mode, prlimit, setpriv, ...(privateProc ? { privateProc } : {}), uidBase: uids.base, uidCount: uids.count, dirs, ...(memoryGroups ? { memoryGroups } : {}) });
   const sandbox = sandboxOf(config.sandboxUids.scripts);
   // Environments within their budget (never one a run uses; one removed is built again).
   const environmentCache = new EnvironmentCache(path.join(dirs.root, 'environments'), {

@@ -108,7 +108,10 @@ async function authenticatingProxy(secret = password) {
       upstream.pipe(client);
       client.pipe(upstream);
     });
+    // Either side closing closes the other (a paused side would never see its end).
     upstream.on('error', () => client.destroy());
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, connects, port: (server.address() as net.AddressInfo).port, url: `http://proxier:${encodeURIComponent(secret)}@127.0.0.1:${(server.address() as net.AddressInfo).port}` };
@@ -166,6 +169,18 @@ describe('credential relay', () => {
     expect(JSON.stringify(relay.env)).not.toMatch(/pw/);
   });
 
+  it('relays a proxy with credentials whichever variable names it, pip’s own --proxy too', async () => {
+    const env = { PIP_PROXY: 'http://proxier:pw@corp.example:3128', HTTPS_PROXY: 'http://corp.example:3128', https_proxy: 'http://other:pw@corp.example:3129' };
+    const relay = await startCredentialRelay(env, logger);
+    relays.push(relay);
+    expect(relay.ports).toHaveLength(2);
+    expect(relay.env['HTTPS_PROXY']).toBe('http://corp.example:3128');
+    expect(relay.env['PIP_PROXY']).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(relay.env['https_proxy']).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(relay.env['PIP_PROXY']).not.toBe(relay.env['https_proxy']);
+    expect(JSON.stringify(relay.env)).not.toMatch(/pw/);
+  });
+
   it('relays GET and HEAD without a body, with pip’s headers only, and redirects and links to the relay', async () => {
     const index = await privateIndex(probeSdist(fs.mkdtempSync(path.join(work, 'sdist-'))));
     servers.push(index.server);
@@ -185,6 +200,11 @@ describe('credential relay', () => {
     expect(await raw('GET /simple/ HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\nDELETE /files/x HTTP/1.1\r\nHost: x\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
     expect(await raw('GET /simple/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
     expect(await raw('DELETE /files/gef_relay_probe-1.0.tar.gz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 405/);
+    // Nothing of the host but the index's paths and what its pages link (an API key, an admin page).
+    expect(await raw('GET /api/security/apiKey HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 403/);
+    expect(await raw('GET /simple/../api/security/apiKey HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await raw('GET /simple/%2e%2e/api HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await raw('GET /files/gef_relay_probe-1.0.tar.gz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 403/);
     expect(index.seen.length).toBe(seenBefore);
 
     const page = await fetch(`http://127.0.0.1:${port}/simple/gef-relay-probe/`, { headers: { 'x-http-method-override': 'DELETE', authorization: 'Basic Zm9vOmJhcg==' } });

@@ -40,15 +40,23 @@ export interface CredentialRelay {
 }
 
 const indexVariables = ['PIP_INDEX_URL', 'PIP_EXTRA_INDEX_URL', 'PIP_FIND_LINKS'] as const;
-/** Proxy variables, as requests reads them (the lower-case one first). */
-const httpsProxyVariables = ['https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'PIP_PROXY'] as const;
-const httpProxyVariables = ['http_proxy', 'HTTP_PROXY', 'all_proxy', 'ALL_PROXY', 'PIP_PROXY'] as const;
-const proxyVariables = [...new Set([...httpsProxyVariables, ...httpProxyVariables])];
+/** Proxy variables in the order pip uses them: its own `--proxy` first, then as requests reads them (lower case first). */
+const proxyOrder = {
+  https: ['PIP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY'],
+  http: ['PIP_PROXY', 'http_proxy', 'HTTP_PROXY', 'all_proxy', 'ALL_PROXY'],
+} as const;
+const proxyVariables = [...new Set([...proxyOrder.https, ...proxyOrder.http])];
 
 /** How long a relayed exchange may stay silent before both sides are closed. */
 const idleMs = 120_000;
-/** A page larger than this is passed on unchanged (its links are then not rewritten). */
+/** A page larger than this is refused (a project's page on an index is kilobytes to a few MiB). */
 const pageLimitBytes = 64 * 1024 * 1024;
+/** Pages read whole at once, per index (each up to `pageLimitBytes`); the others wait their turn. */
+const pagesAtOnce = 2;
+/** Connections each port of the relay serves at once. */
+const connectionsPerPort = 64;
+/** Paths of an index's files that its pages linked, remembered per index. */
+const linkedPathsKept = 200_000;
 /** Pages whose links the relay rewrites (PEP 503 HTML, PEP 691 JSON); files pass as they are. */
 const pageType = /^(text\/html|application\/vnd\.pypi\.simple\.[a-z0-9.+-]*|application\/json)\b/i;
 /** Request headers a relayed GET may carry (pip's, and conditional and partial requests). */
@@ -200,6 +208,52 @@ function tlsSettings(env: Record<string, string>, logger: Logger) {
   });
 }
 
+/** At most `limit` holders at once; the others wait in order. */
+function semaphore(limit: number) {
+  let held = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    acquire: () =>
+      new Promise<void>((resolve) => {
+        if (held < limit) {
+          held++;
+          resolve();
+        } else {
+          waiting.push(resolve);
+        }
+      }),
+    release: () => {
+      const next = waiting.shift();
+      if (next) next();
+      else held--;
+    },
+  };
+}
+
+/**
+ * The same-origin paths a page links (HTML `href`/`src`, PEP 691 JSON `url`), resolved
+ * against the page's URL, with their PEP 658 metadata files.
+ */
+function linkedPaths(text: string, page: URL): string[] {
+  const found: string[] = [];
+  const add = (raw: string) => {
+    let url: URL;
+    try {
+      url = new URL(raw.replace(/&amp;/g, '&'), page);
+    } catch {
+      return;
+    }
+    if (originOf(url) !== originOf(page)) return;
+    found.push(url.pathname, `${url.pathname}.metadata`);
+  };
+  for (const m of text.matchAll(/\b(?:href|src)\s*=\s*(["'])([^"']*)\1/gi)) add(m[2]!);
+  for (const m of text.matchAll(/"url"\s*:\s*"([^"]*)"/g)) add(m[1]!);
+  return found;
+}
+
+/** A path the relay may ask an index for: no encoded dot, slash or backslash, no dot segment. */
+const plainPath = (raw: string) => !/%2e|%2f|%5c/i.test(raw) && !/(^|\/)\.\.?(\/|$)/.test(raw.split('?')[0]!);
+
 async function listen(server: http.Server): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -213,51 +267,50 @@ async function listen(server: http.Server): Promise<number> {
  * `env` as it is, and listens on nothing.
  */
 export async function startCredentialRelay(env: Record<string, string>, logger: Logger): Promise<CredentialRelay> {
-  const proxyOf = (names: readonly string[]) => {
-    for (const name of names) {
-      const value = env[name]?.trim();
-      if (value) return { name, url: urlOf(value, true) };
-    }
-    return undefined;
-  };
-  const chosen = { https: proxyOf(httpsProxyVariables), http: proxyOf(httpProxyVariables) };
+  // Every plain-HTTP proxy with credentials, whichever variable names it, is relayed (pip
+  // picks among the variables as it always does; each names the relay then).
+  const proxies = new Map<string, URL>();
   for (const name of proxyVariables) {
     const url = env[name] ? urlOf(env[name].trim(), true) : undefined;
-    if (hasCredentials(url) && url.protocol !== 'http:') {
-      logger.warn({ variable: name, protocol: url.protocol }, 'a proxy with credentials not reached over plain HTTP is given to builds as configured: its credentials reach their build code');
-    }
+    if (!hasCredentials(url)) continue;
+    if (url.protocol === 'http:') proxies.set(url.href, url);
+    else logger.warn({ variable: name, protocol: url.protocol }, 'a proxy with credentials not reached over plain HTTP is given to builds as configured: its credentials reach their build code');
   }
-  /** The proxy with credentials the relay stands in for, per scheme. */
-  const relayedProxy = (which: 'https' | 'http') => {
-    const url = chosen[which]?.url;
-    return hasCredentials(url) && url.protocol === 'http:' ? url : undefined;
-  };
-  const proxies = { https: relayedProxy('https'), http: relayedProxy('http') };
-  const indexOrigins = new Map<string, URL>();
+  // Every index origin with credentials, with the paths configured under it.
+  const indexes = new Map<string, { url: URL; prefixes: string[] }>();
   for (const name of indexVariables) {
     for (const word of (env[name] ?? '').split(/\s+/)) {
       const url = urlOf(word, false);
-      if (hasCredentials(url) && (url.protocol === 'http:' || url.protocol === 'https:')) indexOrigins.set(`${url.username}:${url.password}@${originOf(url)}`, url);
+      if (!hasCredentials(url) || (url.protocol !== 'http:' && url.protocol !== 'https:')) continue;
+      const key = `${url.username}:${url.password}@${originOf(url)}`;
+      const entry = indexes.get(key) ?? { url, prefixes: [] };
+      entry.prefixes.push(url.pathname);
+      indexes.set(key, entry);
     }
   }
-  if (indexOrigins.size === 0 && !proxies.https && !proxies.http) return { env, ports: [], close: async () => undefined };
+  if (indexes.size === 0 && proxies.size === 0) return { env, ports: [], close: async () => undefined };
 
   const servers: http.Server[] = [];
   const sockets = new Set<Duplex>();
-  const track = (server: http.Server) => {
+  const serve = async (handle: (server: http.Server) => void) => {
+    const server = http.createServer();
     servers.push(server);
+    server.maxConnections = connectionsPerPort;
+    // A client that stops sending or reading is dropped.
+    server.setTimeout(idleMs);
     server.on('connection', (socket: net.Socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
     });
     server.on('clientError', (_err, socket) => socket.destroy());
-    return server;
+    handle(server);
+    return `http://127.0.0.1:${await listen(server)}`;
   };
   const tlsFor = tlsSettings(env, logger);
   const out: Record<string, string> = { ...env };
   const indexHosts: string[] = [];
 
-  /** Where an upstream request to `target` goes: through the configured proxy unless NO_PROXY names it. */
+  /** Where an upstream request to `target` goes: through the proxy pip would use, unless NO_PROXY names it. */
   const noProxy = (env['no_proxy'] ?? env['NO_PROXY'] ?? '')
     .split(',')
     .map((s) => s.trim().toLowerCase().replace(/^\./, '').replace(/:\d+$/, ''))
@@ -265,7 +318,8 @@ export async function startCredentialRelay(env: Record<string, string>, logger: 
   const proxyFor = (target: URL): { url: URL; auth?: string } | undefined => {
     const host = bareHost(target).toLowerCase();
     if (noProxy.some((n) => n === '*' || host === n || host.endsWith(`.${n}`))) return undefined;
-    const url = chosen[target.protocol === 'https:' ? 'https' : 'http']?.url;
+    const name = proxyOrder[target.protocol === 'https:' ? 'https' : 'http'].find((n) => env[n]?.trim());
+    const url = name ? urlOf(env[name]!.trim(), true) : undefined;
     if (!url || url.protocol !== 'http:') return undefined;
     return { url, ...(hasCredentials(url) ? { auth: basic(url) } : {}) };
   };
@@ -278,7 +332,9 @@ export async function startCredentialRelay(env: Record<string, string>, logger: 
     if (proxy && target.protocol === 'https:') {
       const { socket } = await tunnel(proxy.url, proxy.auth, bareHost(target), Number(target.port || 443));
       const secure = tls.connect({ socket, ...tlsFor(target) });
+      // The tunnel goes with its TLS connection, however that ends.
       secure.on('error', () => socket.destroy());
+      secure.on('close', () => socket.destroy());
       // No agent: the request goes on this connection, and the connection goes with it.
       request = https.request(target, { ...options, createConnection: () => secure });
     } else if (proxy) {
@@ -295,26 +351,43 @@ export async function startCredentialRelay(env: Record<string, string>, logger: 
     } else {
       request = http.request(target, { ...options, agent: false });
     }
+    request.on('close', () => request.socket?.destroy());
     return new Promise((resolve, reject) => {
       request.setTimeout(idleMs, () => request.destroy(new Error(`the index did not answer in ${idleMs / 1000} s`)));
       request.once('response', (response) => resolve({ response, request }));
+      // An upstream that switches protocols is not an index.
+      request.once('upgrade', (_res, socket: net.Socket) => {
+        socket.destroy();
+        reject(new Error('the index switched protocols'));
+      });
       request.once('error', reject);
       request.end();
     });
   }
 
-  for (const index of indexOrigins.values()) {
+  for (const { url: index, prefixes } of indexes.values()) {
     const origin = originOf(index);
     const authorization = basic(index);
-    const server = track(http.createServer());
-    const port = await listen(server);
-    const base = `http://127.0.0.1:${port}`;
-    indexHosts.push(`127.0.0.1:${port}`);
-    const serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const pages = semaphore(pagesAtOnce);
+    // The paths its pages and redirects linked (the files, wherever the index keeps them).
+    const linked = new Set<string>();
+    const link = (paths: string[]) => {
+      for (const path of paths) {
+        linked.delete(path);
+        linked.add(path);
+        if (linked.size > linkedPathsKept) linked.delete(linked.values().next().value!);
+      }
+    };
+    const under = (path: string) => prefixes.some((p) => path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`));
+    let base = '';
+    const relay = async (req: http.IncomingMessage, res: http.ServerResponse) => {
       if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'only GET and HEAD are relayed');
       if (hasBody(req)) return refuse(res, 400, 'a relayed request carries no body');
-      if (!(req.url ?? '').startsWith('/')) return refuse(res, 400, 'a relayed request names a path');
-      const target = new URL(`${origin}${req.url}`);
+      const raw = req.url ?? '';
+      if (!raw.startsWith('/') || !plainPath(raw)) return refuse(res, 400, 'a relayed request names a plain path');
+      const target = new URL(`${origin}${raw}`);
+      // The index's configured paths, and what its pages linked: nothing else of the host.
+      if (!under(target.pathname) && !linked.has(target.pathname)) return refuse(res, 403, 'not a path of the index');
       const { response: upstream, request } = await upstreamRequest(target, req.method, pickHeaders(req.headers), authorization);
       res.on('close', () => request.destroy());
       const headers = answerHeaders(upstream.headers);
@@ -322,35 +395,48 @@ export async function startCredentialRelay(env: Record<string, string>, logger: 
       if (location) {
         // Relative redirects are resolved against the origin's URL, then pointed at the relay.
         const resolved = urlOf(location, false) ?? new URL(location, target);
+        if (originOf(resolved) === origin) link([resolved.pathname]);
         headers['location'] = toRelay(resolved.href, origin, base);
       }
       const length = Number(upstream.headers['content-length'] ?? 0);
-      const rewrite = req.method === 'GET' && pageType.test(upstream.headers['content-type'] ?? '') && !upstream.headers['content-encoding'] && length <= pageLimitBytes;
-      if (!rewrite) {
+      const page = req.method === 'GET' && pageType.test(upstream.headers['content-type'] ?? '') && !upstream.headers['content-encoding'];
+      if (!page) {
         res.writeHead(sendableStatus(upstream.statusCode), headers);
         pipeline(upstream, res, () => undefined);
         return;
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of upstream) {
-        size += (chunk as Buffer).length;
-        if (size > pageLimitBytes) throw new Error(`an index page over ${pageLimitBytes / 1024 ** 2} MiB`);
-        chunks.push(chunk as Buffer);
+      if (length > pageLimitBytes) throw new Error(`an index page over ${pageLimitBytes / 1024 ** 2} MiB`);
+      await pages.acquire();
+      let body: Buffer;
+      try {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of upstream) {
+          size += (chunk as Buffer).length;
+          if (size > pageLimitBytes) throw new Error(`an index page over ${pageLimitBytes / 1024 ** 2} MiB`);
+          chunks.push(chunk as Buffer);
+        }
+        const text = Buffer.concat(chunks).toString('utf8');
+        link(linkedPaths(text, target));
+        body = Buffer.from(toRelay(text, origin, base), 'utf8');
+      } finally {
+        pages.release();
       }
-      const body = Buffer.from(toRelay(Buffer.concat(chunks).toString('utf8'), origin, base), 'utf8');
       delete headers['content-length'];
       delete headers['etag'];
       res.writeHead(sendableStatus(upstream.statusCode), { ...headers, 'content-length': body.length });
       res.end(body);
     };
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      serve(req, res).catch((err: unknown) => {
-        const message = withoutUrlCredentials(err instanceof Error ? err.message : String(err));
-        logger.warn({ index: origin, err: message }, 'a relayed index request failed');
-        refuse(res, 502, `the index failed: ${message}`);
-      });
-    });
+    base = await serve((server) =>
+      server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+        relay(req, res).catch((err: unknown) => {
+          const message = withoutUrlCredentials(err instanceof Error ? err.message : String(err));
+          logger.warn({ index: origin, err: message }, 'a relayed index request failed');
+          refuse(res, 502, `the index failed: ${message}`);
+        });
+      }),
+    );
+    indexHosts.push(base.slice('http://'.length));
     for (const name of indexVariables) {
       if (!out[name]) continue;
       out[name] = out[name]
@@ -363,66 +449,75 @@ export async function startCredentialRelay(env: Record<string, string>, logger: 
     }
   }
 
-  if (proxies.https || proxies.http) {
-    const server = track(http.createServer());
-    const port = await listen(server);
-    const self = `http://127.0.0.1:${port}`;
-    // A plain-HTTP request sent as to a proxy (absolute-form): on to the proxy, with its credentials.
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const proxy = proxies.http;
-      if (!proxy) return refuse(res, 403, 'no proxy is relayed for plain HTTP');
-      if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'only GET and HEAD are relayed');
-      if (hasBody(req)) return refuse(res, 400, 'a relayed request carries no body');
-      const target = urlOf(req.url ?? '', false);
-      if (!withoutCredentials(target) || target.protocol !== 'http:') return refuse(res, 400, 'a relayed request names an http:// URL');
-      const upstream = http.request({
-        host: bareHost(proxy),
-        port: Number(proxy.port || 80),
-        method: req.method,
-        path: target.href,
-        agent: false,
-        headers: { ...pickHeaders(req.headers), host: target.host, connection: 'close', 'proxy-authorization': basic(proxy) },
-      });
-      upstream.setTimeout(idleMs, () => upstream.destroy(new Error('the proxy did not answer')));
-      res.on('close', () => upstream.destroy());
-      upstream.once('response', (answer) => {
-        res.writeHead(sendableStatus(answer.statusCode), answerHeaders(answer.headers));
-        pipeline(answer, res, () => undefined);
-      });
-      upstream.once('error', (err) => refuse(res, 502, `the proxy failed: ${withoutUrlCredentials(err.message)}`));
-      upstream.end();
-    });
-    server.on('connect', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
-      client.on('error', () => client.destroy());
-      const proxy = proxies.https;
-      const target = /^\[?([^\]\s]+?)\]?:(\d{1,5})$/.exec(req.url ?? '');
-      if (!proxy || !target) {
-        client.end(`HTTP/1.1 ${proxy ? '400 Bad Request' : '403 Forbidden'}\r\nConnection: close\r\n\r\n`);
-        return;
-      }
-      tunnel(proxy, basic(proxy), target[1]!, Number(target[2]))
-        .then(({ socket, rest }) => {
-          if (client.destroyed) {
-            socket.destroy();
-            return;
-          }
-          joined(socket, client as net.Socket);
-          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-          if (rest.length > 0) client.write(rest);
-          if (head.length > 0) socket.write(head);
-          socket.pipe(client);
-          client.pipe(socket);
-        })
-        .catch((err: unknown) => {
-          const message = withoutUrlCredentials(err instanceof Error ? err.message : String(err));
-          logger.warn({ target: req.url, err: message }, 'a relayed tunnel failed');
-          client.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n');
+  const proxySelf = new Map<string, string>();
+  for (const proxy of proxies.values()) {
+    const auth = basic(proxy);
+    const self = await serve((server) => {
+      // A plain-HTTP request sent as to a proxy (absolute-form): on to the proxy, with its credentials.
+      server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'only GET and HEAD are relayed');
+        if (hasBody(req)) return refuse(res, 400, 'a relayed request carries no body');
+        const target = urlOf(req.url ?? '', false);
+        if (!withoutCredentials(target) || target.protocol !== 'http:') return refuse(res, 400, 'a relayed request names an http:// URL');
+        const upstream = http.request({
+          host: bareHost(proxy),
+          port: Number(proxy.port || 80),
+          method: req.method,
+          path: target.href,
+          agent: false,
+          headers: { ...pickHeaders(req.headers), host: target.host, connection: 'close', 'proxy-authorization': auth },
         });
+        upstream.setTimeout(idleMs, () => upstream.destroy(new Error('the proxy did not answer')));
+        res.on('close', () => upstream.destroy());
+        upstream.once('response', (answer) => {
+          try {
+            res.writeHead(sendableStatus(answer.statusCode), answerHeaders(answer.headers));
+          } catch {
+            answer.destroy();
+            return refuse(res, 502, 'the proxy answered what cannot be passed on');
+          }
+          pipeline(answer, res, () => undefined);
+        });
+        upstream.once('upgrade', (_answer, socket: net.Socket) => {
+          socket.destroy();
+          refuse(res, 502, 'the proxy switched protocols');
+        });
+        upstream.once('error', (err) => refuse(res, 502, `the proxy failed: ${withoutUrlCredentials(err.message)}`));
+        upstream.end();
+      });
+      server.on('connect', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
+        client.on('error', () => client.destroy());
+        const target = /^\[?([^\]\s]+?)\]?:(\d{1,5})$/.exec(req.url ?? '');
+        if (!target) {
+          client.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+          return;
+        }
+        tunnel(proxy, auth, target[1]!, Number(target[2]))
+          .then(({ socket, rest }) => {
+            if (client.destroyed) {
+              socket.destroy();
+              return;
+            }
+            joined(socket, client as net.Socket);
+            client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+            if (rest.length > 0) client.write(rest);
+            if (head.length > 0) socket.write(head);
+            socket.pipe(client);
+            client.pipe(socket);
+          })
+          .catch((err: unknown) => {
+            const message = withoutUrlCredentials(err instanceof Error ? err.message : String(err));
+            logger.warn({ target: req.url, err: message }, 'a relayed tunnel failed');
+            client.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n');
+          });
+      });
     });
-    for (const name of proxyVariables) {
-      const url = env[name] ? urlOf(env[name].trim(), true) : undefined;
-      if (hasCredentials(url) && url.protocol === 'http:') out[name] = self;
-    }
+    proxySelf.set(proxy.href, self);
+  }
+  for (const name of proxyVariables) {
+    const url = env[name] ? urlOf(env[name].trim(), true) : undefined;
+    const self = url ? proxySelf.get(url.href) : undefined;
+    if (self) out[name] = self;
   }
 
   // The relayed indexes are plain HTTP on the loopback address.
@@ -430,13 +525,11 @@ export async function startCredentialRelay(env: Record<string, string>, logger: 
   // pip asks the relay directly, never through a proxy.
   for (const name of ['NO_PROXY', 'no_proxy']) out[name] = [env[name], '127.0.0.1'].filter(Boolean).join(',');
 
-  logger.info(
-    { ports: servers.map((s) => (s.address() as net.AddressInfo).port), indexes: [...indexOrigins.values()].map(originOf), proxies: [...new Set([proxies.https, proxies.http].filter((p): p is URL => p !== undefined).map(originOf))] },
-    'package index and proxy credentials relayed: builds get none',
-  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  logger.info({ ports, indexes: [...indexes.values()].map((i) => originOf(i.url)), proxies: [...proxies.values()].map(originOf) }, 'package index and proxy credentials relayed: builds get none');
   return {
     env: out,
-    ports: servers.map((s) => (s.address() as net.AddressInfo).port),
+    ports,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));

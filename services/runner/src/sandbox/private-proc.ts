@@ -1,32 +1,68 @@
 import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
 
 /**
  * Each run's own view of /proc: a mount namespace of its own (mount events kept private)
  * with a proc mounted `hidepid=invisible`, where a user sees only its own processes. Without
  * it, a script lists every process of the machine and reads their command lines: the
  * platform's services and the other runs. Needs CAP_SYS_ADMIN (and Linux 5.8 for the
- * option), which a runner in a container may lack: `canHideProcesses` finds out at start.
+ * option), which a runner in a container may lack: `privateProcTools` finds out at start.
  */
 export const privateProcOptions = 'nosuid,nodev,noexec,hidepid=invisible';
 
-/** The shell command, run as root in the new mount namespace, that mounts the run's /proc. */
-export const mountPrivateProc = `mount -t proc -o ${privateProcOptions} proc /proc`;
+/** The tools a spawned run's chain uses, by absolute path (found once, at start). */
+export interface PrivateProcTools {
+  unshare: string;
+  mount: string;
+}
 
-/** Whether this runner can give a process a /proc of its own (tried once, on a throwaway process). */
-export function canHideProcesses(): Promise<boolean> {
+const toolDirs = ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/local/sbin'];
+
+function findTool(name: string): string | undefined {
+  for (const dir of toolDirs) {
+    const file = path.join(dir, name);
+    try {
+      accessSync(file, constants.X_OK);
+      // Written into a shell command line: a path of plain characters only.
+      if (/^[A-Za-z0-9/_.-]+$/.test(file)) return file;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
+}
+
+/** The shell command, run as root in the new mount namespace, that mounts the run's /proc. */
+export const mountPrivateProc = (tools: PrivateProcTools) => `${tools.mount} -t proc -o ${privateProcOptions} proc /proc`;
+
+/**
+ * The start of a spawned run's chain as root (`$0` the run's memory group's cgroup.procs):
+ * into the group, umask 077, then a mount namespace of its own with the run's /proc, then
+ * the command (`"$@"`) with exactly the environment given; `unshare` keeps the pid.
+ */
+export const enterPrivateProcScript = (tools: PrivateProcTools) =>
+  `echo $$ > "$0" && umask 077 && exec ${tools.unshare} --mount --propagation private /bin/sh -c '${mountPrivateProc(tools)} && unset PWD && exec "$@"' sh "$@"`;
+
+/**
+ * The tools, when this runner can give a process a /proc of its own (tried once, on a
+ * throwaway process); undefined when it cannot.
+ */
+export function privateProcTools(): Promise<PrivateProcTools | undefined> {
+  const unshare = findTool('unshare');
+  const mount = findTool('mount');
+  if (!unshare || !mount) return Promise.resolve(undefined);
+  const tools = { unshare, mount };
   return new Promise((resolve) => {
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', '/bin/sh', '-c', mountPrivateProc], {
-      stdio: 'ignore',
-      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
-    });
+    const child = spawn(unshare, ['--mount', '--propagation', 'private', '/bin/sh', '-c', mountPrivateProc(tools)], { stdio: 'ignore', env: {} });
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     child.once('error', () => {
       clearTimeout(timer);
-      resolve(false);
+      resolve(undefined);
     });
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolve(code === 0);
+      resolve(code === 0 ? tools : undefined);
     });
   });
 }

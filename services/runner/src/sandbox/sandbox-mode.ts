@@ -1,11 +1,11 @@
 import type { Logger } from '@gef/common';
 import type { RunnerConfig } from '../config';
 import { effectiveCapabilities, missingCapabilities, sandboxCapabilities } from './capabilities';
-import { canHideProcesses } from './private-proc';
+import { privateProcTools, type PrivateProcTools } from './private-proc';
 import { hasTool } from './tools';
 
 /** Whether runs get users of their own: `on` needs root (setuid) and setpriv. */
-export async function sandboxMode(config: RunnerConfig, logger: Logger): Promise<{ mode: 'on' | 'off'; prlimit: boolean; setpriv: boolean; privateProc: boolean }> {
+export async function sandboxMode(config: RunnerConfig, logger: Logger): Promise<{ mode: 'on' | 'off'; prlimit: boolean; setpriv: boolean; privateProc?: PrivateProcTools }> {
   const [setpriv, prlimit] = await Promise.all([hasTool('setpriv'), hasTool('prlimit')]);
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   const possible = root && setpriv;
@@ -22,9 +22,9 @@ export async function sandboxMode(config: RunnerConfig, logger: Logger): Promise
   }
   if (wanted === 'off') logger.warn('scripts run as the runner\'s own user (no sandbox users): development only');
   if (!prlimit) logger.warn('prlimit is missing: scripts run without resource limits');
-  const privateProc = wanted === 'on' && (await canHideProcesses());
+  const privateProc = wanted === 'on' ? await privateProcTools() : undefined;
   if (wanted === 'on' && !privateProc) {
     logger.warn('runs see every process of this machine in /proc (a /proc of their own needs CAP_SYS_ADMIN, unshare and mount, and Linux 5.8)');
   }
-  return { mode: wanted, prlimit, setpriv, privateProc };
+  return { mode: wanted, prlimit, setpriv, ...(privateProc ? { privateProc } : {}) };
 }

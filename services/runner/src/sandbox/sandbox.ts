@@ -8,7 +8,7 @@ import { openRunGroup, type MemoryCgroups, type RunGroup } from './memory-cgroup
 import { copyTree, readTree, type TreeManifest } from './tree-copy';
 import type { RunnerDirs } from './runner-dirs';
 import { isAlive } from '../process/is-alive';
-import { mountPrivateProc } from './private-proc';
+import { enterPrivateProcScript, type PrivateProcTools } from './private-proc';
 import { removeSysvIpcOf } from './sysv-ipc';
 
 /** Resource limits of one run (setrlimit through prlimit). */
@@ -37,8 +37,8 @@ export interface SandboxSettings {
   setpriv?: boolean;
   /** Memory cgroups: one memory limit for all the processes of a run (see memory-cgroups.ts). */
   memoryGroups?: MemoryCgroups;
-  /** Each run of a user of its own sees only that user's processes in /proc (private-proc.ts). */
-  privateProc?: boolean;
+  /** Each run of a user of its own sees only that user's processes in /proc (private-proc.ts): the tools for it. */
+  privateProc?: PrivateProcTools;
 }
 
 /** Trees whose entries are kept (a few hundred bytes to a few hundred KiB each). */
@@ -108,12 +108,6 @@ function removeWithRm(paths: string[]): Promise<boolean> {
  * The shell's own PWD is not passed on: the command's environment is exactly the one given.
  */
 const enterScript = 'echo $$ > "$0" && umask 077 && unset PWD && exec "$@"';
-
-/**
- * The same, then a mount namespace of its own with a /proc showing only the run's user's
- * processes (private-proc.ts), mounted while still root; `unshare` keeps the pid.
- */
-const enterPrivateProcScript = `echo $$ > "$0" && umask 077 && exec unshare --mount --propagation private /bin/sh -c '${mountPrivateProc} && unset PWD && exec "$@"' sh "$@"`;
 
 /**
  * Live processes whose effective uid is `uid`, from the owners of /proc/<pid> (a fast scan;
@@ -363,8 +357,8 @@ export class SandboxRun {
     const line: string[] = [];
     if (this.uid !== undefined || this.group) {
       this.group?.setLimitSync(limits.memoryBytes);
-      const privateProc = this.uid !== undefined && this.sandbox.settings.privateProc;
-      line.push('/bin/sh', '-c', privateProc ? enterPrivateProcScript : enterScript, this.group?.procs ?? '/dev/null');
+      const tools = this.uid !== undefined ? this.sandbox.settings.privateProc : undefined;
+      line.push('/bin/sh', '-c', tools ? enterPrivateProcScript(tools) : enterScript, this.group?.procs ?? '/dev/null');
     }
     // --pdeathsig: a runner that dies takes its script with it (what the script started is
     // swept by the next runner on this machine, see Sandbox.sweep).

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createLogger } from '@gef/common';
 import { ForkServer } from '../../src/runtimes/python/fork-server';
 import { PythonInterpreter, type PythonJob, type PythonOutcome, type ScriptLevel } from '../../src/runtimes/python/run-python';
-import { canHideProcesses } from '../../src/sandbox/private-proc';
+import { privateProcTools, type PrivateProcTools } from '../../src/sandbox/private-proc';
 import { installShim, prepareRunnerDirs, type RunnerDirs } from '../../src/sandbox/runner-dirs';
 import { Sandbox, type SandboxLimits } from '../../src/sandbox/sandbox';
 
@@ -43,7 +43,7 @@ export class Fixture {
   /** Set with `forked`: interpreters come from a fork server, else each is spawned. */
   forkServer: ForkServer | undefined;
   /** Runs see only their own processes in /proc (sandbox/private-proc.ts). */
-  privateProc = false;
+  privateProc: PrivateProcTools | undefined;
 
   constructor(
     readonly mode: 'on' | 'off',
@@ -57,8 +57,8 @@ export class Fixture {
     fs.chmodSync(this.tmp, 0o711);
     this.dirs = await prepareRunnerDirs({ dataDir: this.tmp, sandboxed: this.mode === 'on' });
     // A /proc of each run's own where this machine allows it, as the runner decides at start.
-    this.privateProc = this.mode === 'on' && (await canHideProcesses());
-    this.sandbox = new Sandbox({ mode: this.mode, prlimit: true, privateProc: this.privateProc, uidBase: 910_000, uidCount: 50, dirs: this.dirs });
+    this.privateProc = this.mode === 'on' ? await privateProcTools() : undefined;
+    this.sandbox = new Sandbox({ mode: this.mode, prlimit: true, ...(this.privateProc ? { privateProc: this.privateProc } : {}), uidBase: 910_000, uidCount: 50, dirs: this.dirs });
     this.shim = await installShim(this.dirs, path.resolve(__dirname, '../../src/runtimes/python/gef_runtime.py'));
     if (this.forked) this.forkServer = new ForkServer({ python, shim: this.shim, env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' }, logger: createLogger('fork-server', 'silent') });
     return this;
