@@ -85,7 +85,7 @@ const haveNft = spawnSync('nft', ['--version']).status === 0;
 
 // The rules in the kernel (needs root and nftables, as the runner does; CI installs both).
 (root ? describe : describe.skip)('installNetworkPolicy (as root)', () => {
-  const uid = 910_000 + (process.pid % 1000);
+  const uid = 913_000 + (process.pid % 1000);
   const servers: net.Server[] = [];
 
   afterAll(async () => {

@@ -34,6 +34,12 @@ export interface ScriptRun {
   forked: boolean;
 }
 
+/**
+ * The uids of this Jest worker's fixtures: 50 of their own, so a run ending in one worker
+ * (which kills every process of its uid) never meets another worker's run on the same uid.
+ */
+const fixtureUidBase = () => 910_000 + 50 * Number(process.env['JEST_WORKER_ID'] ?? 0);
+
 /** A sandbox over temporary runner directories. */
 export class Fixture {
   readonly tmp: string;
@@ -58,7 +64,7 @@ export class Fixture {
     this.dirs = await prepareRunnerDirs({ dataDir: this.tmp, sandboxed: this.mode === 'on' });
     // A /proc of each run's own where this machine allows it, as the runner decides at start.
     this.privateProc = this.mode === 'on' ? await privateProcTools() : undefined;
-    this.sandbox = new Sandbox({ mode: this.mode, prlimit: true, ...(this.privateProc ? { privateProc: this.privateProc } : {}), uidBase: 910_000, uidCount: 50, dirs: this.dirs });
+    this.sandbox = new Sandbox({ mode: this.mode, prlimit: true, ...(this.privateProc ? { privateProc: this.privateProc } : {}), uidBase: fixtureUidBase(), uidCount: 50, dirs: this.dirs });
     this.shim = await installShim(this.dirs, path.resolve(__dirname, '../../src/runtimes/python/gef_runtime.py'));
     if (this.forked) this.forkServer = new ForkServer({ python, shim: this.shim, env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' }, logger: createLogger('fork-server', 'silent') });
     return this;
