@@ -20,9 +20,10 @@ import { withoutUrlCredentials } from './url-credentials';
  * - each index origin with credentials (`https://user:pw@host`, in `PIP_INDEX_URL`,
  *   `PIP_EXTRA_INDEX_URL` or `PIP_FIND_LINKS`) gets a port of its own,
  *   `http://127.0.0.1:<port>`, with the same paths: the relay fetches `https://host/<path>`
- *   with `Authorization: Basic`, GET and HEAD only, and writes the absolute links and
- *   redirects of what it returns that point at `https://host` as links to itself, so files
- *   come through it too (relative links work as they are);
+ *   with `Authorization: Basic`, GET and HEAD only, for the configured paths (and below
+ *   them) and the files its pages and redirects linked, nothing else of the host; it writes
+ *   the absolute links and redirects of what it returns that point at `https://host` as
+ *   links to itself, so files come through it too (relative links work as they are);
  * - an HTTP proxy with credentials (`HTTP(S)_PROXY`, `ALL_PROXY`, `PIP_PROXY`) becomes
  *   `http://127.0.0.1:<port>`: CONNECT tunnels and plain GET and HEAD requests go on to it
  *   with `Proxy-Authorization`.
