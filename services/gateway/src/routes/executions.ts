@@ -18,7 +18,7 @@ import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
 import { attachmentDisposition, publicUserJson, scriptJson } from './scripts';
-import { executionFor, fromQgisPlugin, qgisScript } from './qgis-shape';
+import { executionFor, fromQgisPlugin, qgisExecution, qgisScript } from './qgis-shape';
 import { allPagesKey, ownerPagesKey, type RenderedExecutionPage, type Resource, type RouteContext } from './types';
 
 /** How often an idle event stream gets a comment, so proxies and clients keep it open. */
@@ -426,11 +426,15 @@ export const executionsResource: Resource = {
         excludeResults: view.excludeResults,
       };
       const admin = isAtLeast(principal.role, 'ADMIN');
+      const qgis = fromQgisPlugin(res);
       const load = async (): Promise<RenderedExecutionPage> => {
         const reply = await clients.execution.listExecutions(request, rpcOptions(req));
         const shown = { admin, logs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults };
         return {
-          items: reply.executions.map((e) => JSON.stringify(executionFor(res, executionJson(e, shown)))),
+          items: reply.executions.map((e) => {
+            const json = executionJson(e, shown);
+            return JSON.stringify(qgis ? qgisExecution(json) : json);
+          }),
           refs: reply.executions.map((e) => ({ scriptId: e.scriptId, userId: e.userId })),
           page: reply.page,
           perPage: reply.perPage,
@@ -440,7 +444,6 @@ export const executionsResource: Resource = {
       // Lines of logs change without their execution: those pages are always read afresh.
       // Each caller's pages are kept apart, and each query's (the URL says all of it), and
       // the QGIS plugin's shape from the contract's.
-      const qgis = fromQgisPlugin(res);
       const page = view.logs
         ? await load()
         : await executionPages.read(

@@ -13,7 +13,7 @@ import type { Response } from 'express';
 import type { Principal } from '../auth/authenticator';
 import type { ServiceClients } from '../clients';
 import { scriptJson } from './scripts';
-import { scriptFor } from './qgis-shape';
+import { fromQgisPlugin, qgisScript } from './qgis-shape';
 import type { Resource } from './types';
 
 /** A user as the REST API shows it. */
@@ -93,9 +93,10 @@ async function usersJson(
   // Up to 100 scripts each, 10,000 in all (10 each in a list of 1,000 users).
   const perUser = shareOf(10_000, users.length, 100);
   const req = res.req;
+  const qgis = fromQgisPlugin(res);
   return inBatches(users, 10, async (u) => {
     const reply = await clients.script.listScripts({ caller: callerOf(principal), userId: u.id, perPage: perUser }, rpcOptions(req));
-    return { ...userJson(u)!, scripts: reply.scripts.map((s) => scriptFor(res, scriptJson(s))) };
+    return { ...userJson(u)!, scripts: reply.scripts.map((s) => (qgis ? qgisScript(scriptJson(s)) : scriptJson(s))) };
   });
 }
 const keyOf = (raw: string | string[] | undefined): string => {
