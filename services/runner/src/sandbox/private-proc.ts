@@ -1,6 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 
 /**
  * Each run's own view of /proc: a mount namespace of its own (mount events kept private)
@@ -48,21 +51,15 @@ export const enterPrivateProcScript = (tools: PrivateProcTools) =>
  * The tools, when this runner can give a process a /proc of its own (tried once, on a
  * throwaway process); undefined when it cannot.
  */
-export function privateProcTools(): Promise<PrivateProcTools | undefined> {
+export async function privateProcTools(): Promise<PrivateProcTools | undefined> {
   const unshare = findTool('unshare');
   const mount = findTool('mount');
-  if (!unshare || !mount) return Promise.resolve(undefined);
+  if (!unshare || !mount) return undefined;
   const tools = { unshare, mount };
-  return new Promise((resolve) => {
-    const child = spawn(unshare, ['--mount', '--propagation', 'private', '/bin/sh', '-c', mountPrivateProc(tools)], { stdio: 'ignore', env: {} });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('error', () => {
-      clearTimeout(timer);
-      resolve(undefined);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve(code === 0 ? tools : undefined);
-    });
-  });
+  try {
+    await run(unshare, ['--mount', '--propagation', 'private', '/bin/sh', '-c', mountPrivateProc(tools)], { env: {}, timeout: 10_000, killSignal: 'SIGKILL' });
+    return tools;
+  } catch {
+    return undefined;
+  }
 }
