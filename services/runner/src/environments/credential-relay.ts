@@ -331,7 +331,9 @@ export async function startCredentialRelay(env: Record<string, string>, logger: 
     const options: https.RequestOptions = { method, headers: { ...headers, host: target.host, authorization, 'accept-encoding': 'identity', connection: 'close' } };
     let request: http.ClientRequest;
     if (proxy && target.protocol === 'https:') {
-      const { socket } = await tunnel(proxy.url, proxy.auth, bareHost(target), Number(target.port || 443));
+      const { socket, rest } = await tunnel(proxy.url, proxy.auth, bareHost(target), Number(target.port || 443));
+      // Bytes the proxy sent after its answer's head are the origin's: TLS reads them first.
+      if (rest.length > 0) socket.unshift(rest);
       const secure = tls.connect({ socket, ...tlsFor(target) });
       // The tunnel goes with its TLS connection, however that ends.
       secure.on('error', () => socket.destroy());
