@@ -28,7 +28,7 @@ const project = `tecli-${Date.now().toString(36)}`;
 const configuration = (): { name: string; id?: string } => JSON.parse(readFileSync(join(work, project, 'configuration.json'), 'utf8'));
 
 beforeAll(async () => {
-  python = installTecli();
+  python = await installTecli();
   [user, other] = await Promise.all([newUser('tecli'), newUser('tecli-other')]);
   home = mkdtempSync(join(tmpdir(), 'tecli-home-'));
   work = mkdtempSync(join(tmpdir(), 'tecli-work-'));

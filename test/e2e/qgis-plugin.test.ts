@@ -41,7 +41,7 @@ async function get(path: string, headers: Record<string, string> = {}) {
 }
 
 beforeAll(async () => {
-  python = join(pythonVenv('qgis-plugin', ['-r', join(pluginDir, 'requirements.txt')]), 'bin', 'python');
+  python = join(await pythonVenv('qgis-plugin', ['-r', join(pluginDir, 'requirements.txt')]), 'bin', 'python');
   user = await newUser('qgis');
   script = await publishScript(user.token, `qgis-${Date.now().toString(36)}`, 'def run(params, logger):\n    logger.info("hello")\n    return {"name": "done"}\n');
 });

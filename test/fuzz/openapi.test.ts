@@ -16,13 +16,12 @@
  * run reproducible (schemathesis prints its seed).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiUrl, api, login, newUser, strongPassword, superadminCredentials, uniqueEmail } from '../e2e/helpers/api';
 import { cliArchive, upload } from '../e2e/helpers/archives';
 import { publishScript, runScript, waitForExecution } from '../e2e/helpers/executions';
-import { readStackInfo } from '../harness/stack';
 import { installSchemathesis, runSchemathesis, toml, tomlList, type FuzzRun } from './schemathesis';
 
 jest.setTimeout(30 * 60_000);
@@ -172,32 +171,11 @@ function explain(run: FuzzRun): string {
     seen.add(key);
     lines.push(`${f.operation} [${f.check}] ${f.title} (status ${f.status})\n  ${f.message.replace(/\n/g, '\n  ')}\n  request: ${f.request}`);
   }
-  return `${lines.join('\n\n')}\n\nerrors: ${run.errors.join('\n')}\n\n${stackProblems()}\n\n${run.output}`;
-}
-
-/**
- * The services' warnings and errors (pino levels 40 and up) during the run, the last 60:
- * a failed check in CI comes with the stack's own account of it, whose logs go with the stack.
- */
-function stackProblems(): string {
-  let logDir: string;
-  try {
-    logDir = readStackInfo().logDir;
-  } catch {
-    return 'stack logs: not known';
-  }
-  const found: string[] = [];
-  for (const file of existsSync(logDir) ? readdirSync(logDir).filter((f) => f.endsWith('.log')) : []) {
-    for (const line of readFileSync(join(logDir, file), 'utf8').split('\n')) {
-      const level = /"level":(\d+)/.exec(line)?.[1];
-      if (level !== undefined && Number(level) >= 40) found.push(`${file}: ${line.slice(0, 2000)}`);
-    }
-  }
-  return `stack warnings and errors (${found.length}, the last 60):\n${found.slice(-60).join('\n')}`;
+  return `${lines.join('\n\n')}\n\nerrors: ${run.errors.join('\n')}\n\n${run.output}`;
 }
 
 beforeAll(async () => {
-  st = installSchemathesis();
+  st = await installSchemathesis();
   const superadmin = superadminCredentials();
   superToken = (await login(superadmin.email, superadmin.password, 120_000)).access_token;
 }, 15 * 60_000);

@@ -18,9 +18,9 @@ export const checks = [
   'response_schema_conformance',
 ] as const;
 
-/** Installs schemathesis (SCHEMATHESIS_VERSION, default 4.32.5) if needed; returns the `st` command. */
-export function installSchemathesis(): string {
-  return join(pythonVenv('schemathesis', [`schemathesis==${process.env['SCHEMATHESIS_VERSION'] ?? '4.32.5'}`]), 'bin', 'st');
+/** Installs schemathesis (SCHEMATHESIS_VERSION, default 4.32.5) if needed; resolves with the `st` command. */
+export async function installSchemathesis(): Promise<string> {
+  return join(await pythonVenv('schemathesis', [`schemathesis==${process.env['SCHEMATHESIS_VERSION'] ?? '4.32.5'}`]), 'bin', 'st');
 }
 
 export interface Failure {

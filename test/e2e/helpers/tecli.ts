@@ -10,9 +10,9 @@ import { apiUrl } from './api';
 
 const tecliDir = join(__dirname, '..', 'tecli');
 
-/** Installs the CLI if needed; returns the Python of its virtual environment. */
-export function installTecli(): string {
-  return join(pythonVenv('tecli', ['--no-deps', '-r', join(tecliDir, 'requirements.txt')]), 'bin', 'python');
+/** Installs the CLI if needed; resolves with the Python of its virtual environment. */
+export async function installTecli(): Promise<string> {
+  return join(await pythonVenv('tecli', ['--no-deps', '-r', join(tecliDir, 'requirements.txt')]), 'bin', 'python');
 }
 
 export interface TrendsOptions {
