@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm';
 import { censor, censorSecrets, createLogger, redactedKeys } from '../src/logger';
 
 /** A logger writing into an array, and the lines it wrote, parsed. */
@@ -36,29 +37,41 @@ describe('censorSecrets', () => {
     expect(out.other).toBe(untouched);
   });
 
-  it('censors class instances as JSON writes them, and errors as errors of the same type', () => {
+  it('censors class instances as JSON writes them, what a toJSON returns, and errors', () => {
     const err = Object.assign(new Error('refused'), { token: 'tok-secret', code: 7 });
-    const out = censorSecrets({ holder: new Holder('n', 'tok-1'), error: err, date: new Date(0), bytes: Buffer.from('token') });
+    const out = censorSecrets({ holder: new Holder('n', 'tok-1'), error: err, date: new Date(0), bytes: Buffer.from('token'), cfg: { toJSON: () => ({ password: 'pj' }) } });
     expect(out.holder).toEqual({ name: 'n', token: censor });
-    expect(out.error).toBeInstanceOf(Error);
-    expect(out.error).toMatchObject({ message: 'refused', token: censor, code: 7 });
+    expect(out.error).toEqual({ token: censor, code: 7 });
+    expect(out.error.message).toBe('refused');
     expect(out.error.stack).toBe(err.stack);
     expect(err.token).toBe('tok-secret');
-    class Refused extends Error {}
-    expect(censorSecrets({ e: Object.assign(new Refused('r'), { password: 'p' }) }).e).toBeInstanceOf(Refused);
     expect(out.date).toBeInstanceOf(Date);
     expect(Buffer.isBuffer(out.bytes)).toBe(true);
+    expect(JSON.stringify(out.cfg)).toBe(`{"password":"${censor}"}`);
     const plain = new Error('no secret');
     expect(censorSecrets({ err: plain }).err).toBe(plain);
+  });
+
+  it('makes a cycle [Circular], and stays small and quick on objects that point back at themselves', () => {
+    const cyclic: Record<string, unknown> = { name: 'c' };
+    for (const key of ['a', 'b', 'c', 'd', 'e', 'f']) cyclic[key] = cyclic;
+    const started = performance.now();
+    const out = censorSecrets({ cyclic, password: 'p' });
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(JSON.stringify(out).length).toBeLessThan(200);
+    expect(out.cyclic).toEqual({ name: 'c', a: '[Circular]', b: '[Circular]', c: '[Circular]', d: '[Circular]', e: '[Circular]', f: '[Circular]' });
+    // A copy never holds the original it was made from, whose secret it would let through.
+    const holder: Record<string, unknown> = { token: 'held' };
+    holder['self'] = holder;
+    expect(JSON.stringify(censorSecrets(holder))).not.toContain('held');
+    const shared = { token: 't' };
+    expect(censorSecrets({ x: shared, y: shared })).toEqual({ x: { token: censor }, y: { token: censor } });
   });
 
   it('stops at its depth limit instead of logging what it did not search', () => {
     let deep: Record<string, unknown> = { password: 'deep-secret' };
     for (let i = 0; i < 20; i++) deep = { next: deep };
     expect(JSON.stringify(censorSecrets(deep))).not.toContain('deep-secret');
-    const cyclic: Record<string, unknown> = { name: 'c' };
-    cyclic['self'] = cyclic;
-    expect(() => JSON.stringify(censorSecrets(cyclic))).not.toThrow();
   });
 });
 
@@ -76,6 +89,45 @@ describe('createLogger', () => {
     expect(third).toMatchObject({ msg: 'failed', err: { type: 'Error', message: 'upstream', client_secret: censor } });
     expect(third!.err.stack).toContain('upstream');
     expect(fourth).toMatchObject({ err: { message: 'nested', authorization: censor } });
+  });
+
+  it('censors errors of every kind as pino writes them, with their type, message and stack', () => {
+    const { logger, lines, raw } = capture();
+    class Refused extends Error {}
+    const vmError = runInNewContext('Object.assign(new Error("sandboxed"), { token: "vm-secret" })') as Error;
+    const aggregate = new AggregateError([Object.assign(new Error('inner'), { password: 'agg-secret' })], 'several');
+    const abort = Object.assign(new DOMException('stopped', 'AbortError'), { token: 'dom-secret' });
+    logger.error({ err: Object.assign(new Refused('no'), { token: 'sub-secret' }) }, 'a');
+    logger.error({ err: vmError }, 'b');
+    logger.error({ err: aggregate }, 'c');
+    logger.error({ err: abort }, 'd');
+    logger.error({ error: Object.assign(new Error('x'), { cause: { token: 'cause-secret' } }) }, 'e');
+    for (const secret of ['sub-secret', 'vm-secret', 'agg-secret', 'dom-secret', 'cause-secret']) expect(raw()).not.toContain(secret);
+    const [a, b, c, d] = lines();
+    expect(a!.err).toMatchObject({ type: 'Refused', message: 'no', token: censor });
+    expect(b!.err).toMatchObject({ type: 'Error', message: 'sandboxed', token: censor });
+    expect(b!.err.stack).toContain('sandboxed');
+    expect(c!.err).toMatchObject({ type: 'AggregateError', message: 'several', aggregateErrors: [{ message: 'inner', password: censor }] });
+    expect(d!.err).toMatchObject({ type: 'DOMException', message: 'stopped', token: censor });
+  });
+
+  it('censors what a message interpolates, and the bindings of children at any depth', () => {
+    const { logger, raw, lines } = capture();
+    logger.info('login %o', { password: 'interp-1' });
+    logger.info({ at: 1 }, 'pair %j and %s', { a: { token: 'interp-2' } }, 'plain');
+    const child = logger.child({ user: { Password: 'bind-1' }, Token: 'bind-2' });
+    child.child({ auth: { authorization: 'bind-3' } }).info('from a grandchild');
+    child.setBindings({ cookie: 'bind-4' });
+    child.info('after setBindings');
+    for (const secret of ['interp-1', 'interp-2', 'bind-1', 'bind-2', 'bind-3', 'bind-4']) expect(raw()).not.toContain(secret);
+    expect(lines()[1]!.msg).toContain('plain');
+    expect(lines()[2]).toMatchObject({ user: { Password: censor }, Token: censor, auth: { authorization: censor } });
+  });
+
+  it('leaves out fields that cannot be searched instead of failing the line', () => {
+    const { logger, lines } = capture();
+    logger.info({ bad: { toJSON: () => { throw new Error('no JSON'); } } }, 'still written');
+    expect(lines()[0]).toMatchObject({ msg: 'still written', unloggable: expect.stringContaining('no JSON') });
   });
 
   it('writes an error without secrets as pino does', () => {
