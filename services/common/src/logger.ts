@@ -33,12 +33,11 @@ const maxDepth = 8;
 /** Below `maxDepth`: primitives as they are, anything else unsearched and so not logged. */
 const tooDeep = (value: unknown): unknown => (typeof value === 'object' && value !== null ? '[too deep]' : value);
 
-/**
- * An error of this realm or another (errors made in Temporal's workflow sandbox), or one
- * like it (a message and a stack: a DOMException).
- */
-const isError = (value: object): value is Error =>
-  value instanceof Error || types.isNativeError(value) || (typeof (value as Error).message === 'string' && typeof (value as Error).stack === 'string');
+/** An error of this realm or another (errors made in Temporal's workflow sandbox). */
+const isError = (value: object): value is Error => value instanceof Error || types.isNativeError(value);
+
+/** Like an error to pino's serializer (a message and a stack), as a DOMException of another realm. */
+const isErrorLike = (value: object): value is Error => typeof (value as Error).message === 'string' && typeof (value as Error).stack === 'string';
 
 /**
  * `value` with the values of sensitive keys (`redactedKeys`) replaced by `censor`, at any
@@ -49,10 +48,10 @@ const isError = (value: object): value is Error =>
  * pass over their keys); only the objects on the way to a sensitive key are copied, so the
  * caller's objects never change. Typed arrays and buffers are left as they are.
  */
-export function censorSecrets<T>(value: T, depth = 0, path: Set<object> = new Set()): T {
+export function censorSecrets<T>(value: T, depth = 0, path: object[] = []): T {
   if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return value;
-  if (path.has(value)) return '[Circular]' as T;
-  path.add(value);
+  if (path.includes(value)) return '[Circular]' as T;
+  path.push(value);
   try {
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
@@ -67,24 +66,37 @@ export function censorSecrets<T>(value: T, depth = 0, path: Set<object> = new Se
     const toJSON = (value as { toJSON?: unknown }).toJSON;
     if (typeof toJSON === 'function') {
       const json: unknown = toJSON.call(value);
-      const censored = censorSecrets(json, depth, path);
-      return (censored === json ? value : censored) as T;
+      if (json !== value) {
+        const censored = censorSecrets(json, depth, path);
+        return (censored === json ? value : censored) as T;
+      }
+    } else if (isErrorLike(value)) {
+      return censorError(value, depth, path) as T;
     }
     return censorFields(value as Record<string, unknown>, depth, path) as T;
   } finally {
-    path.delete(value);
+    path.pop();
   }
 }
 
 /** An object's own enumerable fields, censored; the object itself when none changed. */
-function censorFields(fields: Record<string, unknown>, depth: number, path: Set<object>): Record<string, unknown> {
+function censorFields(fields: Record<string, unknown>, depth: number, path: object[]): Record<string, unknown> {
   let copy: Record<string, unknown> | undefined;
   for (const key of Object.keys(fields)) {
     const item = fields[key];
-    const next = sensitive.has(key.toLowerCase()) ? censor : depth >= maxDepth ? tooDeep(item) : censorSecrets(item, depth + 1, path);
+    const next = sensitive.has(key.toLowerCase()) ? censor : depth >= maxDepth ? tooDeep(item) : censorField(item, depth + 1, path);
     if (next !== item) (copy ??= { ...fields })[key] = next;
   }
   return copy ?? fields;
+}
+
+/** A field's value, censored; one that cannot even be searched (a throwing getter or `toJSON`) is left out. */
+function censorField(value: unknown, depth: number, path: object[]): unknown {
+  try {
+    return censorSecrets(value, depth, path);
+  } catch (err) {
+    return `[left out: ${err instanceof Error ? err.message : String(err)}]`;
+  }
 }
 
 /**
@@ -92,7 +104,7 @@ function censorFields(fields: Record<string, unknown>, depth: number, path: Set<
  * that pino's error serializer writes as it would the error (its type through `constructor`,
  * message, stack, causes and errors; those not enumerable, as on the error), fields censored.
  */
-function censorError(error: Error, depth: number, path: Set<object>): Error | Record<string, unknown> {
+function censorError(error: Error, depth: number, path: object[]): Error | Record<string, unknown> {
   const fields = { ...error } as Record<string, unknown>;
   const censored = censorFields(fields, depth, path);
   const errors = (error as { errors?: unknown }).errors;
@@ -108,19 +120,13 @@ function censorError(error: Error, depth: number, path: Set<object>): Error | Re
   return Object.assign(copy, censored);
 }
 
-/** A value to log, censored; one that cannot even be searched (a throwing getter or `toJSON`) is left out. */
-function censorValue<T>(value: T): T | string {
-  try {
-    return censorSecrets(value);
-  } catch (err) {
-    return `[left out: ${err instanceof Error ? err.message : String(err)}]`;
-  }
-}
-
-/** A log line's fields (or bindings), censored. */
-function censorLine<T extends object>(fields: T): T {
-  const censored = censorValue(fields);
-  return typeof censored === 'string' ? ({ unloggable: censored } as unknown as T) : censored;
+/**
+ * A log line's fields or a child's bindings, censored as pino writes them: key by key,
+ * whatever a `toJSON` of theirs says.
+ */
+function censorLine<T>(fields: T): T {
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields) || isError(fields)) return censorField(fields, 0, []) as T;
+  return censorFields(fields as Record<string, unknown>, 0, [fields]) as T;
 }
 
 /**
@@ -139,9 +145,9 @@ export function createLogger(service: string, level = 'info', destination?: pino
     formatters: { log: censorLine, bindings: censorLine },
     hooks: {
       logMethod(args, method) {
-        // The values after the message (or after the fields and the message) are interpolated into it.
-        const from = typeof args[0] === 'string' ? 1 : 2;
-        for (let i = from; i < args.length; i++) args[i] = censorValue(args[i]);
+        // The first argument goes through the log formatter; pino writes the others into the
+        // message (an object message as JSON, the rest interpolated).
+        for (let i = 1; i < args.length; i++) args[i] = censorField(args[i], 0, []);
         return method.apply(this, args);
       },
     },

@@ -124,10 +124,28 @@ describe('createLogger', () => {
     expect(lines()[2]).toMatchObject({ user: { Password: censor }, Token: censor, auth: { authorization: censor } });
   });
 
-  it('leaves out fields that cannot be searched instead of failing the line', () => {
+  it('leaves out a field that cannot be searched, and keeps the line’s other fields', () => {
     const { logger, lines } = capture();
-    logger.info({ bad: { toJSON: () => { throw new Error('no JSON'); } } }, 'still written');
-    expect(lines()[0]).toMatchObject({ msg: 'still written', unloggable: expect.stringContaining('no JSON') });
+    logger.info({ reqId: 'r1', bad: { toJSON: () => { throw new Error('no JSON'); } } }, 'still written');
+    expect(lines()[0]).toMatchObject({ msg: 'still written', reqId: 'r1', bad: '[left out: no JSON]' });
+  });
+
+  it('censors an object given as the message, and the fields of objects whose toJSON hides them', () => {
+    const { logger, raw, lines } = capture();
+    class Entity {
+      token = 'entity-secret';
+      name = 'n';
+      toJSON() {
+        return { name: this.name };
+      }
+    }
+    logger.info({ a: 1 }, { token: 'msg-secret' } as never);
+    logger.info(undefined, { token: 'msg-secret-2' } as never);
+    logger.info(new Entity(), 'an entity');
+    logger.child(new Entity() as never).info('a child of an entity');
+    logger.info({ data: { message: 'm', stack: 's', toJSON: () => ({ token: 'json-secret' }) } }, 'error-like with toJSON');
+    for (const secret of ['msg-secret', 'entity-secret', 'json-secret']) expect(raw()).not.toContain(secret);
+    expect(lines()[2]).toMatchObject({ msg: 'an entity', name: 'n', token: censor });
   });
 
   it('writes an error without secrets as pino does', () => {
