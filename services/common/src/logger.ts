@@ -30,9 +30,6 @@ const sensitive = new Set(redactedKeys.map((k) => k.toLowerCase()));
 /** How deep values are searched: objects deeper down are logged as `[too deep]`. */
 const maxDepth = 8;
 
-/** Below `maxDepth`: primitives as they are, anything else unsearched and so not logged. */
-const tooDeep = (value: unknown): unknown => (typeof value === 'object' && value !== null ? '[too deep]' : value);
-
 /** An error of this realm or another (errors made in Temporal's workflow sandbox). */
 const isError = (value: object): value is Error => value instanceof Error || types.isNativeError(value);
 
@@ -50,6 +47,7 @@ const isErrorLike = (value: object): value is Error => typeof (value as Error).m
  */
 export function censorSecrets<T>(value: T, depth = 0, path: object[] = []): T {
   if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return value;
+  if (depth > maxDepth) return '[too deep]' as T;
   if (path.includes(value)) return '[Circular]' as T;
   path.push(value);
   try {
@@ -57,7 +55,7 @@ export function censorSecrets<T>(value: T, depth = 0, path: object[] = []): T {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
         const item: unknown = value[i];
-        const next = depth >= maxDepth ? tooDeep(item) : censorSecrets(item, depth + 1, path);
+        const next = censorSecrets(item, depth + 1, path);
         if (next !== item) (copy ??= value.slice())[i] = next;
       }
       return (copy ?? value) as T;
@@ -84,7 +82,7 @@ function censorFields(fields: Record<string, unknown>, depth: number, path: obje
   let copy: Record<string, unknown> | undefined;
   for (const key of Object.keys(fields)) {
     const item = fields[key];
-    const next = sensitive.has(key.toLowerCase()) ? censor : depth >= maxDepth ? tooDeep(item) : censorField(item, depth + 1, path);
+    const next = sensitive.has(key.toLowerCase()) ? censor : censorField(item, depth + 1, path);
     if (next !== item) (copy ??= { ...fields })[key] = next;
   }
   return copy ?? fields;
@@ -108,7 +106,7 @@ function censorError(error: Error, depth: number, path: object[]): Error | Recor
   const fields = { ...error } as Record<string, unknown>;
   const censored = censorFields(fields, depth, path);
   const errors = (error as { errors?: unknown }).errors;
-  const censoredErrors = Array.isArray(errors) && depth < maxDepth ? censorSecrets(errors, depth + 1, path) : errors;
+  const censoredErrors = Array.isArray(errors) ? censorSecrets(errors, depth + 1, path) : errors;
   if (censored === fields && censoredErrors === errors) return error;
   const copy: Record<string, unknown> = {};
   const hidden = { constructor: error.constructor, name: error.name, message: error.message, stack: error.stack, cause: error.cause, errors: censoredErrors };

@@ -73,6 +73,18 @@ describe('censorSecrets', () => {
     for (let i = 0; i < 20; i++) deep = { next: deep };
     expect(JSON.stringify(censorSecrets(deep))).not.toContain('deep-secret');
   });
+
+  it('searches objects down to depth 8 and writes deeper ones as [too deep], errors included', () => {
+    const nest = (levels: number, inner: unknown): unknown => (levels === 0 ? inner : { next: nest(levels - 1, inner) });
+    const at = (value: unknown, levels: number): unknown => (levels === 0 ? value : at((value as { next: unknown }).next, levels - 1));
+    expect(at(censorSecrets(nest(8, { password: 'p', keep: 1 })), 8)).toEqual({ password: censor, keep: 1 });
+    expect(at(censorSecrets(nest(9, { password: 'p' })), 9)).toBe('[too deep]');
+    expect(at(censorSecrets(nest(9, 'a string')), 9)).toBe('a string');
+    const aggregate = new AggregateError([Object.assign(new Error('inner'), { token: 'aggregate-secret' })], 'outer');
+    const censored = at(censorSecrets(nest(8, aggregate)), 8) as { errors: unknown; message: string };
+    expect(censored.message).toBe('outer');
+    expect(JSON.stringify(censored.errors)).not.toContain('aggregate-secret');
+  });
 });
 
 describe('createLogger', () => {
