@@ -136,6 +136,8 @@ describe('the authenticator', () => {
       router.service(user.UserService, {
         async *watchRevocations() {
           for (const revocation of revocations) yield create(user.WatchRevocationsResponseSchema, { revocation });
+          // Caught up: every revocation in force was sent.
+          yield create(user.WatchRevocationsResponseSchema, {});
           await new Promise((r) => setTimeout(r, 60_000).unref());
         },
       });
@@ -153,6 +155,64 @@ describe('the authenticator', () => {
       });
       const later = await a.require(req(`Bearer ${await token({ sid: 'session-2' }, { iat: Math.ceil(now / 1000) + 1 })}`));
       expect(later.userId).toBe(userId);
+    } finally {
+      cache.stop();
+    }
+  });
+
+  it('answers 503 until it has heard every revocation in force, then refuses the revoked tokens', async () => {
+    const now = Date.now();
+    const revoked = create(user.RevocationSchema, {
+      id: 1n,
+      target: { case: 'userId', value: userId },
+      notBefore: timestampFromDate(new Date(Math.ceil(now / 1000) * 1000)),
+      expiresAt: timestampFromDate(new Date(now + 3_600_000)),
+    });
+    let catchUp!: () => void;
+    const caughtUp = new Promise<void>((resolve) => (catchUp = resolve));
+    const transport = createRouterTransport((router) => {
+      router.service(user.UserService, {
+        async *watchRevocations() {
+          yield create(user.WatchRevocationsResponseSchema, { revocation: revoked });
+          await caughtUp;
+          yield create(user.WatchRevocationsResponseSchema, {});
+          await new Promise((r) => setTimeout(r, 60_000).unref());
+        },
+      });
+    });
+    const cache = new RevocationCache(createClient(user.UserService, transport), pino({ level: 'silent' }));
+    // Never caught up: the gateway goes on after its wait, and answers 503 meanwhile.
+    await cache.start(200);
+    try {
+      expect({ connected: cache.isConnected, trustworthy: cache.trustworthy }).toEqual({ connected: false, trustworthy: false });
+      const a = authenticator(cache);
+      const before = Math.floor(now / 1000) - 1;
+      const after = Math.ceil(now / 1000) + 1;
+      expect(await failure(a.require(req(`Bearer ${await token({}, { iat: after })}`)))).toEqual({ status: 503, error: 'unavailable' });
+      catchUp();
+      for (let i = 0; i < 200 && !cache.isConnected; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(cache.trustworthy).toBe(true);
+      expect(await failure(a.require(req(`Bearer ${await token({}, { iat: before })}`)))).toEqual({ status: 401, error: 'token_revoked' });
+      expect((await a.require(req(`Bearer ${await token({}, { iat: after })}`))).userId).toBe(userId);
+    } finally {
+      cache.stop();
+    }
+  });
+
+  it('answers 503 when the revocations were never heard at all (the user service unreachable at start)', async () => {
+    const transport = createRouterTransport((router) => {
+      router.service(user.UserService, {
+        // eslint-disable-next-line require-yield
+        async *watchRevocations() {
+          throw new Error('connect ECONNREFUSED');
+        },
+      });
+    });
+    const cache = new RevocationCache(createClient(user.UserService, transport), pino({ level: 'silent' }));
+    await cache.start(100);
+    try {
+      expect(cache.trustworthy).toBe(false);
+      expect(await failure(authenticator(cache).require(req(`Bearer ${await token()}`)))).toEqual({ status: 503, error: 'unavailable' });
     } finally {
       cache.stop();
     }

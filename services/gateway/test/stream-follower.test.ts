@@ -85,4 +85,41 @@ describe('StreamFollower', () => {
     expect(gaps).toBe(3);
     follower.stop();
   });
+
+  it('counts as down, since ever, until a stream has caught up, and from the loss after that', async () => {
+    const { opened, open } = fakeStreams();
+    const seen: string[] = [];
+    const follower = new StreamFollower<string>({ name: 'test', open, onMessage: (m) => seen.push(m), caughtUp: (m) => m === 'synced', logger: pino({ level: 'silent' }) });
+    await follower.start(50);
+    await until(() => opened.length === 1);
+    opened[0]!.push('backlog-1');
+    opened[0]!.push('backlog-2');
+    await until(() => seen.length === 2);
+    expect({ connected: follower.isConnected, down: follower.downForMs }).toEqual({ connected: false, down: Infinity });
+    opened[0]!.push('synced');
+    await until(() => follower.isConnected);
+    expect(follower.downForMs).toBe(0);
+    opened[0]!.end();
+    await until(() => !follower.isConnected);
+    expect(follower.downForMs).toBeLessThan(5_000);
+    // The next stream counts once it has caught up too.
+    await until(() => opened.length === 2);
+    opened[1]!.push('backlog-1');
+    await until(() => seen.length === 4);
+    expect(follower.isConnected).toBe(false);
+    opened[1]!.push('synced');
+    await until(() => follower.isConnected);
+    follower.stop();
+  });
+
+  it('drops a stream that opened but fell silent before catching up', async () => {
+    const { opened, open } = fakeStreams();
+    const follower = new StreamFollower<string>({ name: 'test', open, onMessage: () => undefined, caughtUp: () => false, logger: pino({ level: 'silent' }), silenceMs: 1 });
+    void follower.start(0);
+    await until(() => opened.length === 1);
+    // The watchdog looks every 5 s.
+    for (let i = 0; i < 140 && !opened[0]!.signal.aborted; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(opened[0]!.signal.aborted).toBe(true);
+    follower.stop();
+  }, 15_000);
 });

@@ -28,6 +28,8 @@ export class RevocationCache {
         if (res.changedUserId) this.userChanged(res.changedUserId);
       },
       onGap: () => this.userChanged(undefined),
+      // The service sends every revocation in force, then an empty message.
+      caughtUp: (res) => !res.revocation && !res.changedUserId,
       logger,
     });
   }
@@ -58,7 +60,11 @@ export class RevocationCache {
     for (const listener of this.userListeners) listener(userId);
   }
 
-  /** True while the stream is up, or was lost only moments ago. */
+  /**
+   * True while the stream is up, or was lost only moments ago; never before it first
+   * caught up (a gateway that has not yet heard the revocations in force cannot tell a
+   * revoked token, so it answers 503 rather than accept one).
+   */
   get trustworthy(): boolean {
     return this.stream.downForMs < staleAfterMs;
   }

@@ -7,6 +7,12 @@ export interface StreamFollowerOptions<M> {
   open: (signal: AbortSignal) => AsyncIterable<M>;
   onMessage: (message: M) => void;
   /**
+   * Whether a message shows the stream caught up (a service that first sends its backlog
+   * then says so). Until a stream's first such message it does not count as connected, and
+   * a follower that has never been caught up counts as down since ever. Default: any message.
+   */
+  caughtUp?: (message: M) => boolean;
+  /**
    * Called when messages may have been missed: the stream was lost, or it came back (just
    * before its first message is handled).
    */
@@ -36,19 +42,22 @@ interface OpenStream<M> {
  */
 export class StreamFollower<M> {
   private connected = false;
-  private disconnectedSince = Date.now();
+  /** Down since ever until a first stream has caught up. */
+  private disconnectedSince = Number.NEGATIVE_INFINITY;
   private abort = new AbortController();
   private stopped = false;
   private watchdog: NodeJS.Timeout | undefined;
   private lastMessageAt = 0;
+  /** A stream is open and read (caught up or not). */
+  private reading = false;
 
   constructor(private readonly options: StreamFollowerOptions<M>) {}
 
-  /** Starts following; resolves once connected, or after `waitMs` whatever happens. */
+  /** Starts following; resolves once connected (caught up), or after `waitMs` whatever happens. */
   start(waitMs = 5000): Promise<void> {
     const silenceMs = this.options.silenceMs ?? 45_000;
     this.watchdog = setInterval(() => {
-      if (this.connected && Date.now() - this.lastMessageAt > silenceMs) {
+      if (this.reading && Date.now() - this.lastMessageAt > silenceMs) {
         this.options.logger.warn(`${this.options.name}: stream silent; reconnecting`);
         this.abort.abort();
       }
@@ -75,7 +84,7 @@ export class StreamFollower<M> {
     return this.connected;
   }
 
-  /** How long the stream has been down (0 while connected). */
+  /** How long the stream has been down (0 while connected; Infinity until it first caught up). */
   get downForMs(): number {
     return this.connected ? 0 : Date.now() - this.disconnectedSince;
   }
@@ -96,6 +105,7 @@ export class StreamFollower<M> {
   private async follow(): Promise<void> {
     const { logger, name } = this.options;
     const renewAfter = this.options.renewAfterMessages ?? 1000;
+    const caughtUp = this.options.caughtUp ?? (() => true);
     let delay = 200;
     /** The stream that replaces the current one, with its first message (set by a renewal). */
     const takeOver: { next?: { stream: OpenStream<M>; first: M } } = {};
@@ -107,6 +117,8 @@ export class StreamFollower<M> {
       let first = handover === undefined;
       if (handover) this.connected = true;
       this.abort = current.abort;
+      this.reading = true;
+      if (!handover) this.lastMessageAt = Date.now();
       let count = 0;
       let renewing = false;
       try {
@@ -123,12 +135,14 @@ export class StreamFollower<M> {
           this.lastMessageAt = Date.now();
           if (first) {
             this.options.onGap?.();
-            this.connected = true;
             first = false;
+          }
+          this.options.onMessage(message);
+          if (!this.connected && caughtUp(message)) {
+            this.connected = true;
             delay = 200;
             logger.info(`${name}: following`);
           }
-          this.options.onMessage(message);
           if (++count >= renewAfter && !renewing) {
             renewing = true;
             void this.renew(current).then((next) => {
@@ -146,6 +160,7 @@ export class StreamFollower<M> {
       } catch (err) {
         if (!takeOver.next && !this.stopped) logger.warn({ reason: err instanceof Error ? err.message : String(err) }, `${name}: stream lost; reconnecting`);
       }
+      this.reading = false;
       if (this.stopped) break;
       if (takeOver.next) continue;
       if (this.connected) this.disconnectedSince = Date.now();
