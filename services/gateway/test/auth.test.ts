@@ -202,7 +202,6 @@ describe('the authenticator', () => {
   it('answers 503 when the revocations were never heard at all (the user service unreachable at start)', async () => {
     const transport = createRouterTransport((router) => {
       router.service(user.UserService, {
-        // eslint-disable-next-line require-yield
         async *watchRevocations() {
           throw new Error('connect ECONNREFUSED');
         },
