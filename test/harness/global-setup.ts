@@ -47,6 +47,8 @@ export default async function globalSetup(): Promise<void> {
       RATE_LIMIT_REGISTER_PER_CLIENT: '100000/3600',
       RATE_LIMIT_RECOVER_PER_CLIENT: '100000/3600',
       RATE_LIMIT_REFRESH_PER_CLIENT: '100000/60',
+      // The e2e, fault and fuzz suites run thousands of scripts from this one address.
+      RATE_LIMIT_RUN_PER_CLIENT: '100000/60',
       // scripts.test.ts publishes about thirty archives as one account within a minute or
       // two (twenty at once among them), and eighteen hostile ones as another in seconds.
       RATE_LIMIT_UPLOAD_PER_ACCOUNT: '100000/60',

@@ -52,10 +52,15 @@ export const configShape = {
   RATE_LIMIT_LOGIN_PER_CLIENT: rateLimit('600/60'),
   RATE_LIMIT_LOGIN_PER_ACCOUNT: rateLimit('120/60'),
   RATE_LIMIT_REFRESH_PER_CLIENT: rateLimit('600/60'),
+  RATE_LIMIT_REFRESH_PER_ACCOUNT: rateLimit('120/60'),
   RATE_LIMIT_REGISTER_PER_CLIENT: rateLimit('60/3600'),
+  /** Registrations naming one e-mail address (taken or not). */
+  RATE_LIMIT_REGISTER_PER_ACCOUNT: rateLimit('10/3600'),
   RATE_LIMIT_RECOVER_PER_CLIENT: rateLimit('30/3600'),
   RATE_LIMIT_RECOVER_PER_ACCOUNT: rateLimit('5/3600'),
   RATE_LIMIT_RUN_PER_ACCOUNT: rateLimit('600/60'),
+  /** Runs from one address, whichever accounts send them (many users may share one address). */
+  RATE_LIMIT_RUN_PER_CLIENT: rateLimit('1200/60'),
   /** Script uploads (POST /api/v1/script, PATCH with a file): each costs the script service seconds of CPU for a compressed archive. */
   RATE_LIMIT_UPLOAD_PER_ACCOUNT: rateLimit('30/60'),
   RATE_LIMIT_UPLOAD_PER_CLIENT: rateLimit('120/60'),

@@ -210,10 +210,13 @@ function limitsOf(config: GatewayConfig): Limits {
     login_client: config.RATE_LIMIT_LOGIN_PER_CLIENT,
     login_account: config.RATE_LIMIT_LOGIN_PER_ACCOUNT,
     refresh_client: config.RATE_LIMIT_REFRESH_PER_CLIENT,
+    refresh_account: config.RATE_LIMIT_REFRESH_PER_ACCOUNT,
     register_client: config.RATE_LIMIT_REGISTER_PER_CLIENT,
+    register_account: config.RATE_LIMIT_REGISTER_PER_ACCOUNT,
     recover_client: config.RATE_LIMIT_RECOVER_PER_CLIENT,
     recover_account: config.RATE_LIMIT_RECOVER_PER_ACCOUNT,
     run_account: config.RATE_LIMIT_RUN_PER_ACCOUNT,
+    run_client: config.RATE_LIMIT_RUN_PER_CLIENT,
     upload_account: config.RATE_LIMIT_UPLOAD_PER_ACCOUNT,
     upload_client: config.RATE_LIMIT_UPLOAD_PER_CLIENT,
   };

@@ -69,7 +69,7 @@ export const usersOpenApi: OpenApiResource = {
         operationId: 'createUser',
         summary: 'Register a user',
         description:
-          'No authentication needed for a USER. Without a password the user gets an e-mail with a single-use link (one hour from the e-mail) to set one; when the mail server is away the account is still created and the e-mail goes out once it is back (503 only when it cannot be queued either); with one, it must pass the password policy (≥ 12 characters, upper, lower, digit, symbol; 422 otherwise). `email_notifications_enabled: true` opts in to an e-mail when a run ends (default false). A role above USER needs a SUPERADMIN (403). Duplicate e-mail: 400. Rate limited per client.',
+          'No authentication needed for a USER. Without a password the user gets an e-mail with a single-use link (one hour from the e-mail) to set one; when the mail server is away the account is still created and the e-mail goes out once it is back (503 only when it cannot be queued either); with one, it must pass the password policy (≥ 12 characters, upper, lower, digit, symbol; 422 otherwise). `email_notifications_enabled: true` opts in to an e-mail when a run ends (default false). A role above USER needs a SUPERADMIN (403). Duplicate e-mail: 400. Rate limited per client address and per e-mail address (`RATE_LIMIT_REGISTER_PER_CLIENT`, `RATE_LIMIT_REGISTER_PER_ACCOUNT`; 429 `rate_limited`).',
         security: [{}, { bearerAuth: [] }],
         requestBody: {
           required: true,

@@ -7,10 +7,13 @@ export type LimitName =
   | 'login_client'
   | 'login_account'
   | 'refresh_client'
+  | 'refresh_account'
   | 'register_client'
+  | 'register_account'
   | 'recover_client'
   | 'recover_account'
   | 'run_account'
+  | 'run_client'
   | 'upload_account'
   | 'upload_client';
 
@@ -34,3 +37,9 @@ export async function enforceLimits(
 
 /** The client's address (behind a trusted proxy, the forwarded one). */
 export const clientKey = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
+
+/** The account a JSON body's `email` names (as accounts are kept: trimmed, lower case); '' when none. */
+export const emailKey = (req: Request): string => {
+  const email = (req.body as { email?: unknown } | undefined)?.email;
+  return typeof email === 'string' ? email.trim().toLowerCase().slice(0, 320) : '';
+};

@@ -1,8 +1,9 @@
 import type { Request } from 'express';
+import { decodeJwt } from 'jose';
 import { z } from 'zod';
 import type { user } from '@gef/protos';
 import { authOpenApi } from '../openapi/auth';
-import { enforceLimits, clientKey } from '../rate-limit/limits';
+import { clientKey, emailKey, enforceLimits } from '../rate-limit/limits';
 import { rpcOptions } from '../request-context';
 import { parseInput } from '../validation';
 import { callerOf } from '../auth/caller';
@@ -27,9 +28,20 @@ function tokenReply(tokens: user.Tokens | undefined) {
   };
 }
 
-const emailKey = (req: Request): string => {
-  const email = (req.body as { email?: unknown } | undefined)?.email;
-  return typeof email === 'string' ? email.trim().toLowerCase().slice(0, 320) : '';
+/**
+ * The account a refresh token names (its `sub`), read without checking its signature:
+ * only to count the refresh against that account's limit before Keycloak checks the token.
+ * '' when the token is not a JWT with a subject.
+ */
+const refreshAccountKey = (req: Request): string => {
+  const token = (req.body as { refresh_token?: unknown } | undefined)?.refresh_token;
+  if (typeof token !== 'string' || token.length > 8192) return '';
+  try {
+    const { sub } = decodeJwt(token);
+    return typeof sub === 'string' ? sub.toLowerCase().slice(0, 100) : '';
+  } catch {
+    return '';
+  }
 };
 
 /** `/auth…`: logins through Keycloak, via the user service. */
@@ -58,7 +70,8 @@ export const authResource: Resource = {
       operationId: 'refreshToken',
       body: 'json',
       handler: async (req, res) => {
-        await enforceLimits(limiter, limits, [{ name: 'refresh_client', key: clientKey(req) }]);
+        const account = refreshAccountKey(req);
+        await enforceLimits(limiter, limits, [{ name: 'refresh_client', key: clientKey(req) }, ...(account ? [{ name: 'refresh_account' as const, key: account }] : [])]);
         const body = parseInput(refreshBody, req.body);
         const reply = await clients.user.refresh({ refreshToken: body.refresh_token }, rpcOptions(req));
         res.json(tokenReply(reply.tokens));

@@ -12,7 +12,7 @@ import type { ServiceClients } from '../clients';
 import { inBatches } from '../in-batches';
 import { executionsOpenApi } from '../openapi/executions';
 import { listOf, positiveInt, queryOf, storableQueryText } from '../query';
-import { enforceLimits } from '../rate-limit/limits';
+import { clientKey, enforceLimits } from '../rate-limit/limits';
 import { StreamSlots } from '../rate-limit/stream-slots';
 import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
@@ -466,7 +466,10 @@ export const executionsResource: Resource = {
           const principal = await auth.require(req);
           const key = scriptKey(req);
           const params = runParams(req);
-          await enforceLimits(limiter, limits, [{ name: 'run_account', key: principal.userId }]);
+          await enforceLimits(limiter, limits, [
+            { name: 'run_account', key: principal.userId },
+            { name: 'run_client', key: clientKey(req) },
+          ]);
           const reply = await clients.execution.runScript({ caller: callerOf(principal), idOrSlug: key, params }, rpcOptions(req));
           await changed(reply.execution);
           res.json({ data: executionFor(res, executionJson(reply.execution, { admin: isAtLeast(principal.role, 'ADMIN') })) });

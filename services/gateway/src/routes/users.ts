@@ -4,7 +4,7 @@ import type { user } from '@gef/protos';
 import { callerOf, roleFromName, roleName } from '../auth/caller';
 import { usersOpenApi } from '../openapi/users';
 import { inBatches } from '../in-batches';
-import { clientKey, enforceLimits } from '../rate-limit/limits';
+import { clientKey, emailKey, enforceLimits } from '../rate-limit/limits';
 import { listOf, positiveInt, queryOf } from '../query';
 import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
@@ -124,7 +124,8 @@ export const usersResource: Resource = {
         handler: async (req, res) => {
           const principal = await auth.optional(req);
           queryOf(req, []);
-          await enforceLimits(limiter, limits, [{ name: 'register_client', key: clientKey(req) }]);
+          const account = emailKey(req);
+          await enforceLimits(limiter, limits, [{ name: 'register_client', key: clientKey(req) }, ...(account ? [{ name: 'register_account' as const, key: account }] : [])]);
           const body = parseInput(createBody, req.body);
           const reply = await clients.user.createUser(
             {
