@@ -351,7 +351,13 @@ describe('execution service', () => {
       expect(grant.proceed).toBe(true);
       const ok = await f.client.updateExecution({ id: e.id, executionToken: grant.token, progress: 10.25 });
       expect(ok.execution!.progress).toBe(10.25);
-      expect((await codeOf(f.client.updateExecution({ id: other.id, executionToken: grant.token, progress: 1 }))).code).toBe(Code.PermissionDenied);
+      // Another execution does not exist for it: 404, as for an id nobody holds.
+      expect(await codeOf(f.client.updateExecution({ id: other.id, executionToken: grant.token, progress: 1 }))).toEqual({ code: Code.NotFound, message: 'Execution not found' });
+      expect(await codeOf(f.client.updateExecution({ id: other.id, executionToken: grant.token }))).toEqual({ code: Code.NotFound, message: 'Execution not found' });
+      expect(await codeOf(f.client.appendExecutionLogs({ id: other.id, executionToken: grant.token, lines: [{ text: 'elsewhere', level: L.INFO }] }))).toEqual({
+        code: Code.NotFound,
+        message: 'Execution not found',
+      });
       // The runner's token is for the runner's RPCs only.
       expect((await codeOf(f.client.updateExecution({ id: e.id, executionToken: grant.runnerToken, progress: 1 }))).code).toBe(Code.Unauthenticated);
       const forged = await signExecutionToken('another-secret-of-enough-length', { executionId: e.id, scope: 'execution', attempt: 1, ttlSeconds: 60 });
@@ -453,7 +459,7 @@ describe('execution service', () => {
       const { userId, script } = someone();
       const e = await run(userId, script.scriptId);
       const res = await f.client.cancelExecution({ id: e.id, caller: caller(userId) });
-      expect(res.execution).toMatchObject({ status: S.CANCELLED });
+      expect(res.execution).toMatchObject({ status: S.CANCELLED, progress: 100 });
       expect(res.execution!.endDate).toBeDefined();
       // Dispatched with a free slot: READY, not started on a runner yet.
       expect(res.cancellationDetails).toMatchObject({ previousStatus: S.READY, immediate: true, requestedBy: userId });
@@ -607,6 +613,21 @@ describe('execution service', () => {
       expect(await endExecution(f.deps, { executionId: e.id, status: 'CANCELLED', reason: 'x' })).toEqual({ status: 'FAILED' });
       const logs = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) }));
       expect(logs.map((l) => [l.level, l.text])).toEqual([[L.ERROR, 'The run failed: its runner stopped answering (3 attempts)']]);
+    });
+
+    it('ends a run CANCELLED for the workflow at progress 100, as the runner\'s report would; FAILED keeps the last progress', async () => {
+      const { userId, script } = someone();
+      const [cancelled, failed] = [await run(userId, script.scriptId), await run(userId, script.scriptId)];
+      for (const e of [cancelled, failed]) {
+        const grant = await startAttempt(e.id);
+        await f.client.updateExecution({ id: e.id, executionToken: grant.token, progress: 40 });
+      }
+      // Its runner is gone: the cancel is ended by the platform.
+      await f.client.cancelExecution({ id: cancelled.id, caller: caller(userId) });
+      expect(await endExecution(f.deps, { executionId: cancelled.id, status: 'FAILED', reason: 'its runner stopped answering' })).toEqual({ status: 'CANCELLED' });
+      expect(await endExecution(f.deps, { executionId: failed.id, status: 'FAILED', reason: 'its runner stopped answering' })).toEqual({ status: 'FAILED' });
+      expect((await f.client.getExecution({ id: cancelled.id, caller: caller(userId) })).execution).toMatchObject({ status: S.CANCELLED, progress: 100 });
+      expect((await f.client.getExecution({ id: failed.id, caller: caller(userId) })).execution).toMatchObject({ status: S.FAILED, progress: 40 });
     });
   });
 

@@ -1,7 +1,7 @@
-import { PermissionDenied, Unauthenticated } from '@gef/common';
+import { Unauthenticated } from '@gef/common';
 import { verifyExecutionToken, type ExecutionTokenClaims, type ExecutionTokenScope } from '@gef/common/execution-token';
 import type { ExecutionRecord } from '../repositories/execution-repository';
-import { assertMayWrite, requireActor, type Actor } from './actor';
+import { assertMayWrite, executionNotFound, requireActor, type Actor } from './actor';
 import { isTerminal } from './statuses';
 
 /** Who changes an execution: a user, or an execution token (a running script or its runner). */
@@ -19,6 +19,14 @@ export async function credentialOf(
 }
 
 /**
+ * A token names one execution: to it every other one does not exist (404, as what a user
+ * may not see), so a script cannot even learn that another id is taken.
+ */
+export function assertTokenFor(credential: Credential, executionId: string): void {
+  if (credential.kind === 'token' && credential.claims.executionId !== executionId) throw executionNotFound();
+}
+
+/**
  * Whether a credential may change this execution now. Users: ADMIN+. A script's token:
  * only its own execution, only while it has no terminal status and no later attempt
  * exists (checked at every use). A runner's token: its own execution; whether its attempt
@@ -29,10 +37,8 @@ export function assertMayChange(credential: Credential, execution: ExecutionReco
     assertMayWrite(credential.actor, execution);
     return;
   }
+  assertTokenFor(credential, execution.id);
   const { claims } = credential;
-  if (claims.executionId !== execution.id) {
-    throw new PermissionDenied('This token may only change its own execution', 'forbidden');
-  }
   if (claims.scope === 'execution') {
     if (isTerminal(execution.status)) {
       throw new Unauthenticated(`The execution token is no longer valid: the execution is ${execution.status}`, 'invalid_token');

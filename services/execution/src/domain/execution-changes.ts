@@ -4,7 +4,7 @@ import { DispatchRepository } from '../repositories/dispatch-repository';
 import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
 import { ExecutionRepository, nowSql, type ExecutionRecord } from '../repositories/execution-repository';
 import { assertMayRead, executionIdOf, executionNotFound, requireActor, type Actor } from './actor';
-import { assertMayChange, credentialOf, type Credential } from './credentials';
+import { assertMayChange, assertTokenFor, credentialOf, type Credential } from './credentials';
 import type { ExecutionDeps } from './deps';
 import { checkLines, serviceLineSeq, type NewLogLine } from './log-lines';
 import { checkProgress } from './progress';
@@ -54,6 +54,7 @@ export async function updateExecution(
 ): Promise<{ execution: ExecutionRecord; changed: boolean }> {
   const credential = await credentialOf(deps.tokenSecret, caller, token, ['execution']);
   const id = executionIdOf(rawId);
+  assertTokenFor(credential, id);
   if (changes.status === undefined && changes.progress === undefined && changes.results === undefined) {
     throw new InvalidArgument('Nothing to update: give status, progress or results', 'invalid_argument');
   }
@@ -139,7 +140,7 @@ export async function cancelExecution(
     const immediate = notStartedStatuses.includes(current.status);
     const by = actor.userId === current.userId ? 'its owner' : `user ${actor.userId}`;
     const execution = immediate
-      ? await repo.set(id, ["status = 'CANCELLED'", `end_date = ${nowSql}`], [], undefined, { notify: true })
+      ? await repo.set(id, ["status = 'CANCELLED'", `end_date = ${nowSql}`, 'progress = 100'], [], undefined, { notify: true })
       : await repo.set(id, ["status = 'CANCELLING'"], [], undefined, { notify: true });
     const line: NewLogLine = immediate
       ? { level: 'INFO', text: `Execution cancelled by ${by} before it started`, seq: serviceLineSeq.cancelledBeforeStart }
@@ -188,6 +189,7 @@ export async function appendExecutionLogs(
 ): Promise<AppendResult> {
   const credential: Credential = await credentialOf(deps.tokenSecret, caller, token, ['execution', 'runner']);
   const id = executionIdOf(rawId);
+  assertTokenFor(credential, id);
   const lines = checkLines(input.lines);
   if (input.progress !== undefined) checkProgress(input.progress);
   return deps.orm.em.fork().transactional(async (em) => {

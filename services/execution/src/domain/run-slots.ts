@@ -69,6 +69,8 @@ export async function releaseSlot(deps: Pick<ExecutionDeps, 'orm'>, input: Relea
 /**
  * Ends a run the runner could not end: CANCELLED while it was being cancelled (or when asked
  * to), else FAILED, with the reason as a log line. A terminal status stays as it is.
+ * CANCELLED sets progress 100, however a run is cancelled (as a runner's report and a PATCH
+ * do); FAILED keeps the last progress the script reached.
  */
 export async function endExecution(deps: Pick<ExecutionDeps, 'orm'>, input: EndExecutionInput): Promise<EndExecutionResult> {
   return deps.orm.em.fork().transactional(async (em) => {
@@ -84,7 +86,8 @@ export async function endExecution(deps: Pick<ExecutionDeps, 'orm'>, input: EndE
       return { status: current.status };
     }
     const status = input.status === 'CANCELLED' || current.status === 'CANCELLING' ? 'CANCELLED' : 'FAILED';
-    await repo.set(current.id, ['status = ?', `end_date = ${nowSql}`, 'runner_attempt = null'], [status], {});
+    const ended = ['status = ?', `end_date = ${nowSql}`, 'runner_attempt = null', ...(status === 'CANCELLED' ? ['progress = 100'] : [])];
+    await repo.set(current.id, ended, [status], {});
     const text = status === 'CANCELLED' && input.status === 'FAILED' ? `Execution cancelled (${input.reason})` : input.reason;
     await new ExecutionLogRepository(em).append(current.id, current.attempt, [
       { level: status === 'FAILED' ? 'ERROR' : 'INFO', text, seq: status === 'FAILED' ? serviceLineSeq.failedByPlatform : serviceLineSeq.cancelled },

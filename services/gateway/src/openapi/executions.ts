@@ -215,7 +215,7 @@ export const executionsOpenApi: OpenApiResource = {
         operationId: 'updateExecution',
         summary: 'Set status, progress or results',
         description:
-          'For ADMIN and above, and for the running script with its `API_TOKEN` (an execution token, only for its own execution and only while the run holds it). External runtimes use this route. ' +
+          'For ADMIN and above, and for the running script with its `API_TOKEN` (an execution token, only for its own execution and only while the run holds it; to it any other execution is a 404). External runtimes use this route. ' +
           'Terminal statuses are final: a different status afterwards is a 409, the same terminal status again changes nothing. Before that a status moves only forward (`PENDING` → `READY` → `RUNNING`) or to an end: a run waiting for a slot may only be ended (the platform alone starts it), a run going back is a 409, and one being cancelled (`CANCELLING`) may only become `CANCELLED`. Reaching a terminal status sets `end_date` and, unless `progress` is in the same body, progress 100, and stops the run if a runner still executes it. Bodies may be gzip-compressed.',
         parameters: [executionParam],
         requestBody: { required: true, content: jsonContent(updateBodySchema, { status: 'FINISHED', results: { area_km2: 12.5 } }) },
@@ -227,7 +227,7 @@ export const executionsOpenApi: OpenApiResource = {
         operationId: 'cancelExecution',
         summary: 'Cancel an execution',
         description:
-          'The owner or ADMIN and above. A run that has not started becomes `CANCELLED` immediately; a running one becomes `CANCELLING`, its process is stopped (signal, grace period, kill) and it ends `CANCELLED`, with log lines saying what happened. A terminal execution is a 400; one already cancelling is a 409.',
+          'The owner or ADMIN and above. A run that has not started becomes `CANCELLED` immediately; a running one becomes `CANCELLING`, its process is stopped (signal, grace period, kill) and it ends `CANCELLED`, with log lines saying what happened. `CANCELLED` sets `end_date` and progress 100, however the run ended. A terminal execution is a 400; one already cancelling is a 409.',
         parameters: [executionParam],
         responses: {
           '202': okResponse(
