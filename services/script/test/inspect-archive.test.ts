@@ -111,6 +111,46 @@ describe('inspectArchive accepts', () => {
   });
 });
 
+describe('inspectArchive after the end of the gzip data', () => {
+  const whole = tar(cliLayout({ name: 'Padded' }));
+  const gz = gzip(whole);
+  const zeros = (n: number) => Buffer.alloc(n);
+  /** The parts as the chunks of an upload, one after another. */
+  const inspectParts = (parts: Buffer[]) =>
+    inspectArchive(
+      (async function* () {
+        yield* parts;
+      })(),
+      limits(),
+    );
+  // Two gzip members holding the tar between them.
+  const members = [gzip(whole.subarray(0, 1000)), gzip(whole.subarray(1000))];
+
+  it.each<[string, Buffer[]]>([
+    ['zero padding in later chunks of 8 KiB (as the gateway sends it)', [gz, zeros(8192), zeros(8192)]],
+    ['zero padding in the last chunk of the data', [Buffer.concat([gz, zeros(16384)])]],
+    ['zero padding begun in the last chunk of the data and going on in later ones', [gz.subarray(0, 100), Buffer.concat([gz.subarray(100), zeros(3)]), zeros(1), zeros(8192)]],
+    ['a second gzip member in the next chunk', members],
+    ['a second gzip member in the same chunk', [Buffer.concat(members)]],
+    ['zero padding after a second member', [members[0]!, members[1]!, zeros(8192), zeros(8192)]],
+  ])('accepts %s', async (_what, parts) => {
+    const contents = await inspectParts(parts);
+    expect(contents.configuration.slug).toBe('padded');
+    expect(contents.compressedBytes).toBe(Buffer.concat(parts).length);
+  });
+
+  it.each<[string, Buffer[]]>([
+    ['text in the next chunk', [gz, Buffer.from('hello')]],
+    ['text in the same chunk', [Buffer.concat([gz, Buffer.from('hello')])]],
+    ['zeros, then text in a later chunk', [gz, zeros(8192), Buffer.from('hello')]],
+    ['zeros, then one other byte in the same chunk', [gz, Buffer.concat([zeros(8191), Buffer.from([1])])]],
+    ['zeros and then one other byte in the last chunk of the data', [Buffer.concat([gz, zeros(10), Buffer.from([1])])]],
+    ['zeros, then another gzip member', [gz, zeros(512), gz]],
+  ])('refuses %s', async (_what, parts) => {
+    await expectRefused(inspectParts(parts), /data after the end of the gzip stream/);
+  });
+});
+
 describe('inspectArchive refuses', () => {
   it('a plain tar (not gzip)', async () => {
     await expectRefused(inspect(tar(cliLayout())), /not gzip-compressed/);

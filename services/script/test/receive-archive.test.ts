@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { InvalidArgument } from '@gef/common';
 import { receiveArchive } from '../src/archive/receive-archive';
 import { defaultArchiveLimits } from '../src/archive/limits';
+import type { ArtifactStore } from '../src/artifacts/artifact-store';
 import { LocalArtifactStore } from '../src/artifacts/local-artifact-store';
 import { chunks, cliLayout, gzip, tar } from './support/tar-writer';
 
@@ -53,6 +54,45 @@ describe('receiveArchive', () => {
     expect(err).toBeInstanceOf(InvalidArgument);
     expect(produced).toBeLessThan(2 * 1024 * 1024);
     expect(filesUnder(root)).toEqual([]);
+  });
+
+  const parts = async function* (...list: Buffer[]) {
+    yield* list;
+  };
+
+  it('stages an archive with zero padding after the gzip data as uploaded, the padding in later chunks', async () => {
+    const gz = gzip(tar(cliLayout({ name: 'Padded Upload' })));
+    const bytes = Buffer.concat([gz, Buffer.alloc(16 * 1024)]);
+    const { staged, contents } = await receiveArchive(parts(gz, Buffer.alloc(8192), Buffer.alloc(8192)), store, defaultArchiveLimits);
+    expect(contents.configuration.slug).toBe('padded-upload');
+    expect(staged.digest).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(staged.size).toBe(bytes.length);
+    await staged.discard();
+  });
+
+  it('refuses other data after the gzip data with InvalidArgument and leaves no file behind', async () => {
+    const gz = gzip(tar(cliLayout()));
+    for (const upload of [parts(gz, Buffer.alloc(8192), Buffer.from('hello')), parts(gz, Buffer.from('hello'))]) {
+      const err = await receiveArchive(upload, store, defaultArchiveLimits).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidArgument);
+      expect((err as InvalidArgument).reason).toBe('invalid_archive');
+      expect((err as Error).message).toMatch(/data after the end of the gzip stream/);
+    }
+    expect(filesUnder(root)).toEqual([]);
+  });
+
+  it("answers the checks' refusal when the pump then failed too (here at the upload limit)", async () => {
+    // A store that takes every chunk at once: the pump reads on past the refused start.
+    const eager = {
+      async stage(source: AsyncIterable<Uint8Array>) {
+        for await (const _chunk of source);
+        return { digest: '', size: 0, commit: async () => undefined, discard: async () => undefined };
+      },
+    } as unknown as ArtifactStore;
+    const upload = parts(Buffer.from('hello'), randomBytes(2048));
+    const err = await receiveArchive(upload, eager, { ...defaultArchiveLimits, maxCompressedBytes: 1024 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgument);
+    expect((err as Error).message).toMatch(/not gzip-compressed/);
   });
 
   it('passes on a broken upload stream and leaves no file behind', async () => {

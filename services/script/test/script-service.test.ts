@@ -161,7 +161,7 @@ describe('script service', () => {
       expect((await codeOf(forRun('  '))).code).toBe(Code.InvalidArgument);
     });
 
-    it('of a version that is no longer current leaves the script with its current version', async () => {
+    it('of a version that is no longer current leaves the script and its log to its current version', async () => {
       const v2 = await f.client.updateScript(updateMessages({ caller: caller(userId), fileName: 'v2.tar.gz', idOrSlug: scriptId }, archive('Built Script Renamed', 'six\n')));
       expect(v2.script).toMatchObject({ version: 2, status: S.PENDING, slug: 'built-script', name: 'Built Script Renamed' });
       await f.dispatch();
@@ -173,7 +173,10 @@ describe('script service', () => {
       await finishScriptBuild(f.deps, { scriptId, version: 2, status: 'FAIL', reason: 'pip install failed:\nno such package' });
       const got = await f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: scriptId, caller: caller(userId) }));
       expect(got.script).toMatchObject({ status: S.PENDING, version: 3 });
-      expect((await logTexts(scriptId, userId)).at(-1)).toBe('Build: FAIL: pip install failed: no such package');
+      // Version 2's outcome is its own: after version 3 arrived, the log is about version 3.
+      const texts = await logTexts(scriptId, userId);
+      expect(texts.at(-1)).toMatch(/^Build: version 3 received: v3\.tar\.gz, /);
+      expect(texts.filter((t) => t.includes('pip install failed'))).toEqual([]);
       await startScriptBuild(f.deps, { scriptId, version: 3 });
       await finishScriptBuild(f.deps, { scriptId, version: 3, status: 'SUCCESS', environmentHash: 'f'.repeat(64) });
       expect((await f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: scriptId, caller: caller(userId) }))).script).toMatchObject({ status: S.SUCCESS, version: 3 });
@@ -189,6 +192,68 @@ describe('script service', () => {
       expect(await startScriptBuild(f.deps, { scriptId: randomUUID(), version: 1 })).toEqual({ proceed: false, reason: 'the script was deleted' });
       expect(await startScriptBuild(f.deps, { scriptId, version: 9 })).toEqual({ proceed: false, reason: 'the version was deleted' });
       await expect(finishScriptBuild(f.deps, { scriptId: randomUUID(), version: 1, status: 'SUCCESS' })).resolves.toBeUndefined();
+    });
+  });
+
+  it("keeps a replaced version's build that ends late out of the log: the current version's reason stays the last line", async () => {
+    const userId = randomUUID();
+    const { id: scriptId } = await upload(userId, 'Slow Then Fast');
+    const v1 = { scriptId, version: 1 };
+    const v1Token = await signBuildToken(buildTokenSecret, v1);
+    await startScriptBuild(f.deps, v1);
+    expect((await append(v1, v1Token, ['Collecting numpy'])).appended).toBe(1);
+    // Version 2 arrives while version 1 builds, and fails at once.
+    await f.client.updateScript(updateMessages({ caller: caller(userId), fileName: 'v2.tar.gz', idOrSlug: scriptId }, archive('Slow Then Fast')));
+    await f.dispatch();
+    await startScriptBuild(f.deps, { scriptId, version: 2 });
+    await finishScriptBuild(f.deps, { scriptId, version: 2, status: 'FAIL', reason: 'src/main.py does not compile' });
+    // Then version 1's output and outcome.
+    expect((await append(v1, v1Token, ['Installing collected packages: numpy'])).appended).toBe(0);
+    await finishScriptBuild(f.deps, { ...v1, status: 'SUCCESS', environmentHash: 'a'.repeat(64) });
+
+    const got = await f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: scriptId, caller: caller(userId) }));
+    expect(got.script).toMatchObject({ status: S.FAIL, version: 2 });
+    const texts = await logTexts(scriptId, userId);
+    expect(texts.slice(texts.findIndex((t) => t.startsWith('Build: version 2 received')))).toEqual([
+      expect.stringMatching(/^Build: version 2 received: v2\.tar\.gz, /),
+      'Build: started for version 2 (python3)',
+      'Build: FAIL: src/main.py does not compile',
+    ]);
+    // Version 1's outcome is recorded on its own row.
+    expect(await rows('select number, status from script_version where script_id = ? order by number', [scriptId])).toEqual([
+      { number: 1, status: 'SUCCESS' },
+      { number: 2, status: 'FAIL' },
+    ]);
+  });
+
+  describe('a change of a script deleted while the change waits for its row', () => {
+    /** Resolves once a statement of this database waits for a lock. */
+    async function untilALockIsAwaited(): Promise<void> {
+      for (let tries = 0; tries < 1000; tries++) {
+        if ((await rows("select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'")).length > 0) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      throw new Error('no statement waited for the row lock');
+    }
+
+    it.each<[string, (idOrSlug: string, userId: string) => Promise<unknown>]>([
+      ['publish', (idOrSlug, userId) => f.client.setScriptPublic(create(script.SetScriptPublicRequestSchema, { idOrSlug, caller: caller(userId), public: true }))],
+      ['metadata PATCH', (idOrSlug, userId) => f.client.updateScriptMetadata(create(script.UpdateScriptMetadataRequestSchema, { idOrSlug, caller: caller(userId), name: 'Renamed' }))],
+      ['DELETE', (idOrSlug, userId) => f.client.deleteScript(create(script.DeleteScriptRequestSchema, { idOrSlug, caller: caller(userId) }))],
+    ])('%s answers NotFound and changes nothing', async (what, change) => {
+      const userId = randomUUID();
+      const { id } = await upload(userId, `Deleted Under ${what}`);
+      let answer: Promise<{ code: Code; message: string }> | undefined;
+      // Another DELETE holds the row: the change has read the script and waits to lock it.
+      await f.orm.em.fork().transactional(async (em) => {
+        await em.execute('select 1 from script where id = ? for update', [id]);
+        answer = codeOf(change(id, userId));
+        answer.catch(() => undefined);
+        await untilALockIsAwaited();
+        await em.execute('delete from script where id = ?', [id]);
+      });
+      expect(await answer).toMatchObject({ code: Code.NotFound });
+      expect(await rows('select id from script where id = ? or user_id = ?', [id, userId])).toEqual([]);
     });
   });
 

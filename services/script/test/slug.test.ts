@@ -10,6 +10,18 @@ describe('slugify', () => {
     ['ÉCOLE', 'ecole'],
     ['a---b', 'a-b'],
     ['日本語 script', 'script'],
+    // Letters that are ASCII only once normalised, lower-cased all the same.
+    ['𝐁old 𝐍ame', 'bold-name'],
+    ['ℍello', 'hello'],
+    ['ＦＵＬＬ Ｗｉｄｔｈ', 'full-width'],
+    ['Ⅻ ﬁle', 'xii-file'],
+    // A symbol that spells letters is a word of its own.
+    ['Acme™ Tool', 'acme-tm-tool'],
+    ['Heat 25℃', 'heat-25-c'],
+    // Upper-case forms of the transliterated letters.
+    ['GROẞE STRAẞE', 'grosse-strasse'],
+    ['ÆRØ ŒUVRE ŁÓDŹ', 'aero-oeuvre-lodz'],
+    ['ĐÐÞŊ', 'ddthn'],
     ['!!!', ''],
     ['', ''],
   ])('%j → %j', (name, slug) => {

@@ -1,12 +1,12 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
 import { InvalidArgument } from '@gef/common';
 import { parseConfiguration, type ScriptConfiguration } from '../domain/configuration';
 import { unstorableWhat } from '@gef/common';
 import { unstorableLine } from '../domain/storable-text';
 import { formatBytes, type ArchiveLimits } from './limits';
 import { ArchiveRuleError, MemberChecker, type CheckedMembers } from './member-checker';
+import { PaddedGunzip, TrailingDataError } from './padded-gunzip';
 import { TarFormatError, TarParser } from './tar-parser';
 
 /** What an accepted archive holds that the platform needs. */
@@ -57,9 +57,11 @@ class CompressedGate extends Transform {
 function translate(err: unknown, timedOut: boolean): Error {
   if (err instanceof InvalidArgument) return err;
   if (timedOut) return refuse('checking it took too long');
-  if (err instanceof TarFormatError || err instanceof ArchiveRuleError) return refuse(err.message);
+  if (err instanceof TarFormatError || err instanceof ArchiveRuleError || err instanceof TrailingDataError) return refuse(err.message);
   const code = (err as { code?: string }).code;
   if (code === 'Z_BUF_ERROR') return refuse('the gzip data is truncated');
+  // zlib's answer where a further member would start (the first one's header passed the gate).
+  if (code === 'Z_DATA_ERROR' && (err as Error).message === 'incorrect header check') return refuse('data after the end of the gzip stream');
   if (code === 'Z_DATA_ERROR' || code === 'Z_STREAM_ERROR' || code === 'Z_NEED_DICT') return refuse('corrupt gzip data');
   return err instanceof Error ? err : new Error(String(err));
 }
@@ -67,9 +69,10 @@ function translate(err: unknown, timedOut: boolean): Error {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Checks an uploaded script archive as it streams: gzip, tar, member rules, limits and
- * time, then the files the platform reads. Nothing is extracted and only the small files
- * it needs are held in memory. Refuses with InvalidArgument (`reason: invalid_archive`).
+ * Checks an uploaded script archive as it streams: gzip (zero padding after it allowed),
+ * tar, member rules, limits and time, then the files the platform reads. Nothing is
+ * extracted and only the small files it needs are held in memory. Refuses with
+ * InvalidArgument (`reason: invalid_archive`).
  */
 export async function inspectArchive(
   source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
@@ -86,7 +89,7 @@ export async function inspectArchive(
     await pipeline(
       source,
       gate,
-      zlib.createGunzip(),
+      new PaddedGunzip(),
       async (stream: AsyncIterable<Buffer>) => {
         try {
           for await (const chunk of stream) {

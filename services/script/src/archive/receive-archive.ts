@@ -14,7 +14,8 @@ export interface ReceivedArchive {
  * Streams an upload once, into the artifact store (staged, not yet visible) and through
  * the archive checks at the same time, with the upload limit applied as bytes arrive.
  * When anything fails the staged bytes are removed and the most telling error (a
- * refusal of the archive before a broken stream) is thrown.
+ * refusal of the archive before a broken stream, the checks' own before the pump's) is
+ * thrown.
  */
 export async function receiveArchive(
   source: AsyncIterable<Uint8Array>,
@@ -62,6 +63,7 @@ export async function receiveArchive(
     return { staged: staged.value, contents: checked.value };
   }
   if (staged.status === 'fulfilled') await staged.value.discard();
-  const failures = [pumped, checked, staged].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  // The checks first: when they stop, the pump and the store fail for that reason alone.
+  const failures = [checked, pumped, staged].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   throw failures.find((e) => e instanceof InvalidArgument) ?? failures[0];
 }

@@ -1,5 +1,4 @@
 import type { ScriptBuildOutcome, ScriptBuildPlan, ScriptBuildRef } from '@gef/workflows/activities';
-import { unitOfWork } from '@gef/common/orm';
 import { BuildDispatchRepository } from '../repositories/build-dispatch-repository';
 import { ScriptLogRepository } from '../repositories/script-log-repository';
 import { ScriptRepository } from '../repositories/script-repository';
@@ -9,6 +8,12 @@ import type { ScriptDeps } from './deps';
 
 const prefix = 'Build: ';
 const maxLinesPerAppend = 1000;
+
+// A version's build lines (its start, the runner's output, its outcome) go into the
+// script's log only while it is the script's current version, checked under the script's
+// row lock: after `version N received` every line is about version N, and a finished
+// script's last line is its current version's outcome. A replaced version still builds;
+// its outcome is recorded on its version row alone.
 
 /**
  * The buildScript workflow's first step: PENDING → BUILDING, and what to build with the
@@ -26,19 +31,23 @@ export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm' | 'buildToke
     const archive = { digest: version.digest, size: version.size, scriptUserId: script.userId };
     if (version.status === 'BUILDING') return { proceed: true, runtime, requirements: version.requirements, buildToken: '', archive };
     version.status = 'BUILDING';
-    if (script.version === ref.version) {
+    const current = script.version === ref.version;
+    if (current) {
       script.status = 'BUILDING';
       script.updatedAt = new Date();
     }
     await em.flush();
-    await new ScriptLogRepository(em).append(script.id, ref.version, [`${prefix}started for version ${ref.version} (${runtime})`]);
+    if (current) await new ScriptLogRepository(em).append(script.id, ref.version, [`${prefix}started for version ${ref.version} (${runtime})`]);
     return { proceed: true, runtime, requirements: version.requirements, buildToken: '', archive };
   });
   if (!plan.proceed) return plan;
   return { ...plan, buildToken: await signBuildToken(deps.buildTokenSecret, ref) };
 }
 
-/** The buildScript workflow's last step: SUCCESS or FAIL, the reason as the last line. */
+/**
+ * The buildScript workflow's last step: SUCCESS or FAIL, the reason as the last line
+ * (of the current version; a replaced one's outcome stays on its version row).
+ */
 export async function finishScriptBuild(deps: Pick<ScriptDeps, 'orm'>, outcome: ScriptBuildOutcome): Promise<void> {
   await deps.orm.em.fork().transactional(async (em) => {
     const script = await new ScriptRepository(em).lockByIdOrSlug(outcome.scriptId);
@@ -49,11 +58,13 @@ export async function finishScriptBuild(deps: Pick<ScriptDeps, 'orm'>, outcome: 
     version.status = outcome.status;
     version.builtAt = now;
     if (outcome.status === 'SUCCESS' && outcome.environmentHash) version.environmentHash = outcome.environmentHash;
-    if (script.version === outcome.version) {
+    const current = script.version === outcome.version;
+    if (current) {
       script.status = outcome.status;
       script.updatedAt = now;
     }
     await em.flush();
+    if (!current) return;
     const last =
       outcome.status === 'SUCCESS'
         ? `${prefix}SUCCESS: version ${outcome.version} is ready${outcome.environmentHash ? ` (environment ${outcome.environmentHash.slice(0, 12)})` : ''}`
@@ -64,12 +75,14 @@ export async function finishScriptBuild(deps: Pick<ScriptDeps, 'orm'>, outcome: 
 
 /**
  * Build output from a runner holding the version's build token, while that version
- * builds; otherwise dropped.
+ * builds and is the script's current one; otherwise dropped.
  */
 export async function appendBuildLog(deps: Pick<ScriptDeps, 'orm' | 'buildTokenSecret'>, ref: ScriptBuildRef, buildToken: string, lines: string[]): Promise<number> {
   await assertBuildToken(deps.buildTokenSecret, buildToken, ref);
   const kept = lines.slice(0, maxLinesPerAppend).map((l) => `${prefix}${oneLine(l)}`);
-  return unitOfWork(deps.orm, async (em) => {
+  return deps.orm.em.fork().transactional(async (em) => {
+    const script = await new ScriptRepository(em).lockByIdOrSlug(ref.scriptId);
+    if (!script || script.version !== ref.version) return 0;
     const version = await new ScriptVersionRepository(em).find(ref.scriptId, ref.version);
     if (!version || version.status !== 'BUILDING') return 0;
     return new ScriptLogRepository(em).append(ref.scriptId, ref.version, kept);

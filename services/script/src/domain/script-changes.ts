@@ -1,4 +1,4 @@
-import { InvalidArgument } from '@gef/common';
+import { InvalidArgument, NotFound } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { Script } from '../entities/script';
 import { ArtifactReleaseRepository } from '../repositories/artifact-release-repository';
@@ -21,7 +21,9 @@ async function changeScript<T>(
     const repo = new ScriptRepository(em);
     const visible = await findVisible(repo, actor, idOrSlug);
     assertMayChange(actor, visible);
-    const script = (await repo.lockByIdOrSlug(visible.id)) ?? visible;
+    // Deleted since it was read: an update of no row would pass for a change.
+    const script = await repo.lockByIdOrSlug(visible.id);
+    if (!script) throw new NotFound('Script not found', 'not_found');
     return change(script, em);
   });
 }

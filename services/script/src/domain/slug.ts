@@ -16,14 +16,18 @@ const transliterations: Record<string, string> = {
 };
 
 /**
- * The slug of a script name: lower case ASCII (accents stripped, a few letters
- * transliterated), every run of other characters one `-`, trimmed of `-`, at most 80
- * characters. Empty when the name has no letter or digit.
+ * The slug of a script name: lower case ASCII (compatibility forms such as `𝐁` or `ℍ`
+ * read as their letters, accents stripped, a few letters transliterated), every run of
+ * other characters one `-`, trimmed of `-`, at most 80 characters. A symbol that spells
+ * letters (`™`, `℃`) stands as a word of its own. Empty when the name has no letter or
+ * digit.
  */
 export function slugify(name: string): string {
+  // Normalised before lower-casing: what becomes a letter only then is lower-cased too.
   const ascii = name
-    .toLowerCase()
+    .replace(/\p{S}/gu, ' $& ')
     .normalize('NFKD')
+    .toLowerCase()
     .replace(/\p{M}+/gu, '')
     .replace(/[ßæœøđðþłıŋ]/g, (c) => transliterations[c] ?? c);
   return ascii
