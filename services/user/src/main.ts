@@ -1,4 +1,5 @@
 import { describeFailure } from '@gef/common';
+import { OutboxDispatcher } from '@gef/common/outbox';
 import { runService } from '@gef/common/service';
 import { loadConfig } from './config';
 import { ensureSuperAdmin } from './domain/bootstrap-admin';
@@ -10,6 +11,7 @@ import { KeycloakAdminClient } from './keycloak/admin-client';
 import { KeycloakTokenClient } from './keycloak/token-client';
 import { Mailer } from './mail/mailer';
 import { migrations } from './migrations';
+import { PasswordLinkDispatchRepository, passwordLinkDispatchChannel } from './repositories/password-link-dispatch-repository';
 import { KeycloakChanges } from './revocations/keycloak-changes';
 import { RevocationHub } from './revocations/revocation-hub';
 import { routes } from './routes';
@@ -37,6 +39,16 @@ void runService({
     await revocations.start();
     shutdown.add('revocations', () => revocations.stop());
     const passwordLinks = new PasswordLinks({ orm, mailer, temporal: temporal.client, logger });
+    // Starts the deliveries of recovery links from the outbox, once Temporal answers.
+    const linkDispatcher = new OutboxDispatcher({
+      name: 'password link dispatcher',
+      orm,
+      store: new PasswordLinkDispatchRepository(),
+      start: (request) => passwordLinks.startDelivery(request),
+      logger,
+      listen: { databaseUrl: config.DATABASE_URL, channel: passwordLinkDispatchChannel },
+    });
+    shutdown.add('password link dispatcher', () => linkDispatcher.stop());
     const roles = new RoleDirectory(keycloak, { logger });
     const users = new Users({
       orm,
@@ -67,6 +79,7 @@ void runService({
       // The first SUPERADMIN. Keycloak may still be starting, so retry in the background.
       started: () => {
         keycloakChanges.start();
+        linkDispatcher.start();
         void (async () => {
           for (let attempt = 1; ; attempt++) {
             try {

@@ -34,6 +34,9 @@ class FakeKeycloak {
   async getUserRealmRoles(): Promise<{ id: string; name: string }[]> {
     return [];
   }
+  async getUserDirectRealmRoles(): Promise<{ id: string; name: string }[]> {
+    return [];
+  }
   async roleHolders(names: readonly string[]): Promise<Map<string, Set<string>>> {
     return new Map(names.map((name) => [name, new Set<string>()]));
   }

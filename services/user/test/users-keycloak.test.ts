@@ -199,6 +199,74 @@ describe('roles granted through Keycloak groups and composite roles', () => {
   });
 });
 
+describe('demoting a role Keycloak grants through a group or a composite role', () => {
+  const directRoles = async (id: string) =>
+    (await kc.console<KeycloakRole[]>('GET', `/users/${id}/role-mappings/realm`)).map((r) => r.name).filter((r) => r === 'ADMIN' || r === 'SUPERADMIN').sort();
+  const refused = { name: 'FailedPrecondition', reason: 'role_granted_in_keycloak', message: expect.stringMatching(/through a Keycloak group or composite role/) };
+  /** Nothing happened to the user: same direct mappings, same role, no token revoked. */
+  async function unchanged(id: string, direct: string[], held: string): Promise<void> {
+    expect(await directRoles(id)).toEqual(direct);
+    expect(await roles.currentRoleOf(id)).toBe(held);
+    expect((await hub.active()).some((r) => r.userId === id)).toBe(false);
+  }
+
+  it('a SUPERADMIN through a group is refused (FailedPrecondition) for any lower role, and nothing changes', async () => {
+    const group = await newGroup(['SUPERADMIN']);
+    const u = await newUser('demote-group-superadmin');
+    await kc.console('PUT', `/users/${u.id}/groups/${group}`);
+    roles.invalidate();
+    for (const to of ['ADMIN', 'USER'] as const) {
+      await expect(users.update(u.id, { role: to }, superadmin)).rejects.toMatchObject(refused);
+    }
+    await unchanged(u.id, [], 'SUPERADMIN');
+  });
+
+  it('an ADMIN through a composite role is refused, and nothing changes', async () => {
+    const staff = unique('staff');
+    await kc.console('POST', '/roles', { name: staff });
+    await kc.console('POST', `/roles/${staff}/composites`, [await role('ADMIN')]);
+    const u = await newUser('demote-composite-admin');
+    await kc.console('POST', `/users/${u.id}/role-mappings/realm`, [await role(staff)]);
+    roles.invalidate();
+    await expect(users.update(u.id, { role: 'USER', name: 'Renamed' }, superadmin)).rejects.toMatchObject(refused);
+    await unchanged(u.id, [], 'ADMIN');
+    expect((await users.get(u.id, superadmin)).profile.name).toBe('demote-composite-admin');
+  });
+
+  it('an ADMIN mapped directly and through a group is refused: removing the mapping would change nothing', async () => {
+    const group = await newGroup(['ADMIN']);
+    const u = await newUser('demote-both-admin');
+    await kc.console('POST', `/users/${u.id}/role-mappings/realm`, [await role('ADMIN')]);
+    await kc.console('PUT', `/users/${u.id}/groups/${group}`);
+    roles.invalidate();
+    await expect(users.update(u.id, { role: 'USER' }, superadmin)).rejects.toMatchObject(refused);
+    await unchanged(u.id, ['ADMIN'], 'ADMIN');
+  });
+
+  it('a direct SUPERADMIN who is ADMIN through a group may become ADMIN, not USER', async () => {
+    const group = await newGroup(['ADMIN']);
+    const u = await newUser('demote-direct-superadmin');
+    await kc.console('POST', `/users/${u.id}/role-mappings/realm`, [await role('SUPERADMIN')]);
+    await kc.console('PUT', `/users/${u.id}/groups/${group}`);
+    roles.invalidate();
+    await expect(users.update(u.id, { role: 'USER' }, superadmin)).rejects.toMatchObject(refused);
+    await unchanged(u.id, ['SUPERADMIN'], 'SUPERADMIN');
+
+    expect((await users.update(u.id, { role: 'ADMIN' }, superadmin)).role).toBe('ADMIN');
+    expect(await roles.currentRoleOf(u.id)).toBe('ADMIN');
+    expect(await directRoles(u.id)).toEqual(['ADMIN']);
+  });
+
+  it('a role mapped directly only is demoted as before', async () => {
+    const u = await newUser('demote-direct-admin');
+    await kc.console('POST', `/users/${u.id}/role-mappings/realm`, [await role('ADMIN')]);
+    roles.invalidate();
+    expect((await users.update(u.id, { role: 'USER' }, superadmin)).role).toBe('USER');
+    expect(await roles.currentRoleOf(u.id)).toBe('USER');
+    expect(await directRoles(u.id)).toEqual([]);
+  });
+});
+
 describe('logout with a refresh token', () => {
   const tokens = () => new KeycloakTokenClient(kc.settings);
   const revokedSessions = async () => new Set((await hub.active()).map((r) => r.sessionId));

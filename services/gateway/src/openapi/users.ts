@@ -79,7 +79,7 @@ export const usersOpenApi: OpenApiResource = {
               required: ['email', 'name'],
               properties: {
                 email: { type: 'string', format: 'email' },
-                password: { type: 'string' },
+                password: { type: ['string', 'null'], description: 'Absent or null: the user gets an e-mail with a link to set one. Any string, even empty, must pass the password policy (422).' },
                 ...profileProperties,
                 role: schemaRef('Role'),
               },

@@ -39,7 +39,8 @@ const roleText = z.string().max(20).refine((r) => roleFromName(r) !== undefined,
 const createBody = z.object({
   email: z.string().max(1000),
   name: text,
-  password: z.string().max(1024).optional(),
+  // Absent or null: no password (a link to set one is mailed); any string, even empty, must pass the policy.
+  password: z.string().max(1024).nullish(),
   country: text.nullish(),
   institution: text.nullish(),
   role: roleText.optional(),
@@ -131,7 +132,7 @@ export const usersResource: Resource = {
             {
               email: body.email,
               name: body.name,
-              password: body.password ?? '',
+              ...(typeof body.password === 'string' ? { password: body.password } : {}),
               country: body.country ?? '',
               institution: body.institution ?? '',
               ...(body.role ? { role: roleFromName(body.role) } : {}),

@@ -9,44 +9,89 @@ export interface AdminAccount {
   password: string;
 }
 
+type AdminKeycloak = Pick<
+  KeycloakAdminClient,
+  'findUserByEmail' | 'getUser' | 'createUser' | 'getRealmRole' | 'getUserRealmRoles' | 'addUserRealmRoles' | 'realmRoleHasDirectMember' | 'roleHolders'
+>;
+
 /**
- * Makes sure the first SUPERADMIN exists: in Keycloak (with its password and the
- * SUPERADMIN role) and as a profile. Safe to run at every start and from several
- * replicas at once.
+ * Whether anyone holds SUPERADMIN in effect: mapped to it directly (one row asked for), else
+ * through a group or a composite role.
  */
-export async function ensureSuperAdmin(
-  orm: MikroORM,
-  keycloak: KeycloakAdminClient,
-  account: AdminAccount,
-  logger: Logger,
-): Promise<string> {
+async function superAdminExists(keycloak: AdminKeycloak): Promise<boolean> {
+  if (await keycloak.realmRoleHasDirectMember('SUPERADMIN')) return true;
+  return ((await keycloak.roleHolders(['SUPERADMIN'])).get('SUPERADMIN')?.size ?? 0) > 0;
+}
+
+/**
+ * The first SUPERADMIN, from GEF_ADMIN_EMAIL / GEF_ADMIN_PASSWORD. Only while the realm has
+ * no SUPERADMIN at all (the first start, or every SUPERADMIN gone: the way back in) is the
+ * account created and granted SUPERADMIN. Once one exists, the account is left as operators
+ * made it: demoted or deleted, it stays so. An account Keycloak has without a profile gets
+ * one. Safe at every start and from several replicas at once. Resolves to the account's id,
+ * or undefined when it does not exist.
+ */
+export async function ensureSuperAdmin(orm: MikroORM, keycloak: AdminKeycloak, account: AdminAccount, logger: Logger): Promise<string | undefined> {
   const email = account.email.toLowerCase();
-  let existing = await keycloak.findUserByEmail(email);
-  let id = existing?.id;
+  if (await superAdminExists(keycloak)) {
+    const existing = await keycloak.findUserByEmail(email);
+    if (existing) await ensureProfile(orm, keycloak, existing.id, email, logger);
+    return existing?.id;
+  }
+
+  const firstStart = (await orm.em.getConnection().execute<unknown[]>('select 1 from user_profile limit 1')).length === 0;
+  let id = (await keycloak.findUserByEmail(email))?.id;
+  const created = !id;
   if (!id) {
     try {
       id = await keycloak.createUser({ email, password: account.password });
-      logger.info({ email }, 'created the first SUPERADMIN');
     } catch (err) {
-      // Another replica may have created it in the meantime.
-      existing = await keycloak.findUserByEmail(email);
-      if (!existing) throw err;
-      id = existing.id;
+      // Another replica created it in the meantime.
+      id = (await keycloak.findUserByEmail(email))?.id;
+      if (!id) throw err;
     }
   }
-  const roles = await keycloak.getUserRealmRoles(id);
-  if (!roles.some((r) => r.name === 'SUPERADMIN')) {
-    await keycloak.addUserRealmRoles(id, [await keycloak.getRealmRole('SUPERADMIN')]);
+  const holds = async (userId: string) => (await keycloak.getUserRealmRoles(userId)).some((r) => r.name === 'SUPERADMIN');
+  if (!(await holds(id))) {
+    try {
+      await keycloak.addUserRealmRoles(id, [await keycloak.getRealmRole('SUPERADMIN')]);
+    } catch (err) {
+      // Another replica granted it at the same moment (Keycloak refuses the second mapping).
+      if (!(await holds(id))) throw err;
+    }
   }
-  const userId = id;
-  await unitOfWork(orm, async (em) => {
+  if (firstStart) logger.info({ email }, 'created the first SUPERADMIN');
+  else {
+    logger.warn(
+      { email, created },
+      created
+        ? 'the realm had no SUPERADMIN left: re-created the bootstrap account (GEF_ADMIN_EMAIL) as SUPERADMIN'
+        : 'the realm had no SUPERADMIN left: granted SUPERADMIN to the bootstrap account (GEF_ADMIN_EMAIL) again',
+    );
+  }
+  await ensureProfile(orm, keycloak, id, email, logger);
+  return id;
+}
+
+/**
+ * A profile for the account. A profile of the same address left by a login deleted in
+ * Keycloak's console (its id unknown there) is replaced: the address belongs to this login now.
+ */
+async function ensureProfile(orm: MikroORM, keycloak: AdminKeycloak, id: string, email: string, logger: Logger): Promise<void> {
+  const stale = await unitOfWork(orm, async (em) => {
     const repo = new UserProfileRepository(em);
-    if (!(await repo.findById(userId))) {
-      await em.getConnection().execute(
-        `insert into user_profile (id, email, name) values (?, ?, ?) on conflict do nothing`,
-        [userId, email, 'Administrator'],
-      );
-    }
+    if (await repo.findById(id)) return undefined;
+    const other = await repo.findByEmail(email);
+    return other?.id;
   });
-  return userId;
+  if (stale !== undefined) {
+    if ((await keycloak.getUser(stale)) !== undefined) return;
+    logger.warn({ email, staleId: stale }, 'replacing the profile of a deleted login with the bootstrap account\'s');
+  }
+  await orm.em.fork().transactional(async (em) => {
+    const conn = em.getConnection();
+    const tx = em.getTransactionContext();
+    if (stale !== undefined) await conn.execute('delete from user_profile where id = ?', [stale], 'run', tx);
+    await conn.execute('insert into user_profile (id, email, name) values (?, ?, ?) on conflict do nothing', [id, email, 'Administrator'], 'run', tx);
+  });
 }

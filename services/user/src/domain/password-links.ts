@@ -45,10 +45,12 @@ interface Recipient {
 }
 
 /**
- * Single-use links to set or reset a password, mailed. A link is mailed while the request
- * is answered; when the mail server does not take it, its delivery is handed to Temporal
- * (workflow `sendPasswordLink`), which retries until the server is back, and the request
- * still succeeds. Each delivery makes its own token when it sends, so no token ever enters
+ * Single-use links to set or reset a password, mailed. A registration's link is mailed
+ * while the request is answered; when the mail server does not take it, its delivery is
+ * handed to Temporal (workflow `sendPasswordLink`), which retries until the server is back,
+ * and the request still succeeds. A recovery's link is always delivered by that workflow,
+ * started from an outbox after the answer, so the answer never waits on the account's
+ * e-mail. Each delivery makes its own token when it sends, so no token ever enters
  * Temporal, and a link is valid for an hour from its e-mail.
  */
 export class PasswordLinks {
@@ -69,11 +71,7 @@ export class PasswordLinks {
       await this.withdraw(token);
       const requestId = randomUUID();
       try {
-        await this.deps.temporal.workflow.start(sendPasswordLink, {
-          taskQueue: taskQueues.user,
-          workflowId: passwordLinkWorkflowId(requestId),
-          args: [{ userId: user.id, purpose, requestId }],
-        });
+        await this.startDelivery({ userId: user.id, purpose, requestId });
       } catch (startErr) {
         this.deps.logger.error({ err: String(mailErr), startErr: String(startErr), userId: user.id }, 'a password e-mail could be neither sent nor handed to Temporal');
         throw new Unavailable('The e-mail could not be sent; try again shortly', 'unavailable');
@@ -83,7 +81,23 @@ export class PasswordLinks {
     }
   }
 
-  /** The activity `sendPasswordLink`: one e-mail per request, however often it is retried. */
+  /** Starts the workflow `sendPasswordLink` of a request; one already started for it counts. */
+  async startDelivery(request: PasswordLinkRequest): Promise<void> {
+    try {
+      await this.deps.temporal.workflow.start(sendPasswordLink, {
+        taskQueue: taskQueues.user,
+        workflowId: passwordLinkWorkflowId(request.requestId),
+        args: [request],
+      });
+    } catch (err) {
+      if (!(err instanceof Error && err.name === 'WorkflowExecutionAlreadyStartedError')) throw err;
+    }
+  }
+
+  /**
+   * The activity `sendPasswordLink`: one e-mail per request, however often it is retried.
+   * Recovery links are capped: none is sent while the account holds `maxRecoveryLinks`.
+   */
   async deliver(request: PasswordLinkRequest): Promise<{ sent: boolean }> {
     const conn = this.deps.orm.em.getConnection();
     const [prior] = await conn.execute<{ mailed_at: unknown }[]>('select mailed_at from password_token where request_id = ?', [request.requestId]);
@@ -92,7 +106,14 @@ export class PasswordLinks {
     if (prior) await conn.execute('delete from password_token where request_id = ?', [request.requestId]);
     const [user] = await conn.execute<Recipient[]>('select id, email, name from user_profile where id = ?', [request.userId]);
     if (!user) return { sent: false };
-    const token = await this.issue(user.id, request.purpose, request.requestId);
+    const token =
+      request.purpose === 'reset'
+        ? await this.issueWithin(user.id, 'reset', maxRecoveryLinks, request.requestId)
+        : await this.issue(user.id, request.purpose, request.requestId);
+    if (token === undefined) {
+      this.deps.logger.info({ userId: user.id }, 'recovery e-mail not sent: the account had its share within the hour');
+      return { sent: false };
+    }
     try {
       await this.mail(user, request.purpose, token);
     } catch (err) {
@@ -115,7 +136,7 @@ export class PasswordLinks {
    * counted and inserted under a lock of the user's, so concurrent requests cannot all pass
    * the count.
    */
-  private async issueWithin(userId: string, purpose: 'set' | 'reset', atMost: number): Promise<string | undefined> {
+  private async issueWithin(userId: string, purpose: 'set' | 'reset', atMost: number, requestId?: string): Promise<string | undefined> {
     return this.deps.orm.em.fork().transactional(async (em) => {
       const conn = em.getConnection();
       const tx = em.getTransactionContext();
@@ -128,7 +149,7 @@ export class PasswordLinks {
       );
       if (Number(count?.n ?? 0) >= atMost) return undefined;
       const token = newToken();
-      await conn.execute(insertToken, tokenRow(token, userId, purpose), 'all', tx);
+      await conn.execute(insertToken, tokenRow(token, userId, purpose, requestId), 'all', tx);
       return token;
     });
   }

@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Client as TemporalClient } from '@temporalio/client';
 import {
   AlreadyExists,
+  FailedPrecondition,
   type FieldMap,
   filterToSql,
   InvalidArgument,
@@ -13,7 +14,6 @@ import {
   PermissionDenied,
   sortToSql,
   Unauthenticated,
-  Unavailable,
   Unprocessable,
   uuidPattern,
 } from '@gef/common';
@@ -23,12 +23,13 @@ import { deleteUser as deleteUserWorkflow, deleteUserWorkflowId } from '@gef/wor
 import type { UserProfile } from '../entities/user-profile';
 import { KeycloakError, type KeycloakAdminClient } from '../keycloak/admin-client';
 import { unverifiedClaims, type KeycloakTokenClient, type KeycloakTokens } from '../keycloak/token-client';
+import { PasswordLinkDispatchRepository } from '../repositories/password-link-dispatch-repository';
 import { UserProfileRepository } from '../repositories/user-profile-repository';
 import type { RevocationHub } from '../revocations/revocation-hub';
 import { assertMayDeleteSelf, assertMayGrant, assertMayManage, canListUsers, canSeeUser, type Actor } from './policy';
-import { maxRecoveryLinks, tokenDigest, type PasswordLinks } from './password-links';
+import { tokenDigest, type PasswordLinks } from './password-links';
 import type { RoleDirectory } from './role-directory';
-import type { RoleName } from './roles';
+import { roleNames, type RoleName } from './roles';
 import { normaliseEmail, passwordPolicyViolation, profileLimits, profileText } from './validation';
 
 export interface UserView {
@@ -192,7 +193,8 @@ export class Users {
     const institution = profileText('institution', input.institution ?? '', profileLimits.institution);
     const role = input.role ?? 'USER';
     assertMayGrant(actor, role);
-    if (input.password) {
+    // Any password given, even an empty one, must pass the policy; only none at all means a mailed link.
+    if (input.password !== undefined) {
       const weak = passwordPolicyViolation(input.password);
       if (weak) throw new Unprocessable(weak, 'weak_password');
     }
@@ -201,7 +203,7 @@ export class Users {
     let id: string;
     try {
       // The profile (name included) lives here; Keycloak keeps only the login.
-      id = await this.deps.keycloak.createUser({ email, ...(input.password ? { password: input.password } : {}) });
+      id = await this.deps.keycloak.createUser({ email, ...(input.password !== undefined ? { password: input.password } : {}) });
     } catch (err) {
       if (err instanceof KeycloakError && err.status === 409) {
         throw new AlreadyExists('A user with this email already exists', 'already_exists');
@@ -228,7 +230,7 @@ export class Users {
           emailNotificationsEnabled: input.emailNotificationsEnabled ?? false,
         }),
       );
-      if (!input.password) await this.deps.passwordLinks.send(profile, 'set');
+      if (input.password === undefined) await this.deps.passwordLinks.send(profile, 'set');
       return { profile, role };
     } catch (err) {
       // Leave no half user behind.
@@ -278,13 +280,15 @@ export class Users {
     const roleChanged = role !== undefined && role !== target.role;
     if (!profileChanged && !roleChanged && changes.password === undefined) throw new InvalidArgument('Not updated', 'not_updated');
 
+    // A demotion Keycloak's direct mappings cannot carry out is refused before anything changes.
+    if (roleChanged) await whileUserExists(this.deps.keycloak, target.profile.id, () => this.assertDemotable(target.profile.id, role!));
     if (changes.password !== undefined) {
       const res = await whileUserExists(this.deps.keycloak, target.profile.id, () => this.deps.keycloak.setPassword(target.profile.id, changes.password!));
       if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
     }
     if (roleChanged) {
       await whileUserExists(this.deps.keycloak, target.profile.id, async () => {
-        const current = await this.deps.keycloak.getUserRealmRoles(target.profile.id);
+        const current = await this.deps.keycloak.getUserDirectRealmRoles(target.profile.id);
         const elevated = current.filter((r) => r.name === 'ADMIN' || r.name === 'SUPERADMIN');
         await this.deps.keycloak.removeUserRealmRoles(target.profile.id, elevated);
         if (role !== 'USER') await this.deps.keycloak.addUserRealmRoles(target.profile.id, [await this.deps.keycloak.getRealmRole(role!)]);
@@ -307,6 +311,28 @@ export class Users {
       });
     }
     return { profile, role: role ?? target.role };
+  }
+
+  /**
+   * A role lower than the one held is reached by removing direct realm-role mappings only.
+   * A role above `to` that the user holds through a Keycloak group or composite role (also,
+   * or only) would stay: refused, so that nothing changes and the answer does not claim a
+   * demotion that did not happen.
+   */
+  private async assertDemotable(userId: string, to: RoleName): Promise<void> {
+    const above = (await this.deps.keycloak.getUserRealmRoles(userId))
+      .map((r) => r.name)
+      .filter((name): name is RoleName => (roleNames as readonly string[]).includes(name) && roleNames.indexOf(name as RoleName) > roleNames.indexOf(to));
+    if (above.length === 0) return;
+    const direct = new Set((await this.deps.keycloak.getUserDirectRealmRoles(userId)).map((r) => r.name));
+    const indirect = await this.deps.keycloak.roleHolders(above, { indirectOnly: true });
+    const kept = above.filter((name) => !direct.has(name) || indirect.get(name)?.has(userId));
+    if (kept.length > 0) {
+      throw new FailedPrecondition(
+        `The user holds ${kept.join(' and ')} through a Keycloak group or composite role: change it there (in Keycloak) to give them ${to}`,
+        'role_granted_in_keycloak',
+      );
+    }
   }
 
   async changePassword(actor: Actor, oldPassword: string, newPassword: string, sessionId: string): Promise<UserView> {
@@ -388,22 +414,18 @@ export class Users {
     return target;
   }
 
-  /** Mails a reset link when the account exists; says nothing either way. */
+  /**
+   * Has a reset link mailed when the account exists; says nothing either way. The answer
+   * waits only for one statement that looks the account up and, when found, records the
+   * request in an outbox: the same work whether or not it exists. The link is made and
+   * mailed afterwards by the `sendPasswordLink` workflow (retried until sent, at most
+   * `maxRecoveryLinks` an hour per account).
+   */
   async recoverPassword(key: string): Promise<void> {
-    const k = key.trim();
-    const profile = uuidPattern.test(k)
-      ? await this.repo((r) => r.findById(k.toLowerCase()))
-      : k.includes('@') && k.length <= 254
-        ? await this.repo((r) => r.findByEmail(k))
-        : null;
-    if (!profile) return;
-    try {
-      const sent = await this.deps.passwordLinks.send(profile, 'reset', maxRecoveryLinks);
-      if (sent === 'capped') this.deps.logger.info({ userId: profile.id }, 'recovery e-mail not sent: the account had its share within the hour');
-    } catch (err) {
-      // Unavailable: neither the mail server nor Temporal took it, and send() said so already.
-      if (!(err instanceof Unavailable)) this.deps.logger.error({ err: String(err), userId: profile.id }, 'could not send the recovery e-mail');
-    }
+    const k = key.trim().toLowerCase();
+    const account = uuidPattern.test(k) ? { id: k } : k.includes('@') && k.length <= 254 ? { email: k } : undefined;
+    if (!account) return;
+    await new PasswordLinkDispatchRepository(this.deps.orm.em.fork()).addRecovery(account);
   }
 
   async resetPassword(token: string, password: string): Promise<UserView> {

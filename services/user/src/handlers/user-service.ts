@@ -52,7 +52,8 @@ export function userService({ users, revocations }: UserServiceDeps): ServiceImp
         {
           email: req.email,
           name: req.name,
-          password: req.password || undefined,
+          // Absent: a link to set one is mailed. Present, even empty: the policy decides.
+          password: req.password,
           country: req.country,
           institution: req.institution,
           role: roleFromProto(req.role) ?? 'USER',

@@ -192,7 +192,7 @@ export class KeycloakAdminClient {
           email: input.email,
           enabled: input.enabled ?? true,
           emailVerified: true,
-          credentials: input.password ? [{ type: 'password', value: input.password, temporary: false }] : [],
+          credentials: input.password !== undefined ? [{ type: 'password', value: input.password, temporary: false }] : [],
         }),
       },
       'create user',
@@ -216,6 +216,21 @@ export class KeycloakAdminClient {
     const res = await this.admin(`/roles/${encodeURIComponent(name)}`, {}, 'get role');
     if (!res.ok) throw new KeycloakError(res.status, 'get role', await res.text());
     return (await res.json()) as KeycloakRole;
+  }
+
+  /** Whether any user is mapped directly to a realm role (one member asked for; groups and composites not counted). */
+  async realmRoleHasDirectMember(name: string): Promise<boolean> {
+    const res = await this.admin(`/roles/${encodeURIComponent(name)}/users?first=0&max=1&briefRepresentation=true`, {}, 'list role members');
+    if (!res.ok) throw new KeycloakError(res.status, 'list role members', await res.text());
+    return ((await res.json()) as unknown[]).length > 0;
+  }
+
+  /** The realm roles mapped to a user directly (not through groups, not expanded from composites). */
+  async getUserDirectRealmRoles(id: string): Promise<KeycloakRole[]> {
+    const res = await this.admin(`/users/${encodeURIComponent(id)}/role-mappings/realm`, {}, 'get user direct roles');
+    if (res.status === 404) return [];
+    if (!res.ok) throw new KeycloakError(res.status, 'get user direct roles', await res.text());
+    return (await res.json()) as KeycloakRole[];
   }
 
   /** The realm roles a user holds in effect: mapped directly, through groups or through composite roles. */
@@ -431,8 +446,12 @@ export class KeycloakAdminClient {
    * composite role that includes it at any depth (realm roles and client roles alike: a
    * client role may include a realm role), or to a group holding any of them, directly or
    * through a parent group. What Keycloak puts in their tokens, for every user at once.
+   *
+   * With `indirectOnly`, a user mapped directly to the role itself does not count for that
+   * alone: only those who would still hold it without that mapping (through a group or a
+   * composite role) do.
    */
-  async roleHolders(names: readonly string[]): Promise<Map<string, Set<string>>> {
+  async roleHolders(names: readonly string[], options: { indirectOnly?: boolean } = {}): Promise<Map<string, Set<string>>> {
     const realmRoles = await this.paged<ListedRole>('/roles?briefRepresentation=true', 'list roles');
     const clientRoles = await this.allClientRoles();
     // For each role (by id), the composite roles, realm or client, that include it directly.
@@ -444,26 +463,26 @@ export class KeycloakAdminClient {
     composites.forEach((composite, i) => {
       for (const part of parts[i]!) includedBy.set(part.id, [...(includedBy.get(part.id) ?? []), composite]);
     });
-    const direct = new Map<string, Promise<Set<string>>>();
+    const mapped = new Map<string, Promise<{ users: Set<string>; viaGroups: Set<string> }>>();
     const groupMembers = new Map<string, Promise<Set<string>>>();
-    /** Users mapped to the role itself or to a group holding it. */
-    const mappedTo = (role: ListedRole): Promise<Set<string>> => {
-      let found = direct.get(role.id);
+    /** Users mapped to the role itself, and members of a group holding it. */
+    const mappedTo = (role: ListedRole): Promise<{ users: Set<string>; viaGroups: Set<string> }> => {
+      let found = mapped.get(role.id);
       if (!found) {
         found = (async () => {
           const name = encodeURIComponent(role.name);
           const path = role.clientRole && role.containerId ? `/clients/${encodeURIComponent(role.containerId)}/roles/${name}` : `/roles/${name}`;
           const users = await this.paged<KeycloakUser>(`${path}/users?briefRepresentation=true`, 'list role members');
-          const ids = new Set(users.map((u) => u.id));
+          const viaGroups = new Set<string>();
           const groups = await this.paged<{ id: string }>(`${path}/groups?briefRepresentation=true`, 'list role groups');
           for (const g of groups) {
             let members = groupMembers.get(g.id);
             if (!members) groupMembers.set(g.id, (members = this.groupMemberIds(g.id)));
-            for (const id of await members) ids.add(id);
+            for (const id of await members) viaGroups.add(id);
           }
-          return ids;
+          return { users: new Set(users.map((u) => u.id)), viaGroups };
         })();
-        direct.set(role.id, found);
+        mapped.set(role.id, found);
       }
       return found;
     };
@@ -484,7 +503,13 @@ export class KeycloakAdminClient {
           }
         }
       }
-      for (const ids of await inParallel([...granting.values()], mappedTo)) for (const id of ids) holders.add(id);
+      const roles = [...granting.values()];
+      const found = await inParallel(roles, mappedTo);
+      found.forEach(({ users, viaGroups }, i) => {
+        const direct = roles[i]!.id === target.id && options.indirectOnly ? [] : users;
+        for (const id of direct) holders.add(id);
+        for (const id of viaGroups) holders.add(id);
+      });
     }
     return result;
   }

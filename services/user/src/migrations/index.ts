@@ -5,6 +5,7 @@ import { Migration20261128000003 } from './Migration20261128000003';
 import { Migration20261128000004 } from './Migration20261128000004';
 import { Migration20261128000005 } from './Migration20261128000005';
 import { Migration20261128000006 } from './Migration20261128000006';
+import { Migration20261130000001 } from './Migration20261130000001';
 
 /** The user service's migrations, oldest first. */
 export const migrations: MigrationObject[] = [
@@ -14,4 +15,5 @@ export const migrations: MigrationObject[] = [
   { name: 'Migration20261128000004', class: Migration20261128000004 },
   { name: 'Migration20261128000005', class: Migration20261128000005 },
   { name: 'Migration20261128000006', class: Migration20261128000006 },
+  { name: 'Migration20261130000001', class: Migration20261130000001 },
 ];
