@@ -9,6 +9,7 @@ import { createLogger, Unavailable } from '@gef/common';
 import type { PasswordLinkRequest } from '@gef/workflows/activities';
 import { PasswordLinks, tokenDigest } from '../src/domain/password-links';
 import { UserProfileRepository } from '../src/repositories/user-profile-repository';
+import { FakeTemporal } from './support/fake-temporal';
 import { openTestDatabase } from './support/test-database';
 
 jest.setTimeout(120_000);
@@ -27,19 +28,6 @@ class FakeMailer {
     if (this.down) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     this.sent.push({ to, purpose, token });
   }
-}
-
-/** A Temporal client that records the workflows started, and fails while `down`. */
-class FakeTemporal {
-  readonly started: { workflowId: string; args: PasswordLinkRequest[] }[] = [];
-  down = false;
-  readonly workflow = {
-    start: async (_workflow: unknown, options: { workflowId: string; args: PasswordLinkRequest[] }) => {
-      if (this.down) throw new Error('Temporal unreachable');
-      this.started.push({ workflowId: options.workflowId, args: options.args });
-      return {};
-    },
-  };
 }
 
 let database: Awaited<ReturnType<typeof openTestDatabase>> | undefined;

@@ -14,6 +14,7 @@ import { maxRecoveryLinks, PasswordLinks } from '../src/domain/password-links';
 import { Users } from '../src/domain/users';
 import { PasswordLinkDispatchRepository } from '../src/repositories/password-link-dispatch-repository';
 import { UserProfileRepository } from '../src/repositories/user-profile-repository';
+import { FakeTemporal } from './support/fake-temporal';
 import { openTestDatabase } from './support/test-database';
 
 jest.setTimeout(120_000);
@@ -35,19 +36,6 @@ class SlowMailer {
     this.sent.push(to);
     events.push(`mail to ${to} sent`);
   }
-}
-
-/** Temporal: records the workflows started; refuses while `down`. */
-class FakeTemporal {
-  readonly started: { workflowId: string; args: PasswordLinkRequest[] }[] = [];
-  down = false;
-  readonly workflow = {
-    start: async (_workflow: unknown, options: { workflowId: string; args: PasswordLinkRequest[] }) => {
-      if (this.down) throw new Error('Temporal unreachable');
-      this.started.push({ workflowId: options.workflowId, args: options.args });
-      return {};
-    },
-  };
 }
 
 let database: Awaited<ReturnType<typeof openTestDatabase>> | undefined;
