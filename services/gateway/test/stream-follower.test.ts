@@ -112,6 +112,33 @@ describe('StreamFollower', () => {
     follower.stop();
   });
 
+  it('renews a stream only once it has caught up, however long the backlog every stream replays', async () => {
+    const { opened, open } = fakeStreams();
+    const backlog = ['r1', 'r2', 'r3', 'r4', 'r5'];
+    const seen: string[] = [];
+    const follower = new StreamFollower<string>({ name: 'test', open, onMessage: (m) => seen.push(m), caughtUp: (m) => m === 'synced', logger: pino({ level: 'silent' }), renewAfterMessages: 3 });
+    void follower.start(0);
+    await until(() => opened.length === 1);
+    for (const m of [...backlog, 'synced']) opened[0]!.push(m);
+    await until(() => follower.isConnected);
+    // Five backlog messages, more than a renewal's three: no other stream was opened meanwhile.
+    expect(opened).toHaveLength(1);
+    expect(seen).toEqual([...backlog, 'synced']);
+    for (const m of ['live-1', 'live-2', 'live-3']) opened[0]!.push(m);
+    // Three messages after catching up: the next stream opens, replays the backlog, and takes over.
+    await until(() => opened.length === 2);
+    opened[1]!.push('r1');
+    await until(() => opened[0]!.signal.aborted);
+    expect(follower.isConnected).toBe(true);
+    for (const m of [...backlog.slice(1), 'live-1', 'live-2', 'live-3', 'synced']) opened[1]!.push(m);
+    await until(() => seen.filter((m) => m === 'synced').length === 2);
+    // Its backlog did not renew it before it caught up either.
+    expect(opened).toHaveLength(2);
+    opened[1]!.push('live-4');
+    await until(() => seen.at(-1) === 'live-4');
+    follower.stop();
+  });
+
   it('drops a stream that opened but fell silent before catching up', async () => {
     const { opened, open } = fakeStreams();
     const follower = new StreamFollower<string>({ name: 'test', open, onMessage: () => undefined, caughtUp: () => false, logger: pino({ level: 'silent' }), silenceMs: 1 });

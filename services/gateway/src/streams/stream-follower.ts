@@ -97,10 +97,11 @@ export class StreamFollower<M> {
   /**
    * Reads streams one after the other. A stream that ends or fails is replaced after a
    * backoff, with a gap (`onGap`: messages may have been missed). One that has delivered
-   * `renewAfterMessages` is replaced without a gap, make before break: the next stream is
-   * opened while this one is still read, and this one is ended only once the next has sent
-   * its first message (each stream is in sync from its first message on; a message both
-   * carry is handled twice, which their consumers take as the same news).
+   * `renewAfterMessages` since it caught up is replaced without a gap, make before break:
+   * the next stream is opened while this one is still read, and this one is ended only once
+   * the next has sent its first message (the next one replays from its opening what this one
+   * has said, and says what comes after; a message both carry is handled twice, which their
+   * consumers take as the same news).
    */
   private async follow(): Promise<void> {
     const { logger, name } = this.options;
@@ -115,7 +116,14 @@ export class StreamFollower<M> {
       const current = handover?.stream ?? this.openStream();
       let pending = handover?.first;
       let first = handover === undefined;
-      if (handover) this.connected = true;
+      /**
+       * This stream has caught up. Only then does it count messages towards its renewal: a
+       * backlog longer than `renewAfterMessages` would otherwise renew a stream before it
+       * caught up, and every stream after it, replaying the backlog, the same (the follower
+       * never in sync). A renewal thus starts from a caught-up stream, with the follower
+       * connected, and hands over to a stream whose backlog replays from there.
+       */
+      let synced = false;
       this.abort = current.abort;
       this.reading = true;
       if (!handover) this.lastMessageAt = Date.now();
@@ -138,12 +146,15 @@ export class StreamFollower<M> {
             first = false;
           }
           this.options.onMessage(message);
-          if (!this.connected && caughtUp(message)) {
-            this.connected = true;
-            delay = 200;
-            logger.info(`${name}: following`);
+          if (!synced && caughtUp(message)) {
+            synced = true;
+            if (!this.connected) {
+              this.connected = true;
+              delay = 200;
+              logger.info(`${name}: following`);
+            }
           }
-          if (++count >= renewAfter && !renewing) {
+          if (synced && ++count >= renewAfter && !renewing) {
             renewing = true;
             void this.renew(current).then((next) => {
               if (!next) {
