@@ -9,7 +9,7 @@ export const ADMIN = { email: 'admin@gef.local', password: 'Admin-Dev-Passw0rd!'
 
 export async function startBenchStack(dataDir: string, ports: Awaited<ReturnType<typeof freeStackPorts>>): Promise<{ stack: Stack; ms: number }> {
   const began = Date.now();
-  const stack = await startStack({ dataDir, ports, env: { GEF_ENV: 'test', LOG_LEVEL: 'warn', RATE_LIMIT_LOGIN_PER_CLIENT: '1000000/60', RATE_LIMIT_LOGIN_PER_ACCOUNT: '1000000/60', RATE_LIMIT_REGISTER_PER_CLIENT: '1000000/3600', RATE_LIMIT_RUN_PER_ACCOUNT: '1000000/60', RATE_LIMIT_RUN_PER_CLIENT: '1000000/60', RATE_LIMIT_REFRESH_PER_ACCOUNT: '1000000/60', RATE_LIMIT_UPLOAD_PER_ACCOUNT: '1000000/60', RATE_LIMIT_UPLOAD_PER_CLIENT: '1000000/60' }, onStatus: () => undefined });
+  const stack = await startStack({ dataDir, ports, env: { GEF_ENV: 'test', LOG_LEVEL: 'warn', RATE_LIMIT_LOGIN_PER_CLIENT: '1000000/60', RATE_LIMIT_LOGIN_PER_ACCOUNT: '1000000/60', RATE_LIMIT_REGISTER_PER_CLIENT: '1000000/3600', RATE_LIMIT_RUN_PER_ACCOUNT: '1000000/60', RATE_LIMIT_RUN_PER_CLIENT: '1000000/60', RATE_LIMIT_REFRESH_PER_SESSION: '1000000/60', RATE_LIMIT_UPLOAD_PER_ACCOUNT: '1000000/60', RATE_LIMIT_UPLOAD_PER_CLIENT: '1000000/60' }, onStatus: () => undefined });
   return { stack, ms: Date.now() - began };
 }
 

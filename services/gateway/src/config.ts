@@ -52,7 +52,8 @@ export const configShape = {
   RATE_LIMIT_LOGIN_PER_CLIENT: rateLimit('600/60'),
   RATE_LIMIT_LOGIN_PER_ACCOUNT: rateLimit('120/60'),
   RATE_LIMIT_REFRESH_PER_CLIENT: rateLimit('600/60'),
-  RATE_LIMIT_REFRESH_PER_ACCOUNT: rateLimit('120/60'),
+  /** Refreshes of one login session of an account (the refresh token's `sub` and `sid`). */
+  RATE_LIMIT_REFRESH_PER_SESSION: rateLimit('120/60'),
   RATE_LIMIT_REGISTER_PER_CLIENT: rateLimit('60/3600'),
   /** Registrations naming one e-mail address (taken or not). */
   RATE_LIMIT_REGISTER_PER_ACCOUNT: rateLimit('10/3600'),

@@ -210,7 +210,7 @@ function limitsOf(config: GatewayConfig): Limits {
     login_client: config.RATE_LIMIT_LOGIN_PER_CLIENT,
     login_account: config.RATE_LIMIT_LOGIN_PER_ACCOUNT,
     refresh_client: config.RATE_LIMIT_REFRESH_PER_CLIENT,
-    refresh_account: config.RATE_LIMIT_REFRESH_PER_ACCOUNT,
+    refresh_session: config.RATE_LIMIT_REFRESH_PER_SESSION,
     register_client: config.RATE_LIMIT_REGISTER_PER_CLIENT,
     register_account: config.RATE_LIMIT_REGISTER_PER_ACCOUNT,
     recover_client: config.RATE_LIMIT_RECOVER_PER_CLIENT,

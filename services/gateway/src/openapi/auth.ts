@@ -23,7 +23,7 @@ export const authOpenApi: OpenApiResource = {
   tag: {
     name: 'Auth',
     description:
-      'Logins through Keycloak. Errors here also carry `message` and `msg` with the text of `detail`. Logins, refreshes are rate limited per client and per account (429 with `retry_after`); repeated failures lock the account (`account_locked`, with `minutes_remaining`).',
+      'Logins through Keycloak. Errors here also carry `message` and `msg` with the text of `detail`. Logins are rate limited per client and per account, refreshes per client and per account session (429 with `retry_after`); repeated failures lock the account (`account_locked`, with `minutes_remaining`).',
   },
   schemas: {
     Tokens: {

@@ -7,7 +7,7 @@ export type LimitName =
   | 'login_client'
   | 'login_account'
   | 'refresh_client'
-  | 'refresh_account'
+  | 'refresh_session'
   | 'register_client'
   | 'register_account'
   | 'recover_client'

@@ -29,16 +29,18 @@ function tokenReply(tokens: user.Tokens | undefined) {
 }
 
 /**
- * The account a refresh token names (its `sub`), read without checking its signature:
- * only to count the refresh against that account's limit before Keycloak checks the token.
- * '' when the token is not a JWT with a subject.
+ * The account session a refresh token belongs to (its `sub` and `sid`), read without
+ * checking its signature: only to count the refresh against that session's limit before
+ * Keycloak checks the token. Keyed on the session, which only the token's holder knows, so
+ * that nobody can use up another account's refreshes with forged tokens naming it. '' when
+ * the token is not a JWT naming both.
  */
-const refreshAccountKey = (req: Request): string => {
+const refreshSessionKey = (req: Request): string => {
   const token = (req.body as { refresh_token?: unknown } | undefined)?.refresh_token;
   if (typeof token !== 'string' || token.length > 8192) return '';
   try {
-    const { sub } = decodeJwt(token);
-    return typeof sub === 'string' ? sub.toLowerCase().slice(0, 100) : '';
+    const { sub, sid } = decodeJwt(token);
+    return typeof sub === 'string' && typeof sid === 'string' && sid !== '' ? `${sub.toLowerCase().slice(0, 100)}/${sid.slice(0, 100)}` : '';
   } catch {
     return '';
   }
@@ -70,8 +72,8 @@ export const authResource: Resource = {
       operationId: 'refreshToken',
       body: 'json',
       handler: async (req, res) => {
-        const account = refreshAccountKey(req);
-        await enforceLimits(limiter, limits, [{ name: 'refresh_client', key: clientKey(req) }, ...(account ? [{ name: 'refresh_account' as const, key: account }] : [])]);
+        const session = refreshSessionKey(req);
+        await enforceLimits(limiter, limits, [{ name: 'refresh_client', key: clientKey(req) }, ...(session ? [{ name: 'refresh_session' as const, key: session }] : [])]);
         const body = parseInput(refreshBody, req.body);
         const reply = await clients.user.refresh({ refreshToken: body.refresh_token }, rpcOptions(req));
         res.json(tokenReply(reply.tokens));

@@ -125,9 +125,11 @@ export const usersResource: Resource = {
         handler: async (req, res) => {
           const principal = await auth.optional(req);
           queryOf(req, []);
-          const account = emailKey(req);
-          await enforceLimits(limiter, limits, [{ name: 'register_client', key: clientKey(req) }, ...(account ? [{ name: 'register_account' as const, key: account }] : [])]);
+          await enforceLimits(limiter, limits, [{ name: 'register_client', key: clientKey(req) }]);
           const body = parseInput(createBody, req.body);
+          // Counted once the body is valid: malformed ones naming an address do not use up its share.
+          const account = emailKey(req);
+          if (account) await enforceLimits(limiter, limits, [{ name: 'register_account', key: account }]);
           const reply = await clients.user.createUser(
             {
               email: body.email,
