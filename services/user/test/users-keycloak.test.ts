@@ -257,6 +257,22 @@ describe('demoting a role Keycloak grants through a group or a composite role', 
     expect(await directRoles(u.id)).toEqual(['ADMIN']);
   });
 
+  it('a SUPERADMIN whose role includes ADMIN (a composite) may become USER: removing its mapping removes both', async () => {
+    const u = await newUser('demote-composite-superadmin');
+    await kc.console('POST', `/users/${u.id}/role-mappings/realm`, [await role('SUPERADMIN')]);
+    await kc.console('POST', '/roles/SUPERADMIN/composites', [await role('ADMIN')]);
+    try {
+      roles.invalidate();
+      expect(await roles.currentRoleOf(u.id)).toBe('SUPERADMIN');
+      expect((await users.update(u.id, { role: 'USER' }, superadmin)).role).toBe('USER');
+      expect(await roles.currentRoleOf(u.id)).toBe('USER');
+      expect(await directRoles(u.id)).toEqual([]);
+    } finally {
+      await kc.console('DELETE', '/roles/SUPERADMIN/composites', [await role('ADMIN')]);
+      roles.invalidate();
+    }
+  });
+
   it('a role mapped directly only is demoted as before', async () => {
     const u = await newUser('demote-direct-admin');
     await kc.console('POST', `/users/${u.id}/role-mappings/realm`, [await role('ADMIN')]);

@@ -178,7 +178,7 @@ export const usersOpenApi: OpenApiResource = {
       patch: op({
         operationId: 'updateUser',
         summary: 'Change a user (ADMIN: USERs; SUPERADMIN: all)',
-        description: 'Takes `role, name, country, institution, email_notifications_enabled`. Granting a role above USER needs a SUPERADMIN. A role change ends the user\'s current tokens.',
+        description: 'Takes `role, name, country, institution, email_notifications_enabled`. Granting a role above USER needs a SUPERADMIN. A role change ends the user\'s current tokens. A lower role for a user who holds the higher one through a Keycloak group or a composite role is refused (400 `role_granted_in_keycloak`, nothing changed): that grant is changed in Keycloak.',
         security: bearer,
         parameters: [userParam],
         requestBody: {

@@ -61,6 +61,9 @@ export const userListFields: FieldMap = {
 };
 
 /** Keycloak refused a request (4xx). */
+/** The roles whose direct mappings a role change replaces (USER is every account's). */
+const elevatedRoles: readonly RoleName[] = ['ADMIN', 'SUPERADMIN'];
+
 const isRefusal = (err: unknown): boolean => err instanceof KeycloakError && err.status >= 400 && err.status < 500;
 
 /**
@@ -289,7 +292,7 @@ export class Users {
     if (roleChanged) {
       await whileUserExists(this.deps.keycloak, target.profile.id, async () => {
         const current = await this.deps.keycloak.getUserDirectRealmRoles(target.profile.id);
-        const elevated = current.filter((r) => r.name === 'ADMIN' || r.name === 'SUPERADMIN');
+        const elevated = current.filter((r) => (elevatedRoles as readonly string[]).includes(r.name));
         await this.deps.keycloak.removeUserRealmRoles(target.profile.id, elevated);
         if (role !== 'USER') await this.deps.keycloak.addUserRealmRoles(target.profile.id, [await this.deps.keycloak.getRealmRole(role!)]);
       });
@@ -314,19 +317,18 @@ export class Users {
   }
 
   /**
-   * A role lower than the one held is reached by removing direct realm-role mappings only.
-   * A role above `to` that the user holds through a Keycloak group or composite role (also,
-   * or only) would stay: refused, so that nothing changes and the answer does not claim a
-   * demotion that did not happen.
+   * A role lower than the one held is reached by removing the direct mappings to ADMIN and
+   * SUPERADMIN. A role above `to` that the user would still hold without them (through a
+   * Keycloak group, or a composite role mapped otherwise) would stay: refused, so that
+   * nothing changes and the answer does not claim a demotion that did not happen.
    */
   private async assertDemotable(userId: string, to: RoleName): Promise<void> {
     const above = (await this.deps.keycloak.getUserRealmRoles(userId))
       .map((r) => r.name)
       .filter((name): name is RoleName => (roleNames as readonly string[]).includes(name) && roleNames.indexOf(name as RoleName) > roleNames.indexOf(to));
     if (above.length === 0) return;
-    const direct = new Set((await this.deps.keycloak.getUserDirectRealmRoles(userId)).map((r) => r.name));
-    const indirect = await this.deps.keycloak.roleHolders(above, { indirectOnly: true });
-    const kept = above.filter((name) => !direct.has(name) || indirect.get(name)?.has(userId));
+    const stillHeld = await this.deps.keycloak.roleHolders(above, { ignoringDirect: elevatedRoles });
+    const kept = above.filter((name) => stillHeld.get(name)?.has(userId));
     if (kept.length > 0) {
       throw new FailedPrecondition(
         `The user holds ${kept.join(' and ')} through a Keycloak group or composite role: change it there (in Keycloak) to give them ${to}`,

@@ -447,11 +447,11 @@ export class KeycloakAdminClient {
    * client role may include a realm role), or to a group holding any of them, directly or
    * through a parent group. What Keycloak puts in their tokens, for every user at once.
    *
-   * With `indirectOnly`, a user mapped directly to the role itself does not count for that
-   * alone: only those who would still hold it without that mapping (through a group or a
-   * composite role) do.
+   * With `ignoringDirect`, users mapped directly to those realm roles do not count for those
+   * mappings: the holders are those who would still hold each role were those mappings
+   * removed (through a group, or a composite role mapped to them otherwise).
    */
-  async roleHolders(names: readonly string[], options: { indirectOnly?: boolean } = {}): Promise<Map<string, Set<string>>> {
+  async roleHolders(names: readonly string[], options: { ignoringDirect?: readonly string[] } = {}): Promise<Map<string, Set<string>>> {
     const realmRoles = await this.paged<ListedRole>('/roles?briefRepresentation=true', 'list roles');
     const clientRoles = await this.allClientRoles();
     // For each role (by id), the composite roles, realm or client, that include it directly.
@@ -506,7 +506,8 @@ export class KeycloakAdminClient {
       const roles = [...granting.values()];
       const found = await inParallel(roles, mappedTo);
       found.forEach(({ users, viaGroups }, i) => {
-        const direct = roles[i]!.id === target.id && options.indirectOnly ? [] : users;
+        const role = roles[i]!;
+        const direct = !role.clientRole && options.ignoringDirect?.includes(role.name) ? [] : users;
         for (const id of direct) holders.add(id);
         for (const id of viaGroups) holders.add(id);
       });
