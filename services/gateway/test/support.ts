@@ -6,7 +6,7 @@ import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { create } from '@bufbuild/protobuf';
 import { healthRoutes, type HealthCheck } from '@gef/common';
 import { user } from '@gef/protos';
-import type { Limit, LimitDecision, Limiter } from '../src/rate-limit/rate-limiter';
+import type { LimitCheck, LimitDecision, Limiter } from '../src/rate-limit/rate-limiter';
 import pino from 'pino';
 import { loadConfig } from '../src/config';
 import { closeGateway, createGateway, type Gateway, type GatewayDeps } from '../src/server';
@@ -110,10 +110,12 @@ export interface RunningGateway extends Gateway {
 /** Rate-limit counters in memory (the real ones live in PostgreSQL). */
 export class MemoryLimiter implements Limiter {
   readonly counts = new Map<string, number>();
-  async hit(key: string, limit: Limit): Promise<LimitDecision> {
-    const n = (this.counts.get(key) ?? 0) + 1;
-    this.counts.set(key, n);
-    return n <= limit.max ? { allowed: true } : { allowed: false, retryAfterSeconds: limit.windowSeconds };
+  async hit(checks: readonly LimitCheck[]): Promise<LimitDecision[]> {
+    return checks.map(({ key, limit }) => {
+      const n = (this.counts.get(key) ?? 0) + 1;
+      this.counts.set(key, n);
+      return n <= limit.max ? { allowed: true } : { allowed: false, retryAfterSeconds: limit.windowSeconds };
+    });
   }
   async close(): Promise<void> {}
 }

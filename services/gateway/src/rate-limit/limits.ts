@@ -28,7 +28,7 @@ export async function enforceLimits(
   limits: Limits,
   checks: { name: LimitName; key: string }[],
 ): Promise<void> {
-  const decisions = await Promise.all(checks.map((c) => limiter.hit(`${c.name}:${c.key}`, limits[c.name])));
+  const decisions = await limiter.hit(checks.map((c) => ({ key: `${c.name}:${c.key}`, limit: limits[c.name] })));
   const refused = decisions.filter((d) => !d.allowed) as { allowed: false; retryAfterSeconds: number }[];
   if (refused.length === 0) return;
   const retryAfter = Math.max(...refused.map((d) => d.retryAfterSeconds));

@@ -9,16 +9,24 @@ export interface Limit {
 
 export type LimitDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
 
+/** One event counted for `key` against `limit`. */
+export interface LimitCheck {
+  key: string;
+  limit: Limit;
+}
+
 /** Counts events against limits. */
 export interface Limiter {
-  hit(key: string, limit: Limit): Promise<LimitDecision>;
+  /** Counts one event for each check (their keys distinct); a decision for each, in order. */
+  hit(checks: readonly LimitCheck[]): Promise<LimitDecision[]>;
   close(): Promise<void>;
 }
 
 /**
  * Fixed-window counters in the gateway's own PostgreSQL schema, so limits hold across
- * every gateway replica. One statement per check. When the database cannot answer, the
- * check lets the request through (and says so in the log) rather than refuse everyone.
+ * every gateway replica. One statement for all of a request's checks. When the database
+ * cannot answer, the checks let the request through (and say so in the log) rather than
+ * refuse everyone.
  */
 export class RateLimiter implements Limiter {
   private ready: Promise<void> | undefined;
@@ -51,27 +59,38 @@ export class RateLimiter implements Limiter {
     return this.ready;
   }
 
-  /** Counts one event for `key` and says whether it is within the limit. */
-  async hit(key: string, limit: Limit): Promise<LimitDecision> {
-    const windowMs = limit.windowSeconds * 1000;
+  /**
+   * Counts one event for each check's key and says, for each, whether it is within its
+   * limit. The rows are written in key order, so concurrent requests sharing keys lock them
+   * in the same order.
+   */
+  async hit(checks: readonly LimitCheck[]): Promise<LimitDecision[]> {
+    if (checks.length === 0) return [];
     const now = Date.now();
-    const windowStart = new Date(Math.floor(now / windowMs) * windowMs);
+    const windows = checks.map(({ key, limit }) => {
+      const windowMs = limit.windowSeconds * 1000;
+      return { key, limit, windowMs, start: new Date(Math.floor(now / windowMs) * windowMs) };
+    });
+    const ordered = [...windows].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     try {
       await this.ensureSchema();
-      const res = await this.pool.query<{ count: number }>(
-        `insert into rate_limit (key, window_start, count) values ($1, $2, 1)
+      const res = await this.pool.query<{ key: string; count: number }>(
+        `insert into rate_limit (key, window_start, count)
+         select key, window_start, 1 from unnest($1::text[], $2::timestamptz[]) with ordinality as c(key, window_start, n) order by n
          on conflict (key) do update set
            count = case when rate_limit.window_start = excluded.window_start then rate_limit.count + 1 else 1 end,
            window_start = excluded.window_start
-         returning count`,
-        [key, windowStart],
+         returning key, count`,
+        [ordered.map((w) => w.key), ordered.map((w) => w.start)],
       );
-      const count = res.rows[0]?.count ?? 1;
-      if (count <= limit.max) return { allowed: true };
-      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((windowStart.getTime() + windowMs - now) / 1000)) };
+      const counts = new Map(res.rows.map((r) => [r.key, r.count]));
+      return windows.map(({ key, limit, windowMs, start }) => {
+        if ((counts.get(key) ?? 1) <= limit.max) return { allowed: true };
+        return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((start.getTime() + windowMs - now) / 1000)) };
+      });
     } catch (err) {
       this.logger.warn({ reason: err instanceof Error ? err.message : String(err) }, 'rate limit not checked: database unavailable');
-      return { allowed: true };
+      return checks.map(() => ({ allowed: true }));
     }
   }
 
