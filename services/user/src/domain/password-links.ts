@@ -58,12 +58,11 @@ export class PasswordLinks {
 
   /**
    * Mails a link now, or has Temporal mail it as soon as it can. Unavailable (503) only
-   * when neither the mail server nor Temporal could take it. With `atMost`, nothing is sent
-   * ('capped') while the user holds that many unexpired links of this purpose.
+   * when neither the mail server nor Temporal could take it. (Recovery links, capped per
+   * account, go through `deliver` alone.)
    */
-  async send(user: Recipient, purpose: 'set' | 'reset', atMost?: number): Promise<'sent' | 'later' | 'capped'> {
-    const token = atMost === undefined ? await this.issue(user.id, purpose) : await this.issueWithin(user.id, purpose, atMost);
-    if (token === undefined) return 'capped';
+  async send(user: Recipient, purpose: 'set' | 'reset'): Promise<'sent' | 'later'> {
+    const token = await this.issue(user.id, purpose);
     try {
       await this.mail(user, purpose, token);
       return 'sent';
