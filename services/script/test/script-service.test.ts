@@ -158,7 +158,9 @@ describe('script service', () => {
       expect(byId.run!.size).toBeGreaterThan(0n);
       expect((await codeOf(forRun(scriptId, caller(randomUUID())))).code).toBe(Code.NotFound);
       expect((await codeOf(forRun('no-such-script'))).code).toBe(Code.NotFound);
-      expect((await codeOf(forRun('  '))).code).toBe(Code.InvalidArgument);
+      // No script has a blank slug: a blank key is one that names no script.
+      expect((await codeOf(forRun('  '))).code).toBe(Code.NotFound);
+      expect((await codeOf(f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: ' ', caller: caller(userId) })))).code).toBe(Code.NotFound);
     });
 
     it('of a version that is no longer current leaves the script and its log to its current version', async () => {

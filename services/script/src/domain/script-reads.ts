@@ -28,10 +28,10 @@ export const scriptListFields: FieldMap = {
 
 const maxLogLines = 1000;
 
-/** The id or slug of a request, trimmed; InvalidArgument when empty. */
+/** The id or slug of a request, trimmed; NotFound when blank (no script has a blank slug). */
 function scriptKey(idOrSlug: string): string {
   const key = idOrSlug.trim();
-  if (!key) throw new InvalidArgument('A script id or slug is required', 'invalid_argument');
+  if (!key) throw new NotFound('Script not found', 'not_found');
   return key;
 }
 
