@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { keepOutOfLogs, redactedKeys } from './logger';
 
 /** The environments a process can run in. Production refuses development secrets. */
 export const gefEnvSchema = z.enum(['development', 'test', 'production']);
@@ -59,7 +60,41 @@ export function parseConfig<S extends z.ZodRawShape>(
       throw new ConfigError(weak.map((name) => `${name}: must be set to a real secret in production`));
     }
   }
+  keepOutOfLogs(...secretValues(config));
   return result.data;
+}
+
+const secretNames = new Set(redactedKeys.map((k) => k.toUpperCase()));
+const secretName = /SECRET|PASSWORD|PASSPHRASE|PRIVATE_KEY|API_KEY/i;
+
+/** The secrets among parsed settings: those named as secrets, and the passwords in URLs. */
+export function secretValues(config: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const [key, value] of Object.entries(config)) {
+    if (typeof value !== 'string') continue;
+    if (secretNames.has(key.toUpperCase()) || secretName.test(key)) out.push(value);
+    const password = urlPassword(value);
+    if (password) out.push(password, decodedOr(password));
+  }
+  return out;
+}
+
+function decodedOr(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The password of a URL with credentials (as written in it), or undefined. */
+function urlPassword(value: string): string | undefined {
+  if (!value.includes('@') || !value.includes('://')) return undefined;
+  try {
+    return new URL(value).password || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Reads a comma-separated list. */

@@ -1,5 +1,6 @@
 import { runInNewContext } from 'node:vm';
-import { censor, censorSecrets, createLogger, redactedKeys } from '../src/logger';
+import { secretValues } from '../src/config';
+import { censor, censorSecrets, createLogger, keepOutOfLogs, maskSecretText, minSecretLength, redactedKeys } from '../src/logger';
 
 /** A logger writing into an array, and the lines it wrote, parsed. */
 function capture(level = 'info') {
@@ -166,4 +167,46 @@ describe('createLogger', () => {
     expect(lines()[0]).toMatchObject({ err: { type: 'Error', message: 'plain', code: 'E_PLAIN' } });
     expect(lines()[0]!.err.stack).toContain('plain');
   });
+
+  it('masks JWTs and the configured secrets wherever they are in a line: message text, %s, errors, children with formatters of their own', () => {
+    const { logger, raw, lines } = capture();
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEiLCJleHAiOjF9.c2lnbmF0dXJlLXBhcnQ';
+    keepOutOfLogs('configured-secret-1234', 'quote"and\\slash-secret');
+    logger.info(`refresh failed for ${jwt}`);
+    logger.warn('connect failed: %s', new Error('auth with configured-secret-1234 refused'));
+    logger.error({ err: new Error(`Bearer ${jwt} rejected`) }, 'rejected');
+    logger.child({ a: 1 }, { formatters: { log: (o: object) => o } }).info({ t: `x ${jwt} y` }, 'quote"and\\slash-secret in text');
+    expect(raw()).not.toContain('configured-secret-1234');
+    expect(raw()).not.toContain('slash-secret');
+    expect(raw()).not.toContain('c2lnbmF0dXJlLXBhcnQ');
+    const [first, second, third, fourth] = lines();
+    expect(first!.msg).toBe(`refresh failed for ${censor}`);
+    expect(second!.msg).toContain(censor);
+    expect(third!.err.message).toBe(`Bearer ${censor} rejected`);
+    expect(fourth).toMatchObject({ msg: `${censor} in text`, t: `x ${censor} y` });
+  });
+
+  it('leaves short values and lines without secrets as they are', () => {
+    keepOutOfLogs('short', undefined, '');
+    const line = '{"msg":"a short word, eyJ alone and eyJabc.def"}';
+    expect(maskSecretText(line)).toBe(line);
+    expect('short'.length).toBeLessThan(minSecretLength);
+  });
 });
+
+describe('secretValues', () => {
+  it('finds settings named as secrets and the passwords in URLs, raw and decoded', () => {
+    expect(
+      secretValues({
+        KEYCLOAK_CLIENT_SECRET: 'kc',
+        GEF_ADMIN_PASSWORD: 'admin-pw',
+        DATABASE_URL: 'postgres://gef:p%40ss-word-123@db:5432/gef',
+        SMTP_URL: 'smtp://mail.example.org:25',
+        PUBLIC_URL: 'https://user@example.org/',
+        LOG_LEVEL: 'info',
+        PORT: 3000,
+      }).sort(),
+    ).toEqual(['admin-pw', 'kc', 'p%40ss-word-123', 'p@ss-word-123', 'postgres://gef:p%40ss-word-123@db:5432/gef'].sort());
+  });
+});
+

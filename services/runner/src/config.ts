@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { baseConfigShape, ConfigError, parseConfig, port } from '@gef/common';
+import { baseConfigShape, ConfigError, keepOutOfLogs, parseConfig, port, secretValues } from '@gef/common';
 
 const GiB = 1024 ** 3;
 const TiB = 1024 ** 4;
@@ -160,6 +160,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   toolEnv['PIP_DISABLE_PIP_VERSION_CHECK'] = '1';
   toolEnv['PIP_NO_INPUT'] = '1';
+  // Index and proxy credentials never reach the runner's own log lines either.
+  keepOutOfLogs(...secretValues(toolEnv));
   const pythonPoolSize = config.PYTHON_POOL_SIZE ?? Math.min(config.RUNNER_CONCURRENCY, 2 * os.availableParallelism());
   if (config.SANDBOX_BUILD_UID_COUNT >= config.SANDBOX_UID_COUNT) {
     throw new ConfigError([`SANDBOX_BUILD_UID_COUNT: must be smaller than SANDBOX_UID_COUNT (${config.SANDBOX_UID_COUNT}), which it is taken from`]);
