@@ -27,6 +27,7 @@ import { PasswordLinkDispatchRepository } from '../repositories/password-link-di
 import { UserProfileRepository } from '../repositories/user-profile-repository';
 import type { RevocationHub } from '../revocations/revocation-hub';
 import { assertMayDeleteSelf, assertMayGrant, assertMayManage, canListUsers, canSeeUser, type Actor } from './policy';
+import { lockoutMinutesRemaining } from './lockout';
 import { tokenDigest, type PasswordLinks } from './password-links';
 import type { RoleDirectory } from './role-directory';
 import { roleNames, type RoleName } from './roles';
@@ -482,10 +483,9 @@ export class Users {
     if (profile) {
       const status = await this.deps.keycloak.bruteForceStatus(profile.id).catch(() => undefined);
       if (status?.disabled) {
-        const settings = await this.deps.keycloak.bruteForceSettings().catch(() => ({ waitIncrementSeconds: 900, maxFailureWaitSeconds: 900, failureFactor: 5 }));
-        const waitMs = Math.min(settings.waitIncrementSeconds, settings.maxFailureWaitSeconds) * 1000;
-        const remaining = Math.max(1, Math.ceil((status.lastFailure + waitMs - Date.now()) / 60_000));
-        throw new Unauthenticated('Account locked after too many failed logins', 'account_locked', { minutes_remaining: remaining });
+        const settings = status.failedLoginNotBefore === undefined ? await this.deps.keycloak.bruteForceSettings().catch(() => undefined) : undefined;
+        const remaining = lockoutMinutesRemaining(status, () => settings);
+        throw new Unauthenticated('Account locked after too many failed logins', 'account_locked', remaining === undefined ? {} : { minutes_remaining: remaining });
       }
     }
     if (res.failure === 'account_disabled') throw new Unauthenticated('Account disabled', 'account_disabled');

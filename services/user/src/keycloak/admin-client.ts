@@ -1,4 +1,5 @@
 import { Unavailable, type Logger } from '@gef/common';
+import type { BruteForceSettings, BruteForceStatus } from '../domain/lockout';
 
 export interface KeycloakSettings {
   url: string;
@@ -311,10 +312,10 @@ export class KeycloakAdminClient {
   }
 
   /** Brute-force detection state of a user. */
-  async bruteForceStatus(id: string): Promise<{ disabled: boolean; numFailures: number; lastFailure: number }> {
+  async bruteForceStatus(id: string): Promise<BruteForceStatus> {
     const res = await this.admin(`/attack-detection/brute-force/users/${encodeURIComponent(id)}`, {}, 'brute-force status');
     if (!res.ok) throw new KeycloakError(res.status, 'brute-force status', await res.text());
-    return (await res.json()) as { disabled: boolean; numFailures: number; lastFailure: number };
+    return (await res.json()) as BruteForceStatus;
   }
 
   /** Clears a user's brute-force lockout. */
@@ -324,7 +325,7 @@ export class KeycloakAdminClient {
   }
 
   /** The realm's brute-force settings. */
-  async bruteForceSettings(): Promise<{ waitIncrementSeconds: number; maxFailureWaitSeconds: number; failureFactor: number }> {
+  async bruteForceSettings(): Promise<BruteForceSettings> {
     const res = await this.admin('', {}, 'get realm');
     if (!res.ok) throw new KeycloakError(res.status, 'get realm', await res.text());
     const realm = (await res.json()) as { waitIncrementSeconds?: number; maxFailureWaitSeconds?: number; failureFactor?: number };
