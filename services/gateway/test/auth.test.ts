@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { create } from '@bufbuild/protobuf';
@@ -156,6 +157,44 @@ describe('the authenticator', () => {
       const later = await a.require(req(`Bearer ${await token({ sid: 'session-2' }, { iat: Math.ceil(now / 1000) + 1 })}`));
       expect(later.userId).toBe(userId);
     } finally {
+      cache.stop();
+    }
+  });
+
+  it('keeps a revocation sent again with a later expiry (tokens found to live longer) until that expiry', async () => {
+    const now = Date.now();
+    const notBefore = timestampFromDate(new Date(Math.ceil(now / 1000) * 1000));
+    const first = create(user.RevocationSchema, { id: 1n, target: { case: 'userId', value: userId }, notBefore, expiresAt: timestampFromDate(new Date(now + 3_600_000)) });
+    const session = create(user.RevocationSchema, { id: 2n, target: { case: 'sessionId', value: 's-long' }, notBefore, expiresAt: timestampFromDate(new Date(now + 3_600_000)) });
+    const longer = (r: typeof first) => create(user.RevocationSchema, { ...r, expiresAt: timestampFromDate(new Date(now + 5 * 3_600_000)) });
+    const transport = createRouterTransport((router) => {
+      router.service(user.UserService, {
+        async *watchRevocations() {
+          for (const revocation of [first, session]) yield create(user.WatchRevocationsResponseSchema, { revocation });
+          yield create(user.WatchRevocationsResponseSchema, {});
+          for (const revocation of [longer(first), longer(session)]) yield create(user.WatchRevocationsResponseSchema, { revocation });
+          // An older one arriving late changes nothing it should not.
+          yield create(user.WatchRevocationsResponseSchema, { revocation: first });
+          await new Promise((r) => setTimeout(r, 60_000).unref());
+        },
+      });
+    });
+    const cache = new RevocationCache(createClient(user.UserService, transport), pino({ level: 'silent' }));
+    await cache.start(2000);
+    const clock = jest.spyOn(Date, 'now');
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const before = Math.floor(now / 1000) - 1;
+      clock.mockReturnValue(now + 2 * 3_600_000);
+      (cache as unknown as { sweep(): void }).sweep();
+      expect(cache.isRevoked(userId, '', before)).toBe(true);
+      expect(cache.isRevoked(randomUUID(), 's-long', before)).toBe(true);
+      clock.mockReturnValue(now + 6 * 3_600_000);
+      (cache as unknown as { sweep(): void }).sweep();
+      expect(cache.isRevoked(userId, '', before)).toBe(false);
+      expect(cache.isRevoked(randomUUID(), 's-long', before)).toBe(false);
+    } finally {
+      clock.mockRestore();
       cache.stop();
     }
   });

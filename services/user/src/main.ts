@@ -14,6 +14,7 @@ import { migrations } from './migrations';
 import { PasswordLinkDispatchRepository, passwordLinkDispatchChannel } from './repositories/password-link-dispatch-repository';
 import { KeycloakChanges } from './revocations/keycloak-changes';
 import { RevocationHub } from './revocations/revocation-hub';
+import { TokenLifetime } from './revocations/token-lifetime';
 import { routes } from './routes';
 import { entities } from './entities';
 import { createWorker } from './worker';
@@ -35,9 +36,17 @@ void runService({
     const keycloak = new KeycloakAdminClient(keycloakSettings, logger);
     const mailer = new Mailer({ host: config.SMTP_HOST, port: config.SMTP_PORT, from: config.MAIL_FROM, publicUrl: config.PUBLIC_URL, passwordLinkUrl: config.PASSWORD_LINK_URL });
     shutdown.add('mailer', () => mailer.close());
-    const revocations = new RevocationHub(orm, config.DATABASE_URL, config.ACCESS_TOKEN_LIFETIME_SECONDS, logger);
+    // Revocations are kept as long as Keycloak's tokens live, whichever setting says longer.
+    const tokenLifetime = new TokenLifetime({
+      configuredSeconds: config.ACCESS_TOKEN_LIFETIME_SECONDS,
+      keycloak,
+      onLonger: async (seconds) => void (await revocations.keepFor(seconds)),
+      logger,
+    });
+    const revocations = new RevocationHub(orm, config.DATABASE_URL, tokenLifetime.seconds, logger);
     await revocations.start();
     shutdown.add('revocations', () => revocations.stop());
+    shutdown.add('token lifetime', () => tokenLifetime.stop());
     const passwordLinks = new PasswordLinks({ orm, mailer, temporal: temporal.client, logger });
     // Starts the deliveries of recovery links from the outbox, once Temporal answers.
     const linkDispatcher = new OutboxDispatcher({
@@ -67,7 +76,7 @@ void runService({
       revocations,
       onRolesChanged: () => roles.invalidate(),
       logger,
-      tokenLifetimeSeconds: config.ACCESS_TOKEN_LIFETIME_SECONDS,
+      tokenLifetimeSeconds: tokenLifetime.seconds,
       intervalMs: config.KEYCLOAK_EVENTS_POLL_MS,
     });
     shutdown.add('keycloak changes', () => keycloakChanges.stop());
@@ -78,6 +87,7 @@ void runService({
       worker: createWorker(temporal.settings, orm, keycloak, notices, passwordLinks, logger),
       // The first SUPERADMIN. Keycloak may still be starting, so retry in the background.
       started: () => {
+        tokenLifetime.start();
         keycloakChanges.start();
         linkDispatcher.start();
         void (async () => {

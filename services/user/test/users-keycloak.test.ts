@@ -16,6 +16,7 @@ import { KeycloakTokenClient } from '../src/keycloak/token-client';
 import { migrations } from '../src/migrations';
 import { UserProfileRepository } from '../src/repositories/user-profile-repository';
 import { RevocationHub } from '../src/revocations/revocation-hub';
+import { TokenLifetime } from '../src/revocations/token-lifetime';
 import { startTestKeycloak, type TestKeycloak } from './support/test-keycloak';
 
 jest.setTimeout(300_000);
@@ -327,5 +328,56 @@ describe('logout with a refresh token', () => {
 
     expect((await revokedSessions()).has(theirs.sid)).toBe(false);
     expect((await tokens().refresh(theirs.refreshToken)).ok).toBe(true);
+  });
+});
+
+describe('how long revocations are kept', () => {
+  afterEach(async () => {
+    await kc.console('PUT', '', { accessTokenLifespan: 3600 });
+  });
+
+  it('follows the longest access-token lifespan set in Keycloak, the realm’s or a client’s, and keeps the revocations in force that long', async () => {
+    expect(await keycloak.longestAccessTokenLifespan()).toBe(3600);
+    const warnings: string[] = [];
+    const lifetime = new TokenLifetime({
+      configuredSeconds: 3600,
+      keycloak,
+      onLonger: async (seconds) => void (await hub.keepFor(seconds)),
+      logger: { ...logger, warn: (_: unknown, msg: string) => void warnings.push(msg), info: () => undefined } as never,
+    });
+    const u = await newUser('lifespan');
+    await hub.revokeUser(u.id);
+    const expiryOf = async () => (await hub.active()).find((r) => r.userId === u.id)!;
+    const before = await expiryOf();
+    expect(before.expiresAt.getTime() - before.notBefore.getTime()).toBeLessThanOrEqual((3600 + 61) * 1000);
+
+    // Keycloak as shipped: nothing changes.
+    await lifetime.refresh();
+    expect(lifetime.seconds()).toBe(3600);
+    expect((await expiryOf()).expiresAt).toEqual(before.expiresAt);
+    expect(warnings).toEqual([]);
+
+    // An operator raises the realm's lifespan in the console.
+    await kc.console('PUT', '', { accessTokenLifespan: 4 * 3600 });
+    await lifetime.refresh();
+    expect(lifetime.seconds()).toBe(4 * 3600);
+    expect((await expiryOf()).expiresAt.getTime()).toBe(before.notBefore.getTime() + (4 * 3600 + 60) * 1000);
+    expect(warnings).toHaveLength(1);
+
+    // A client of its own with a longer one.
+    const { client } = await kc.newClientRole(`long-lived-${randomUUID().slice(0, 8)}`, []);
+    const representation = await kc.console<{ attributes?: Record<string, string> }>('GET', `/clients/${client}`);
+    await kc.console('PUT', `/clients/${client}`, { ...representation, attributes: { ...representation.attributes, 'access.token.lifespan': String(6 * 3600) } });
+    expect(await keycloak.longestAccessTokenLifespan()).toBe(6 * 3600);
+    await lifetime.refresh();
+    expect(lifetime.seconds()).toBe(6 * 3600);
+    expect((await expiryOf()).expiresAt.getTime()).toBe(before.notBefore.getTime() + (6 * 3600 + 60) * 1000);
+    await kc.console('DELETE', `/clients/${client}`);
+
+    // Lowered again: tokens issued meanwhile still live, so nothing shrinks.
+    await kc.console('PUT', '', { accessTokenLifespan: 3600 });
+    await lifetime.refresh();
+    expect(lifetime.seconds()).toBe(6 * 3600);
+    expect(warnings).toHaveLength(2);
   });
 });

@@ -78,12 +78,14 @@ export class RevocationCache {
     const notBefore = timestampDate(r.notBefore).getTime();
     const expiresAt = timestampDate(r.expiresAt).getTime();
     if (r.target.case === 'userId') {
+      // The latest cut-off, kept as long as the longest-lived of the user's revocations (one
+      // may come again with a later expiry when tokens are found to live longer).
       const current = this.users.get(r.target.value);
-      if (!current || current.notBefore < notBefore) this.users.set(r.target.value, { notBefore, expiresAt });
+      this.users.set(r.target.value, current ? { notBefore: Math.max(current.notBefore, notBefore), expiresAt: Math.max(current.expiresAt, expiresAt) } : { notBefore, expiresAt });
       // Logout-all, a role change, disabling or deletion: what is known of the user is stale.
       this.userChanged(r.target.value);
     } else if (r.target.case === 'sessionId') {
-      this.sessions.set(r.target.value, expiresAt);
+      this.sessions.set(r.target.value, Math.max(this.sessions.get(r.target.value) ?? 0, expiresAt));
     }
   }
 

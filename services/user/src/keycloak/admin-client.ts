@@ -336,6 +336,29 @@ export class KeycloakAdminClient {
     };
   }
 
+  /**
+   * The longest an access token of the realm lives, in seconds: the realm's access-token
+   * lifespan, or a client's own override (`access.token.lifespan`) when longer.
+   */
+  async longestAccessTokenLifespan(): Promise<number> {
+    const res = await this.admin('', {}, 'get realm');
+    if (!res.ok) throw new KeycloakError(res.status, 'get realm', await res.text());
+    const realm = (await res.json()) as { accessTokenLifespan?: number };
+    let longest = realm.accessTokenLifespan ?? 0;
+    let clients: { attributes?: Record<string, string> }[] = [];
+    try {
+      clients = await this.paged('/clients?briefRepresentation=false', 'list clients');
+    } catch (err) {
+      // Without realm-management view-clients, the realm's own lifespan is what is known.
+      if (!(err instanceof KeycloakError && err.status === 403)) throw err;
+    }
+    for (const client of clients) {
+      const own = Number(client.attributes?.['access.token.lifespan']);
+      if (Number.isFinite(own) && own > longest) longest = own;
+    }
+    return longest;
+  }
+
   /** The id of the service account this client acts as (the author of the API's own admin events). */
   async serviceAccountUserId(): Promise<string> {
     const payload = (await this.accessToken()).split('.')[1] ?? '';

@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { describeFailure, type Logger } from '@gef/common';
 import { KeycloakError, type KeycloakAdminClient, type KeycloakAdminEvent } from '../keycloak/admin-client';
 import type { RevocationHub } from './revocation-hub';
+import { secondsOf, type Seconds } from './token-lifetime';
 
 /**
  * The admin events that can disable a user or change what their tokens carry, as two
@@ -94,7 +95,7 @@ export interface KeycloakChangesOptions {
   onRolesChanged?: () => void;
   logger: Logger;
   /** How long an access token lives: changes older than that matter no more. */
-  tokenLifetimeSeconds: number;
+  tokenLifetimeSeconds: Seconds;
   /** Between two reads of the admin events. */
   intervalMs?: number;
   /**
@@ -204,7 +205,7 @@ export class KeycloakChanges {
       const row = rows[0];
       if (!row) return 0;
       // Tokens issued before this have all expired: older changes need nothing.
-      const oldest = this.now() - (this.options.tokenLifetimeSeconds + 60) * 1000;
+      const oldest = this.now() - (secondsOf(this.options.tokenLifetimeSeconds)() + 60) * 1000;
       const cursor = Math.max(row.event_time === null ? oldest : Number(row.event_time), oldest);
       const self = await this.options.keycloak.serviceAccountUserId();
       let latest = cursor;

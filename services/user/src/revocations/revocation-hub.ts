@@ -3,6 +3,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { uuidPattern, type Logger } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { PgListener } from '@gef/common/pg-listener';
+import { secondsOf, type Seconds } from './token-lifetime';
 
 export interface RevocationRecord {
   id: number;
@@ -49,11 +50,14 @@ export class RevocationHub {
     private readonly orm: MikroORM,
     private readonly databaseUrl: string,
     /** How long an access token lives: a revocation matters that long. */
-    private readonly tokenLifetimeSeconds: number,
+    tokenLifetimeSeconds: Seconds,
     private readonly logger: Logger,
   ) {
     this.events.setMaxListeners(0);
+    this.tokenLifetimeSeconds = secondsOf(tokenLifetimeSeconds);
   }
+
+  private readonly tokenLifetimeSeconds: () => number;
 
   /** Starts listening for revocations and profile changes made by any replica. */
   async start(): Promise<void> {
@@ -95,7 +99,7 @@ export class RevocationHub {
   }
 
   private async insert(userId: string | null, sessionId: string | null, notBefore: Date): Promise<void> {
-    const expiresAt = new Date(Date.now() + (this.tokenLifetimeSeconds + 60) * 1000);
+    const expiresAt = new Date(Date.now() + (this.tokenLifetimeSeconds() + 60) * 1000);
     await unitOfWork(this.orm, async (em) => {
       const conn = em.getConnection();
       const rows = await conn.execute<{ id: string }[]>(
@@ -129,7 +133,7 @@ export class RevocationHub {
   async revokeUsersBefore(userIds: Iterable<string>, notBefore: Date): Promise<string[]> {
     const ids = [...new Set(userIds)].filter((id) => uuidPattern.test(id));
     if (ids.length === 0) return [];
-    const expiresAt = new Date(Date.now() + (this.tokenLifetimeSeconds + 60) * 1000);
+    const expiresAt = new Date(Date.now() + (this.tokenLifetimeSeconds() + 60) * 1000);
     return unitOfWork(this.orm, async (em) => {
       const conn = em.getConnection();
       const revoked: string[] = [];
@@ -146,6 +150,24 @@ export class RevocationHub {
         revoked.push(userId);
       }
       return revoked;
+    });
+  }
+
+  /**
+   * Keeps every revocation in force at least `seconds` (and a minute) after it was made,
+   * announced again to every watcher: tokens may live that long now.
+   */
+  async keepFor(seconds: number): Promise<number> {
+    return unitOfWork(this.orm, async (em) => {
+      const conn = em.getConnection();
+      const rows = await conn.execute<{ id: string }[]>(
+        `update revocation set expires_at = not_before + make_interval(secs => ?)
+         where expires_at > now() and expires_at < not_before + make_interval(secs => ?)
+         returning id`,
+        [seconds + 60, seconds + 60],
+      );
+      for (const row of rows) await conn.execute(`select pg_notify('${channel}', ?)`, [String(row.id)]);
+      return rows.length;
     });
   }
 
