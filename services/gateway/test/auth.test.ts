@@ -93,6 +93,40 @@ describe('the authenticator', () => {
     expect(await failure(authenticator().require(req(header)))).toEqual({ status: 401, error });
   });
 
+  it.each([[''], ['   '], ['Bearer'], ['Bearer '], ['bearer \t']])('takes the empty header %j for no token: anonymous where allowed, authorization_required elsewhere', async (header) => {
+    expect(await authenticator().optional(req(header))).toBeUndefined();
+    expect(await failure(authenticator().require(req(header)))).toEqual({ status: 401, error: 'authorization_required' });
+  });
+
+  it('answers 503, not a 401, to a valid token while the realm keys cannot be had', async () => {
+    const keycloakDown = Authenticator.fromSettings({ url: 'http://127.0.0.1:9', realm, clientId: 'gef-api' }, undefined);
+    expect(await failure(keycloakDown.require(req(`Bearer ${await token()}`)))).toEqual({ status: 503, error: 'unavailable' });
+    // Keys answered with an error status, or something that is no key set.
+    for (const path of ['/broken-500', '/not-json']) {
+      const odd = http.createServer((r, res) => {
+        if (path === '/broken-500') {
+          res.writeHead(500);
+          res.end('down');
+        } else {
+          res.writeHead(200, { 'Content-Type': 'application/json' });
+          res.end('<html>maintenance</html>');
+        }
+      });
+      await new Promise<void>((r) => odd.listen(0, '127.0.0.1', r));
+      try {
+        const url = `http://127.0.0.1:${(odd.address() as AddressInfo).port}`;
+        const a = Authenticator.fromSettings({ url, realm, clientId: 'gef-api' }, undefined);
+        const t = await token({}, { iss: `${url}/realms/${realm}` });
+        expect(await failure(a.require(req(`Bearer ${t}`)))).toEqual({ status: 503, error: 'unavailable' });
+      } finally {
+        odd.closeAllConnections();
+        await new Promise((r) => odd.close(r));
+      }
+    }
+    // A token that is itself wrong is still a 401 while the keys are up.
+    expect(await failure(authenticator().require(req(`Bearer ${await token({}, { key: otherKey })}`)))).toEqual({ status: 401, error: 'invalid_token' });
+  });
+
   it('refuses a request with more than one Authorization header, valid tokens or not', async () => {
     const valid = `Bearer ${await token()}`;
     for (const headers of [[valid, valid], [valid, 'Bearer other'], ['Bearer other', valid]]) {

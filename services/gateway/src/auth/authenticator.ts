@@ -50,13 +50,16 @@ export class Authenticator {
     return new Authenticator(new KeycloakVerifier(settings), revocations);
   }
 
-  /** The bearer token of a request, or undefined when there is no Authorization header. */
+  /** The bearer token of a request, or undefined when there is none (no Authorization header, or an empty one). */
   static bearer(req: Request): string | undefined {
     const header = req.headers.authorization;
     if (header === undefined) return undefined;
     // Node keeps the first of repeated Authorization headers, and a proxy in front may keep
     // another: whose request it is would depend on who reads it.
     if ((req.headersDistinct['authorization']?.length ?? 0) > 1) throw unauthorized('invalid_token', 'More than one Authorization header');
+    // An empty header, or "Bearer" with nothing after it, sends no token: a route open to
+    // anyone serves it, others ask for one (authorization_required).
+    if (/^(Bearer)?[ \t]*$/i.test(header)) return undefined;
     const m = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]{1,8192})[ \t]*$/i.exec(header);
     if (!m) throw unauthorized('invalid_token', 'Malformed Authorization header: expected "Bearer <token>"');
     return m[1];

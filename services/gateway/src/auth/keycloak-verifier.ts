@@ -25,6 +25,18 @@ export class TokenError extends Error {
   }
 }
 
+/** What jose finds wrong with a token itself (its form, signature, claims, key id or algorithm). */
+const tokenFaults = [
+  errors.JWTClaimValidationFailed,
+  errors.JWTInvalid,
+  errors.JWSInvalid,
+  errors.JWSSignatureVerificationFailed,
+  errors.JOSEAlgNotAllowed,
+  errors.JOSENotSupported,
+  errors.JWKSNoMatchingKey,
+  errors.JWKSMultipleMatchingKeys,
+];
+
 export interface KeycloakVerifierSettings {
   url: string;
   realm: string;
@@ -83,8 +95,10 @@ export class KeycloakVerifier {
       }));
     } catch (err) {
       if (err instanceof errors.JWTExpired) throw new TokenError('token_expired', 'Token has expired');
-      if (err instanceof errors.JWKSTimeout) throw err;
-      throw new TokenError('invalid_token', 'Invalid token');
+      if (tokenFaults.some((fault) => err instanceof fault)) throw new TokenError('invalid_token', 'Invalid token');
+      // The realm's keys could not be had (Keycloak down or answering oddly, a timeout):
+      // not the token's fault, so not a 401 that would make clients drop their logins.
+      throw err;
     }
     const audience = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : [];
     const azp = typeof payload['azp'] === 'string' ? payload['azp'] : '';
