@@ -203,6 +203,9 @@ describe('execution service', () => {
       const admin = randomUUID();
       expect((await f.client.listExecutions({ caller: caller(admin, 'ADMIN'), userId: b.userId })).total).toBe(1n);
       expect((await f.client.listExecutions({ caller: caller(admin, 'ADMIN'), ownOnly: true })).total).toBe(0n);
+      // The caller's own list (/execution/user) takes an older client's user_id and lists the caller's own all the same.
+      expect((await f.client.listExecutions({ caller: caller(a.userId), ownOnly: true, userId: b.userId })).total).toBe(3n);
+      expect((await f.client.listExecutions({ caller: caller(admin, 'ADMIN'), ownOnly: true, userId: b.userId })).total).toBe(0n);
       const sorted = await f.client.listExecutions({ caller: caller(a.userId), sort: 'start_date', excludeParams: true });
       expect(sorted.executions.map((e) => e.id)).toEqual(ids);
       expect(sorted.executions[0]!.params).toBeUndefined();

@@ -138,7 +138,11 @@ export function listWhere(actor: Actor, q: ExecutionListQuery): { where: string;
     owners.add(userId);
   };
   if (q.ownOnly || !isAdmin(actor)) owner(actor.userId);
-  if (q.userId) owner(uuidParam('user_id', q.userId));
+  if (q.userId) {
+    const userId = uuidParam('user_id', q.userId);
+    // The caller's own list takes user_id from older clients and lists the caller's own whatever it names.
+    if (!q.ownOnly) owner(userId);
+  }
   if (q.status) {
     const statuses = parseStatuses(q.status);
     if (statuses.length > 0) add(`e.status in (${statuses.map(() => '?').join(', ')})`, ...statuses);
