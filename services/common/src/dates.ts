@@ -24,16 +24,20 @@ export function formatApiMillis(ms: number): string {
   return cachedPrefix + fractions[ms - second * 1000]!;
 }
 
-const isoDateTime =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*(Z|[+-]\d{2}:?\d{2}|\s\d{2}:?\d{2})?)?$/i;
+/** Extended format (`2026-11-28T05:13:18.5+05:00`), down to the hour (`2026-11-28T05`) or the day. */
+const isoExtended =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?|\s\d{2}(?::?\d{2})?)?)?$/i;
+/** Basic format (`20261128T051318Z`, `20261128T0513+0500`, `20261128`). */
+const isoBasic = /^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(?:(\d{2})(?:(\d{2})(?:[.,](\d{1,9}))?)?)?(Z|[+-]\d{2}(?:\d{2})?)?)?$/i;
 
 /**
- * Parses any ISO 8601 date or date-time, with or without offset (no offset means UTC),
- * date-only, and the broken form where a `+` in the offset arrived as a space. Returns
- * null for anything else.
+ * Parses any ISO 8601 date or date-time, extended or basic format, with or without offset
+ * (no offset means UTC; `±hh`, `±hh:mm`, `±hhmm`), down to the day or the hour, and the
+ * broken form where a `+` in the offset arrived as a space. Returns null for anything else.
  */
 export function parseApiDate(input: string): Date | null {
-  const m = isoDateTime.exec(input.trim());
+  const text = input.trim();
+  const m = isoExtended.exec(text) ?? isoBasic.exec(text);
   if (!m) return null;
   const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', zone] = m;
   const ms = Number((frac + '000').slice(0, 3));
@@ -42,7 +46,10 @@ export function parseApiDate(input: string): Date | null {
     const z = zone.trim();
     const sign = z.startsWith('-') ? -1 : 1;
     const digits = z.replace(/[^0-9]/g, '');
-    offsetMinutes = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)));
+    const offsetHours = Number(digits.slice(0, 2));
+    const offsetMins = Number(digits.slice(2, 4) || '0');
+    if (offsetHours > 23 || offsetMins > 59) return null;
+    offsetMinutes = sign * (offsetHours * 60 + offsetMins);
   }
   const year = Number(y);
   const month = Number(mo);

@@ -3,13 +3,20 @@ import { InvalidArgument } from '@gef/common';
 import { unstorableText } from '@gef/common';
 
 /**
+ * The comma-list parameters: given more than once (`include=script&include=user`, as Python's
+ * requests writes a list), their values are one list.
+ */
+const commaLists = new Set(['include', 'exclude', 'status', 'sort', 'filter']);
+
+/**
  * The query string of a request, checked against the names a route documents: an unknown
- * name or a repeated one is a 400 naming it.
+ * name, or another one given more than once, is a 400 naming it.
  */
 export function queryOf(req: Request, allowed: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(req.query)) {
+  for (const [key, raw] of Object.entries(req.query)) {
     if (!allowed.includes(key)) throw new InvalidArgument(`Unknown query parameter '${key.slice(0, 100)}'`, 'invalid_argument');
+    const value = Array.isArray(raw) && commaLists.has(key) && raw.every((v) => typeof v === 'string') ? raw.join(',') : raw;
     if (typeof value !== 'string') throw new InvalidArgument(`Query parameter '${key}' must be given once, as text`, 'invalid_argument');
     storableQueryText(key, value);
     out[key] = value;

@@ -116,6 +116,17 @@ describe('POST /api/v1/script/{script}/run', () => {
     expect(res.json().data).not.toHaveProperty('workflow_id');
   });
 
+  it('takes the first value of a query name given more than once, as older servers did', async () => {
+    let seen: execution.RunScriptRequest | undefined;
+    handlers.runScript = (req) => {
+      seen = req;
+      return create(execution.RunScriptResponseSchema, { execution: fakeExecution({ status: execution.ExecutionStatus.PENDING, progress: 0, params: req.params }) });
+    };
+    const res = await json(token, 'POST', {}, '/api/v1/script/my-script/run?a=1&a=2&b=x');
+    expect(res.status).toBe(200);
+    expect(seen?.params).toEqual({ a: '1', b: 'x' });
+  });
+
   it.each([
     ['a NUL in a body value', { a: 'x\u0000' }, ''],
     ['a NUL in a body key', { nested: { 'a\u0000': 1 } }, ''],
@@ -406,5 +417,22 @@ describe('params and results nested deep', () => {
       expect(listed.status).toBe(200);
       expect(listed.json().data).toEqual([expect.objectContaining({ id, params: nestedObject(64), results: nested(64) })]);
     }
+  });
+});
+
+describe('list parameters given more than once', () => {
+  it('joins comma-list parameters (include, exclude, status) as one list, and still refuses a repeated scalar', async () => {
+    let seen: execution.ListExecutionsRequest | undefined;
+    handlers.listExecutions = (req) => {
+      seen = req;
+      return create(execution.ListExecutionsResponseSchema, { executions: [], page: 1, perPage: 20, total: 0n });
+    };
+    const res = await request(gateway.url, '/api/v1/execution/user?status=RUNNING&status=FINISHED&exclude=params&exclude=results&page=1', { headers: { Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(seen?.status).toBe('RUNNING,FINISHED');
+    expect(seen).toMatchObject({ excludeParams: true, excludeResults: true });
+    const twice = await request(gateway.url, '/api/v1/execution/user?page=1&page=2', { headers: { Authorization: `Bearer ${token}` } });
+    expect(twice.status).toBe(400);
+    expect(twice.json().detail).toBe("Query parameter 'page' must be given once, as text");
   });
 });

@@ -37,6 +37,17 @@ describe('the HTTP edge', () => {
       expect(res.json()).toMatchObject({ status: 405, error: 'method_not_allowed' });
     });
 
+    it('a fixed path allows its own methods, not those of a {param} path beside it', async () => {
+      const own = await request(url, '/api/v1/execution/user', { method: 'OPTIONS' });
+      expect(own.status).toBe(204);
+      expect(own.headers['allow']).toBe('GET, HEAD, OPTIONS');
+      const put = await request(url, '/api/v1/execution/user', { method: 'PUT' });
+      expect(put.status).toBe(405);
+      expect(put.headers['allow']).toBe('GET, HEAD, OPTIONS');
+      const param = await request(url, `/api/v1/execution/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, { method: 'OPTIONS' });
+      expect(param.headers['allow']).toBe('GET, HEAD, PATCH, OPTIONS');
+    });
+
     it('OPTIONS on a known path: 204 with Allow', async () => {
       const res = await request(url, '/test/echo', { method: 'OPTIONS' });
       expect(res.status).toBe(204);

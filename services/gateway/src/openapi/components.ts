@@ -43,7 +43,7 @@ const schemas = {
       error: {
         type: 'string',
         description:
-          'A machine-readable code: `not_found`, `invalid_argument`, `permission_denied`, `authorization_required`, `invalid_token`, `token_expired`, `token_revoked`, `rate_limited`, `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `unavailable`, …',
+          'A machine-readable code: `not_found`, `invalid_argument`, `forbidden`, `conflict`, `authorization_required`, `invalid_token`, `token_expired`, `token_revoked`, `rate_limited`, `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `unavailable`, …',
         examples: ['not_found'],
       },
       message: { type: 'string', description: 'Only on `/auth…` routes: the same text as `detail`.' },
@@ -126,10 +126,10 @@ const responses = {
   Unauthorized: errorResponse(
     'Missing, malformed, expired or revoked credentials. `error` is one of `authorization_required`, `invalid_token`, `token_expired`, `token_revoked`.',
   ),
-  Forbidden: errorResponse('The caller may see the resource but not change it (`permission_denied`).'),
+  Forbidden: errorResponse('The caller may see the resource but not change it (`forbidden`).'),
   NotFound: errorResponse('No such resource, or one the caller may not see (`not_found`).'),
   MethodNotAllowed: errorResponse('The path exists but not with this method (`method_not_allowed`).', { Allow: headerRef('Allow') }),
-  Conflict: errorResponse('The change conflicts with the current state (`aborted`).'),
+  Conflict: errorResponse('The change conflicts with the current state (`conflict`), e.g. a status change of a run that has ended or is being cancelled.'),
   Unprocessable: errorResponse('Well-formed but refused by the rules, e.g. a weak password (`weak_password`).'),
   PayloadTooLarge: errorResponse(
     'The body, as sent or once inflated, is larger than the limit (`payload_too_large`).',

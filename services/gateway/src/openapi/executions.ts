@@ -118,7 +118,7 @@ const updateBodySchema: SchemaObject = {
 const eventsDescription = [
   'Server-Sent Events (`text/event-stream`) of the run: first its state, then log lines, progress and status changes as they happen; the stream ends after the terminal status and every line.',
   'Events: `status` (`{"status", "execution"}`), `progress` (`{"progress"}`, a whole percent), `log` (an `ExecutionLog`), and a last `end` (`{}`).',
-  'Each event id is the id of the last log line sent so far (for `log`, its own id). A client that reconnects with `Last-Event-ID` (browsers do it themselves), or `?last-id=`, gets every line after that id exactly once, then the state again. Comments (`: keep-alive`) are sent every 15 seconds while nothing happens.',
+  'Each event id is the id of the last log line sent so far (for `log`, its own id). A client that reconnects with `Last-Event-ID`, or `?last-id=`, gets every line after that id exactly once, then the state again. The stream needs the `Authorization` header like every authenticated route, which a browser’s `EventSource` cannot send: browsers read it with `fetch` and a stream reader (or an SSE client built on them), which can also send `Last-Event-ID`. Comments (`: keep-alive`) are sent every 15 seconds while nothing happens.',
   'Errors (not found, not visible) are JSON answers before the stream starts.',
   'A user holds at most `EVENT_STREAMS_PER_USER` (default 20; ADMIN and above `EVENT_STREAMS_PER_ADMIN`, default 100) open streams on each gateway (all its processes together); one more is a 429 `rate_limited` with `Retry-After`: close a stream, or try again later.',
 ].join(' ');

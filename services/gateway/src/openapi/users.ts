@@ -199,7 +199,7 @@ export const usersOpenApi: OpenApiResource = {
       post: op({
         operationId: 'recoverPassword',
         summary: 'Mail a password reset link',
-        description: 'No authentication, no body. Always 200, whether or not the account exists. The link is single-use and valid for one hour from its e-mail, which goes out once the mail server is back when it is away. Rate limited per client and per account.',
+        description: 'No authentication, no body. Always 200, whether or not the account exists (404 only for a path no account could have, such as one holding NUL). The link is single-use and valid for one hour from its e-mail, which goes out once the mail server is back when it is away. Rate limited per client and per account.',
         security: [],
         parameters: [userParam],
         responses: {
@@ -207,7 +207,7 @@ export const usersOpenApi: OpenApiResource = {
             'Always the same answer.',
             jsonContent(dataEnvelope({ type: 'object', required: ['message'], properties: { message: { type: 'string' } } })),
           ),
-          ...errorResponses(400, 429, 503),
+          ...errorResponses(400, 404, 429, 503),
         },
       }),
     },

@@ -272,13 +272,16 @@ async function embedsOf(
 }
 
 /**
- * The run parameters: the query string (as strings) merged with the JSON object body (the
- * body wins); the key `token` (an old client's credential) is dropped from both.
+ * The run parameters: the query string (as strings; a name given more than once, its first
+ * value) merged with the JSON object body (the body wins); the key `token` (an old client's
+ * credential) is dropped from both.
  */
 function runParams(req: Request): JsonObject {
   const params: JsonObject = {};
-  for (const [key, value] of Object.entries(req.query)) {
-    if (typeof value !== 'string') throw new InvalidArgument(`Query parameter '${key.slice(0, 100)}' must be given once, as text`, 'invalid_argument');
+  for (const [key, raw] of Object.entries(req.query)) {
+    // A name given more than once counts with its first value, as older servers took it.
+    const value = Array.isArray(raw) ? raw[0] : raw;
+    if (typeof value !== 'string') throw new InvalidArgument(`Query parameter '${key.slice(0, 100)}' must be text`, 'invalid_argument');
     storableQueryText(key, value);
     params[key] = value;
   }

@@ -99,9 +99,9 @@ function allowHeader(methods: Iterable<string>): string {
 export function mountFallbacks(router: Router, routes: readonly RouteDef[]): void {
   for (const [path, defs] of groupByPath(routes)) {
     router.all(toExpressPath(path), (_req: Request, res: Response, next: NextFunction) => {
-      const allowed = (res.locals['allow'] as Set<string> | undefined) ?? new Set<string>();
-      for (const def of defs) allowed.add(def.method);
-      res.locals['allow'] = allowed;
+      // The most specific template that matches says what the path allows (groups come most
+      // specific first): `/execution/user` allows GET, whatever `/execution/{execution}` does.
+      if (!res.locals['allow']) res.locals['allow'] = new Set(defs.map((def) => def.method));
       if (typeof res.locals['route'] !== 'string') setRouteTemplate(res, path);
       next();
     });
