@@ -18,6 +18,7 @@ import { EnvironmentError } from '../environments/environment-error';
 import { ensureEnvironment, type EnvironmentSettings } from '../environments/ensure-environment';
 import { checkPythonSyntax } from '../runtimes/python/check-syntax';
 import type { SandboxLimits } from '../sandbox/sandbox';
+import { attemptLostSignal } from './attempt-lost';
 
 /** The script a build checks: its entry point must compile. */
 const entryPoint = 'src/main.py';
@@ -34,8 +35,11 @@ export interface BuildArchives {
 
 export interface PrepareEnvironmentDeps {
   environments: EnvironmentSettings;
-  /** Sends build log lines to the script service (AppendBuildLog, with the version's build token). */
-  appendBuildLog: (ref: { scriptId: string; version: number; buildToken: string }, lines: string[]) => Promise<void>;
+  /**
+   * Sends build log lines to the script service (AppendBuildLog, with the version's build
+   * token); `signal`: the call is abandoned when it aborts (the build's attempt was lost).
+   */
+  appendBuildLog: (ref: { scriptId: string; version: number; buildToken: string }, lines: string[], signal?: AbortSignal) => Promise<void>;
   logger: Logger;
   heartbeatIntervalMs?: number;
   /** With them, a build whose plan names its archive checks that `src/main.py` compiles. */
@@ -120,7 +124,9 @@ export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
   return async function prepareEnvironment(input: PrepareEnvironmentInput): Promise<PreparedEnvironment> {
     const ctx = Context.current();
     const ref = { scriptId: input.scriptId, version: input.version, buildToken: input.buildToken ?? '' };
-    const sink = new BuildLogSink((lines) => deps.appendBuildLog(ref, lines), deps.logger);
+    // A build whose attempt is lost (timed out, its worker stopping) stops sending its log.
+    const lost = attemptLostSignal(ctx);
+    const sink = new BuildLogSink((lines) => deps.appendBuildLog(ref, lines, lost), deps.logger);
     const hostname = os.hostname();
     ctx.heartbeat();
     const heartbeat = setInterval(() => ctx.heartbeat(), deps.heartbeatIntervalMs ?? 3000);
@@ -147,8 +153,13 @@ export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
       sink.line(`this attempt failed: ${err instanceof Error ? err.message : String(err)}`);
       throw err;
     } finally {
-      clearInterval(heartbeat);
-      await sink.close();
+      // Heartbeats go on until the last lines are delivered: the script service may be away
+      // for a while (each call waits for it), longer than the heartbeat timeout.
+      try {
+        await sink.close();
+      } finally {
+        clearInterval(heartbeat);
+      }
     }
   };
 }

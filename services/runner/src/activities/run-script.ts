@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from '@gef/common';
 import type { RunScriptHeartbeat, RunScriptInput, RunScriptResult } from '@gef/workflows/activities';
@@ -7,6 +8,7 @@ import { ArchiveGone } from '../archives/script-service-source';
 import type { ExtractedArchives } from '../archives/extracted-archives';
 import { ensureEnvironment, type Environment, type EnvironmentSettings } from '../environments/ensure-environment';
 import { EnvironmentError } from '../environments/environment-error';
+import { attemptLostSignal } from './attempt-lost';
 import { limitLine } from './limit-lines';
 import { ExecutionLogSink, type BatchReply, type LineLevel, type LogBatch, type NumberedLine } from '../execution-log/execution-log-sink';
 import type { ForkServer } from '../runtimes/python/fork-server';
@@ -50,9 +52,11 @@ export interface AttemptResult {
 
 /** The execution service as a runner uses it (its runner RPCs). */
 export interface ExecutionsApi {
-  startAttempt(executionId: string, attempt: number, runner: string): Promise<AttemptGrant>;
+  /** `signal`: the call is abandoned when it aborts (the activity was cancelled). */
+  startAttempt(executionId: string, attempt: number, runner: string, signal?: AbortSignal): Promise<AttemptGrant>;
   appendLogs(executionId: string, runnerToken: string, batch: LogBatch): Promise<BatchReply>;
-  completeAttempt(result: AttemptResult): Promise<{ applied: boolean; status: string }>;
+  /** `signal`: the call is abandoned when it aborts (the attempt was lost). */
+  completeAttempt(result: AttemptResult, signal?: AbortSignal): Promise<{ applied: boolean; status: string }>;
 }
 
 export interface RunScriptDeps {
@@ -108,15 +112,15 @@ function whyStopped(reason: string): string {
   return 'This runner is stopping';
 }
 
-/** Retries a call to the execution service for a while (it may be restarting). */
-async function persistently<T>(call: () => Promise<T>, signalAlive: () => void, attempts = 30): Promise<T> {
+/** Retries a call to the execution service for a while (it may be restarting), until `signal` aborts. */
+async function persistently<T>(call: () => Promise<T>, signal: AbortSignal, attempts = 30): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await call();
     } catch (err) {
-      if (i >= attempts) throw err;
-      signalAlive();
-      await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(i, 6))));
+      if (i >= attempts || signal.aborted) throw err;
+      await sleep(Math.min(5000, 100 * 2 ** Math.min(i, 6)), undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) throw err;
     }
   }
 }
@@ -135,254 +139,277 @@ export function runScriptActivity(deps: RunScriptDeps) {
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
     const hostname = os.hostname();
-    const grant = await deps.executions.startAttempt(input.executionId, attempt, hostname);
-    if (!grant.proceed) return { outcome: 'SKIPPED', status: grant.status };
-
-    let stopReason: StopReason | undefined;
-    let stopProcess: ((reason: string) => void) | undefined;
-    const requestStop = (reason: StopReason) => {
-      if (stopReason) return;
-      stopReason = reason;
-      stopProcess?.(reason);
-    };
-    const sink = new ExecutionLogSink((batch) => deps.executions.appendLogs(input.executionId, grant.runnerToken, batch), deps.logger, {
-      flushMs: deps.logFlushMs,
-      maxLines: deps.logMaxLines,
-      maxBytes: deps.logMaxBytes,
-      onStop: (reason) => requestStop(serviceReasons.includes(reason) ? (reason as StopReason) : 'terminal'),
-    });
-    const onCancel = () => {
-      if (!ctx.cancellationDetails?.cancelRequested) {
-        requestStop('runner');
-        return;
-      }
-      // Cancelled by the workflow: a cancel, or a status set from outside. The service knows which.
-      void deps.executions.appendLogs(input.executionId, grant.runnerToken, { lines: [] }).then(
-        (reply) => requestStop(reply.stopReason && reply.stopReason !== 'cancel' && serviceReasons.includes(reply.stopReason) ? (reply.stopReason as StopReason) : 'cancel'),
-        () => requestStop('cancel'),
-      );
-    };
-    ctx.cancellationSignal.addEventListener('abort', onCancel);
-    const beat = () => ctx.heartbeat({ progress: sink.progress ?? 0 } satisfies RunScriptHeartbeat);
-    // The first heartbeat after an interval (well inside the heartbeat timeout): a run that
-    // ends sooner costs Temporal no heartbeat at all.
+    /** The script's progress as the heartbeats carry it: none (0) before it reports any. */
+    let progress = (): number => 0;
+    const beat = () => ctx.heartbeat({ progress: progress() } satisfies RunScriptHeartbeat);
+    // Heartbeats for the activity's whole life, from before the attempt is taken until its
+    // outcome is recorded: each call to the execution service may wait for it (retrying while
+    // it is unavailable) far longer than the heartbeat timeout, and an attempt whose
+    // heartbeats stop is given up by Temporal (the script run again, or the run failed).
+    // The first heartbeat comes after an interval (well inside the heartbeat timeout): a run
+    // that ends sooner costs Temporal no heartbeat at all.
     const heartbeat = setInterval(beat, deps.heartbeatIntervalMs);
-
-    const spec = grant.spec;
-    let outcome: PythonOutcome | undefined;
-    let setupFailure: string | undefined;
-    let sandboxRun: SandboxRun | undefined;
-    let limits: SandboxLimits | undefined;
-    /** The extracted archive, held from when it is found or made until it is copied. */
-    let tree: CachedPath | undefined;
-    /** The run's environment, held until the script's processes are gone. */
-    let environment: Environment | undefined;
-    let diskWatch: NodeJS.Timeout | undefined;
-    /** Bytes the run's files took when it was stopped for its disk quota. */
-    let diskExceeded: number | undefined;
-    let oomKills = 0;
+    /** Aborted when this attempt is lost (timed out, its worker stopping): its outcome is not waited for. */
+    const lost = attemptLostSignal(ctx);
     try {
+      const grant = await deps.executions.startAttempt(input.executionId, attempt, hostname, ctx.cancellationSignal).catch((err: unknown) => {
+        if (!ctx.cancellationSignal.aborted) throw err;
+        // Cancelled while the service was being asked (heartbeats deliver cancellations from the start).
+        throw ctx.cancellationDetails?.cancelRequested ? new CancelledFailure('cancelled before the run started') : new Error('the runner stopped before the run started');
+      });
+      if (!grant.proceed) return { outcome: 'SKIPPED', status: grant.status };
+
+      let stopReason: StopReason | undefined;
+      let stopProcess: ((reason: string) => void) | undefined;
+      const requestStop = (reason: StopReason) => {
+        if (stopReason) return;
+        stopReason = reason;
+        stopProcess?.(reason);
+      };
+      const sink = new ExecutionLogSink((batch) => deps.executions.appendLogs(input.executionId, grant.runnerToken, batch), deps.logger, {
+        flushMs: deps.logFlushMs,
+        maxLines: deps.logMaxLines,
+        maxBytes: deps.logMaxBytes,
+        onStop: (reason) => requestStop(serviceReasons.includes(reason) ? (reason as StopReason) : 'terminal'),
+      });
+      progress = () => sink.progress ?? 0;
+      const onCancel = () => {
+        if (!ctx.cancellationDetails?.cancelRequested) {
+          requestStop('runner');
+          return;
+        }
+        // Cancelled by the workflow: a cancel, or a status set from outside. The service knows which.
+        void deps.executions.appendLogs(input.executionId, grant.runnerToken, { lines: [] }).then(
+          (reply) => requestStop(reply.stopReason && reply.stopReason !== 'cancel' && serviceReasons.includes(reply.stopReason) ? (reply.stopReason as StopReason) : 'cancel'),
+          () => requestStop('cancel'),
+        );
+      };
+      ctx.cancellationSignal.addEventListener('abort', onCancel);
+      // Cancelled while the attempt was being taken, its answer on its way already.
+      if (ctx.cancellationSignal.aborted) onCancel();
+
+      const spec = grant.spec;
+      let outcome: PythonOutcome | undefined;
+      let setupFailure: string | undefined;
+      let sandboxRun: SandboxRun | undefined;
+      let limits: SandboxLimits | undefined;
+      /** The extracted archive, held from when it is found or made until it is copied. */
+      let tree: CachedPath | undefined;
+      /** The run's environment, held until the script's processes are gone. */
+      let environment: Environment | undefined;
+      let diskWatch: NodeJS.Timeout | undefined;
+      /** Bytes the run's files took when it was stopped for its disk quota. */
+      let diskExceeded: number | undefined;
+      let oomKills = 0;
       try {
         try {
-          const env = await ensureEnvironment(deps.environments, spec.runtime, spec.requirements, {
-            onLine: (line) => sink.line('DEBUG', `Environment: ${withoutUrlCredentials(line)}`),
-            signal: ctx.cancellationSignal,
-          });
-          environment = env;
-          if (spec.environmentHash && env.hash !== spec.environmentHash) {
-            sink.line('WARNING', `Environment: this runner computed ${env.hash.slice(0, 12)}, the build recorded ${spec.environmentHash.slice(0, 12)}`);
-          }
-          const memoryBytes = spec.memoryLimit > 0 ? spec.memoryLimit : deps.defaults.memoryBytes;
-          limits = {
-            ...deps.defaults,
-            memoryBytes,
-            // CPU time: the wall-clock budget times the cores the script may use (cpu_limit,
-            // fractions too: 0.5 is half a core), and a margin for the interpreter's start.
-            cpuSeconds: spec.timeoutSeconds * (spec.cpuLimit > 0 ? spec.cpuLimit : 1) + 5,
-          };
-          // Extracted once per archive for every run of it (the archive downloaded only to
-          // extract it): with the runner's default memory limit, not this run's (a tiny one
-          // would fail every attempt at extraction). The tree is held until it is copied.
-          tree = await deps.extracted.acquire(spec.digest.trim().toLowerCase(), { ...limits, memoryBytes: Math.max(limits.memoryBytes, deps.defaults.memoryBytes) }, () =>
-            deps.archives.acquire(spec),
-          );
-          // A waiting interpreter of the pool (its own uid and directory), else one started now.
-          const label = `${input.executionId}-a${attempt}`;
-          const pooled = deps.pool?.take(limits);
-          let interpreter = pooled;
-          if (!interpreter) {
-            const fresh = await deps.sandbox.open(label);
-            interpreter = await PythonInterpreter.start({
-              sandbox: fresh,
-              python: deps.environments.python,
-              shim: deps.shim,
-              limits,
-              env: { ...deps.baseEnv, HOME: fresh.dir },
-              ...(deps.forkServer ? { forkServer: deps.forkServer } : {}),
-            });
-          }
-          sandboxRun = interpreter.sandbox;
-          if (stopReason) {
-            interpreter.discard();
-            throw new Error('stopped before the script started');
-          }
           try {
-            // A pooled interpreter's directory is named after its run, as a fresh one is.
-            if (pooled) await sandboxRun.relabel(label);
-            // All the run's processes together: a pooled interpreter was started with the default.
-            await sandboxRun.limitMemory(limits.memoryBytes);
-            await sandboxRun.populate(tree.path);
-          } catch (err) {
-            interpreter.discard();
-            throw err;
-          } finally {
-            // The run has its own copy: the tree may be removed from now on.
-            tree.release();
-          }
-          const params = JSON.parse(grant.paramsJson) as Record<string, unknown>;
-          const running = interpreter.run({
-            params,
-            env: {
-              EXECUTION_ID: input.executionId,
-              ENV: deps.envName,
-              API_URL: deps.apiUrl,
-              API_TOKEN: grant.token,
-              PATH: `${env.path}/bin:/usr/local/bin:/usr/bin:/bin`,
-              HOME: sandboxRun.dir,
-              ...deps.locale,
-            },
-            environment: env.path,
-            limits,
-            timeoutMs: spec.timeoutSeconds * 1000,
-            killGraceMs: deps.killGraceMs,
-            onLog: (level, text) => sink.line(level, text),
-            // While too many lines wait to be delivered, the script's output is not read: it
-            // waits in its writes instead of the runner's memory growing with them.
-            backpressure: () => sink.backpressure(),
-            onProgress: (value) => {
-              sink.setProgress(value);
-              beat();
-            },
-          });
-          stopProcess = (reason) => {
-            sink.line('INFO', `${whyStopped(reason)}: stopping the script (SIGTERM, then SIGKILL after ${Math.round(deps.killGraceMs / 1000)} s)`);
-            running.stop(reason);
-          };
-          if (stopReason) stopProcess(stopReason);
-          // The disk quota: RLIMIT_FSIZE bounds one file, not how many a script writes.
-          const watched = sandboxRun;
-          const disk = deps.disk;
-          let checking = false;
-          if (disk) diskWatch = setInterval(() => {
-            if (checking || diskExceeded !== undefined) return;
-            checking = true;
-            void watched
-              .diskUsage()
-              .then((bytes) => {
-                if (bytes <= disk.maxBytes || diskExceeded !== undefined || stopReason) return;
-                diskExceeded = bytes;
-                running.stop('disk quota');
-                watched.killFound();
-              })
-              .finally(() => (checking = false));
-          }, disk.checkMs);
-          outcome = await running.outcome;
-          oomKills = sandboxRun.oomKills();
-        } catch (err) {
-          if (!stopReason) {
-            if (err instanceof EnvironmentError && !err.retryable) {
-              setupFailure = `The environment could not be prepared: ${err.message}`;
-            } else if (err instanceof ArchiveGone) {
-              // Another runner would find it gone too: the run fails now, not after retries.
-              setupFailure = err.message;
-            } else {
-              // Anything else (archive download, a full disk…) is this runner's trouble: retried.
-              sink.line('WARNING', `This attempt failed on runner ${hostname}: ${err instanceof Error ? err.message : String(err)}`);
-              const rest = await sink.close();
-              // The attempt's last lines say why it failed: delivered before the retry.
-              await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
-              clearInterval(heartbeat);
+            const env = await ensureEnvironment(deps.environments, spec.runtime, spec.requirements, {
+              onLine: (line) => sink.line('DEBUG', `Environment: ${withoutUrlCredentials(line)}`),
+              signal: ctx.cancellationSignal,
+            });
+            environment = env;
+            if (spec.environmentHash && env.hash !== spec.environmentHash) {
+              sink.line('WARNING', `Environment: this runner computed ${env.hash.slice(0, 12)}, the build recorded ${spec.environmentHash.slice(0, 12)}`);
+            }
+            const memoryBytes = spec.memoryLimit > 0 ? spec.memoryLimit : deps.defaults.memoryBytes;
+            limits = {
+              ...deps.defaults,
+              memoryBytes,
+              // CPU time: the wall-clock budget times the cores the script may use (cpu_limit,
+              // fractions too: 0.5 is half a core), and a margin for the interpreter's start.
+              cpuSeconds: spec.timeoutSeconds * (spec.cpuLimit > 0 ? spec.cpuLimit : 1) + 5,
+            };
+            // Extracted once per archive for every run of it (the archive downloaded only to
+            // extract it): with the runner's default memory limit, not this run's (a tiny one
+            // would fail every attempt at extraction). The tree is held until it is copied.
+            tree = await deps.extracted.acquire(spec.digest.trim().toLowerCase(), { ...limits, memoryBytes: Math.max(limits.memoryBytes, deps.defaults.memoryBytes) }, () =>
+              deps.archives.acquire(spec),
+            );
+            // A waiting interpreter of the pool (its own uid and directory), else one started now.
+            const label = `${input.executionId}-a${attempt}`;
+            const pooled = deps.pool?.take(limits);
+            let interpreter = pooled;
+            if (!interpreter) {
+              const fresh = await deps.sandbox.open(label);
+              interpreter = await PythonInterpreter.start({
+                sandbox: fresh,
+                python: deps.environments.python,
+                shim: deps.shim,
+                limits,
+                env: { ...deps.baseEnv, HOME: fresh.dir },
+                ...(deps.forkServer ? { forkServer: deps.forkServer } : {}),
+              });
+            }
+            sandboxRun = interpreter.sandbox;
+            if (stopReason) {
+              interpreter.discard();
+              throw new Error('stopped before the script started');
+            }
+            try {
+              // A pooled interpreter's directory is named after its run, as a fresh one is.
+              if (pooled) await sandboxRun.relabel(label);
+              // All the run's processes together: a pooled interpreter was started with the default.
+              await sandboxRun.limitMemory(limits.memoryBytes);
+              await sandboxRun.populate(tree.path);
+            } catch (err) {
+              interpreter.discard();
               throw err;
+            } finally {
+              // The run has its own copy: the tree may be removed from now on.
+              tree.release();
+            }
+            const params = JSON.parse(grant.paramsJson) as Record<string, unknown>;
+            const running = interpreter.run({
+              params,
+              env: {
+                EXECUTION_ID: input.executionId,
+                ENV: deps.envName,
+                API_URL: deps.apiUrl,
+                API_TOKEN: grant.token,
+                PATH: `${env.path}/bin:/usr/local/bin:/usr/bin:/bin`,
+                HOME: sandboxRun.dir,
+                ...deps.locale,
+              },
+              environment: env.path,
+              limits,
+              timeoutMs: spec.timeoutSeconds * 1000,
+              killGraceMs: deps.killGraceMs,
+              onLog: (level, text) => sink.line(level, text),
+              // While too many lines wait to be delivered, the script's output is not read: it
+              // waits in its writes instead of the runner's memory growing with them.
+              backpressure: () => sink.backpressure(),
+              onProgress: (value) => {
+                sink.setProgress(value);
+                beat();
+              },
+            });
+            stopProcess = (reason) => {
+              sink.line('INFO', `${whyStopped(reason)}: stopping the script (SIGTERM, then SIGKILL after ${Math.round(deps.killGraceMs / 1000)} s)`);
+              running.stop(reason);
+            };
+            if (stopReason) stopProcess(stopReason);
+            // The disk quota: RLIMIT_FSIZE bounds one file, not how many a script writes.
+            const watched = sandboxRun;
+            const disk = deps.disk;
+            let checking = false;
+            if (disk) diskWatch = setInterval(() => {
+              if (checking || diskExceeded !== undefined) return;
+              checking = true;
+              void watched
+                .diskUsage()
+                .then((bytes) => {
+                  if (bytes <= disk.maxBytes || diskExceeded !== undefined || stopReason) return;
+                  diskExceeded = bytes;
+                  running.stop('disk quota');
+                  watched.killFound();
+                })
+                .finally(() => (checking = false));
+            }, disk.checkMs);
+            outcome = await running.outcome;
+            oomKills = sandboxRun.oomKills();
+          } catch (err) {
+            if (!stopReason) {
+              if (err instanceof EnvironmentError && !err.retryable) {
+                setupFailure = `The environment could not be prepared: ${err.message}`;
+              } else if (err instanceof ArchiveGone) {
+                // Another runner would find it gone too: the run fails now, not after retries.
+                setupFailure = err.message;
+              } else {
+                // Anything else (archive download, a full disk…) is this runner's trouble: retried.
+                sink.line('WARNING', `This attempt failed on runner ${hostname}: ${err instanceof Error ? err.message : String(err)}`);
+                const rest = await sink.close();
+                // The attempt's last lines say why it failed: delivered before the retry.
+                await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
+                throw err;
+              }
             }
           }
+        } finally {
+          tree?.release();
+          // Heartbeats go on until the attempt's lines are delivered and its outcome recorded
+          // (below): a script that wrote faster than they are stored leaves many behind when it ends.
+          clearInterval(diskWatch);
+          ctx.cancellationSignal.removeEventListener('abort', onCancel);
         }
+
+        // The outcome, with the attempt's last lines.
+        let status: AttemptResult['status'] = 'FAILED';
+        let resultsJson: string | undefined;
+        const line = (level: LineLevel, text: string) => sink.line(level, text);
+        if (stopReason) {
+          if (!outcome) line('INFO', `${whyStopped(stopReason)}: the script was not started`);
+          else if (outcome.kind === 'stopped' || outcome.kind === 'timeout') {
+            line('INFO', outcome.killed ? 'The script did not stop in time and was killed' : 'The script stopped');
+          }
+          if (stopReason === 'cancel') status = 'CANCELLED';
+        } else if (setupFailure) {
+          line('ERROR', setupFailure);
+        } else {
+          // Which limit of the sandbox ended it, if one did (or killed one of its processes).
+          const said = limits && limitLine({ outcome, limits, oomKills, maxDiskBytes: deps.disk?.maxBytes ?? Infinity, ...(diskExceeded !== undefined ? { diskBytes: diskExceeded } : {}) });
+          if (said) line('ERROR', said);
+          if (outcome?.kind === 'result' && diskExceeded === undefined) {
+            status = 'FINISHED';
+            resultsJson = outcome.resultJson;
+          } else if (outcome?.kind === 'timeout') {
+            line('ERROR', `The script exceeded its timeout of ${spec.timeoutSeconds} s and was stopped${outcome.killed ? ' (killed)' : ''}`);
+          } else if (outcome?.kind === 'exited') {
+            line('ERROR', `The script ended without a result: ${describeExit(outcome, oomKills)}`);
+          }
+        }
+        const rest = await sink.close();
+
+        if (stopReason === 'runner') {
+          // The worker is shutting down or lost the run: another attempt takes over.
+          await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
+          throw new Error('the runner stopped before the script ended');
+        }
+        if (stopReason === 'terminal' || stopReason === 'superseded' || stopReason === 'gone') {
+          // Ended from outside: the last lines go as the attempt's outcome, which the service
+          // stores without touching the status, and which tells the run's event streams that
+          // no more lines will come. Superseded or gone: the lines alone.
+          const reply = await (
+            stopReason === 'terminal'
+              ? deps.executions.completeAttempt({ executionId: input.executionId, runnerToken: grant.runnerToken, status, lines: rest.lines }, lost)
+              : deps.executions.appendLogs(input.executionId, grant.runnerToken, rest)
+          ).catch(() => undefined);
+          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('stopped');
+          return { outcome: 'STOPPED', status: reply?.status ?? 'UNKNOWN' };
+        }
+        const recorded = await persistently(
+          () =>
+            deps.executions.completeAttempt(
+              {
+                executionId: input.executionId,
+                runnerToken: grant.runnerToken,
+                status,
+                ...(resultsJson !== undefined ? { resultsJson } : {}),
+                lines: rest.lines,
+                // The script's last progress, sent already or not: a run that fails keeps it.
+                ...(sink.progress !== undefined ? { progress: sink.progress } : {}),
+              },
+              lost,
+            ),
+          lost,
+        ).catch((err: unknown) => {
+          // Timed out or the worker stopping: another attempt takes over.
+          throw lost.aborted ? new Error('the runner stopped before the outcome was recorded') : err;
+        });
+        if (stopReason === 'cancel' && ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+        return { outcome: stopReason === 'cancel' ? 'CANCELLED' : status, status: recorded.status };
       } finally {
-        tree?.release();
-        // Heartbeats go on until the attempt's lines are delivered (below): a script that wrote
-        // faster than they are stored leaves many behind when it ends.
-        clearInterval(diskWatch);
-        ctx.cancellationSignal.removeEventListener('abort', onCancel);
+        // The script's processes are gone already (killed with their group when it ended).
+        // The sweep for strays, the directory and the uid are cleared once the outcome is
+        // recorded, off the path of the answer the run's client waits for: the sweep spawns
+        // processes and scans /proc (the uid is not reused before it is done).
+        // The environment is given back once nothing of the run can use it any more.
+        void (sandboxRun?.close() ?? Promise.resolve())
+          .catch((err: unknown) => deps.logger.warn({ err: String(err) }, 'run directory cleanup failed'))
+          .finally(() => environment?.release());
       }
-
-      // The outcome, with the attempt's last lines.
-      let status: AttemptResult['status'] = 'FAILED';
-      let resultsJson: string | undefined;
-      const line = (level: LineLevel, text: string) => sink.line(level, text);
-      if (stopReason) {
-        if (!outcome) line('INFO', `${whyStopped(stopReason)}: the script was not started`);
-        else if (outcome.kind === 'stopped' || outcome.kind === 'timeout') {
-          line('INFO', outcome.killed ? 'The script did not stop in time and was killed' : 'The script stopped');
-        }
-        if (stopReason === 'cancel') status = 'CANCELLED';
-      } else if (setupFailure) {
-        line('ERROR', setupFailure);
-      } else {
-        // Which limit of the sandbox ended it, if one did (or killed one of its processes).
-        const said = limits && limitLine({ outcome, limits, oomKills, maxDiskBytes: deps.disk?.maxBytes ?? Infinity, ...(diskExceeded !== undefined ? { diskBytes: diskExceeded } : {}) });
-        if (said) line('ERROR', said);
-        if (outcome?.kind === 'result' && diskExceeded === undefined) {
-          status = 'FINISHED';
-          resultsJson = outcome.resultJson;
-        } else if (outcome?.kind === 'timeout') {
-          line('ERROR', `The script exceeded its timeout of ${spec.timeoutSeconds} s and was stopped${outcome.killed ? ' (killed)' : ''}`);
-        } else if (outcome?.kind === 'exited') {
-          line('ERROR', `The script ended without a result: ${describeExit(outcome, oomKills)}`);
-        }
-      }
-      const rest = await sink.close();
-      clearInterval(heartbeat);
-
-      if (stopReason === 'runner') {
-        // The worker is shutting down or lost the run: another attempt takes over.
-        await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
-        throw new Error('the runner stopped before the script ended');
-      }
-      if (stopReason === 'terminal' || stopReason === 'superseded' || stopReason === 'gone') {
-        // Ended from outside: the last lines go as the attempt's outcome, which the service
-        // stores without touching the status, and which tells the run's event streams that
-        // no more lines will come. Superseded or gone: the lines alone.
-        const reply = await (
-          stopReason === 'terminal'
-            ? deps.executions.completeAttempt({ executionId: input.executionId, runnerToken: grant.runnerToken, status, lines: rest.lines })
-            : deps.executions.appendLogs(input.executionId, grant.runnerToken, rest)
-        ).catch(() => undefined);
-        if (ctx.cancellationSignal.aborted) throw new CancelledFailure('stopped');
-        return { outcome: 'STOPPED', status: reply?.status ?? 'UNKNOWN' };
-      }
-      const recorded = await persistently(
-        () =>
-          deps.executions.completeAttempt({
-            executionId: input.executionId,
-            runnerToken: grant.runnerToken,
-            status,
-            ...(resultsJson !== undefined ? { resultsJson } : {}),
-            lines: rest.lines,
-            // The script's last progress, sent already or not: a run that fails keeps it.
-            ...(sink.progress !== undefined ? { progress: sink.progress } : {}),
-          }),
-        () => ctx.heartbeat({ progress: sink.progress ?? 0 }),
-      );
-      if (stopReason === 'cancel' && ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
-      return { outcome: stopReason === 'cancel' ? 'CANCELLED' : status, status: recorded.status };
     } finally {
-      // The script's processes are gone already (killed with their group when it ended).
-      // The sweep for strays, the directory and the uid are cleared once the outcome is
-      // recorded, off the path of the answer the run's client waits for: the sweep spawns
-      // processes and scans /proc (the uid is not reused before it is done).
-      // The environment is given back once nothing of the run can use it any more.
-      void (sandboxRun?.close() ?? Promise.resolve())
-        .catch((err: unknown) => deps.logger.warn({ err: String(err) }, 'run directory cleanup failed'))
-        .finally(() => environment?.release());
+      clearInterval(heartbeat);
     }
   };
 }

@@ -34,8 +34,8 @@ const outcomes: Record<AttemptResult['status'], execution.ExecutionStatus> = {
 /** The execution service's runner RPCs. */
 export function executionsApi(client: Client<typeof execution.ExecutionService>): ExecutionsApi {
   return {
-    async startAttempt(executionId, attempt, runner): Promise<AttemptGrant> {
-      const r = await client.startExecutionAttempt(create(execution.StartExecutionAttemptRequestSchema, { executionId, attempt, runner }));
+    async startAttempt(executionId, attempt, runner, signal): Promise<AttemptGrant> {
+      const r = await client.startExecutionAttempt(create(execution.StartExecutionAttemptRequestSchema, { executionId, attempt, runner }), signal ? { signal } : {});
       const s = r.spec;
       return {
         proceed: r.proceed,
@@ -77,7 +77,7 @@ export function executionsApi(client: Client<typeof execution.ExecutionService>)
         throw err;
       }
     },
-    async completeAttempt(result) {
+    async completeAttempt(result, signal) {
       const r = await client.completeExecutionAttempt(
         create(execution.CompleteExecutionAttemptRequestSchema, {
           executionId: result.executionId,
@@ -87,6 +87,7 @@ export function executionsApi(client: Client<typeof execution.ExecutionService>)
           lines: toLines(result.lines),
           ...(result.progress !== undefined ? { progress: result.progress } : {}),
         }),
+        signal ? { signal } : {},
       );
       return { applied: r.applied, status: statusName(r.status) };
     },
