@@ -7,6 +7,7 @@ import {
   defineSignal,
   getExternalWorkflowHandle,
   isCancellation,
+  log,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -79,15 +80,17 @@ const terminalStatuses: readonly string[] = ['FINISHED', 'FAILED', 'CANCELLED'];
 /**
  * The owner's e-mail about a run that ended (the user service sends it only to users who
  * opted in, once per execution). Called after the terminal status is stored and the slot
- * released; a mail that cannot be sent is given up on, never failing the run.
+ * released; a mail that cannot be sent is retried for a day, then given up on (logged),
+ * never failing the run.
  */
 async function notifyOwner(input: RunExecutionInput, status: string): Promise<void> {
   if (!terminalStatuses.includes(status) || input.notifyOwner === false) return;
   const user = proxyActivities<UserActivities>({
     taskQueue: taskQueues.user,
-    scheduleToCloseTimeout: '15m',
+    // As long as a password link: a mail server away for hours still gets the mail later.
+    scheduleToCloseTimeout: '24h',
     startToCloseTimeout: '1m',
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 8 },
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m' },
   });
   const notice: ExecutionFinishedNotice = {
     userId: input.userId,
@@ -100,7 +103,8 @@ async function notifyOwner(input: RunExecutionInput, status: string): Promise<vo
     await user.notifyExecutionFinished(notice);
   } catch (err) {
     if (isCancellation(err)) throw err;
-    // Given up: the run's outcome stands without its e-mail.
+    // Given up after a day: the run's outcome stands without its e-mail.
+    log.warn('the run-end e-mail was given up after a day of failed attempts', { executionId: input.executionId, userId: input.userId });
   }
 }
 
