@@ -253,6 +253,24 @@ describe('GET /api/v1/execution/{execution}/events', () => {
     await until(() => ended, 5000, 'the watch call to end');
   });
 
+  it.each([
+    ['lastEventId=7&_=1733000000000', 7n],
+    ['last-id=9&lastEventId=7', 9n],
+  ])('resumes from an event-source polyfill’s query (%s)', async (query, expected) => {
+    let seen: execution.WatchExecutionRequest | undefined;
+    handlers.watchExecution = async function* (req) {
+      seen = req;
+      yield* [];
+      throw new (await import('@connectrpc/connect')).ConnectError('Execution not found', 5);
+    };
+    const res = await request(gateway.url, `/api/v1/execution/${executionId}/events?${query}`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(404);
+    expect(seen?.afterLogId).toBe(expected);
+    const bad = await request(gateway.url, `/api/v1/execution/${executionId}/events?lastEventId=x`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(bad.status).toBe(400);
+    expect(bad.json().detail).toBe("Query parameter 'lastEventId' must be a non-negative integer");
+  });
+
   it('answers errors before the stream as JSON', async () => {
     handlers.watchExecution = async function* () {
       yield* [];

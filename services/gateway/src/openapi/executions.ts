@@ -306,6 +306,8 @@ export const executionsOpenApi: OpenApiResource = {
           executionParam,
           { name: 'Last-Event-ID', in: 'header', description: 'Resume strictly after this log line id.', schema: { type: 'integer', minimum: 0 } },
           { name: 'last-id', in: 'query', description: 'The same as `Last-Event-ID`, for clients that cannot set headers (the header wins).', schema: { type: 'integer', minimum: 0 } },
+          { name: 'lastEventId', in: 'query', description: 'The same as `last-id` (which wins), as event-source polyfills send it on reconnecting.', schema: { type: 'integer', minimum: 0 } },
+          { name: '_', in: 'query', description: 'Ignored: the cache-busting value some event-source clients add.', schema: { type: 'string' } },
         ],
         responses: {
           '200': {

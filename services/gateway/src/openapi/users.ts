@@ -114,7 +114,7 @@ export const usersOpenApi: OpenApiResource = {
         operationId: 'updateMe',
         summary: "Change the caller's profile or password",
         description:
-          '`name`, `country`, `institution`, `email_notifications_enabled`; `role` is ignored. `password` with an equal `repeatPassword` changes the password (policy: 422). Nothing to change: 400 `Not updated`.',
+          '`name`, `country`, `institution`, `email_notifications_enabled`; `role` is ignored. `password` with an equal `repeatPassword` changes the password (policy: 422). Values equal to the stored ones are accepted and change nothing (200). No updatable field at all: 400 `Not updated`.',
         security: bearer,
         requestBody: {
           required: true,
@@ -128,7 +128,8 @@ export const usersOpenApi: OpenApiResource = {
       delete: op({
         operationId: 'deleteMe',
         summary: 'Delete the caller (USER only)',
-        description: 'Admins get 403. Removes the Keycloak user, their scripts and their own executions with all logs, reliably. Returns the user as it was.',
+        description:
+          'Admins get 403. Removes the Keycloak user, their scripts and their own executions with all logs, reliably: the deletion is recorded before anything changes, logins and tokens stop at once, and the rest is removed in the background (also while the workflow engine is away; once recorded it finishes even if this request then fails). Returns the user as it was.',
         security: bearer,
         responses: { '200': userResponse('The user as it was.'), ...errorResponses(400, 401, 403, 404, 503) },
       }),
@@ -178,7 +179,7 @@ export const usersOpenApi: OpenApiResource = {
       patch: op({
         operationId: 'updateUser',
         summary: 'Change a user (ADMIN: USERs; SUPERADMIN: all)',
-        description: 'Takes `role, name, country, institution, email_notifications_enabled`. Granting a role above USER needs a SUPERADMIN. A role change ends the user\'s current tokens. A lower role for a user who holds the higher one through a Keycloak group or a composite role is refused (400 `role_granted_in_keycloak`, nothing changed): that grant is changed in Keycloak.',
+        description: 'Takes `role, name, country, institution, email_notifications_enabled`; values equal to the stored ones change nothing (200), none of them at all is a 400 `Not updated`. Granting a role above USER needs a SUPERADMIN. A role change ends the user\'s current tokens. A lower role for a user who holds the higher one through a Keycloak group or a composite role is refused (400 `role_granted_in_keycloak`, nothing changed): that grant is changed in Keycloak.',
         security: bearer,
         parameters: [userParam],
         requestBody: {
@@ -190,6 +191,8 @@ export const usersOpenApi: OpenApiResource = {
       delete: op({
         operationId: 'deleteUser',
         summary: 'Delete a user (ADMIN: USERs; SUPERADMIN: all)',
+        description:
+          'Removes the Keycloak user, their scripts and their own executions with all logs, reliably: the deletion is recorded before anything changes, logins and tokens stop at once, and the rest is removed in the background (also while the workflow engine is away; once recorded it finishes even if this request then fails). Returns the user as it was.',
         security: bearer,
         parameters: [userParam],
         responses: { '200': userResponse('The user as it was.'), ...errorResponses(400, 401, 403, 404, 503) },

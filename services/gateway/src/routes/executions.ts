@@ -639,9 +639,10 @@ export const executionsResource: Resource = {
         operationId: 'watchExecution',
         handler: async (req, res) => {
           const principal = await auth.require(req);
-          const query = queryOf(req, ['last-id']);
+          // `lastEventId` (and a cache-busting `_`) as event-source polyfills send them on reconnecting.
+          const query = queryOf(req, ['last-id', 'lastEventId', '_']);
           const id = executionKey(req);
-          const resumeAt = lastEventId(req.headers['last-event-id'], query['last-id']);
+          const resumeAt = lastEventId(req.headers['last-event-id'], query['last-id'] ?? query['lastEventId'], query['last-id'] === undefined && query['lastEventId'] !== undefined ? 'lastEventId' : 'last-id');
           const admin = isAtLeast(principal.role, 'ADMIN');
           // Taken before the call starts; held until the stream ends, whatever ends it (the
           // run, the client leaving, an error before the first event).
@@ -730,10 +731,10 @@ export const executionsResource: Resource = {
 };
 
 /** `Last-Event-ID` (or `last-id`): the id of the last log line the client has. */
-function lastEventId(header: string | string[] | undefined, query: string | undefined): bigint | undefined {
+function lastEventId(header: string | string[] | undefined, query: string | undefined, queryName: string): bigint | undefined {
   const fromHeader = (Array.isArray(header) ? header[0] : header)?.trim();
   const raw = fromHeader || query;
   if (raw === undefined || raw === '') return undefined;
-  if (!/^\d{1,18}$/.test(raw)) throw new InvalidArgument(`${fromHeader ? 'Last-Event-ID' : "Query parameter 'last-id'"} must be a non-negative integer`, 'invalid_argument');
+  if (!/^\d{1,18}$/.test(raw)) throw new InvalidArgument(`${fromHeader ? 'Last-Event-ID' : `Query parameter '${queryName}'`} must be a non-negative integer`, 'invalid_argument');
   return BigInt(raw);
 }
