@@ -260,14 +260,23 @@ export function parsePaging(page: number | undefined, perPage: number | undefine
 }
 
 /**
- * A full page of log lines (`limit` of them) ends where its last instant ends. Lines written
+ * A page of log lines, read with one line more than it holds (`limit + 1`), so that a log of
+ * exactly `limit` lines comes whole: the lines it holds and whether more follow (`more`: the
+ * extra line was there, or the read stopped on bytes, `stoppedOnBytes`).
+ */
+export function pageOfLines<L>(read: L[], limit: number, stoppedOnBytes = false): { lines: L[]; more: boolean } {
+  return read.length > limit ? { lines: read.slice(0, limit), more: true } : { lines: read, more: stoppedOnBytes };
+}
+
+/**
+ * A page of log lines that more lines follow ends where its last instant ends. Lines written
  * in one batch share one register date, and a client continuing with `start=<the last
  * line's date>` (strictly after) would skip the batch's lines beyond the page: the page stops
  * before that instant instead, or, when the whole page is one instant, takes the rest of it.
- * A shorter page is the end of the log as it is now, and stays whole.
+ * A page that is the end of the log as it is now (`more` false) stays whole.
  */
-export async function endOnWholeInstant<L extends { registerDate: Date }>(lines: L[], limit: number, restOfInstant: (last: L) => Promise<L[]>): Promise<L[]> {
-  if (lines.length < limit || lines.length === 0) return lines;
+export async function endOnWholeInstant<L extends { registerDate: Date }>(lines: L[], more: boolean, restOfInstant: (last: L) => Promise<L[]>): Promise<L[]> {
+  if (!more || lines.length === 0) return lines;
   const last = lines[lines.length - 1]!;
   const instant = last.registerDate.getTime();
   let cut = lines.length;

@@ -1,5 +1,5 @@
 import { InvalidArgument } from '../src/errors';
-import { endOnWholeInstant, filterToSql, likePattern, parseFilter, parsePaging, parseSort, shareOf, sortToSql, unpaginatedLimit, type FieldMap } from '../src/list-query';
+import { endOnWholeInstant, filterToSql, pageOfLines, likePattern, parseFilter, parsePaging, parseSort, shareOf, sortToSql, unpaginatedLimit, type FieldMap } from '../src/list-query';
 
 const fields: FieldMap = {
   name: { column: 't.name', type: 'string' },
@@ -111,20 +111,27 @@ describe('endOnWholeInstant', () => {
   const at = (ms: number, id: number) => ({ id, registerDate: new Date(ms) });
   const none = async () => [];
 
-  it('keeps a short page whole: it is the end of the log', async () => {
+  it('keeps a page whole when no line follows it: it is the end of the log', async () => {
     const lines = [at(1, 1), at(2, 2), at(2, 3)];
-    expect(await endOnWholeInstant(lines, 5, none)).toEqual(lines);
+    expect(await endOnWholeInstant(lines, false, none)).toEqual(lines);
+  });
+
+  it('reads one line more than a page holds, so a log of exactly a page is whole', () => {
+    const lines = [at(1, 1), at(2, 2), at(2, 3)];
+    expect(pageOfLines(lines, 3)).toEqual({ lines, more: false });
+    expect(pageOfLines(lines, 2)).toEqual({ lines: lines.slice(0, 2), more: true });
+    expect(pageOfLines(lines, 3, true)).toEqual({ lines, more: true });
   });
 
   it('stops a full page before its last instant', async () => {
     const lines = [at(1, 1), at(2, 2), at(3, 3), at(3, 4)];
-    expect((await endOnWholeInstant(lines, 4, none)).map((l) => l.id)).toEqual([1, 2]);
+    expect((await endOnWholeInstant(lines, true, none)).map((l) => l.id)).toEqual([1, 2]);
   });
 
   it('takes the rest of the instant when the whole page is one', async () => {
     const lines = [at(5, 1), at(5, 2)];
     const rest = jest.fn(async (last: { id: number }) => [at(5, last.id + 1), at(5, last.id + 2)]);
-    expect((await endOnWholeInstant(lines, 2, rest)).map((l) => l.id)).toEqual([1, 2, 3, 4]);
+    expect((await endOnWholeInstant(lines, true, rest)).map((l) => l.id)).toEqual([1, 2, 3, 4]);
     expect(rest).toHaveBeenCalledWith(lines[1]);
   });
 });

@@ -457,6 +457,20 @@ describe('execution service', () => {
     });
   });
 
+  describe('a log of exactly one page', () => {
+    it('comes whole in one read (1,000 lines from the start), even when its last lines share an instant', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const grant = await startAttempt(e.id, 1);
+      // 999 runner lines in one batch (one instant) after the service's own line: 1,000 in all.
+      const lines = Array.from({ length: 999 }, (_, i) => ({ text: `line ${i}`, level: L.INFO, seq: i }));
+      expect((await f.client.appendExecutionLogs({ id: e.id, executionToken: grant.runnerToken, lines })).appended).toBe(999);
+      const page = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) }));
+      expect(page).toHaveLength(1000);
+      expect(page.at(-1)!.text).toBe('line 998');
+    });
+  });
+
   describe('CancelExecution', () => {
     it('cancels a run that has not started at once', async () => {
       const { userId, script } = someone();

@@ -1,4 +1,4 @@
-import { endOnWholeInstant, filterToSql, InvalidArgument, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap } from '@gef/common';
+import { endOnWholeInstant, filterToSql, pageOfLines, InvalidArgument, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap } from '@gef/common';
 import { executionStatuses, type ExecutionStatus } from '../entities/execution';
 import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
 import { ExecutionRepository, type Columns, type ExecutionRecord } from '../repositories/execution-repository';
@@ -209,13 +209,15 @@ export async function listExecutionLogs(
   if (!execution) throw executionNotFound();
   assertMayRead(actor, execution);
   const logs = new ExecutionLogRepository(em);
-  const { lines, full } = await logs.page(id, {
+  // One line more than the page holds: a log of exactly `limit` lines is whole, not cut.
+  const read = await logs.page(id, {
     ...(options.after ? { after: options.after } : {}),
     ...(options.afterId !== undefined ? { afterId: options.afterId } : {}),
-    limit,
+    limit: limit + 1,
     maxBytes: logBytesPerAnswer,
   });
-  // A page that stopped on bytes is full too: it ends where its last instant ends, or takes
-  // the rest of that instant when it is all one (a runner's batch at most).
-  return endOnWholeInstant(lines, full ? lines.length : limit, (last) => logs.list(id, { afterId: last.id, at: last.registerDate, limit: maxLogLines }));
+  const { lines, more } = pageOfLines(read.lines, limit, read.full);
+  // A page that more lines follow (or that stopped on bytes) ends where its last instant
+  // ends, or takes the rest of that instant when it is all one (a runner's batch at most).
+  return endOnWholeInstant(lines, more, (last) => logs.list(id, { afterId: last.id, at: last.registerDate, limit: maxLogLines }));
 }

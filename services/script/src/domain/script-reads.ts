@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { endOnWholeInstant, filterToSql, InvalidArgument, NotFound, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap, uuidPattern } from '@gef/common';
+import { endOnWholeInstant, filterToSql, pageOfLines, InvalidArgument, NotFound, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap, uuidPattern } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { scriptStatuses, type Script } from '../entities/script';
 import type { ScriptLog } from '../entities/script-log';
@@ -116,8 +116,9 @@ export async function listScriptLogs(
   return unitOfWork(deps.orm, async (em) => {
     const script = await findVisible(new ScriptRepository(em), actor, idOrSlug);
     const logs = new ScriptLogRepository(em);
-    const lines = await logs.list(script.id, { after: options.after, afterId: options.afterId, limit });
-    return endOnWholeInstant(lines, limit, (last) => logs.list(script.id, { afterId: Number(last.id), at: last.registerDate, limit: maxLogLines }));
+    // One line more than the page holds: a log of exactly `limit` lines is whole, not cut.
+    const { lines, more } = pageOfLines(await logs.list(script.id, { after: options.after, afterId: options.afterId, limit: limit + 1 }), limit);
+    return endOnWholeInstant(lines, more, (last) => logs.list(script.id, { afterId: Number(last.id), at: last.registerDate, limit: maxLogLines }));
   });
 }
 
