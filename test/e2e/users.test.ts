@@ -221,14 +221,18 @@ describe('mail flows', () => {
 });
 
 describe('profile and password', () => {
-  it('updates the profile, ignores role, and says Not updated when nothing changes', async () => {
+  it('updates the profile, ignores role, takes an unchanged profile, and says Not updated when no field is given', async () => {
     const u = await newUser('profile');
     const res = await api('PATCH', '/api/v1/user/me', { token: u.token, body: { name: 'New Name', institution: 'Lab', role: 'SUPERADMIN' } });
     expect(res.status).toBe(200);
     expect(res.body.data).toMatchObject({ name: 'New Name', institution: 'Lab', role: 'USER' });
-    const same = await api('PATCH', '/api/v1/user/me', { token: u.token, body: { name: 'New Name' } });
-    expect(same.status).toBe(400);
-    expect(same.body.detail).toBe('Not updated');
+    // The profile sent back as it is (a profile dialog saved without edits): 200, nothing changes.
+    const same = await api('PATCH', '/api/v1/user/me', { token: u.token, body: { name: 'New Name', institution: 'Lab' } });
+    expect(same.status).toBe(200);
+    expect(same.body.data).toMatchObject({ name: 'New Name', institution: 'Lab', role: 'USER', updated_at: res.body.data.updated_at });
+    const nothing = await api('PATCH', '/api/v1/user/me', { token: u.token, body: { role: 'SUPERADMIN' } });
+    expect(nothing.status).toBe(400);
+    expect(nothing.body.detail).toBe('Not updated');
     const mismatch = await api('PATCH', '/api/v1/user/me', { token: u.token, body: { password: strongPassword, repeatPassword: 'Different-Passw0rd!' } });
     expect(mismatch.status).toBe(400);
   });

@@ -5,7 +5,7 @@
 
 /** Hosted by the user service's worker (task queue `gef-user`). */
 export interface UserActivities {
-  /** Removes the user from Keycloak. Succeeds when the user is already gone. */
+  /** Removes the user from Keycloak and revokes their tokens. Succeeds when the user is already gone. */
   deleteKeycloakUser(userId: string): Promise<{ deleted: boolean }>;
   /** Removes the user's profile row. Succeeds when it is already gone. */
   deleteUserProfile(userId: string): Promise<{ deleted: boolean }>;

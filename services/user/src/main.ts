@@ -12,6 +12,7 @@ import { KeycloakTokenClient } from './keycloak/token-client';
 import { Mailer } from './mail/mailer';
 import { migrations } from './migrations';
 import { PasswordLinkDispatchRepository, passwordLinkDispatchChannel } from './repositories/password-link-dispatch-repository';
+import { UserDeletionDispatchRepository, userDeletionDispatchChannel } from './repositories/user-deletion-dispatch-repository';
 import { KeycloakChanges } from './revocations/keycloak-changes';
 import { RevocationHub } from './revocations/revocation-hub';
 import { TokenLifetime } from './revocations/token-lifetime';
@@ -69,6 +70,16 @@ void runService({
       temporal: temporal.client,
       logger,
     });
+    // Starts the deleteUser workflows of the deletions recorded in the outbox, once Temporal answers.
+    const deletionDispatcher = new OutboxDispatcher({
+      name: 'user deletion dispatcher',
+      orm,
+      store: new UserDeletionDispatchRepository(),
+      start: (input) => users.startDeletion(input),
+      logger,
+      listen: { databaseUrl: config.DATABASE_URL, channel: userDeletionDispatchChannel },
+    });
+    shutdown.add('user deletion dispatcher', () => deletionDispatcher.stop());
     // Changes made in Keycloak's console (a user disabled, a role or group changed) revoke tokens too.
     const keycloakChanges = new KeycloakChanges({
       orm,
@@ -84,12 +95,13 @@ void runService({
     return {
       routes: routes({ users, revocations }),
       checks: { keycloak: () => keycloak.ping() },
-      worker: createWorker(temporal.settings, orm, keycloak, notices, passwordLinks, logger),
+      worker: createWorker(temporal.settings, orm, keycloak, revocations, notices, passwordLinks, logger),
       // The first SUPERADMIN. Keycloak may still be starting, so retry in the background.
       started: () => {
         tokenLifetime.start();
         keycloakChanges.start();
         linkDispatcher.start();
+        deletionDispatcher.start();
         void (async () => {
           for (let attempt = 1; ; attempt++) {
             try {

@@ -6,6 +6,7 @@ import { createUserActivities } from './activities';
 import type { ExecutionNotices } from './domain/execution-notices';
 import type { PasswordLinks } from './domain/password-links';
 import type { KeycloakAdminClient } from './keycloak/admin-client';
+import type { RevocationHub } from './revocations/revocation-hub';
 
 /**
  * The user service's Temporal worker: the deleteUser and sendPasswordLink workflows and the
@@ -16,6 +17,7 @@ export function createWorker(
   settings: TemporalSettings,
   orm: MikroORM,
   keycloak: KeycloakAdminClient,
+  revocations: Pick<RevocationHub, 'revokeUser'>,
   notices: ExecutionNotices,
   passwordLinks: PasswordLinks,
   logger: Logger,
@@ -25,7 +27,7 @@ export function createWorker(
     {
       taskQueue: taskQueues.user,
       workflowsPath: require.resolve('@gef/workflows'),
-      activities: createUserActivities(orm, keycloak, notices, passwordLinks),
+      activities: createUserActivities(orm, keycloak, revocations, notices, passwordLinks),
     },
     logger,
   );

@@ -1,4 +1,5 @@
-import { Mailer } from '../src/mail/mailer';
+import net from 'node:net';
+import { certainlyNotSent, Mailer } from '../src/mail/mailer';
 
 const settings = { host: '127.0.0.1', port: 1, from: 'GEF <no-reply@gef.local>', publicUrl: 'https://api.example.org/' };
 
@@ -10,5 +11,111 @@ describe('password links', () => {
   it("open a web client's page when one is configured, whatever its query", () => {
     expect(new Mailer({ ...settings, passwordLinkUrl: 'https://app.example.org/password' }).link('t')).toBe('https://app.example.org/password?token=t');
     expect(new Mailer({ ...settings, passwordLinkUrl: 'https://app.example.org/#/reset?lang=fr' }).link('t')).toBe('https://app.example.org/#/reset?lang=fr&token=t');
+  });
+});
+
+/**
+ * A mail server on a free port that speaks SMTP up to the end of the message, then does
+ * `atEnd`: answers with a refusal, or closes the connection without answering (the answer
+ * lost: the message may have been taken).
+ */
+async function smtpServer(atEnd: 'refuse' | 'drop'): Promise<{ port: number; received: number; close: () => Promise<void> }> {
+  const state = { received: 0 };
+  const server = net.createServer((socket) => {
+    let buffer = '';
+    let inData = false;
+    socket.write('220 test ESMTP\r\n');
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('latin1');
+      for (;;) {
+        if (inData) {
+          const end = buffer.indexOf('\r\n.\r\n');
+          if (end < 0) return;
+          buffer = buffer.slice(end + 5);
+          inData = false;
+          state.received++;
+          if (atEnd === 'drop') return void socket.destroy();
+          socket.write('554 5.7.1 Message refused\r\n');
+          continue;
+        }
+        const eol = buffer.indexOf('\r\n');
+        if (eol < 0) return;
+        const line = buffer.slice(0, eol).toUpperCase();
+        buffer = buffer.slice(eol + 2);
+        if (line.startsWith('DATA')) {
+          inData = true;
+          socket.write('354 go ahead\r\n');
+        } else if (line.startsWith('QUIT')) {
+          socket.end('221 bye\r\n');
+        } else {
+          socket.write('250 OK\r\n');
+        }
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get received() {
+      return state.received;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** What sending a password link over real SMTP to `port` fails with. */
+async function sendFailure(port: number): Promise<unknown> {
+  const mailer = new Mailer({ ...settings, port });
+  try {
+    await mailer.sendSetPassword('ada@example.org', 'Ada', 'token');
+  } catch (err) {
+    return err;
+  } finally {
+    mailer.close();
+  }
+  throw new Error('the e-mail was sent');
+}
+
+describe('whether a failed e-mail certainly did not go out', () => {
+  it('yes: nothing listens on the mail server port', async () => {
+    expect(certainlyNotSent(await sendFailure(await closedPort()))).toBe(true);
+  });
+
+  it('yes: the mail server refuses the message', async () => {
+    const server = await smtpServer('refuse');
+    try {
+      const err = await sendFailure(server.port);
+      expect(err).toMatchObject({ responseCode: 554 });
+      expect(certainlyNotSent(err)).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('no: the connection ends after the message went over, before its answer (it may have been taken)', async () => {
+    const server = await smtpServer('drop');
+    try {
+      const err = await sendFailure(server.port);
+      expect(server.received).toBe(1);
+      expect(certainlyNotSent(err)).toBe(false);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('no: a failure of unknown kind', () => {
+    expect(certainlyNotSent(new Error('socket hang up'))).toBe(false);
+    expect(certainlyNotSent(Object.assign(new Error('Timeout'), { code: 'ETIMEDOUT' }))).toBe(false);
+    expect(certainlyNotSent(undefined)).toBe(false);
   });
 });

@@ -12,10 +12,12 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { Code } from '@connectrpc/connect';
 import { createLogger, toConnectError } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
+import { OutboxDispatcher } from '@gef/common/outbox';
 import type { Actor } from '../src/domain/policy';
 import { RoleDirectory } from '../src/domain/role-directory';
 import { Users } from '../src/domain/users';
 import { KeycloakError } from '../src/keycloak/admin-client';
+import { UserDeletionDispatchRepository } from '../src/repositories/user-deletion-dispatch-repository';
 import { UserProfileRepository } from '../src/repositories/user-profile-repository';
 import { openTestDatabase } from './support/test-database';
 
@@ -72,6 +74,8 @@ let started: string[];
 let running: Set<string>;
 let revoked: string[];
 let users: Users;
+/** The workflows the deletions recorded start (their outbox's dispatcher, run to the end). */
+let startedAfterDispatch: () => Promise<string[]>;
 const admin: Actor = { userId: randomUUID(), role: 'ADMIN' };
 
 beforeAll(async () => {
@@ -82,7 +86,7 @@ afterAll(async () => {
   await db?.close();
 });
 
-beforeEach(() => {
+beforeEach(async () => {
   keycloak = new FakeKeycloak();
   started = [];
   running = new Set();
@@ -110,6 +114,18 @@ beforeEach(() => {
     } as never,
     logger: createLogger('user-test', 'silent'),
   });
+  const dispatcher = new OutboxDispatcher({
+    name: 'user deletion dispatcher',
+    orm: db.orm,
+    store: new UserDeletionDispatchRepository(),
+    start: (input) => users.startDeletion(input),
+    logger: createLogger('user-test', 'silent'),
+  });
+  startedAfterDispatch = async () => {
+    expect(await dispatcher.drain()).toBe(true);
+    return started;
+  };
+  await db.orm.em.getConnection().execute('delete from user_deletion_dispatch');
 });
 
 /** A user with a login in Keycloak and a profile here. */
@@ -132,7 +148,7 @@ describe('a deletion racing the deletion of the same user', () => {
     const view = await users.delete(victim.id, admin);
     expect(view.profile.id).toBe(victim.id);
     expect(revoked).toEqual([victim.id]);
-    expect(started).toEqual([`delete-user-${victim.id}`]);
+    expect(await startedAfterDispatch()).toEqual([`delete-user-${victim.id}`]);
   });
 
   it('a refusal for a user Keycloak still holds is tried once more', async () => {
@@ -140,7 +156,7 @@ describe('a deletion racing the deletion of the same user', () => {
     keycloak.refusals.push({ status: 400, body: commitRefused, deletes: false });
     await users.delete(victim.email, admin);
     expect(keycloak.updates).toBe(2);
-    expect(started).toEqual([`delete-user-${victim.id}`]);
+    expect(await startedAfterDispatch()).toEqual([`delete-user-${victim.id}`]);
   });
 
   it('a user Keycloak refuses twice while its deletion runs (the removal not committed when asked) is no failure', async () => {
@@ -149,10 +165,10 @@ describe('a deletion racing the deletion of the same user', () => {
     keycloak.refusals.push({ status: 400, body: commitRefused, deletes: false }, { status: 400, body: commitRefused, deletes: false });
     const view = await users.delete(victim.id, admin);
     expect(view.profile.id).toBe(victim.id);
-    expect(started).toEqual([`delete-user-${victim.id}`]);
+    expect(await startedAfterDispatch()).toEqual([`delete-user-${victim.id}`]);
   });
 
-  it('a user Keycloak keeps refusing to disable is still a failure, not hidden', async () => {
+  it('a user Keycloak keeps refusing to disable is still a failure, not hidden, and is not deleted later', async () => {
     const victim = await newUser();
     keycloak.refusals.push({ status: 400, body: commitRefused, deletes: false }, { status: 400, body: commitRefused, deletes: false });
     const err = await users.delete(victim.id, admin).then(
@@ -161,7 +177,9 @@ describe('a deletion racing the deletion of the same user', () => {
     );
     expect(err).toBeInstanceOf(KeycloakError);
     expect(toConnectError(err).code).toBe(Code.Internal);
-    expect(started).toEqual([]);
+    // Nothing changed in Keycloak: the deletion recorded first is withdrawn.
+    expect(await startedAfterDispatch()).toEqual([]);
+    expect(await db.orm.em.getConnection().execute('select 1 from user_deletion_dispatch where user_id = ?', [victim.id])).toEqual([]);
   });
 });
 

@@ -5,12 +5,23 @@ import type { ExecutionNotices } from '../domain/execution-notices';
 import type { PasswordLinks } from '../domain/password-links';
 import type { KeycloakAdminClient } from '../keycloak/admin-client';
 import { UserProfileRepository } from '../repositories/user-profile-repository';
+import type { RevocationHub } from '../revocations/revocation-hub';
 
 /** The user service's activities, run by its worker on the `gef-user` task queue. */
-export function createUserActivities(orm: MikroORM, keycloak: KeycloakAdminClient, notices: ExecutionNotices, passwordLinks: PasswordLinks): UserActivities {
+export function createUserActivities(
+  orm: MikroORM,
+  keycloak: KeycloakAdminClient,
+  revocations: Pick<RevocationHub, 'revokeUser'>,
+  notices: ExecutionNotices,
+  passwordLinks: PasswordLinks,
+): UserActivities {
   return {
     async deleteKeycloakUser(userId) {
-      return { deleted: await keycloak.deleteUser(userId) };
+      const deleted = await keycloak.deleteUser(userId);
+      // Its tokens go with it, also when the request that recorded the deletion died before
+      // revoking them (the workflow then started from the outbox).
+      await revocations.revokeUser(userId);
+      return { deleted };
     },
     async deleteUserProfile(userId) {
       return { deleted: await unitOfWork(orm, (em) => new UserProfileRepository(em).deleteById(userId)) };

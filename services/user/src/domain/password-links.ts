@@ -5,7 +5,7 @@ import { Unavailable, type Logger } from '@gef/common';
 import { passwordLinkWorkflowId, sendPasswordLink } from '@gef/workflows';
 import type { PasswordLinkRequest } from '@gef/workflows/activities';
 import { taskQueues } from '@gef/workflows/task-queues';
-import type { Mailer } from '../mail/mailer';
+import { certainlyNotSent, type Mailer } from '../mail/mailer';
 
 /** How long a mailed link may be used. */
 const tokenLifetimeMs = 60 * 60 * 1000;
@@ -51,7 +51,8 @@ interface Recipient {
  * and the request still succeeds. A recovery's link is always delivered by that workflow,
  * started from an outbox after the answer, so the answer never waits on the account's
  * e-mail. Each delivery makes its own token when it sends, so no token ever enters
- * Temporal, and a link is valid for an hour from its e-mail.
+ * Temporal, and a link is valid for an hour from its e-mail. A token is removed only when
+ * its e-mail certainly did not go out: a link that may have reached the user keeps working.
  */
 export class PasswordLinks {
   constructor(private readonly deps: PasswordLinksDeps) {}
@@ -59,16 +60,17 @@ export class PasswordLinks {
   /**
    * Mails a link now, or has Temporal mail it as soon as it can. Unavailable (503) only
    * when neither the mail server nor Temporal could take it. (Recovery links, capped per
-   * account, go through `deliver` alone.)
+   * account, go through `deliver` alone.) When the e-mail may have gone out all the same
+   * (the server's answer lost after it took it), its token is kept, and the workflow mails
+   * another link of the same request: both work, and using one uses the other.
    */
   async send(user: Recipient, purpose: 'set' | 'reset'): Promise<'sent' | 'later'> {
-    const token = await this.issue(user.id, purpose);
+    const requestId = randomUUID();
+    const token = await this.issue(user.id, purpose, requestId);
     try {
       await this.mail(user, purpose, token);
-      return 'sent';
     } catch (mailErr) {
-      await this.withdraw(token);
-      const requestId = randomUUID();
+      await this.withdrawUnsent(token, mailErr);
       try {
         await this.startDelivery({ userId: user.id, purpose, requestId });
       } catch (startErr) {
@@ -78,6 +80,9 @@ export class PasswordLinks {
       this.deps.logger.warn({ err: String(mailErr), userId: user.id, requestId }, 'the mail server did not take a password e-mail: Temporal sends it once it can');
       return 'later';
     }
+    // Only a delivery of this request started later reads it; the e-mail is gone either way.
+    await this.markMailed(token).catch((err: unknown) => this.deps.logger.warn({ err: String(err), userId: user.id }, 'could not record a password e-mail as sent'));
+    return 'sent';
   }
 
   /** Starts the workflow `sendPasswordLink` of a request; one already started for it counts. */
@@ -95,14 +100,19 @@ export class PasswordLinks {
 
   /**
    * The activity `sendPasswordLink`: one e-mail per request, however often it is retried.
-   * Recovery links are capped: none is sent while the account holds `maxRecoveryLinks`.
+   * Recovery links are capped: none is sent while `maxRecoveryLinks` other requests hold
+   * unexpired links of the account (its own earlier tries do not count). A try that failed
+   * may have mailed its link all the same (the mail server took it and its answer was lost,
+   * or the process stopped before `mailed_at` was written): that token is kept, so the link
+   * stays valid for its hour, and the retry mails a new link of the same request. Each link
+   * is single-use, and using one uses the request's others (see `Users.resetPassword`).
    */
   async deliver(request: PasswordLinkRequest): Promise<{ sent: boolean }> {
     const conn = this.deps.orm.em.getConnection();
-    const [prior] = await conn.execute<{ mailed_at: unknown }[]>('select mailed_at from password_token where request_id = ?', [request.requestId]);
-    if (prior?.mailed_at) return { sent: false };
-    // An attempt that stopped between its token and its e-mail: that token was never sent.
-    if (prior) await conn.execute('delete from password_token where request_id = ?', [request.requestId]);
+    const [prior] = await conn.execute<{ mailed: boolean | null }[]>('select bool_or(mailed_at is not null) as mailed from password_token where request_id = ?', [
+      request.requestId,
+    ]);
+    if (prior?.mailed) return { sent: false };
     const [user] = await conn.execute<Recipient[]>('select id, email, name from user_profile where id = ?', [request.userId]);
     if (!user) return { sent: false };
     const token =
@@ -116,10 +126,10 @@ export class PasswordLinks {
     try {
       await this.mail(user, request.purpose, token);
     } catch (err) {
-      await this.withdraw(token);
+      await this.withdrawUnsent(token, err);
       throw err;
     }
-    await conn.execute('update password_token set mailed_at = now() where digest = ?', [tokenDigest(token)]);
+    await this.markMailed(token);
     return { sent: true };
   }
 
@@ -131,18 +141,20 @@ export class PasswordLinks {
   }
 
   /**
-   * A new token unless the user holds `atMost` unexpired ones of this purpose already:
-   * counted and inserted under a lock of the user's, so concurrent requests cannot all pass
-   * the count.
+   * A new token unless `atMost` other requests (a token without a request counts as one)
+   * hold unexpired tokens of this purpose for the user already: counted and inserted under
+   * a lock of the user's, so concurrent requests cannot all pass the count. The request's
+   * own earlier tries do not count against it.
    */
-  private async issueWithin(userId: string, purpose: 'set' | 'reset', atMost: number, requestId?: string): Promise<string | undefined> {
+  private async issueWithin(userId: string, purpose: 'set' | 'reset', atMost: number, requestId: string): Promise<string | undefined> {
     return this.deps.orm.em.fork().transactional(async (em) => {
       const conn = em.getConnection();
       const tx = em.getTransactionContext();
       await conn.execute("select pg_advisory_xact_lock(hashtext('password_token:' || ?))", [userId], 'all', tx);
       const [count] = await conn.execute<{ n: string }[]>(
-        'select count(*) as n from password_token where user_id = ? and purpose = ? and expires_at > now()',
-        [userId, purpose],
+        `select count(distinct coalesce(request_id, digest)) as n from password_token
+          where user_id = ? and purpose = ? and expires_at > now() and request_id is distinct from ?`,
+        [userId, purpose, requestId],
         'all',
         tx,
       );
@@ -153,9 +165,18 @@ export class PasswordLinks {
     });
   }
 
-  /** A token whose e-mail did not go out is removed. */
-  private async withdraw(token: string): Promise<void> {
+  /**
+   * A token whose e-mail certainly did not go out is removed; one whose e-mail may have gone
+   * out (the mail server's answer lost) is kept: its link may reach the user and must work.
+   */
+  private async withdrawUnsent(token: string, mailErr: unknown): Promise<void> {
+    if (!certainlyNotSent(mailErr)) return;
     await this.deps.orm.em.getConnection().execute('delete from password_token where digest = ?', [tokenDigest(token)]);
+  }
+
+  /** Its e-mail went out: a later try of its request sends nothing. */
+  private async markMailed(token: string): Promise<void> {
+    await this.deps.orm.em.getConnection().execute('update password_token set mailed_at = now() where digest = ?', [tokenDigest(token)]);
   }
 
   private mail(user: Recipient, purpose: 'set' | 'reset', token: string): Promise<void> {

@@ -19,11 +19,12 @@ import {
 } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { taskQueues } from '@gef/workflows/task-queues';
-import { deleteUser as deleteUserWorkflow, deleteUserWorkflowId } from '@gef/workflows';
+import { deleteUser as deleteUserWorkflow, deleteUserWorkflowId, type DeleteUserInput } from '@gef/workflows';
 import type { UserProfile } from '../entities/user-profile';
 import { KeycloakError, type KeycloakAdminClient } from '../keycloak/admin-client';
 import { unverifiedClaims, type KeycloakTokenClient, type KeycloakTokens } from '../keycloak/token-client';
 import { PasswordLinkDispatchRepository } from '../repositories/password-link-dispatch-repository';
+import { UserDeletionDispatchRepository } from '../repositories/user-deletion-dispatch-repository';
 import { UserProfileRepository } from '../repositories/user-profile-repository';
 import type { RevocationHub } from '../revocations/revocation-hub';
 import { assertMayDeleteSelf, assertMayGrant, assertMayManage, canListUsers, canSeeUser, type Actor } from './policy';
@@ -61,10 +62,17 @@ export const userListFields: FieldMap = {
   updated_at: { column: 'p.updated_at', type: 'date' },
 };
 
-/** Keycloak refused a request (4xx). */
+/**
+ * How long a deletion's outbox row waits for the request that wrote it to disable the login
+ * and revoke the tokens before the dispatcher may start the workflow anyway (the request
+ * died halfway). The request makes it due at once when it is done.
+ */
+export const deletionHoldMs = 60_000;
+
 /** The roles whose direct mappings a role change replaces (USER is every account's). */
 const elevatedRoles: readonly RoleName[] = ['ADMIN', 'SUPERADMIN'];
 
+/** Keycloak refused a request (4xx). */
 const isRefusal = (err: unknown): boolean => err instanceof KeycloakError && err.status >= 400 && err.status < 500;
 
 /**
@@ -282,7 +290,16 @@ export class Users {
       (institution !== undefined && institution !== target.profile.institution) ||
       (changes.emailNotificationsEnabled !== undefined && changes.emailNotificationsEnabled !== target.profile.emailNotificationsEnabled);
     const roleChanged = role !== undefined && role !== target.role;
-    if (!profileChanged && !roleChanged && changes.password === undefined) throw new InvalidArgument('Not updated', 'not_updated');
+    // "Not updated" means nothing updatable was given (a role for oneself is ignored); values
+    // equal to the stored ones (a profile saved unedited) are an update that changes nothing.
+    const given =
+      name !== undefined ||
+      country !== undefined ||
+      institution !== undefined ||
+      role !== undefined ||
+      changes.password !== undefined ||
+      changes.emailNotificationsEnabled !== undefined;
+    if (!given) throw new InvalidArgument('Not updated', 'not_updated');
 
     // A demotion Keycloak's direct mappings cannot carry out is refused before anything changes.
     if (roleChanged) await whileUserExists(this.deps.keycloak, target.profile.id, () => this.assertDemotable(target.profile.id, role!));
@@ -396,25 +413,66 @@ export class Users {
     }
   }
 
+  /**
+   * Deletes a user: the deletion is recorded first (outbox `user_deletion_dispatch`), so
+   * that from then on it finishes whatever becomes of this request; then the login is
+   * disabled and the tokens revoked, and the record is made due: the dispatcher starts the
+   * `deleteUser` workflow once Temporal answers (the answer does not wait for it). A request
+   * that dies halfway leaves its record held for `deletionHoldMs`, then the deletion goes
+   * on; so does one that fails after recording it (Keycloak away: an error is answered, the
+   * tokens are revoked all the same). Only a refusal of Keycloak's to disable the login
+   * (nothing changed) withdraws it.
+   */
   async delete(key: string, actor: Actor): Promise<UserView> {
     const target = await this.getForChange(key, actor);
     const self = target.profile.id === actor.userId;
     if (self) assertMayDeleteSelf(actor);
     else assertMayManage(actor, target.profile.id, target.role);
+    const userId = target.profile.id;
+    const dispatch = new UserDeletionDispatchRepository(this.deps.orm.em.fork());
+    const recorded = await dispatch.hold(userId, deletionHoldMs);
+    const settle = (change: Promise<void>) =>
+      change.catch((err: unknown) => this.deps.logger.warn({ err: String(err), userId }, 'user deletion: could not update its outbox row; it is due when its hold ends'));
     // Logins and tokens stop now; the workflow removes the rest, surviving crashes.
-    await this.disableLogin(target.profile.id);
-    await this.deps.revocations.revokeUser(target.profile.id);
-    await this.deps.temporal.workflow
-      .start(deleteUserWorkflow, {
-        taskQueue: taskQueues.user,
-        workflowId: deleteUserWorkflowId(target.profile.id),
-        args: [{ userId: target.profile.id }],
-      })
-      .catch((err: unknown) => {
-        // Already being deleted: that deletion finishes the job.
-        if (!(err instanceof Error && err.name === 'WorkflowExecutionAlreadyStartedError')) throw err;
-      });
+    let failure: unknown;
+    try {
+      await this.disableLogin(userId);
+    } catch (err) {
+      // Keycloak refused: the login is as it was, and the deletion is not to happen after all.
+      if (isRefusal(err)) {
+        if (recorded) await settle(dispatch.withdraw(userId));
+        throw err;
+      }
+      // Otherwise the login may be disabled already: the deletion goes on (its first step
+      // removes the login), and this request still fails.
+      failure = err;
+    }
+    try {
+      await this.deps.revocations.revokeUser(userId);
+    } finally {
+      // Due now; a row this request could not release is due when its hold ends.
+      await settle(dispatch.release(userId));
+    }
+    if (failure !== undefined) throw failure;
     return target;
+  }
+
+  /**
+   * Starts the `deleteUser` workflow of a user (the outbox's dispatcher). One already
+   * running, or one that completed, counts as started: a record dispatched twice deletes
+   * once. One that failed or was terminated is started again.
+   */
+  async startDeletion(input: DeleteUserInput): Promise<void> {
+    try {
+      await this.deps.temporal.workflow.start(deleteUserWorkflow, {
+        taskQueue: taskQueues.user,
+        workflowId: deleteUserWorkflowId(input.userId),
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+        args: [{ userId: input.userId }],
+      });
+    } catch (err) {
+      if (!(err instanceof Error && err.name === 'WorkflowExecutionAlreadyStartedError')) throw err;
+    }
   }
 
   /**
@@ -454,6 +512,11 @@ export class Users {
       await conn.execute('update password_token set used_at = null where digest = ?', [tokenDigest(token)]);
       throw new Unprocessable(res.reason, 'weak_password');
     }
+    // A request mailed twice (its first e-mail's fate unknown) is used once: its other link goes too.
+    await conn.execute(
+      'update password_token set used_at = now() where used_at is null and request_id = (select request_id from password_token where digest = ?)',
+      [tokenDigest(token)],
+    );
     await whileUserExists(this.deps.keycloak, userId, async () => {
       await this.deps.keycloak.clearBruteForce(userId);
       // A recovered account starts over: whoever held a session before the reset holds none now.

@@ -13,9 +13,12 @@ export const PasswordTokenSchema = defineEntity({
     expiresAt: p.datetime().fieldName('expires_at'),
     usedAt: p.datetime().nullable().fieldName('used_at'),
     createdAt: p.datetime().fieldName('created_at'),
-    /** The delivery request that made it, when it was sent later through Temporal. */
+    /**
+     * The request that made it: a registration's, or a delivery through Temporal. A request
+     * retried after a try whose e-mail may have gone out holds a token per such try.
+     */
     requestId: p.string().length(200).nullable().fieldName('request_id'),
-    /** When its e-mail went out (deliveries through Temporal). */
+    /** When its e-mail was known to have gone out. */
     mailedAt: p.datetime().nullable().fieldName('mailed_at'),
   }),
 });

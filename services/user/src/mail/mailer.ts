@@ -10,6 +10,24 @@ export interface MailSettings {
   passwordLinkUrl?: string | undefined;
 }
 
+/** Codes of a connection to the mail server that never opened (nodemailer keeps the system's as `originalCode`). */
+const neverConnected = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EDNS']);
+
+/**
+ * Whether an e-mail whose sending failed with `err` certainly did not go out: the mail
+ * server answered with a refusal (a 4xx or 5xx reply: nothing taken), the connection never
+ * opened, or the envelope was refused before anything was sent. Any other failure (a
+ * timeout, a connection lost while or after the message went over) may have come after the
+ * server took the e-mail, whose answer was lost: it may reach its recipient all the same.
+ */
+export function certainlyNotSent(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, originalCode, responseCode } = err as { code?: unknown; originalCode?: unknown; responseCode?: unknown };
+  if (typeof responseCode === 'number' && responseCode >= 400) return true;
+  if (code === 'EENVELOPE') return true;
+  return [code, originalCode].some((c) => typeof c === 'string' && neverConnected.has(c));
+}
+
 /** The e-mails the platform sends, over SMTP. */
 export class Mailer {
   private readonly transport: Transporter;

@@ -6,6 +6,8 @@ import { Migration20261128000004 } from './Migration20261128000004';
 import { Migration20261128000005 } from './Migration20261128000005';
 import { Migration20261128000006 } from './Migration20261128000006';
 import { Migration20261130000001 } from './Migration20261130000001';
+import { Migration20261201000001 } from './Migration20261201000001';
+import { Migration20261201000002 } from './Migration20261201000002';
 
 /** The user service's migrations, oldest first. */
 export const migrations: MigrationObject[] = [
@@ -16,4 +18,6 @@ export const migrations: MigrationObject[] = [
   { name: 'Migration20261128000005', class: Migration20261128000005 },
   { name: 'Migration20261128000006', class: Migration20261128000006 },
   { name: 'Migration20261130000001', class: Migration20261130000001 },
+  { name: 'Migration20261201000001', class: Migration20261201000001 },
+  { name: 'Migration20261201000002', class: Migration20261201000002 },
 ];

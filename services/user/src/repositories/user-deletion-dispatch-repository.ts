@@ -1,0 +1,62 @@
+import type { EntityManager } from '@gef/common/orm';
+import { outboxRetrySql, type OutboxStore } from '@gef/common/outbox';
+import type { DeleteUserInput } from '@gef/workflows';
+
+/** The NOTIFY channel on which rows that are added or become due are announced (the migration's trigger). */
+export const userDeletionDispatchChannel = 'user_deletion_dispatch';
+
+/** The outbox of deleteUser starts (table user_deletion_dispatch), one row per user. */
+export class UserDeletionDispatchRepository implements OutboxStore<DeleteUserInput> {
+  constructor(private readonly em?: EntityManager) {}
+
+  /**
+   * Records the deletion of a user, due only after `holdMs` (the request's own steps come
+   * first). True when this call wrote the row; false when one was there already (a
+   * deletion recorded and not yet started), which keeps its schedule.
+   */
+  async hold(userId: string, holdMs: number): Promise<boolean> {
+    const rows = await this.em!.execute<{ user_id: string }[]>(
+      `insert into user_deletion_dispatch (user_id, next_at) values (?, now() + ? * interval '1 millisecond')
+       on conflict (user_id) do nothing returning user_id`,
+      [userId, holdMs],
+    );
+    return rows.length > 0;
+  }
+
+  /** The row of a user becomes due now (if it is not already). */
+  async release(userId: string): Promise<void> {
+    await this.em!.execute('update user_deletion_dispatch set next_at = now() where user_id = ? and next_at > now()', [userId]);
+  }
+
+  /** The deletion is not to happen after all: its row goes. */
+  async withdraw(userId: string): Promise<void> {
+    await this.em!.execute('delete from user_deletion_dispatch where user_id = ?', [userId]);
+  }
+
+  async claim(em: EntityManager, limit: number): Promise<{ key: string; item: DeleteUserInput | undefined }[]> {
+    const rows = await em.execute<{ user_id: string }[]>(
+      `select user_id from user_deletion_dispatch
+        where next_at <= now()
+        order by next_at, created_at
+        limit ? for update skip locked`,
+      [limit],
+    );
+    return rows.map((r) => ({ key: r.user_id, item: { userId: r.user_id } }));
+  }
+
+  async done(em: EntityManager, key: string): Promise<void> {
+    await em.execute('delete from user_deletion_dispatch where user_id = ?', [key]);
+  }
+
+  async failed(em: EntityManager, key: string, error: string): Promise<void> {
+    await em.execute(`update user_deletion_dispatch set attempts = attempts + 1, next_at = ${outboxRetrySql('attempts')}, last_error = ? where user_id = ?`, [
+      error,
+      key,
+    ]);
+  }
+
+  async nextDue(em: EntityManager): Promise<Date | undefined> {
+    const rows = await em.execute<{ next_at: Date | null }[]>('select min(next_at) as next_at from user_deletion_dispatch');
+    return rows[0]?.next_at ? new Date(rows[0].next_at) : undefined;
+  }
+}
