@@ -48,6 +48,13 @@ void runService({
     };
     return {
       routes: routes(deps),
+      checks: {
+        // Execution streams and the gateways' caches follow the changes announced on it; a
+        // connection that died silently counts as down once its liveness probe fails.
+        events: async () => {
+          if (!events.listening) throw new Error('not listening for execution changes');
+        },
+      },
       worker: (worker = createWorker(temporal.settings, deps, logger)),
       started: () => {
         void events.start();

@@ -7,6 +7,7 @@ import { execution } from '@gef/protos';
 import { claimSlot, endExecution, releaseSlot } from '../src/domain/run-slots';
 import { deleteExecutionsOfUser } from '../src/domain/delete-executions';
 import { DispatchRepository } from '../src/repositories/dispatch-repository';
+import { runnerTailMs } from '../src/events/watch-execution';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { caller, serviceFixture, type ServiceFixture, logRows } from './support/service-fixture';
 
@@ -756,6 +757,44 @@ describe('execution service', () => {
       const began = Date.now();
       for await (const _ of f.client.watchExecution({ id: own.id, caller: caller(userId) })) void _;
       expect(Date.now() - began).toBeLessThan(2000);
+    });
+
+    it('keeps waiting while the runner still holds the run, past 15 s (its grace may be up to 300 s), and no longer than the bound', async () => {
+      const { userId, script } = someone();
+      const admin = caller(randomUUID(), 'ADMIN');
+      const db = f.orm.em.getConnection();
+      /** A running run ended from outside `agoSeconds` ago, its runner still stopping the script. */
+      const endedAgo = async (agoSeconds: number) => {
+        const e = await run(userId, script.scriptId);
+        const grant = await startAttempt(e.id);
+        await f.client.updateExecution({ id: e.id, caller: admin, status: S.FINISHED });
+        await db.execute(`update execution set end_date = end_date - make_interval(secs => ?) where id = ?`, [agoSeconds, e.id]);
+        return { id: e.id, grant };
+      };
+      const slow = await endedAgo(60);
+      const seen: string[] = [];
+      let ended = false;
+      const watching = (async () => {
+        for await (const m of f.client.watchExecution({ id: slow.id, caller: caller(userId) })) {
+          if (m.event.case === 'log') seen.push(`log ${m.event.value.text}`);
+          else if (m.event.case === 'status') seen.push(`status ${execution.ExecutionStatus[m.event.value.status]}`);
+        }
+        ended = true;
+      })();
+      for (let i = 0; i < 500 && !seen.includes('status FINISHED'); i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(ended).toBe(false);
+      await f.client.completeExecutionAttempt({ executionId: slow.id, runnerToken: slow.grant.runnerToken, status: S.CANCELLED, lines: [{ text: 'The script stopped', level: L.INFO, seq: 0 }] });
+      await watching;
+      expect(seen.slice(-2)).toEqual(['status FINISHED', 'log The script stopped']);
+
+      // A runner that never reports (it died) holds a stream no longer than the bound.
+      const gone = await endedAgo(runnerTailMs(f.deps.settings.heartbeatTimeoutSeconds) / 1000 + 1);
+      expect((await db.execute(`select runner_attempt from execution where id = ?`, [gone.id]))[0]).toEqual({ runner_attempt: 1 });
+      const began = Date.now();
+      for await (const _ of f.client.watchExecution({ id: gone.id, caller: caller(userId) })) void _;
+      expect(Date.now() - began).toBeLessThan(2000);
+      expect(runnerTailMs(10)).toBe(330_000);
     });
   });
 

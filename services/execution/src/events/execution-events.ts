@@ -1,4 +1,4 @@
-import { PgListener } from '@gef/common/pg-listener';
+import { PgListener, type PgListenerOptions } from '@gef/common/pg-listener';
 import type { Logger } from '@gef/common';
 import { executionChannel, executionOwnerChannel } from '../repositories/execution-repository';
 
@@ -8,7 +8,7 @@ import { executionChannel, executionOwnerChannel } from '../repositories/executi
  * each execution created, changed or deleted a NOTIFY on `gef_execution_owner` with its
  * owner's id. One LISTEN connection per process fans them out to the watchers of that
  * execution. After a lost connection every watcher is poked, so nothing said meanwhile is
- * missed.
+ * missed; a connection that died silently counts as lost once its liveness probe fails.
  */
 export class ExecutionEvents {
   private readonly listener: PgListener;
@@ -16,8 +16,9 @@ export class ExecutionEvents {
   private readonly everyChange = new Set<(executionId: string | undefined) => void>();
   private readonly ownerChanges = new Set<(userId: string) => void>();
 
-  constructor(databaseUrl: string, logger: Logger) {
+  constructor(databaseUrl: string, logger: Logger, probe: Pick<PgListenerOptions, 'probeIntervalMs' | 'probeTimeoutMs'> = {}) {
     this.listener = new PgListener({
+      ...probe,
       databaseUrl,
       channels: [executionChannel, executionOwnerChannel],
       onNotification: (channel, payload) => {
@@ -41,6 +42,7 @@ export class ExecutionEvents {
     await this.listener.stop();
   }
 
+  /** Connected and listening, as far as the listener's last liveness probe knows. */
   get listening(): boolean {
     return this.listener.listening;
   }
