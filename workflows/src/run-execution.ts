@@ -8,6 +8,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -180,6 +181,11 @@ export async function runExecution(input: RunExecutionInput): Promise<RunExecuti
       // Asked to stop: however the runner ended the attempt, the stop decides the outcome.
       if (stop) {
         if (stop.reason === 'cancel') return (await state.endExecution({ executionId: id, status: 'CANCELLED', reason: 'Execution cancelled' })).status;
+        // Ended from outside: the run keeps its status; the runner, gone without recording its
+        // outcome, is let go, so followers stop waiting for its last lines.
+        if (patched('outside-stop-releases-runner')) {
+          return (await state.endExecution({ executionId: id, status: 'FAILED', reason: 'The runner stopped after the run was ended from outside' })).status;
+        }
         return stop.status ?? 'GONE';
       }
       if (isCancellation(err)) throw err;
