@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -10,7 +9,7 @@ import { execution } from '@gef/protos';
 import { gefScriptIdKey, gefStatusKey, gefUserIdKey, runExecutionWorkflowId, type RunExecutionInput, type StopRequest } from '@gef/workflows';
 import type { UserActivities } from '@gef/workflows/activities';
 import { taskQueues } from '@gef/workflows/task-queues';
-import { startTestPostgres, type TestPostgres } from '@gef/deploy';
+import { startTestPostgres, type TestPostgres, findFreePorts } from '@gef/deploy';
 import { createExecutionActivities } from '../src/activities';
 import type { RunLauncher } from '../src/domain/run-launcher';
 import { TemporalRunLauncher } from '../src/runs/temporal-run-launcher';
@@ -26,13 +25,7 @@ function temporalCli(): string {
 }
 
 /** A local port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+const closedPort = async (): Promise<number> => (await findFreePorts(1))[0]!;
 
 /** The service's launcher, pointed at Temporal or, while it is "down", at a closed port. */
 class SwitchableLauncher implements RunLauncher {

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { findFreePorts } from '@gef/deploy';
 import { certainlyNotSent, Mailer } from '../src/mail/mailer';
 
 const settings = { host: '127.0.0.1', port: 1, from: 'GEF <no-reply@gef.local>', publicUrl: 'https://api.example.org/' };
@@ -65,13 +66,7 @@ async function smtpServer(atEnd: 'refuse' | 'drop'): Promise<{ port: number; rec
 }
 
 /** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+const closedPort = async (): Promise<number> => (await findFreePorts(1))[0]!;
 
 /** What sending a password link over real SMTP to `port` fails with. */
 async function sendFailure(port: number): Promise<unknown> {
