@@ -37,9 +37,10 @@ describe('the opt-in', () => {
     expect(off.status).toBe(200);
     expect(off.body.data.email_notifications_enabled).toBe(false);
     expect((await api('GET', '/api/v1/user/me', { token: account.token })).body.data.email_notifications_enabled).toBe(false);
-    // The same value again is nothing to change.
+    // The same value again is an update that changes nothing (a settings dialog saved unedited).
     const same = await api('PATCH', '/api/v1/user/me', { token: account.token, body: { email_notifications_enabled: false } });
-    expect(same.status).toBe(400);
+    expect(same.status).toBe(200);
+    expect(same.body.data).toMatchObject({ email_notifications_enabled: false, updated_at: off.body.data.updated_at });
     const on = await api('PATCH', '/api/v1/user/me', { token: account.token, body: { email_notifications_enabled: true, role: 'ADMIN' } });
     expect(on.status).toBe(200);
     expect(on.body.data).toMatchObject({ email_notifications_enabled: true, role: 'USER' });
