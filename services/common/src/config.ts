@@ -66,13 +66,16 @@ export function parseConfig<S extends z.ZodRawShape>(
 
 const secretNames = new Set(redactedKeys.map((k) => k.toUpperCase()));
 const secretName = /SECRET|PASSWORD|PASSPHRASE|PRIVATE_KEY|API_KEY/i;
+const notSecretItself = /_(URL|FILE|PATH|LENGTH|SECONDS|MINUTES|HOURS|DAYS)$/i;
 
 /** The secrets among parsed settings: those named as secrets, and the passwords in URLs. */
 export function secretValues(config: Record<string, unknown>): string[] {
   const out: string[] = [];
   for (const [key, value] of Object.entries(config)) {
     if (typeof value !== 'string') continue;
-    if (secretNames.has(key.toUpperCase()) || secretName.test(key)) out.push(value);
+    // PASSWORD_LINK_URL names a page, not a secret: a setting for a URL, file or amount is one
+    // only through the password in it.
+    if (secretNames.has(key.toUpperCase()) || (secretName.test(key) && !notSecretItself.test(key))) out.push(value);
     const password = urlPassword(value);
     if (password) out.push(password, decodedOr(password));
   }

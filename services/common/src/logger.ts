@@ -104,7 +104,7 @@ export function keepOutOfLogs(...values: Array<string | undefined>): void {
  * A signed JWT (access, refresh, execution and build tokens alike): its header and payload
  * are base64url JSON objects, so both begin `eyJ`.
  */
-const jwtText = /eyJ[\w-]{6,}\.eyJ[\w-]{6,}\.[\w-]+/g;
+const jwtText = /(?<![\w-])eyJ[\w-]{6,}\.eyJ[\w-]{6,}\.[\w-]+/g;
 
 /**
  * A written line with every JWT and every value given to `keepOutOfLogs` replaced by

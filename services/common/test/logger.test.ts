@@ -203,6 +203,7 @@ describe('secretValues', () => {
         DATABASE_URL: 'postgres://gef:p%40ss-word-123@db:5432/gef',
         SMTP_URL: 'smtp://mail.example.org:25',
         PUBLIC_URL: 'https://user@example.org/',
+        PASSWORD_LINK_URL: 'https://app.example.org/reset-password',
         LOG_LEVEL: 'info',
         PORT: 3000,
       }).sort(),

@@ -15,13 +15,18 @@ jest.setTimeout(120_000);
 
 type Sent = { to: string; executionId: string; status: string; scriptName?: string };
 
-/** A mailer that records what it sends, and fails while `down`. */
+/**
+ * A mailer that records what it sends, and fails while `down` (the relay unreachable: the
+ * e-mail certainly not sent) or `lostAnswer` (a timeout after the message: it may have gone).
+ */
 class FakeMailer {
   readonly sent: Sent[] = [];
   down = false;
+  lostAnswer = false;
   async sendExecutionFinished(to: string, _name: string, run: { executionId: string; scriptName?: string; status: string }): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
-    if (this.down) throw new Error('SMTP relay unreachable');
+    if (this.down) throw Object.assign(new Error('SMTP relay unreachable'), { code: 'ECONNREFUSED' });
+    if (this.lostAnswer) throw Object.assign(new Error('Timeout'), { code: 'ETIMEDOUT' });
     this.sent.push({ to, executionId: run.executionId, status: run.status, ...(run.scriptName ? { scriptName: run.scriptName } : {}) });
   }
 }
@@ -87,6 +92,16 @@ describe('ExecutionNotices', () => {
     mailer.down = false;
     expect(await notices.executionFinished(n)).toBe(true);
     expect(mailer.sent.filter((m) => m.executionId === n.executionId)).toEqual([expect.objectContaining({ status: 'CANCELLED' })]);
+  });
+
+  it('counts a notice whose mail may have gone out (the answer lost) as sent: no copy on every retry', async () => {
+    const user = await profile(true);
+    const n = notice(user.id, randomUUID(), 'FINISHED');
+    mailer.lostAnswer = true;
+    expect(await notices.executionFinished(n)).toBe(true);
+    mailer.lostAnswer = false;
+    expect(await notices.executionFinished(n)).toBe(false);
+    expect(mailer.sent.filter((m) => m.executionId === n.executionId)).toEqual([]);
   });
 
   it('refuses a status that is not terminal and ids that are not UUIDs', async () => {

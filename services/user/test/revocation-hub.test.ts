@@ -59,6 +59,26 @@ describe('RevocationHub', () => {
     await watch.return(undefined);
   });
 
+  it('sends a revocation again when keepFor moves its expiry, so watchers keep it that long', async () => {
+    const abort = new AbortController();
+    const watch = hub.watch(abort.signal, 60_000);
+    await inSync(watch);
+    const userId = randomUUID();
+    await hub.revokeUser(userId);
+    const first = await next(watch);
+    if (first === 'silent' || first.done || !first.value || !('revocation' in first.value)) throw new Error('no revocation');
+    const { id, notBefore } = first.value.revocation;
+    expect(await hub.keepFor(4 * 3600)).toBeGreaterThanOrEqual(1);
+    let again: Next | 'silent';
+    do again = await next(watch);
+    while (again !== 'silent' && !again.done && again.value !== null && 'revocation' in again.value && again.value.revocation.id !== id);
+    expect(again).toMatchObject({ done: false, value: { revocation: { id, userId } } });
+    const moved = (again as IteratorYieldResult<{ revocation: { expiresAt: Date } }>).value.revocation.expiresAt;
+    expect(moved.getTime()).toBe(notBefore.getTime() + (4 * 3600 + 60) * 1000);
+    abort.abort();
+    await watch.return(undefined);
+  });
+
   it('ends its watches when the listener comes back after losing the database: profile changes announced meanwhile were lost', async () => {
     const abort = new AbortController();
     const watch = hub.watch(abort.signal, 60_000);

@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { InvalidArgument, type Logger, uuidPattern } from '@gef/common';
-import type { Mailer } from '../mail/mailer';
+import { certainlyNotSent, type Mailer } from '../mail/mailer';
 import { UserProfileSchema } from '../entities/user-profile';
 
 const terminalStatuses = ['FINISHED', 'FAILED', 'CANCELLED'] as const;
@@ -68,6 +68,13 @@ export class ExecutionNotices {
         status: taken.status,
       });
     } catch (err) {
+      if (!certainlyNotSent(err)) {
+        // The server may have taken it (a timeout, a connection lost after the message): sending
+        // again could mail the same notice every retry for a day. Counted as sent.
+        this.deps.logger.warn({ err: String(err), executionId, userId }, 'the execution e-mail may not have been sent; not sending it again');
+        await conn.execute('update execution_notice set sent_at = now(), sending_since = null where execution_id = ?', [executionId]);
+        return true;
+      }
       await conn.execute('update execution_notice set sending_since = null where execution_id = ? and sent_at is null', [executionId]).catch(() => undefined);
       this.deps.logger.warn({ err: String(err), executionId, userId }, 'could not send the execution e-mail');
       throw err;

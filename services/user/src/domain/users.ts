@@ -14,6 +14,7 @@ import {
   PermissionDenied,
   sortToSql,
   Unauthenticated,
+  Unavailable,
   Unprocessable,
   uuidPattern,
 } from '@gef/common';
@@ -65,12 +66,28 @@ export const userListFields: FieldMap = {
 /**
  * How long a deletion's outbox row waits for the request that wrote it to disable the login
  * and revoke the tokens before the dispatcher may start the workflow anyway (the request
- * died halfway). The request makes it due at once when it is done.
+ * died halfway): far longer than those steps may take (Keycloak's calls time out after 10 s
+ * each). The request makes it due at once when it is done.
  */
-export const deletionHoldMs = 60_000;
+export const deletionHoldMs = 5 * 60_000;
 
 /** The roles whose direct mappings a role change replaces (USER is every account's). */
 const elevatedRoles: readonly RoleName[] = ['ADMIN', 'SUPERADMIN'];
+
+/** Runs `withdraw` up to three times; Unavailable when it never succeeds. */
+async function withdrawOrUnavailable(withdraw: () => Promise<void>, logger: Logger, userId: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await withdraw();
+    } catch (err) {
+      if (attempt >= 3) {
+        logger.error({ err: String(err), userId }, 'user deletion: Keycloak refused it, but its outbox row could not be removed; it will happen when its hold ends');
+        throw new Unavailable('The deletion could not be undone after Keycloak refused it; it may still happen', 'unavailable');
+      }
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+}
 
 /** Keycloak refused a request (4xx). */
 const isRefusal = (err: unknown): boolean => err instanceof KeycloakError && err.status >= 400 && err.status < 500;
@@ -440,7 +457,9 @@ export class Users {
     } catch (err) {
       // Keycloak refused: the login is as it was, and the deletion is not to happen after all.
       if (isRefusal(err)) {
-        if (recorded) await settle(dispatch.withdraw(userId));
+        // The row must go, or the deletion would happen when its hold ends: tried a few
+        // times; a row that cannot be removed answers 503 (the deletion may still happen).
+        if (recorded) await withdrawOrUnavailable(() => dispatch.withdraw(userId), this.deps.logger, userId);
         throw err;
       }
       // Otherwise the login may be disabled already: the deletion goes on (its first step

@@ -23,9 +23,16 @@ export class UserDeletionDispatchRepository implements OutboxStore<DeleteUserInp
     return rows.length > 0;
   }
 
-  /** The row of a user becomes due now (if it is not already). */
+  /**
+   * The row of a user becomes due now (if it is not already); written again if another
+   * request withdrew it meanwhile (its own refusal does not undo this request's deletion).
+   */
   async release(userId: string): Promise<void> {
-    await this.em!.execute('update user_deletion_dispatch set next_at = now() where user_id = ? and next_at > now()', [userId]);
+    await this.em!.execute(
+      `insert into user_deletion_dispatch (user_id, next_at) values (?, now())
+       on conflict (user_id) do update set next_at = now() where user_deletion_dispatch.next_at > now()`,
+      [userId],
+    );
   }
 
   /** The deletion is not to happen after all: its row goes. */

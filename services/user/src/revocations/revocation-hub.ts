@@ -187,7 +187,7 @@ export class RevocationHub {
    * (a gateway drops every profile it holds, as for any lost stream).
    */
   async *watch(signal: AbortSignal, keepAliveMs = 15_000): AsyncGenerator<HubEvent | null> {
-    const seen = new Set<number>();
+    const seen = new Set<string>();
     const queue: HubEvent[] = [];
     let wake: (() => void) | undefined;
     const push = (e: HubEvent) => {
@@ -199,11 +199,15 @@ export class RevocationHub {
       missed = true;
       wake?.();
     };
-    /** Revocations are sent once each (one may be read and announced at once); profile changes always. */
+    /**
+     * Revocations are sent once each (one may be read and announced at once), and again when
+     * their expiry moves (`keepFor`); profile changes always.
+     */
     const fresh = (e: HubEvent): boolean => {
       if (!('revocation' in e)) return true;
-      if (seen.has(e.revocation.id)) return false;
-      seen.add(e.revocation.id);
+      const key = `${e.revocation.id}/${e.revocation.expiresAt.getTime()}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
       return true;
     };
     const stop = () => wake?.();

@@ -40,15 +40,15 @@ export class TokenLifetime {
   async refresh(): Promise<void> {
     const { keycloak, logger, configuredSeconds } = this.options;
     const realmSeconds = await keycloak.longestAccessTokenLifespan();
-    const before = this.seconds();
-    this.learned = Math.max(this.learned, realmSeconds);
-    const now = this.seconds();
-    if (now > before) {
+    const now = Math.max(configuredSeconds, this.learned, realmSeconds);
+    if (now > this.seconds()) {
       logger.warn(
         { realmSeconds, configuredSeconds },
         `Keycloak issues access tokens living ${realmSeconds} s, longer than ACCESS_TOKEN_LIFETIME_SECONDS: revocations are kept ${now} s`,
       );
+      // Learned once the revocations in force are kept that long: a failure is tried again next time.
       await this.options.onLonger?.(now);
+      this.learned = now;
     }
   }
 
@@ -61,7 +61,7 @@ export class TokenLifetime {
           this.failing = false;
         },
         (err: unknown) => {
-          if (!this.failing) this.options.logger.warn({ reason: describeFailure(err) }, 'cannot read the Keycloak realm’s token lifespan; retrying');
+          if (!this.failing) this.options.logger.warn({ reason: describeFailure(err) }, 'cannot read the Keycloak realm’s token lifespan, or keep the revocations in force that long; retrying');
           this.failing = true;
         },
       );
