@@ -1,6 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import type { ConnectRouter } from '@connectrpc/connect';
 import { health } from '@gef/protos';
+import { within } from './within';
 
 /** A dependency check: resolves when the dependency is up, rejects with why not. */
 export type HealthCheck = () => Promise<void>;
@@ -9,14 +10,8 @@ const checkTimeoutMs = 1500;
 
 async function runCheck(name: string, check: HealthCheck): Promise<health.DependencyStatus> {
   const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      check(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${checkTimeoutMs} ms`)), checkTimeoutMs);
-      }),
-    ]);
+    await within(check(), checkTimeoutMs, `no answer within ${checkTimeoutMs} ms`);
     return create(health.DependencyStatusSchema, { name, up: true, latencyMs: performance.now() - started });
   } catch (err) {
     return create(health.DependencyStatusSchema, {
@@ -25,8 +20,6 @@ async function runCheck(name: string, check: HealthCheck): Promise<health.Depend
       detail: describeFailure(err),
       latencyMs: performance.now() - started,
     });
-  } finally {
-    clearTimeout(timer);
   }
 }
 

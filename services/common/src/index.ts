@@ -13,3 +13,4 @@ export * from './list-query';
 export * from './json-depth';
 export * from './storable-text';
 export * from './json-schema';
+export * from './within';

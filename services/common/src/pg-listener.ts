@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { within } from './within';
 
 export interface PgListenerOptions {
   databaseUrl: string;
@@ -34,17 +35,6 @@ export const defaultProbeIntervalMs = 15_000;
 export const defaultProbeTimeoutMs = 5_000;
 /** Idle time before the kernel's first TCP keep-alive probe on the listener's socket. */
 const keepAliveInitialDelayMs = 10_000;
-
-/** Rejects when `promise` has not settled within `ms`. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /**
  * One PostgreSQL connection held open for LISTEN, reconnecting until stopped. NOTIFY is
@@ -108,7 +98,7 @@ export class PgListener {
           if (msg.payload !== undefined) this.options.onNotification(msg.channel, msg.payload);
         });
         client.on('error', (err) => this.lose(client, err, 'listener lost its connection'));
-        for (const channel of this.options.channels) await within(client.query(`listen ${channel}`), this.probeTimeoutMs, `listen ${channel}`);
+        for (const channel of this.options.channels) await within(client.query(`listen ${channel}`), this.probeTimeoutMs, `listen ${channel}: no answer within ${this.probeTimeoutMs} ms`);
         if (this.stopped) {
           await client.end().catch(() => undefined);
           return;
@@ -132,7 +122,7 @@ export class PgListener {
     clearTimeout(this.probeTimer);
     this.probeTimer = setTimeout(() => {
       if (this.client !== client) return;
-      within(client.query('select 1'), this.probeTimeoutMs, 'liveness probe').then(
+      within(client.query('select 1'), this.probeTimeoutMs, `liveness probe: no answer within ${this.probeTimeoutMs} ms`).then(
         () => {
           if (this.client === client && !this.stopped) this.scheduleProbe(client);
         },

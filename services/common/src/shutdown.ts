@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { within } from './within';
 
 export type Closer = () => Promise<void> | void;
 
@@ -45,19 +46,11 @@ export class Shutdown {
     this.stopping = true;
     let ok = true;
     for (const { name, close } of [...this.closers].reverse()) {
-      let timer: NodeJS.Timeout | undefined;
       try {
-        await Promise.race([
-          Promise.resolve().then(close),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error('timed out')), this.timeoutMs);
-          }),
-        ]);
+        await within(Promise.resolve().then(close), this.timeoutMs, 'timed out');
       } catch (err) {
         ok = false;
         this.logger.error({ err, part: name }, 'error while shutting down');
-      } finally {
-        clearTimeout(timer);
       }
     }
     return ok;

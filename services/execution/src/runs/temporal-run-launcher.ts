@@ -10,25 +10,12 @@ import {
   type RunExecutionInput,
   type StopRequest,
 } from '@gef/workflows';
-import { sharedCounter, type MetricsRegistry } from '@gef/common';
+import { sharedCounter, within, type MetricsRegistry } from '@gef/common';
 import type { RunLauncher } from '../domain/run-launcher';
 
 const callTimeoutMs = 10_000;
 
-async function bounded<T>(call: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      call,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Temporal did not answer ${what} in time`)), callTimeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    call.catch(() => undefined);
-  }
-}
+const bounded = <T>(call: Promise<T>, what: string): Promise<T> => within(call, callTimeoutMs, `Temporal did not answer ${what} in time`);
 
 /**
  * Runs as runExecution workflows on the execution service's task queue. Starts go through

@@ -324,11 +324,16 @@ export class KeycloakAdminClient {
     if (!res.ok && res.status !== 404) throw new KeycloakError(res.status, 'clear lockout', await res.text());
   }
 
-  /** The realm's brute-force settings. */
-  async bruteForceSettings(): Promise<BruteForceSettings> {
+  /** The realm's representation (the fields `T` names). */
+  private async realm<T>(): Promise<T> {
     const res = await this.admin('', {}, 'get realm');
     if (!res.ok) throw new KeycloakError(res.status, 'get realm', await res.text());
-    const realm = (await res.json()) as { waitIncrementSeconds?: number; maxFailureWaitSeconds?: number; failureFactor?: number };
+    return (await res.json()) as T;
+  }
+
+  /** The realm's brute-force settings. */
+  async bruteForceSettings(): Promise<BruteForceSettings> {
+    const realm = await this.realm<{ waitIncrementSeconds?: number; maxFailureWaitSeconds?: number; failureFactor?: number }>();
     return {
       waitIncrementSeconds: realm.waitIncrementSeconds ?? 900,
       maxFailureWaitSeconds: realm.maxFailureWaitSeconds ?? 900,
@@ -341,9 +346,7 @@ export class KeycloakAdminClient {
    * lifespan, or a client's own override (`access.token.lifespan`) when longer.
    */
   async longestAccessTokenLifespan(): Promise<number> {
-    const res = await this.admin('', {}, 'get realm');
-    if (!res.ok) throw new KeycloakError(res.status, 'get realm', await res.text());
-    const realm = (await res.json()) as { accessTokenLifespan?: number };
+    const realm = await this.realm<{ accessTokenLifespan?: number }>();
     let longest = realm.accessTokenLifespan ?? 0;
     let clients: { attributes?: Record<string, string> }[] = [];
     try {

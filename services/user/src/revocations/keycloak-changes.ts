@@ -127,7 +127,11 @@ export class KeycloakChanges {
   private ensuredAt = -Infinity;
   private refusedSettings = false;
 
+  /** How long an access token lives now (it may grow while the service runs). */
+  private readonly tokenLifetimeSeconds: () => number;
+
   constructor(private readonly options: KeycloakChangesOptions) {
+    this.tokenLifetimeSeconds = secondsOf(options.tokenLifetimeSeconds);
     this.intervalMs = options.intervalMs ?? 500;
     this.overlapMs = options.overlapMs ?? 10_000;
     this.now = options.now ?? Date.now;
@@ -205,7 +209,7 @@ export class KeycloakChanges {
       const row = rows[0];
       if (!row) return 0;
       // Tokens issued before this have all expired: older changes need nothing.
-      const oldest = this.now() - (secondsOf(this.options.tokenLifetimeSeconds)() + 60) * 1000;
+      const oldest = this.now() - (this.tokenLifetimeSeconds() + 60) * 1000;
       const cursor = Math.max(row.event_time === null ? oldest : Number(row.event_time), oldest);
       const self = await this.options.keycloak.serviceAccountUserId();
       let latest = cursor;
