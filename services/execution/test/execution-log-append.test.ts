@@ -87,6 +87,39 @@ describe('execution log appends', () => {
     expect((await append([{ seq: null, level: 'WARNING', text: 'unnumbered' }])).map((l) => l.text)).toEqual(['unnumbered']);
   }, 60_000);
 
+  it('dates each batch strictly after the log\'s last line, so polling with start= skips none', async () => {
+    const id = await newExecution();
+    // Batches far quicker than a millisecond apart, under the row lock as the service appends:
+    // small ones (one statement, skipping stored lines), large ones (without the check), and a
+    // redelivered one (refused, undone to the savepoint, in again).
+    const sizes = Array.from({ length: 60 }, (_, b) => (b % 10 === 9 ? 40 : 1 + (b % 3)));
+    await f.orm.em.fork().transactional(async (em) => {
+      const repo = new ExecutionLogRepository(em);
+      let seq = 0;
+      for (const size of sizes) {
+        await repo.appendCounted(id, 1, lines(seq, seq + size));
+        seq += size;
+      }
+      expect(await repo.appendCounted(id, 1, lines(seq - 40, seq + 10))).toBe(10);
+    });
+    sizes.push(10);
+    const rows = await f.orm.em.fork().execute<{ seq: number; at: Date }[]>('select seq, register_date as at from execution_log where execution_id = ? and seq >= 0 order by id', [id]);
+    let first = 0;
+    for (const size of sizes) {
+      if (first > 0) expect(new Date(rows[first]!.at).getTime()).toBeGreaterThan(new Date(rows[first - 1]!.at).getTime());
+      first += size;
+    }
+    expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: first }, (_, i) => i));
+    // A poller continuing after a batch's last date starts at the next batch.
+    const repo = new ExecutionLogRepository(f.orm.em.fork());
+    first = 0;
+    for (const size of sizes.slice(0, -1)) {
+      first += size;
+      const [next] = await repo.list(id, { after: new Date(rows[first - 1]!.at), limit: 1 });
+      expect(next?.seq).toBe(first);
+    }
+  }, 60_000);
+
   it('refuses lines of an execution that does not exist, and deletes the lines of a deleted one', async () => {
     const missing = randomUUID();
     await expect(f.orm.em.fork().transactional((em) => new ExecutionLogRepository(em).appendCounted(missing, 1, lines(0, 2)))).rejects.toThrow(/violates its execution reference/);

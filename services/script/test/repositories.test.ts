@@ -232,6 +232,27 @@ describe('script repositories', () => {
       expect(await repo.list(randomUUID(), { limit: 100 })).toEqual([]);
     });
 
+    it('dates each batch strictly after the last line, so polling with start= skips none', async () => {
+      const id = await scriptWith();
+      // Batches far quicker than a millisecond apart, in one transaction (as a build's
+      // appends hold the script's row lock one after another).
+      await unitOfWork(orm, async (em) => {
+        const logs = new ScriptLogRepository(em);
+        for (let b = 0; b < 100; b++) await logs.append(id, 1, [`b${b}.0`, `b${b}.1`]);
+      });
+      const lines = await new ScriptLogRepository(orm.em.fork()).list(id, { limit: 1000 });
+      expect(lines).toHaveLength(200);
+      for (let b = 1; b < 100; b++) {
+        expect(lines[2 * b]!.registerDate.getTime()).toBeGreaterThan(lines[2 * b - 1]!.registerDate.getTime());
+      }
+      // A poller continuing after each batch's last date gets the next batch whole.
+      const repo = new ScriptLogRepository(orm.em.fork());
+      for (let b = 0; b < 99; b++) {
+        const next = await repo.list(id, { after: lines[2 * b + 1]!.registerDate.toISOString(), limit: 2 });
+        expect(next.map((l) => l.text)).toEqual([`b${b + 1}.0`, `b${b + 1}.1`]);
+      }
+    });
+
     it('gives the lines of several scripts grouped by script', async () => {
       const [a, b, none] = [await scriptWith(), await scriptWith(), await scriptWith()];
       await unitOfWork(orm, async (em) => {

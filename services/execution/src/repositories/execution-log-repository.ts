@@ -33,9 +33,16 @@ const columns = 'id, execution_id, attempt, seq, level, text, register_date';
  * `skipStored`: a line stored already (same execution, attempt and seq) is skipped; without
  * it the statement inserts every line, which costs a third less (no speculative insertion
  * per line) and fails on the unique constraint when a line is stored already.
+ *
+ * Each batch is dated strictly after the log's last line (at least a millisecond later, even
+ * when the clock has not moved on), so a client polling with `start=<the last date it read>`
+ * (strictly after) never skips a batch written in the millisecond of the one it read. Callers
+ * hold the execution's row lock, so that last line is the last committed. Params: the
+ * execution (twice), the attempt, the lines.
  */
 const insertSql = (skipStored: boolean, when?: string) => `insert into execution_log (execution_id, attempt, seq, level, text, register_date)
-  select ?, ?, t.seq, t.level, t.text, ${nowSql}
+  select ?, ?, t.seq, t.level, t.text,
+    greatest(${nowSql}, (select l.register_date + interval '1 millisecond' from execution_log l where l.execution_id = ? order by l.id desc limit 1))
   from rows from (jsonb_to_recordset(?::jsonb) as (seq integer, level varchar, text text)) with ordinality as t(seq, level, text, n)${when ? `\n  where ${when}` : ''}
   order by t.n${skipStored ? '\n  on conflict on constraint execution_log_seq_unique do nothing' : ''}`;
 
@@ -46,6 +53,9 @@ const insertSql = (skipStored: boolean, when?: string) => `insert into execution
 export const savepointFrom = 32;
 
 const linesJson = (lines: NewLogLine[]) => JSON.stringify(lines.map((l) => ({ seq: l.seq, level: l.level, text: l.text })));
+
+/** The params of insertSql, in its order. */
+const insertParams = (executionId: string, attempt: number, lines: NewLogLine[]) => [executionId, attempt, executionId, linesJson(lines)];
 
 export interface ListOptions {
   after?: Date;
@@ -143,7 +153,7 @@ export class ExecutionLogRepository {
    * row); a line stored already is skipped. For small batches (see savepointFrom).
    */
   static appendAlongside(executionId: string, attempt: number, lines: NewLogLine[], when?: string): Alongside {
-    return { sql: insertSql(true, when), params: [executionId, attempt, linesJson(lines)] };
+    return { sql: insertSql(true, when), params: insertParams(executionId, attempt, lines) };
   }
 
   /**
@@ -154,7 +164,7 @@ export class ExecutionLogRepository {
    */
   async append(executionId: string, attempt: number, lines: NewLogLine[]): Promise<LogRecord[]> {
     if (lines.length === 0) return [];
-    const rows = await this.insert<Row[]>((sql) => `${sql} returning ${columns}`, [executionId, attempt, linesJson(lines)], lines.length);
+    const rows = await this.insert<Row[]>((sql) => `${sql} returning ${columns}`, insertParams(executionId, attempt, lines), lines.length);
     return rows.map(toLog).sort((a, b) => a.id - b.id);
   }
 
@@ -163,7 +173,7 @@ export class ExecutionLogRepository {
     if (lines.length === 0) return 0;
     const rows = await this.insert<{ n: string }[]>(
       (sql) => `with stored as (${sql} returning 1) select count(*) as n from stored`,
-      [executionId, attempt, linesJson(lines)],
+      insertParams(executionId, attempt, lines),
       lines.length,
     );
     return Number(rows[0]?.n ?? 0);

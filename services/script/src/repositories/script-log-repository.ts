@@ -10,16 +10,22 @@ export class ScriptLogRepository {
 
   /**
    * Appends lines in order, each with its own id (the insert order). Dates are kept to the
-   * millisecond, the precision clients get back, so `start=<a line's date>` is exact.
+   * millisecond, the precision clients get back, so `start=<a line's date>` is exact, and each
+   * batch is dated strictly after the log's last line (a millisecond later when the clock has
+   * not moved on), so the CLI polling with `start=<the last date it read>` never skips a
+   * batch written in that millisecond. Callers hold the script's row lock, so that last line
+   * is the last committed.
    */
   async append(scriptId: string, version: number | null, lines: string[]): Promise<number> {
     if (lines.length === 0) return 0;
     const texts = lines.map((l) => (l.length > maxLineLength ? `${l.slice(0, maxLineLength)}…` : l));
     await this.em.execute(
       `insert into script_log (script_id, version, text, register_date)
-       select ?, ?, t.text, date_trunc('milliseconds', clock_timestamp())
+       select ?, ?, t.text,
+         greatest(date_trunc('milliseconds', clock_timestamp()),
+                  (select l.register_date + interval '1 millisecond' from script_log l where l.script_id = ? order by l.id desc limit 1))
        from unnest(array[?]::text[]) with ordinality as t(text, n) order by t.n`,
-      [scriptId, version, texts],
+      [scriptId, version, scriptId, texts],
     );
     return texts.length;
   }
