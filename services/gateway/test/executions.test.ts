@@ -14,6 +14,7 @@ import { signExecutionToken } from '@gef/common/execution-token';
 import { execution } from '@gef/protos';
 import { quietCancelledCalls, startSigningKeycloak, until, type SigningKeycloak } from './scripts-fakes';
 import { request, startFakeService, startGateway, type FakeService, type RunningGateway } from './support';
+import { progressJson } from '../src/routes/executions';
 
 type ExecutionImpl = Partial<ServiceImpl<typeof execution.ExecutionService>>;
 
@@ -162,6 +163,13 @@ describe('GET /api/v1/execution/{execution}', () => {
     expect(asAdmin.workflow_id).toBe(`execution-${executionId}`);
     expect(asAdmin).not.toHaveProperty('params');
     expect(asAdmin).not.toHaveProperty('results');
+  });
+});
+
+describe('progress as the REST API shows it', () => {
+  it('is a whole number 0–100, rounded, and 100 only when it is', () => {
+    expect([0, 0.4, 0.5, 33.6, 49.5, 98.5, 99.4, 99.5, 99.99, 100].map(progressJson)).toEqual([0, 0, 1, 34, 50, 99, 99, 99, 99, 100]);
+    expect([-1, 101, Number.NaN, Number.POSITIVE_INFINITY].map(progressJson)).toEqual([0, 100, 0, 0]);
   });
 });
 

@@ -76,7 +76,7 @@ const executionSchema: SchemaObject = {
     script_id: schemaRef('Uuid'),
     user_id: schemaRef('Uuid'),
     status: schemaRef('ExecutionStatus'),
-    progress: { type: 'integer', minimum: 0, maximum: 100, description: 'Percent, rounded to a whole number.' },
+    progress: { type: 'integer', minimum: 0, maximum: 100, description: 'Percent, rounded to a whole number; 100 only when it is 100 (99.6 shows 99).' },
     params: { type: 'object', description: 'The run parameters as given (left out with `exclude=params`).' },
     results: { description: 'What the script returned: any JSON value, null until there are results (left out with `exclude=results`). A result beyond 32 levels, 8 MiB or 100,000 values is not stored: the run ends FAILED with an ERROR log line saying why.' },
     start_date: { ...schemaRef('ApiDate'), description: 'When the run was accepted.' },

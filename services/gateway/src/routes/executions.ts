@@ -73,8 +73,14 @@ export const levelByName: Record<string, execution.LogLevel> = {
   CRITICAL: execution.LogLevel.CRITICAL,
 };
 
-/** Progress as the REST API shows it: a whole number 0–100. */
-const progressJson = (p: number) => Math.min(100, Math.max(0, Math.round(Number.isFinite(p) ? p : 0)));
+/**
+ * Progress as the REST API shows it: a whole number 0–100, rounded, except that nothing short
+ * of 100 shows as 100 (a run at 99.6 % shows 99: a client's progress bar is full only at the end).
+ */
+export function progressJson(p: number): number {
+  const value = Number.isFinite(p) ? Math.min(100, Math.max(0, p)) : 0;
+  return value < 100 ? Math.min(99, Math.round(value)) : 100;
+}
 
 /** An execution log line as the REST API shows it. */
 export function executionLogJson(log: execution.ExecutionLog) {
