@@ -14,9 +14,22 @@ export interface TransportOptions {
   retryUnavailableMs?: number;
 }
 
+/** Waits `ms`, or until `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /**
  * Retries a unary call while it fails with Unavailable, 100 ms doubling up to 2 s, until
- * `budgetMs` is spent or the call is aborted.
+ * `budgetMs` is spent or the call is aborted (at once, also while waiting to retry).
  */
 export function retryUnavailable(budgetMs: number): Interceptor {
   return (next) => async (req) => {
@@ -28,7 +41,8 @@ export function retryUnavailable(budgetMs: number): Interceptor {
         return await next(req);
       } catch (err) {
         if (ConnectError.from(err).code !== Code.Unavailable || req.signal.aborted || Date.now() + delay > deadline) throw err;
-        await new Promise((r) => setTimeout(r, delay));
+        await pause(delay, req.signal);
+        if (req.signal.aborted) throw err;
         delay = Math.min(delay * 2, 2000);
       }
     }
