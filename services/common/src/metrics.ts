@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Interceptor } from '@connectrpc/connect';
 import { ConnectError } from '@connectrpc/connect';
 import client from 'prom-client';
+import { within } from './within';
 
 export type MetricsRegistry = client.Registry;
 
@@ -21,6 +22,26 @@ export function createMetricsRegistry(service: string): client.Registry {
 export function sharedCounter<L extends string>(registry: client.Registry, name: string, help: string, labelNames: readonly L[]): client.Counter<L> {
   const existing = registry.getSingleMetric(name) as client.Counter<L> | undefined;
   return existing ?? new client.Counter({ name, help, labelNames, registers: [registry] });
+}
+
+/**
+ * A gauge read when the metrics are scraped (`sample` answers its value then). A sample that
+ * fails or takes over a second (its database away) leaves the last value: the other metrics
+ * are still served.
+ */
+export function sampledGauge(registry: client.Registry, name: string, help: string, sample: () => Promise<number>): client.Gauge {
+  return new client.Gauge({
+    name,
+    help,
+    registers: [registry],
+    async collect() {
+      try {
+        this.set(await within(sample(), 1000, `${name}: no sample within 1 s`));
+      } catch {
+        // Kept as it was.
+      }
+    },
+  });
 }
 
 /** Counts and times every RPC a server handles. */

@@ -68,6 +68,11 @@ export class SupervisedWorker {
     return this.worker?.getState() === 'RUNNING';
   }
 
+  /** Activities the worker is running now; undefined while it is not running. */
+  inFlightActivities(): number | undefined {
+    return this.running ? this.worker!.getStatus().numInFlightActivities : undefined;
+  }
+
   /**
    * A client on this worker's own connection while the worker runs: workflows it starts
    * with `requestEagerStart` get their first task handed straight to this worker in the

@@ -1,4 +1,4 @@
-import { serviceClient } from '@gef/common';
+import { sampledGauge, serviceClient } from '@gef/common';
 import { runService } from '@gef/common/service';
 import { script, user } from '@gef/protos';
 import { loadConfig } from './config';
@@ -6,6 +6,7 @@ import type { ExecutionServiceDeps } from './handlers/execution-service';
 import { entities } from './entities';
 import { ExecutionEvents } from './events/execution-events';
 import { migrations } from './migrations';
+import { RunnersOnline, runnerOnlineSeconds } from './domain/runner-presence';
 import { routes } from './routes';
 import { runDispatcher } from './runs/run-dispatcher';
 import { TemporalRunLauncher } from './runs/temporal-run-launcher';
@@ -27,7 +28,10 @@ void runService({
     const runs = new TemporalRunLauncher(temporal.client, () => worker?.eagerClient(), registry);
     // Starts the runExecution workflows of accepted runs from the outbox, and tells those of
     // cancelled or ended runs to stop, once Temporal answers.
-    const dispatcher = runDispatcher({ orm, runs, logger, databaseUrl: config.DATABASE_URL });
+    // Runners report themselves; a run handed to them while none is online says so.
+    const runners = new RunnersOnline(orm);
+    sampledGauge(registry, 'gef_runners_online', `Runner processes that reported in the last ${runnerOnlineSeconds} s`, async () => (await runners.count()).runners);
+    const dispatcher = runDispatcher({ orm, runs, logger, databaseUrl: config.DATABASE_URL, runners });
     shutdown.add('run dispatcher', () => dispatcher.stop());
     const deps: ExecutionServiceDeps = {
       orm,
@@ -36,6 +40,7 @@ void runService({
       scripts: new ScriptServiceCatalog(serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL)),
       owners: new UserServiceNotices(serviceClient(user.UserService, config.USER_SERVICE_URL)),
       runs,
+      runners,
       tokenSecret: config.EXECUTION_TOKEN_SECRET,
       settings: {
         maxConcurrent: config.MAX_CONCURRENT_EXECUTIONS,

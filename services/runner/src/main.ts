@@ -50,12 +50,15 @@ async function main(): Promise<void> {
     );
     shutdown.add('sandbox network rules', () => network.remove());
   }
-  const { worker, pool, forkServer, memoryGroups } = await createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, dirs, logger);
+  const { worker, pool, forkServer, memoryGroups, presence } = await createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, dirs, logger);
   if (memoryGroups) shutdown.add('sandbox memory cgroups', () => removeMemoryCgroups(memoryGroups));
   if (forkServer) shutdown.add('python fork server', () => forkServer.stop());
   shutdown.add('python interpreter pool', () => pool.stop());
   worker.start();
   shutdown.add('temporal worker', () => worker.stop());
+  // Closed first: the runner stops being online before its worker stops.
+  presence.start();
+  shutdown.add('runner presence', () => presence.stop());
   logger.info({ metricsPort: metrics.port }, 'runner started');
 }
 

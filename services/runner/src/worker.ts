@@ -13,6 +13,7 @@ import type { RunnerConfig } from './config';
 import { EnvironmentCache } from './environments/environment-cache';
 import { environmentSettings } from './environments/settings';
 import { executionsApi } from './execution-log/execution-service-api';
+import { PresenceReporter } from './presence-reporter';
 import { ForkServer } from './runtimes/python/fork-server';
 import { InterpreterPool } from './runtimes/python/interpreter-pool';
 import { installShim, type RunnerDirs } from './sandbox/runner-dirs';
@@ -132,7 +133,15 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
     },
     logger,
   );
-  return { worker, pool, forkServer, memoryGroups };
+  // The runner says it is online while its worker runs (ReportRunner), and when it stops.
+  const presence = new PresenceReporter({
+    send: async (report, signal) => ({ everySeconds: (await executions.reportRunner(create(execution.ReportRunnerRequestSchema, report), { signal })).everySeconds }),
+    runner: os.hostname(),
+    slots: config.RUNNER_CONCURRENCY,
+    busy: () => worker.inFlightActivities(),
+    logger,
+  });
+  return { worker, pool, forkServer, memoryGroups, presence };
 }
 
 /** The runs' memory cgroups (sandboxed runs only), as SANDBOX_MEMORY_CGROUPS asks. */

@@ -1,6 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from '@gef/common';
 import type { RunLauncher } from './run-launcher';
+import type { RunnersOnline } from './runner-presence';
 import type { OwnerNotices } from './owner-notices';
 import type { ScriptCatalog } from './script-catalog';
 
@@ -27,4 +28,6 @@ export interface ExecutionDeps {
   tokenSecret: string;
   settings: RunSettings;
   logger: Logger;
+  /** Runners online, from their reports; absent: runs handed to them are not checked. */
+  runners?: RunnersOnline;
 }

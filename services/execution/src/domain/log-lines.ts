@@ -82,4 +82,5 @@ export const serviceLineSeq = {
   endedBeforeStopped: -8,
   resultsTooDeep: -9,
   resultsTooLarge: -10,
+  noRunner: -11,
 } as const;

@@ -4,6 +4,7 @@ import { ExecutionLogRepository } from '../repositories/execution-log-repository
 import { ExecutionRepository, nowSql } from '../repositories/execution-repository';
 import type { ExecutionDeps } from './deps';
 import { serviceLineSeq } from './log-lines';
+import { noteIfNoRunner } from './runner-presence';
 import { isTerminal } from './statuses';
 
 /**
@@ -13,7 +14,7 @@ import { isTerminal } from './statuses';
  * advisory lock. A run that must wait records `queued_at` and sleeps in its workflow until
  * a run of the user that ends wakes it (releaseSlot names the oldest waiters that fit).
  */
-export async function claimSlot(deps: Pick<ExecutionDeps, 'orm'>, input: ClaimSlotInput): Promise<ClaimSlotResult> {
+export async function claimSlot(deps: Pick<ExecutionDeps, 'orm' | 'runners'>, input: ClaimSlotInput): Promise<ClaimSlotResult> {
   return deps.orm.em.fork().transactional(async (em) => {
     const repo = new ExecutionRepository(em);
     if (input.limit !== null) await repo.lockUserSlots(input.userId);
@@ -36,6 +37,7 @@ export async function claimSlot(deps: Pick<ExecutionDeps, 'orm'>, input: ClaimSl
       }
     }
     await repo.set(current.id, [`slot_held = ${input.limit !== null}`, "status = case when status = 'PENDING' then 'READY' else status end"], [], {});
+    if (current.status === 'PENDING') await noteIfNoRunner(em, deps.runners, current.id, current.attempt);
     await repo.notify(current.id);
     return { outcome: 'granted' };
   });

@@ -9,6 +9,7 @@ import { getExecution, listExecutionLogs, listExecutions } from '../domain/execu
 import type { NewLogLine } from '../domain/log-lines';
 import { runScript } from '../domain/run-script';
 import { completeAttempt, startAttempt } from '../domain/runner-attempts';
+import { reportRunner } from '../domain/runner-presence';
 import type { ExecutionEvents } from '../events/execution-events';
 import { watchChanges } from '../events/watch-changes';
 import { watchExecution, type WatchEvent } from '../events/watch-execution';
@@ -192,6 +193,11 @@ export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof
           scriptUserId: s.scriptUserId,
         }),
       });
+    },
+
+    async reportRunner(req) {
+      const { everySeconds } = await reportRunner(deps, { instance: req.instance, runner: req.runner, slots: req.slots, busy: req.busy, stopping: req.stopping });
+      return create(execution.ReportRunnerResponseSchema, { everySeconds });
     },
 
     async completeExecutionAttempt(req) {

@@ -9,6 +9,7 @@ import { Migration20261128000007 } from './Migration20261128000007';
 import { Migration20261128000008 } from './Migration20261128000008';
 import { Migration20261129000009 } from './Migration20261129000009';
 import { Migration20261130000010 } from './Migration20261130000010';
+import { Migration20261201000011 } from './Migration20261201000011';
 
 /** The execution service's migrations, oldest first. */
 export const migrations: MigrationObject[] = [
@@ -22,4 +23,5 @@ export const migrations: MigrationObject[] = [
   { name: 'Migration20261128000008', class: Migration20261128000008 },
   { name: 'Migration20261129000009', class: Migration20261129000009 },
   { name: 'Migration20261130000010', class: Migration20261130000010 },
+  { name: 'Migration20261201000011', class: Migration20261201000011 },
 ];

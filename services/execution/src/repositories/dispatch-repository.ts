@@ -22,7 +22,14 @@ const stopKeyPrefix = 'stop:';
  * workflow keeps the first stop it is told and one that has ended needs none).
  */
 export class DispatchRepository implements OutboxStore<RunDispatch> {
-  constructor(private readonly em?: EntityManager) {}
+  /**
+   * `whenReady`: called in `done`'s transaction, with the row locked, for a run it made
+   * READY (its attempt: the run's log line's).
+   */
+  constructor(
+    private readonly em?: EntityManager,
+    private readonly whenReady?: (em: EntityManager, executionId: string, attempt: number) => Promise<void>,
+  ) {}
 
   /** Records a run's workflow to start, with the execution's insert (see `ExecutionRepository.insert`). */
   static add(input: RunExecutionInput): Alongside {
@@ -92,15 +99,17 @@ export class DispatchRepository implements OutboxStore<RunDispatch> {
       await em.execute('delete from execution_stop_dispatch where execution_id = ?', [key.slice(stopKeyPrefix.length)]);
       return;
     }
-    const ready = await em.execute<{ id: string }[]>(
+    const ready = await em.execute<{ id: string; attempt: number }[]>(
       `with gone as (delete from execution_dispatch where execution_id = ? returning input)
        update execution e set status = 'READY', updated_at = ${nowSql}
          from gone
         where e.id = ? and e.status = 'PENDING' and coalesce((gone.input->>'slotGranted')::boolean, false)
-       returning e.id`,
+       returning e.id, e.attempt`,
       [key, key],
     );
-    if (ready.length > 0) await new ExecutionRepository(em).notify(key);
+    if (ready.length === 0) return;
+    await this.whenReady?.(em, key, Number(ready[0]!.attempt));
+    await new ExecutionRepository(em).notify(key);
   }
 
   async failed(em: EntityManager, key: string, error: string): Promise<void> {

@@ -14,6 +14,7 @@ import type { ExecutionServiceDeps } from '../../src/handlers/execution-service'
 import { migrations } from '../../src/migrations';
 import { routes } from '../../src/routes';
 import { runDispatcher } from '../../src/runs/run-dispatcher';
+import { RunnersOnline } from '../../src/domain/runner-presence';
 
 export const tokenSecret = 'a-test-secret-of-enough-length';
 
@@ -79,9 +80,11 @@ export interface ServiceFixture {
 
 /**
  * The execution service's RPCs in memory (Connect router transport) over a real database.
- * `launcher`: what steers the runs' workflows (default: `runs`, the fake).
+ * `launcher`: what steers the runs' workflows (default: `runs`, the fake). `runners`: runs
+ * handed to the runners check that one is online, as the service does (off by default: no
+ * runner reports here).
  */
-export async function serviceFixture(databaseUrl: string, options: { launcher?: RunLauncher } = {}): Promise<ServiceFixture> {
+export async function serviceFixture(databaseUrl: string, options: { launcher?: RunLauncher; runners?: boolean } = {}): Promise<ServiceFixture> {
   const logger = createLogger('execution-test', 'silent');
   const orm = await openDatabase({ url: databaseUrl, entities, migrations, logger });
   const scripts = new FakeScripts();
@@ -96,8 +99,9 @@ export async function serviceFixture(databaseUrl: string, options: { launcher?: 
     runs: options.launcher ?? runs,
     tokenSecret,
     settings: { maxConcurrent: 3, defaultTimeoutSeconds: 600, heartbeatTimeoutSeconds: 10, maxAttempts: 3, prepareTimeoutSeconds: 300 },
+    ...(options.runners ? { runners: new RunnersOnline(orm) } : {}),
   };
-  const dispatcher = runDispatcher({ orm, runs: deps.runs, logger });
+  const dispatcher = runDispatcher({ orm, runs: deps.runs, logger, ...(deps.runners ? { runners: deps.runners } : {}) });
   const transport = createRouterTransport(routes(deps), { router: { interceptors: [errorInterceptor(logger)] } });
   return {
     orm,

@@ -1,0 +1,96 @@
+import { createLogger } from '@gef/common';
+import { PresenceReporter, type PresenceReport } from '../src/presence-reporter';
+
+const logger = createLogger('runner-test', 'silent');
+
+describe('PresenceReporter', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  function reporter(options: { busy?: () => number | undefined; fail?: () => boolean; everySeconds?: number } = {}) {
+    const sent: PresenceReport[] = [];
+    const r = new PresenceReporter({
+      send: async (report) => {
+        if (options.fail?.()) throw new Error('unavailable');
+        sent.push(report);
+        return { everySeconds: options.everySeconds ?? 15 };
+      },
+      runner: 'host-a',
+      slots: 8,
+      busy: options.busy ?? (() => 2),
+      logger,
+    });
+    return { r, sent };
+  }
+
+  it('reports at start and then as often as the service says, with the same process id', async () => {
+    const { r, sent } = reporter({ everySeconds: 5 });
+    r.start();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sent).toEqual([{ instance: r.instance, runner: 'host-a', slots: 8, busy: 2, stopping: false }]);
+    await jest.advanceTimersByTimeAsync(4999);
+    expect(sent).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(sent).toHaveLength(2);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(sent).toHaveLength(4);
+    expect(new Set(sent.map((s) => s.instance))).toEqual(new Set([r.instance]));
+    await r.stop();
+  });
+
+  it('reports nothing while its worker is not running, and again once it is', async () => {
+    const worker: { busy?: number } = {};
+    const { r, sent } = reporter({ busy: () => worker.busy });
+    r.start();
+    await jest.advanceTimersByTimeAsync(30_000);
+    expect(sent).toEqual([]);
+    // Once it runs, within a second, then at the usual pace.
+    worker.busy = 0;
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(sent.map((s) => s.busy)).toEqual([0]);
+    await jest.advanceTimersByTimeAsync(14_999);
+    expect(sent).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(sent).toHaveLength(2);
+    await r.stop();
+  });
+
+  it('keeps reporting after failed reports', async () => {
+    let failing = true;
+    const { r, sent } = reporter({ fail: () => failing });
+    r.start();
+    await jest.advanceTimersByTimeAsync(45_000);
+    expect(sent).toEqual([]);
+    failing = false;
+    await jest.advanceTimersByTimeAsync(15_000);
+    expect(sent).toHaveLength(1);
+    await r.stop();
+  });
+
+  it('says it stops last, after a report in flight, and reports no more', async () => {
+    const sent: PresenceReport[] = [];
+    let release: (() => void) | undefined;
+    const r = new PresenceReporter({
+      send: async (report) => {
+        if (!report.stopping) await new Promise<void>((resolve) => (release = resolve));
+        sent.push(report);
+        return { everySeconds: 15 };
+      },
+      runner: 'host-a',
+      slots: 8,
+      busy: () => 1,
+      logger,
+    });
+    r.start();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(release).toBeDefined();
+    const stopping = r.stop();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sent).toEqual([]);
+    release!();
+    await stopping;
+    expect(sent.map((s) => s.stopping)).toEqual([false, true]);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(sent).toHaveLength(2);
+  });
+});
