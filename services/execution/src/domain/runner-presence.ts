@@ -65,7 +65,8 @@ export const noRunnerText = 'No runner is online: the run starts when one is';
 
 /**
  * A run was just handed to the runners (READY): while no runner is online, its log says so
- * (once per attempt). Callers hold the run's row lock. Without `runners` (tests of other
+ * (a numbered line: written once, however often the step is retried). Callers hold the
+ * run's row lock. Without `runners` (tests of other
  * parts), nothing is checked; a check that fails writes nothing (the run goes on as ever).
  */
 export async function noteIfNoRunner(em: EntityManager, runners: RunnersOnline | undefined, executionId: string, attempt: number): Promise<void> {
