@@ -11,7 +11,7 @@ const workflowTaskPolls = 4;
  * The execution service's Temporal worker: the runExecution workflows and the activities
  * that change execution state (the run path's run as local activities, beside the workflow).
  */
-export function createWorker(settings: TemporalSettings, deps: Pick<ExecutionDeps, 'orm' | 'runs' | 'logger'>, logger: Logger) {
+export function createWorker(settings: TemporalSettings, deps: Pick<ExecutionDeps, 'orm' | 'runs' | 'logger' | 'runners'>, logger: Logger) {
   return new SupervisedWorker(
     settings,
     {

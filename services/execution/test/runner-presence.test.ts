@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
+import type { EntityManager } from '@gef/common/orm';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { execution } from '@gef/protos';
 import { claimSlot } from '../src/domain/run-slots';
@@ -28,7 +29,7 @@ describe('runners online', () => {
 
   beforeEach(async () => {
     await f.orm.em.fork().execute('delete from runner_presence');
-    f.deps.runners!.heard();
+    f.deps.runners!.heard(true);
   });
 
   const report = (over: Partial<{ instance: string; runner: string; slots: number; busy: number; stopping: boolean }> = {}) =>
@@ -43,7 +44,7 @@ describe('runners online', () => {
 
   const texts = async (id: string, userId: string) => logRows(await f.client.listExecutionLogs({ id, caller: caller(userId) })).map((l) => l.text);
 
-  it('keeps one row per runner process, replaced at each report and removed when it stops', async () => {
+  it('keeps one row per runner process, replaced at each report, and no more once it stops', async () => {
     const a = randomUUID();
     const b = randomUUID();
     expect((await report({ instance: a, busy: 1 })).everySeconds).toBe(15);
@@ -55,13 +56,45 @@ describe('runners online', () => {
     ]);
     expect(await f.deps.runners!.count()).toEqual({ runners: 2, slots: 12, busy: 3 });
     await report({ instance: a, stopping: true });
-    expect((await rows()).map((r) => r.instance)).toEqual([b]);
+    expect(await f.deps.runners!.count()).toEqual({ runners: 1, slots: 8, busy: 0 });
+    // A report of the stopped process that arrives after its last changes nothing.
+    await report({ instance: a, busy: 2 });
+    expect(await f.deps.runners!.count()).toEqual({ runners: 1, slots: 8, busy: 0 });
     // Not heard of for longer than the online window: not online, though its row stays a day.
     await f.orm.em.fork().execute(`update runner_presence set seen_at = now() - make_interval(secs => ?)`, [runnerOnlineSeconds + 1]);
     expect(await f.deps.runners!.count()).toEqual({ runners: 0, slots: 0, busy: 0 });
     await f.orm.em.fork().execute(`update runner_presence set seen_at = now() - interval '25 hours'`);
-    await report({ instance: a });
-    expect((await rows()).map((r) => r.instance)).toEqual([a]);
+    const c = randomUUID();
+    await report({ instance: c });
+    expect((await rows()).map((r) => r.instance)).toEqual([c]);
+  });
+
+  it('asks on the caller\'s own connection, in its transaction, and leaves it usable', async () => {
+    // A row only the transaction sees: the answer comes from its connection, not another
+    // from the pool (which could wait behind the locks the caller holds).
+    const undone = new Error('undone');
+    const inUndoneTransaction = (work: (em: EntityManager) => Promise<void>) =>
+      expect(
+        f.orm.em.fork().transactional(async (em) => {
+          await work(em);
+          throw undone;
+        }),
+      ).rejects.toBe(undone);
+    await inUndoneTransaction(async (em) => {
+      await em.execute("insert into runner_presence (instance, runner, slots, busy) values (?, 'host-t', 1, 0)", [randomUUID()]);
+      expect(await f.deps.runners!.any(em)).toBe(true);
+      expect(await f.deps.runners!.count()).toEqual({ runners: 0, slots: 0, busy: 0 });
+    });
+    f.deps.runners!.heard(true);
+    // A read that fails (here: its table is away) is undone to its savepoint; the transaction goes on.
+    await inUndoneTransaction(async (em) => {
+      await em.execute('alter table runner_presence rename to runner_presence_away');
+      await expect(f.deps.runners!.any(em)).rejects.toThrow();
+      await em.execute('alter table runner_presence_away rename to runner_presence');
+      expect(await em.execute('select 1 as one')).toEqual([{ one: 1 }]);
+    });
+    f.deps.runners!.heard(true);
+    expect(await f.orm.em.fork().transactional((em) => f.deps.runners!.any(em))).toBe(false);
   });
 
   it('refuses a report that is not a process id or whole counts, and changes nothing', async () => {
@@ -100,7 +133,7 @@ describe('runners online', () => {
     // Three took their slots when accepted; the fourth waits.
     expect(await claimSlot(f.deps, { executionId: ids[3]!, userId, limit: 3 })).toEqual({ outcome: 'waiting' });
     await f.orm.em.fork().execute('delete from runner_presence');
-    f.deps.runners!.heard();
+    f.deps.runners!.heard(true);
     await f.client.updateExecution({ id: ids[0]!, caller: caller(randomUUID(), 'ADMIN'), status: S.FINISHED });
     await f.orm.em.fork().execute('update execution set slot_held = false where id = ?', [ids[0]]);
     expect(await claimSlot(f.deps, { executionId: ids[3]!, userId, limit: 3 })).toEqual({ outcome: 'granted' });

@@ -27,6 +27,9 @@ export interface PresenceOptions {
 /** Longest a report may take. */
 const sendTimeoutMs = 5000;
 
+/** Longest the last report (stopping) may take: a runner's shutdown does not wait on an absent service. */
+const stopTimeoutMs = 2000;
+
 /** How often a worker that is not running is looked at again. */
 const workerCheckMs = 1000;
 
@@ -42,6 +45,7 @@ export class PresenceReporter {
   private everyMs: number;
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> | undefined;
+  private inFlight: AbortController | undefined;
   private stopped = false;
   private failing = false;
 
@@ -53,13 +57,18 @@ export class PresenceReporter {
     this.schedule(0);
   }
 
-  /** Says the runner stops (after any report in flight, so that this one is the last). */
+  /**
+   * Says the runner stops: a report in flight is abandoned first, and the service ignores any
+   * report of this process that reaches it after this one. Takes at most a few seconds, the
+   * service away or not.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.inFlight?.abort();
     await this.sending;
     await this.options
-      .send(this.report(0, true), AbortSignal.timeout(sendTimeoutMs))
+      .send(this.report(0, true), AbortSignal.timeout(stopTimeoutMs))
       .catch((err: unknown) => this.options.logger.warn({ err: String(err) }, 'could not tell the execution service that the runner stops'));
   }
 
@@ -83,14 +92,19 @@ export class PresenceReporter {
   private async tick(): Promise<boolean> {
     const busy = this.options.busy();
     if (busy === undefined || this.stopped) return false;
+    const aborter = new AbortController();
+    this.inFlight = aborter;
     try {
-      const { everySeconds } = await this.options.send(this.report(busy, false), AbortSignal.timeout(sendTimeoutMs));
+      const { everySeconds } = await this.options.send(this.report(busy, false), AbortSignal.any([aborter.signal, AbortSignal.timeout(sendTimeoutMs)]));
       if (Number.isInteger(everySeconds) && everySeconds >= 1 && everySeconds <= 300) this.everyMs = everySeconds * 1000;
       if (this.failing) this.options.logger.info('reporting to the execution service again');
       this.failing = false;
     } catch (err) {
+      if (this.stopped) return true;
       if (!this.failing) this.options.logger.warn({ err: String(err) }, 'could not report to the execution service: runs handed to the runners may say that none is online');
       this.failing = true;
+    } finally {
+      this.inFlight = undefined;
     }
     return true;
   }

@@ -67,12 +67,15 @@ describe('PresenceReporter', () => {
     await r.stop();
   });
 
-  it('says it stops last, after a report in flight, and reports no more', async () => {
+  it('abandons a report in flight when it stops, says it stops, and reports no more', async () => {
     const sent: PresenceReport[] = [];
-    let release: (() => void) | undefined;
+    let abandoned = false;
     const r = new PresenceReporter({
-      send: async (report) => {
-        if (!report.stopping) await new Promise<void>((resolve) => (release = resolve));
+      send: async (report, signal) => {
+        if (!report.stopping) {
+          // The service does not answer this one.
+          await new Promise<void>((_, reject) => signal.addEventListener('abort', () => ((abandoned = true), reject(new Error('aborted'))), { once: true }));
+        }
         sent.push(report);
         return { everySeconds: 15 };
       },
@@ -83,14 +86,24 @@ describe('PresenceReporter', () => {
     });
     r.start();
     await jest.advanceTimersByTimeAsync(0);
-    expect(release).toBeDefined();
-    const stopping = r.stop();
-    await jest.advanceTimersByTimeAsync(0);
-    expect(sent).toEqual([]);
-    release!();
-    await stopping;
-    expect(sent.map((s) => s.stopping)).toEqual([false, true]);
+    await r.stop();
+    expect(abandoned).toBe(true);
+    expect(sent.map((s) => s.stopping)).toEqual([true]);
     await jest.advanceTimersByTimeAsync(60_000);
-    expect(sent).toHaveLength(2);
+    expect(sent).toHaveLength(1);
+  });
+
+  it('stops when the service does not answer', async () => {
+    const r = new PresenceReporter({
+      send: (_report, signal) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('timed out')), { once: true })),
+      runner: 'host-a',
+      slots: 8,
+      busy: () => 1,
+      logger,
+    });
+    r.start();
+    await jest.advanceTimersByTimeAsync(0);
+    // The last report gives up on its own (its signal times out): the shutdown goes on.
+    await expect(r.stop()).resolves.toBeUndefined();
   });
 });

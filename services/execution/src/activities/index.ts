@@ -8,7 +8,7 @@ import { claimSlot, endExecution, releaseSlot } from '../domain/run-slots';
  * The execution service's activities, run by its worker on the `gef-execution` task queue:
  * the run path's state changes (local activities of runExecution) and the deleteUser step.
  */
-export function createExecutionActivities(deps: Pick<ExecutionDeps, 'orm' | 'runs' | 'logger'>): ExecutionActivities & ExecutionRunActivities {
+export function createExecutionActivities(deps: Pick<ExecutionDeps, 'orm' | 'runs' | 'logger' | 'runners'>): ExecutionActivities & ExecutionRunActivities {
   return {
     async deleteExecutionsOfUser(userId) {
       const executions = await deleteExecutionsOfUser(deps, userId, () => Context.current().heartbeat());

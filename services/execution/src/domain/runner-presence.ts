@@ -14,22 +14,44 @@ export const runnerOnlineSeconds = 3 * runnerReportSeconds;
 /** How long one answer to "is any runner online?" is reused. */
 const onlineCacheMs = 5000;
 
+/** `read` on `em` inside its transaction, behind a savepoint: a failed read leaves the transaction usable. */
+async function readInTransaction<T>(em: EntityManager, read: () => Promise<T>): Promise<T> {
+  await em.execute('savepoint gef_runners_online');
+  try {
+    const value = await read();
+    await em.execute('release savepoint gef_runners_online');
+    return value;
+  } catch (err) {
+    await em.execute('rollback to savepoint gef_runners_online').catch(() => undefined);
+    throw err;
+  }
+}
+
 /** Whether runners are online, as their reports say; asked for each run handed to them. */
 export class RunnersOnline {
-  private known: { at: number; online: Promise<boolean> } | undefined;
+  private known: { at: number; online: Promise<boolean>; value?: boolean } | undefined;
 
   constructor(private readonly orm: MikroORM) {}
 
-  /** Whether any runner reported in the last `runnerOnlineSeconds` (one answer reused for 5 s). */
-  any(): Promise<boolean> {
+  /**
+   * Whether any runner reported in the last `runnerOnlineSeconds` and has not stopped (one
+   * answer reused for 5 s). Read on `em`, the caller's connection, in its transaction:
+   * callers hold locks, and a second connection from the pool could wait behind requests that
+   * wait on those locks.
+   */
+  any(em: EntityManager): Promise<boolean> {
     const now = Date.now();
     if (!this.known || now - this.known.at > onlineCacheMs) {
-      const online = this.count().then((c) => c.runners > 0);
-      this.known = { at: now, online };
-      // A failed read is not kept: the next question asks again.
-      online.catch(() => {
-        if (this.known?.online === online) this.known = undefined;
-      });
+      const online = readInTransaction(em, async () => (await new RunnerPresenceRepository(em).online(runnerOnlineSeconds)).runners > 0);
+      const known: NonNullable<typeof this.known> = { at: now, online };
+      this.known = known;
+      online.then(
+        (value) => void (known.value = value),
+        // A failed read is not kept: the next question asks again.
+        () => {
+          if (this.known === known) this.known = undefined;
+        },
+      );
     }
     return this.known.online;
   }
@@ -39,9 +61,12 @@ export class RunnersOnline {
     return new RunnerPresenceRepository(this.orm.em.fork()).online(runnerOnlineSeconds);
   }
 
-  /** A runner reported: the next question reads afresh (a runner that came or went counts at once). */
-  heard(): void {
-    this.known = undefined;
+  /**
+   * A runner reported: a runner that stops, or one that comes while none was known, counts at
+   * once (the next question reads afresh). Other reports leave the answer as it is.
+   */
+  heard(stopping: boolean): void {
+    if (stopping || this.known?.value === false) this.known = undefined;
   }
 }
 
@@ -56,7 +81,7 @@ export async function reportRunner(deps: { orm: MikroORM; runners?: RunnersOnlin
   }
   const runner = input.runner.trim().slice(0, 200) || 'unknown';
   await new RunnerPresenceRepository(deps.orm.em.fork()).report({ ...input, instance: input.instance.toLowerCase(), runner });
-  deps.runners?.heard();
+  deps.runners?.heard(input.stopping);
   return { everySeconds: runnerReportSeconds };
 }
 
@@ -70,6 +95,6 @@ export const noRunnerText = 'No runner is online: the run starts when one is';
  * parts), nothing is checked; a check that fails writes nothing (the run goes on as ever).
  */
 export async function noteIfNoRunner(em: EntityManager, runners: RunnersOnline | undefined, executionId: string, attempt: number): Promise<void> {
-  if (!runners || (await runners.any().catch(() => true))) return;
+  if (!runners || (await runners.any(em).catch(() => true))) return;
   await new ExecutionLogRepository(em).append(executionId, attempt, [{ level: 'WARNING', text: noRunnerText, seq: serviceLineSeq.noRunner }]);
 }

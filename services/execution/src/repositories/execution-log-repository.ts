@@ -36,9 +36,12 @@ const columns = 'id, execution_id, attempt, seq, level, text, register_date';
  *
  * Each batch is dated strictly after the log's last line (at least a millisecond later, even
  * when the clock has not moved on), so a client polling with `start=<the last date it read>`
- * (strictly after) never skips a batch written in the millisecond of the one it read. Callers
- * hold the execution's row lock, so that last line is the last committed. Params: the
- * execution (twice), the attempt, the lines.
+ * (strictly after) does not skip a batch written in the millisecond of the one it read.
+ * Callers of `append` hold the execution's row lock, so that last line is the last committed.
+ * `appendAlongside` takes the lock in its own statement, whose snapshot is older: a batch
+ * another transaction committed while it waited for the lock (a cancel's line just as the
+ * runner's last lines come) may share its millisecond. `last-id` has no such gap (ids are
+ * taken once the lock is held). Params: the execution (twice), the attempt, the lines.
  */
 const insertSql = (skipStored: boolean, when?: string) => `insert into execution_log (execution_id, attempt, seq, level, text, register_date)
   select ?, ?, t.seq, t.level, t.text,

@@ -26,24 +26,24 @@ const forgottenAfter = "interval '1 day'";
 export class RunnerPresenceRepository {
   constructor(private readonly em: EntityManager) {}
 
-  /** Records a report: the process's row replaced, or removed when it stops. */
+  /**
+   * Records a report: the process's row replaced, or marked stopped when it stops. A stopped
+   * process's row changes no more (a report of it that arrives after its last is ignored).
+   */
   async report(r: RunnerReport): Promise<void> {
-    if (r.stopping) {
-      await this.em.execute(`delete from runner_presence where instance = ? or seen_at < now() - ${forgottenAfter}`, [r.instance]);
-      return;
-    }
     await this.em.execute(
       `with forgotten as (delete from runner_presence where seen_at < now() - ${forgottenAfter} and instance <> ?)
-       insert into runner_presence (instance, runner, slots, busy, seen_at) values (?, ?, ?, ?, now())
-       on conflict (instance) do update set runner = excluded.runner, slots = excluded.slots, busy = excluded.busy, seen_at = excluded.seen_at`,
-      [r.instance, r.instance, r.runner, r.slots, r.busy],
+       insert into runner_presence (instance, runner, slots, busy, stopped, seen_at) values (?, ?, ?, ?, ?, now())
+       on conflict (instance) do update set runner = excluded.runner, slots = excluded.slots, busy = excluded.busy, stopped = excluded.stopped, seen_at = excluded.seen_at
+         where not runner_presence.stopped`,
+      [r.instance, r.instance, r.runner, r.slots, r.busy, r.stopping],
     );
   }
 
-  /** The runners that reported within the last `seconds`. */
+  /** The runners that reported within the last `seconds` and have not stopped. */
   async online(seconds: number): Promise<RunnersCount> {
     const rows = await this.em.execute<{ runners: string; slots: string | null; busy: string | null }[]>(
-      'select count(*) as runners, sum(slots) as slots, sum(busy) as busy from runner_presence where seen_at > now() - make_interval(secs => ?)',
+      'select count(*) as runners, sum(slots) as slots, sum(busy) as busy from runner_presence where not stopped and seen_at > now() - make_interval(secs => ?)',
       [seconds],
     );
     const r = rows[0];
