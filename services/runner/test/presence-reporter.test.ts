@@ -7,11 +7,12 @@ describe('PresenceReporter', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  function reporter(options: { busy?: () => number | undefined; fail?: () => boolean; everySeconds?: number } = {}) {
+  /** A reporter whose service answers after `answer` (which may throw, or never settle until abandoned). */
+  function reporter(options: { busy?: () => number | undefined; answer?: (report: PresenceReport, signal: AbortSignal) => Promise<void>; everySeconds?: number } = {}) {
     const sent: PresenceReport[] = [];
     const r = new PresenceReporter({
-      send: async (report) => {
-        if (options.fail?.()) throw new Error('unavailable');
+      send: async (report, signal) => {
+        await options.answer?.(report, signal);
         sent.push(report);
         return { everySeconds: options.everySeconds ?? 15 };
       },
@@ -22,6 +23,9 @@ describe('PresenceReporter', () => {
     });
     return { r, sent };
   }
+
+  /** A call the service never answers: it fails only when abandoned (its signal aborts). */
+  const unanswered = (signal: AbortSignal) => new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(new Error('abandoned')), { once: true }));
 
   it('reports at start and then as often as the service says, with the same process id', async () => {
     const { r, sent } = reporter({ everySeconds: 5 });
@@ -57,7 +61,11 @@ describe('PresenceReporter', () => {
 
   it('keeps reporting after failed reports', async () => {
     let failing = true;
-    const { r, sent } = reporter({ fail: () => failing });
+    const { r, sent } = reporter({
+      answer: async () => {
+        if (failing) throw new Error('unavailable');
+      },
+    });
     r.start();
     await jest.advanceTimersByTimeAsync(45_000);
     expect(sent).toEqual([]);
@@ -68,21 +76,13 @@ describe('PresenceReporter', () => {
   });
 
   it('abandons a report in flight when it stops, says it stops, and reports no more', async () => {
-    const sent: PresenceReport[] = [];
     let abandoned = false;
-    const r = new PresenceReporter({
-      send: async (report, signal) => {
-        if (!report.stopping) {
-          // The service does not answer this one.
-          await new Promise<void>((_, reject) => signal.addEventListener('abort', () => ((abandoned = true), reject(new Error('aborted'))), { once: true }));
-        }
-        sent.push(report);
-        return { everySeconds: 15 };
+    const { r, sent } = reporter({
+      answer: async (report, signal) => {
+        if (report.stopping) return;
+        signal.addEventListener('abort', () => (abandoned = true), { once: true });
+        await unanswered(signal);
       },
-      runner: 'host-a',
-      slots: 8,
-      busy: () => 1,
-      logger,
     });
     r.start();
     await jest.advanceTimersByTimeAsync(0);
@@ -94,13 +94,7 @@ describe('PresenceReporter', () => {
   });
 
   it('stops when the service does not answer', async () => {
-    const r = new PresenceReporter({
-      send: (_report, signal) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('timed out')), { once: true })),
-      runner: 'host-a',
-      slots: 8,
-      busy: () => 1,
-      logger,
-    });
+    const { r } = reporter({ answer: (_report, signal) => unanswered(signal) });
     r.start();
     await jest.advanceTimersByTimeAsync(0);
     // The last report gives up on its own (its signal times out): the shutdown goes on.
