@@ -8,6 +8,7 @@ import { executionIdOf } from './actor';
 import type { ExecutionDeps } from './deps';
 import { checkLines, serviceLineSeq, storableJson, type NewLogLine } from './log-lines';
 import { checkProgress } from './progress';
+import { runnerName } from './runner-presence';
 import { isTerminal } from './statuses';
 
 export type AttemptStart =
@@ -30,7 +31,7 @@ export type AttemptStart =
 export async function startAttempt(deps: ExecutionDeps, input: { executionId: string; attempt: number; runner: string }): Promise<AttemptStart> {
   const id = executionIdOf(input.executionId);
   if (!Number.isInteger(input.attempt) || input.attempt < 1) throw new InvalidArgument('attempt must be 1 or more', 'invalid_argument');
-  const runner = input.runner.trim().slice(0, 200) || 'unknown';
+  const runner = runnerName(input.runner);
   const retry = input.attempt > 1 ? ' (the previous attempt did not finish: its runner stopped answering or failed)' : '';
   const line: NewLogLine = { level: 'INFO', text: `Attempt ${input.attempt} started on runner ${runner}${retry}`, seq: serviceLineSeq.attemptStarted };
   // One statement: the row locked, RUNNING with the attempt and its log line when it may start.

@@ -70,6 +70,9 @@ export class RunnersOnline {
   }
 }
 
+/** A runner's name as a runner gives it (its host name): trimmed, at most 200 characters. */
+export const runnerName = (raw: string): string => raw.trim().slice(0, 200) || 'unknown';
+
 /** ReportRunner: records a runner's report; answers how often to report. */
 export async function reportRunner(deps: { orm: MikroORM; runners?: RunnersOnline }, input: RunnerReport): Promise<{ everySeconds: number }> {
   if (!uuidPattern.test(input.instance)) throw new InvalidArgument('instance must be a UUID', 'invalid_argument');
@@ -79,8 +82,7 @@ export async function reportRunner(deps: { orm: MikroORM; runners?: RunnersOnlin
   ] as const) {
     if (!Number.isInteger(value) || value < 0 || value > 100_000) throw new InvalidArgument(`${name} must be a whole number from 0 to 100000`, 'invalid_argument');
   }
-  const runner = input.runner.trim().slice(0, 200) || 'unknown';
-  await new RunnerPresenceRepository(deps.orm.em.fork()).report({ ...input, instance: input.instance.toLowerCase(), runner });
+  await new RunnerPresenceRepository(deps.orm.em.fork()).report({ ...input, instance: input.instance.toLowerCase(), runner: runnerName(input.runner) });
   deps.runners?.heard(input.stopping);
   return { everySeconds: runnerReportSeconds };
 }
@@ -91,8 +93,8 @@ export const noRunnerText = 'No runner is online: the run starts when one is';
 /**
  * A run was just handed to the runners (READY): while no runner is online, its log says so
  * (a numbered line: written once, however often the step is retried). Callers hold the
- * run's row lock. Without `runners` (tests of other
- * parts), nothing is checked; a check that fails writes nothing (the run goes on as ever).
+ * run's row lock. Without `runners` (tests of other parts), nothing is checked; a check that
+ * fails writes nothing (the run goes on as ever).
  */
 export async function noteIfNoRunner(em: EntityManager, runners: RunnersOnline | undefined, executionId: string, attempt: number): Promise<void> {
   if (!runners || (await runners.any(em).catch(() => true))) return;
