@@ -37,6 +37,18 @@ export const START_GROUPS: readonly (readonly PartName[])[] = [
   ['gateway'],
 ];
 
+/**
+ * Parts stopped together, in this order: the reverse of the start, except that runners
+ * stop before the services, which record what the runs they drain still send.
+ */
+export const STOP_GROUPS: readonly (readonly PartName[])[] = [['gateway'], ['runner'], ['user', 'script', 'execution'], ['temporal', 'keycloak', 'maildev'], ['postgres']];
+
+/**
+ * TERM to KILL for a runner, whatever the stack's grace period: a runner lets its runs in
+ * flight end first (RUNNER_DRAIN_SECONDS, 30 by default), then stops those left.
+ */
+const RUNNER_STOP_GRACE_MS = 60_000;
+
 /** Starts of a part whose exit during start is worth another (see Launched.startAgainWhen). */
 const START_ATTEMPTS = 3;
 
@@ -167,7 +179,7 @@ export class StackRuntime implements Stack {
     const proc = this.procs.get(part);
     if (proc === undefined) return;
     this.intentional.add(proc);
-    await proc.stop(this.config.gracePeriodMs);
+    await proc.stop(part === 'runner' ? Math.max(this.config.gracePeriodMs, RUNNER_STOP_GRACE_MS) : this.config.gracePeriodMs);
     this.procs.delete(part);
   }
 
@@ -194,8 +206,7 @@ export class StackRuntime implements Stack {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const tool of this.tools) tool.stop(2000).catch(() => undefined);
-    const order = [...START_GROUPS].reverse();
-    for (const group of order) {
+    for (const group of STOP_GROUPS) {
       await Promise.all(group.map((part) => this.stopPart(part).catch(() => undefined)));
     }
   }

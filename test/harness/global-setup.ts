@@ -56,6 +56,8 @@ export default async function globalSetup(): Promise<void> {
       // Scripts that fill the disk (hostile-scripts.test.ts) reach the limits sooner.
       SANDBOX_MAX_FILE_BYTES: String(128 * 1024 ** 2),
       SANDBOX_MAX_DISK_BYTES: String(512 * 1024 ** 2),
+      // runner-drain.test.ts stops a runner with a run that outlasts its drain.
+      RUNNER_DRAIN_SECONDS: '10',
     },
     gracePeriodMs: 5000,
     onStatus: status,

@@ -11,7 +11,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let runtimeInstalled = false;
 
-/** Sends the Temporal SDK's own log lines through the process's pino logger, once. */
+/** Installs the SDK's runtime once: its log lines through the process's pino logger, no signal handlers of its own. */
 export function installTemporalLogging(logger: Logger): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
@@ -24,6 +24,9 @@ export function installTemporalLogging(logger: Logger): void {
   };
   const child = logger.child({ component: 'temporal' });
   Runtime.install({
+    // Workers stop through the process's own shutdown and in its order (a runner reports
+    // that it is stopping before it drains), not on the SDK's own signal handlers.
+    shutdownSignals: [],
     logger: new DefaultLogger('INFO', (entry) => child[levels[entry.level]](entry.meta ?? {}, entry.message)),
   });
 }

@@ -12,7 +12,9 @@ import { createWorker } from './worker';
 async function main(): Promise<void> {
   const loaded = loadConfig();
   const logger = createLogger('runner', loaded.LOG_LEVEL);
-  const shutdown = new Shutdown(logger, 30_000);
+  // Each part's close is given its time; the worker's is the drain, the stopping of what is
+  // left after it, and the recording of those attempts' last lines.
+  const shutdown = new Shutdown(logger, (loaded.RUNNER_DRAIN_SECONDS + loaded.SANDBOX_KILL_GRACE_SECONDS + 20) * 1000);
   shutdown.listen();
   // Index and proxy credentials stay in this process: builds get the relay's addresses.
   const relay = await startCredentialRelay(loaded.toolEnv, logger);
@@ -55,7 +57,11 @@ async function main(): Promise<void> {
   if (forkServer) shutdown.add('python fork server', () => forkServer.stop());
   shutdown.add('python interpreter pool', () => pool.stop());
   worker.start();
-  shutdown.add('temporal worker', () => worker.stop());
+  shutdown.add('temporal worker', () => {
+    const busy = worker.inFlightActivities();
+    if (busy) logger.info({ inFlight: busy, drainSeconds: config.RUNNER_DRAIN_SECONDS }, 'taking no more work; the runs and builds in flight may end first');
+    return worker.stop();
+  });
   // Closed first: the runner stops being online before its worker stops.
   presence.start();
   shutdown.add('runner presence', () => presence.stop());

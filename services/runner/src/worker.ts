@@ -127,6 +127,9 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
         },
       }),
       maxConcurrentActivityTaskExecutions: config.RUNNER_CONCURRENCY,
+      // Stopping, the worker polls no more and lets what it holds end for this long; then
+      // what is left is cancelled as a worker shutdown (the run is stopped and retried).
+      shutdownGraceTime: config.RUNNER_DRAIN_SECONDS * 1000,
       // Heartbeats (and so cancellations) reach the server at least every second.
       maxHeartbeatThrottleInterval: Math.min(1000, config.RUN_HEARTBEAT_INTERVAL_MS),
       identity: `runner@${os.hostname()}:${process.pid}`,

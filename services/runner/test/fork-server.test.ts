@@ -130,6 +130,21 @@ describe('the Python fork server', () => {
     await broken.stop();
   }, 30_000);
 
+  it("outlives a stop signal to the runner's whole process group, and forks runs that do not ignore one", async () => {
+    const interpreter = await forked();
+    const server = fixture.forkServer!.pid!;
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.kill(server, signal);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(stateOf(server)).not.toMatch(/^(gone|Z)$/);
+    expect(fixture.forkServer!.pid).toBe(server);
+    // The run's own stop (SIGTERM from the runner) and a terminal's signals still reach it.
+    const ignored = BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${interpreter.pid}/status`, 'utf8'))![1]}`);
+    for (const signal of [1, 2, 15]) expect([signal, (ignored >> BigInt(signal - 1)) & 1n]).toEqual([signal, 0n]);
+    const { outcome } = await runIn(interpreter, 'def run(params, logger):\n    return "still"\n');
+    expect(outcome).toEqual({ kind: 'result', resultJson: '"still"' });
+    await interpreter.sandbox.close();
+  });
+
   it('takes its interpreters with it when it dies, and is started again for the next one', async () => {
     const waiting = await forked();
     const running = await forked();

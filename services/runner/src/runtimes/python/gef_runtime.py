@@ -801,6 +801,10 @@ def _become_run(libc, request, socket_path, server_pid):
     main()
 
 
+# Signals a stop sends to a whole process group (SIGINT first: its default is Python's own).
+_GROUP_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _fork_server(socket_path, runner_pid):
     """Forks an interpreter per request until stdin ends (or the runner dies)."""
     import ctypes
@@ -818,6 +822,10 @@ def _fork_server(socket_path, runner_pid):
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # noqa: ARG005
+    # The runner ends this server (its stdin closes) once the runs it forked are over: a
+    # signal to the runner's whole process group (its stop) must not end them sooner.
+    for signum in _GROUP_STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
     def reply(message):
         data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
@@ -847,6 +855,9 @@ def _fork_server(socket_path, runner_pid):
         if pid == 0:
             # No signal may write to the wake-up pipe (or a descriptor reusing its number).
             signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for signum in _GROUP_STOP_SIGNALS[1:]:
+                signal.signal(signum, signal.SIG_DFL)
             os.close(wake_read)
             os.close(wake_write)
             _become_run(libc, request, socket_path, server_pid)
