@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { runnerStopDefaults, runnerStopSeconds } from '@gef/common/runner-stop';
 import {
   DATABASES,
   DEV_DB_PASSWORD,
@@ -166,6 +167,20 @@ export function serviceProcessEnv(part: ServicePart, config: StackConfig): NodeJ
     delete computed.KEYCLOAK_CLIENT_SECRET;
   }
   return { ...env, ...computed, ...config.extraEnv };
+}
+
+/**
+ * TERM to KILL for a runner with this environment: the longest its stop may take (it drains
+ * its runs first), a few seconds more. A setting the runner would refuse counts as its default.
+ */
+export function runnerStopGraceMs(env: NodeJS.ProcessEnv): number {
+  const seconds = (name: string, fallback: number): number => {
+    const value = Number(env[name]?.trim() || Number.NaN);
+    return Number.isFinite(value) && value >= 0 ? value : fallback;
+  };
+  const drain = seconds('RUNNER_DRAIN_SECONDS', runnerStopDefaults.drainSeconds);
+  const killGrace = seconds('SANDBOX_KILL_GRACE_SECONDS', runnerStopDefaults.killGraceSeconds);
+  return (runnerStopSeconds(drain, killGrace) + 5) * 1000;
 }
 
 /** The service's entry point, relative to the repository root. */

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { resolveConfig, type StackConfig, type StackOptions, type StackPorts } from './config';
 import { securePrivateData } from './data-dir';
-import { serviceEntry, serviceEnv, stackUrls, type StackUrls } from './env';
+import { runnerStopGraceMs, serviceEntry, serviceEnv, serviceProcessEnv, stackUrls, type StackUrls } from './env';
 import { LaunchError, oneLine, PartExitedError } from './errors';
 import { launchKeycloak } from './keycloak';
 import type { Launched } from './launched';
@@ -41,13 +41,7 @@ export const START_GROUPS: readonly (readonly PartName[])[] = [
  * Parts stopped together, in this order: the reverse of the start, except that runners
  * stop before the services, which record what the runs they drain still send.
  */
-export const STOP_GROUPS: readonly (readonly PartName[])[] = [['gateway'], ['runner'], ['user', 'script', 'execution'], ['temporal', 'keycloak', 'maildev'], ['postgres']];
-
-/**
- * TERM to KILL for a runner, whatever the stack's grace period: a runner lets its runs in
- * flight end first (RUNNER_DRAIN_SECONDS, 30 by default), then stops those left.
- */
-const RUNNER_STOP_GRACE_MS = 60_000;
+export const STOP_GROUPS: readonly (readonly PartName[])[] = [['runner'], ['gateway'], ['user', 'script', 'execution'], ['temporal', 'keycloak', 'maildev'], ['postgres']];
 
 /** Starts of a part whose exit during start is worth another (see Launched.startAgainWhen). */
 const START_ATTEMPTS = 3;
@@ -179,7 +173,7 @@ export class StackRuntime implements Stack {
     const proc = this.procs.get(part);
     if (proc === undefined) return;
     this.intentional.add(proc);
-    await proc.stop(part === 'runner' ? Math.max(this.config.gracePeriodMs, RUNNER_STOP_GRACE_MS) : this.config.gracePeriodMs);
+    await proc.stop(part === 'runner' ? Math.max(this.config.gracePeriodMs, runnerStopGraceMs(serviceProcessEnv('runner', this.config))) : this.config.gracePeriodMs);
     this.procs.delete(part);
   }
 

@@ -1,5 +1,5 @@
 import { resolveConfig, type StackPorts } from '../src/config';
-import { serviceEnv, serviceProcessEnv, stackUrls } from '../src/env';
+import { runnerStopGraceMs, serviceEnv, serviceProcessEnv, stackUrls } from '../src/env';
 import { readinessUrl } from '../src/services';
 
 const ports: Partial<StackPorts> = { postgres: 6000, gateway: 6001, keycloak: 6002, maildevSmtp: 6003, temporal: 6004, user: 6005, script: 6006, execution: 6007 };
@@ -88,4 +88,13 @@ test('printed URLs', () => {
   expect(urls.docs).toBe('http://localhost:6001/api/docs');
   expect(urls.keycloakAdmin).toBe('http://localhost:6002/admin/');
   expect(urls.temporalUi).toBe('http://localhost:8233');
+});
+
+describe('runnerStopGraceMs', () => {
+  test("covers the runner's drain and kill grace, its defaults when unset or refused", () => {
+    expect(runnerStopGraceMs({})).toBe((30 + 5 + 20 + 5) * 1000);
+    expect(runnerStopGraceMs({ RUNNER_DRAIN_SECONDS: '120', SANDBOX_KILL_GRACE_SECONDS: '10' })).toBe((120 + 10 + 20 + 5) * 1000);
+    expect(runnerStopGraceMs({ RUNNER_DRAIN_SECONDS: '0' })).toBe((0 + 5 + 20 + 5) * 1000);
+    expect(runnerStopGraceMs({ RUNNER_DRAIN_SECONDS: 'soon', SANDBOX_KILL_GRACE_SECONDS: ' ' })).toBe((30 + 5 + 20 + 5) * 1000);
+  });
 });

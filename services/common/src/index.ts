@@ -14,3 +14,4 @@ export * from './json-depth';
 export * from './storable-text';
 export * from './json-schema';
 export * from './within';
+export * from './runner-stop';

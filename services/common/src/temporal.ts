@@ -93,11 +93,14 @@ export class SupervisedWorker {
     while (!this.stopped) {
       try {
         this.connection = await NativeConnection.connect({ address: this.settings.address });
+        if (this.stopped) break;
         this.worker = await Worker.create({
           ...this.options,
           connection: this.connection,
           namespace: this.settings.namespace,
         });
+        // Stopped while it was being made (bundling workflows takes seconds): never run.
+        if (this.stopped) break;
         this.logger.info({ taskQueue: this.options.taskQueue }, 'temporal worker started');
         delay = 500;
         await this.worker.run();

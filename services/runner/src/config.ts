@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { baseConfigShape, ConfigError, keepOutOfLogs, parseConfig, port, secretValues } from '@gef/common';
+import { baseConfigShape, ConfigError, keepOutOfLogs, parseConfig, port, runnerStopDefaults, secretValues } from '@gef/common';
 
 const GiB = 1024 ** 3;
 const TiB = 1024 ** 4;
@@ -120,12 +120,12 @@ export const configShape = {
    */
   SANDBOX_MEMORY_CGROUPS: z.enum(['auto', 'on', 'off']).default('auto'),
   /** Between SIGTERM and SIGKILL when a run is cancelled, stopped or times out. */
-  SANDBOX_KILL_GRACE_SECONDS: z.coerce.number().min(0).max(300).default(5),
+  SANDBOX_KILL_GRACE_SECONDS: z.coerce.number().min(0).max(300).default(runnerStopDefaults.killGraceSeconds),
   /**
    * A runner asked to stop (SIGTERM) takes no more runs or builds and gives those it holds
    * this long to end; what is still running then is stopped and retried on another runner.
    */
-  RUNNER_DRAIN_SECONDS: z.coerce.number().min(0).max(86_400).default(30),
+  RUNNER_DRAIN_SECONDS: z.coerce.number().min(0).max(86_400).default(runnerStopDefaults.drainSeconds),
   /** How often a running script's heartbeat (with its progress) is sent to Temporal. */
   RUN_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
   /** How long a log line may wait to be sent with others. */

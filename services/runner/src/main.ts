@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { createLogger, createMetricsRegistry, describeFailure, Shutdown, startMetricsServer } from '@gef/common';
+import { createLogger, createMetricsRegistry, describeFailure, runnerStopSeconds, Shutdown, startMetricsServer } from '@gef/common';
 import { loadConfig } from './config';
 import { startCredentialRelay } from './environments/credential-relay';
 import { privatiseEnvironmentRecords, sweepUnfinishedEnvironments } from './environments/ensure-environment';
@@ -12,9 +12,8 @@ import { createWorker } from './worker';
 async function main(): Promise<void> {
   const loaded = loadConfig();
   const logger = createLogger('runner', loaded.LOG_LEVEL);
-  // Each part's close is given its time; the worker's is the drain, the stopping of what is
-  // left after it, and the recording of those attempts' last lines.
-  const shutdown = new Shutdown(logger, (loaded.RUNNER_DRAIN_SECONDS + loaded.SANDBOX_KILL_GRACE_SECONDS + 20) * 1000);
+  // Each part's close is given the time the longest, the worker's drain, may take.
+  const shutdown = new Shutdown(logger, runnerStopSeconds(loaded.RUNNER_DRAIN_SECONDS, loaded.SANDBOX_KILL_GRACE_SECONDS) * 1000);
   shutdown.listen();
   // Index and proxy credentials stay in this process: builds get the relay's addresses.
   const relay = await startCredentialRelay(loaded.toolEnv, logger);

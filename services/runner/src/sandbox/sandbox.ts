@@ -413,7 +413,8 @@ export class SandboxRun {
   async extract(archive: string, limits: SandboxLimits, timeoutMs = 120_000): Promise<void> {
     const { command, args } = this.wrap('tar', ['-x', '-z', '-f', '-', '-C', this.dir, '--no-same-owner', '--no-same-permissions'], limits);
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(command, args, { stdio: ['pipe', 'ignore', 'pipe'], env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C' } });
+      // A group of its own: a stop signal to the runner's group does not end a draining run's extraction.
+      const child = spawn(command, args, { stdio: ['pipe', 'ignore', 'pipe'], env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C' }, detached: true });
       let stderr = '';
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       child.stderr.on('data', (d: Buffer) => {

@@ -51,7 +51,8 @@ export async function buildPythonEnvironment(dir: string, requirements: string[]
     ...(build.signal ? { signal: build.signal } : {}),
   });
   if (venv.code !== 0) {
-    throw new EnvironmentError(`could not create the virtual environment: ${venv.tail.at(-1) ?? `exit code ${venv.code}`}`, !venv.aborted);
+    // Stopped (the build cancelled, its runner stopping) or too slow: worth another attempt.
+    throw new EnvironmentError(`could not create the virtual environment: ${venv.tail.at(-1) ?? `exit code ${venv.code}`}`, venv.aborted || venv.timedOut);
   }
   if (requirements.length === 0) {
     build.onLine('no requirements to install');
