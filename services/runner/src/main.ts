@@ -51,8 +51,11 @@ async function main(): Promise<void> {
     );
     shutdown.add('sandbox network rules', () => network.remove());
   }
-  const { worker, pool, forkServer, memoryGroups, presence } = await createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, dirs, logger);
+  const { worker, pool, forkServer, memoryGroups, presence, runsCleared } = await createWorker({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, config, dirs, logger);
   if (memoryGroups) shutdown.add('sandbox memory cgroups', () => removeMemoryCgroups(memoryGroups));
+  // The last runs' places are cleared after their outcome is recorded, off its path: before
+  // their memory groups go and the process exits.
+  shutdown.add('run cleanups', runsCleared);
   if (forkServer) shutdown.add('python fork server', () => forkServer.stop());
   shutdown.add('python interpreter pool', () => pool.stop());
   worker.start();

@@ -144,7 +144,9 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
     busy: () => worker.inFlightActivities(),
     logger,
   });
-  return { worker, pool, forkServer, memoryGroups, presence };
+  /** Resolves once the runs' places (processes, directories, uids) are cleared. */
+  const runsCleared = () => Promise.all([sandbox.settled(), environments.builds.sandbox.settled()]).then(() => undefined);
+  return { worker, pool, forkServer, memoryGroups, presence, runsCleared };
 }
 
 /** The runs' memory cgroups (sandboxed runs only), as SANDBOX_MEMORY_CGROUPS asks. */

@@ -127,4 +127,16 @@ describe('sysvIpcArgs', () => {
     fs.rmSync(shared, { recursive: true, force: true });
     expect(fs.existsSync(path.join(sandbox.settings.dirs.uids, String(uid)))).toBe(false);
   }, 30_000);
+
+  it('settles once the closes nobody waited for have ended (a stopping runner waits for them)', async () => {
+    const runs = await Promise.all([sandbox.open('settle-a'), sandbox.open('settle-b')]);
+    for (const run of runs) fs.writeFileSync(path.join(run.dir, 'note'), 'left');
+    for (const run of runs) void run.close();
+    await sandbox.settled();
+    for (const run of runs) {
+      expect(fs.existsSync(run.dir)).toBe(false);
+      expect(fs.existsSync(path.join(sandbox.settings.dirs.uids, String(run.uid)))).toBe(false);
+    }
+    await sandbox.settled();
+  }, 30_000);
 });

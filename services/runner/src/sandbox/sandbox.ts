@@ -181,6 +181,8 @@ export async function killUser(uid: number): Promise<void> {
  */
 export class Sandbox {
   private readonly taken = new Set<number>();
+  /** Runs' closes under way (some are not waited for by their run: see settled()). */
+  private readonly closing = new Set<Promise<void>>();
   /** What extracted trees hold (they never change: a digest names each), the latest used last. */
   private readonly manifests = new Map<string, Promise<TreeManifest>>();
 
@@ -188,6 +190,21 @@ export class Sandbox {
 
   get isolated(): boolean {
     return this.settings.mode === 'on';
+  }
+
+  /** Resolves once every run's close under way has ended (a stopping runner waits for them). */
+  async settled(): Promise<void> {
+    while (this.closing.size > 0) await Promise.allSettled([...this.closing]);
+  }
+
+  /** Counts a run's close as under way until it ends. */
+  track(close: Promise<void>): Promise<void> {
+    this.closing.add(close);
+    void close.then(
+      () => this.closing.delete(close),
+      () => this.closing.delete(close),
+    );
+    return close;
   }
 
   /** A fresh run directory (and uid), named after the run. */
@@ -514,9 +531,13 @@ export class SandboxRun {
   }
 
   /** Ends the run's place: processes killed, directory and temporary files removed, uid given back. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.closed = true;
+    return this.sandbox.track(this.end());
+  }
+
+  private async end(): Promise<void> {
     await this.killAll();
     await this.group?.remove();
     try {
