@@ -1,8 +1,8 @@
 /**
  * A runner asked to stop, against the real stack (RUNNER_DRAIN_SECONDS is 10 in the test
  * stack): it takes no more runs, a run it holds that ends within the drain FINISHES on its
- * first attempt, one still running after it is stopped with a line saying so and FINISHES on
- * another attempt once a runner is back, and a run submitted meanwhile waits READY for it.
+ * first attempt, one still running after it is stopped with lines saying so and what follows,
+ * and FINISHES on another attempt once a runner is back; a run submitted meanwhile waits READY.
  */
 import { randomBytes } from 'node:crypto';
 import { readStackInfo, startPart, stopPart } from '../harness/stack';
@@ -59,7 +59,8 @@ describe('a runner asked to stop', () => {
     expect(ended).toEqual(expect.arrayContaining(['started', 'done']));
     expect(ended).not.toContain(stopping);
     // Past the drain: stopped, with its last lines, and handed back for another attempt.
-    await waitForLog(owner.token, outlasting.id, (ls) => ls.some((l) => l.text === stopping), 30_000);
+    const handedBack = await waitForLog(owner.token, outlasting.id, (ls) => ls.some((l) => l.text.startsWith('The run starts again')), 30_000);
+    expect(handedBack.map((l) => l.text).slice(-3)).toEqual([stopping, 'The script stopped', expect.stringMatching(/^The run starts again when a runner takes it \(attempt 2 of \d+\)$/)]);
     expect((await waitForExecution(owner.token, waiting.id, ['READY'], 1000)).status).toBe('READY');
     expect((await executionLog(owner.token, waiting.id)).map((l) => l.text)).not.toContain('started');
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CancelledFailure } from '@temporalio/common';
+import { ActivityCancellationDetails, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createLogger } from '@gef/common';
 import type { RunScriptResult } from '@gef/workflows/activities';
@@ -89,6 +89,8 @@ describe.each([
     over: {
       timeoutSeconds?: number;
       attempt?: number;
+      /** The runner activity's retry policy's maximum attempts. */
+      maxAttempts?: number;
       gone?: boolean;
       unreachable?: boolean;
       logMaxBytes?: number;
@@ -150,7 +152,7 @@ describe.each([
       logMaxBytes: over.logMaxBytes ?? 256 * 1024 ** 2,
       logger,
     });
-    const env = new MockActivityEnvironment({ attempt: over.attempt ?? 1 });
+    const env = new MockActivityEnvironment({ attempt: over.attempt ?? 1, ...(over.maxAttempts ? { retryPolicy: { maximumAttempts: over.maxAttempts } } : {}) });
     const heartbeats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => heartbeats.push(d));
     return { executions, env, heartbeats, downloads, digest, run: () => env.run(activity, { executionId }) as Promise<RunScriptResult> };
@@ -343,6 +345,25 @@ describe.each([
     expect(t.executions.texts()).toEqual(
       expect.arrayContaining(['Cancellation requested: stopping the script (SIGTERM, then SIGKILL after 1 s)', 'The script did not stop in time and was killed']),
     );
+  }, 60_000);
+
+  it.each([
+    [2, 3, 'The run starts again when a runner takes it (attempt 3 of 3)'],
+    [3, 3, undefined],
+  ])('stops the script when its runner stops (attempt %d of %d), saying what follows', async (attempt, maxAttempts, next) => {
+    const t = await setup('import time\ndef run(params, logger):\n    logger.info("started")\n    time.sleep(30)\n', { attempt, maxAttempts });
+    const running = t.run();
+    for (let i = 0; i < 1500 && !t.executions.texts().includes('started'); i++) await new Promise((r) => setTimeout(r, 20));
+    t.env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
+    await expect(running).rejects.toThrow('the runner stopped before the script ended');
+    // Not the attempt's outcome: its last lines only, and the next attempt takes the run.
+    expect(t.executions.completed).toEqual([]);
+    const texts = t.executions.texts();
+    expect(texts.slice(texts.indexOf('started') + 1)).toEqual([
+      'This runner is stopping: stopping the script (SIGTERM, then SIGKILL after 1 s)',
+      'The script stopped',
+      ...(next ? [next] : []),
+    ]);
   }, 60_000);
 
   it('stops when the service answers that the run ended from outside, leaving its status alone', async () => {

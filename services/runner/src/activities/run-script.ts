@@ -112,6 +112,17 @@ function whyStopped(reason: string): string {
   return 'This runner is stopping';
 }
 
+/**
+ * What follows an attempt its runner gave up (stopping, or the attempt lost): another
+ * attempt, on whichever runner takes it. Undefined after the last attempt (the run fails,
+ * with a line saying why).
+ */
+export function nextAttemptLine(info: Pick<Context['info'], 'attempt' | 'retryPolicy'>): string | undefined {
+  const max = info.retryPolicy?.maximumAttempts;
+  if (max && info.attempt >= max) return undefined;
+  return `The run starts again when a runner takes it (attempt ${info.attempt + 1}${max ? ` of ${max}` : ''})`;
+}
+
 /** Retries a call to the execution service for a while (it may be restarting), until `signal` aborts. */
 async function persistently<T>(call: () => Promise<T>, signal: AbortSignal, attempts = 30): Promise<T> {
   for (let i = 1; ; i++) {
@@ -343,6 +354,9 @@ export function runScriptActivity(deps: RunScriptDeps) {
             line('INFO', outcome.killed ? 'The script did not stop in time and was killed' : 'The script stopped');
           }
           if (stopReason === 'cancel') status = 'CANCELLED';
+          // Until a runner takes it again the run shows nothing new: the log says what comes.
+          const next = stopReason === 'runner' ? nextAttemptLine(ctx.info) : undefined;
+          if (next) line('INFO', next);
         } else if (setupFailure) {
           line('ERROR', setupFailure);
         } else {
