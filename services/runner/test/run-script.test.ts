@@ -30,7 +30,11 @@ class FakeExecutions implements ExecutionsApi {
 
   constructor(private readonly grant: Omit<AttemptGrant, 'proceed' | 'reason' | 'status'>) {}
 
+  /** Called as the attempt is granted (before the runner has its answer). */
+  onStart: (() => void) | undefined;
+
   async startAttempt(): Promise<AttemptGrant> {
+    this.onStart?.();
     return this.proceed ? { ...this.grant, proceed: true, reason: '', status: 'RUNNING' } : { ...this.grant, proceed: false, reason: 'ended', status: 'CANCELLED' };
   }
 
@@ -100,6 +104,8 @@ describe.each([
       archives?: (source: ArchiveSource, digest: string) => ArchiveCache;
       extracted?: ExtractedArchives;
       environments?: EnvironmentSettings;
+      /** Called as the archive is fetched (the environment ready). */
+      onDownload?: () => void;
     } = {},
   ) {
     const archive = makeArchive(fixture.tmp, { 'configuration.json': '{"name":"t"}', 'src/main.py': main, ...over.files });
@@ -127,6 +133,7 @@ describe.each([
     const downloads: string[] = [];
     const source: ArchiveSource = async function* (ref) {
       downloads.push(ref.digest);
+      over.onDownload?.();
       if (over.gone) throw new ArchiveGone('The script was deleted before this run could start');
       if (over.unreachable) throw new Error('the archive store did not answer');
       yield bytes;
@@ -364,6 +371,20 @@ describe.each([
       'The script stopped',
       ...(next ? [next] : []),
     ]);
+  }, 60_000);
+
+  it.each(['as the attempt is granted', 'once its environment is ready'])('starts no script once a stop is asked for %s, however long its reason takes to come', async (when) => {
+    let cancel = () => undefined as void;
+    const t = await setup('def run(params, logger):\n    logger.info("started")\n    return 1\n', when === 'as the attempt is granted' ? {} : { onDownload: () => cancel() });
+    cancel = () => t.env.cancel();
+    t.executions.reply = { stop: true, stopReason: 'cancel', status: 'CANCELLING' };
+    if (when === 'as the attempt is granted') t.executions.onStart = cancel;
+    // The service tells why half a second later: the run is ready to start long before.
+    t.executions.gate = () => new Promise((resolve) => setTimeout(resolve, 500));
+    await expect(t.run()).rejects.toBeInstanceOf(CancelledFailure);
+    expect(t.executions.texts()).not.toContain('started');
+    expect(t.executions.texts()).toContain('Cancellation requested: the script was not started');
+    expect(t.executions.completed[0]).toMatchObject({ status: 'CANCELLED' });
   }, 60_000);
 
   it('stops when the service answers that the run ended from outside, leaving its status alone', async () => {

@@ -184,13 +184,15 @@ export function runScriptActivity(deps: RunScriptDeps) {
         onStop: (reason) => requestStop(serviceReasons.includes(reason) ? (reason as StopReason) : 'terminal'),
       });
       progress = () => sink.progress ?? 0;
+      /** Settles once the reason of a stop the workflow asked for is known (the script does not start meanwhile). */
+      let reasonAsked: Promise<void> | undefined;
       const onCancel = () => {
         if (!ctx.cancellationDetails?.cancelRequested) {
           requestStop('runner');
           return;
         }
         // Cancelled by the workflow: a cancel, or a status set from outside. The service knows which.
-        void deps.executions.appendLogs(input.executionId, grant.runnerToken, { lines: [] }).then(
+        reasonAsked = deps.executions.appendLogs(input.executionId, grant.runnerToken, { lines: [] }).then(
           (reply) => requestStop(reply.stopReason && reply.stopReason !== 'cancel' && serviceReasons.includes(reply.stopReason) ? (reply.stopReason as StopReason) : 'cancel'),
           () => requestStop('cancel'),
         );
@@ -263,6 +265,9 @@ export function runScriptActivity(deps: RunScriptDeps) {
               // All the run's processes together: a pooled interpreter was started with the default.
               await sandboxRun.limitMemory(limits.memoryBytes);
               await sandboxRun.populate(tree.path);
+              // A stop asked for while the run was prepared: not one line of the script's.
+              await reasonAsked;
+              if (stopReason) throw new Error('stopped before the script started');
             } catch (err) {
               interpreter.discard();
               throw err;
@@ -320,6 +325,8 @@ export function runScriptActivity(deps: RunScriptDeps) {
             outcome = await running.outcome;
             oomKills = sandboxRun.oomKills();
           } catch (err) {
+            // A stop asked for meanwhile (its reason on its way) is why preparing stopped.
+            await reasonAsked;
             if (!stopReason) {
               if (err instanceof EnvironmentError && !err.retryable) {
                 setupFailure = `The environment could not be prepared: ${err.message}`;
