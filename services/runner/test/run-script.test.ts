@@ -355,13 +355,16 @@ describe.each([
   }, 60_000);
 
   it.each([
-    [2, 3, 'The run starts again when a runner takes it (attempt 3 of 3)'],
-    [3, 3, undefined],
-  ])('stops the script when its runner stops (attempt %d of %d), saying what follows', async (attempt, maxAttempts, next) => {
+    [2, 3, 'workerShutdown', 'The run starts again when a runner takes it (attempt 3 of 3)'],
+    [3, 3, 'workerShutdown', undefined],
+    [1, 3, 'timedOut', 'The run starts again when a runner takes it (attempt 2 of 3)'],
+    // The workflow reset or terminated: nothing retries this attempt.
+    [1, 3, 'notFound', undefined],
+  ])('stops the script when its attempt ends on the runner (attempt %d of %d, %s), saying what follows', async (attempt, maxAttempts, why, next) => {
     const t = await setup('import time\ndef run(params, logger):\n    logger.info("started")\n    time.sleep(30)\n', { attempt, maxAttempts });
     const running = t.run();
     for (let i = 0; i < 1500 && !t.executions.texts().includes('started'); i++) await new Promise((r) => setTimeout(r, 20));
-    t.env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
+    t.env.cancel(why === 'workerShutdown' ? 'WORKER_SHUTDOWN' : why === 'timedOut' ? 'TIMED_OUT' : 'NOT_FOUND', new ActivityCancellationDetails({ [why]: true }));
     await expect(running).rejects.toThrow('the runner stopped before the script ended');
     // Not the attempt's outcome: its last lines only, and the next attempt takes the run.
     expect(t.executions.completed).toEqual([]);

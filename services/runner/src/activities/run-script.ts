@@ -323,6 +323,8 @@ export function runScriptActivity(deps: RunScriptDeps) {
                 .finally(() => (checking = false));
             }, disk.checkMs);
             outcome = await running.outcome;
+            // Ended: a stop's reason that comes now decides the outcome, with no line of stopping.
+            stopProcess = undefined;
             oomKills = sandboxRun.oomKills();
           } catch (err) {
             // A stop asked for meanwhile (its reason on its way) is why preparing stopped.
@@ -351,6 +353,8 @@ export function runScriptActivity(deps: RunScriptDeps) {
           ctx.cancellationSignal.removeEventListener('abort', onCancel);
         }
 
+        // A stop asked for as the script ended: its reason first, so the outcome follows it.
+        await reasonAsked;
         // The outcome, with the attempt's last lines.
         let status: AttemptResult['status'] = 'FAILED';
         let resultsJson: string | undefined;
@@ -362,7 +366,10 @@ export function runScriptActivity(deps: RunScriptDeps) {
           }
           if (stopReason === 'cancel') status = 'CANCELLED';
           // Until a runner takes it again the run shows nothing new: the log says what comes.
-          const next = stopReason === 'runner' ? nextAttemptLine(ctx.info) : undefined;
+          // Given up by its worker stopping, or timed out: Temporal retries it (not when the
+          // workflow was reset or terminated, or the activity paused).
+          const details = ctx.cancellationDetails;
+          const next = stopReason === 'runner' && (details?.workerShutdown || details?.timedOut) ? nextAttemptLine(ctx.info) : undefined;
           if (next) line('INFO', next);
         } else if (setupFailure) {
           line('ERROR', setupFailure);

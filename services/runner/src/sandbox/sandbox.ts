@@ -343,7 +343,8 @@ function tarProblem(stderr: string): string {
 
 /** One run's place in the sandbox. */
 export class SandboxRun {
-  private closed = false;
+  /** The close under way or done (one per run). */
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly sandbox: Sandbox,
@@ -532,9 +533,8 @@ export class SandboxRun {
 
   /** Ends the run's place: processes killed, directory and temporary files removed, uid given back. */
   close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    this.closed = true;
-    return this.sandbox.track(this.end());
+    this.closing ??= this.sandbox.track(this.end());
+    return this.closing;
   }
 
   private async end(): Promise<void> {
