@@ -120,6 +120,26 @@ describe('execution log appends', () => {
     }
   }, 60_000);
 
+  it("dates a runner's one-statement lines after a line committed while they waited for the run's lock", async () => {
+    const id = await newExecution();
+    // Another transaction holds the run's row lock and adds a line dated a second ahead (as
+    // batches written faster than the clock moves run ahead of it), then commits.
+    const em = f.orm.em.fork();
+    await em.begin();
+    await em.execute('select id from execution where id = ? for update', [id]);
+    const starting = f.client.startExecutionAttempt({ executionId: id, attempt: 1, runner: 'runner-test' });
+    await new Promise((r) => setTimeout(r, 300));
+    await em.execute("insert into execution_log (execution_id, attempt, seq, level, text, register_date) values (?, 0, -100, 'INFO', 'concurrent', now() + interval '1 second')", [id]);
+    await em.commit();
+    expect((await starting).proceed).toBe(true);
+    const rows = await f.orm.em
+      .fork()
+      .execute<{ text: string; at: Date }[]>("select text, register_date as at from execution_log where execution_id = ? and (text = 'concurrent' or text like 'Attempt %') order by id", [id]);
+    expect(rows.map((r) => r.text)).toEqual(['concurrent', expect.stringMatching(/^Attempt 1 started on runner runner-test/)]);
+    // A poller that read the concurrent line (start=<its date>) still gets the attempt's.
+    expect(new Date(rows[1]!.at).getTime()).toBeGreaterThan(new Date(rows[0]!.at).getTime());
+  }, 60_000);
+
   it('refuses lines of an execution that does not exist, and deletes the lines of a deleted one', async () => {
     const missing = randomUUID();
     await expect(f.orm.em.fork().transactional((em) => new ExecutionLogRepository(em).appendCounted(missing, 1, lines(0, 2)))).rejects.toThrow(/violates its execution reference/);

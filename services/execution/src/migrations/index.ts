@@ -10,6 +10,7 @@ import { Migration20261128000008 } from './Migration20261128000008';
 import { Migration20261129000009 } from './Migration20261129000009';
 import { Migration20261130000010 } from './Migration20261130000010';
 import { Migration20261201000011 } from './Migration20261201000011';
+import { Migration20261202000012 } from './Migration20261202000012';
 
 /** The execution service's migrations, oldest first. */
 export const migrations: MigrationObject[] = [
@@ -24,4 +25,5 @@ export const migrations: MigrationObject[] = [
   { name: 'Migration20261129000009', class: Migration20261129000009 },
   { name: 'Migration20261130000010', class: Migration20261130000010 },
   { name: 'Migration20261201000011', class: Migration20261201000011 },
+  { name: 'Migration20261202000012', class: Migration20261202000012 },
 ];
