@@ -369,8 +369,9 @@ describe.each([
     // Not the attempt's outcome: its last lines only, and the next attempt takes the run.
     expect(t.executions.completed).toEqual([]);
     const texts = t.executions.texts();
+    const said = { workerShutdown: 'This runner is stopping', timedOut: 'Temporal gave this attempt up (it timed out)', notFound: 'Temporal gave this attempt up' }[why as 'workerShutdown' | 'timedOut' | 'notFound'];
     expect(texts.slice(texts.indexOf('started') + 1)).toEqual([
-      'This runner is stopping: stopping the script (SIGTERM, then SIGKILL after 1 s)',
+      `${said}: stopping the script (SIGTERM, then SIGKILL after 1 s)`,
       'The script stopped',
       ...(next ? [next] : []),
     ]);

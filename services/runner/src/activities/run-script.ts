@@ -104,12 +104,15 @@ function describeExit(outcome: Extract<PythonOutcome, { kind: 'exited' }>, oomKi
   return `exit code ${outcome.code}`;
 }
 
-function whyStopped(reason: string): string {
+/** Why the script is stopped, in words; a stop of the runner's own says which (`details`: Temporal's cancellation). */
+function whyStopped(reason: string, details: Context['cancellationDetails']): string {
   if (reason === 'cancel') return 'Cancellation requested';
   if (reason === 'terminal') return 'The execution was ended from outside';
   if (reason === 'superseded') return 'A later attempt took over this run';
   if (reason === 'gone') return 'The execution was deleted';
-  return 'This runner is stopping';
+  if (!details || details.workerShutdown) return 'This runner is stopping';
+  if (details.timedOut) return 'Temporal gave this attempt up (it timed out)';
+  return 'Temporal gave this attempt up';
 }
 
 /**
@@ -301,7 +304,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
               },
             });
             stopProcess = (reason) => {
-              sink.line('INFO', `${whyStopped(reason)}: stopping the script (SIGTERM, then SIGKILL after ${Math.round(deps.killGraceMs / 1000)} s)`);
+              sink.line('INFO', `${whyStopped(reason, ctx.cancellationDetails)}: stopping the script (SIGTERM, then SIGKILL after ${Math.round(deps.killGraceMs / 1000)} s)`);
               running.stop(reason);
             };
             if (stopReason) stopProcess(stopReason);
@@ -360,7 +363,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
         let resultsJson: string | undefined;
         const line = (level: LineLevel, text: string) => sink.line(level, text);
         if (stopReason) {
-          if (!outcome) line('INFO', `${whyStopped(stopReason)}: the script was not started`);
+          if (!outcome) line('INFO', `${whyStopped(stopReason, ctx.cancellationDetails)}: the script was not started`);
           else if (outcome.kind === 'stopped' || outcome.kind === 'timeout') {
             line('INFO', outcome.killed ? 'The script did not stop in time and was killed' : 'The script stopped');
           }
