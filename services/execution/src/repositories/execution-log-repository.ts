@@ -40,13 +40,13 @@ const columns = 'id, execution_id, attempt, seq, level, text, register_date';
  * Callers of `append` hold the execution's row lock, so that last line is the last committed.
  * `appendAlongside` takes the lock in its own statement (its condition `when` waits for it),
  * whose snapshot is older than a line another transaction committed while it waited (a
- * cancel's line just as the runner's last lines come): it reads the last line through
+ * cancel's line just as the runner's last lines come). Both read the last line through
  * execution_log_after_last (a snapshot of its own), once, after the lock. Params: the
  * execution (twice), the attempt, the lines.
  */
 const insertSql = (skipStored: boolean, when?: string) => `insert into execution_log (execution_id, attempt, seq, level, text, register_date)
   select ?, ?, t.seq, t.level, t.text,
-    greatest(${nowSql}, ${when ? '(select execution_log_after_last(?::uuid))' : "(select l.register_date + interval '1 millisecond' from execution_log l where l.execution_id = ? order by l.id desc limit 1)"})
+    greatest(${nowSql}, (select execution_log_after_last(?::uuid)))
   from rows from (jsonb_to_recordset(?::jsonb) as (seq integer, level varchar, text text)) with ordinality as t(seq, level, text, n)${when ? `\n  where ${when}` : ''}
   order by t.n${skipStored ? '\n  on conflict on constraint execution_log_seq_unique do nothing' : ''}`;
 
