@@ -255,6 +255,38 @@ describe('inspectArchive refuses', () => {
     await expectRefused(inspect(gzip(tar(withCli({ name: 'p', type: '2', linkName: 'q' }, { name: 'q', type: '2', linkName: 'p/x' })))), /loop/);
   });
 
+  describe('symlinks and paths crafted to make the check slow', () => {
+    /** A member whose name is given in a pax record (any length). */
+    const paxNamed = (name: string, member: Omit<TestMember, 'name'>): TestMember[] => [
+      { name: 'PaxHeader', type: 'x', data: paxRecords({ path: name, ...(member.linkName ? { linkpath: member.linkName } : {}) }) },
+      { ...member, name: 'placeholder' },
+    ];
+
+    it('a symlink target longer than Linux takes (4096 bytes), or with a segment longer than 255', async () => {
+      await expectRefused(inspect(gzip(tar(withCli(...paxNamed('l', { type: '2', linkName: 'a/'.repeat(500_000) }))))), /target longer than 4096 bytes/);
+      await expectRefused(inspect(gzip(tar(withCli(...paxNamed('l', { type: '2', linkName: `src/${'x'.repeat(256)}` }))))), /target segment longer than 255 bytes/);
+      // At the limits, it is accepted.
+      const atLimits = withCli(...paxNamed('l', { type: '2', linkName: `${'a/'.repeat(1920)}${'x'.repeat(255)}` }));
+      await expect(inspect(gzip(tar(atLimits)))).resolves.toMatchObject({ members: 6 });
+    });
+
+    it('a thousand deep members and no symlink are accepted; deep members under a deep symlink beyond what is checked are refused', async () => {
+      const deep = 'd/'.repeat(1990);
+      const files = Array.from({ length: 1000 }, (_, i) => paxNamed(`${deep}f${i}`, { data: 'x' })).flat();
+      await expect(inspect(gzip(tar(withCli(...files))))).resolves.toMatchObject({ members: 1005 });
+      // Each file below is checked against the symlink's path segment by segment.
+      const underLink = [...paxNamed(`${deep}link`, { type: '2', linkName: '.' }), ...Array.from({ length: 600 }, (_, i) => paxNamed(`${deep}g${i}`, { data: 'x' })).flat()];
+      await expectRefused(inspect(gzip(tar(withCli(...underLink)))), /too many or too deep to check/);
+    });
+
+    it('many symlinks with long targets: refused once the walk outgrows the check', async () => {
+      const links = (n: number) => Array.from({ length: n }, (_, i) => paxNamed(`l${i}`, { type: '2', linkName: `${'d/'.repeat(2000)}src` })).flat();
+      await expectRefused(inspect(gzip(tar(withCli(...links(600))))), /too many or too deep to check/);
+      // A few are checked and accepted.
+      await expect(inspect(gzip(tar(withCli(...links(20)))))).resolves.toMatchObject({ members: 25 });
+    });
+  });
+
   it('two members at one path (which wins depends on the extractor)', async () => {
     const [config] = cliLayout();
     await expectRefused(inspect(gzip(tar(withCli({ ...config!, name: './configuration.json', data: '{"name": "Other"}' })))), /appears twice/);

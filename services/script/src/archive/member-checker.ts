@@ -1,14 +1,10 @@
 import type { TarEntryHeader, TarVisitor } from './tar-parser';
-import { ancestorsOf, normaliseMemberPath, resolveHardlinkTarget, resolveSymlinkTarget, UnsafePathError } from './member-path';
+import { ArchiveRuleError } from './archive-rule-error';
+import { normaliseMemberPath, resolveHardlinkTarget, resolveSymlinkTarget, UnsafePathError } from './member-path';
 import { formatBytes, type ArchiveLimits } from './limits';
+import { SymlinkTree } from './symlink-tree';
 
-/** A member breaks the archive rules. */
-export class ArchiveRuleError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ArchiveRuleError';
-  }
-}
+export { ArchiveRuleError };
 
 /** What a member makes once extracted; other types are refused before they are recorded. */
 type MemberKind = 'file' | 'hardlink' | 'symlink' | 'directory';
@@ -36,7 +32,7 @@ export interface CheckedMembers {
 export class MemberChecker implements TarVisitor {
   private count = 0;
   /** Symlinks by path, with their targets as written. */
-  private readonly symlinks = new Map<string, string>();
+  private readonly symlinks = new SymlinkTree();
   /** Every member path, with what it makes: only a directory may appear twice. */
   private readonly seen = new Map<string, MemberKind>();
   private readonly files = new Set<string>();
@@ -73,9 +69,8 @@ export class MemberChecker implements TarVisitor {
       if (header.type === 'directory') return;
       throw new ArchiveRuleError(`member ${shown} has no name`);
     }
-    for (const ancestor of ancestorsOf(path)) {
-      if (this.symlinks.has(ancestor)) throw new ArchiveRuleError(`member ${shown} lies under the symlink ${JSON.stringify(ancestor)}`);
-    }
+    const link = this.symlinks.symlinkAbove(path);
+    if (link !== undefined) throw new ArchiveRuleError(`member ${shown} lies under the symlink ${JSON.stringify(link)}`);
     // Extractors differ on which of two members at one path wins; the check and the
     // extraction must see the same tree.
     const before = this.seen.get(path);
@@ -86,7 +81,7 @@ export class MemberChecker implements TarVisitor {
       switch (header.type) {
         case 'symlink':
           resolveSymlinkTarget(path, header.linkName);
-          this.symlinks.set(path, header.linkName);
+          this.symlinks.add(path, header.linkName);
           this.noteNotRegular(path, 'a symlink');
           return;
         case 'hardlink': {
@@ -136,7 +131,7 @@ export class MemberChecker implements TarVisitor {
    */
   result(): CheckedMembers {
     this.everyParentADirectory();
-    for (const path of this.symlinks.keys()) this.followOut(path);
+    this.symlinks.checkAll();
     return {
       members: this.count,
       configuration: this.captured.get(wanted.configuration),
@@ -162,34 +157,6 @@ export class MemberChecker implements TarVisitor {
       if (kind !== 'directory' && next.key.startsWith(`${key}\u0000`)) {
         throw new ArchiveRuleError(`member ${JSON.stringify(next.path)} lies under ${JSON.stringify(path)}, which is a ${kind}, not a directory`);
       }
-    }
-  }
-
-  /**
-   * Resolves a symlink as the file system will once every member is extracted, through the
-   * other symlinks whatever their order in the archive: it must stay inside.
-   */
-  private followOut(link: string): void {
-    const outside = () => new ArchiveRuleError(`symlink ${JSON.stringify(link)} points outside the archive through other symlinks`);
-    // Segments still to walk, from the link's directory.
-    let pending = [...this.symlinks.get(link)!.split('/')];
-    const resolved = link.split('/').slice(0, -1);
-    let hops = 0;
-    while (pending.length > 0) {
-      const segment = pending.shift()!;
-      if (segment === '' || segment === '.') continue;
-      if (segment === '..') {
-        if (resolved.length === 0) throw outside();
-        resolved.pop();
-        continue;
-      }
-      resolved.push(segment);
-      const target = this.symlinks.get(resolved.join('/'));
-      if (target === undefined) continue;
-      // Linux gives up after 40 links; so does this check, refusing the archive.
-      if (++hops > 40) throw new ArchiveRuleError(`symlink ${JSON.stringify(link)} is part of a loop`);
-      resolved.pop();
-      pending = [...target.split('/'), ...pending];
     }
   }
 

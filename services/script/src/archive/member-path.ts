@@ -43,8 +43,11 @@ export function resolveSymlinkTarget(memberPath: string, target: string): string
   if (target.startsWith('/')) throw new UnsafePathError(`symlink ${shown(memberPath)} points outside the archive: ${shown(target)}`);
    
   if (/[\u0000-\u001f\u007f\\]/.test(target)) throw new UnsafePathError(`symlink ${shown(memberPath)} has an invalid target`);
+  // What Linux itself refuses to store or follow (PATH_MAX, NAME_MAX).
+  if (Buffer.byteLength(target) > maxPathLength) throw new UnsafePathError(`symlink ${shown(memberPath)} has a target longer than ${maxPathLength} bytes`);
   const resolved = memberPath.split('/').slice(0, -1);
   for (const s of target.split('/')) {
+    if (Buffer.byteLength(s) > maxSegmentLength) throw new UnsafePathError(`symlink ${shown(memberPath)} has a target segment longer than ${maxSegmentLength} bytes`);
     if (s === '' || s === '.') continue;
     if (s === '..') {
       if (resolved.length === 0) throw new UnsafePathError(`symlink ${shown(memberPath)} points outside the archive: ${shown(target)}`);
@@ -65,12 +68,4 @@ export function resolveHardlinkTarget(memberPath: string, target: string): strin
   } catch {
     throw new UnsafePathError(`hardlink ${shown(memberPath)} points outside the archive: ${shown(target)}`);
   }
-}
-
-/** The ancestors of a normalised path, nearest last: `a/b/c` → `a`, `a/b`. */
-export function ancestorsOf(path: string): string[] {
-  const segments = path.split('/');
-  const out: string[] = [];
-  for (let i = 1; i < segments.length; i++) out.push(segments.slice(0, i).join('/'));
-  return out;
 }
