@@ -58,9 +58,19 @@ export function parseApiDate(input: string): Date | null {
   const minute = Number(mi);
   const second = Number(s);
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) return null;
-  const utc = Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMinutes * 60_000;
-  const date = new Date(utc);
+  // setUTCFullYear, not Date.UTC, which reads years 0–99 as 1900–1999.
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
   // Reject days that do not exist (2026-02-30).
-  if (new Date(Date.UTC(year, month - 1, day)).getUTCDate() !== day) return null;
-  return Number.isNaN(date.getTime()) ? null : date;
+  if (date.getUTCDate() !== day) return null;
+  date.setUTCHours(hour, minute, second, ms);
+  const utc = date.getTime() - offsetMinutes * 60_000;
+  return utc >= firstApiMillis && utc <= lastApiMillis ? new Date(utc) : null;
 }
+
+/**
+ * The instants a date may name once its offset is applied: years 1 to 9999, as ISO 8601
+ * writes them with four digits and as the database and every client read them.
+ */
+const firstApiMillis = new Date(0).setUTCFullYear(1, 0, 1);
+const lastApiMillis = new Date(0).setUTCFullYear(10_000, 0, 1) - 1;
