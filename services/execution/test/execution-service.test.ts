@@ -7,6 +7,9 @@ import { execution } from '@gef/protos';
 import { claimSlot, endExecution, releaseSlot } from '../src/domain/run-slots';
 import { deleteExecutionsOfUser } from '../src/domain/delete-executions';
 import { DispatchRepository } from '../src/repositories/dispatch-repository';
+import { ExecutionRepository } from '../src/repositories/execution-repository';
+import { RunSpecRepository } from '../src/repositories/run-spec-repository';
+import { runSpecOf } from '../src/domain/run-script';
 import { runnerTailMs } from '../src/events/watch-execution';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { caller, serviceFixture, type ServiceFixture, logRows } from './support/service-fixture';
@@ -867,6 +870,35 @@ describe('execution service', () => {
       expect(await deleteExecutionsOfUser(f.deps, userId)).toBe(1);
       expect(f.runs.stopped.at(-1)).toEqual({ executionId: going.id, request: { reason: 'deleted' } });
       expect((await codeOf(f.client.getExecution({ id: going.id, caller: caller(userId) }))).code).toBe(Code.NotFound);
+    });
+    it("keeps the run spec of a version that another user's run, being accepted meanwhile, uses", async () => {
+      const { userId, script } = someone();
+      f.scripts.scripts.get(script.scriptId)!.public = true;
+      await run(userId, script.scriptId);
+      // Another user's run of the same version: accepted (its statement done), not yet committed.
+      let commit!: () => void;
+      const committed = new Promise<void>((resolve) => (commit = resolve));
+      let inserted!: () => void;
+      const insertDone = new Promise<void>((resolve) => (inserted = resolve));
+      const accepting = f.orm.em.fork().transactional(async (em) => {
+        await new ExecutionRepository(em).insert({ id: randomUUID(), scriptId: script.scriptId, userId: randomUUID(), params: {}, scriptVersion: script.version }, [
+          RunSpecRepository.record(runSpecOf(await f.scripts.scriptForRun({ userId, role: 'USER' }, script.scriptId))),
+        ]);
+        inserted();
+        await committed;
+      });
+      await insertDone;
+      let deleted = false;
+      const deleting = deleteExecutionsOfUser(f.deps, userId).then(() => (deleted = true));
+      await new Promise((r) => setTimeout(r, 300));
+      // The prune waits for the run's commit rather than delete the spec under it.
+      const waited = !deleted;
+      commit();
+      await accepting;
+      await deleting;
+      expect(waited).toBe(true);
+      const specs = await f.orm.em.fork().execute<{ n: number }[]>('select count(*)::int as n from script_run_spec where script_id = ? and version = ?', [script.scriptId, script.version]);
+      expect(specs[0]!.n).toBe(1);
     });
   });
 

@@ -4,11 +4,12 @@ import type { EntityManager } from '@gef/common/orm';
 import type { RunExecutionInput } from '@gef/workflows';
 import { DispatchRepository } from '../repositories/dispatch-repository';
 import { ExecutionRepository, type ExecutionRecord } from '../repositories/execution-repository';
-import { RunSpecRepository } from '../repositories/run-spec-repository';
+import { RunSpecRepository, type RunSpecRecord } from '../repositories/run-spec-repository';
 import { isAdmin, requireActor, type Actor } from './actor';
 import type { ExecutionDeps } from './deps';
 import { validateParams } from './params-schema';
 import { grantOnAccept } from './run-slots';
+import type { ScriptForRun } from './script-catalog';
 
 /**
  * POST /script/<s>/run: a visible, built script's current version, params nested at most
@@ -48,19 +49,7 @@ export async function runScript(
     maxAttempts: deps.settings.maxAttempts,
     ...(notifyOwner ? {} : { notifyOwner: false }),
   };
-  const spec = RunSpecRepository.record({
-    scriptId: script.scriptId,
-    version: script.version,
-    scriptUserId: script.scriptUserId,
-    digest: script.digest,
-    size: script.size,
-    runtime: script.runtime,
-    environmentHash: script.environmentHash,
-    requirements: script.requirements,
-    cpuLimit: script.cpuLimit,
-    memoryLimit: script.memoryLimit,
-    timeout: script.timeout,
-  });
+  const spec = RunSpecRepository.record(runSpecOf(script));
   // The execution, its version's spec and its outbox row in one statement; the workflow
   // starts from the outbox once it commits (at once while Temporal answers).
   const accept = (em: EntityManager, slotGranted: boolean) =>
@@ -80,4 +69,21 @@ export async function runScript(
     }
     return accept(em, granted);
   });
+}
+
+/** What a run of the script's current version needs, as the run's pinned spec. */
+export function runSpecOf(script: ScriptForRun): RunSpecRecord {
+  return {
+    scriptId: script.scriptId,
+    version: script.version,
+    scriptUserId: script.scriptUserId,
+    digest: script.digest,
+    size: script.size,
+    runtime: script.runtime,
+    environmentHash: script.environmentHash,
+    requirements: script.requirements,
+    cpuLimit: script.cpuLimit,
+    memoryLimit: script.memoryLimit,
+    timeout: script.timeout,
+  };
 }
