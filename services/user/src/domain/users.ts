@@ -325,6 +325,10 @@ export class Users {
       if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
     }
     if (roleChanged) {
+      // Tokens carry roles: the old ones stop working, before the change as well as after
+      // it. Were the revocation after the change to fail, a retry would find the role
+      // changed already and revoke nothing; this one has refused the old tokens by then.
+      await this.deps.revocations.revokeUser(target.profile.id, { wait: false });
       await whileUserExists(this.deps.keycloak, target.profile.id, async () => {
         const current = await this.deps.keycloak.getUserDirectRealmRoles(target.profile.id);
         const elevated = current.filter((r) => (elevatedRoles as readonly string[]).includes(r.name));
@@ -332,7 +336,7 @@ export class Users {
         if (role !== 'USER') await this.deps.keycloak.addUserRealmRoles(target.profile.id, [await this.deps.keycloak.getRealmRole(role!)]);
       });
       this.deps.roles.invalidate();
-      // Tokens carry roles: the old ones stop working now.
+      // And those issued while the change was made.
       await this.deps.revocations.revokeUser(target.profile.id);
     }
     let profile = target.profile;
@@ -380,16 +384,24 @@ export class Users {
     await this.deps.tokens.logout(check.tokens.refreshToken).catch(() => undefined);
     const weak = passwordPolicyViolation(newPassword);
     if (weak) throw new Unprocessable(weak, 'weak_password');
+    // Every other session ends, before the password changes too: were a step after the change
+    // to fail, a retry would find the old password wrong and could end nothing. After it, the
+    // sessions opened meanwhile with the old password end as well.
+    await this.endOtherSessions(me.profile.id, sessionId);
     const res = await whileUserExists(this.deps.keycloak, me.profile.id, () => this.deps.keycloak.setPassword(me.profile.id, newPassword));
     if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
-    // Every other session ends.
-    const sessions = await whileUserExists(this.deps.keycloak, me.profile.id, () => this.deps.keycloak.userSessions(me.profile.id));
+    await this.endOtherSessions(me.profile.id, sessionId);
+    return me;
+  }
+
+  /** Ends every session of the user but `keep`, in Keycloak and for their access tokens. */
+  private async endOtherSessions(userId: string, keep: string): Promise<void> {
+    const sessions = await whileUserExists(this.deps.keycloak, userId, () => this.deps.keycloak.userSessions(userId));
     for (const s of sessions) {
-      if (s.id === sessionId) continue;
+      if (s.id === keep) continue;
       await this.deps.keycloak.deleteSession(s.id);
       await this.deps.revocations.revokeSession(s.id);
     }
-    return me;
   }
 
   /**
@@ -525,23 +537,29 @@ export class Users {
       [tokenDigest(token)],
     );
     if (claimed.length === 0) throw new NotFound('Invalid or expired token', 'not_found');
-    // A user deleted meanwhile: the link leads nowhere any more.
-    const res = await whileUserExists(this.deps.keycloak, userId, () => this.deps.keycloak.setPassword(userId, password), 'Invalid or expired token');
-    if (!res.ok) {
-      await conn.execute('update password_token set used_at = null where digest = ?', [tokenDigest(token)]);
-      throw new Unprocessable(res.reason, 'weak_password');
+    // The token is given back when the reset does not go through to its end (Keycloak or
+    // the database away for a moment): a retry of the same link then does it all again,
+    // rather than find the link used up and the account half recovered. A user deleted
+    // meanwhile keeps it used: the link leads nowhere any more.
+    const release = () => conn.execute('update password_token set used_at = null where digest = ?', [tokenDigest(token)]);
+    try {
+      const res = await whileUserExists(this.deps.keycloak, userId, () => this.deps.keycloak.setPassword(userId, password), 'Invalid or expired token');
+      if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
+      await whileUserExists(this.deps.keycloak, userId, async () => {
+        await this.deps.keycloak.clearBruteForce(userId);
+        // A recovered account starts over: whoever held a session before the reset holds none now.
+        await this.deps.keycloak.logoutUser(userId);
+      }, 'Invalid or expired token');
+      await this.deps.revocations.revokeUser(userId);
+    } catch (err) {
+      if (!(err instanceof NotFound)) await release().catch(() => undefined);
+      throw err;
     }
     // A request mailed twice (its first e-mail's fate unknown) is used once: its other link goes too.
     await conn.execute(
       'update password_token set used_at = now() where used_at is null and request_id = (select request_id from password_token where digest = ?)',
       [tokenDigest(token)],
     );
-    await whileUserExists(this.deps.keycloak, userId, async () => {
-      await this.deps.keycloak.clearBruteForce(userId);
-      // A recovered account starts over: whoever held a session before the reset holds none now.
-      await this.deps.keycloak.logoutUser(userId);
-    }, 'Invalid or expired token');
-    await this.deps.revocations.revokeUser(userId);
     const profile = await unitOfWork(this.deps.orm, async (em) => {
       const p = await new UserProfileRepository(em).findById(userId);
       if (p) p.updatedAt = new Date();

@@ -115,11 +115,13 @@ export class RevocationHub {
   /**
    * Refuses every token of the user issued before now. Tokens carry `iat` in whole
    * seconds, so the cut-off is the next whole second, and this resolves only once that
-   * second has begun: a login made after this returns is never refused.
+   * second has begun: a login made after this returns is never refused. With `wait: false`
+   * it resolves once the revocation is stored (a change about to be made revokes again).
    */
-  async revokeUser(userId: string): Promise<void> {
+  async revokeUser(userId: string, options: { wait?: boolean } = {}): Promise<void> {
     const notBefore = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
     await this.insert(userId, null, notBefore);
+    if (options.wait === false) return;
     const wait = notBefore.getTime() - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait + 5));
   }
