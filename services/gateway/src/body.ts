@@ -1,7 +1,7 @@
 import zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
 import type { NextFunction, Request, Response } from 'express';
-import { jsonTextDepthExceeds, maxJsonValueDepth, unstorableText, unstorableWhat } from '@gef/common';
+import { jsonTextDepthExceeds, jsonTextValueCountExceeds, maxJsonValueDepth, maxResultsValues, unstorableText, unstorableWhat } from '@gef/common';
 import { HttpError } from './http-errors';
 
 /**
@@ -148,6 +148,23 @@ const malformed = () => new HttpError(400, 'invalid_argument', 'Malformed JSON b
 const unstorable = (where: string) => new HttpError(400, 'invalid_argument', `${where} holds ${unstorableWhat}`);
 
 /**
+ * The most values (numbers, strings, booleans, nulls, arrays, objects) a JSON body may hold:
+ * a run's stored results and the PATCH around them. Counted on the text before parsing, so
+ * a small gzip body that inflates to a megabyte of `{},` is refused for a few milliseconds
+ * of scanning instead of being parsed into a third of a million objects.
+ */
+export const maxJsonBodyValues = maxResultsValues + 1000;
+
+/**
+ * Whether a body may hold what plain parsing lets through: text no column stores (NUL or a
+ * lone surrogate, which valid UTF-8 JSON can only spell as a `\u` escape), a `__proto__`
+ * key (plain or escaped), or a number beyond a double's range (an exponent of three digits
+ * or more, or 309 digits and more). Most bodies have none, and skip the walk over their
+ * values.
+ */
+const mayHoldUnwanted = (text: string): boolean => text.includes('\\u') || text.includes('__proto__') || /[eE][+-]?\d{3}|\d{309}/.test(text);
+
+/**
  * Parses a JSON body; keys named `__proto__` are dropped. A key or string holding
  * `unstorableText`, or a number beyond a double's range, is a 400, not a failure of
  * whatever would store it.
@@ -166,17 +183,40 @@ export function parseJson(bytes: Buffer): unknown {
       `JSON body is nested deeper than ${maxJsonDepth} levels of objects and arrays (run params and results may nest at most ${maxJsonValueDepth})`,
     );
   }
+  if (jsonTextValueCountExceeds(text, maxJsonBodyValues)) {
+    throw new HttpError(413, 'payload_too_large', `JSON body holds more than ${maxJsonBodyValues} values`);
+  }
+  let value: unknown;
   try {
-    return JSON.parse(text, (key, value: unknown) => {
-      if (key === '__proto__') return undefined;
-      if (unstorableText.test(key) || (typeof value === 'string' && unstorableText.test(value))) throw unstorable('JSON body');
-      // 1e999 parses as Infinity, which no JSON column or protobuf Value can hold.
-      if (typeof value === 'number' && !Number.isFinite(value)) throw new HttpError(400, 'invalid_argument', 'JSON body holds a number too large to represent');
-      return value;
-    });
-  } catch (err) {
-    if (err instanceof HttpError) throw err;
+    value = JSON.parse(text);
+  } catch {
     throw malformed();
+  }
+  if (mayHoldUnwanted(text)) checkValues(value);
+  return value;
+}
+
+/** Drops `__proto__` keys and refuses unstorable text and infinite numbers, walking every value once (no recursion). */
+function checkValues(root: unknown): void {
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === 'string') {
+      if (unstorableText.test(value)) throw unstorable('JSON body');
+    } else if (typeof value === 'number') {
+      // 1e999 parses as Infinity, which no JSON column or protobuf Value can hold.
+      if (!Number.isFinite(value)) throw new HttpError(400, 'invalid_argument', 'JSON body holds a number too large to represent');
+    } else if (Array.isArray(value)) {
+      for (const item of value) pending.push(item);
+    } else if (value !== null && typeof value === 'object') {
+      const object = value as Record<string, unknown>;
+      // JSON.parse makes `__proto__` an own property (it sets no prototype); it goes anyway.
+      if (Object.hasOwn(object, '__proto__')) delete object['__proto__'];
+      for (const key of Object.keys(object)) {
+        if (unstorableText.test(key)) throw unstorable('JSON body');
+        pending.push(object[key]);
+      }
+    }
   }
 }
 

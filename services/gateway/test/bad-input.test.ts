@@ -35,6 +35,10 @@ const rows: Row[] = [
   ['brackets inside strings do not count as nesting', '/test/echo', post(JSON.stringify({ name: '['.repeat(1000) })), 200],
   ['UTF-8 byte order mark', '/test/echo', post(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"name":"x"}')])), 200],
   ['__proto__ key is dropped', '/test/echo', post('{"name":"x","__proto__":{"admin":true}}'), 200],
+  ['__proto__ key spelt with escapes is dropped', '/test/echo', post('{"name":"x","\\u005f_proto__":{"admin":true}}'), 200],
+  // Counted before parsing: a body of more values than any run's results may hold.
+  ['120,000 values in 240 KB', '/test/echo', post(`[${'0,'.repeat(120_000)}0]`), 413, /more than 101000 values/],
+  ['the same, gzip-compressed to 300 bytes', '/test/echo', post(zlib.gzipSync(`[${'0,'.repeat(120_000)}0]`), { ...json, 'Content-Encoding': 'gzip' }), 413, /more than 101000 values/],
   ['duplicate keys: the last wins', '/test/echo', post('{"name":"a","name":"b"}'), 200],
   // Text no database column holds: a 400 here, not a failure where it would be stored.
   ['NUL in a JSON string', '/test/echo', post('{"name":"a\\u0000b"}'), 400, /NUL character/],
