@@ -4,6 +4,7 @@ import os from 'node:os';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { Logger } from '@gef/common';
 import type { CacheSiblings } from './cache/read-cache';
+import { shareInFlight } from './share-in-flight';
 
 /**
  * The gateway as several processes sharing one port (Node's cluster): a primary that only
@@ -165,12 +166,12 @@ export function runPrimary({ workers, logger, graceMs, quickExitMs = 10_000 }: P
   /**
    * The sums of the serving workers' metrics. Only those: a worker still starting cannot
    * answer yet, and one that does not answer in time fails the whole (partial sums would
-   * look like counters going back).
+   * look like counters going back). Workers asking at once share one collection.
    */
-  const collect = async (): Promise<string> => {
+  const collect = shareInFlight(async (): Promise<string> => {
     const answers = await ask(servingWorkers(), (w, id) => w.send({ type: METRICS_COLLECT, id } satisfies MetricsCollect), collectTimeoutMs, 'metrics');
     return AggregatorRegistry.aggregate(answers as MetricObjectWithValues<MetricValue<string>>[][]).metrics();
-  };
+  });
 
   /**
    * Has every other serving worker drop what `from` changed, then tells `from`. A worker

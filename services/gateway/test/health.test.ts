@@ -139,3 +139,38 @@ describe('failure details', () => {
     expect(safeDetail(new Error(input))).toBe(expected);
   });
 });
+
+describe('GET /metrics', () => {
+  let stack: TestStack;
+  let collections = 0;
+  let release: () => void = () => undefined;
+  beforeAll(async () => {
+    stack = await startStack(
+      {},
+      {
+        // A collection that takes until released, as one through a cluster's primary does.
+        metricsText: async () => {
+          collections++;
+          await new Promise<void>((resolve) => (release = resolve));
+          return '# metrics\n';
+        },
+      },
+    );
+  });
+  afterAll(() => stack.stop());
+
+  it('concurrent scrapes share one collection; the next scrape collects afresh', async () => {
+    const scrapes = Array.from({ length: 20 }, () => request(stack.gateway.url, '/metrics'));
+    for (let i = 0; i < 100 && collections === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    const answers = await Promise.all(scrapes);
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
+    expect(collections).toBe(1);
+    const next = request(stack.gateway.url, '/metrics');
+    for (let i = 0; i < 100 && collections === 1; i++) await new Promise((r) => setTimeout(r, 10));
+    release();
+    expect((await next).text).toBe('# metrics\n');
+    expect(collections).toBe(2);
+  });
+});

@@ -1,4 +1,5 @@
 import { jsonContent, okResponse, errorResponses, schemaRef, headerRef } from './components';
+import { healthCheckTimeoutMs } from '../health-report';
 import type { OpenApiResource } from './types';
 
 const example = {
@@ -32,7 +33,7 @@ export const healthOpenApi: OpenApiResource = {
         detail: {
           type: 'string',
           description: 'Why it is down. Never holds addresses or credentials.',
-          examples: ['unreachable', 'no answer within 2000 ms'],
+          examples: ['unreachable', `no answer within ${healthCheckTimeoutMs} ms`],
         },
       },
     },
@@ -63,7 +64,7 @@ export const healthOpenApi: OpenApiResource = {
         operationId: 'getHealth',
         summary: 'Health of the platform',
         description:
-          'Asks every service for its health (and theirs: database, Temporal, …) and checks Keycloak, each within 2 s. No authentication.',
+          `Asks every service for its health (and theirs: database, Temporal, …) and checks Keycloak, each within ${healthCheckTimeoutMs / 1000} s. No authentication.`,
         tags: ['Monitoring'],
         security: [],
         responses: {

@@ -1,6 +1,7 @@
 import { platformVersion } from '@gef/common';
 import { healthOpenApi } from '../openapi/health';
-import { buildHealthReport, type HealthReport } from '../health-report';
+import { buildHealthReport } from '../health-report';
+import { shareInFlight } from '../share-in-flight';
 import type { Resource } from './types';
 
 export const healthResource: Resource = {
@@ -14,13 +15,7 @@ export const healthResource: Resource = {
     };
     // Concurrent requests share one round of checks: an unauthenticated route must not
     // multiply calls to every dependency.
-    let inFlight: Promise<HealthReport> | undefined;
-    const report = () => {
-      inFlight ??= buildHealthReport(targets).finally(() => {
-        inFlight = undefined;
-      });
-      return inFlight;
-    };
+    const report = shareInFlight(() => buildHealthReport(targets));
     return [
       {
         method: 'get',
