@@ -227,6 +227,7 @@ describe('execution service', () => {
       expect((await codeOf(f.client.listExecutions({ caller: caller(a.userId), status: 'DONE' }))).code).toBe(Code.InvalidArgument);
     });
 
+    // Tens of megabytes of results written and read back: seconds on a busy machine.
     it("bounds a list's params and results: a list without pagination stops before 32 MiB, a larger page is refused", async () => {
       const { userId, script } = someone();
       const ids = [];
@@ -247,7 +248,7 @@ describe('execution service', () => {
       const light = await f.client.listExecutions({ caller: caller(userId), excludeResults: true });
       expect(light.executions.map((e) => e.id)).toEqual([...ids].reverse());
       expect(light.executions[0]!.params).toBeDefined();
-    });
+    }, 60_000);
 
     it('shares 100,000 embedded log lines between the executions of a list', async () => {
       const userId = randomUUID();
