@@ -1,5 +1,5 @@
 import client from 'prom-client';
-import { ReadCache } from '../src/cache/read-cache';
+import { entryOverhead, ReadCache } from '../src/cache/read-cache';
 
 function deferred<T>() {
   let resolve!: (v: T) => void;
@@ -9,6 +9,9 @@ function deferred<T>() {
 
 const make = (overrides: Partial<ConstructorParameters<typeof ReadCache<string>>[0]> = {}) =>
   new ReadCache<string>({ name: 'test', maxEntries: 100, ttlMs: 60_000, live: () => true, ...overrides });
+
+/** What an entry of `value` in `variant` weighs when values weigh their length. */
+const w = (value: string, variant = '') => value.length + variant.length + entryOverhead;
 
 describe('ReadCache', () => {
   it('loads once and then answers from memory', async () => {
@@ -165,21 +168,21 @@ describe('ReadCache weights', () => {
   const weighed = (maxWeight: number) => make({ maxWeight, weigh: (v) => v.length });
 
   it('drops the least recently used keys to stay within the weight, and counts what it holds', async () => {
-    const cache = weighed(10);
+    const cache = weighed(w('aaaa') + w('bbbb') + 2);
     await cache.read('a', async () => 'aaaa');
     await cache.read('b', async () => 'bbbb');
-    expect(cache.heldWeight).toBe(8);
+    expect(cache.heldWeight).toBe(w('aaaa') + w('bbbb'));
     await cache.read('a', async () => 'x'); // a is now the most recently used
     await cache.read('c', async () => 'cccc');
-    expect(cache.heldWeight).toBe(8);
+    expect(cache.heldWeight).toBe(w('aaaa') + w('cccc'));
     expect(await cache.read('a', async () => 'a again')).toBe('aaaa');
     expect(await cache.read('b', async () => 'b2')).toBe('b2');
   });
 
   it('never stores a value heavier than the whole budget, and keeps the rest', async () => {
-    const cache = weighed(5);
+    const cache = weighed(w('aa') + w('b') + 5);
     await cache.read('a', async () => 'aa');
-    await cache.read('big', async () => 'way too long');
+    await cache.read('big', async () => 'x'.repeat(200));
     expect(await cache.read('big', async () => 'b')).toBe('b');
     expect(await cache.read('a', async () => 'other')).toBe('aa');
   });
@@ -188,24 +191,87 @@ describe('ReadCache weights', () => {
     let now = 1_000_000;
     jest.spyOn(Date, 'now').mockImplementation(() => now);
     try {
-      const cache = make({ maxWeight: 100, weigh: (v) => v.length, ttlMs: 1000 });
+      const cache = make({ maxWeight: 10_000, weigh: (v) => v.length, ttlMs: 1000 });
       await cache.read('a', async () => '12345', 'one');
       await cache.read('a', async () => '123', 'two');
-      expect(cache.heldWeight).toBe(8);
+      expect(cache.heldWeight).toBe(w('12345', 'one') + w('123', 'two'));
       cache.invalidate('a');
       expect(cache.heldWeight).toBe(0);
       await cache.read('b', async () => '1234');
       now += 2000;
       await cache.read('b', async () => '12'); // expired: loaded again and replaced
-      expect(cache.heldWeight).toBe(2);
+      expect(cache.heldWeight).toBe(w('12'));
       now += 2000;
       await cache.read('c', async () => '1'); // storing purges the expired b
-      expect(cache.heldWeight).toBe(1);
+      expect(cache.heldWeight).toBe(w('1'));
       cache.clear();
       expect(cache.heldWeight).toBe(0);
     } finally {
       jest.restoreAllMocks();
     }
+  });
+});
+
+/**
+ * One caller asking for a new page (`page=N&exclude=,,,…`) on every request, under one key:
+ * each is a new variant, and every one must count.
+ */
+describe('ReadCache bounds over variants', () => {
+  it('counts every variant of a key against maxEntries, dropping the key\'s oldest once it is alone', async () => {
+    const cache = make({ maxEntries: 10 });
+    await cache.read('other', async () => 'o');
+    for (let n = 0; n < 100; n++) await cache.read('owner', async () => `page ${n}`, `page=${n}`);
+    expect(cache.entriesHeld).toBe(10);
+    expect(cache.size).toBe(1);
+    // The newest stay, the oldest and the other key went.
+    expect(await cache.read('owner', async () => 'again', 'page=99')).toBe('page 99');
+    expect(await cache.read('owner', async () => 'again', 'page=90')).toBe('page 90');
+    expect(await cache.read('owner', async () => 'again', 'page=0')).toBe('again');
+    expect(await cache.read('other', async () => 'o2')).toBe('o2');
+  });
+
+  it('weighs the variant and a fixed overhead, so values weighing 0 are bounded by maxWeight', async () => {
+    const maxWeight = 100_000;
+    const cache = make({ maxEntries: 1_000_000, maxWeight, weigh: () => 0 });
+    const variant = (n: number) => `/api/v1/execution/user?page=${n}&exclude=${','.repeat(8000)}`;
+    for (let n = 0; n < 1000; n++) await cache.read(`user-${n % 5}`, async () => '', variant(n));
+    // The newest stay: the least recently used keys go whole, so maybe fewer than fit.
+    const each = variant(999).length + entryOverhead;
+    expect(cache.heldWeight).toBeLessThanOrEqual(maxWeight);
+    expect(cache.entriesHeld).toBeGreaterThan(0);
+    expect(cache.entriesHeld).toBeLessThanOrEqual(Math.floor(maxWeight / each));
+    expect(cache.heldWeight).toBe(cache.entriesHeld * each);
+    expect(await cache.read('user-4', async () => 'reloaded', variant(999))).toBe('');
+    expect(await cache.read('user-0', async () => 'reloaded', variant(0))).toBe('reloaded');
+  });
+
+  it('drops the expired variants of a key that keeps being used, while another key stays live', async () => {
+    let now = 1_000_000;
+    const ttlMs = 1000;
+    const cache = make({ maxEntries: 1_000_000, ttlMs, now: () => now });
+    // Every 100 ms a new page of `busy`; every 500 ms a new page of `other`, so that some
+    // key before `busy` always holds a live entry.
+    for (let step = 0; step <= 50; step++, now += 100) {
+      if (step % 5 === 0) await cache.read('other', async () => `other ${step}`, `page=${step}`);
+      await cache.read('busy', async () => `busy ${step}`, `page=${step}`);
+    }
+    now -= 100; // the time of the last store
+    // Stored within the TTL: the last 10 pages of busy, and 2 of other.
+    expect(cache.entriesHeld).toBe(10 + 2);
+    expect(cache.heldWeight).toBe((10 + 2) * ('page=50'.length + entryOverhead));
+    expect(await cache.read('other', async () => 'reloaded', 'page=50')).toBe('other 50');
+    expect(await cache.read('busy', async () => 'reloaded', 'page=41')).toBe('busy 41');
+  });
+
+  it('drops every variant of a key on invalidation, and counts none of them after', async () => {
+    const cache = make({ maxEntries: 3 });
+    for (let n = 0; n < 3; n++) await cache.read('a', async () => `a${n}`, `v${n}`);
+    cache.invalidate('a');
+    expect(cache.entriesHeld).toBe(0);
+    for (let n = 0; n < 3; n++) await cache.read('b', async () => `b${n}`, `v${n}`);
+    expect(await cache.read('b', async () => 'x', 'v0')).toBe('b0');
+    cache.clear();
+    expect(cache.entriesHeld).toBe(0);
   });
 });
 

@@ -4,17 +4,27 @@ import { sharedCounter } from '@gef/common';
 /** How long a key's last invalidation is remembered: longer than any load takes (RPC deadlines are shorter). */
 const invalidationMemoryMs = 120_000;
 
+/**
+ * What an entry weighs beyond its value and its variant's length: its bookkeeping. An empty
+ * value is not free: without it, entries weighing 0 were never bounded by `maxWeight`.
+ */
+export const entryOverhead = 64;
+
 export interface ReadCacheOptions<V> {
   /** Name in metrics (`gef_gateway_cache_lookups_total{cache}`). */
   name: string;
-  /** Most keys kept; the least recently used go first. */
+  /**
+   * Most entries kept, counting every variant of every key (one key's variants are not free);
+   * the least recently used keys go first.
+   */
   maxEntries: number;
   /**
-   * With `weigh`: the most total weight kept (e.g. characters), the least recently used keys
-   * going first; a value heavier than this alone is never stored.
+   * The most total weight kept (e.g. characters), the least recently used keys going first;
+   * an entry heavier than this alone is never stored. An entry weighs `weigh(value)` plus its
+   * variant's length plus `entryOverhead`: the variant is held too, and so is the entry.
    */
   maxWeight?: number;
-  /** The weight of a value, for `maxWeight`. */
+  /** The weight of a value (0 without it), for `maxWeight`. */
   weigh?: (value: V) => number;
   /** How long an entry may serve; 0 turns the cache off. */
   ttlMs: number;
@@ -24,6 +34,8 @@ export interface ReadCacheOptions<V> {
    */
   live: () => boolean;
   registry?: client.Registry;
+  /** The clock, in milliseconds (`Date.now` without it): tests move it. */
+  now?: () => number;
   /**
    * The other processes of this gateway (its cluster's workers), holding caches of the
    * same names: `invalidateEverywhere` drops keys in them too.
@@ -39,6 +51,15 @@ export interface CacheSiblings {
   onInvalidate(listener: (cache: string, keys: string[]) => void): void;
 }
 
+/** One variant of a key, as stored. */
+interface Entry<V> {
+  key: string;
+  variant: string;
+  value: V;
+  storedAt: number;
+  weight: number;
+}
+
 /**
  * A read-through cache of answers the gateway would otherwise fetch from a service on
  * every request, dropped by key when the owning service announces a change.
@@ -49,8 +70,14 @@ export interface CacheSiblings {
  * last invalidation, or than the last `clear`.
  */
 export class ReadCache<V> {
-  /** By key, least recently used first; each key holds its variants (e.g. per caller). */
-  private readonly entries = new Map<string, Map<string, { value: V; storedAt: number; weight: number }>>();
+  /** By key, least recently used first; each key holds its variants (e.g. per caller), oldest first. */
+  private readonly entries = new Map<string, Map<string, Entry<V>>>();
+  /**
+   * Every entry held, oldest first: as all live equally long, the first to expire first.
+   * Expiry walks it, not the keys, so a key that keeps being used cannot shield its own
+   * expired variants, nor other keys hide them behind a live one.
+   */
+  private readonly byAge = new Set<Entry<V>>();
   /** The weight of every entry held. */
   private weight = 0;
   private generation = 0;
@@ -73,6 +100,10 @@ export class ReadCache<V> {
     });
   }
 
+  private now(): number {
+    return this.options.now?.() ?? Date.now();
+  }
+
   private get enabled(): boolean {
     return this.options.ttlMs > 0 && this.options.live();
   }
@@ -89,7 +120,7 @@ export class ReadCache<V> {
     }
     const variants = this.entries.get(key);
     const hit = variants?.get(variant);
-    if (variants && hit && Date.now() - hit.storedAt < this.options.ttlMs) {
+    if (variants && hit && this.now() - hit.storedAt < this.options.ttlMs) {
       // Most recently used last.
       this.entries.delete(key);
       this.entries.set(key, variants);
@@ -105,41 +136,61 @@ export class ReadCache<V> {
 
   private store(key: string, variant: string, value: V, ticket: number): void {
     if (!this.enabled || ticket < this.floor || (this.invalidatedAt.get(key)?.generation ?? -1) > ticket) return;
-    const weight = this.options.weigh?.(value) ?? 0;
+    const weight = (this.options.weigh?.(value) ?? 0) + variant.length + entryOverhead;
     const maxWeight = this.options.maxWeight ?? Infinity;
     if (weight > maxWeight) return;
-    const now = Date.now();
+    const now = this.now();
     this.purgeExpired(now);
-    const variants = this.entries.get(key) ?? new Map<string, { value: V; storedAt: number; weight: number }>();
+    const replaced = this.entries.get(key)?.get(variant);
+    if (replaced) this.forget(replaced);
+    const variants = this.entries.get(key) ?? new Map<string, Entry<V>>();
+    // Most recently used last.
     this.entries.delete(key);
-    this.weight += weight - (variants.get(variant)?.weight ?? 0);
-    variants.set(variant, { value, storedAt: now, weight });
     this.entries.set(key, variants);
-    while (this.entries.size > this.options.maxEntries || this.weight > maxWeight) this.drop(this.entries.keys().next().value!);
+    const entry = { key, variant, value, storedAt: now, weight };
+    variants.set(variant, entry);
+    this.byAge.add(entry);
+    this.weight += weight;
+    while (this.byAge.size > this.options.maxEntries || this.weight > maxWeight) {
+      const [lru, held] = this.entries.entries().next().value ?? [];
+      if (lru === undefined || held === undefined) break;
+      // Other keys go whole; the key just stored, once alone, loses its oldest variants
+      // (the new one last), so that one key's variants are bounded too.
+      if (lru === key) this.forget(held.values().next().value!);
+      else this.drop(lru);
+    }
+  }
+
+  /** Forgets one entry, and its key once it holds none. */
+  private forget(entry: Entry<V>): void {
+    const variants = this.entries.get(entry.key);
+    variants?.delete(entry.variant);
+    if (variants?.size === 0) this.entries.delete(entry.key);
+    this.byAge.delete(entry);
+    this.weight -= entry.weight;
   }
 
   /** Forgets a key's entries. */
   private drop(key: string): void {
     const variants = this.entries.get(key);
     if (!variants) return;
-    for (const entry of variants.values()) this.weight -= entry.weight;
+    for (const entry of variants.values()) {
+      this.byAge.delete(entry);
+      this.weight -= entry.weight;
+    }
     this.entries.delete(key);
   }
 
   /**
-   * Drops the least recently used keys none of whose answers may serve any more. An expired
-   * entry otherwise stayed until read again or pushed out by `maxEntries`: a key read once
-   * (an execution that ended) never is, and the gateway grew with every such key.
+   * Drops every entry that may not serve any more, oldest first. An expired entry otherwise
+   * stayed until read again or pushed out by `maxEntries`: a key read once (an execution
+   * that ended) never is, and the gateway grew with every such key. Walking keys instead
+   * stopped at the first with a live entry: the expired variants of keys used since stayed.
    */
   private purgeExpired(now: number): void {
-    for (const [key, variants] of this.entries) {
-      for (const [variant, entry] of variants) {
-        if (now - entry.storedAt < this.options.ttlMs) continue;
-        variants.delete(variant);
-        this.weight -= entry.weight;
-      }
-      if (variants.size > 0) return;
-      this.entries.delete(key);
+    for (const entry of this.byAge) {
+      if (now - entry.storedAt < this.options.ttlMs) return;
+      this.forget(entry);
     }
   }
 
@@ -147,7 +198,7 @@ export class ReadCache<V> {
   invalidate(key: string): void {
     this.generation++;
     this.drop(key);
-    const now = Date.now();
+    const now = this.now();
     // Last in the map, as the newest invalidation.
     this.invalidatedAt.delete(key);
     this.invalidatedAt.set(key, { generation: this.generation, at: now });
@@ -176,6 +227,7 @@ export class ReadCache<V> {
     this.generation++;
     this.floor = this.generation;
     this.entries.clear();
+    this.byAge.clear();
     this.weight = 0;
     this.invalidatedAt.clear();
   }
@@ -190,7 +242,12 @@ export class ReadCache<V> {
     return this.entries.size;
   }
 
-  /** The total weight held (0 without `weigh`). */
+  /** How many entries are held: every variant of every key. */
+  get entriesHeld(): number {
+    return this.byAge.size;
+  }
+
+  /** The total weight held (each entry's value, variant and `entryOverhead`). */
   get heldWeight(): number {
     return this.weight;
   }

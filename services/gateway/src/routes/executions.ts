@@ -451,14 +451,17 @@ export const executionsResource: Resource = {
         };
       };
       // Lines of logs change without their execution: those pages are always read afresh.
-      // Each caller's pages are kept apart, and each query's (the URL says all of it), and
-      // the QGIS plugin's shape from the contract's.
+      // Each caller's pages are kept apart, and each query's, and the QGIS plugin's shape
+      // from the contract's. A query is what the service is asked (`request`, as parsed), not
+      // the URL: with the URL, text the parsing drops (`exclude=,,,`) made a new variant of
+      // the same page on every request.
+      const asked = JSON.stringify(request, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
       const page = view.logs
         ? await load()
         : await executionPages.read(
             listOwnerKey(principal.role, principal.userId, ownOnly, userId),
             load,
-            `${principal.userId} ${principal.role} ${qgis ? 'qgis ' : ''}${req.originalUrl}`,
+            `${principal.userId} ${principal.role} ${qgis ? 'qgis ' : ''}${asked}`,
           );
       const embeds = await embedsOf(clients, req, caller, page.refs, view);
       const scripts = qgis && embeds.scripts ? new Map([...embeds.scripts].map(([id, s]) => [id, qgisScript(s)])) : embeds.scripts;
