@@ -16,7 +16,7 @@ import { bodyForStatus, sendError } from './http-errors';
 import { httpMetrics } from './http-metrics';
 import { buildOpenApiDocument } from './openapi/document';
 import type { OpenApiDocument } from './openapi/types';
-import type { Limits } from './rate-limit/limits';
+import { counterLifetimeSeconds, type Limits } from './rate-limit/limits';
 import { RateLimiter, type Limiter } from './rate-limit/rate-limiter';
 import { requestContext } from './request-context';
 import { resources as defaultResources } from './routes';
@@ -77,6 +77,9 @@ export interface Gateway {
   limiter: Limiter;
 }
 
+/** How often the rate-limit table is swept of counters that can no longer count. */
+const rateLimitSweepMs = 5 * 60_000;
+
 /** Builds the gateway: an Express 5 app and an unstarted HTTP server around it. */
 export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway {
   const { logger } = deps;
@@ -91,7 +94,9 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     { url: config.KEYCLOAK_URL, realm: config.KEYCLOAK_REALM, clientId: config.KEYCLOAK_CLIENT_ID },
     deps.revocations,
   );
-  const limiter = deps.limiter ?? RateLimiter.fromUrl(config.DATABASE_URL, logger);
+  const limits = limitsOf(config);
+  // Past windows' counters are swept every few minutes (by one gateway process at a time) until `limiter.close()`.
+  const limiter = deps.limiter ?? RateLimiter.fromUrl(config.DATABASE_URL, logger).startSweeping({ everyMs: rateLimitSweepMs, olderThanSeconds: counterLifetimeSeconds(limits) });
   const profiles = profileCache(config, registry, deps.revocations, deps.cacheSiblings);
   const executions = executionCache(config, registry, deps.executionChanges, deps.cacheSiblings);
   const executionPages = executionPageCache(config, registry, deps.executionChanges, deps.cacheSiblings);
@@ -105,7 +110,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     openapi,
     auth,
     limiter,
-    limits: limitsOf(config),
+    limits,
     profiles,
     executions,
     executionPages,

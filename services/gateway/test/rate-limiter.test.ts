@@ -1,10 +1,13 @@
 /**
  * The rate limiter against a real PostgreSQL: a request's checks counted in one statement,
- * none lost under concurrency, and requests let through when the database is away.
+ * none lost under concurrency, requests let through when the database is away, and the
+ * counters of past windows swept on a timer, by one process at a time.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
+import { Client } from 'pg';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
-import { RateLimiter, type LimitCheck } from '../src/rate-limit/rate-limiter';
+import { RateLimiter, sweepLockId, type LimitCheck } from '../src/rate-limit/rate-limiter';
 
 let pg: TestPostgres;
 let limiter: RateLimiter;
@@ -57,6 +60,84 @@ describe('RateLimiter', () => {
       expect(await away.hit([{ key: 'k', limit: { max: 0, windowSeconds: 60 } }])).toEqual([{ allowed: true }]);
     } finally {
       await away.close();
+    }
+  });
+});
+
+describe('RateLimiter sweeps', () => {
+  const hour = { max: 100, windowSeconds: 3600 };
+  /** What the gateway would sweep with an hour as its longest window (`counterLifetimeSeconds`). */
+  const lifetime = 3660;
+  let db: Client;
+
+  beforeAll(async () => {
+    db = new Client({ connectionString: pg.url });
+    await db.connect();
+    // The table exists once anything was counted.
+    await limiter.hit([{ key: 'sweep:setup', limit: hour }]);
+  });
+
+  afterAll(async () => {
+    await db?.end();
+  });
+
+  /** A counter whose window began `secondsAgo` ago. */
+  const plant = (key: string, secondsAgo: number) =>
+    db.query(`insert into rate_limit (key, window_start, count) values ($1, now() - make_interval(secs => $2), 7)
+              on conflict (key) do update set window_start = excluded.window_start, count = excluded.count`, [key, secondsAgo]);
+  const counts = async (...keys: string[]): Promise<Record<string, number>> => {
+    const { rows } = await db.query<{ key: string; count: number }>('select key, count from rate_limit where key = any($1)', [keys]);
+    return Object.fromEntries(rows.map((r) => [r.key, r.count]));
+  };
+  const until = async (done: () => Promise<boolean>, what: string) => {
+    for (let i = 0; i < 400; i++) {
+      if (await done()) return;
+      await sleep(25);
+    }
+    throw new Error(`never: ${what}`);
+  };
+
+  it('deletes, on its own timer, the counters of windows past, and keeps those that can still count', async () => {
+    const sweeper = RateLimiter.fromUrl(pg.url, pino({ level: 'silent' }));
+    try {
+      await limiter.hit([{ key: 'sweep:current', limit: hour }]);
+      await plant('sweep:days-old', 3 * 86_400);
+      await plant('sweep:hours-old', 2 * 3600);
+      // Began 50 minutes ago: its hour has ten minutes to go.
+      await plant('sweep:in-its-window', 50 * 60);
+      sweeper.startSweeping({ everyMs: 20, olderThanSeconds: lifetime });
+      await until(async () => Object.keys(await counts('sweep:days-old', 'sweep:hours-old')).length === 0, 'past windows swept');
+      expect(await counts('sweep:current', 'sweep:in-its-window')).toEqual({ 'sweep:current': 1, 'sweep:in-its-window': 7 });
+      // Counting goes on as before.
+      expect(await limiter.hit([{ key: 'sweep:current', limit: { max: 1, windowSeconds: 3600 } }])).toEqual([{ allowed: false, retryAfterSeconds: expect.any(Number) }]);
+      // Stopped, it sweeps no more.
+      sweeper.stopSweeping();
+      await plant('sweep:after-stop', 2 * 3600);
+      await sleep(200);
+      expect(await counts('sweep:after-stop')).toEqual({ 'sweep:after-stop': 7 });
+    } finally {
+      await sweeper.close();
+    }
+    await db.query(`delete from rate_limit where key = 'sweep:after-stop'`);
+  });
+
+  it('leaves the sweep to the process holding the lock, and sweeps once it is free', async () => {
+    const sweeper = RateLimiter.fromUrl(pg.url, pino({ level: 'silent' }));
+    const other = new Client({ connectionString: pg.url });
+    await other.connect();
+    try {
+      await plant('sweep:locked-out', 2 * 3600);
+      await other.query('select pg_advisory_lock($1)', [sweepLockId]);
+      expect(await sweeper.sweep(lifetime)).toBe(0);
+      expect(await counts('sweep:locked-out')).toEqual({ 'sweep:locked-out': 7 });
+      await other.query('select pg_advisory_unlock($1)', [sweepLockId]);
+      expect(await sweeper.sweep(lifetime)).toBe(1);
+      expect(await counts('sweep:locked-out')).toEqual({});
+      // The sweeper gave the lock back.
+      expect((await other.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [sweepLockId])).rows[0]?.locked).toBe(true);
+    } finally {
+      await other.end();
+      await sweeper.close();
     }
   });
 });

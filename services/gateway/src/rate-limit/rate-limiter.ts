@@ -15,6 +15,15 @@ export interface LimitCheck {
   limit: Limit;
 }
 
+/**
+ * The session-level advisory lock a sweep holds, so that of all the gateway processes on
+ * one database (workers and replicas alike) one sweeps at a time.
+ */
+export const sweepLockId = 0x67_65_66_72; // 'gefr'
+
+/** Rows deleted per statement of a sweep: a backlog goes in short steps, not one long lock. */
+const sweepBatch = 50_000;
+
 /** Counts events against limits. */
 export interface Limiter {
   /** Counts one event for each check (their keys distinct); a decision for each, in order. */
@@ -26,10 +35,13 @@ export interface Limiter {
  * Fixed-window counters in the gateway's own PostgreSQL schema, so limits hold across
  * every gateway replica. One statement for all of a request's checks. When the database
  * cannot answer, the checks let the request through (and say so in the log) rather than
- * refuse everyone.
+ * refuse everyone. A row is kept per key, so past windows' rows are swept
+ * (`startSweeping`): keys anyone can invent (e-mail addresses) would otherwise pile up.
  */
 export class RateLimiter implements Limiter {
   private ready: Promise<void> | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping: Promise<number> | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -94,12 +106,73 @@ export class RateLimiter implements Limiter {
     }
   }
 
-  /** Removes counters of windows long past. */
-  async sweep(olderThanSeconds = 86_400): Promise<void> {
-    await this.pool.query(`delete from rate_limit where window_start < now() - make_interval(secs => $1)`, [olderThanSeconds]).catch(() => undefined);
+  /**
+   * Deletes the counters of windows that began more than `olderThanSeconds` ago. A counter
+   * counts until its window ends, so with the longest window of any limit (`counterLifetimeSeconds`)
+   * only counters that can no longer count go. Does nothing while another process sweeps
+   * (an advisory lock), skips rows a request is renewing, and deletes in batches. Resolves
+   * with the number of rows deleted; 0 (logged) when the database cannot answer.
+   */
+  async sweep(olderThanSeconds: number): Promise<number> {
+    const before = new Date(Date.now() - olderThanSeconds * 1000);
+    let client: pg.PoolClient | undefined;
+    let broken: Error | undefined;
+    try {
+      await this.ensureSchema();
+      client = await this.pool.connect();
+      const lock = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [sweepLockId]);
+      if (!lock.rows[0]?.locked) return 0;
+      try {
+        let deleted = 0;
+        for (;;) {
+          const res = await client.query(
+            `delete from rate_limit where key in (
+               select key from rate_limit where window_start < $1 limit $2 for update skip locked
+             )`,
+            [before, sweepBatch],
+          );
+          deleted += res.rowCount ?? 0;
+          if ((res.rowCount ?? 0) < sweepBatch) break;
+        }
+        if (deleted > 0) this.logger.debug({ deleted }, 'rate-limit counters of past windows deleted');
+        return deleted;
+      } finally {
+        await client.query('select pg_advisory_unlock($1)', [sweepLockId]);
+      }
+    } catch (err) {
+      // A connection that failed may still hold the lock: it is closed, not reused.
+      broken = err instanceof Error ? err : new Error(String(err));
+      this.logger.warn({ reason: broken.message }, 'rate-limit counters not swept: database unavailable');
+      return 0;
+    } finally {
+      client?.release(broken);
+    }
   }
 
+  /**
+   * Sweeps every `everyMs` (`sweep(olderThanSeconds)`) until `stopSweeping()` or `close()`;
+   * a sweep still running when the next is due is not doubled. The timer keeps no process alive.
+   */
+  startSweeping({ everyMs, olderThanSeconds }: { everyMs: number; olderThanSeconds: number }): this {
+    this.stopSweeping();
+    this.sweeper = setInterval(() => {
+      this.sweeping ??= this.sweep(olderThanSeconds).finally(() => {
+        this.sweeping = undefined;
+      });
+    }, everyMs);
+    this.sweeper.unref();
+    return this;
+  }
+
+  stopSweeping(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  /** Stops sweeping, waits for a sweep under way, and closes the connections. */
   async close(): Promise<void> {
+    this.stopSweeping();
+    await this.sweeping;
     await this.pool.end();
   }
 }
