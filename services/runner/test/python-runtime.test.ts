@@ -181,6 +181,19 @@ describe.each([
     expect(r.outcome).toEqual({ kind: 'stopped', reason: 'cancel', killed: true });
   }, 30_000);
 
+  it('ends a script that sent its outcome and goes on (a thread left running, or a message on fd 3 of its own), and the timeout and stops still end it', async () => {
+    // A non-daemon thread holds the interpreter after run() returned: the result stands.
+    const thread = 'import threading, time\ndef run(params, logger):\n    threading.Thread(target=time.sleep, args=(3600,)).start()\n    return "OK"\n';
+    const lingering = await fixture.run({ 'configuration.json': configuration, 'src/main.py': thread }, { killGraceMs: 500 });
+    expect(lingering.outcome).toEqual({ kind: 'result', resultJson: '"OK"' });
+    // A forged result on the channel, then sleeping: neither the result nor the sleep holds off the stop.
+    const forged = 'import os, time\ndef run(params, logger):\n    os.write(3, b\'{"t":"result","v":"forged"}\\n\')\n    time.sleep(3600)\n';
+    const stopped = await fixture.run({ 'configuration.json': configuration, 'src/main.py': forged }, { timeoutMs: 60_000, stopAfterMs: 300, killGraceMs: 60_000 });
+    expect(stopped.outcome).toEqual({ kind: 'result', resultJson: '"forged"' });
+    const timedOut = await fixture.run({ 'configuration.json': configuration, 'src/main.py': forged }, { timeoutMs: 1000, killGraceMs: 60_000 });
+    expect(timedOut.outcome).toEqual({ kind: 'result', resultJson: '"forged"' });
+  }, 60_000);
+
   it('reports a process that dies without a result', async () => {
     const r = await fixture.run({ 'configuration.json': configuration, 'src/main.py': 'import os\ndef run(params, logger):\n    os._exit(3)\n' });
     expect(r.outcome).toEqual({ kind: 'exited', code: 3, signal: null });

@@ -332,7 +332,8 @@ export class PythonInterpreter {
     let graceTimer: NodeJS.Timeout | undefined;
 
     const terminate = () => {
-      if (graceTimer) return;
+      // Once the process has ended its group id may name another's.
+      if (graceTimer || this.exit) return;
       this.signalGroup('SIGTERM');
       graceTimer = setTimeout(() => {
         killed = true;
@@ -340,19 +341,29 @@ export class PythonInterpreter {
         this.sandbox.killFound();
       }, job.killGraceMs);
     };
+    // Once the script's outcome has come (its result, its failure), the process only has to
+    // exit: the timeout, a stop and the wait below still end it if it does not, but the
+    // outcome stays what it sent. Whatever arrives on the channel never stops the process
+    // from being ended: the channel is the script's to write.
     const timer = setTimeout(
       () => {
-        if (stopping || final) return;
-        timedOut = true;
+        if (stopping) return;
+        if (!final) timedOut = true;
         terminate();
       },
       // Node fires a longer delay at once.
       Math.min(job.timeoutMs, maxTimerMs),
     );
     const stop = (reason: string) => {
-      if (stopping || timedOut || final) return;
-      stopping = { reason };
+      if (stopping || timedOut) return;
+      if (!final) stopping = { reason };
       terminate();
+    };
+    let lingerTimer: NodeJS.Timeout | undefined;
+    /** The outcome came: the process gets the grace period to exit by itself (threads left running hold it). */
+    const settle = (outcome: PythonOutcome) => {
+      final = outcome;
+      lingerTimer ??= setTimeout(terminate, job.killGraceMs);
     };
 
     // The channel is the script's to write (its fd 3): anything may come, and nothing it sends
@@ -382,14 +393,14 @@ export class PythonInterpreter {
         case 'result': {
           if (final) return;
           const resultJson = resultJsonOf(v);
-          final = resultJson === undefined ? { kind: 'failed', message: `the script's result is nested deeper than ${maxJsonValueDepth} levels` } : { kind: 'result', resultJson };
+          settle(resultJson === undefined ? { kind: 'failed', message: `the script's result is nested deeper than ${maxJsonValueDepth} levels` } : { kind: 'result', resultJson });
           return;
         }
         case 'failed':
-          final ??= { kind: 'failed', message: textOf(m) || 'the script failed' };
+          if (!final) settle({ kind: 'failed', message: textOf(m) || 'the script failed' });
           return;
         case 'overflow':
-          final ??= { kind: 'failed', message: `a message from the script exceeded ${maxMessageBytes} bytes` };
+          if (!final) settle({ kind: 'failed', message: `a message from the script exceeded ${maxMessageBytes} bytes` });
           job.onLog('ERROR', `The script's result is larger than ${maxMessageBytes} bytes`);
           return;
       }
@@ -415,6 +426,7 @@ export class PythonInterpreter {
     const outcome = this.exited.then(async ({ code, signal }) => {
       clearTimeout(timer);
       clearTimeout(graceTimer);
+      clearTimeout(lingerTimer);
       // Not started at all (the sandbox's tools are missing, say): this runner's trouble.
       if (this.spawnError) throw this.spawnError;
       // Output still held open by an escaped process (without a uid of its own) is cut off.
