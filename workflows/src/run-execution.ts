@@ -181,6 +181,10 @@ export async function runExecution(input: RunExecutionInput): Promise<RunExecuti
       // Asked to stop: however the runner ended the attempt, the stop decides the outcome.
       if (stop) {
         if (stop.reason === 'cancel') return (await state.endExecution({ executionId: id, status: 'CANCELLED', reason: 'Execution cancelled' })).status;
+        // Its user is being deleted, and the run with them: nothing to record, no one to tell.
+        // (Before this marker, such a run still READY could be ended FAILED, and mailed about,
+        // just before its deletion.)
+        if (stop.reason === 'deleted' && patched('deleted-stop-ends-gone')) return 'GONE';
         // Ended from outside: the run keeps its status; the runner, gone without recording its
         // outcome, is let go, so followers stop waiting for its last lines.
         if (patched('outside-stop-releases-runner')) {

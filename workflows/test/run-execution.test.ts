@@ -522,6 +522,21 @@ describe('runExecution workflow', () => {
     expect(fake.notices).toEqual([]);
   }, 60_000);
 
+  it('ends a run handed to the runners whose user is being deleted as GONE: not FAILED, telling no one', async () => {
+    const fake = new FakeExecutions();
+    const control = new Map<string, (r: RunScriptResult) => void>();
+    const id = newId();
+    const result = await withWorkers(fake, controllableRun(fake, control), async () => {
+      const handle = await start(fake, input(id, 'user-n'));
+      await eventually(() => control.has(id));
+      await handle.signal(stopExecutionSignal, { reason: 'deleted' });
+      return handle.result();
+    });
+    expect(result).toEqual({ executionId: id, status: 'GONE' });
+    expect(fake.calls).toEqual([`granted ${id}`, `run ${id}`, `stopped ${id}`, `released ${id}`]);
+    expect(fake.notices).toEqual([]);
+  }, 60_000);
+
   it('ends a waiting run whose user is being deleted as GONE, telling no one', async () => {
     const fake = new FakeExecutions();
     const control = new Map<string, (r: RunScriptResult) => void>();
