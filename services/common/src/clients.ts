@@ -5,6 +5,9 @@ import { rpcRecursionLimit } from './json-depth';
 
 const transports = new Map<string, Transport>();
 
+/** How long one call (one try of it, when retried) may take by default. */
+const callTimeoutMs = 30_000;
+
 export interface TransportOptions {
   /**
    * Retry unary calls answered Unavailable (the service, or its database, is away; the call
@@ -12,6 +15,8 @@ export interface TransportOptions {
    * calls are idempotent (the runner's).
    */
   retryUnavailableMs?: number;
+  /** How long one call, or one try of a retried call, may take (default 30 s). */
+  timeoutMs?: number;
 }
 
 /** Waits `ms`, or until `signal` aborts. */
@@ -29,17 +34,22 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 
 /**
  * Retries a unary call while it fails with Unavailable, 100 ms doubling up to 2 s, until
- * `budgetMs` is spent or the call is aborted (at once, also while waiting to retry).
+ * `budgetMs` is spent or the call is aborted (at once, also while waiting to retry). Each
+ * try has `tryTimeoutMs` (a try that takes longer fails with DeadlineExceeded, not retried):
+ * the call's own deadline, set before any interceptor runs, spans the tries and the waits,
+ * so the transport gives it the budget and one try more.
  */
-export function retryUnavailable(budgetMs: number): Interceptor {
+export function retryUnavailable(budgetMs: number, tryTimeoutMs = callTimeoutMs): Interceptor {
   return (next) => async (req) => {
     if (req.stream) return next(req);
     const deadline = Date.now() + budgetMs;
     let delay = 100;
     for (;;) {
+      const tryTimeout = AbortSignal.timeout(tryTimeoutMs);
       try {
-        return await next(req);
+        return await next({ ...req, signal: AbortSignal.any([req.signal, tryTimeout]) });
       } catch (err) {
+        if (tryTimeout.aborted && !req.signal.aborted) throw new ConnectError(`no answer within ${tryTimeoutMs} ms`, Code.DeadlineExceeded);
         if (ConnectError.from(err).code !== Code.Unavailable || req.signal.aborted || Date.now() + delay > deadline) throw err;
         await pause(delay, req.signal);
         if (req.signal.aborted) throw err;
@@ -51,7 +61,8 @@ export function retryUnavailable(budgetMs: number): Interceptor {
 
 /** One HTTP/2 transport per base URL (and options) per process, reused by every client. */
 export function transportFor(baseUrl: string, options: TransportOptions = {}): Transport {
-  const key = `${baseUrl} ${options.retryUnavailableMs ?? 0}`;
+  const timeoutMs = options.timeoutMs ?? callTimeoutMs;
+  const key = `${baseUrl} ${options.retryUnavailableMs ?? 0} ${timeoutMs}`;
   let transport = transports.get(key);
   if (!transport) {
     transport = createGrpcTransport({
@@ -59,8 +70,8 @@ export function transportFor(baseUrl: string, options: TransportOptions = {}): T
       pingIntervalMs: 10_000,
       pingIdleConnection: true,
       idleConnectionTimeoutMs: 60_000,
-      defaultTimeoutMs: 30_000,
-      interceptors: options.retryUnavailableMs ? [retryUnavailable(options.retryUnavailableMs)] : [],
+      defaultTimeoutMs: timeoutMs + (options.retryUnavailableMs ?? 0),
+      interceptors: options.retryUnavailableMs ? [retryUnavailable(options.retryUnavailableMs, timeoutMs)] : [],
       // Answers carrying params and results stored deeper than protobuf-es decodes by default.
       binaryOptions: { recursionLimit: rpcRecursionLimit },
     });

@@ -1,5 +1,11 @@
+import type http2 from 'node:http2';
+import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type UnaryRequest, type UnaryResponse } from '@connectrpc/connect';
-import { retryUnavailable } from '../src/clients';
+import { health } from '@gef/protos';
+import client from 'prom-client';
+import { retryUnavailable, serviceClient } from '../src/clients';
+import { createLogger } from '../src/logger';
+import { closeServer, createRpcServer, listen } from '../src/rpc-server';
 
 /** A unary call as an interceptor sees it: only what retryUnavailable reads. */
 const unaryCall = (signal: AbortSignal) => ({ stream: false, signal }) as unknown as UnaryRequest;
@@ -66,5 +72,51 @@ describe('retryUnavailable', () => {
     await outcome;
     // 100 + 200 + 400 ms of waits fit in 1 s; the next (800 ms) would not.
     expect(next).toHaveBeenCalledTimes(4);
+  });
+});
+
+describe('a transport retrying Unavailable, against a real server', () => {
+  let server: http2.Http2Server;
+  let url: string;
+  let answer: (signal: AbortSignal) => Promise<void>;
+
+  beforeAll(async () => {
+    server = createRpcServer({
+      routes: (router) =>
+        router.service(health.HealthService, {
+          check: async (_req, ctx) => {
+            await answer(ctx.signal);
+            return create(health.CheckResponseSchema, { service: 'test', healthy: true });
+          },
+        }),
+      logger: createLogger('clients-test', 'silent'),
+      registry: new client.Registry(),
+    });
+    url = `http://127.0.0.1:${await listen(server, 0, '127.0.0.1')}`;
+  });
+  afterAll(() => closeServer(server, 100));
+
+  it('keeps retrying for its whole budget, past the timeout of one try', async () => {
+    // Away for 1 s; each try may take 300 ms, the retries 2 s.
+    const until = Date.now() + 1000;
+    answer = async () => {
+      if (Date.now() < until) throw new ConnectError('away', Code.Unavailable);
+    };
+    const checks = serviceClient(health.HealthService, url, { retryUnavailableMs: 2000, timeoutMs: 300 });
+    await expect(checks.check({})).resolves.toMatchObject({ healthy: true });
+    expect(Date.now()).toBeGreaterThanOrEqual(until);
+  });
+
+  it('gives each try its own timeout: a try without an answer is DeadlineExceeded, not retried', async () => {
+    let tries = 0;
+    answer = async (signal) => {
+      tries++;
+      // Held until the client gives the try up.
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      throw new ConnectError('given up', Code.Canceled);
+    };
+    const checks = serviceClient(health.HealthService, url, { retryUnavailableMs: 5000, timeoutMs: 300 });
+    await expect(checks.check({})).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    expect(tries).toBe(1);
   });
 });

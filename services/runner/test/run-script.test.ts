@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { ActivityCancellationDetails, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createLogger } from '@gef/common';
@@ -33,7 +34,12 @@ class FakeExecutions implements ExecutionsApi {
   /** Called as the attempt is granted (before the runner has its answer). */
   onStart: (() => void) | undefined;
 
+  /** Failures the next calls to startAttempt answer with, one each. */
+  startFailures: Error[] = [];
+
   async startAttempt(): Promise<AttemptGrant> {
+    const failure = this.startFailures.shift();
+    if (failure) throw failure;
     this.onStart?.();
     return this.proceed ? { ...this.grant, proceed: true, reason: '', status: 'RUNNING' } : { ...this.grant, proceed: false, reason: 'ended', status: 'CANCELLED' };
   }
@@ -400,6 +406,15 @@ describe.each([
     expect(t.executions.completed).toHaveLength(1);
     expect(t.executions.completed[0]!.lines.map((l) => l.text)).toContain('The script stopped');
     expect(t.executions.texts()).toContain('The execution was ended from outside: stopping the script (SIGTERM, then SIGKILL after 1 s)');
+  }, 60_000);
+
+  it('waits for an execution service that is away when the attempt is taken; other refusals fail the attempt at once', async () => {
+    const t = await setup('def run(params, logger):\n    return 1\n');
+    t.executions.startFailures = [new ConnectError('away', Code.Unavailable), new ConnectError('slow', Code.DeadlineExceeded)];
+    expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    const refused = await setup('def run(params, logger):\n    return 1\n');
+    refused.executions.startFailures = [new ConnectError('no run spec', Code.FailedPrecondition)];
+    await expect(refused.run()).rejects.toThrow('no run spec');
   }, 60_000);
 
   it('does not start a run that ended or was cancelled meanwhile', async () => {

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from '@gef/common';
 import type { RunScriptHeartbeat, RunScriptInput, RunScriptResult } from '@gef/workflows/activities';
@@ -126,13 +127,19 @@ export function nextAttemptLine(info: Pick<Context['info'], 'attempt' | 'retryPo
   return `The run starts again when a runner takes it (attempt ${info.attempt + 1}${max ? ` of ${max}` : ''})`;
 }
 
-/** Retries a call to the execution service for a while (it may be restarting), until `signal` aborts. */
-async function persistently<T>(call: () => Promise<T>, signal: AbortSignal, attempts = 30): Promise<T> {
+/** A failure that passes: the service or its database away, or an answer that did not come in time. */
+const isPassing = (err: unknown): boolean => [Code.Unavailable, Code.DeadlineExceeded, Code.Aborted].includes(ConnectError.from(err).code);
+
+/**
+ * Retries a call to the execution service for a while (it may be restarting), until `signal`
+ * aborts; only failures `retryable` says are passing (every failure without it).
+ */
+async function persistently<T>(call: () => Promise<T>, signal: AbortSignal, attempts = 30, retryable: (err: unknown) => boolean = () => true): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await call();
     } catch (err) {
-      if (i >= attempts || signal.aborted) throw err;
+      if (i >= attempts || signal.aborted || !retryable(err)) throw err;
       await sleep(Math.min(5000, 100 * 2 ** Math.min(i, 6)), undefined, { signal }).catch(() => undefined);
       if (signal.aborted) throw err;
     }
@@ -166,7 +173,14 @@ export function runScriptActivity(deps: RunScriptDeps) {
     /** Aborted when this attempt is lost (timed out, its worker stopping): its outcome is not waited for. */
     const lost = attemptLostSignal(ctx);
     try {
-      const grant = await deps.executions.startAttempt(input.executionId, attempt, hostname, ctx.cancellationSignal).catch((err: unknown) => {
+      // A service or database away for longer than the client's own retries is waited for
+      // here too, as for the outcome: the run is not failed for an outage it never saw.
+      const grant = await persistently(
+        () => deps.executions.startAttempt(input.executionId, attempt, hostname, ctx.cancellationSignal),
+        ctx.cancellationSignal,
+        30,
+        isPassing,
+      ).catch((err: unknown) => {
         if (!ctx.cancellationSignal.aborted) throw err;
         // Cancelled while the service was being asked (heartbeats deliver cancellations from the start).
         throw ctx.cancellationDetails?.cancelRequested ? new CancelledFailure('cancelled before the run started') : new Error('the runner stopped before the run started');
