@@ -140,3 +140,30 @@ describe('sysvIpcArgs', () => {
     await sandbox.settled();
   }, 30_000);
 });
+
+// A uid whose lock a dead runner left is taken over by one run only, however many start at once.
+(isRoot ? describe : describe.skip)('taking over a uid a dead runner left (as root)', () => {
+  let tmp: string;
+
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gef-sandbox-takeover-'));
+    fs.chmodSync(tmp, 0o711);
+  });
+  afterAll(() => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('gives the one uid to one of two runs opened at once; the other finds none free', async () => {
+    const dirs = await prepareRunnerDirs({ dataDir: tmp, sandboxed: true });
+    const sandbox = new Sandbox({ mode: 'on', prlimit: true, uidBase: 913_000, uidCount: 1, dirs });
+    // The lock of a runner process that is gone (a pid above the kernel's maximum is never alive).
+    fs.writeFileSync(path.join(dirs.uids, '913000'), '4194305');
+    const opened = await Promise.allSettled([sandbox.open('takeover-a'), sandbox.open('takeover-b')]);
+    const runs = opened.filter((o): o is PromiseFulfilledResult<Awaited<ReturnType<Sandbox['open']>>> => o.status === 'fulfilled').map((o) => o.value);
+    expect(runs.map((r) => r.uid)).toEqual([913_000]);
+    expect(opened.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason))).toEqual([expect.stringContaining('all 1 sandbox user ids are in use')]);
+    expect(fs.readFileSync(path.join(dirs.uids, '913000'), 'utf8')).toBe(String(process.pid));
+    expect(fs.readdirSync(dirs.uids)).toEqual(['913000']);
+    await runs[0]!.close();
+  }, 30_000);
+});

@@ -251,24 +251,56 @@ export class Sandbox {
     for (let i = 0; i < uidCount; i++) {
       const uid = uidBase + ((start + i) % uidCount);
       if (this.taken.has(uid)) continue;
-      const lock = path.join(dirs.uids, String(uid));
-      try {
-        await fs.writeFile(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
-        this.taken.add(uid);
-        return uid;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const owner = Number(await fs.readFile(lock, 'utf8').catch(() => ''));
-      if (Number.isInteger(owner) && owner > 0 && (owner === process.pid || isAlive(owner))) continue;
-      // Left by a runner that died: take it over, and first remove what its run left behind.
-      await fs.writeFile(lock, String(process.pid), { mode: 0o600 });
+      // Reserved before anything is awaited: two runs starting at once never try one uid.
       this.taken.add(uid);
-      await killUser(uid);
-      await removeLeftoversOf(uid);
-      return uid;
+      let took = false;
+      try {
+        took = await this.lockUid(uid, path.join(dirs.uids, String(uid)));
+      } finally {
+        if (!took) this.taken.delete(uid);
+      }
+      if (took) return uid;
     }
     throw new Error(`all ${uidCount} sandbox user ids are in use`);
+  }
+
+  /** Takes a uid's lock file: a free one, or one a dead runner left (what its run left is removed first). */
+  private async lockUid(uid: number, lock: string): Promise<boolean> {
+    try {
+      await fs.writeFile(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const stale = await fs.readFile(lock, 'utf8').catch(() => '');
+    const owner = Number(stale);
+    if (Number.isInteger(owner) && owner > 0 && (owner === process.pid || isAlive(owner))) return false;
+    // Left by a runner that died. Another runner of this machine may be taking it over too:
+    // the stale file is moved aside (one of them moves it), checked to be the one read, and
+    // the lock made anew as a free one is ('wx', one of them makes it).
+    const aside = `${lock}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await fs.rename(lock, aside);
+    } catch {
+      return false;
+    }
+    const moved = await fs.readFile(aside, 'utf8').catch(() => '');
+    if (moved !== stale) {
+      // Another runner's lock, made since: it goes back where it was.
+      await fs.link(aside, lock).catch(() => undefined);
+      await fs.rm(aside, { force: true });
+      return false;
+    }
+    await fs.rm(aside, { force: true });
+    try {
+      await fs.writeFile(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+    await killUser(uid);
+    await removeLeftoversOf(uid);
+    return true;
   }
 
   /**
@@ -281,7 +313,12 @@ export class Sandbox {
     const live = new Set<number>();
     for (const name of await fs.readdir(dirs.uids).catch(() => [] as string[])) {
       const uid = Number(name);
-      if (!Number.isInteger(uid)) continue;
+      if (!Number.isInteger(uid)) {
+        // A stale lock moved aside by a takeover that did not finish.
+        const aside = /^(\d+)\.stale-(\d+)-/.exec(name);
+        if (aside && !isAlive(Number(aside[2]))) await fs.rm(path.join(dirs.uids, name), { force: true });
+        continue;
+      }
       const owner = Number(await fs.readFile(path.join(dirs.uids, name), 'utf8').catch(() => ''));
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
         live.add(uid);
