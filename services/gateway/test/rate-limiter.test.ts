@@ -54,6 +54,21 @@ describe('RateLimiter', () => {
     ]);
   });
 
+  it('counts from the first request when several gateway processes make its table at once', async () => {
+    const admin = new Client({ connectionString: pg.url });
+    await admin.connect();
+    await admin.query('drop table if exists rate_limit');
+    await admin.end();
+    // Each its own pool, as each gateway process has; none of them finds the table.
+    const processes = Array.from({ length: 8 }, () => RateLimiter.fromUrl(pg.url, pino({ level: 'silent' })));
+    try {
+      const answers = await Promise.all(processes.map((p, i) => p.hit([{ key: `fresh:${i}`, limit: { max: 0, windowSeconds: 60 } }])));
+      expect(answers.map(([a]) => a!.allowed)).toEqual(Array(8).fill(false));
+    } finally {
+      await Promise.all(processes.map((p) => p.close()));
+    }
+  });
+
   it('lets requests through when the database cannot answer', async () => {
     const away = RateLimiter.fromUrl('postgres://nobody:nothing@127.0.0.1:1/none', pino({ level: 'silent' }));
     try {
