@@ -272,6 +272,22 @@ def run(params, logger):
         pass
 `;
 
+/**
+ * The same spin in four processes, each far inside the CPU time of one (8 s) when the four
+ * have used it together.
+ */
+const forkedSpinMain = `import os
+
+def run(params, logger):
+    logger.info("uid=%d" % os.getuid())
+    for _ in range(3):
+        if os.fork() == 0:
+            while True:
+                pass
+    while True:
+        pass
+`;
+
 /** One file past the file size limit. */
 const bigFileMain = `import os
 
@@ -369,7 +385,7 @@ it('contains every hostile script, says which limit ended it, and leaves the run
   // Each user runs at most 3 scripts at once: the cases are spread over users.
   const [victimUser, probeUser, bombUser, memoryUser, limitsUser] = await Promise.all([newUser('hostile-victim'), newUser('hostile-probe'), newUser('hostile-bomb'), newUser('hostile-memory'), newUser('hostile-limits')]);
   const publish = (user: Account, label: string, main: string, config: Record<string, unknown> = {}) => publishScript(user.token, `Hostile ${label} ${unique()}`, main, config);
-  const [normal, victim, probe, forkBomb, memory, forkedMemory, spin, bigFile, fillDisk] = await Promise.all([
+  const [normal, victim, probe, forkBomb, memory, forkedMemory, spin, forkedSpin, bigFile, fillDisk] = await Promise.all([
     publish(victimUser, 'Normal', normalMain),
     publish(victimUser, 'Victim', victimMain),
     publish(probeUser, 'Probe', probeMain),
@@ -377,6 +393,7 @@ it('contains every hostile script, says which limit ended it, and leaves the run
     publish(memoryUser, 'Memory', memoryMain, { memory_limit: 300 * MiB }),
     publish(memoryUser, 'Forked Memory', forkedMemoryMain, { memory_limit: 300 * MiB }),
     publish(limitsUser, 'Spin', spinMain, { cpu_limit: 0.05, timeout: 60 }),
+    publish(limitsUser, 'Forked Spin', forkedSpinMain, { cpu_limit: 0.05, timeout: 60 }),
     publish(limitsUser, 'Big File', bigFileMain),
     publish(bombUser, 'Fill Disk', fillDiskMain, { timeout: 300 }),
   ]);
@@ -390,7 +407,7 @@ it('contains every hostile script, says which limit ended it, and leaves the run
     const fileMiB = Math.ceil((fileLimit * 1.5) / MiB);
     const fileCount = Math.max(4, Math.ceil((diskQuota * 4) / fileLimit));
     const fileEach = Math.max(1, Math.floor((fileLimit * 0.9) / MiB));
-    const [probeRun, bombRun, memoryRun, forkedMemoryRun, spinRun, bigFileRun, fillDiskRun, alongside] = await Promise.all([
+    const [probeRun, bombRun, memoryRun, forkedMemoryRun, spinRun, forkedSpinRun, bigFileRun, fillDiskRun, alongside] = await Promise.all([
       runScript(probeUser.token, probe.slug, {
         body: { victim: victimRun.id, runner_pid: runnerPid, others: sandboxProcesses(uidFirst, uidLast), uid_first: uidFirst, uid_last: uidLast, data_dir: stack.dataDir, gate: victimGate.path },
       }),
@@ -398,6 +415,7 @@ it('contains every hostile script, says which limit ended it, and leaves the run
       runScript(memoryUser.token, memory.slug),
       runScript(memoryUser.token, forkedMemory.slug),
       runScript(limitsUser.token, spin.slug),
+      runScript(limitsUser.token, forkedSpin.slug),
       runScript(limitsUser.token, bigFile.slug, { body: { mib: fileMiB } }),
       runScript(bombUser.token, fillDisk.slug, { body: { files: fileCount, file_mib: fileEach } }),
       runScript(victimUser.token, normal.slug),
@@ -407,12 +425,13 @@ it('contains every hostile script, says which limit ended it, and leaves the run
       const done = await waitForExecution(user.token, run.id, undefined, 400_000);
       return { status: done.status as string, results: done.results, log: await executionLog(user.token, run.id) };
     };
-    const [probed, bombed, memoryHog, forkedHog, spun, big, filled, normalAlongside] = await Promise.all([
+    const [probed, bombed, memoryHog, forkedHog, spun, forkedSpun, big, filled, normalAlongside] = await Promise.all([
       outcome(probeUser, probeRun),
       outcome(bombUser, bombRun),
       outcome(memoryUser, memoryRun),
       outcome(memoryUser, forkedMemoryRun),
       outcome(limitsUser, spinRun),
+      outcome(limitsUser, forkedSpinRun),
       outcome(limitsUser, bigFileRun),
       outcome(bombUser, fillDiskRun),
       outcome(victimUser, alongside),
@@ -465,6 +484,8 @@ it('contains every hostile script, says which limit ended it, and leaves the run
     await expectLimit('allocation', memoryHog, /^Memory limit exceeded: .*300 MiB/);
     await expectLimit('forked allocations', forkedHog, /^Memory limit exceeded: the script's processes went past their limit of 300 MiB together/);
     await expectLimit('spin', spun, /^CPU time limit exceeded/);
+    // Each process far inside the limit of one: stopped for what they used together.
+    await expectLimit('forked spin', forkedSpun, /^CPU time limit exceeded: the script's processes used [\d.]+ s of CPU time together, more than its limit of 8 s/);
     await expectLimit('big file', big, /^File size limit exceeded/);
     await expectLimit('disk', filled, /^Disk quota exceeded/);
     expect(filled.log.some((l) => l.text.startsWith('wrote '))).toBe(false);

@@ -80,14 +80,41 @@ describe('closing a sandbox run with a memory group', () => {
 
     // The run's group (the one its processes entered), killed on its own.
     const group = await openRunGroup(groups, `uid-${run.uid}`);
-    expect(fs.readFileSync(group.procs, 'utf8').split('\n')).toContain(String(pid));
+    const memberFiles = group.procs.split(':');
+    for (const file of memberFiles) expect(fs.readFileSync(file, 'utf8').split('\n')).toContain(String(pid));
     expect(await group.killAll()).toBe(true);
     expect(alive(pid)).toBe(false);
-    expect(fs.readFileSync(group.procs, 'utf8')).toBe('');
+    for (const file of memberFiles) expect(fs.readFileSync(file, 'utf8')).toBe('');
 
     await run.close();
     expect(fs.existsSync(run.dir)).toBe(false);
-    expect(fs.existsSync(path.dirname(group.procs))).toBe(false);
+    for (const file of memberFiles) expect(fs.existsSync(path.dirname(file))).toBe(false);
+  }, 30_000);
+
+  // RLIMIT_CPU counts each process alone; the run's groups count them all, those that ended too.
+  maybe("counts the CPU time of the run's processes together, forked and ended ones included", async () => {
+    if (!groups) {
+      expect(sandbox.settings.memoryGroups).toBeUndefined();
+      return;
+    }
+    const run = await sandbox.open('cpu-test');
+    const spin = [
+      'import os, time',
+      'def spin(seconds):',
+      '    end = time.process_time() + seconds',
+      '    while time.process_time() < end: pass',
+      'children = [pid for pid in (os.fork() for _ in range(3)) if pid != 0 or (spin(0.4), os._exit(0))]',
+      'for pid in children: os.waitpid(pid, 0)',
+    ].join('\n');
+    const { command, args } = run.wrap('python3', ['-c', spin], { memoryBytes: 512 * 1024 ** 2, cpuSeconds: 60, processes: 16, openFiles: 64, fileBytes: 1024 ** 2 });
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn(command, args, { stdio: 'ignore', cwd: run.dir, env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
+      p.once('error', reject);
+      p.once('close', () => resolve());
+    });
+    // Three children of 0.4 s each, all ended: 1.2 s at least, where CPU time is counted.
+    expect(run.cpuSeconds()).toBeGreaterThanOrEqual(1.2);
+    await run.close();
   }, 30_000);
 
   // What a run does the moment its script ends (output still held open by a stray process):

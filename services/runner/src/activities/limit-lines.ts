@@ -11,6 +11,8 @@ export interface LimitEvidence {
   oomKills: number;
   /** Bytes the run's files took on disk when it was stopped for it. */
   diskBytes?: number;
+  /** CPU seconds the run's processes had used together when it was stopped for it. */
+  cpuSeconds?: number;
   maxDiskBytes: number;
 }
 
@@ -19,12 +21,15 @@ export interface LimitEvidence {
  * known of its end: an exit signal (SIGXCPU, SIGXFSZ, SIGKILL with the kernel's OOM kill in
  * the run's memory group), the error the script failed with (Python turns a refused
  * allocation into MemoryError, a write past the file size limit into EFBIG, a refused fork
- * into EAGAIN) or the runner's own disk check. Undefined when no limit is the cause.
+ * into EAGAIN) or the runner's own disk and CPU checks. Undefined when no limit is the cause.
  */
 export function limitLine(evidence: LimitEvidence): string | undefined {
   const { outcome, limits, oomKills } = evidence;
   if (evidence.diskBytes !== undefined) {
     return `Disk quota exceeded: the script's files took ${mib(evidence.diskBytes)}, more than its limit of ${mib(evidence.maxDiskBytes)}; the script was stopped`;
+  }
+  if (evidence.cpuSeconds !== undefined) {
+    return `CPU time limit exceeded: the script's processes used ${evidence.cpuSeconds.toFixed(1)} s of CPU time together, more than its limit of ${Math.ceil(limits.cpuSeconds)} s; the script was stopped`;
   }
   if (oomKills > 0) {
     return `Memory limit exceeded: the script's processes went past their limit of ${mib(limits.memoryBytes)} together; the kernel killed ${oomKills === 1 ? 'one of them' : `${oomKills} of them`}`;

@@ -227,9 +227,11 @@ export function runScriptActivity(deps: RunScriptDeps) {
       let tree: CachedPath | undefined;
       /** The run's environment, held until the script's processes are gone. */
       let environment: Environment | undefined;
-      let diskWatch: NodeJS.Timeout | undefined;
+      let limitWatch: NodeJS.Timeout | undefined;
       /** Bytes the run's files took when it was stopped for its disk quota. */
       let diskExceeded: number | undefined;
+      /** CPU seconds the run's processes had used together when it was stopped for them. */
+      let cpuExceeded: number | undefined;
       let oomKills = 0;
       try {
         try {
@@ -322,23 +324,35 @@ export function runScriptActivity(deps: RunScriptDeps) {
               running.stop(reason);
             };
             if (stopReason) stopProcess(stopReason);
-            // The disk quota: RLIMIT_FSIZE bounds one file, not how many a script writes.
+            // The disk quota and the CPU time of the run's processes together: RLIMIT_FSIZE
+            // bounds one file, not how many a script writes, and RLIMIT_CPU one process, not
+            // how many it forks (CPU time is read from the run's memory group, where kept).
             const watched = sandboxRun;
             const disk = deps.disk;
+            const maxCpuSeconds = limits.cpuSeconds;
+            const cpuAtStart = watched.cpuSeconds();
             let checking = false;
-            if (disk) diskWatch = setInterval(() => {
-              if (checking || diskExceeded !== undefined) return;
+            limitWatch = setInterval(() => {
+              if (diskExceeded !== undefined || cpuExceeded !== undefined || stopReason) return;
+              const cpu = cpuAtStart === undefined ? undefined : (watched.cpuSeconds() ?? cpuAtStart) - cpuAtStart;
+              if (cpu !== undefined && cpu > maxCpuSeconds) {
+                cpuExceeded = cpu;
+                running.stop('cpu limit');
+                watched.killFound();
+                return;
+              }
+              if (!disk || checking) return;
               checking = true;
               void watched
                 .diskUsage()
                 .then((bytes) => {
-                  if (bytes <= disk.maxBytes || diskExceeded !== undefined || stopReason) return;
+                  if (bytes <= disk.maxBytes || diskExceeded !== undefined || cpuExceeded !== undefined || stopReason) return;
                   diskExceeded = bytes;
                   running.stop('disk quota');
                   watched.killFound();
                 })
                 .finally(() => (checking = false));
-            }, disk.checkMs);
+            }, disk?.checkMs ?? 1000);
             outcome = await running.outcome;
             // Ended: a stop's reason that comes now decides the outcome, with no line of stopping.
             stopProcess = undefined;
@@ -366,7 +380,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
           tree?.release();
           // Heartbeats go on until the attempt's lines are delivered and its outcome recorded
           // (below): a script that wrote faster than they are stored leaves many behind when it ends.
-          clearInterval(diskWatch);
+          clearInterval(limitWatch);
           ctx.cancellationSignal.removeEventListener('abort', onCancel);
         }
 
@@ -392,9 +406,18 @@ export function runScriptActivity(deps: RunScriptDeps) {
           line('ERROR', setupFailure);
         } else {
           // Which limit of the sandbox ended it, if one did (or killed one of its processes).
-          const said = limits && limitLine({ outcome, limits, oomKills, maxDiskBytes: deps.disk?.maxBytes ?? Infinity, ...(diskExceeded !== undefined ? { diskBytes: diskExceeded } : {}) });
+          const said =
+            limits &&
+            limitLine({
+              outcome,
+              limits,
+              oomKills,
+              maxDiskBytes: deps.disk?.maxBytes ?? Infinity,
+              ...(diskExceeded !== undefined ? { diskBytes: diskExceeded } : {}),
+              ...(cpuExceeded !== undefined ? { cpuSeconds: cpuExceeded } : {}),
+            });
           if (said) line('ERROR', said);
-          if (outcome?.kind === 'result' && diskExceeded === undefined) {
+          if (outcome?.kind === 'result' && diskExceeded === undefined && cpuExceeded === undefined) {
             status = 'FINISHED';
             resultsJson = outcome.resultJson;
           } else if (outcome?.kind === 'timeout') {

@@ -19,6 +19,11 @@ export interface MemoryCgroups {
   version: 1 | 2;
   /** This runner's parent group of its runs. */
   root: string;
+  /**
+   * v1: the same parent group in the cpuacct hierarchy, where the runs' CPU time is counted
+   * (v2 counts it in every group); undefined where there is none or it cannot be written.
+   */
+  cpuacctRoot?: string;
 }
 
 const prefix = 'gef-sandbox-';
@@ -43,6 +48,35 @@ function ownGroup(): { version: 1 | 2; dir: string } | undefined {
     return { version: 2, dir: path.join('/sys/fs/cgroup', unified.slice(3)) };
   }
   return undefined;
+}
+
+/** This process's v1 cpuacct group, or undefined. */
+function ownCpuacctGroup(): string | undefined {
+  let lines: string[];
+  try {
+    lines = fsSync.readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+  } catch {
+    return undefined;
+  }
+  for (const line of lines) {
+    const [, controllers, group] = line.split(':');
+    if (controllers?.split(',').includes('cpuacct') && group !== undefined) {
+      const dir = path.join('/sys/fs/cgroup/cpuacct', group);
+      if (fsSync.existsSync(path.join(dir, 'cpuacct.usage'))) return dir;
+    }
+  }
+  return undefined;
+}
+
+/** A runner's parent group in a hierarchy, those of runners that died removed first. */
+async function parentGroup(own: string): Promise<string> {
+  for (const name of await fs.readdir(own).catch(() => [] as string[])) {
+    const pid = Number(name.slice(prefix.length));
+    if (name.startsWith(prefix) && Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)) await removeGroup(path.join(own, name));
+  }
+  const root = path.join(own, `${prefix}${process.pid}`);
+  await fs.mkdir(root, { recursive: true });
+  return root;
 }
 
 /** The processes of a group (none when it is gone). */
@@ -75,12 +109,7 @@ async function removeGroup(dir: string): Promise<void> {
 export async function setUpMemoryCgroups(): Promise<MemoryCgroups> {
   const own = ownGroup();
   if (!own) throw new Error('no memory cgroup hierarchy (/proc/self/cgroup, /sys/fs/cgroup)');
-  for (const name of await fs.readdir(own.dir).catch(() => [] as string[])) {
-    const pid = Number(name.slice(prefix.length));
-    if (name.startsWith(prefix) && Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)) await removeGroup(path.join(own.dir, name));
-  }
-  const root = path.join(own.dir, `${prefix}${process.pid}`);
-  await fs.mkdir(root, { recursive: true });
+  const root = await parentGroup(own.dir);
   if (own.version === 2) {
     // The memory controller for the runs' groups: enabled in the runner's group (refused
     // when that group holds processes and is not the root) and in the parent of the runs.
@@ -92,12 +121,24 @@ export async function setUpMemoryCgroups(): Promise<MemoryCgroups> {
   const trial = await openRunGroup(groups, 'trial');
   await trial.setLimit(64 * 1024 ** 2);
   await trial.remove();
+  // v1 counts CPU time in a hierarchy of its own: without it, runs are not watched for it.
+  const cpuacct = own.version === 1 ? ownCpuacctGroup() : undefined;
+  if (cpuacct) {
+    try {
+      groups.cpuacctRoot = await parentGroup(cpuacct);
+    } catch {
+      // Not writable here.
+    }
+  }
   return groups;
 }
 
 /** One run's memory group. */
 export interface RunGroup {
-  /** Write a pid here to put the process (and what it forks) in the group. */
+  /**
+   * The group's cgroup.procs, and on v1 its cpuacct group's, joined by ':': a pid written
+   * to each puts the process (and what it forks) in the run's groups.
+   */
   procs: string;
   /** The group's memory limit (swap included where the kernel accounts it). */
   setLimit(bytes: number): Promise<void>;
@@ -105,6 +146,11 @@ export interface RunGroup {
   setLimitSync(bytes: number): void;
   /** Processes of the run the kernel killed for going past the limit. */
   oomKills(): number;
+  /**
+   * The CPU time the group's processes used, in seconds, those that ended included
+   * (cgroup v2's cpu.stat, kept in every group); undefined where it is not kept (v1).
+   */
+  cpuSeconds(): number | undefined;
   /**
    * SIGKILL to every process in the group until none is left: a process cannot leave its
    * group, so this finds what the run started wherever it went (another session, a process
@@ -122,6 +168,8 @@ export interface RunGroup {
 export async function openRunGroup(groups: MemoryCgroups, name: string): Promise<RunGroup> {
   const dir = path.join(groups.root, name);
   await fs.mkdir(dir, { recursive: true });
+  const cpuacct = groups.cpuacctRoot && path.join(groups.cpuacctRoot, name);
+  if (cpuacct) await fs.mkdir(cpuacct, { recursive: true });
   const v1 = groups.version === 1;
   const limitFiles = v1 ? ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes'] : ['memory.max', 'memory.swap.max'];
   const values = (bytes: number) => (v1 ? [String(Math.floor(bytes)), String(Math.floor(bytes))] : [String(Math.floor(bytes)), '0']);
@@ -152,7 +200,7 @@ export async function openRunGroup(groups: MemoryCgroups, name: string): Promise
     return pids.length;
   };
   return {
-    procs: path.join(dir, 'cgroup.procs'),
+    procs: [dir, ...(cpuacct ? [cpuacct] : [])].map((d) => path.join(d, 'cgroup.procs')).join(':'),
     setLimit: async (bytes) => {
       setLimitSync(bytes);
       await Promise.resolve();
@@ -166,6 +214,15 @@ export async function openRunGroup(groups: MemoryCgroups, name: string): Promise
         return 0;
       }
     },
+    cpuSeconds() {
+      try {
+        if (v1) return cpuacct ? Number(fsSync.readFileSync(path.join(cpuacct, 'cpuacct.usage'), 'utf8')) / 1e9 : undefined;
+        const usec = /^usage_usec (\d+)$/m.exec(fsSync.readFileSync(path.join(dir, 'cpu.stat'), 'utf8'))?.[1];
+        return usec === undefined ? undefined : Number(usec) / 1e6;
+      } catch {
+        return undefined;
+      }
+    },
     killMembers,
     async killAll(rounds = 100) {
       for (let i = 0; i < rounds; i++) {
@@ -175,13 +232,15 @@ export async function openRunGroup(groups: MemoryCgroups, name: string): Promise
       return groupPids(path.join(dir, 'cgroup.procs')).length === 0;
     },
     async remove() {
-      for (let i = 0; i < 50; i++) {
-        try {
-          await fs.rmdir(dir);
-          return;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-          await new Promise((r) => setTimeout(r, 20));
+      for (const group of [dir, ...(cpuacct ? [cpuacct] : [])]) {
+        for (let i = 0; i < 50; i++) {
+          try {
+            await fs.rmdir(group);
+            break;
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') break;
+            await new Promise((r) => setTimeout(r, 20));
+          }
         }
       }
     },
@@ -191,4 +250,5 @@ export async function openRunGroup(groups: MemoryCgroups, name: string): Promise
 /** Removes this runner's parent group (on shutdown, its runs ended). */
 export async function removeMemoryCgroups(groups: MemoryCgroups): Promise<void> {
   await removeGroup(groups.root);
+  if (groups.cpuacctRoot) await removeGroup(groups.cpuacctRoot);
 }

@@ -39,13 +39,16 @@ function findTool(name: string): string | undefined {
 /** The shell command, run as root in the new mount namespace, that mounts the run's /proc. */
 export const mountPrivateProc = (tools: PrivateProcTools) => `${tools.mount} -t proc -o ${privateProcOptions} proc /proc`;
 
+/** Writes the shell's pid to each file `$0` names (the run's groups' cgroup.procs, joined by ':'). */
+export const enterGroupsScript = 'g="$0"; while :; do echo $$ > "${g%%:*}" || exit 1; case "$g" in *:*) g="${g#*:}" ;; *) break ;; esac; done';
+
 /**
- * The start of a spawned run's chain as root (`$0` the run's memory group's cgroup.procs):
- * into the group, umask 077, then a mount namespace of its own with the run's /proc, then
+ * The start of a spawned run's chain as root (`$0` the run's groups' cgroup.procs):
+ * into the groups, umask 077, then a mount namespace of its own with the run's /proc, then
  * the command (`"$@"`) with exactly the environment given; `unshare` keeps the pid.
  */
 export const enterPrivateProcScript = (tools: PrivateProcTools) =>
-  `echo $$ > "$0" && umask 077 && exec ${tools.unshare} --mount --propagation private /bin/sh -c '${mountPrivateProc(tools)} && unset PWD && exec "$@"' sh "$@"`;
+  `${enterGroupsScript} && umask 077 && exec ${tools.unshare} --mount --propagation private /bin/sh -c '${mountPrivateProc(tools)} && unset PWD && exec "$@"' sh "$@"`;
 
 /**
  * The tools, when this runner can give a process a /proc of its own (tried once, on a

@@ -8,7 +8,7 @@ import { openRunGroup, type MemoryCgroups, type RunGroup } from './memory-cgroup
 import { copyTree, readTree, type TreeManifest } from './tree-copy';
 import type { RunnerDirs } from './runner-dirs';
 import { isAlive } from '../process/is-alive';
-import { enterPrivateProcScript, type PrivateProcTools } from './private-proc';
+import { enterGroupsScript, enterPrivateProcScript, type PrivateProcTools } from './private-proc';
 import { removeSysvIpcOf } from './sysv-ipc';
 
 /** Resource limits of one run (setrlimit through prlimit). */
@@ -103,11 +103,11 @@ function removeWithRm(paths: string[]): Promise<boolean> {
 
 /**
  * What a sandboxed command starts with, as root before the uid is dropped: the process
- * enters the run's memory group ($0: its cgroup.procs, or /dev/null) and files it creates
+ * enters the run's groups ($0: their cgroup.procs joined by ':', or /dev/null) and files it creates
  * are its user's alone (umask 077: another run's user cannot read what it leaves in /tmp).
  * The shell's own PWD is not passed on: the command's environment is exactly the one given.
  */
-const enterScript = 'echo $$ > "$0" && umask 077 && unset PWD && exec "$@"';
+const enterScript = `${enterGroupsScript} && umask 077 && unset PWD && exec "$@"`;
 
 /**
  * Live processes whose effective uid is `uid`, from the owners of /proc/<pid> (a fast scan;
@@ -515,6 +515,11 @@ export class SandboxRun {
   /** Processes of the run the kernel killed for going past its memory limit (cgroups only). */
   oomKills(): number {
     return this.group?.oomKills() ?? 0;
+  }
+
+  /** CPU time the run's processes used together (seconds), where its memory group keeps it. */
+  cpuSeconds(): number | undefined {
+    return this.group?.cpuSeconds();
   }
 
   /**

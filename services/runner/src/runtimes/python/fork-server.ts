@@ -36,7 +36,7 @@ export interface ForkRequest {
   uid?: number;
   /** A mount namespace of its own with a /proc showing only its user's processes (sandbox/private-proc.ts). */
   privateProc?: boolean;
-  /** The run's memory cgroup's cgroup.procs. */
+  /** The run's groups' cgroup.procs, joined by ':' (RunGroup.procs). */
   procs?: string;
   /** Limits set in the child (soft = hard), by the shim's names; null: unlimited. */
   limits?: Record<string, number | null>;

@@ -761,8 +761,10 @@ def _become_run(libc, request, socket_path, server_pid):
         os.setsid()
         procs = request.get("procs")
         if procs:
-            with open(procs, "w") as group:
-                group.write(str(os.getpid()))
+            # The run's groups' cgroup.procs, joined by ':' (memory, and v1's cpuacct).
+            for path in procs.split(":"):
+                with open(path, "w") as group:
+                    group.write(str(os.getpid()))
         token = str(request["token"])
         fds = [_connect(socket_path, token, stream) for stream in (0, 1, 2)]
         os.dup2(fds[0], 0)
