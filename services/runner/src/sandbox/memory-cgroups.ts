@@ -28,42 +28,36 @@ export interface MemoryCgroups {
 
 const prefix = 'gef-sandbox-';
 
-/** Where this process's memory cgroup is (v1 memory hierarchy, else v2), or undefined. */
-function ownGroup(): { version: 1 | 2; dir: string } | undefined {
-  let lines: string[];
+/** This process's lines of /proc/self/cgroup (`id:controllers:group`), or undefined. */
+function ownCgroupLines(): string[] | undefined {
   try {
-    lines = fsSync.readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+    return fsSync.readFileSync('/proc/self/cgroup', 'utf8').split('\n');
   } catch {
     return undefined;
   }
+}
+
+/** This process's group in the v1 hierarchy of `controller`, when `file` shows it is one. */
+function ownV1Group(lines: string[], controller: string, file: string): string | undefined {
   for (const line of lines) {
     const [, controllers, group] = line.split(':');
-    if (controllers?.split(',').includes('memory') && group !== undefined) {
-      const dir = path.join('/sys/fs/cgroup/memory', group);
-      if (fsSync.existsSync(path.join(dir, 'memory.limit_in_bytes'))) return { version: 1, dir };
+    if (controllers?.split(',').includes(controller) && group !== undefined) {
+      const dir = path.join('/sys/fs/cgroup', controller, group);
+      if (fsSync.existsSync(path.join(dir, file))) return dir;
     }
-  }
-  const unified = lines.find((l) => l.startsWith('0::'));
-  if (unified !== undefined && fsSync.existsSync('/sys/fs/cgroup/cgroup.controllers')) {
-    return { version: 2, dir: path.join('/sys/fs/cgroup', unified.slice(3)) };
   }
   return undefined;
 }
 
-/** This process's v1 cpuacct group, or undefined. */
-function ownCpuacctGroup(): string | undefined {
-  let lines: string[];
-  try {
-    lines = fsSync.readFileSync('/proc/self/cgroup', 'utf8').split('\n');
-  } catch {
-    return undefined;
-  }
-  for (const line of lines) {
-    const [, controllers, group] = line.split(':');
-    if (controllers?.split(',').includes('cpuacct') && group !== undefined) {
-      const dir = path.join('/sys/fs/cgroup/cpuacct', group);
-      if (fsSync.existsSync(path.join(dir, 'cpuacct.usage'))) return dir;
-    }
+/** Where this process's memory cgroup is (v1 memory hierarchy, else v2), or undefined. */
+function ownGroup(): { version: 1 | 2; dir: string } | undefined {
+  const lines = ownCgroupLines();
+  if (!lines) return undefined;
+  const v1 = ownV1Group(lines, 'memory', 'memory.limit_in_bytes');
+  if (v1) return { version: 1, dir: v1 };
+  const unified = lines.find((l) => l.startsWith('0::'));
+  if (unified !== undefined && fsSync.existsSync('/sys/fs/cgroup/cgroup.controllers')) {
+    return { version: 2, dir: path.join('/sys/fs/cgroup', unified.slice(3)) };
   }
   return undefined;
 }
@@ -122,7 +116,8 @@ export async function setUpMemoryCgroups(): Promise<MemoryCgroups> {
   await trial.setLimit(64 * 1024 ** 2);
   await trial.remove();
   // v1 counts CPU time in a hierarchy of its own: without it, runs are not watched for it.
-  const cpuacct = own.version === 1 ? ownCpuacctGroup() : undefined;
+  const lines = own.version === 1 ? ownCgroupLines() : undefined;
+  const cpuacct = lines && ownV1Group(lines, 'cpuacct', 'cpuacct.usage');
   if (cpuacct) {
     try {
       groups.cpuacctRoot = await parentGroup(cpuacct);
