@@ -13,6 +13,9 @@ describe('limitLine', () => {
     expect(limitLine({ ...base, outcome: { kind: 'failed', message: 'BlockingIOError: [Errno 11] Resource temporarily unavailable' } })).toMatch(/^Too many processes: .*256/);
     expect(limitLine({ ...base, outcome: { kind: 'failed', message: "RuntimeError: can't start new thread" } })).toMatch(/^Too many processes/);
     expect(limitLine({ ...base, diskBytes: 600 * 1024 ** 2, outcome: { kind: 'stopped', reason: 'disk quota', killed: false } })).toMatch(/^Disk quota exceeded: .*600 MiB.*512 MiB/);
+    expect(limitLine({ ...base, diskBytes: 0, maxDiskEntries: 200_000, outcome: { kind: 'stopped', reason: 'disk quota', killed: false } })).toBe(
+      'Disk quota exceeded: the script made more than 200,000 files and directories; the script was stopped',
+    );
     expect(limitLine({ ...base, cpuSeconds: 12.34, outcome: { kind: 'stopped', reason: 'cpu limit', killed: false } })).toMatch(
       /^CPU time limit exceeded: the script's processes used 12\.3 s of CPU time together, more than its limit of \d+ s/,
     );

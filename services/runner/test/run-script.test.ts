@@ -104,6 +104,8 @@ describe.each([
       gone?: boolean;
       unreachable?: boolean;
       logMaxBytes?: number;
+      /** The runner's disk quota (none without it). */
+      disk?: { maxBytes: number; checkMs: number; maxEntries?: number };
       /** More files in the archive. */
       files?: Record<string, string>;
       /** Caches of the test's own (else the describe's extracted trees and a fresh archive cache). */
@@ -159,6 +161,7 @@ describe.each([
       locale: { LANG: 'C.UTF-8' },
       defaults,
       killGraceMs: 500,
+      ...(over.disk ? { disk: over.disk } : {}),
       heartbeatIntervalMs: 100,
       logFlushMs: 20,
       logMaxLines: 1000,
@@ -337,6 +340,13 @@ describe.each([
     await expect(t.run()).rejects.toThrow('the archive store did not answer');
     expect(t.executions.completed).toHaveLength(0);
     expect(t.executions.lines.at(-1)).toMatchObject({ level: 'WARNING', text: expect.stringMatching(/^This attempt failed on runner .*: the archive store did not answer$/) });
+  }, 60_000);
+
+  it('stops a run that makes more files than it may, empty ones too (they take no blocks, but inodes)', async () => {
+    const main = 'import os, time\ndef run(params, logger):\n    for i in range(500):\n        open("f%d" % i, "w").close()\n    time.sleep(30)\n';
+    const t = await setup(main, { disk: { maxBytes: 1024 ** 3, checkMs: 100, maxEntries: 200 } });
+    expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });
+    expect(t.executions.texts()).toContain('Disk quota exceeded: the script made more than 200 files and directories; the script was stopped');
   }, 60_000);
 
   it('records FAILED with a line saying so at the timeout', async () => {

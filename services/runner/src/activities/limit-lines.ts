@@ -11,6 +11,8 @@ export interface LimitEvidence {
   oomKills: number;
   /** Bytes the run's files took on disk when it was stopped for it. */
   diskBytes?: number;
+  /** Set when it was stopped for having more files and directories than this. */
+  maxDiskEntries?: number;
   /** CPU seconds the run's processes had used together when it was stopped for it. */
   cpuSeconds?: number;
   maxDiskBytes: number;
@@ -25,6 +27,9 @@ export interface LimitEvidence {
  */
 export function limitLine(evidence: LimitEvidence): string | undefined {
   const { outcome, limits, oomKills } = evidence;
+  if (evidence.maxDiskEntries !== undefined) {
+    return `Disk quota exceeded: the script made more than ${evidence.maxDiskEntries.toLocaleString('en')} files and directories; the script was stopped`;
+  }
   if (evidence.diskBytes !== undefined) {
     return `Disk quota exceeded: the script's files took ${mib(evidence.diskBytes)}, more than its limit of ${mib(evidence.maxDiskBytes)}; the script was stopped`;
   }

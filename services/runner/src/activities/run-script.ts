@@ -15,7 +15,7 @@ import { ExecutionLogSink, type BatchReply, type LineLevel, type LogBatch, type 
 import type { ForkServer } from '../runtimes/python/fork-server';
 import type { InterpreterPool } from '../runtimes/python/interpreter-pool';
 import { PythonInterpreter, type PythonOutcome } from '../runtimes/python/run-python';
-import type { Sandbox, SandboxLimits, SandboxRun } from '../sandbox/sandbox';
+import { maxRunEntries, type Sandbox, type SandboxLimits, type SandboxRun } from '../sandbox/sandbox';
 import { withoutUrlCredentials } from '../environments/url-credentials';
 
 /** A run as the execution service hands it to a runner (StartExecutionAttempt). */
@@ -82,7 +82,8 @@ export interface RunScriptDeps {
   locale: Record<string, string>;
   defaults: Omit<SandboxLimits, 'cpuSeconds'>;
   /** What a run's files may take on disk, checked every `checkMs` (the run is stopped past it); none: no quota. */
-  disk?: { maxBytes: number; checkMs: number };
+  /** The disk quota of a run, checked every `checkMs`; `maxEntries`: its most files and directories (maxRunEntries). */
+  disk?: { maxBytes: number; checkMs: number; maxEntries?: number };
   killGraceMs: number;
   heartbeatIntervalMs: number;
   logFlushMs: number;
@@ -228,8 +229,8 @@ export function runScriptActivity(deps: RunScriptDeps) {
       /** The run's environment, held until the script's processes are gone. */
       let environment: Environment | undefined;
       let limitWatch: NodeJS.Timeout | undefined;
-      /** Bytes the run's files took when it was stopped for its disk quota. */
-      let diskExceeded: number | undefined;
+      /** What the run's files took when it was stopped for its disk quota. */
+      let diskExceeded: { bytes: number; complete: boolean } | undefined;
       /** CPU seconds the run's processes had used together when it was stopped for them. */
       let cpuExceeded: number | undefined;
       let oomKills = 0;
@@ -344,10 +345,10 @@ export function runScriptActivity(deps: RunScriptDeps) {
               if (!disk || checking) return;
               checking = true;
               void watched
-                .diskUsage()
-                .then((bytes) => {
-                  if (bytes <= disk.maxBytes || diskExceeded !== undefined || cpuExceeded !== undefined || stopReason) return;
-                  diskExceeded = bytes;
+                .diskUsage(disk.maxEntries)
+                .then((usage) => {
+                  if ((usage.complete && usage.bytes <= disk.maxBytes) || diskExceeded !== undefined || cpuExceeded !== undefined || stopReason) return;
+                  diskExceeded = usage;
                   running.stop('disk quota');
                   watched.killFound();
                 })
@@ -413,7 +414,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
               limits,
               oomKills,
               maxDiskBytes: deps.disk?.maxBytes ?? Infinity,
-              ...(diskExceeded !== undefined ? { diskBytes: diskExceeded } : {}),
+              ...(diskExceeded !== undefined ? { diskBytes: diskExceeded.bytes, ...(diskExceeded.complete ? {} : { maxDiskEntries: deps.disk?.maxEntries ?? maxRunEntries }) } : {}),
               ...(cpuExceeded !== undefined ? { cpuSeconds: cpuExceeded } : {}),
             });
           if (said) line('ERROR', said);

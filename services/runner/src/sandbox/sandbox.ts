@@ -11,6 +11,13 @@ import { isAlive } from '../process/is-alive';
 import { enterGroupsScript, enterPrivateProcScript, type PrivateProcTools } from './private-proc';
 import { removeSysvIpcOf } from './sysv-ipc';
 
+/**
+ * The most files and directories a run may have (its directory and its files in the shared
+ * temporary directories): more are not counted, and the run is stopped as over its disk
+ * quota. Empty files take no blocks, but each takes an inode the machine's other runs need.
+ */
+export const maxRunEntries = 200_000;
+
 /** Resource limits of one run (setrlimit through prlimit). */
 export interface SandboxLimits {
   /** Address space (RLIMIT_AS), bytes. */
@@ -524,9 +531,10 @@ export class SandboxRun {
 
   /**
    * Bytes on disk the run's files take: its directory and, when isolated, what its user
-   * has in the shared temporary directories. At most `maxEntries` entries are looked at.
+   * has in the shared temporary directories. At most `maxEntries` entries are looked at:
+   * `complete` is false when there were more (the run made more files than it may).
    */
-  async diskUsage(maxEntries = 200_000): Promise<number> {
+  async diskUsage(maxEntries = maxRunEntries): Promise<{ bytes: number; complete: boolean }> {
     let bytes = 0;
     let entries = 0;
     const seen = new Set<number>();
@@ -547,7 +555,7 @@ export class SandboxRun {
     if (this.uid !== undefined) {
       for (const full of leftoversOf(this.uid)) await walk(full);
     }
-    return bytes;
+    return { bytes, complete: entries <= maxEntries };
   }
 
   /**
