@@ -349,6 +349,13 @@ describe.each([
     expect(t.executions.texts()).toContain('Disk quota exceeded: the script made more than 200 files and directories; the script was stopped');
   }, 60_000);
 
+  (isRoot ? it : it.skip)('counts the files a run holds open after deleting them against its disk quota', async () => {
+    const main = 'import os, time\ndef run(params, logger):\n    f = open("hidden", "wb")\n    os.unlink("hidden")\n    f.write(b"x" * (8 * 1024 * 1024))\n    f.flush()\n    time.sleep(30)\n';
+    const t = await setup(main, { disk: { maxBytes: 4 * 1024 ** 2, checkMs: 100 } });
+    expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });
+    expect(t.executions.texts().find((l) => l.startsWith('Disk quota exceeded'))).toMatch(/files took 8 MiB, more than its limit of 4 MiB/);
+  }, 60_000);
+
   it('records FAILED with a line saying so at the timeout', async () => {
     const t = await setup('import time\ndef run(params, logger):\n    time.sleep(30)\n', { timeoutSeconds: 1 });
     expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });

@@ -155,6 +155,8 @@ export interface RunGroup {
   killAll(rounds?: number): Promise<boolean>;
   /** One round of killAll, at once: SIGKILL to the processes in the group now; how many. */
   killMembers(): number;
+  /** The processes in the group now. */
+  members(): number[];
   /** Removes the group (its processes gone), retrying while the kernel lets them go. */
   remove(): Promise<void>;
 }
@@ -219,6 +221,7 @@ export async function openRunGroup(groups: MemoryCgroups, name: string): Promise
       }
     },
     killMembers,
+    members: () => groupPids(path.join(dir, 'cgroup.procs')),
     async killAll(rounds = 100) {
       for (let i = 0; i < rounds; i++) {
         if (killMembers() === 0) return true;

@@ -531,7 +531,7 @@ export class SandboxRun {
 
   /**
    * Bytes on disk the run's files take: its directory and, when isolated, what its user
-   * has in the shared temporary directories. At most `maxEntries` entries are looked at:
+   * has in the shared temporary directories and the files its processes hold open deleted. At most `maxEntries` entries are looked at:
    * `complete` is false when there were more (the run made more files than it may).
    */
   async diskUsage(maxEntries = maxRunEntries): Promise<{ bytes: number; complete: boolean }> {
@@ -554,8 +554,34 @@ export class SandboxRun {
     await walk(this.dir);
     if (this.uid !== undefined) {
       for (const full of leftoversOf(this.uid)) await walk(full);
+      bytes += await this.deletedOpenFileBytes();
     }
     return { bytes, complete: entries <= maxEntries };
+  }
+
+  /**
+   * Bytes of files the run's processes hold open after deleting them: no directory shows
+   * them, yet they fill the disk until closed. Read from /proc/<pid>/fd of each process of
+   * the run (its memory group's, else its uid's).
+   */
+  private async deletedOpenFileBytes(): Promise<number> {
+    let bytes = 0;
+    const counted = new Set<string>();
+    const pids = this.group ? this.group.members() : this.uid !== undefined ? processesOf(this.uid) : [];
+    for (const pid of pids) {
+      const fdDir = `/proc/${pid}/fd`;
+      for (const fd of await fs.readdir(fdDir).catch(() => [] as string[])) {
+        const target = await fs.readlink(path.join(fdDir, fd)).catch(() => '');
+        if (!target.startsWith('/') || !target.endsWith(' (deleted)')) continue;
+        const stat = await fs.stat(path.join(fdDir, fd)).catch(() => undefined);
+        if (!stat?.isFile()) continue;
+        const key = `${stat.dev}:${stat.ino}`;
+        if (counted.has(key)) continue;
+        counted.add(key);
+        bytes += stat.blocks * 512;
+      }
+    }
+    return bytes;
   }
 
   /**
