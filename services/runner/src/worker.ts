@@ -55,6 +55,8 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
     builds: {
       sandbox: sandboxOf(config.sandboxUids.builds),
       limits: { memoryBytes: config.SANDBOX_MEMORY_BYTES, cpuSeconds: Infinity, processes: config.SANDBOX_MAX_PROCESSES, openFiles: config.SANDBOX_MAX_OPEN_FILES, fileBytes: config.SANDBOX_MAX_FILE_BYTES },
+      // A run's disk quota; measured less often than a run's (an environment holds thousands of files).
+      disk: { maxBytes: config.SANDBOX_MAX_DISK_BYTES, checkMs: Math.max(5000, config.SANDBOX_DISK_CHECK_MS) },
     },
   };
   // Leftovers of both kinds of user (their locks share one directory).

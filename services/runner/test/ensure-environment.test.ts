@@ -241,6 +241,27 @@ describe('ensureEnvironment', () => {
     expect(asScript.toString().trim()).toBe('1.17.0');
   }, 300_000);
 
+  it('stops a build that puts more than its disk quota on disk, for good, leaving nothing behind', async () => {
+    // Every Python of the build writes 16 MiB into its home, then lingers.
+    const hooks = path.join(tmp, 'filling-hooks');
+    fs.mkdirSync(hooks, { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(hooks, 'sitecustomize.py'),
+      ['import os, time', 'with open(os.path.join(os.environ["HOME"], "fill-%d" % os.getpid()), "wb") as f:', '    f.write(b"x" * (16 * 1024 * 1024))', 'time.sleep(20)'].join('\n'),
+      { mode: 0o644 },
+    );
+    const filling: EnvironmentSettings = {
+      ...settings,
+      processEnv: { ...settings.processEnv, PYTHONPATH: hooks, GEF_TEST_UID_LOG: '' },
+      builds: { ...settings.builds!, disk: { maxBytes: 8 * 1024 ** 2, checkMs: 100 } },
+    };
+    const err = await ensureEnvironment(filling, 'python3', '# fills the disk\n').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EnvironmentError);
+    expect(err).toMatchObject({ retryable: false, message: expect.stringMatching(/^the build put more than its disk quota of 8 MiB on disk/) });
+    expect(fs.readdirSync(path.join(dirs.root, 'environments')).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    expect(fs.readdirSync(dirs.uids)).toEqual([]);
+  }, 120_000);
+
   it('writes its record anew, never through a link or a FIFO the build left at its name', async () => {
     // Files of root's that a build must not reach through the runner.
     const victim = path.join(tmp, 'victim');

@@ -24,7 +24,11 @@ export interface EnvironmentSettings {
    * (pip runs the build code of the packages it installs, and requirements are the script
    * owner's to choose), with these limits. Without it, builds run as the runner.
    */
-  builds?: { sandbox: Sandbox; limits: SandboxLimits };
+  /**
+   * Builds as users of their own, with these limits; `disk`: what a build may put on disk
+   * (the environment, its user's home and temporary files), checked every `checkMs`.
+   */
+  builds?: { sandbox: Sandbox; limits: SandboxLimits; disk?: { maxBytes: number; checkMs: number } };
   /**
    * The environments kept within a byte budget (least recently used removed first, never one
    * in use, one removed built again when needed). Without it, environments are kept for good.
@@ -69,6 +73,10 @@ const inFlight = new Map<string, Promise<Environment>>();
  */
 const known = new Set<string>();
 
+/** A build stopped for its disk use: not retried (it would do the same again). */
+const overQuota = (maxBytes: number, bytes: number) =>
+  new EnvironmentError(`the build put more than its disk quota of ${Math.round(maxBytes / 1024 ** 2)} MiB on disk (${Math.round(bytes / 1024 ** 2)} MiB)`, false);
+
 const environmentsDir = (settings: EnvironmentSettings) => path.join(path.resolve(settings.dataDir), 'environments');
 
 const isReady = isEnvironmentReady;
@@ -93,19 +101,48 @@ async function build(settings: EnvironmentSettings, runtime: string, requirement
     if (buildUid !== undefined) await fs.chown(tmp, buildUid, buildUid);
     const place = builder;
     const limits = settings.builds?.limits;
-    await buildPythonEnvironment(tmp, requirements, {
-      python: settings.python,
-      // The build's user has its own home (removed with it) and no cache shared with other builds.
-      env: place ? { ...settings.processEnv, HOME: place.dir, TMPDIR: place.dir } : settings.processEnv,
-      pipTimeoutMs: settings.pipTimeoutMs,
-      ...(place && limits
-        ? { wrap: (command: string, args: string[]) => place.wrap(command, args, limits), requirementsFile: path.join(place.dir, 'gef-requirements.txt') }
-        : { pipCacheDir: path.join(path.resolve(settings.dataDir), 'cache', 'pip') }),
-      onLine,
-      // Written at once, so a runner started after this one is killed can stop what it left running.
-      onProcess: (pgid) => writeFileSync(buildProcessFile(tmp), `${pgid}\n`),
-      ...(hooks.signal ? { signal: hooks.signal } : {}),
-    });
+    // A build's disk use: pip runs the build code of what is required, which may write
+    // anything anywhere its user may. Past the quota the build is stopped and fails for good.
+    const disk = place ? settings.builds?.disk : undefined;
+    const quota = new AbortController();
+    let diskExceeded: number | undefined;
+    let measuring = false;
+    const watch =
+      disk &&
+      setInterval(() => {
+        if (measuring || diskExceeded !== undefined) return;
+        measuring = true;
+        void Promise.all([treeBytes(tmp).catch(() => 0), place!.diskUsage()])
+          .then(([environment, home]) => {
+            const bytes = environment + home.bytes;
+            if (bytes <= disk.maxBytes && home.complete) return;
+            diskExceeded = bytes;
+            quota.abort();
+          })
+          .finally(() => (measuring = false));
+      }, disk.checkMs);
+    const signal = hooks.signal ? AbortSignal.any([hooks.signal, quota.signal]) : quota.signal;
+    try {
+      await buildPythonEnvironment(tmp, requirements, {
+        python: settings.python,
+        // The build's user has its own home (removed with it) and no cache shared with other builds.
+        env: place ? { ...settings.processEnv, HOME: place.dir, TMPDIR: place.dir } : settings.processEnv,
+        pipTimeoutMs: settings.pipTimeoutMs,
+        ...(place && limits
+          ? { wrap: (command: string, args: string[]) => place.wrap(command, args, limits), requirementsFile: path.join(place.dir, 'gef-requirements.txt') }
+          : { pipCacheDir: path.join(path.resolve(settings.dataDir), 'cache', 'pip') }),
+        onLine,
+        // Written at once, so a runner started after this one is killed can stop what it left running.
+        onProcess: (pgid) => writeFileSync(buildProcessFile(tmp), `${pgid}\n`),
+        signal,
+      });
+    } catch (err) {
+      if (diskExceeded !== undefined) throw overQuota(disk!.maxBytes, diskExceeded);
+      throw err;
+    } finally {
+      clearInterval(watch);
+    }
+    if (diskExceeded !== undefined) throw overQuota(disk!.maxBytes, diskExceeded);
     await fs.rm(buildProcessFile(tmp), { force: true });
     if (place && buildUid !== undefined) {
       // Nothing the build started may change the environment once it is the runner's.
