@@ -99,8 +99,8 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
       activities: createRunnerActivities({
         python: config.PYTHON,
         environments,
-        appendBuildLog: async (ref, lines, signal) => {
-          await scripts.appendBuildLog(create(script.AppendBuildLogRequestSchema, { ...ref, lines }), signal ? { signal } : {});
+        appendBuildLog: async (ref, lines, firstSeq, signal) => {
+          await scripts.appendBuildLog(create(script.AppendBuildLogRequestSchema, { ...ref, lines, firstSeq }), signal ? { signal } : {});
         },
         logger,
         // A build checks its script's entry point, from the archive runs of it will use.

@@ -206,7 +206,7 @@ describe('runner activities heartbeat while they wait for the services', () => {
   function setupBuild(appendBuildLog: (lines: string[], signal?: AbortSignal) => Promise<void>) {
     const activity = prepareEnvironmentActivity({
       environments,
-      appendBuildLog: (_ref, lines, signal) => appendBuildLog(lines, signal),
+      appendBuildLog: (_ref, lines, _firstSeq, signal) => appendBuildLog(lines, signal),
       logger,
       heartbeatIntervalMs,
     });

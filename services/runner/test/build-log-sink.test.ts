@@ -16,11 +16,13 @@ describe('BuildLogSink', () => {
     await sink.close();
   });
 
-  it('keeps order when sends are slow and retries a failed send', async () => {
+  it('keeps order when sends are slow and retries a failed send, with the same numbers', async () => {
     const sent: string[] = [];
+    const numbers: number[] = [];
     let failures = 1;
     const sink = new BuildLogSink(
-      async (lines) => {
+      async (lines, firstSeq) => {
+        numbers.push(firstSeq);
         await new Promise((r) => setTimeout(r, 5));
         if (failures-- > 0) throw new Error('unavailable');
         sent.push(...lines);
@@ -31,6 +33,8 @@ describe('BuildLogSink', () => {
     for (let i = 1; i <= 5; i++) sink.line(String(i));
     await sink.close();
     expect(sent).toEqual(['1', '2', '3', '4', '5']);
+    // Each batch's first line's number; the failed first batch sent again with its own.
+    expect(numbers).toEqual([1, 1, 3, 5]);
   });
 
   it("keeps a build's tool output up to its bound, says so once, and keeps the runner's own lines after it", async () => {

@@ -134,6 +134,21 @@ describe('script service', () => {
       expect((await logTexts(scriptId, userId)).slice(before.length)).toEqual(['Build: Collecting six', 'Build: two lines']);
     });
 
+    it('stores numbered lines sent again (an answer lost) once, and each attempt\'s apart; refuses numbers no column holds', async () => {
+      const token = await signBuildToken(buildTokenSecret, { scriptId, version: 1 });
+      const before = await logTexts(scriptId, userId);
+      const numbered = (attempt: number, firstSeq: number, lines: string[]) =>
+        f.client.appendBuildLog(create(script.AppendBuildLogRequestSchema, { scriptId, version: 1, buildToken: token, lines, attempt, firstSeq }));
+      expect((await numbered(1, 1, ['Collecting pip', 'Downloading pip'])).appended).toBe(2);
+      // The same batch again, then one overlapping it: only what is new is stored.
+      expect((await numbered(1, 1, ['Collecting pip', 'Downloading pip'])).appended).toBe(0);
+      expect((await numbered(1, 2, ['Downloading pip', 'Installing pip'])).appended).toBe(1);
+      // A second attempt numbers from 1 again.
+      expect((await numbered(2, 1, ['Collecting pip'])).appended).toBe(1);
+      expect((await logTexts(scriptId, userId)).slice(before.length)).toEqual(['Build: Collecting pip', 'Build: Downloading pip', 'Build: Installing pip', 'Build: Collecting pip']);
+      expect((await codeOf(numbered(1, 2_147_483_647, ['one too many']))).code).toBe(Code.InvalidArgument);
+    });
+
     it('ends SUCCESS with the environment hash; later lines and a second start are dropped', async () => {
       const token = await signBuildToken(buildTokenSecret, { scriptId, version: 1 });
       await finishScriptBuild(f.deps, { scriptId, version: 1, status: 'SUCCESS', environmentHash: 'e'.repeat(64) });

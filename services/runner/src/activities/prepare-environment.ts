@@ -39,7 +39,8 @@ export interface PrepareEnvironmentDeps {
    * Sends build log lines to the script service (AppendBuildLog, with the version's build
    * token); `signal`: the call is abandoned when it aborts (the build's attempt was lost).
    */
-  appendBuildLog: (ref: { scriptId: string; version: number; buildToken: string }, lines: string[], signal?: AbortSignal) => Promise<void>;
+  /** Lines numbered from `firstSeq` within the build's `attempt`: sent again, stored once. */
+  appendBuildLog: (ref: { scriptId: string; version: number; buildToken: string; attempt: number }, lines: string[], firstSeq: number, signal?: AbortSignal) => Promise<void>;
   logger: Logger;
   heartbeatIntervalMs?: number;
   /** With them, a build whose plan names its archive checks that `src/main.py` compiles. */
@@ -123,10 +124,10 @@ async function checkEntryPoint(
 export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
   return async function prepareEnvironment(input: PrepareEnvironmentInput): Promise<PreparedEnvironment> {
     const ctx = Context.current();
-    const ref = { scriptId: input.scriptId, version: input.version, buildToken: input.buildToken ?? '' };
+    const ref = { scriptId: input.scriptId, version: input.version, buildToken: input.buildToken ?? '', attempt: ctx.info.attempt };
     // A build whose attempt is lost (timed out, its worker stopping) stops sending its log.
     const lost = attemptLostSignal(ctx);
-    const sink = new BuildLogSink((lines) => deps.appendBuildLog(ref, lines, lost), deps.logger);
+    const sink = new BuildLogSink((lines, firstSeq) => deps.appendBuildLog(ref, lines, firstSeq, lost), deps.logger);
     const hostname = os.hostname();
     ctx.heartbeat();
     const heartbeat = setInterval(() => ctx.heartbeat(), deps.heartbeatIntervalMs ?? 3000);

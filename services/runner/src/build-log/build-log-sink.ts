@@ -17,7 +17,9 @@ export const maxBuildLogLines = 20_000;
 
 /**
  * Batches build log lines and sends them in order through `send` (the script service's
- * AppendBuildLog RPC): when a batch is full, or shortly after the first waiting line.
+ * AppendBuildLog RPC): when a batch is full, or shortly after the first waiting line. Lines
+ * are numbered from 1 (`firstSeq`, the number of a batch's first line): a batch sent again
+ * after its answer was lost is stored once.
  */
 export class BuildLogSink {
   private buffer: string[] = [];
@@ -28,9 +30,11 @@ export class BuildLogSink {
   private readonly attempts: number;
   private readonly maxLines: number;
   private taken = 0;
+  /** Lines given a number so far. */
+  private numbered = 0;
 
   constructor(
-    private readonly send: (lines: string[]) => Promise<void>,
+    private readonly send: (lines: string[], firstSeq: number) => Promise<void>,
     private readonly logger: Logger,
     options: BuildLogSinkOptions = {},
   ) {
@@ -61,7 +65,9 @@ export class BuildLogSink {
     if (this.buffer.length === 0) return this.chain;
     const batch = this.buffer;
     this.buffer = [];
-    this.chain = this.chain.then(() => this.deliver(batch));
+    const firstSeq = this.numbered + 1;
+    this.numbered += batch.length;
+    this.chain = this.chain.then(() => this.deliver(batch, firstSeq));
     return this.chain;
   }
 
@@ -70,10 +76,10 @@ export class BuildLogSink {
     await this.flush();
   }
 
-  private async deliver(batch: string[]): Promise<void> {
+  private async deliver(batch: string[], firstSeq: number): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.send(batch);
+        await this.send(batch, firstSeq);
         return;
       } catch (err) {
         if (attempt >= this.attempts) {

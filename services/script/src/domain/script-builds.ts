@@ -1,3 +1,4 @@
+import { InvalidArgument } from '@gef/common';
 import type { ScriptBuildOutcome, ScriptBuildPlan, ScriptBuildRef } from '@gef/workflows/activities';
 import { BuildDispatchRepository } from '../repositories/build-dispatch-repository';
 import { ScriptLogRepository } from '../repositories/script-log-repository';
@@ -73,19 +74,32 @@ export async function finishScriptBuild(deps: Pick<ScriptDeps, 'orm'>, outcome: 
   });
 }
 
+/** The largest value of an integer column. */
+const maxColumnInteger = 2_147_483_647;
+
 /**
  * Build output from a runner holding the version's build token, while that version
- * builds and is the script's current one; otherwise dropped.
+ * builds and is the script's current one; otherwise dropped. Numbered lines are stored once
+ * however often they are sent.
  */
-export async function appendBuildLog(deps: Pick<ScriptDeps, 'orm' | 'buildTokenSecret'>, ref: ScriptBuildRef, buildToken: string, lines: string[]): Promise<number> {
+export async function appendBuildLog(
+  deps: Pick<ScriptDeps, 'orm' | 'buildTokenSecret'>,
+  ref: ScriptBuildRef,
+  buildToken: string,
+  lines: string[],
+  numbering?: { attempt: number; firstSeq: number },
+): Promise<number> {
   await assertBuildToken(deps.buildTokenSecret, buildToken, ref);
+  if (numbering && (numbering.attempt < 1 || numbering.attempt > maxColumnInteger || numbering.firstSeq + lines.length > maxColumnInteger)) {
+    throw new InvalidArgument('attempt and first_seq must be whole numbers from 1 that the log can number', 'invalid_argument');
+  }
   const kept = lines.slice(0, maxLinesPerAppend).map((l) => `${prefix}${oneLine(l)}`);
   return deps.orm.em.fork().transactional(async (em) => {
     const script = await new ScriptRepository(em).lockByIdOrSlug(ref.scriptId);
     if (!script || script.version !== ref.version) return 0;
     const version = await new ScriptVersionRepository(em).find(ref.scriptId, ref.version);
     if (!version || version.status !== 'BUILDING') return 0;
-    return new ScriptLogRepository(em).append(ref.scriptId, ref.version, kept);
+    return new ScriptLogRepository(em).append(ref.scriptId, ref.version, kept, numbering);
   });
 }
 

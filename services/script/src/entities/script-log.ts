@@ -10,6 +10,9 @@ export const ScriptLogSchema = defineEntity({
     /** The version whose build wrote it. */
     version: p.integer().nullable(),
     text: p.text(),
+    /** The runner's attempt at the build and the line's number in its output (runners' lines only). */
+    attempt: p.integer().nullable(),
+    seq: p.integer().nullable(),
     registerDate: p.datetime().fieldName('register_date'),
   }),
 });

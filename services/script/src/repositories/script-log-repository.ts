@@ -14,20 +14,25 @@ export class ScriptLogRepository {
    * batch is dated strictly after the log's last line (a millisecond later when the clock has
    * not moved on), so the CLI polling with `start=<the last date it read>` never skips a
    * batch written in that millisecond. Callers hold the script's row lock, so that last line
-   * is the last committed.
+   * is the last committed. Numbered lines (`numbering`: the runner's attempt, and the first
+   * line's number) already stored are skipped: a batch sent again is stored once. Resolves
+   * to the lines stored.
    */
-  async append(scriptId: string, version: number | null, lines: string[]): Promise<number> {
+  async append(scriptId: string, version: number | null, lines: string[], numbering?: { attempt: number; firstSeq: number }): Promise<number> {
     if (lines.length === 0) return 0;
     const texts = lines.map((l) => (l.length > maxLineLength ? `${l.slice(0, maxLineLength)}…` : l));
-    await this.em.execute(
-      `insert into script_log (script_id, version, text, register_date)
+    const rows = await this.em.execute<{ id: string }[]>(
+      `insert into script_log (script_id, version, text, register_date, attempt, seq)
        select ?, ?, t.text,
          greatest(date_trunc('milliseconds', clock_timestamp()),
-                  (select l.register_date + interval '1 millisecond' from script_log l where l.script_id = ? order by l.id desc limit 1))
-       from unnest(array[?]::text[]) with ordinality as t(text, n) order by t.n`,
-      [scriptId, version, scriptId, texts],
+                  (select l.register_date + interval '1 millisecond' from script_log l where l.script_id = ? order by l.id desc limit 1)),
+         ?::integer, ?::integer + t.n - 1
+       from unnest(array[?]::text[]) with ordinality as t(text, n) order by t.n
+       on conflict (script_id, version, attempt, seq) where seq is not null do nothing
+       returning id`,
+      [scriptId, version, scriptId, numbering?.attempt ?? null, numbering?.firstSeq ?? null, texts],
     );
-    return texts.length;
+    return rows.length;
   }
 
   /** Lines of a script, oldest first, strictly after a date (ISO 8601 text) and/or an id, or at one instant. */
