@@ -132,7 +132,7 @@ const responses = {
   Conflict: errorResponse('The change conflicts with the current state (`conflict`), e.g. a status change of a run that has ended or is being cancelled.'),
   Unprocessable: errorResponse('Well-formed but refused by the rules, e.g. a weak password (`weak_password`).'),
   PayloadTooLarge: errorResponse(
-    'The body, as sent or once inflated, is larger than the limit, or a JSON body holds more than 101,000 values (`payload_too_large`).',
+    'The body, as sent or once inflated, is larger than the limit: 1 MiB by default (`BODY_LIMIT_BYTES`), 64 KiB on the routes anyone may call (logins, registration, password resets) (`payload_too_large`).',
   ),
   UnsupportedMediaType: errorResponse(
     'A Content-Type or Content-Encoding the route does not take (`unsupported_media_type`). Bodies are JSON, optionally gzip or deflate compressed.',

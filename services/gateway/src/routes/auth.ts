@@ -7,7 +7,7 @@ import { clientKey, emailKey, enforceLimits } from '../rate-limit/limits';
 import { rpcOptions } from '../request-context';
 import { parseInput } from '../validation';
 import { callerOf } from '../auth/caller';
-import type { Resource } from './types';
+import { anonymousBodyLimit, type Resource } from './types';
 
 const loginBody = z.object({
   email: z.string().max(1000),
@@ -56,6 +56,7 @@ export const authResource: Resource = {
       path: '/auth',
       operationId: 'login',
       body: 'json',
+      bodyLimit: anonymousBodyLimit,
       handler: async (req, res) => {
         await enforceLimits(limiter, limits, [
           { name: 'login_client', key: clientKey(req) },
@@ -71,6 +72,7 @@ export const authResource: Resource = {
       path: '/auth/refresh',
       operationId: 'refreshToken',
       body: 'json',
+      bodyLimit: anonymousBodyLimit,
       handler: async (req, res) => {
         const session = refreshSessionKey(req);
         await enforceLimits(limiter, limits, [{ name: 'refresh_client', key: clientKey(req) }, ...(session ? [{ name: 'refresh_session' as const, key: session }] : [])]);
@@ -84,6 +86,7 @@ export const authResource: Resource = {
       path: '/auth/logout',
       operationId: 'logout',
       body: 'json',
+      bodyLimit: anonymousBodyLimit,
       handler: async (req, res) => {
         const principal = await auth.require(req);
         const body = parseInput(logoutBody, req.body);
@@ -99,6 +102,7 @@ export const authResource: Resource = {
       path: '/auth/logout-all',
       operationId: 'logoutAll',
       body: 'json',
+      bodyLimit: anonymousBodyLimit,
       handler: async (req, res) => {
         const principal = await auth.require(req);
         const reply = await clients.user.logoutAll({ caller: callerOf(principal) }, rpcOptions(req));

@@ -77,7 +77,7 @@ export function mountRoutes(router: Router, routes: readonly RouteDef[], options
         }
         next();
       };
-      const body = def.body === 'json' ? [jsonBody(options.bodyLimit)] : [];
+      const body = def.body === 'json' ? [jsonBody(Math.min(def.bodyLimit ?? Infinity, options.bodyLimit))] : [];
       route[def.method](tag, ...body, def.handler);
     }
   }

@@ -43,6 +43,9 @@ export interface RouteContext {
   sharedSlots?: SharedSlots;
 }
 
+/** The body limit of routes anyone may call (logins, registration, password resets): their bodies are a few fields. */
+export const anonymousBodyLimit = 64 * 1024;
+
 /** The `executionPages` key of the lists of one owner's executions. */
 export const ownerPagesKey = (userId: string): string => `owner:${userId.toLowerCase()}`;
 /** The `executionPages` key of lists that may hold any user's executions. */
@@ -67,6 +70,11 @@ export interface RouteDef {
   operationId: string;
   /** How the body is read: `json` into `req.body`; `none` (default) leaves it unread. */
   body?: 'none' | 'json';
+  /**
+   * The largest JSON body, as sent and once inflated, when smaller than the gateway's
+   * BODY_LIMIT_BYTES: routes anyone may call read theirs before any check of who asks.
+   */
+  bodyLimit?: number;
   /** False for raw downloads: never compressed, whatever the client accepts. */
   compress?: boolean;
   handler: (req: Request, res: Response) => void | Promise<void>;

@@ -14,7 +14,7 @@ import type { Principal } from '../auth/authenticator';
 import type { ServiceClients } from '../clients';
 import { scriptJson } from './scripts';
 import { fromQgisPlugin, qgisScript } from './qgis-shape';
-import type { Resource } from './types';
+import { anonymousBodyLimit, type Resource } from './types';
 
 /** A user as the REST API shows it. */
 export function userJson(u: user.User | undefined) {
@@ -122,6 +122,7 @@ export const usersResource: Resource = {
         path: '/api/v1/user',
         operationId: 'createUser',
         body: 'json',
+        bodyLimit: anonymousBodyLimit,
         handler: async (req, res) => {
           const principal = await auth.optional(req);
           queryOf(req, []);
@@ -238,6 +239,7 @@ export const usersResource: Resource = {
         path: '/api/v1/user/reset-password',
         operationId: 'resetPassword',
         body: 'json',
+        bodyLimit: anonymousBodyLimit,
         handler: async (req, res) => {
           queryOf(req, []);
           await enforceLimits(limiter, limits, [{ name: 'recover_client', key: clientKey(req) }]);
