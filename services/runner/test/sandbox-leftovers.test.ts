@@ -166,4 +166,20 @@ describe('sysvIpcArgs', () => {
     expect(fs.readdirSync(dirs.uids)).toEqual(['913000']);
     await runs[0]!.close();
   }, 30_000);
+
+  it('gives it to one of two runner processes of the machine taking it at once; leaves a lock being made alone', async () => {
+    const dirs = await prepareRunnerDirs({ dataDir: path.join(tmp, 'two'), sandboxed: true });
+    // Two runners of one machine: sandboxes of their own over the same directories.
+    const [a, b] = [0, 1].map(() => new Sandbox({ mode: 'on', prlimit: true, uidBase: 913_100, uidCount: 1, dirs }));
+    fs.writeFileSync(path.join(dirs.uids, '913100'), '4194305');
+    const opened = await Promise.allSettled([a!.open('takeover-a'), b!.open('takeover-b')]);
+    const runs = opened.filter((o): o is PromiseFulfilledResult<Awaited<ReturnType<Sandbox['open']>>> => o.status === 'fulfilled').map((o) => o.value);
+    expect(runs).toHaveLength(1);
+    expect(fs.readdirSync(dirs.uids)).toEqual(['913100']);
+    await runs[0]!.close();
+    // An empty lock is one another runner is writing: not taken over (nor swept while it runs).
+    fs.writeFileSync(path.join(dirs.uids, '913100'), '');
+    await expect(a!.open('while-made')).rejects.toThrow('all 1 sandbox user ids are in use');
+    expect(fs.readFileSync(path.join(dirs.uids, '913100'), 'utf8')).toBe('');
+  }, 30_000);
 });

@@ -153,6 +153,43 @@ export function killFound(uid: number): void {
   }
 }
 
+/**
+ * Makes a uid's lock naming this process, whole or not at all (the pid written to a file of
+ * its own, linked to the lock's name): no runner ever reads a lock half made. False when
+ * the uid is locked already.
+ */
+async function createLock(lock: string): Promise<boolean> {
+  const made = `${lock}.new-${process.pid}-${randomBytes(4).toString('hex')}`;
+  await fs.writeFile(made, String(process.pid), { mode: 0o600 });
+  try {
+    await fs.link(made, lock);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await fs.rm(made, { force: true });
+  }
+}
+
+/**
+ * Removes the lock a dead runner left, `stale` as it was read: moved aside (of runners taking
+ * it over at once, one moves it) and checked to be that one. A lock made since, by a runner
+ * that took the uid first, is put back. True when this call removed the stale lock.
+ */
+async function removeStaleLock(lock: string, stale: string): Promise<boolean> {
+  const aside = `${lock}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await fs.rename(lock, aside);
+  } catch {
+    return false;
+  }
+  const moved = await fs.readFile(aside, 'utf8').catch(() => undefined);
+  if (moved !== stale) await fs.link(aside, lock).catch(() => undefined);
+  await fs.rm(aside, { force: true });
+  return moved === stale;
+}
+
 /** `kill -9 -1` as the uid: every process of that user (but the killer), in any group or session. */
 function killAsUser(uid: number): Promise<void> {
   return new Promise((resolve) => {
@@ -273,38 +310,15 @@ export class Sandbox {
 
   /** Takes a uid's lock file: a free one, or one a dead runner left (what its run left is removed first). */
   private async lockUid(uid: number, lock: string): Promise<boolean> {
-    try {
-      await fs.writeFile(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const stale = await fs.readFile(lock, 'utf8').catch(() => '');
+    if (await createLock(lock)) return true;
+    const stale = await fs.readFile(lock, 'utf8').catch(() => undefined);
+    // Gone meanwhile (its run ended): another uid is taken rather than race for this one.
+    // Empty: no lock is made so (createLock), so one an older runner is still writing.
+    if (stale === undefined || stale === '') return false;
     const owner = Number(stale);
     if (Number.isInteger(owner) && owner > 0 && (owner === process.pid || isAlive(owner))) return false;
-    // Left by a runner that died. Another runner of this machine may be taking it over too:
-    // the stale file is moved aside (one of them moves it), checked to be the one read, and
-    // the lock made anew as a free one is ('wx', one of them makes it).
-    const aside = `${lock}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      await fs.rename(lock, aside);
-    } catch {
-      return false;
-    }
-    const moved = await fs.readFile(aside, 'utf8').catch(() => '');
-    if (moved !== stale) {
-      // Another runner's lock, made since: it goes back where it was.
-      await fs.link(aside, lock).catch(() => undefined);
-      await fs.rm(aside, { force: true });
-      return false;
-    }
-    await fs.rm(aside, { force: true });
-    try {
-      await fs.writeFile(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw err;
-    }
+    // Left by a runner that died; another runner of this machine may be taking it over too.
+    if (!(await removeStaleLock(lock, stale)) || !(await createLock(lock))) return false;
     await killUser(uid);
     await removeLeftoversOf(uid);
     return true;
@@ -320,20 +334,29 @@ export class Sandbox {
     const live = new Set<number>();
     for (const name of await fs.readdir(dirs.uids).catch(() => [] as string[])) {
       const uid = Number(name);
+      const lock = path.join(dirs.uids, name);
       if (!Number.isInteger(uid)) {
-        // A stale lock moved aside by a takeover that did not finish.
-        const aside = /^(\d+)\.stale-(\d+)-/.exec(name);
-        if (aside && !isAlive(Number(aside[2]))) await fs.rm(path.join(dirs.uids, name), { force: true });
+        // A lock being made, or a stale one moved aside, by a runner that died meanwhile.
+        const partial = /^(\d+)\.(?:stale|new)-(\d+)-/.exec(name);
+        if (partial && !isAlive(Number(partial[2]))) await fs.rm(lock, { force: true });
         continue;
       }
-      const owner = Number(await fs.readFile(path.join(dirs.uids, name), 'utf8').catch(() => ''));
+      const stale = await fs.readFile(lock, 'utf8').catch(() => undefined);
+      if (stale === undefined) continue;
+      const owner = Number(stale);
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+        live.add(uid);
+        continue;
+      }
+      // Taken over as a run would take it, and held while its leftovers go: a runner of this
+      // machine that takes the uid meanwhile is never swept, nor its run's processes killed.
+      if (!(await removeStaleLock(lock, stale)) || !(await createLock(lock))) {
         live.add(uid);
         continue;
       }
       await killUser(uid);
       await removeLeftoversOf(uid);
-      await fs.rm(path.join(dirs.uids, name), { force: true });
+      await fs.rm(lock, { force: true });
       swept++;
     }
     for (const name of await fs.readdir(dirs.work).catch(() => [] as string[])) {

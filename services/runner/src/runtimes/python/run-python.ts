@@ -363,7 +363,8 @@ export class PythonInterpreter {
     /** The outcome came: the process gets the grace period to exit by itself (threads left running hold it). */
     const settle = (outcome: PythonOutcome) => {
       final = outcome;
-      lingerTimer ??= setTimeout(terminate, job.killGraceMs);
+      // Read after the process ended (its last line was still in the pipe): nothing to wait for.
+      if (!this.exit) lingerTimer ??= setTimeout(terminate, job.killGraceMs);
     };
 
     // The channel is the script's to write (its fd 3): anything may come, and nothing it sends
