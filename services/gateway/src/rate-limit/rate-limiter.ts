@@ -66,8 +66,9 @@ export class RateLimiter implements Limiter {
       .then(() => undefined)
       .catch((err: unknown) => {
         // Another gateway process made it at the same moment ('if not exists' does not
-        // cover two creations at once: one fails on the catalog's unique type name).
-        if (['23505', '42P07'].includes((err as { code?: string }).code ?? '')) return;
+        // cover two creations at once: one fails on the catalog's unique type name, or finds
+        // the table's row type made).
+        if (['23505', '42P07', '42710'].includes((err as { code?: string }).code ?? '')) return;
         this.ready = undefined;
         throw err;
       });
