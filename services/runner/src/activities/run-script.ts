@@ -333,7 +333,8 @@ export function runScriptActivity(deps: RunScriptDeps) {
             const maxCpuSeconds = limits.cpuSeconds;
             const cpuAtStart = watched.cpuSeconds();
             let checking = false;
-            limitWatch = setInterval(() => {
+            // Nothing to watch without a quota or a group that counts CPU time (no timer per run then).
+            if (disk || cpuAtStart !== undefined) limitWatch = setInterval(() => {
               if (diskExceeded !== undefined || cpuExceeded !== undefined || stopReason) return;
               const cpu = cpuAtStart === undefined ? undefined : (watched.cpuSeconds() ?? cpuAtStart) - cpuAtStart;
               if (cpu !== undefined && cpu > maxCpuSeconds) {
