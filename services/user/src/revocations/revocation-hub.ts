@@ -3,6 +3,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { uuidPattern, type Logger } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { PgListener } from '@gef/common/pg-listener';
+import { AnnouncedRevocations } from './announced-revocations';
 import { secondsOf, type Seconds } from './token-lifetime';
 
 export interface RevocationRecord {
@@ -189,7 +190,7 @@ export class RevocationHub {
    * (a gateway drops every profile it holds, as for any lost stream).
    */
   async *watch(signal: AbortSignal, keepAliveMs = 15_000): AsyncGenerator<HubEvent | null> {
-    const seen = new Set<string>();
+    const announced = new AnnouncedRevocations();
     const queue: HubEvent[] = [];
     let wake: (() => void) | undefined;
     const push = (e: HubEvent) => {
@@ -205,13 +206,7 @@ export class RevocationHub {
      * Revocations are sent once each (one may be read and announced at once), and again when
      * their expiry moves (`keepFor`); profile changes always.
      */
-    const fresh = (e: HubEvent): boolean => {
-      if (!('revocation' in e)) return true;
-      const key = `${e.revocation.id}/${e.revocation.expiresAt.getTime()}`;
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    };
+    const fresh = (e: HubEvent): boolean => !('revocation' in e) || announced.take(e.revocation);
     const stop = () => wake?.();
     this.events.on('event', push);
     this.events.on('resync', resync);
@@ -237,6 +232,7 @@ export class RevocationHub {
         }
         if (keepAlive) {
           keepAlive = false;
+          announced.forgetExpired();
           yield null;
           continue;
         }
