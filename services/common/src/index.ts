@@ -15,3 +15,4 @@ export * from './storable-text';
 export * from './json-schema';
 export * from './within';
 export * from './runner-stop';
+export * from './lines-within-bytes';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { execution } from '@gef/protos';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
-import { jsonTextBytes } from '../src/repositories/execution-log-repository';
+import { jsonTextBytes } from '@gef/common';
 import { caller, logRows, serviceFixture, type ServiceFixture } from './support/service-fixture';
 
 const L = execution.LogLevel;

@@ -261,12 +261,33 @@ describe('script repositories', () => {
         await logs.append(b, 1, ['b1', 'b2']);
         await logs.append(a, 1, ['a2']);
       });
-      const grouped = await new ScriptLogRepository(orm.em.fork()).forScripts([a, b, none]);
+      const roomy = { limitEach: 100, bytesEach: 1000, maxBytes: 1000 };
+      const grouped = await new ScriptLogRepository(orm.em.fork()).forScripts([a, b, none], roomy);
       expect(Object.fromEntries([...grouped].map(([k, v]) => [k, v.map((l) => l.text)]))).toEqual({ [a]: ['a1', 'a2'], [b]: ['b1', 'b2'] });
-      expect((await new ScriptLogRepository(orm.em.fork()).forScripts([])).size).toBe(0);
+      expect((await new ScriptLogRepository(orm.em.fork()).forScripts([], roomy)).size).toBe(0);
       // At most so many lines of each, the oldest.
-      const firstOnly = await new ScriptLogRepository(orm.em.fork()).forScripts([a, b, none], 1);
+      const firstOnly = await new ScriptLogRepository(orm.em.fork()).forScripts([a, b, none], { ...roomy, limitEach: 1 });
       expect(Object.fromEntries([...firstOnly].map(([k, v]) => [k, v.map((l) => l.text)]))).toEqual({ [a]: ['a1'], [b]: ['b1'] });
+    });
+
+    it('reads long lines within a byte budget: a page, and the lines of several scripts', async () => {
+      const [a, b] = [await scriptWith(), await scriptWith()];
+      const long = (tag: string) => tag + 'x'.repeat(9_000);
+      await unitOfWork(orm, async (em) => {
+        const logs = new ScriptLogRepository(em);
+        await logs.append(a, 1, [long('a1'), long('a2'), long('a3'), long('a4')]);
+        await logs.append(b, 1, [long('b1'), long('b2')]);
+      });
+      const repo = new ScriptLogRepository(orm.em.fork());
+      const page = await repo.page(a, { limit: 1000, maxBytes: 20_000 });
+      expect(page.lines.map((l) => l.text.slice(0, 2))).toEqual(['a1', 'a2']);
+      expect(page.full).toBe(true);
+      // At least one line, however long.
+      expect((await repo.page(a, { limit: 1000, maxBytes: 10 })).lines).toHaveLength(1);
+      expect((await repo.page(b, { limit: 1000, maxBytes: 1_000_000 })).full).toBe(false);
+      // Each script its share, the answer its whole budget: the last script runs out first.
+      const shared = await repo.forScripts([a, b], { limitEach: 100, bytesEach: 20_000, maxBytes: 27_500 });
+      expect(Object.fromEntries([...shared].map(([k, v]) => [k, v.map((l) => l.text.slice(0, 2))]))).toEqual({ [a]: ['a1', 'a2'], [b]: ['b1'] });
     });
   });
 

@@ -1,4 +1,5 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { shareWithin, takeWithin, withinBytes } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { LogLevel } from '../entities/execution-log';
 import type { NewLogLine } from '../domain/log-lines';
@@ -70,7 +71,7 @@ export interface ListOptions {
 }
 
 export interface PageOptions extends ListOptions {
-  /** The most bytes of line text the page holds, as JSON strings take it (`jsonTextBytes`); at least one line. */
+  /** The most bytes of line text the page holds, as JSON strings take it (`jsonTextBytes` of @gef/common); at least one line. */
   maxBytes: number;
 }
 
@@ -78,54 +79,6 @@ export interface PageOptions extends ListOptions {
 export interface LogPage {
   lines: LogRecord[];
   full: boolean;
-}
-
-/** Characters JSON writes escaped: control characters (`\n` or `\u0001`), `"` and `\`. */
-const escapedInJson = /[\u0000-\u001f"\\]/;
-
-/**
- * Bytes `text` takes inside a JSON string, given its UTF-8 bytes: the same, plus what escapes
- * add (a control character may take 6 bytes, `\u0001`). Lines without such characters, most
- * of them, cost one regular-expression test.
- */
-export function jsonTextBytes(text: string, utf8Bytes: number): number {
-  if (!escapedInJson.test(text)) return utf8Bytes;
-  let extra = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 || c === 0x5c) extra += 1;
-    // \b \t \n \f \r take 2 bytes, the other control characters 6.
-    else if (c < 0x20) extra += c >= 0x08 && c <= 0x0d && c !== 0x0b ? 1 : 5;
-  }
-  return utf8Bytes + extra;
-}
-
-/**
- * A statement of lines (`select`, with `?` params, in id order, at most `limit`) cut to the
- * lines that begin within `maxBytes` of UTF-8 text: PostgreSQL counts the bytes
- * (`octet_length` reads a stored value's size without fetching it), so lines beyond the
- * budget never leave the database. Each row carries its `bytes`; the first line always comes.
- */
-const withinBytes = (linesSql: string) => `select w.* from (
-    select l.*, octet_length(l.text) as bytes, sum(octet_length(l.text)) over (order by l.id rows unbounded preceding) as upto
-    from (${linesSql}) l
-  ) w where w.upto - w.bytes < ?`;
-
-/**
- * Takes rows in order while their text fits in `maxBytes` as JSON (at least one): the SQL
- * cut counted UTF-8 bytes, this counts escapes too. `full` when the budget was reached.
- */
-function takeWithin(rows: Row[], maxBytes: number): LogPage & { bytes: number } {
-  const lines: LogRecord[] = [];
-  let used = 0;
-  for (const row of rows) {
-    const bytes = jsonTextBytes(row['text'] as string, Number(row['bytes']));
-    if (lines.length > 0 && used + bytes > maxBytes) return { lines, full: true, bytes: used };
-    used += bytes;
-    lines.push(toLog(row));
-  }
-  // The database left lines out only after a page's worth of bytes.
-  return { lines, full: used >= maxBytes, bytes: used };
 }
 
 /** The statement of ExecutionLogRepository.list. */
@@ -217,7 +170,7 @@ export class ExecutionLogRepository {
   async page(executionId: string, options: PageOptions): Promise<LogPage> {
     const { sql, params } = listStatement(executionId, options);
     const rows = await this.em.execute<Row[]>(`${withinBytes(sql)} order by w.id`, [...params, options.maxBytes]);
-    const { lines, full } = takeWithin(rows, options.maxBytes);
+    const { lines, full } = takeWithin(rows, options.maxBytes, toLog);
     return { lines, full };
   }
 
@@ -228,35 +181,13 @@ export class ExecutionLogRepository {
    * that line while the answer stays within `maxBytes`; after that, its lines are left out.
    */
   async forExecutions(ids: string[], limitEach: number, bytesEach: number, maxBytes: number): Promise<Map<string, LogRecord[]>> {
-    const out = new Map<string, LogRecord[]>();
-    if (ids.length === 0) return out;
+    if (ids.length === 0) return new Map();
     const rows = await this.em.execute<Row[]>(
       `select l.* from unnest(array[?]::uuid[]) as x(id)
        cross join lateral (${withinBytes(`select ${columns} from execution_log where execution_id = x.id order by id asc limit ?`)}) l
        order by l.id`,
       [ids, limitEach, bytesEach],
     );
-    const rowsOf = new Map<string, Row[]>();
-    for (const row of rows) {
-      const id = row['execution_id'] as string;
-      const list = rowsOf.get(id);
-      if (list) list.push(row);
-      else rowsOf.set(id, [row]);
-    }
-    // In the order asked: an answer that runs out of bytes runs out on its last executions.
-    let left = maxBytes;
-    for (const id of ids) {
-      const own = rowsOf.get(id);
-      if (!own) continue;
-      if (jsonTextBytes(own[0]!['text'] as string, Number(own[0]!['bytes'])) > left) {
-        out.set(id, []);
-        continue;
-      }
-      // At least the first line, which fits in what is left.
-      const { lines, bytes } = takeWithin(own, Math.min(left, bytesEach));
-      left -= bytes;
-      out.set(id, lines);
-    }
-    return out;
+    return shareWithin(ids, rows, 'execution_id', { bytesEach, maxBytes }, toLog);
   }
 }

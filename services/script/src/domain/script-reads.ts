@@ -27,6 +27,14 @@ export const scriptListFields: FieldMap = {
 };
 
 const maxLogLines = 1000;
+/**
+ * The most build log text one answer holds (a page of the log, a script's embedded lines, a
+ * list's), as JSON strings take it: lines may be 10,000 characters, and a build may write
+ * 20,000 lines, so a whole log could be hundreds of megabytes here, in the gateway and in
+ * the client. A page stops early there, with at least one line; the client continues from
+ * its last line as from any page.
+ */
+export const logBytesPerAnswer = 8 * 1024 * 1024;
 
 /** The id or slug of a request, trimmed; NotFound when blank (no script has a blank slug). */
 function scriptKey(idOrSlug: string): string {
@@ -51,8 +59,8 @@ export async function getScript(deps: ScriptDeps, caller: Actor | undefined, idO
   return unitOfWork(deps.orm, async (em) => {
     const script = await findVisible(new ScriptRepository(em), actor, idOrSlug);
     if (!includeLogs) return { script };
-    const logs = await new ScriptLogRepository(em).forScripts([script.id]);
-    return { script, logs: logs.get(script.id) ?? [] };
+    const { lines } = await new ScriptLogRepository(em).page(script.id, { limit: maxLogLines, maxBytes: logBytesPerAnswer });
+    return { script, logs: lines };
   });
 }
 
@@ -67,8 +75,9 @@ export interface ScriptListQuery {
 
 /**
  * Build log lines embedded in one list answer (`include=logs`), shared between its
- * scripts: 1,000 each in a page of 100, 100 each in a list of 1,000. One script's whole
- * log is `GET /script/<s>` with `include=logs`, or its log route.
+ * scripts: 1,000 each in a page of 100, 100 each in a list of 1,000. `logBytesPerAnswer` is
+ * shared the same way. One script's first lines are `GET /script/<s>` with `include=logs`;
+ * the whole log is its log route, page by page.
  */
 export const maxEmbeddedLinesPerList = 100_000;
 
@@ -97,8 +106,8 @@ export async function listScripts(deps: ScriptDeps, caller: Actor | undefined, q
       limit: paging.perPage,
       offset: paging.offset,
     });
-    const linesEach = shareOf(maxEmbeddedLinesPerList, items.length);
-    const logs = query.includeLogs ? await new ScriptLogRepository(em).forScripts(items.map((s) => s.id), linesEach) : undefined;
+    const budget = { limitEach: shareOf(maxEmbeddedLinesPerList, items.length), bytesEach: shareOf(logBytesPerAnswer, items.length), maxBytes: logBytesPerAnswer };
+    const logs = query.includeLogs ? await new ScriptLogRepository(em).forScripts(items.map((s) => s.id), budget) : undefined;
     const views: ScriptView[] = items.map((script) => (logs ? { script, logs: logs.get(script.id) ?? [] } : { script }));
     return { scripts: views, page: paging.page, perPage: paging.perPage, total };
   });
@@ -117,7 +126,8 @@ export async function listScriptLogs(
     const script = await findVisible(new ScriptRepository(em), actor, idOrSlug);
     const logs = new ScriptLogRepository(em);
     // One line more than the page holds: a log of exactly `limit` lines is whole, not cut.
-    const { lines, more } = pageOfLines(await logs.list(script.id, { after: options.after, afterId: options.afterId, limit: limit + 1 }), limit);
+    const read = await logs.page(script.id, { after: options.after, afterId: options.afterId, limit: limit + 1, maxBytes: logBytesPerAnswer });
+    const { lines, more } = pageOfLines(read.lines, limit, read.full);
     return endOnWholeInstant(lines, more, (last) => logs.list(script.id, { afterId: Number(last.id), at: last.registerDate, limit: maxLogLines }));
   });
 }

@@ -1,3 +1,4 @@
+import { shareWithin, takeWithin, withinBytes } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import { ScriptLogSchema, type ScriptLog } from '../entities/script-log';
 
@@ -36,47 +37,63 @@ export class ScriptLogRepository {
   }
 
   /** Lines of a script, oldest first, strictly after a date (ISO 8601 text) and/or an id, or at one instant. */
-  async list(scriptId: string, options: { after?: string; afterId?: number; at?: Date; limit: number }): Promise<ScriptLog[]> {
-    const where: string[] = ['script_id = ?'];
-    const params: unknown[] = [scriptId];
-    if (options.after) {
-      where.push('register_date > ?::timestamptz');
-      params.push(options.after);
-    }
-    if (options.afterId !== undefined) {
-      where.push('id > ?');
-      params.push(options.afterId);
-    }
-    if (options.at) {
-      where.push('register_date = ?');
-      params.push(options.at);
-    }
-    const rows = await this.em.execute<Record<string, unknown>[]>(
-      `select * from script_log where ${where.join(' and ')} order by id asc limit ?`,
-      [...params, options.limit],
-    );
-    return rows.map((r) => this.em.map(ScriptLogSchema, r));
+  async list(scriptId: string, options: ListOptions): Promise<ScriptLog[]> {
+    const { sql, params } = listStatement(scriptId, options);
+    return (await this.em.execute<Record<string, unknown>[]>(sql, params)).map(this.toLog);
   }
 
-  /** Every line of several scripts, oldest first, grouped by script id. */
-  async forScripts(scriptIds: string[], limitEach?: number): Promise<Map<string, ScriptLog[]>> {
-    const out = new Map<string, ScriptLog[]>();
-    if (scriptIds.length === 0) return out;
-    const rows =
-      limitEach === undefined
-        ? await this.em.execute<Record<string, unknown>[]>(`select * from script_log where script_id in (${scriptIds.map(() => '?').join(', ')}) order by id asc`, scriptIds)
-        : await this.em.execute<Record<string, unknown>[]>(
-            `select l.* from unnest(array[?]::uuid[]) as x(id)
-             cross join lateral (select * from script_log where script_id = x.id order by id asc limit ?) l
-             order by l.id`,
-            [scriptIds, limitEach],
-          );
-    for (const row of rows) {
-      const log = this.em.map(ScriptLogSchema, row);
-      const list = out.get(log.scriptId) ?? [];
-      list.push(log);
-      out.set(log.scriptId, list);
-    }
-    return out;
+  /**
+   * As `list`, stopping early once the lines' text reaches `maxBytes` (as JSON strings take
+   * it), with at least one line: `full` says the page stopped on bytes.
+   */
+  async page(scriptId: string, options: ListOptions & { maxBytes: number }): Promise<{ lines: ScriptLog[]; full: boolean }> {
+    const { sql, params } = listStatement(scriptId, options);
+    const rows = await this.em.execute<Record<string, unknown>[]>(`${withinBytes(sql)} order by w.id`, [...params, options.maxBytes]);
+    const { lines, full } = takeWithin(rows, options.maxBytes, this.toLog);
+    return { lines, full };
   }
+
+  /**
+   * The first lines of several scripts, oldest first, grouped by script: up to `limitEach`
+   * lines and `bytesEach` bytes of text each, and `maxBytes` in all (see `shareWithin`).
+   */
+  async forScripts(scriptIds: string[], budget: { limitEach: number; bytesEach: number; maxBytes: number }): Promise<Map<string, ScriptLog[]>> {
+    if (scriptIds.length === 0) return new Map();
+    const rows = await this.em.execute<Record<string, unknown>[]>(
+      `select l.* from unnest(array[?]::uuid[]) as x(id)
+       cross join lateral (${withinBytes('select * from script_log where script_id = x.id order by id asc limit ?')}) l
+       order by l.id`,
+      [scriptIds, budget.limitEach, budget.bytesEach],
+    );
+    return shareWithin(scriptIds, rows, 'script_id', budget, this.toLog);
+  }
+
+  private readonly toLog = (row: Record<string, unknown>): ScriptLog => this.em.map(ScriptLogSchema, row);
+}
+
+export interface ListOptions {
+  /** ISO 8601 text. */
+  after?: string;
+  afterId?: number;
+  /** Only lines registered at this instant. */
+  at?: Date;
+  limit: number;
+}
+
+function listStatement(scriptId: string, options: ListOptions): { sql: string; params: unknown[] } {
+  const where: string[] = ['script_id = ?'];
+  const params: unknown[] = [scriptId];
+  if (options.after) {
+    where.push('register_date > ?::timestamptz');
+    params.push(options.after);
+  }
+  if (options.afterId !== undefined) {
+    where.push('id > ?');
+    params.push(options.afterId);
+  }
+  if (options.at) {
+    where.push('register_date = ?');
+    params.push(options.at);
+  }
+  return { sql: `select * from script_log where ${where.join(' and ')} order by id asc limit ?`, params: [...params, options.limit] };
 }
