@@ -1,4 +1,5 @@
 import { Code, ConnectError } from '@connectrpc/connect';
+import { wellFormed } from './storable-text';
 
 /**
  * The one error vocabulary of the platform. Domain code throws these; the server
@@ -145,18 +146,27 @@ export function invalidInputMessage(err: unknown): string | undefined {
   return undefined;
 }
 
+/** Header values are bytes: JSON text with every character past ASCII escaped. */
+const asciiOnly = (text: string) => text.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 /**
- * Turns a domain error into a ConnectError; a dependency that is away becomes Unavailable,
+ * Turns a domain error into a ConnectError (its message well formed, see `wellFormed`); a dependency that is away becomes Unavailable,
  * a value the database refuses as invalid input InvalidArgument, anything else unknown a
  * bare Internal.
  */
 export function toConnectError(err: unknown): ConnectError {
-  if (err instanceof ConnectError) return err;
+  if (err instanceof ConnectError) {
+    const message = wellFormed(err.rawMessage);
+    if (message === err.rawMessage) return err;
+    const sent = new ConnectError(message, err.code, err.metadata, undefined, err.cause);
+    sent.details.push(...err.details);
+    return sent;
+  }
   if (err instanceof GefError) {
     const metadata = new Headers();
-    if (err.reason) metadata.set(reasonHeader, err.reason);
-    if (err.details) metadata.set(detailsHeader, JSON.stringify(err.details));
-    return new ConnectError(err.message, err.code, metadata);
+    if (err.reason) metadata.set(reasonHeader, asciiOnly(err.reason));
+    if (err.details) metadata.set(detailsHeader, asciiOnly(JSON.stringify(err.details)));
+    return new ConnectError(wellFormed(err.message), err.code, metadata);
   }
   const invalid = invalidInputMessage(err);
   if (invalid !== undefined) return new ConnectError(invalid, Code.InvalidArgument, new Headers({ [reasonHeader]: 'invalid_argument' }));

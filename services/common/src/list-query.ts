@@ -1,5 +1,6 @@
 import { parseApiDate } from './dates';
 import { InvalidArgument } from './errors';
+import { cutText } from './storable-text';
 
 /**
  * List parameters shared by every list route: `filter`, `sort`, `page`, `per_page`
@@ -128,11 +129,11 @@ function parseValue(field: string, spec: FieldSpec, op: FilterOperator, raw: str
 
 function parseCondition(text: string, fields: FieldMap): Condition {
   const m = conditionPattern.exec(text);
-  if (!m) throw new InvalidArgument(`Invalid filter condition: '${text.slice(0, 100)}'`, 'invalid_filter');
+  if (!m) throw new InvalidArgument(`Invalid filter condition: '${cutText(text, 100)}'`, 'invalid_filter');
   const field = m[1]!;
   const op = m[2]!.trim().toLowerCase() as FilterOperator;
   const spec = fields[field];
-  if (!spec) throw new InvalidArgument(`Unknown filter field '${field.slice(0, 100)}'`, 'invalid_filter');
+  if (!spec) throw new InvalidArgument(`Unknown filter field '${cutText(field, 100)}'`, 'invalid_filter');
   return { field, op, value: parseValue(field, spec, op, m[3]!) };
 }
 
@@ -173,11 +174,11 @@ export function parseSort(input: string | undefined, fields: FieldMap): SortKey[
         name = name.slice(1);
       }
       const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\s+(asc|desc))?$/i.exec(name.trim());
-      if (!m) throw new InvalidArgument(`Invalid sort: '${part.slice(0, 100)}'`, 'invalid_sort');
+      if (!m) throw new InvalidArgument(`Invalid sort: '${cutText(part, 100)}'`, 'invalid_sort');
       const field = m[1]!;
       if (m[2]) direction = m[2].toLowerCase() as 'asc' | 'desc';
       const spec = fields[field];
-      if (!spec) throw new InvalidArgument(`Unknown sort field '${field.slice(0, 100)}'`, 'invalid_sort');
+      if (!spec) throw new InvalidArgument(`Unknown sort field '${cutText(field, 100)}'`, 'invalid_sort');
       if (spec.sortable === false) throw new InvalidArgument(`Lists cannot be sorted by '${field}' (it may be filtered on)`, 'invalid_sort');
       return { field, direction };
     });

@@ -8,3 +8,22 @@ export const unstorableText = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\u
 
 /** How a refusal names what `unstorableText` finds. */
 export const unstorableWhat = 'a NUL character (\\u0000) or an unpaired surrogate, which text cannot hold';
+
+const unpairedSurrogates = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * `text` with each unpaired surrogate made U+FFFD. Error messages quote what a request sent,
+ * and Connect percent-encodes a message into its `grpc-message` trailer: an unpaired
+ * surrogate there threw inside Connect, which then never answered the call.
+ */
+export function wellFormed(text: string): string {
+  unpairedSurrogates.lastIndex = 0;
+  return unpairedSurrogates.test(text) ? text.replace(unpairedSurrogates, '\ufffd') : text;
+}
+
+/** At most the first `max` UTF-16 units of `text`, one fewer where the cut would split a surrogate pair. */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const last = text.charCodeAt(max - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
+}

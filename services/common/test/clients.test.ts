@@ -4,6 +4,7 @@ import { Code, ConnectError, type UnaryRequest, type UnaryResponse } from '@conn
 import { health } from '@gef/protos';
 import client from 'prom-client';
 import { retryUnavailable, serviceClient } from '../src/clients';
+import { InvalidArgument } from '../src/errors';
 import { createLogger } from '../src/logger';
 import { closeServer, createRpcServer, listen } from '../src/rpc-server';
 
@@ -120,3 +121,42 @@ describe('a transport retrying Unavailable, against a real server', () => {
     expect(tries).toBe(1);
   });
 });
+
+describe('errors whose message quotes half a surrogate pair, against a real server', () => {
+  let server: http2.Http2Server;
+  let url: string;
+  let fail: () => never;
+
+  beforeAll(async () => {
+    server = createRpcServer({
+      routes: (router) =>
+        router.service(health.HealthService, {
+          check: async () => fail(),
+        }),
+      logger: createLogger('clients-test', 'silent'),
+      registry: new client.Registry(),
+    });
+    url = `http://127.0.0.1:${await listen(server, 0, '127.0.0.1')}`;
+  });
+  afterAll(() => closeServer(server, 100));
+
+  // A request's text cut at 100 UTF-16 units may end inside an emoji: Connect could not write
+  // such a message into its trailer, and the call was never answered.
+  it.each([
+    ['a domain error', () => new InvalidArgument(`Invalid filter condition: '${'a'.repeat(99)}\ud83d'`, 'invalid_filter')],
+    ['a ConnectError', () => new ConnectError('unknown \udc00 field', Code.NotFound)],
+  ])('answers %s at once, its message well formed', async (_what, error) => {
+    fail = () => {
+      throw error();
+    };
+    const checks = serviceClient(health.HealthService, url, { retryUnavailableMs: 0, timeoutMs: 3000 });
+    const refused = await checks.check({}).then(
+      () => undefined,
+      (err: unknown) => ConnectError.from(err),
+    );
+    expect(refused?.code).toBe(error() instanceof ConnectError ? Code.NotFound : Code.InvalidArgument);
+    expect(refused?.rawMessage).toMatch(/\ufffd/);
+    expect(refused!.rawMessage).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/);
+  });
+});
+

@@ -79,6 +79,21 @@ describe('sort', () => {
     expect(() => parseSort('params', fields)).toThrow(/cannot be sorted by 'params'/);
     expect(() => parseSort('name sideways', fields)).toThrow(InvalidArgument);
   });
+
+  it('quotes a refused value cut short without splitting a surrogate pair', () => {
+    const halves = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+    const emojiAtTheCut = `${'a'.repeat(99)}\u{1F600}`;
+    for (const refuse of [() => parseSort(emojiAtTheCut, fields), () => parseFilter(emojiAtTheCut, fields), () => parseSort(`${emojiAtTheCut} up`, fields)]) {
+      let message = '';
+      try {
+        refuse();
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/'a{99}'/);
+      expect(message).not.toMatch(halves);
+    }
+  });
 });
 
 describe('paging', () => {

@@ -64,6 +64,11 @@ describe('what PostgreSQL cannot store', () => {
     expect(line!.text).toBe('a\uFFFDb \uFFFD c \uFFFD d 😀');
   });
 
+  it('is never made by cutting a long line inside a surrogate pair', () => {
+    const [line] = checkLines([{ text: `${'a'.repeat(32 * 1024 - 1)}😀b`, level: 'INFO', seq: 1 }]);
+    expect(line!.text).toBe(`${'a'.repeat(32 * 1024 - 1)}… [cut at ${32 * 1024} characters]`);
+  });
+
   it('becomes U+FFFD in results, keys too; results without any are kept as given; non-JSON is refused', () => {
     expect(JSON.parse(storableJson(JSON.stringify({ 'k\u0000': ['x\u0000', { y: '\ud83d' }], n: 1 })))).toEqual({ 'k\uFFFD': ['x\uFFFD', { y: '\uFFFD' }], n: 1 });
     const plain = '{"a": [1, "😀", null]}';

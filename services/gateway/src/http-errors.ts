@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { detailsHeader, GefError, reasonHeader, unprocessableReasons } from '@gef/common';
+import { detailsHeader, GefError, reasonHeader, unprocessableReasons, wellFormed } from '@gef/common';
 
 /**
  * The one place where failures become HTTP answers: the only Code → HTTP status table and
@@ -267,7 +267,8 @@ export function sendError(req: Request, res: Response, err: unknown): void {
     res.destroy();
     return;
   }
-  const body: ErrorBody = { ...reply.body };
+  // A message may quote a request's text cut short: never half a surrogate pair in JSON.
+  const body: ErrorBody = { ...reply.body, detail: wellFormed(reply.body.detail) };
   if (isAuthPath(req.path)) {
     body.message = body.detail;
     body.msg = body.detail;

@@ -404,4 +404,11 @@ describe('GET /api/v1/script/{script}/log', () => {
     expect(res.json().detail).toMatch(detail);
     expect(seen).toBeUndefined();
   });
+
+  it('quotes a refused value cut inside a surrogate pair as well-formed text', async () => {
+    const res = await get(`/api/v1/script/my-first-script/log?start=${'a'.repeat(59)}${encodeURIComponent('😀')}`);
+    expect(res.status).toBe(400);
+    expect(res.body.toString()).not.toMatch(/\\ud83d/i);
+    expect(res.json().detail).toContain(`'${'a'.repeat(59)}\ufffd'`);
+  });
 });

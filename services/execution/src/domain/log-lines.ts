@@ -1,4 +1,4 @@
-import { InvalidArgument } from '@gef/common';
+import { cutText, InvalidArgument } from '@gef/common';
 import type { LogLevel } from '../entities/execution-log';
 
 /** The longest log line kept (longer ones are cut with a mark). */
@@ -43,7 +43,7 @@ export function storableJson(json: string): string {
 }
 
 export function clipText(text: string): string {
-  return text.length > maxLineLength ? `${text.slice(0, maxLineLength)}… [cut at ${maxLineLength} characters]` : text;
+  return text.length > maxLineLength ? `${cutText(text, maxLineLength)}… [cut at ${maxLineLength} characters]` : text;
 }
 
 /** The REST level names (any case; WARN means WARNING), or undefined. */

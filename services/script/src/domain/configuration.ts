@@ -1,4 +1,4 @@
-import { compileJsonSchema, InvalidArgument, jsonDepthExceeds, maxJsonValueDepth, uuidPattern } from '@gef/common';
+import { compileJsonSchema, cutText, InvalidArgument, jsonDepthExceeds, maxJsonValueDepth, uuidPattern } from '@gef/common';
 import { slugify } from './slug';
 import { unstorableWhat } from '@gef/common';
 import { unstorablePlace } from './storable-text';
@@ -76,7 +76,7 @@ export function parseConfiguration(text: string): ScriptConfiguration {
   // Every kept value is held to the bound of run params and results.
   for (const [key, value] of Object.entries(raw)) {
     if (jsonDepthExceeds(value, maxJsonValueDepth)) {
-      throw invalid(`'${key.length > maxShownKey ? `${key.slice(0, maxShownKey)}…` : key}' is nested deeper than ${maxJsonValueDepth} levels of objects and arrays`);
+      throw invalid(`'${key.length > maxShownKey ? `${cutText(key, maxShownKey)}…` : key}' is nested deeper than ${maxJsonValueDepth} levels of objects and arrays`);
     }
   }
 

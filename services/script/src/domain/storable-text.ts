@@ -1,4 +1,4 @@
-import { unstorableText } from '@gef/common';
+import { cutText, unstorableText } from '@gef/common';
 
 // Where archives (bytes the gateway does not read) hold `unstorableText`.
 
@@ -7,7 +7,7 @@ const maxShownPath = 200;
 /** A JSON path for a message: unstorable characters as `?`, cut to a readable length. */
 function shownPath(path: string): string {
   const clean = path.replace(new RegExp(unstorableText.source, 'g'), '?');
-  return clean.length > maxShownPath ? `${clean.slice(0, maxShownPath)}…` : clean;
+  return clean.length > maxShownPath ? `${cutText(clean, maxShownPath)}…` : clean;
 }
 
 /**

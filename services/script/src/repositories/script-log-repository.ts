@@ -1,4 +1,4 @@
-import { shareWithin, takeWithin, withinBytes } from '@gef/common';
+import { cutText, shareWithin, takeWithin, withinBytes } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import { ScriptLogSchema, type ScriptLog } from '../entities/script-log';
 
@@ -21,7 +21,7 @@ export class ScriptLogRepository {
    */
   async append(scriptId: string, version: number | null, lines: string[], numbering?: { attempt: number; firstSeq: number }): Promise<number> {
     if (lines.length === 0) return 0;
-    const texts = lines.map((l) => (l.length > maxLineLength ? `${l.slice(0, maxLineLength)}…` : l));
+    const texts = lines.map((l) => (l.length > maxLineLength ? `${cutText(l, maxLineLength)}…` : l));
     const rows = await this.em.execute<{ id: string }[]>(
       `insert into script_log (script_id, version, text, register_date, attempt, seq)
        select ?, ?, t.text,
