@@ -8,12 +8,17 @@ describe('validation', () => {
     ['ALLUPPERCASE1!', /lower-case/],
     ['NoDigitsHere!!', /digit/],
     ['NoSymbols12345', /symbol/],
+    // As the identity provider judges them: letters and digits of any script are no symbols.
+    ['Contraseña2024', /symbol/],
+    ['Straße٣Zahlen9', /symbol/],
+    ['ÉCOLE-PARIS-42', /lower-case/],
+    ['\u{1D400}bcdefgh-123', /upper-case/],
   ])('refuses the password %j', (password, reason) => {
     expect(passwordPolicyViolation(password)).toMatch(reason);
   });
 
-  it('accepts a strong password', () => {
-    expect(passwordPolicyViolation('Correct-Horse-42')).toBeUndefined();
+  it.each(['Correct-Horse-42', 'Éducation-nationale-٣', 'Contraseña 2024', 'Ⓐbcdefgh1234😀'])('accepts the strong password %j', (password) => {
+    expect(passwordPolicyViolation(password)).toBeUndefined();
   });
 
   it.each([

@@ -1,13 +1,29 @@
 import { InvalidArgument } from '@gef/common';
 
-/** A clear 422 reason when a password misses the policy (≥ 12, upper, lower, digit, symbol). */
+/**
+ * Whether some UTF-16 unit of `text`, taken alone, matches `kind`: the identity provider
+ * checks its password policy one Java `char` at a time, so a character outside the Basic
+ * Multilingual Plane is two surrogates to it, neither a letter nor a digit.
+ */
+const someUnit = (text: string, kind: RegExp) => {
+  for (let i = 0; i < text.length; i++) if (kind.test(text[i]!)) return true;
+  return false;
+};
+
+/**
+ * A clear 422 reason when a password misses the policy (≥ 12, upper, lower, digit, symbol),
+ * judged as the identity provider judges it (`Character.isUpperCase`, `isLowerCase`,
+ * `isDigit`, and a symbol being anything but `isLetterOrDigit`): a password passing here and
+ * refused there failed a password change after other sessions had been ended. `ñ` is a
+ * letter, not a symbol; `É` is an upper-case letter; `٣` is a digit.
+ */
 export function passwordPolicyViolation(password: string): string | undefined {
   if (password.length < 12) return 'Password must be at least 12 characters long';
   if (password.length > 256) return 'Password must be at most 256 characters long';
-  if (!/[A-Z]/.test(password)) return 'Password must contain an upper-case letter';
-  if (!/[a-z]/.test(password)) return 'Password must contain a lower-case letter';
-  if (!/[0-9]/.test(password)) return 'Password must contain a digit';
-  if (!/[^A-Za-z0-9]/.test(password)) return 'Password must contain a symbol';
+  if (!someUnit(password, /\p{Uppercase}/u)) return 'Password must contain an upper-case letter';
+  if (!someUnit(password, /\p{Lowercase}/u)) return 'Password must contain a lower-case letter';
+  if (!someUnit(password, /\p{Nd}/u)) return 'Password must contain a digit';
+  if (!someUnit(password, /[^\p{L}\p{Nd}]/u)) return 'Password must contain a symbol (a character that is neither a letter nor a digit)';
   return undefined;
 }
 
