@@ -1,6 +1,7 @@
 import { ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import { GefError, invalidInputMessage, isDependencyUnavailable, toConnectError } from './errors';
+import { describeError } from './logger';
 
 /**
  * The server interceptor every service installs: domain errors become ConnectErrors with
@@ -12,10 +13,10 @@ export function errorInterceptor(logger: Logger): Interceptor {
     const translate = (err: unknown): ConnectError => {
       if (!(err instanceof GefError) && !(err instanceof ConnectError)) {
         if (isDependencyUnavailable(err)) {
-          logger.warn({ err: String(err), procedure: req.method.name, service: req.service.typeName }, 'dependency unavailable');
+          logger.warn({ err: describeError(err), procedure: req.method.name, service: req.service.typeName }, 'dependency unavailable');
         } else if (invalidInputMessage(err) !== undefined) {
           // Logged still: a value of the code's own, not the request's, would be a bug.
-          logger.warn({ err: String(err), procedure: req.method.name, service: req.service.typeName }, 'the database refused a value of the request');
+          logger.warn({ err: describeError(err), procedure: req.method.name, service: req.service.typeName }, 'the database refused a value of the request');
         } else {
           logger.error({ err, procedure: req.method.name, service: req.service.typeName }, 'unhandled error in RPC');
         }

@@ -140,11 +140,54 @@ function censorField(value: unknown, depth: number, path: object[]): unknown {
 }
 
 /**
+ * A PostgreSQL error: pg's own, or the ORM's exception made from it, which carries its fields.
+ * The ORM's message begins with the statement it ran, every value written into it (a run's
+ * params, a script's requirements with their index credentials, log lines), then ` - ` and
+ * what the database said; its `detail` may quote a value too (`Key (email)=(…)`).
+ */
+const isDatabaseError = (error: Error): boolean =>
+  typeof (error as { severity?: unknown }).severity === 'string' && typeof (error as { routine?: unknown }).routine === 'string';
+
+/** What the database said, without the statement the ORM writes in front of it. */
+const databaseMessage = (message: string): string => {
+  const at = message.lastIndexOf(' - ');
+  return at >= 0 ? message.slice(at + 3) : message;
+};
+
+/** The fields of a database error that name what failed without quoting values. */
+const databaseFields = ['code', 'severity', 'constraint', 'table', 'column', 'schema', 'dataType', 'routine'];
+
+/** A database error as logged: its type, the database's message, its naming fields and the stack's frames. */
+function withoutStatement(error: Error): Record<string, unknown> {
+  const message = databaseMessage(error.message);
+  const stack = typeof error.stack === 'string' ? error.stack : '';
+  const frames = stack.indexOf('\n    at ');
+  const copy: Record<string, unknown> = {};
+  const hidden = { constructor: error.constructor, name: error.name, message, stack: `${error.name}: ${message}${frames >= 0 ? stack.slice(frames) : ''}` };
+  for (const [key, value] of Object.entries(hidden)) Object.defineProperty(copy, key, { value, enumerable: false, writable: true, configurable: true });
+  for (const key of databaseFields) {
+    const value = (error as unknown as Record<string, unknown>)[key];
+    if (typeof value === 'string') copy[key] = value;
+  }
+  return copy;
+}
+
+/**
+ * An error as one line of text for a log field (`err: describeError(err)`), as `String(err)`
+ * writes it, a database error without its statement (see `isDatabaseError`).
+ */
+export function describeError(err: unknown): string {
+  if (err instanceof Error && isDatabaseError(err)) return `${err.name}: ${databaseMessage(err.message)}`;
+  return String(err);
+}
+
+/**
  * An error whose fields (or an AggregateError's errors) hold a secret becomes a plain copy
  * that pino's error serializer writes as it would the error (its type through `constructor`,
  * message, stack, causes and errors; those not enumerable, as on the error), fields censored.
  */
 function censorError(error: Error, depth: number, path: object[]): Error | Record<string, unknown> {
+  if (isDatabaseError(error)) return withoutStatement(error);
   const fields = { ...error } as Record<string, unknown>;
   const censored = censorFields(fields, depth, path);
   const errors = (error as { errors?: unknown }).errors;

@@ -1,5 +1,6 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import { describeError } from './logger';
 import { PgListener } from './pg-listener';
 
 /**
@@ -121,7 +122,7 @@ export class OutboxDispatcher<T> {
       try {
         outcome = await this.pass();
       } catch (err) {
-        this.options.logger.warn({ err: String(err), retryInMs: backoff }, `${this.options.name}: outbox pass failed`);
+        this.options.logger.warn({ err: describeError(err), retryInMs: backoff }, `${this.options.name}: outbox pass failed`);
         outcome = 'failed';
       }
       if (this.stopped) break;
@@ -187,7 +188,7 @@ export class OutboxDispatcher<T> {
         }
         const err = outcome.err;
         failed = true;
-        logger.warn({ err: String(err), key: row.key }, `${name}: could not deliver to Temporal; retrying`);
+        logger.warn({ err: describeError(err), key: row.key }, `${name}: could not deliver to Temporal; retrying`);
         await store.failed(em, row.key, String(err instanceof Error ? err.message : err).slice(0, 500));
       }
       if (failed) return 'failed';

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { describeError } from './logger';
 import { within } from './within';
 
 export interface PgListenerOptions {
@@ -109,7 +110,7 @@ export class PgListener {
         return;
       } catch (err) {
         await client.end().catch(() => undefined);
-        logger.warn({ err: String(err) }, `${name}: listener cannot connect; retrying`);
+        logger.warn({ err: describeError(err) }, `${name}: listener cannot connect; retrying`);
         await new Promise((r) => setTimeout(r, this.options.retryMs ?? 1000));
       }
     }
@@ -139,7 +140,7 @@ export class PgListener {
     if (this.client !== client) return;
     clearTimeout(this.probeTimer);
     this.client = undefined;
-    this.options.logger.warn({ err: String(err) }, `${this.options.name}: ${why}; reconnecting`);
+    this.options.logger.warn({ err: describeError(err) }, `${this.options.name}: ${why}; reconnecting`);
     this.options.onLost?.();
     if (!this.stopped) setTimeout(() => void this.start(), this.options.retryMs ?? 500).unref();
   }

@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 import type { Logger } from 'pino';
+import { describeError } from './logger';
 
 export interface TemporalSettings {
   address: string;
@@ -108,7 +109,7 @@ export class SupervisedWorker {
         this.logger.warn({ taskQueue: this.options.taskQueue }, 'temporal worker stopped; restarting');
       } catch (err) {
         if (this.stopped) break;
-        this.logger.warn({ err: String(err), taskQueue: this.options.taskQueue, retryInMs: delay }, 'temporal worker unavailable');
+        this.logger.warn({ err: describeError(err), taskQueue: this.options.taskQueue, retryInMs: delay }, 'temporal worker unavailable');
       } finally {
         this.sharedClient = undefined;
         await this.connection?.close().catch(() => undefined);

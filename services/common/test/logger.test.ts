@@ -1,6 +1,7 @@
 import { runInNewContext } from 'node:vm';
 import { secretValues } from '../src/config';
-import { censor, censorSecrets, createLogger, keepOutOfLogs, maskSecretText, minSecretLength, redactedKeys } from '../src/logger';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { censor, censorSecrets, createLogger, describeError, keepOutOfLogs, maskSecretText, minSecretLength, redactedKeys } from '../src/logger';
 
 /** A logger writing into an array, and the lines it wrote, parsed. */
 function capture(level = 'info') {
@@ -211,3 +212,31 @@ describe('secretValues', () => {
   });
 });
 
+
+describe('database errors', () => {
+  /** An error as the ORM throws it: the statement with its values, then what PostgreSQL said, and pg's fields. */
+  const databaseError = () => {
+    const pgError = Object.assign(
+      new Error(
+        `insert into run_spec (requirements, params) values ('--extra-index-url https://u:idx-Tok3n@pypi.corp/simple', '{"k":"p-s3cret"}') - duplicate key value violates unique constraint "run_spec_pkey"`,
+      ),
+      { severity: 'ERROR', code: '23505', detail: 'Key (params)=(p-s3cret) already exists.', constraint: 'run_spec_pkey', table: 'run_spec', routine: '_bt_check_unique' },
+    );
+    return new UniqueConstraintViolationException(pgError);
+  };
+
+  it('are logged without the statement or the values it held, with what names the failure', () => {
+    const { logger, raw, lines } = capture();
+    logger.error({ err: databaseError() }, 'unhandled error in RPC');
+    logger.warn({ err: describeError(databaseError()) }, 'the database refused a value of the request');
+    expect(raw()).not.toMatch(/idx-Tok3n|p-s3cret|insert into/);
+    const [first, second] = lines();
+    expect(first!['err']).toMatchObject({ type: 'UniqueConstraintViolationException', message: 'duplicate key value violates unique constraint "run_spec_pkey"', code: '23505', constraint: 'run_spec_pkey', table: 'run_spec' });
+    expect(first!['err'].stack).toMatch(/^UniqueConstraintViolationException: duplicate key value[^\n]*\n {4}at /);
+    expect(second!['err']).toBe('UniqueConstraintViolationException: duplicate key value violates unique constraint "run_spec_pkey"');
+  });
+
+  it('leave other errors as they are', () => {
+    expect(describeError(new Error('a - b'))).toBe('Error: a - b');
+  });
+});

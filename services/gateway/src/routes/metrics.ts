@@ -1,4 +1,4 @@
-import { Unavailable } from '@gef/common';
+import { describeError, Unavailable } from '@gef/common';
 import { metricsOpenApi } from '../openapi/metrics';
 import { shareInFlight } from '../share-in-flight';
 import type { Resource } from './types';
@@ -20,7 +20,7 @@ export const metricsResource: Resource = {
           try {
             text = await metricsText();
           } catch (err) {
-            ctx.logger.warn({ err: String(err) }, 'metrics unavailable');
+            ctx.logger.warn({ err: describeError(err) }, 'metrics unavailable');
             throw new Unavailable('Metrics are unavailable', 'unavailable');
           }
           res.setHeader('Content-Type', ctx.registry.contentType);

@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Client as TemporalClient } from '@temporalio/client';
 import {
   AlreadyExists,
+  describeError,
   FailedPrecondition,
   type FieldMap,
   filterToSql,
@@ -81,7 +82,7 @@ async function withdrawOrUnavailable(withdraw: () => Promise<void>, logger: Logg
       return await withdraw();
     } catch (err) {
       if (attempt >= 3) {
-        logger.error({ err: String(err), userId }, 'user deletion: Keycloak refused it, but its outbox row could not be removed; it will happen when its hold ends');
+        logger.error({ err: describeError(err), userId }, 'user deletion: Keycloak refused it, but its outbox row could not be removed; it will happen when its hold ends');
         throw new Unavailable('The deletion could not be undone after Keycloak refused it; it may still happen', 'unavailable');
       }
       await new Promise((r) => setTimeout(r, 200 * attempt));
@@ -461,7 +462,7 @@ export class Users {
     const dispatch = new UserDeletionDispatchRepository(this.deps.orm.em.fork());
     const recorded = await dispatch.hold(userId, deletionHoldMs);
     const settle = (change: Promise<void>) =>
-      change.catch((err: unknown) => this.deps.logger.warn({ err: String(err), userId }, 'user deletion: could not update its outbox row; it is due when its hold ends'));
+      change.catch((err: unknown) => this.deps.logger.warn({ err: describeError(err), userId }, 'user deletion: could not update its outbox row; it is due when its hold ends'));
     // Logins and tokens stop now; the workflow removes the rest, surviving crashes.
     let failure: unknown;
     try {
