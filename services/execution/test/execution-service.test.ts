@@ -143,12 +143,17 @@ describe('execution service', () => {
       const limited = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
       await f.client.cancelExecution({ id: unlimited.id, caller: caller(admin, 'ADMIN') });
       await f.client.cancelExecution({ id: limited.id, caller: caller(userId) });
-      // Both starts and both stops are due: a batch holds at most its size, stops first.
+      // Both starts and both stops are due: a stop waits for its run's start.
       const batch = await f.orm.em.fork().transactional((em) => new DispatchRepository().claim(em, 3));
-      expect(batch.map((row) => row.item?.kind ?? 'nothing')).toEqual(['stop', 'stop', expect.stringMatching(/^(start|nothing)$/)]);
+      expect(batch.map((row) => row.item?.kind ?? 'nothing')).toEqual(['nothing', 'start']);
       expect(await f.dispatch()).toBe(true);
       expect(f.runs.started.some((r) => r.executionId === unlimited.id)).toBe(false);
       expect(f.runs.started.filter((r) => r.executionId === limited.id)).toHaveLength(1);
+      // Then the stops.
+      const stops = await f.orm.em.fork().transactional((em) => new DispatchRepository().claim(em, 100));
+      expect(stops.filter((row) => row.key.endsWith(unlimited.id) || row.key.endsWith(limited.id)).map((row) => row.item?.kind)).toEqual(['stop', 'stop']);
+      expect(await f.dispatch()).toBe(true);
+      expect(f.runs.stopped.filter((s) => s.executionId === unlimited.id || s.executionId === limited.id)).toHaveLength(2);
       const rows = await f.orm.em.fork().execute<{ status: string }[]>('select status from execution where id in (?, ?)', [unlimited.id, limited.id]);
       expect(rows.map((r) => r.status)).toEqual(['CANCELLED', 'CANCELLED']);
       expect(await f.orm.em.fork().execute('select 1 from execution_dispatch where execution_id in (?, ?)', [unlimited.id, limited.id])).toEqual([]);
@@ -296,6 +301,16 @@ describe('execution service', () => {
       expect((await codeOf(f.client.updateExecution({ id: e.id, caller: caller(randomUUID()), progress: 5 }))).code).toBe(Code.NotFound);
       expect((await codeOf(f.client.updateExecution({ id: e.id, caller: caller(randomUUID(), 'ADMIN') }))).code).toBe(Code.InvalidArgument);
       expect((await codeOf(f.client.updateExecution({ id: e.id, caller: caller(randomUUID(), 'ADMIN'), progress: 101 }))).code).toBe(Code.InvalidArgument);
+    });
+
+    it('refuses CANCELLING as a status set by PATCH: 400 on a live execution, 404 on a missing one, 409 on an ended one', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const admin = caller(randomUUID(), 'ADMIN');
+      expect((await codeOf(f.client.updateExecution({ id: e.id, caller: admin, status: S.CANCELLING }))).code).toBe(Code.InvalidArgument);
+      expect((await codeOf(f.client.updateExecution({ id: randomUUID(), caller: admin, status: S.CANCELLING }))).code).toBe(Code.NotFound);
+      await f.client.updateExecution({ id: e.id, caller: admin, status: S.FINISHED });
+      expect((await codeOf(f.client.updateExecution({ id: e.id, caller: admin, status: S.CANCELLING }))).code).toBe(Code.Aborted);
     });
 
     it('keeps float progress and any JSON results; a terminal status sets end_date and progress 100 and is final', async () => {

@@ -69,9 +69,6 @@ export async function updateExecution(
   if (resultsJson !== undefined && Buffer.byteLength(resultsJson, 'utf8') > maxResultsBytes) {
     throw new InvalidArgument(`results are larger than ${maxResultsBytes / (1024 * 1024)} MiB of JSON`, 'invalid_argument');
   }
-  if (changes.status === 'CANCELLING') {
-    throw new InvalidArgument('CANCELLING is set by cancelling the execution (POST /execution/<id>/cancel)', 'invalid_argument');
-  }
   return deps.orm.em.fork().transactional(async (em) => {
     const repo = new ExecutionRepository(em);
     const current = await repo.lock(id);
@@ -80,6 +77,10 @@ export async function updateExecution(
     if (isTerminal(current.status)) {
       if (changes.status === current.status) return { execution: (await repo.findById(id)) ?? current, changed: false };
       throw new Aborted(`Execution is already ${current.status}; it can no longer change`, 'conflict');
+    }
+    // Refused once the execution is known: a missing one is a 404, an ended one a 409 (CONTRACT §6).
+    if (changes.status === 'CANCELLING') {
+      throw new InvalidArgument('CANCELLING is set by cancelling the execution (POST /execution/<id>/cancel)', 'invalid_argument');
     }
     if (changes.status !== undefined) assertMayMove(current.status, changes.status);
     const assignments: string[] = [];
