@@ -3,6 +3,7 @@
  * none lost under concurrency, requests let through when the database is away, and the
  * counters of past windows swept on a timer, by one process at a time.
  */
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { Client } from 'pg';
@@ -39,6 +40,20 @@ describe('RateLimiter', () => {
     // Another account from the same client is counted apart.
     expect(await limiter.hit([checks[0]!, { key: 'run_account:b', limit: minute }])).toEqual([{ allowed: true }, { allowed: true }]);
     expect(await limiter.hit([])).toEqual([]);
+  });
+
+  it('counts keys of any length: one a request chose too long for an index let all its checks through', async () => {
+    // Random text, which the index cannot compress below its row size.
+    const noise = randomBytes(6000).toString('base64');
+    const long = (c: string) => `login_account:${c}${noise}@example.org`;
+    const checks: LimitCheck[] = [
+      { key: 'login_client:10.9.9.9', limit: minute },
+      { key: long('a'), limit: minute },
+    ];
+    for (let i = 0; i < 3; i++) expect(await limiter.hit(checks)).toEqual([{ allowed: true }, { allowed: true }]);
+    expect((await limiter.hit(checks)).map((d) => d.allowed)).toEqual([false, false]);
+    // Two long keys alike in their first hundred characters are counted apart.
+    expect(await limiter.hit([{ key: `${long('a')}x`, limit: minute }])).toEqual([{ allowed: true }]);
   });
 
   it('loses no count and deadlocks on no key when requests sharing keys come at once, in any order', async () => {

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { Logger } from '@gef/common';
+import { cutText, type Logger } from '@gef/common';
 
 /** A limit: at most `max` events per `windowSeconds` for one key. */
 export interface Limit {
@@ -29,6 +30,18 @@ export interface Limiter {
   /** Counts one event for each check (their keys distinct); a decision for each, in order. */
   hit(checks: readonly LimitCheck[]): Promise<LimitDecision[]>;
   close(): Promise<void>;
+}
+
+/** Keys longer than this are stored by their start and a digest of the whole. */
+export const maxStoredKeyLength = 200;
+
+/**
+ * A counter's key as stored: a request chooses part of it (an e-mail in a login body, an
+ * address in X-Forwarded-For behind a trusting proxy), and a key past PostgreSQL's index row
+ * size failed the whole statement, which let every check of the request through.
+ */
+export function storedKey(key: string): string {
+  return key.length <= maxStoredKeyLength ? key : `${cutText(key, 100)}#${createHash('sha256').update(key).digest('base64url')}`;
 }
 
 /**
@@ -85,7 +98,7 @@ export class RateLimiter implements Limiter {
     const now = Date.now();
     const windows = checks.map(({ key, limit }) => {
       const windowMs = limit.windowSeconds * 1000;
-      return { key, limit, windowMs, start: new Date(Math.floor(now / windowMs) * windowMs) };
+      return { key: storedKey(key), limit, windowMs, start: new Date(Math.floor(now / windowMs) * windowMs) };
     });
     const ordered = [...windows].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     try {
