@@ -66,11 +66,13 @@ export interface ScriptBuildRef {
 
 export type ScriptBuildPlan =
   /**
-   * buildToken: the runner's credential for AppendBuildLog (this version's build only).
-   * archive: the version's archive, whose script the runner checks (absent in plans made
-   * before builds checked scripts).
+   * buildToken: the runner's credential for AppendBuildLog and GetBuildRequirements (this
+   * version's build only). archive: the version's archive, whose script the runner checks
+   * (absent in plans made before builds checked scripts). No requirements: they may hold a
+   * package index's credentials, and workflow histories are readable by operators; the
+   * runner reads them from the script service with the build token.
    */
-  | { proceed: true; runtime: string; requirements: string; buildToken: string; archive?: BuildArchive }
+  | { proceed: true; runtime: string; buildToken: string; archive?: BuildArchive }
   | { proceed: false; reason: string };
 
 /** A version's archive as a runner fetches it: by digest, downloaded as the script's owner. */
@@ -111,9 +113,15 @@ export interface RunnerActivities {
 
 export interface PrepareEnvironmentInput extends ScriptBuildRef {
   runtime: string;
-  /** requirements.txt as uploaded. */
-  requirements: string;
-  /** The version's build token (from startScriptBuild), sent with every AppendBuildLog. */
+  /**
+   * requirements.txt as uploaded, in inputs of builds scheduled before runners read them
+   * with GetBuildRequirements; never sent now (they may hold credentials).
+   */
+  requirements?: string;
+  /**
+   * The version's build token (from startScriptBuild), sent with every AppendBuildLog and
+   * with GetBuildRequirements.
+   */
   buildToken?: string;
   /** The version's archive: its `src/main.py` must compile. Absent: not checked. */
   archive?: BuildArchive;

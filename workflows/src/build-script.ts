@@ -47,8 +47,10 @@ function reasonOf(err: unknown): string {
 /**
  * Builds one version of a script: PENDING → BUILDING → SUCCESS | FAIL. The script service
  * records state and log lines; a runner prepares the runtime environment (reused when one
- * with the same hash exists) and streams its output to the build log itself. Any failure
- * ends FAIL with its reason as the last log line.
+ * with the same hash exists) and streams its output to the build log itself. The
+ * requirements never pass through here (they may hold credentials): the runner reads them
+ * from the script service with the build token. Any failure ends FAIL with its reason as
+ * the last log line.
  */
 export async function buildScript(input: BuildScriptInput): Promise<BuildScriptResult> {
   const ref = { scriptId: input.scriptId, version: input.version };
@@ -60,7 +62,6 @@ export async function buildScript(input: BuildScriptInput): Promise<BuildScriptR
     const env = await runner.prepareEnvironment({
       ...ref,
       runtime: plan.runtime,
-      requirements: plan.requirements,
       buildToken: plan.buildToken,
       ...(plan.archive ? { archive: plan.archive } : {}),
     });

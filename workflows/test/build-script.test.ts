@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { PrepareEnvironmentInput, RunnerActivities, ScriptActivities, ScriptBuildOutcome, ScriptBuildRef } from '../src/activities';
+import type { PrepareEnvironmentInput, RunnerActivities, ScriptActivities, ScriptBuildOutcome, ScriptBuildPlan, ScriptBuildRef } from '../src/activities';
 import { buildScript, buildScriptWorkflowId, type BuildScriptResult } from '../src/build-script';
 import { taskQueues } from '../src/task-queues';
 
@@ -48,7 +48,7 @@ describe('buildScript workflow', () => {
   });
 
   /** Runs one build with fake activities on the script and runner task queues. */
-  async function run(fakes: Fakes): Promise<{ result: BuildScriptResult; recorded: Recorded }> {
+  async function run(fakes: Fakes): Promise<{ result: BuildScriptResult; recorded: Recorded; workflowId: string }> {
     n++;
     const recorded: Recorded = { calls: [], outcomes: [], prepareInputs: [] };
     let finishFailures = fakes.finishFailures ?? 0;
@@ -58,7 +58,7 @@ describe('buildScript workflow', () => {
       },
       async startScriptBuild(ref: ScriptBuildRef) {
         recorded.calls.push(`start v${ref.version}`);
-        return fakes.plan ?? { proceed: true, runtime: 'python3', requirements: 'six==1.17.0\n', buildToken: 'the-build-token' };
+        return fakes.plan ?? { proceed: true, runtime: 'python3', buildToken: 'the-build-token' };
       },
       async finishScriptBuild(outcome) {
         if (finishFailures-- > 0) throw new Error('database unavailable');
@@ -86,24 +86,42 @@ describe('buildScript workflow', () => {
     });
     const runnerWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.runner, activities: runnerActivities });
     const ref = { scriptId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, version: 3 };
+    const workflowId = buildScriptWorkflowId(ref);
     const result = await runnerWorker.runUntil(
       scriptWorker.runUntil(
         env.client.workflow.execute(buildScript, {
           taskQueue: taskQueues.script,
-          workflowId: buildScriptWorkflowId(ref),
+          workflowId,
           args: [ref],
         }),
       ),
     );
-    return { result, recorded };
+    return { result, recorded, workflowId };
   }
 
   it('goes PENDING → BUILDING → SUCCESS with the environment hash', async () => {
     const { result, recorded } = await run({});
     expect(result).toMatchObject({ status: 'SUCCESS', version: 3, environmentHash: 'a'.repeat(64) });
     expect(recorded.calls).toEqual(['start v3', 'prepare attempt 1', 'finish SUCCESS']);
-    expect(recorded.prepareInputs[0]).toMatchObject({ version: 3, runtime: 'python3', requirements: 'six==1.17.0\n', buildToken: 'the-build-token' });
+    expect(recorded.prepareInputs[0]).toMatchObject({ version: 3, runtime: 'python3', buildToken: 'the-build-token' });
     expect(recorded.outcomes[0]).toMatchObject({ status: 'SUCCESS', environmentHash: 'a'.repeat(64) });
+  }, 60_000);
+
+  it('gives the runner no requirements, even from a plan recorded with them', async () => {
+    // A plan as startScriptBuild made it before runners read the requirements with the build
+    // token (a build in flight across an upgrade replays it): they may hold credentials.
+    const recordedPlan = { proceed: true as const, runtime: 'python3', requirements: '--extra-index-url https://u:REQ-TOKEN@x/simple\n', buildToken: 'the-build-token' };
+    const plan: ScriptBuildPlan = recordedPlan;
+    const { result, recorded, workflowId } = await run({ plan });
+    expect(result.status).toBe('SUCCESS');
+    expect(recorded.prepareInputs).toHaveLength(1);
+    expect(recorded.prepareInputs[0]).not.toHaveProperty('requirements');
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const scheduled = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.input?.payloads ?? []);
+    expect(scheduled).toHaveLength(1);
+    const inputs = scheduled.map((p) => Buffer.from(p.data ?? new Uint8Array()).toString('utf8'));
+    expect(inputs[0]).toContain('the-build-token');
+    expect(inputs[0]).not.toContain('REQ-TOKEN');
   }, 60_000);
 
   it('ends FAIL with the reason, without retrying, when a requirement cannot be installed', async () => {

@@ -10,6 +10,7 @@ import { ArchiveCache } from './archives/archive-cache';
 import { ExtractedArchives } from './archives/extracted-archives';
 import { scriptServiceSource } from './archives/script-service-source';
 import type { RunnerConfig } from './config';
+import { scriptServiceRequirements } from './environments/build-requirements';
 import { EnvironmentCache } from './environments/environment-cache';
 import { environmentSettings } from './environments/settings';
 import { executionsApi } from './execution-log/execution-service-api';
@@ -102,6 +103,7 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
         appendBuildLog: async (ref, lines, firstSeq, signal) => {
           await scripts.appendBuildLog(create(script.AppendBuildLogRequestSchema, { ...ref, lines, firstSeq }), signal ? { signal } : {});
         },
+        buildRequirements: scriptServiceRequirements(scripts),
         logger,
         // A build checks its script's entry point, from the archive runs of it will use.
         scripts: { archives, extracted, limits: { ...defaults, cpuSeconds: 300 } },

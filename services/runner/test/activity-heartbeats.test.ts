@@ -207,11 +207,12 @@ describe('runner activities heartbeat while they wait for the services', () => {
     const activity = prepareEnvironmentActivity({
       environments,
       appendBuildLog: (_ref, lines, _firstSeq, signal) => appendBuildLog(lines, signal),
+      buildRequirements: async () => '',
       logger,
       heartbeatIntervalMs,
     });
     const env = mockActivityEnvironment();
-    return { env, run: () => env.run(activity, { scriptId: 'script', version: 1, buildToken: 'build-token', runtime: 'python3', requirements: '' }) as Promise<PreparedEnvironment> };
+    return { env, run: () => env.run(activity, { scriptId: 'script', version: 1, buildToken: 'build-token', runtime: 'python3' }) as Promise<PreparedEnvironment> };
   }
 
   it("heartbeats while a build's last log lines wait for the script service", async () => {

@@ -26,6 +26,18 @@ describe('build tokens', () => {
     expect(await refusal(assertBuildToken(secret, token, { ...ref, scriptId: '1b6c1d9e-2f3a-4b5c-8d7e-9f0a1b2c3d4e' }))).toEqual({ kind: 'PermissionDenied', reason: 'forbidden' });
   });
 
+  it('outlive a build waiting days for a runner behind long runs, and expire after two weeks', async () => {
+    const token = await signBuildToken(secret, ref);
+    jest.useFakeTimers({ now: Date.now() + 8 * 24 * 3600 * 1000, doNotFake: ['nextTick', 'setImmediate'] });
+    try {
+      await expect(assertBuildToken(secret, token, ref)).resolves.toBeUndefined();
+      jest.setSystemTime(Date.now() + 7 * 24 * 3600 * 1000);
+      expect(await refusal(assertBuildToken(secret, token, ref))).toMatchObject({ kind: 'Unauthenticated' });
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('are required, and refused when forged, expired or of another kind', async () => {
     expect(await refusal(assertBuildToken(secret, '', ref))).toEqual({ kind: 'Unauthenticated', reason: 'authorization_required' });
     expect(await refusal(assertBuildToken(secret, 'not-a-jwt', ref))).toEqual({ kind: 'Unauthenticated', reason: 'invalid_token' });

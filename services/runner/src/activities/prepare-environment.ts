@@ -14,6 +14,7 @@ import type { ArchiveCache } from '../archives/archive-cache';
 import type { ExtractedArchives } from '../archives/extracted-archives';
 import { ArchiveGone } from '../archives/script-service-source';
 import { BuildLogSink } from '../build-log/build-log-sink';
+import { BuildRequirementsRefused, type BuildRequirements, type BuildRequirementsRef } from '../environments/build-requirements';
 import { EnvironmentError } from '../environments/environment-error';
 import { ensureEnvironment, type EnvironmentSettings } from '../environments/ensure-environment';
 import { checkPythonSyntax } from '../runtimes/python/check-syntax';
@@ -24,6 +25,8 @@ import { attemptLostSignal } from './attempt-lost';
 const entryPoint = 'src/main.py';
 /** A larger entry point is not checked (an upload's limits keep it far smaller). */
 const maxCheckedBytes = 16 * 1024 * 1024;
+/** The ApplicationFailure type of a build the script service no longer lets run (its build token refused, the build ended). */
+const buildRefusedFailure = 'BuildRefused';
 
 /** Where a build finds its version's archive (the runs' caches: a run of it finds it extracted). */
 export interface BuildArchives {
@@ -41,6 +44,12 @@ export interface PrepareEnvironmentDeps {
    */
   /** Lines numbered from `firstSeq` within the build's `attempt`: sent again, stored once. */
   appendBuildLog: (ref: { scriptId: string; version: number; buildToken: string; attempt: number }, lines: string[], firstSeq: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * The version's requirements.txt from the script service (GetBuildRequirements, with the
+   * build token): they never travel in the activity's input, which Temporal keeps in the
+   * workflow's history.
+   */
+  buildRequirements: BuildRequirements;
   logger: Logger;
   heartbeatIntervalMs?: number;
   /** With them, a build whose plan names its archive checks that `src/main.py` compiles. */
@@ -117,6 +126,21 @@ async function checkEntryPoint(
 }
 
 /**
+ * The version's requirements: those an input scheduled before runners read them carries,
+ * else the script service's. A script or build that is gone, or a build token refused,
+ * fails the build for good; trouble reaching the service is retried.
+ */
+async function requirementsOf(deps: PrepareEnvironmentDeps, input: PrepareEnvironmentInput, ref: BuildRequirementsRef, signal: AbortSignal): Promise<string> {
+  if (input.requirements !== undefined) return input.requirements;
+  try {
+    return await deps.buildRequirements(ref, signal);
+  } catch (err) {
+    if (err instanceof BuildRequirementsRefused) throw ApplicationFailure.nonRetryable(err.message, err.gone ? invalidScriptFailure : buildRefusedFailure);
+    throw err;
+  }
+}
+
+/**
  * The runner's part of a build: the version's environment, made or reused, with every step
  * and pip's output sent to the build log while it runs and a heartbeat every few seconds,
  * so a runner that dies is noticed and the build retried.
@@ -137,8 +161,9 @@ export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
         sink.line(`checking ${entryPoint} on runner ${hostname}${attempt}`);
         await checkEntryPoint({ ...deps, scripts: deps.scripts }, { ...input, archive: input.archive }, sink, ctx.cancellationSignal);
       }
+      const requirements = await requirementsOf(deps, input, { scriptId: ref.scriptId, version: ref.version, buildToken: ref.buildToken }, ctx.cancellationSignal);
       sink.line(`preparing the ${input.runtime} environment on runner ${hostname}${attempt}`);
-      const env = await ensureEnvironment(deps.environments, input.runtime, input.requirements, {
+      const env = await ensureEnvironment(deps.environments, input.runtime, requirements, {
         onLine: (line) => sink.output(line),
         signal: ctx.cancellationSignal,
       });

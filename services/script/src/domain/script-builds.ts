@@ -1,4 +1,4 @@
-import { InvalidArgument } from '@gef/common';
+import { FailedPrecondition, InvalidArgument, NotFound } from '@gef/common';
 import type { ScriptBuildOutcome, ScriptBuildPlan, ScriptBuildRef } from '@gef/workflows/activities';
 import { BuildDispatchRepository } from '../repositories/build-dispatch-repository';
 import { ScriptLogRepository } from '../repositories/script-log-repository';
@@ -18,7 +18,8 @@ const maxLinesPerAppend = 1000;
 
 /**
  * The buildScript workflow's first step: PENDING → BUILDING, and what to build with the
- * build token the runner appends log lines with.
+ * build token the runner appends log lines and reads the requirements with. The plan holds
+ * no requirements: it is recorded in the workflow's history, and they may hold credentials.
  */
 export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm' | 'buildTokenSecret'>, ref: ScriptBuildRef): Promise<ScriptBuildPlan> {
   const plan = await deps.orm.em.fork().transactional(async (em): Promise<ScriptBuildPlan> => {
@@ -30,7 +31,7 @@ export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm' | 'buildToke
     const runtime = typeof version.configuration['runtime'] === 'string' ? version.configuration['runtime'].trim().toLowerCase() : script.runtime;
     // Started already (this step delivered again after a lost answer): the same plan, no change.
     const archive = { digest: version.digest, size: version.size, scriptUserId: script.userId };
-    if (version.status === 'BUILDING') return { proceed: true, runtime, requirements: version.requirements, buildToken: '', archive };
+    if (version.status === 'BUILDING') return { proceed: true, runtime, buildToken: '', archive };
     version.status = 'BUILDING';
     const current = script.version === ref.version;
     if (current) {
@@ -39,7 +40,7 @@ export async function startScriptBuild(deps: Pick<ScriptDeps, 'orm' | 'buildToke
     }
     await em.flush();
     if (current) await new ScriptLogRepository(em).append(script.id, ref.version, [`${prefix}started for version ${ref.version} (${runtime})`]);
-    return { proceed: true, runtime, requirements: version.requirements, buildToken: '', archive };
+    return { proceed: true, runtime, buildToken: '', archive };
   });
   if (!plan.proceed) return plan;
   return { ...plan, buildToken: await signBuildToken(deps.buildTokenSecret, ref) };
@@ -72,6 +73,19 @@ export async function finishScriptBuild(deps: Pick<ScriptDeps, 'orm'>, outcome: 
         : `${prefix}FAIL: ${oneLine(outcome.reason ?? 'the build failed')}`;
     await new ScriptLogRepository(em).append(script.id, outcome.version, [last]);
   });
+}
+
+/**
+ * The requirements.txt of a version while it builds, for the runner holding its build token
+ * (GetBuildRequirements): the text the environment is built from, exactly as stored.
+ * NotFound once the script or version is gone, FailedPrecondition once its build ended.
+ */
+export async function buildRequirements(deps: Pick<ScriptDeps, 'orm' | 'buildTokenSecret'>, ref: ScriptBuildRef, buildToken: string): Promise<string> {
+  await assertBuildToken(deps.buildTokenSecret, buildToken, ref);
+  const version = await new ScriptVersionRepository(deps.orm.em.fork()).find(ref.scriptId.toLowerCase(), ref.version);
+  if (!version) throw new NotFound(`Script version ${ref.version} not found`, 'not_found');
+  if (version.status !== 'BUILDING') throw new FailedPrecondition(`The build of version ${ref.version} is not running (${version.status})`, 'failed_precondition');
+  return version.requirements;
 }
 
 /** The largest value of an integer column. */

@@ -4,7 +4,7 @@ import { script } from '@gef/protos';
 import { addScriptVersion, createScript } from '../domain/script-uploads';
 import { deleteScript, setScriptPublic, updateScriptMetadata } from '../domain/script-changes';
 import { getScript, getScriptForRun, listScriptLogs, listScripts, openDownload } from '../domain/script-reads';
-import { appendBuildLog } from '../domain/script-builds';
+import { appendBuildLog, buildRequirements } from '../domain/script-builds';
 import type { ScriptDeps } from '../domain/deps';
 import { actorFromCaller } from '../mappers/caller-mapper';
 import { toScriptArchiveMessage, toScriptForRunMessage, toScriptLogMessage, toScriptMessage } from '../mappers/script-mapper';
@@ -103,6 +103,11 @@ export function scriptService(deps: ScriptServiceDeps): ServiceImpl<typeof scrip
       const numbering = req.firstSeq > 0 ? { attempt: req.attempt, firstSeq: req.firstSeq } : undefined;
       const appended = await appendBuildLog(deps, { scriptId: req.scriptId, version: req.version }, req.buildToken, req.lines, numbering);
       return create(script.AppendBuildLogResponseSchema, { appended });
+    },
+
+    async getBuildRequirements(req) {
+      const requirements = await buildRequirements(deps, { scriptId: req.scriptId, version: req.version }, req.buildToken);
+      return create(script.GetBuildRequirementsResponseSchema, { requirements });
     },
   };
 }
