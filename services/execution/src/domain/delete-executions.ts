@@ -1,3 +1,4 @@
+import { DeletedUserRepository } from '../repositories/deleted-user-repository';
 import { ExecutionRepository } from '../repositories/execution-repository';
 import { RunSpecRepository } from '../repositories/run-spec-repository';
 import type { ExecutionDeps } from './deps';
@@ -7,7 +8,9 @@ const batchSize = 500;
 
 /**
  * Deletes every execution a user made, with its log lines (cascade), in batches so a user
- * with many runs never holds one huge transaction. Runs still going are told to stop
+ * with many runs never holds one huge transaction. The user is first recorded as deleted
+ * (waiting for their runs being accepted to commit), so no run of theirs is accepted
+ * afterwards and the batches find every one there will be. Runs still going are told to stop
  * first (their workflows cancel the runner's attempt, which kills the process; a run
  * waiting for a slot just ends), so nothing of the user keeps running; a signal that
  * cannot be delivered fails the step, which is retried before anything is deleted.
@@ -19,6 +22,7 @@ export async function deleteExecutionsOfUser(
   userId: string,
   onBatch: () => void = () => undefined,
 ): Promise<number> {
+  await deps.orm.em.fork().transactional((em) => new DeletedUserRepository(em).record(userId));
   let deleted = 0;
   for (;;) {
     const rows = await new ExecutionRepository(deps.orm.em.fork()).idsOfUser(userId, batchSize);

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { InvalidArgument, jsonDepthExceeds, maxJsonValueDepth, ResourceExhausted } from '@gef/common';
+import { InvalidArgument, jsonDepthExceeds, maxJsonValueDepth, ResourceExhausted, Unauthenticated } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { RunExecutionInput } from '@gef/workflows';
+import { DeletedUserRepository } from '../repositories/deleted-user-repository';
 import { DispatchRepository } from '../repositories/dispatch-repository';
 import { ExecutionRepository, type ExecutionRecord } from '../repositories/execution-repository';
 import { RunSpecRepository, type RunSpecRecord } from '../repositories/run-spec-repository';
@@ -18,7 +19,8 @@ import type { ScriptForRun } from './script-catalog';
  * its runExecution workflow's start in the outbox
  * (execution_dispatch), atomically. A USER's run that must wait is refused (429) while
  * `maxWaiting` of theirs wait already. The dispatcher starts the workflow as soon as
- * Temporal answers, so a run accepted while Temporal is down starts when it returns.
+ * Temporal answers, so a run accepted while Temporal is down starts when it returns. A
+ * user whose deletion has begun here runs nothing more (checked by the insert itself).
  */
 export async function runScript(
   deps: ExecutionDeps,
@@ -58,7 +60,7 @@ export async function runScript(
       [spec, DispatchRepository.add({ ...input, slotGranted })],
     );
   // Without a limit no slot is counted: one statement, atomic by itself.
-  if (input.concurrencyLimit === null) return accept(deps.orm.em.fork(), true);
+  if (input.concurrencyLimit === null) return accept(deps.orm.em.fork(), true).catch(refuseDeletedOwner);
   return deps.orm.em.fork().transactional(async (em) => {
     const granted = await grantOnAccept(em, actor.userId, input.concurrencyLimit);
     // A run that must wait joins a bounded queue (under the user's slot lock, so no two
@@ -68,7 +70,16 @@ export async function runScript(
       throw new ResourceExhausted(`At most ${maxWaiting} runs of a user may wait for a slot; try again once some have started`, 'rate_limited', { retry_after: 60 });
     }
     return accept(em, granted);
-  });
+  }).catch(refuseDeletedOwner);
+}
+
+/**
+ * A run of a user whose deletion has begun is refused, whoever checked their token before:
+ * as the gateway refuses that user's token (401 token_revoked).
+ */
+function refuseDeletedOwner(err: unknown): never {
+  if (DeletedUserRepository.refused(err)) throw new Unauthenticated('The user has been deleted', 'token_revoked');
+  throw err;
 }
 
 /** What a run of the script's current version needs, as the run's pinned spec. */

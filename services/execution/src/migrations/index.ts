@@ -11,6 +11,7 @@ import { Migration20261129000009 } from './Migration20261129000009';
 import { Migration20261130000010 } from './Migration20261130000010';
 import { Migration20261201000011 } from './Migration20261201000011';
 import { Migration20261202000012 } from './Migration20261202000012';
+import { Migration20261203000013 } from './Migration20261203000013';
 
 /** The execution service's migrations, oldest first. */
 export const migrations: MigrationObject[] = [
@@ -26,4 +27,5 @@ export const migrations: MigrationObject[] = [
   { name: 'Migration20261130000010', class: Migration20261130000010 },
   { name: 'Migration20261201000011', class: Migration20261201000011 },
   { name: 'Migration20261202000012', class: Migration20261202000012 },
+  { name: 'Migration20261203000013', class: Migration20261203000013 },
 ];

@@ -55,9 +55,11 @@ export class DispatchRepository implements OutboxStore<RunDispatch> {
   /**
    * Due rows in one statement, stops first (at most `limit` in all). A run that already
    * ended (cancelled before it started) needs no workflow, unless it took its slot when
-   * accepted: its workflow gives the slot back. A stop may reach Temporal before its run's
-   * start: the workflow then does not exist yet (counted as told) and, once started, finds
-   * the run ended in the database (its claim, or its runner's start).
+   * accepted: its workflow gives the slot back. A stop waits while its run's start is in
+   * the outbox (due later, or being delivered): a workflow that does not exist when it is
+   * told has then ended (or was never needed), and one started after it would miss it
+   * (a run that took its slot when accepted goes to the runners without asking, and would
+   * hold the slot until one of them picks it).
    */
   async claim(em: EntityManager, limit: number): Promise<{ key: string; item: RunDispatch | undefined }[]> {
     const rows = await em.execute<
@@ -67,6 +69,7 @@ export class DispatchRepository implements OutboxStore<RunDispatch> {
          select s.execution_id, s.request
            from execution_stop_dispatch s
           where s.next_at <= now()
+            and not exists (select 1 from execution_dispatch d where d.execution_id = s.execution_id)
           order by s.next_at, s.created_at
           limit ? for update skip locked),
        starts as (
@@ -117,9 +120,13 @@ export class DispatchRepository implements OutboxStore<RunDispatch> {
     await em.execute(`update ${table} set attempts = attempts + 1, next_at = ${outboxRetrySql('attempts')}, last_error = ? where execution_id = ?`, [error, id]);
   }
 
+  /** When the next row becomes due; a stop waiting for its run's start is due with it. */
   async nextDue(em: EntityManager): Promise<Date | undefined> {
     const rows = await em.execute<{ next_at: Date | null }[]>(
-      'select least((select min(next_at) from execution_dispatch), (select min(next_at) from execution_stop_dispatch)) as next_at',
+      `select least(
+         (select min(next_at) from execution_dispatch),
+         (select min(s.next_at) from execution_stop_dispatch s where not exists (select 1 from execution_dispatch d where d.execution_id = s.execution_id))
+       ) as next_at`,
     );
     return rows[0]?.next_at ? new Date(rows[0].next_at) : undefined;
   }

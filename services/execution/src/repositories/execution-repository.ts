@@ -1,6 +1,7 @@
 import type { EntityManager } from '@gef/common/orm';
 import type { ExecutionStatus } from '../entities/execution';
 import { terminalSql } from '../domain/statuses';
+import { ownerAcceptsSql } from './deleted-user-repository';
 
 /** An execution as the service reads it. `params`/`results` are undefined when not loaded. */
 export interface ExecutionRecord {
@@ -111,7 +112,9 @@ export class ExecutionRepository {
   /**
    * Inserts a PENDING execution; `alongside` statements run in the same statement (one
    * round trip, atomic without a transaction). Foreign keys are checked at its end, so
-   * they may insert rows that refer to the new execution.
+   * they may insert rows that refer to the new execution. The statement fails, inserting
+   * nothing, when the owner has been deleted (`DeletedUserRepository.refused`); it holds
+   * the owner's lock shared until the transaction ends.
    */
   async insert(
     e: { id: string; scriptId: string; userId: string; params: Record<string, unknown>; scriptVersion: number; slotHeld?: boolean },
@@ -120,9 +123,9 @@ export class ExecutionRepository {
     const ctes = alongside.length > 0 ? `with ${alongside.map((a, i) => `alongside_${i} as (${a.sql})`).join(', ')} ` : '';
     const rows = await this.em.execute<Row[]>(
       `${ctes}insert into execution as e (id, script_id, user_id, status, progress, params, start_date, updated_at, script_version, attempt, slot_held)
-       values (?, ?, ?, 'PENDING', 0, ?::jsonb, ${nowSql}, ${nowSql}, ?, 0, ?)
+       select ?::uuid, ?::uuid, ?::uuid, 'PENDING', 0, ?::jsonb, ${nowSql}, ${nowSql}, ?::integer, 0, ?::boolean where ${ownerAcceptsSql}
        returning ${selectColumns()}`,
-      [...alongside.flatMap((a) => a.params), e.id, e.scriptId, e.userId, JSON.stringify(e.params), e.scriptVersion, e.slotHeld ?? false],
+      [...alongside.flatMap((a) => a.params), e.id, e.scriptId, e.userId, JSON.stringify(e.params), e.scriptVersion, e.slotHeld ?? false, e.userId],
     );
     return toRecord(rows[0]!);
   }

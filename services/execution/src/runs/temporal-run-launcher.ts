@@ -66,7 +66,8 @@ export class TemporalRunLauncher implements RunLauncher {
     try {
       await bounded(this.client.workflow.getHandle(runExecutionWorkflowId(executionId)).signal(stopExecutionSignal, request), 'a stop signal');
     } catch (err) {
-      // A run whose workflow has ended needs no telling.
+      // A run whose workflow has ended needs no telling. (The outbox tells a stop only once
+      // its run's start is delivered, so a workflow not started yet is never taken for one.)
       if (err instanceof WorkflowNotFoundError) return;
       throw err;
     }

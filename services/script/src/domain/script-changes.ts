@@ -2,6 +2,7 @@ import { InvalidArgument, NotFound } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { Script } from '../entities/script';
 import { ArtifactReleaseRepository } from '../repositories/artifact-release-repository';
+import { DeletedUserRepository } from '../repositories/deleted-user-repository';
 import { ScriptRepository } from '../repositories/script-repository';
 import { ScriptVersionRepository } from '../repositories/script-version-repository';
 import { releaseArtifacts } from './artifact-release';
@@ -84,11 +85,17 @@ export async function deleteScript(deps: ScriptDeps, caller: Actor | undefined, 
   return deleted;
 }
 
-/** The deleteUser workflow's step: every script of a user, like deleteScript. */
+/**
+ * The deleteUser workflow's step: every script of a user, like deleteScript. The user is
+ * recorded as deleted first (an upload of theirs being stored is waited for, later ones
+ * are refused), and the scripts' rows are locked before their versions are read (a new
+ * version being added is waited for, so its archive is released too).
+ */
 export async function deleteScriptsOfUser(deps: ScriptDeps, userId: string): Promise<number> {
   const count = await deps.orm.em.fork().transactional(async (em) => {
+    await new DeletedUserRepository(em).record(userId);
     const repo = new ScriptRepository(em);
-    const ids = await repo.idsOfUser(userId);
+    const ids = await repo.lockIdsOfUser(userId);
     await new ArtifactReleaseRepository(em).queue(await new ScriptVersionRepository(em).digestsOf(ids));
     return repo.deleteByIds(ids);
   });

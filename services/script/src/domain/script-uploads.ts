@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { InvalidArgument, NotFound } from '@gef/common';
+import { InvalidArgument, NotFound, Unauthenticated } from '@gef/common';
 import { receiveArchive } from '../archive/receive-archive';
 import type { ArchiveContents } from '../archive/inspect-archive';
 import type { StagedArtifact } from '../artifacts/artifact-store';
@@ -8,6 +8,7 @@ import type { Script } from '../entities/script';
 import type { EntityManager } from '@gef/common/orm';
 import { ArtifactReleaseRepository } from '../repositories/artifact-release-repository';
 import { BuildDispatchRepository } from '../repositories/build-dispatch-repository';
+import { DeletedUserRepository } from '../repositories/deleted-user-repository';
 import { ScriptLogRepository } from '../repositories/script-log-repository';
 import { ScriptRepository } from '../repositories/script-repository';
 import { ScriptVersionRepository } from '../repositories/script-version-repository';
@@ -79,7 +80,8 @@ async function recordVersion(em: EntityManager, script: Script, number: number, 
 /**
  * POST /script: checks and stores the archive as it streams, records the script and its
  * first version and its build's start (the outbox) in one transaction. Nothing is left
- * behind when anything fails.
+ * behind when anything fails. A user whose deletion has begun here stores nothing more
+ * (as the gateway refuses their token: 401 token_revoked).
  */
 export async function createScript(deps: ScriptDeps, caller: Actor | undefined, upload: Upload): Promise<Script> {
   const actor = requireActor(caller);
@@ -88,6 +90,7 @@ export async function createScript(deps: ScriptDeps, caller: Actor | undefined, 
   let script: Script;
   try {
     script = await deps.orm.em.fork().transactional(async (em) => {
+      if (await new DeletedUserRepository(em).isDeleted(actor.userId)) throw new Unauthenticated('The user has been deleted', 'token_revoked');
       const scripts = new ScriptRepository(em);
       const slug = contents.configuration.slug;
       if (await scripts.slugTaken(slug)) throw slugTaken(slug);

@@ -84,6 +84,12 @@ export class ScriptRepository {
     return rows.map((r) => r.id);
   }
 
+  /** Ids of a user's scripts, their rows locked until the transaction ends (a change under way is waited for). */
+  async lockIdsOfUser(userId: string): Promise<string[]> {
+    const rows = await this.em.execute<{ id: string }[]>('select id from script where user_id = ? order by id for update', [userId]);
+    return rows.map((r) => r.id);
+  }
+
   /** Deletes scripts (versions and logs go by cascade); returns how many. */
   deleteByIds(ids: string[]): Promise<number> {
     if (ids.length === 0) return Promise.resolve(0);

@@ -1,0 +1,127 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { gefScriptIdKey, gefStatusKey, gefUserIdKey, runExecutionWorkflowId, type RunExecutionInput, type StopRequest } from '@gef/workflows';
+import type { UserActivities } from '@gef/workflows/activities';
+import { taskQueues } from '@gef/workflows/task-queues';
+import { startTestPostgres, type TestPostgres, findFreePorts } from '@gef/deploy';
+import { createExecutionActivities } from '../src/activities';
+import type { RunLauncher } from '../src/domain/run-launcher';
+import { DispatchRepository } from '../src/repositories/dispatch-repository';
+import { TemporalRunLauncher } from '../src/runs/temporal-run-launcher';
+import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
+
+function temporalCli(): string {
+  const cache = process.env['GEF_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gef');
+  const candidate = process.env['TEMPORAL_CLI'] ?? path.join(cache, 'temporal-1.5.1', 'temporal');
+  if (!fs.existsSync(candidate)) throw new Error(`No Temporal CLI at ${candidate} (set TEMPORAL_CLI or run npm start once)`);
+  return candidate;
+}
+
+/** The service's launcher, pointed at Temporal or, while it is "down", at a closed port. */
+class SwitchableLauncher implements RunLauncher {
+  constructor(public target: RunLauncher) {}
+
+  start(run: RunExecutionInput): Promise<void> {
+    return this.target.start(run);
+  }
+
+  stop(executionId: string, request: StopRequest): Promise<void> {
+    return this.target.stop(executionId, request);
+  }
+}
+
+const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/**
+ * A run that took the user's only slot when accepted is cancelled while Temporal is away;
+ * when it is back, the outbox has the run's stop due before its start. The run's workflow
+ * must still end at once and give the slot back, so the user's next run goes, with no
+ * runner anywhere (a workflow that missed its stop would wait for one to pick the run).
+ * Real PostgreSQL, a real Temporal dev server, the real runExecution workflow and the
+ * service's own activities.
+ */
+describe('execution service: a stop due before its start, after an outage', () => {
+  let pg: TestPostgres;
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundleWithSourceMap;
+  let f: ServiceFixture;
+  let up: RunLauncher;
+  let down: RunLauncher;
+  let downConnection: Connection;
+  const launcher = new SwitchableLauncher(undefined as unknown as RunLauncher);
+
+  beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
+    [pg, env, bundle] = await Promise.all([
+      startTestPostgres('gef_execution_stop_after_start_temporal'),
+      TestWorkflowEnvironment.createLocal({
+        server: { executable: { type: 'existing-path', path: temporalCli() }, searchAttributes: [gefUserIdKey, gefScriptIdKey, gefStatusKey] },
+      }),
+      bundleWorkflowCode({ workflowsPath: require.resolve('@gef/workflows'), logger: quiet }),
+    ]);
+    up = new TemporalRunLauncher(env.client);
+    downConnection = Connection.lazy({ address: `127.0.0.1:${(await findFreePorts(1))[0]!}`, interceptors: [] });
+    down = new TemporalRunLauncher(new Client({ connection: downConnection, namespace: env.namespace ?? 'default' }));
+    launcher.target = up;
+    f = await serviceFixture(pg.url, { launcher });
+    f.deps.settings.maxConcurrent = 1;
+  }, 180_000);
+
+  afterAll(async () => {
+    await f?.close();
+    await downConnection?.close().catch(() => undefined);
+    await env?.teardown();
+    await pg?.stop();
+  }, 60_000);
+
+  it('ends the cancelled run and gives its slot to the next run', async () => {
+    const userId = randomUUID();
+    const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId });
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.execution, workflowBundle: bundle, activities: createExecutionActivities(f.deps) });
+    const notify: Pick<UserActivities, 'notifyExecutionFinished'> = { notifyExecutionFinished: async () => ({ sent: true }) };
+    const userWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.user, activities: notify });
+    const state = async (id: string) =>
+      (await f.orm.em.fork().execute<{ status: string; slot_held: boolean }[]>('select status, slot_held from execution where id = ?', [id]))[0]!;
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      const end = Date.now() + 15_000;
+      while (!(await check())) {
+        if (Date.now() > end) throw new Error(`${what}: not in time`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+
+    await userWorker.runUntil(
+      worker.runUntil(async () => {
+        launcher.target = down;
+        const first = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
+        expect(await state(first.id)).toMatchObject({ slot_held: true });
+        await f.dispatch();
+        await f.client.cancelExecution({ id: first.id, caller: caller(userId) });
+        const next = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
+        await f.dispatch();
+        launcher.target = up;
+        // The starts failed more often than the stop: the stop's next try comes first.
+        await f.orm.em.fork().execute('update execution_stop_dispatch set next_at = now()');
+        await f.orm.em.fork().execute("update execution_dispatch set next_at = now() + interval '300 milliseconds'");
+        await f.dispatch();
+        await new Promise((r) => setTimeout(r, 400));
+        await until('the outbox delivered', async () => {
+          await f.dispatch();
+          return (await new DispatchRepository().pending(f.orm.em.fork())) === 0;
+        });
+
+        await until('the cancelled run gave its slot back', async () => !(await state(first.id)).slot_held);
+        const handle = env.client.workflow.getHandle(runExecutionWorkflowId(first.id));
+        await until("the cancelled run's workflow ended", async () => (await handle.describe()).status.name !== 'RUNNING');
+        expect(await handle.result()).toEqual({ executionId: first.id, status: 'CANCELLED' });
+        await until('the next run took the slot', async () => (await state(next.id)).status === 'READY');
+        expect(await state(first.id)).toEqual({ status: 'CANCELLED', slot_held: false });
+      }),
+    );
+  }, 120_000);
+});
