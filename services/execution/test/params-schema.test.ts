@@ -1,5 +1,5 @@
 import { InvalidArgument } from '@gef/common';
-import { validateParams } from '../src/domain/params-schema';
+import { CompileBudget, validateParams } from '../src/domain/params-schema';
 import { checkLines, parseLevel, storableJson } from '../src/domain/log-lines';
 
 function message(fn: () => void): string {
@@ -42,6 +42,43 @@ describe('params_schema', () => {
     expect(message(() => validateParams('s:2', modern, { a: [1] }))).toBe('Invalid params: params.a.0 must be string');
     expect(() => validateParams('s:2', modern, { a: ['x', 2] })).not.toThrow();
     expect(message(() => validateParams('s:3', { type: 'no-such-type' }, {}))).toMatch(/^The script's params_schema is not a valid JSON Schema/);
+  });
+});
+
+describe('compile time per user', () => {
+  const schema = { type: 'object', properties: { a: { type: 'string' } } };
+  const refusal = (fn: () => void): { reason?: string; details?: Record<string, unknown> } | undefined => {
+    try {
+      fn();
+    } catch (err) {
+      return err as { reason?: string; details?: Record<string, unknown> };
+    }
+    return undefined;
+  };
+
+  it('refuses a user who spent their share on new schemas, for a while; versions compiled already still run', () => {
+    let now = 0;
+    const budget = new CompileBudget(5000, () => now);
+    budget.charge('u1', 6000);
+    const refused = refusal(() => validateParams('budget:new', schema, {}, 'u1', budget));
+    expect(refused).toMatchObject({ reason: 'rate_limited', details: { retry_after: expect.any(Number) } });
+    expect(refused!.details!['retry_after']).toBeGreaterThanOrEqual(12);
+    // Someone else compiles it: cached, it costs u1 nothing.
+    validateParams('budget:new', schema, {}, 'u2', budget);
+    expect(() => validateParams('budget:new', schema, {}, 'u1', budget)).not.toThrow();
+    // Refilled over time.
+    now += 15_000;
+    expect(() => validateParams('budget:other', schema, {}, 'u1', budget)).not.toThrow();
+  });
+
+  it('forgets users whose share is whole again', () => {
+    let now = 0;
+    const budget = new CompileBudget(5000, () => now);
+    for (let i = 0; i < 100; i++) budget.charge(`user-${i}`, 100);
+    expect(budget.size).toBe(100);
+    now += 60_000;
+    budget.check('user-0');
+    expect(budget.size).toBe(99);
   });
 });
 

@@ -36,7 +36,7 @@ export async function runScript(
   if (!key) throw new InvalidArgument('A script id or slug is required', 'invalid_argument');
   const [script, notifyOwner] = await Promise.all([deps.scripts.scriptForRun(actor, key), deps.owners?.wantsMail(actor.userId) ?? Promise.resolve(true)]);
   if (script.status !== 'SUCCESS') throw new InvalidArgument(`Script ${script.slug} is not BUILT`, 'not_built');
-  validateParams(`${script.scriptId}:${script.version}`, script.paramsSchema, params);
+  validateParams(`${script.scriptId}:${script.version}`, script.paramsSchema, params, actor.userId);
 
   const id = randomUUID();
   const input: RunExecutionInput = {
