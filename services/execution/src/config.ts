@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { baseConfigShape, parseConfig, port } from '@gef/common';
+import { apiLogDefaults } from './domain/deps';
 
 export const configShape = {
   ...baseConfigShape,
@@ -21,6 +22,13 @@ export const configShape = {
   EXECUTION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
   /** Time a runner may spend preparing (environment, archive) on top of the script's timeout. */
   RUNNER_PREPARE_TIMEOUT_SECONDS: z.coerce.number().int().min(60).max(24 * 3600).default(1800),
+  /**
+   * Log lines and bytes of text a run's script may append itself with its API_TOKEN
+   * (`POST /execution/<id>/log`), over all its attempts: what it prints is held by the
+   * runner's own limits (RUN_LOG_MAX_LINES, RUN_LOG_MAX_BYTES), which this path passes by.
+   */
+  API_LOG_MAX_LINES: z.coerce.number().int().min(100).max(100_000_000).default(apiLogDefaults.maxLines),
+  API_LOG_MAX_BYTES: z.coerce.number().int().min(1024 ** 2).max(64 * 1024 ** 3).default(apiLogDefaults.maxBytes),
 };
 
 export type ExecutionConfig = ReturnType<typeof loadConfig>;

@@ -49,6 +49,7 @@ void runService({
         heartbeatTimeoutSeconds: config.RUNNER_HEARTBEAT_TIMEOUT_SECONDS,
         maxAttempts: config.EXECUTION_MAX_ATTEMPTS,
         prepareTimeoutSeconds: config.RUNNER_PREPARE_TIMEOUT_SECONDS,
+        apiLog: { maxLines: config.API_LOG_MAX_LINES, maxBytes: config.API_LOG_MAX_BYTES },
       },
     };
     return {

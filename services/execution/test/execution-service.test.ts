@@ -392,6 +392,40 @@ describe('execution service', () => {
       });
       expect((await codeOf(f.client.appendExecutionLogs({ id: e.id, executionToken: grant.token, lines: [{ text: 'late', level: L.INFO }] }))).code).toBe(Code.Unauthenticated);
     });
+
+    it("holds what the script appends with its own token to the run's log limits; the runner and admins are not counted", async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const grant = await startAttempt(e.id);
+      f.deps.settings.apiLog = { maxLines: 3, maxBytes: 1024 ** 2 };
+      try {
+        const line = (text: string) => ({ text, level: L.INFO });
+        await f.client.appendExecutionLogs({ id: e.id, executionToken: grant.token, lines: [line('one'), line('two')] });
+        await f.client.appendExecutionLogs({ id: e.id, caller: caller(randomUUID(), 'ADMIN'), lines: [line('admin')] });
+        await f.client.appendExecutionLogs({ id: e.id, executionToken: grant.token, lines: [line('three')] });
+        expect(await codeOf(f.client.appendExecutionLogs({ id: e.id, executionToken: grant.token, lines: [line('four')] }))).toEqual({
+          code: Code.FailedPrecondition,
+          message: "This run's script has appended all the log it may through the API (3 lines or 1048576 bytes of text); the lines were not stored",
+        });
+        f.deps.settings.apiLog = { maxLines: 100, maxBytes: 1024 ** 2 };
+        // Bytes count as well: 1 MiB of text in all.
+        const big = 'x'.repeat(30_000);
+        let stored = 0;
+        for (;;) {
+          const append = f.client.appendExecutionLogs({ id: e.id, executionToken: grant.token, lines: [line(big)] });
+          if ((await append.then(() => 'stored', (err: unknown) => ConnectError.from(err).code)) !== 'stored') break;
+          stored += 1;
+        }
+        // 3 + 4 bytes and 34 lines of 30,000 fit in 1 MiB; the 35th does not.
+        expect(stored).toBe(34);
+        const texts = logRows(await f.client.listExecutionLogs({ id: e.id, caller: caller(userId) })).map((l) => l.text);
+        expect(texts.filter((t) => t === big)).toHaveLength(34);
+        expect(texts.filter((t) => !t.startsWith('x'))).toEqual(expect.arrayContaining(['one', 'two', 'admin', 'three']));
+        expect(texts).not.toContain('four');
+      } finally {
+        delete f.deps.settings.apiLog;
+      }
+    });
   });
 
   describe('logs', () => {

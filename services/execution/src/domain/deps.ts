@@ -15,7 +15,12 @@ export interface RunSettings {
   heartbeatTimeoutSeconds: number;
   maxAttempts: number;
   prepareTimeoutSeconds: number;
+  /** What a script may append to its run's log itself, with its API_TOKEN (default `apiLogDefaults`). */
+  apiLog?: { maxLines: number; maxBytes: number };
 }
+
+/** Lines and bytes a run's script may append with its API_TOKEN, over all attempts: a runner's per-attempt limits. */
+export const apiLogDefaults = { maxLines: 1_000_000, maxBytes: 256 * 1024 ** 2 };
 
 /** What the execution service's domain code works with. */
 export interface ExecutionDeps {

@@ -1,11 +1,12 @@
-import { Aborted, InvalidArgument, jsonDepthExceeds, jsonValueCountExceeds, maxJsonValueDepth, maxResultsBytes, maxResultsValues } from '@gef/common';
+import { Aborted, FailedPrecondition, InvalidArgument, jsonDepthExceeds, jsonValueCountExceeds, maxJsonValueDepth, maxResultsBytes, maxResultsValues } from '@gef/common';
+import type { EntityManager } from '@gef/common/orm';
 import type { ExecutionStatus } from '../entities/execution';
 import { DispatchRepository } from '../repositories/dispatch-repository';
 import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
 import { ExecutionRepository, nowSql, type ExecutionRecord } from '../repositories/execution-repository';
 import { assertMayRead, executionIdOf, executionNotFound, requireActor, type Actor } from './actor';
 import { assertMayChange, assertTokenFor, credentialOf, type Credential } from './credentials';
-import type { ExecutionDeps } from './deps';
+import { apiLogDefaults, type ExecutionDeps } from './deps';
 import { checkLines, serviceLineSeq, type NewLogLine } from './log-lines';
 import { checkProgress } from './progress';
 import { isTerminal, notStartedStatuses } from './statuses';
@@ -176,6 +177,27 @@ export function stopReasonFor(execution: ExecutionRecord, attempt: number): stri
 }
 
 /**
+ * Counts lines a run's script appends itself (its API_TOKEN) against the run's limits
+ * (`RunSettings.apiLog`), in the caller's transaction, which holds the execution's lock:
+ * past them the batch is refused and nothing of it is stored.
+ */
+async function countApiLines(em: EntityManager, deps: ExecutionDeps, id: string, lines: NewLogLine[]): Promise<void> {
+  const limits = deps.settings.apiLog ?? apiLogDefaults;
+  const bytes = lines.reduce((sum, line) => sum + Buffer.byteLength(line.text, 'utf8'), 0);
+  const rows = await em.execute<{ api_log_lines: number; api_log_bytes: string }[]>(
+    'update execution set api_log_lines = api_log_lines + ?, api_log_bytes = api_log_bytes + ? where id = ? returning api_log_lines, api_log_bytes',
+    [lines.length, bytes, id],
+  );
+  const row = rows[0];
+  if (row && (row.api_log_lines > limits.maxLines || Number(row.api_log_bytes) > limits.maxBytes)) {
+    throw new FailedPrecondition(
+      `This run's script has appended all the log it may through the API (${limits.maxLines} lines or ${limits.maxBytes} bytes of text); the lines were not stored`,
+      'log_limit_reached',
+    );
+  }
+}
+
+/**
  * POST /execution/<id>/log (ADMIN+ or the script's token, one line at a time) and the
  * runners' batches (runner token, numbered lines, progress). Numbered lines are stored
  * once per (execution, attempt, seq). A runner's batch for an attempt that is no longer
@@ -203,6 +225,7 @@ export async function appendExecutionLogs(
       return { appended: 0, status: execution.status, stop: true, stopReason: stopReasonFor(execution, runnerAttempt) || 'superseded', logs: [] };
     }
     const attempt = credential.kind === 'token' ? credential.claims.attempt : execution.attempt;
+    if (credential.kind === 'token' && credential.claims.scope === 'execution') await countApiLines(em, deps, id, lines);
     const logRepo = new ExecutionLogRepository(em);
     const stored = input.returnLogs ? await logRepo.append(id, attempt, lines) : [];
     const appended = input.returnLogs ? stored.length : await logRepo.appendCounted(id, attempt, lines);

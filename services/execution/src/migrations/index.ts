@@ -12,6 +12,7 @@ import { Migration20261130000010 } from './Migration20261130000010';
 import { Migration20261201000011 } from './Migration20261201000011';
 import { Migration20261202000012 } from './Migration20261202000012';
 import { Migration20261203000013 } from './Migration20261203000013';
+import { Migration20261204000014 } from './Migration20261204000014';
 
 /** The execution service's migrations, oldest first. */
 export const migrations: MigrationObject[] = [
@@ -28,4 +29,5 @@ export const migrations: MigrationObject[] = [
   { name: 'Migration20261201000011', class: Migration20261201000011 },
   { name: 'Migration20261202000012', class: Migration20261202000012 },
   { name: 'Migration20261203000013', class: Migration20261203000013 },
+  { name: 'Migration20261204000014', class: Migration20261204000014 },
 ];

@@ -263,7 +263,7 @@ export const executionsOpenApi: OpenApiResource = {
         operationId: 'appendExecutionLog',
         summary: 'Append a log line',
         description:
-          'For ADMIN and above, and for the running script with its `API_TOKEN` (own execution only, while the run holds it). `text` and `level` are both required; level is one of `DEBUG, INFO, WARN, WARNING, ERROR, CRITICAL` (any case; `WARN` is stored as `WARNING`). Bodies may be gzip-compressed.',
+          'For ADMIN and above, and for the running script with its `API_TOKEN` (own execution only, while the run holds it). `text` and `level` are both required; level is one of `DEBUG, INFO, WARN, WARNING, ERROR, CRITICAL` (any case; `WARN` is stored as `WARNING`). Bodies may be gzip-compressed. A script appending with its `API_TOKEN` may append as much as the runner keeps of what it prints (`API_LOG_MAX_LINES`, default 1,000,000 lines, and `API_LOG_MAX_BYTES`, 256 MiB of text, over all its attempts); past that its lines are refused with 400 `log_limit_reached`.',
         parameters: [executionParam],
         requestBody: {
           required: true,
