@@ -278,6 +278,26 @@ describe('execution service', () => {
       expect(whole.executions[0]!.logs.at(-1)!.text).toBe('line 990');
     }, 60_000);
 
+    it('answers the newest runs of each of several scripts in one call (per_script), as the caller may see them', async () => {
+      const { userId, script: a } = someone();
+      const b = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId, version: 1, public: true });
+      const empty = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId, version: 1 });
+      const ofA = [];
+      for (let i = 0; i < 4; i++) ofA.push(await run(userId, a.scriptId));
+      const ofB = [await run(userId, b.scriptId)];
+      const stranger = randomUUID();
+      const theirs = await run(stranger, b.scriptId);
+      const scriptIds = [b.scriptId, a.scriptId, empty.scriptId];
+      const mine = await f.client.listExecutions({ caller: caller(userId), scriptIds, perScript: 3, excludeParams: true });
+      // In the order asked, each script's newest first, at most 3 each; nobody else's runs.
+      expect(mine.executions.map((e) => e.id)).toEqual([ofB[0]!.id, ofA[3]!.id, ofA[2]!.id, ofA[1]!.id]);
+      expect(mine.executions[0]!.params).toBeUndefined();
+      expect(mine.total).toBe(4n);
+      const admin = await f.client.listExecutions({ caller: caller(randomUUID(), 'ADMIN'), scriptIds: [b.scriptId], perScript: 100 });
+      expect(admin.executions.map((e) => e.id).sort()).toEqual([ofB[0]!.id, theirs.id].sort());
+      expect((await codeOf(f.client.listExecutions({ caller: caller(userId), scriptIds: ['not-a-uuid'], perScript: 3 }))).code).toBe(Code.InvalidArgument);
+    });
+
     it('filters on updated_at (at or after) and start/end date ranges', async () => {
       const { userId, script } = someone();
       const first = await run(userId, script.scriptId);

@@ -59,7 +59,7 @@ describe('GET /api/v1/script', () => {
       asked.push(req);
       // The caller's runs of the first script; none of the second.
       const executions =
-        req.scriptId === scriptId
+        req.scriptIds.includes(scriptId)
           ? [
               create(execution.ExecutionSchema, {
                 id: 'e0000000-0000-4000-8000-000000000001',
@@ -108,25 +108,24 @@ describe('GET /api/v1/script', () => {
     expect(body.data[0].executions[0]).not.toHaveProperty('results');
     expect(body.data[0].executions[0]).not.toHaveProperty('workflow_id');
     expect(body.data[1]).toMatchObject({ slug: 'other', public: true, user: null, cpu_limit: 0.5, memory_limit: 268_435_456, timeout: 600, executions: [] });
-    // One list per script, as the caller, narrowed to that script.
-    expect(asked.map((r) => r.scriptId).sort()).toEqual([scriptId, 'c0ffee00-0000-4000-8000-000000000001'].sort());
-    for (const r of asked) {
-      expect(r).toMatchObject({ caller: { userId: ownerId, role: user.Role.USER }, perPage: 100, excludeParams: true, excludeResults: true, ownOnly: false });
-    }
+    // One list for all the scripts, as the caller, the newest runs of each.
+    expect(asked).toHaveLength(1);
+    expect([...asked[0]!.scriptIds].sort()).toEqual([scriptId, 'c0ffee00-0000-4000-8000-000000000001'].sort());
+    expect(asked[0]).toMatchObject({ caller: { userId: ownerId, role: user.Role.USER }, perScript: 100, excludeParams: true, excludeResults: true, ownOnly: false });
   });
 
   it('shares 10,000 embedded executions between the scripts of a list', async () => {
     const many = Array.from({ length: 400 }, (_, i) => fakeScript({ id: `c0ffee00-0000-4000-8000-${String(i).padStart(12, '0')}`, slug: `s-${i}` }));
     stack.handlers.script.listScripts = () => create(script.ListScriptsResponseSchema, { scripts: many, page: 1, perPage: 1000, total: 400n });
-    const asked: number[] = [];
+    const asked: Array<{ scripts: number; perScript: number }> = [];
     stack.handlers.execution.listExecutions = (req) => {
-      asked.push(req.perPage);
-      return create(execution.ListExecutionsResponseSchema, { executions: [], page: 1, perPage: req.perPage, total: 0n });
+      asked.push({ scripts: req.scriptIds.length, perScript: req.perScript });
+      return create(execution.ListExecutionsResponseSchema, { executions: [], page: 1, perPage: req.perScript, total: 0n });
     };
     const res = await get('/api/v1/script?include=executions');
     expect(res.status).toBe(200);
     expect(res.json().data).toHaveLength(400);
-    expect(asked).toEqual(Array(400).fill(25));
+    expect(asked).toEqual([{ scripts: 400, perScript: 25 }]);
   });
 
   it('leaves the relations out unless asked', async () => {
@@ -152,7 +151,7 @@ describe('GET /api/v1/script', () => {
     };
     const res = await get('/api/v1/script/my-script?include=executions', adminToken);
     expect(res.status).toBe(200);
-    expect(asked).toMatchObject({ scriptId, caller: { userId: otherId, role: user.Role.ADMIN } });
+    expect(asked).toMatchObject({ scriptIds: [scriptId], perScript: 100, caller: { userId: otherId, role: user.Role.ADMIN } });
     expect(res.json().data.executions).toEqual([
       expect.objectContaining({ id: 'e0000000-0000-4000-8000-000000000002', status: 'RUNNING', workflow_id: 'execution-e0000000-0000-4000-8000-000000000002' }),
     ]);

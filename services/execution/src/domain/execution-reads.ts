@@ -1,4 +1,4 @@
-import { endOnWholeInstant, filterToSql, pageOfLines, InvalidArgument, parseFilter, parsePaging, parseSort, shareOf, sortToSql, type FieldMap } from '@gef/common';
+import { endOnWholeInstant, filterToSql, pageOfLines, InvalidArgument, parseFilter, parsePaging, parseSort, shareOf, sortToSql, unpaginatedLimit, type FieldMap } from '@gef/common';
 import { executionStatuses, type ExecutionStatus } from '../entities/execution';
 import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
 import { ExecutionRepository, type Columns, type ExecutionRecord } from '../repositories/execution-repository';
@@ -90,6 +90,8 @@ export interface ExecutionListQuery extends ReadOptions {
   status?: string;
   scriptId?: string;
   scriptIds?: string[];
+  /** With `scriptIds`: the newest so many runs of each script (at most 100), instead of a page. */
+  perScript?: number;
   updatedAt?: Date;
   startDateFrom?: Date;
   startDateTo?: Date;
@@ -163,9 +165,13 @@ export function listWhere(actor: Actor, q: ExecutionListQuery): { where: string;
   return { ...result, countedByOwner: { userId: owners.size === 1 ? [...owners][0]! : null } };
 }
 
+/** Runs embedded per script at most (`perScript`). */
+export const maxPerScript = 100;
+
 /** GET /execution and /execution/user: own (ADMIN+: all), filtered, sorted, paginated. */
 export async function listExecutions(deps: ExecutionDeps, caller: Actor | undefined, q: ExecutionListQuery) {
   const actor = requireActor(caller);
+  if (q.perScript) return latestOfScripts(deps, actor, q);
   const { where, params, countedByOwner } = listWhere(actor, q);
   const sort = parseSort(q.sort, executionListFields);
   const paging = parsePaging(q.page, q.perPage);
@@ -191,6 +197,19 @@ export async function listExecutions(deps: ExecutionDeps, caller: Actor | undefi
   const logs = q.includeLogs ? await new ExecutionLogRepository(em).forExecutions(items.map((e) => e.id), linesEach, bytesEach, logBytesPerAnswer) : undefined;
   const views: ExecutionView[] = items.map((execution) => (logs ? { execution, logs: logs.get(execution.id) ?? [] } : { execution }));
   return { executions: views, page: paging.page, perPage: paging.perPage, total };
+}
+
+/**
+ * The newest runs of each of some scripts that the actor may see, in one statement: the
+ * executions a script list embeds (`include=executions`), without logs.
+ */
+async function latestOfScripts(deps: ExecutionDeps, actor: Actor, q: ExecutionListQuery) {
+  const scriptIds = [...new Set((q.scriptIds ?? []).map((s) => uuidParam('script_ids', s)))];
+  if (scriptIds.length > unpaginatedLimit) throw new InvalidArgument(`At most ${unpaginatedLimit} script_ids`, 'invalid_argument');
+  const perScript = Math.min(maxPerScript, Math.floor(q.perScript ?? 0));
+  const { where, params } = listWhere(actor, { ...q, scriptIds: [] });
+  const items = await new ExecutionRepository(deps.orm.em.fork()).latestOfScripts({ where, params, scriptIds, perScript, columns: columnsOf(q) });
+  return { executions: items.map((execution): ExecutionView => ({ execution })), page: 1, perPage: perScript, total: items.length };
 }
 
 /** GET /execution/<id>/log: oldest first, strictly after `after` and/or `afterId`. */

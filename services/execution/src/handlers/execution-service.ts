@@ -78,6 +78,7 @@ export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof
         status: req.status,
         scriptId: req.scriptId,
         scriptIds: req.scriptIds,
+        perScript: req.perScript,
         updatedAt: dateOf(req.updatedAt),
         startDateFrom: dateOf(req.startDateFrom),
         startDateTo: dateOf(req.startDateTo),

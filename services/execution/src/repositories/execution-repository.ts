@@ -233,6 +233,24 @@ export class ExecutionRepository {
     await this.em.execute(`select pg_notify('${executionChannel}', ?)`, [id]);
   }
 
+  /**
+   * The newest `perScript` executions (start_date desc) of each script, among those `where`
+   * admits, in one statement (an index scan per script): scripts' embedded runs.
+   */
+  async latestOfScripts(q: { where: string; params: unknown[]; scriptIds: string[]; perScript: number; columns: Columns }): Promise<ExecutionRecord[]> {
+    if (q.scriptIds.length === 0) return [];
+    const rows = await this.em.execute<Row[]>(
+      `select x.* from unnest(array[?]::uuid[]) with ordinality as s(id, n)
+       cross join lateral (
+         select ${selectColumns(q.columns)} from execution e
+          where e.script_id = s.id and (${q.where})
+          order by e.start_date desc, e.id desc limit ?) x
+       order by s.n, x.start_date desc, x.id desc`,
+      [q.scriptIds, ...q.params, q.perScript],
+    );
+    return rows.map(toRecord);
+  }
+
   async page(q: ListWhere): Promise<{ items: ExecutionRecord[]; total: number; cut: boolean }> {
     const [page, count] = await Promise.all([
       this.rowsOf(q),
