@@ -176,6 +176,13 @@ export async function runExecution(input: RunExecutionInput): Promise<RunExecuti
       const result = await runScope.run(() => runner.runScript({ executionId: id }));
       // A cancel that came while no runner held the run: the runner did not start it.
       if (result.status === 'CANCELLING') return (await state.endExecution({ executionId: id, status: 'CANCELLED', reason: 'Execution cancelled' })).status;
+      // The runner could not tell how the run ended (the service away as it stopped a run ended
+      // from outside): the status the service has is the run's, and the runner is let go; a
+      // run that did not end fails. (Before this marker, such a run ended with the runner's
+      // word for its status, e.g. UNKNOWN, mailed no one and kept its runner.)
+      if (!terminalStatuses.includes(result.status) && result.status !== 'GONE' && patched('unknown-status-ends-stored')) {
+        return (await state.endExecution({ executionId: id, status: 'FAILED', reason: 'The run failed: its runner could not record how it ended' })).status;
+      }
       return result.status;
     } catch (err) {
       // Asked to stop: however the runner ended the attempt, the stop decides the outcome.
@@ -222,6 +229,18 @@ export async function runExecution(input: RunExecutionInput): Promise<RunExecuti
       await notifyOwner(input, status);
     });
     throw err;
+  }
+  // Cancelled by an operator as the run ended (the runner had finished the script and recorded
+  // its outcome): the run ended all the same, so its slot goes back, its status is shown and
+  // its owner told, whatever the cancellation; then the cancellation ends the workflow. (Before
+  // this marker, the slot stayed held for good and the user's waiting runs never started.)
+  if (CancellationScope.current().consideredCancelled && patched('cancel-as-run-ended-releases-slot')) {
+    await CancellationScope.nonCancellable(async () => {
+      await releaseSlot();
+      upsertSearchAttributes([{ key: gefStatusKey, value: status }]);
+      await notifyOwner(input, status);
+    });
+    return CancellationScope.current().cancelRequested;
   }
   await releaseSlot();
   upsertSearchAttributes([{ key: gefStatusKey, value: status }]);

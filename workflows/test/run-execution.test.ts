@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type {
@@ -388,6 +389,69 @@ describe('runExecution workflow', () => {
     expect(result.status).toBe('FINISHED');
     expect(fake.calls).toEqual([`granted ${id}`, `run ${id}`, `stopped ${id}`, `released ${id}`]);
     expect(fake.notices.map((n) => `${n.executionId} ${n.status}`)).toEqual([`${id} FINISHED`]);
+  }, 60_000);
+
+  it('gives the slot back, shows the status and tells the owner of a run that ended as an operator cancelled it', async () => {
+    const fake = new FakeExecutions();
+    const id = newId();
+    const outcome = await withWorkers(
+      fake,
+      async (executionId) => {
+        // The script ends as the cancel comes: the runner records the outcome and returns it.
+        const ctx = Context.current();
+        fake.calls.push(`run ${executionId}`);
+        const beat = setInterval(() => ctx.heartbeat({ progress: 50 }), 200);
+        try {
+          await new Promise<void>((resolve) => ctx.cancellationSignal.addEventListener('abort', () => resolve()));
+        } finally {
+          clearInterval(beat);
+        }
+        fake.rows.get(executionId)!.status = 'FINISHED';
+        return { outcome: 'FINISHED', status: 'FINISHED' };
+      },
+      async () => {
+        const handle = await start(fake, input(id, 'user-o', { concurrencyLimit: 1 }));
+        await eventually(() => fake.calls.includes(`run ${id}`));
+        await handle.cancel();
+        const failure = await handle.result().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        return { failure, attributes: (await handle.describe()).typedSearchAttributes };
+      },
+    );
+    // The cancellation stands (the workflow ends cancelled); the run keeps the status it ended with.
+    expect(outcome.failure).toBeInstanceOf(WorkflowFailedError);
+    expect((outcome.failure as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(fake.calls.filter((c) => c === `released ${id}`)).toHaveLength(1);
+    expect(fake.rows.get(id)!.slotHeld).toBe(false);
+    expect(outcome.attributes.get(gefStatusKey)).toBe('FINISHED');
+    expect(fake.notices.map((n) => `${n.executionId} ${n.status}`)).toEqual([`${id} FINISHED`]);
+  }, 60_000);
+
+  it('ends with the stored status when the runner could not learn how the run ended, and fails a run left unended', async () => {
+    const fake = new FakeExecutions();
+    const [endedFromOutside, unended] = [newId(), newId()];
+    const results = await withWorkers(
+      fake,
+      async (executionId) => {
+        // Ended from outside as the script ran (or not), the service away as the runner stopped it.
+        if (executionId === endedFromOutside) fake.rows.get(executionId)!.status = 'FINISHED';
+        return { outcome: 'STOPPED', status: 'UNKNOWN' };
+      },
+      async () => {
+        const handles = [await start(fake, input(endedFromOutside, 'user-p')), await start(fake, input(unended, 'user-q'))];
+        return Promise.all(
+          handles.map(async (handle) => ({ result: await handle.result(), status: (await handle.describe()).typedSearchAttributes.get(gefStatusKey) })),
+        );
+      },
+    );
+    expect(results).toEqual([
+      { result: { executionId: endedFromOutside, status: 'FINISHED' }, status: 'FINISHED' },
+      { result: { executionId: unended, status: 'FAILED' }, status: 'FAILED' },
+    ]);
+    expect(fake.calls).toContain(`ended ${unended} FAILED: The run failed: its runner could not record how it ended`);
+    expect(fake.notices.map((n) => `${n.executionId} ${n.status}`).sort()).toEqual([`${endedFromOutside} FINISHED`, `${unended} FAILED`].sort());
   }, 60_000);
 
   it('moves a run whose runner died (no heartbeats) to another attempt', async () => {

@@ -172,6 +172,38 @@ describe('ExecutionLogSink', () => {
     expect(batches.some((b) => b.length === 1 && b[0] === 95)).toBe(true);
   });
 
+  it("replaces the run's credentials with a mark in every line before it is kept, long lines too", async () => {
+    const sent: string[] = [];
+    const token = 'eyJhbGciOiJIUzI1NiJ9.eyJzY29wZSI6ImV4ZWN1dGlvbiJ9.c2lnbmF0dXJl';
+    const runnerToken = 'eyJhbGciOiJIUzI1NiJ9.eyJzY29wZSI6InJ1bm5lciJ9.c2lnbmF0dXJl';
+    const sink = new ExecutionLogSink(async (b) => {
+      sent.push(...b.lines.map((l) => l.text));
+      return ok;
+    }, logger, { flushMs: 5, secrets: [token, runnerToken, ''] });
+    sink.line('INFO', `environ({'API_TOKEN': '${token}', 'HOME': '/run'})`);
+    sink.line('WARNING', `${runnerToken} and ${token}, ${token}`);
+    // Cut at 32 KiB characters: the token at the cut is masked before it.
+    sink.line('INFO', `${'x'.repeat(32 * 1024 - 10)}${token}`);
+    sink.line('INFO', 'nothing secret');
+    const rest = await sink.close();
+    const texts = [...sent, ...rest.lines.map((l) => l.text)];
+    expect(texts.filter((t) => t.includes(token) || t.includes(runnerToken) || t.includes(token.slice(0, 10)))).toEqual([]);
+    expect(texts.slice(0, 2)).toEqual(["environ({'API_TOKEN': '[redacted]', 'HOME': '/run'})", '[redacted] and [redacted], [redacted]']);
+    expect(texts[3]).toBe('nothing secret');
+  });
+
+  it('splits lines into requests the service takes: at most its lines and characters per request, one empty request for none', () => {
+    const sink = new ExecutionLogSink(async () => ok, logger, { maxBatch: 3, maxBatchChars: 10 });
+    const lines = (texts: string[]) => texts.map((text, seq) => ({ seq, level: 'INFO' as const, text }));
+    const seqs = (requests: { seq: number }[][]) => requests.map((r) => r.map((l) => l.seq));
+    expect(seqs(sink.inRequests(lines(['a', 'b', 'c', 'd', 'e', 'f', 'g'])))).toEqual([[0, 1, 2], [3, 4, 5], [6]]);
+    expect(seqs(sink.inRequests(lines(['aaaa', 'bbbb', 'cccc', 'd'.repeat(30), 'e'])))).toEqual([[0, 1], [2], [3], [4]]);
+    expect(sink.inRequests([])).toEqual([[]]);
+    // The default: the 10,000 lines the service takes per request.
+    const many = new ExecutionLogSink(async () => ok, logger);
+    expect(many.inRequests(lines(Array.from({ length: 25_000 }, () => 'x'))).map((r) => r.length)).toEqual([10_000, 10_000, 5_000]);
+  });
+
   it('sends a progress change made while a batch was on its way', async () => {
     const batches: LogBatch[] = [];
     let release!: () => void;

@@ -12,7 +12,7 @@ import { ArchiveGone } from '../src/archives/script-service-source';
 import { ExtractedArchives } from '../src/archives/extracted-archives';
 import { EnvironmentCache } from '../src/environments/environment-cache';
 import type { EnvironmentSettings } from '../src/environments/ensure-environment';
-import type { LogBatch, NumberedLine } from '../src/execution-log/execution-log-sink';
+import { ExecutionLogSink, type LogBatch, type NumberedLine } from '../src/execution-log/execution-log-sink';
 import { InterpreterPool } from '../src/runtimes/python/interpreter-pool';
 import { Fixture, isRoot, makeArchive, python } from './support/run-script-fixture';
 
@@ -47,8 +47,15 @@ class FakeExecutions implements ExecutionsApi {
   /** Awaited before each append is answered. */
   gate: (() => Promise<void>) | undefined;
 
+  /** appendLogs answers Unavailable while this holds (the service away). */
+  appendAway = false;
+  /** Failures the next calls to completeAttempt answer with, one each. */
+  completeFailures: Error[] = [];
+
   async appendLogs(_id: string, _token: string, batch: LogBatch) {
     await this.gate?.();
+    if (this.appendAway) throw new ConnectError('Service unavailable; try again shortly', Code.Unavailable);
+    FakeExecutions.checkSize(batch.lines);
     this.batches.push(batch);
     this.lines.push(...batch.lines);
     if (this.replyAfter && !this.texts().includes(this.replyAfter)) return { stop: false, stopReason: '', status: 'RUNNING' };
@@ -56,6 +63,9 @@ class FakeExecutions implements ExecutionsApi {
   }
 
   async completeAttempt(result: AttemptResult) {
+    const failure = this.completeFailures.shift();
+    if (failure) throw failure;
+    FakeExecutions.checkSize(result.lines);
     this.completed.push(result);
     this.lines.push(...result.lines);
     // A run ended from outside keeps its status; the outcome only delivers the lines.
@@ -64,6 +74,11 @@ class FakeExecutions implements ExecutionsApi {
 
   texts(): string[] {
     return this.lines.map((l) => l.text);
+  }
+
+  /** The service's limit of lines per request (maxLinesPerAppend). */
+  private static checkSize(lines: NumberedLine[]): void {
+    if (lines.length > 10_000) throw new ConnectError('At most 10000 lines per request', Code.InvalidArgument);
   }
 }
 
@@ -104,6 +119,7 @@ describe.each([
       gone?: boolean;
       unreachable?: boolean;
       logMaxBytes?: number;
+      logMaxLines?: number;
       /** The runner's disk quota (none without it). */
       disk?: { maxBytes: number; checkMs: number; maxEntries?: number };
       /** More files in the archive. */
@@ -164,7 +180,7 @@ describe.each([
       ...(over.disk ? { disk: over.disk } : {}),
       heartbeatIntervalMs: 100,
       logFlushMs: 20,
-      logMaxLines: 1000,
+      logMaxLines: over.logMaxLines ?? 1000,
       logMaxBytes: over.logMaxBytes ?? 256 * 1024 ** 2,
       logger,
     });
@@ -424,6 +440,86 @@ describe.each([
     expect(t.executions.completed).toHaveLength(1);
     expect(t.executions.completed[0]!.lines.map((l) => l.text)).toContain('The script stopped');
     expect(t.executions.texts()).toContain('The execution was ended from outside: stopping the script (SIGTERM, then SIGKILL after 1 s)');
+  }, 60_000);
+
+  it('records the last lines of a run ended from outside while the service is away, and answers with its status', async () => {
+    const t = await setup('import time\ndef run(params, logger):\n    for i in range(300):\n        logger.info("tick %d", i)\n        time.sleep(0.05)\n');
+    t.executions.reply = { stop: true, stopReason: 'terminal', status: 'FAILED' };
+    t.executions.replyAfter = 'tick 0';
+    t.executions.completeFailures = [new ConnectError('away', Code.Unavailable), new ConnectError('slow', Code.DeadlineExceeded)];
+    expect(await t.run()).toEqual({ outcome: 'STOPPED', status: 'FAILED' });
+    expect(t.executions.completed).toHaveLength(1);
+    expect(t.executions.texts()).toContain('The script stopped');
+  }, 60_000);
+
+  // Once is enough: how the lines are delivered does not depend on the interpreter.
+  (poolSize === 0 ? it : it.skip)('delivers the lines left by a long outage in requests the service takes, the last with the outcome, without running the script again', async () => {
+    const t = await setup('def run(params, logger):\n    for i in range(25000):\n        print("line %d" % i)\n    return "OK"\n', { logMaxLines: 100_000 });
+    // Away while the script runs and until the sink gives its lines up (they wait for the outcome).
+    t.executions.appendAway = true;
+    const close = ExecutionLogSink.prototype.close;
+    const closing = jest.spyOn(ExecutionLogSink.prototype, 'close').mockImplementation(async function (this: ExecutionLogSink) {
+      const rest = await close.call(this);
+      t.executions.appendAway = false;
+      // Back, but the second request is not answered in time: it is sent again, the first is not.
+      let asked = 0;
+      t.executions.gate = async () => {
+        if (++asked === 2) throw new ConnectError('no answer in time', Code.DeadlineExceeded);
+      };
+      return rest;
+    });
+    try {
+      expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    } finally {
+      closing.mockRestore();
+    }
+    // Every line waited for the outcome: two full requests first, the rest with it.
+    expect(t.executions.batches.map((b) => b.lines.length)).toEqual([10_000, 10_000]);
+    expect(t.executions.completed).toHaveLength(1);
+    expect(t.executions.completed[0]).toMatchObject({ status: 'FINISHED', resultsJson: '"OK"' });
+    expect(t.executions.completed[0]!.lines.length).toBeGreaterThanOrEqual(5_000);
+    expect(t.executions.texts().filter((text) => text.startsWith('line '))).toEqual(Array.from({ length: 25000 }, (_, i) => `line ${i}`));
+    const seqs = t.executions.lines.map((l) => l.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i));
+  }, 60_000);
+
+  (poolSize === 0 ? it : it.skip)('delivers the lines left by a long outage in requests the service takes when the runner stops', async () => {
+    const t = await setup('import time\ndef run(params, logger):\n    for i in range(25000):\n        print("line %d" % i)\n    logger.send_progress(1)\n    time.sleep(30)\n', { logMaxLines: 100_000 });
+    t.executions.appendAway = true;
+    const close = ExecutionLogSink.prototype.close;
+    const closing = jest.spyOn(ExecutionLogSink.prototype, 'close').mockImplementation(async function (this: ExecutionLogSink) {
+      const rest = await close.call(this);
+      t.executions.appendAway = false;
+      return rest;
+    });
+    try {
+      const running = t.run();
+      for (let i = 0; i < 1500 && !t.heartbeats.some((h) => (h as { progress: number }).progress === 1); i++) await new Promise((r) => setTimeout(r, 20));
+      t.env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
+      await expect(running).rejects.toThrow('the runner stopped before the script ended');
+    } finally {
+      closing.mockRestore();
+    }
+    expect(t.executions.completed).toEqual([]);
+    expect(t.executions.batches.map((b) => b.lines.length)).toEqual([10_000, 10_000, expect.any(Number)]);
+    expect(t.executions.texts().filter((text) => text.startsWith('line '))).toEqual(Array.from({ length: 25000 }, (_, i) => `line ${i}`));
+    expect(t.executions.texts()).toContain('The script stopped');
+  }, 60_000);
+
+  it('fails an attempt whose outcome the service refuses at once, without retrying it', async () => {
+    const t = await setup('def run(params, logger):\n    return 1\n');
+    t.executions.completeFailures = [new ConnectError('the runner token belongs to another execution', Code.InvalidArgument)];
+    const started = Date.now();
+    await expect(t.run()).rejects.toThrow('the runner token belongs to another execution');
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 60_000);
+
+  it("keeps the run's credentials out of its log", async () => {
+    const t = await setup('import os\ndef run(params, logger):\n    print(os.environ)\n    logger.info("token %s", os.environ["API_TOKEN"])\n    print("runner: runner-token")\n    return 1\n');
+    expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    const texts = t.executions.texts();
+    expect(texts.filter((text) => text.includes('script-token') || text.includes('runner-token'))).toEqual([]);
+    expect(texts).toEqual(expect.arrayContaining(['token [redacted]', 'runner: [redacted]', expect.stringContaining("'API_TOKEN': '[redacted]'")]));
   }, 60_000);
 
   it('waits for an execution service that is away when the attempt is taken; other refusals fail the attempt at once', async () => {

@@ -132,6 +132,23 @@ export function nextAttemptLine(info: Pick<Context['info'], 'attempt' | 'retryPo
 const isPassing = (err: unknown): boolean => [Code.Unavailable, Code.DeadlineExceeded, Code.Aborted].includes(ConnectError.from(err).code);
 
 /**
+ * The service refused the request itself: sent again, it is refused again. Anything else
+ * may pass (an outage, an internal failure such as a deadlock) and is worth waiting for
+ * when the alternative is running a script that ended once more.
+ */
+const isRefusal = (err: unknown): boolean =>
+  [
+    Code.InvalidArgument,
+    Code.FailedPrecondition,
+    Code.OutOfRange,
+    Code.NotFound,
+    Code.AlreadyExists,
+    Code.PermissionDenied,
+    Code.Unauthenticated,
+    Code.Unimplemented,
+  ].includes(ConnectError.from(err).code);
+
+/**
  * Retries a call to the execution service for a while (it may be restarting), until `signal`
  * aborts; only failures `retryable` says are passing (every failure without it).
  */
@@ -152,7 +169,7 @@ async function persistently<T>(call: () => Promise<T>, signal: AbortSignal, atte
  * attempt, prepares the environment (built here when this runner lacks it) and the archive
  * (cached by digest), runs the script in the sandbox with the wall-clock timeout, streams its
  * lines and progress in batches, heartbeats the progress, and records the outcome with the
- * last lines in one call. A cancel (Temporal cancellation, or the service's answer) stops the
+ * last lines. A cancel (Temporal cancellation, or the service's answer) stops the
  * process — SIGTERM, grace period, SIGKILL — with log lines saying so; a status set from
  * outside stops it the same way and is left as it is.
  */
@@ -200,8 +217,44 @@ export function runScriptActivity(deps: RunScriptDeps) {
         maxLines: deps.logMaxLines,
         maxBytes: deps.logMaxBytes,
         onStop: (reason) => requestStop(serviceReasons.includes(reason) ? (reason as StopReason) : 'terminal'),
+        // The run's credentials never reach its log: its script can print its environment.
+        secrets: [grant.token, grant.runnerToken],
       });
       progress = () => sink.progress ?? 0;
+      const append = (batch: LogBatch) => deps.executions.appendLogs(input.executionId, grant.runnerToken, batch);
+      /**
+       * The lines the sink handed back, in as many requests as the service takes them in
+       * (it refuses more than 10,000 lines at once; a long outage leaves many more), the
+       * progress with the last; the last answer. One try each: the attempt is given up.
+       */
+      const appendRest = async (rest: LogBatch): Promise<BatchReply> => {
+        const requests = sink.inRequests(rest.lines);
+        for (const lines of requests.slice(0, -1)) {
+          const reply = await append({ lines });
+          // Superseded or gone: the service stores no more lines of this attempt.
+          if (reply.stop && (reply.stopReason === 'superseded' || reply.stopReason === 'gone')) return reply;
+        }
+        return append({ lines: requests.at(-1)!, ...(rest.progress !== undefined ? { progress: rest.progress } : {}) });
+      };
+      /**
+       * Records how the attempt ended: the lines the sink handed back go first with
+       * appendLogs, in requests the service takes, and the last request's worth with `outcome`.
+       * Retried while the service may be away (a request answered already is not sent again),
+       * never for a refusal; given up once the attempt is lost.
+       */
+      const withLastLines = <T>(lines: NumberedLine[], outcome: (last: NumberedLine[]) => Promise<T>): Promise<T> => {
+        const requests = sink.inRequests(lines);
+        let delivered = 0;
+        return persistently(
+          async () => {
+            for (; delivered < requests.length - 1; delivered++) await append({ lines: requests[delivered]! });
+            return outcome(requests[delivered]!);
+          },
+          lost,
+          30,
+          (err) => !isRefusal(err),
+        );
+      };
       /** Settles once the reason of a stop the workflow asked for is known (the script does not start meanwhile). */
       let reasonAsked: Promise<void> | undefined;
       const onCancel = () => {
@@ -373,7 +426,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
                 sink.line('WARNING', `This attempt failed on runner ${hostname}: ${err instanceof Error ? err.message : String(err)}`);
                 const rest = await sink.close();
                 // The attempt's last lines say why it failed: delivered before the retry.
-                await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
+                await appendRest(rest).catch(() => undefined);
                 throw err;
               }
             }
@@ -432,36 +485,42 @@ export function runScriptActivity(deps: RunScriptDeps) {
 
         if (stopReason === 'runner') {
           // The worker is shutting down or lost the run: another attempt takes over.
-          await deps.executions.appendLogs(input.executionId, grant.runnerToken, rest).catch(() => undefined);
+          await appendRest(rest).catch(() => undefined);
           throw new Error('the runner stopped before the script ended');
         }
-        if (stopReason === 'terminal' || stopReason === 'superseded' || stopReason === 'gone') {
+        if (stopReason === 'terminal') {
           // Ended from outside: the last lines go as the attempt's outcome, which the service
           // stores without touching the status, and which tells the run's event streams that
-          // no more lines will come. Superseded or gone: the lines alone.
-          const reply = await (
-            stopReason === 'terminal'
-              ? deps.executions.completeAttempt({ executionId: input.executionId, runnerToken: grant.runnerToken, status, lines: rest.lines }, lost)
-              : deps.executions.appendLogs(input.executionId, grant.runnerToken, rest)
-          ).catch(() => undefined);
+          // no more lines will come (and lets the runner go). Its answer is the run's status.
+          const reply = await withLastLines(rest.lines, (lines) =>
+            deps.executions.completeAttempt({ executionId: input.executionId, runnerToken: grant.runnerToken, status, lines }, lost),
+          ).catch((err: unknown) => {
+            // The workflow ends the run with the status the service has.
+            if (!lost.aborted) deps.logger.warn({ err: String(err), executionId: input.executionId }, 'the last lines of a run ended from outside were not recorded');
+            return undefined;
+          });
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('stopped');
           return { outcome: 'STOPPED', status: reply?.status ?? 'UNKNOWN' };
         }
-        const recorded = await persistently(
-          () =>
-            deps.executions.completeAttempt(
-              {
-                executionId: input.executionId,
-                runnerToken: grant.runnerToken,
-                status,
-                ...(resultsJson !== undefined ? { resultsJson } : {}),
-                lines: rest.lines,
-                // The script's last progress, sent already or not: a run that fails keeps it.
-                ...(sink.progress !== undefined ? { progress: sink.progress } : {}),
-              },
-              lost,
-            ),
-          lost,
+        if (stopReason === 'superseded' || stopReason === 'gone') {
+          // Superseded or gone: the lines alone.
+          const reply = await appendRest(rest).catch(() => undefined);
+          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('stopped');
+          return { outcome: 'STOPPED', status: reply?.status ?? 'UNKNOWN' };
+        }
+        const recorded = await withLastLines(rest.lines, (lines) =>
+          deps.executions.completeAttempt(
+            {
+              executionId: input.executionId,
+              runnerToken: grant.runnerToken,
+              status,
+              ...(resultsJson !== undefined ? { resultsJson } : {}),
+              lines,
+              // The script's last progress, sent already or not: a run that fails keeps it.
+              ...(sink.progress !== undefined ? { progress: sink.progress } : {}),
+            },
+            lost,
+          ),
         ).catch((err: unknown) => {
           // Timed out or the worker stopping: another attempt takes over.
           throw lost.aborted ? new Error('the runner stopped before the outcome was recorded') : err;

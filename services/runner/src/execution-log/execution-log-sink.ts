@@ -46,7 +46,15 @@ export interface ExecutionLogSinkOptions {
   maxPendingBytes?: number;
   /** Told when the service answers that the attempt should stop. */
   onStop?: (reason: string) => void;
+  /**
+   * Texts no line may carry (the run's credentials, which its script can print): each is
+   * replaced with `[redacted]` in every line before it is kept.
+   */
+  secrets?: readonly string[];
 }
+
+/** What stands in a line for a secret of the run. */
+const redactedMark = '[redacted]';
 
 const maxLineLength = 32 * 1024;
 
@@ -92,6 +100,7 @@ export class ExecutionLogSink {
   private readonly maxLines: number;
   private readonly maxBytes: number;
   private readonly maxPendingBytes: number;
+  private readonly secrets: readonly string[];
 
   constructor(
     private readonly send: (batch: LogBatch) => Promise<BatchReply>,
@@ -104,6 +113,7 @@ export class ExecutionLogSink {
     this.maxLines = options.maxLines ?? 1_000_000;
     this.maxBytes = options.maxBytes ?? 256 * 1024 ** 2;
     this.maxPendingBytes = options.maxPendingBytes ?? 4 * 1024 ** 2;
+    this.secrets = (options.secrets ?? []).filter((secret) => secret.length > 0);
   }
 
   /** The latest progress reported (for heartbeats). */
@@ -118,7 +128,9 @@ export class ExecutionLogSink {
 
   line(level: LineLevel, text: string): void {
     if (this.full) return;
-    const clipped = text.length > maxLineLength ? `${text.slice(0, maxLineLength)}… [cut at ${maxLineLength} characters]` : text;
+    // Masked before the line is cut: a secret at the cut leaves no part of it behind.
+    const shown = this.redact(text);
+    const clipped = shown.length > maxLineLength ? `${shown.slice(0, maxLineLength)}… [cut at ${maxLineLength} characters]` : shown;
     const bytes = Buffer.byteLength(clipped);
     if (this.acceptedBytes + bytes > this.maxBytes) {
       this.stopAccepting(`The log reached ${sizeText(this.maxBytes)}; later lines of this attempt are dropped`);
@@ -130,6 +142,34 @@ export class ExecutionLogSink {
     if (this.accepted === this.maxLines) this.stopAccepting(`The log reached ${this.maxLines} lines; later lines of this attempt are dropped`);
     else if (this.acceptedBytes === this.maxBytes) this.stopAccepting(`The log reached ${sizeText(this.maxBytes)}; later lines of this attempt are dropped`);
     this.schedule();
+  }
+
+  /** The text with each of the run's secrets in it replaced. */
+  private redact(text: string): string {
+    let shown = text;
+    for (const secret of this.secrets) if (shown.includes(secret)) shown = shown.replaceAll(secret, redactedMark);
+    return shown;
+  }
+
+  /**
+   * Lines in requests the service takes, as the batches go: at most `maxBatch` lines and
+   * `maxBatchChars` characters each (a longer line alone), in order. One empty request for no lines.
+   */
+  inRequests(lines: NumberedLine[]): NumberedLine[][] {
+    const requests: NumberedLine[][] = [];
+    let current: NumberedLine[] = [];
+    let chars = 0;
+    for (const line of lines) {
+      if (current.length > 0 && (current.length >= this.maxBatch || chars + line.text.length > this.maxBatchChars)) {
+        requests.push(current);
+        current = [];
+        chars = 0;
+      }
+      current.push(line);
+      chars += line.text.length;
+    }
+    requests.push(current);
+    return requests;
   }
 
   /**
@@ -239,7 +279,7 @@ export class ExecutionLogSink {
 
   /**
    * Ends the sink: waits for batches under way and hands back what is still waiting (sent
-   * with the run's outcome, in the same request).
+   * before the run's outcome and with it, in as many requests as `inRequests` makes).
    */
   async close(): Promise<LogBatch> {
     this.closed = true;
