@@ -6,6 +6,7 @@ import { SupervisedWorker, type TemporalSettings } from '@gef/common/temporal';
 import { taskQueues } from '@gef/workflows/task-queues';
 import { execution, script } from '@gef/protos';
 import { createRunnerActivities } from './activities';
+import { ownerSafeFailures } from './activities/owner-safe-failures';
 import { ArchiveCache } from './archives/archive-cache';
 import { ExtractedArchives } from './archives/extracted-archives';
 import { scriptServiceSource } from './archives/script-service-source';
@@ -130,6 +131,8 @@ export async function createWorker(settings: TemporalSettings, config: RunnerCon
           logger,
         },
       }),
+      // A platform service's or a system call's error fails an attempt with what the owner may read.
+      interceptors: { activity: [ownerSafeFailures(logger)] },
       maxConcurrentActivityTaskExecutions: config.RUNNER_CONCURRENCY,
       // Stopping, the worker polls no more and lets what it holds end for this long; then
       // what is left is cancelled as a worker shutdown (the run is stopped and retried).

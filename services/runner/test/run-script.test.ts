@@ -117,7 +117,7 @@ describe.each([
       /** The runner activity's retry policy's maximum attempts. */
       maxAttempts?: number;
       gone?: boolean;
-      unreachable?: boolean;
+      unreachable?: boolean | Error;
       logMaxBytes?: number;
       logMaxLines?: number;
       /** The runner's disk quota (none without it). */
@@ -159,7 +159,7 @@ describe.each([
       downloads.push(ref.digest);
       over.onDownload?.();
       if (over.gone) throw new ArchiveGone('The script was deleted before this run could start');
-      if (over.unreachable) throw new Error('the archive store did not answer');
+      if (over.unreachable) throw over.unreachable instanceof Error ? over.unreachable : new Error('the archive store did not answer');
       yield bytes;
     };
     const activity = runScriptActivity({
@@ -356,6 +356,13 @@ describe.each([
     await expect(t.run()).rejects.toThrow('the archive store did not answer');
     expect(t.executions.completed).toHaveLength(0);
     expect(t.executions.lines.at(-1)).toMatchObject({ level: 'WARNING', text: expect.stringMatching(/^This attempt failed on runner .*: the archive store did not answer$/) });
+  }, 60_000);
+
+  it("says what kind of trouble a platform service's error was, never its internal address", async () => {
+    const t = await setup('def run(params, logger):\n    return 1\n', { unreachable: new ConnectError('connect ECONNREFUSED 10.1.2.3:50052', Code.Unavailable) });
+    await expect(t.run()).rejects.toThrow('10.1.2.3');
+    expect(t.executions.lines.at(-1)).toMatchObject({ level: 'WARNING', text: expect.stringMatching(/^This attempt failed on runner .*: a platform service could not be reached or did not answer \(Unavailable\)$/) });
+    expect(t.executions.texts().join('\n')).not.toContain('10.1.2.3');
   }, 60_000);
 
   it('stops a run that makes more files than it may, empty ones too (they take no blocks, but inodes)', async () => {

@@ -10,6 +10,7 @@ import {
   type PrepareEnvironmentInput,
   type PreparedEnvironment,
 } from '@gef/workflows/activities';
+import { ownerMessage } from './owner-safe-failures';
 import type { ArchiveCache } from '../archives/archive-cache';
 import type { ExtractedArchives } from '../archives/extracted-archives';
 import { ArchiveGone } from '../archives/script-service-source';
@@ -176,7 +177,7 @@ export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
         throw ApplicationFailure.nonRetryable(err.message, invalidRequirementsFailure);
       }
       if (err instanceof ApplicationFailure && err.nonRetryable) throw err;
-      sink.line(`this attempt failed: ${err instanceof Error ? err.message : String(err)}`);
+      sink.line(`this attempt failed: ${ownerMessage(err)}`);
       throw err;
     } finally {
       // Heartbeats go on until the last lines are delivered: the script service may be away

@@ -4,6 +4,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from '@gef/common';
 import type { RunScriptHeartbeat, RunScriptInput, RunScriptResult } from '@gef/workflows/activities';
+import { ownerMessage } from './owner-safe-failures';
 import type { ArchiveCache, CachedPath } from '../archives/archive-cache';
 import { ArchiveGone } from '../archives/script-service-source';
 import type { ExtractedArchives } from '../archives/extracted-archives';
@@ -423,7 +424,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
                 setupFailure = err.message;
               } else {
                 // Anything else (archive download, a full disk…) is this runner's trouble: retried.
-                sink.line('WARNING', `This attempt failed on runner ${hostname}: ${err instanceof Error ? err.message : String(err)}`);
+                sink.line('WARNING', `This attempt failed on runner ${hostname}: ${ownerMessage(err)}`);
                 const rest = await sink.close();
                 // The attempt's last lines say why it failed: delivered before the retry.
                 await appendRest(rest).catch(() => undefined);
