@@ -7,6 +7,8 @@ import { script } from '@gef/protos';
 import { signBuildToken } from '../src/domain/build-token';
 import { finishScriptBuild, resumeBuilds, startScriptBuild } from '../src/domain/script-builds';
 import { deleteScriptsOfUser } from '../src/domain/script-changes';
+import { ScriptLogRepository } from '../src/repositories/script-log-repository';
+import { unitOfWork } from '@gef/common/orm';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { buildTokenSecret, caller, createMessages, serviceFixture, updateMessages, type ServiceFixture } from './support/service-fixture';
 import { cliLayout, gzip, tar } from './support/tar-writer';
@@ -56,6 +58,24 @@ describe('script service', () => {
 
   const logTexts = async (id: string, userId: string) =>
     (await f.client.listScriptLogs(create(script.ListScriptLogsRequestSchema, { idOrSlug: id, caller: caller(userId) }))).logs.map((l) => l.text);
+
+  it("embeds a script's first 1,000 build lines, ending on a whole instant, so a client continuing with start= skips none", async () => {
+    const userId = randomUUID();
+    const created = await upload(userId, 'Long Log Script');
+    await unitOfWork(f.orm, async (em) => {
+      const logs = new ScriptLogRepository(em);
+      await logs.append(created.id, 1, Array.from({ length: 995 }, (_, i) => `line ${i}`));
+      // One batch, one instant, across the 1,000th line.
+      await logs.append(created.id, 1, Array.from({ length: 10 }, (_, i) => `batch ${i}`));
+    });
+    const got = await f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: created.id, caller: caller(userId), includeLogs: true }));
+    const texts = got.script!.logs.map((l) => l.text);
+    expect(texts.at(-1)).toBe('line 994');
+    expect(texts.some((t) => t.startsWith('batch'))).toBe(false);
+    // Continuing after the last date read gets the whole batch.
+    const next = await f.client.listScriptLogs(create(script.ListScriptLogsRequestSchema, { idOrSlug: created.id, caller: caller(userId), start: got.script!.logs.at(-1)!.registerDate! }));
+    expect(next.logs.map((l) => l.text)).toEqual(Array.from({ length: 10 }, (_, i) => `batch ${i}`));
+  });
 
   it('records an upload as version 1, PENDING, stores the archive by digest and starts its build', async () => {
     const userId = randomUUID();

@@ -16,7 +16,7 @@ const includeParam: ParameterObject = {
   name: 'include',
   in: 'query',
   description:
-    'Comma list of embedded relations: `logs` (the build log, oldest first; in a list, 100,000 lines in all, shared between its scripts), `user` (the owner: `id, name, country, institution`; null when the caller may not see that user), `executions` (the executions of the script that the caller may see — own, ADMIN and above: all — newest first, up to 100, and in a list 10,000 in all, shared between its scripts; without `params` and `results`).',
+    'Comma list of embedded relations: `logs` (the build log, oldest first: at most 1,000 lines and 8 MiB of text, ending on a whole instant, so the rest is read from `/script/{script}/log` with `start` or `last-id`; in a list, 100,000 lines and 8 MiB in all, shared between its scripts), `user` (the owner: `id, name, country, institution`; null when the caller may not see that user), `executions` (the executions of the script that the caller may see — own, ADMIN and above: all — newest first, up to 100, and in a list 10,000 in all, shared between its scripts; without `params` and `results`).',
   schema: { type: 'string', examples: ['logs,user'] },
 };
 
@@ -210,7 +210,7 @@ export const scriptsOpenApi: OpenApiResource = {
       get: op({
         operationId: 'listScriptLogs',
         summary: 'The build log',
-        description: 'Build log lines, oldest first (up to 1000 per call: poll with `last-id`).',
+        description: 'Build log lines, oldest first: up to 1000 per call and 8 MiB of text, ending on a whole instant (lines written in one batch share one date), so polling with `start` (the last date read) or `last-id` skips nothing; a page that is all one batch holds the whole batch (at most 1,000 lines), past 8 MiB if it must.',
         parameters: [
           scriptParam,
           {

@@ -59,8 +59,7 @@ export async function getScript(deps: ScriptDeps, caller: Actor | undefined, idO
   return unitOfWork(deps.orm, async (em) => {
     const script = await findVisible(new ScriptRepository(em), actor, idOrSlug);
     if (!includeLogs) return { script };
-    const { lines } = await new ScriptLogRepository(em).page(script.id, { limit: maxLogLines, maxBytes: logBytesPerAnswer });
-    return { script, logs: lines };
+    return { script, logs: await pageOfLog(new ScriptLogRepository(em), script.id, {}, maxLogLines) };
   });
 }
 
@@ -124,12 +123,21 @@ export async function listScriptLogs(
   const limit = Math.min(maxLogLines, options.limit && options.limit > 0 ? options.limit : maxLogLines);
   return unitOfWork(deps.orm, async (em) => {
     const script = await findVisible(new ScriptRepository(em), actor, idOrSlug);
-    const logs = new ScriptLogRepository(em);
-    // One line more than the page holds: a log of exactly `limit` lines is whole, not cut.
-    const read = await logs.page(script.id, { after: options.after, afterId: options.afterId, limit: limit + 1, maxBytes: logBytesPerAnswer });
-    const { lines, more } = pageOfLines(read.lines, limit, read.full);
-    return endOnWholeInstant(lines, more, (last) => logs.list(script.id, { afterId: Number(last.id), at: last.registerDate, limit: maxLogLines }));
+    return pageOfLog(new ScriptLogRepository(em), script.id, { after: options.after, afterId: options.afterId }, limit);
   });
+}
+
+/**
+ * A page of a script's build log, oldest first: at most `limit` lines and
+ * `logBytesPerAnswer` of text, ending on a whole instant so that a client continuing with
+ * `start=<the last line's date>` skips nothing; a page that is all one instant takes the
+ * rest of it (one runner batch: at most 1,000 lines, which may pass the byte budget).
+ */
+async function pageOfLog(logs: ScriptLogRepository, scriptId: string, from: { after?: string; afterId?: number }, limit: number): Promise<ScriptLog[]> {
+  // One line more than the page holds: a log of exactly `limit` lines is whole, not cut.
+  const read = await logs.page(scriptId, { ...from, limit: limit + 1, maxBytes: logBytesPerAnswer });
+  const { lines, more } = pageOfLines(read.lines, limit, read.full);
+  return endOnWholeInstant(lines, more, (last) => logs.list(scriptId, { afterId: Number(last.id), at: last.registerDate, limit: maxLogLines }));
 }
 
 /** A visible script's version (0: the current one). */
