@@ -154,16 +154,22 @@ const databaseMessage = (message: string): string => {
   return at >= 0 ? message.slice(at + 3) : message;
 };
 
+/** A line of a stack trace: `    at f (file:1:2)`, `    at file:1:2`, `    at new Promise (<anonymous>)`. */
+const frameLine = /^\s+at .*(?::\d+:\d+\)?|\((?:native|<anonymous>)\))$/;
+
 /** The fields of a database error that name what failed without quoting values. */
 const databaseFields = ['code', 'severity', 'constraint', 'table', 'column', 'schema', 'dataType', 'routine'];
 
 /** A database error as logged: its type, the database's message, its naming fields and the stack's frames. */
 function withoutStatement(error: Error): Record<string, unknown> {
   const message = databaseMessage(error.message);
+  // Only the stack's frames: its first lines repeat the message, statement and all, and the
+  // ORM appends the driver's stack, message included, keeping each line that begins `at`
+  // (a value in the statement may hold one). A line of the message is no frame.
   const stack = typeof error.stack === 'string' ? error.stack : '';
-  const frames = stack.indexOf('\n    at ');
+  const frames = stack.split('\n').filter((line) => frameLine.test(line) && !error.message.includes(line.trim()));
   const copy: Record<string, unknown> = {};
-  const hidden = { constructor: error.constructor, name: error.name, message, stack: `${error.name}: ${message}${frames >= 0 ? stack.slice(frames) : ''}` };
+  const hidden = { constructor: error.constructor, name: error.name, message, stack: [`${error.name}: ${message}`, ...frames].join('\n') };
   for (const [key, value] of Object.entries(hidden)) Object.defineProperty(copy, key, { value, enumerable: false, writable: true, configurable: true });
   for (const key of databaseFields) {
     const value = (error as unknown as Record<string, unknown>)[key];

@@ -236,6 +236,18 @@ describe('database errors', () => {
     expect(second!['err']).toBe('UniqueConstraintViolationException: duplicate key value violates unique constraint "run_spec_pkey"');
   });
 
+  it('keep the statement out of the stack even when a value in it looks like a frame', () => {
+    const pgError = Object.assign(new Error(`insert into execution_log (text) values ('Error: x\n    at f (/app/p-s3cret.js:1:1)') - value too long`), {
+      severity: 'ERROR',
+      code: '22001',
+      routine: 'varchar',
+    });
+    const { logger, raw } = capture();
+    logger.error({ err: new UniqueConstraintViolationException(pgError) }, 'failed');
+    expect(raw()).not.toMatch(/p-s3cret|insert into/);
+    expect(raw()).toMatch(/value too long/);
+  });
+
   it('leave other errors as they are', () => {
     expect(describeError(new Error('a - b'))).toBe('Error: a - b');
   });

@@ -296,6 +296,7 @@ describe('execution service', () => {
       const admin = await f.client.listExecutions({ caller: caller(randomUUID(), 'ADMIN'), scriptIds: [b.scriptId], perScript: 100 });
       expect(admin.executions.map((e) => e.id).sort()).toEqual([ofB[0]!.id, theirs.id].sort());
       expect((await codeOf(f.client.listExecutions({ caller: caller(userId), scriptIds: ['not-a-uuid'], perScript: 3 }))).code).toBe(Code.InvalidArgument);
+      expect(await codeOf(f.client.listExecutions({ caller: caller(userId), scriptId: a.scriptId, perScript: 3 }))).toEqual({ code: Code.InvalidArgument, message: 'per_script needs script_ids' });
     });
 
     it('filters on updated_at (at or after) and start/end date ranges', async () => {

@@ -28,6 +28,7 @@ describe('failures as owners read them', () => {
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect(failure).toMatchObject({ message: 'a platform service could not be reached or did not answer (Unavailable)', type: 'ServiceUnavailable', nonRetryable: false });
     expect(JSON.stringify(failure)).not.toContain('10.1.2.3');
+    expect(ownerMessage(new ConnectError('No run spec for script 1234 version 2', Code.FailedPrecondition))).toBe("a platform service refused the runner's request (FailedPrecondition)");
   });
 
   it("turn a system call's error into what kind of trouble it was, without its path", async () => {

@@ -205,6 +205,7 @@ export async function listExecutions(deps: ExecutionDeps, caller: Actor | undefi
  */
 async function latestOfScripts(deps: ExecutionDeps, actor: Actor, q: ExecutionListQuery) {
   const scriptIds = [...new Set((q.scriptIds ?? []).map((s) => uuidParam('script_ids', s)))];
+  if (scriptIds.length === 0) throw new InvalidArgument('per_script needs script_ids', 'invalid_argument');
   if (scriptIds.length > unpaginatedLimit) throw new InvalidArgument(`At most ${unpaginatedLimit} script_ids`, 'invalid_argument');
   const perScript = Math.min(maxPerScript, Math.floor(q.perScript ?? 0));
   const { where, params } = listWhere(actor, { ...q, scriptIds: [] });

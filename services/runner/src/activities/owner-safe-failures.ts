@@ -28,7 +28,10 @@ const systemErrors: Record<string, string> = {
  * may be shown as it is.
  */
 export function ownerSafeMessage(err: unknown): string | undefined {
-  if (err instanceof ConnectError) return `a platform service could not be reached or did not answer (${Code[err.code] ?? err.code})`;
+  if (err instanceof ConnectError) {
+    const away = [Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Unknown, Code.Internal, Code.ResourceExhausted].includes(err.code);
+    return `a platform service ${away ? 'could not be reached or did not answer' : "refused the runner's request"} (${Code[err.code] ?? err.code})`;
+  }
   const code = systemErrorCode(err);
   if (code) return `${systemErrors[code] ?? 'a system call failed on the runner'} (${code})`;
   return undefined;
