@@ -96,3 +96,36 @@ export function shareWithin<L>(
   }
   return out;
 }
+
+/** Where a page of one owner's log lines starts (both strictly after), or the one instant it is. */
+export interface LinesFrom {
+  /** A date, or ISO 8601 text. */
+  after?: Date | string;
+  afterId?: number;
+  /** Only lines registered at this instant. */
+  at?: Date;
+  limit: number;
+}
+
+/**
+ * The statement of a page of one owner's log lines, oldest first (`table` has `id`,
+ * `register_date` and the owner's column), with its params: for `withinBytes` to cut, or to
+ * run as it is.
+ */
+export function linesStatement(table: { name: string; owner: string; columns: string }, ownerId: string, from: LinesFrom): { sql: string; params: unknown[] } {
+  const where = [`${table.owner} = ?`];
+  const params: unknown[] = [ownerId];
+  if (from.after) {
+    where.push('register_date > ?::timestamptz');
+    params.push(from.after);
+  }
+  if (from.afterId !== undefined) {
+    where.push('id > ?');
+    params.push(from.afterId);
+  }
+  if (from.at) {
+    where.push('register_date = ?');
+    params.push(from.at);
+  }
+  return { sql: `select ${table.columns} from ${table.name} where ${where.join(' and ')} order by id asc limit ?`, params: [...params, from.limit] };
+}

@@ -1,5 +1,5 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { shareWithin, takeWithin, withinBytes } from '@gef/common';
+import { linesStatement, shareWithin, takeWithin, withinBytes } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { LogLevel } from '../entities/execution-log';
 import type { NewLogLine } from '../domain/log-lines';
@@ -83,21 +83,7 @@ export interface LogPage {
 
 /** The statement of ExecutionLogRepository.list. */
 export function listStatement(executionId: string, options: ListOptions): { sql: string; params: unknown[] } {
-  const where = ['execution_id = ?'];
-  const params: unknown[] = [executionId];
-  if (options.after) {
-    where.push('register_date > ?');
-    params.push(options.after);
-  }
-  if (options.afterId !== undefined) {
-    where.push('id > ?');
-    params.push(options.afterId);
-  }
-  if (options.at) {
-    where.push('register_date = ?');
-    params.push(options.at);
-  }
-  return { sql: `select ${columns} from execution_log where ${where.join(' and ')} order by id asc limit ?`, params: [...params, options.limit] };
+  return linesStatement({ name: 'execution_log', owner: 'execution_id', columns }, executionId, options);
 }
 
 /** Log lines of executions. */

@@ -1,4 +1,4 @@
-import { cutText, shareWithin, takeWithin, withinBytes } from '@gef/common';
+import { cutText, linesStatement, shareWithin, takeWithin, withinBytes } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import { ScriptLogSchema, type ScriptLog } from '../entities/script-log';
 
@@ -81,19 +81,5 @@ export interface ListOptions {
 }
 
 function listStatement(scriptId: string, options: ListOptions): { sql: string; params: unknown[] } {
-  const where: string[] = ['script_id = ?'];
-  const params: unknown[] = [scriptId];
-  if (options.after) {
-    where.push('register_date > ?::timestamptz');
-    params.push(options.after);
-  }
-  if (options.afterId !== undefined) {
-    where.push('id > ?');
-    params.push(options.afterId);
-  }
-  if (options.at) {
-    where.push('register_date = ?');
-    params.push(options.at);
-  }
-  return { sql: `select * from script_log where ${where.join(' and ')} order by id asc limit ?`, params: [...params, options.limit] };
+  return linesStatement({ name: 'script_log', owner: 'script_id', columns: '*' }, scriptId, options);
 }
