@@ -28,7 +28,8 @@
  * BENCH_SECONDS sets each load's duration (default 10). BENCH_ONLY=scripts starts the stack
  * once and measures the scripts part alone (BENCH_ONLY=logs: the logs part alone;
  * BENCH_ONLY=burst: the burst and the bare Temporal alone; BENCH_ONLY=lists: the lists alone;
- * BENCH_ONLY=reads: the two authenticated reads beside the bare server, alone).
+ * BENCH_ONLY=reads: the two authenticated reads beside the bare server, alone; BENCH_ONLY=runs:
+ * the sequential runs and GET /execution/<id> beside the bare server, without the burst).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -112,6 +113,15 @@ async function main(): Promise<void> {
       try {
         const read = await benchReads(stack.urls.gateway, await login(stack.urls.gateway, ADMIN.email, ADMIN.password));
         process.stdout.write(`${JSON.stringify({ ...results, read, loadAverage: os.loadavg() }, null, 2)}\n\n${readBenchLines(read).join('\n')}\n`);
+      } finally {
+        await stack.stop();
+      }
+      return;
+    }
+    if (only === 'runs') {
+      try {
+        const executions = await benchExecutions(stack.urls.gateway, await login(stack.urls.gateway, ADMIN.email, ADMIN.password), seconds, { burstRuns: 0 });
+        process.stdout.write(`${JSON.stringify({ ...results, executions, loadAverage: os.loadavg() }, null, 2)}\n\n${executionBenchLines(executions, loadLine).join('\n')}\n`);
       } finally {
         await stack.stop();
       }
