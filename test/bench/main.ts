@@ -164,6 +164,10 @@ async function main(): Promise<void> {
 
     const scripts = await benchScripts(stack, await login(api, ADMIN.email, ADMIN.password));
     results['scripts'] = scripts;
+    // The runs on a quiet stack: the scripts part leaves builds of its 50 MB archives behind
+    // (their runner fetches, unpacks and checks them), which took CPU from the first runs.
+    const quietBeforeRunsMs = await waitQuiet(() => stack.pids());
+    results['quietBeforeRunsMs'] = quietBeforeRunsMs;
     const executions = await benchExecutions(api, await login(api, ADMIN.email, ADMIN.password), seconds, { burstMaxMs, pids: () => stack.pids() });
     results['executions'] = executions;
     const bareTemporal = await bareTemporalBeside(stack, ports);
@@ -186,6 +190,7 @@ async function main(): Promise<void> {
         loadLine('POST /auth (8 clients)', logins),
         ...readLines('GET /api/v1/user/me', read, loadLine),
         ...scriptBenchLines(scripts),
+        `the stack was quiet ${(quietBeforeRunsMs / 1000).toFixed(1)} s after the scripts part, before the runs`,
         ...executionBenchLines(executions, loadLine),
         ...(executions.burst ? bareTemporalLines(executions.burst, bareTemporal) : []),
         ...listBenchLines(lists, loadLine),
