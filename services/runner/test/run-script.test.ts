@@ -521,9 +521,12 @@ describe.each([
     expect(Date.now() - started).toBeLessThan(10_000);
   }, 60_000);
 
-  it("keeps the run's credentials out of its log", async () => {
-    const t = await setup('import os\ndef run(params, logger):\n    print(os.environ)\n    logger.info("token %s", os.environ["API_TOKEN"])\n    print("runner: runner-token")\n    return 1\n');
+  it("keeps the run's credentials out of its log and its results", async () => {
+    const t = await setup('import os\ndef run(params, logger):\n    print(os.environ)\n    logger.info("token %s", os.environ["API_TOKEN"])\n    print("runner: runner-token")\n    return {"env": dict(os.environ)}\n');
     expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    const results = JSON.parse(t.executions.completed[0]!.resultsJson!) as { env: Record<string, string> };
+    expect(results.env['API_TOKEN']).toBe('[redacted]');
+    expect(JSON.stringify(results)).not.toMatch(/script-token|runner-token/);
     const texts = t.executions.texts();
     expect(texts.filter((text) => text.includes('script-token') || text.includes('runner-token'))).toEqual([]);
     expect(texts).toEqual(expect.arrayContaining(['token [redacted]', 'runner: [redacted]', expect.stringContaining("'API_TOKEN': '[redacted]'")]));

@@ -475,7 +475,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
           if (said) line('ERROR', said);
           if (outcome?.kind === 'result' && diskExceeded === undefined && cpuExceeded === undefined) {
             status = 'FINISHED';
-            resultsJson = outcome.resultJson;
+            resultsJson = sink.redact(outcome.resultJson);
           } else if (outcome?.kind === 'timeout') {
             line('ERROR', `The script exceeded its timeout of ${spec.timeoutSeconds} s and was stopped${outcome.killed ? ' (killed)' : ''}`);
           } else if (outcome?.kind === 'exited') {

@@ -144,8 +144,11 @@ export class ExecutionLogSink {
     this.schedule();
   }
 
-  /** The text with each of the run's secrets in it replaced. */
-  private redact(text: string): string {
+  /**
+   * The text with each of the run's secrets in it replaced: its lines, and its results (JSON
+   * text stays JSON: a token is base64url and dots, and the mark has no quote or backslash).
+   */
+  redact(text: string): string {
     let shown = text;
     for (const secret of this.secrets) if (shown.includes(secret)) shown = shown.replaceAll(secret, redactedMark);
     return shown;
