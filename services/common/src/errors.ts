@@ -90,22 +90,40 @@ const postgresUnavailableState = /^(08[0-9A-Z]{3}|57P0[1-3]|53300)$/;
 const unavailableText =
   /(Connection terminated|connection error and is not queryable|Client was closed and is not queryable|Transaction query already complete|server closed the connection unexpectedly|Unable to acquire a connection|socket has been ended by the other party|timeout exceeded when trying to connect|Timeout acquiring a connection|the database system is (starting up|shutting down|in recovery mode)|terminating connection due to administrator command|^14 UNAVAILABLE|^4 DEADLINE_EXCEEDED|Temporal did not answer)/i;
 
+/** What errors carry that their classification reads. */
+export interface ErrorFields {
+  name?: unknown;
+  code?: unknown;
+  sqlState?: unknown;
+  message?: unknown;
+  unavailable?: unknown;
+  cause?: unknown;
+  previous?: unknown;
+}
+
+/** An error and its causes (`cause`, or the ORM's `previous`), each once: a cycle ends the chain. */
+export function* errorChain(err: unknown): Generator<ErrorFields> {
+  const seen = new Set<unknown>();
+  let current: unknown = err;
+  while (typeof current === 'object' && current !== null && !seen.has(current)) {
+    seen.add(current);
+    const e = current as ErrorFields;
+    yield e;
+    current = e.cause ?? e.previous;
+  }
+}
+
 /**
  * True when an error (or one of its causes) says a dependency, the database or Temporal,
  * cannot be reached right now: the request may succeed once it is back (HTTP 503), it is
  * not a fault of the code (500).
  */
 export function isDependencyUnavailable(err: unknown): boolean {
-  const seen = new Set<unknown>();
-  let current: unknown = err;
-  while (typeof current === 'object' && current !== null && !seen.has(current)) {
-    seen.add(current);
-    const e = current as { name?: unknown; code?: unknown; message?: unknown; cause?: unknown; previous?: unknown; unavailable?: unknown };
+  for (const e of errorChain(err)) {
     // Errors of a client that knows its server failed (e.g. Keycloak answering 5xx) say so.
     if (e.unavailable === true || e.name === 'ConnectionException') return true;
     if (typeof e.code === 'string' && (networkCode.test(e.code) || postgresUnavailableState.test(e.code))) return true;
     if (typeof e.message === 'string' && unavailableText.test(e.message)) return true;
-    current = e.cause ?? e.previous;
   }
   return false;
 }
@@ -133,15 +151,10 @@ const postgresInvalidInput: Record<string, string> = {
  * caused by a value of the request (`postgresInvalidInput`); undefined otherwise.
  */
 export function invalidInputMessage(err: unknown): string | undefined {
-  const seen = new Set<unknown>();
-  let current: unknown = err;
-  while (typeof current === 'object' && current !== null && !seen.has(current)) {
-    seen.add(current);
-    const e = current as { code?: unknown; sqlState?: unknown; cause?: unknown; previous?: unknown };
+  for (const e of errorChain(err)) {
     for (const state of [e.sqlState, e.code]) {
       if (typeof state === 'string' && Object.hasOwn(postgresInvalidInput, state)) return postgresInvalidInput[state];
     }
-    current = e.cause ?? e.previous;
   }
   return undefined;
 }

@@ -1,3 +1,4 @@
+import { errorChain } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 
 /** The SQLSTATE of a run refused because its owner has been deleted (see migration 13). */
@@ -23,14 +24,7 @@ export class DeletedUserRepository {
 
   /** Whether an error (or one of its causes) is the refusal of a deleted user's run. */
   static refused(err: unknown): boolean {
-    const seen = new Set<unknown>();
-    let current: unknown = err;
-    while (typeof current === 'object' && current !== null && !seen.has(current)) {
-      seen.add(current);
-      const e = current as { code?: unknown; sqlState?: unknown; cause?: unknown; previous?: unknown };
-      if (e.code === ownerDeletedState || e.sqlState === ownerDeletedState) return true;
-      current = e.cause ?? e.previous;
-    }
+    for (const e of errorChain(err)) if (e.code === ownerDeletedState || e.sqlState === ownerDeletedState) return true;
     return false;
   }
 }
