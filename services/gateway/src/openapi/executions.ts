@@ -169,7 +169,7 @@ export const executionsOpenApi: OpenApiResource = {
         summary: 'Run a script',
         description:
           'Runs the current version of a visible script (else 404) whose build succeeded (else 400 `… is not BUILT`). The params are the query string (values as strings) merged with the JSON object body, the body winning; the key `token` is dropped from both. A body that is not a JSON object is a 400. When the script declares `params_schema`, params that fail it are a 400 naming the problem. ' +
-          'Returns the new execution (`PENDING`, progress 0) immediately; a user runs up to `max_concurrent_executions` (default 3; ADMIN and above: no limit) together, the others wait in order, at most `MAX_WAITING_EXECUTIONS` (default 500) at once: beyond, a run is refused with 429 `rate_limited`. Runs are rate limited per account (`RATE_LIMIT_RUN_PER_ACCOUNT`) and per client address (`RATE_LIMIT_RUN_PER_CLIENT`).',
+          'Returns the new execution (`PENDING`, progress 0) immediately; a user runs up to `max_concurrent_executions` (default 3; ADMIN and above: no limit) together, the others wait in order, at most `MAX_WAITING_EXECUTIONS` (default 500) at once: beyond, a run is refused with 429 `rate_limited`. Runs are rate limited per account (`RATE_LIMIT_RUN_PER_ACCOUNT`) and per client address (`RATE_LIMIT_RUN_PER_CLIENT`). Compiling the `params_schema` of script versions not run lately costs the caller: past 5 s of compile time a minute, such a run is a 429 `rate_limited` for a few seconds. A user whose deletion has begun runs nothing more (401 `token_revoked`).',
         parameters: [scriptParam],
         requestBody: {
           required: false,
