@@ -38,7 +38,9 @@ describe('a runner asked to stop', () => {
       `Drain ${randomBytes(4).toString('hex')}`,
       `${pythonGate}\ndef run(params, logger):\n    logger.info("started")\n    wait_gate(params)\n    logger.info("done")\n    return "ok"\n`,
     );
-    await eventually(async () => (await runnersOnline()) >= 1, 30_000, 'the runner online');
+    // Exactly the stack's runner: one killed by an earlier file still counts for up to 45 s
+    // after its last report, and would keep the count above 0 past this runner's drain.
+    await eventually(async () => (await runnersOnline()) === 1, 60_000, 'only the stack runner online');
     const [soon, late, meanwhile] = [newGate(), newGate(), newGate()];
     meanwhile.open();
     const ending = await runScript(owner.token, script.slug, { body: { gate: soon.path } });

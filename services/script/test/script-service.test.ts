@@ -68,6 +68,13 @@ describe('script service', () => {
       // One batch, one instant, across the 1,000th line.
       await logs.append(created.id, 1, Array.from({ length: 10 }, (_, i) => `batch ${i}`));
     });
+    // Lines are dated as they are inserted: make the batch one instant even when the clock
+    // passed a millisecond during its insert.
+    await rows(
+      `update script_log set register_date = (select max(register_date) from script_log where script_id = ? and text like 'batch %')
+       where script_id = ? and text like 'batch %'`,
+      [created.id, created.id],
+    );
     const got = await f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: created.id, caller: caller(userId), includeLogs: true }));
     const texts = got.script!.logs.map((l) => l.text);
     expect(texts.at(-1)).toBe('line 994');
