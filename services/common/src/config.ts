@@ -17,6 +17,37 @@ export const baseConfigShape = {
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
 };
 
+/**
+ * Limits the database holds a process's connections to (`DatabaseTimeouts`):
+ * a statement running, or a transaction left open idle, longer than this is ended by the
+ * database, so a stuck request cannot hold locks and a pooled connection for good.
+ */
+export const databaseConfigShape = {
+  DB_STATEMENT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(60),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(60),
+};
+
+/**
+ * How long one statement may run (a lock waited for included), and how long a transaction
+ * may stay open with nothing running in it, before the database ends it. A request or
+ * activity stuck on the database then fails (503, retried) rather than holding its locks
+ * and a pooled connection for good.
+ */
+export interface DatabaseTimeouts {
+  statementSeconds: number;
+  idleInTransactionSeconds: number;
+}
+
+/** The database limits a process's settings (`databaseConfigShape`) give. */
+export function databaseTimeouts(config: { DB_STATEMENT_TIMEOUT_SECONDS: number; DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: number }): DatabaseTimeouts {
+  return { statementSeconds: config.DB_STATEMENT_TIMEOUT_SECONDS, idleInTransactionSeconds: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS };
+}
+
+/** `timeouts` as node-postgres connection settings (milliseconds), sent as start-up parameters: no round trip of their own. */
+export function connectionLimits(timeouts: DatabaseTimeouts): { statement_timeout: number; idle_in_transaction_session_timeout: number } {
+  return { statement_timeout: timeouts.statementSeconds * 1000, idle_in_transaction_session_timeout: timeouts.idleInTransactionSeconds * 1000 };
+}
+
 /** Thrown when the environment does not satisfy a process's schema. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

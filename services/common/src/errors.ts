@@ -83,9 +83,12 @@ export const unprocessableReasons = new Set(['unprocessable', 'weak_password']);
 const networkCode = /^(ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ECONNECTION|ESOCKET|EDNS)$/;
 /**
  * PostgreSQL SQLSTATEs of a database that is away: connection exceptions (class 08),
- * shutdowns and start-ups (57P01-57P03), too many connections (53300).
+ * shutdowns and start-ups (57P01-57P03), too many connections (53300); and of one that gave
+ * up on a statement another try may pass: a statement or idle transaction past its time
+ * limit (57014, 25P03), a lock not had in time (55P03), a serialization failure or deadlock
+ * (40001, 40P01).
  */
-const postgresUnavailableState = /^(08[0-9A-Z]{3}|57P0[1-3]|53300)$/;
+const postgresUnavailableState = /^(08[0-9A-Z]{3}|57P0[1-3]|53300|57014|25P03|55P03|40001|40P01)$/;
 /** Messages of pg, knex, MikroORM and the Temporal client when their server is away. */
 const unavailableText =
   /(Connection terminated|connection error and is not queryable|Client was closed and is not queryable|Transaction query already complete|server closed the connection unexpectedly|Unable to acquire a connection|socket has been ended by the other party|timeout exceeded when trying to connect|Timeout acquiring a connection|the database system is (starting up|shutting down|in recovery mode)|terminating connection due to administrator command|^14 UNAVAILABLE|^4 DEADLINE_EXCEEDED|Temporal did not answer)/i;

@@ -2,6 +2,7 @@ import { MikroORM, type EntitySchema, type MigrationObject } from '@mikro-orm/po
 import { Migrator } from '@mikro-orm/migrations';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import { connectionLimits, type DatabaseTimeouts } from './config';
 
 export type { EntityManager } from '@mikro-orm/postgresql';
 
@@ -14,27 +15,54 @@ export interface OrmOptions {
   logger: Logger;
   /** Largest number of pooled connections. */
   poolMax?: number;
+  /** The database's limits on the service's connections (migrations run without them). */
+  timeouts?: DatabaseTimeouts;
 }
 
-/** Opens the service's own database and applies its migrations. */
+/**
+ * Opens the service's own database and applies its migrations. Migrations run first, on a
+ * pool of their own without the statement limits (an index built on a big table may
+ * take long), then the service's pool opens with them.
+ */
 export async function openDatabase(options: OrmOptions): Promise<MikroORM> {
-  const orm = await MikroORM.init({
+  const migrating = await init(options, undefined);
+  try {
+    const applied = await migrating.getMigrator().up();
+    if (applied.length > 0) {
+      options.logger.info({ migrations: applied.map((m) => m.name) }, 'migrations applied');
+    }
+  } finally {
+    await migrating.close();
+  }
+  return init(options, options.timeouts);
+}
+
+function init(options: OrmOptions, timeouts: DatabaseTimeouts | undefined): Promise<MikroORM> {
+  return MikroORM.init({
     clientUrl: options.url,
     entities: options.entities,
     extensions: [Migrator],
     discovery: { warnWhenNoEntities: false },
     migrations: { migrationsList: options.migrations, transactional: true, allOrNothing: true, snapshot: false },
     pool: { min: 0, max: options.poolMax ?? 10 },
-    // Never let the ORM's own logger print SQL with values.
+    driverOptions: {
+      // Sent as start-up parameters of each connection: no round trip of their own.
+      ...(timeouts ? { connection: connectionLimits(timeouts) } : {}),
+      // The query builder's warnings (a pooled connection lost) go to the service's log.
+      log: {
+        warn: (message: string) => options.logger.warn({ component: 'database' }, message),
+        error: (message: string) => options.logger.error({ component: 'database' }, message),
+        deprecate: (message: string) => options.logger.debug({ component: 'database' }, message),
+        debug: (message: string) => options.logger.debug({ component: 'database' }, message),
+      },
+    },
+    // The ORM's own lines (the migrator's steps) too, never SQL with values.
+    logger: (message: string) => options.logger.debug({ component: 'orm' }, message),
+    colors: false,
     debug: false,
     allowGlobalContext: false,
     ensureDatabase: false,
   });
-  const applied = await orm.getMigrator().up();
-  if (applied.length > 0) {
-    options.logger.info({ migrations: applied.map((m) => m.name) }, 'migrations applied');
-  }
-  return orm;
 }
 
 /**

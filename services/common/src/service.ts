@@ -3,6 +3,7 @@ import type { EntitySchema, MigrationObject } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Client, Connection } from '@temporalio/client';
 import type client from 'prom-client';
+import { databaseTimeouts } from './config';
 import { describeFailure, type HealthCheck } from './health';
 import { createLogger, type Logger } from './logger';
 import { createMetricsRegistry, startMetricsServer } from './metrics';
@@ -18,6 +19,8 @@ export interface ServiceConfig {
   PORT: number;
   METRICS_PORT: number;
   DATABASE_URL: string;
+  DB_STATEMENT_TIMEOUT_SECONDS: number;
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: number;
   TEMPORAL_ADDRESS: string;
   TEMPORAL_NAMESPACE: string;
 }
@@ -62,7 +65,13 @@ export async function runService(spec: ServiceSpec): Promise<void> {
     const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST);
     shutdown.add('metrics server', () => new Promise<void>((r) => metrics.server.close(() => r())));
 
-    const orm = await openDatabase({ url: config.DATABASE_URL, entities: spec.entities, migrations: spec.migrations, logger });
+    const orm = await openDatabase({
+      url: config.DATABASE_URL,
+      entities: spec.entities,
+      migrations: spec.migrations,
+      logger,
+      timeouts: databaseTimeouts(config),
+    });
     shutdown.add('database', () => orm.close());
 
     const settings = { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE };

@@ -95,6 +95,12 @@ describe('a dependency that is away', () => {
       withCode('connect ECONNREFUSED 127.0.0.1:1025', 'ESOCKET', { command: 'CONN' }),
       withCode('Greeting never received', 'ETIMEDOUT', { command: 'CONN' }),
       withCode('Connection closed unexpectedly', 'ECONNECTION'),
+      // The database giving up on a statement another try may pass.
+      withCode('canceling statement due to statement timeout', '57014'),
+      withCode('terminating connection due to idle-in-transaction timeout', '25P03'),
+      withCode('could not obtain lock on row in relation "execution"', '55P03'),
+      withCode('deadlock detected', '40P01'),
+      withCode('could not serialize access due to concurrent update', '40001'),
     ];
     for (const err of cases) {
       expect(isDependencyUnavailable(err)).toBe(true);

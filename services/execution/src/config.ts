@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigShape, parseConfig, port } from '@gef/common';
+import { baseConfigShape, databaseConfigShape, parseConfig, port } from '@gef/common';
 import { apiLogDefaults } from './domain/deps';
 
 export const configShape = {
@@ -7,6 +7,7 @@ export const configShape = {
   PORT: port(50053),
   METRICS_PORT: port(9103),
   DATABASE_URL: z.string().url().default('postgres://postgres:postgres@127.0.0.1:5432/gef_execution'),
+  ...databaseConfigShape,
   USER_SERVICE_URL: z.string().url().default('http://127.0.0.1:50051'),
   SCRIPT_SERVICE_URL: z.string().url().default('http://127.0.0.1:50052'),
   EXECUTION_TOKEN_SECRET: z.string().min(16).default('gef-execution-token-dev-secret'),

@@ -3,6 +3,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { deleteExecutionsOfUser } from '../src/domain/delete-executions';
 import { DeletedUserRepository } from '../src/repositories/deleted-user-repository';
+import { ExecutionLogRepository } from '../src/repositories/execution-log-repository';
 import { ExecutionRepository } from '../src/repositories/execution-repository';
 import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
 
@@ -119,5 +120,29 @@ describe('runs of a user being deleted', () => {
     const admin = (await f.client.runScript({ caller: caller(randomUUID(), 'ADMIN'), idOrSlug: script.scriptId, params: {} })).execution!;
     for (const e of [theirs, again, admin]) expect((await f.client.getExecution({ id: e.id, caller: caller(randomUUID(), 'ADMIN') })).execution!.id).toBe(e.id);
     expect(await rowsOf(other)).toBe(4);
+  });
+
+  it("deletes long logs a bounded number of lines per statement, before the runs, leaving others' lines", async () => {
+    const gone = randomUUID();
+    const other = randomUUID();
+    const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: randomUUID(), public: true });
+    const runOf = async (userId: string) => (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!.id;
+    const [a, b, kept] = [await runOf(gone), await runOf(gone), await runOf(other)];
+    const lines = (n: number) => Array.from({ length: n }, (_, i) => ({ seq: i, level: 'INFO' as const, text: `line ${i}` }));
+    for (const id of [a, b, kept]) await new ExecutionLogRepository(f.orm.em.fork()).append(id, 1, lines(10));
+    const logRows = async (id: string) => Number((await f.orm.em.fork().execute<{ n: string }[]>('select count(*) as n from execution_log where execution_id = ?', [id]))[0]!.n);
+    const before = await logRows(kept);
+    const deletes = jest.spyOn(ExecutionLogRepository.prototype, 'deleteSomeOf');
+    try {
+      expect(await deleteExecutionsOfUser(f.deps, gone, undefined, 7)).toBe(2);
+      // At least their 20 lines, 7 a statement; then the statement that finds none left.
+      expect(deletes.mock.calls.length).toBeGreaterThanOrEqual(3);
+      expect(deletes.mock.calls.every(([, limit]) => limit === 7)).toBe(true);
+    } finally {
+      deletes.mockRestore();
+    }
+    for (const id of [a, b]) expect(await logRows(id)).toBe(0);
+    expect(await rowsOf(gone)).toBe(0);
+    expect(await logRows(kept)).toBe(before);
   });
 });

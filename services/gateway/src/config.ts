@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigShape, commaList, parseConfig, port, type DevSecret } from '@gef/common';
+import { baseConfigShape, commaList, databaseConfigShape, parseConfig, port, type DevSecret } from '@gef/common';
 
 /** A base URL without its trailing slash. */
 const baseUrl = (fallback: string) =>
@@ -32,6 +32,7 @@ export const configShape = {
    */
   GATEWAY_WORKERS: z.coerce.number().int().min(0).max(64).default(0),
   DATABASE_URL: z.string().min(1).default('postgres://postgres:postgres@127.0.0.1:5432/gef_gateway'),
+  ...databaseConfigShape,
   KEYCLOAK_URL: baseUrl('http://127.0.0.1:8080'),
   KEYCLOAK_REALM: z.string().min(1).default('gef'),
   KEYCLOAK_CLIENT_ID: z.string().min(1).default('gef-api'),

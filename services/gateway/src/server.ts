@@ -1,7 +1,7 @@
 import http from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type client from 'prom-client';
-import { createMetricsRegistry, platformVersion, type Logger } from '@gef/common';
+import { createMetricsRegistry, databaseTimeouts, platformVersion, type Logger } from '@gef/common';
 import type { execution, user } from '@gef/protos';
 import { Authenticator } from './auth/authenticator';
 import type { RevocationCache } from './auth/revocation-cache';
@@ -96,7 +96,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   );
   const limits = limitsOf(config);
   // Past windows' counters are swept every few minutes (by one gateway process at a time) until `limiter.close()`.
-  const limiter = deps.limiter ?? RateLimiter.fromUrl(config.DATABASE_URL, logger).startSweeping({ everyMs: rateLimitSweepMs, olderThanSeconds: counterLifetimeSeconds(limits) });
+  const limiter = deps.limiter ?? RateLimiter.fromUrl(config.DATABASE_URL, logger, databaseTimeouts(config)).startSweeping({ everyMs: rateLimitSweepMs, olderThanSeconds: counterLifetimeSeconds(limits) });
   const profiles = profileCache(config, registry, deps.revocations, deps.cacheSiblings);
   const executions = executionCache(config, registry, deps.executionChanges, deps.cacheSiblings);
   const executionPages = executionPageCache(config, registry, deps.executionChanges, deps.cacheSiblings);

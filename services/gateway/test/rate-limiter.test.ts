@@ -12,10 +12,11 @@ import { RateLimiter, sweepLockId, type LimitCheck } from '../src/rate-limit/rat
 
 let pg: TestPostgres;
 let limiter: RateLimiter;
+const timeouts = { statementSeconds: 60, idleInTransactionSeconds: 60 };
 
 beforeAll(async () => {
   pg = await startTestPostgres('gef_gateway_test');
-  limiter = RateLimiter.fromUrl(pg.url, pino({ level: 'silent' }));
+  limiter = RateLimiter.fromUrl(pg.url, pino({ level: 'silent' }), timeouts);
 }, 120_000);
 
 afterAll(async () => {
@@ -75,7 +76,7 @@ describe('RateLimiter', () => {
     await admin.query('drop table if exists rate_limit');
     await admin.end();
     // Each its own pool, as each gateway process has; none of them finds the table.
-    const processes = Array.from({ length: 8 }, () => RateLimiter.fromUrl(pg.url, pino({ level: 'silent' })));
+    const processes = Array.from({ length: 8 }, () => RateLimiter.fromUrl(pg.url, pino({ level: 'silent' }), timeouts));
     try {
       const answers = await Promise.all(processes.map((p, i) => p.hit([{ key: `fresh:${i}`, limit: { max: 0, windowSeconds: 60 } }])));
       expect(answers.map(([a]) => a!.allowed)).toEqual(Array(8).fill(false));
@@ -84,8 +85,27 @@ describe('RateLimiter', () => {
     }
   });
 
+  it('lets a request through once its counting statement waits past the statement timeout', async () => {
+    const key = `stuck-${randomBytes(4).toString('hex')}`;
+    await limiter.hit([{ key, limit: minute }]);
+    const quick = RateLimiter.fromUrl(pg.url, pino({ level: 'silent' }), { statementSeconds: 1, idleInTransactionSeconds: 60 });
+    const holder = new Client({ connectionString: pg.url });
+    await holder.connect();
+    try {
+      // Another session holds the key's row: the count waits on it until the database ends it.
+      await holder.query('begin');
+      await holder.query('select * from rate_limit where key = $1 for update', [key]);
+      // Without the limit the check would wait for the lock as long as it is held.
+      expect(await quick.hit([{ key, limit: { max: 0, windowSeconds: 60 } }])).toEqual([{ allowed: true }]);
+    } finally {
+      await holder.query('rollback');
+      await holder.end();
+      await quick.close();
+    }
+  }, 30_000);
+
   it('lets requests through when the database cannot answer', async () => {
-    const away = RateLimiter.fromUrl('postgres://nobody:nothing@127.0.0.1:1/none', pino({ level: 'silent' }));
+    const away = RateLimiter.fromUrl('postgres://nobody:nothing@127.0.0.1:1/none', pino({ level: 'silent' }), timeouts);
     try {
       expect(await away.hit([{ key: 'k', limit: { max: 0, windowSeconds: 60 } }])).toEqual([{ allowed: true }]);
     } finally {
@@ -128,7 +148,7 @@ describe('RateLimiter sweeps', () => {
   };
 
   it('deletes, on its own timer, the counters of windows past, and keeps those that can still count', async () => {
-    const sweeper = RateLimiter.fromUrl(pg.url, pino({ level: 'silent' }));
+    const sweeper = RateLimiter.fromUrl(pg.url, pino({ level: 'silent' }), timeouts);
     try {
       await limiter.hit([{ key: 'sweep:current', limit: hour }]);
       await plant('sweep:days-old', 3 * 86_400);
@@ -152,7 +172,7 @@ describe('RateLimiter sweeps', () => {
   });
 
   it('leaves the sweep to the process holding the lock, and sweeps once it is free', async () => {
-    const sweeper = RateLimiter.fromUrl(pg.url, pino({ level: 'silent' }));
+    const sweeper = RateLimiter.fromUrl(pg.url, pino({ level: 'silent' }), timeouts);
     const other = new Client({ connectionString: pg.url });
     await other.connect();
     try {

@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { baseConfigShape, parseConfig, port } from '@gef/common';
+import { baseConfigShape, databaseConfigShape, parseConfig, port } from '@gef/common';
 
 export const configShape = {
   ...baseConfigShape,
   PORT: port(50051),
   METRICS_PORT: port(9101),
   DATABASE_URL: z.string().url().default('postgres://postgres:postgres@127.0.0.1:5432/gef_user'),
+  ...databaseConfigShape,
   KEYCLOAK_URL: z.string().url().default('http://127.0.0.1:8080'),
   KEYCLOAK_REALM: z.string().min(1).default('gef'),
   KEYCLOAK_CLIENT_ID: z.string().min(1).default('gef-api'),

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { cutText, type Logger } from '@gef/common';
+import { connectionLimits, cutText, type DatabaseTimeouts, type Logger } from '@gef/common';
 
 /** A limit: at most `max` events per `windowSeconds` for one key. */
 export interface Limit {
@@ -61,8 +61,8 @@ export class RateLimiter implements Limiter {
     private readonly logger: Logger,
   ) {}
 
-  static fromUrl(url: string, logger: Logger): RateLimiter {
-    const pool = new pg.Pool({ connectionString: url, max: 5, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 2_000 });
+  static fromUrl(url: string, logger: Logger, timeouts: DatabaseTimeouts): RateLimiter {
+    const pool = new pg.Pool({ connectionString: url, max: 5, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 2_000, ...connectionLimits(timeouts) });
     pool.on('error', (err) => logger.warn({ reason: err.message }, 'rate-limit database connection lost'));
     return new RateLimiter(pool, logger);
   }

@@ -25,6 +25,9 @@ const touchesRoles = (e: KeycloakAdminEvent): boolean =>
 /** The roles whose holders are compared when a change names nobody. */
 const watchedRoles = ['ADMIN', 'SUPERADMIN'] as const;
 const pageSize = 100;
+
+/** How long one poll's transaction may wait on Keycloak between its statements. */
+export const pollIdleLimitMs = 15 * 60_000;
 /** How often the realm's admin event settings are checked again. */
 const ensureEveryMs = 60_000;
 
@@ -203,6 +206,10 @@ export class KeycloakChanges {
   async poll(): Promise<number> {
     const em = this.options.orm.em.fork();
     return em.transactional(async (tx) => {
+      // The cursor's row stays locked while Keycloak is read (each request within its own
+      // timeout), with nothing running on this connection meanwhile: a backlog of events
+      // must not pass the service's idle-in-transaction limit, or the cursor never moves.
+      await tx.execute(`select set_config('idle_in_transaction_session_timeout', '${pollIdleLimitMs}', true)`);
       const rows = await tx.execute<{ event_time: string | null; holders: Holders | null }[]>(
         'select event_time, holders from keycloak_event_cursor where id = 1 for update skip locked',
       );

@@ -1,0 +1,76 @@
+/**
+ * openDatabase against a real PostgreSQL: the service's pool holds statements and idle
+ * transactions to their time limits (a stuck one fails as Unavailable, 503), while its
+ * migrations run without them.
+ */
+import { Code } from '@connectrpc/connect';
+import { Migration } from '@mikro-orm/migrations';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { startTestPostgres, type TestPostgres } from '@gef/deploy';
+import { createLogger, toConnectError } from '../src';
+import { openDatabase } from '../src/orm';
+
+let pg: TestPostgres;
+let orm: MikroORM | undefined;
+
+/** A migration slower than the pool's statement limit. */
+class SlowMigration extends Migration {
+  override async up(): Promise<void> {
+    this.addSql('select pg_sleep(1.5);');
+    this.addSql('create table slow_marker (id integer primary key);');
+  }
+}
+
+beforeAll(async () => {
+  pg = await startTestPostgres('gef_common_orm');
+}, 120_000);
+
+afterAll(async () => {
+  await orm?.close();
+  await pg?.stop();
+}, 60_000);
+
+describe('openDatabase', () => {
+  beforeAll(async () => {
+    orm = await openDatabase({
+      url: pg.url,
+      entities: [],
+      migrations: [{ name: 'Migration20990101000001', class: SlowMigration }],
+      logger: createLogger('orm-test', 'silent'),
+      timeouts: { statementSeconds: 1, idleInTransactionSeconds: 1 },
+    });
+  }, 60_000);
+
+  it('applies a migration that runs longer than the statement limit', async () => {
+    expect(await orm!.em.fork().execute('select count(*)::int as n from slow_marker')).toEqual([{ n: 0 }]);
+  });
+
+  it('ends a statement past its limit, as Unavailable', async () => {
+    const err = await orm!.em
+      .fork()
+      .execute('select pg_sleep(5)')
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toMatchObject({ code: '57014' });
+    expect(toConnectError(err).code).toBe(Code.Unavailable);
+  }, 30_000);
+
+  it('ends a transaction left open idle past its limit, and the pool goes on serving', async () => {
+    const err = await orm!.em
+      .fork()
+      .transactional(async (em) => {
+        await em.execute('select 1');
+        await new Promise((r) => setTimeout(r, 2500));
+        await em.execute('select 2');
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeDefined();
+    expect(toConnectError(err).code).toBe(Code.Unavailable);
+    expect(await orm!.em.fork().execute('select 3 as n')).toEqual([{ n: 3 }]);
+  }, 30_000);
+});
