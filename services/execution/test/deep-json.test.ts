@@ -132,7 +132,8 @@ describe('deeply nested params and results', () => {
     expect((await get(deep64)).params).toEqual(nestedObject(64));
     expect(toJson(ValueSchema, (await get(deep64)).results!)).toEqual(nested(64));
     expect(toJson(ValueSchema, (await get(deep55)).results!)).toEqual(nested(55));
-    expect(toJson(ValueSchema, (await get(deeper)).results!)).toEqual(JSON.stringify(nested(300)));
+    // As a JSON string of their text.
+    expect(JSON.parse(toJson(ValueSchema, (await get(deeper)).results!) as string)).toEqual(nested(300));
 
     for (const list of [
       await rpc.listExecutions({ caller: caller(userId), ownOnly: true }),
@@ -143,7 +144,64 @@ describe('deeply nested params and results', () => {
       expect(byId.get(deep64)?.params).toEqual(nestedObject(64));
       expect(toJson(ValueSchema, byId.get(deep64)!.results!)).toEqual(nested(64));
       expect(toJson(ValueSchema, byId.get(deep55)!.results!)).toEqual(nested(55));
-      expect(toJson(ValueSchema, byId.get(deeper)!.results!)).toEqual(JSON.stringify(nested(300)));
+      expect(JSON.parse(toJson(ValueSchema, byId.get(deeper)!.results!) as string)).toEqual(nested(300));
     }
+  });
+
+  describe('as JSON text (json_text), as gateways ask', () => {
+    it('takes params as text, refusing text nested too deep, not JSON, or not an object, and answers with text', async () => {
+      const { userId, script } = someone();
+      const made = (await rpc.runScript({ caller: caller(userId), idOrSlug: script.scriptId, paramsJson: JSON.stringify(nestedObject(maxJsonValueDepth)), jsonText: true })).execution!;
+      expect(made.params).toBeUndefined();
+      expect(JSON.parse(made.paramsJson)).toEqual(nestedObject(maxJsonValueDepth));
+      const refusals = [
+        [JSON.stringify(nestedObject(maxJsonValueDepth + 1)), `params are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`],
+        ['{' + '"k":['.repeat(200_000), `params are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`],
+        ['{"a": ', 'params must be JSON text'],
+        ['[1, 2]', 'params must be a JSON object'],
+        ['"text"', 'params must be a JSON object'],
+      ];
+      for (const [paramsJson, message] of refusals) {
+        const err = await failure(rpc.runScript({ caller: caller(userId), idOrSlug: script.scriptId, paramsJson, jsonText: true }));
+        expect({ code: err.code, message: err.rawMessage }).toEqual({ code: Code.InvalidArgument, message });
+      }
+    });
+
+    it('takes results as text and answers every read with text, results stored too deep as a JSON string of their text', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId, { a: 1 });
+      const updated = await rpc.updateExecution({ id: e.id, caller: admin, resultsJson: JSON.stringify({ answer: [1, 2, 3] }), status: S.FINISHED, jsonText: true });
+      expect(updated.execution!.results).toBeUndefined();
+      expect(JSON.parse(updated.execution!.resultsJson!)).toEqual({ answer: [1, 2, 3] });
+      const err = await failure(rpc.updateExecution({ id: e.id, caller: admin, resultsJson: JSON.stringify(nested(maxJsonValueDepth + 1)), jsonText: true }));
+      expect(err.rawMessage).toBe(`results are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`);
+
+      const deeper = await run(userId, script.scriptId, { b: 2 });
+      await f.orm.em.fork().execute(`update execution set status = 'FINISHED', results = ?::jsonb where id = ?`, [JSON.stringify(nested(300)), deeper.id]);
+      const none = await run(userId, script.scriptId);
+
+      const got = async (id: string) => (await rpc.getExecution({ id, caller: caller(userId), jsonText: true })).execution!;
+      expect(JSON.parse((await got(e.id)).paramsJson)).toEqual({ a: 1 });
+      expect(JSON.parse((await got(e.id)).resultsJson!)).toEqual({ answer: [1, 2, 3] });
+      expect(JSON.parse(JSON.parse((await got(deeper.id)).resultsJson!) as string)).toEqual(nested(300));
+      expect((await got(none.id)).resultsJson).toBeUndefined();
+      expect((await rpc.getExecution({ id: e.id, caller: caller(userId), jsonText: true, excludeParams: true })).execution!.paramsJson).toBe('');
+
+      const list = await rpc.listExecutions({ caller: caller(userId), ownOnly: true, jsonText: true });
+      const byId = new Map(list.executions.map((x) => [x.id, x]));
+      expect(list.executions.every((x) => x.params === undefined && x.results === undefined)).toBe(true);
+      expect(JSON.parse(byId.get(e.id)!.resultsJson!)).toEqual({ answer: [1, 2, 3] });
+      expect(JSON.parse(byId.get(deeper.id)!.paramsJson)).toEqual({ b: 2 });
+
+      const cancelled = await rpc.cancelExecution({ id: none.id, caller: caller(userId), jsonText: true });
+      expect(JSON.parse(cancelled.execution!.paramsJson)).toEqual({});
+
+      for await (const m of rpc.watchExecution({ id: e.id, caller: caller(userId), jsonText: true })) {
+        if (m.event.case !== 'status') continue;
+        expect(m.event.value.execution!.results).toBeUndefined();
+        expect(JSON.parse(m.event.value.execution!.resultsJson!)).toEqual({ answer: [1, 2, 3] });
+        break;
+      }
+    });
   });
 });

@@ -624,7 +624,8 @@ describe('execution service', () => {
       const { userId, script } = someone();
       const e = await run(userId, script.scriptId, { x: 1 });
       const grant = await startAttempt(e.id);
-      expect(grant).toMatchObject({ proceed: true, status: S.RUNNING, paramsJson: '{"x":1}', userId });
+      expect(grant).toMatchObject({ proceed: true, status: S.RUNNING, userId });
+      expect(JSON.parse(grant.paramsJson)).toEqual({ x: 1 });
       expect(grant.spec).toMatchObject({ scriptId: script.scriptId, version: 4, digest: 'a'.repeat(64), timeoutSeconds: 600, scriptUserId: userId });
       const done = await f.client.completeExecutionAttempt({
         executionId: e.id,

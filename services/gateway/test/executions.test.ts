@@ -5,8 +5,8 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { create, fromJson, toJson, type JsonObject, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
-import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
+import { create, type JsonObject, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { maxJsonValueDepth } from '@gef/common';
@@ -88,7 +88,7 @@ function fakeExecution(overrides: MessageInitShape<typeof execution.ExecutionSch
     userId: ownerId,
     status: execution.ExecutionStatus.RUNNING,
     progress: 33.6,
-    params: { a: '1' },
+    paramsJson: '{"a": "1"}',
     startDate: timestampFromDate(new Date('2026-11-28T05:13:18.123Z')),
     updatedAt: timestampFromDate(new Date('2026-11-28T05:13:19Z')),
     scriptVersion: 2,
@@ -106,12 +106,15 @@ describe('POST /api/v1/script/{script}/run', () => {
     let seen: execution.RunScriptRequest | undefined;
     handlers.runScript = (req) => {
       seen = req;
-      return create(execution.RunScriptResponseSchema, { execution: fakeExecution({ status: execution.ExecutionStatus.PENDING, progress: 0, params: req.params }) });
+      return create(execution.RunScriptResponseSchema, { execution: fakeExecution({ status: execution.ExecutionStatus.PENDING, progress: 0, paramsJson: req.paramsJson }) });
     };
     const res = await json(token, 'POST', { b: 2, c: [1], token: 'x' }, '/api/v1/script/my-script/run?a=1&b=q&token=secret');
     expect(res.status).toBe(200);
     expect(seen?.idOrSlug).toBe('my-script');
-    expect(seen?.params).toEqual({ a: '1', b: 2, c: [1] });
+    // As JSON text (the service answers with text too), never as a message per value.
+    expect(seen?.jsonText).toBe(true);
+    expect(seen?.params).toBeUndefined();
+    expect(JSON.parse(seen!.paramsJson)).toEqual({ a: '1', b: 2, c: [1] });
     expect(seen?.caller?.userId).toBe(ownerId);
     expect(res.json().data).toMatchObject({ status: 'PENDING', progress: 0, params: { a: '1', b: 2, c: [1] }, results: null, end_date: null, start_date: '2026-11-28T05:13:18.123000' });
     expect(res.json().data).not.toHaveProperty('workflow_id');
@@ -121,11 +124,11 @@ describe('POST /api/v1/script/{script}/run', () => {
     let seen: execution.RunScriptRequest | undefined;
     handlers.runScript = (req) => {
       seen = req;
-      return create(execution.RunScriptResponseSchema, { execution: fakeExecution({ status: execution.ExecutionStatus.PENDING, progress: 0, params: req.params }) });
+      return create(execution.RunScriptResponseSchema, { execution: fakeExecution({ status: execution.ExecutionStatus.PENDING, progress: 0, paramsJson: req.paramsJson }) });
     };
     const res = await json(token, 'POST', {}, '/api/v1/script/my-script/run?a=1&a=2&b=x');
     expect(res.status).toBe(200);
-    expect(seen?.params).toEqual({ a: '1', b: 'x' });
+    expect(JSON.parse(seen!.paramsJson)).toEqual({ a: '1', b: 'x' });
   });
 
   it.each([
@@ -193,7 +196,8 @@ describe('PATCH and POST log with an execution token', () => {
     expect(patched.status).toBe(200);
     expect(update).toMatchObject({ id: executionId, executionToken: apiToken, progress: 12.5 });
     expect(update?.caller).toBeUndefined();
-    expect(update?.results?.kind.case).toBe('nullValue');
+    expect(update).toMatchObject({ resultsJson: 'null', jsonText: true });
+    expect(update?.results).toBeUndefined();
     const logged = await json(apiToken, 'POST', { text: 'careful', level: 'warn' }, `/api/v1/execution/${executionId}/log`);
     expect(logged.status).toBe(200);
     expect(append?.lines[0]).toMatchObject({ text: 'careful', level: execution.LogLevel.WARNING });
@@ -394,7 +398,7 @@ describe('params and results nested deep', () => {
       throw new ConnectError(`params are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`, Code.InvalidArgument);
     };
     const passed = await json(token, 'POST', nestedObject(maxJsonValueDepth + 1), '/api/v1/script/my-script/run');
-    expect(seen?.params).toEqual(nestedObject(maxJsonValueDepth + 1));
+    expect(JSON.parse(seen!.paramsJson)).toEqual(nestedObject(maxJsonValueDepth + 1));
     expect(passed.status).toBe(400);
     expect(passed.json().detail).toBe(`params are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`);
     handlers.runScript = notCalled;
@@ -410,11 +414,11 @@ describe('params and results nested deep', () => {
     let seen: execution.UpdateExecutionRequest | undefined;
     handlers.updateExecution = (req) => {
       seen = req;
-      return create(execution.UpdateExecutionResponseSchema, { execution: fakeExecution({ results: req.results }), changed: true });
+      return create(execution.UpdateExecutionResponseSchema, { execution: fakeExecution({ resultsJson: req.resultsJson }), changed: true });
     };
     const ok = await json(adminToken, 'PATCH', { results: nested(maxJsonValueDepth) }, `/api/v1/execution/${executionId}`);
     expect(ok.status).toBe(200);
-    expect(toJson(ValueSchema, seen!.results!)).toEqual(nested(maxJsonValueDepth));
+    expect(JSON.parse(seen!.resultsJson!)).toEqual(nested(maxJsonValueDepth));
     expect(ok.json().data.results).toEqual(nested(maxJsonValueDepth));
     handlers.updateExecution = notCalled;
     for (const levels of [maxJsonValueDepth + 1, 55]) {
@@ -426,7 +430,7 @@ describe('params and results nested deep', () => {
 
   it('reads and lists executions whose stored params and results are nested 64 levels (stored before the limit)', async () => {
     const id = '5a1c2e3f-4b5d-4e6f-8a7b-9c0d1e2f3a4b';
-    const deep = fakeExecution({ id, status: execution.ExecutionStatus.FINISHED, params: nestedObject(64), results: fromJson(ValueSchema, nested(64), { recursionLimit: 1000 }) });
+    const deep = fakeExecution({ id, status: execution.ExecutionStatus.FINISHED, paramsJson: JSON.stringify(nestedObject(64)), resultsJson: JSON.stringify(nested(64)) });
     handlers.getExecution = () => create(execution.GetExecutionResponseSchema, { execution: deep });
     handlers.listExecutions = () => create(execution.ListExecutionsResponseSchema, { executions: [deep], page: 1, perPage: 7, total: 1n });
     const got = await request(gateway.url, `/api/v1/execution/${id}`, { headers: { Authorization: `Bearer ${token}` } });

@@ -53,7 +53,7 @@ export async function startAttempt(deps: ExecutionDeps, input: { executionId: st
     status: execution.status,
     token,
     runnerToken,
-    paramsJson: JSON.stringify(execution.params ?? {}),
+    paramsJson: execution.paramsJson ?? '{}',
     spec: { ...spec, timeoutSeconds },
     userId: execution.userId,
   };

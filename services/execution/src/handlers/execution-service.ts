@@ -1,7 +1,7 @@
 import { ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import { create, toJson } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
-import { GefError, InvalidArgument, toConnectError } from '@gef/common';
+import { GefError, InvalidArgument, jsonTextDepthExceeds, maxJsonValueDepth, toConnectError } from '@gef/common';
 import { execution } from '@gef/protos';
 import type { ExecutionDeps } from '../domain/deps';
 import { appendExecutionLogs, cancelExecution, updateExecution, type ExecutionChanges } from '../domain/execution-changes';
@@ -14,7 +14,7 @@ import type { ExecutionEvents } from '../events/execution-events';
 import { watchChanges } from '../events/watch-changes';
 import { watchExecution, type WatchEvent } from '../events/watch-execution';
 import { actorFromCaller } from '../mappers/caller-mapper';
-import { levelFromMessage, statusFromMessage, toExecutionMessage, toLogColumns, toLogMessage, toStatusMessage } from '../mappers/execution-mapper';
+import { levelFromMessage, statusFromMessage, toExecutionMessage, toLogColumns, toLogMessage, toStatusMessage, type MessageForm } from '../mappers/execution-mapper';
 
 export interface ExecutionServiceDeps extends ExecutionDeps {
   events: ExecutionEvents;
@@ -30,7 +30,38 @@ function linesOf(lines: execution.LogLine[]): NewLogLine[] {
 
 const dateOf = (t: { seconds: bigint; nanos: number } | undefined) => (t ? timestampDate(t as Parameters<typeof timestampDate>[0]) : undefined);
 
-function watchMessage(event: WatchEvent): execution.WatchExecutionResponse {
+/**
+ * A request's JSON text (`params_json`, `results_json`) as a value: text that is not JSON is
+ * InvalidArgument. Its depth and size are checked where the value is used.
+ */
+function parsedJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new InvalidArgument(`${what} must be JSON text`, 'invalid_argument');
+  }
+}
+
+/** The run's params of a request: `params_json` when set, else the Struct. */
+function paramsOf(req: execution.RunScriptRequest): Record<string, unknown> {
+  if (req.paramsJson === '') return (req.params ?? {}) as Record<string, unknown>;
+  // Before parsing: a text nested deeper than any stored value could costs no stack.
+  if (jsonTextDepthExceeds(req.paramsJson, maxJsonValueDepth)) throw new InvalidArgument(`params are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`, 'invalid_argument');
+  const params = parsedJson(req.paramsJson, 'params');
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new InvalidArgument('params must be a JSON object', 'invalid_argument');
+  return params as Record<string, unknown>;
+}
+
+/** The results of a request: `results_json` when set, else the Value; undefined when neither is. */
+function resultsOf(req: execution.UpdateExecutionRequest): { value: unknown } | undefined {
+  if (req.resultsJson !== undefined) {
+    if (jsonTextDepthExceeds(req.resultsJson, maxJsonValueDepth)) throw new InvalidArgument(`results are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`, 'invalid_argument');
+    return { value: parsedJson(req.resultsJson, 'results') };
+  }
+  return req.results ? { value: toJson(ValueSchema, req.results) } : undefined;
+}
+
+function watchMessage(event: WatchEvent, form: MessageForm): execution.WatchExecutionResponse {
   const lastLogId = BigInt(event.lastLogId);
   switch (event.kind) {
     case 'log':
@@ -44,7 +75,7 @@ function watchMessage(event: WatchEvent): execution.WatchExecutionResponse {
       return create(execution.WatchExecutionResponseSchema, {
         event: {
           case: 'status',
-          value: create(execution.ExecutionStatusEventSchema, { status: toStatusMessage(event.execution.status), execution: toExecutionMessage(event.execution) }),
+          value: create(execution.ExecutionStatusEventSchema, { status: toStatusMessage(event.execution.status), execution: toExecutionMessage(event.execution, undefined, form) }),
         },
         lastLogId,
       });
@@ -55,9 +86,8 @@ function watchMessage(event: WatchEvent): execution.WatchExecutionResponse {
 export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof execution.ExecutionService> {
   return {
     async runScript(req) {
-      const params = (req.params ?? {}) as Record<string, unknown>;
-      const created = await runScript(deps, actorFromCaller(req.caller), req.idOrSlug, params);
-      return create(execution.RunScriptResponseSchema, { execution: toExecutionMessage(created) });
+      const created = await runScript(deps, actorFromCaller(req.caller), req.idOrSlug, paramsOf(req));
+      return create(execution.RunScriptResponseSchema, { execution: toExecutionMessage(created, undefined, { jsonText: req.jsonText }) });
     },
 
     async getExecution(req) {
@@ -66,7 +96,7 @@ export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof
         excludeParams: req.excludeParams,
         excludeResults: req.excludeResults,
       });
-      return create(execution.GetExecutionResponseSchema, { execution: toExecutionMessage(view.execution, view.logs) });
+      return create(execution.GetExecutionResponseSchema, { execution: toExecutionMessage(view.execution, view.logs, { jsonText: req.jsonText }) });
     },
 
     async listExecutions(req) {
@@ -91,7 +121,7 @@ export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof
         excludeResults: req.excludeResults,
       });
       return create(execution.ListExecutionsResponseSchema, {
-        executions: res.executions.map((v) => toExecutionMessage(v.execution, v.logs)),
+        executions: res.executions.map((v) => toExecutionMessage(v.execution, v.logs, { jsonText: req.jsonText })),
         page: res.page,
         perPage: res.perPage,
         total: BigInt(res.total),
@@ -106,16 +136,17 @@ export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof
         changes.status = status;
       }
       if (req.progress !== undefined) changes.progress = req.progress;
-      if (req.results) changes.results = { value: toJson(ValueSchema, req.results) };
+      const results = resultsOf(req);
+      if (results) changes.results = results;
       const res = await updateExecution(deps, actorFromCaller(req.caller), req.executionToken || undefined, req.id, changes);
-      return create(execution.UpdateExecutionResponseSchema, { execution: toExecutionMessage(res.execution), changed: res.changed });
+      return create(execution.UpdateExecutionResponseSchema, { execution: toExecutionMessage(res.execution, undefined, { jsonText: req.jsonText }), changed: res.changed });
     },
 
     async cancelExecution(req) {
       const res = await cancelExecution(deps, actorFromCaller(req.caller), req.id);
       const d = res.details;
       return create(execution.CancelExecutionResponseSchema, {
-        execution: toExecutionMessage(res.execution),
+        execution: toExecutionMessage(res.execution, undefined, { jsonText: req.jsonText }),
         cancellationDetails: create(execution.CancellationDetailsSchema, {
           previousStatus: toStatusMessage(d.previousStatus),
           immediate: d.immediate,
@@ -153,7 +184,7 @@ export function executionService(deps: ExecutionServiceDeps): ServiceImpl<typeof
     async *watchExecution(req, ctx) {
       const events = watchExecution(deps, deps.events, actorFromCaller(req.caller), req.id, req.afterLogId !== undefined ? Number(req.afterLogId) : undefined, ctx.signal);
       try {
-        for await (const event of events) yield watchMessage(event);
+        for await (const event of events) yield watchMessage(event, { jsonText: req.jsonText });
       } catch (err) {
         // Errors of a stream pass the unary error interceptor by: mapped here.
         if (!(err instanceof GefError) && !(err instanceof ConnectError)) deps.logger.error({ err }, 'WatchExecution failed');

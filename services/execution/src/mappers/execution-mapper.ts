@@ -1,6 +1,6 @@
 import { create, fromJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
-import { timestampFromDate, ValueSchema, type Value } from '@bufbuild/protobuf/wkt';
-import { jsonDepthExceeds, rpcJsonDepth, rpcRecursionLimit } from '@gef/common';
+import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
+import { jsonTextDepthExceeds, rpcJsonDepth, rpcRecursionLimit } from '@gef/common';
 import { execution } from '@gef/protos';
 import { runExecutionWorkflowId } from '@gef/workflows';
 import type { ExecutionStatus } from '../entities/execution';
@@ -70,43 +70,51 @@ export function toLogColumns(logs: LogRecord[]): execution.ExecutionLogColumns {
 }
 
 /**
- * Whether a stored value can cross an RPC: nested at most `rpcJsonDepth` levels. Values are
- * accepted up to `maxJsonValueDepth`; deeper ones were stored before that held.
+ * Whether stored JSON text can be shown as it is: nested at most `rpcJsonDepth` levels.
+ * Values are accepted up to `maxJsonValueDepth`; deeper ones were stored before that held.
  */
-const carriable = (value: unknown) => !jsonDepthExceeds(value, rpcJsonDepth);
+const carriable = (text: string) => text.length <= rpcJsonDepth || !jsonTextDepthExceeds(text, rpcJsonDepth);
 
 /**
- * Results as the message carries them: stored results nested too deep for any RPC (see
- * `carriable`) as their JSON text, a string, so the execution, and every list holding it,
- * stays readable.
+ * Results as JSON text to show: results stored nested too deep (see `carriable`) as a JSON
+ * string of their text, so the execution, and every list holding it, stays readable.
+ * Undefined for none (SQL or JSON null).
  */
-function resultsValue(results: unknown): Value {
-  let value = results as JsonValue;
-  if (!carriable(results)) {
-    try {
-      value = JSON.stringify(results);
-    } catch {
-      // Deeper than JSON.stringify goes (thousands of levels).
-      value = `[results nested deeper than ${rpcJsonDepth} levels of objects and arrays]`;
-    }
-  }
-  return fromJson(ValueSchema, value, { recursionLimit: rpcRecursionLimit });
+function shownResults(text: string | null | undefined): string | undefined {
+  if (text === undefined || text === null || text === 'null') return undefined;
+  return carriable(text) ? text : JSON.stringify(text);
+}
+
+/** How an answer carries params and results. */
+export interface MessageForm {
+  /**
+   * As JSON text (`params_json`, `results_json`), which costs each hop its bytes; otherwise
+   * as Struct and Value messages, a message per JSON value (gateways of earlier versions).
+   */
+  jsonText?: boolean;
 }
 
 /**
  * An execution as the Execution message (params/results only when loaded). Params stored
- * nested too deep for any RPC (none can be: the gateway always refused such bodies) are
- * left out, as if not loaded.
+ * nested too deep (none can be: the gateway always refused such bodies) are left out, as if
+ * not loaded.
  */
-export function toExecutionMessage(e: ExecutionRecord, logs?: LogRecord[]): execution.Execution {
+export function toExecutionMessage(e: ExecutionRecord, logs?: LogRecord[], form: MessageForm = {}): execution.Execution {
+  const params = e.paramsJson !== undefined && carriable(e.paramsJson) ? e.paramsJson : undefined;
+  const results = shownResults(e.resultsJson);
+  const json = form.jsonText
+    ? { ...(params !== undefined ? { paramsJson: params } : {}), ...(results !== undefined ? { resultsJson: results } : {}) }
+    : {
+        ...(params !== undefined ? { params: JSON.parse(params) as JsonObject } : {}),
+        ...(results !== undefined ? { results: fromJson(ValueSchema, JSON.parse(results) as JsonValue, { recursionLimit: rpcRecursionLimit }) } : {}),
+      };
   return create(execution.ExecutionSchema, {
     id: e.id,
     scriptId: e.scriptId,
     userId: e.userId,
     status: statusToProto[e.status],
     progress: e.progress,
-    ...(e.params !== undefined && carriable(e.params) ? { params: e.params as JsonObject } : {}),
-    ...(e.results !== undefined && e.results !== null ? { results: resultsValue(e.results) } : {}),
+    ...json,
     startDate: timestampFromDate(e.startDate),
     ...(e.endDate ? { endDate: timestampFromDate(e.endDate) } : {}),
     updatedAt: timestampFromDate(e.updatedAt),

@@ -3,15 +3,19 @@ import type { ExecutionStatus } from '../entities/execution';
 import { terminalSql } from '../domain/statuses';
 import { ownerAcceptsSql } from './deleted-user-repository';
 
-/** An execution as the service reads it. `params`/`results` are undefined when not loaded. */
+/**
+ * An execution as the service reads it. Params and results are their JSON text as the
+ * database gives it (never parsed here), undefined when not loaded; `resultsJson` is null
+ * when there are none.
+ */
 export interface ExecutionRecord {
   id: string;
   scriptId: string;
   userId: string;
   status: ExecutionStatus;
   progress: number;
-  params?: Record<string, unknown>;
-  results?: unknown;
+  paramsJson?: string;
+  resultsJson?: string | null;
   startDate: Date;
   endDate: Date | null;
   updatedAt: Date;
@@ -37,8 +41,9 @@ export const executionOwnerChannel = 'gef_execution_owner';
 const baseColumns = 'e.id, e.script_id, e.user_id, e.status, e.progress, e.start_date, e.end_date, e.updated_at, e.script_version, e.queued_at, e.attempt, e.slot_held, e.runner_attempt';
 
 export function selectColumns(columns: Columns = { params: true, results: true }): string {
-  const results = columns.results === 'terminal' ? `case when e.status in (${terminalSql}) then e.results end as results` : columns.results ? 'e.results' : null;
-  return [baseColumns, columns.params ? 'e.params' : null, results].filter(Boolean).join(', ');
+  const results =
+    columns.results === 'terminal' ? `case when e.status in (${terminalSql}) then e.results::text end as results` : columns.results ? 'e.results::text as results' : null;
+  return [baseColumns, columns.params ? 'e.params::text as params' : null, results].filter(Boolean).join(', ');
 }
 
 type Row = Record<string, unknown>;
@@ -59,8 +64,8 @@ export function toRecord(r: Row): ExecutionRecord {
     slotHeld: Boolean(r['slot_held']),
     runnerAttempt: r['runner_attempt'] === null || r['runner_attempt'] === undefined ? null : Number(r['runner_attempt']),
   };
-  if ('params' in r) record.params = (r['params'] ?? {}) as Record<string, unknown>;
-  if ('results' in r) record.results = r['results'];
+  if ('params' in r) record.paramsJson = (r['params'] as string | null) ?? '{}';
+  if ('results' in r) record.resultsJson = r['results'] as string | null;
   return record;
 }
 

@@ -1,5 +1,5 @@
-import { fromJson, toJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
-import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
+import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
@@ -126,6 +126,12 @@ export interface ExecutionView {
   users?: Map<string, PublicUser | null>;
 }
 
+/**
+ * An execution's results: the service sends them as JSON text (the gateway asks for
+ * `json_text`), which costs each hop its bytes where a message per JSON value cost far more.
+ */
+const resultsJson = (e: execution.Execution): JsonValue => (e.resultsJson !== undefined ? (JSON.parse(e.resultsJson) as JsonValue) : null);
+
 /** An execution as the REST API shows it, with the relations asked for. */
 export function executionJson(e: execution.Execution | undefined, view: ExecutionView = {}) {
   if (!e) return null;
@@ -135,8 +141,8 @@ export function executionJson(e: execution.Execution | undefined, view: Executio
     user_id: e.userId,
     status: statusNames[e.status] ?? 'PENDING',
     progress: progressJson(e.progress),
-    ...(view.excludeParams ? {} : { params: e.params ?? {} }),
-    ...(view.excludeResults ? {} : { results: e.results !== undefined ? toJson(ValueSchema, e.results) : null }),
+    ...(view.excludeParams ? {} : { params: (e.paramsJson ? JSON.parse(e.paramsJson) : {}) as JsonObject }),
+    ...(view.excludeResults ? {} : { results: resultsJson(e) }),
     start_date: apiDate(e.startDate),
     end_date: apiDate(e.endDate),
     updated_at: apiDate(e.updatedAt),
@@ -433,6 +439,7 @@ export const executionsResource: Resource = {
         includeLogs: view.logs,
         excludeParams: view.excludeParams,
         excludeResults: view.excludeResults,
+        jsonText: true,
       };
       const admin = isAtLeast(principal.role, 'ADMIN');
       const qgis = fromQgisPlugin(res);
@@ -482,7 +489,7 @@ export const executionsResource: Resource = {
             { name: 'run_account', key: principal.userId },
             { name: 'run_client', key: clientKey(req) },
           ]);
-          const reply = await clients.execution.runScript({ caller: callerOf(principal), idOrSlug: key, params }, rpcOptions(req));
+          const reply = await clients.execution.runScript({ caller: callerOf(principal), idOrSlug: key, paramsJson: JSON.stringify(params), jsonText: true }, rpcOptions(req));
           await changed(reply.execution);
           res.json({ data: executionFor(res, executionJson(reply.execution, { admin: isAtLeast(principal.role, 'ADMIN') })) });
         },
@@ -510,7 +517,7 @@ export const executionsResource: Resource = {
           const id = executionKey(req);
           const load = async () => {
             const reply = await clients.execution.getExecution(
-              { id, caller, includeLogs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults },
+              { id, caller, includeLogs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults, jsonText: true },
               rpcOptions(req),
             );
             if (!reply.execution) throw new NotFound('Execution not found', 'not_found');
@@ -554,7 +561,8 @@ export const executionsResource: Resource = {
               ...changedBy(credential),
               ...(body.status !== undefined ? { status: statusByName[body.status] } : {}),
               ...(body.progress !== undefined ? { progress: body.progress } : {}),
-              ...('results' in body ? { results: fromJson(ValueSchema, (body.results ?? null) as JsonValue) } : {}),
+              ...('results' in body ? { resultsJson: JSON.stringify(body.results ?? null) } : {}),
+              jsonText: true,
             },
             rpcOptions(req),
           );
@@ -570,7 +578,7 @@ export const executionsResource: Resource = {
           const principal = await auth.require(req);
           queryOf(req, []);
           const id = executionKey(req);
-          const reply = await clients.execution.cancelExecution({ id, caller: callerOf(principal) }, rpcOptions(req));
+          const reply = await clients.execution.cancelExecution({ id, caller: callerOf(principal), jsonText: true }, rpcOptions(req));
           await changed(reply.execution, id);
           const d = reply.cancellationDetails;
           res.status(202).json({
@@ -634,10 +642,10 @@ export const executionsResource: Resource = {
         handler: async (req, res) => {
           const principal = await auth.require(req);
           queryOf(req, []);
-          const reply = await clients.execution.getExecution({ id: executionKey(req), caller: callerOf(principal), excludeParams: true }, rpcOptions(req));
+          const reply = await clients.execution.getExecution({ id: executionKey(req), caller: callerOf(principal), excludeParams: true, jsonText: true }, rpcOptions(req));
           const e = reply.execution;
           if (!e) throw new NotFound('Execution not found', 'not_found');
-          const results = e.results !== undefined ? toJson(ValueSchema, e.results) : null;
+          const results = resultsJson(e);
           res.setHeader('Content-Disposition', attachmentDisposition(`${e.id}.json`));
           res.type('application/json').send(JSON.stringify(results));
         },
@@ -668,7 +676,7 @@ export const executionsResource: Resource = {
           const abort = new AbortController();
           res.once('close', () => abort.abort());
           const stream = clients.execution.watchExecution(
-            { id, caller: callerOf(principal), ...(resumeAt !== undefined ? { afterLogId: resumeAt } : {}) },
+            { id, caller: callerOf(principal), ...(resumeAt !== undefined ? { afterLogId: resumeAt } : {}), jsonText: true },
             // The stream lasts as long as the run: no deadline, the client's leaving ends it.
             { ...rpcOptions(req, 0), signal: abort.signal },
           );
