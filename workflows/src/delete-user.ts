@@ -21,16 +21,13 @@ const user = proxyActivities<UserActivities>({
   startToCloseTimeout: '1m',
   retry,
 });
-const scripts = proxyActivities<ScriptActivities>({
-  taskQueue: taskQueues.script,
-  startToCloseTimeout: '5m',
-  retry,
-});
-const executions = proxyActivities<ExecutionActivities>({
-  taskQueue: taskQueues.execution,
-  startToCloseTimeout: '5m',
-  retry,
-});
+/**
+ * A user's scripts and runs go in many statements (their logs in chunks): a step may take
+ * long, and says it is alive after each; one silent for two minutes is tried again.
+ */
+const longStep = { startToCloseTimeout: '6h', heartbeatTimeout: '2m', retry } as const;
+const scripts = proxyActivities<ScriptActivities>({ taskQueue: taskQueues.script, ...longStep });
+const executions = proxyActivities<ExecutionActivities>({ taskQueue: taskQueues.execution, ...longStep });
 
 /**
  * Deletes a user everywhere. Each step is idempotent and retried until it succeeds, so a

@@ -16,3 +16,4 @@ export * from './json-schema';
 export * from './within';
 export * from './runner-stop';
 export * from './lines-within-bytes';
+export * from './delete-in-chunks';

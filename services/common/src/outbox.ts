@@ -2,6 +2,8 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { describeError } from './logger';
 import { PgListener } from './pg-listener';
+import { within } from './within';
+
 
 /**
  * A transactional outbox of workflow starts: a row is written in the same transaction as
@@ -40,6 +42,12 @@ export interface OutboxDispatcherOptions<T> {
   maxBackoffMs?: number;
   /** Largest wait without a wake-up (a sweep for announcements lost while not listening). */
   sweepMs?: number;
+  /**
+   * How long one start may take before it counts as failed (made due again later), 15 s
+   * unless given: a Temporal client retries a server that does not answer without end of its
+   * own, while the pass holds its rows locked and its transaction open.
+   */
+  startTimeoutMs?: number;
 }
 
 /**
@@ -172,7 +180,7 @@ export class OutboxDispatcher<T> {
         rows.map(async (row): Promise<{ ok: true } | { ok: false; err: unknown }> => {
           if (row.item === undefined) return { ok: true };
           try {
-            await start(row.item);
+            await within(start(row.item), this.options.startTimeoutMs ?? 15_000, 'Temporal did not answer a start in time');
             return { ok: true };
           } catch (err) {
             return { ok: false, err };

@@ -4,8 +4,9 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import type { EntityManager } from '@gef/common/orm';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import type { LocalArtifactStore } from '../src/artifacts/local-artifact-store';
-import { deleteScriptsOfUser } from '../src/domain/script-changes';
+import { deleteScript, deleteScriptsOfUser } from '../src/domain/script-changes';
 import { DeletedUserRepository } from '../src/repositories/deleted-user-repository';
+import { ScriptLogRepository } from '../src/repositories/script-log-repository';
 import { caller, createMessages, serviceFixture, updateMessages, type ServiceFixture } from './support/service-fixture';
 import { cliLayout, gzip, tar } from './support/tar-writer';
 
@@ -153,5 +154,34 @@ describe('uploads of a user being deleted', () => {
     await deleteScriptsOfUser(f.deps, gone);
     expect((await create(other, archive(`Someone Else ${other}`))).script!.userId).toBe(other);
     expect(await scriptsOf(other)).toBe(1);
+  });
+
+  it("deletes long build logs a bounded number of lines per statement, then the scripts, leaving others' lines", async () => {
+    const gone = randomUUID();
+    const other = randomUUID();
+    const mine = [(await create(gone, archive(`Long Log A ${gone}`))).script!.id, (await create(gone, archive(`Long Log B ${gone}`))).script!.id];
+    const theirs = (await create(other, archive(`Long Log C ${other}`))).script!.id;
+    const theirsToo = (await create(other, archive(`Long Log D ${other}`))).script!.id;
+    for (const id of [...mine, theirs, theirsToo]) await new ScriptLogRepository(f.orm.em.fork()).append(id, 1, Array.from({ length: 10 }, (_, i) => `line ${i}`));
+    const lines = async (id: string) => Number((await f.orm.em.fork().execute<{ n: string }[]>('select count(*) as n from script_log where script_id = ?', [id]))[0]!.n);
+    const before = await lines(theirs);
+    const deletes = jest.spyOn(ScriptLogRepository.prototype, 'deleteSomeOf');
+    let chunks = 0;
+    try {
+      expect(await deleteScriptsOfUser(f.deps, gone, () => chunks++, 7)).toBe(2);
+      // At least their 22 lines (one received line each, and ten), 7 a statement; then one finding none.
+      expect(deletes.mock.calls.length).toBeGreaterThanOrEqual(4);
+      expect(deletes.mock.calls.every(([, limit]) => limit === 7)).toBe(true);
+      expect(chunks).toBe(deletes.mock.calls.length);
+      deletes.mockClear();
+      // One script, by its owner, the same way.
+      await deleteScript(f.deps, { userId: other, role: 'USER' }, theirsToo, 4);
+      expect(deletes.mock.calls.length).toBeGreaterThanOrEqual(3);
+    } finally {
+      deletes.mockRestore();
+    }
+    for (const id of [...mine, theirsToo]) expect(await lines(id)).toBe(0);
+    expect(await scriptsOf(gone)).toBe(0);
+    expect(await lines(theirs)).toBe(before);
   });
 });

@@ -144,6 +144,25 @@ describe('DELETE a user while Temporal is away', () => {
     expect(await rowOf(u.id)).toBeUndefined();
   });
 
+  it('counts a start Temporal never answers as failed, rows free again, and delivers it once Temporal answers', async () => {
+    const u = await newUser();
+    await users.delete('me', u.actor);
+    // A server that takes the connection and never answers (the client would wait forever).
+    const answering = temporal.workflow.start;
+    temporal.workflow.start = () => new Promise(() => undefined);
+    const patient = new OutboxDispatcher({ name: 'user deletion dispatcher', orm, store: new UserDeletionDispatchRepository(), start: (input) => users.startDeletion(input), logger, startTimeoutMs: 300 });
+    try {
+      expect(await patient.drain()).toBe(false);
+      expect(await rowOf(u.id)).toMatchObject({ attempts: 1, last_error: 'Temporal did not answer a start in time' });
+    } finally {
+      temporal.workflow.start = answering;
+    }
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await patient.drain()).toBe(true);
+    expect(temporal.started).toEqual([{ workflowId: `delete-user-${u.id}`, args: [{ userId: u.id }] }]);
+    expect(await rowOf(u.id)).toBeUndefined();
+  });
+
   it('a deletion whose workflow exists already (running, or completed) counts as started', async () => {
     const u = await newUser();
     temporal.existing.add(`delete-user-${u.id}`);

@@ -1,3 +1,4 @@
+import { deleteInChunks, rowsPerDelete } from '@gef/common';
 import { DeletedUserRepository } from '../repositories/deleted-user-repository';
 import { ExecutionLogRepository } from '../repositories/execution-log-repository';
 import { ExecutionRepository } from '../repositories/execution-repository';
@@ -8,16 +9,10 @@ import { isTerminal } from './statuses';
 const batchSize = 500;
 
 /**
- * Log lines deleted per statement before a batch's executions: a batch's runs may hold
- * millions of lines, more than one statement may take in its time limit or one transaction
- * should hold.
- */
-export const logLinesPerDelete = 20_000;
-
-/**
  * Deletes every execution a user made, with its log lines, in batches so a user with many
  * runs, or runs with long logs, never holds one huge transaction: a batch's lines go first,
- * `logLinesPerDelete` at a time, then its runs (with any line written meanwhile, by cascade). The user is first recorded as deleted
+ * `rowsPerDelete` at a time, then its runs (with any line written meanwhile, by cascade).
+ * `onBatch` is called after each step (the activity's heartbeat; it may throw to stop). The user is first recorded as deleted
  * (waiting for their runs being accepted to commit), so no run of theirs is accepted
  * afterwards and the batches find every one there will be. Runs still going are told to stop
  * first (their workflows cancel the runner's attempt, which kills the process; a run
@@ -30,7 +25,7 @@ export async function deleteExecutionsOfUser(
   deps: Pick<ExecutionDeps, 'orm' | 'runs' | 'logger'>,
   userId: string,
   onBatch: () => void = () => undefined,
-  linesPerDelete = logLinesPerDelete,
+  linesPerDelete = rowsPerDelete,
 ): Promise<number> {
   await deps.orm.em.fork().transactional((em) => new DeletedUserRepository(em).record(userId));
   let deleted = 0;
@@ -38,9 +33,10 @@ export async function deleteExecutionsOfUser(
     const rows = await new ExecutionRepository(deps.orm.em.fork()).idsOfUser(userId, batchSize);
     for (const row of rows.filter((r) => !isTerminal(r.status))) {
       await deps.runs.stop(row.id, { reason: 'deleted' });
+      onBatch();
     }
     const ids = rows.map((r) => r.id);
-    while ((await new ExecutionLogRepository(deps.orm.em.fork()).deleteSomeOf(ids, linesPerDelete)) === linesPerDelete);
+    await deleteInChunks(() => new ExecutionLogRepository(deps.orm.em.fork()).deleteSomeOf(ids, linesPerDelete), onBatch);
     const count = await deps.orm.em.fork().transactional(async (em) => {
       const n = await new ExecutionRepository(em).deleteByIds(ids);
       const versions = new Map(rows.map((r) => [`${r.scriptId}:${r.scriptVersion}`, { scriptId: r.scriptId, version: r.scriptVersion }]));

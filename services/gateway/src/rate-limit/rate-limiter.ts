@@ -44,6 +44,9 @@ export function storedKey(key: string): string {
   return key.length <= maxStoredKeyLength ? key : `${cutText(key, 100)}#${createHash('sha256').update(key).digest('base64url')}`;
 }
 
+/** The longest a rate-limit statement may run before its check lets the request through. */
+export const checkStatementSeconds = 5;
+
 /**
  * Fixed-window counters in the gateway's own PostgreSQL schema, so limits hold across
  * every gateway replica. One statement for all of a request's checks. When the database
@@ -62,7 +65,10 @@ export class RateLimiter implements Limiter {
   ) {}
 
   static fromUrl(url: string, logger: Logger, timeouts: DatabaseTimeouts): RateLimiter {
-    const pool = new pg.Pool({ connectionString: url, max: 5, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 2_000, ...connectionLimits(timeouts) });
+    // A check waiting longer than a few seconds (on a row lock) lets its request through
+    // rather than hold it: the process's statement limit, at most `checkStatementSeconds`.
+    const limits = connectionLimits({ ...timeouts, statementSeconds: Math.min(timeouts.statementSeconds, checkStatementSeconds) });
+    const pool = new pg.Pool({ connectionString: url, max: 5, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 2_000, ...limits });
     pool.on('error', (err) => logger.warn({ reason: err.message }, 'rate-limit database connection lost'));
     return new RateLimiter(pool, logger);
   }

@@ -1,8 +1,9 @@
-import { InvalidArgument, NotFound } from '@gef/common';
+import { deleteInChunks, InvalidArgument, NotFound, rowsPerDelete } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { Script } from '../entities/script';
 import { ArtifactReleaseRepository } from '../repositories/artifact-release-repository';
 import { DeletedUserRepository } from '../repositories/deleted-user-repository';
+import { ScriptLogRepository } from '../repositories/script-log-repository';
 import { ScriptRepository } from '../repositories/script-repository';
 import { ScriptVersionRepository } from '../repositories/script-version-repository';
 import { releaseArtifacts } from './artifact-release';
@@ -69,12 +70,26 @@ export async function setScriptPublic(deps: ScriptDeps, caller: Actor | undefine
 }
 
 /**
- * DELETE /script/<s>: the script, its versions and logs go in one transaction, its
- * archives are queued for release there and removed once no version uses them.
+ * Build log lines of scripts about to be deleted, `rowsPerDelete` a statement: a script's
+ * versions may hold millions, which the cascade would delete in one statement. Lines
+ * written meanwhile go with the script, by cascade.
+ */
+function deleteBuildLogs(deps: ScriptDeps, scriptIds: string[], linesPerDelete: number, onChunk?: () => void): Promise<number> {
+  return deleteInChunks(() => new ScriptLogRepository(deps.orm.em.fork()).deleteSomeOf(scriptIds, linesPerDelete), onChunk);
+}
+
+/**
+ * DELETE /script/<s>: once the actor may, its build logs go in chunks
+ * (`deleteBuildLogs`), then the script, its versions and what is left in one transaction;
+ * its archives are queued for release there and removed once no version uses them.
  * Executions (another service) are kept.
  */
-export async function deleteScript(deps: ScriptDeps, caller: Actor | undefined, idOrSlug: string): Promise<Script> {
-  const deleted = await changeScript(deps, caller, idOrSlug, async (script, em) => {
+export async function deleteScript(deps: ScriptDeps, caller: Actor | undefined, idOrSlug: string, linesPerDelete = rowsPerDelete): Promise<Script> {
+  const actor = requireActor(caller);
+  const visible = await findVisible(new ScriptRepository(deps.orm.em.fork()), actor, idOrSlug);
+  assertMayChange(actor, visible);
+  await deleteBuildLogs(deps, [visible.id], linesPerDelete);
+  const deleted = await changeScript(deps, caller, visible.id, async (script, em) => {
     const snapshot = { ...script };
     const digests = await new ScriptVersionRepository(em).digestsOf([script.id]);
     await new ArtifactReleaseRepository(em).queue(digests);
@@ -88,10 +103,14 @@ export async function deleteScript(deps: ScriptDeps, caller: Actor | undefined, 
 /**
  * The deleteUser workflow's step: every script of a user, like deleteScript. The user is
  * recorded as deleted first (an upload of theirs being stored is waited for, later ones
- * are refused), and the scripts' rows are locked before their versions are read (a new
- * version being added is waited for, so its archive is released too).
+ * are refused), their build logs go in chunks, and the scripts' rows are locked before
+ * their versions are read (a new version being added is waited for, so its archive is
+ * released too). `onChunk` is called after each statement of the logs (the activity's
+ * heartbeat).
  */
-export async function deleteScriptsOfUser(deps: ScriptDeps, userId: string): Promise<number> {
+export async function deleteScriptsOfUser(deps: ScriptDeps, userId: string, onChunk?: () => void, linesPerDelete = rowsPerDelete): Promise<number> {
+  await deps.orm.em.fork().transactional((em) => new DeletedUserRepository(em).record(userId));
+  await deleteBuildLogs(deps, await new ScriptRepository(deps.orm.em.fork()).idsOfUser(userId), linesPerDelete, onChunk);
   const count = await deps.orm.em.fork().transactional(async (em) => {
     await new DeletedUserRepository(em).record(userId);
     const repo = new ScriptRepository(em);

@@ -68,6 +68,19 @@ export class ScriptLogRepository {
     return shareWithin(scriptIds, rows, 'script_id', budget, this.toLog);
   }
 
+  /** Deletes up to `limit` build log lines of the scripts (any of them, in no order); resolves to how many. */
+  async deleteSomeOf(scriptIds: string[], limit: number): Promise<number> {
+    if (scriptIds.length === 0) return 0;
+    const rows = await this.em.execute<{ n: number }[]>(
+      `with gone as (
+         delete from script_log where id in (select id from script_log where script_id = any(array[?]::uuid[]) limit ?)
+         returning 1)
+       select count(*)::int as n from gone`,
+      [scriptIds, limit],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
   private readonly toLog = (row: Record<string, unknown>): ScriptLog => this.em.map(ScriptLogSchema, row);
 }
 

@@ -205,7 +205,11 @@ export class KeycloakChanges {
    */
   async poll(): Promise<number> {
     const em = this.options.orm.em.fork();
-    return em.transactional(async (tx) => {
+    // Events acted on in this read count as seen once its cursor is committed: a read that
+    // fails after acting on some leaves them to the next one, which acts on them again (a
+    // revocation twice is one), and on a role change none of them named (`unnamed`).
+    const seenNow = new Map<string, number>();
+    const read = await em.transactional(async (tx) => {
       // The cursor's row stays locked while Keycloak is read (each request within its own
       // timeout), with nothing running on this connection meanwhile: a backlog of events
       // must not pass the service's idle-in-transaction limit, or the cursor never moves.
@@ -214,7 +218,7 @@ export class KeycloakChanges {
         'select event_time, holders from keycloak_event_cursor where id = 1 for update skip locked',
       );
       const row = rows[0];
-      if (!row) return 0;
+      if (!row) return undefined;
       // Tokens issued before this have all expired: older changes need nothing.
       const oldest = this.now() - (this.tokenLifetimeSeconds() + 60) * 1000;
       const cursor = Math.max(row.event_time === null ? oldest : Number(row.event_time), oldest);
@@ -235,7 +239,7 @@ export class KeycloakChanges {
       for (const e of events) {
         const key = e.id ?? `${e.time}/${e.operationType}/${e.resourcePath ?? ''}`;
         latest = Math.max(latest, e.time);
-        if (this.seen.has(key)) continue;
+        if (this.seen.has(key) || seenNow.has(key)) continue;
         if (touchesRoles(e)) rolesTouched = true;
         // The API's own changes revoke what they must as they are made.
         if (e.authDetails?.userId !== self) {
@@ -243,10 +247,9 @@ export class KeycloakChanges {
           if (effect && 'unnamed' in effect) unnamedAt = Math.max(unnamedAt ?? 0, e.time);
           else if (effect) await this.revoke(effect, e);
         }
-        this.seen.set(key, e.time);
+        seenNow.set(key, e.time);
         fresh++;
       }
-      for (const [key, time] of this.seen) if (time < latest - this.overlapMs - 1000) this.seen.delete(key);
       let holders = row.holders;
       if (rolesTouched || holders === null) {
         this.options.onRolesChanged?.();
@@ -268,8 +271,12 @@ export class KeycloakChanges {
         latest,
         JSON.stringify(holders),
       ]);
-      return fresh;
+      return { fresh, latest };
     });
+    if (!read) return 0;
+    for (const [key, time] of seenNow) this.seen.set(key, time);
+    for (const [key, time] of this.seen) if (time < read.latest - this.overlapMs - 1000) this.seen.delete(key);
+    return read.fresh;
   }
 
   private async revoke(effect: Exclude<ChangeEffect, undefined | { unnamed: true }>, e: KeycloakAdminEvent): Promise<void> {

@@ -1,0 +1,22 @@
+/**
+ * Rows (a run's or a script's log lines) deleted per statement before their parent rows:
+ * a parent may hold millions, more than one statement may take within the database's time
+ * limit or one transaction should hold.
+ */
+export const rowsPerDelete = 20_000;
+
+/**
+ * Calls `deleteSome` (one statement deleting at most a chunk of rows, resolving to how many
+ * it deleted) until it deletes none, and `onChunk` after each; resolves to the rows deleted.
+ * It stops on none rather than on a short chunk: another deleter of the same rows (an
+ * earlier attempt still running) makes chunks short before the rows are gone.
+ */
+export async function deleteInChunks(deleteSome: () => Promise<number>, onChunk: () => void = () => undefined): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await deleteSome();
+    onChunk();
+    if (n === 0) return total;
+    total += n;
+  }
+}
