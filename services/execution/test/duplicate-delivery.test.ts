@@ -134,4 +134,13 @@ describe('execution service: an activity delivered twice', () => {
     expect(await stateOf(gone.userId)).toEqual({ rows: [], logs: [], dispatch: [] });
     expect((await f.client.getExecution({ id: kept.id, caller: caller(other.userId) })).execution!.id).toBe(kept.id);
   });
+
+  it('deleteExecutionsOfUser stops, deleting no run, once Temporal no longer wants the attempt', async () => {
+    const gone = someone();
+    await run(gone.userId, gone.script.scriptId);
+    const env = new MockActivityEnvironment();
+    env.cancel('TIMED_OUT');
+    await expect(env.run(activities.deleteExecutionsOfUser, gone.userId)).rejects.toThrow('the attempt is no longer wanted');
+    expect(((await stateOf(gone.userId)) as { rows: unknown[] }).rows).toHaveLength(1);
+  });
 });

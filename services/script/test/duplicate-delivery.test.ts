@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createScriptActivities } from '../src/activities';
 import { startTestPostgres, type TestPostgres } from '@gef/deploy';
 import { caller, createMessages, serviceFixture, type ServiceFixture } from './support/service-fixture';
@@ -84,9 +85,23 @@ describe('script service: an activity delivered twice', () => {
     await upload(userId, `Dup Gone ${userId.slice(0, 6)}`);
     await upload(other, `Dup Kept ${other.slice(0, 6)}`);
     const othersBefore = await stateOf(other);
-    expect(await activities.deleteScriptsOfUser(userId)).toEqual({ scripts: 1 });
-    expect(await twice(userId, () => activities.deleteScriptsOfUser(userId))).toEqual({ scripts: 0 });
+    const env = new MockActivityEnvironment();
+    const heartbeats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => heartbeats.push(d));
+    expect(await env.run(activities.deleteScriptsOfUser, userId)).toEqual({ scripts: 1 });
+    // It says it is alive as it goes (the workflow gives it two minutes between heartbeats).
+    expect(heartbeats.length).toBeGreaterThan(0);
+    expect(await twice(userId, () => new MockActivityEnvironment().run(activities.deleteScriptsOfUser, userId))).toEqual({ scripts: 0 });
     expect({ ...(await stateOf(other)), allArtifacts: 0 }).toEqual({ ...othersBefore, allArtifacts: 0 });
     expect(await stateOf(userId)).toMatchObject({ scripts: [], versions: [], logs: [], artifacts: [] });
+  });
+
+  it('deleteScriptsOfUser stops, deleting no script, once Temporal no longer wants the attempt', async () => {
+    const userId = randomUUID();
+    await upload(userId, `Dup Unwanted ${userId.slice(0, 6)}`);
+    const env = new MockActivityEnvironment();
+    env.cancel('TIMED_OUT');
+    await expect(env.run(activities.deleteScriptsOfUser, userId)).rejects.toThrow('the attempt is no longer wanted');
+    expect((await stateOf(userId))['scripts']).toHaveLength(1);
   });
 });
