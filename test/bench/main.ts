@@ -29,7 +29,9 @@
  * once and measures the scripts part alone (BENCH_ONLY=logs: the logs part alone;
  * BENCH_ONLY=burst: the burst and the bare Temporal alone; BENCH_ONLY=lists: the lists alone;
  * BENCH_ONLY=reads: the two authenticated reads beside the bare server, alone; BENCH_ONLY=runs:
- * the sequential runs and GET /execution/<id> beside the bare server, without the burst).
+ * the sequential runs and GET /execution/<id> beside the bare server, without the burst;
+ * BENCH_ONLY=params: reads of runs whose params are half a million tiny values each, with
+ * the memory they cost the gateway and the execution service, params.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -41,6 +43,7 @@ import { treeRssKib } from './memory';
 import { benchBareTemporal, type BareTemporalResult } from './bare-temporal/bench';
 import { benchExecutionLists, listBenchLines } from './execution-lists';
 import { benchLogs, logBenchLines } from './logs';
+import { benchParams, paramsBenchLines } from './params';
 import { benchBurst, benchExecutions, burstLines, executionBenchLines, settleLine, type BurstResult } from './executions';
 import { benchScripts, scriptBenchLines } from './scripts';
 import { waitQuiet } from './cpu';
@@ -122,6 +125,17 @@ async function main(): Promise<void> {
       try {
         const executions = await benchExecutions(stack.urls.gateway, await login(stack.urls.gateway, ADMIN.email, ADMIN.password), seconds, { burstRuns: 0 });
         process.stdout.write(`${JSON.stringify({ ...results, executions, loadAverage: os.loadavg() }, null, 2)}\n\n${executionBenchLines(executions, loadLine).join('\n')}\n`);
+      } finally {
+        await stack.stop();
+      }
+      return;
+    }
+    if (only === 'params') {
+      try {
+        const pids = stack.pids();
+        if (!pids['gateway'] || !pids['execution']) throw new Error('the gateway or the execution service is not running');
+        const params = await benchParams(stack.urls.gateway, await login(stack.urls.gateway, ADMIN.email, ADMIN.password), { gateway: pids['gateway'], execution: pids['execution'] });
+        process.stdout.write(`${JSON.stringify({ ...results, params, loadAverage: os.loadavg() }, null, 2)}\n\n${paramsBenchLines(params).join('\n')}\n`);
       } finally {
         await stack.stop();
       }

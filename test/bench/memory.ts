@@ -57,3 +57,34 @@ export const treeRssKib = (pid: number): number => processTree(pid).reduce((sum,
  * shared buffers, each showing the pages it touched in its own RSS).
  */
 export const treePssKib = (pid: number): number => processTree(pid).reduce((sum, p) => sum + pssKib(p), 0);
+
+/** Resident memory of a process tree over some work (MiB). */
+export interface RssRun {
+  beforeMiB: number;
+  peakMiB: number;
+  growthMiB: number;
+}
+
+/** Peak resident memory of process trees while `work` runs, sampled every 10 ms. */
+export async function peakRss<K extends string>(pids: Record<K, number>, work: () => Promise<void>): Promise<Record<K, RssRun>> {
+  const parts = Object.keys(pids) as K[];
+  const sample = () => Object.fromEntries(parts.map((k) => [k, treeRssKib(pids[k])])) as Record<K, number>;
+  const before = sample();
+  const peak = { ...before };
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      const now = sample();
+      for (const k of parts) peak[k] = Math.max(peak[k], now[k]);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  try {
+    await work();
+  } finally {
+    running = false;
+    await sampler;
+  }
+  const mib = (kib: number) => Number((kib / 1024).toFixed(1));
+  return Object.fromEntries(parts.map((k) => [k, { beforeMiB: mib(before[k]), peakMiB: mib(peak[k]), growthMiB: mib(peak[k] - before[k]) }])) as Record<K, RssRun>;
+}

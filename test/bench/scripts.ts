@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type { Stack } from '@gef/deploy';
 import { cliMembers, tar } from '../e2e/helpers/archives';
-import { treeRssKib } from './memory';
+import { peakRss, type RssRun } from './memory';
 
 export interface BuildSample {
   /** POST sent → GET shows SUCCESS. */
@@ -36,12 +36,6 @@ export interface ScriptBench {
   warm: BuildSample[];
   warmMedianMs: number;
   memory: { archiveBytes: number; uploadMs: number; status: number; gateway: RssRun; script: RssRun }[];
-}
-
-interface RssRun {
-  beforeMiB: number;
-  peakMiB: number;
-  growthMiB: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -100,29 +94,6 @@ async function timedBuild(api: string, token: string, requirements = ''): Promis
     totalMs: seen - began,
     phasesMs: { toStarted: started - received, toRunner: runner - started, check: environment - runner, runner: success - environment, toSeen: seen - success },
   };
-}
-
-/** Peak resident memory of two processes while `work` runs, sampled every 10 ms. */
-async function peakRss(pids: { gateway: number; script: number }, work: () => Promise<void>): Promise<{ gateway: RssRun; script: RssRun }> {
-  const before = { gateway: treeRssKib(pids.gateway), script: treeRssKib(pids.script) };
-  const peak = { ...before };
-  let running = true;
-  const sampler = (async () => {
-    while (running) {
-      peak.gateway = Math.max(peak.gateway, treeRssKib(pids.gateway));
-      peak.script = Math.max(peak.script, treeRssKib(pids.script));
-      await sleep(10);
-    }
-  })();
-  try {
-    await work();
-  } finally {
-    running = false;
-    await sampler;
-  }
-  const mib = (kib: number) => Number((kib / 1024).toFixed(1));
-  const run = (part: 'gateway' | 'script'): RssRun => ({ beforeMiB: mib(before[part]), peakMiB: mib(peak[part]), growthMiB: mib(peak[part] - before[part]) });
-  return { gateway: run('gateway'), script: run('script') };
 }
 
 export async function benchScripts(stack: Stack, token: string, warmSamples = 7): Promise<ScriptBench> {
