@@ -20,11 +20,12 @@ export const baseConfigShape = {
 /**
  * Limits the database holds a process's connections to (`DatabaseTimeouts`):
  * a statement running, or a transaction left open idle, longer than this is ended by the
- * database, so a stuck request cannot hold locks and a pooled connection for good.
+ * database, so a stuck request cannot hold locks and a pooled connection for good. 0 sends
+ * none (a pooler that refuses start-up parameters it does not know: set the database's own).
  */
 export const databaseConfigShape = {
-  DB_STATEMENT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(60),
-  DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(60),
+  DB_STATEMENT_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(24 * 3600).default(60),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(24 * 3600).default(60),
 };
 
 /**
@@ -43,9 +44,15 @@ export function databaseTimeouts(config: { DB_STATEMENT_TIMEOUT_SECONDS: number;
   return { statementSeconds: config.DB_STATEMENT_TIMEOUT_SECONDS, idleInTransactionSeconds: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS };
 }
 
-/** `timeouts` as node-postgres connection settings (milliseconds), sent as start-up parameters: no round trip of their own. */
-export function connectionLimits(timeouts: DatabaseTimeouts): { statement_timeout: number; idle_in_transaction_session_timeout: number } {
-  return { statement_timeout: timeouts.statementSeconds * 1000, idle_in_transaction_session_timeout: timeouts.idleInTransactionSeconds * 1000 };
+/**
+ * `timeouts` as node-postgres connection settings (milliseconds), sent as start-up
+ * parameters: no round trip of their own. A limit of 0 is not sent.
+ */
+export function connectionLimits(timeouts: DatabaseTimeouts): { statement_timeout?: number; idle_in_transaction_session_timeout?: number } {
+  return {
+    ...(timeouts.statementSeconds > 0 ? { statement_timeout: timeouts.statementSeconds * 1000 } : {}),
+    ...(timeouts.idleInTransactionSeconds > 0 ? { idle_in_transaction_session_timeout: timeouts.idleInTransactionSeconds * 1000 } : {}),
+  };
 }
 
 /** Thrown when the environment does not satisfy a process's schema. */

@@ -8,8 +8,9 @@ export const rowsPerDelete = 20_000;
 /**
  * Calls `deleteSome` (one statement deleting at most a chunk of rows, resolving to how many
  * it deleted) until it deletes none, and `onChunk` after each; resolves to the rows deleted.
- * It stops on none rather than on a short chunk: another deleter of the same rows (an
- * earlier attempt still running) makes chunks short before the rows are gone.
+ * Statements skip rows another deleter holds (an earlier attempt still running), so two
+ * take different chunks; one stops on none rather than on a short chunk, and what the other
+ * held at most goes with the parent rows.
  */
 export async function deleteInChunks(deleteSome: () => Promise<number>, onChunk: () => void = () => undefined): Promise<number> {
   let total = 0;

@@ -125,9 +125,20 @@ export function isDependencyUnavailable(err: unknown): boolean {
   for (const e of errorChain(err)) {
     // Errors of a client that knows its server failed (e.g. Keycloak answering 5xx) say so.
     if (e.unavailable === true || e.name === 'ConnectionException') return true;
-    if (typeof e.code === 'string' && (networkCode.test(e.code) || postgresUnavailableState.test(e.code))) return true;
+    if (typeof e.code === 'string' && networkCode.test(e.code)) return true;
+    for (const state of [e.code, e.sqlState]) if (typeof state === 'string' && postgresUnavailableState.test(state)) return true;
     if (typeof e.message === 'string' && unavailableText.test(e.message)) return true;
   }
+  return false;
+}
+
+/**
+ * Whether an error (or one of its causes) is PostgreSQL's deadlock (40P01): answered as
+ * Unavailable like other statements another try may pass, but a lock-order bug of the
+ * code's own, logged as an error.
+ */
+export function isDeadlock(err: unknown): boolean {
+  for (const e of errorChain(err)) if (e.code === '40P01' || e.sqlState === '40P01') return true;
   return false;
 }
 

@@ -1,6 +1,6 @@
 import { ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { GefError, invalidInputMessage, isDependencyUnavailable, toConnectError } from './errors';
+import { GefError, invalidInputMessage, isDeadlock, isDependencyUnavailable, toConnectError } from './errors';
 import { describeError } from './logger';
 
 /**
@@ -12,7 +12,9 @@ export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const translate = (err: unknown): ConnectError => {
       if (!(err instanceof GefError) && !(err instanceof ConnectError)) {
-        if (isDependencyUnavailable(err)) {
+        if (isDeadlock(err)) {
+          logger.error({ err: describeError(err), procedure: req.method.name, service: req.service.typeName }, 'deadlock in the database (statements taking locks in different orders)');
+        } else if (isDependencyUnavailable(err)) {
           logger.warn({ err: describeError(err), procedure: req.method.name, service: req.service.typeName }, 'dependency unavailable');
         } else if (invalidInputMessage(err) !== undefined) {
           // Logged still: a value of the code's own, not the request's, would be a bug.

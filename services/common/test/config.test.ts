@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError, baseConfigShape, parseConfig, port } from '../src/config';
+import { ConfigError, baseConfigShape, connectionLimits, databaseConfigShape, databaseTimeouts, parseConfig, port } from '../src/config';
 
 const shape = { ...baseConfigShape, PORT: port(3000), SECRET: z.string().min(1).default('dev-secret') };
 const secrets = [{ name: 'SECRET', devValue: 'dev-secret' }];
@@ -37,5 +37,15 @@ describe('parseConfig', () => {
     } catch (err) {
       expect(String(err)).not.toContain('dev-secret');
     }
+  });
+});
+
+describe('the database time limits', () => {
+  it('are 60 s each unless set, sent to PostgreSQL in milliseconds; 0 sends none', () => {
+    const limits = (env: Record<string, string>) => connectionLimits(databaseTimeouts(parseConfig(databaseConfigShape, env)));
+    expect(limits({})).toEqual({ statement_timeout: 60_000, idle_in_transaction_session_timeout: 60_000 });
+    expect(limits({ DB_STATEMENT_TIMEOUT_SECONDS: '5', DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: '0' })).toEqual({ statement_timeout: 5000 });
+    expect(limits({ DB_STATEMENT_TIMEOUT_SECONDS: '0', DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: '0' })).toEqual({});
+    expect(() => parseConfig(databaseConfigShape, { DB_STATEMENT_TIMEOUT_SECONDS: '-1' })).toThrow(/DB_STATEMENT_TIMEOUT_SECONDS/);
   });
 });

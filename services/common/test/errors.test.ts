@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient, createRouterTransport } from '@connectrpc/connect';
 import { health, user } from '@gef/protos';
 import pino from 'pino';
-import { isDependencyUnavailable, NotFound, PermissionDenied, reasonHeader, toConnectError } from '../src/errors';
+import { isDeadlock, isDependencyUnavailable, NotFound, PermissionDenied, reasonHeader, toConnectError } from '../src/errors';
 import { errorInterceptor } from '../src/interceptors';
 
 describe('the error vocabulary', () => {
@@ -108,6 +108,34 @@ describe('a dependency that is away', () => {
       expect(connect.code).toBe(Code.Unavailable);
       expect(connect.rawMessage).not.toMatch(/127\.0\.0\.1|5432|Knex/);
     }
+  });
+
+  it('answers a deadlock as Unavailable too, and logs it as an error (a lock-order bug), other refusals as warnings', async () => {
+    const logged: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
+    let fail: unknown = withCode('deadlock detected', '40P01');
+    const transport = createRouterTransport(
+      (router) => {
+        router.service(health.HealthService, {
+          check: () => {
+            throw fail;
+          },
+        });
+      },
+      { router: { interceptors: [errorInterceptor(logger)] } },
+    );
+    const client = createClient(health.HealthService, transport);
+    await expect(client.check({})).rejects.toMatchObject({ code: Code.Unavailable });
+    fail = Object.assign(new Error('wrapped'), { sqlState: '40P01' });
+    await expect(client.check({})).rejects.toMatchObject({ code: Code.Unavailable });
+    fail = withCode('canceling statement due to statement timeout', '57014');
+    await expect(client.check({})).rejects.toMatchObject({ code: Code.Unavailable });
+    expect(logged.map((l) => [l.level, l.msg])).toEqual([
+      [50, 'deadlock in the database (statements taking locks in different orders)'],
+      [50, 'deadlock in the database (statements taking locks in different orders)'],
+      [40, 'dependency unavailable'],
+    ]);
+    expect(isDeadlock(withCode('could not serialize access due to concurrent update', '40001'))).toBe(false);
   });
 
   it('leaves other failures Internal', () => {

@@ -5,8 +5,8 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { create, type JsonObject, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { create, fromJson, type JsonObject, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
+import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { maxJsonValueDepth } from '@gef/common';
@@ -166,6 +166,24 @@ describe('GET /api/v1/execution/{execution}', () => {
     expect(asAdmin.workflow_id).toBe(`execution-${executionId}`);
     expect(asAdmin).not.toHaveProperty('params');
     expect(asAdmin).not.toHaveProperty('results');
+  });
+});
+
+describe('an execution service of an earlier version', () => {
+  it('answers params and results as messages, which are read as well (upgrades and rollbacks in turn)', async () => {
+    const id = '6b2d3f40-5c6e-4f70-9b8c-0d1e2f3a4b5c';
+    const older = fakeExecution({ id, status: execution.ExecutionStatus.FINISHED, paramsJson: '', params: { area: 'kenya', years: [2001, 2020] }, results: fromJson(ValueSchema, { ok: true }) });
+    handlers.getExecution = (req) => {
+      expect(req.jsonText).toBe(true);
+      return create(execution.GetExecutionResponseSchema, { execution: older });
+    };
+    handlers.listExecutions = () => create(execution.ListExecutionsResponseSchema, { executions: [older], page: 1, perPage: 20, total: 1n });
+    const got = await request(gateway.url, `/api/v1/execution/${id}`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(got.json().data).toMatchObject({ id, params: { area: 'kenya', years: [2001, 2020] }, results: { ok: true } });
+    const listed = await request(gateway.url, '/api/v1/execution/user?per_page=20&sort=id', { headers: { Authorization: `Bearer ${token}` } });
+    expect(listed.json().data).toEqual([expect.objectContaining({ id, params: { area: 'kenya', years: [2001, 2020] }, results: { ok: true } })]);
+    const downloaded = await request(gateway.url, `/api/v1/execution/${id}/download-results`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(downloaded.json()).toEqual({ ok: true });
   });
 });
 

@@ -177,13 +177,16 @@ export class ExecutionLogRepository {
     return shareWithin(ids, rows, 'execution_id', { bytesEach, maxBytes }, toLog);
   }
 
-  /** Deletes up to `limit` log lines of the executions (any of them, in no order); resolves to how many. */
+  /**
+   * Deletes up to `limit` log lines of the executions (any of them, in no order, none another
+   * deleter holds); resolves to how many.
+   */
   async deleteSomeOf(executionIds: string[], limit: number): Promise<number> {
     if (executionIds.length === 0) return 0;
     const rows = await this.em.execute<{ n: number }[]>(
       `with gone as (
          delete from execution_log l
-          using (select execution_id, id from execution_log where execution_id = any(array[?]::uuid[]) limit ?) d
+          using (select execution_id, id from execution_log where execution_id = any(array[?]::uuid[]) limit ? for update skip locked) d
           where l.execution_id = d.execution_id and l.id = d.id
           returning 1)
        select count(*)::int as n from gone`,

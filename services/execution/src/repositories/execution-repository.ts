@@ -64,7 +64,10 @@ export function toRecord(r: Row): ExecutionRecord {
     slotHeld: Boolean(r['slot_held']),
     runnerAttempt: r['runner_attempt'] === null || r['runner_attempt'] === undefined ? null : Number(r['runner_attempt']),
   };
-  if ('params' in r) record.paramsJson = (r['params'] as string | null) ?? '{}';
+  if ('params' in r) {
+    const params = r['params'] as string | null;
+    record.paramsJson = params === null || params === 'null' ? '{}' : params;
+  }
   if ('results' in r) record.resultsJson = r['results'] as string | null;
   return record;
 }

@@ -66,8 +66,10 @@ export class RateLimiter implements Limiter {
 
   static fromUrl(url: string, logger: Logger, timeouts: DatabaseTimeouts): RateLimiter {
     // A check waiting longer than a few seconds (on a row lock) lets its request through
-    // rather than hold it: the process's statement limit, at most `checkStatementSeconds`.
-    const limits = connectionLimits({ ...timeouts, statementSeconds: Math.min(timeouts.statementSeconds, checkStatementSeconds) });
+    // rather than hold it: the process's statement limit, at most `checkStatementSeconds`
+    // (none when the process sends none).
+    const statementSeconds = timeouts.statementSeconds > 0 ? Math.min(timeouts.statementSeconds, checkStatementSeconds) : 0;
+    const limits = connectionLimits({ ...timeouts, statementSeconds });
     const pool = new pg.Pool({ connectionString: url, max: 5, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 2_000, ...limits });
     pool.on('error', (err) => logger.warn({ reason: err.message }, 'rate-limit database connection lost'));
     return new RateLimiter(pool, logger);

@@ -1,5 +1,5 @@
-import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { toJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
+import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
@@ -127,10 +127,14 @@ export interface ExecutionView {
 }
 
 /**
- * An execution's results: the service sends them as JSON text (the gateway asks for
- * `json_text`), which costs each hop its bytes where a message per JSON value cost far more.
+ * An execution's params and results: the service sends them as JSON text (the gateway asks
+ * for `json_text`), which costs each hop its bytes where a message per JSON value cost far
+ * more. A service of an earlier version sends the messages: they are read as well, so reads
+ * stay right while the services are upgraded or rolled back in turn.
  */
-const resultsJson = (e: execution.Execution): JsonValue => (e.resultsJson !== undefined ? (JSON.parse(e.resultsJson) as JsonValue) : null);
+const paramsJson = (e: execution.Execution): JsonObject => (e.paramsJson !== '' ? (JSON.parse(e.paramsJson) as JsonObject) : (e.params ?? {}));
+const resultsJson = (e: execution.Execution): JsonValue =>
+  e.resultsJson !== undefined ? (JSON.parse(e.resultsJson) as JsonValue) : e.results !== undefined ? toJson(ValueSchema, e.results) : null;
 
 /** An execution as the REST API shows it, with the relations asked for. */
 export function executionJson(e: execution.Execution | undefined, view: ExecutionView = {}) {
@@ -141,7 +145,7 @@ export function executionJson(e: execution.Execution | undefined, view: Executio
     user_id: e.userId,
     status: statusNames[e.status] ?? 'PENDING',
     progress: progressJson(e.progress),
-    ...(view.excludeParams ? {} : { params: (e.paramsJson ? JSON.parse(e.paramsJson) : {}) as JsonObject }),
+    ...(view.excludeParams ? {} : { params: paramsJson(e) }),
     ...(view.excludeResults ? {} : { results: resultsJson(e) }),
     start_date: apiDate(e.startDate),
     end_date: apiDate(e.endDate),

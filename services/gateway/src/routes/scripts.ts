@@ -132,7 +132,7 @@ async function executionsOf(clients: ServiceClients, req: Request, caller: user.
   if (unique.length === 0) return byScript;
   const perScript = shareOf(embeddedExecutionsPerAnswer, unique.length, embeddedExecutionsPerScript);
   const admin = caller?.role === user.Role.ADMIN || caller?.role === user.Role.SUPERADMIN;
-  const reply = await clients.execution.listExecutions({ caller, scriptIds: unique, perScript, excludeParams: true, excludeResults: true }, rpcOptions(req));
+  const reply = await clients.execution.listExecutions({ caller, scriptIds: unique, perScript, excludeParams: true, excludeResults: true, jsonText: true }, rpcOptions(req));
   const view = { admin, excludeParams: true, excludeResults: true };
   for (const e of reply.executions) byScript.get(e.scriptId)?.push(executionJson(e, view)!);
   return byScript;

@@ -118,6 +118,7 @@ export async function deleteScriptsOfUser(deps: ScriptDeps, userId: string, onCh
     await new ArtifactReleaseRepository(em).queue(await new ScriptVersionRepository(em).digestsOf(ids));
     return repo.deleteByIds(ids);
   });
+  onChunk?.();
   // Also finishes releases a crashed earlier attempt left queued.
   await releaseArtifacts(deps);
   return count;

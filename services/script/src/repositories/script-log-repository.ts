@@ -68,12 +68,15 @@ export class ScriptLogRepository {
     return shareWithin(scriptIds, rows, 'script_id', budget, this.toLog);
   }
 
-  /** Deletes up to `limit` build log lines of the scripts (any of them, in no order); resolves to how many. */
+  /**
+   * Deletes up to `limit` build log lines of the scripts (any of them, in no order, none
+   * another deleter holds); resolves to how many.
+   */
   async deleteSomeOf(scriptIds: string[], limit: number): Promise<number> {
     if (scriptIds.length === 0) return 0;
     const rows = await this.em.execute<{ n: number }[]>(
       `with gone as (
-         delete from script_log where id in (select id from script_log where script_id = any(array[?]::uuid[]) limit ?)
+         delete from script_log where id in (select id from script_log where script_id = any(array[?]::uuid[]) limit ? for update skip locked)
          returning 1)
        select count(*)::int as n from gone`,
       [scriptIds, limit],
