@@ -5,6 +5,21 @@ import pino from 'pino';
 import { isDeadlock, isDependencyUnavailable, NotFound, PermissionDenied, reasonHeader, toConnectError } from '../src/errors';
 import { errorInterceptor } from '../src/interceptors';
 
+/** A health service behind the error interceptor whose Check throws what `failure` gives. */
+function failingHealth(logger: pino.Logger, failure: () => unknown) {
+  const transport = createRouterTransport(
+    (router) => {
+      router.service(health.HealthService, {
+        check: () => {
+          throw failure();
+        },
+      });
+    },
+    { router: { interceptors: [errorInterceptor(logger)] } },
+  );
+  return createClient(health.HealthService, transport);
+}
+
 describe('the error vocabulary', () => {
   it('maps each domain error to its Connect code and keeps the reason', () => {
     const err = toConnectError(new NotFound('Script not found', 'not_found'));
@@ -24,17 +39,7 @@ describe('the error vocabulary', () => {
     const logged: unknown[] = [];
     const logger = pino({ level: 'error' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
     let fail: Error = new NotFound('gone', 'not_found');
-    const transport = createRouterTransport(
-      (router) => {
-        router.service(health.HealthService, {
-          check: () => {
-            throw fail;
-          },
-        });
-      },
-      { router: { interceptors: [errorInterceptor(logger)] } },
-    );
-    const client = createClient(health.HealthService, transport);
+    const client = failingHealth(logger, () => fail);
     await expect(client.check(create(health.CheckRequestSchema))).rejects.toMatchObject({
       code: Code.NotFound,
       rawMessage: 'gone',
@@ -114,17 +119,7 @@ describe('a dependency that is away', () => {
     const logged: { level: number; msg: string }[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
     let fail: unknown = withCode('deadlock detected', '40P01');
-    const transport = createRouterTransport(
-      (router) => {
-        router.service(health.HealthService, {
-          check: () => {
-            throw fail;
-          },
-        });
-      },
-      { router: { interceptors: [errorInterceptor(logger)] } },
-    );
-    const client = createClient(health.HealthService, transport);
+    const client = failingHealth(logger, () => fail);
     await expect(client.check({})).rejects.toMatchObject({ code: Code.Unavailable });
     fail = Object.assign(new Error('wrapped'), { sqlState: '40P01' });
     await expect(client.check({})).rejects.toMatchObject({ code: Code.Unavailable });
