@@ -27,7 +27,7 @@ export interface ParamsBench {
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** `runs` runs of the skeleton with params of `zeros` zeros each, then a list of them and reads of one. */
-export async function benchParams(api: string, token: string, pids: { gateway: number; execution: number }, runs = 24, zeros = 510_000): Promise<ParamsBench> {
+export async function benchParams(api: string, token: string, pids: { gateway: number; execution: number }, runs = 16, zeros = 510_000): Promise<ParamsBench> {
   const auth = { Authorization: `Bearer ${token}` };
   const scriptId = await builtSkeleton(api, token);
   const body = JSON.stringify({ values: new Array<number>(zeros).fill(0) });

@@ -94,16 +94,12 @@ export interface ListWhere {
   maxBytes?: number;
 }
 
-/** The JSON size of the params and results a row is read with (SQL). */
+/**
+ * The JSON size of the params and results a row of `selectColumns` holds (SQL over its
+ * output, `e.params` and `e.results` being their text already).
+ */
 function jsonBytesSql(columns: Columns): string | undefined {
-  const parts = [
-    columns.params ? 'coalesce(octet_length(e.params::text), 0)' : null,
-    columns.results === 'terminal'
-      ? `case when e.status in (${terminalSql}) then coalesce(octet_length(e.results::text), 0) else 0 end`
-      : columns.results
-        ? 'coalesce(octet_length(e.results::text), 0)'
-        : null,
-  ].filter(Boolean);
+  const parts = [columns.params ? 'coalesce(octet_length(e.params), 0)' : null, columns.results ? 'coalesce(octet_length(e.results), 0)' : null].filter(Boolean);
   return parts.length > 0 ? parts.join(' + ') : undefined;
 }
 
@@ -275,39 +271,29 @@ export class ExecutionRepository {
   }
 
   /**
-   * A page's rows. With `maxBytes` (and params or results read), the sizes come first, then
-   * the rows that fit: a page of large rows never sits in this process's memory whole.
+   * A page's rows. With `maxBytes` (and params or results read), the rows whose params and
+   * results fit, the first always: one statement, which renders each row's JSON as text
+   * once, and sends none past the bound (a page of large rows never sits in this process's
+   * memory whole).
    */
   private async rowsOf(q: ListWhere): Promise<{ rows: Row[]; cut: boolean }> {
     const { maxBytes } = q;
     const bytes = maxBytes === undefined ? undefined : jsonBytesSql(q.columns);
+    const page = `select ${selectColumns(q.columns)} from execution e where ${q.where} order by ${q.orderBy} limit ? offset ?`;
     if (maxBytes === undefined || bytes === undefined) {
-      const rows = await this.em.execute<Row[]>(`select ${selectColumns(q.columns)} from execution e where ${q.where} order by ${q.orderBy} limit ? offset ?`, [
-        ...q.params,
-        q.limit,
-        q.offset,
-      ]);
-      return { rows, cut: false };
+      return { rows: await this.em.execute<Row[]>(page, [...q.params, q.limit, q.offset]), cut: false };
     }
-    const sizes = await this.em.execute<{ id: string; bytes: string | number }[]>(
-      `select e.id, ${bytes} as bytes from execution e where ${q.where} order by ${q.orderBy} limit ? offset ?`,
-      [...q.params, q.limit, q.offset],
-    );
-    let kept = 0;
-    let total = 0;
-    for (const size of sizes) {
-      const n = Number(size.bytes);
-      if (kept > 0 && total + n > maxBytes) break;
-      total += n;
-      kept++;
-    }
-    const ids = sizes.slice(0, kept).map((size) => size.id);
-    if (ids.length === 0) return { rows: [], cut: false };
+    // `orderBy` names columns of the page's rows (`e.<column>`, ending with `e.id`): the
+    // outer queries call the page `e` too.
     const rows = await this.em.execute<Row[]>(
-      `select ${selectColumns(q.columns)} from unnest(array[?]::uuid[]) with ordinality as x(id, n) join execution e on e.id = x.id order by x.n`,
-      [ids],
+      `select * from (
+         select e.*, sum(${bytes}) over (order by ${q.orderBy} rows between unbounded preceding and current row) as json_running,
+                row_number() over (order by ${q.orderBy}) as json_n, count(*) over () as page_rows
+         from (${page}) e
+       ) e where e.json_n = 1 or e.json_running <= ? order by ${q.orderBy}`,
+      [...q.params, q.limit, q.offset, maxBytes],
     );
-    return { rows, cut: kept < sizes.length };
+    return { rows, cut: rows.length > 0 && rows.length < Number(rows[0]!['page_rows']) };
   }
 
   /** Serialises slot decisions of one user (until the transaction ends). */
