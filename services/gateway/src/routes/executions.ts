@@ -14,6 +14,7 @@ import { executionsOpenApi } from '../openapi/executions';
 import { listOf, positiveInt, queryOf, storableQueryText } from '../query';
 import { clientKey, enforceLimits } from '../rate-limit/limits';
 import { StreamSlots } from '../rate-limit/stream-slots';
+import { RawJson } from '../raw-json';
 import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
@@ -124,6 +125,11 @@ export interface ExecutionView {
   logs?: boolean;
   scripts?: Map<string, ScriptView>;
   users?: Map<string, PublicUser | null>;
+  /**
+   * Params and results as stand-ins for their JSON text, for an answer written with this
+   * `RawJson` (reads of one execution and lists); parsed values otherwise.
+   */
+  raw?: RawJson;
 }
 
 /**
@@ -132,9 +138,10 @@ export interface ExecutionView {
  * more. A service of an earlier version sends the messages: they are read as well, so reads
  * stay right while the services are upgraded or rolled back in turn.
  */
-const paramsJson = (e: execution.Execution): JsonObject => (e.paramsJson !== '' ? (JSON.parse(e.paramsJson) as JsonObject) : (e.params ?? {}));
-const resultsJson = (e: execution.Execution): JsonValue =>
-  e.resultsJson !== undefined ? (JSON.parse(e.resultsJson) as JsonValue) : e.results !== undefined ? toJson(ValueSchema, e.results) : null;
+const paramsJson = (e: execution.Execution, raw?: RawJson): JsonObject | string =>
+  e.paramsJson !== '' ? (raw ? raw.hold(e.paramsJson) : (JSON.parse(e.paramsJson) as JsonObject)) : (e.params ?? {});
+const resultsJson = (e: execution.Execution, raw?: RawJson): JsonValue =>
+  e.resultsJson !== undefined ? (raw ? raw.hold(e.resultsJson) : (JSON.parse(e.resultsJson) as JsonValue)) : e.results !== undefined ? toJson(ValueSchema, e.results) : null;
 
 /** An execution as the REST API shows it, with the relations asked for. */
 export function executionJson(e: execution.Execution | undefined, view: ExecutionView = {}) {
@@ -145,8 +152,8 @@ export function executionJson(e: execution.Execution | undefined, view: Executio
     user_id: e.userId,
     status: statusNames[e.status] ?? 'PENDING',
     progress: progressJson(e.progress),
-    ...(view.excludeParams ? {} : { params: paramsJson(e) }),
-    ...(view.excludeResults ? {} : { results: resultsJson(e) }),
+    ...(view.excludeParams ? {} : { params: paramsJson(e, view.raw) }),
+    ...(view.excludeResults ? {} : { results: resultsJson(e, view.raw) }),
     start_date: apiDate(e.startDate),
     end_date: apiDate(e.endDate),
     updated_at: apiDate(e.updatedAt),
@@ -452,8 +459,9 @@ export const executionsResource: Resource = {
         const shown = { admin, logs: view.logs, excludeParams: view.excludeParams, excludeResults: view.excludeResults };
         return {
           items: reply.executions.map((e) => {
-            const json = executionJson(e, shown);
-            return JSON.stringify(qgis ? qgisExecution(json) : json);
+            const raw = new RawJson();
+            const json = executionJson(e, { ...shown, raw });
+            return raw.stringify(qgis ? qgisExecution(json) : json);
           }),
           refs: reply.executions.map((e) => ({ scriptId: e.scriptId, userId: e.userId })),
           page: reply.page,
@@ -535,18 +543,19 @@ export const executionsResource: Resource = {
               ? await executions.read(id.toLowerCase(), load, `${principal.userId} ${principal.role} ${view.excludeParams} ${view.excludeResults}`)
               : await load();
           const embeds = await embedsOf(clients, req, caller, [found], view);
-          res.json({
-            data: executionFor(
-              res,
-              executionJson(found, {
-                admin: isAtLeast(principal.role, 'ADMIN'),
-                logs: view.logs,
-                excludeParams: view.excludeParams,
-                excludeResults: view.excludeResults,
-                ...embeds,
-              }),
-            ),
-          });
+          const raw = new RawJson();
+          const data = executionFor(
+            res,
+            executionJson(found, {
+              admin: isAtLeast(principal.role, 'ADMIN'),
+              logs: view.logs,
+              excludeParams: view.excludeParams,
+              excludeResults: view.excludeResults,
+              ...embeds,
+              raw,
+            }),
+          );
+          res.type('json').send(raw.stringify({ data }));
         },
       },
       {
