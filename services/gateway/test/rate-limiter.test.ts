@@ -160,8 +160,8 @@ describe('RateLimiter sweeps', () => {
       expect(await counts('sweep:current', 'sweep:in-its-window')).toEqual({ 'sweep:current': 1, 'sweep:in-its-window': 7 });
       // Counting goes on as before.
       expect(await limiter.hit([{ key: 'sweep:current', limit: { max: 1, windowSeconds: 3600 } }])).toEqual([{ allowed: false, retryAfterSeconds: expect.any(Number) }]);
-      // Stopped, it sweeps no more.
-      sweeper.stopSweeping();
+      // Stopped (a sweep under way ended), it sweeps no more.
+      await sweeper.stopSweeping();
       await plant('sweep:after-stop', 2 * 3600);
       await sleep(200);
       expect(await counts('sweep:after-stop')).toEqual({ 'sweep:after-stop': 7 });

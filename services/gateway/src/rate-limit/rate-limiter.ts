@@ -179,7 +179,7 @@ export class RateLimiter implements Limiter {
    * a sweep still running when the next is due is not doubled. The timer keeps no process alive.
    */
   startSweeping({ everyMs, olderThanSeconds }: { everyMs: number; olderThanSeconds: number }): this {
-    this.stopSweeping();
+    clearInterval(this.sweeper);
     this.sweeper = setInterval(() => {
       this.sweeping ??= this.sweep(olderThanSeconds).finally(() => {
         this.sweeping = undefined;
@@ -189,15 +189,16 @@ export class RateLimiter implements Limiter {
     return this;
   }
 
-  stopSweeping(): void {
+  /** Stops sweeping; resolves once a sweep under way has ended. */
+  async stopSweeping(): Promise<void> {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
+    await this.sweeping;
   }
 
   /** Stops sweeping, waits for a sweep under way, and closes the connections. */
   async close(): Promise<void> {
-    this.stopSweeping();
-    await this.sweeping;
+    await this.stopSweeping();
     await this.pool.end();
   }
 }
