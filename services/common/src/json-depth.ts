@@ -152,3 +152,33 @@ export function jsonTextValueCountExceeds(text: string, max: number): boolean {
   }
   return false;
 }
+
+/**
+ * JSON text without whitespace outside its strings, as `JSON.stringify` writes it; text
+ * without any is returned as it is. For PostgreSQL's `jsonb` text (`{"a": 1, "b": [1, 2]}`),
+ * which puts a space after every comma and colon: half again the bytes of a list of small
+ * numbers. A scan of its UTF-8 bytes (no value is made): a few milliseconds a megabyte,
+ * where parsing and writing it again made a JavaScript value of each.
+ */
+export function compactJsonText(text: string): string {
+  const src = Buffer.from(text, 'utf8');
+  const out = Buffer.allocUnsafe(src.length);
+  let n = 0;
+  let inString = false;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]!;
+    if (inString) {
+      if (c === 0x5c) {
+        // A backslash and the byte it escapes, kept together.
+        out[n++] = c;
+        i++;
+        if (i < src.length) out[n++] = src[i]!;
+        continue;
+      }
+      if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+    out[n++] = c;
+  }
+  return n === src.length ? text : out.toString('utf8', 0, n);
+}

@@ -5,7 +5,7 @@ import { execution } from '@gef/protos';
 import pino from 'pino';
 import client from 'prom-client';
 import { serviceClient } from '../src/clients';
-import { jsonDepthExceeds, jsonTextDepthExceeds, maxJsonValueDepth, rpcJsonDepth, rpcRecursionLimit } from '../src/json-depth';
+import { compactJsonText, jsonDepthExceeds, jsonTextDepthExceeds, maxJsonValueDepth, rpcJsonDepth, rpcRecursionLimit } from '../src/json-depth';
 import { closeServer, createRpcServer, listen } from '../src/rpc-server';
 
 /** JSON nested `levels` deep, objects and arrays in turn (a scalar is 0 levels). */
@@ -81,5 +81,23 @@ describe('RPC transports and servers', () => {
     expect((await rpc.getExecution({ id: 'x' })).execution?.params).toEqual(answer);
     await rpc.updateExecution({ id: 'x', results: fromJson(ValueSchema, nested(levels), { recursionLimit: rpcRecursionLimit }) });
     expect(toJson(ValueSchema, received!.results!)).toEqual(nested(levels));
+  });
+});
+
+describe('compactJsonText', () => {
+  it('drops whitespace outside strings, as JSON.stringify writes it, and keeps every string as it is', () => {
+    const cases = [
+      '{"area": "kenya", "years": [2001, 2020]}',
+      '{"a \\" b": "x, y: z", "k": [1, 2, {"é": "ü \\\\", "t": "tab\\tand \\"quote\\""}], "e": {}, "n": null}',
+      ' [ 1 ,\n\t2 ] ',
+      '"a string: with, spaces"',
+      '{"😀 key": "😀, value"}',
+    ];
+    for (const text of cases) expect(compactJsonText(text)).toBe(JSON.stringify(JSON.parse(text)));
+  });
+
+  it('returns compact text as it is', () => {
+    const text = '{"a":[1,2]}';
+    expect(compactJsonText(text)).toBe(text);
   });
 });

@@ -1,3 +1,4 @@
+import { compactJsonText } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { ExecutionStatus } from '../entities/execution';
 import { terminalSql } from '../domain/statuses';
@@ -64,11 +65,16 @@ export function toRecord(r: Row): ExecutionRecord {
     slotHeld: Boolean(r['slot_held']),
     runnerAttempt: r['runner_attempt'] === null || r['runner_attempt'] === undefined ? null : Number(r['runner_attempt']),
   };
+  // The database's text of jsonb spaces every comma and colon: written compact, as clients
+  // had it.
   if ('params' in r) {
     const params = r['params'] as string | null;
-    record.paramsJson = params === null || params === 'null' ? '{}' : params;
+    record.paramsJson = params === null || params === 'null' ? '{}' : compactJsonText(params);
   }
-  if ('results' in r) record.resultsJson = r['results'] as string | null;
+  if ('results' in r) {
+    const results = r['results'] as string | null;
+    record.resultsJson = results === null ? null : compactJsonText(results);
+  }
   return record;
 }
 
