@@ -156,7 +156,7 @@ describe('a script as the Trends.Earth CLI publishes it', () => {
     expect(buildLog.status).toBe(200);
     const texts = (buildLog.body.data as { text: string }[]).map((l) => l.text);
     const v2Lines = texts.slice(texts.findIndex((t) => t.startsWith('Build: version 2 received')));
-    expect(v2Lines.some((t) => /^environment [0-9a-f]{12} reused$/.test(t))).toBe(true);
+    expect(v2Lines.some((t) => /^Build: environment [0-9a-f]{12} reused$/.test(t))).toBe(true);
     process.stderr.write(`[scripts] re-upload with unchanged requirements built in ${built.ms} ms\n`);
     const download = await rawGet(`/api/v1/script/${id}/download`, { Authorization: `Bearer ${owner.token}` });
     expect(download.body.equals(v2)).toBe(true);
