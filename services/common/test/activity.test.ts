@@ -23,7 +23,7 @@ describe('stillWanted', () => {
       for (;;) {
         stillWanted();
         steps++;
-        if (steps === 2) env.cancel('attempt timed out');
+        if (steps === 2) env.cancel('TIMED_OUT');
         await new Promise((resolve) => setImmediate(resolve));
       }
     });

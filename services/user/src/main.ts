@@ -5,6 +5,7 @@ import { loadConfig } from './config';
 import { ensureSuperAdmin } from './domain/bootstrap-admin';
 import { ExecutionNotices } from './domain/execution-notices';
 import { PasswordLinks } from './domain/password-links';
+import { registrationAbandonedAfterMs } from './domain/registrations';
 import { RoleDirectory } from './domain/role-directory';
 import { Users } from './domain/users';
 import { KeycloakAdminClient } from './keycloak/admin-client';
@@ -28,6 +29,20 @@ void runService({
   entities,
   migrations,
   wire: async ({ orm, logger, temporal, shutdown }) => {
+    /** Runs `work` in the background until it succeeds, waiting longer after each failure (up to 10 s). */
+    const untilDone = (work: () => Promise<unknown>, what: string): void => {
+      void (async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await work();
+            return;
+          } catch (err) {
+            logger.warn({ attempt, reason: describeFailure(err) }, `could not ${what} yet; retrying`);
+            await new Promise((r) => setTimeout(r, Math.min(1000 * attempt, 10_000)));
+          }
+        }
+      })();
+    };
     const keycloakSettings = {
       url: config.KEYCLOAK_URL,
       realm: config.KEYCLOAK_REALM,
@@ -96,23 +111,21 @@ void runService({
       routes: routes({ users, revocations }),
       checks: { keycloak: () => keycloak.ping() },
       worker: createWorker(temporal.settings, orm, keycloak, revocations, notices, passwordLinks, logger),
-      // The first SUPERADMIN. Keycloak may still be starting, so retry in the background.
+      // Keycloak may still be starting: the work at start is retried in the background.
       started: () => {
         tokenLifetime.start();
         keycloakChanges.start();
         linkDispatcher.start();
         deletionDispatcher.start();
-        void (async () => {
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await ensureSuperAdmin(orm, keycloak, { email: config.GEF_ADMIN_EMAIL, password: config.GEF_ADMIN_PASSWORD }, logger);
-              return;
-            } catch (err) {
-              logger.warn({ attempt, reason: describeFailure(err) }, 'could not ensure the SUPERADMIN yet; retrying');
-              await new Promise((r) => setTimeout(r, Math.min(1000 * attempt, 10_000)));
-            }
-          }
-        })();
+        untilDone(() => ensureSuperAdmin(orm, keycloak, { email: config.GEF_ADMIN_EMAIL, password: config.GEF_ADMIN_PASSWORD }, logger), 'ensure the SUPERADMIN');
+        // A registration that died (with a process, or on Keycloak's lost answer) leaves a
+        // login without a profile: cleared at start and every couple of minutes.
+        const sweep = () =>
+          void users.registrations.sweep().catch((err) => logger.warn({ reason: describeFailure(err) }, 'could not clear what dead registrations left yet'));
+        sweep();
+        const sweeping = setInterval(sweep, registrationAbandonedAfterMs);
+        sweeping.unref();
+        shutdown.add('registration sweep', () => clearInterval(sweeping));
       },
     };
   },

@@ -33,6 +33,7 @@ import { assertMayDeleteSelf, assertMayGrant, assertMayManage, canListUsers, can
 import { lockoutMinutesRemaining } from './lockout';
 import { tokenDigest, type PasswordLinks } from './password-links';
 import type { RoleDirectory } from './role-directory';
+import { Registrations } from './registrations';
 import { roleNames, type RoleName } from './roles';
 import { normaliseEmail, passwordPolicyViolation, profileLimits, profileText } from './validation';
 
@@ -118,7 +119,12 @@ async function whileUserExists<T>(
 
 /** The user rules of the contract (§2–§4), over Keycloak and the profile table. */
 export class Users {
-  constructor(private readonly deps: UsersDeps) {}
+  /** Registrations under way, so that one that dies halfway leaves nothing for good. */
+  readonly registrations: Registrations;
+
+  constructor(private readonly deps: UsersDeps) {
+    this.registrations = new Registrations(deps);
+  }
 
   private repo<T>(fn: (repo: UserProfileRepository) => Promise<T>): Promise<T> {
     return unitOfWork(this.deps.orm, (em) => fn(new UserProfileRepository(em)));
@@ -230,11 +236,15 @@ export class Users {
     }
     if (await this.repo((r) => r.findByEmail(email))) throw new AlreadyExists('A user with this email already exists', 'already_exists');
 
+    const registration = await this.registrations.begin(email);
     let id: string;
     try {
       // The profile (name included) lives here; Keycloak keeps only the login.
       id = await this.deps.keycloak.createUser({ email, ...(input.password !== undefined ? { password: input.password } : {}) });
     } catch (err) {
+      // Refused: Keycloak made nothing. Anything else (no answer, an error) may have made the login.
+      const refused = err instanceof KeycloakError && (err.status === 409 || err.status === 400);
+      await this.registrations.abandon(registration, !refused);
       if (err instanceof KeycloakError && err.status === 409) {
         throw new AlreadyExists('A user with this email already exists', 'already_exists');
       }
@@ -250,22 +260,30 @@ export class Users {
         await this.deps.keycloak.addUserRealmRoles(id, [await this.deps.keycloak.getRealmRole(role)]);
         this.deps.roles.invalidate();
       }
-      const profile = await unitOfWork(this.deps.orm, async (em) =>
-        new UserProfileRepository(em).create({
+      const profile = await this.deps.orm.em.fork().transactional(async (em) => {
+        const created = new UserProfileRepository(em).create({
           id,
           email,
           name,
           country,
           institution,
           emailNotificationsEnabled: input.emailNotificationsEnabled ?? false,
-        }),
-      );
+        });
+        await this.registrations.end(em, registration);
+        return created;
+      });
       if (input.password === undefined) await this.deps.passwordLinks.send(profile, 'set');
       return { profile, role };
     } catch (err) {
       // Leave no half user behind.
-      await this.deps.keycloak.deleteUser(id).catch(() => undefined);
+      const loginDeleted = await this.deps.keycloak.deleteUser(id).then(
+        () => true,
+        () => false,
+      );
       await this.repo((r) => r.deleteById(id)).catch(() => undefined);
+      // A login that could not be deleted keeps the registration's row: the next
+      // registration of the address (or the sweep at start) removes it.
+      await this.registrations.abandon(registration, !loginDeleted);
       if (err instanceof Error && /unique|duplicate/i.test(err.message)) {
         throw new AlreadyExists('A user with this email already exists', 'already_exists');
       }

@@ -8,6 +8,7 @@ import { Migration20261128000006 } from './Migration20261128000006';
 import { Migration20261130000001 } from './Migration20261130000001';
 import { Migration20261201000001 } from './Migration20261201000001';
 import { Migration20261201000002 } from './Migration20261201000002';
+import { Migration20261201000003 } from './Migration20261201000003';
 
 /** The user service's migrations, oldest first. */
 export const migrations: MigrationObject[] = [
@@ -20,4 +21,5 @@ export const migrations: MigrationObject[] = [
   { name: 'Migration20261130000001', class: Migration20261130000001 },
   { name: 'Migration20261201000001', class: Migration20261201000001 },
   { name: 'Migration20261201000002', class: Migration20261201000002 },
+  { name: 'Migration20261201000003', class: Migration20261201000003 },
 ];
