@@ -269,6 +269,18 @@ describe('profile and password', () => {
     await login(u.email, 'Brand-New-Passw0rd!');
   });
 
+  it('sets the password with PATCH me: every other session ends, the one that asked stays', async () => {
+    const u = await newUser('setpw');
+    const other = await login(u.email, u.password);
+    const res = await api('PATCH', '/api/v1/user/me', { token: u.token, body: { password: 'Brand-New-Passw0rd!', repeatPassword: 'Brand-New-Passw0rd!' } });
+    expect(res.status).toBe(200);
+    expect((await api('GET', '/api/v1/user/me', { token: u.token })).status).toBe(200);
+    expect((await api('GET', '/api/v1/user/me', { token: other.access_token })).status).toBe(401);
+    expect((await api('POST', '/auth/refresh', { body: { refresh_token: other.refresh_token } })).status).toBe(401);
+    expect((await api('POST', '/auth', { body: { email: u.email, password: u.password } })).status).toBe(401);
+    await login(u.email, 'Brand-New-Passw0rd!');
+  });
+
   it('registers with a weak password as 422 and a duplicate e-mail as 400', async () => {
     const email = uniqueEmail('dup');
     expect((await api('POST', '/api/v1/user', { body: { email, name: 'W', password: 'weakweak' } })).status).toBe(422);

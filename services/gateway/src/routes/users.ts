@@ -202,6 +202,7 @@ export const usersResource: Resource = {
               ...(body.institution !== undefined && body.institution !== null ? { institution: body.institution } : {}),
               ...(body.password !== undefined ? { password: body.password } : {}),
               ...(body.email_notifications_enabled !== undefined ? { emailNotificationsEnabled: body.email_notifications_enabled } : {}),
+              sessionId: principal.sessionId,
             },
             rpcOptions(req),
           );

@@ -302,6 +302,7 @@ export class Users {
       emailNotificationsEnabled?: boolean;
     },
     actor: Actor,
+    sessionId = '',
   ): Promise<UserView> {
     const target = await this.getForChange(key, actor);
     // Oneself, however named: `me`, the id or the e-mail.
@@ -340,8 +341,14 @@ export class Users {
     // A demotion Keycloak's direct mappings cannot carry out is refused before anything changes.
     if (roleChanged) await whileUserExists(this.deps.keycloak, target.profile.id, () => this.assertDemotable(target.profile.id, role!));
     if (changes.password !== undefined) {
+      // As ChangePassword: whoever holds a session of the old password loses it, before the
+      // change (a retry after a later step failed still ends them) and after it (sessions
+      // opened meanwhile). Set for oneself, the session that asked stays open.
+      const keep = self ? sessionId : '';
+      await this.endOtherSessions(target.profile.id, keep);
       const res = await whileUserExists(this.deps.keycloak, target.profile.id, () => this.deps.keycloak.setPassword(target.profile.id, changes.password!));
       if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
+      await this.endOtherSessions(target.profile.id, keep);
     }
     if (roleChanged) {
       // Tokens carry roles: the old ones stop working, before the change as well as after

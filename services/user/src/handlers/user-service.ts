@@ -76,6 +76,7 @@ export function userService({ users, revocations }: UserServiceDeps): ServiceImp
           ...(req.emailNotificationsEnabled !== undefined ? { emailNotificationsEnabled: req.emailNotificationsEnabled } : {}),
         },
         requireActor(req.caller),
+        req.sessionId,
       );
       return create(user.UpdateUserResponseSchema, { user: toUserMessage(view) });
     },
