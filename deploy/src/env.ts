@@ -75,7 +75,6 @@ export function sharedServiceEnv(config: StackConfig): Record<string, string> {
     KEYCLOAK_URL: `http://${LOCAL}:${ports.keycloak}`,
     KEYCLOAK_REALM,
     KEYCLOAK_CLIENT_ID,
-    KEYCLOAK_CLIENT_SECRET: settings.keycloakClientSecret,
     SMTP_HOST: LOCAL,
     SMTP_PORT: String(ports.maildevSmtp),
     PUBLIC_URL: `http://localhost:${ports.gateway}`,
@@ -104,7 +103,14 @@ export function serviceEnv(part: ServicePart, config: StackConfig): Record<strin
   const env = sharedServiceEnv(config);
   switch (part) {
     case 'user':
-      Object.assign(env, { PORT: String(ports.user), METRICS_PORT: String(ports.userMetrics), DATABASE_URL: databaseUrl(ports, DATABASES.user) });
+      // The Keycloak client's secret is the user service's alone: its service account manages
+      // users. The gateway checks Keycloak's tokens by the realm's public keys.
+      Object.assign(env, {
+        PORT: String(ports.user),
+        METRICS_PORT: String(ports.userMetrics),
+        DATABASE_URL: databaseUrl(ports, DATABASES.user),
+        KEYCLOAK_CLIENT_SECRET: config.settings.keycloakClientSecret,
+      });
       break;
     case 'script':
       Object.assign(env, {
@@ -151,10 +157,10 @@ export function serviceEnv(part: ServicePart, config: StackConfig): Record<strin
 /** Variables a child must not inherit from the launcher's own environment. */
 const NOT_INHERITED: Record<ServicePart, string[]> = {
   user: ['METRICS_PORT'],
-  script: ['METRICS_PORT'],
-  execution: ['METRICS_PORT'],
+  script: ['METRICS_PORT', 'KEYCLOAK_CLIENT_SECRET'],
+  execution: ['METRICS_PORT', 'KEYCLOAK_CLIENT_SECRET'],
   runner: ['PORT', 'DATABASE_URL', 'PGPASSWORD', 'KEYCLOAK_CLIENT_SECRET', 'EXECUTION_TOKEN_SECRET', 'BUILD_TOKEN_SECRET', 'GEF_ADMIN_PASSWORD'],
-  gateway: ['METRICS_PORT'],
+  gateway: ['METRICS_PORT', 'KEYCLOAK_CLIENT_SECRET'],
 };
 
 /** The complete environment of a service process: inherited, computed, then extra. */
@@ -162,10 +168,6 @@ export function serviceProcessEnv(part: ServicePart, config: StackConfig): NodeJ
   const env: NodeJS.ProcessEnv = { ...config.baseEnv };
   for (const name of NOT_INHERITED[part]) delete env[name];
   const computed = serviceEnv(part, config);
-  if (part === 'runner') {
-    // Shared secrets are not the runner's business either.
-    delete computed.KEYCLOAK_CLIENT_SECRET;
-  }
   return { ...env, ...computed, ...config.extraEnv };
 }
 

@@ -16,7 +16,6 @@ describe('serviceEnv', () => {
       KEYCLOAK_URL: 'http://127.0.0.1:6002',
       KEYCLOAK_REALM: 'gef',
       KEYCLOAK_CLIENT_ID: 'gef-api',
-      KEYCLOAK_CLIENT_SECRET: 'gef-api-dev-secret',
       SMTP_HOST: '127.0.0.1',
       SMTP_PORT: '6003',
       PUBLIC_URL: 'http://localhost:6001',
@@ -67,6 +66,13 @@ describe('serviceProcessEnv', () => {
     expect(env.METRICS_PORT).toBe('9101');
     expect(env.LOG_LEVEL).toBe('debug');
     expect(env.KEYCLOAK_CLIENT_SECRET).toBe('shell-secret');
+  });
+
+  test("only the user service gets the Keycloak client's secret, not even inherited by the others", () => {
+    expect(serviceEnv('user', config).KEYCLOAK_CLIENT_SECRET).toBe('gef-api-dev-secret');
+    for (const part of ['script', 'execution', 'gateway', 'runner'] as const) {
+      expect({ part, secret: serviceProcessEnv(part, withShell).KEYCLOAK_CLIENT_SECRET }).toEqual({ part, secret: undefined });
+    }
   });
 
   test('the runner gets no database credentials or shared secrets, not even inherited ones', () => {

@@ -36,7 +36,6 @@ export const configShape = {
   KEYCLOAK_URL: baseUrl('http://127.0.0.1:8080'),
   KEYCLOAK_REALM: z.string().min(1).default('gef'),
   KEYCLOAK_CLIENT_ID: z.string().min(1).default('gef-api'),
-  KEYCLOAK_CLIENT_SECRET: z.string().min(1).default('gef-api-dev-secret'),
   PUBLIC_URL: baseUrl('http://localhost:3000'),
   USER_SERVICE_URL: baseUrl('http://127.0.0.1:50051'),
   SCRIPT_SERVICE_URL: baseUrl('http://127.0.0.1:50052'),
@@ -88,7 +87,6 @@ export type GatewayConfig = z.infer<z.ZodObject<typeof configShape>>;
 
 /** Secrets that production refuses to run with while they hold these values. */
 export const gatewayDevSecrets: DevSecret[] = [
-  { name: 'KEYCLOAK_CLIENT_SECRET', devValue: 'gef-api-dev-secret' },
   { name: 'EXECUTION_TOKEN_SECRET', devValue: 'gef-execution-token-dev-secret' },
 ];
 
