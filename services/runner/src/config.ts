@@ -171,6 +171,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.SANDBOX_BUILD_UID_COUNT >= config.SANDBOX_UID_COUNT) {
     throw new ConfigError([`SANDBOX_BUILD_UID_COUNT: must be smaller than SANDBOX_UID_COUNT (${config.SANDBOX_UID_COUNT}), which it is taken from`]);
   }
+  if (config.GEF_ENV === 'production') {
+    // What keeps a hostile script from the runner's tokens and from the services' ports.
+    const unsafe = [
+      config.SANDBOX === 'off' && "SANDBOX: 'off' is refused in production (scripts would run as the runner itself, beside every run's tokens)",
+      config.SANDBOX_NETWORK === 'open' &&
+        "SANDBOX_NETWORK: 'open' is refused in production (scripts would reach the database, Temporal and the services' ports)",
+    ].filter((problem): problem is string => typeof problem === 'string');
+    if (unsafe.length > 0) throw new ConfigError(unsafe);
+  }
   const scriptUidCount = config.SANDBOX_UID_COUNT - config.SANDBOX_BUILD_UID_COUNT;
   /** The uids scripts run as, and those builds run as, from one range (first uid and count). */
   const sandboxUids = {

@@ -23,6 +23,20 @@ describe('runner configuration', () => {
     });
   });
 
+  it('refuses, in production, a sandbox turned off or a network left open, naming each', () => {
+    let caught: unknown;
+    try {
+      loadConfig({ GEF_ENV: 'production', SANDBOX: 'off', SANDBOX_NETWORK: 'open' });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).problems).toEqual([expect.stringMatching(/^SANDBOX: 'off'/), expect.stringMatching(/^SANDBOX_NETWORK: 'open'/)]);
+    expect(loadConfig({ GEF_ENV: 'production', SANDBOX: 'on', SANDBOX_NETWORK: 'api' })).toMatchObject({ SANDBOX: 'on', SANDBOX_NETWORK: 'api' });
+    // Development keeps both, for machines without root or nftables.
+    expect(loadConfig({ GEF_ENV: 'development', SANDBOX: 'off', SANDBOX_NETWORK: 'open' })).toMatchObject({ SANDBOX: 'off', SANDBOX_NETWORK: 'open' });
+  });
+
   // A typo (a few zeros too many) fails at start, naming the setting and its maximum, where
   // it was taken as it came: a limit no machine has, or one the kernel refuses to every run.
   it.each([

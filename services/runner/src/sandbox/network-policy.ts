@@ -184,7 +184,7 @@ export async function installNetworkPolicy(policy: NetworkPolicy, logger: Logger
   const table = tableName(process.pid);
   const applied = await nft(['-f', '-'], networkRuleset(policy, table));
   if (applied.code !== 0) {
-    throw new Error(`cannot restrict the sandbox's network with nftables (${applied.output.trim().split('\n')[0] || `exit ${String(applied.code)}`}); install nftables and run the runner with CAP_NET_ADMIN, or set SANDBOX_NETWORK=open`);
+    throw new Error(`cannot restrict the sandbox's network with nftables (${applied.output.trim().split('\n')[0] || `exit ${String(applied.code)}`}); install nftables and run the runner with CAP_NET_ADMIN (outside production, SANDBOX_NETWORK=open runs scripts without network rules)`);
   }
   logger.info(
     { mode: policy.mode, uids: `${policy.uidFirst}-${policy.uidLast}`, api: policy.api, ...(policy.builds ? { buildUids: `${policy.builds.uidFirst}-${policy.builds.uidLast}`, indexes: policy.builds.indexes } : {}) },
