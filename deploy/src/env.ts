@@ -156,11 +156,11 @@ export function serviceEnv(part: ServicePart, config: StackConfig): Record<strin
 
 /** Variables a child must not inherit from the launcher's own environment. */
 const NOT_INHERITED: Record<ServicePart, string[]> = {
-  user: ['METRICS_PORT'],
+  user: ['METRICS_PORT', 'RUNNER_API_KEY'],
   script: ['METRICS_PORT', 'KEYCLOAK_CLIENT_SECRET'],
   execution: ['METRICS_PORT', 'KEYCLOAK_CLIENT_SECRET'],
-  runner: ['PORT', 'DATABASE_URL', 'PGPASSWORD', 'KEYCLOAK_CLIENT_SECRET', 'EXECUTION_TOKEN_SECRET', 'BUILD_TOKEN_SECRET', 'GEF_ADMIN_PASSWORD'],
-  gateway: ['METRICS_PORT', 'KEYCLOAK_CLIENT_SECRET'],
+  runner: ['PORT', 'DATABASE_URL', 'PGPASSWORD', 'KEYCLOAK_CLIENT_SECRET', 'EXECUTION_TOKEN_SECRET', 'BUILD_TOKEN_SECRET', 'GEF_ADMIN_PASSWORD', 'SERVICE_API_KEY'],
+  gateway: ['METRICS_PORT', 'KEYCLOAK_CLIENT_SECRET', 'RUNNER_API_KEY'],
 };
 
 /** The complete environment of a service process: inherited, computed, then extra. */

@@ -75,7 +75,17 @@ describe('serviceProcessEnv', () => {
     }
   });
 
-  test('the runner gets no database credentials or shared secrets, not even inherited ones', () => {
+  test("the runner gets no database credentials or shared secrets, not even inherited ones; only the runners' key", () => {
+    const shell = resolveConfig({
+      processEnv: { PATH: '/bin', SERVICE_API_KEY: 'platform-key-0123456789', RUNNER_API_KEY: 'runner-key-0123456789' },
+      dataDir: '/data',
+      repoRoot: '/repo',
+      ports,
+    });
+    expect(serviceProcessEnv('runner', shell)).toMatchObject({ RUNNER_API_KEY: 'runner-key-0123456789' });
+    expect(serviceProcessEnv('runner', shell).SERVICE_API_KEY).toBeUndefined();
+    expect(serviceProcessEnv('execution', shell)).toMatchObject({ SERVICE_API_KEY: 'platform-key-0123456789', RUNNER_API_KEY: 'runner-key-0123456789' });
+    expect(serviceProcessEnv('gateway', shell).RUNNER_API_KEY).toBeUndefined();
     const env = serviceProcessEnv('runner', withShell);
     expect(env.DATABASE_URL).toBeUndefined();
     expect(env.KEYCLOAK_CLIENT_SECRET).toBeUndefined();

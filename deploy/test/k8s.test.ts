@@ -187,7 +187,8 @@ export function checkManifests(resources: Manifest[], ctx: K8sContext): string[]
       }
     }
 
-    // Privileges: the runner as root with the sandbox's capabilities only, and no secrets;
+    // Privileges: the runner as root with the sandbox's capabilities only, and no secret but
+    // the runners' key;
     // everything else as an unprivileged user with none.
     const security = container.securityContext ?? {};
     const added = ((security.capabilities?.add ?? []) as string[]).map((c) => c.toUpperCase().replace(/^CAP_/, ''));
@@ -203,7 +204,8 @@ export function checkManifests(resources: Manifest[], ctx: K8sContext): string[]
       const extra = added.filter((c) => !wantedCaps.includes(c));
       if (missing.length > 0) problems.push(`${where}: lacks the capabilities ${missing.join(', ')}`);
       if (extra.length > 0) problems.push(`${where}: adds capabilities the sandbox does not need: ${extra.join(', ')}`);
-      if ([...env.values()].some((v) => v.source === 'secret')) problems.push(`${where}: gets a secret; the runner holds none`);
+      const secrets = [...env].filter(([name, v]) => v.source === 'secret' && name !== 'RUNNER_API_KEY').map(([name]) => name);
+      if (secrets.length > 0) problems.push(`${where}: gets ${secrets.join(', ')}; the runner holds no secret but the runners' key`);
       if (env.get('SANDBOX')?.value === 'off') problems.push(`${where}: SANDBOX=off runs scripts as the runner itself`);
       if (!env.has('API_URL')) problems.push(`${where}: API_URL is not set: scripts would get PUBLIC_URL, the address outside the cluster`);
     } else {

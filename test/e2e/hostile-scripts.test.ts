@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { runnerKeyDevSecret, serviceKeyDevSecret } from '@gef/common';
 import { readStackInfo, runningParts } from '../harness/stack';
 import { api, login, newUser, superadminCredentials } from './helpers/api';
 import { executionLog, gate, publishScript, pythonApiCall, pythonGate, runScript, waitForExecution, waitForLog, type Gate, type LogLine } from './helpers/executions';
@@ -441,9 +442,10 @@ it('contains every hostile script, says which limit ended it, and leaves the run
     expect({ status: probed.status, log: probed.status === 'FINISHED' ? '' : texts(probed.log) }).toEqual({ status: 'FINISHED', log: '' });
     const r = probed.results;
     for (const key of Object.keys(r.environ)) expect({ key, allowed: /^(EXECUTION_ID|ENV|API_URL|API_TOKEN|PATH|HOME|LANG|LANGUAGE|LC_[A-Z]+)$/.test(key) }).toEqual({ key, allowed: true });
-    const secrets = new Set<string>([superadminCredentials().password, stack.keycloak.clientSecret, stack.keycloak.adminPassword]);
+    // The stack's services run with the development keys unless its environment names others.
+    const secrets = new Set<string>([superadminCredentials().password, stack.keycloak.clientSecret, stack.keycloak.adminPassword, serviceKeyDevSecret.devValue, runnerKeyDevSecret.devValue]);
     for (const env of Object.values(stack.env)) {
-      for (const [key, value] of Object.entries(env)) if (/SECRET|PASSWORD|DATABASE_URL|TOKEN/.test(key) && value.length >= 8) secrets.add(value);
+      for (const [key, value] of Object.entries(env)) if (/SECRET|PASSWORD|DATABASE_URL|TOKEN|API_KEY/.test(key) && value.length >= 8) secrets.add(value);
     }
     const everything = JSON.stringify(r);
     for (const secret of secrets) expect({ leaked: everything.includes(secret) }).toEqual({ leaked: false });

@@ -1,11 +1,15 @@
 /**
  * The platform as a client sees it: health of every part (and 503 naming what is down),
  * the error envelope, gzip request bodies, the OpenAPI document, the gateway's worker
- * processes, metrics on every process.
+ * processes, metrics on every process; the services answering only the platform's parts.
  */
 import { availableParallelism } from 'node:os';
 import { gzipSync } from 'node:zlib';
+import { randomUUID } from 'node:crypto';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { runnerKeyDevSecret, serviceClient } from '@gef/common';
 import { childrenOf } from '@gef/deploy';
+import { execution, user } from '@gef/protos';
 import { apiUrl, readStackInfo, startPart, stopPart } from '../harness/stack';
 import { api } from './helpers/api';
 import { eventually } from './helpers/wait';
@@ -159,5 +163,28 @@ describe('metrics', () => {
       expect(res.status).toBe(200);
       expect(await res.text()).toContain(`service="${service}"`);
     }
+  });
+});
+
+describe("the services answer only the platform's parts", () => {
+  const urlOf = (part: 'user' | 'execution') => `http://127.0.0.1:${readStackInfo().env[part]['PORT']}`;
+  const codeOf = (call: Promise<unknown>): Promise<Code | 'answered'> =>
+    call.then(
+      () => 'answered' as const,
+      (err: unknown) => ConnectError.from(err).code,
+    );
+  const superadmin = { userId: randomUUID(), role: user.Role.SUPERADMIN };
+
+  it('a request without a key, whatever caller it names, is refused; so is a runner asking for what is not a runner’s', async () => {
+    const users = serviceClient(user.UserService, urlOf('user'));
+    expect(await codeOf(users.listUsers({ caller: superadmin }))).toBe(Code.Unauthenticated);
+    const executions = serviceClient(execution.ExecutionService, urlOf('execution'));
+    // The RPC that hands a runner a run's tokens.
+    expect(await codeOf(executions.startExecutionAttempt({ executionId: randomUUID(), attempt: 1, runner: 'intruder' }))).toBe(Code.Unauthenticated);
+    const asRunner = serviceClient(execution.ExecutionService, urlOf('execution'), { serviceKey: runnerKeyDevSecret.devValue });
+    expect(await codeOf(asRunner.listExecutions({ caller: superadmin }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(serviceClient(user.UserService, urlOf('user'), { serviceKey: runnerKeyDevSecret.devValue }).listUsers({ caller: superadmin }))).toBe(
+      Code.Unauthenticated,
+    );
   });
 });

@@ -28,7 +28,15 @@ export interface Workspace {
 }
 
 /** Secrets every process refuses to run with in production unless set for real. */
-export const SECRET_KEYS = ['KEYCLOAK_CLIENT_SECRET', 'EXECUTION_TOKEN_SECRET', 'BUILD_TOKEN_SECRET', 'GEF_ADMIN_EMAIL', 'GEF_ADMIN_PASSWORD'];
+export const SECRET_KEYS = [
+  'KEYCLOAK_CLIENT_SECRET',
+  'EXECUTION_TOKEN_SECRET',
+  'BUILD_TOKEN_SECRET',
+  'GEF_ADMIN_EMAIL',
+  'GEF_ADMIN_PASSWORD',
+  'SERVICE_API_KEY',
+  'RUNNER_API_KEY',
+];
 
 function isFieldSchema(value: unknown): value is FieldSchema {
   return typeof value === 'object' && value !== null && typeof (value as FieldSchema).safeParse === 'function';

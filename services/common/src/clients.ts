@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import type { DescService } from '@bufbuild/protobuf';
 import { rpcRecursionLimit } from './json-depth';
+import { showServiceKey } from './service-keys';
 
 const transports = new Map<string, Transport>();
 
@@ -17,6 +19,8 @@ export interface TransportOptions {
   retryUnavailableMs?: number;
   /** How long one call, or one try of a retried call, may take (default 30 s). */
   timeoutMs?: number;
+  /** The key shown on every request (`service-keys.ts`): the services refuse requests without one. */
+  serviceKey?: string;
 }
 
 /** Waits `ms`, or until `signal` aborts. */
@@ -62,7 +66,8 @@ export function retryUnavailable(budgetMs: number, tryTimeoutMs = callTimeoutMs)
 /** One HTTP/2 transport per base URL (and options) per process, reused by every client. */
 export function transportFor(baseUrl: string, options: TransportOptions = {}): Transport {
   const timeoutMs = options.timeoutMs ?? callTimeoutMs;
-  const key = `${baseUrl} ${options.retryUnavailableMs ?? 0} ${timeoutMs}`;
+  // The key's digest, not the key, names the transport: no secret kept as a map key.
+  const key = `${baseUrl} ${options.retryUnavailableMs ?? 0} ${timeoutMs} ${options.serviceKey ? createHash('sha256').update(options.serviceKey).digest('hex') : ''}`;
   let transport = transports.get(key);
   if (!transport) {
     transport = createGrpcTransport({
@@ -71,7 +76,10 @@ export function transportFor(baseUrl: string, options: TransportOptions = {}): T
       pingIdleConnection: true,
       idleConnectionTimeoutMs: 60_000,
       defaultTimeoutMs: timeoutMs + (options.retryUnavailableMs ?? 0),
-      interceptors: options.retryUnavailableMs ? [retryUnavailable(options.retryUnavailableMs, timeoutMs)] : [],
+      interceptors: [
+        ...(options.serviceKey ? [showServiceKey(options.serviceKey)] : []),
+        ...(options.retryUnavailableMs ? [retryUnavailable(options.retryUnavailableMs, timeoutMs)] : []),
+      ],
       // Answers carrying params and results stored deeper than protobuf-es decodes by default.
       binaryOptions: { recursionLimit: rpcRecursionLimit },
     });

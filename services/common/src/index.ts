@@ -17,3 +17,4 @@ export * from './within';
 export * from './runner-stop';
 export * from './lines-within-bytes';
 export * from './delete-in-chunks';
+export * from './service-keys';

@@ -8,6 +8,7 @@ import { healthRoutes, type HealthCheck } from './health';
 import { errorInterceptor, loggingInterceptor } from './interceptors';
 import { rpcRecursionLimit } from './json-depth';
 import { metricsInterceptor } from './metrics';
+import { serviceKeyInterceptor, type ServiceKeys } from './service-keys';
 import { platformVersion } from './version';
 
 export interface RpcServerOptions {
@@ -15,6 +16,8 @@ export interface RpcServerOptions {
   logger: Logger;
   registry: client.Registry;
   interceptors?: Interceptor[];
+  /** The keys callers must show (`service-keys.ts`); without, every request is taken. */
+  keys?: ServiceKeys;
 }
 
 /**
@@ -28,6 +31,7 @@ export function createRpcServer(options: RpcServerOptions): http2.Http2Server {
       metricsInterceptor(options.registry),
       loggingInterceptor(options.logger),
       errorInterceptor(options.logger),
+      ...(options.keys ? [serviceKeyInterceptor(options.keys, options.logger)] : []),
       ...(options.interceptors ?? []),
     ],
     // The gateway enforces request size limits; this is a backstop.
@@ -40,13 +44,17 @@ export function createRpcServer(options: RpcServerOptions): http2.Http2Server {
   return http2.createServer(handler);
 }
 
-/** A service's RPC server: its own routes plus gef.health.v1.HealthService over `checks`. */
+/**
+ * A service's RPC server: its own routes plus gef.health.v1.HealthService over `checks`,
+ * answering only callers that show one of `keys`.
+ */
 export function createServiceServer(options: {
   name: string;
   routes: (router: ConnectRouter) => void;
   checks: Record<string, HealthCheck>;
   logger: Logger;
   registry: client.Registry;
+  keys: ServiceKeys;
 }): http2.Http2Server {
   return createRpcServer({
     routes: (router) => {
@@ -55,6 +63,7 @@ export function createServiceServer(options: {
     },
     logger: options.logger,
     registry: options.registry,
+    keys: options.keys,
   });
 }
 

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from './logger';
 import { createMetricsRegistry, startMetricsServer } from './metrics';
 import { openDatabase, pingDatabase } from './orm';
 import { closeServer, createServiceServer, listen } from './rpc-server';
+import type { ServiceKeys } from './service-keys';
 import { Shutdown } from './shutdown';
 import { createTemporalClient, pingTemporal, type SupervisedWorker, type TemporalSettings } from './temporal';
 
@@ -23,6 +24,10 @@ export interface ServiceConfig {
   DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: number;
   TEMPORAL_ADDRESS: string;
   TEMPORAL_NAMESPACE: string;
+  /** The platform's keys (`service-keys.ts`). */
+  SERVICE_API_KEY: string;
+  /** The runners' keys, for a service runners call. */
+  RUNNER_API_KEY?: string;
 }
 
 /** What a service gets to wire itself up. */
@@ -48,6 +53,8 @@ export interface ServiceSpec {
   config: ServiceConfig;
   entities: EntitySchema<any, any>[];
   migrations: MigrationObject[];
+  /** The RPCs runners call (`<service type name>/<method>`): runners' keys reach only these. */
+  runnerMethods?: readonly string[];
   wire: (ctx: ServiceContext) => Promise<ServiceParts> | ServiceParts;
 }
 
@@ -84,7 +91,11 @@ export async function runService(spec: ServiceSpec): Promise<void> {
       temporal: () => pingTemporal(temporal.connection, settings.namespace),
       ...parts.checks,
     };
-    const server = createServiceServer({ name: spec.name, routes: parts.routes, checks, logger, registry });
+    const keys: ServiceKeys = {
+      service: config.SERVICE_API_KEY,
+      ...(config.RUNNER_API_KEY && spec.runnerMethods ? { runner: { keys: config.RUNNER_API_KEY, methods: spec.runnerMethods } } : {}),
+    };
+    const server = createServiceServer({ name: spec.name, routes: parts.routes, checks, logger, registry, keys });
     const port = await listen(server, config.PORT, config.HOST);
     shutdown.add('rpc server', () => closeServer(server));
 

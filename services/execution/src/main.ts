@@ -1,4 +1,4 @@
-import { sampledGauge, serviceClient } from '@gef/common';
+import { keyToSend, sampledGauge, serviceClient } from '@gef/common';
 import { runService } from '@gef/common/service';
 import { script, user } from '@gef/protos';
 import { loadConfig } from './config';
@@ -8,6 +8,7 @@ import { ExecutionEvents } from './events/execution-events';
 import { migrations } from './migrations';
 import { RunnersOnline, runnerOnlineSeconds } from './domain/runner-presence';
 import { routes } from './routes';
+import { runnerMethods } from './server';
 import { runDispatcher } from './runs/run-dispatcher';
 import { TemporalRunLauncher } from './runs/temporal-run-launcher';
 import { ScriptServiceCatalog } from './scripts/script-service-catalog';
@@ -21,6 +22,7 @@ void runService({
   config,
   entities,
   migrations,
+  runnerMethods,
   wire: ({ orm, logger, temporal, shutdown, registry }) => {
     const events = new ExecutionEvents(config.DATABASE_URL, logger);
     shutdown.add('execution events', () => events.stop());
@@ -37,8 +39,8 @@ void runService({
       orm,
       logger,
       events,
-      scripts: new ScriptServiceCatalog(serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL)),
-      owners: new UserServiceNotices(serviceClient(user.UserService, config.USER_SERVICE_URL)),
+      scripts: new ScriptServiceCatalog(serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL, { serviceKey: keyToSend(config.SERVICE_API_KEY) })),
+      owners: new UserServiceNotices(serviceClient(user.UserService, config.USER_SERVICE_URL, { serviceKey: keyToSend(config.SERVICE_API_KEY) })),
       runs,
       runners,
       tokenSecret: config.EXECUTION_TOKEN_SECRET,

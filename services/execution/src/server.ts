@@ -1,7 +1,16 @@
-import { createServiceServer, type HealthCheck, type Logger } from '@gef/common';
+import { createServiceServer, procedures, type HealthCheck, type Logger, type ServiceKeys } from '@gef/common';
+import { execution } from '@gef/protos';
 import type client from 'prom-client';
 import type { ExecutionServiceDeps } from './handlers/execution-service';
 import { routes } from './routes';
+
+/** The RPCs runners call: a runner's key reaches only these. */
+export const runnerMethods = procedures(execution.ExecutionService, [
+  'startExecutionAttempt',
+  'appendExecutionLogs',
+  'completeExecutionAttempt',
+  'reportRunner',
+]);
 
 /** Builds the execution service's RPC server, unstarted (tests listen on port 0). */
 export function buildServer(options: {
@@ -9,6 +18,7 @@ export function buildServer(options: {
   checks: Record<string, HealthCheck>;
   logger: Logger;
   registry: client.Registry;
+  keys: ServiceKeys;
 }) {
   return createServiceServer({ name: 'execution', routes: routes(options.deps), ...options });
 }

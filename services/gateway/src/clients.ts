@@ -1,6 +1,6 @@
 import type { Client } from '@connectrpc/connect';
 import { execution, health, script, user } from '@gef/protos';
-import { serviceClient } from '@gef/common';
+import { keyToSend, serviceClient } from '@gef/common';
 import type { GatewayConfig } from './config';
 
 /** The services behind the gateway, by the name used in health reports. */
@@ -25,14 +25,15 @@ export function serviceUrls(config: GatewayConfig): Record<ServiceName, string> 
 
 export function createServiceClients(config: GatewayConfig): ServiceClients {
   const urls = serviceUrls(config);
+  const options = { serviceKey: keyToSend(config.SERVICE_API_KEY) };
   return {
     health: {
-      user: serviceClient(health.HealthService, urls.user),
-      script: serviceClient(health.HealthService, urls.script),
-      execution: serviceClient(health.HealthService, urls.execution),
+      user: serviceClient(health.HealthService, urls.user, options),
+      script: serviceClient(health.HealthService, urls.script, options),
+      execution: serviceClient(health.HealthService, urls.execution, options),
     },
-    user: serviceClient(user.UserService, urls.user),
-    script: serviceClient(script.ScriptService, urls.script),
-    execution: serviceClient(execution.ExecutionService, urls.execution),
+    user: serviceClient(user.UserService, urls.user, options),
+    script: serviceClient(script.ScriptService, urls.script, options),
+    execution: serviceClient(execution.ExecutionService, urls.execution, options),
   };
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigShape, commaList, databaseConfigShape, parseConfig, port, type DevSecret } from '@gef/common';
+import { baseConfigShape, commaList, databaseConfigShape, parseConfig, port, serviceKeyConfigShape, serviceKeyDevSecret, type DevSecret } from '@gef/common';
 
 /** A base URL without its trailing slash. */
 const baseUrl = (fallback: string) =>
@@ -33,6 +33,7 @@ export const configShape = {
   GATEWAY_WORKERS: z.coerce.number().int().min(0).max(64).default(0),
   DATABASE_URL: z.string().min(1).default('postgres://postgres:postgres@127.0.0.1:5432/gef_gateway'),
   ...databaseConfigShape,
+  ...serviceKeyConfigShape,
   KEYCLOAK_URL: baseUrl('http://127.0.0.1:8080'),
   KEYCLOAK_REALM: z.string().min(1).default('gef'),
   KEYCLOAK_CLIENT_ID: z.string().min(1).default('gef-api'),
@@ -88,6 +89,7 @@ export type GatewayConfig = z.infer<z.ZodObject<typeof configShape>>;
 /** Secrets that production refuses to run with while they hold these values. */
 export const gatewayDevSecrets: DevSecret[] = [
   { name: 'EXECUTION_TOKEN_SECRET', devValue: 'gef-execution-token-dev-secret' },
+  serviceKeyDevSecret,
 ];
 
 /**

@@ -50,12 +50,12 @@ describe('gateway configuration', () => {
   });
 
   it('refuses development secrets in production', () => {
-    expect(() => loadConfig({ GEF_ENV: 'production' })).toThrow(/EXECUTION_TOKEN_SECRET/);
-    expect(loadConfig({ GEF_ENV: 'production', EXECUTION_TOKEN_SECRET: 'real-2' }).GEF_ENV).toBe('production');
+    expect(() => loadConfig({ GEF_ENV: 'production' })).toThrow(/EXECUTION_TOKEN_SECRET.*SERVICE_API_KEY/);
+    expect(loadConfig({ GEF_ENV: 'production', EXECUTION_TOKEN_SECRET: 'real-2', SERVICE_API_KEY: 'real-platform-key-0123' }).GEF_ENV).toBe('production');
   });
 
   it("needs no Keycloak client secret: the gateway checks Keycloak's tokens by its public keys, and the secret manages users", () => {
-    const config = loadConfig({ GEF_ENV: 'production', EXECUTION_TOKEN_SECRET: 'real-2', KEYCLOAK_CLIENT_SECRET: 'user-admin' });
+    const config = loadConfig({ GEF_ENV: 'production', EXECUTION_TOKEN_SECRET: 'real-2', SERVICE_API_KEY: 'real-platform-key-0123', KEYCLOAK_CLIENT_SECRET: 'user-admin' });
     expect(Object.keys(config)).not.toContain('KEYCLOAK_CLIENT_SECRET');
   });
 });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { baseConfigShape, ConfigError, keepOutOfLogs, parseConfig, port, runnerStopDefaults, secretValues } from '@gef/common';
+import { baseConfigShape, ConfigError, keepOutOfLogs, parseConfig, port, runnerKeyConfigShape, runnerKeyDevSecret, runnerStopDefaults, secretValues } from '@gef/common';
 
 const GiB = 1024 ** 3;
 const TiB = 1024 ** 4;
@@ -40,6 +40,7 @@ const countAtMost = (min: number, max: number, fallback: number, why = '') =>
 export const configShape = {
   ...baseConfigShape,
   METRICS_PORT: port(9104),
+  ...runnerKeyConfigShape,
   SCRIPT_SERVICE_URL: z.string().url().default('http://127.0.0.1:50052'),
   EXECUTION_SERVICE_URL: z.string().url().default('http://127.0.0.1:50053'),
   GEF_DATA_DIR: z.string().min(1).default(path.resolve(__dirname, '../../../.data')),
@@ -158,7 +159,7 @@ export type RunnerConfig = ReturnType<typeof loadConfig>;
  * only through Temporal and the services' RPCs.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
-  const config = parseConfig(configShape, env);
+  const config = parseConfig(configShape, env, [runnerKeyDevSecret]);
   const toolEnv: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) {
     if (value !== undefined && toolVariables.test(key)) toolEnv[key] = value;

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
-import { serviceClient, type Logger } from '@gef/common';
+import { keyToSend, serviceClient, type Logger } from '@gef/common';
 import { SupervisedWorker, type TemporalSettings } from '@gef/common/temporal';
 import { taskQueues } from '@gef/workflows/task-queues';
 import { execution, script } from '@gef/protos';
@@ -37,8 +37,10 @@ function localeOf(env: Record<string, string>): Record<string, string> {
 export async function createWorker(settings: TemporalSettings, config: RunnerConfig, dirs: RunnerDirs, logger: Logger) {
   // The runner's calls are idempotent (numbered lines, repeatable starts and completions):
   // a service or database that is away for a while is waited for, not a failed attempt.
-  const scripts = serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL, { retryUnavailableMs: 60_000 });
-  const executions = serviceClient(execution.ExecutionService, config.EXECUTION_SERVICE_URL, { retryUnavailableMs: 60_000 });
+  // The runners' key reaches only the RPCs runners make.
+  const options = { retryUnavailableMs: 60_000, serviceKey: keyToSend(config.RUNNER_API_KEY) };
+  const scripts = serviceClient(script.ScriptService, config.SCRIPT_SERVICE_URL, options);
+  const executions = serviceClient(execution.ExecutionService, config.EXECUTION_SERVICE_URL, options);
   const { mode, prlimit, setpriv, privateProc } = await sandboxMode(config, logger);
   const memoryGroups = await memoryCgroupsOf(config, mode, logger);
   const sandboxOf = (uids: { base: number; count: number }) =>

@@ -3,6 +3,7 @@ import { loadConfig } from '../src/config';
 
 const GiB = 1024 ** 3;
 const TiB = 1024 ** 4;
+const realKey = 'a-real-runner-key-0123456789';
 
 describe('runner configuration', () => {
   it('takes the defaults', () => {
@@ -26,15 +27,21 @@ describe('runner configuration', () => {
   it('refuses, in production, a sandbox turned off or a network left open, naming each', () => {
     let caught: unknown;
     try {
-      loadConfig({ GEF_ENV: 'production', SANDBOX: 'off', SANDBOX_NETWORK: 'open' });
+      loadConfig({ GEF_ENV: 'production', RUNNER_API_KEY: realKey, SANDBOX: 'off', SANDBOX_NETWORK: 'open' });
     } catch (err) {
       caught = err;
     }
     expect(caught).toBeInstanceOf(ConfigError);
     expect((caught as ConfigError).problems).toEqual([expect.stringMatching(/^SANDBOX: 'off'/), expect.stringMatching(/^SANDBOX_NETWORK: 'open'/)]);
-    expect(loadConfig({ GEF_ENV: 'production', SANDBOX: 'on', SANDBOX_NETWORK: 'api' })).toMatchObject({ SANDBOX: 'on', SANDBOX_NETWORK: 'api' });
+    expect(loadConfig({ GEF_ENV: 'production', RUNNER_API_KEY: realKey, SANDBOX: 'on', SANDBOX_NETWORK: 'api' })).toMatchObject({ SANDBOX: 'on', SANDBOX_NETWORK: 'api' });
     // Development keeps both, for machines without root or nftables.
     expect(loadConfig({ GEF_ENV: 'development', SANDBOX: 'off', SANDBOX_NETWORK: 'open' })).toMatchObject({ SANDBOX: 'off', SANDBOX_NETWORK: 'open' });
+  });
+
+  it("refuses, in production, the development runners' key and keys under 16 characters", () => {
+    expect(() => loadConfig({ GEF_ENV: 'production' })).toThrow(/RUNNER_API_KEY: must be set to a real secret/);
+    expect(() => loadConfig({ RUNNER_API_KEY: 'short' })).toThrow(/RUNNER_API_KEY: each key must be at least 16 characters/);
+    expect(loadConfig({ GEF_ENV: 'production', RUNNER_API_KEY: `${realKey}, another-real-key-0123456789` }).RUNNER_API_KEY).toContain(realKey);
   });
 
   // A typo (a few zeros too many) fails at start, naming the setting and its maximum, where

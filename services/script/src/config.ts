@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { baseConfigShape, databaseConfigShape, parseConfig, port } from '@gef/common';
+import { baseConfigShape, databaseConfigShape, parseConfig, port, runnerKeyConfigShape, runnerKeyDevSecret, serviceKeyConfigShape, serviceKeyDevSecret } from '@gef/common';
 import type { ArchiveLimits } from './archive/limits';
 
 export const configShape = {
@@ -9,6 +9,8 @@ export const configShape = {
   METRICS_PORT: port(9102),
   DATABASE_URL: z.string().url().default('postgres://postgres:postgres@127.0.0.1:5432/gef_script'),
   ...databaseConfigShape,
+  ...serviceKeyConfigShape,
+  ...runnerKeyConfigShape,
   USER_SERVICE_URL: z.string().url().default('http://127.0.0.1:50051'),
   GEF_DATA_DIR: z.string().min(1).default(path.resolve(__dirname, '../../../.data')),
   UPLOAD_LIMIT_BYTES: z.coerce.number().int().positive().default(50 * 1024 * 1024),
@@ -23,7 +25,7 @@ export type ScriptConfig = ReturnType<typeof loadConfig>;
 
 /** The script service's configuration, from the environment. */
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
-  return parseConfig(configShape, env, [{ name: 'BUILD_TOKEN_SECRET', devValue: 'gef-build-token-dev-secret' }]);
+  return parseConfig(configShape, env, [{ name: 'BUILD_TOKEN_SECRET', devValue: 'gef-build-token-dev-secret' }, serviceKeyDevSecret, runnerKeyDevSecret]);
 }
 
 /** The archive checks' bounds from the configuration. */

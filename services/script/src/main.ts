@@ -1,4 +1,6 @@
+import { procedures } from '@gef/common';
 import { OutboxDispatcher } from '@gef/common/outbox';
+import { script } from '@gef/protos';
 import { runService } from '@gef/common/service';
 import { LocalArtifactStore } from './artifacts/local-artifact-store';
 import { TemporalBuildLauncher } from './builds/temporal-build-launcher';
@@ -19,6 +21,8 @@ void runService({
   config,
   entities,
   migrations,
+  // A runner's key reaches only what runners call.
+  runnerMethods: procedures(script.ScriptService, ['downloadScript', 'appendBuildLog', 'getBuildRequirements']),
   wire: ({ orm, logger, temporal, shutdown }) => {
     const store = new LocalArtifactStore(artifactsDir(config));
     const builds = new TemporalBuildLauncher(temporal.client);

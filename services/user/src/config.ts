@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigShape, databaseConfigShape, parseConfig, port } from '@gef/common';
+import { baseConfigShape, databaseConfigShape, parseConfig, port, serviceKeyConfigShape, serviceKeyDevSecret } from '@gef/common';
 
 export const configShape = {
   ...baseConfigShape,
@@ -7,6 +7,7 @@ export const configShape = {
   METRICS_PORT: port(9101),
   DATABASE_URL: z.string().url().default('postgres://postgres:postgres@127.0.0.1:5432/gef_user'),
   ...databaseConfigShape,
+  ...serviceKeyConfigShape,
   KEYCLOAK_URL: z.string().url().default('http://127.0.0.1:8080'),
   KEYCLOAK_REALM: z.string().min(1).default('gef'),
   KEYCLOAK_CLIENT_ID: z.string().min(1).default('gef-api'),
@@ -32,5 +33,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     { name: 'KEYCLOAK_CLIENT_SECRET', devValue: 'gef-api-dev-secret' },
     { name: 'GEF_ADMIN_PASSWORD', devValue: 'Admin-Dev-Passw0rd!' },
     { name: 'GEF_ADMIN_EMAIL', devValue: 'admin@gef.local' },
+    serviceKeyDevSecret,
   ]);
 }

@@ -10,7 +10,7 @@ import { basename, join, resolve } from 'node:path';
 import { readStackInfo } from '../../harness/stack';
 
 /** Variables a runner must not inherit (it holds no platform secrets). */
-const notInherited = ['PORT', 'DATABASE_URL', 'PGPASSWORD', 'KEYCLOAK_CLIENT_SECRET', 'EXECUTION_TOKEN_SECRET', 'GEF_ADMIN_PASSWORD', 'METRICS_PORT'];
+const notInherited = ['PORT', 'DATABASE_URL', 'PGPASSWORD', 'KEYCLOAK_CLIENT_SECRET', 'EXECUTION_TOKEN_SECRET', 'GEF_ADMIN_PASSWORD', 'METRICS_PORT', 'SERVICE_API_KEY'];
 
 const repoRoot = resolve(__dirname, '../../..');
 
