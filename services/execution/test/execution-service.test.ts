@@ -418,6 +418,22 @@ describe('execution service', () => {
       expect((await codeOf(f.client.appendExecutionLogs({ id: e.id, executionToken: grant.token, lines: [{ text: 'late', level: L.INFO }] }))).code).toBe(Code.Unauthenticated);
     });
 
+    it('keeps the sending token out of what a script sends with it: its log lines and its results', async () => {
+      const { userId, script } = someone();
+      const e = await run(userId, script.scriptId);
+      const grant = await startAttempt(e.id);
+      await f.client.appendExecutionLogs({ id: e.id, executionToken: grant.token, lines: [{ text: `API_TOKEN=${grant.token} and again ${grant.token}`, level: L.INFO }] });
+      await f.client.updateExecution({ id: e.id, executionToken: grant.token, results: fromJson(ValueSchema, { env: { API_TOKEN: grant.token }, n: 1 }) });
+      const owner = caller(userId);
+      const lines = (await f.client.listExecutionLogs({ id: e.id, caller: owner })).lines!.texts;
+      expect(lines).toContain('API_TOKEN=[redacted] and again [redacted]');
+      const results = toJson(ValueSchema, (await f.client.getExecution({ id: e.id, caller: owner })).execution!.results!);
+      expect(results).toEqual({ env: { API_TOKEN: '[redacted]' }, n: 1 });
+      // An admin's own line is stored as sent, token-like text and all.
+      await f.client.appendExecutionLogs({ id: e.id, caller: caller(randomUUID(), 'ADMIN'), lines: [{ text: `quoted ${grant.token}`, level: L.INFO }] });
+      expect((await f.client.listExecutionLogs({ id: e.id, caller: owner })).lines!.texts).toContain(`quoted ${grant.token}`);
+    });
+
     it("holds what the script appends with its own token to the run's log limits; the runner and admins are not counted", async () => {
       const { userId, script } = someone();
       const e = await run(userId, script.scriptId);

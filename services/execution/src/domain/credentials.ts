@@ -48,3 +48,15 @@ export function assertMayChange(credential: Credential, execution: ExecutionReco
     }
   }
 }
+
+/** What a token shown in text is replaced with, as the runner does in what a script prints. */
+export const redactedMark = '[redacted]';
+
+/**
+ * `text` without the request's own token in it: a script that sends its API_TOKEN in a log
+ * line or in its results (its environment printed, say) does not store it for the owner and
+ * the admins to read. The runner does the same to what the script prints.
+ */
+export function withoutOwnToken(text: string, token: string | undefined): string {
+  return token && text.includes(token) ? text.replaceAll(token, redactedMark) : text;
+}

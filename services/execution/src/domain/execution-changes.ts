@@ -5,7 +5,7 @@ import { DispatchRepository } from '../repositories/dispatch-repository';
 import { ExecutionLogRepository, type LogRecord } from '../repositories/execution-log-repository';
 import { ExecutionRepository, nowSql, type ExecutionRecord } from '../repositories/execution-repository';
 import { assertMayRead, executionIdOf, executionNotFound, requireActor, type Actor } from './actor';
-import { assertMayChange, assertTokenFor, credentialOf, type Credential } from './credentials';
+import { assertMayChange, assertTokenFor, credentialOf, withoutOwnToken, type Credential } from './credentials';
 import { apiLogDefaults, type ExecutionDeps } from './deps';
 import { checkLines, serviceLineSeq, type NewLogLine } from './log-lines';
 import { checkProgress } from './progress';
@@ -66,7 +66,7 @@ export async function updateExecution(
   if (changes.results !== undefined && jsonValueCountExceeds(changes.results.value, maxResultsValues)) {
     throw new InvalidArgument(`results hold more than ${maxResultsValues} JSON values (numbers, strings, booleans, nulls, arrays and objects)`, 'invalid_argument');
   }
-  const resultsJson = changes.results === undefined ? undefined : JSON.stringify(changes.results.value ?? null);
+  const resultsJson = changes.results === undefined ? undefined : withoutOwnToken(JSON.stringify(changes.results.value ?? null), token);
   if (resultsJson !== undefined && Buffer.byteLength(resultsJson, 'utf8') > maxResultsBytes) {
     throw new InvalidArgument(`results are larger than ${maxResultsBytes / (1024 * 1024)} MiB of JSON`, 'invalid_argument');
   }
@@ -213,7 +213,7 @@ export async function appendExecutionLogs(
   const credential: Credential = await credentialOf(deps.tokenSecret, caller, token, ['execution', 'runner']);
   const id = executionIdOf(rawId);
   assertTokenFor(credential, id);
-  const lines = checkLines(input.lines);
+  const lines = checkLines(input.lines).map((line) => ({ ...line, text: withoutOwnToken(line.text, token) }));
   if (input.progress !== undefined) checkProgress(input.progress);
   return deps.orm.em.fork().transactional(async (em) => {
     const repo = new ExecutionRepository(em);
