@@ -326,6 +326,8 @@ describe('run parameters', () => {
   it('need a visible, built script', async () => {
     expect((await api('POST', `/api/v1/script/${echo.slug}/run`, { token: other.token })).status).toBe(404);
     expect((await api('POST', '/api/v1/script/no-such-script-anywhere/run', { token: owner.token })).status).toBe(404);
+    // A blank key names no script either.
+    expect((await api('POST', '/api/v1/script/%20/run', { token: owner.token })).status).toBe(404);
     expect((await api('POST', `/api/v1/script/${echo.slug}/run`)).status).toBe(401);
     const name = `Exec Broken Build ${unique()}`;
     const res = await upload(owner.token, cliArchive(name, { requirements: '=== not a requirement ===\n' }), `${name}.tar.gz`);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { InvalidArgument, jsonDepthExceeds, maxJsonValueDepth, ResourceExhausted, Unauthenticated } from '@gef/common';
+import { InvalidArgument, jsonDepthExceeds, maxJsonValueDepth, NotFound, ResourceExhausted, Unauthenticated } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { RunExecutionInput } from '@gef/workflows';
 import { DeletedUserRepository } from '../repositories/deleted-user-repository';
@@ -33,7 +33,8 @@ export async function runScript(
     throw new InvalidArgument(`params are nested deeper than ${maxJsonValueDepth} levels of objects and arrays`, 'invalid_argument');
   }
   const key = idOrSlug.trim();
-  if (!key) throw new InvalidArgument('A script id or slug is required', 'invalid_argument');
+  // A blank key names no script: 404, as on every other script route (CONTRACT §5).
+  if (!key) throw new NotFound('Script not found', 'not_found');
   const [script, notifyOwner] = await Promise.all([deps.scripts.scriptForRun(actor, key), deps.owners?.wantsMail(actor.userId) ?? Promise.resolve(true)]);
   if (script.status !== 'SUCCESS') throw new InvalidArgument(`Script ${script.slug} is not BUILT`, 'not_built');
   validateParams(`${script.scriptId}:${script.version}`, script.paramsSchema, params, actor.userId);

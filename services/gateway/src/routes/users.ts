@@ -302,10 +302,14 @@ export const usersResource: Resource = {
         operationId: 'recoverPassword',
         handler: async (req, res) => {
           queryOf(req, []);
-          const key = keyOf(req.params['user']).trim().toLowerCase();
+          // Always the same answer (CONTRACT §3): a key no account could have (longer than any
+          // address) is asked about as the empty key, which names no account either.
+          const raw = req.params['user'];
+          const given = (Array.isArray(raw) ? raw[0] : raw) ?? '';
+          const key = given.length > 320 ? '' : given.trim().toLowerCase();
           await enforceLimits(limiter, limits, [
             { name: 'recover_client', key: clientKey(req) },
-            { name: 'recover_account', key },
+            ...(key ? [{ name: 'recover_account' as const, key }] : []),
           ]);
           const reply = await clients.user.recoverPassword({ idOrEmail: key }, rpcOptions(req));
           res.json({ data: { message: reply.message } });
