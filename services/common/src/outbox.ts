@@ -147,7 +147,13 @@ export class OutboxDispatcher<T> {
       try {
         // One statement: no transaction around it (two round trips fewer per pass).
         const due = await this.options.store.nextDue(this.options.orm.em.fork());
-        if (due) waitMs = Math.max(0, Math.min(this.sweepMs, due.getTime() - Date.now()));
+        // A row due already, which the pass just done left: another dispatcher's pass holds
+        // it (its start may take seconds), or it came after the claim (its NOTIFY wakes this
+        // one). Looked at again shortly, not in a tight loop.
+        if (due) {
+          const untilDue = due.getTime() - Date.now();
+          waitMs = untilDue > 0 ? Math.min(this.sweepMs, untilDue) : this.minBackoffMs;
+        }
       } catch {
         waitMs = backoff;
       }
