@@ -22,9 +22,11 @@ export const baseConfigShape = {
  * a statement running, or a transaction left open idle, longer than this is ended by the
  * database, so a stuck request cannot hold locks and a pooled connection for good. 0 sends
  * none (a pooler that refuses start-up parameters it does not know: set the database's own).
+ * A statement's 25 s are within the 30 s a caller waits for an RPC's answer (`clients.ts`):
+ * no statement goes on for a request whose caller has given up.
  */
 export const databaseConfigShape = {
-  DB_STATEMENT_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(24 * 3600).default(60),
+  DB_STATEMENT_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(24 * 3600).default(25),
   DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(24 * 3600).default(60),
 };
 

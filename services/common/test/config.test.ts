@@ -41,9 +41,9 @@ describe('parseConfig', () => {
 });
 
 describe('the database time limits', () => {
-  it('are 60 s each unless set, sent to PostgreSQL in milliseconds; 0 sends none', () => {
+  it('are 25 s for a statement (within the 30 s an RPC is waited for) and 60 s idle in a transaction unless set, sent in milliseconds; 0 sends none', () => {
     const limits = (env: Record<string, string>) => connectionLimits(databaseTimeouts(parseConfig(databaseConfigShape, env)));
-    expect(limits({})).toEqual({ statement_timeout: 60_000, idle_in_transaction_session_timeout: 60_000 });
+    expect(limits({})).toEqual({ statement_timeout: 25_000, idle_in_transaction_session_timeout: 60_000 });
     expect(limits({ DB_STATEMENT_TIMEOUT_SECONDS: '5', DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: '0' })).toEqual({ statement_timeout: 5000 });
     expect(limits({ DB_STATEMENT_TIMEOUT_SECONDS: '0', DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: '0' })).toEqual({});
     expect(() => parseConfig(databaseConfigShape, { DB_STATEMENT_TIMEOUT_SECONDS: '-1' })).toThrow(/DB_STATEMENT_TIMEOUT_SECONDS/);
