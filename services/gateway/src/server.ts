@@ -163,11 +163,20 @@ function profileCache(config: GatewayConfig, registry: client.Registry, revocati
   return cache;
 }
 
+/**
+ * Most characters of executions' params and results held: an execution's may be a MiB each
+ * and callers' variants are kept apart, so a count of entries alone let a few thousand reads
+ * of big runs hold gigabytes.
+ */
+const executionsMaxChars = 32 * 1024 * 1024;
+
 /** Executions as callers see them, cached while the execution service's changes are followed. */
 function executionCache(config: GatewayConfig, registry: client.Registry, changes: ExecutionChanges | undefined, siblings: CacheSiblings | undefined): ReadCache<execution.Execution> {
   const cache = new ReadCache<execution.Execution>({
     name: 'execution',
     maxEntries: 100_000,
+    maxWeight: executionsMaxChars,
+    weigh: (e) => e.paramsJson.length + (e.resultsJson?.length ?? 0),
     ttlMs: changes ? config.EXECUTION_CACHE_TTL_SECONDS * 1000 : 0,
     live: () => changes?.isConnected ?? false,
     registry,

@@ -57,6 +57,17 @@ describe('RateLimiter', () => {
     expect(await limiter.hit([{ key: `${long('a')}x`, limit: minute }])).toEqual([{ allowed: true }]);
   });
 
+  it('counts keys holding text no column can (NUL, an unpaired surrogate): such a key let all its checks through', async () => {
+    for (const odd of ['\u0000', '\ud800']) {
+      const checks: LimitCheck[] = [
+        { key: `refresh_client:10.8.8.${odd.charCodeAt(0) % 200}`, limit: minute },
+        { key: `refresh_session:${odd}/x`, limit: minute },
+      ];
+      for (let i = 0; i < 3; i++) expect(await limiter.hit(checks)).toEqual([{ allowed: true }, { allowed: true }]);
+      expect((await limiter.hit(checks)).map((d) => d.allowed)).toEqual([false, false]);
+    }
+  });
+
   it('loses no count and deadlocks on no key when requests sharing keys come at once, in any order', async () => {
     const shared = { key: 'login_client:10.0.0.2', limit: { max: 1000, windowSeconds: 60 } };
     const other = { key: 'login_account:someone@example.org', limit: { max: 1000, windowSeconds: 60 } };

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { connectionLimits, cutText, type DatabaseTimeouts, type Logger } from '@gef/common';
+import { connectionLimits, cutText, unstorableText, wellFormed, type DatabaseTimeouts, type Logger } from '@gef/common';
 
 /** A limit: at most `max` events per `windowSeconds` for one key. */
 export interface Limit {
@@ -37,11 +37,15 @@ export const maxStoredKeyLength = 200;
 
 /**
  * A counter's key as stored: a request chooses part of it (an e-mail in a login body, an
- * address in X-Forwarded-For behind a trusting proxy), and a key past PostgreSQL's index row
- * size failed the whole statement, which let every check of the request through.
+ * address in X-Forwarded-For behind a trusting proxy, the session named in an unsigned
+ * refresh token), and a key past PostgreSQL's index row size, or holding text no column can
+ * (NUL, an unpaired surrogate), failed the whole statement, which let every check of the
+ * request through. Such a key is stored as its digest, after a readable part of it.
  */
 export function storedKey(key: string): string {
-  return key.length <= maxStoredKeyLength ? key : `${cutText(key, 100)}#${createHash('sha256').update(key).digest('base64url')}`;
+  if (key.length <= maxStoredKeyLength && !unstorableText.test(key)) return key;
+  const readable = wellFormed(cutText(key, 100)).replaceAll('\u0000', '\ufffd');
+  return `${readable}#${createHash('sha256').update(key).digest('base64url')}`;
 }
 
 /** The longest a rate-limit statement may run before its check lets the request through. */
