@@ -933,6 +933,34 @@ describe('execution service', () => {
       controller.abort();
       await watching;
     });
+
+    it('says in every batch while its listener is away that changes are not followed, and when they are again', async () => {
+      const controller = new AbortController();
+      const seen: { reset: boolean; paused: boolean }[] = [];
+      const watching = (async () => {
+        try {
+          for await (const m of f.client.watchChanges({}, { signal: controller.signal })) seen.push({ reset: m.reset, paused: m.paused });
+        } catch {
+          // aborted
+        }
+      })();
+      const until = async (check: () => boolean) => {
+        for (let i = 0; i < 1000 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+        expect(check()).toBe(true);
+      };
+      await until(() => seen.length > 0);
+      expect(seen[0]).toEqual({ reset: false, paused: false });
+      // The listener's connection ends (a database restart, a proxy's idle cut).
+      await f.deps.orm.em.getConnection().execute("select pg_terminate_backend(pid) from pg_stat_activity where query ilike 'listen%' and pid <> pg_backend_pid()");
+      await until(() => seen.some((b) => b.paused));
+      expect(seen.find((b) => b.paused)).toEqual({ reset: true, paused: true });
+      // Back: a batch says so (and that changes may have been missed meanwhile).
+      const lost = seen.findIndex((b) => b.paused);
+      await until(() => seen.slice(lost).some((b) => !b.paused));
+      expect(seen.slice(lost).find((b) => !b.paused)).toEqual({ reset: true, paused: false });
+      controller.abort();
+      await watching;
+    });
   });
 
   describe('deleteExecutionsOfUser', () => {

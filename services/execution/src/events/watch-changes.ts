@@ -7,6 +7,8 @@ export interface ChangeBatch {
   ownerIds: string[];
   /** Changes may have been missed: every copy is stale. */
   reset: boolean;
+  /** Changes are not followed now (the listener is away): no copy may be trusted until a batch without it. */
+  paused: boolean;
 }
 
 /**
@@ -38,10 +40,10 @@ export async function* watchChanges(events: ExecutionEvents, signal: AbortSignal
   }, keepAliveMs);
   try {
     // Subscribed before this: nothing after it is missed.
-    yield { executionIds: [], ownerIds: [], reset: !events.listening };
+    yield { executionIds: [], ownerIds: [], reset: !events.listening, paused: !events.listening };
     while (!signal.aborted) {
       if (pending.size > 0 || owners.size > 0 || reset || keepAlive) {
-        const batch = { executionIds: [...pending], ownerIds: [...owners], reset };
+        const batch = { executionIds: [...pending], ownerIds: [...owners], reset, paused: !events.listening };
         pending = new Set();
         owners = new Set();
         reset = false;

@@ -12,12 +12,15 @@ export class ExecutionChanges {
   private readonly stream: StreamFollower<execution.WatchChangesResponse>;
   private readonly listeners = new Set<(executionId: string | undefined) => void>();
   private readonly ownerListeners = new Set<(userId: string | undefined) => void>();
+  /** The service's last batch said it is not following changes now. */
+  private paused = false;
 
   constructor(client: Client<typeof execution.ExecutionService>, logger: Logger) {
     this.stream = new StreamFollower({
       name: 'execution changes',
       open: (signal) => client.watchChanges({}, { signal, timeoutMs: 0 }),
       onMessage: (res) => {
+        this.paused = res.paused;
         if (res.reset) this.reset();
         for (const id of res.executionIds) this.changed(id);
         for (const id of res.ownerIds) this.ownerChanged(id);
@@ -35,8 +38,13 @@ export class ExecutionChanges {
     this.stream.stop();
   }
 
+  /**
+   * Following the changes: the stream is read, and the service follows the database's (a
+   * service whose listener is away says so in every batch until it is back; copies kept
+   * meanwhile would miss the changes it cannot announce).
+   */
   get isConnected(): boolean {
-    return this.stream.isConnected;
+    return this.stream.isConnected && !this.paused;
   }
 
   /**
