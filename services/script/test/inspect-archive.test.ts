@@ -206,6 +206,36 @@ describe('inspectArchive refuses', () => {
     await expectRefused(inspect(bytes), /'\.\.'/);
   });
 
+  it('two pax headers for one member: extractors differ on them, and a merged size hid members from the check', async () => {
+    const bytes = gzip(
+      tar(
+        withCli(
+          { name: 'PaxHeader', type: 'x', data: paxRecords({ size: '1024' }) },
+          { name: 'PaxHeader', type: 'x', data: paxRecords({ comment: 'hi' }) },
+          { name: 'a.txt', data: '' },
+          { name: 'hidden-fifo', type: '6' },
+        ),
+      ),
+    );
+    await expectRefused(inspect(bytes), /two pax headers for one member/);
+  });
+
+  it("a pax path wins over a GNU long name, whichever came last, as GNU tar has it", async () => {
+    const bytes = gzip(
+      tar(withCli({ name: 'PaxHeader', type: 'x', data: paxRecords({ path: '../escape.py' }) }, { name: '././@LongLink', type: 'L', data: 'src/fine.py\0' }, { name: 'short', data: 'x' })),
+    );
+    await expectRefused(inspect(bytes), /'\.\.'/);
+  });
+
+  it('a pax header naming a sparse file (GNU tar takes its name and size from it)', async () => {
+    const bytes = gzip(tar(withCli({ name: 'PaxHeader', type: 'x', data: paxRecords({ 'GNU.sparse.name': 'elsewhere.py' }) }, { name: 'src/other.py', data: 'x' })));
+    await expectRefused(inspect(bytes), /sets 'GNU\.sparse\.name'/);
+  });
+
+  it("a file named as a directory ('src/x.py/'), which extractors make a directory", async () => {
+    await expectRefused(inspect(gzip(tar(withCli({ name: 'src/x.py/', data: '' })))), /named as a directory but is not one/);
+  });
+
   it('a GNU long name that is absolute', async () => {
     const bytes = gzip(tar(withCli({ name: '././@LongLink', type: 'L', data: `/tmp/${'x'.repeat(120)}\0` }, { name: 'short', data: 'x' })));
     await expectRefused(inspect(bytes), /absolute path/);

@@ -69,6 +69,12 @@ export class MemberChecker implements TarVisitor {
       if (header.type === 'directory') return;
       throw new ArchiveRuleError(`member ${shown} has no name`);
     }
+    // A name ending in '/' (or '/.') is a directory to extractors, whatever its type says:
+    // a file so named would be checked here as a file and extracted as a directory.
+    const lastSegment = header.name.slice(header.name.lastIndexOf('/') + 1);
+    if (header.type !== 'directory' && (lastSegment === '' || lastSegment === '.')) {
+      throw new ArchiveRuleError(`member ${shown} is named as a directory but is not one`);
+    }
     const link = this.symlinks.symlinkAbove(path);
     if (link !== undefined) throw new ArchiveRuleError(`member ${shown} lies under the symlink ${JSON.stringify(link)}`);
     // Extractors differ on which of two members at one path wins; the check and the

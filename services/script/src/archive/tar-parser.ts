@@ -65,9 +65,17 @@ type State =
   | { kind: 'padding'; remaining: number }
   | { kind: 'end' };
 
+/**
+ * What the metadata records before a member say of it. GNU tar, which extracts, lets a pax
+ * path or link path win over a GNU long name or link whichever came first: so does this.
+ */
 interface Pending {
-  path?: string;
-  linkPath?: string;
+  /** A pax extended header (`x`) came: a second one for one member is refused. */
+  pax?: boolean;
+  paxPath?: string;
+  paxLinkPath?: string;
+  gnuPath?: string;
+  gnuLinkPath?: string;
   size?: number;
 }
 
@@ -257,12 +265,12 @@ export class TarParser {
     const type = typeFlags[typeFlag] ?? 'unsupported';
     const size = pending.size ?? headerSize;
     const entry: TarEntryHeader = {
-      name: pending.path ?? name,
+      name: pending.paxPath ?? pending.gnuPath ?? name,
       type,
       typeFlag,
       // Links, directories and devices carry no data even when a size is written.
       size: type === 'file' || type === 'unsupported' ? size : 0,
-      linkName: pending.linkPath ?? cString(header, 157, 100),
+      linkName: pending.paxLinkPath ?? pending.gnuLinkPath ?? cString(header, 157, 100),
       mode: numeric(header, 100, 8, 'mode'),
     };
     this.visitor.entry(entry);
@@ -276,12 +284,20 @@ export class TarParser {
   private onMeta(flag: string, data: Buffer): void {
     switch (flag) {
       case 'x': {
+        // Extractors differ on two (GNU tar keeps the last, others merge them): a member's
+        // name and size must be what the extraction will see.
+        if (this.pending.pax) throw new TarFormatError('two pax headers for one member');
+        this.pending.pax = true;
         const records = parsePax(data);
+        // GNU tar takes a sparse file's name and size from these, which this check does not follow.
+        for (const key of records.keys()) {
+          if (key.startsWith('GNU.sparse.')) throw new TarFormatError(`a pax header sets '${key.slice(0, 40)}' (sparse files are not accepted)`);
+        }
         const path = records.get('path');
         const linkPath = records.get('linkpath');
         const size = records.get('size');
-        if (path !== undefined) this.pending.path = path;
-        if (linkPath !== undefined) this.pending.linkPath = linkPath;
+        if (path !== undefined) this.pending.paxPath = path;
+        if (linkPath !== undefined) this.pending.paxLinkPath = linkPath;
         if (size !== undefined) {
           if (!/^\d+$/.test(size) || !Number.isSafeInteger(Number(size))) throw new TarFormatError('invalid size in pax header');
           this.pending.size = Number(size);
@@ -299,10 +315,12 @@ export class TarParser {
         break;
       }
       case 'L':
-        this.pending.path = cString(data, 0, data.length);
+        if (this.pending.gnuPath !== undefined) throw new TarFormatError('two GNU long names for one member');
+        this.pending.gnuPath = cString(data, 0, data.length);
         break;
       case 'K':
-        this.pending.linkPath = cString(data, 0, data.length);
+        if (this.pending.gnuLinkPath !== undefined) throw new TarFormatError('two GNU long link names for one member');
+        this.pending.gnuLinkPath = cString(data, 0, data.length);
         break;
     }
   }
