@@ -220,7 +220,7 @@ describe.each([
     const texts = t.executions.texts();
     const note = 'The log reached 64 KiB; later lines of this attempt are dropped';
     expect(texts.filter((text) => text === note)).toHaveLength(1);
-    // The note is the attempt's last line: the rest of the script's, and the runner's, are dropped.
+    // The note is the attempt's last line: the rest of the script's lines are dropped.
     expect(texts.at(-1)).toBe(note);
     const kept = texts.filter((text) => / x{996}$/.test(text)).map((text) => Number(text.slice(0, 3)));
     expect(kept).toEqual(kept.map((_, i) => i));
@@ -228,6 +228,16 @@ describe.each([
     expect(kept.length).toBeLessThan(66);
     expect(t.executions.lines.reduce((n, l) => n + (l.text === note ? 0 : Buffer.byteLength(l.text)), 0)).toBeLessThanOrEqual(64 * 1024);
     expect(t.executions.completed[0]).toMatchObject({ status: 'FINISHED', resultsJson: '"OK"' });
+  }, 60_000);
+
+  it("keeps the runner's own lines after the script filled the log: a runaway loop's timeout is still said", async () => {
+    const t = await setup('import time\ndef run(params, logger):\n    for i in range(500):\n        print("line %d" % i)\n    time.sleep(30)\n', { logMaxLines: 100, timeoutSeconds: 2 });
+    expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });
+    const texts = t.executions.texts();
+    const full = texts.indexOf('The log reached 100 lines; later lines of this attempt are dropped');
+    expect(full).toBeGreaterThan(0);
+    expect(texts.filter((text) => text.startsWith('line '))).toHaveLength(99);
+    expect(texts.slice(full)).toContain('The script exceeded its timeout of 2 s and was stopped');
   }, 60_000);
 
   it("stops reading a script's output while its lines wait to be delivered, and reads on once they are", async () => {

@@ -297,7 +297,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
             });
             environment = env;
             if (spec.environmentHash && env.hash !== spec.environmentHash) {
-              sink.line('WARNING', `Environment: this runner computed ${env.hash.slice(0, 12)}, the build recorded ${spec.environmentHash.slice(0, 12)}`);
+              sink.note('WARNING', `Environment: this runner computed ${env.hash.slice(0, 12)}, the build recorded ${spec.environmentHash.slice(0, 12)}`);
             }
             const memoryBytes = spec.memoryLimit > 0 ? spec.memoryLimit : deps.defaults.memoryBytes;
             limits = {
@@ -375,7 +375,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
               },
             });
             stopProcess = (reason) => {
-              sink.line('INFO', `${whyStopped(reason, ctx.cancellationDetails)}: stopping the script (SIGTERM, then SIGKILL after ${Math.round(deps.killGraceMs / 1000)} s)`);
+              sink.note('INFO', `${whyStopped(reason, ctx.cancellationDetails)}: stopping the script (SIGTERM, then SIGKILL after ${Math.round(deps.killGraceMs / 1000)} s)`);
               running.stop(reason);
             };
             if (stopReason) stopProcess(stopReason);
@@ -424,7 +424,7 @@ export function runScriptActivity(deps: RunScriptDeps) {
                 setupFailure = err.message;
               } else {
                 // Anything else (archive download, a full disk…) is this runner's trouble: retried.
-                sink.line('WARNING', `This attempt failed on runner ${hostname}: ${ownerMessage(err)}`);
+                sink.note('WARNING', `This attempt failed on runner ${hostname}: ${ownerMessage(err)}`);
                 const rest = await sink.close();
                 // The attempt's last lines say why it failed: delivered before the retry.
                 await appendRest(rest).catch(() => undefined);
@@ -445,7 +445,8 @@ export function runScriptActivity(deps: RunScriptDeps) {
         // The outcome, with the attempt's last lines.
         let status: AttemptResult['status'] = 'FAILED';
         let resultsJson: string | undefined;
-        const line = (level: LineLevel, text: string) => sink.line(level, text);
+        // The runner's own lines: kept even when the script filled the attempt's log.
+        const line = (level: LineLevel, text: string) => sink.note(level, text);
         if (stopReason) {
           if (!outcome) line('INFO', `${whyStopped(stopReason, ctx.cancellationDetails)}: the script was not started`);
           else if (outcome.kind === 'stopped' || outcome.kind === 'timeout') {

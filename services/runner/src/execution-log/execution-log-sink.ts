@@ -128,9 +128,7 @@ export class ExecutionLogSink {
 
   line(level: LineLevel, text: string): void {
     if (this.full) return;
-    // Masked before the line is cut: a secret at the cut leaves no part of it behind.
-    const shown = this.redact(text);
-    const clipped = shown.length > maxLineLength ? `${shown.slice(0, maxLineLength)}… [cut at ${maxLineLength} characters]` : shown;
+    const clipped = this.shown(text);
     const bytes = Buffer.byteLength(clipped);
     if (this.acceptedBytes + bytes > this.maxBytes) {
       this.stopAccepting(`The log reached ${sizeText(this.maxBytes)}; later lines of this attempt are dropped`);
@@ -142,6 +140,23 @@ export class ExecutionLogSink {
     if (this.accepted === this.maxLines) this.stopAccepting(`The log reached ${this.maxLines} lines; later lines of this attempt are dropped`);
     else if (this.acceptedBytes === this.maxBytes) this.stopAccepting(`The log reached ${sizeText(this.maxBytes)}; later lines of this attempt are dropped`);
     this.schedule();
+  }
+
+  /**
+   * A line of the runner's own (why the script stopped, which limit ended it, what comes
+   * next): kept after the attempt's log is full, when the script's lines no longer are, and
+   * not counted against its limits. A handful per attempt.
+   */
+  note(level: LineLevel, text: string): void {
+    const clipped = this.shown(text);
+    this.push(level, clipped, Buffer.byteLength(clipped));
+    this.schedule();
+  }
+
+  /** A line as kept: secrets masked before it is cut, so a secret at the cut leaves no part of it behind. */
+  private shown(text: string): string {
+    const shown = this.redact(text);
+    return shown.length > maxLineLength ? `${shown.slice(0, maxLineLength)}… [cut at ${maxLineLength} characters]` : shown;
   }
 
   /**
