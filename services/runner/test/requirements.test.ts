@@ -32,6 +32,17 @@ describe('normaliseRequirements', () => {
     expect((caught as EnvironmentError).retryable).toBe(false);
     expect((caught as Error).message).toMatch(/pip options are not supported/);
   });
+
+  // pip reads the file with Python's str.splitlines(), which ends lines at more than '\n'.
+  it.each(['\x1c', '\x1d', '\x1e', '\x85', '\v', '\f', '\u2028', '\u2029', '\r'])('refuses an option after a line break only Python sees (%j)', (lineBreak) => {
+    expect(() => normaliseRequirements(`requests;python_version>"0"${lineBreak}--index-url=https://evil.example/simple\n`)).toThrow(/pip options are not supported/);
+  });
+
+  it('takes those line breaks as line breaks, and refuses other control characters', () => {
+    expect(normaliseRequirements('six\x1cnumpy==1.26.4\u2028requests')).toEqual(['numpy==1.26.4', 'requests', 'six']);
+    expect(() => normaliseRequirements('six\x1f--index-url=https://evil.example/simple')).toThrow(/control characters are not supported \('six\?--index-url/);
+    expect(() => normaliseRequirements('six\x00')).toThrow(/control characters/);
+  });
 });
 
 describe('normaliseRequirements, pip-compile output and paths', () => {

@@ -6,6 +6,12 @@ const canonicalName = (name: string) => name.toLowerCase().replace(/[-_.]+/g, '-
 /** The one per-requirement option kept (pip-compile writes it): `--hash=<algorithm>:<hex>`. */
 const hashOption = /^--hash[= ]([a-z0-9]+):([0-9a-f]+)$/i;
 
+/** What Python's `str.splitlines()` (which pip reads requirement files with) takes as a line break. */
+const pythonLineBreaks = /\r\n|[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/g;
+/** Control characters left after those: no requirement holds one. */
+const controlCharacter = /[\x00-\x08\x0e-\x1f\x7f-\x9f]/;
+const controlCharacters = new RegExp(controlCharacter.source, 'g');
+
 const refuse = (why: string, line: string) => new EnvironmentError(`requirements.txt: ${why} ('${line.slice(0, 200)}')`, false);
 
 /**
@@ -56,11 +62,14 @@ function normaliseLine(line: string): string {
  * from this list alone.
  */
 export function normaliseRequirements(text: string): string[] {
-  const joined = text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n').replace(/\\\n/g, '');
+  // Lines end where pip's `str.splitlines()` ends them, which is at more than '\n': a
+  // requirement followed by \x1c and an option was one line here and two to pip.
+  const joined = text.replace(/^\uFEFF/, '').replace(pythonLineBreaks, '\n').replace(/\\\n/g, '');
   const out = new Set<string>();
   for (const raw of joined.split('\n')) {
     const line = raw.replace(/(^|\s)#.*$/, '').trim();
     if (line === '') continue;
+    if (controlCharacter.test(line)) throw refuse('control characters are not supported', line.replace(controlCharacters, '?'));
     if (line.startsWith('-')) throw refuse('pip options are not supported', line);
     out.add(normaliseLine(line));
   }
