@@ -51,6 +51,51 @@ describe('ensureEnvironment', () => {
     }
   }, 60_000);
 
+  it("one request's cancel ends its own wait, not the build another waits for; the last one's cancel stops the build", async () => {
+    const fresh = { ...settings, dataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'gef-env-shared-')) };
+    const cancelled = async (promise: Promise<unknown>) => {
+      const err = await promise.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(EnvironmentError);
+      expect((err as EnvironmentError).message).toBe('the build was cancelled');
+      expect((err as EnvironmentError).retryable).toBe(true);
+    };
+    try {
+      // The first request starts the build and is cancelled; the second waits on.
+      const first = new AbortController();
+      const building = ensureEnvironment(fresh, 'python3', '# shared\n', { signal: first.signal });
+      let joined = false;
+      const second = ensureEnvironment(fresh, 'python3', '', { onLine: (l) => (joined ||= /being prepared by another build/.test(l)) });
+      for (let i = 0; i < 200 && !joined; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(joined).toBe(true);
+      first.abort();
+      await cancelled(building);
+      const env = await second;
+      expect(env.reused).toBe(true);
+      expect(execFileSync(env.python, ['-c', 'print(1)']).toString().trim()).toBe('1');
+
+      // Every request cancelled: the build stops, and leaves nothing behind.
+      const other = '# only one\n';
+      const a = new AbortController();
+      const b = new AbortController();
+      const one = ensureEnvironment(fresh, 'python3', `${other}\nsix==1.17.0\n`, { signal: a.signal });
+      let waiting = false;
+      const two = ensureEnvironment(fresh, 'python3', 'six==1.17.0', { signal: b.signal, onLine: (l) => (waiting ||= /being prepared by another build/.test(l)) });
+      for (let i = 0; i < 200 && !waiting; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(waiting).toBe(true);
+      a.abort();
+      await cancelled(one);
+      b.abort();
+      await cancelled(two);
+      for (let i = 0; i < 200 && fs.readdirSync(path.join(fresh.dataDir, 'environments')).length > 1; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(fs.readdirSync(path.join(fresh.dataDir, 'environments'))).toEqual([env.hash]);
+    } finally {
+      fs.rmSync(fresh.dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('installs a requirement from PyPI, importable from the renamed environment', async () => {
     const lines: string[] = [];
     const env = await ensureEnvironment(settings, 'python3', 'six==1.17.0\n', { onLine: (l) => lines.push(l) });

@@ -65,8 +65,71 @@ const marker = environmentRecord;
 const buildProcessFile = (dir: string) => `${dir}.pgid`;
 const supported = new Set(['python3']);
 
-/** Builds in progress in this process, by hash: a second build of a hash waits for the first. */
-const inFlight = new Map<string, Promise<Environment>>();
+/**
+ * A build in progress, shared by every request for its hash: it has a signal of its own,
+ * aborted only once every request waiting for it has been cancelled. One run's cancel
+ * stops its own wait, not the build another run (of another user, maybe) waits for.
+ */
+interface SharedBuild {
+  done: Promise<Environment>;
+  abort: AbortController;
+  waiting: number;
+}
+
+/** Builds in progress in this process, by hash: a second request for a hash waits for the first's build. */
+const inFlight = new Map<string, SharedBuild>();
+
+/** The build of `hash` under way that a request may still join: not one being stopped. */
+function sharedBuildOf(hash: string): SharedBuild | undefined {
+  const shared = inFlight.get(hash);
+  return shared && !shared.abort.signal.aborted ? shared : undefined;
+}
+
+/** Starts the build of `hash` (`start`, given the build's own signal), shared from now on. */
+function shareBuild(hash: string, start: (signal: AbortSignal) => Promise<Environment>): SharedBuild {
+  const abort = new AbortController();
+  const shared: SharedBuild = { abort, waiting: 0, done: Promise.resolve(undefined as never) };
+  shared.done = start(abort.signal).finally(() => {
+    if (inFlight.get(hash) === shared) inFlight.delete(hash);
+  });
+  inFlight.set(hash, shared);
+  return shared;
+}
+
+/**
+ * Waits for a shared build until it ends or `signal` aborts: then this wait ends as a
+ * cancelled build would have (retryable), and the build is stopped if nobody else waits.
+ */
+function waitFor(shared: SharedBuild, signal: AbortSignal | undefined): Promise<Environment> {
+  shared.waiting++;
+  return new Promise<Environment>((resolve, reject) => {
+    let left = false;
+    const leave = (): void => {
+      if (left) return;
+      left = true;
+      signal?.removeEventListener('abort', onAbort);
+      shared.waiting--;
+    };
+    function onAbort(): void {
+      if (left) return;
+      leave();
+      if (shared.waiting === 0) shared.abort.abort();
+      reject(new EnvironmentError('the build was cancelled', true));
+    }
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    shared.done.then(
+      (env) => {
+        leave();
+        resolve(env);
+      },
+      (err: unknown) => {
+        leave();
+        reject(err);
+      },
+    );
+  });
+}
 /**
  * Environments this process has seen complete, by directory. They are immutable (a
  * directory named by its hash is only ever complete), so each is checked on disk once.
@@ -209,20 +272,19 @@ export async function ensureEnvironment(
     hooks.onLine?.(`environment ${hash.slice(0, 12)} exists; reusing it`);
     return describe(hash, dir, true);
   }
-  const running = inFlight.get(hash);
+  const running = sharedBuildOf(hash);
   if (running) {
     hooks.onLine?.(`environment ${hash.slice(0, 12)} is being prepared by another build; waiting for it`);
-    return { ...(await running), reused: true };
+    return { ...(await waitFor(running, hooks.signal)), reused: true };
   }
   hooks.onLine?.(`preparing environment ${hash.slice(0, 12)} (${normalised.length} requirement${normalised.length === 1 ? '' : 's'})`);
-  const building = build(settings, runtime, normalised, hash, hooks)
-    .then((env) => {
+  const building = shareBuild(hash, (signal) =>
+    build(settings, runtime, normalised, hash, { ...hooks, signal }).then((env) => {
       known.add(env.path);
       return env;
-    })
-    .finally(() => inFlight.delete(hash));
-  inFlight.set(hash, building);
-  return building;
+    }),
+  );
+  return waitFor(building, hooks.signal);
 }
 
 /**
@@ -241,17 +303,16 @@ async function ensureCached(settings: EnvironmentSettings, cache: EnvironmentCac
       if (!built && !waited) hooks.onLine?.(`environment ${hash.slice(0, 12)} exists; reusing it`);
       return describe(hash, dir, !built, use.release);
     }
-    const running = inFlight.get(hash);
+    const running = sharedBuildOf(hash);
     if (running) {
       hooks.onLine?.(`environment ${hash.slice(0, 12)} is being prepared by another build; waiting for it`);
       waited = true;
-      await running;
+      await waitFor(running, hooks.signal);
       continue;
     }
     hooks.onLine?.(`preparing environment ${hash.slice(0, 12)} (${normalised.length} requirement${normalised.length === 1 ? '' : 's'})`);
-    const building = build(settings, runtime, normalised, hash, hooks).finally(() => inFlight.delete(hash));
-    inFlight.set(hash, building);
-    built = !(await building).reused;
+    const building = shareBuild(hash, (signal) => build(settings, runtime, normalised, hash, { ...hooks, signal }));
+    built = !(await waitFor(building, hooks.signal)).reused;
   }
   throw new EnvironmentError(`environment ${hash.slice(0, 12)} was removed as soon as it was prepared`, true);
 }
