@@ -268,7 +268,15 @@ def _level_name(levelno):
 _LOG_PREFIX = {name: '{"t":"log","l":"' + name + '","m":' for name in _LEVEL_NAMES}
 
 
+# The longest log line kept, in characters, as the runner keeps them: a longer one is cut
+# here, so that a message the runner takes as too long can only be a result.
+_MAX_LINE = 32 * 1024
+_CUT_MARK = f"\u2026 [cut at {_MAX_LINE} characters]"
+
+
 def _log(level, text):
+    if len(text) > _MAX_LINE:
+        text = text[:_MAX_LINE] + _CUT_MARK
     _send_text(_LOG_PREFIX[level] + _json_string(text) + "}")
 
 
@@ -336,7 +344,7 @@ class GefLogger(logging.Logger):
                 text = str(msg)
         except Exception:  # noqa: BLE001 - the standard way reports it (logging's handleError)
             return False
-        _send_text(_LOG_PREFIX[_level_name(level)] + _json_string(text) + "}")
+        _log(_level_name(level), text)
         return True
 
     def debug(self, msg, *args, **kwargs):
@@ -388,7 +396,10 @@ class _LineWriter(io.TextIOBase):
         super().__init__()
         self._level = level
         self._original = original
-        self._buffer = ""
+        # The line being written, in the pieces it came in (joined once it ends), and their
+        # length: at most _MAX_LINE characters are kept of it, the rest dropped until it ends.
+        self._parts = []
+        self._length = 0
         self._lock = threading.Lock()
 
     def writable(self):
@@ -409,11 +420,23 @@ class _LineWriter(io.TextIOBase):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         with self._lock:
-            self._buffer += text
-            while "\n" in self._buffer:
-                line, self._buffer = self._buffer.split("\n", 1)
+            # Only what came is searched for line ends: output without one (a counter
+            # rewritten with '\r', say) costs its own length, not the whole line's again.
+            pieces = text.split("\n")
+            for piece in pieces[:-1]:
+                self._keep(piece)
+                line = "".join(self._parts)
+                self._parts, self._length = [], 0
                 self._emit(line)
+            self._keep(pieces[-1])
         return len(text)
+
+    def _keep(self, piece):
+        room = _MAX_LINE + 1 - self._length
+        if room > 0 and piece:
+            piece = piece[:room]
+            self._parts.append(piece)
+            self._length += len(piece)
 
     def _emit(self, line):
         line = line.rstrip("\r").rstrip()
@@ -422,7 +445,8 @@ class _LineWriter(io.TextIOBase):
 
     def finish(self):
         with self._lock:
-            rest, self._buffer = self._buffer, ""
+            rest = "".join(self._parts)
+            self._parts, self._length = [], 0
         self._emit(rest)
 
 
