@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { jsonDepthExceeds, maxJsonValueDepth } from '@gef/common';
@@ -112,12 +113,27 @@ export function limitsFit(run: SandboxLimits, start: SandboxLimits): boolean {
 
 /** Sets a process's nice value; false when it is gone or this process may not. */
 function setNice(pid: number, value: number): boolean {
+  // A priority is each thread's own on Linux: the shim's log thread, started while the
+  // interpreter waited, kept the low one through the run when only the process was set.
+  let threads: number[] = [];
+  try {
+    threads = readdirSync(`/proc/${pid}/task`).map(Number).filter((tid) => Number.isInteger(tid) && tid !== pid);
+  } catch {
+    // No /proc of it (it ended): the process alone.
+  }
   try {
     os.setPriority(pid, value);
-    return true;
   } catch {
     return false;
   }
+  for (const tid of threads) {
+    try {
+      os.setPriority(tid, value);
+    } catch {
+      // Ended meanwhile.
+    }
+  }
+  return true;
 }
 
 /** A spawned process as an InterpreterProcess. */
