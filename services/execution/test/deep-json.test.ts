@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { fromJson, toJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
 import { ValueSchema } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import { maxJsonValueDepth, rpcRecursionLimit } from '@gef/common';
 import { execution } from '@gef/protos';
 import { resultsTooDeepLine } from '../src/domain/runner-attempts';
 import { startRealServer, type RealServer } from './support/real-server';
-import { caller, logRows, type ServiceFixture } from './support/service-fixture';
+import { caller, failure, logRows, type ServiceFixture } from './support/service-fixture';
 
 const S = execution.ExecutionStatus;
 
@@ -19,15 +19,6 @@ function nested(levels: number): JsonValue {
 /** An object nested `levels` deep. */
 const nestedObject = (levels: number): JsonObject => ({ k: nested(levels - 1) });
 const valueOf = (json: JsonValue) => fromJson(ValueSchema, json, { recursionLimit: rpcRecursionLimit });
-
-async function failure(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error('expected the call to fail');
-}
 
 // Params and results cross the RPCs as google.protobuf.Struct / Value (two messages a level):
 // the service's real server (h2c, port 0) and the transport every caller uses, over a real

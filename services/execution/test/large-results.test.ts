@@ -1,24 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
 import { ValueSchema } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import { maxResultsBytes, maxResultsValues, rpcRecursionLimit } from '@gef/common';
 import { execution } from '@gef/protos';
 import { resultsTooBigLine, resultsTooManyValuesLine } from '../src/domain/runner-attempts';
 import { startRealServer, type RealServer } from './support/real-server';
-import { caller, logRows, type ServiceFixture } from './support/service-fixture';
+import { caller, failure, logRows, type ServiceFixture } from './support/service-fixture';
 
 const S = execution.ExecutionStatus;
 const valueOf = (json: JsonValue) => fromJson(ValueSchema, json, { recursionLimit: rpcRecursionLimit });
-
-async function failure(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error('expected the call to fail');
-}
 
 /** An array of `values - 1` zeros: `values` JSON values in all. */
 const zeros = (values: number): number[] => new Array<number>(values - 1).fill(0);

@@ -5,20 +5,11 @@
  * another key nothing; health answers anyone.
  */
 import { randomUUID } from 'node:crypto';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import { serviceClient } from '@gef/common';
 import { execution, health } from '@gef/protos';
 import { startRealServer, testKeys, type RealServer } from './support/real-server';
-import { caller, type ServiceFixture } from './support/service-fixture';
-
-async function failure(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error('expected the call to fail');
-}
+import { caller, failure, type ServiceFixture } from './support/service-fixture';
 
 describe('service keys', () => {
   let real: RealServer;

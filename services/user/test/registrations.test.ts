@@ -10,11 +10,11 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { AlreadyExists, createLogger, Unavailable } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { KeycloakError } from '../src/keycloak/admin-client';
-import { RoleDirectory } from '../src/domain/role-directory';
 import { registrationAbandonedAfterMs } from '../src/domain/registrations';
-import { Users } from '../src/domain/users';
+import type { Users } from '../src/domain/users';
 import { UserProfileRepository } from '../src/repositories/user-profile-repository';
 import { openTestDatabase } from './support/test-database';
+import { usersOver } from './support/users';
 
 jest.setTimeout(120_000);
 
@@ -79,16 +79,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   keycloak = new FakeKeycloak();
-  users = new Users({
-    orm: db.orm,
-    keycloak: keycloak as never,
-    tokens: {} as never,
-    passwordLinks: { send: async () => 'sent' } as never,
-    revocations: {} as never,
-    roles: new RoleDirectory(keycloak, { logger }),
-    temporal: {} as never,
-    logger,
-  });
+  users = usersOver(db.orm, keycloak, logger, { passwordLinks: { send: async () => 'sent' } as never });
 });
 
 let n = 0;

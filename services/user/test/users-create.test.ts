@@ -10,11 +10,10 @@ import { Code, ConnectError, createClient, createRouterTransport, type Client } 
 import { createLogger, errorInterceptor, reasonHeader } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { user } from '@gef/protos';
-import { RoleDirectory } from '../src/domain/role-directory';
-import { Users } from '../src/domain/users';
 import { UserProfileRepository } from '../src/repositories/user-profile-repository';
 import { routes } from '../src/routes';
 import { openTestDatabase } from './support/test-database';
+import { usersOver } from './support/users';
 
 jest.setTimeout(120_000);
 
@@ -54,20 +53,13 @@ afterAll(async () => {
 beforeEach(() => {
   keycloak = new FakeKeycloak();
   links = [];
-  const users = new Users({
-    orm: db.orm,
-    keycloak: keycloak as never,
-    tokens: {} as never,
+  const users = usersOver(db.orm, keycloak, logger, {
     passwordLinks: {
       send: async (u: { email: string }, purpose: string) => {
         links.push({ email: u.email, purpose });
         return 'sent';
       },
     } as never,
-    revocations: {} as never,
-    roles: new RoleDirectory(keycloak, { logger }),
-    temporal: {} as never,
-    logger,
   });
   const transport = createRouterTransport(routes({ users, revocations: {} as never }), { router: { interceptors: [errorInterceptor(logger)] } });
   client = createClient(user.UserService, transport);

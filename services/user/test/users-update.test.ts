@@ -10,11 +10,10 @@ import { Code, ConnectError, createClient, createRouterTransport, type Client } 
 import { createLogger, errorInterceptor, reasonHeader } from '@gef/common';
 import { unitOfWork } from '@gef/common/orm';
 import { user } from '@gef/protos';
-import { RoleDirectory } from '../src/domain/role-directory';
-import { Users } from '../src/domain/users';
 import { UserProfileRepository } from '../src/repositories/user-profile-repository';
 import { routes } from '../src/routes';
 import { openTestDatabase } from './support/test-database';
+import { usersOver } from './support/users';
 
 jest.setTimeout(120_000);
 
@@ -54,16 +53,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   keycloak = new FakeKeycloak();
-  const users = new Users({
-    orm: db.orm,
-    keycloak: keycloak as never,
-    tokens: {} as never,
-    passwordLinks: {} as never,
-    revocations: {} as never,
-    roles: new RoleDirectory(keycloak, { logger }),
-    temporal: {} as never,
-    logger,
-  });
+  const users = usersOver(db.orm, keycloak, logger);
   const transport = createRouterTransport(routes({ users, revocations: {} as never }), { router: { interceptors: [errorInterceptor(logger)] } });
   client = createClient(user.UserService, transport);
 });

@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { createClient, createRouterTransport, type Client } from '@connectrpc/connect';
+import { ConnectError, createClient, createRouterTransport, type Client } from '@connectrpc/connect';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { createLogger, errorInterceptor, NotFound } from '@gef/common';
 import { openDatabase } from '@gef/common/orm';
@@ -125,4 +125,14 @@ export const caller = (userId: string, role: keyof typeof roles = 'USER') => cre
 export function logRows(reply: execution.ListExecutionLogsResponse) {
   const c = reply.lines ?? create(execution.ExecutionLogColumnsSchema);
   return c.ids.map((id, i) => ({ id, text: c.texts[i]!, level: c.levels[i]!, registerMs: c.registerMs[i]!, attempt: c.attempts[i]!, executionId: c.executionId }));
+}
+
+/** The error a call ends with; the test fails when it succeeds. */
+export async function failure(promise: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await promise;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error('expected the call to fail');
 }
