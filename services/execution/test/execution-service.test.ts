@@ -770,6 +770,32 @@ describe('execution service', () => {
       expect(await claim(ids[4]!)).toEqual({ outcome: 'ended', status: 'CANCELLED' });
       expect(await releaseSlot(f.deps, { executionId: ids[4]!, userId, limit: 3 })).toEqual({ wake: [] });
     });
+
+    it('wakes the runs behind a queued run cancelled before its workflow started: it has no workflow to pass its turn on', async () => {
+      const { userId, script } = someone();
+      const previous = f.deps.settings.maxConcurrent;
+      f.deps.settings.maxConcurrent = 1;
+      try {
+        const accept = async () => (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!.id;
+        const first = await accept();
+        await f.dispatch();
+        const w0 = await accept();
+        const w1 = await accept();
+        // w1's workflow has started and waits; w0's start is not delivered yet (Temporal refused it).
+        expect(await claimSlot(f.deps, { executionId: w1, userId, limit: 1 })).toEqual({ outcome: 'waiting' });
+        await f.client.updateExecution({ id: first, caller: caller(randomUUID(), 'ADMIN'), status: S.FINISHED });
+        // The first run's workflow gives the slot back and wakes w0, which has no workflow to tell.
+        expect(await releaseSlot(f.deps, { executionId: first, userId, limit: 1 })).toEqual({ wake: [w0] });
+        await f.client.cancelExecution({ id: w0, caller: caller(userId) });
+        f.runs.woken.length = 0;
+        expect(await f.dispatch()).toBe(true);
+        expect(f.runs.started.map((r) => r.executionId)).not.toContain(w0);
+        expect(f.runs.woken).toEqual([w1]);
+        expect(await claimSlot(f.deps, { executionId: w1, userId, limit: 1 })).toEqual({ outcome: 'granted' });
+      } finally {
+        f.deps.settings.maxConcurrent = previous;
+      }
+    });
   });
 
   describe('WatchExecution', () => {
@@ -964,6 +990,28 @@ describe('execution service', () => {
   });
 
   describe('deleteExecutionsOfUser', () => {
+    it('drops the starts not yet delivered before telling runs to stop, and tells ended runs whose stop waits in the outbox', async () => {
+      const { userId, script } = someone();
+      const ended = await run(userId, script.scriptId);
+      const queued = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!.id;
+      // Ended from outside while its runner still runs: its stop is not delivered yet.
+      await f.client.updateExecution({ id: ended.id, caller: caller(randomUUID(), 'ADMIN'), status: S.FAILED });
+      const toldOf = (id: string) => f.runs.stopped.filter((s) => s.executionId === id).map((s) => s.request.reason);
+      // The step is stopped once both were told (its attempt timed out, say), before any row goes.
+      await expect(
+        deleteExecutionsOfUser(f.deps, userId, () => {
+          if (toldOf(queued).length > 0 && toldOf(ended.id).length > 0) throw new Error('the attempt is no longer wanted');
+        }),
+      ).rejects.toThrow('the attempt is no longer wanted');
+      expect(toldOf(queued)).toEqual(['deleted']);
+      expect(toldOf(ended.id)).toContain('deleted');
+      // The queued run's row is still there, but no workflow of it can start now.
+      expect((await f.client.getExecution({ id: queued, caller: caller(userId) })).execution!.id).toBe(queued);
+      await f.dispatch();
+      expect(f.runs.started.map((r) => r.executionId)).not.toContain(queued);
+      expect(await deleteExecutionsOfUser(f.deps, userId)).toBe(2);
+    });
+
     it('removes the user\'s executions with their logs and stops the ones still going', async () => {
       const { userId, script } = someone();
       const other = randomUUID();

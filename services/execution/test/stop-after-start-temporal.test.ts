@@ -33,6 +33,10 @@ class SwitchableLauncher implements RunLauncher {
   stop(executionId: string, request: StopRequest): Promise<void> {
     return this.target.stop(executionId, request);
   }
+
+  wake(executionId: string): Promise<void> {
+    return this.target.wake(executionId);
+  }
 }
 
 const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };

@@ -26,6 +26,11 @@ class TemporalLike implements RunLauncher {
     if (this.down) throw new Error('Temporal is down');
     this.told.push(`${this.workflows.has(executionId) ? 'stop' : 'lost'} ${executionId}`);
   }
+
+  async wake(executionId: string): Promise<void> {
+    if (this.down) throw new Error('Temporal is down');
+    this.told.push(`wake ${executionId}`);
+  }
 }
 
 /**

@@ -47,6 +47,10 @@ class SwitchableLauncher implements RunLauncher {
       throw err;
     }
   }
+
+  wake(executionId: string): Promise<void> {
+    return this.target.wake(executionId);
+  }
 }
 
 const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };

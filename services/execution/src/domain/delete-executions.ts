@@ -1,5 +1,6 @@
 import { deleteInChunks, rowsPerDelete } from '@gef/common';
 import { DeletedUserRepository } from '../repositories/deleted-user-repository';
+import { DispatchRepository } from '../repositories/dispatch-repository';
 import { ExecutionLogRepository } from '../repositories/execution-log-repository';
 import { ExecutionRepository } from '../repositories/execution-repository';
 import { RunSpecRepository } from '../repositories/run-spec-repository';
@@ -28,10 +29,15 @@ export async function deleteExecutionsOfUser(
   linesPerDelete = rowsPerDelete,
 ): Promise<number> {
   await deps.orm.em.fork().transactional((em) => new DeletedUserRepository(em).record(userId));
+  // No workflow of theirs starts after this: one that did after its run was told to stop
+  // (Temporal not knowing it yet) would run on, unstoppable, once the run's row was gone.
+  await new DispatchRepository(deps.orm.em.fork()).dropStartsOfUser(userId);
   let deleted = 0;
   for (;;) {
     const rows = await new ExecutionRepository(deps.orm.em.fork()).idsOfUser(userId, batchSize);
-    for (const row of rows.filter((r) => !isTerminal(r.status))) {
+    // Runs still going, and ended ones whose workflow has a stop not yet delivered (ended
+    // from outside while their runner still ran): the row, and that stop with it, goes.
+    for (const row of rows.filter((r) => !isTerminal(r.status) || r.stopPending)) {
       await deps.runs.stop(row.id, { reason: 'deleted' });
       onBatch();
     }

@@ -10,4 +10,9 @@ export interface RunLauncher {
    * (`DispatchRepository.addStop`), which retries this until Temporal takes it.
    */
   stop(executionId: string, request: StopRequest): Promise<void>;
+  /**
+   * Tells a run waiting for its user's slot that one may be free: it claims again. A run
+   * whose workflow has not started claims when it starts, and an ended one needs nothing.
+   */
+  wake(executionId: string): Promise<void>;
 }

@@ -9,7 +9,15 @@ import { ExecutionRepository, nowSql, type Alongside } from './execution-reposit
 export const dispatchChannel = 'execution_dispatch';
 
 /** What the dispatcher tells Temporal: start a run's workflow, or tell it to stop. */
-export type RunDispatch = { kind: 'start'; input: RunExecutionInput } | { kind: 'stop'; executionId: string; request: StopRequest };
+export type RunDispatch =
+  | { kind: 'start'; input: RunExecutionInput }
+  | { kind: 'stop'; executionId: string; request: StopRequest }
+  /**
+   * A run that ended before its workflow started, under a limit of its user's runs: no
+   * workflow of it gives a slot back and wakes the runs behind it, so the dispatcher wakes
+   * those that now fit (a slot freed meanwhile may have named this one to wake).
+   */
+  | { kind: 'wake'; userId: string; limit: number };
 
 /** Keys of stop rows (start rows are keyed by the execution id alone). */
 const stopKeyPrefix = 'stop:';
@@ -44,6 +52,20 @@ export class DispatchRepository implements OutboxStore<RunDispatch> {
    * that cancels or ends the run). A stop not delivered yet stays as it is: the workflow
    * would keep the first one anyway.
    */
+  /**
+   * Drops the starts not yet delivered of a user's runs (their user is being deleted: no
+   * workflow of theirs may start after their runs are told to stop). A start being delivered
+   * holds its row: it is waited for, and its workflow then exists to be told.
+   */
+  async dropStartsOfUser(userId: string): Promise<number> {
+    if (!this.em) throw new Error('DispatchRepository.dropStartsOfUser needs an EntityManager');
+    const rows = await this.em.execute<{ execution_id: string }[]>(
+      'delete from execution_dispatch d using execution e where e.id = d.execution_id and e.user_id = ? returning d.execution_id',
+      [userId],
+    );
+    return rows.length;
+  }
+
   async addStop(executionId: string, request: StopRequest): Promise<void> {
     if (!this.em) throw new Error('DispatchRepository.addStop needs an EntityManager');
     await this.em.execute('insert into execution_stop_dispatch (execution_id, request) values (?, ?::jsonb) on conflict (execution_id) do nothing', [
@@ -85,10 +107,9 @@ export class DispatchRepository implements OutboxStore<RunDispatch> {
     );
     return rows.map((r) => {
       if (r.kind === 'stop') return { key: `${stopKeyPrefix}${r.execution_id}`, item: { kind: 'stop', executionId: r.execution_id, request: r.request! } };
-      return {
-        key: r.execution_id,
-        item: isTerminal(r.status!) && !r.slot_held ? undefined : { kind: 'start', input: r.input! },
-      };
+      const input = r.input!;
+      if (!isTerminal(r.status!) || r.slot_held) return { key: r.execution_id, item: { kind: 'start', input } };
+      return { key: r.execution_id, item: input.concurrencyLimit === null ? undefined : { kind: 'wake', userId: input.userId, limit: input.concurrencyLimit } };
     });
   }
 

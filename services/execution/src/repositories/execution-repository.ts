@@ -347,10 +347,20 @@ export class ExecutionRepository {
     return rows.map((r) => r.id);
   }
 
-  /** Up to `limit` executions of a user with their status (for deletion). */
-  async idsOfUser(userId: string, limit: number): Promise<{ id: string; status: ExecutionStatus; scriptId: string; scriptVersion: number }[]> {
-    const rows = await this.em.execute<Row[]>('select id, status, script_id, script_version from execution where user_id = ? limit ?', [userId, limit]);
-    return rows.map((r) => ({ id: r['id'] as string, status: r['status'] as ExecutionStatus, scriptId: r['script_id'] as string, scriptVersion: Number(r['script_version']) }));
+  /** Up to `limit` executions of a user with their status, and whether a stop of theirs waits to be delivered (for deletion). */
+  async idsOfUser(userId: string, limit: number): Promise<{ id: string; status: ExecutionStatus; scriptId: string; scriptVersion: number; stopPending: boolean }[]> {
+    const rows = await this.em.execute<Row[]>(
+      `select e.id, e.status, e.script_id, e.script_version, exists (select 1 from execution_stop_dispatch s where s.execution_id = e.id) as stop_pending
+         from execution e where e.user_id = ? limit ?`,
+      [userId, limit],
+    );
+    return rows.map((r) => ({
+      id: r['id'] as string,
+      status: r['status'] as ExecutionStatus,
+      scriptId: r['script_id'] as string,
+      scriptVersion: Number(r['script_version']),
+      stopPending: r['stop_pending'] === true,
+    }));
   }
 
   async deleteByIds(ids: string[]): Promise<number> {

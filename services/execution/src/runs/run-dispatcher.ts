@@ -4,10 +4,21 @@ import { OutboxDispatcher } from '@gef/common/outbox';
 import type { RunLauncher } from '../domain/run-launcher';
 import { noteIfNoRunner, type RunnersOnline } from '../domain/runner-presence';
 import { DispatchRepository, dispatchChannel, type RunDispatch } from '../repositories/dispatch-repository';
+import { ExecutionRepository } from '../repositories/execution-repository';
 
-/** Tells Temporal one thing of the outbox: starts a run's workflow or tells it to stop. */
-export function deliver(runs: RunLauncher, item: RunDispatch): Promise<void> {
-  return item.kind === 'start' ? runs.start(item.input) : runs.stop(item.executionId, item.request);
+/**
+ * Tells Temporal one thing of the outbox: starts a run's workflow, tells it to stop, or wakes
+ * the runs of a user that now fit its limit.
+ */
+export async function deliver(orm: MikroORM, runs: RunLauncher, item: RunDispatch): Promise<void> {
+  if (item.kind === 'start') return runs.start(item.input);
+  if (item.kind === 'stop') return runs.stop(item.executionId, item.request);
+  const waiting = await orm.em.fork().transactional(async (em) => {
+    const repo = new ExecutionRepository(em);
+    await repo.lockUserSlots(item.userId);
+    return repo.oldestWaiting(item.userId, item.limit - (await repo.countHeldSlots(item.userId)));
+  });
+  for (const executionId of waiting) await runs.wake(executionId);
 }
 
 /**
@@ -24,7 +35,7 @@ export function runDispatcher(options: { orm: MikroORM; runs: RunLauncher; logge
     orm: options.orm,
     // A run that took its slot when accepted is handed to the runners once its workflow starts.
     store: new DispatchRepository(undefined, runners ? (em, id, attempt) => noteIfNoRunner(em, runners, id, attempt) : undefined),
-    start: (item) => deliver(options.runs, item),
+    start: (item) => deliver(options.orm, options.runs, item),
     logger: options.logger,
     ...(options.databaseUrl ? { listen: { databaseUrl: options.databaseUrl, channel: dispatchChannel } } : {}),
   });

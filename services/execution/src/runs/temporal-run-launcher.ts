@@ -6,6 +6,7 @@ import {
   gefUserIdKey,
   runExecution,
   runExecutionWorkflowId,
+  slotFreedSignal,
   stopExecutionSignal,
   type RunExecutionInput,
   type StopRequest,
@@ -68,6 +69,15 @@ export class TemporalRunLauncher implements RunLauncher {
     } catch (err) {
       // A run whose workflow has ended needs no telling. (The outbox tells a stop only once
       // its run's start is delivered, so a workflow not started yet is never taken for one.)
+      if (err instanceof WorkflowNotFoundError) return;
+      throw err;
+    }
+  }
+
+  async wake(executionId: string): Promise<void> {
+    try {
+      await bounded(this.client.workflow.getHandle(runExecutionWorkflowId(executionId)).signal(slotFreedSignal), 'a wake-up');
+    } catch (err) {
       if (err instanceof WorkflowNotFoundError) return;
       throw err;
     }

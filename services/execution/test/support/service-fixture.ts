@@ -65,6 +65,12 @@ export class FakeRuns implements RunLauncher {
     if (this.failStop) throw new Error('Temporal is down');
     this.stopped.push({ executionId, request });
   }
+
+  readonly woken: string[] = [];
+
+  async wake(executionId: string): Promise<void> {
+    this.woken.push(executionId);
+  }
 }
 
 export interface ServiceFixture {
