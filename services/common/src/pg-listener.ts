@@ -37,6 +37,9 @@ export const defaultProbeTimeoutMs = 5_000;
 /** Idle time before the kernel's first TCP keep-alive probe on the listener's socket. */
 const keepAliveInitialDelayMs = 10_000;
 
+/** The `application_name` of the listeners' connections. */
+export const listenerApplicationName = 'gef-listener';
+
 /**
  * One PostgreSQL connection held open for LISTEN, reconnecting until stopped. NOTIFY is
  * how a change made by any replica reaches every process that cares, at commit.
@@ -92,6 +95,8 @@ export class PgListener {
         keepAlive: true,
         keepAliveInitialDelayMillis: keepAliveInitialDelayMs,
         connectionTimeoutMillis: this.probeTimeoutMs * 2,
+        // Known as what it is in pg_stat_activity (operators; the tests that end it).
+        application_name: listenerApplicationName,
       });
       try {
         await client.connect();

@@ -3,6 +3,7 @@ import { fromJson, toJson } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate, timestampMs, ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { signExecutionToken } from '@gef/common/execution-token';
+import { listenerApplicationName } from '@gef/common/pg-listener';
 import { execution } from '@gef/protos';
 import { claimSlot, endExecution, releaseSlot } from '../src/domain/run-slots';
 import { deleteExecutionsOfUser } from '../src/domain/delete-executions';
@@ -971,13 +972,14 @@ describe('execution service', () => {
         }
       })();
       const until = async (check: () => boolean) => {
-        for (let i = 0; i < 1000 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+        // The listener reconnects with a backoff: on a busy machine, seconds.
+        for (let i = 0; i < 3000 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
         expect(check()).toBe(true);
       };
       await until(() => seen.length > 0);
       expect(seen[0]).toEqual({ reset: false, paused: false });
       // The listener's connection ends (a database restart, a proxy's idle cut).
-      await f.deps.orm.em.getConnection().execute("select pg_terminate_backend(pid) from pg_stat_activity where query ilike 'listen%' and pid <> pg_backend_pid()");
+      await f.deps.orm.em.getConnection().execute('select pg_terminate_backend(pid) from pg_stat_activity where application_name = ?', [listenerApplicationName]);
       await until(() => seen.some((b) => b.paused));
       expect(seen.find((b) => b.paused)).toEqual({ reset: true, paused: true });
       // Back: a batch says so (and that changes may have been missed meanwhile).
@@ -986,7 +988,7 @@ describe('execution service', () => {
       expect(seen.slice(lost).find((b) => !b.paused)).toEqual({ reset: true, paused: false });
       controller.abort();
       await watching;
-    });
+    }, 60_000);
   });
 
   describe('deleteExecutionsOfUser', () => {

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { createLogger } from '@gef/common';
 import { RevocationHub, type HubEvent } from '../src/revocations/revocation-hub';
 import { openTestDatabase } from './support/test-database';
+import { listenerApplicationName } from '@gef/common/pg-listener';
 
 jest.setTimeout(120_000);
 
@@ -86,7 +87,7 @@ describe('RevocationHub', () => {
     // The listener's connection dies (a database restart, a network cut).
     await database.orm.em
       .getConnection()
-      .execute(`select pg_terminate_backend(pid) from pg_stat_activity where query ilike 'listen %' and pid <> pg_backend_pid()`);
+      .execute('select pg_terminate_backend(pid) from pg_stat_activity where application_name = ?', [listenerApplicationName]);
     // It reconnects within a second or so; the watch then ends, so its watcher starts over
     // and drops whatever it holds of every user.
     const end = await next(watch, 10_000);
