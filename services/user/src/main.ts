@@ -117,7 +117,10 @@ void runService({
         keycloakChanges.start();
         linkDispatcher.start();
         deletionDispatcher.start();
-        untilDone(() => ensureSuperAdmin(orm, keycloak, { email: config.GEF_ADMIN_EMAIL, password: config.GEF_ADMIN_PASSWORD }, logger), 'ensure the SUPERADMIN');
+        untilDone(
+          () => ensureSuperAdmin(orm, keycloak, { email: config.GEF_ADMIN_EMAIL, password: config.GEF_ADMIN_PASSWORD }, logger, (id) => revocations.revokeUser(id)),
+          'ensure the SUPERADMIN',
+        );
         // A registration that died (with a process, or on Keycloak's lost answer) leaves a
         // login without a profile: cleared at start and every couple of minutes.
         const sweep = () =>

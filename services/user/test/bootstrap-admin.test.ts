@@ -126,4 +126,19 @@ describe('ensureSuperAdmin', () => {
     expect(await holdsSuperAdmin(id)).toBe(true);
     expect(warnings.some((w) => /no SUPERADMIN left/.test(w))).toBe(true);
   });
+
+  it("gives a login someone else registered at the address SUPERADMIN only as the operators' account: their password, its sessions ended, its tokens refused", async () => {
+    // The bootstrap account deleted, and its address registered by anyone.
+    await kc.console('DELETE', `/users/${(await accounts())[0]!.id}`);
+    const squatter = await kc.createUser(email, 'Squatter-Passw0rd!1');
+    await kc.login(email, 'Squatter-Passw0rd!1');
+    expect((await kc.console<unknown[]>('GET', `/users/${squatter}/sessions`)).length).toBeGreaterThan(0);
+    const revoked: string[] = [];
+    expect(await ensureSuperAdmin(orm, keycloak, account, logger, async (id) => void revoked.push(id))).toBe(squatter);
+    expect(await holdsSuperAdmin(squatter)).toBe(true);
+    expect(revoked).toEqual([squatter]);
+    expect(await kc.console<unknown[]>('GET', `/users/${squatter}/sessions`)).toEqual([]);
+    await expect(kc.login(email, 'Squatter-Passw0rd!1')).rejects.toThrow();
+    expect((await kc.login(email, account.password)).sub).toBe(squatter);
+  });
 });

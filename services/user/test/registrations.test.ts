@@ -69,6 +69,8 @@ class FakeKeycloak {
 let db: { orm: MikroORM; close: () => Promise<void> };
 let keycloak: FakeKeycloak;
 let users: Users;
+/** Users whose tokens were refused. */
+let revoked: string[];
 
 beforeAll(async () => {
   db = await openTestDatabase();
@@ -79,7 +81,11 @@ afterAll(async () => {
 
 beforeEach(() => {
   keycloak = new FakeKeycloak();
-  users = usersOver(db.orm, keycloak, logger, { passwordLinks: { send: async () => 'sent' } as never });
+  revoked = [];
+  users = usersOver(db.orm, keycloak, logger, {
+    passwordLinks: { send: async () => 'sent' } as never,
+    revocations: { revokeUser: async (id: string) => void revoked.push(id) } as never,
+  });
 });
 
 let n = 0;
@@ -107,16 +113,18 @@ describe('a registration that dies after Keycloak made the login', () => {
     expect(await profileOf(email)).toBeNull();
     expect(await rowsOf(email)).toHaveLength(1);
 
-    // Keycloak is back, but the registration may still be under way for all anyone knows.
+    // Keycloak is back, but what became of the failed registration is not known yet.
     keycloak.away = false;
     keycloak.answerLost = false;
-    await expect(register(email)).rejects.toBeInstanceOf(AlreadyExists);
+    await expect(register(email)).rejects.toThrow(/may still be completing: try again in a few minutes/);
     expect(keycloak.logins.has(left.id)).toBe(true);
 
     await ageRow(email, registrationAbandonedAfterMs + 1000);
     const view = await register(email);
     expect(view.profile.email).toBe(email);
     expect(keycloak.logins.has(left.id)).toBe(false);
+    // The left login worked while it was there: its tokens are refused.
+    expect(revoked).toEqual([left.id]);
     expect(keycloak.loginOf(email)?.id).toBe(view.profile.id);
     expect(await rowsOf(email)).toHaveLength(0);
   });
@@ -131,9 +139,30 @@ describe('a registration that dies after Keycloak made the login', () => {
     };
     await expect(register(email)).rejects.toBeInstanceOf(Unavailable);
     expect(keycloak.loginOf(email)).toBeUndefined();
+    expect(revoked).toHaveLength(1);
     expect(await rowsOf(email)).toHaveLength(0);
     keycloak.createUser = create;
     expect((await register(email)).profile.email).toBe(email);
+  });
+
+  it('when the login is not there yet after a lost answer (Keycloak still making it), keeps the address until the row is dead', async () => {
+    const email = newEmail();
+    const create = keycloak.createUser.bind(keycloak);
+    let late: Promise<string> | undefined;
+    keycloak.createUser = async (input) => {
+      // The request is given up; Keycloak commits the login a moment later.
+      late = new Promise((resolve) => setTimeout(() => resolve(create(input)), 50));
+      throw new Unavailable('no answer from Keycloak', 'unavailable');
+    };
+    await expect(register(email)).rejects.toBeInstanceOf(Unavailable);
+    const made = await late!;
+    keycloak.createUser = create;
+    expect(await rowsOf(email)).toHaveLength(1);
+    await expect(register(email)).rejects.toThrow(/may still be completing/);
+    await ageRow(email, registrationAbandonedAfterMs + 1000);
+    expect((await register(email)).profile.email).toBe(email);
+    expect(keycloak.logins.has(made)).toBe(false);
+    expect(revoked).toEqual([made]);
   });
 
   it('the sweep at start removes what dead registrations left, and only that', async () => {

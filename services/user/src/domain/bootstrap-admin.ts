@@ -11,7 +11,16 @@ export interface AdminAccount {
 
 type AdminKeycloak = Pick<
   KeycloakAdminClient,
-  'findUserByEmail' | 'getUser' | 'createUser' | 'getRealmRole' | 'getUserRealmRoles' | 'addUserRealmRoles' | 'realmRoleHasDirectMember' | 'roleHolders'
+  | 'findUserByEmail'
+  | 'getUser'
+  | 'createUser'
+  | 'getRealmRole'
+  | 'getUserRealmRoles'
+  | 'addUserRealmRoles'
+  | 'realmRoleHasDirectMember'
+  | 'roleHolders'
+  | 'setPassword'
+  | 'logoutUser'
 >;
 
 /**
@@ -31,7 +40,13 @@ async function superAdminExists(keycloak: AdminKeycloak): Promise<boolean> {
  * one. Safe at every start and from several replicas at once. Resolves to the account's id,
  * or undefined when it does not exist.
  */
-export async function ensureSuperAdmin(orm: MikroORM, keycloak: AdminKeycloak, account: AdminAccount, logger: Logger): Promise<string | undefined> {
+export async function ensureSuperAdmin(
+  orm: MikroORM,
+  keycloak: AdminKeycloak,
+  account: AdminAccount,
+  logger: Logger,
+  revoke?: (userId: string) => Promise<void>,
+): Promise<string | undefined> {
   const email = account.email.toLowerCase();
   if (await superAdminExists(keycloak)) {
     const existing = await keycloak.findUserByEmail(email);
@@ -52,6 +67,17 @@ export async function ensureSuperAdmin(orm: MikroORM, keycloak: AdminKeycloak, a
     }
   }
   const holds = async (userId: string) => (await keycloak.getUserRealmRoles(userId)).some((r) => r.name === 'SUPERADMIN');
+  if (!created && !(await holds(id))) {
+    // A login at the address that this start did not make: anyone may have registered it
+    // (the address is free once the bootstrap account is deleted). It gets SUPERADMIN only as
+    // the operators' account: their password (GEF_ADMIN_PASSWORD), every session of whoever
+    // held it ended and their tokens refused, before the role.
+    const set = await keycloak.setPassword(id, account.password);
+    if (!set.ok) throw new Error(`GEF_ADMIN_PASSWORD was refused by Keycloak's password policy: ${set.reason}`);
+    await keycloak.logoutUser(id);
+    await revoke?.(id);
+    logger.warn({ email }, 'the bootstrap address had a login this start did not make: its password is GEF_ADMIN_PASSWORD now, and its sessions ended');
+  }
   if (!(await holds(id))) {
     try {
       await keycloak.addUserRealmRoles(id, [await keycloak.getRealmRole('SUPERADMIN')]);

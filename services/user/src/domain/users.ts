@@ -280,6 +280,8 @@ export class Users {
         () => true,
         () => false,
       );
+      // The login may have been used meanwhile (it works from its creation on).
+      if (loginDeleted) await this.revokeQuietly(id);
       await this.repo((r) => r.deleteById(id)).catch(() => undefined);
       // A login that could not be deleted keeps the registration's row: the next
       // registration of the address (or the sweep at start) removes it.
@@ -288,6 +290,15 @@ export class Users {
         throw new AlreadyExists('A user with this email already exists', 'already_exists');
       }
       throw err;
+    }
+  }
+
+  /** Refuses a removed login's tokens; a failure is logged (the login is gone, so no new token comes). */
+  private async revokeQuietly(userId: string): Promise<void> {
+    try {
+      await this.deps.revocations.revokeUser(userId);
+    } catch (err) {
+      this.deps.logger.warn({ userId, reason: describeError(err) }, "could not refuse a removed login's tokens");
     }
   }
 
