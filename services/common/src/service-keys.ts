@@ -64,8 +64,8 @@ function oneOf(shown: Buffer, digests: readonly Buffer[]): boolean {
 }
 
 /**
- * The server interceptor that refuses requests without an accepted key (Unauthenticated),
- * and runners' requests for RPCs that are not theirs (PermissionDenied). `runner.methods`
+ * The server interceptor that refuses requests without an accepted key (Unavailable), and
+ * runners' requests for RPCs that are not theirs (PermissionDenied). `runner.methods`
  * are `<service type name>/<method name>`, as `gef.execution.v1.ExecutionService/ReportRunner`.
  */
 export function serviceKeyInterceptor(keys: ServiceKeys, logger: Logger): Interceptor {
@@ -91,7 +91,10 @@ export function serviceKeyInterceptor(keys: ServiceKeys, logger: Logger): Interc
       refusalsLogged++;
       logger.warn({ procedure, keyShown: Boolean(shownKey) }, 'refused an RPC without an accepted service key');
     }
-    throw new ConnectError('a service key is required', Code.Unauthenticated);
+    // Unavailable, not Unauthenticated: a caller without the key is a part of the platform
+    // set up wrong (or of an earlier version, during an upgrade), not a client to log out. A
+    // gateway answers its clients 503, and a runner waits and retries, as for a service away.
+    throw new ConnectError('this service answers only callers showing an accepted service key', Code.Unavailable);
   };
 }
 

@@ -37,13 +37,13 @@ describe('service keys', () => {
     ['no key', undefined],
     ['a wrong key', 'not-the-key-0123456789'],
     ['a key that only starts like it', `${testKeys.service}x`],
-  ])('%s: refused as unauthenticated, whatever the request says of its caller', async (_, key) => {
+  ])('%s: refused, whatever the request says of its caller (Unavailable: a part set up wrong, not a client to log out)', async (_, key) => {
     const superadmin = caller(randomUUID(), 'SUPERADMIN');
     const read = await failure(clientWith(key).getExecution({ id: executionId, caller: superadmin }));
-    expect(read.code).toBe(Code.Unauthenticated);
+    expect(read.code).toBe(Code.Unavailable);
     // Nor the runners' RPCs, which hand out a run's tokens.
     const attempt = await failure(clientWith(key).startExecutionAttempt({ executionId, attempt: 1, runner: 'intruder' }));
-    expect(attempt.code).toBe(Code.Unauthenticated);
+    expect(attempt.code).toBe(Code.Unavailable);
   });
 
   it("a runner's key reaches the runners' RPCs only", async () => {

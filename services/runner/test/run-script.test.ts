@@ -230,6 +230,14 @@ describe.each([
     expect(t.executions.completed[0]).toMatchObject({ status: 'FINISHED', resultsJson: '"OK"' });
   }, 60_000);
 
+  it('masks a token printed across the 32 KiB cut of a long line: no part of it is kept', async () => {
+    const t = await setup('import os\ndef run(params, logger):\n    print("x" * (32768 - 20) + os.environ["API_TOKEN"] + "y" * 70000)\n    return "OK"\n');
+    expect(await t.run()).toEqual({ outcome: 'FINISHED', status: 'FINISHED' });
+    const line = t.executions.texts().find((text) => text.startsWith('xxxx'))!;
+    expect(line.slice(32768 - 20, 32768 - 20 + '[redacted]'.length)).toBe('[redacted]');
+    expect(line.endsWith(' [cut at 32768 characters]')).toBe(true);
+  }, 60_000);
+
   it("keeps the runner's own lines after the script filled the log: a runaway loop's timeout is still said", async () => {
     const t = await setup('import time\ndef run(params, logger):\n    for i in range(500):\n        print("line %d" % i)\n    time.sleep(30)\n', { logMaxLines: 100, timeoutSeconds: 2 });
     expect(await t.run()).toEqual({ outcome: 'FAILED', status: 'FAILED' });

@@ -165,6 +165,32 @@ describe('a registration that dies after Keycloak made the login', () => {
     expect(revoked).toEqual([made]);
   });
 
+  it('a registration so slow that its row was taken over writes no profile for the login removed meanwhile', async () => {
+    const email = newEmail();
+    const create = keycloak.createUser.bind(keycloak);
+    let resume!: () => void;
+    const resumed = new Promise<void>((r) => (resume = r));
+    let created!: (id: string) => void;
+    const made = new Promise<string>((r) => (created = r));
+    keycloak.createUser = async (input) => {
+      const id = await create(input);
+      created(id);
+      await resumed; // the request stalls here (a pause of its process, say)
+      return id;
+    };
+    const slow = register(email);
+    const stalled = await made;
+    keycloak.createUser = create;
+    // Past the time a registration may take, the sweep takes its row over and removes its login.
+    await ageRow(email, registrationAbandonedAfterMs + 1000);
+    await users.registrations.sweep();
+    expect(keycloak.logins.has(stalled)).toBe(false);
+    resume();
+    await expect(slow).rejects.toThrow(/took too long and was given up/);
+    expect(await profileOf(email)).toBeNull();
+    expect((await register(email)).profile.email).toBe(email);
+  });
+
   it('the sweep at start removes what dead registrations left, and only that', async () => {
     const dead = newEmail();
     const recent = newEmail();

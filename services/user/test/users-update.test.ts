@@ -38,6 +38,13 @@ class FakeKeycloak {
   async addUserRealmRoles(id: string): Promise<void> {
     this.changes.push(`roles of ${id}`);
   }
+  /** Every user's sessions: the one asking and another. */
+  async userSessions(): Promise<{ id: string; start: number; lastAccess: number }[]> {
+    return ['asking', 'other'].map((id) => ({ id, start: 0, lastAccess: 0 }));
+  }
+  async deleteSession(id: string): Promise<void> {
+    this.changes.push(`session ${id} ended`);
+  }
 }
 
 let db: { orm: MikroORM; close: () => Promise<void> };
@@ -53,7 +60,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   keycloak = new FakeKeycloak();
-  const users = usersOver(db.orm, keycloak, logger);
+  const users = usersOver(db.orm, keycloak, logger, { revocations: { revokeSession: async () => undefined } as never });
   const transport = createRouterTransport(routes({ users, revocations: {} as never }), { router: { interceptors: [errorInterceptor(logger)] } });
   client = createClient(user.UserService, transport);
 });
@@ -130,5 +137,21 @@ describe('UpdateUser with nothing to update', () => {
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toBe('Not updated');
     expect(err.metadata.get(reasonHeader)).toBe('not_updated');
+  });
+});
+
+describe('UpdateUser setting the password of oneself', () => {
+  const password = 'Brand-New-Passw0rd!';
+
+  it('ends every other session, before the change and after it, and keeps the one that asked', async () => {
+    const u = await newUser();
+    await client.updateUser(create(user.UpdateUserRequestSchema, { idOrEmail: 'me', caller: caller(u.id, user.Role.USER), password, sessionId: 'asking' }));
+    expect(keycloak.changes).toEqual(['session other ended', `password of ${u.id}`, 'session other ended']);
+  });
+
+  it('ends none when the request names no session (a gateway of an earlier version), rather than the caller\'s own too', async () => {
+    const u = await newUser();
+    await client.updateUser(create(user.UpdateUserRequestSchema, { idOrEmail: 'me', caller: caller(u.id, user.Role.USER), password }));
+    expect(keycloak.changes).toEqual([`password of ${u.id}`]);
   });
 });

@@ -95,9 +95,17 @@ export class Registrations {
     return { registration };
   }
 
-  /** Ends a registration whose profile is written, in the transaction that writes it. */
+  /**
+   * Ends a registration whose profile is written, in the transaction that writes it. One
+   * that took so long that another took its row over (and removed its login) fails, and its
+   * profile with it: its login is gone.
+   */
   async end(em: EntityManager, registration: Registration): Promise<void> {
-    await em.execute('delete from user_registration where email = ? and attempt = ?', [registration.email, registration.attempt]);
+    const ended = await em.execute<{ email: string }[]>('delete from user_registration where email = ? and attempt = ? returning email', [
+      registration.email,
+      registration.attempt,
+    ]);
+    if (ended.length === 0) throw new Unavailable('The registration took too long and was given up: try again', 'unavailable');
   }
 
   /**

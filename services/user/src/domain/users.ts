@@ -354,12 +354,15 @@ export class Users {
     if (changes.password !== undefined) {
       // As ChangePassword: whoever holds a session of the old password loses it, before the
       // change (a retry after a later step failed still ends them) and after it (sessions
-      // opened meanwhile). Set for oneself, the session that asked stays open.
+      // opened meanwhile). Set for oneself, the session that asked stays open; a request that
+      // names none (a gateway of an earlier version, a token without a session) ends none,
+      // rather than the caller's own with the others.
+      const endSessions = !self || sessionId !== '';
       const keep = self ? sessionId : '';
-      await this.endOtherSessions(target.profile.id, keep);
+      if (endSessions) await this.endOtherSessions(target.profile.id, keep);
       const res = await whileUserExists(this.deps.keycloak, target.profile.id, () => this.deps.keycloak.setPassword(target.profile.id, changes.password!));
       if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
-      await this.endOtherSessions(target.profile.id, keep);
+      if (endSessions) await this.endOtherSessions(target.profile.id, keep);
     }
     if (roleChanged) {
       // Tokens carry roles: the old ones stop working, before the change as well as after

@@ -268,9 +268,11 @@ def _level_name(levelno):
 _LOG_PREFIX = {name: '{"t":"log","l":"' + name + '","m":' for name in _LEVEL_NAMES}
 
 
-# The longest log line kept, in characters, as the runner keeps them: a longer one is cut
-# here, so that a message the runner takes as too long can only be a result.
-_MAX_LINE = 32 * 1024
+# The runner keeps log lines of at most 32 KiB characters, cut after it has masked the run's
+# tokens in them. A longer line is cut here already, so that a message the runner takes as
+# too long can only be a result, but 4 KiB later: a token across the runner's cut is whole
+# when the runner masks it, and what lies past it is cut away there.
+_MAX_LINE = 32 * 1024 + 4096
 _CUT_MARK = f"\u2026 [cut at {_MAX_LINE} characters]"
 
 
