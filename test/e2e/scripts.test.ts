@@ -10,6 +10,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { runnerKeyDevSecret, serviceKeyHeader } from '@gef/common';
 import { readStackInfo } from '../harness/stack';
 import { api, login, newUser, strongPassword, superadminCredentials, uniqueEmail } from './helpers/api';
 import { buildLog, cliArchive, cliMembers, rawGet, slugOf, tar, targz, tarHeader, upload, waitForStatus, type Member } from './helpers/archives';
@@ -431,12 +432,21 @@ describe('load', () => {
   });
 });
 
-/** One Connect unary call (JSON over h2c) straight to a service's port, as any process that reaches it could make. */
-function rpc(baseUrl: string, path: string, body: unknown): Promise<{ status: number; body: any }> {
+/**
+ * One Connect unary call (JSON over h2c) straight to a service's port, as any process that
+ * reaches it could make, showing `serviceKey` if given.
+ */
+function rpc(baseUrl: string, path: string, body: unknown, serviceKey?: string): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(baseUrl);
     session.on('error', reject);
-    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json', 'connect-protocol-version': '1' });
+    const req = session.request({
+      ':method': 'POST',
+      ':path': path,
+      'content-type': 'application/json',
+      'connect-protocol-version': '1',
+      ...(serviceKey ? { [serviceKeyHeader]: serviceKey } : {}),
+    });
     let status = 0;
     let text = '';
     req.on('response', (headers) => (status = Number(headers[':status'])));
@@ -452,7 +462,7 @@ function rpc(baseUrl: string, path: string, body: unknown): Promise<{ status: nu
 }
 
 describe('build log lines from runners (AppendBuildLog)', () => {
-  it("need the version's build token: a caller reaching the script service's port without it writes nothing", async () => {
+  it("need the runners' key and the version's build token: a caller reaching the script service's port without them writes nothing", async () => {
     // The credential is checked before the build's status, so a built version shows it as well.
     const res = await upload(owner.token, cliArchive(`Log Writer ${unique()}`), 'log writer.tar.gz');
     expect(res.status).toBe(200);
@@ -477,8 +487,12 @@ describe('build log lines from runners (AppendBuildLog)', () => {
         },
       },
     ];
+    // Without the runners' key nothing is even looked at.
+    const keyless = await rpc(base, path, { scriptId: id, version: 1, lines: ['written without a key'] });
+    expect({ status: keyless.status, code: keyless.body?.code }).toEqual({ status: 503, code: 'unavailable' });
+    // With it (a runner, or whoever took a runner's key), the build token decides.
     for (const { label, extra } of forged) {
-      const answer = await rpc(base, path, { scriptId: id, version: 1, lines: [`written by ${label}`], ...extra });
+      const answer = await rpc(base, path, { scriptId: id, version: 1, lines: [`written by ${label}`], ...extra }, runnerKeyDevSecret.devValue);
       expect({ label, status: answer.status, code: answer.body?.code }).toEqual({ label, status: 401, code: 'unauthenticated' });
     }
     expect(await buildLog(owner.token, id)).toEqual(log);
