@@ -47,6 +47,21 @@ export async function ensureSuperAdmin(
   logger: Logger,
   revoke?: (userId: string) => Promise<void>,
 ): Promise<string | undefined> {
+  // One replica at a time (Keycloak fails one of two password changes of a user at once
+  // with a 500): the next one finds what the first did.
+  return orm.em.fork().transactional(async (em) => {
+    await em.execute("select pg_advisory_xact_lock(hashtext('gef:ensure-superadmin'))");
+    return ensureSuperAdminAlone(orm, keycloak, account, logger, revoke);
+  });
+}
+
+async function ensureSuperAdminAlone(
+  orm: MikroORM,
+  keycloak: AdminKeycloak,
+  account: AdminAccount,
+  logger: Logger,
+  revoke?: (userId: string) => Promise<void>,
+): Promise<string | undefined> {
   const email = account.email.toLowerCase();
   if (await superAdminExists(keycloak)) {
     const existing = await keycloak.findUserByEmail(email);
