@@ -140,13 +140,13 @@ function urlPassword(value: string): string | undefined {
   }
 }
 
+/** The items of a comma-separated list, trimmed, empty ones dropped. */
+export function commaItems(s: string): string[] {
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+}
+
 /** Reads a comma-separated list. */
-export const commaList = z
-  .string()
-  .default('')
-  .transform((s) =>
-    s
-      .split(',')
-      .map((x) => x.trim())
-      .filter((x) => x.length > 0),
-  );
+export const commaList = z.string().default('').transform(commaItems);

@@ -4,7 +4,7 @@ import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { health } from '@gef/protos';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { DevSecret } from './config';
+import { commaItems, type DevSecret } from './config';
 
 /**
  * Who may call a service's RPCs. The services trust what a request says (its `caller`), so
@@ -20,12 +20,7 @@ import type { DevSecret } from './config';
 export const serviceKeyHeader = 'x-gef-service-key';
 
 /** The keys a comma-separated setting lists, in order. */
-export function keysOf(setting: string): string[] {
-  return setting
-    .split(',')
-    .map((key) => key.trim())
-    .filter((key) => key.length > 0);
-}
+export const keysOf = commaItems;
 
 /** The key a part sends: the first its setting lists. */
 export const keyToSend = (setting: string): string => keysOf(setting)[0]!;
