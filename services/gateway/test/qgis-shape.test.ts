@@ -99,6 +99,12 @@ describe('an execution in the plugin’s shape', () => {
     }
   });
 
+  it('shows results of another JSON type than an object as an empty object (the plugin loads a mapping only)', () => {
+    for (const results of [[1, 2], 'done', 42, true, false, 0, '']) {
+      expect(qgisExecution({ ...execution, results })?.['results']).toEqual({});
+    }
+  });
+
   it('keeps results that are there, and leaves out params and results the client excluded', () => {
     expect(qgisExecution({ ...execution, results: { type: 'RasterResults' } })?.['results']).toEqual({ type: 'RasterResults' });
     const { params: _p, results: _r, ...excluded } = execution;

@@ -53,8 +53,10 @@ export function qgisExecution(json: object | null): Json | null {
   const out = pick(json, executionKeys);
   const status = out['status'];
   if (typeof status === 'string') out['status'] = executionStatuses[status] ?? status;
-  // No results yet: an empty object, as the plugin's results field loads (it reads `type`).
-  if ('results' in out && out['results'] === null) out['results'] = {};
+  // The plugin's results field loads an object only (it reads `type`): no results yet, or
+  // results a runtime sent as another JSON type (a list, a number), show as an empty
+  // object, else the plugin would drop the job. They stay readable in download-results.
+  if ('results' in out && !isObject(out['results'])) out['results'] = {};
   if ('script' in json) out['script'] = qgisScript(json['script'] as object | null);
   return out;
 }
