@@ -15,6 +15,8 @@ import { routes } from './routes';
 import { createWorker } from './worker';
 
 const config = loadConfig();
+/** How often stray upload files and due archive releases are looked for. */
+const housekeepingEveryMs = 5 * 60 * 1000;
 
 void runService({
   name: 'script',
@@ -40,16 +42,26 @@ void runService({
     return {
       routes: routes(deps),
       worker: createWorker(temporal.settings, deps, logger),
-      // Housekeeping after a crash: stray upload files, queued archive removals, builds
-      // that never started.
+      // Housekeeping after a crash: stray upload files, queued archive removals (those of
+      // versions that never committed come due after a grace, so it runs again every few
+      // minutes), builds that never started.
       started: () => {
         dispatcher.start();
-        void (async () => {
+        const tidyArchives = async () => {
           await store.sweepTemporary();
           await releaseArtifacts(deps);
+        };
+        void (async () => {
+          await tidyArchives();
           const resumed = await resumeBuilds(deps);
           if (resumed > 0) logger.info({ resumed }, 'unfinished builds queued again');
         })().catch((err: unknown) => logger.warn({ err }, 'start-up housekeeping failed; it runs again at the next start'));
+        const housekeeping = setInterval(
+          () => void tidyArchives().catch((err: unknown) => logger.warn({ err }, 'archive housekeeping failed; it runs again shortly')),
+          housekeepingEveryMs,
+        );
+        housekeeping.unref();
+        shutdown.add('archive housekeeping', () => clearInterval(housekeeping));
       },
     };
   },

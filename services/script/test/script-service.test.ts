@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { script } from '@gef/protos';
+import { releaseArtifacts } from '../src/domain/artifact-release';
 import { signBuildToken } from '../src/domain/build-token';
 import { finishScriptBuild, resumeBuilds, startScriptBuild } from '../src/domain/script-builds';
 import { deleteScriptsOfUser } from '../src/domain/script-changes';
@@ -350,6 +351,43 @@ describe('script service', () => {
     expect(artifactFiles().some((file) => file.endsWith(sharedDigest!.slice(2)))).toBe(true);
     expect(await rows('select digest from artifact_release')).toEqual([]);
     expect((await codeOf(f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: gone.id, caller: caller(userId) })))).code).toBe(Code.NotFound);
+  });
+
+  it('removes an archive whose version never committed once its grace is over, and keeps those of versions that did', async () => {
+    const userId = randomUUID();
+    const kept = await upload(userId, 'Committed Script');
+    const keptDigest = String((await rows('select digest from script_version where script_id = ?', [kept.id]))[0]!['digest']).trim();
+    expect(await rows('select 1 from artifact_release where digest = ?', [keptDigest])).toEqual([]);
+
+    // The bytes are renamed into place, then the version's transaction never commits (as
+    // when its commit fails or the process dies right there).
+    const store = f.deps.store;
+    f.deps.store = Object.assign(Object.create(store) as typeof store, {
+      stage: async (source: AsyncIterable<Uint8Array>) => {
+        const staged = await store.stage(source);
+        return { ...staged, commit: async () => { await staged.commit(); throw new Error('the process died here'); } };
+      },
+    });
+    const bytes = archive('Stranded Script');
+    try {
+      expect((await codeOf(f.client.createScript(createMessages({ caller: caller(userId), fileName: 's.tar.gz' }, bytes)))).code).toBe(Code.Internal);
+    } finally {
+      f.deps.store = store;
+    }
+    expect(await rows("select 1 from script where slug = 'stranded-script'")).toEqual([]);
+    const [queued] = await rows("select digest, released_at > now() + interval '5 minutes' as later from artifact_release where released_at > now()");
+    const strandedDigest = String(queued!['digest']).trim();
+    expect(queued!['later']).toBe(true);
+    expect(artifactFiles().some((file) => file.endsWith(strandedDigest.slice(2)))).toBe(true);
+
+    // Not before its grace is over: the version's transaction could still be committing.
+    await releaseArtifacts(f.deps);
+    expect(artifactFiles().some((file) => file.endsWith(strandedDigest.slice(2)))).toBe(true);
+    await rows("update artifact_release set released_at = now() - interval '1 second' where digest = ?", [strandedDigest]);
+    await releaseArtifacts(f.deps);
+    expect(artifactFiles().some((file) => file.endsWith(strandedDigest.slice(2)))).toBe(false);
+    expect(artifactFiles().some((file) => file.endsWith(keptDigest.slice(2)))).toBe(true);
+    expect(await rows('select 1 from artifact_release where digest = ?', [strandedDigest])).toEqual([]);
   });
 
   it("deletes every script of a user for deleteUser, and no one else's", async () => {

@@ -78,6 +78,27 @@ async function recordVersion(em: EntityManager, script: Script, number: number, 
 }
 
 /**
+ * Seconds a version has to commit once its archive is received; after them, an archive no
+ * version records (its transaction failed at the commit, or its process died) is removed.
+ */
+export const strandedArchiveGraceSeconds = 600;
+
+/**
+ * Receives and checks an upload's archive, staged, and queues it for release in case the
+ * version that publishes it never commits (`queueUnlessRecorded`).
+ */
+async function receiveUpload(deps: ScriptDeps, upload: Upload) {
+  const received = await receiveArchive(upload.chunks, deps.store, deps.limits);
+  try {
+    await new ArtifactReleaseRepository(deps.orm.em.fork()).queueUnlessRecorded(received.staged.digest, strandedArchiveGraceSeconds);
+  } catch (err) {
+    await received.staged.discard();
+    throw err;
+  }
+  return received;
+}
+
+/**
  * POST /script: checks and stores the archive as it streams, records the script and its
  * first version and its build's start (the outbox) in one transaction. Nothing is left
  * behind when anything fails. A user whose deletion has begun here stores nothing more
@@ -86,7 +107,7 @@ async function recordVersion(em: EntityManager, script: Script, number: number, 
 export async function createScript(deps: ScriptDeps, caller: Actor | undefined, upload: Upload): Promise<Script> {
   const actor = requireActor(caller);
   const fileName = checkFileName(upload.fileName);
-  const { staged, contents } = await receiveArchive(upload.chunks, deps.store, deps.limits);
+  const { staged, contents } = await receiveUpload(deps, upload);
   let script: Script;
   try {
     script = await deps.orm.em.fork().transactional(async (em) => {
@@ -127,7 +148,7 @@ export async function addScriptVersion(deps: ScriptDeps, caller: Actor | undefin
   if (!before || !canSee(actor, before)) throw new NotFound('Script not found', 'not_found');
   assertMayChange(actor, before);
 
-  const { staged, contents } = await receiveArchive(upload.chunks, deps.store, deps.limits);
+  const { staged, contents } = await receiveUpload(deps, upload);
   let result: { script: Script; version: number };
   try {
     result = await deps.orm.em.fork().transactional(async (em) => {
