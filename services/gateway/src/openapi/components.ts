@@ -55,7 +55,7 @@ const schemas = {
   ApiDate: {
     type: 'string',
     description:
-      'UTC date-time, ISO 8601 without offset and always with six fractional digits. Inputs accept any ISO 8601 form (with or without offset, date-only), and `2026-11-28T05:13:18.123456 00:00` (a `+` that arrived as a space).',
+      'UTC date-time, ISO 8601 without offset and always with six fractional digits. Inputs accept any ISO 8601 form (calendar, week or ordinal dates, extended or basic, with or without time or offset; a reduced date such as `2026-11` means its first instant), and `2026-11-28T05:13:18.123456 00:00` (a `+` that arrived as a space).',
     pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{6}$',
     examples: ['2026-11-28T05:13:18.000000'],
   },

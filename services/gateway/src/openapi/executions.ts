@@ -41,7 +41,7 @@ const excludeParam: ParameterObject = {
 const dateQuery = (name: string, description: string): ParameterObject => ({
   name,
   in: 'query',
-  description: `${description} Any ISO 8601 form (with or without offset, date-only, or a \`+\` that arrived as a space); anything else is a 400.`,
+  description: `${description} Any ISO 8601 form (calendar, week or ordinal, with or without time or offset, date-only, or a \`+\` that arrived as a space); anything else is a 400.`,
   schema: { type: 'string' },
 });
 

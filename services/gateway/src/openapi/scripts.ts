@@ -217,7 +217,7 @@ export const scriptsOpenApi: OpenApiResource = {
             name: 'start',
             in: 'query',
             description:
-              'Only lines registered strictly after this instant. Any ISO 8601 form (with or without offset, date-only, or `2026-11-28T05:13:18.123456 00:00` with a `+` that arrived as a space); anything else is a 400.',
+              'Only lines registered strictly after this instant. Any ISO 8601 form (calendar, week or ordinal, with or without time or offset, date-only, or `2026-11-28T05:13:18.123456 00:00` with a `+` that arrived as a space); anything else is a 400.',
             schema: { type: 'string', examples: ['2026-11-28T05:13:18.000000'] },
           },
           {
