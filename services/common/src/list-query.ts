@@ -127,12 +127,17 @@ function parseValue(field: string, spec: FieldSpec, op: FilterOperator, raw: str
   }
 }
 
+/** A documented field's spec: own keys only (`constructor`, `__proto__`… are no fields). */
+function fieldSpec(fields: FieldMap, field: string): FieldSpec | undefined {
+  return Object.hasOwn(fields, field) ? fields[field] : undefined;
+}
+
 function parseCondition(text: string, fields: FieldMap): Condition {
   const m = conditionPattern.exec(text);
   if (!m) throw new InvalidArgument(`Invalid filter condition: '${cutText(text, 100)}'`, 'invalid_filter');
   const field = m[1]!;
   const op = m[2]!.trim().toLowerCase() as FilterOperator;
-  const spec = fields[field];
+  const spec = fieldSpec(fields, field);
   if (!spec) throw new InvalidArgument(`Unknown filter field '${cutText(field, 100)}'`, 'invalid_filter');
   return { field, op, value: parseValue(field, spec, op, m[3]!) };
 }
@@ -177,7 +182,7 @@ export function parseSort(input: string | undefined, fields: FieldMap): SortKey[
       if (!m) throw new InvalidArgument(`Invalid sort: '${cutText(part, 100)}'`, 'invalid_sort');
       const field = m[1]!;
       if (m[2]) direction = m[2].toLowerCase() as 'asc' | 'desc';
-      const spec = fields[field];
+      const spec = fieldSpec(fields, field);
       if (!spec) throw new InvalidArgument(`Unknown sort field '${cutText(field, 100)}'`, 'invalid_sort');
       if (spec.sortable === false) throw new InvalidArgument(`Lists cannot be sorted by '${field}' (it may be filtered on)`, 'invalid_sort');
       return { field, direction };

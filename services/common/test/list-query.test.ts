@@ -61,6 +61,11 @@ describe('filter', () => {
     ['progress like 5', /does not support like/],
     ['(status=FAILED', /Unbalanced/],
     ['name', /Invalid filter condition/],
+    // Names every object has are no fields.
+    ['constructor=1', /Unknown filter field 'constructor'/],
+    ['__proto__=1', /Unknown filter field '__proto__'/],
+    ['toString>2026-01-01', /Unknown filter field 'toString'/],
+    ['(name=a|hasOwnProperty=b)', /Unknown filter field 'hasOwnProperty'/],
   ])('refuses %j with a 400 naming the problem', (input, message) => {
     expect(() => parseFilter(input, fields)).toThrow(InvalidArgument);
     expect(() => parseFilter(input, fields)).toThrow(message);
@@ -78,6 +83,9 @@ describe('sort', () => {
     expect(() => parseSort('secret', fields)).toThrow(/Unknown sort field 'secret'/);
     expect(() => parseSort('params', fields)).toThrow(/cannot be sorted by 'params'/);
     expect(() => parseSort('name sideways', fields)).toThrow(InvalidArgument);
+    for (const name of ['constructor', '-__proto__', 'valueOf desc', 'hasOwnProperty']) {
+      expect(() => parseSort(name, fields)).toThrow(/Unknown sort field/);
+    }
   });
 
   it('quotes a refused value cut short without splitting a surrogate pair', () => {
