@@ -74,3 +74,21 @@ describe('openDatabase', () => {
     expect(await orm!.em.fork().execute('select 3 as n')).toEqual([{ n: 3 }]);
   }, 30_000);
 });
+
+describe('dates sent to the database', () => {
+  it('name the same instant whatever the host’s time zone, old local offsets with seconds included', async () => {
+    const zone = process.env['TZ'];
+    // New York's local mean time until 1883 was 4:56:02 behind UTC.
+    process.env['TZ'] = 'America/New_York';
+    try {
+      const instants = [new Date('1850-01-01T00:00:00Z'), new Date(new Date(0).setUTCFullYear(1, 0, 1)), new Date('2026-11-28T05:13:18.123Z')];
+      for (const at of instants) {
+        const [row] = await orm!.em.fork().execute<{ ms: string }[]>('select (extract(epoch from ?::timestamptz) * 1000)::bigint::text as ms', [at]);
+        expect(Number(row!.ms)).toBe(at.getTime());
+      }
+    } finally {
+      if (zone === undefined) delete process.env['TZ'];
+      else process.env['TZ'] = zone;
+    }
+  });
+});
