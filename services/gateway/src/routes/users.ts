@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InvalidArgument, NotFound, shareOf } from '@gef/common';
+import { NotFound, shareOf } from '@gef/common';
 import type { user } from '@gef/protos';
 import { callerOf, roleFromName, roleName } from '../auth/caller';
 import { usersOpenApi } from '../openapi/users';
@@ -101,9 +101,10 @@ async function usersJson(
     return { ...userJson(u)!, scripts: reply.scripts.map((s) => (qgis ? qgisScript(scriptJson(s)) : scriptJson(s))) };
   });
 }
+/** A user's id or e-mail from the path; one longer than any address names no user (404, as scripts and executions). */
 const keyOf = (raw: string | string[] | undefined): string => {
   const v = Array.isArray(raw) ? raw[0] : raw;
-  if (!v || v.length > 320) throw new InvalidArgument('Invalid user id or e-mail', 'invalid_argument');
+  if (!v || v.length > 320) throw new NotFound('User not found', 'not_found');
   return v;
 };
 
