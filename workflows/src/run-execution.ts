@@ -230,17 +230,24 @@ export async function runExecution(input: RunExecutionInput): Promise<RunExecuti
     });
     throw err;
   }
-  // Cancelled by an operator as the run ended (the runner had finished the script and recorded
-  // its outcome): the run ended all the same, so its slot goes back, its status is shown and
-  // its owner told, whatever the cancellation; then the cancellation ends the workflow. (Before
-  // this marker, the slot stayed held for good and the user's waiting runs never started.)
-  if (CancellationScope.current().consideredCancelled && patched('cancel-as-run-ended-releases-slot')) {
+  // The slot goes back and the runs it frees are woken whatever cancellation comes meanwhile:
+  // an operator's cancel during the release would drop the wake-ups, and the user's waiting
+  // runs would wait for another run to end. Cancelled by an operator as the run ended (the
+  // runner had finished the script and recorded its outcome): the run ended all the same, so
+  // its status is shown and its owner told, then the cancellation ends the workflow. (Before
+  // the first marker, such a slot stayed held for good; before the second, a cancel during
+  // the release lost its wake-ups.)
+  const cancelledAsEnded = CancellationScope.current().consideredCancelled;
+  if (cancelledAsEnded ? patched('cancel-as-run-ended-releases-slot') : patched('run-end-releases-slot-whole')) {
     await CancellationScope.nonCancellable(async () => {
       await releaseSlot();
       upsertSearchAttributes([{ key: gefStatusKey, value: status }]);
-      await notifyOwner(input, status);
+      if (cancelledAsEnded) await notifyOwner(input, status);
     });
-    return CancellationScope.current().cancelRequested;
+    if (cancelledAsEnded) return CancellationScope.current().cancelRequested;
+    // A cancel from here on drops only the e-mail.
+    await notifyOwner(input, status);
+    return { executionId: id, status };
   }
   await releaseSlot();
   upsertSearchAttributes([{ key: gefStatusKey, value: status }]);

@@ -447,6 +447,53 @@ describe('runExecution workflow', () => {
     expect(fake.notices.map((n) => `${n.executionId} ${n.status}`)).toEqual([`${id} FINISHED`]);
   }, 60_000);
 
+  it('wakes the runs its slot frees even when an operator cancels it while it gives the slot back', async () => {
+    const fake = new FakeExecutions();
+    const [first, next] = [newId(), newId()];
+    // The first run's release waits until the test lets it go.
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    const activities = fake.activities();
+    const release = activities.releaseExecutionSlot;
+    activities.releaseExecutionSlot = async (i) => {
+      if (i.executionId === first) {
+        fake.calls.push(`releasing ${first}`);
+        await gate;
+      }
+      return release(i);
+    };
+    fake.activities = () => activities;
+    const outcome = await withWorkers(
+      fake,
+      async (executionId) => {
+        fake.calls.push(`run ${executionId}`);
+        fake.rows.get(executionId)!.status = 'FINISHED';
+        return { outcome: 'FINISHED', status: 'FINISHED' };
+      },
+      async () => {
+        fake.add(first, 'user-r');
+        fake.add(next, 'user-r');
+        // A short workflow task timeout: the local activity's task is heartbeated, and the
+        // cancel delivered, within about a second and a half.
+        const options = { taskQueue: taskQueues.execution, workflowTaskTimeout: '2s' } as const;
+        const firstHandle = await env.client.workflow.start(runExecution, { ...options, workflowId: runExecutionWorkflowId(first), args: [input(first, 'user-r', { concurrencyLimit: 1 })] });
+        await eventually(() => fake.calls.includes(`releasing ${first}`));
+        const nextHandle = await env.client.workflow.start(runExecution, { ...options, workflowId: runExecutionWorkflowId(next), args: [input(next, 'user-r', { concurrencyLimit: 1 })] });
+        await eventually(() => fake.calls.includes(`queued ${next}`));
+        await firstHandle.cancel();
+        // The release goes on once the workflow has taken the cancel (or has not ended by then).
+        const ended = await Promise.race([firstHandle.result().then(() => 'ended', () => 'ended'), sleep(6000).then(() => 'open')]);
+        letGo();
+        const nextResult = await Promise.race([nextHandle.result(), sleep(15_000).then(() => undefined)]);
+        return { ended, nextResult };
+      },
+    );
+    // The cancel waited for the release, and the run the release freed a slot for ran.
+    expect(outcome.ended).toBe('open');
+    expect(outcome.nextResult?.status).toBe('FINISHED');
+    expect(fake.calls).toEqual(expect.arrayContaining([`released ${first}`, `granted ${next}`, `run ${next}`]));
+  }, 60_000);
+
   it('ends with the stored status when the runner could not learn how the run ended, and fails a run left unended', async () => {
     const fake = new FakeExecutions();
     const [endedFromOutside, unended] = [newId(), newId()];
