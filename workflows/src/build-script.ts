@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, patched, proxyActivities, proxyLocalActivities, TimeoutFailure } from '@temporalio/workflow';
 import type { RunnerActivities, ScriptActivities } from './activities';
 import { taskQueues } from './task-queues';
 
@@ -69,12 +69,23 @@ export async function buildScript(input: BuildScriptInput): Promise<BuildScriptR
   } catch (err) {
     result = { ...ref, status: 'FAIL', reason: reasonOf(err) };
   }
-  await scripts.finishScriptBuild({
-    ...ref,
-    status: result.status === 'SUCCESS' ? 'SUCCESS' : 'FAIL',
-    ...(result.environmentHash ? { environmentHash: result.environmentHash } : {}),
-    ...(result.reason ? { reason: result.reason } : {}),
-  });
+  const finish = () =>
+    scripts.finishScriptBuild({
+      ...ref,
+      status: result.status === 'SUCCESS' ? 'SUCCESS' : 'FAIL',
+      ...(result.environmentHash ? { environmentHash: result.environmentHash } : {}),
+      ...(result.reason ? { reason: result.reason } : {}),
+    });
+  // Cancelled by an operator (in Temporal): the build still ends, FAIL with the reason, and
+  // then the cancellation ends the workflow. (Before this marker, the version stayed BUILDING
+  // and the script could not run until another version was uploaded.)
+  const cancelled = CancellationScope.current().consideredCancelled;
+  if (cancelled && patched('cancelled-build-ends-fail')) {
+    result = { ...ref, status: 'FAIL', reason: 'the build was cancelled' };
+    await CancellationScope.nonCancellable(finish);
+    return CancellationScope.current().cancelRequested;
+  }
+  await finish();
   return result;
 }
 

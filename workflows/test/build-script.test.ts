@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { CancelledFailure as TemporalCancelledFailure } from '@temporalio/common';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { PrepareEnvironmentInput, RunnerActivities, ScriptActivities, ScriptBuildOutcome, ScriptBuildPlan, ScriptBuildRef } from '../src/activities';
@@ -29,6 +31,8 @@ interface Fakes {
   plan?: Awaited<ReturnType<ScriptActivities['startScriptBuild']>>;
   prepare?: (input: PrepareEnvironmentInput, attempt: number) => Promise<{ environmentHash: string; reused: boolean; hostname: string }>;
   finishFailures?: number;
+  /** Called once the workflow started, with its handle and what the fakes saw so far. */
+  drive?: (handle: WorkflowHandle, recorded: Recorded) => Promise<void>;
 }
 
 describe('buildScript workflow', () => {
@@ -89,11 +93,14 @@ describe('buildScript workflow', () => {
     const workflowId = buildScriptWorkflowId(ref);
     const result = await runnerWorker.runUntil(
       scriptWorker.runUntil(
-        env.client.workflow.execute(buildScript, {
-          taskQueue: taskQueues.script,
-          workflowId,
-          args: [ref],
-        }),
+        (async () => {
+          const handle = await env.client.workflow.start(buildScript, { taskQueue: taskQueues.script, workflowId, args: [ref] });
+          await fakes.drive?.(handle, recorded);
+          // A workflow that fails says what the fakes saw.
+          return handle.result().catch((err: unknown) => {
+            throw Object.assign(err as Error, { recorded });
+          });
+        })(),
       ),
     );
     return { result, recorded, workflowId };
@@ -173,6 +180,27 @@ describe('buildScript workflow', () => {
     expect(result).toMatchObject({ status: 'SUCCESS', environmentHash: 'c'.repeat(64) });
     expect(recorded.calls).toEqual(['start v3', 'prepare attempt 1', 'prepare attempt 2', 'finish SUCCESS']);
   }, 90_000);
+
+  it('ends FAIL, recorded, when an operator cancels it while the environment is prepared; the cancellation then ends it', async () => {
+    const failure = await run({
+      prepare: async () => {
+        // A runner that stops when told to.
+        await new Promise<void>((resolve) => Context.current().cancellationSignal.addEventListener('abort', () => resolve()));
+        throw new CancelledFailure('cancelled');
+      },
+      drive: async (handle, recorded) => {
+        while (!recorded.calls.includes('prepare attempt 1')) await new Promise((r) => setTimeout(r, 20));
+        await handle.cancel();
+      },
+    }).then(
+      () => undefined,
+      (err: unknown) => err as WorkflowFailedError & { recorded: Recorded },
+    );
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect(failure!.cause).toBeInstanceOf(TemporalCancelledFailure);
+    expect(failure!.recorded.calls).toEqual(['start v3', 'prepare attempt 1', 'finish FAIL']);
+    expect(failure!.recorded.outcomes[0]).toMatchObject({ status: 'FAIL', reason: 'the build was cancelled' });
+  }, 60_000);
 
   it('names each version build after the script and version', () => {
     expect(buildScriptWorkflowId({ scriptId: 'abc', version: 2 })).toBe('build-script-abc-v2');
