@@ -15,7 +15,7 @@ import { routes } from './routes';
 import { createWorker } from './worker';
 
 const config = loadConfig();
-/** How often stray upload files and due archive releases are looked for. */
+/** How often stray upload files, due archive releases and unfinished builds are looked for. */
 const housekeepingEveryMs = 5 * 60 * 1000;
 
 void runService({
@@ -42,26 +42,24 @@ void runService({
     return {
       routes: routes(deps),
       worker: createWorker(temporal.settings, deps, logger),
-      // Housekeeping after a crash: stray upload files, queued archive removals (those of
-      // versions that never committed come due after a grace, so it runs again every few
-      // minutes), builds that never started.
+      // Housekeeping after a crash, at start and every few minutes: stray upload files,
+      // queued archive removals (those of versions that never committed come due after a
+      // grace), builds whose workflow ended without ending them (terminated in Temporal) or
+      // never started.
       started: () => {
         dispatcher.start();
-        const tidyArchives = async () => {
+        const keepHouse = async (atStart: boolean) => {
           await store.sweepTemporary();
           await releaseArtifacts(deps);
-        };
-        void (async () => {
-          await tidyArchives();
+          // Builds in progress are queued too, their start found already running: news at start only.
           const resumed = await resumeBuilds(deps);
-          if (resumed > 0) logger.info({ resumed }, 'unfinished builds queued again');
-        })().catch((err: unknown) => logger.warn({ err }, 'start-up housekeeping failed; it runs again at the next start'));
-        const housekeeping = setInterval(
-          () => void tidyArchives().catch((err: unknown) => logger.warn({ err }, 'archive housekeeping failed; it runs again shortly')),
-          housekeepingEveryMs,
-        );
+          if (resumed > 0) logger[atStart ? 'info' : 'debug']({ resumed }, 'unfinished builds queued again');
+        };
+        const failed = (err: unknown) => logger.warn({ err }, 'housekeeping failed; it runs again shortly');
+        void keepHouse(true).catch(failed);
+        const housekeeping = setInterval(() => void keepHouse(false).catch(failed), housekeepingEveryMs);
         housekeeping.unref();
-        shutdown.add('archive housekeeping', () => clearInterval(housekeeping));
+        shutdown.add('housekeeping', () => clearInterval(housekeeping));
       },
     };
   },

@@ -400,4 +400,30 @@ describe('script service', () => {
     expect(await rows('select id from script where user_id = ?', [userId])).toEqual([]);
     expect(await rows('select id from script where id = ?', [kept.id])).toHaveLength(1);
   });
+
+  it('deletes a user’s scripts though one archive cannot be removed, which stays queued for the next pass', async () => {
+    const userId = randomUUID();
+    const [stuck, freed] = [await upload(userId, 'Stuck Archive'), await upload(userId, 'Freed Archive')];
+    const digestOf = async (id: string) => String((await rows('select digest from script_version where script_id = ?', [id]))[0]!['digest']).trim();
+    const [stuckDigest, freedDigest] = [await digestOf(stuck.id), await digestOf(freed.id)];
+    const store = f.deps.store;
+    f.deps.store = Object.assign(Object.create(store) as typeof store, {
+      delete: async (digest: string) => {
+        if (digest === stuckDigest) throw Object.assign(new Error('EACCES: permission denied, unlink'), { code: 'EACCES' });
+        return store.delete(digest);
+      },
+    });
+    try {
+      expect(await deleteScriptsOfUser(f.deps, userId)).toBe(2);
+    } finally {
+      f.deps.store = store;
+    }
+    expect(artifactFiles().some((file) => file.endsWith(freedDigest.slice(2)))).toBe(false);
+    expect(artifactFiles().some((file) => file.endsWith(stuckDigest.slice(2)))).toBe(true);
+    expect(await rows('select 1 from artifact_release where digest = ?', [stuckDigest])).toHaveLength(1);
+    // Once the store can, the next pass removes it.
+    await releaseArtifacts(f.deps);
+    expect(artifactFiles().some((file) => file.endsWith(stuckDigest.slice(2)))).toBe(false);
+    expect(await rows('select 1 from artifact_release where digest = ?', [stuckDigest])).toEqual([]);
+  });
 });
