@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { CancellationScope, patched, proxyActivities } from '@temporalio/workflow';
 import type { ExecutionActivities, ScriptActivities, UserActivities } from './activities';
 import { taskQueues } from './task-queues';
 
@@ -34,8 +34,17 @@ const executions = proxyActivities<ExecutionActivities>({ taskQueue: taskQueues.
  * crash halfway finishes on restart instead of leaving half a user. The login goes first,
  * so nobody can act as the user while the rest is removed; the profile goes last, so the
  * user stays findable until everything else is gone.
+ *
+ * A deletion, once begun, finishes: the user's login was disabled and their tokens revoked
+ * before it started, so an operator's cancel in Temporal is not honoured (it would leave
+ * half a user that nothing finishes). (Before this marker, a cancel ended it there.)
  */
 export async function deleteUser(input: DeleteUserInput): Promise<DeleteUserResult> {
+  if (patched('deletion-ignores-cancel')) return CancellationScope.nonCancellable(() => deleteEverywhere(input));
+  return deleteEverywhere(input);
+}
+
+async function deleteEverywhere(input: DeleteUserInput): Promise<DeleteUserResult> {
   const keycloak = await user.deleteKeycloakUser(input.userId);
   const ownExecutions = await executions.deleteExecutionsOfUser(input.userId);
   const ownScripts = await scripts.deleteScriptsOfUser(input.userId);
