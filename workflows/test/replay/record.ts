@@ -310,6 +310,25 @@ const scenarios: Scenario[] = [
     'FAIL',
   ),
   buildCase('skipped', 'script-build-gone', (fakes) => fakes.plans.set('script-build-gone', { proceed: false, reason: 'the version is gone' }), 'SKIPPED'),
+  // Cancelled by an operator while the runner prepares the environment: ends FAIL, recorded.
+  {
+    names: ['buildScript-cancelled-by-operator'],
+    async run({ client, fakes }) {
+      let started!: () => void;
+      const preparing = new Promise<void>((resolve) => (started = resolve));
+      fakes.builds.set('script-build-cancelled', async () => {
+        started();
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        return { environmentHash: 'e'.repeat(64), reused: false, hostname: 'runner-1' };
+      });
+      const ref = { scriptId: 'script-build-cancelled', version: 1 };
+      const handle = await client.workflow.start(buildScript, { taskQueue: taskQueues.script, workflowId: buildScriptWorkflowId(ref), args: [ref] });
+      await preparing;
+      await handle.cancel();
+      await assert.rejects(handle.result(), WorkflowFailedError, 'buildScript-cancelled-by-operator');
+      return [{ name: 'buildScript-cancelled-by-operator', workflowId: handle.workflowId }];
+    },
+  },
 
   // Took its slot when accepted: straight to a runner.
   runCase('finished-slot-granted', 1, { slotGranted: true }, () => undefined, { executionId: executionId(1), status: 'FINISHED' }),
