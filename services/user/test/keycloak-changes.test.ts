@@ -301,6 +301,54 @@ describe('changes made in the Keycloak console', () => {
     delays['user disabled after a Keycloak restart'] = await revoked(u.id, u.iat, await disable(u.id), 10_000);
   });
 
+  describe('a user deleted in the console', () => {
+    /** A user with a profile in this service, as registration leaves them. */
+    async function withProfile(prefix: string): Promise<{ id: string; email: string; iat: number }> {
+      const u = await userWithToken(prefix);
+      await orm.em.fork().execute(`insert into user_profile (id, email, name, created_at, updated_at) values (?, ?, 'Console', now(), now())`, [u.id, u.email]);
+      return u;
+    }
+    const deletionDue = async (userId: string) =>
+      (await orm.em.fork().execute<{ due: boolean }[]>('select next_at <= now() as due from user_deletion_dispatch where user_id = ?', [userId]))[0]?.due === true;
+    async function untilDue(userId: string, timeoutMs = 5000): Promise<void> {
+      for (const start = Date.now(); !(await deletionDue(userId)); await sleep(50)) {
+        if (Date.now() - start > timeoutMs) throw new Error(`no deletion of ${userId} was recorded`);
+      }
+    }
+
+    it('is deleted everywhere: their deletion is due at once (the deleteUser workflow follows)', async () => {
+      const u = await withProfile('console-deleted');
+      const bystander = await withProfile('console-bystander');
+      await kc.console('DELETE', `/users/${u.id}`);
+      await revoked(u.id, u.iat, Date.now());
+      await untilDue(u.id);
+      expect(await deletionDue(bystander.id)).toBe(false);
+    });
+
+    it('records nothing for a login without a profile, or one the API deleted itself', async () => {
+      const bare = await userWithToken('console-no-profile');
+      await kc.console('DELETE', `/users/${bare.id}`);
+      await revoked(bare.id, bare.iat, Date.now());
+      const own = await withProfile('api-deleted');
+      await keycloak.deleteUser(own.id);
+      await sleep(1500);
+      expect(await orm.em.fork().execute('select user_id from user_deletion_dispatch where user_id in (?, ?)', [bare.id, own.id])).toEqual([]);
+    });
+
+    it('while this service was down longer than tokens live is deleted everywhere all the same', async () => {
+      await changes!.stop();
+      const u = await withProfile('deleted-while-down');
+      await kc.console('DELETE', `/users/${u.id}`);
+      // Hours later: the change is older than any token, but a deletion is still followed.
+      changes = new KeycloakChanges({ orm, keycloak, revocations: hub, logger, tokenLifetimeSeconds: 3600, intervalMs: 200, now: () => Date.now() + 3 * 3_600_000 });
+      changes.start();
+      await untilDue(u.id);
+      await changes.stop();
+      changes = follower();
+      changes.start();
+    });
+  });
+
   it('revokes a user once per change, however often the change is seen', async () => {
     expect(await hub.revokeUsersBefore(['not-a-uuid'], new Date())).toEqual([]);
     const id = randomUUID();

@@ -35,6 +35,21 @@ export class UserDeletionDispatchRepository implements OutboxStore<DeleteUserInp
     );
   }
 
+  /**
+   * A user whose login was deleted in Keycloak (its admin console) is deleted everywhere:
+   * their deletion becomes due now, if they still have a profile. True when it was recorded.
+   */
+  async dueIfProfile(userId: string): Promise<boolean> {
+    const rows = await this.em!.execute<{ user_id: string }[]>(
+      `insert into user_deletion_dispatch (user_id, next_at)
+         select id, now() from user_profile where id = ?
+       on conflict (user_id) do update set next_at = now() where user_deletion_dispatch.next_at > now()
+       returning user_id`,
+      [userId],
+    );
+    return rows.length > 0;
+  }
+
   /** The deletion is not to happen after all: its row goes. */
   async withdraw(userId: string): Promise<void> {
     await this.em!.execute('delete from user_deletion_dispatch where user_id = ?', [userId]);

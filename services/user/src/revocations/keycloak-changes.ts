@@ -1,6 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { describeFailure, type Logger } from '@gef/common';
+import { describeFailure, uuidPattern, type Logger } from '@gef/common';
 import { KeycloakError, type KeycloakAdminClient, type KeycloakAdminEvent } from '../keycloak/admin-client';
+import { UserDeletionDispatchRepository } from '../repositories/user-deletion-dispatch-repository';
 import type { RevocationHub } from './revocation-hub';
 import { secondsOf, type Seconds } from './token-lifetime';
 
@@ -12,13 +13,17 @@ import { secondsOf, type Seconds } from './token-lifetime';
  * takes its roles with it).
  */
 const eventQueries = [
-  { resourceTypes: ['USER'], operationTypes: ['UPDATE', 'DELETE', 'ACTION'] },
+  // Deletions are read from the cursor however old it is: a user deleted in Keycloak while
+  // this service was down is deleted everywhere all the same.
+  { resourceTypes: ['USER'], operationTypes: ['DELETE'], wholeBacklog: true },
+  { resourceTypes: ['USER'], operationTypes: ['UPDATE', 'ACTION'], wholeBacklog: false },
   {
     resourceTypes: ['REALM_ROLE_MAPPING', 'CLIENT_ROLE_MAPPING', 'GROUP_MEMBERSHIP', 'GROUP', 'REALM_ROLE', 'CLIENT_ROLE', 'CLIENT'],
     operationTypes: [],
+    wholeBacklog: false,
   },
 ] as const;
-const roleResources = new Set<string>(eventQueries[1].resourceTypes);
+const roleResources = new Set<string>(eventQueries[2].resourceTypes);
 /** Whether an event may change who holds which role (a client's settings changed do not). */
 const touchesRoles = (e: KeycloakAdminEvent): boolean =>
   roleResources.has(e.resourceType) && (e.resourceType !== 'CLIENT' || e.operationType === 'DELETE');
@@ -82,6 +87,14 @@ export function effectOf(e: KeycloakAdminEvent): ChangeEffect {
     default:
       return undefined;
   }
+}
+
+/** The user whose login an admin event deleted, if it did. */
+export function deletedUserOf(e: KeycloakAdminEvent): string | undefined {
+  const path = e.resourcePath ?? '';
+  if (e.resourceType !== 'USER' || e.operationType !== 'DELETE' || segment(path, 0) !== 'users') return undefined;
+  const userId = segment(path, 1);
+  return userId && uuidPattern.test(userId) && path === `users/${userId}` ? userId : undefined;
 }
 
 /** Tokens carry `iat` in whole seconds: those of the second a change happened in are refused too. */
@@ -219,18 +232,20 @@ export class KeycloakChanges {
       );
       const row = rows[0];
       if (!row) return undefined;
-      // Tokens issued before this have all expired: older changes need nothing.
+      // Tokens issued before this have all expired: older changes need nothing, but deletions.
       const oldest = this.now() - (this.tokenLifetimeSeconds() + 60) * 1000;
-      const cursor = Math.max(row.event_time === null ? oldest : Number(row.event_time), oldest);
+      const stored = row.event_time === null ? oldest : Number(row.event_time);
+      const cursor = Math.max(stored, oldest);
       const self = await this.options.keycloak.serviceAccountUserId();
       let latest = cursor;
       let fresh = 0;
       let rolesTouched = false;
       let unnamedAt: number | undefined;
       const events: KeycloakAdminEvent[] = [];
-      for (const query of eventQueries) {
+      for (const { wholeBacklog, ...query } of eventQueries) {
+        const from = (wholeBacklog ? stored : cursor) - this.overlapMs;
         for (let first = 0; ; first += pageSize) {
-          const page = await this.options.keycloak.adminEvents({ ...query, from: cursor - this.overlapMs, first, max: pageSize });
+          const page = await this.options.keycloak.adminEvents({ ...query, from, first, max: pageSize });
           events.push(...page);
           if (page.length < pageSize) break;
         }
@@ -246,6 +261,12 @@ export class KeycloakChanges {
           const effect = effectOf(e);
           if (effect && 'unnamed' in effect) unnamedAt = Math.max(unnamedAt ?? 0, e.time);
           else if (effect) await this.revoke(effect, e);
+          // Deleted in the console: their scripts, runs and profile go too (the deleteUser
+          // workflow, from its outbox), in the transaction that moves the cursor past it.
+          const deleted = deletedUserOf(e);
+          if (deleted && (await new UserDeletionDispatchRepository(tx).dueIfProfile(deleted))) {
+            this.options.logger.info({ userId: deleted, deletedAt: new Date(e.time).toISOString() }, 'a user deleted in Keycloak is being deleted everywhere');
+          }
         }
         seenNow.set(key, e.time);
         fresh++;
