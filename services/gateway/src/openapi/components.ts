@@ -177,14 +177,14 @@ const parameters = {
   Page: {
     name: 'page',
     in: 'query',
-    description: 'Page number, from 1. Without `page` and `per_page` a list answers its first 1,000 items (as page 1); `total` says whether there are more.',
-    schema: { type: 'integer', minimum: 1 },
+    description: 'Page number, from 1, at most 1,000,000. Without `page` and `per_page` a list answers its first 1,000 items (as page 1); `total` says whether there are more.',
+    schema: { type: 'integer', minimum: 1, maximum: 1_000_000 },
   },
   PerPage: {
     name: 'per_page',
     in: 'query',
-    description: 'Items per page, at most 100 (a larger number is read as 100, and the answer\'s `per_page` says so); 20 when only `page` is given.',
-    schema: { type: 'integer', minimum: 1 },
+    description: 'Items per page, at most 100 (a larger number, of up to 9 digits, is read as 100, and the answer\'s `per_page` says so); 20 when only `page` is given.',
+    schema: { type: 'integer', minimum: 1, maximum: 999_999_999 },
   },
   Sort: {
     name: 'sort',

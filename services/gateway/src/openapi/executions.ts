@@ -252,7 +252,7 @@ export const executionsOpenApi: OpenApiResource = {
         parameters: [
           executionParam,
           dateQuery('start', 'Only lines registered strictly after this instant.'),
-          { name: 'last-id', in: 'query', description: 'Only lines whose id is strictly greater than this.', schema: { type: 'integer', minimum: 0 } },
+          { name: 'last-id', in: 'query', description: 'Only lines whose id is strictly greater than this (at most 18 digits).', schema: { type: 'integer', minimum: 0 } },
         ],
         responses: {
           '200': okResponse('The log lines.', jsonContent(dataEnvelope({ type: 'array', items: schemaRef('ExecutionLog') }))),
@@ -304,7 +304,7 @@ export const executionsOpenApi: OpenApiResource = {
         description: eventsDescription,
         parameters: [
           executionParam,
-          { name: 'Last-Event-ID', in: 'header', description: 'Resume strictly after this log line id.', schema: { type: 'integer', minimum: 0 } },
+          { name: 'Last-Event-ID', in: 'header', description: 'Resume strictly after this log line id (at most 18 digits).', schema: { type: 'integer', minimum: 0 } },
           { name: 'last-id', in: 'query', description: 'The same as `Last-Event-ID`, for clients that cannot set headers (the header wins).', schema: { type: 'integer', minimum: 0 } },
           { name: 'lastEventId', in: 'query', description: 'The same as `last-id` (which wins), as event-source polyfills send it on reconnecting.', schema: { type: 'integer', minimum: 0 } },
           { name: '_', in: 'query', description: 'Ignored: the cache-busting value some event-source clients add.', schema: { type: 'string' } },

@@ -223,7 +223,7 @@ export const scriptsOpenApi: OpenApiResource = {
           {
             name: 'last-id',
             in: 'query',
-            description: 'Only lines whose id is strictly greater than this.',
+            description: 'Only lines whose id is strictly greater than this (at most 18 digits).',
             schema: { type: 'integer', minimum: 0 },
           },
         ],
