@@ -27,3 +27,16 @@ export function cutText(text: string, max: number): string {
   const last = text.charCodeAt(max - 1);
   return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
+
+/**
+ * Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: refused in
+ * one-line names (a user's, a script's), which reach e-mails and logs, where a line break
+ * would let them write lines of their own.
+ */
+export const lineBreakingText = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** `text` on one line: every run of control characters and whitespace becomes one space, cut to `max`. */
+export function oneLine(text: string, max: number): string {
+  const flat = text.replace(/[\s\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  return flat.length > max ? `${cutText(flat, max - 1)}…` : flat;
+}

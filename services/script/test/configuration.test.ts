@@ -71,6 +71,11 @@ describe('parseConfiguration', () => {
     ['{"name": "x", "extra": {"a\\u0000b": 1}}', /the key 'extra\.a\?b' holds/],
     ['{"name": "x", "extra": [1, ["\\u0000"]]}', /'extra\[1\]\[0\]' holds/],
     ['{"name": "x", "params_schema": {"properties": {"n": {"title": "\\u0000"}}}}', /'params_schema\.properties\.n\.title' holds/],
+    // The name reaches other users' e-mails and logs: one line.
+    ['{"name": "NDVI\\n\\nIts details: https://evil.example"}', /'name' must not hold control characters or line breaks/],
+    ['{"name": "a\\rb"}', /'name' must not hold control characters/],
+    ['{"name": "a\\u2028b"}', /'name' must not hold control characters/],
+    ['{"name": "a\\u0085b"}', /'name' must not hold control characters/],
   ])('refuses %s', (text, message) => {
     expect(() => parseConfiguration(text)).toThrow(InvalidArgument);
     expect(() => parseConfiguration(text)).toThrow(message);

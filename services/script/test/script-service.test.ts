@@ -353,6 +353,16 @@ describe('script service', () => {
     expect((await codeOf(f.client.getScript(create(script.GetScriptRequestSchema, { idOrSlug: gone.id, caller: caller(userId) })))).code).toBe(Code.NotFound);
   });
 
+  it('refuses a metadata name with a line break or control character, changing nothing', async () => {
+    const userId = randomUUID();
+    const created = await upload(userId, 'One Line Name');
+    for (const name of ['Two\nLines', 'Tab\there', 'Sep\u2028arated']) {
+      const refused = await codeOf(f.client.updateScriptMetadata(create(script.UpdateScriptMetadataRequestSchema, { idOrSlug: created.id, caller: caller(userId), name })));
+      expect(refused).toEqual({ code: Code.InvalidArgument, message: 'name must not hold control characters or line breaks' });
+    }
+    expect((await rows('select name from script where id = ?', [created.id]))[0]).toEqual({ name: 'One Line Name' });
+  });
+
   it('removes an archive whose version never committed once its grace is over, and keeps those of versions that did', async () => {
     const userId = randomUUID();
     const kept = await upload(userId, 'Committed Script');

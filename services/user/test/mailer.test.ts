@@ -20,8 +20,8 @@ describe('password links', () => {
  * `atEnd`: answers with a refusal, or closes the connection without answering (the answer
  * lost: the message may have been taken).
  */
-async function smtpServer(atEnd: 'refuse' | 'drop'): Promise<{ port: number; received: number; close: () => Promise<void> }> {
-  const state = { received: 0 };
+async function smtpServer(atEnd: 'refuse' | 'drop' | 'accept'): Promise<{ port: number; received: number; messages: string[]; close: () => Promise<void> }> {
+  const state = { received: 0, messages: [] as string[] };
   const server = net.createServer((socket) => {
     let buffer = '';
     let inData = false;
@@ -32,10 +32,15 @@ async function smtpServer(atEnd: 'refuse' | 'drop'): Promise<{ port: number; rec
         if (inData) {
           const end = buffer.indexOf('\r\n.\r\n');
           if (end < 0) return;
+          state.messages.push(buffer.slice(0, end));
           buffer = buffer.slice(end + 5);
           inData = false;
           state.received++;
           if (atEnd === 'drop') return void socket.destroy();
+          if (atEnd === 'accept') {
+            socket.write('250 2.0.0 queued\r\n');
+            continue;
+          }
           socket.write('554 5.7.1 Message refused\r\n');
           continue;
         }
@@ -61,6 +66,7 @@ async function smtpServer(atEnd: 'refuse' | 'drop'): Promise<{ port: number; rec
     get received() {
       return state.received;
     },
+    messages: state.messages,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -72,7 +78,7 @@ const closedPort = async (): Promise<number> => (await findFreePorts(1))[0]!;
 async function sendFailure(port: number): Promise<unknown> {
   const mailer = new Mailer({ ...settings, port });
   try {
-    await mailer.sendSetPassword('ada@example.org', 'Ada', 'token');
+    await mailer.sendSetPassword('ada@example.org', 'token');
   } catch (err) {
     return err;
   } finally {
@@ -112,5 +118,46 @@ describe('whether a failed e-mail certainly did not go out', () => {
     expect(certainlyNotSent(new Error('socket hang up'))).toBe(false);
     expect(certainlyNotSent(Object.assign(new Error('Timeout'), { code: 'ETIMEDOUT' }))).toBe(false);
     expect(certainlyNotSent(undefined)).toBe(false);
+  });
+});
+
+/** A message's text body, quoted-printable undone (nodemailer wraps long lines so). */
+function bodyOf(message: string): string {
+  const body = message.slice(message.indexOf('\r\n\r\n') + 4);
+  return Buffer.from(body.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1').toString('utf8');
+}
+
+describe('what the e-mails say', () => {
+  it('greets no one by name in a password link (whoever registers an address chooses the name)', async () => {
+    const server = await smtpServer('accept');
+    const mailer = new Mailer({ ...settings, port: server.port });
+    try {
+      await mailer.sendSetPassword('victim@example.org', 'set-token');
+      await mailer.sendRecoverPassword('victim@example.org', 'reset-token');
+      const [set, reset] = server.messages.map(bodyOf);
+      expect(set).toMatch(/^Hello,\r?\n/);
+      expect(set).toContain('token=set-token');
+      expect(reset).toMatch(/^Hello,\r?\n/);
+      expect(reset).toContain('token=reset-token');
+    } finally {
+      mailer.close();
+      await server.close();
+    }
+  });
+
+  it("puts another user's script name on one line, short, so it writes no lines of its own", async () => {
+    const server = await smtpServer('accept');
+    const mailer = new Mailer({ ...settings, port: server.port });
+    const scriptName = `NDVI" ended with the status FAILED.\r\n\r\nIts details:  https://evil.example/login\u2028${'x'.repeat(300)}`;
+    try {
+      await mailer.sendExecutionFinished('ada@example.org', 'Ada', { executionId: 'e-1', scriptId: 's-1', scriptName, status: 'FINISHED' });
+      const body = bodyOf(server.messages[0]!);
+      const lines = body.split(/\r?\n/);
+      expect(lines.filter((l) => l.startsWith('Its details:'))).toEqual(['Its details:  https://api.example.org/api/v1/execution/e-1']);
+      expect(lines.find((l) => l.includes('evil.example'))).toMatch(/^Your execution e-1 of "NDVI" ended with the status FAILED\. Its details: https:\/\/evil\.example\/login x+…" ended with the status FINISHED\.$/);
+    } finally {
+      mailer.close();
+      await server.close();
+    }
   });
 });

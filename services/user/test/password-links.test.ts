@@ -26,10 +26,10 @@ class FakeMailer {
   readonly sent: { to: string; purpose: 'set' | 'reset'; token: string }[] = [];
   down = false;
   answerLost = 0;
-  async sendSetPassword(to: string, _name: string, token: string): Promise<void> {
+  async sendSetPassword(to: string, token: string): Promise<void> {
     this.send(to, 'set', token);
   }
-  async sendRecoverPassword(to: string, _name: string, token: string): Promise<void> {
+  async sendRecoverPassword(to: string, token: string): Promise<void> {
     this.send(to, 'reset', token);
   }
   private send(to: string, purpose: 'set' | 'reset', token: string): void {

@@ -1,4 +1,4 @@
-import { compileJsonSchema, cutText, InvalidArgument, jsonDepthExceeds, maxJsonValueDepth, uuidPattern } from '@gef/common';
+import { compileJsonSchema, cutText, InvalidArgument, jsonDepthExceeds, lineBreakingText, maxJsonValueDepth, uuidPattern } from '@gef/common';
 import { slugify } from './slug';
 import { unstorableWhat } from '@gef/common';
 import { unstorablePlace } from './storable-text';
@@ -83,6 +83,8 @@ export function parseConfiguration(text: string): ScriptConfiguration {
   if (typeof raw['name'] !== 'string' || raw['name'].trim() === '') throw invalid("'name' is required");
   const name = raw['name'].trim();
   if (name.length > maxNameLength) throw invalid(`'name' is longer than ${maxNameLength} characters`);
+  // The name reaches other users' e-mails (a run of a public script) and logs: one line.
+  if (lineBreakingText.test(name)) throw invalid("'name' must not hold control characters or line breaks");
   const slug = slugify(name);
   if (slug === '') throw invalid("'name' must contain a letter or a digit");
   // Scripts are addressed by id or slug, and a UUID is read as an id: such a slug would name nothing.

@@ -1,4 +1,4 @@
-import { deleteInChunks, InvalidArgument, NotFound, rowsPerDelete } from '@gef/common';
+import { deleteInChunks, InvalidArgument, lineBreakingText, NotFound, rowsPerDelete } from '@gef/common';
 import type { EntityManager } from '@gef/common/orm';
 import type { Script } from '../entities/script';
 import { ArtifactReleaseRepository } from '../repositories/artifact-release-repository';
@@ -44,6 +44,7 @@ export async function updateScriptMetadata(
   if (changes.name !== undefined && (!name || name.length > maxNameLength)) {
     throw new InvalidArgument(`name must be 1 to ${maxNameLength} characters`, 'invalid_argument');
   }
+  if (name && lineBreakingText.test(name)) throw new InvalidArgument('name must not hold control characters or line breaks', 'invalid_argument');
   if (changes.description !== undefined && changes.description.length > maxDescriptionLength) {
     throw new InvalidArgument(`description is longer than ${maxDescriptionLength} characters`, 'invalid_argument');
   }

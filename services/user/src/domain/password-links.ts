@@ -180,6 +180,6 @@ export class PasswordLinks {
   }
 
   private mail(user: Recipient, purpose: 'set' | 'reset', token: string): Promise<void> {
-    return purpose === 'set' ? this.deps.mailer.sendSetPassword(user.email, user.name, token) : this.deps.mailer.sendRecoverPassword(user.email, user.name, token);
+    return purpose === 'set' ? this.deps.mailer.sendSetPassword(user.email, token) : this.deps.mailer.sendRecoverPassword(user.email, token);
   }
 }

@@ -1,4 +1,4 @@
-import { InvalidArgument } from '@gef/common';
+import { InvalidArgument, lineBreakingText } from '@gef/common';
 
 /**
  * Whether some UTF-16 unit of `text`, taken alone, matches `kind`: the identity provider
@@ -28,7 +28,6 @@ export function passwordPolicyViolation(password: string): string | undefined {
 }
 
 // Printable characters only: no C0/C1 control characters except none at all.
-const controlCharacters = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
  * One label of an e-mail domain: ASCII letters and digits, or letters of the Latin script
@@ -46,7 +45,7 @@ const emailPattern = new RegExp(String.raw`^((?:(?![@"(),:;<>[\\\]])[\x21-\x7e])
 export function normaliseEmail(input: string): string {
   const email = input.trim().toLowerCase();
   if (email.length === 0) throw new InvalidArgument('email is required', 'invalid_argument');
-  if (email.length > 254 || controlCharacters.test(email)) throw new InvalidArgument('Invalid email address', 'invalid_argument');
+  if (email.length > 254 || lineBreakingText.test(email)) throw new InvalidArgument('Invalid email address', 'invalid_argument');
   const m = emailPattern.exec(email);
   if (!m || m[1]!.startsWith('.') || m[1]!.endsWith('.') || m[1]!.includes('..')) {
     throw new InvalidArgument('Invalid email address', 'invalid_argument');
@@ -59,7 +58,7 @@ export function profileText(field: string, input: string, max: number, required 
   const value = input.trim();
   if (required && value.length === 0) throw new InvalidArgument(`${field} is required`, 'invalid_argument');
   if (value.length > max) throw new InvalidArgument(`${field} must be at most ${max} characters`, 'invalid_argument');
-  if (controlCharacters.test(value)) throw new InvalidArgument(`${field} must not contain control characters`, 'invalid_argument');
+  if (lineBreakingText.test(value)) throw new InvalidArgument(`${field} must not contain control characters`, 'invalid_argument');
   return value;
 }
 

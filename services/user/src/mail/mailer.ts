@@ -1,4 +1,5 @@
 import nodemailer, { type Transporter } from 'nodemailer';
+import { oneLine } from '@gef/common';
 
 export interface MailSettings {
   host: string;
@@ -54,21 +55,24 @@ export class Mailer {
     await this.transport.sendMail({ from: this.settings.from, to, subject, text });
   }
 
+  // The set and reset e-mails greet no one by name: whoever registers an address chooses
+  // the name, and would write their own words into a mail the platform sends to it.
+
   /** Registration without a password: a link to set one. */
-  sendSetPassword(to: string, name: string, token: string): Promise<void> {
+  sendSetPassword(to: string, token: string): Promise<void> {
     return this.send(
       to,
       'Set your GEF API password',
-      `Hello ${name},\n\nAn account was created for you. Set your password with this link (valid for one hour, usable once):\n\n${this.link(token)}\n\nTo set it from a client, send the token with your new password to POST /api/v1/user/reset-password.\nToken: ${token}\n`,
+      `Hello,\n\nAn account was created for you. Set your password with this link (valid for one hour, usable once):\n\n${this.link(token)}\n\nTo set it from a client, send the token with your new password to POST /api/v1/user/reset-password.\nToken: ${token}\n`,
     );
   }
 
   /** Password recovery: a link to reset it. */
-  sendRecoverPassword(to: string, name: string, token: string): Promise<void> {
+  sendRecoverPassword(to: string, token: string): Promise<void> {
     return this.send(
       to,
       'Reset your GEF API password',
-      `Hello ${name},\n\nSomebody asked to reset the password of this account. If it was you, use this link (valid for one hour, usable once):\n\n${this.link(token)}\n\nTo reset it from a client, send the token with your new password to POST /api/v1/user/reset-password.\nToken: ${token}\n\nIf it was not you, ignore this message.\n`,
+      `Hello,\n\nSomebody asked to reset the password of this account. If it was you, use this link (valid for one hour, usable once):\n\n${this.link(token)}\n\nTo reset it from a client, send the token with your new password to POST /api/v1/user/reset-password.\nToken: ${token}\n\nIf it was not you, ignore this message.\n`,
     );
   }
 
@@ -78,7 +82,8 @@ export class Mailer {
     name: string,
     run: { executionId: string; scriptId: string; scriptName?: string; status: string },
   ): Promise<void> {
-    const script = run.scriptName ? `"${run.scriptName}"` : `script ${run.scriptId}`;
+    // The script may be another user's (a public one): its name on one line, and short.
+    const script = run.scriptName ? `"${oneLine(run.scriptName, 100)}"` : `script ${run.scriptId}`;
     const base = this.settings.publicUrl.replace(/\/$/, '');
     return this.send(
       to,
