@@ -167,6 +167,19 @@ describe('PasswordLinks', () => {
     await expect(resetWith(second!)).rejects.toMatchObject({ name: 'NotFound' });
   });
 
+  it("a reset uses up the account's other links: another request's, and the registration's", async () => {
+    const u = await user();
+    expect(await links.send(u, 'set')).toBe('sent');
+    expect(await links.send(u, 'reset')).toBe('sent');
+    expect(await links.send(u, 'reset')).toBe('sent');
+    const [setLink, first, second] = mailer.sent.map((m) => m.token);
+    expect(await usable(second!)).toBe(true);
+    expect((await resetWith(first!)).profile.id).toBe(u.id);
+    expect(await usable(second!)).toBe(false);
+    expect(await usable(setLink!)).toBe(false);
+    await expect(resetWith(second!)).rejects.toMatchObject({ name: 'NotFound' });
+  });
+
   it("a registration's link whose e-mail went out though the server's answer was lost keeps working while Temporal mails another", async () => {
     const u = await user();
     mailer.answerLost = 1;

@@ -363,6 +363,7 @@ export class Users {
       const res = await whileUserExists(this.deps.keycloak, target.profile.id, () => this.deps.keycloak.setPassword(target.profile.id, changes.password!));
       if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
       if (endSessions) await this.endOtherSessions(target.profile.id, keep);
+      await this.endPasswordLinks(target.profile.id);
     }
     if (roleChanged) {
       // Tokens carry roles: the old ones stop working, before the change as well as after
@@ -431,7 +432,16 @@ export class Users {
     const res = await whileUserExists(this.deps.keycloak, me.profile.id, () => this.deps.keycloak.setPassword(me.profile.id, newPassword));
     if (!res.ok) throw new Unprocessable(res.reason, 'weak_password');
     await this.endOtherSessions(me.profile.id, sessionId);
+    await this.endPasswordLinks(me.profile.id);
     return me;
+  }
+
+  /**
+   * Once a password is set, links mailed before (to set or reset it) are used up: one seen
+   * by someone else (a forwarded e-mail) would take the account over for the rest of its hour.
+   */
+  private async endPasswordLinks(userId: string): Promise<void> {
+    await this.deps.orm.em.getConnection().execute('update password_token set used_at = now() where user_id = ? and used_at is null', [userId]);
   }
 
   /** Ends every session of the user but `keep`, in Keycloak and for their access tokens. */
@@ -595,11 +605,8 @@ export class Users {
       if (!(err instanceof NotFound)) await release().catch(() => undefined);
       throw err;
     }
-    // A request mailed twice (its first e-mail's fate unknown) is used once: its other link goes too.
-    await conn.execute(
-      'update password_token set used_at = now() where used_at is null and request_id = (select request_id from password_token where digest = ?)',
-      [tokenDigest(token)],
-    );
+    // The account's other links go too (another request's, a request mailed twice).
+    await this.endPasswordLinks(userId);
     const profile = await unitOfWork(this.deps.orm, async (em) => {
       const p = await new UserProfileRepository(em).findById(userId);
       if (p) p.updatedAt = new Date();
