@@ -104,8 +104,8 @@ async function notifyOwner(input: RunExecutionInput, status: string): Promise<vo
     await user.notifyExecutionFinished(notice);
   } catch (err) {
     if (isCancellation(err)) throw err;
-    // Given up after a day: the run's outcome stands without its e-mail.
-    log.warn('the run-end e-mail was given up after a day of failed attempts', { executionId: input.executionId, userId: input.userId });
+    // Given up (after a day of attempts, or refused for good): the run's outcome stands without its e-mail.
+    log.warn('the run-end e-mail was given up', { executionId: input.executionId, userId: input.userId });
   }
 }
 

@@ -286,6 +286,10 @@ describe('the HTTP edge', () => {
       }
       const init = await request(url, '/api/docs/swagger-initializer.js');
       expect(init.text).toContain('"/swagger.json"');
+      // Kept by shared caches an hour: the answer names what it depends on, the CORS origin too.
+      const cross = await request(url, '/api/docs/swagger-initializer.js', { headers: { Origin: 'https://app.example.org' } });
+      expect(cross.headers['access-control-allow-origin']).toBe('https://app.example.org');
+      expect(String(cross.headers['vary']).split(/\s*,\s*/)).toEqual(expect.arrayContaining(['Origin', 'Accept-Encoding']));
     });
 
     it('serves no file outside its list', async () => {

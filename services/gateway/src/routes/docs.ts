@@ -39,7 +39,7 @@ export const docsResource: Resource = {
           if (!asset) throw new HttpError(404, 'not_found', 'Not found');
           res.setHeader('Content-Type', asset.contentType);
           res.setHeader('Cache-Control', 'public, max-age=3600');
-          res.setHeader('Vary', 'Accept-Encoding');
+          res.vary('Accept-Encoding');
           if (asset.gzipped && acceptsGzip(req.headers['accept-encoding'])) {
             res.setHeader('Content-Encoding', 'gzip');
             res.send(asset.gzipped);

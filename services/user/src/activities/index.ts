@@ -1,9 +1,11 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
+import { ApplicationFailure } from '@temporalio/activity';
 import { unitOfWork } from '@gef/common/orm';
 import type { UserActivities } from '@gef/workflows/activities';
 import type { ExecutionNotices } from '../domain/execution-notices';
 import type { PasswordLinks } from '../domain/password-links';
 import type { KeycloakAdminClient } from '../keycloak/admin-client';
+import { permanentRefusal } from '../mail/mailer';
 import { UserProfileRepository } from '../repositories/user-profile-repository';
 import type { RevocationHub } from '../revocations/revocation-hub';
 
@@ -27,8 +29,23 @@ export function createUserActivities(
       return { deleted: await unitOfWork(orm, (em) => new UserProfileRepository(em).deleteById(userId)) };
     },
     async notifyExecutionFinished(notice) {
-      return { sent: await notices.executionFinished(notice) };
+      return { sent: await mailing(() => notices.executionFinished(notice)) };
     },
-    sendPasswordLink: (request) => passwordLinks.deliver(request),
+    sendPasswordLink: (request) => mailing(() => passwordLinks.deliver(request)),
   };
+}
+
+/**
+ * An e-mail the mail server refused for good (a 5xx reply) is not tried again: retried, an
+ * address that does not exist would be asked about for a day. The failure names the reply
+ * code only (the server's words may hold the address, and it is kept in Temporal's history).
+ */
+async function mailing<T>(send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (err) {
+    const code = permanentRefusal(err);
+    if (code !== undefined) throw ApplicationFailure.nonRetryable(`the mail server refused the e-mail for good (SMTP ${code})`, 'MailRefused');
+    throw err;
+  }
 }

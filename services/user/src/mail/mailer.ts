@@ -29,6 +29,15 @@ export function certainlyNotSent(err: unknown): boolean {
   return [code, originalCode].some((c) => typeof c === 'string' && neverConnected.has(c));
 }
 
+/**
+ * The SMTP reply code when the mail server refused an e-mail for good (5xx: no such
+ * mailbox, policy): sending it again changes nothing. Undefined for any other failure.
+ */
+export function permanentRefusal(err: unknown): number | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { responseCode?: unknown }).responseCode : undefined;
+  return typeof code === 'number' && code >= 500 && code < 600 ? code : undefined;
+}
+
 /** The e-mails the platform sends, over SMTP. */
 export class Mailer {
   private readonly transport: Transporter;
