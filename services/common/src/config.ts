@@ -95,7 +95,12 @@ export function parseConfig<S extends z.ZodRawShape>(
   }
   const config = result.data as Record<string, unknown>;
   if (config['GEF_ENV'] === 'production') {
-    const weak = devSecrets.filter((s) => !cleaned[s.name] || cleaned[s.name] === s.devValue).map((s) => s.name);
+    // As the setting is read: trimmed, and any item of a comma list (keys in rotation).
+    const isDevelopment = (s: DevSecret) => {
+      const given = cleaned[s.name]?.trim();
+      return !given || given === s.devValue || commaItems(given).includes(s.devValue);
+    };
+    const weak = devSecrets.filter(isDevelopment).map((s) => s.name);
     if (weak.length > 0) {
       throw new ConfigError(weak.map((name) => `${name}: must be set to a real secret in production`));
     }

@@ -27,6 +27,10 @@ describe('parseConfig', () => {
   it('refuses development secrets in production', () => {
     expect(() => parseConfig(shape, { GEF_ENV: 'production' }, secrets)).toThrow(/SECRET: must be set/);
     expect(() => parseConfig(shape, { GEF_ENV: 'production', SECRET: 'dev-secret' }, secrets)).toThrow(ConfigError);
+    // As the setting is read: with blanks around it, or as one key of a list in rotation.
+    for (const SECRET of ['dev-secret ', ' dev-secret', 'a-real-one,dev-secret', 'dev-secret, a-real-one', '   ']) {
+      expect(() => parseConfig(shape, { GEF_ENV: 'production', SECRET }, secrets)).toThrow(/SECRET: must be set/);
+    }
     expect(parseConfig(shape, { GEF_ENV: 'production', SECRET: 'a-real-one' }, secrets).SECRET).toBe('a-real-one');
   });
 
