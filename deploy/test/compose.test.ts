@@ -558,6 +558,17 @@ describe('docker-compose.yml', () => {
     expect(environmentOf(setup!)['GEF_SEARCH_ATTRIBUTES']).toBe(searchAttributes.join(','));
   });
 
+  it('lists in env.example every variable the file requires, and every variable it reads', () => {
+    // The file's settings, not its comments.
+    const file = readFileSync(COMPOSE_FILE, 'utf8').replace(/^\s*#.*$/gm, '');
+    const example = readFileSync(join(ROOT, 'deploy', 'docker', 'env.example'), 'utf8');
+    const listed = new Set([...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!));
+    const required = new Set([...file.matchAll(/\$\{([A-Z][A-Z0-9_]*):\?/g)].map((m) => m[1]!));
+    const read = new Set([...file.matchAll(/\$\{([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!));
+    expect([...required].filter((name) => !new RegExp(`^${name}=`, 'm').test(example))).toEqual([]);
+    expect([...read].filter((name) => !listed.has(name))).toEqual([]);
+  });
+
   it('imports the gef realm into Keycloak with every placeholder it uses set', () => {
     const keycloak = compose.services?.['keycloak'];
     expect(keycloak).toBeDefined();
