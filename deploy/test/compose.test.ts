@@ -441,6 +441,7 @@ export function checkDockerfile(text: string, workspaceDirs: string[]): string[]
   let npmCiAt = -1;
   let user: string | undefined;
   let cmd: string | undefined;
+  let entrypoint: string | undefined;
   const copiedManifests = new Set<string>();
   lines.forEach((line, index) => {
     const [instruction = '', ...rest] = line.split(/\s+/);
@@ -474,8 +475,10 @@ export function checkDockerfile(text: string, workspaceDirs: string[]): string[]
         user = body;
         break;
       case 'CMD':
-      case 'ENTRYPOINT':
         cmd = body;
+        break;
+      case 'ENTRYPOINT':
+        entrypoint = body;
         break;
     }
   });
@@ -485,6 +488,8 @@ export function checkDockerfile(text: string, workspaceDirs: string[]): string[]
   }
   if (user === undefined || /^(root|0)(:|$)/.test(user)) problems.push(`the image runs as ${user ?? 'root'}; expected an unprivileged USER`);
   if (!cmd || !/node --import tsx services\//.test(cmd)) problems.push('CMD does not run node --import tsx services/<name>/src/main.ts');
+  // Orphans (a script's escaped processes) are reaped only by an init: Node reaps its own children.
+  if (!entrypoint || !/tini/.test(entrypoint)) problems.push('no ENTRYPOINT starts an init (tini) that reaps orphans');
   return problems;
 }
 
@@ -742,6 +747,7 @@ describe('deploy/Dockerfile', () => {
       'services/user/package.json is not copied before npm ci',
       'the image runs as root; expected an unprivileged USER',
       'CMD does not run node --import tsx services/<name>/src/main.ts',
+      'no ENTRYPOINT starts an init (tini) that reaps orphans',
     ]);
   });
 });
