@@ -76,6 +76,14 @@ describe('the gef realm', () => {
     expect(account?.clientRoles?.['realm-management']).toEqual(expect.arrayContaining(['manage-users', 'view-users', 'query-users', 'view-realm']));
   });
 
+  test('a user cannot change their own e-mail or username (the API knows users by them; an unverified change would claim another person’s address)', () => {
+    const provider = (realm as unknown as { components: Record<string, { config: Record<string, string[]> }[]> }).components['org.keycloak.userprofile.UserProfileProvider']![0]!;
+    const profile = JSON.parse(provider.config['kc.user.profile.config']![0]!) as { attributes: { name: string; permissions: { edit: string[] } }[] };
+    for (const name of ['username', 'email']) {
+      expect({ name, edit: profile.attributes.find((a) => a.name === name)?.permissions.edit }).toEqual({ name, edit: ['admin'] });
+    }
+  });
+
   test('mail goes to the configured SMTP server from no-reply@gef.local', () => {
     expect(realm.smtpServer).toMatchObject({ host: '${SMTP_HOST}', port: '${SMTP_PORT}', from: 'no-reply@gef.local' });
   });
