@@ -7,7 +7,7 @@ import { ManagedProcess } from './process';
 import { httpGet, httpOk, waitUntil } from './wait';
 import { LaunchError } from './errors';
 
-/** Where a service says it has started: /healthz on METRICS_PORT, /ping on the gateway's PORT. */
+/** Where a service says it has started (migrated, listening, working): /readyz on METRICS_PORT, /ping on the gateway's PORT. */
 export function readinessUrl(part: ServicePart, config: StackConfig): string {
   const { ports } = config;
   const port = {
@@ -17,7 +17,7 @@ export function readinessUrl(part: ServicePart, config: StackConfig): string {
     runner: ports.runnerMetrics,
     gateway: ports.gateway,
   }[part];
-  return `http://127.0.0.1:${port}${part === 'gateway' ? '/ping' : '/healthz'}`;
+  return `http://127.0.0.1:${port}${part === 'gateway' ? '/ping' : '/readyz'}`;
 }
 
 /** `node --import tsx services/<name>/src/main.ts` from the repository root. */

@@ -306,9 +306,9 @@ export function checkCompose(compose: Compose, ctx: ComposeContext): string[] {
     if (isFront && port !== undefined && !published.includes(port)) problems.push(`${where}: PORT ${port} is not published`);
     if (!isFront && published.length > 0) problems.push(`${where}: publishes ${published.join(', ')}; internal ports belong in expose`);
 
-    // Healthcheck: /healthz on METRICS_PORT, or /api-health on the front's PORT.
+    // Healthcheck (what dependants wait for): /readyz on METRICS_PORT, or /api-health on the front's PORT.
     const targets = healthcheckTargets(service);
-    const wanted = isFront ? { port, path: '/api-health' } : { port: metricsPort, path: '/healthz' };
+    const wanted = isFront ? { port, path: '/api-health' } : { port: metricsPort, path: '/readyz' };
     if (service.healthcheck === undefined || service.healthcheck.disable) problems.push(`${where}: no healthcheck`);
     else if (targets.length === 0) problems.push(`${where}: the healthcheck calls no local URL`);
     for (const t of targets) {
@@ -625,7 +625,7 @@ describe('docker-compose.yml', () => {
           'script: port 9999 is neither PORT nor METRICS_PORT (50052, 9102)',
           'execution: METRICS_PORT=9200 differs from the documented 9103',
           'execution: port 9103 is neither PORT nor METRICS_PORT (50053, 9200)',
-          'execution: the healthcheck calls :9103/healthz, expected :9200/healthz',
+          'execution: the healthcheck calls :9103/readyz, expected :9200/readyz',
           'gateway: port 8000 is neither PORT nor METRICS_PORT (3000)',
           'gateway: PORT 3000 is not published',
         ]),

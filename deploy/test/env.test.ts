@@ -93,8 +93,8 @@ describe('serviceProcessEnv', () => {
   });
 });
 
-test('readiness: /healthz on METRICS_PORT, /ping on the gateway', () => {
-  expect(readinessUrl('execution', config)).toBe('http://127.0.0.1:9103/healthz');
+test('readiness: /readyz on METRICS_PORT, /ping on the gateway', () => {
+  expect(readinessUrl('execution', config)).toBe('http://127.0.0.1:9103/readyz');
   expect(readinessUrl('gateway', config)).toBe('http://127.0.0.1:6001/ping');
 });
 

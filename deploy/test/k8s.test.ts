@@ -141,7 +141,7 @@ export function checkManifests(resources: Manifest[], ctx: K8sContext): string[]
       }
     }
 
-    // Ports and probes: PORT and METRICS_PORT as documented, /healthz on METRICS_PORT, or /ping on the front's PORT.
+    // Ports and probes: PORT and METRICS_PORT as documented; readiness /readyz and liveness /healthz on METRICS_PORT, or /ping on the front's PORT.
     const documented = (key: string) => (key in shape ? Number(shape[key]!.safeParse(undefined).data) : undefined);
     const port = documented('PORT');
     const metricsPort = documented('METRICS_PORT');
@@ -150,8 +150,8 @@ export function checkManifests(resources: Manifest[], ctx: K8sContext): string[]
       if (env.get(key)?.value !== String(p)) problems.push(`${where}: ${key} is ${env.get(key)?.value ?? 'unset'}, not the documented ${p}`);
       if (!((container.ports ?? []) as any[]).some((c) => Number(c.containerPort) === p)) problems.push(`${where}: no containerPort ${p} (${key})`);
     }
-    const wanted = metricsPort !== undefined ? { port: metricsPort, path: '/healthz' } : { port, path: '/ping' };
     for (const probe of ['readinessProbe', 'livenessProbe']) {
+      const wanted = metricsPort !== undefined ? { port: metricsPort, path: probe === 'readinessProbe' ? '/readyz' : '/healthz' } : { port, path: '/ping' };
       const get = container[probe]?.httpGet;
       if (!get) problems.push(`${where}: no ${probe}`);
       else if (portNumber(get.port, container) !== wanted.port || get.path !== wanted.path) {
@@ -317,7 +317,7 @@ describe('deploy/k8s', () => {
       });
       expect(problems).toEqual(
         expect.arrayContaining([
-          'Deployment execution: readinessProbe asks :9103/metrics, expected :9103/healthz',
+          'Deployment execution: readinessProbe asks :9103/metrics, expected :9103/readyz',
           'Deployment gateway: USER_SERVICE_URL uses port 50052, which Service user does not offer',
           'Deployment runner: EXECUTION_SERVICE_URL points at postgres, which is not a Service of services/execution',
           "Deployment runner: SCRIPT_SERVICE_URL reaches Service script, whose port does not lead to services/script's PORT 50052",

@@ -67,13 +67,16 @@ export function metricsInterceptor(registry: client.Registry): Interceptor {
 }
 
 /**
- * The HTTP/1.1 side port of a process: `GET /metrics` (Prometheus text format) and
- * `GET /healthz` (200 once the process has started).
+ * The HTTP/1.1 side port of a process: `GET /metrics` (Prometheus text format), `GET /healthz`
+ * (liveness: 200 while the process runs, migrations included) and `GET /readyz` (readiness:
+ * 200 once `ready` says it has started — migrated, listening, working — and 503 before and
+ * while it stops, so no traffic or dependant is let in early).
  */
 export async function startMetricsServer(
   registry: client.Registry,
   port: number,
   host: string,
+  ready: () => boolean = () => true,
 ): Promise<{ server: http.Server; port: number }> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -93,6 +96,12 @@ export async function startMetricsServer(
     if (req.method === 'GET' && path === '/healthz') {
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end('{"status":"ok"}');
+      return;
+    }
+    if (req.method === 'GET' && path === '/readyz') {
+      const isReady = ready();
+      res.writeHead(isReady ? 200 : 503, { 'Content-Type': 'application/json' });
+      res.end(isReady ? '{"status":"ready"}' : '{"status":"starting or stopping"}');
       return;
     }
     res.writeHead(404, { 'Content-Type': 'application/json' });

@@ -69,7 +69,9 @@ export async function runService(spec: ServiceSpec): Promise<void> {
   shutdown.listen();
   try {
     const registry = createMetricsRegistry(spec.name);
-    const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST);
+    // Ready once migrated, listening and working; no longer once it begins to stop.
+    let ready = false;
+    const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST, () => ready);
     shutdown.add('metrics server', () => new Promise<void>((r) => metrics.server.close(() => r())));
 
     const orm = await openDatabase({
@@ -105,6 +107,11 @@ export async function runService(spec: ServiceSpec): Promise<void> {
       shutdown.add('temporal worker', () => worker.stop());
     }
     parts.started?.();
+    ready = true;
+    // Added last, run first: dependants stop sending before anything closes.
+    shutdown.add('readiness', () => {
+      ready = false;
+    });
     logger.info({ port, metricsPort: metrics.port }, `${spec.name} service listening`);
   } catch (err) {
     process.stderr.write(`${spec.name} service failed to start: ${describeFailure(err)}\n`);

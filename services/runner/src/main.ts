@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   shutdown.add('credential relay', () => relay.close());
   const config = { ...loaded, toolEnv: relay.env };
   const registry = createMetricsRegistry('runner');
-  const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST);
+  // Ready once its worker takes runs; no longer once it begins to stop.
+  let ready = false;
+  const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST, () => ready);
   shutdown.add('metrics server', () => new Promise<void>((r) => metrics.server.close(() => r())));
   const sandboxed = config.SANDBOX !== 'off' && typeof process.getuid === 'function' && process.getuid() === 0;
   const dirs = await prepareRunnerDirs({ dataDir: config.GEF_DATA_DIR, ...(config.RUNNER_DATA_DIR ? { configured: config.RUNNER_DATA_DIR } : {}), sandboxed });
@@ -67,6 +69,10 @@ async function main(): Promise<void> {
   // Closed first: the runner stops being online before its worker stops.
   presence.start();
   shutdown.add('runner presence', () => presence.stop());
+  ready = true;
+  shutdown.add('readiness', () => {
+    ready = false;
+  });
   logger.info({ metricsPort: metrics.port }, 'runner started');
 }
 

@@ -58,7 +58,7 @@ export async function startExtraRunner(name = 'runner-extra'): Promise<ExtraRunn
   const deadline = Date.now() + 90_000;
   for (;;) {
     if (exited) throw new Error(`the extra runner exited while starting; see ${logFile}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
       (r) => r.ok,
       () => false,
     );
