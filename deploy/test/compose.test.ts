@@ -267,10 +267,13 @@ export function checkCompose(compose: Compose, ctx: ComposeContext): string[] {
     }
     if (env['GEF_ENV'] !== 'production') problems.push(`${where}: GEF_ENV must be production (is ${env['GEF_ENV'] ?? 'unset'})`);
 
-    // Secrets: only from required variables, never a literal or a default.
+    // Secrets: only from required variables, never a literal or a default; an optional one
+    // (the schema takes it unset) from its own variable, empty unless given.
     for (const key of SECRET_KEYS) {
       if (!(key in shape)) continue;
       const raw = rawEnv[key];
+      const optional = shape[key]!.safeParse(undefined);
+      if (raw === `\${${key}:-}` && optional.success && optional.data === undefined) continue;
       if (raw === undefined) problems.push(`${where}: ${key} must be set from a required variable (\${VAR:?})`);
       else {
         const r = interpolate(raw);

@@ -36,6 +36,8 @@ export const SECRET_KEYS = [
   'GEF_ADMIN_PASSWORD',
   'SERVICE_API_KEY',
   'RUNNER_API_KEY',
+  'SMTP_USER',
+  'SMTP_PASSWORD',
 ];
 
 function isFieldSchema(value: unknown): value is FieldSchema {

@@ -14,6 +14,14 @@ export const configShape = {
   KEYCLOAK_CLIENT_SECRET: z.string().min(1).default('gef-api-dev-secret'),
   SMTP_HOST: z.string().min(1).default('127.0.0.1'),
   SMTP_PORT: port(1025),
+  /** A relay that asks for a login (port 587 mostly): both, sent only over TLS unless SMTP_TLS says otherwise. */
+  SMTP_USER: z.string().min(1).optional(),
+  SMTP_PASSWORD: z.string().min(1).optional(),
+  /**
+   * `opportunistic`: STARTTLS when the relay offers it (not on 127.0.0.1); `starttls`: STARTTLS
+   * or no e-mail (port 587); `tls`: TLS from the first byte (port 465).
+   */
+  SMTP_TLS: z.enum(['opportunistic', 'starttls', 'tls']).default('opportunistic'),
   MAIL_FROM: z.string().min(3).default('GEF API <no-reply@gef.local>'),
   PUBLIC_URL: z.string().url().default('http://localhost:3000'),
   /** The page password e-mails link to (a web client's); unset, the gateway's own `PUBLIC_URL/reset-password`. */

@@ -50,7 +50,15 @@ void runService({
       clientSecret: config.KEYCLOAK_CLIENT_SECRET,
     };
     const keycloak = new KeycloakAdminClient(keycloakSettings, logger);
-    const mailer = new Mailer({ host: config.SMTP_HOST, port: config.SMTP_PORT, from: config.MAIL_FROM, publicUrl: config.PUBLIC_URL, passwordLinkUrl: config.PASSWORD_LINK_URL });
+    const mailer = new Mailer({
+      host: config.SMTP_HOST,
+      port: config.SMTP_PORT,
+      tls: config.SMTP_TLS,
+      ...(config.SMTP_USER ? { login: { user: config.SMTP_USER, password: config.SMTP_PASSWORD ?? '' } } : {}),
+      from: config.MAIL_FROM,
+      publicUrl: config.PUBLIC_URL,
+      passwordLinkUrl: config.PASSWORD_LINK_URL,
+    });
     shutdown.add('mailer', () => mailer.close());
     // Revocations are kept as long as Keycloak's tokens live, whichever setting says longer.
     const tokenLifetime = new TokenLifetime({

@@ -20,8 +20,11 @@ describe('password links', () => {
  * `atEnd`: answers with a refusal, or closes the connection without answering (the answer
  * lost: the message may have been taken).
  */
-async function smtpServer(atEnd: 'refuse' | 'drop' | 'accept'): Promise<{ port: number; received: number; messages: string[]; close: () => Promise<void> }> {
-  const state = { received: 0, messages: [] as string[] };
+async function smtpServer(
+  atEnd: 'refuse' | 'drop' | 'accept',
+  extensions: string[] = [],
+): Promise<{ port: number; received: number; messages: string[]; commands: string[]; close: () => Promise<void> }> {
+  const state = { received: 0, messages: [] as string[], commands: [] as string[] };
   const server = net.createServer((socket) => {
     let buffer = '';
     let inData = false;
@@ -46,9 +49,18 @@ async function smtpServer(atEnd: 'refuse' | 'drop' | 'accept'): Promise<{ port: 
         }
         const eol = buffer.indexOf('\r\n');
         if (eol < 0) return;
-        const line = buffer.slice(0, eol).toUpperCase();
+        const command = buffer.slice(0, eol);
+        const line = command.toUpperCase();
         buffer = buffer.slice(eol + 2);
-        if (line.startsWith('DATA')) {
+        state.commands.push(command);
+        if (line.startsWith('EHLO') && extensions.length > 0) {
+          socket.write(['test', ...extensions].map((e, i, all) => `250${i < all.length - 1 ? '-' : ' '}${e}\r\n`).join(''));
+        } else if (line.startsWith('STARTTLS')) {
+          // As a relay without TLS answers it.
+          socket.write('502 5.5.1 Command not implemented\r\n');
+        } else if (line.startsWith('AUTH')) {
+          socket.write('235 2.7.0 Authentication successful\r\n');
+        } else if (line.startsWith('DATA')) {
           inData = true;
           socket.write('354 go ahead\r\n');
         } else if (line.startsWith('QUIT')) {
@@ -67,6 +79,7 @@ async function smtpServer(atEnd: 'refuse' | 'drop' | 'accept'): Promise<{ port: 
       return state.received;
     },
     messages: state.messages,
+    commands: state.commands,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -155,6 +168,34 @@ describe('what the e-mails say', () => {
       const lines = body.split(/\r?\n/);
       expect(lines.filter((l) => l.startsWith('Its details:'))).toEqual(['Its details:  https://api.example.org/api/v1/execution/e-1']);
       expect(lines.find((l) => l.includes('evil.example'))).toMatch(/^Your execution e-1 of "NDVI" ended with the status FAILED\. Its details: https:\/\/evil\.example\/login x+…" ended with the status FINISHED\.$/);
+    } finally {
+      mailer.close();
+      await server.close();
+    }
+  });
+});
+
+describe('the mail relay', () => {
+  it('is logged in to when a login is set', async () => {
+    const server = await smtpServer('accept', ['AUTH PLAIN LOGIN']);
+    const mailer = new Mailer({ ...settings, host: 'localhost', port: server.port, login: { user: 'relay-user', password: 'relay-pass' } });
+    try {
+      await mailer.sendRecoverPassword('ada@example.org', 'token');
+      const auth = server.commands.find((c) => c.toUpperCase().startsWith('AUTH PLAIN'));
+      expect(Buffer.from(auth!.split(' ')[2]!, 'base64').toString('utf8')).toBe('\0relay-user\0relay-pass');
+      expect(server.messages).toHaveLength(1);
+    } finally {
+      mailer.close();
+      await server.close();
+    }
+  });
+
+  it('gets no e-mail in clear when STARTTLS is required and it offers none', async () => {
+    const server = await smtpServer('accept');
+    const mailer = new Mailer({ ...settings, port: server.port, tls: 'starttls' });
+    try {
+      await expect(mailer.sendRecoverPassword('ada@example.org', 'token')).rejects.toThrow();
+      expect(server.messages).toEqual([]);
     } finally {
       mailer.close();
       await server.close();

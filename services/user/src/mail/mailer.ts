@@ -4,6 +4,10 @@ import { oneLine } from '@gef/common';
 export interface MailSettings {
   host: string;
   port: number;
+  /** `opportunistic` (the default): STARTTLS when offered; `starttls`: required; `tls`: from the first byte. */
+  tls?: 'opportunistic' | 'starttls' | 'tls';
+  /** The relay's login, if it asks for one. */
+  login?: { user: string; password: string };
   from: string;
   /** The API's address, for links to executions. */
   publicUrl: string;
@@ -43,11 +47,15 @@ export class Mailer {
   private readonly transport: Transporter;
 
   constructor(private readonly settings: MailSettings) {
+    const tls = settings.tls ?? 'opportunistic';
     this.transport = nodemailer.createTransport({
       host: settings.host,
       port: settings.port,
-      secure: false,
-      ignoreTLS: settings.host === '127.0.0.1' || settings.host === 'localhost',
+      secure: tls === 'tls',
+      // Password links must not cross the network in clear where TLS is asked for.
+      requireTLS: tls === 'starttls',
+      ignoreTLS: tls === 'opportunistic' && (settings.host === '127.0.0.1' || settings.host === 'localhost'),
+      ...(settings.login ? { auth: { user: settings.login.user, pass: settings.login.password } } : {}),
       connectionTimeout: 10_000,
       greetingTimeout: 10_000,
       socketTimeout: 20_000,
