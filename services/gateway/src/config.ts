@@ -37,6 +37,8 @@ export const configShape = {
   KEYCLOAK_URL: baseUrl('http://127.0.0.1:8080'),
   KEYCLOAK_REALM: z.string().min(1).default('gef'),
   KEYCLOAK_CLIENT_ID: z.string().min(1).default('gef-api'),
+  /** The `iss` of the realm's tokens when Keycloak names itself by a public address (KC_HOSTNAME) unlike KEYCLOAK_URL. */
+  KEYCLOAK_ISSUER: z.string().url().optional(),
   PUBLIC_URL: baseUrl('http://localhost:3000'),
   USER_SERVICE_URL: baseUrl('http://127.0.0.1:50051'),
   SCRIPT_SERVICE_URL: baseUrl('http://127.0.0.1:50052'),

@@ -91,7 +91,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     { version: platformVersion },
   );
   const auth = Authenticator.fromSettings(
-    { url: config.KEYCLOAK_URL, realm: config.KEYCLOAK_REALM, clientId: config.KEYCLOAK_CLIENT_ID },
+    { url: config.KEYCLOAK_URL, realm: config.KEYCLOAK_REALM, clientId: config.KEYCLOAK_CLIENT_ID, issuer: config.KEYCLOAK_ISSUER },
     deps.revocations,
   );
   const limits = limitsOf(config);

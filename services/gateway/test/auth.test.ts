@@ -127,6 +127,13 @@ describe('the authenticator', () => {
     expect(await failure(authenticator().require(req(`Bearer ${await token({}, { key: otherKey })}`)))).toEqual({ status: 401, error: 'invalid_token' });
   });
 
+  it('accepts the public issuer Keycloak names itself by when one is set (keys still fetched where the gateway reaches it), and then only it', async () => {
+    const issuer = 'https://login.example.org/realms/gef';
+    const a = Authenticator.fromSettings({ url: keycloakUrl, realm, clientId: 'gef-api', issuer }, undefined);
+    expect(await a.require(req(`Bearer ${await token({}, { iss: issuer })}`))).toMatchObject({ kind: 'user', userId });
+    expect(await failure(a.require(req(`Bearer ${await token()}`)))).toEqual({ status: 401, error: 'invalid_token' });
+  });
+
   it('refuses a request with more than one Authorization header, valid tokens or not', async () => {
     const valid = `Bearer ${await token()}`;
     for (const headers of [[valid, valid], [valid, 'Bearer other'], ['Bearer other', valid]]) {

@@ -41,6 +41,11 @@ export interface KeycloakVerifierSettings {
   url: string;
   realm: string;
   clientId: string;
+  /**
+   * The `iss` tokens carry, where Keycloak names itself by a public address (its hostname
+   * setting) other than `url`, which the gateway reaches it at; unset: the realm at `url`.
+   */
+  issuer?: string | undefined;
 }
 
 /**
@@ -60,8 +65,10 @@ export class KeycloakVerifier {
   private static readonly maxCached = 10_000;
 
   constructor(private readonly settings: KeycloakVerifierSettings) {
-    this.issuer = `${settings.url.replace(/\/$/, '')}/realms/${encodeURIComponent(settings.realm)}`;
-    this.jwks = createRemoteJWKSet(new URL(`${this.issuer}/protocol/openid-connect/certs`), {
+    const realmUrl = `${settings.url.replace(/\/$/, '')}/realms/${encodeURIComponent(settings.realm)}`;
+    this.issuer = settings.issuer?.replace(/\/$/, '') ?? realmUrl;
+    // The keys are fetched where the gateway reaches Keycloak, whatever name it issues under.
+    this.jwks = createRemoteJWKSet(new URL(`${realmUrl}/protocol/openid-connect/certs`), {
       cooldownDuration: 5_000,
       cacheMaxAge: 10 * 60_000,
       timeoutDuration: 5_000,
