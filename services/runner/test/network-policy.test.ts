@@ -12,14 +12,15 @@ describe('networkRuleset', () => {
   it('lets the sandbox users reach the API and DNS, and refuses this host and private networks', () => {
     const text = networkRuleset(policy, tableName(42));
     expect(text).toContain('table inet gef_sandbox_42 {');
-    expect(text).toContain('meta skuid 900000-900999 ip daddr 127.0.0.1 tcp dport 3000 accept');
-    expect(text).toContain('meta skuid 900000-900999 ip6 daddr ::1 tcp dport 3000 accept');
-    expect(text).toContain('meta skuid 900000-900999 udp dport 53 accept');
+    // Matched as the connection was made, before any address translation.
+    expect(text).toContain('meta skuid 900000-900999 meta l4proto tcp ct original ip daddr 127.0.0.1 ct original proto-dst 3000 accept');
+    expect(text).toContain('meta skuid 900000-900999 meta l4proto tcp ct original ip6 daddr ::1 ct original proto-dst 3000 accept');
+    expect(text).toContain('meta skuid 900000-900999 meta l4proto udp ct original proto-dst 53 accept');
     expect(text).toMatch(/meta skuid 900000-900999 ip daddr \{[^}]*127\.0\.0\.0\/8[^}]*169\.254\.0\.0\/16[^}]*\} reject/);
     expect(text).toMatch(/meta skuid 900000-900999 ip6 daddr \{[^}]*fc00::\/7[^}]*\} reject/);
     expect(text).toContain('meta skuid 900000-900999 fib daddr type local reject');
     // The API comes before the refusals.
-    expect(text.indexOf('dport 3000 accept')).toBeLessThan(text.indexOf('reject'));
+    expect(text.indexOf('proto-dst 3000 accept')).toBeLessThan(text.indexOf('reject'));
   });
 
   it('refuses everything but the API and DNS in `api` mode', () => {
@@ -33,13 +34,13 @@ describe('networkRuleset', () => {
     const text = networkRuleset({ ...policy, uidLast: 900983, mode: 'api', builds }, tableName(2));
     const b = 'meta skuid 900984-900999';
     expect(text).toContain('meta skuid 900000-900983 reject');
-    expect(text).toContain(`${b} ip daddr 10.1.2.3 tcp dport 8443 accept`);
-    expect(text).toContain(`${b} ip6 daddr fd00::5 tcp dport 8443 accept`);
+    expect(text).toContain(`${b} meta l4proto tcp ct original ip daddr 10.1.2.3 ct original proto-dst 8443 accept`);
+    expect(text).toContain(`${b} meta l4proto tcp ct original ip6 daddr fd00::5 ct original proto-dst 8443 accept`);
     expect(text).toContain(`${b} fib daddr type local reject`);
     expect(text).toMatch(new RegExp(`${b} ip daddr \\{[^}]*10\\.0\\.0\\.0/8[^}]*\\} reject`));
     // The index before the refusal of its private range; the builds' users never get the scripts' API rule.
-    expect(text.indexOf(`${b} ip daddr 10.1.2.3`)).toBeLessThan(text.indexOf(`${b} ip daddr {`));
-    expect(text).not.toContain(`${b} ip daddr 127.0.0.1 tcp dport 3000 accept`);
+    expect(text.indexOf(`${b} meta l4proto tcp ct original ip daddr 10.1.2.3`)).toBeLessThan(text.indexOf(`${b} ip daddr {`));
+    expect(text).not.toContain(`${b} meta l4proto tcp ct original ip daddr 127.0.0.1`);
   });
 });
 
@@ -50,10 +51,10 @@ describe('name servers', () => {
 
   it('lets port 53 reach the name servers only, when they are known', () => {
     const text = networkRuleset({ mode: 'internet', uidFirst: 1, uidLast: 2, api: { addresses: [], port: 3000 }, dns: ['10.0.0.2', 'fd00::53'], builds: { uidFirst: 3, uidLast: 4, indexes: [] } }, tableName(3));
-    expect(text).toContain('meta skuid 1-2 ip daddr 10.0.0.2 udp dport 53 accept');
-    expect(text).toContain('meta skuid 1-2 ip6 daddr fd00::53 tcp dport 53 accept');
-    expect(text).toContain('meta skuid 3-4 ip daddr 10.0.0.2 tcp dport 53 accept');
-    expect(text).not.toMatch(/skuid \d+-\d+ (udp|tcp) dport 53 accept/);
+    expect(text).toContain('meta skuid 1-2 meta l4proto udp ct original ip daddr 10.0.0.2 ct original proto-dst 53 accept');
+    expect(text).toContain('meta skuid 1-2 meta l4proto tcp ct original ip6 daddr fd00::53 ct original proto-dst 53 accept');
+    expect(text).toContain('meta skuid 3-4 meta l4proto tcp ct original ip daddr 10.0.0.2 ct original proto-dst 53 accept');
+    expect(text).not.toMatch(/skuid \d+-\d+ meta l4proto (udp|tcp) ct original proto-dst 53 accept/);
   });
 });
 
@@ -130,6 +131,31 @@ const haveNft = spawnSync('nft', ['--version']).status === 0;
       await policy.remove();
     }
     expect(connectAs(database)).toBe('ok');
+  });
+
+  it('lets the API be reached at the address the runner was given when address translation sends it elsewhere (a Docker name server, a Kubernetes Service)', async () => {
+    const api = await listen();
+    // A Service's address, rewritten on the way out to where the API listens.
+    const nat = 'gef_test_nat_' + process.pid;
+    const natRules = [
+      `table ip ${nat} {`,
+      '  chain out {',
+      '    type nat hook output priority -100; policy accept;',
+      `    meta skuid ${uid} ip daddr 127.0.0.11 tcp dport 3999 dnat to 127.0.0.1:${api}`,
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+    expect(spawnSync('nft', ['-f', '-'], { input: natRules, encoding: 'utf8' }).status).toBe(0);
+    const policy = await installNetworkPolicy({ mode: 'api', uidFirst: uid, uidLast: uid, api: { addresses: ['127.0.0.11'], port: 3999 } }, logger);
+    try {
+      expect(connectAs(3999, '127.0.0.11')).toBe('ok');
+      // Where it was sent is not reachable by its own address.
+      expect(connectAs(api)).toMatch(/^refused/);
+    } finally {
+      await policy.remove();
+      spawnSync('nft', ['delete', 'table', 'ip', nat]);
+    }
   });
 
   it("refuses this host's own addresses beyond loopback, public ones too", async () => {

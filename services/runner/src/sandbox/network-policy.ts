@@ -43,10 +43,21 @@ export function nameServersOf(resolvConf: string): string[] {
   return [...new Set(found.filter((a) => net.isIP(a) !== 0))];
 }
 
+/**
+ * A rule letting `who` reach an address and port as the connection was made: its original
+ * destination (conntrack's), not the one address translation made of it, which the output
+ * hook sees. Docker's name server (127.0.0.11:53 rewritten to a port of its own) and a
+ * Kubernetes Service (its address rewritten to a pod's, in a private range) are reached so.
+ */
+function allowRule(who: string, proto: 'tcp' | 'udp', address: string | undefined, port: number): string {
+  const to = address === undefined ? '' : ` ct original ${net.isIPv6(address) ? 'ip6' : 'ip'} daddr ${address}`;
+  return `${who} meta l4proto ${proto}${to} ct original proto-dst ${port} accept`;
+}
+
 /** The rules that let `who` ask for names: of the name servers given, or of any address. */
 function dnsRules(who: string, servers: string[] | undefined): string[] {
-  if (!servers || servers.length === 0) return [`${who} udp dport 53 accept`, `${who} tcp dport 53 accept`];
-  return servers.flatMap((a) => ['udp', 'tcp'].map((proto) => `${who} ${net.isIPv6(a) ? 'ip6' : 'ip'} daddr ${a} ${proto} dport 53 accept`));
+  if (!servers || servers.length === 0) return [allowRule(who, 'udp', undefined, 53), allowRule(who, 'tcp', undefined, 53)];
+  return servers.flatMap((a) => (['udp', 'tcp'] as const).map((proto) => allowRule(who, proto, a, 53)));
 }
 
 const tablePrefix = 'gef_sandbox_';
@@ -59,11 +70,8 @@ export const tableName = (pid: number) => `${tablePrefix}${pid}`;
 /** The ruleset (nft syntax) putting a policy in place, replacing the table if it exists. */
 export function networkRuleset(policy: NetworkPolicy, table: string): string {
   const who = `meta skuid ${policy.uidFirst}-${policy.uidLast}`;
-  const v4 = policy.api.addresses.filter((a) => net.isIPv4(a));
-  const v6 = policy.api.addresses.filter((a) => net.isIPv6(a));
   const rules = [
-    ...v4.map((a) => `${who} ip daddr ${a} tcp dport ${policy.api.port} accept`),
-    ...v6.map((a) => `${who} ip6 daddr ${a} tcp dport ${policy.api.port} accept`),
+    ...policy.api.addresses.map((a) => allowRule(who, 'tcp', a, policy.api.port)),
     ...dnsRules(who, policy.dns),
     ...(policy.mode === 'api'
       ? [`${who} reject`]
@@ -78,7 +86,7 @@ export function networkRuleset(policy: NetworkPolicy, table: string): string {
   const builder = builds ? `meta skuid ${builds.uidFirst}-${builds.uidLast}` : '';
   const buildRules = builds
     ? [
-        ...builds.indexes.flatMap((e) => e.addresses.map((a) => `${builder} ${net.isIPv6(a) ? 'ip6' : 'ip'} daddr ${a} tcp dport ${e.port} accept`)),
+        ...builds.indexes.flatMap((e) => e.addresses.map((a) => allowRule(builder, 'tcp', a, e.port))),
         ...dnsRules(builder, policy.dns),
         `${builder} fib daddr type local reject`,
         `${builder} ip daddr { ${privateV4.join(', ')} } reject`,
