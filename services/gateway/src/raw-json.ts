@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 /** Never sent: without it, text a client stored could not pass for a stand-in. */
 const nonce = randomBytes(12).toString('hex');
 const standIn = new RegExp(`"@gef-raw-${nonce}-(\\d+)@"`, 'g');
+const oneStandIn = new RegExp(`^@gef-raw-${nonce}-(\\d+)@$`);
 
 /**
  * JSON text (an execution's params and results, as the execution service sends them) placed
@@ -18,6 +19,12 @@ export class RawJson {
   hold(text: string): string {
     this.texts.push(text);
     return `@gef-raw-${nonce}-${this.texts.length - 1}@`;
+  }
+
+  /** Whether `value` is a stand-in of this answer for a JSON object (not an array, a string…). */
+  holdsObject(value: unknown): boolean {
+    const m = typeof value === 'string' ? oneStandIn.exec(value) : null;
+    return m !== null && /^\s*\{/.test(this.texts[Number(m[1])] ?? '');
   }
 
   /** `JSON.stringify(value)`, each stand-in replaced by the text it holds. */

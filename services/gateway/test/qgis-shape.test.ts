@@ -3,6 +3,7 @@
  * contract's. The plugin's own schemas load it in test/e2e/qgis-plugin.test.ts.
  */
 import type { Response } from 'express';
+import { RawJson } from '../src/raw-json';
 import { executionFor, fromQgisPlugin, qgisExecution, qgisScript, scriptFor } from '../src/routes/qgis-shape';
 
 /** A response whose request carried `headers`, recording the Vary it was given. */
@@ -103,6 +104,14 @@ describe('an execution in the plugin’s shape', () => {
     for (const results of [[1, 2], 'done', 42, true, false, 0, '']) {
       expect(qgisExecution({ ...execution, results })?.['results']).toEqual({});
     }
+    // Results held as JSON text (lists and reads write them so): an object's text stays, another's does not.
+    const raw = new RawJson();
+    const held = { ...execution, results: raw.hold('{"name": "done"}'), params: raw.hold('{"a": 1}') };
+    expect(JSON.parse(raw.stringify(qgisExecution(held, raw)))).toMatchObject({ results: { name: 'done' }, params: { a: 1 } });
+    const list = new RawJson();
+    expect(JSON.parse(list.stringify(qgisExecution({ ...execution, results: list.hold(' [1, 2]') }, list)))).toMatchObject({ results: {} });
+    // A text that merely looks like a stand-in is text.
+    expect(raw.holdsObject('@gef-raw-0@')).toBe(false);
   });
 
   it('keeps results that are there, and leaves out params and results the client excluded', () => {

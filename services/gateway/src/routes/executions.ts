@@ -461,7 +461,7 @@ export const executionsResource: Resource = {
           items: reply.executions.map((e) => {
             const raw = new RawJson();
             const json = executionJson(e, { ...shown, raw });
-            return raw.stringify(qgis ? qgisExecution(json) : json);
+            return raw.stringify(qgis ? qgisExecution(json, raw) : json);
           }),
           refs: reply.executions.map((e) => ({ scriptId: e.scriptId, userId: e.userId })),
           page: reply.page,
@@ -554,6 +554,7 @@ export const executionsResource: Resource = {
               ...embeds,
               raw,
             }),
+            raw,
           );
           res.type('json').send(raw.stringify({ data }));
         },

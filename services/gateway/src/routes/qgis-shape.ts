@@ -1,4 +1,5 @@
 import type { Response } from 'express';
+import type { RawJson } from '../raw-json';
 
 /**
  * The Trends.Earth QGIS plugin loads executions and scripts with marshmallow schemas
@@ -47,8 +48,11 @@ function pick(from: Json, keys: readonly string[]): Json {
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** An execution (as the contract shows it) as the plugin's `Job` schema loads it. */
-export function qgisExecution(json: object | null): Json | null {
+/**
+ * An execution (as the contract shows it) as the plugin's `Job` schema loads it; `raw`, the
+ * answer's JSON held as text, if its params and results are (`RawJson`).
+ */
+export function qgisExecution(json: object | null, raw?: Pick<RawJson, 'holdsObject'>): Json | null {
   if (!isObject(json)) return null;
   const out = pick(json, executionKeys);
   const status = out['status'];
@@ -56,7 +60,7 @@ export function qgisExecution(json: object | null): Json | null {
   // The plugin's results field loads an object only (it reads `type`): no results yet, or
   // results a runtime sent as another JSON type (a list, a number), show as an empty
   // object, else the plugin would drop the job. They stay readable in download-results.
-  if ('results' in out && !isObject(out['results'])) out['results'] = {};
+  if ('results' in out && !isObject(out['results']) && !raw?.holdsObject(out['results'])) out['results'] = {};
   if ('script' in json) out['script'] = qgisScript(json['script'] as object | null);
   return out;
 }
@@ -73,13 +77,13 @@ export function qgisScript(json: object | null): Json | null {
   out['cpu_limit'] = typeof cpu === 'number' && Number.isInteger(cpu) ? cpu : null;
   out['memory_reservation'] = null;
   out['memory_limit'] = json['memory_limit'] ?? null;
-  if (Array.isArray(json['executions'])) out['executions'] = (json['executions'] as object[]).map(qgisExecution);
+  if (Array.isArray(json['executions'])) out['executions'] = (json['executions'] as object[]).map((e) => qgisExecution(e));
   return out;
 }
 
-/** An execution as the caller's client reads it. */
-export function executionFor(res: Response, json: object | null): object | null {
-  return fromQgisPlugin(res) ? qgisExecution(json) : json;
+/** An execution as the caller's client reads it (`raw`: as for qgisExecution). */
+export function executionFor(res: Response, json: object | null, raw?: Pick<RawJson, 'holdsObject'>): object | null {
+  return fromQgisPlugin(res) ? qgisExecution(json, raw) : json;
 }
 
 /** A script as the caller's client reads it. */
