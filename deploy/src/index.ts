@@ -21,3 +21,4 @@ export { LaunchError, PrerequisiteError, PartExitedError, oneLine } from './erro
 export { embeddedPostgresVersion } from './postgres';
 export { securePrivateData, SHARED_DATA_ENTRIES, PRIVATE_DATA_DIRS } from './data-dir';
 export { startTestPostgres, type TestPostgres } from './test-postgres';
+export { testTemporalCli } from './test-temporal';

@@ -1,6 +1,3 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { CancelledFailure as TemporalCancelledFailure } from '@temporalio/common';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
@@ -9,14 +6,8 @@ import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle
 import type { PrepareEnvironmentInput, RunnerActivities, ScriptActivities, ScriptBuildOutcome, ScriptBuildPlan, ScriptBuildRef } from '../src/activities';
 import { buildScript, buildScriptWorkflowId, type BuildScriptResult } from '../src/build-script';
 import { taskQueues } from '../src/task-queues';
+import { testTemporalCli } from '@gef/deploy';
 
-/** The machine's Temporal CLI: TEMPORAL_CLI, else the launcher's cache. */
-function temporalCli(): string {
-  const cache = process.env['GEF_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gef');
-  const candidate = process.env['TEMPORAL_CLI'] ?? path.join(cache, 'temporal-1.5.1', 'temporal');
-  if (!fs.existsSync(candidate)) throw new Error(`No Temporal CLI at ${candidate} (set TEMPORAL_CLI or run npm start once)`);
-  return candidate;
-}
 
 const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -43,7 +34,7 @@ describe('buildScript workflow', () => {
   beforeAll(async () => {
     // Failing activities are the point of several tests: keep the worker's log quiet.
     Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
-    env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: temporalCli() } } });
+    env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: testTemporalCli() } } });
     bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/index.ts'), logger: quiet });
   }, 120_000);
 

@@ -1,6 +1,3 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -27,13 +24,8 @@ import {
   type RunExecutionResult,
 } from '../src/run-execution';
 import { taskQueues } from '../src/task-queues';
+import { testTemporalCli } from '@gef/deploy';
 
-function temporalCli(): string {
-  const cache = process.env['GEF_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gef');
-  const candidate = process.env['TEMPORAL_CLI'] ?? path.join(cache, 'temporal-1.5.1', 'temporal');
-  if (!fs.existsSync(candidate)) throw new Error(`No Temporal CLI at ${candidate} (set TEMPORAL_CLI or run npm start once)`);
-  return candidate;
-}
 
 const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -183,7 +175,7 @@ describe('runExecution workflow', () => {
   beforeAll(async () => {
     Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
     env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: temporalCli() }, searchAttributes: [gefUserIdKey, gefScriptIdKey, gefStatusKey] },
+      server: { executable: { type: 'existing-path', path: testTemporalCli() }, searchAttributes: [gefUserIdKey, gefScriptIdKey, gefStatusKey] },
     });
     bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/index.ts'), logger: quiet });
   }, 120_000);

@@ -1,16 +1,8 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import pino from 'pino';
 import { installTemporalLogging, SupervisedWorker } from '../src/temporal';
+import { testTemporalCli } from '@gef/deploy';
 
-/** The machine's Temporal CLI: TEMPORAL_CLI, else the launcher's cache. */
-function temporalCli(): string {
-  const candidate = process.env['TEMPORAL_CLI'] ?? path.join(process.env['GEF_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gef'), 'temporal-1.5.1', 'temporal');
-  if (!fs.existsSync(candidate)) throw new Error(`No Temporal CLI at ${candidate} (set TEMPORAL_CLI or run npm start once)`);
-  return candidate;
-}
 
 jest.setTimeout(60_000);
 
@@ -23,7 +15,7 @@ describe('SupervisedWorker', () => {
   beforeAll(async () => {
     // The process's runtime, as a service installs it, before the test server's use of it.
     installTemporalLogging(logger);
-    env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: temporalCli() } } });
+    env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: testTemporalCli() } } });
   });
   afterAll(() => env?.teardown());
 

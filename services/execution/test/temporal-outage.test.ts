@@ -1,6 +1,3 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -9,7 +6,7 @@ import { execution } from '@gef/protos';
 import { gefScriptIdKey, gefStatusKey, gefUserIdKey, runExecutionWorkflowId, type RunExecutionInput, type StopRequest } from '@gef/workflows';
 import type { UserActivities } from '@gef/workflows/activities';
 import { taskQueues } from '@gef/workflows/task-queues';
-import { startTestPostgres, type TestPostgres, findFreePorts } from '@gef/deploy';
+import { startTestPostgres, type TestPostgres, findFreePorts, testTemporalCli } from '@gef/deploy';
 import { createExecutionActivities } from '../src/activities';
 import type { RunLauncher } from '../src/domain/run-launcher';
 import { TemporalRunLauncher } from '../src/runs/temporal-run-launcher';
@@ -17,12 +14,6 @@ import { caller, serviceFixture, type ServiceFixture } from './support/service-f
 
 const S = execution.ExecutionStatus;
 
-function temporalCli(): string {
-  const cache = process.env['GEF_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gef');
-  const candidate = process.env['TEMPORAL_CLI'] ?? path.join(cache, 'temporal-1.5.1', 'temporal');
-  if (!fs.existsSync(candidate)) throw new Error(`No Temporal CLI at ${candidate} (set TEMPORAL_CLI or run npm start once)`);
-  return candidate;
-}
 
 /** A local port nothing listens on. */
 const closedPort = async (): Promise<number> => (await findFreePorts(1))[0]!;
@@ -93,7 +84,7 @@ describe('execution service: stops while Temporal is down', () => {
     [pg, env, bundle] = await Promise.all([
       startTestPostgres('gef_execution_outage'),
       TestWorkflowEnvironment.createLocal({
-        server: { executable: { type: 'existing-path', path: temporalCli() }, searchAttributes: [gefUserIdKey, gefScriptIdKey, gefStatusKey] },
+        server: { executable: { type: 'existing-path', path: testTemporalCli() }, searchAttributes: [gefUserIdKey, gefScriptIdKey, gefStatusKey] },
       }),
       bundleWorkflowCode({ workflowsPath: require.resolve('@gef/workflows'), logger: quiet }),
     ]);

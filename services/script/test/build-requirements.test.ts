@@ -1,6 +1,3 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -10,20 +7,13 @@ import { script } from '@gef/protos';
 import { buildScript, buildScriptWorkflowId } from '@gef/workflows';
 import type { RunnerActivities } from '@gef/workflows/activities';
 import { taskQueues } from '@gef/workflows/task-queues';
-import { startTestPostgres, type TestPostgres } from '@gef/deploy';
+import { startTestPostgres, type TestPostgres, testTemporalCli } from '@gef/deploy';
 import { createScriptActivities } from '../src/activities';
 import { signBuildToken } from '../src/domain/build-token';
 import { finishScriptBuild, startScriptBuild } from '../src/domain/script-builds';
 import { buildTokenSecret, caller, createMessages, serviceFixture, type ServiceFixture } from './support/service-fixture';
 import { cliLayout, gzip, tar } from './support/tar-writer';
 
-/** The machine's Temporal CLI: TEMPORAL_CLI, else the launcher's cache. */
-function temporalCli(): string {
-  const cache = process.env['GEF_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gef');
-  const candidate = process.env['TEMPORAL_CLI'] ?? path.join(cache, 'temporal-1.5.1', 'temporal');
-  if (!fs.existsSync(candidate)) throw new Error(`No Temporal CLI at ${candidate} (set TEMPORAL_CLI or run npm start once)`);
-  return candidate;
-}
 
 const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -130,7 +120,7 @@ describe('build requirements', () => {
 
     beforeAll(async () => {
       Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
-      env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: temporalCli() } } });
+      env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: testTemporalCli() } } });
       bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('@gef/workflows'), logger: quiet });
     }, 120_000);
 

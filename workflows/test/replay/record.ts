@@ -18,7 +18,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { Client, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
@@ -54,30 +53,8 @@ import {
 } from '../../src/index';
 import { taskQueues } from '../../src/task-queues';
 import { exportedWorkflowNames, historiesDir } from './histories';
+import { testTemporalCli } from '@gef/deploy';
 
-/** The Temporal CLI as DESIGN §3 finds it: TEMPORAL_CLI, then PATH, then the launcher's cache. */
-function temporalCli(): string {
-  const isExecutable = (file: string) => {
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      return fs.statSync(file).isFile();
-    } catch {
-      return false;
-    }
-  };
-  const explicit = process.env['TEMPORAL_CLI'];
-  if (explicit) {
-    if (!isExecutable(explicit)) throw new Error(`TEMPORAL_CLI=${explicit} is not an executable file`);
-    return explicit;
-  }
-  for (const dir of (process.env['PATH'] ?? '').split(path.delimiter).filter(Boolean)) {
-    if (isExecutable(path.join(dir, 'temporal'))) return path.join(dir, 'temporal');
-  }
-  const cache = process.env['GEF_CACHE_DIR'] || path.join(os.homedir(), '.cache', 'gef');
-  const cached = path.join(cache, 'temporal-1.5.1', 'temporal');
-  if (isExecutable(cached)) return cached;
-  throw new Error(`No Temporal CLI (no TEMPORAL_CLI, no temporal on PATH, none at ${cached}): run npm start once or set TEMPORAL_CLI`);
-}
 
 /**
  * A workflow's history as JSON, as the CLI writes it for replays (`historyToJSON` of SDK
@@ -517,7 +494,7 @@ async function main(): Promise<void> {
     return;
   }
 
-  const cli = temporalCli();
+  const cli = testTemporalCli();
   console.log(`Temporal dev server from ${cli}; workflows from ${path.relative(process.cwd(), workflowsPath)}`);
 
   // Failing activities are part of the cases: keep the workers quiet.
