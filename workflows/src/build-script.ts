@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, patched, proxyActivities, proxyLocalActivities, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, proxyLocalActivities, TimeoutFailure } from '@temporalio/workflow';
 import type { RunnerActivities, ScriptActivities } from './activities';
 import { taskQueues } from './task-queues';
 
@@ -54,7 +54,22 @@ function reasonOf(err: unknown): string {
  */
 export async function buildScript(input: BuildScriptInput): Promise<BuildScriptResult> {
   const ref = { scriptId: input.scriptId, version: input.version };
-  const plan = await scripts.startScriptBuild(ref);
+  // Cancelled by an operator (in Temporal): the build still ends, FAIL with the reason, and
+  // then the cancellation ends the workflow.
+  const finishCancelled = async () => {
+    await CancellationScope.nonCancellable(() => scripts.finishScriptBuild({ ...ref, status: 'FAIL', reason: 'the build was cancelled' }));
+    return CancellationScope.current().cancelRequested;
+  };
+  let plan: Awaited<ReturnType<ScriptActivities['startScriptBuild']>>;
+  try {
+    plan = await scripts.startScriptBuild(ref);
+  } catch (err) {
+    // Cancelled while the build was being started (the database away, say): it ends FAIL too,
+    // or the script service's housekeeping would start it again. (Before this marker, the
+    // version stayed PENDING or BUILDING.)
+    if (isCancellation(err) && patched('cancelled-build-start-ends-fail')) return finishCancelled();
+    throw err;
+  }
   if (!plan.proceed) return { ...ref, status: 'SKIPPED', reason: plan.reason };
 
   let result: BuildScriptResult;
@@ -69,23 +84,15 @@ export async function buildScript(input: BuildScriptInput): Promise<BuildScriptR
   } catch (err) {
     result = { ...ref, status: 'FAIL', reason: reasonOf(err) };
   }
-  const finish = () =>
-    scripts.finishScriptBuild({
-      ...ref,
-      status: result.status === 'SUCCESS' ? 'SUCCESS' : 'FAIL',
-      ...(result.environmentHash ? { environmentHash: result.environmentHash } : {}),
-      ...(result.reason ? { reason: result.reason } : {}),
-    });
-  // Cancelled by an operator (in Temporal): the build still ends, FAIL with the reason, and
-  // then the cancellation ends the workflow. (Before this marker, the version stayed BUILDING
-  // and the script could not run until another version was uploaded.)
-  const cancelled = CancellationScope.current().consideredCancelled;
-  if (cancelled && patched('cancelled-build-ends-fail')) {
-    result = { ...ref, status: 'FAIL', reason: 'the build was cancelled' };
-    await CancellationScope.nonCancellable(finish);
-    return CancellationScope.current().cancelRequested;
-  }
-  await finish();
+  // Cancelled while the environment was prepared. (Before this marker, the version stayed
+  // BUILDING and the script could not run until another version was uploaded.)
+  if (CancellationScope.current().consideredCancelled && patched('cancelled-build-ends-fail')) return finishCancelled();
+  await scripts.finishScriptBuild({
+    ...ref,
+    status: result.status === 'SUCCESS' ? 'SUCCESS' : 'FAIL',
+    ...(result.environmentHash ? { environmentHash: result.environmentHash } : {}),
+    ...(result.reason ? { reason: result.reason } : {}),
+  });
   return result;
 }
 

@@ -22,6 +22,10 @@ interface Fakes {
   plan?: Awaited<ReturnType<ScriptActivities['startScriptBuild']>>;
   prepare?: (input: PrepareEnvironmentInput, attempt: number) => Promise<{ environmentHash: string; reused: boolean; hostname: string }>;
   finishFailures?: number;
+  /** Before the state change that starts the build answers (it answers `plan`). */
+  beforeStart?: () => Promise<void>;
+  /** A workflow task timeout of its own (a local activity's task is heartbeated at 80 % of it). */
+  workflowTaskTimeout?: string;
   /** Called once the workflow started, with its handle and what the fakes saw so far. */
   drive?: (handle: WorkflowHandle, recorded: Recorded) => Promise<void>;
 }
@@ -53,6 +57,7 @@ describe('buildScript workflow', () => {
       },
       async startScriptBuild(ref: ScriptBuildRef) {
         recorded.calls.push(`start v${ref.version}`);
+        await fakes.beforeStart?.();
         return fakes.plan ?? { proceed: true, runtime: 'python3', buildToken: 'the-build-token' };
       },
       async finishScriptBuild(outcome) {
@@ -85,7 +90,12 @@ describe('buildScript workflow', () => {
     const result = await runnerWorker.runUntil(
       scriptWorker.runUntil(
         (async () => {
-          const handle = await env.client.workflow.start(buildScript, { taskQueue: taskQueues.script, workflowId, args: [ref] });
+          const handle = await env.client.workflow.start(buildScript, {
+            taskQueue: taskQueues.script,
+            workflowId,
+            args: [ref],
+            ...(fakes.workflowTaskTimeout ? { workflowTaskTimeout: fakes.workflowTaskTimeout } : {}),
+          });
           await fakes.drive?.(handle, recorded);
           // A workflow that fails says what the fakes saw.
           return handle.result().catch((err: unknown) => {
@@ -190,6 +200,29 @@ describe('buildScript workflow', () => {
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect(failure!.cause).toBeInstanceOf(TemporalCancelledFailure);
     expect(failure!.recorded.calls).toEqual(['start v3', 'prepare attempt 1', 'finish FAIL']);
+    expect(failure!.recorded.outcomes[0]).toMatchObject({ status: 'FAIL', reason: 'the build was cancelled' });
+  }, 60_000);
+
+  it('ends FAIL, recorded, when an operator cancels it while the build is being started (the database away, say)', async () => {
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    const failure = await run({
+      workflowTaskTimeout: '2s',
+      beforeStart: () => gate,
+      drive: async (handle, recorded) => {
+        while (!recorded.calls.includes('start v3')) await new Promise((r) => setTimeout(r, 20));
+        await handle.cancel();
+        // The local activity's task is heartbeated within 1.6 s: the cancel reaches the workflow.
+        setTimeout(letGo, 4000);
+      },
+    }).then(
+      () => undefined,
+      (err: unknown) => err as WorkflowFailedError & { recorded: Recorded },
+    );
+    letGo();
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect(failure!.cause).toBeInstanceOf(TemporalCancelledFailure);
+    expect(failure!.recorded.calls).toEqual(['start v3', 'finish FAIL']);
     expect(failure!.recorded.outcomes[0]).toMatchObject({ status: 'FAIL', reason: 'the build was cancelled' });
   }, 60_000);
 
