@@ -19,9 +19,10 @@ export const configShape = {
   SMTP_PASSWORD: z.string().min(1).optional(),
   /**
    * `opportunistic`: STARTTLS when the relay offers it (not on 127.0.0.1); `starttls`: STARTTLS
-   * or no e-mail (port 587); `tls`: TLS from the first byte (port 465).
+   * or no e-mail (port 587); `tls`: TLS from the first byte (port 465). Unset: `starttls`
+   * with SMTP_USER, else `opportunistic`.
    */
-  SMTP_TLS: z.enum(['opportunistic', 'starttls', 'tls']).default('opportunistic'),
+  SMTP_TLS: z.enum(['opportunistic', 'starttls', 'tls']).optional(),
   MAIL_FROM: z.string().min(3).default('GEF API <no-reply@gef.local>'),
   PUBLIC_URL: z.string().url().default('http://localhost:3000'),
   /** The page password e-mails link to (a web client's); unset, the gateway's own `PUBLIC_URL/reset-password`. */

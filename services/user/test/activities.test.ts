@@ -1,6 +1,7 @@
 /**
- * The user service's mail activities: an e-mail the mail server refused for good (5xx) fails
- * without a retry, naming the reply code only; any other failure is retried as it was.
+ * The user service's mail activities: an e-mail whose recipient the mail server refused for
+ * good (5xx to RCPT TO) fails without a retry, naming the reply code only; any other failure,
+ * a login or policy refusal that holds for every e-mail included, is retried as it was.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { createUserActivities } from '../src/activities';
@@ -24,7 +25,7 @@ const notice = { userId: 'u', executionId: 'e', scriptId: 's', status: 'FINISHED
 const request = { userId: 'u', purpose: 'reset', requestId: 'r' } as const;
 
 it.each([550, 554])('an e-mail refused for good (SMTP %i) is not retried, and its failure names no address', async (responseCode) => {
-  const refused = Object.assign(new Error('550 5.1.1 <nobody@example.org>: Recipient address rejected'), { responseCode, code: 'EENVELOPE' });
+  const refused = Object.assign(new Error('550 5.1.1 <nobody@example.org>: Recipient address rejected'), { responseCode, code: 'EENVELOPE', command: 'RCPT TO' });
   const activities = activitiesFailingWith(refused);
   for (const call of [() => activities.notifyExecutionFinished(notice), () => activities.sendPasswordLink(request)]) {
     const err = await call().then(() => undefined, (e: unknown) => e);
@@ -35,7 +36,11 @@ it.each([550, 554])('an e-mail refused for good (SMTP %i) is not retried, and it
 });
 
 it.each([
-  ['a refusal for now (SMTP 451)', Object.assign(new Error('451 try later'), { responseCode: 451 })],
+  ['a refusal for now (SMTP 451)', Object.assign(new Error('451 try later'), { responseCode: 451, code: 'EENVELOPE', command: 'RCPT TO' })],
+  // Refusals that hold for every e-mail: an operator mends them, and the retry gets through.
+  ['a login refused (SMTP 535)', Object.assign(new Error('535 5.7.8 Authentication failed'), { responseCode: 535, code: 'EAUTH', command: 'AUTH PLAIN' })],
+  ['a login asked for (SMTP 530)', Object.assign(new Error('530 5.7.0 Authentication required'), { responseCode: 530, code: 'EENVELOPE', command: 'MAIL FROM' })],
+  ['the message refused (SMTP 554 after DATA)', Object.assign(new Error('554 5.7.1 Message refused'), { responseCode: 554, code: 'EMESSAGE', command: 'DATA' })],
   ['a server away', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })],
 ])('%s is retried: the failure is passed on as it is', async (_what, failure) => {
   const activities = activitiesFailingWith(failure);

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { findFreePorts } from '@gef/deploy';
-import { certainlyNotSent, Mailer } from '../src/mail/mailer';
+import { certainlyNotSent, Mailer, permanentRefusal } from '../src/mail/mailer';
 
 const settings = { host: '127.0.0.1', port: 1, from: 'GEF <no-reply@gef.local>', publicUrl: 'https://api.example.org/' };
 
@@ -23,6 +23,7 @@ describe('password links', () => {
 async function smtpServer(
   atEnd: 'refuse' | 'drop' | 'accept',
   extensions: string[] = [],
+  refuseRecipients = false,
 ): Promise<{ port: number; received: number; messages: string[]; commands: string[]; close: () => Promise<void> }> {
   const state = { received: 0, messages: [] as string[], commands: [] as string[] };
   const server = net.createServer((socket) => {
@@ -58,6 +59,8 @@ async function smtpServer(
         } else if (line.startsWith('STARTTLS')) {
           // As a relay without TLS answers it.
           socket.write('502 5.5.1 Command not implemented\r\n');
+        } else if (line.startsWith('RCPT') && refuseRecipients) {
+          socket.write('550 5.1.1 Recipient address rejected: no such mailbox\r\n');
         } else if (line.startsWith('AUTH')) {
           socket.write('235 2.7.0 Authentication successful\r\n');
         } else if (line.startsWith('DATA')) {
@@ -111,6 +114,8 @@ describe('whether a failed e-mail certainly did not go out', () => {
       const err = await sendFailure(server.port);
       expect(err).toMatchObject({ responseCode: 554 });
       expect(certainlyNotSent(err)).toBe(true);
+      // The message refused after DATA (policy): not a refusal of its recipient for good.
+      expect(permanentRefusal(err)).toBeUndefined();
     } finally {
       await server.close();
     }
@@ -178,12 +183,38 @@ describe('what the e-mails say', () => {
 describe('the mail relay', () => {
   it('is logged in to when a login is set', async () => {
     const server = await smtpServer('accept', ['AUTH PLAIN LOGIN']);
-    const mailer = new Mailer({ ...settings, host: 'localhost', port: server.port, login: { user: 'relay-user', password: 'relay-pass' } });
+    const mailer = new Mailer({ ...settings, host: 'localhost', port: server.port, tls: 'opportunistic', login: { user: 'relay-user', password: 'relay-pass' } });
     try {
       await mailer.sendRecoverPassword('ada@example.org', 'token');
       const auth = server.commands.find((c) => c.toUpperCase().startsWith('AUTH PLAIN'));
       expect(Buffer.from(auth!.split(' ')[2]!, 'base64').toString('utf8')).toBe('\0relay-user\0relay-pass');
       expect(server.messages).toHaveLength(1);
+    } finally {
+      mailer.close();
+      await server.close();
+    }
+  });
+
+  it('gets no password in clear: with a login and no TLS setting, STARTTLS is required', async () => {
+    const server = await smtpServer('accept', ['AUTH PLAIN LOGIN']);
+    const mailer = new Mailer({ ...settings, port: server.port, login: { user: 'relay-user', password: 'relay-pass' } });
+    try {
+      await expect(mailer.sendRecoverPassword('ada@example.org', 'token')).rejects.toThrow();
+      expect(server.commands.some((c) => /^AUTH/i.test(c))).toBe(false);
+      expect(server.messages).toEqual([]);
+    } finally {
+      mailer.close();
+      await server.close();
+    }
+  });
+
+  it('refuses a recipient for good only when it says so to RCPT TO', async () => {
+    const server = await smtpServer('accept', [], true);
+    const mailer = new Mailer({ ...settings, port: server.port });
+    try {
+      const err = await mailer.sendRecoverPassword('nobody@example.org', 'token').then(() => undefined, (e: unknown) => e);
+      expect(permanentRefusal(err)).toBe(550);
+      expect(certainlyNotSent(err)).toBe(true);
     } finally {
       mailer.close();
       await server.close();

@@ -4,8 +4,11 @@ import { oneLine } from '@gef/common';
 export interface MailSettings {
   host: string;
   port: number;
-  /** `opportunistic` (the default): STARTTLS when offered; `starttls`: required; `tls`: from the first byte. */
-  tls?: 'opportunistic' | 'starttls' | 'tls';
+  /**
+   * `opportunistic`: STARTTLS when offered; `starttls`: required; `tls`: from the first byte.
+   * Unset: `starttls` with a login (a password never goes out in clear), else `opportunistic`.
+   */
+  tls?: 'opportunistic' | 'starttls' | 'tls' | undefined;
   /** The relay's login, if it asks for one. */
   login?: { user: string; password: string };
   from: string;
@@ -34,12 +37,16 @@ export function certainlyNotSent(err: unknown): boolean {
 }
 
 /**
- * The SMTP reply code when the mail server refused an e-mail for good (5xx: no such
- * mailbox, policy): sending it again changes nothing. Undefined for any other failure.
+ * The SMTP reply code when the mail server refused this e-mail's recipient for good (a 5xx
+ * reply to RCPT TO: no such mailbox): sending it again changes nothing. Undefined for any
+ * other failure, refusals that hold for every e-mail included (a login refused, a sender or
+ * message refused by policy), which an operator mends and a retry then gets through.
  */
 export function permanentRefusal(err: unknown): number | undefined {
-  const code = typeof err === 'object' && err !== null ? (err as { responseCode?: unknown }).responseCode : undefined;
-  return typeof code === 'number' && code >= 500 && code < 600 ? code : undefined;
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { responseCode, code, command } = err as { responseCode?: unknown; code?: unknown; command?: unknown };
+  const refusedRecipient = code === 'EENVELOPE' && typeof command === 'string' && /^RCPT\b/i.test(command);
+  return refusedRecipient && typeof responseCode === 'number' && responseCode >= 500 && responseCode < 600 ? responseCode : undefined;
 }
 
 /** The e-mails the platform sends, over SMTP. */
@@ -47,7 +54,7 @@ export class Mailer {
   private readonly transport: Transporter;
 
   constructor(private readonly settings: MailSettings) {
-    const tls = settings.tls ?? 'opportunistic';
+    const tls = settings.tls ?? (settings.login ? 'starttls' : 'opportunistic');
     this.transport = nodemailer.createTransport({
       host: settings.host,
       port: settings.port,
