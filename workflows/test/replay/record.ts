@@ -115,6 +115,10 @@ class Fakes {
   readonly runs = new Map<string, RunBehaviour>();
   readonly plans = new Map<string, ScriptBuildPlan>();
   readonly builds = new Map<string, (input: PrepareEnvironmentInput) => Promise<PreparedEnvironment>>();
+  /** Waited for before a build's start answers, by script. */
+  readonly startGates = new Map<string, Promise<void>>();
+  /** Waited for before a user's runs are deleted, by user. */
+  readonly deletionGates = new Map<string, Promise<void>>();
 
   /** Hosted by the execution service (`gef-execution`; the run path as local activities). */
   execution(): ExecutionRunActivities & ExecutionActivities {
@@ -127,21 +131,28 @@ class Fakes {
       },
       releaseExecutionSlot: async ({ executionId }) => ({ wake: this.wakes.get(executionId) ?? [] }),
       endExecution: async ({ status }) => ({ status }),
-      deleteExecutionsOfUser: async () => ({ executions: 3 }),
+      deleteExecutionsOfUser: async (userId) => {
+        this.milestones.reach(`deleting:${userId}`);
+        await this.deletionGates.get(userId);
+        return { executions: 3 };
+      },
     };
   }
 
   /** Hosted by the script service (`gef-script`; the build's state changes as local activities). */
   script(): ScriptActivities {
     return {
-      startScriptBuild: async (ref) =>
-        this.plans.get(ref.scriptId) ?? {
+      startScriptBuild: async (ref) => {
+        this.milestones.reach(`starting:${ref.scriptId}`);
+        await this.startGates.get(ref.scriptId);
+        return this.plans.get(ref.scriptId) ?? {
           proceed: true,
           runtime: 'python3',
           requirements: 'numpy==2.1.0\n',
           buildToken: 'build-token',
           archive: { digest: 'a'.repeat(64), size: 1024, scriptUserId: 'user-1' },
-        },
+        };
+      },
       finishScriptBuild: async () => undefined,
       deleteScriptsOfUser: async () => ({ scripts: 2 }),
     };
@@ -413,6 +424,37 @@ const scenarios: Scenario[] = [
     { executionId: executionId(11), status: 'FAILED' },
   ),
 
+  // Cancelled by an operator while the build is being started: ends FAIL, recorded.
+  {
+    names: ['buildScript-cancelled-while-starting'],
+    async run({ client, fakes }) {
+      let letGo!: () => void;
+      fakes.startGates.set('script-build-cancelled-starting', new Promise<void>((resolve) => (letGo = resolve)));
+      const ref = { scriptId: 'script-build-cancelled-starting', version: 1 };
+      // A short task timeout: the local activity's task is heartbeated, and the cancel delivered, within 1.6 s.
+      const handle = await client.workflow.start(buildScript, { taskQueue: taskQueues.script, workflowId: buildScriptWorkflowId(ref), args: [ref], workflowTaskTimeout: '2s' });
+      await fakes.milestones.wait(`starting:${ref.scriptId}`);
+      await handle.cancel();
+      setTimeout(letGo, 4000);
+      await assert.rejects(handle.result(), WorkflowFailedError, 'buildScript-cancelled-while-starting');
+      letGo();
+      return [{ name: 'buildScript-cancelled-while-starting', workflowId: handle.workflowId }];
+    },
+  },
+  // Cancelled by an operator halfway: the deletion finishes all the same.
+  {
+    names: ['deleteUser-cancelled-halfway'],
+    async run({ client, fakes }) {
+      let letGo!: () => void;
+      fakes.deletionGates.set('user-10', new Promise<void>((resolve) => (letGo = resolve)));
+      const handle = await client.workflow.start(deleteUser, { taskQueue: taskQueues.user, workflowId: deleteUserWorkflowId('user-10'), args: [{ userId: 'user-10' }] });
+      await fakes.milestones.wait('deleting:user-10');
+      await handle.cancel();
+      setTimeout(letGo, 500);
+      assert.deepEqual(await handle.result(), { userId: 'user-10', scripts: 2, executions: 3, keycloakUserDeleted: true, profileDeleted: true });
+      return [{ name: 'deleteUser-cancelled-halfway', workflowId: handle.workflowId }];
+    },
+  },
   {
     names: ['deleteUser-saga'],
     async run({ client }) {
