@@ -69,15 +69,15 @@ export function metricsInterceptor(registry: client.Registry): Interceptor {
 /**
  * The HTTP/1.1 side port of a process: `GET /metrics` (Prometheus text format), `GET /healthz`
  * (liveness: 200 while the process runs, migrations included) and `GET /readyz` (readiness:
- * 200 once `ready` says it has started — migrated, listening, working — and 503 before and
- * while it stops, so no traffic or dependant is let in early).
+ * 503 until the process calls `markReady` — migrated, listening, working — and again once it
+ * calls what that returns, as it begins to stop: no traffic or dependant is let in early).
  */
 export async function startMetricsServer(
   registry: client.Registry,
   port: number,
   host: string,
-  ready: () => boolean = () => true,
-): Promise<{ server: http.Server; port: number }> {
+): Promise<{ server: http.Server; port: number; markReady: () => () => void }> {
+  let ready = false;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/metrics') {
@@ -99,9 +99,8 @@ export async function startMetricsServer(
       return;
     }
     if (req.method === 'GET' && path === '/readyz') {
-      const isReady = ready();
-      res.writeHead(isReady ? 200 : 503, { 'Content-Type': 'application/json' });
-      res.end(isReady ? '{"status":"ready"}' : '{"status":"starting or stopping"}');
+      res.writeHead(ready ? 200 : 503, { 'Content-Type': 'application/json' });
+      res.end(ready ? '{"status":"ready"}' : '{"status":"starting or stopping"}');
       return;
     }
     res.writeHead(404, { 'Content-Type': 'application/json' });
@@ -111,5 +110,11 @@ export async function startMetricsServer(
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
-  return { server, port: (server.address() as AddressInfo).port };
+  const markReady = () => {
+    ready = true;
+    return () => {
+      ready = false;
+    };
+  };
+  return { server, port: (server.address() as AddressInfo).port, markReady };
 }

@@ -69,9 +69,7 @@ export async function runService(spec: ServiceSpec): Promise<void> {
   shutdown.listen();
   try {
     const registry = createMetricsRegistry(spec.name);
-    // Ready once migrated, listening and working; no longer once it begins to stop.
-    let ready = false;
-    const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST, () => ready);
+    const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST);
     shutdown.add('metrics server', () => new Promise<void>((r) => metrics.server.close(() => r())));
 
     const orm = await openDatabase({
@@ -107,11 +105,9 @@ export async function runService(spec: ServiceSpec): Promise<void> {
       shutdown.add('temporal worker', () => worker.stop());
     }
     parts.started?.();
-    ready = true;
-    // Added last, run first: dependants stop sending before anything closes.
-    shutdown.add('readiness', () => {
-      ready = false;
-    });
+    // Ready once migrated, listening and working; added last, run first: dependants stop
+    // sending before anything closes.
+    shutdown.add('readiness', metrics.markReady());
     logger.info({ port, metricsPort: metrics.port }, `${spec.name} service listening`);
   } catch (err) {
     process.stderr.write(`${spec.name} service failed to start: ${describeFailure(err)}\n`);

@@ -5,16 +5,15 @@
 import { createMetricsRegistry, startMetricsServer } from '../src/metrics';
 
 it('answers /healthz always, and /readyz 200 only while the process says it is ready', async () => {
-  let ready = false;
-  const { server, port } = await startMetricsServer(createMetricsRegistry('test'), 0, '127.0.0.1', () => ready);
+  const { server, port, markReady } = await startMetricsServer(createMetricsRegistry('test'), 0, '127.0.0.1');
   const status = async (path: string) => (await fetch(`http://127.0.0.1:${port}${path}`)).status;
   try {
     expect(await status('/healthz')).toBe(200);
     expect(await status('/readyz')).toBe(503);
-    ready = true;
+    const stopping = markReady();
     expect(await status('/readyz')).toBe(200);
     expect(await status('/metrics')).toBe(200);
-    ready = false;
+    stopping();
     expect(await status('/readyz')).toBe(503);
     expect(await status('/healthz')).toBe(200);
   } finally {

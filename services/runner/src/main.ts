@@ -20,9 +20,7 @@ async function main(): Promise<void> {
   shutdown.add('credential relay', () => relay.close());
   const config = { ...loaded, toolEnv: relay.env };
   const registry = createMetricsRegistry('runner');
-  // Ready once its worker takes runs; no longer once it begins to stop.
-  let ready = false;
-  const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST, () => ready);
+  const metrics = await startMetricsServer(registry, config.METRICS_PORT, config.HOST);
   shutdown.add('metrics server', () => new Promise<void>((r) => metrics.server.close(() => r())));
   const sandboxed = config.SANDBOX !== 'off' && typeof process.getuid === 'function' && process.getuid() === 0;
   const dirs = await prepareRunnerDirs({ dataDir: config.GEF_DATA_DIR, ...(config.RUNNER_DATA_DIR ? { configured: config.RUNNER_DATA_DIR } : {}), sandboxed });
@@ -69,10 +67,8 @@ async function main(): Promise<void> {
   // Closed first: the runner stops being online before its worker stops.
   presence.start();
   shutdown.add('runner presence', () => presence.stop());
-  ready = true;
-  shutdown.add('readiness', () => {
-    ready = false;
-  });
+  // Ready once its worker takes runs; no longer once it begins to stop.
+  shutdown.add('readiness', metrics.markReady());
   logger.info({ metricsPort: metrics.port }, 'runner started');
 }
 
