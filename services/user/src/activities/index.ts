@@ -36,9 +36,10 @@ export function createUserActivities(
 }
 
 /**
- * An e-mail the mail server refused for good (a 5xx reply) is not tried again: retried, an
- * address that does not exist would be asked about for a day. The failure names the reply
- * code only (the server's words may hold the address, and it is kept in Temporal's history).
+ * An e-mail whose recipient the mail server refused for good (`permanentRefusal`: a 5xx reply
+ * to RCPT TO) is not tried again: retried, an address that does not exist would be asked
+ * about for a day. The failure names the reply code only (the server's words may hold the
+ * address, and it is kept in Temporal's history).
  */
 async function mailing<T>(send: () => Promise<T>): Promise<T> {
   try {
