@@ -1,15 +1,14 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { CancelledFailure as TemporalCancelledFailure } from '@temporalio/common';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { PrepareEnvironmentInput, RunnerActivities, ScriptActivities, ScriptBuildOutcome, ScriptBuildPlan, ScriptBuildRef } from '../src/activities';
 import { buildScript, buildScriptWorkflowId, type BuildScriptResult } from '../src/build-script';
 import { taskQueues } from '../src/task-queues';
-import { testTemporalCli } from '@gef/deploy';
+import { startWorkflowEnvironment } from './support/workflow-environment';
 
 
-const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** What the fake script service saw. */
 interface Recorded {
@@ -36,10 +35,7 @@ describe('buildScript workflow', () => {
   let n = 0;
 
   beforeAll(async () => {
-    // Failing activities are the point of several tests: keep the worker's log quiet.
-    Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
-    env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: testTemporalCli() } } });
-    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/index.ts'), logger: quiet });
+    ({ env, bundle } = await startWorkflowEnvironment());
   }, 120_000);
 
   afterAll(async () => {

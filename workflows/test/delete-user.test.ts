@@ -1,12 +1,11 @@
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { ExecutionActivities, ScriptActivities, UserActivities } from '../src/activities';
 import { deleteUser, deleteUserWorkflowId } from '../src/delete-user';
 import { taskQueues } from '../src/task-queues';
-import { testTemporalCli } from '@gef/deploy';
+import { startWorkflowEnvironment } from './support/workflow-environment';
 
 
-const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /**
  * The deleteUser saga with fake steps on each service's task queue: every step runs once
@@ -17,9 +16,7 @@ describe('deleteUser workflow', () => {
   let bundle: WorkflowBundleWithSourceMap;
 
   beforeAll(async () => {
-    Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
-    env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: testTemporalCli() } } });
-    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/index.ts'), logger: quiet });
+    ({ env, bundle } = await startWorkflowEnvironment());
   }, 120_000);
 
   afterAll(async () => {

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { exportedWorkflowNames, historiesDir, historyFiles } from './replay/histories';
+import { bundleWorkflows } from './support/workflow-environment';
 
 /**
  * Workflows in flight during a deploy resume on the new code by replaying their history:
@@ -13,13 +14,12 @@ import { exportedWorkflowNames, historiesDir, historyFiles } from './replay/hist
  */
 describe('workflow histories replay on the current code', () => {
   const files = historyFiles();
-  const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
   let workflowBundle: WorkflowBundleWithSourceMap;
 
   beforeAll(async () => {
     // A nondeterministic history is reported by the test, not in the worker's log.
     Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
-    workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/index.ts'), logger: quiet });
+    workflowBundle = await bundleWorkflows();
   }, 120_000);
 
   /** The core's own words (`[TMPRL1100] Nondeterminism error: …`) when it gave them. */

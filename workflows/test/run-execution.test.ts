@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type {
   ClaimSlotInput,
   EndExecutionInput,
@@ -24,10 +24,9 @@ import {
   type RunExecutionResult,
 } from '../src/run-execution';
 import { taskQueues } from '../src/task-queues';
-import { testTemporalCli } from '@gef/deploy';
+import { startWorkflowEnvironment } from './support/workflow-environment';
 
 
-const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Row {
@@ -173,11 +172,7 @@ describe('runExecution workflow', () => {
   let n = 0;
 
   beforeAll(async () => {
-    Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: testTemporalCli() }, searchAttributes: [gefUserIdKey, gefScriptIdKey, gefStatusKey] },
-    });
-    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/index.ts'), logger: quiet });
+    ({ env, bundle } = await startWorkflowEnvironment([gefUserIdKey, gefScriptIdKey, gefStatusKey]));
   }, 120_000);
 
   afterAll(async () => {
