@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import client from 'prom-client';
 import type { Logger } from '@gef/common';
@@ -31,39 +32,71 @@ export function loggedPath(path: string): string {
     .join('/');
 }
 
-/**
- * Times every request into `gef_http_request_duration_seconds{method, route, status}` and
- * writes one access-log line per request (with its `reqId`), when its level is on.
- */
-export function httpMetrics(registry: client.Registry, logger: Logger) {
-  const duration = new client.Histogram({
-    name: 'gef_http_request_duration_seconds',
-    help: 'HTTP request handling time by method, route template and status',
-    labelNames: ['method', 'route', 'status'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
+/** What the access log and the duration metric say of one request, read when it ends. */
+export interface TimedRequest {
+  method: string;
+  /** The request id (`X-Request-Id`). */
+  id: string;
+  /** The path without its query. */
+  path: () => string;
+  /** The route template, or `unmatchedRoute`. */
+  route: () => string;
+}
 
-  return (req: Request, res: Response, next: NextFunction): void => {
+/**
+ * Times requests into `gef_http_request_duration_seconds{method, route, status}` and
+ * writes one access-log line per request (with its `reqId`), when its level is on: for the
+ * Express app (`middleware`) and for answers given before it (`track`).
+ */
+export class RequestTiming {
+  private readonly duration: client.Histogram<'method' | 'route' | 'status'>;
+
+  constructor(
+    registry: client.Registry,
+    private readonly logger: Logger,
+  ) {
+    this.duration = new client.Histogram({
+      name: 'gef_http_request_duration_seconds',
+      help: 'HTTP request handling time by method, route template and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+  }
+
+  /** Times `res` from now until it finishes, or its client goes away. */
+  track(res: ServerResponse, request: TimedRequest): void {
     const started = process.hrtime.bigint();
     let recorded = false;
     const record = () => {
       if (recorded) return;
       recorded = true;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = typeof res.locals['route'] === 'string' ? (res.locals['route'] as string) : unmatchedRoute;
-      const method = knownMethods.has(req.method) ? req.method : 'OTHER';
+      const route = request.route();
+      const method = knownMethods.has(request.method) ? request.method : 'OTHER';
       // A client that went away before the answer finished is counted as 499.
       const status = res.writableFinished ? String(res.statusCode) : '499';
-      duration.observe({ method, route, status }, seconds);
+      this.duration.observe({ method, route, status }, seconds);
       // Through the process logger: the request's child logger (its bindings and redaction)
       // would be made for every request only to write this line, or to drop it.
       const level = quietRoutes.has(route) ? 'debug' : 'info';
-      if (!logger.isLevelEnabled(level)) return;
-      logger[level]({ reqId: req.id, method, route, path: loggedPath(req.path), status: Number(status), ms: Math.round(seconds * 1e4) / 10 }, 'request');
+      if (!this.logger.isLevelEnabled(level)) return;
+      this.logger[level]({ reqId: request.id, method, route, path: loggedPath(request.path()), status: Number(status), ms: Math.round(seconds * 1e4) / 10 }, 'request');
     };
     res.once('finish', record);
     res.once('close', record);
-    next();
-  };
+  }
+
+  /** Times every request the Express app serves. */
+  middleware() {
+    return (req: Request, res: Response, next: NextFunction): void => {
+      this.track(res, {
+        method: req.method,
+        id: req.id,
+        path: () => req.path,
+        route: () => (typeof res.locals['route'] === 'string' ? (res.locals['route'] as string) : unmatchedRoute),
+      });
+      next();
+    };
+  }
 }

@@ -5,6 +5,7 @@ import { createMetricsRegistry, databaseTimeouts, platformVersion, type Logger }
 import type { execution, user } from '@gef/protos';
 import { Authenticator } from './auth/authenticator';
 import type { RevocationCache } from './auth/revocation-cache';
+import { AnswerCache } from './cache/answer-cache';
 import { ReadCache, type CacheSiblings } from './cache/read-cache';
 import type { SharedSlots } from './cluster';
 import { createServiceClients, type ServiceClients } from './clients';
@@ -13,7 +14,7 @@ import type { GatewayConfig } from './config';
 import { compressResponses } from './compression';
 import { cors } from './cors';
 import { bodyForStatus, sendError } from './http-errors';
-import { httpMetrics } from './http-metrics';
+import { RequestTiming } from './http-metrics';
 import { buildOpenApiDocument } from './openapi/document';
 import type { OpenApiDocument } from './openapi/types';
 import { counterLifetimeSeconds, type Limits } from './rate-limit/limits';
@@ -101,6 +102,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   const executions = executionCache(config, registry, deps.executionChanges, deps.cacheSiblings);
   const executionPages = executionPageCache(config, registry, deps.executionChanges, deps.cacheSiblings);
   const metricsText = deps.metricsText ?? (() => registry.metrics());
+  const timing = new RequestTiming(registry, logger);
+  const answers = new AnswerCache({ maxEntries: 10_000, maxBytes: answersMaxBytes, trusts: (principal) => auth.trusts(principal), timing, registry });
   const ctx: RouteContext = {
     config,
     logger,
@@ -114,6 +117,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     profiles,
     executions,
     executionPages,
+    answers,
     ...(deps.sharedSlots ? { sharedSlots: deps.sharedSlots } : {}),
   };
   const routes = resources.flatMap((r) => r.routes(ctx));
@@ -126,7 +130,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   app.set('etag', 'weak');
 
   app.use(requestContext(logger));
-  app.use(httpMetrics(registry, logger));
+  app.use(timing.middleware());
   app.use(securityHeaders());
   app.use(cors(config.CORS_ORIGINS));
   app.use(compressResponses());
@@ -137,7 +141,10 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   });
 
   const timeouts = { ...defaultTimeouts, ...deps.timeouts };
-  const server = http.createServer({ connectionsCheckingInterval: timeouts.checkIntervalMs }, app);
+  // Hot reads answered from memory skip the app; everything else goes through it.
+  const server = http.createServer({ connectionsCheckingInterval: timeouts.checkIntervalMs }, (req, res) => {
+    if (!answers.serve(req, res)) app(req, res);
+  });
   server.headersTimeout = timeouts.headersTimeoutMs;
   server.requestTimeout = timeouts.requestTimeoutMs;
   server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
@@ -185,6 +192,9 @@ function executionCache(config: GatewayConfig, registry: client.Registry, change
   changes?.onChange((id) => (id === undefined ? cache.clear() : cache.invalidate(id)));
   return cache;
 }
+
+/** Most bytes of whole answers held (`AnswerCache`), beside the values they were made from. */
+const answersMaxBytes = 32 * 1024 * 1024;
 
 /** Most characters of execution list pages held (about twice as many bytes). */
 const executionPagesMaxChars = 32 * 1024 * 1024;

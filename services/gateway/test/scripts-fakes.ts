@@ -14,6 +14,7 @@ import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
 import { healthRoutes } from '@gef/common';
 import { execution, script, user } from '@gef/protos';
 import { startGateway, type FakeService, type RunningGateway } from './support';
+import type { GatewayDeps } from '../src/server';
 
 const realm = 'gef';
 
@@ -121,7 +122,7 @@ export interface ScriptStack {
 }
 
 /** The gateway in front of a fake script, user and execution service, with real token checks. */
-export async function startScriptStack(env: Record<string, string> = {}): Promise<ScriptStack> {
+export async function startScriptStack(env: Record<string, string> = {}, deps: Partial<GatewayDeps> = {}): Promise<ScriptStack> {
   const handlers: ScriptStack['handlers'] = { script: {}, user: {}, execution: {} };
   const [keycloak, rpc] = await Promise.all([startSigningKeycloak(), startRpcFake(handlers)]);
   const gateway = await startGateway({
@@ -130,7 +131,7 @@ export async function startScriptStack(env: Record<string, string> = {}): Promis
     EXECUTION_SERVICE_URL: rpc.url,
     KEYCLOAK_URL: keycloak.url,
     ...env,
-  });
+  }, deps);
   return {
     gateway,
     keycloak,

@@ -103,4 +103,12 @@ export class Authenticator {
     if (principal.expiresAt > 0 && principal.expiresAt * 1000 <= Date.now()) return false;
     return !this.revocations?.isRevoked(principal.userId, principal.sessionId, principal.issuedAt);
   }
+
+  /**
+   * Whether a principal verified earlier may be served again on its token alone: it still
+   * holds, and revocations are followed (else a request is refused with 503, not served).
+   */
+  trusts(principal: Principal): boolean {
+    return (this.revocations?.trustworthy ?? true) && this.stillHolds(principal);
+  }
 }

@@ -134,6 +134,22 @@ export class ReadCache<V> {
     return value;
   }
 
+  /**
+   * Whether `value` is still what `read(key, …, variant)` would answer from memory: held,
+   * fresh, and the very copy (not one loaded since). For answers made from a value, which
+   * stay good exactly as long as it does; counted as a hit when it is.
+   */
+  holds(key: string, variant: string, value: V): boolean {
+    if (!this.enabled) return false;
+    const variants = this.entries.get(key);
+    const entry = variants?.get(variant);
+    if (!variants || entry?.value !== value || this.now() - entry.storedAt >= this.options.ttlMs) return false;
+    this.entries.delete(key);
+    this.entries.set(key, variants);
+    this.lookups?.inc({ cache: this.options.name, result: 'hit' });
+    return true;
+  }
+
   private store(key: string, variant: string, value: V, ticket: number): void {
     if (!this.enabled || ticket < this.floor || (this.invalidatedAt.get(key)?.generation ?? -1) > ticket) return;
     const weight = (this.options.weigh?.(value) ?? 0) + variant.length + entryOverhead;

@@ -15,6 +15,7 @@ import { listOf, positiveInt, queryOf, storableQueryText } from '../query';
 import { clientKey, enforceLimits } from '../rate-limit/limits';
 import { StreamSlots } from '../rate-limit/stream-slots';
 import { RawJson } from '../raw-json';
+import { answerSource } from '../cache/answer-cache';
 import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
@@ -412,7 +413,7 @@ function sseEvent(res: Response, event: string, id: bigint, data: unknown): bool
 export const executionsResource: Resource = {
   name: 'executions',
   openapi: executionsOpenApi,
-  routes: ({ clients, auth, config, limiter, limits, executions, executionPages, sharedSlots }: RouteContext) => {
+  routes: ({ clients, auth, config, limiter, limits, executions, executionPages, answers, sharedSlots }: RouteContext) => {
     // Open event streams per user, over every process of this gateway.
     const streams = new StreamSlots({ user: config.EVENT_STREAMS_PER_USER, admin: config.EVENT_STREAMS_PER_ADMIN }, sharedSlots);
     // A change made through this gateway shows in its next answer at once, whichever of
@@ -538,10 +539,9 @@ export const executionsResource: Resource = {
           // Cached under the id as changes name it; each caller's answer is kept apart (what
           // one may see says nothing of another). With its log (up to 8 MiB of lines, which
           // change without their execution) always read afresh, as lists with logs are.
-          const found =
-            uuidPattern.test(id) && !view.logs
-              ? await executions.read(id.toLowerCase(), load, `${principal.userId} ${principal.role} ${view.excludeParams} ${view.excludeResults}`)
-              : await load();
+          const cached = uuidPattern.test(id) && !view.logs;
+          const variant = `${principal.userId} ${principal.role} ${view.excludeParams} ${view.excludeResults}`;
+          const found = cached ? await executions.read(id.toLowerCase(), load, variant) : await load();
           const embeds = await embedsOf(clients, req, caller, [found], view);
           const raw = new RawJson();
           const data = executionFor(
@@ -556,6 +556,8 @@ export const executionsResource: Resource = {
             }),
             raw,
           );
+          // Made from the cached execution alone (scripts and users embedded are cached nowhere).
+          if (cached && !view.script && !view.user) answers.keep(req, res, principal, [answerSource(executions, id.toLowerCase(), variant, found)]);
           res.type('json').send(raw.stringify({ data }));
         },
       },

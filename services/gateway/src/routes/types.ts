@@ -3,6 +3,7 @@ import type client from 'prom-client';
 import type { Logger } from '@gef/common';
 import type { execution, user } from '@gef/protos';
 import type { Authenticator } from '../auth/authenticator';
+import type { AnswerCache } from '../cache/answer-cache';
 import type { ReadCache } from '../cache/read-cache';
 import type { ServiceClients } from '../clients';
 import type { SharedSlots } from '../cluster';
@@ -39,6 +40,8 @@ export interface RouteContext {
    * created, changes or is deleted.
    */
   executionPages: ReadCache<RenderedExecutionPage>;
+  /** Whole answers of hot reads, served again before the app while what they were made from holds. */
+  answers: AnswerCache;
   /** Slots counted over every process of this gateway (a cluster's workers); absent in a single process. */
   sharedSlots?: SharedSlots;
 }

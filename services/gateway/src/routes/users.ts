@@ -6,6 +6,7 @@ import { usersOpenApi } from '../openapi/users';
 import { inBatches } from '../in-batches';
 import { clientKey, emailKey, enforceLimits } from '../rate-limit/limits';
 import { listOf, positiveInt, queryOf } from '../query';
+import { answerSource } from '../cache/answer-cache';
 import { rpcOptions } from '../request-context';
 import { apiDate } from '../timestamps';
 import { parseInput } from '../validation';
@@ -112,7 +113,7 @@ const keyOf = (raw: string | string[] | undefined): string => {
 export const usersResource: Resource = {
   name: 'users',
   openapi: usersOpenApi,
-  routes: ({ clients, auth, limiter, limits, profiles }) => {
+  routes: ({ clients, auth, limiter, limits, profiles, answers }) => {
     /** A user this gateway just changed, as JSON; its cached profile is dropped at once, in every process of the gateway. */
     const changed = async (u: user.User | undefined) => {
       if (u) await profiles.invalidateEverywhere(u.id);
@@ -182,6 +183,8 @@ export const usersResource: Resource = {
             if (!reply.user) throw new NotFound('User not found', 'not_found');
             return reply.user;
           });
+          // Made from the cached profile alone (its scripts are cached nowhere).
+          if (include.length === 0) answers.keep(req, res, principal, [answerSource(profiles, principal.userId, '', me)]);
           res.json({ data: (await usersJson(res, clients, principal, [me], include))[0] ?? null });
         },
       },
