@@ -41,6 +41,14 @@ export function acceptsGzip(header: string | undefined): boolean {
 }
 
 type EndCallback = () => void;
+
+/** Who wants the compressed body of a response once it is sent (`onCompressed`). */
+const compressedListeners = new WeakMap<Response, (zipped: Buffer) => void>();
+
+/** Calls `listener` with the body `res` sends, should this middleware send it compressed. */
+export function onCompressed(res: Response, listener: (zipped: Buffer) => void): void {
+  compressedListeners.set(res, listener);
+}
 type End = Response['end'];
 
 function addVary(res: Response, field: string): void {
@@ -112,6 +120,7 @@ export function compressResponses() {
         const etag = res.getHeader('ETag');
         if (typeof etag === 'string' && !etag.startsWith('W/')) res.setHeader('ETag', `W/${etag}`);
         (originalEnd as (...a: unknown[]) => Response).call(res, zipped, cb);
+        compressedListeners.get(res)?.(zipped);
       });
       return this;
     } as End;

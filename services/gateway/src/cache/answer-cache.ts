@@ -3,7 +3,7 @@ import type client from 'prom-client';
 import { sharedCounter } from '@gef/common';
 import type { Request, Response } from 'express';
 import type { Principal } from '../auth/authenticator';
-import { acceptsGzip, compressionThreshold } from '../compression';
+import { acceptsGzip, compressionThreshold, onCompressed } from '../compression';
 import type { RequestTiming } from '../http-metrics';
 import { requestIdFrom, requestIdHeader } from '../request-context';
 import type { ReadCache } from './read-cache';
@@ -15,13 +15,14 @@ import type { ReadCache } from './read-cache';
  * A route keeps an answer it made from a read cache's value (`keep`). The answer is served
  * again (`serve`) only to a request that would get the very same bytes from the route:
  * - the same method (GET), URL (query included) and `Authorization` header, and the same
- *   values of every header the answer varies by (its `Vary`, and `Origin` always);
+ *   values of every header the answer varies by (its `Vary`, and `Origin` always), and
+ *   alike in whether the route compresses it (gzip taken, the answer big enough): the
+ *   compressed answer is kept as sent, apart from the plain one;
  * - the token still holds (not expired, not revoked, revocations followed);
  * - every value it was made from is still the read cache's copy (`ReadCache.holds`), so
  *   whatever drops that copy (a change, another process's change, a lost change stream,
  *   its age) drops the answer with it;
- * - nothing the route would answer otherwise: no conditional headers (a 304), no body, no
- *   `Accept-Encoding: gzip` for an answer big enough to be compressed.
+ * - nothing the route would answer otherwise: no conditional headers (a 304), no body.
  * Anything else goes to the app, which may keep its answer in turn. Only the request id
  * (`X-Request-Id`) and what Node adds (`Date`, `Connection`) differ from the route's answer.
  */
@@ -41,6 +42,10 @@ export function answerSource<V>(cache: ReadCache<V>, key: string, variant: strin
 interface Answer {
   /** The request headers the answer varies by (lower case), and their values when it was made. */
   vary: [name: string, value: string | undefined][];
+  /** Whether it is the route's answer compressed (for clients that take gzip, when big enough). */
+  gzip: boolean;
+  /** The length of the route's answer before any compression. */
+  plainLength: number;
   /** The answer's headers as the route set them, names as written, without the request id. */
   headers: string[];
   body: Buffer;
@@ -103,22 +108,25 @@ export class AnswerCache {
     const url = req.originalUrl;
     const authorization = req.headers.authorization;
     if (authorization === undefined) return;
-    res.end = ((...args: Parameters<Response['end']>) => {
-      res.end = end;
-      const [chunk, encoding] = args as unknown[];
-      const result = end.apply(res, args);
-      // Sent already (not compressed later, which is asynchronous), as it was.
-      if (res.statusCode !== 200 || !res.headersSent || res.getHeader('Content-Encoding') !== undefined) return result;
-      const body = typeof chunk === 'string' ? Buffer.from(chunk, (typeof encoding === 'string' ? encoding : 'utf8') as BufferEncoding) : Buffer.isBuffer(chunk) ? chunk : undefined;
-      if (!body) return result;
+    const keep = (body: Buffer, plainLength: number) =>
       this.store(`${url}\n${authorization}`, {
         vary: varyNames(res).map((name) => [name, headerValue(req, name)]),
+        gzip: gzipWanted(plainLength, req),
+        plainLength,
         headers: headersOf(res),
         body,
         principal,
         sources,
         route: typeof res.locals['route'] === 'string' ? (res.locals['route'] as string) : '',
       });
+    res.end = ((...args: Parameters<Response['end']>) => {
+      res.end = end;
+      const [chunk, encoding] = args as unknown[];
+      const body = typeof chunk === 'string' ? Buffer.from(chunk, (typeof encoding === 'string' ? encoding : 'utf8') as BufferEncoding) : Buffer.isBuffer(chunk) ? chunk : undefined;
+      // Compressed (later: gzip is asynchronous) or sent as it is, now.
+      if (body) onCompressed(res, (zipped) => res.statusCode === 200 && keep(zipped, body.length));
+      const result = end.apply(res, args);
+      if (body && res.statusCode === 200 && res.headersSent && res.getHeader('Content-Encoding') === undefined) keep(body, body.length);
       return result;
     }) as Response['end'];
   }
@@ -132,14 +140,13 @@ export class AnswerCache {
     if (repeats(req, 'authorization')) return false;
     const key = `${req.url}\n${authorization}`;
     const variants = this.entries.get(key);
-    const answer = variants?.find((a) => a.vary.every(([name, value]) => headerValue(req, name) === value));
+    const answer = variants?.find((a) => a.vary.every(([name, value]) => headerValue(req, name) === value) && a.gzip === gzipWanted(a.plainLength, req));
     if (!variants || !answer) return false;
     if (!this.options.trusts(answer.principal)) return false;
     if (!answer.sources.every((s) => s.cache.holds(s.key, s.variant, s.value))) {
       this.forget(key, answer);
       return false;
     }
-    if (answer.body.length >= compressionThreshold && acceptsGzip(req.headers['accept-encoding'])) return false;
     // Most recently used last.
     this.entries.delete(key);
     this.entries.set(key, variants);
@@ -227,7 +234,10 @@ function headersOf(res: ServerResponse): string[] {
 }
 
 /** Whether two answers of one key are for the same values of the same headers. */
-const sameVariant = (a: Answer, b: Answer): boolean => a.vary.length === b.vary.length && a.vary.every(([name, value], i) => b.vary[i]![0] === name && b.vary[i]![1] === value);
+const sameVariant = (a: Answer, b: Answer): boolean => a.gzip === b.gzip && a.vary.length === b.vary.length && a.vary.every(([name, value], i) => b.vary[i]![0] === name && b.vary[i]![1] === value);
+
+/** Whether the route compresses an answer this long for this request (`compressResponses`). */
+const gzipWanted = (plainLength: number, req: IncomingMessage): boolean => plainLength >= compressionThreshold && acceptsGzip(req.headers['accept-encoding']);
 
 const pathOf = (url: string): string => {
   const query = url.indexOf('?');
