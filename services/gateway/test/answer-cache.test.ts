@@ -29,15 +29,23 @@ const path = `/api/v1/execution/${executionId}`;
 /** Change streams the test drives: connected, and each change announced by hand. */
 function changes() {
   const listeners: ((id: string | undefined) => void)[] = [];
+  const owners: ((id: string | undefined) => void)[] = [];
   const fake = {
     isConnected: true,
     onChange: (listener: (id: string | undefined) => void) => {
       listeners.push(listener);
       return () => undefined;
     },
-    onOwnerChange: () => () => undefined,
+    onOwnerChange: (listener: (id: string | undefined) => void) => {
+      owners.push(listener);
+      return () => undefined;
+    },
   };
-  return { stream: fake as unknown as ExecutionChanges, changed: (id: string | undefined) => listeners.forEach((l) => l(id)) };
+  return {
+    stream: fake as unknown as ExecutionChanges,
+    changed: (id: string | undefined) => listeners.forEach((l) => l(id)),
+    ownerChanged: (id: string) => owners.forEach((l) => l(id)),
+  };
 }
 
 /** Revocations the test drives: the revoked users, and whether they are followed at all. */
@@ -286,6 +294,30 @@ describe('answers from memory', () => {
     await read(token, {}, '/api/v1/user/me?include=scripts');
     await read(token, {}, '/api/v1/user/me?include=scripts');
     expect(lists).toBe(2);
+  });
+
+  it('answers an execution list from memory until an execution of its owner changes', async () => {
+    let lists = 0;
+    stack.handlers.execution.listExecutions = () => {
+      lists++;
+      return create(execution.ListExecutionsResponseSchema, { executions: [fakeExecution(current)], page: 1, perPage: 100, total: 1n });
+    };
+    const at = '/api/v1/execution/user?page=1&per_page=100';
+    const before = await served();
+    const first = await read(token, {}, at);
+    const again = await read(token, {}, at);
+    expect(lists).toBe(1);
+    expect((await served()) - before).toBe(1);
+    expect(again.body.equals(first.body)).toBe(true);
+    expect(comparable(again)).toEqual(comparable(first));
+    current = { progress: 90 };
+    executionChanges.ownerChanged(ownerId);
+    expect((await read(token, {}, at)).json().data[0].progress).toBe(90);
+    expect(lists).toBe(2);
+    // With logs: read afresh every time.
+    await read(token, {}, `${at}&include=logs`);
+    await read(token, {}, `${at}&include=logs`);
+    expect(lists).toBe(4);
   });
 
   it('keeps nothing while changes are not followed', async () => {

@@ -476,15 +476,13 @@ export const executionsResource: Resource = {
       // the URL: with the URL, text the parsing drops (`exclude=,,,`) made a new variant of
       // the same page on every request.
       const asked = JSON.stringify(request, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
-      const page = view.logs
-        ? await load()
-        : await executionPages.read(
-            listOwnerKey(principal.role, principal.userId, ownOnly, userId),
-            load,
-            `${principal.userId} ${principal.role} ${qgis ? 'qgis ' : ''}${asked}`,
-          );
+      const ownerKey = listOwnerKey(principal.role, principal.userId, ownOnly, userId);
+      const variant = `${principal.userId} ${principal.role} ${qgis ? 'qgis ' : ''}${asked}`;
+      const page = view.logs ? await load() : await executionPages.read(ownerKey, load, variant);
       const embeds = await embedsOf(clients, req, caller, page.refs, view);
       const scripts = qgis && embeds.scripts ? new Map([...embeds.scripts].map(([id, s]) => [id, qgisScript(s)])) : embeds.scripts;
+      // Made from the cached page alone (scripts and users embedded are cached nowhere).
+      if (!view.logs && !view.script && !view.user) answers.keep(req, res, principal, [answerSource(executionPages, ownerKey, variant, page)]);
       res.type('json').send(listBody(page, { ...embeds, ...(scripts ? { scripts } : {}) }));
     };
 
