@@ -10,8 +10,8 @@ import type { ReadCache } from './read-cache';
 
 /**
  * Whole answers of hot reads (`GET /api/v1/execution/<id>`, `GET /api/v1/user/me`, the
- * execution lists), given
- * again before the Express app sees the request: a private HTTP cache in the gateway.
+ * execution lists), given again before the Express app sees the request: a private HTTP
+ * cache in the gateway.
  *
  * A route keeps an answer it made from a read cache's value (`keep`). The answer is served
  * again (`serve`) only to a request that would get the very same bytes from the route:
