@@ -337,18 +337,23 @@ describe('answers from memory', () => {
 describe('the answers held', () => {
   const principal: Principal = { kind: 'user', userId: ownerId, role: 'USER', sessionId: 's', issuedAt: 0, expiresAt: 0 };
 
-  async function small(maxEntries: number, maxBytes: number) {
+  async function small(maxEntries: number, maxBytes: number, trusts = () => true) {
     const registry = new client.Registry();
-    const values = new ReadCache<string>({ name: 'value', maxEntries: 100, ttlMs: 60_000, live: () => true });
-    const answers = new AnswerCache({ maxEntries, maxBytes, trusts: () => true, timing: new RequestTiming(registry, pino({ level: 'silent' })), registry });
+    const values = new ReadCache<{ text: string }>({ name: 'value', maxEntries: 100, ttlMs: 60_000, live: () => true });
+    const answers = new AnswerCache({ maxEntries, maxBytes, trusts, timing: new RequestTiming(registry, pino({ level: 'silent' })), registry });
     let made = 0;
     const app = express();
     app.get('/value/:key', async (req, res) => {
       made++;
+      // As the routes do: a token that no longer holds is refused.
+      if (!trusts()) {
+        res.status(401).send('token_revoked');
+        return;
+      }
       const key = String(req.params['key']);
-      const value = await values.read(key, async () => `${key}:${'v'.repeat(Number(req.query['size'] ?? 10))}`);
+      const value = await values.read(key, async () => ({ text: `${key}:${'v'.repeat(Number(req.query['size'] ?? 10))}` }));
       answers.keep(req, res, principal, [answerSource(values, key, '', value)]);
-      res.vary('User-Agent').type('text').send(value);
+      res.vary('User-Agent').type('text').send(value.text);
     });
     const server = http.createServer((req, res) => {
       if (!answers.serve(req, res)) app(req, res);
@@ -359,11 +364,13 @@ describe('the answers held', () => {
   }
 
   it('are bounded in number and bytes, the least recently used going first', async () => {
-    const s = await small(3, 1000);
+    const s = await small(3, 5000);
     try {
       const get = (key: string, auth = 'a', size = 10) => request(s.url, `/value/${key}?size=${size}`, { headers: { Authorization: auth } });
       for (const key of ['k1', 'k2', 'k3']) await get(key);
       expect(s.answers.size).toBe(3);
+      // Each weighs its body, its key (URL and token) and its headers, not its body alone.
+      expect(s.answers.heldBytes).toBeGreaterThan(3 * 300);
       await get('k1'); // from memory, and now the most recently used
       expect(s.made()).toBe(3);
       await get('k4');
@@ -372,15 +379,31 @@ describe('the answers held', () => {
       expect(s.made()).toBe(4);
       await get('k2'); // went first
       expect(s.made()).toBe(5);
-      // Bytes: one answer of 600 bytes and one of 500 do not fit together.
-      await get('big1', 'a', 600);
-      await get('big2', 'a', 500);
-      expect(s.answers.heldBytes).toBeLessThanOrEqual(1000);
-      expect(s.answers.size).toBeLessThanOrEqual(3);
+      // Bytes: answers of 2,600 and 2,400 bytes do not fit together.
+      await get('big1', 'a', 2600);
+      await get('big2', 'a', 2400);
+      expect(s.answers.heldBytes).toBeLessThanOrEqual(5000);
+      await get('big1', 'a', 2600);
+      expect(s.made()).toBe(8);
       // An answer over the whole budget is never held.
-      await get('huge', 'a', 2000);
-      await get('huge', 'a', 2000);
-      expect(s.made()).toBe(9);
+      await get('huge', 'a', 6000);
+      await get('huge', 'a', 6000);
+      expect(s.made()).toBe(10);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('are let go once their token no longer holds', async () => {
+    let trusted = true;
+    const s = await small(100, 100_000, () => trusted);
+    try {
+      await request(s.url, '/value/k', { headers: { Authorization: 'a' } });
+      expect(s.answers.size).toBe(1);
+      trusted = false;
+      expect((await request(s.url, '/value/k', { headers: { Authorization: 'a' } })).status).toBe(401);
+      expect(s.made()).toBe(2);
+      expect([s.answers.size, s.answers.heldBytes]).toEqual([0, 0]);
     } finally {
       await s.close();
     }

@@ -28,16 +28,19 @@ import type { ReadCache } from './read-cache';
  * (`X-Request-Id`) and what Node adds (`Date`, `Connection`) differ from the route's answer.
  */
 
-/** One value an answer was made from: good while `cache.holds(key, variant, value)`. */
-export interface AnswerSource<V = unknown> {
-  cache: ReadCache<V>;
-  key: string;
-  variant: string;
-  value: V;
-}
+/**
+ * One value an answer was made from, as a check: whether it is still `cache`'s very copy
+ * of `key` (`ReadCache.holds`). The value is held weakly: once its read cache lets it go,
+ * nothing else keeps it, and the answer is good no more.
+ */
+export type AnswerSource = () => boolean;
 
-export function answerSource<V>(cache: ReadCache<V>, key: string, variant: string, value: V): AnswerSource {
-  return { cache, key, variant, value } as AnswerSource;
+export function answerSource<V extends object>(cache: ReadCache<V>, key: string, variant: string, value: V): AnswerSource {
+  const ref = new WeakRef(value);
+  return () => {
+    const held = ref.deref();
+    return held !== undefined && cache.holds(key, variant, held);
+  };
 }
 
 interface Answer {
@@ -54,12 +57,17 @@ interface Answer {
   sources: AnswerSource[];
   /** The route template, for the access log and metrics. */
   route: string;
+  /** What it holds: its body, key and headers, and its bookkeeping (`answerOverhead`). */
+  weight: number;
 }
+
+/** What an answer weighs beyond its body, key and headers. */
+const answerOverhead = 256;
 
 export interface AnswerCacheOptions {
   /** Most answers kept (the least recently used go first). */
   maxEntries: number;
-  /** Most bytes of answers' bodies kept. */
+  /** Most bytes of answers kept: bodies, keys (URL and token) and headers. */
   maxBytes: number;
   /** Whether an answer's caller may still be served without verifying its token again. */
   trusts: (principal: Principal) => boolean;
@@ -94,7 +102,7 @@ export class AnswerCache {
     return this.count;
   }
 
-  /** Bytes of answers' bodies held. */
+  /** Bytes of answers held: bodies, keys and headers, and their bookkeeping. */
   get heldBytes(): number {
     return this.bytes;
   }
@@ -109,17 +117,23 @@ export class AnswerCache {
     const url = req.originalUrl;
     const authorization = req.headers.authorization;
     if (authorization === undefined) return;
-    const keep = (body: Buffer, plainLength: number) =>
-      this.store(`${url}\n${authorization}`, {
+    const key = `${url}\n${authorization}`;
+    const keep = (sent: Buffer, plainLength: number) => {
+      // A small body is often a slice of a larger shared block, which it would keep whole.
+      const body = sent.byteLength === sent.buffer.byteLength ? sent : ownCopy(sent);
+      const headers = headersOf(res);
+      this.store(key, {
         vary: varyNames(res).map((name) => [name, headerValue(req, name)]),
         gzip: gzipWanted(plainLength, req),
         plainLength,
-        headers: headersOf(res),
+        headers,
         body,
         principal,
         sources,
         route: typeof res.locals['route'] === 'string' ? (res.locals['route'] as string) : '',
+        weight: body.length + key.length + headers.reduce((n, h) => n + h.length, 0) + answerOverhead,
       });
+    };
     res.end = ((...args: Parameters<Response['end']>) => {
       res.end = end;
       const [chunk, encoding] = args as unknown[];
@@ -136,15 +150,16 @@ export class AnswerCache {
   serve(req: IncomingMessage, res: ServerResponse): boolean {
     if (this.count === 0 || req.method !== 'GET') return false;
     const authorization = req.headers.authorization;
-    if (authorization === undefined || req.url === undefined) return false;
+    // Origin-form only (`/path?query`): the app reads an absolute-form URL its own way.
+    if (authorization === undefined || req.url?.[0] !== '/') return false;
     for (const name of declines) if (req.headers[name] !== undefined) return false;
     if (repeats(req, 'authorization')) return false;
     const key = `${req.url}\n${authorization}`;
     const variants = this.entries.get(key);
     const answer = variants?.find((a) => a.vary.every(([name, value]) => headerValue(req, name) === value) && a.gzip === gzipWanted(a.plainLength, req));
     if (!variants || !answer) return false;
-    if (!this.options.trusts(answer.principal)) return false;
-    if (!answer.sources.every((s) => s.cache.holds(s.key, s.variant, s.value))) {
+    // A token that no longer holds never will again (expired, or revoked), and what changed stays changed.
+    if (!this.options.trusts(answer.principal) || !answer.sources.every((stillHeld) => stillHeld())) {
       this.forget(key, answer);
       return false;
     }
@@ -168,7 +183,7 @@ export class AnswerCache {
   }
 
   private store(key: string, answer: Answer): void {
-    if (answer.body.length > this.options.maxBytes) return;
+    if (answer.weight > this.options.maxBytes) return;
     const same = this.entries.get(key)?.find((a) => sameVariant(a, answer));
     if (same) this.forget(key, same);
     if ((this.entries.get(key)?.length ?? 0) >= maxVariants) this.forget(key, this.entries.get(key)![0]!);
@@ -176,7 +191,7 @@ export class AnswerCache {
     // Most recently used last.
     this.entries.delete(key);
     this.entries.set(key, [...variants, answer]);
-    this.bytes += answer.body.length;
+    this.bytes += answer.weight;
     this.count++;
     while (this.count > this.options.maxEntries || this.bytes > this.options.maxBytes) {
       const [oldest, held] = this.entries.entries().next().value ?? [];
@@ -191,7 +206,7 @@ export class AnswerCache {
     const left = variants.filter((a) => a !== answer);
     if (left.length === 0) this.entries.delete(key);
     else this.entries.set(key, left);
-    this.bytes -= answer.body.length;
+    this.bytes -= answer.weight;
     this.count--;
   }
 }
@@ -236,6 +251,13 @@ function headersOf(res: ServerResponse): string[] {
 
 /** Whether two answers of one key are for the same values of the same headers. */
 const sameVariant = (a: Answer, b: Answer): boolean => a.gzip === b.gzip && a.vary.length === b.vary.length && a.vary.every(([name, value], i) => b.vary[i]![0] === name && b.vary[i]![1] === value);
+
+/** Bytes of their own, outside Node's shared pool. */
+function ownCopy(bytes: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(own);
+  return own;
+}
 
 /** Whether the route compresses an answer this long for this request (`compressResponses`). */
 const gzipWanted = (plainLength: number, req: IncomingMessage): boolean => plainLength >= compressionThreshold && acceptsGzip(req.headers['accept-encoding']);
