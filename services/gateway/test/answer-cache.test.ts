@@ -337,9 +337,9 @@ describe('answers from memory', () => {
 describe('the answers held', () => {
   const principal: Principal = { kind: 'user', userId: ownerId, role: 'USER', sessionId: 's', issuedAt: 0, expiresAt: 0 };
 
-  async function small(maxEntries: number, maxBytes: number, trusts = () => true) {
+  async function small(maxEntries: number, maxBytes: number, trusts = () => true, ttlMs = 60_000) {
     const registry = new client.Registry();
-    const values = new ReadCache<{ text: string }>({ name: 'value', maxEntries: 100, ttlMs: 60_000, live: () => true });
+    const values = new ReadCache<{ text: string }>({ name: 'value', maxEntries: 100, ttlMs, live: () => true });
     const answers = new AnswerCache({ maxEntries, maxBytes, trusts, timing: new RequestTiming(registry, pino({ level: 'silent' })), registry });
     let made = 0;
     const app = express();
@@ -389,6 +389,18 @@ describe('the answers held', () => {
       await get('huge', 'a', 6000);
       await get('huge', 'a', 6000);
       expect(s.made()).toBe(10);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('are never kept when made from what their read cache did not keep', async () => {
+    const s = await small(100, 100_000, () => true, 0);
+    try {
+      await request(s.url, '/value/k', { headers: { Authorization: 'a' } });
+      await request(s.url, '/value/k', { headers: { Authorization: 'a' } });
+      expect(s.made()).toBe(2);
+      expect([s.answers.size, s.answers.heldBytes]).toEqual([0, 0]);
     } finally {
       await s.close();
     }

@@ -33,13 +33,13 @@ import type { ReadCache } from './read-cache';
  * of `key` (`ReadCache.holds`). The value is held weakly: once its read cache lets it go,
  * nothing else keeps it, and the answer is good no more.
  */
-export type AnswerSource = () => boolean;
+export type AnswerSource = (asServed: boolean) => boolean;
 
 export function answerSource<V extends object>(cache: ReadCache<V>, key: string, variant: string, value: V): AnswerSource {
   const ref = new WeakRef(value);
-  return () => {
+  return (asServed) => {
     const held = ref.deref();
-    return held !== undefined && cache.holds(key, variant, held);
+    return held !== undefined && cache.holds(key, variant, held, asServed);
   };
 }
 
@@ -119,6 +119,9 @@ export class AnswerCache {
     if (authorization === undefined) return;
     const key = `${url}\n${authorization}`;
     const keep = (sent: Buffer, plainLength: number) => {
+      // Never servable: made from what its read cache did not keep (off, not following
+      // changes, or a change overtook the load), or for a URL only the app reads.
+      if (url[0] !== '/' || !sources.every((stillHeld) => stillHeld(false))) return;
       // A small body is often a slice of a larger shared block, which it would keep whole.
       const body = sent.byteLength === sent.buffer.byteLength ? sent : ownCopy(sent);
       const headers = headersOf(res);
@@ -159,7 +162,7 @@ export class AnswerCache {
     const answer = variants?.find((a) => a.vary.every(([name, value]) => headerValue(req, name) === value) && a.gzip === gzipWanted(a.plainLength, req));
     if (!variants || !answer) return false;
     // A token that no longer holds never will again (expired, or revoked), and what changed stays changed.
-    if (!this.options.trusts(answer.principal) || !answer.sources.every((stillHeld) => stillHeld())) {
+    if (!this.options.trusts(answer.principal) || !answer.sources.every((stillHeld) => stillHeld(true))) {
       this.forget(key, answer);
       return false;
     }

@@ -137,13 +137,14 @@ export class ReadCache<V> {
   /**
    * Whether `value` is still what `read(key, …, variant)` would answer from memory: held,
    * fresh, and the very copy (not one loaded since). For answers made from a value, which
-   * stay good exactly as long as it does; counted as a hit when it is.
+   * stay good exactly as long as it does; counted as a hit when it is, unless `count` is false.
    */
-  holds(key: string, variant: string, value: V): boolean {
+  holds(key: string, variant: string, value: V, count = true): boolean {
     if (!this.enabled) return false;
     const variants = this.entries.get(key);
     const entry = variants?.get(variant);
     if (!variants || entry?.value !== value || this.now() - entry.storedAt >= this.options.ttlMs) return false;
+    if (!count) return true;
     this.entries.delete(key);
     this.entries.set(key, variants);
     this.lookups?.inc({ cache: this.options.name, result: 'hit' });
