@@ -12,7 +12,6 @@ import express from 'express';
 import pino from 'pino';
 import client from 'prom-client';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { execution, script, user } from '@gef/protos';
 import type { Principal } from '../src/auth/authenticator';
 import type { RevocationCache } from '../src/auth/revocation-cache';
@@ -20,10 +19,9 @@ import { AnswerCache, answerSource } from '../src/cache/answer-cache';
 import { ReadCache } from '../src/cache/read-cache';
 import { RequestTiming } from '../src/http-metrics';
 import type { ExecutionChanges } from '../src/streams/execution-changes';
-import { ownerId, otherId, quietCancelledCalls, scriptId, startScriptStack, type ScriptStack } from './scripts-fakes';
+import { executionId, fakeExecution, ownerId, otherId, quietCancelledCalls, startScriptStack, type ScriptStack } from './scripts-fakes';
 import { memoryLogger, rawRequest, request, type TestResponse } from './support';
 
-const executionId = '3e6f1a52-94d1-4c57-a0c2-7d3b9a1e5f20';
 const path = `/api/v1/execution/${executionId}`;
 
 /** Change streams the test drives: connected, and each change announced by hand. */
@@ -79,23 +77,6 @@ let adminToken: string;
 let current: MessageInitShape<typeof execution.ExecutionSchema>;
 let reads = 0;
 let profileReads = 0;
-
-function fakeExecution(overrides: MessageInitShape<typeof execution.ExecutionSchema>): execution.Execution {
-  return create(execution.ExecutionSchema, {
-    id: executionId,
-    scriptId,
-    userId: ownerId,
-    status: execution.ExecutionStatus.RUNNING,
-    progress: 40,
-    paramsJson: '{"a":"1"}',
-    startDate: timestampFromDate(new Date('2026-12-01T05:13:18.123Z')),
-    updatedAt: timestampFromDate(new Date('2026-12-01T05:13:19Z')),
-    scriptVersion: 2,
-    attempt: 1,
-    workflowId: `execution-${executionId}`,
-    ...overrides,
-  });
-}
 
 beforeAll(async () => {
   quietCancelledCalls();

@@ -5,24 +5,21 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { create, fromJson, type JsonObject, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, fromJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
 import { timestampFromDate, ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { maxJsonValueDepth } from '@gef/common';
 import { signExecutionToken } from '@gef/common/execution-token';
 import { execution } from '@gef/protos';
-import { quietCancelledCalls, startSigningKeycloak, until, type SigningKeycloak } from './scripts-fakes';
+import { executionId, fakeExecution, ownerId, quietCancelledCalls, startSigningKeycloak, until, type SigningKeycloak } from './scripts-fakes';
 import { request, startFakeService, startGateway, type FakeService, type RunningGateway } from './support';
 import { progressJson } from '../src/routes/executions';
 
 type ExecutionImpl = Partial<ServiceImpl<typeof execution.ExecutionService>>;
 
 const secret = 'gateway-test-execution-secret';
-const ownerId = '1b4e28ba-2fa1-41d2-883f-0016d3cca427';
 const adminId = '6f1d4c3e-8a55-4f0a-9c55-2b7e5a4a9d10';
-const executionId = '3e6f1a52-94d1-4c57-a0c2-7d3b9a1e5f20';
-const scriptId = '0d9b2a41-7c3f-4e29-b1c8-55d1f0e2a7c4';
 
 let handlers: ExecutionImpl = {};
 let gateway: RunningGateway;
@@ -80,23 +77,6 @@ afterAll(async () => {
 beforeEach(() => {
   handlers = {};
 });
-
-function fakeExecution(overrides: MessageInitShape<typeof execution.ExecutionSchema> = {}): execution.Execution {
-  return create(execution.ExecutionSchema, {
-    id: executionId,
-    scriptId,
-    userId: ownerId,
-    status: execution.ExecutionStatus.RUNNING,
-    progress: 33.6,
-    paramsJson: '{"a": "1"}',
-    startDate: timestampFromDate(new Date('2026-11-28T05:13:18.123Z')),
-    updatedAt: timestampFromDate(new Date('2026-11-28T05:13:19Z')),
-    scriptVersion: 2,
-    attempt: 1,
-    workflowId: `execution-${executionId}`,
-    ...overrides,
-  });
-}
 
 const json = (t: string, method: string, body: unknown, path: string) =>
   request(gateway.url, path, { method, headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });

@@ -146,6 +146,25 @@ export async function startScriptStack(env: Record<string, string> = {}, deps: P
 export const ownerId = '1b4e28ba-2fa1-41d2-883f-0016d3cca427';
 export const otherId = '6f1d4c3e-8a55-4f0a-9c55-2b7e5a4a9d10';
 export const scriptId = '0d9b2a41-7c3f-4e29-b1c8-55d1f0e2a7c4';
+export const executionId = '3e6f1a52-94d1-4c57-a0c2-7d3b9a1e5f20';
+
+/** An execution of `ownerId`'s, running, as the execution service sends it. */
+export function fakeExecution(overrides: MessageInitShape<typeof execution.ExecutionSchema> = {}): execution.Execution {
+  return create(execution.ExecutionSchema, {
+    id: executionId,
+    scriptId,
+    userId: ownerId,
+    status: execution.ExecutionStatus.RUNNING,
+    progress: 33.6,
+    paramsJson: '{"a": "1"}',
+    startDate: timestampFromDate(new Date('2026-11-28T05:13:18.123Z')),
+    updatedAt: timestampFromDate(new Date('2026-11-28T05:13:19Z')),
+    scriptVersion: 2,
+    attempt: 1,
+    workflowId: `execution-${executionId}`,
+    ...overrides,
+  });
+}
 
 /** A script message as the service would answer. */
 export function fakeScript(overrides: MessageInitShape<typeof script.ScriptSchema> = {}): script.Script {
