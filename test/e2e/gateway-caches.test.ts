@@ -1,7 +1,8 @@
 /**
- * The gateway answers hot reads from memory (`GET /api/v1/execution/<id>`): a change made
- * anywhere else (here: the runner finishing the run) must show on the very next read, each
- * caller's answer stays their own, and the cache really serves (its hit counter moves).
+ * The gateway answers hot reads from memory (`GET /api/v1/execution/<id>`, as values and as
+ * whole answers given before its app): a change made anywhere else (here: the runner
+ * finishing the run) must show on the very next read, each caller's answer stays their own,
+ * and the cache really serves (its hit counter moves).
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -40,6 +41,10 @@ def run(params, logger):
     const reads = await readUntilCacheHit('execution', () => read(owner.token));
     expect(reads.after).toBeGreaterThan(reads.before);
     for (const answer of reads.answers) expect(answer.body.data.status).toBe('RUNNING');
+    // And as whole answers, given before the app (the reads below meet them too).
+    const whole = await readUntilCacheHit('answer', () => read(owner.token));
+    expect(whole.after).toBeGreaterThan(whole.before);
+    for (const answer of whole.answers) expect(answer.body.data.status).toBe('RUNNING');
 
     // Another user's answer is theirs (404), however warm the owner's copy is.
     expect((await read(other.token)).status).toBe(404);
