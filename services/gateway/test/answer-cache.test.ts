@@ -316,18 +316,20 @@ describe('answers from memory', () => {
 });
 
 describe('the answers held', () => {
-  const principal: Principal = { kind: 'user', userId: ownerId, role: 'USER', sessionId: 's', issuedAt: 0, expiresAt: 0 };
+  /** A caller per `Authorization` value, its session named after it. */
+  const principalOf = (authorization: string | undefined): Principal => ({ kind: 'user', userId: ownerId, role: 'USER', sessionId: authorization ?? '', issuedAt: 0, expiresAt: 0 });
 
-  async function small(maxEntries: number, maxBytes: number, trusts = () => true, ttlMs = 60_000) {
+  async function small(maxEntries: number, maxBytes: number, trusts: (p: Principal) => boolean = () => true, ttlMs = 60_000, sweepEveryMs = 15_000) {
     const registry = new client.Registry();
     const values = new ReadCache<{ text: string }>({ name: 'value', maxEntries: 100, ttlMs, live: () => true });
-    const answers = new AnswerCache({ maxEntries, maxBytes, trusts, timing: new RequestTiming(registry, pino({ level: 'silent' })), registry });
+    const answers = new AnswerCache({ maxEntries, maxBytes, trusts, sweepEveryMs, timing: new RequestTiming(registry, pino({ level: 'silent' })), registry });
     let made = 0;
     const app = express();
     app.get('/value/:key', async (req, res) => {
       made++;
       // As the routes do: a token that no longer holds is refused.
-      if (!trusts()) {
+      const principal = principalOf(req.headers.authorization);
+      if (!trusts(principal)) {
         res.status(401).send('token_revoked');
         return;
       }
@@ -382,6 +384,27 @@ describe('the answers held', () => {
       await request(s.url, '/value/k', { headers: { Authorization: 'a' } });
       expect(s.made()).toBe(2);
       expect([s.answers.size, s.answers.heldBytes]).toEqual([0, 0]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('are swept out once they can no longer be served, without waiting for their next request', async () => {
+    const revoked = new Set<string>();
+    const s = await small(100, 100_000, (p) => !revoked.has(p.sessionId), 60_000, 0);
+    try {
+      const get = (key: string, auth = 'a') => request(s.url, `/value/${key}`, { headers: { Authorization: auth } });
+      for (const key of ['k1', 'k2', 'k3']) await get(key);
+      await get('k3', 'b');
+      expect(s.answers.size).toBe(4);
+      s.values.invalidate('k1');
+      s.values.invalidate('k2');
+      await get('k4');
+      expect(s.answers.size).toBe(3);
+      revoked.add('a');
+      await get('k5', 'b');
+      // Only b's answers are left: its k3 and its k5.
+      expect(s.answers.size).toBe(2);
     } finally {
       await s.close();
     }

@@ -73,7 +73,20 @@ export interface AnswerCacheOptions {
   trusts: (principal: Principal) => boolean;
   timing: RequestTiming;
   registry?: client.Registry;
+  /**
+   * How often, at most, storing an answer first lets go of every answer that can no longer
+   * be served (`sweepEveryMs`, 15 s without it). Those go at their next request anyway, but
+   * most never get one: their value changed or aged out of its read cache, their token
+   * expired. Without the sweep they stayed until pushed out at the bounds, and a gateway's
+   * memory grew to them under any steady load.
+   */
+  sweepEveryMs?: number;
+  /** The clock, in milliseconds (`Date.now` without it). */
+  now?: () => number;
 }
+
+/** How often storing sweeps answers that can no longer be served, by default. */
+const sweepEveryMs = 15_000;
 
 /** Request headers that change what a route answers, whatever its `Vary` says (CORS adds `Vary: Origin` only when one is sent). */
 const alwaysVaries = ['origin'];
@@ -89,6 +102,7 @@ export class AnswerCache {
   private readonly entries = new Map<string, Answer[]>();
   private bytes = 0;
   private count = 0;
+  private sweptAt = 0;
   private readonly served: client.Counter<'cache' | 'result'> | undefined;
 
   constructor(private readonly options: AnswerCacheOptions) {
@@ -162,7 +176,7 @@ export class AnswerCache {
     const answer = variants?.find((a) => a.vary.every(([name, value]) => headerValue(req, name) === value) && a.gzip === gzipWanted(a.plainLength, req));
     if (!variants || !answer) return false;
     // A token that no longer holds never will again (expired, or revoked), and what changed stays changed.
-    if (!this.options.trusts(answer.principal) || !answer.sources.every((stillHeld) => stillHeld(true))) {
+    if (!servable(answer, this.options.trusts, true)) {
       this.forget(key, answer);
       return false;
     }
@@ -187,6 +201,11 @@ export class AnswerCache {
 
   private store(key: string, answer: Answer): void {
     if (answer.weight > this.options.maxBytes) return;
+    const now = this.options.now?.() ?? Date.now();
+    if (now - this.sweptAt >= (this.options.sweepEveryMs ?? sweepEveryMs)) {
+      this.sweptAt = now;
+      this.sweep();
+    }
     const same = this.entries.get(key)?.find((a) => sameVariant(a, answer));
     if (same) this.forget(key, same);
     if ((this.entries.get(key)?.length ?? 0) >= maxVariants) this.forget(key, this.entries.get(key)![0]!);
@@ -200,6 +219,15 @@ export class AnswerCache {
       const [oldest, held] = this.entries.entries().next().value ?? [];
       if (oldest === undefined || held === undefined) break;
       this.forget(oldest, held[0]!);
+    }
+  }
+
+  /** Lets go of every answer that can no longer be served: its token no longer holds, or what it was made from changed. */
+  private sweep(): void {
+    for (const [key, variants] of this.entries) {
+      for (const answer of variants) {
+        if (!servable(answer, this.options.trusts, false)) this.forget(key, answer);
+      }
     }
   }
 
@@ -261,6 +289,10 @@ function ownCopy(bytes: Buffer): Buffer {
   bytes.copy(own);
   return own;
 }
+
+/** Whether an answer may still be served: its token holds and what it was made from is unchanged (counted as a hit when `asServed`). */
+const servable = (answer: Answer, trusts: (principal: Principal) => boolean, asServed: boolean): boolean =>
+  trusts(answer.principal) && answer.sources.every((stillHeld) => stillHeld(asServed));
 
 /** Whether the route compresses an answer this long for this request (`compressResponses`). */
 const gzipWanted = (plainLength: number, req: IncomingMessage): boolean => plainLength >= compressionThreshold && acceptsGzip(req.headers['accept-encoding']);
