@@ -97,10 +97,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
-/** A bare node:http server answering the same JSON body, for comparison. */
-export async function bareServer(body: string): Promise<{ url: string; close: () => Promise<void> }> {
+/** A bare node:http server answering the same JSON body (as sent: compressed, when `encoding` says so), for comparison. */
+export async function bareServer(body: string | Buffer, encoding?: string): Promise<{ url: string; close: () => Promise<void> }> {
   const server = http.createServer((_req, res) => {
-    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...(encoding ? { 'Content-Encoding': encoding } : {}) });
     res.end(body);
   });
   server.keepAliveTimeout = 65_000;
@@ -125,13 +125,30 @@ export interface ReadComparison {
   concurrency: number;
 }
 
-/** Loads `GET api+path` with `token` after a bare server answering the same body, 32 clients each. */
-export async function readBesideBare(api: string, path: string, token: string, durationMs: number, concurrency = 32): Promise<ReadComparison> {
-  const headers = { Authorization: `Bearer ${token}` };
-  const first = await fetch(`${api}${path}`, { headers });
+/** One answer's bytes as sent (not decompressed) and its `Content-Encoding`. */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; body: Buffer; encoding: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), encoding: res.headers['content-encoding'] }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+/**
+ * Loads `GET api+path` with `token` (and `extra` headers, e.g. a client's `User-Agent` and
+ * `Accept-Encoding`) after a bare server answering the same bytes, 32 clients each.
+ */
+export async function readBesideBare(api: string, path: string, token: string, durationMs: number, concurrency = 32, extra: Record<string, string> = {}): Promise<ReadComparison> {
+  const headers = { Authorization: `Bearer ${token}`, ...extra };
+  const first = await rawGet(`${api}${path}`, headers);
   if (first.status !== 200) throw new Error(`GET ${path}: HTTP ${first.status}`);
-  const bare = await bareServer(await first.text());
-  const bareResult = await runLoad({ url: `${bare.url}${path}`, concurrency, durationMs });
+  const bare = await bareServer(first.body, first.encoding);
+  const bareResult = await runLoad({ url: `${bare.url}${path}`, headers: extra, concurrency, durationMs });
   await bare.close();
   const gateway = await runLoad({ url: `${api}${path}`, headers, concurrency, durationMs });
   return { gateway, bare: bareResult, ratio: Number((gateway.perSecond / bareResult.perSecond).toFixed(3)), concurrency };
