@@ -41,6 +41,7 @@ export function acceptsGzip(header: string | undefined): boolean {
 }
 
 type EndCallback = () => void;
+type End = Response['end'];
 
 /** Who wants the compressed body of a response once it is sent (`onCompressed`). */
 const compressedListeners = new WeakMap<Response, (zipped: Buffer) => void>();
@@ -49,7 +50,6 @@ const compressedListeners = new WeakMap<Response, (zipped: Buffer) => void>();
 export function onCompressed(res: Response, listener: (zipped: Buffer) => void): void {
   compressedListeners.set(res, listener);
 }
-type End = Response['end'];
 
 function addVary(res: Response, field: string): void {
   const current = res.getHeader('Vary');

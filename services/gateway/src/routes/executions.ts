@@ -539,7 +539,8 @@ export const executionsResource: Resource = {
           // change without their execution) always read afresh, as lists with logs are.
           const cached = uuidPattern.test(id) && !view.logs;
           const variant = `${principal.userId} ${principal.role} ${view.excludeParams} ${view.excludeResults}`;
-          const found = cached ? await executions.read(id.toLowerCase(), load, variant) : await load();
+          const key = id.toLowerCase();
+          const found = cached ? await executions.read(key, load, variant) : await load();
           const embeds = await embedsOf(clients, req, caller, [found], view);
           const raw = new RawJson();
           const data = executionFor(
@@ -555,7 +556,7 @@ export const executionsResource: Resource = {
             raw,
           );
           // Made from the cached execution alone (scripts and users embedded are cached nowhere).
-          if (cached && !view.script && !view.user) answers.keep(req, res, principal, [answerSource(executions, id.toLowerCase(), variant, found)]);
+          if (cached && !view.script && !view.user) answers.keep(req, res, principal, [answerSource(executions, key, variant, found)]);
           res.type('json').send(raw.stringify({ data }));
         },
       },
