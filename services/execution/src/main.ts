@@ -9,6 +9,7 @@ import { migrations } from './migrations';
 import { RunnersOnline, runnerOnlineSeconds } from './domain/runner-presence';
 import { routes } from './routes';
 import { runnerMethods } from './server';
+import { EndedWorkflows } from './runs/ended-workflows';
 import { runDispatcher } from './runs/run-dispatcher';
 import { TemporalRunLauncher } from './runs/temporal-run-launcher';
 import { ScriptServiceCatalog } from './scripts/script-service-catalog';
@@ -16,6 +17,8 @@ import { UserServiceNotices } from './users/user-service-notices';
 import { createWorker } from './worker';
 
 const config = loadConfig();
+/** How often runs whose workflow has ended without ending them are looked for. */
+const endedWorkflowsEveryMs = 5 * 60_000;
 
 void runService({
   name: 'execution',
@@ -35,6 +38,10 @@ void runService({
     sampledGauge(registry, 'gef_runners_online', `Runner processes that reported in the last ${runnerOnlineSeconds} s`, async () => (await runners.count()).runners);
     const dispatcher = runDispatcher({ orm, runs, logger, databaseUrl: config.DATABASE_URL, runners });
     shutdown.add('run dispatcher', () => dispatcher.stop());
+    // Runs whose workflow was ended in Temporal without ending them (terminated, reset):
+    // ended, and their slots given back, at start and every few minutes.
+    const endedWorkflows = new EndedWorkflows({ orm, runs, workflows: runs, logger, maxConcurrent: config.MAX_CONCURRENT_EXECUTIONS, registry });
+    shutdown.add('ended run workflows check', () => endedWorkflows.stop());
     const deps: ExecutionServiceDeps = {
       orm,
       logger,
@@ -67,6 +74,7 @@ void runService({
       started: () => {
         void events.start();
         dispatcher.start();
+        endedWorkflows.start(endedWorkflowsEveryMs);
       },
     };
   },

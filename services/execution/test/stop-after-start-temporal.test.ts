@@ -1,16 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { gefScriptIdKey, gefStatusKey, gefUserIdKey, runExecutionWorkflowId, type RunExecutionInput, type StopRequest } from '@gef/workflows';
-import type { UserActivities } from '@gef/workflows/activities';
-import { taskQueues } from '@gef/workflows/task-queues';
-import { startTestPostgres, type TestPostgres, findFreePorts, testTemporalCli } from '@gef/deploy';
-import { createExecutionActivities } from '../src/activities';
+import { runExecutionWorkflowId, type RunExecutionInput, type StopRequest } from '@gef/workflows';
+import { findFreePorts } from '@gef/deploy';
 import type { RunLauncher } from '../src/domain/run-launcher';
 import { DispatchRepository } from '../src/repositories/dispatch-repository';
 import { TemporalRunLauncher } from '../src/runs/temporal-run-launcher';
 import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
+import { startWorkflowStack, stopWorkflowStack, until, withRunWorkers, type WorkflowStack } from './support/workflow-stack';
 
 
 /** The service's launcher, pointed at Temporal or, while it is "down", at a closed port. */
@@ -30,8 +26,6 @@ class SwitchableLauncher implements RunLauncher {
   }
 }
 
-const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-
 /**
  * A run that took the user's only slot when accepted is cancelled while Temporal is away;
  * when it is back, the outbox has the run's stop due before its start. The run's workflow
@@ -41,9 +35,7 @@ const quiet = { log: () => undefined, trace: () => undefined, debug: () => undef
  * service's own activities.
  */
 describe('execution service: a stop due before its start, after an outage', () => {
-  let pg: TestPostgres;
-  let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleWithSourceMap;
+  let stack: WorkflowStack;
   let f: ServiceFixture;
   let up: RunLauncher;
   let down: RunLauncher;
@@ -51,72 +43,52 @@ describe('execution service: a stop due before its start, after an outage', () =
   const launcher = new SwitchableLauncher(undefined as unknown as RunLauncher);
 
   beforeAll(async () => {
-    Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
-    [pg, env, bundle] = await Promise.all([
-      startTestPostgres('gef_execution_stop_after_start_temporal'),
-      TestWorkflowEnvironment.createLocal({
-        server: { executable: { type: 'existing-path', path: testTemporalCli() }, searchAttributes: [gefUserIdKey, gefScriptIdKey, gefStatusKey] },
-      }),
-      bundleWorkflowCode({ workflowsPath: require.resolve('@gef/workflows'), logger: quiet }),
-    ]);
-    up = new TemporalRunLauncher(env.client);
+    stack = await startWorkflowStack('gef_execution_stop_after_start_temporal');
+    up = new TemporalRunLauncher(stack.env.client);
     downConnection = Connection.lazy({ address: `127.0.0.1:${(await findFreePorts(1))[0]!}`, interceptors: [] });
-    down = new TemporalRunLauncher(new Client({ connection: downConnection, namespace: env.namespace ?? 'default' }));
+    down = new TemporalRunLauncher(new Client({ connection: downConnection, namespace: stack.env.namespace ?? 'default' }));
     launcher.target = up;
-    f = await serviceFixture(pg.url, { launcher });
+    f = await serviceFixture(stack.pg.url, { launcher });
     f.deps.settings.maxConcurrent = 1;
   }, 180_000);
 
   afterAll(async () => {
     await f?.close();
     await downConnection?.close().catch(() => undefined);
-    await env?.teardown();
-    await pg?.stop();
+    await stopWorkflowStack(stack ?? {});
   }, 60_000);
 
   it('ends the cancelled run and gives its slot to the next run', async () => {
     const userId = randomUUID();
     const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId });
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.execution, workflowBundle: bundle, activities: createExecutionActivities(f.deps) });
-    const notify: Pick<UserActivities, 'notifyExecutionFinished'> = { notifyExecutionFinished: async () => ({ sent: true }) };
-    const userWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.user, activities: notify });
     const state = async (id: string) =>
       (await f.orm.em.fork().execute<{ status: string; slot_held: boolean }[]>('select status, slot_held from execution where id = ?', [id]))[0]!;
-    const until = async (what: string, check: () => Promise<boolean>) => {
-      const end = Date.now() + 15_000;
-      while (!(await check())) {
-        if (Date.now() > end) throw new Error(`${what}: not in time`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
 
-    await userWorker.runUntil(
-      worker.runUntil(async () => {
-        launcher.target = down;
-        const first = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
-        expect(await state(first.id)).toMatchObject({ slot_held: true });
+    await withRunWorkers(stack, f.deps, async () => {
+      launcher.target = down;
+      const first = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
+      expect(await state(first.id)).toMatchObject({ slot_held: true });
+      await f.dispatch();
+      await f.client.cancelExecution({ id: first.id, caller: caller(userId) });
+      const next = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
+      await f.dispatch();
+      launcher.target = up;
+      // The starts failed more often than the stop: the stop's next try comes first.
+      await f.orm.em.fork().execute('update execution_stop_dispatch set next_at = now()');
+      await f.orm.em.fork().execute("update execution_dispatch set next_at = now() + interval '300 milliseconds'");
+      await f.dispatch();
+      await new Promise((r) => setTimeout(r, 400));
+      await until('the outbox delivered', async () => {
         await f.dispatch();
-        await f.client.cancelExecution({ id: first.id, caller: caller(userId) });
-        const next = (await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!;
-        await f.dispatch();
-        launcher.target = up;
-        // The starts failed more often than the stop: the stop's next try comes first.
-        await f.orm.em.fork().execute('update execution_stop_dispatch set next_at = now()');
-        await f.orm.em.fork().execute("update execution_dispatch set next_at = now() + interval '300 milliseconds'");
-        await f.dispatch();
-        await new Promise((r) => setTimeout(r, 400));
-        await until('the outbox delivered', async () => {
-          await f.dispatch();
-          return (await new DispatchRepository().pending(f.orm.em.fork())) === 0;
-        });
+        return (await new DispatchRepository().pending(f.orm.em.fork())) === 0;
+      });
 
-        await until('the cancelled run gave its slot back', async () => !(await state(first.id)).slot_held);
-        const handle = env.client.workflow.getHandle(runExecutionWorkflowId(first.id));
-        await until("the cancelled run's workflow ended", async () => (await handle.describe()).status.name !== 'RUNNING');
-        expect(await handle.result()).toEqual({ executionId: first.id, status: 'CANCELLED' });
-        await until('the next run took the slot', async () => (await state(next.id)).status === 'READY');
-        expect(await state(first.id)).toEqual({ status: 'CANCELLED', slot_held: false });
-      }),
-    );
+      await until('the cancelled run gave its slot back', async () => !(await state(first.id)).slot_held);
+      const handle = stack.env.client.workflow.getHandle(runExecutionWorkflowId(first.id));
+      await until("the cancelled run's workflow ended", async () => (await handle.describe()).status.name !== 'RUNNING');
+      expect(await handle.result()).toEqual({ executionId: first.id, status: 'CANCELLED' });
+      await until('the next run took the slot', async () => (await state(next.id)).status === 'READY');
+      expect(await state(first.id)).toEqual({ status: 'CANCELLED', slot_held: false });
+    });
   }, 120_000);
 });

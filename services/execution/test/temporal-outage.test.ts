@@ -1,16 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execution } from '@gef/protos';
-import { gefScriptIdKey, gefStatusKey, gefUserIdKey, runExecutionWorkflowId, type RunExecutionInput, type StopRequest } from '@gef/workflows';
-import type { UserActivities } from '@gef/workflows/activities';
-import { taskQueues } from '@gef/workflows/task-queues';
-import { startTestPostgres, type TestPostgres, findFreePorts, testTemporalCli } from '@gef/deploy';
-import { createExecutionActivities } from '../src/activities';
+import { gefStatusKey, runExecutionWorkflowId, type RunExecutionInput, type StopRequest } from '@gef/workflows';
+import { findFreePorts } from '@gef/deploy';
 import type { RunLauncher } from '../src/domain/run-launcher';
 import { TemporalRunLauncher } from '../src/runs/temporal-run-launcher';
 import { caller, serviceFixture, type ServiceFixture } from './support/service-fixture';
+import { startWorkflowStack, stopWorkflowStack, until as within, withRunWorkers, type WorkflowStack } from './support/workflow-stack';
 
 const S = execution.ExecutionStatus;
 
@@ -44,7 +41,6 @@ class SwitchableLauncher implements RunLauncher {
   }
 }
 
-const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** The result of a run's workflow once it has closed (within 20 s), checked by describing it. */
 async function resultOf(env: TestWorkflowEnvironment, executionId: string): Promise<unknown> {
@@ -70,9 +66,7 @@ async function resultOf(env: TestWorkflowEnvironment, executionId: string): Prom
  * a run given to a runner stays scheduled, as with runners that are busy).
  */
 describe('execution service: stops while Temporal is down', () => {
-  let pg: TestPostgres;
-  let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleWithSourceMap;
+  let stack: WorkflowStack;
   let f: ServiceFixture;
   let up: RunLauncher;
   let down: RunLauncher;
@@ -80,86 +74,62 @@ describe('execution service: stops while Temporal is down', () => {
   const launcher = new SwitchableLauncher(undefined as unknown as RunLauncher);
 
   beforeAll(async () => {
-    Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
-    [pg, env, bundle] = await Promise.all([
-      startTestPostgres('gef_execution_outage'),
-      TestWorkflowEnvironment.createLocal({
-        server: { executable: { type: 'existing-path', path: testTemporalCli() }, searchAttributes: [gefUserIdKey, gefScriptIdKey, gefStatusKey] },
-      }),
-      bundleWorkflowCode({ workflowsPath: require.resolve('@gef/workflows'), logger: quiet }),
-    ]);
-    up = new TemporalRunLauncher(env.client);
+    stack = await startWorkflowStack('gef_execution_outage');
+    up = new TemporalRunLauncher(stack.env.client);
     // No retrying interceptor: a call to a Temporal that is down fails at once.
     downConnection = Connection.lazy({ address: `127.0.0.1:${await closedPort()}`, interceptors: [] });
-    down = new TemporalRunLauncher(new Client({ connection: downConnection, namespace: env.namespace ?? 'default' }));
+    down = new TemporalRunLauncher(new Client({ connection: downConnection, namespace: stack.env.namespace ?? 'default' }));
     launcher.target = up;
-    f = await serviceFixture(pg.url, { launcher });
+    f = await serviceFixture(stack.pg.url, { launcher });
   }, 180_000);
 
   afterAll(async () => {
     await f?.close();
     await downConnection?.close().catch(() => undefined);
-    await env?.teardown();
-    await pg?.stop();
+    await stopWorkflowStack(stack ?? {});
   }, 60_000);
 
   it("ends a waiting run's workflow and stops a running one once Temporal answers again", async () => {
     const userId = randomUUID();
     const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId, version: 1 });
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue: taskQueues.execution,
-      workflowBundle: bundle,
-      activities: createExecutionActivities(f.deps),
-    });
-    const notify: Pick<UserActivities, 'notifyExecutionFinished'> = { notifyExecutionFinished: async () => ({ sent: true }) };
-    const userWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: taskQueues.user, activities: notify });
     const state = async (id: string) =>
       (await f.orm.em.fork().execute<{ status: string; queued_at: Date | null }[]>('select status, queued_at from execution where id = ?', [id]))[0]!;
-    const until = async (what: string, check: () => Promise<boolean>) => {
-      const end = Date.now() + 20_000;
-      while (!(await check())) {
-        if (Date.now() > end) throw new Error(`${what}: not in time`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const until = (what: string, check: () => Promise<boolean>) => within(what, check, 20_000);
 
-    await userWorker.runUntil(
-      worker.runUntil(async () => {
-        // Three runs take the user's three slots (their workflows hand them to runners);
-        // the fourth waits for a slot in its workflow.
-        const runs = [];
-        for (let i = 0; i < 4; i++) {
-          runs.push((await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!);
-          expect(await f.dispatch()).toBe(true);
-        }
-        const running = runs[0]!;
-        const waiting = runs[3]!;
-        await until('the fourth run queued', async () => (await state(waiting.id)).queued_at !== null);
-        // A runner takes the first run.
-        expect(await f.client.startExecutionAttempt({ executionId: running.id, attempt: 1, runner: 'runner-test' })).toMatchObject({ proceed: true });
-
-        launcher.target = down;
-        expect((await f.client.cancelExecution({ id: waiting.id, caller: caller(userId) })).execution).toMatchObject({ status: S.CANCELLED });
-        expect((await f.client.cancelExecution({ id: running.id, caller: caller(userId) })).execution).toMatchObject({ status: S.CANCELLING });
-        // Temporal does not answer: nothing is told yet.
-        await f.dispatch();
-        expect(launcher.stops.filter((s) => s.ok)).toEqual([]);
-
-        launcher.target = up;
-        // Due again after the retry's backoff.
-        await new Promise((r) => setTimeout(r, 600));
+    await withRunWorkers(stack, f.deps, async () => {
+      // Three runs take the user's three slots (their workflows hand them to runners);
+      // the fourth waits for a slot in its workflow.
+      const runs = [];
+      for (let i = 0; i < 4; i++) {
+        runs.push((await f.client.runScript({ caller: caller(userId), idOrSlug: script.scriptId, params: {} })).execution!);
         expect(await f.dispatch()).toBe(true);
-        for (const id of [waiting.id, running.id]) {
-          expect(await resultOf(env, id)).toEqual({ executionId: id, status: 'CANCELLED' });
-          const described = await env.client.workflow.getHandle(runExecutionWorkflowId(id)).describe();
-          expect(described.typedSearchAttributes.get(gefStatusKey)).toBe('CANCELLED');
-        }
-        expect((await state(running.id)).status).toBe('CANCELLED');
-        // Told again (a second delivery): a workflow that has ended needs nothing.
-        await expect(up.stop(waiting.id, { reason: 'cancel', status: 'CANCELLED' })).resolves.toBeUndefined();
-        expect(launcher.stops.filter((s) => s.ok).map((s) => s.executionId).sort()).toEqual([waiting.id, running.id].sort());
-      }),
-    );
+      }
+      const running = runs[0]!;
+      const waiting = runs[3]!;
+      await until('the fourth run queued', async () => (await state(waiting.id)).queued_at !== null);
+      // A runner takes the first run.
+      expect(await f.client.startExecutionAttempt({ executionId: running.id, attempt: 1, runner: 'runner-test' })).toMatchObject({ proceed: true });
+
+      launcher.target = down;
+      expect((await f.client.cancelExecution({ id: waiting.id, caller: caller(userId) })).execution).toMatchObject({ status: S.CANCELLED });
+      expect((await f.client.cancelExecution({ id: running.id, caller: caller(userId) })).execution).toMatchObject({ status: S.CANCELLING });
+      // Temporal does not answer: nothing is told yet.
+      await f.dispatch();
+      expect(launcher.stops.filter((s) => s.ok)).toEqual([]);
+
+      launcher.target = up;
+      // Due again after the retry's backoff.
+      await new Promise((r) => setTimeout(r, 600));
+      expect(await f.dispatch()).toBe(true);
+      for (const id of [waiting.id, running.id]) {
+        expect(await resultOf(stack.env, id)).toEqual({ executionId: id, status: 'CANCELLED' });
+        const described = await stack.env.client.workflow.getHandle(runExecutionWorkflowId(id)).describe();
+        expect(described.typedSearchAttributes.get(gefStatusKey)).toBe('CANCELLED');
+      }
+      expect((await state(running.id)).status).toBe('CANCELLED');
+      // Told again (a second delivery): a workflow that has ended needs nothing.
+      await expect(up.stop(waiting.id, { reason: 'cancel', status: 'CANCELLED' })).resolves.toBeUndefined();
+      expect(launcher.stops.filter((s) => s.ok).map((s) => s.executionId).sort()).toEqual([waiting.id, running.id].sort());
+    });
   }, 120_000);
 });

@@ -16,3 +16,9 @@ export interface RunLauncher {
    */
   wake(executionId: string): Promise<void>;
 }
+
+/** What Temporal knows of a run's workflow. */
+export interface RunWorkflowStates {
+  /** Whether the run's workflow has ended or is unknown (false while it runs); throws when Temporal does not answer. */
+  workflowEnded(executionId: string): Promise<boolean>;
+}

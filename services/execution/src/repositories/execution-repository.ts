@@ -302,6 +302,24 @@ export class ExecutionRepository {
     return { rows, cut: rows.length > 0 && rows.length < Number(rows[0]!['page_rows']) };
   }
 
+  /**
+   * Runs a workflow should still be looking after, for the check of ended workflows: not
+   * ended, or holding a slot; accepted over `olderThanSeconds` ago, and started (no start
+   * waiting in the outbox). At most `limit`, by id after `afterId` (the check's cursor).
+   */
+  async runsToCheck(afterId: string, olderThanSeconds: number, limit: number): Promise<{ id: string; userId: string; slotHeld: boolean }[]> {
+    const rows = await this.em.execute<{ id: string; user_id: string; slot_held: boolean }[]>(
+      `select e.id, e.user_id, e.slot_held from execution e
+        where (e.status in ('PENDING', 'READY', 'RUNNING', 'CANCELLING') or e.slot_held)
+          and e.start_date < now() - make_interval(secs => ?)
+          and e.id > ?
+          and not exists (select 1 from execution_dispatch d where d.execution_id = e.id)
+        order by e.id limit ?`,
+      [olderThanSeconds, afterId, limit],
+    );
+    return rows.map((r) => ({ id: r.id, userId: r.user_id, slotHeld: r.slot_held }));
+  }
+
   /** Serialises slot decisions of one user (until the transaction ends). */
   async lockUserSlots(userId: string): Promise<void> {
     await this.em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`execution-slots:${userId}`]);

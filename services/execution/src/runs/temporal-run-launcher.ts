@@ -74,6 +74,20 @@ export class TemporalRunLauncher implements RunLauncher {
     }
   }
 
+  /**
+   * Whether a run's workflow has ended (completed, failed, terminated, timed out) or is
+   * not known to Temporal; false while it runs. Throws when Temporal does not answer.
+   */
+  async workflowEnded(executionId: string): Promise<boolean> {
+    try {
+      const info = await bounded(this.client.workflow.getHandle(runExecutionWorkflowId(executionId)).describe(), "a run's workflow state");
+      return info.status.name !== 'RUNNING';
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return true;
+      throw err;
+    }
+  }
+
   async wake(executionId: string): Promise<void> {
     try {
       await bounded(this.client.workflow.getHandle(runExecutionWorkflowId(executionId)).signal(slotFreedSignal), 'a wake-up');
