@@ -4,6 +4,7 @@
  * venv and pip; the private package's host is a local server of this test.
  */
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
@@ -78,19 +79,24 @@ describe('prepareEnvironment', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  /** The build's workflow run, as Temporal names it. */
+  const buildRun = randomUUID();
+
   function build(buildRequirements: BuildRequirements, given: PrepareEnvironmentInput = input) {
     const lines: string[] = [];
+    const numbered: { attempt: number; buildRun: string }[] = [];
     const activity = prepareEnvironmentActivity({
       environments: settings,
-      appendBuildLog: async (_ref, batch) => {
+      appendBuildLog: async (r, batch) => {
+        numbered.push({ attempt: r.attempt, buildRun: r.buildRun });
         lines.push(...batch);
       },
       buildRequirements,
       logger,
       heartbeatIntervalMs: 100,
     });
-    const env = new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') });
-    return { lines, run: () => env.run(activity, given) as Promise<PreparedEnvironment> };
+    const env = new MockActivityEnvironment({ attempt: 1, workflowExecution: { workflowId: `build-script-${input.scriptId}-v1`, runId: buildRun } }, { logger: new DefaultLogger('ERROR') });
+    return { lines, numbered, run: () => env.run(activity, given) as Promise<PreparedEnvironment> };
   }
 
   it("builds the environment from the requirements the script service gives for the build's token", async () => {
@@ -107,6 +113,9 @@ describe('prepareEnvironment', () => {
     expect(execFileSync(python, ['-c', 'import gef_req_probe; print(gef_req_probe.VALUE)']).toString().trim()).toBe('42');
     expect(seen.some((s) => s.authorized && s.url.endsWith('.whl'))).toBe(true);
     expect(b.lines.some((l) => l.includes(secret))).toBe(false);
+    // Every batch is numbered within this attempt of this workflow run.
+    expect(b.numbered.length).toBeGreaterThan(0);
+    expect(new Set(b.numbered.map((n) => `${n.buildRun}/${n.attempt}`))).toEqual(new Set([`${buildRun}/1`]));
   }, 180_000);
 
   it('takes the requirements an input scheduled before builds read them carries, without asking', async () => {

@@ -177,6 +177,28 @@ describe('script service', () => {
       expect((await codeOf(numbered(1, 2_147_483_647, ['one too many']))).code).toBe(Code.InvalidArgument);
     });
 
+    it("numbers each workflow run's lines apart: a build started again under a new run keeps its first lines", async () => {
+      const token = await signBuildToken(buildTokenSecret, { scriptId, version: 1 });
+      const before = await logTexts(scriptId, userId);
+      const numbered = (buildRun: string, attempt: number, firstSeq: number, lines: string[]) =>
+        f.client.appendBuildLog(create(script.AppendBuildLogRequestSchema, { scriptId, version: 1, buildToken: token, lines, attempt, firstSeq, buildRun }));
+      const [first, second] = [randomUUID(), randomUUID()];
+      expect((await numbered(first, 1, 1, ['checking src/main.py', 'preparing the environment'])).appended).toBe(2);
+      // The workflow terminated in Temporal and resumed: a new run, attempt 1 again, lines from 1 again.
+      expect((await numbered(second, 1, 1, ['checking src/main.py', 'preparing the environment', 'Collecting six'])).appended).toBe(3);
+      // Each run's batches sent again are still stored once (any case of the run id).
+      expect((await numbered(second.toUpperCase(), 1, 2, ['preparing the environment', 'Collecting six'])).appended).toBe(0);
+      expect((await numbered(first, 1, 1, ['checking src/main.py'])).appended).toBe(0);
+      expect((await logTexts(scriptId, userId)).slice(before.length)).toEqual([
+        'Build: checking src/main.py',
+        'Build: preparing the environment',
+        'Build: checking src/main.py',
+        'Build: preparing the environment',
+        'Build: Collecting six',
+      ]);
+      expect((await codeOf(numbered('not-a-run', 1, 1, ['forged']))).code).toBe(Code.InvalidArgument);
+    });
+
     it('ends SUCCESS with the environment hash; later lines and a second start are dropped', async () => {
       const token = await signBuildToken(buildTokenSecret, { scriptId, version: 1 });
       await finishScriptBuild(f.deps, { scriptId, version: 1, status: 'SUCCESS', environmentHash: 'e'.repeat(64) });

@@ -43,8 +43,8 @@ export interface PrepareEnvironmentDeps {
    * Sends build log lines to the script service (AppendBuildLog, with the version's build
    * token); `signal`: the call is abandoned when it aborts (the build's attempt was lost).
    */
-  /** Lines numbered from `firstSeq` within the build's `attempt`: sent again, stored once. */
-  appendBuildLog: (ref: { scriptId: string; version: number; buildToken: string; attempt: number }, lines: string[], firstSeq: number, signal?: AbortSignal) => Promise<void>;
+  /** Lines numbered from `firstSeq` within the build's `attempt` of its workflow run `buildRun`: sent again, stored once. */
+  appendBuildLog: (ref: { scriptId: string; version: number; buildToken: string; attempt: number; buildRun: string }, lines: string[], firstSeq: number, signal?: AbortSignal) => Promise<void>;
   /**
    * The version's requirements.txt from the script service (GetBuildRequirements, with the
    * build token): they never travel in the activity's input, which Temporal keeps in the
@@ -149,7 +149,8 @@ async function requirementsOf(deps: PrepareEnvironmentDeps, input: PrepareEnviro
 export function prepareEnvironmentActivity(deps: PrepareEnvironmentDeps) {
   return async function prepareEnvironment(input: PrepareEnvironmentInput): Promise<PreparedEnvironment> {
     const ctx = Context.current();
-    const ref = { scriptId: input.scriptId, version: input.version, buildToken: input.buildToken ?? '', attempt: ctx.info.attempt };
+    // Numbered by the workflow run too: a build started again under a new run counts its attempts from 1 again.
+    const ref = { scriptId: input.scriptId, version: input.version, buildToken: input.buildToken ?? '', attempt: ctx.info.attempt, buildRun: ctx.info.workflowExecution.runId };
     // A build whose attempt is lost (timed out, its worker stopping) stops sending its log.
     const lost = attemptLostSignal(ctx);
     const sink = new BuildLogSink((lines, firstSeq) => deps.appendBuildLog(ref, lines, firstSeq, lost), deps.logger);

@@ -1,7 +1,7 @@
-import { FailedPrecondition, InvalidArgument, NotFound } from '@gef/common';
+import { FailedPrecondition, InvalidArgument, NotFound, uuidPattern } from '@gef/common';
 import type { ScriptBuildOutcome, ScriptBuildPlan, ScriptBuildRef } from '@gef/workflows/activities';
 import { BuildDispatchRepository } from '../repositories/build-dispatch-repository';
-import { ScriptLogRepository } from '../repositories/script-log-repository';
+import { ScriptLogRepository, type BuildLineNumbering } from '../repositories/script-log-repository';
 import { ScriptRepository } from '../repositories/script-repository';
 import { ScriptVersionRepository } from '../repositories/script-version-repository';
 import { assertBuildToken, signBuildToken } from './build-token';
@@ -101,11 +101,14 @@ export async function appendBuildLog(
   ref: ScriptBuildRef,
   buildToken: string,
   lines: string[],
-  numbering?: { attempt: number; firstSeq: number },
+  numbering?: BuildLineNumbering,
 ): Promise<number> {
   await assertBuildToken(deps.buildTokenSecret, buildToken, ref);
   if (numbering && (numbering.attempt < 1 || numbering.attempt > maxColumnInteger || numbering.firstSeq + lines.length > maxColumnInteger)) {
     throw new InvalidArgument('attempt and first_seq must be whole numbers from 1 that the log can number', 'invalid_argument');
+  }
+  if (numbering?.buildRun !== undefined && !uuidPattern.test(numbering.buildRun)) {
+    throw new InvalidArgument('build_run must be the UUID of the build\'s workflow run', 'invalid_argument');
   }
   const kept = lines.slice(0, maxLinesPerAppend).map((l) => `${prefix}${oneLine(l)}`);
   return deps.orm.em.fork().transactional(async (em) => {

@@ -13,6 +13,8 @@ export const ScriptLogSchema = defineEntity({
     /** The runner's attempt at the build and the line's number in its output (runners' lines only). */
     attempt: p.integer().nullable(),
     seq: p.integer().nullable(),
+    /** The build's workflow run (runners' lines of runners that send it). */
+    buildRun: p.uuid().fieldName('build_run').nullable(),
     registerDate: p.datetime().fieldName('register_date'),
   }),
 });

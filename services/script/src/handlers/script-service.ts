@@ -100,7 +100,7 @@ export function scriptService(deps: ScriptServiceDeps): ServiceImpl<typeof scrip
     },
 
     async appendBuildLog(req) {
-      const numbering = req.firstSeq > 0 ? { attempt: req.attempt, firstSeq: req.firstSeq } : undefined;
+      const numbering = req.firstSeq > 0 ? { attempt: req.attempt, firstSeq: req.firstSeq, ...(req.buildRun ? { buildRun: req.buildRun } : {}) } : undefined;
       const appended = await appendBuildLog(deps, { scriptId: req.scriptId, version: req.version }, req.buildToken, req.lines, numbering);
       return create(script.AppendBuildLogResponseSchema, { appended });
     },

@@ -5,6 +5,19 @@ import { ScriptLogSchema, type ScriptLog } from '../entities/script-log';
 /** The longest build log line kept. */
 const maxLineLength = 10_000;
 
+/**
+ * How a runner numbers a batch of build lines: its build's workflow run (absent from
+ * runners before it), its attempt in that run, and the batch's first line's number.
+ */
+export interface BuildLineNumbering {
+  attempt: number;
+  firstSeq: number;
+  buildRun?: string;
+}
+
+/** The run of numbered lines that carry none (the unique index's `coalesce`, migration 20261201000003). */
+const noRun = '00000000-0000-0000-0000-000000000000';
+
 /** Build log lines. */
 export class ScriptLogRepository {
   constructor(private readonly em: EntityManager) {}
@@ -15,23 +28,23 @@ export class ScriptLogRepository {
    * batch is dated strictly after the log's last line (a millisecond later when the clock has
    * not moved on), so the CLI polling with `start=<the last date it read>` never skips a
    * batch written in that millisecond. Callers hold the script's row lock, so that last line
-   * is the last committed. Numbered lines (`numbering`: the runner's attempt, and the first
-   * line's number) already stored are skipped: a batch sent again is stored once. Resolves
+   * is the last committed. Numbered lines (`numbering`: the build's run, the runner's attempt,
+   * and the first line's number) already stored are skipped: a batch sent again is stored once. Resolves
    * to the lines stored.
    */
-  async append(scriptId: string, version: number | null, lines: string[], numbering?: { attempt: number; firstSeq: number }): Promise<number> {
+  async append(scriptId: string, version: number | null, lines: string[], numbering?: BuildLineNumbering): Promise<number> {
     if (lines.length === 0) return 0;
     const texts = lines.map((l) => (l.length > maxLineLength ? `${cutText(l, maxLineLength)}…` : l));
     const rows = await this.em.execute<{ id: string }[]>(
-      `insert into script_log (script_id, version, text, register_date, attempt, seq)
+      `insert into script_log (script_id, version, text, register_date, attempt, seq, build_run)
        select ?, ?, t.text,
          greatest(date_trunc('milliseconds', clock_timestamp()),
                   (select l.register_date + interval '1 millisecond' from script_log l where l.script_id = ? order by l.id desc limit 1)),
-         ?::integer, ?::integer + t.n - 1
+         ?::integer, ?::integer + t.n - 1, ?::uuid
        from unnest(array[?]::text[]) with ordinality as t(text, n) order by t.n
-       on conflict (script_id, version, attempt, seq) where seq is not null do nothing
+       on conflict (script_id, version, (coalesce(build_run, '${noRun}'::uuid)), attempt, seq) where seq is not null do nothing
        returning id`,
-      [scriptId, version, scriptId, numbering?.attempt ?? null, numbering?.firstSeq ?? null, texts],
+      [scriptId, version, scriptId, numbering?.attempt ?? null, numbering?.firstSeq ?? null, numbering?.buildRun ?? null, texts],
     );
     return rows.length;
   }
