@@ -93,6 +93,20 @@ describe('execution service: runs whose workflow ended without ending them', () 
     });
   }, 120_000);
 
+  it('leaves the runs of a user being deleted to the deletion', async () => {
+    const userId = randomUUID();
+    const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId });
+    await workers(async () => {
+      const first = await run(userId, script.scriptId);
+      await until('the run took the slot', async () => (await state(first)).status === 'READY');
+      await terminate(first);
+      // The deleteUser step records the user, then tells the runs to stop and removes them.
+      await f.orm.em.fork().execute('insert into deleted_user (user_id) values (?)', [userId]);
+      expect(await check().pass()).not.toContain(first);
+      expect(await state(first)).toEqual({ status: 'READY', slot_held: true });
+    });
+  }, 120_000);
+
   it('changes nothing while Temporal does not answer, and goes round every run over passes', async () => {
     const userId = randomUUID();
     const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId });

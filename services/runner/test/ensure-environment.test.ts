@@ -154,23 +154,18 @@ describe('ensureEnvironment', () => {
 
   it('sweeps half-built environments that are old or whose runner is gone, only', async () => {
     const root = path.join(dataDir, 'environments');
-    const old = path.join(root, `.tmp-0abc-${process.ppid}-old`);
+    const old = path.join(root, `.tmp-0abc-${process.pid}-old`);
     fs.mkdirSync(old);
     const past = new Date(Date.now() - 3 * 60 * 60 * 1000);
     fs.utimesSync(old, past, past);
-    // Another runner's build in progress (a live process): kept.
-    const running = path.join(root, `.tmp-0abc-${process.ppid}-new`);
-    fs.mkdirSync(running);
+    const mine = path.join(root, `.tmp-0abc-${process.pid}-new`);
+    fs.mkdirSync(mine);
     // A process id that is not running (the largest pid Linux allows, plus one).
     const orphan = path.join(root, '.tmp-0abc-4194305-new');
     fs.mkdirSync(orphan);
-    // Named with this process's id: an earlier runner's, given the same pid by a container's
-    // restart (the sweep runs at start, before this process builds anything).
-    const restarted = path.join(root, `.tmp-0abc-${process.pid}-new`);
-    fs.mkdirSync(restarted);
-    expect(await sweepUnfinishedEnvironments(settings, 60 * 60 * 1000)).toBe(3);
-    expect([old, running, orphan, restarted].map((p) => fs.existsSync(p))).toEqual([false, true, false, false]);
-    fs.rmSync(running, { recursive: true });
+    expect(await sweepUnfinishedEnvironments(settings, 60 * 60 * 1000)).toBe(2);
+    expect([fs.existsSync(old), fs.existsSync(mine), fs.existsSync(orphan)]).toEqual([false, true, false]);
+    fs.rmSync(mine, { recursive: true });
   });
 
   it('stops the venv or pip a killed runner left running in a half-built environment, and nothing else', async () => {

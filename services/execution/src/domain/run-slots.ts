@@ -59,12 +59,18 @@ export async function grantOnAccept(em: EntityManager, userId: string, limit: nu
 
 /** Gives a run's slot back; names the oldest waiting runs of the user that now fit. */
 export async function releaseSlot(deps: Pick<ExecutionDeps, 'orm'>, input: ReleaseSlotInput): Promise<ReleaseSlotResult> {
+  const { wake } = await giveSlotBack(deps, input);
+  return { wake };
+}
+
+/** As `releaseSlot`, saying whether the run held a slot until now. */
+export async function giveSlotBack(deps: Pick<ExecutionDeps, 'orm'>, input: ReleaseSlotInput): Promise<ReleaseSlotResult & { released: boolean }> {
   return deps.orm.em.fork().transactional(async (em) => {
     const repo = new ExecutionRepository(em);
     await repo.lockUserSlots(input.userId);
-    await em.execute('update execution set slot_held = false where id = ? and slot_held', [input.executionId]);
+    const released = await em.execute<{ id: string }[]>('update execution set slot_held = false where id = ? and slot_held returning id', [input.executionId]);
     const held = await repo.countHeldSlots(input.userId);
-    return { wake: await repo.oldestWaiting(input.userId, input.limit - held) };
+    return { wake: await repo.oldestWaiting(input.userId, input.limit - held), released: released.length > 0 };
   });
 }
 
@@ -75,17 +81,23 @@ export async function releaseSlot(deps: Pick<ExecutionDeps, 'orm'>, input: Relea
  * do); FAILED keeps the last progress the script reached.
  */
 export async function endExecution(deps: Pick<ExecutionDeps, 'orm'>, input: EndExecutionInput): Promise<EndExecutionResult> {
+  const { status } = await endRun(deps, input);
+  return { status };
+}
+
+/** As `endExecution`, saying whether this call ended the run (false: it had ended, or is gone). */
+export async function endRun(deps: Pick<ExecutionDeps, 'orm'>, input: EndExecutionInput): Promise<EndExecutionResult & { ended: boolean }> {
   return deps.orm.em.fork().transactional(async (em) => {
     const repo = new ExecutionRepository(em);
     const current = await repo.lock(input.executionId);
-    if (!current) return { status: 'GONE' };
+    if (!current) return { status: 'GONE', ended: false };
     if (isTerminal(current.status)) {
       // Ended from outside, and its runner ended without saying so: no more lines will come.
       if (current.runnerAttempt !== null) {
         await repo.releaseRunner(current.id, current.runnerAttempt);
         await repo.notify(current.id);
       }
-      return { status: current.status };
+      return { status: current.status, ended: false };
     }
     const status = input.status === 'CANCELLED' || current.status === 'CANCELLING' ? 'CANCELLED' : 'FAILED';
     const ended = ['status = ?', `end_date = ${nowSql}`, 'runner_attempt = null', ...(status === 'CANCELLED' ? ['progress = 100'] : [])];
@@ -95,6 +107,6 @@ export async function endExecution(deps: Pick<ExecutionDeps, 'orm'>, input: EndE
       { level: status === 'FAILED' ? 'ERROR' : 'INFO', text, seq: status === 'FAILED' ? serviceLineSeq.failedByPlatform : serviceLineSeq.cancelled },
     ]);
     await repo.notify(current.id);
-    return { status };
+    return { status, ended: true };
   });
 }

@@ -314,6 +314,7 @@ export class ExecutionRepository {
           and e.start_date < now() - make_interval(secs => ?)
           and e.id > ?
           and not exists (select 1 from execution_dispatch d where d.execution_id = e.id)
+          and not exists (select 1 from deleted_user u where u.user_id = e.user_id)
         order by e.id limit ?`,
       [olderThanSeconds, afterId, limit],
     );

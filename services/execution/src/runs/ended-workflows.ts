@@ -1,7 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { describeError, sharedCounter, type Logger, type MetricsRegistry } from '@gef/common';
 import type { RunLauncher, RunWorkflowStates } from '../domain/run-launcher';
-import { endExecution, releaseSlot } from '../domain/run-slots';
+import { endRun, giveSlotBack } from '../domain/run-slots';
 import { ExecutionRepository } from '../repositories/execution-repository';
 import { deliver } from './run-dispatcher';
 
@@ -62,13 +62,18 @@ export class EndedWorkflows {
     for (const run of runs) {
       if (this.stopped) return ended;
       if (await workflows.workflowEnded(run.id)) {
-        const { status } = await endExecution({ orm }, { executionId: run.id, status: 'FAILED', reason: workflowEndedReason });
-        if (run.slotHeld) await releaseSlot({ orm }, { executionId: run.id, userId: run.userId, limit: maxConcurrent });
-        // A slot given back, or a waiting run ahead of others gone: the user's next runs may fit.
-        this.toWake.add(run.userId);
-        ended.push(run.id);
-        this.counted?.inc({ status });
-        this.options.logger.warn({ executionId: run.id, status }, "a run's workflow ended without ending it: the run is ended and its slot given back");
+        const end = await endRun({ orm }, { executionId: run.id, status: 'FAILED', reason: workflowEndedReason });
+        // Its slot as it is now (it may have taken one since it was read): given back if held.
+        const { released } = await giveSlotBack({ orm }, { executionId: run.id, userId: run.userId, limit: maxConcurrent });
+        // Counted when this pass changed it: not a run whose workflow ended it in the meantime
+        // (nor one another replica's pass reached first).
+        if (end.ended || released) {
+          // A slot given back, or a waiting run ahead of others gone: the user's next runs may fit.
+          this.toWake.add(run.userId);
+          ended.push(run.id);
+          this.counted?.inc({ status: end.status });
+          this.options.logger.warn({ executionId: run.id, status: end.status, slotReleased: released }, "a run's workflow ended without ending it: the run is ended and its slot given back");
+        }
       }
       // The next pass goes on after the last run done (one that failed is looked at again).
       this.cursor = run.id;
@@ -76,6 +81,7 @@ export class EndedWorkflows {
     // Round all of them: the next pass starts again from the first.
     if (runs.length < limit) this.cursor = firstId;
     for (const userId of [...this.toWake]) {
+      if (this.stopped) return ended;
       await deliver(orm, this.options.runs, { kind: 'wake', userId, limit: maxConcurrent });
       this.toWake.delete(userId);
     }

@@ -16,6 +16,9 @@ import type { RunLauncher } from '../domain/run-launcher';
 
 const callTimeoutMs = 10_000;
 
+/** The states of a workflow that has closed. */
+const closedStatuses = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'TIMED_OUT', 'CONTINUED_AS_NEW']);
+
 const bounded = <T>(call: Promise<T>, what: string): Promise<T> => within(call, callTimeoutMs, `Temporal did not answer ${what} in time`);
 
 /**
@@ -75,13 +78,14 @@ export class TemporalRunLauncher implements RunLauncher {
   }
 
   /**
-   * Whether a run's workflow has ended (completed, failed, terminated, timed out) or is
-   * not known to Temporal; false while it runs. Throws when Temporal does not answer.
+   * Whether a run's workflow has ended (completed, failed, cancelled, terminated, timed out)
+   * or is not known to Temporal; false while it runs, or in a state this SDK does not name.
+   * Throws when Temporal does not answer.
    */
   async workflowEnded(executionId: string): Promise<boolean> {
     try {
       const info = await bounded(this.client.workflow.getHandle(runExecutionWorkflowId(executionId)).describe(), "a run's workflow state");
-      return info.status.name !== 'RUNNING';
+      return closedStatuses.has(info.status.name);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return true;
       throw err;

@@ -344,9 +344,7 @@ function stopLeftoverBuild(dir: string): boolean {
 /**
  * Removes half-built environments left by a runner killed mid-build: those of a process
  * that is gone (stopping the venv or pip it left running first), and any older than
- * `maxAgeMs`. Called at start, before this process builds anything: a directory named
- * with this process's own id is an earlier process's, as after a container's restart,
- * where the runner gets the same pid in its fresh pid namespace each time.
+ * `maxAgeMs`.
  */
 export async function sweepUnfinishedEnvironments(settings: EnvironmentSettings, maxAgeMs: number): Promise<number> {
   const root = environmentsDir(settings);
@@ -360,10 +358,10 @@ export async function sweepUnfinishedEnvironments(settings: EnvironmentSettings,
   for (const name of names.filter((n) => n.startsWith('.tmp-') && !n.endsWith('.pgid'))) {
     const dir = path.join(root, name);
     const owner = Number(/^\.tmp-[0-9a-f]+-(\d+)-/.exec(name)?.[1]);
-    const orphaned = Number.isInteger(owner) && (owner === process.pid || !isAlive(owner));
+    const orphaned = Number.isInteger(owner) && owner !== process.pid && !isAlive(owner);
     const stat = await fs.stat(dir).catch(() => undefined);
     if (stat && (orphaned || Date.now() - stat.mtimeMs > maxAgeMs)) {
-      stopLeftoverBuild(dir);
+      if (owner !== process.pid) stopLeftoverBuild(dir);
       await fs.rm(dir, { recursive: true, force: true, maxRetries: 3 });
       await fs.rm(buildProcessFile(dir), { force: true });
       removed++;
