@@ -44,6 +44,18 @@ describe('execution service: runs whose workflow ended without ending them', () 
   };
   const terminate = (id: string) => stack.env.client.workflow.getHandle(runExecutionWorkflowId(id)).terminate('an operator ended it');
 
+  /** A user's run that took its slot, its workflow then terminated, while the workers run. */
+  const withTerminatedRun = (work: (userId: string, id: string) => Promise<void>) => {
+    const userId = randomUUID();
+    const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId });
+    return workers(async () => {
+      const id = await run(userId, script.scriptId);
+      await until('the run took the slot', async () => (await state(id)).status === 'READY');
+      await terminate(id);
+      await work(userId, id);
+    });
+  };
+
   it('ends a terminated run, gives its slot to the next run, and leaves running workflows alone', async () => {
     const userId = randomUUID();
     const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId });
@@ -94,12 +106,7 @@ describe('execution service: runs whose workflow ended without ending them', () 
   }, 120_000);
 
   it('leaves the runs of a user being deleted to the deletion', async () => {
-    const userId = randomUUID();
-    const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId });
-    await workers(async () => {
-      const first = await run(userId, script.scriptId);
-      await until('the run took the slot', async () => (await state(first)).status === 'READY');
-      await terminate(first);
+    await withTerminatedRun(async (userId, first) => {
       // The deleteUser step records the user, then tells the runs to stop and removes them.
       await f.orm.em.fork().execute('insert into deleted_user (user_id) values (?)', [userId]);
       expect(await check().pass()).not.toContain(first);
@@ -108,12 +115,7 @@ describe('execution service: runs whose workflow ended without ending them', () 
   }, 120_000);
 
   it('changes nothing while Temporal does not answer, and goes round every run over passes', async () => {
-    const userId = randomUUID();
-    const script = f.scripts.add({ scriptId: randomUUID(), scriptUserId: userId });
-    await workers(async () => {
-      const first = await run(userId, script.scriptId);
-      await until('the run took the slot', async () => (await state(first)).status === 'READY');
-      await terminate(first);
+    await withTerminatedRun(async (_userId, first) => {
       const away: RunWorkflowStates = { workflowEnded: async () => Promise.reject(new Error('Temporal did not answer')) };
       await expect(check(away).pass()).rejects.toThrow('Temporal did not answer');
       expect(await state(first)).toEqual({ status: 'READY', slot_held: true });
