@@ -308,6 +308,8 @@ export class ExecutionRepository {
    * waiting in the outbox). At most `limit`, by id after `afterId` (the check's cursor).
    */
   async runsToCheck(afterId: string, olderThanSeconds: number, limit: number): Promise<{ id: string; userId: string; slotHeld: boolean }[]> {
+    // The statuses as the partial index execution_active_idx lists them (not `not in` the
+    // terminal ones, which it cannot serve), or'ed with execution_slot_idx's `slot_held`.
     const rows = await this.em.execute<{ id: string; user_id: string; slot_held: boolean }[]>(
       `select e.id, e.user_id, e.slot_held from execution e
         where (e.status in ('PENDING', 'READY', 'RUNNING', 'CANCELLING') or e.slot_held)
